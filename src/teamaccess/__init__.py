@@ -1,0 +1,143 @@
+"""teamaccess: share a hosting account with members and contacts.
+
+Everything public is re-exported here; the implementation lives in private modules.
+``SQLiteStore`` and ``SmtpMailer`` are imported on first use, so ``import teamaccess``
+stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._backends.memory import MemoryStore
+from ._domain import (
+    SYSTEM,
+    Account,
+    AuditEvent,
+    Contact,
+    Invitation,
+    Member,
+    OutboxMessage,
+)
+from ._emails import Address, normalize_email
+from ._errors import (
+    AccountNotFound,
+    AlreadyInvited,
+    AlreadyMember,
+    Conflict,
+    ContactNotFound,
+    DeliveryFailed,
+    EmailMismatch,
+    InvalidEmail,
+    InvalidInvitation,
+    InvitationError,
+    InvitationExpired,
+    InvitationNotFound,
+    InvitationRevoked,
+    InvitationUsed,
+    MemberNotFound,
+    NotFound,
+    OwnershipRequired,
+    PermissionDenied,
+    RateLimited,
+    StorageError,
+    TeamAccessError,
+    UnknownCategory,
+    UnknownPermission,
+    ValidationError,
+)
+from ._mail.mailers import FileMailer, MemoryMailer
+from ._mail.templates import (
+    DefaultTemplates,
+    InvitationContext,
+    NotificationContext,
+    RenderedMail,
+    Templates,
+)
+from ._permissions import Catalog, Categories, Category, Permission, PermissionSet
+from ._ports import Clock, Mailer, Store, SystemClock, UnitOfWork
+from ._service import TeamAccess
+
+if TYPE_CHECKING:
+    from ._backends.sqlite import SQLiteStore
+    from ._mail.smtp import SmtpMailer
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "SYSTEM",
+    "Account",
+    "AccountNotFound",
+    "Address",
+    "AlreadyInvited",
+    "AlreadyMember",
+    "AuditEvent",
+    "Catalog",
+    "Categories",
+    "Category",
+    "Clock",
+    "Conflict",
+    "Contact",
+    "ContactNotFound",
+    "DefaultTemplates",
+    "DeliveryFailed",
+    "EmailMismatch",
+    "FileMailer",
+    "InvalidEmail",
+    "InvalidInvitation",
+    "Invitation",
+    "InvitationContext",
+    "InvitationError",
+    "InvitationExpired",
+    "InvitationNotFound",
+    "InvitationRevoked",
+    "InvitationUsed",
+    "Mailer",
+    "Member",
+    "MemberNotFound",
+    "MemoryMailer",
+    "MemoryStore",
+    "NotFound",
+    "NotificationContext",
+    "OutboxMessage",
+    "OwnershipRequired",
+    "Permission",
+    "PermissionDenied",
+    "PermissionSet",
+    "RateLimited",
+    "RenderedMail",
+    "SQLiteStore",
+    "SmtpMailer",
+    "StorageError",
+    "Store",
+    "SystemClock",
+    "TeamAccess",
+    "TeamAccessError",
+    "Templates",
+    "UnitOfWork",
+    "UnknownCategory",
+    "UnknownPermission",
+    "ValidationError",
+    "normalize_email",
+]
+
+_LAZY = {
+    "SQLiteStore": ("._backends.sqlite", "SQLiteStore"),
+    "SmtpMailer": ("._mail.smtp", "SmtpMailer"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: sqlite-utils and smtplib load only when these names are first used.
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module, __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'teamaccess' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

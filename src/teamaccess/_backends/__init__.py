@@ -1,0 +1,1 @@
+"""Storage backends; each module is imported only when used."""

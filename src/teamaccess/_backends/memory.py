@@ -1,0 +1,282 @@
+"""The in-memory backend: a real store for tests and scripts, held to the same contract."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TypeVar
+
+from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
+from .._errors import AlreadyInvited, AlreadyMember, Conflict, StorageError
+from .._permissions import PermissionSet
+
+__all__ = ["MemoryStore"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class MemoryStore:
+    """Every row in dictionaries, one writer at a time.
+
+    A unit of work records an undo action for every change and plays them back unless
+    committed, so a failed use case leaves nothing behind.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._accounts: dict[str, Account] = {}
+        # (account_id, user_id) -> Member; also the index behind grant()
+        self._members: dict[tuple[str, str], Member] = {}
+        self._member_keys: dict[tuple[str, str], str] = {}  # (account, email_key) -> user
+        self._invitations: dict[str, Invitation] = {}
+        self._invitation_keys: dict[str, str] = {}  # invitation id -> email_key
+        self._contacts: dict[str, Contact] = {}
+        self._contact_keys: dict[str, str] = {}  # contact id -> email_key
+        self._events: dict[str, list[AuditEvent]] = {}
+        self._outbox: dict[str, OutboxMessage] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<MemoryStore accounts={len(self._accounts)} members={len(self._members)}>"
+
+    @contextmanager
+    def begin(self) -> Iterator[_MemoryUnitOfWork]:
+        with self._lock:
+            self._check_open()
+            uow = _MemoryUnitOfWork(self)
+            try:
+                yield uow
+            finally:
+                if not uow.committed:
+                    uow.rollback()
+
+    read = begin
+
+    def grant(self, account_id: str, user_id: str) -> PermissionSet | None:
+        member = self._members.get((account_id, user_id))
+        return None if member is None else member.permissions
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("this MemoryStore is closed; create a new one")
+
+
+class _MemoryUnitOfWork:
+    def __init__(self, store: MemoryStore) -> None:
+        self._s = store
+        self._undo: list[Callable[[], None]] = []
+        self.committed = False
+
+    def commit(self) -> None:
+        self.committed = True
+        self._undo.clear()
+
+    def rollback(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+
+    def _remember(self, table: dict[K, V], key: K) -> None:
+        if key in table:
+            old = table[key]
+
+            def undo() -> None:
+                table[key] = old
+
+        else:
+
+            def undo() -> None:
+                table.pop(key, None)
+
+        self._undo.append(undo)
+
+    def _put(self, table: dict[K, V], key: K, value: V) -> None:
+        self._remember(table, key)
+        table[key] = value
+
+    def _drop(self, table: dict[K, V], key: K) -> None:
+        self._remember(table, key)
+        table.pop(key, None)
+
+    # accounts
+    def add_account(self, account: Account) -> None:
+        if account.id in self._s._accounts:
+            raise Conflict(f"account {account.id!r} exists already")
+        self._put(self._s._accounts, account.id, account)
+
+    def get_account(self, account_id: str) -> Account | None:
+        return self._s._accounts.get(account_id)
+
+    def update_account(self, account: Account) -> None:
+        self._put(self._s._accounts, account.id, account)
+
+    def accounts_for(self, user_id: str) -> list[Account]:
+        found = [
+            self._s._accounts[acc]
+            for (acc, uid) in self._s._members
+            if uid == user_id and acc in self._s._accounts
+        ]
+        return sorted(found, key=lambda a: (a.created_at, a.id))
+
+    # members
+    def add_member(self, member: Member, email_key: str) -> None:
+        key = (member.account_id, member.user_id)
+        if key in self._s._members or (member.account_id, email_key) in self._s._member_keys:
+            raise AlreadyMember(
+                f"{member.email} is already a member of account {member.account_id!r}"
+            )
+        self._put(self._s._members, key, member)
+        self._put(self._s._member_keys, (member.account_id, email_key), member.user_id)
+
+    def get_member(self, account_id: str, user_id: str) -> Member | None:
+        return self._s._members.get((account_id, user_id))
+
+    def member_by_email(self, account_id: str, email_key: str) -> Member | None:
+        user_id = self._s._member_keys.get((account_id, email_key))
+        return None if user_id is None else self._s._members.get((account_id, user_id))
+
+    def update_member(self, member: Member) -> None:
+        self._put(self._s._members, (member.account_id, member.user_id), member)
+
+    def delete_member(self, account_id: str, user_id: str) -> None:
+        self._drop(self._s._members, (account_id, user_id))
+        for key, uid in list(self._s._member_keys.items()):
+            if key[0] == account_id and uid == user_id:
+                self._drop(self._s._member_keys, key)
+
+    def members(self, account_id: str) -> list[Member]:
+        found = [m for (acc, _), m in self._s._members.items() if acc == account_id]
+        return sorted(found, key=lambda m: (m.role != "owner", m.joined_at, m.user_id))
+
+    # invitations
+    def add_invitation(self, invitation: Invitation, email_key: str) -> None:
+        if invitation.status == "pending" and self.pending_invitation_for(
+            invitation.account_id, email_key
+        ):
+            raise AlreadyInvited(f"{invitation.email} has a pending invitation already")
+        self._put(self._s._invitations, invitation.id, _stored(invitation))
+        self._put(self._s._invitation_keys, invitation.id, email_key)
+
+    def get_invitation(self, invitation_id: str) -> Invitation | None:
+        return self._s._invitations.get(invitation_id)
+
+    def update_invitation(self, invitation: Invitation) -> None:
+        self._put(self._s._invitations, invitation.id, _stored(invitation))
+
+    def pending_invitation_for(self, account_id: str, email_key: str) -> Invitation | None:
+        for inv_id, key in self._s._invitation_keys.items():
+            inv = self._s._invitations[inv_id]
+            if key == email_key and inv.account_id == account_id and inv.status == "pending":
+                return inv
+        return None
+
+    def invitations(
+        self,
+        account_id: str,
+        *,
+        status: str | None = None,
+        invited_by: str | None = None,
+    ) -> list[Invitation]:
+        found = [
+            inv
+            for inv in self._s._invitations.values()
+            if inv.account_id == account_id
+            and (status is None or inv.status == status)
+            and (invited_by is None or inv.invited_by == invited_by)
+        ]
+        return sorted(found, key=lambda i: (i.created_at, i.id))
+
+    # contacts
+    def add_contact(self, contact: Contact, email_key: str) -> None:
+        if contact.id in self._s._contacts:
+            raise Conflict(f"contact {contact.id!r} exists already")
+        self._put(self._s._contacts, contact.id, contact)
+        self._put(self._s._contact_keys, contact.id, email_key)
+
+    def get_contact(self, contact_id: str) -> Contact | None:
+        return self._s._contacts.get(contact_id)
+
+    def update_contact(self, contact: Contact, email_key: str) -> None:
+        self._put(self._s._contacts, contact.id, contact)
+        self._put(self._s._contact_keys, contact.id, email_key)
+
+    def delete_contact(self, contact_id: str) -> None:
+        self._drop(self._s._contacts, contact_id)
+        self._drop(self._s._contact_keys, contact_id)
+
+    def contacts(self, account_id: str) -> list[Contact]:
+        # dicts keep insertion order, which is creation order
+        return [c for c in self._s._contacts.values() if c.account_id == account_id]
+
+    def contact_addresses(self, account_id: str, category: str) -> list[tuple[str, str]]:
+        return [
+            (c.email, self._s._contact_keys[c.id])
+            for c in self._s._contacts.values()
+            if c.account_id == account_id and category in c.categories
+        ]
+
+    # audit
+    def add_event(self, event: AuditEvent) -> None:
+        log = self._s._events.setdefault(event.account_id, [])
+        log.append(event)
+        self._undo.append(lambda: log.remove(event))
+
+    def events(self, account_id: str, *, limit: int) -> list[AuditEvent]:
+        log = self._s._events.get(account_id, [])
+        return log[::-1][:limit] if limit > 0 else []
+
+    def event_times(
+        self, account_id: str, actions: Collection[str], since: datetime
+    ) -> list[datetime]:
+        return [
+            e.at
+            for e in self._s._events.get(account_id, [])
+            if e.at >= since and e.action in actions
+        ]
+
+    # outbox
+    def add_outbox(self, message: OutboxMessage) -> None:
+        if message.id in self._s._outbox:
+            raise Conflict(f"outbox message {message.id!r} exists already")
+        self._put(self._s._outbox, message.id, message)
+
+    def update_outbox(self, message: OutboxMessage) -> None:
+        self._put(self._s._outbox, message.id, message)
+
+    def get_outbox(self, message_id: str) -> OutboxMessage | None:
+        return self._s._outbox.get(message_id)
+
+    def outbox(
+        self,
+        *,
+        status: str | None = None,
+        due_before: datetime | None = None,
+        invitation_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[OutboxMessage]:
+        found = sorted(
+            (
+                m
+                for m in self._s._outbox.values()
+                if (status is None or m.status == status)
+                and (due_before is None or m.next_attempt_at <= due_before)
+                and (invitation_id is None or m.invitation_id == invitation_id)
+            ),
+            key=lambda m: (m.created_at, m.id),
+        )
+        return found if limit is None else found[:limit]
+
+
+def _stored(invitation: Invitation) -> Invitation:
+    """What a backend keeps: never the token itself."""
+    if invitation.token is None:
+        return invitation
+    import attrs
+
+    return attrs.evolve(invitation, token=None)

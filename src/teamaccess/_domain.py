@@ -1,0 +1,162 @@
+"""Domain objects: frozen, validated, changed only by ``attrs.evolve``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Final, Literal
+
+import attrs
+
+from ._emails import check_line
+from ._permissions import PermissionSet
+
+__all__ = [
+    "SYSTEM",
+    "Account",
+    "AuditEvent",
+    "Contact",
+    "Invitation",
+    "InvitationStatus",
+    "Member",
+    "OutboxMessage",
+]
+
+#: ``actor_id`` for the vendor's own staff or automation. It passes every permission
+#: check (it may, say, transfer ownership for a customer) and is audited as itself.
+SYSTEM: Final = "teamaccess:system"
+
+InvitationStatus = Literal["pending", "accepted", "declined", "revoked", "expired"]
+Role = Literal["owner", "member"]
+
+
+def _line(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    check_line(attribute.name, value)
+
+
+def _names(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
+@attrs.frozen
+class Account:
+    """A customer account; exactly one owner."""
+
+    id: str
+    name: str = attrs.field(validator=_line)
+    owner_id: str
+    owner_email: str
+    created_at: datetime
+
+
+@attrs.frozen
+class Member:
+    """A user who may log in to the account. The owner is a member with ``role="owner"``."""
+
+    account_id: str
+    user_id: str
+    email: str
+    role: Role
+    permissions: PermissionSet
+    joined_at: datetime
+    #: who invited the member or last set its permissions (``None`` for the first owner)
+    granted_by: str | None = None
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+
+@attrs.frozen
+class Invitation:
+    """An offer of membership sent by mail.
+
+    ``token`` is set only on the object ``invite()`` or ``resend_invitation()`` returns;
+    backends keep nothing but ``token_hash``.
+    """
+
+    id: str
+    account_id: str
+    email: str
+    permissions: PermissionSet
+    invited_by: str
+    status: InvitationStatus
+    created_at: datetime
+    expires_at: datetime
+    token: str | None = attrs.field(default=None, repr=False)
+    token_hash: str | None = attrs.field(default=None, repr=False)
+    #: when the status last changed (accepted, declined, revoked, expired)
+    closed_at: datetime | None = None
+    #: the user who accepted it
+    accepted_by: str | None = None
+    sent_count: int = 1
+    #: language of the invitation mail ("en" or "de")
+    language: str = "en"
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def status_at(self, now: datetime) -> InvitationStatus:
+        """The status a user sees at *now*: a pending invitation past its lifetime is expired."""
+        if self.status == "pending" and self.is_expired(now):
+            return "expired"
+        return self.status
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == "pending"
+
+
+@attrs.frozen
+class Contact:
+    """Someone who never logs in but receives the chosen categories of mail."""
+
+    id: str
+    account_id: str
+    name: str = attrs.field(validator=_line)
+    email: str
+    categories: frozenset[str] = attrs.field(converter=_names)
+    company: str = attrs.field(default="", validator=_line)
+    phone: str = attrs.field(default="", validator=_line)
+    role: str = attrs.field(default="", validator=_line)
+    created_at: datetime | None = None
+
+
+@attrs.frozen
+class AuditEvent:
+    """One change, written in the same unit of work as the change itself."""
+
+    id: str
+    account_id: str
+    at: datetime
+    actor_id: str
+    action: str
+    target: str
+    details: Mapping[str, object] = attrs.field(factory=dict)
+
+
+OutboxStatus = Literal["pending", "sent", "cancelled"]
+
+
+@attrs.frozen
+class OutboxMessage:
+    """A mail written in the same unit of work as the change that causes it.
+
+    ``kind="invitation"`` rows carry no message: the mail holds a token, and tokens are
+    never stored, so the message is rendered (with a fresh token) when it is delivered.
+    Every other row carries the finished message as bytes.
+    """
+
+    id: str
+    account_id: str
+    kind: str
+    recipient: str
+    message_id: str
+    created_at: datetime
+    next_attempt_at: datetime
+    status: OutboxStatus = "pending"
+    message: bytes | None = attrs.field(default=None, repr=False)
+    invitation_id: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    sent_at: datetime | None = None

@@ -1,0 +1,60 @@
+"""Address normalisation and single-line checks."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import attrs
+import email_validator
+
+from ._errors import InvalidEmail, ValidationError
+
+__all__ = ["Address", "check_line", "email_key", "normalize_email"]
+
+_FORBIDDEN = ("\r", "\n", "\0")
+
+
+def check_line(what: str, value: object) -> str:
+    """Reject anything that could break a mail header or a log line."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a string, not {type(value).__name__}")
+    if any(c in value for c in _FORBIDDEN):
+        raise ValidationError(
+            f"{what} contains a line break or NUL character; pass a single line of text"
+        )
+    return value
+
+
+@attrs.frozen
+class Address:
+    """A validated address: ``email`` to show and send to, ``key`` to compare."""
+
+    email: str
+    key: str
+
+
+@lru_cache(maxsize=4096)
+def _validate(value: str, check_deliverability: bool) -> Address:
+    try:
+        result = email_validator.validate_email(
+            value, check_deliverability=check_deliverability, allow_smtputf8=True
+        )
+    except email_validator.EmailNotValidError as exc:
+        raise InvalidEmail(f"{value!r} is not a valid email address: {exc}") from exc
+    # The local part is case-insensitive in practice (every mailbox provider treats it so)
+    # and the domain compares in its ASCII (punycode) form, so "Chef@Müller.de" and
+    # "chef@xn--mller-kva.de" are one address.
+    key = f"{result.local_part.casefold()}@{(result.ascii_domain or result.domain).lower()}"
+    return Address(result.normalized, key)
+
+
+def normalize_email(value: object, *, check_deliverability: bool = False) -> Address:
+    """Validate *value* with email-validator; no DNS look-up unless asked."""
+    check_line("email address", value)
+    assert isinstance(value, str)
+    return _validate(value.strip(), check_deliverability)
+
+
+def email_key(value: str) -> str:
+    """The comparison key of an address that was already normalised."""
+    return normalize_email(value).key

@@ -1,0 +1,194 @@
+"""The one exception tree of teamaccess.
+
+Every error a caller can see is a :class:`TeamAccessError`; each also subclasses the
+builtin it resembles, so ``except ValueError`` or ``except LookupError`` keep working::
+
+    TeamAccessError
+    ├── ValidationError(ValueError)
+    │   ├── InvalidEmail
+    │   ├── UnknownPermission
+    │   └── UnknownCategory
+    ├── NotFound(LookupError)
+    │   ├── AccountNotFound
+    │   ├── MemberNotFound
+    │   ├── InvitationNotFound
+    │   └── ContactNotFound
+    ├── PermissionDenied
+    ├── Conflict
+    │   ├── AlreadyMember
+    │   ├── AlreadyInvited
+    │   └── OwnershipRequired
+    ├── InvitationError
+    │   ├── InvalidInvitation
+    │   ├── InvitationExpired
+    │   ├── InvitationRevoked
+    │   ├── InvitationUsed
+    │   └── EmailMismatch
+    ├── RateLimited
+    ├── DeliveryFailed
+    └── StorageError
+
+Messages say what happened and what to do. No message ever contains an invitation token
+or an accept URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+__all__ = [
+    "AccountNotFound",
+    "AlreadyInvited",
+    "AlreadyMember",
+    "Conflict",
+    "ContactNotFound",
+    "DeliveryFailed",
+    "EmailMismatch",
+    "InvalidEmail",
+    "InvalidInvitation",
+    "InvitationError",
+    "InvitationExpired",
+    "InvitationNotFound",
+    "InvitationRevoked",
+    "InvitationUsed",
+    "MemberNotFound",
+    "NotFound",
+    "OwnershipRequired",
+    "PermissionDenied",
+    "RateLimited",
+    "StorageError",
+    "TeamAccessError",
+    "UnknownCategory",
+    "UnknownPermission",
+    "ValidationError",
+]
+
+
+class TeamAccessError(Exception):
+    """Base class of every error teamaccess raises."""
+
+
+class ValidationError(TeamAccessError, ValueError):
+    """An argument is malformed; nothing was stored or sent."""
+
+
+class InvalidEmail(ValidationError):
+    """An email address is not a valid address."""
+
+
+class UnknownPermission(ValidationError):
+    """A permission name is not in the catalog in force."""
+
+
+class UnknownCategory(ValidationError):
+    """A mail category is not in the configured set."""
+
+
+class NotFound(TeamAccessError, LookupError):
+    """Something looked up by id does not exist."""
+
+
+class AccountNotFound(NotFound):
+    """No account has that id."""
+
+
+class MemberNotFound(NotFound):
+    """The user is not a member of that account."""
+
+
+class InvitationNotFound(NotFound):
+    """No invitation has that id."""
+
+
+class ContactNotFound(NotFound):
+    """No contact has that id."""
+
+
+class PermissionDenied(TeamAccessError):
+    """The actor lacks a permission the operation needs."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        user_id: str | None = None,
+        account_id: str | None = None,
+        permission: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.user_id = user_id
+        self.account_id = account_id
+        self.permission = permission
+
+
+class Conflict(TeamAccessError):
+    """The operation clashes with the current state."""
+
+
+class AlreadyMember(Conflict):
+    """The address or user already belongs to the account."""
+
+
+class AlreadyInvited(Conflict):
+    """A pending invitation for that address already exists."""
+
+
+class OwnershipRequired(Conflict):
+    """Only the owner may do this, or the owner cannot be the target."""
+
+
+class InvitationError(TeamAccessError):
+    """An invitation token cannot be used."""
+
+
+class InvalidInvitation(InvitationError):
+    """The token is malformed, forged, or was replaced by a newer one."""
+
+
+class InvitationExpired(InvitationError):
+    """The invitation's lifetime is over."""
+
+
+class InvitationRevoked(InvitationError):
+    """The invitation was revoked, declined, or its inviter lost the right to grant it."""
+
+
+class InvitationUsed(InvitationError):
+    """The invitation was already accepted."""
+
+
+class EmailMismatch(InvitationError):
+    """The accepting user's address is not the invited one."""
+
+
+class RateLimited(TeamAccessError):
+    """Too many invitations were sent for the account in the rolling window."""
+
+    def __init__(self, message: str, *, retry_after: datetime | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeliveryFailed(TeamAccessError):
+    """The change was stored but its mail could not be delivered yet.
+
+    ``message_ids`` names the outbox messages that wait; ``deliver_pending()`` retries
+    them, and for invitations ``resend_invitation()`` works as well.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        message_ids: Sequence[str] = (),
+        invitation_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message_ids = tuple(message_ids)
+        #: the invitation that was stored but whose mail waits, if any
+        self.invitation_id = invitation_id
+
+
+class StorageError(TeamAccessError):
+    """The backend failed: the file is unusable, locked, read-only or full."""

@@ -1,0 +1,1 @@
+"""Mail: the message builder, templates and mailers (SMTP loads only when used)."""

@@ -1,0 +1,226 @@
+"""Mail templates a vendor can replace: text and HTML, English and German.
+
+A template set is any object with ``invitation(context)`` and ``notification(context)``
+methods returning a :class:`RenderedMail`. :class:`DefaultTemplates` ships English and
+German; pass ``strings=`` to change its wording or ``brand=`` to name the panel, or
+subclass it, or write your own. Values are escaped for HTML here, once, so a template
+cannot forget it.
+"""
+
+from __future__ import annotations
+
+import html
+import string
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+import attrs
+
+__all__ = [
+    "DefaultTemplates",
+    "InvitationContext",
+    "NotificationContext",
+    "RenderedMail",
+    "Templates",
+]
+
+
+@attrs.frozen
+class InvitationContext:
+    """What an invitation mail may say."""
+
+    language: str
+    brand: str
+    account_name: str
+    inviter_email: str
+    invitee_email: str
+    accept_url: str
+    expires_at: datetime
+    all_permissions: bool
+    #: labels of the granted permissions, in the mail's language, catalog order
+    permission_labels: Sequence[str]
+
+
+@attrs.frozen
+class NotificationContext:
+    """What a notification to the owner and the category's contacts may say."""
+
+    language: str
+    brand: str
+    account_name: str
+    category: str
+    category_label: str
+    recipient: str
+    subject: str
+    text: str
+    html: str | None
+
+
+@attrs.frozen
+class RenderedMail:
+    subject: str
+    text: str
+    html: str
+
+
+class Templates(Protocol):
+    def invitation(self, context: InvitationContext) -> RenderedMail: ...
+    def notification(self, context: NotificationContext) -> RenderedMail: ...
+
+
+_STRINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "brand": "customer center",
+        "invitation.subject": "$inviter invites you to $account",
+        "invitation.greeting": "Hello,",
+        "invitation.body": ("$inviter has invited you to the account $account in the $brand."),
+        "invitation.all": "You will have all permissions.",
+        "invitation.some": "You will be allowed to:",
+        "invitation.none": "You will be able to log in, with no further permissions yet.",
+        "invitation.action": "Accept invitation",
+        "invitation.expires": "The invitation is valid until $expires (UTC).",
+        "invitation.ignore": (
+            "If you did not expect this invitation, ignore this mail; nothing happens."
+        ),
+        "invitation.private": (
+            "The link is personal: open it yourself, ideally in a private browser window, "
+            "and do not forward it."
+        ),
+        "notification.footer": (
+            "You receive this mail as a contact of $account for the category $category."
+        ),
+    },
+    "de": {
+        "brand": "Kundencenter",
+        "invitation.subject": "$inviter lädt Sie zu $account ein",
+        "invitation.greeting": "Guten Tag,",
+        "invitation.body": ("$inviter hat Sie zum Kundenkonto $account im $brand eingeladen."),
+        "invitation.all": "Sie erhalten alle Berechtigungen.",
+        "invitation.some": "Sie erhalten folgende Berechtigungen:",
+        "invitation.none": "Sie können sich anmelden, erhalten aber noch keine Berechtigungen.",
+        "invitation.action": "Einladung annehmen",
+        "invitation.expires": "Die Einladung ist gültig bis $expires (UTC).",
+        "invitation.ignore": (
+            "Falls Sie diese Einladung nicht erwartet haben, ignorieren Sie diese E-Mail; "
+            "es passiert nichts."
+        ),
+        "invitation.private": (
+            "Der Link ist persönlich: Öffnen Sie ihn selbst, am besten in einem "
+            "Inkognito-Fenster Ihres Browsers, und leiten Sie ihn nicht weiter."
+        ),
+        "notification.footer": (
+            "Sie erhalten diese E-Mail als Kontakt von $account für die Kategorie $category."
+        ),
+    },
+}
+
+LANGUAGES = tuple(_STRINGS)
+
+
+class DefaultTemplates:
+    """The shipped English and German mails.
+
+    >>> t = DefaultTemplates(brand="HostPress", strings={"en": {"invitation.action": "Join"}})
+    """
+
+    def __init__(
+        self,
+        *,
+        brand: str | None = None,
+        strings: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        #: the panel's name; ``None`` says "customer center" / "Kundencenter"
+        self.brand = brand
+        merged = {lang: dict(texts) for lang, texts in _STRINGS.items()}
+        for lang, texts in (strings or {}).items():
+            merged.setdefault(lang, dict(_STRINGS["en"])).update(texts)
+        self._strings = merged
+
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self._strings)
+
+    def _t(self, language: str, key: str, values: Mapping[str, str]) -> str:
+        texts = self._strings.get(language, self._strings["en"])
+        return string.Template(texts[key]).safe_substitute(values)
+
+    def invitation(self, context: InvitationContext) -> RenderedMail:
+        lang = context.language
+        expires = context.expires_at.strftime("%Y-%m-%d %H:%M")
+        raw = {
+            "inviter": context.inviter_email,
+            "account": context.account_name,
+            "brand": context.brand or self._strings.get(lang, self._strings["en"])["brand"],
+            "expires": expires,
+        }
+        esc = {k: html.escape(v) for k, v in raw.items()}
+
+        def t(key: str) -> str:
+            return self._t(lang, key, raw)
+
+        def h(key: str) -> str:
+            # The template text is the vendor's; only the values are escaped into it.
+            return self._t(lang, key, esc)
+
+        if context.all_permissions:
+            grants_text, grants_html = t("invitation.all"), f"<p>{h('invitation.all')}</p>"
+        elif context.permission_labels:
+            items = context.permission_labels
+            grants_text = t("invitation.some") + "\n" + "\n".join(f"  - {i}" for i in items)
+            grants_html = (
+                f"<p>{h('invitation.some')}</p><ul>"
+                + "".join(f"<li>{html.escape(i)}</li>" for i in items)
+                + "</ul>"
+            )
+        else:
+            grants_text, grants_html = t("invitation.none"), f"<p>{h('invitation.none')}</p>"
+
+        text = "\n\n".join(
+            [
+                t("invitation.greeting"),
+                t("invitation.body"),
+                grants_text,
+                f"{t('invitation.action')}:\n{context.accept_url}",
+                t("invitation.expires"),
+                t("invitation.private"),
+                t("invitation.ignore"),
+            ]
+        )
+        url = html.escape(context.accept_url, quote=True)
+        body = "\n".join(
+            [
+                f"<p>{h('invitation.greeting')}</p>",
+                f"<p>{h('invitation.body')}</p>",
+                grants_html,
+                f'<p><a href="{url}" style="display:inline-block;padding:10px 18px;'
+                f'background:#1f6feb;color:#fff;text-decoration:none;border-radius:4px">'
+                f"{h('invitation.action')}</a></p>",
+                f"<p>{h('invitation.expires')}</p>",
+                f"<p><small>{h('invitation.private')}<br>{h('invitation.ignore')}</small></p>",
+            ]
+        )
+        return RenderedMail(t("invitation.subject"), text + "\n", _page(lang, body))
+
+    def notification(self, context: NotificationContext) -> RenderedMail:
+        raw = {"account": context.account_name, "category": context.category_label}
+        esc = {k: html.escape(v) for k, v in raw.items()}
+        footer = self._t(context.language, "notification.footer", raw)
+        footer_html = self._t(context.language, "notification.footer", esc)
+        text = f"{context.text.rstrip()}\n\n-- \n{footer}\n"
+        if context.html is not None:
+            # Caller-supplied HTML is the vendor's own markup, sent as given.
+            main = context.html
+        else:
+            main = "".join(
+                f"<p>{html.escape(par).replace(chr(10), '<br>')}</p>"
+                for par in context.text.split("\n\n")
+            )
+        body = f"{main}\n<hr><p><small>{footer_html}</small></p>"
+        return RenderedMail(context.subject, text, _page(context.language, body))
+
+
+def _page(language: str, body: str) -> str:
+    return (
+        f'<!DOCTYPE html>\n<html lang="{html.escape(language)}"><head><meta charset="utf-8">'
+        f"</head>\n<body>\n{body}\n</body></html>\n"
+    )

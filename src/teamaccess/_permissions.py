@@ -1,0 +1,301 @@
+"""Permissions, the vendor's catalog of them, and mail categories."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import attrs
+
+from ._errors import UnknownCategory, UnknownPermission, ValidationError
+
+__all__ = ["Catalog", "Categories", "Category", "Permission", "PermissionSet"]
+
+
+def _check_name(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value or any(c in value for c in "\r\n\0") or value != value.strip():
+        raise ValidationError(
+            f"{attribute.name} {value!r} must be a non-empty single line without surrounding spaces"
+        )
+
+
+@attrs.frozen
+class Permission:
+    """One function of the customer center a member may be allowed to use."""
+
+    name: str = attrs.field(validator=_check_name)
+    label: str
+    group: str = ""
+    description: str = ""
+    label_de: str = ""
+
+    def label_for(self, language: str) -> str:
+        """The label in *language* (``"en"`` or ``"de"``), English if there is none."""
+        if language == "de" and self.label_de:
+            return self.label_de
+        return self.label
+
+
+_DEFAULT_PERMISSIONS = (
+    Permission("profile.edit", "Edit profile", "Account",
+               "Change the account's profile and address", "Profil bearbeiten"),
+    Permission("users.manage", "Manage users", "Account",
+               "Invite, change and remove users", "Benutzer verwalten"),
+    Permission("contacts.manage", "Manage contacts", "Account",
+               "Add, change and remove contacts", "Kontakte verwalten"),
+    Permission("billing.view", "View invoices", "Billing",
+               "See invoices and statements", "Rechnungen einsehen"),
+    Permission("billing.pay", "Pay invoices", "Billing",
+               "Pay invoices and manage payment methods", "Rechnungen bezahlen"),
+    Permission("orders.place", "Place orders", "Orders",
+               "Book products and add-ons (extra RDP users, SQL licences)",
+               "Bestellungen aufgeben"),
+    Permission("services.view", "View services", "Services",
+               "See products and services", "Dienste einsehen"),
+    Permission("services.manage", "Manage services", "Services",
+               "Change, upgrade or cancel services", "Dienste verwalten"),
+    Permission("credentials.view", "View access data", "Services",
+               "See server information and access data",
+               "Serverinformationen und Zugangsdaten einsehen"),
+    Permission("firewall.unblock", "Lift IP blocks", "Services",
+               "Lift an IP block", "IP-Sperre aufheben"),
+    Permission("support.tickets", "Support tickets", "Support",
+               "Open and read support tickets", "Support-Tickets"),
+    Permission("support.pin", "View support PIN", "Support",
+               "See the support PIN", "Support-PIN einsehen"),
+    Permission("contracts.sign", "Sign contracts", "Contracts",
+               "Sign and download the data-processing agreement and TOMs",
+               "AV-Vertrag und TOMs zeichnen"),
+)  # fmt: skip
+
+
+class Catalog:
+    """The vendor's permissions, in display order.
+
+    >>> Catalog.default().names()[:2]
+    ('profile.edit', 'users.manage')
+    """
+
+    __slots__ = ("_by_name", "_permissions")
+
+    def __init__(self, permissions: Iterable[Permission | str]) -> None:
+        perms = tuple(p if isinstance(p, Permission) else Permission(p, p) for p in permissions)
+        by_name: dict[str, Permission] = {}
+        for perm in perms:
+            if perm.name in by_name:
+                raise ValidationError(f"permission {perm.name!r} is listed twice in the catalog")
+            by_name[perm.name] = perm
+        self._permissions = perms
+        self._by_name = by_name
+
+    @classmethod
+    def default(cls) -> Catalog:
+        """The thirteen functions of a hosting customer center."""
+        return cls(_DEFAULT_PERMISSIONS)
+
+    def __iter__(self) -> Iterator[Permission]:
+        return iter(self._permissions)
+
+    def __len__(self) -> int:
+        return len(self._permissions)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __getitem__(self, name: str) -> Permission:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise self.unknown(name) from None
+
+    def __repr__(self) -> str:
+        return f"Catalog({list(self._by_name)!r})"
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._by_name)
+
+    def unknown(self, name: object) -> UnknownPermission:
+        """The error for a name that is not in this catalog."""
+        return UnknownPermission(
+            f"unknown permission {name!r}; use one of the catalog's names: "
+            + ", ".join(self._by_name)
+        )
+
+    def check(self, permissions: PermissionSet) -> PermissionSet:
+        """Return *permissions* if every name is in the catalog, else raise."""
+        for name in permissions.names:
+            if name not in self._by_name:
+                raise self.unknown(name)
+        return permissions
+
+
+def _names(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
+@attrs.frozen(repr=False)
+class PermissionSet:
+    """Either *all* permissions of the catalog in force, or a set of names.
+
+    ``PermissionSet.all()`` stays "all" when the vendor adds permissions later.
+    """
+
+    names: frozenset[str] = attrs.field(converter=_names, factory=frozenset)
+    is_all: bool = False
+
+    @classmethod
+    def all(cls) -> PermissionSet:
+        return _ALL
+
+    @classmethod
+    def of(cls, *names: str) -> PermissionSet:
+        for name in names:
+            if not isinstance(name, str):
+                raise ValidationError(f"permission names are strings, not {name!r}")
+        return cls(frozenset(names))
+
+    @classmethod
+    def none(cls) -> PermissionSet:
+        return _NONE
+
+    def __contains__(self, name: object) -> bool:
+        return self.is_all or name in self.names
+
+    def __bool__(self) -> bool:
+        return self.is_all or bool(self.names)
+
+    def __repr__(self) -> str:
+        if self.is_all:
+            return "PermissionSet.all()"
+        return "PermissionSet.of({})".format(", ".join(repr(n) for n in sorted(self.names)))
+
+    def issubset(self, other: PermissionSet) -> bool:
+        """True if every permission in this set is in *other*.
+
+        ``all()`` is a subset only of ``all()``: listing today's names is not the same as
+        holding every permission the vendor may add tomorrow.
+        """
+        if other.is_all:
+            return True
+        if self.is_all:
+            return False
+        return self.names <= other.names
+
+    __le__ = issubset
+
+    def __or__(self, other: PermissionSet) -> PermissionSet:
+        if self.is_all or other.is_all:
+            return _ALL
+        return PermissionSet(self.names | other.names)
+
+    def __and__(self, other: PermissionSet) -> PermissionSet:
+        if self.is_all:
+            return other
+        if other.is_all:
+            return self
+        return PermissionSet(self.names & other.names)
+
+    def __sub__(self, other: PermissionSet) -> PermissionSet:
+        if other.is_all:
+            return _NONE
+        if self.is_all:
+            raise ValidationError(
+                "cannot subtract from PermissionSet.all(); resolve it first with resolve(catalog)"
+            )
+        return PermissionSet(self.names - other.names)
+
+    def resolve(self, catalog: Catalog) -> frozenset[str]:
+        """The concrete names this set grants under *catalog*."""
+        if self.is_all:
+            return frozenset(catalog.names())
+        return self.names
+
+    def to_list(self) -> list[str] | str:
+        """``"*"`` for all, else the sorted names: what backends store."""
+        return "*" if self.is_all else sorted(self.names)
+
+    @classmethod
+    def from_list(cls, value: list[str] | str) -> PermissionSet:
+        if isinstance(value, str):
+            if value == "*":
+                return _ALL
+            raise ValidationError(f"stored permissions {value!r} are neither '*' nor a list")
+        return cls(frozenset(value))
+
+
+_ALL = PermissionSet(frozenset(), is_all=True)
+_NONE = PermissionSet(frozenset())
+
+
+@attrs.frozen
+class Category:
+    """A kind of mail a contact can subscribe to."""
+
+    name: str = attrs.field(validator=_check_name)
+    label: str
+    label_de: str = ""
+
+    def label_for(self, language: str) -> str:
+        if language == "de" and self.label_de:
+            return self.label_de
+        return self.label
+
+
+_DEFAULT_CATEGORIES = (
+    Category("general", "General", "Allgemein"),
+    Category("billing", "Billing", "Rechnungen"),
+    Category("product", "Products", "Produkte"),
+    Category("support", "Support", "Support"),
+)
+
+
+class Categories:
+    """The vendor's set of mail categories; default ``general, billing, product, support``."""
+
+    __slots__ = ("_by_name",)
+
+    def __init__(self, categories: Iterable[Category | str]) -> None:
+        by_name: dict[str, Category] = {}
+        for c in categories:
+            cat = c if isinstance(c, Category) else Category(c, c)
+            if cat.name in by_name:
+                raise ValidationError(f"category {cat.name!r} is listed twice")
+            by_name[cat.name] = cat
+        self._by_name = by_name
+
+    @classmethod
+    def default(cls) -> Categories:
+        return cls(_DEFAULT_CATEGORIES)
+
+    def __iter__(self) -> Iterator[Category]:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __getitem__(self, name: str) -> Category:
+        self.check([name])
+        return self._by_name[name]
+
+    def __repr__(self) -> str:
+        return f"Categories({list(self._by_name)!r})"
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._by_name)
+
+    def check(self, names: Iterable[str]) -> frozenset[str]:
+        """Return *names* as a frozenset if each is a known category, else raise."""
+        if isinstance(names, str):
+            raise ValidationError(
+                f"categories must be a collection of names, not the string {names!r}; "
+                f"write [{names!r}]"
+            )
+        result = frozenset(names)
+        for name in result:
+            if name not in self._by_name:
+                raise UnknownCategory(
+                    f"unknown mail category {name!r}; use one of: " + ", ".join(self._by_name)
+                )
+        return result

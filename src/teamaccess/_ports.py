@@ -1,0 +1,162 @@
+"""The ports: small protocols the service talks to, one job each.
+
+``Store`` opens units of work; a ``UnitOfWork`` is one transaction, rolled back unless
+``commit()`` is called. ``Mailer`` sends one stdlib ``EmailMessage``. ``Clock`` says what
+time it is. Nothing here is SQLite-specific: a PostgreSQL backend implements the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Protocol, runtime_checkable
+
+from ._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
+from ._permissions import PermissionSet
+
+__all__ = ["Clock", "Mailer", "Store", "SystemClock", "UnitOfWork"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
+
+
+class SystemClock:
+    """The wall clock, in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+@runtime_checkable
+class Mailer(Protocol):
+    def send(self, message: EmailMessage) -> None:
+        """Deliver *message* or raise; any exception counts as a failed delivery."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over every table. Discarded unless :meth:`commit` is called.
+
+    Lookups return ``None`` for a missing row; the service turns that into ``NotFound``.
+    ``add_*`` for a row whose unique key exists raises ``teamaccess.Conflict`` (or a
+    subclass), and any backend failure raises ``teamaccess.StorageError``.
+    ``email_key`` arguments are the comparison form of the address
+    (see ``teamaccess.normalize_email``), which backends index but never compute.
+    """
+
+    def commit(self) -> None: ...
+
+    # accounts
+    def add_account(self, account: Account) -> None: ...
+    def get_account(self, account_id: str) -> Account | None: ...
+    def update_account(self, account: Account) -> None: ...
+    def accounts_for(self, user_id: str) -> list[Account]:
+        """Accounts the user is a member (or owner) of, oldest first."""
+        ...
+
+    # members
+    def add_member(self, member: Member, email_key: str) -> None: ...
+    def get_member(self, account_id: str, user_id: str) -> Member | None: ...
+    def member_by_email(self, account_id: str, email_key: str) -> Member | None: ...
+    def update_member(self, member: Member) -> None: ...
+    def delete_member(self, account_id: str, user_id: str) -> None: ...
+    def members(self, account_id: str) -> list[Member]:
+        """The owner first, then members in the order they joined."""
+        ...
+
+    # invitations
+    def add_invitation(self, invitation: Invitation, email_key: str) -> None: ...
+    def get_invitation(self, invitation_id: str) -> Invitation | None:
+        """The invitation with ``token_hash`` filled in and ``token`` None."""
+        ...
+
+    def update_invitation(self, invitation: Invitation) -> None: ...
+    def pending_invitation_for(self, account_id: str, email_key: str) -> Invitation | None: ...
+    def invitations(
+        self,
+        account_id: str,
+        *,
+        status: str | None = None,
+        invited_by: str | None = None,
+    ) -> list[Invitation]:
+        """Invitations of the account, oldest first, optionally filtered."""
+        ...
+
+    # contacts
+    def add_contact(self, contact: Contact, email_key: str) -> None: ...
+    def get_contact(self, contact_id: str) -> Contact | None: ...
+    def update_contact(self, contact: Contact, email_key: str) -> None: ...
+    def delete_contact(self, contact_id: str) -> None: ...
+    def contacts(self, account_id: str) -> list[Contact]:
+        """Contacts of the account, oldest first."""
+        ...
+
+    def contact_addresses(self, account_id: str, category: str) -> list[tuple[str, str]]:
+        """``(email, email_key)`` of the contacts subscribed to *category*, oldest first."""
+        ...
+
+    # audit
+    def add_event(self, event: AuditEvent) -> None: ...
+    def events(self, account_id: str, *, limit: int) -> list[AuditEvent]:
+        """The newest *limit* events, newest first."""
+        ...
+
+    def event_times(
+        self, account_id: str, actions: Collection[str], since: datetime
+    ) -> list[datetime]:
+        """When events with one of *actions* happened at or after *since*, oldest first."""
+        ...
+
+    # outbox
+    def add_outbox(self, message: OutboxMessage) -> None: ...
+    def update_outbox(self, message: OutboxMessage) -> None: ...
+    def get_outbox(self, message_id: str) -> OutboxMessage | None:
+        """The row whose ``id`` is *message_id*."""
+        ...
+
+    def outbox(
+        self,
+        *,
+        status: str | None = None,
+        due_before: datetime | None = None,
+        invitation_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[OutboxMessage]:
+        """Outbox rows, oldest first; ``due_before`` keeps those with
+        ``next_attempt_at <= due_before``."""
+        ...
+
+
+class Store(Protocol):
+    """A backend. Each use case runs in one unit of work."""
+
+    def begin(self) -> AbstractContextManager[UnitOfWork]:
+        """A unit of work that may write; rolled back on exit unless committed.
+
+        Writers are serialised: a backend takes its write lock here, before the first
+        read, so a read-then-write never dead-locks against another writer.
+        """
+        ...
+
+    def read(self) -> AbstractContextManager[UnitOfWork]:
+        """A unit of work that only reads, from one consistent snapshot."""
+        ...
+
+    def grant(self, account_id: str, user_id: str) -> PermissionSet | None:
+        """The permissions a member holds right now, or ``None`` if not a member.
+
+        The hot path of ``can()``: one indexed look-up of committed state, never a cached
+        answer.
+        """
+        ...
+
+    def close(self) -> None: ...

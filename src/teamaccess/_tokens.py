@@ -1,0 +1,72 @@
+"""Invitation tokens: signed, carrying only an id and a nonce, stored only as a hash."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+
+from itsdangerous import BadData, URLSafeSerializer
+
+from ._errors import InvalidInvitation, ValidationError
+
+__all__ = ["TokenSigner"]
+
+# One salt per purpose, so a signature made for one use never verifies for another.
+SALTS = {"invitation": "teamaccess.invitation.v1"}
+
+SecretKey = str | bytes
+
+
+class TokenSigner:
+    """Issue and open tokens for one purpose.
+
+    *secret_key* is one key or a list for rotation: the last key signs, every key
+    verifies (itsdangerous' key-rotation scheme), so an old key can be retired once the
+    tokens it signed have expired.
+    """
+
+    def __init__(self, secret_key: SecretKey | Sequence[SecretKey], purpose: str = "invitation"):
+        keys = [secret_key] if isinstance(secret_key, str | bytes) else list(secret_key)
+        if not keys or any(not k for k in keys):
+            raise ValidationError(
+                "secret_key must be a non-empty string (or a list of them, newest last); "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        # itsdangerous wants all-str or all-bytes keys
+        as_bytes = [k.encode() if isinstance(k, str) else k for k in keys]
+        self._serializer = URLSafeSerializer(as_bytes, salt=SALTS[purpose])
+
+    def issue(self, subject_id: str) -> tuple[str, str]:
+        """A new token for *subject_id* and its hash. A fresh nonce makes every token unique."""
+        token = self._serializer.dumps([subject_id, secrets.token_urlsafe(16)])
+        return token, token_hash(token)
+
+    def open(self, token: object) -> str:
+        """The subject id a genuine token names; ``InvalidInvitation`` for anything else."""
+        if not isinstance(token, str) or not token or len(token) > 1000:
+            raise InvalidInvitation("this is not an invitation link; copy the whole link")
+        try:
+            payload = self._serializer.loads(token)
+        except BadData as exc:
+            raise InvalidInvitation(
+                "this invitation link is invalid or was altered; copy the whole link from "
+                "the mail, or ask for a new invitation"
+            ) from exc
+        if (
+            not isinstance(payload, list)
+            or len(payload) != 2
+            or not all(isinstance(p, str) for p in payload)
+        ):
+            raise InvalidInvitation("this invitation link is invalid; ask for a new invitation")
+        return str(payload[0])
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 of the token: it holds a random nonce, so no salt or stretching is needed."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_matches(token: str, stored: str | None) -> bool:
+    return stored is not None and hmac.compare_digest(token_hash(token), stored)
