@@ -79,6 +79,16 @@ def _check_id(what: str, value: object) -> str:
     return value
 
 
+def _check_user(what: str, value: object) -> str:
+    """A real person's id: ``SYSTEM`` acts, but never owns or joins an account."""
+    user_id = _check_id(what, value)
+    if user_id == SYSTEM:
+        raise ValidationError(
+            f"{what} cannot be teamaccess.SYSTEM; pass the id of a user of your application"
+        )
+    return user_id
+
+
 class _Work:
     """A unit of work plus the audit events it wrote, for the listeners after commit."""
 
@@ -304,7 +314,7 @@ class TeamAccess:
     def create_account(self, *, name: str, owner_id: str, owner_email: str) -> Account:
         """Create an account whose owner holds every permission."""
         name = _check_id("account name", name).strip()
-        owner_id = _check_id("owner_id", owner_id)
+        owner_id = _check_user("owner_id", owner_id)
         address = normalize_email(owner_email, check_deliverability=self.check_deliverability)
         with self._write() as work:
             account = Account(
@@ -672,7 +682,7 @@ class TeamAccess:
         *email* is the address the host application verified for the user; it must be the
         invited one unless ``require_email_match=False``.
         """
-        user_id = _check_id("user_id", user_id)
+        user_id = _check_user("user_id", user_id)
         address = normalize_email(email, check_deliverability=False)
         member: Member | None = None
         with self._write() as work:
