@@ -117,12 +117,10 @@ class _MemoryUnitOfWork:
         self._put(self._s._accounts, account.id, account)
 
     def accounts_for(self, user_id: str) -> list[Account]:
-        found = [
-            self._s._accounts[acc]
-            for (acc, uid) in self._s._members
-            if uid == user_id and acc in self._s._accounts
-        ]
-        return sorted(found, key=lambda a: (a.created_at, a.id))
+        # The accounts dict is in creation order; a stable sort keeps it for accounts
+        # created at the same instant (a frozen clock, a fast script).
+        found = [acc for acc in self._s._accounts.values() if (acc.id, user_id) in self._s._members]
+        return sorted(found, key=lambda a: a.created_at)
 
     # members
     def add_member(self, member: Member, email_key: str) -> None:
@@ -151,8 +149,10 @@ class _MemoryUnitOfWork:
                 self._drop(self._s._member_keys, key)
 
     def members(self, account_id: str) -> list[Member]:
+        # The members dict is in joining order (an update keeps a key's place), and the
+        # stable sort keeps it for members who joined at the same instant.
         found = [m for (acc, _), m in self._s._members.items() if acc == account_id]
-        return sorted(found, key=lambda m: (m.role != "owner", m.joined_at, m.user_id))
+        return sorted(found, key=lambda m: (m.role != "owner", m.joined_at))
 
     # invitations
     def add_invitation(self, invitation: Invitation, email_key: str) -> None:
