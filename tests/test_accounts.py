@@ -53,12 +53,12 @@ class TestCreateAccount:
 
     @pytest.mark.parametrize("name", ["Evil\r\nBcc: x@y.de", "Nul\0", "", "   "])
     def test_bad_name_is_rejected_and_nothing_stored(self, team: TeamAccess, name: str) -> None:
-        with pytest.raises(ValidationError, match=r"account\ name"):
+        with pytest.raises(ValidationError, match=r"account name"):
             team.create_account(name=name, owner_id="u1", owner_email="chef@muster.de")
         assert team.accounts_for("u1") == []
 
     def test_bad_owner_email_is_rejected(self, team: TeamAccess) -> None:
-        with pytest.raises(InvalidEmail, match=r"not\ a\ valid\ email\ address"):
+        with pytest.raises(InvalidEmail, match=r"not a valid email address"):
             team.create_account(name="X", owner_id="u1", owner_email="not-an-address")
         assert team.accounts_for("u1") == []
 
@@ -74,7 +74,7 @@ class TestGetAccount:
     """get_account() finds an account by id or raises AccountNotFound."""
 
     def test_unknown_id(self, team: TeamAccess) -> None:
-        with pytest.raises(AccountNotFound, match=r"no\ account\ 'nope'"):
+        with pytest.raises(AccountNotFound, match=r"no account 'nope'"):
             team.get_account("nope")
 
     def test_not_found_is_a_lookup_error(self, team: TeamAccess) -> None:
@@ -145,7 +145,7 @@ class TestTransferOwnership:
         add_member(team, account.id, "u2", PermissionSet.none())
         add_member(team, account.id, "u3", PermissionSet.none())
         team.transfer_ownership(account.id, actor_id="owner", to_user_id="u2")
-        with pytest.raises(OwnershipRequired, match=r"only\ the\ owner"):
+        with pytest.raises(OwnershipRequired, match=r"only the owner"):
             team.transfer_ownership(account.id, actor_id="owner", to_user_id="u3")
 
     def test_member_with_all_permissions_cannot_transfer(
@@ -154,7 +154,7 @@ class TestTransferOwnership:
         add_member(team, account.id, "u2", PermissionSet.all())
         add_member(team, account.id, "u3", PermissionSet.none())
         before = team.audit_log(account.id)
-        with pytest.raises(OwnershipRequired, match=r"only\ the\ owner"):
+        with pytest.raises(OwnershipRequired, match=r"only the owner"):
             team.transfer_ownership(account.id, actor_id="u2", to_user_id="u3")
         with pytest.raises(OwnershipRequired):
             team.transfer_ownership(account.id, actor_id="u2", to_user_id="u2")
@@ -163,7 +163,7 @@ class TestTransferOwnership:
 
     def test_only_to_a_member(self, team: TeamAccess, account: Account) -> None:
         before = team.audit_log(account.id)
-        with pytest.raises(MemberNotFound, match=r"not\ a\ member"):
+        with pytest.raises(MemberNotFound, match=r"not a member"):
             team.transfer_ownership(account.id, actor_id="owner", to_user_id="stranger")
         assert team.get_account(account.id).owner_id == "owner"
         assert team.audit_log(account.id) == before

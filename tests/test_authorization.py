@@ -45,7 +45,7 @@ class TestCan:
 
     @pytest.mark.parametrize("name", ["billing.veiw", "", "BILLING.VIEW", "*"])
     def test_unknown_permission_raises(self, team: TeamAccess, account: Account, name: str) -> None:
-        with pytest.raises(UnknownPermission, match=r"unknown\ permission"):
+        with pytest.raises(UnknownPermission, match=r"unknown permission"):
             team.can("owner", account.id, name)
         with pytest.raises(UnknownPermission):
             team.can("stranger", account.id, name)
@@ -53,7 +53,7 @@ class TestCan:
             team.can(SYSTEM, account.id, name)
 
     def test_unknown_permission_is_a_value_error(self, team: TeamAccess, account: Account) -> None:
-        with pytest.raises(ValueError, match=r"use\ one\ of\ the\ catalog's\ names"):
+        with pytest.raises(ValueError, match=r"use one of the catalog's names"):
             team.can("owner", account.id, "billing.veiw")
 
 
@@ -66,7 +66,7 @@ class TestRequire:
 
     def test_denied(self, team: TeamAccess, account: Account) -> None:
         add_member(team, account.id, "u2", P("billing.view"))
-        with pytest.raises(PermissionDenied, match=r"'u2'\ may\ not\ use\ 'billing\.pay'") as info:
+        with pytest.raises(PermissionDenied, match=r"'u2' may not use 'billing\.pay'") as info:
             team.require("u2", account.id, "billing.pay")
         assert info.value.user_id == "u2"
         assert info.value.account_id == account.id

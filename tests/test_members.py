@@ -60,7 +60,7 @@ class TestMembers:
         add_member(team, account.id, "u2", P("billing.view"))
         member = team.get_member(account.id, "u2")
         assert (member.user_id, member.email, member.role) == ("u2", "u2@example.org", "member")
-        with pytest.raises(MemberNotFound, match=r"not\ a\ member"):
+        with pytest.raises(MemberNotFound, match=r"not a member"):
             team.get_member(account.id, "stranger")
 
 
@@ -92,7 +92,7 @@ class TestSetPermissions:
         add_member(team, account.id, "u3", P("billing.view"))
         with (
             writes_nothing(team, account.id, mailer),
-            pytest.raises(PermissionDenied, match=r"lacks\ the\ permission\ 'users\.manage'"),
+            pytest.raises(PermissionDenied, match=r"lacks the permission 'users\.manage'"),
         ):
             team.set_permissions(account.id, "u3", P(), actor_id="u2")
 
@@ -102,7 +102,7 @@ class TestSetPermissions:
         add_member(team, account.id, "u2", P("billing.view"))
         with (
             writes_nothing(team, account.id, mailer),
-            pytest.raises(PermissionDenied, match=r"not\ a\ member"),
+            pytest.raises(PermissionDenied, match=r"not a member"),
         ):
             team.set_permissions(account.id, "u2", P(), actor_id="stranger")
 
@@ -128,7 +128,7 @@ class TestSetPermissions:
         add_member(team, account.id, "u3", P("billing.view"))
         with (
             writes_nothing(team, account.id, mailer),
-            pytest.raises(PermissionDenied, match=r"all\ permissions"),
+            pytest.raises(PermissionDenied, match=r"all permissions"),
         ):
             team.set_permissions(account.id, "u3", PermissionSet.all(), actor_id="mgr")
         add_member(team, account.id, "boss", PermissionSet.all())
@@ -142,7 +142,7 @@ class TestSetPermissions:
         add_member(team, account.id, "payer", P("billing.pay"))
         with (
             writes_nothing(team, account.id, mailer),
-            pytest.raises(PermissionDenied, match=r"change\ user\ 'payer'"),
+            pytest.raises(PermissionDenied, match=r"change user 'payer'"),
         ):
             # Even lowering: mgr must not touch someone holding what it lacks.
             team.set_permissions(account.id, "payer", P(), actor_id="mgr")
@@ -163,7 +163,7 @@ class TestSetPermissions:
         for actor in ("owner", "admin", SYSTEM):
             with (
                 writes_nothing(team, account.id, mailer),
-                pytest.raises(OwnershipRequired, match=r"transfer\ ownership\ first"),
+                pytest.raises(OwnershipRequired, match=r"transfer ownership first"),
             ):
                 team.set_permissions(account.id, "owner", P("billing.view"), actor_id=actor)
         assert team.permissions_of("owner", account.id) == PermissionSet.all()
@@ -174,7 +174,7 @@ class TestSetPermissions:
         add_member(team, account.id, "u2", P("billing.view"))
         with (
             writes_nothing(team, account.id, mailer),
-            pytest.raises(UnknownPermission, match=r"unknown\ permission\ 'billing\.veiw'"),
+            pytest.raises(UnknownPermission, match=r"unknown permission 'billing\.veiw'"),
         ):
             team.set_permissions(account.id, "u2", P("billing.veiw"), actor_id="owner")
 
@@ -220,7 +220,7 @@ class TestRemoveMember:
         add_member(team, account.id, "viewer", P("billing.view"))
         with (
             writes_nothing(team, account.id, mailer),
-            pytest.raises(PermissionDenied, match=r"remove\ user\ 'payer'"),
+            pytest.raises(PermissionDenied, match=r"remove user 'payer'"),
         ):
             team.remove_member(account.id, "payer", actor_id="mgr")
         team.remove_member(account.id, "viewer", actor_id="mgr")
@@ -233,7 +233,7 @@ class TestRemoveMember:
         for actor in ("owner", "admin", SYSTEM):
             with (
                 writes_nothing(team, account.id, mailer),
-                pytest.raises(OwnershipRequired, match=r"transfer\ ownership\ first"),
+                pytest.raises(OwnershipRequired, match=r"transfer ownership first"),
             ):
                 team.remove_member(account.id, "owner", actor_id=actor)
 
@@ -271,7 +271,7 @@ class TestRemoveMember:
         assert team.pending_invitations(account.id) == []
 
     def test_unknown_member(self, team: TeamAccess, account: Account) -> None:
-        with pytest.raises(MemberNotFound, match=r"not\ a\ member"):
+        with pytest.raises(MemberNotFound, match=r"not a member"):
             team.remove_member(account.id, "ghost", actor_id="owner")
 
     def test_system_passes_and_is_audited(self, team: TeamAccess, account: Account) -> None:
