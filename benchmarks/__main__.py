@@ -15,8 +15,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CI smoke size: checks it runs")
     args = parser.parse_args()
     cfg = pairs.QUICK if args.quick else pairs.FULL
-    print(f"teamaccess benchmarks ({'quick' if args.quick else 'full'}), "
-          f"Python {platform.python_version()}", flush=True)
+    print(
+        f"teamaccess benchmarks ({'quick' if args.quick else 'full'}), "
+        f"Python {platform.python_version()}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="teamaccess-bench-") as tmp:
         print(pairs.HEADER)
         pairs.run_all(cfg, Path(tmp))

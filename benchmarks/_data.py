@@ -35,7 +35,9 @@ class Population:
     accounts: list[str] = field(default_factory=list)
     members: dict[str, list[tuple[str, PermissionSet]]] = field(default_factory=dict)
 
-    def can_args(self, n: int, rng: random.Random, names: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    def can_args(
+        self, n: int, rng: random.Random, names: tuple[str, ...]
+    ) -> list[tuple[str, str, str]]:
         """*n* ``(user_id, account_id, permission)`` triples spread over every account."""
         out = []
         for _ in range(n):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from teamaccess import Catalog, MemoryStore, PermissionSet, TeamAccess
+from teamaccess import Catalog, MemoryStore, TeamAccess
 
 from ._data import SECRET, NullMailer, Population, populate
 from ._timing import Result, compare, fmt_ns, loop
@@ -39,7 +39,7 @@ class Line:
     value: str
     floor_what: str
     floor_value: str
-    measure: str  # "1.23×" or "+12.3 ms"
+    measure: str  # "1.23x" or "+12.3 ms"
     goal: str
     passed: bool
 
@@ -52,8 +52,7 @@ class Line:
 
 
 HEADER = (
-    "| figure | median | floor | floor median | ratio | goal | |\n"
-    "|---|---:|---|---:|---:|---|---|"
+    "| figure | median | floor | floor median | ratio | goal | |\n|---|---:|---|---:|---:|---|---|"
 )
 
 
@@ -63,8 +62,8 @@ def ratio_line(result: Result, limit: float) -> Line:
         fmt_ns(result.median),
         result.floor_name,
         fmt_ns(result.floor_median),
-        f"{result.ratio:.2f}×",
-        f"≤ {limit:g}×",
+        f"{result.ratio:.2f}x",
+        f"≤ {limit:g}x",
         result.ratio <= limit,
     )
 
