@@ -42,6 +42,7 @@ from ._errors import (
     OwnershipRequired,
     PermissionDenied,
     RateLimited,
+    StorageError,
     ValidationError,
 )
 from ._mail.mailers import build_message
@@ -64,6 +65,12 @@ Listener = Callable[[AuditEvent], object]
 
 _SEND_ACTIONS: Final = frozenset({"invitation.sent", "invitation.resent"})
 _CONTACT_FIELDS: Final = ("company", "phone", "role")
+#: How long a delivery attempt owns its outbox row. A row is written due this far ahead,
+#: and ``deliver_pending()`` pushes it this far ahead before sending, so a concurrent
+#: ``deliver_pending()`` does not send it a second time (and, for an invitation, mint a
+#: token that kills the link just mailed). A process that dies mid-send leaves the row
+#: due again after the lease.
+_DELIVERY_LEASE: Final = timedelta(minutes=5)
 _ALL = PermissionSet.all()
 
 
@@ -299,11 +306,8 @@ class TeamAccess:
             )
 
     def _check_language(self, language: str) -> None:
-        known = (
-            self.templates.languages()
-            if isinstance(self.templates, DefaultTemplates)
-            else LANGUAGES
-        )
+        languages = getattr(self.templates, "languages", None)
+        known = tuple(languages()) if callable(languages) else LANGUAGES
         if language not in known:
             raise ValidationError(
                 f"unsupported language {language!r}; use one of: " + ", ".join(known)
@@ -518,7 +522,7 @@ class TeamAccess:
             recipient=inv.email,
             message_id=f"<{secrets.token_hex(12)}@{self._msgid_domain}>",
             created_at=work.now,
-            next_attempt_at=work.now,
+            next_attempt_at=work.now + _DELIVERY_LEASE,
             invitation_id=inv.id,
         )
         work.uow.add_outbox(row)
@@ -579,6 +583,8 @@ class TeamAccess:
             )
             uow.add_invitation(inv, address.key)
             row = self._queue_invitation(work, inv)
+            # Rendered before commit: a header the template breaks stores nothing.
+            message = self._render_invitation(uow, account, inv, token, row, work.now)
             self._audit(
                 work,
                 account_id,
@@ -588,7 +594,7 @@ class TeamAccess:
                 email=address.email,
                 permissions=wanted.to_list(),
             )
-        self._deliver_now([(row, self._render_invitation(account, inv, token, row))], inv.id)
+        self._deliver_now([(row, message)], inv.id)
         return attrs.evolve(inv, token=token, token_hash=None)
 
     def resend_invitation(self, invitation_id: str, *, actor_id: str) -> Invitation:
@@ -614,10 +620,11 @@ class TeamAccess:
             )
             uow.update_invitation(inv)
             row = self._queue_invitation(work, inv)
+            message = self._render_invitation(uow, account, inv, token, row, work.now)
             self._audit(
                 work, inv.account_id, actor_id, "invitation.resent", inv.id, email=inv.email
             )
-        self._deliver_now([(row, self._render_invitation(account, inv, token, row))], inv.id)
+        self._deliver_now([(row, message)], inv.id)
         return attrs.evolve(inv, token=token, token_hash=None)
 
     def revoke_invitation(self, invitation_id: str, *, actor_id: str) -> Invitation:
@@ -963,6 +970,8 @@ class TeamAccess:
         check_line("subject", subject)
         if not isinstance(text, str):
             raise ValidationError("text must be a string")
+        if html is not None and not isinstance(html, str):
+            raise ValidationError("html must be a string or None")
         cat = self.categories[category]
         addresses = self.recipients(account_id, category)
         with self._write() as work:
@@ -992,6 +1001,7 @@ class TeamAccess:
                     html=rendered.html,
                     message_id=message_id,
                     language=self.language,
+                    date=work.now,
                 )
                 row = OutboxMessage(
                     id=row_id,
@@ -1000,7 +1010,7 @@ class TeamAccess:
                     recipient=to,
                     message_id=message_id,
                     created_at=work.now,
-                    next_attempt_at=work.now,
+                    next_attempt_at=work.now + _DELIVERY_LEASE,
                     message=message.as_bytes(),
                 )
                 work.uow.add_outbox(row)
@@ -1020,11 +1030,16 @@ class TeamAccess:
     # -- mail delivery ----------------------------------------------------------------
 
     def _render_invitation(
-        self, account: Account, inv: Invitation, token: str, row: OutboxMessage
+        self,
+        uow: UnitOfWork,
+        account: Account,
+        inv: Invitation,
+        token: str,
+        row: OutboxMessage,
+        now: datetime,
     ) -> EmailMessage:
         language = inv.language
-        with self._read() as uow:
-            inviter = uow.get_member(inv.account_id, inv.invited_by)
+        inviter = uow.get_member(inv.account_id, inv.invited_by)
         inviter_email = inviter.email if inviter is not None else account.name
         labels = [
             p.label_for(language)
@@ -1052,6 +1067,7 @@ class TeamAccess:
             html=rendered.html,
             message_id=row.message_id,
             language=language,
+            date=now,
         )
 
     def _send(self, row: OutboxMessage, message: EmailMessage) -> str | None:
@@ -1075,7 +1091,10 @@ class TeamAccess:
                     last_error=None,
                 )  # fmt: skip
             else:
-                backoff = min(self.retry_backoff * (2**current.attempts), self.max_retry_backoff)
+                # The exponent is capped: timedelta overflows near 2**40 minutes, which
+                # a row failing every few hours for weeks would otherwise reach.
+                factor = 2 ** min(current.attempts, 30)
+                backoff = min(self.retry_backoff * factor, self.max_retry_backoff)
                 done = attrs.evolve(
                     current,
                     attempts=current.attempts + 1,
@@ -1096,10 +1115,15 @@ class TeamAccess:
             if error is not None:
                 failed.append(row.id)
         if failed:
-            what = "the invitation is stored and" if invitation_id else "the messages"
+            if invitation_id:
+                what = (
+                    "the invitation is stored and its mail will be retried by "
+                    "deliver_pending() (or send it again with resend_invitation())"
+                )
+            else:
+                what = "they wait in the outbox and deliver_pending() retries them"
             raise DeliveryFailed(
-                f"{len(failed)} of {len(batch)} message(s) could not be sent now; {what} "
-                "will be retried by deliver_pending() (or resend_invitation())",
+                f"{len(failed)} of {len(batch)} message(s) could not be sent now; {what}",
                 message_ids=failed,
                 invitation_id=invitation_id,
             )
@@ -1115,38 +1139,60 @@ class TeamAccess:
         An invitation mail gets a fresh token (the earlier one was never delivered, and
         tokens are never stored), so only the newest mail's link works.
         """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError(f"limit must be a positive integer, not {limit!r}")
         now = self.clock.now()
         with self._read() as uow:
             due = uow.outbox(status="pending", due_before=now, limit=limit)
         results = []
         for row in due:
-            message = self._prepare(row)
-            if message is None:
+            try:
+                prepared = self._prepare(row, now)
+            except StorageError:
+                raise
+            except Exception as exc:
+                # A row whose mail cannot be rendered (say, a vendor template that raises)
+                # must not block the rows behind it: it is recorded and backs off.
+                results.append(self._record(row, f"{type(exc).__name__}: {exc}"[:500]))
                 continue
-            results.append(self._record(row, self._send(row, message)))
+            if prepared is None:
+                continue
+            claimed, message = prepared
+            results.append(self._record(claimed, self._send(claimed, message)))
         return results
 
-    def _prepare(self, row: OutboxMessage) -> EmailMessage | None:
-        if row.kind != "invitation":
-            from email import message_from_bytes, policy
-
-            assert row.message is not None
-            parsed = message_from_bytes(row.message, policy=policy.default)
-            assert isinstance(parsed, EmailMessage)
-            return parsed
+    def _prepare(
+        self, row: OutboxMessage, now: datetime
+    ) -> tuple[OutboxMessage, EmailMessage] | None:
+        """Claim a due row and build its message; ``None`` if it is no longer due."""
         with self._write() as work:
             current = work.uow.get_outbox(row.id)
-            inv = work.uow.get_invitation(row.invitation_id or "")
-            if current is None or current.status != "pending":
+            # Re-read under the write lock: another deliver_pending() may have sent or
+            # claimed it since the list was read.
+            if current is None or current.status != "pending" or current.next_attempt_at > now:
                 return None
+            claimed = attrs.evolve(current, next_attempt_at=work.now + _DELIVERY_LEASE)
+            if current.kind != "invitation":
+                from email import message_from_bytes, policy
+
+                assert current.message is not None
+                parsed = message_from_bytes(current.message, policy=policy.default)
+                assert isinstance(parsed, EmailMessage)
+                work.uow.update_outbox(claimed)
+                return claimed, parsed
+            inv = work.uow.get_invitation(current.invitation_id or "")
             if inv is None or inv.status != "pending" or inv.is_expired(work.now):
                 work.uow.update_outbox(attrs.evolve(current, status="cancelled"))
                 return None
             account = self._account(work.uow, inv.account_id)
+            # The token of the failed attempt was never delivered and is not stored, so
+            # the retry carries a fresh one; only its hash replaces the old.
             token, digest = self._tokens.issue(inv.id)
             inv = attrs.evolve(inv, token_hash=digest)
             work.uow.update_invitation(inv)
-        return self._render_invitation(account, inv, token, row)
+            message = self._render_invitation(work.uow, account, inv, token, claimed, work.now)
+            work.uow.update_outbox(claimed)
+        return claimed, message
 
     # -- audit ------------------------------------------------------------------------
 

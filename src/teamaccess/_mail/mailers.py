@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
+from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
+import idna
+
 from .._emails import check_line
-from .._errors import StorageError
+from .._errors import StorageError, ValidationError
 
 __all__ = ["FileMailer", "MemoryMailer", "build_message"]
+
+_UTF8 = policy.default.clone(utf8=True)
 
 
 def build_message(
@@ -22,8 +30,14 @@ def build_message(
     message_id: str,
     language: str,
     headers: dict[str, str] | None = None,
+    date: datetime | None = None,
 ) -> EmailMessage:
-    """A multipart/alternative message; every header value checked for line breaks first."""
+    """A multipart/alternative message; every header value checked for line breaks first.
+
+    Address domains are written in their ASCII (IDNA) form, which every mail server
+    accepts; only an address whose local part is not ASCII needs SMTPUTF8, and the
+    message is then built for it.
+    """
     fields = {
         "From": sender,
         "To": to,
@@ -34,13 +48,38 @@ def build_message(
     }
     for name, value in fields.items():
         check_line(f"mail header {name}", value)
-    msg = EmailMessage()
+    from_addr, utf8_from = _header_address("From", sender)
+    to_addr, utf8_to = _header_address("To", to)
+    msg = EmailMessage(policy=_UTF8 if utf8_from or utf8_to else policy.default)
+    msg["From"] = from_addr
+    msg["To"] = to_addr
+    msg["Date"] = format_datetime(date) if date is not None else format_datetime(datetime.now(UTC))
     for name, value in fields.items():
-        msg[name] = value
+        if name not in ("From", "To"):
+            msg[name] = value
     msg.set_content(text)
     if html is not None:
         msg.add_alternative(html, subtype="html")
     return msg
+
+
+def _header_address(header: str, value: str) -> tuple[Address, bool]:
+    """*value* (``addr`` or ``Name <addr>``) with an ASCII domain; True if it needs SMTPUTF8."""
+    name, addr = parseaddr(value)
+    local, at, domain = addr.rpartition("@")
+    if not at or not local or not domain:
+        raise ValidationError(
+            f"mail header {header} needs an address like 'Name <noreply@example.com>', "
+            f"not {value!r}"
+        )
+    if not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise ValidationError(
+                f"mail header {header}: the domain of {addr!r} is not a valid IDN domain"
+            ) from exc
+    return Address(display_name=name, username=local, domain=domain), not local.isascii()
 
 
 class MemoryMailer:
