@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Collection
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
 from ._permissions import PermissionSet
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 __all__ = ["Clock", "Mailer", "Store", "SystemClock", "UnitOfWork"]
 

@@ -7,9 +7,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import parseaddr
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 import attrs
@@ -56,6 +54,9 @@ from ._mail.templates import (
 from ._permissions import Catalog, Categories, Category, PermissionSet
 from ._ports import Clock, Mailer, Store, SystemClock, UnitOfWork
 from ._tokens import SecretKey, TokenSigner, hash_matches
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 __all__ = ["TeamAccess"]
 
@@ -169,6 +170,8 @@ class TeamAccess:
         self.check_deliverability = check_deliverability
         self.retry_backoff = retry_backoff
         self.max_retry_backoff = max_retry_backoff
+        from email.utils import parseaddr  # the email package loads on use (issue 6)
+
         domain = parseaddr(sender)[1].rpartition("@")[2] or "teamaccess.invalid"
         self._msgid_domain = domain
 
@@ -1174,6 +1177,7 @@ class TeamAccess:
             claimed = attrs.evolve(current, next_attempt_at=work.now + _DELIVERY_LEASE)
             if current.kind != "invitation":
                 from email import message_from_bytes, policy
+                from email.message import EmailMessage
 
                 assert current.message is not None
                 parsed = message_from_bytes(current.message, policy=policy.default)

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
 from pathlib import Path
-
-import idna
+from typing import TYPE_CHECKING
 
 from .._emails import check_line
 from .._errors import StorageError, ValidationError
 
-__all__ = ["FileMailer", "MemoryMailer", "build_message"]
+if TYPE_CHECKING:
+    from email.headerregistry import Address
+    from email.message import EmailMessage
 
-_UTF8 = policy.default.clone(utf8=True)
+__all__ = ["FileMailer", "MemoryMailer", "build_message"]
 
 
 def build_message(
@@ -46,11 +43,18 @@ def build_message(
         "Content-Language": language,
         **(headers or {}),
     }
+    # The stdlib email package costs ~20 ms to import; only sending mail needs it (issue 6).
+    from email import policy
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
     for name, value in fields.items():
         check_line(f"mail header {name}", value)
     from_addr, utf8_from = _header_address("From", sender)
     to_addr, utf8_to = _header_address("To", to)
-    msg = EmailMessage(policy=_UTF8 if utf8_from or utf8_to else policy.default)
+    msg = EmailMessage(
+        policy=policy.default.clone(utf8=True) if utf8_from or utf8_to else policy.default
+    )
     msg["From"] = from_addr
     msg["To"] = to_addr
     msg["Date"] = format_datetime(date) if date is not None else format_datetime(datetime.now(UTC))
@@ -65,6 +69,11 @@ def build_message(
 
 def _header_address(header: str, value: str) -> tuple[Address, bool]:
     """*value* (``addr`` or ``Name <addr>``) with an ASCII domain; True if it needs SMTPUTF8."""
+    from email.headerregistry import Address
+    from email.utils import parseaddr
+
+    import idna
+
     name, addr = parseaddr(value)
     local, at, domain = addr.rpartition("@")
     if not at or not local or not domain:
