@@ -1,0 +1,199 @@
+"""The scale curve: one SQLite file per size, each size measured in a fresh process.
+
+``python -m benchmarks.scale build PATH ACCOUNTS`` writes the file;
+``python -m benchmarks.scale measure PATH ACCOUNTS ROUNDS`` opens it in a new process,
+times ``can()`` and ``recipients()`` against their raw-SQL floors and prints one JSON line
+with the process's peak RSS, so the memory figure is that of a process that only serves
+requests, not of the one that built the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ._data import CATEGORIES, GRANTS, SECRET, NullMailer
+
+MEMBERS = 10  # per account, the owner included
+CONTACTS = 3  # per account
+BATCH = 1000  # accounts per unit of work while building
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def account_id(i: int) -> str:
+    # Spread like the library's random ids, so the index is filled out of order as in life.
+    return "acc_" + hashlib.sha1(str(i).encode()).hexdigest()[:20]
+
+
+def build(path: Path, accounts: int) -> None:
+    """Write *accounts* accounts of ten members and three contacts, in units of work.
+
+    ``TeamAccess.invite`` + ``accept_invitation`` for a million members would take hours
+    on a small machine (each is a signed token, a mail and three commits), so the file is
+    loaded through the public ``Store``/``UnitOfWork`` port with public domain objects,
+    a thousand accounts per transaction. Addresses are lowercase ASCII, so each is its own
+    comparison key (``normalize_email(a).key == a``), checked on a sample below.
+    """
+    from teamaccess import Account, Contact, Member, PermissionSet, SQLiteStore, normalize_email
+
+    assert normalize_email("user7-3@kunde7.example").key == "user7-3@kunde7.example"
+    store = SQLiteStore(str(path))
+    try:
+        for first in range(0, accounts, BATCH):
+            with store.begin() as uow:
+                for a in range(first, min(first + BATCH, accounts)):
+                    acc = account_id(a)
+                    at = START + timedelta(seconds=a)
+                    owner_email = f"chef{a}@kunde{a}.example"
+                    uow.add_account(
+                        Account(
+                            id=acc,
+                            name=f"Kunde {a} GmbH",
+                            owner_id=f"owner{a}",
+                            owner_email=owner_email,
+                            created_at=at,
+                        )
+                    )
+                    uow.add_member(
+                        Member(
+                            account_id=acc,
+                            user_id=f"owner{a}",
+                            email=owner_email,
+                            role="owner",
+                            permissions=PermissionSet.all(),
+                            joined_at=at,
+                        ),
+                        owner_email,
+                    )
+                    for m in range(1, MEMBERS):
+                        email = f"user{a}-{m}@kunde{a}.example"
+                        uow.add_member(
+                            Member(
+                                account_id=acc,
+                                user_id=f"user{a}-{m}",
+                                email=email,
+                                role="member",
+                                permissions=GRANTS[m % len(GRANTS)],
+                                joined_at=at,
+                                granted_by=f"owner{a}",
+                            ),
+                            email,
+                        )
+                    for c in range(CONTACTS):
+                        email = f"kontakt{c}@kunde{a}.example"
+                        uow.add_contact(
+                            Contact(
+                                id=f"con_{acc[4:]}{c}",
+                                account_id=acc,
+                                name=f"Kontakt {c}",
+                                email=email,
+                                categories=frozenset(CATEGORIES[c % len(CATEGORIES)]),
+                                created_at=at,
+                            ),
+                            email,
+                        )
+                uow.commit()
+    finally:
+        store.close()
+
+
+def measure(path: Path, accounts: int, rounds: int, batch: int) -> dict[str, Any]:
+    """Time ``can()`` and ``recipients()`` over random accounts of the whole file."""
+    from teamaccess import Catalog, SQLiteStore, TeamAccess
+
+    from . import _raw
+    from ._timing import compare, loop
+
+    rng = random.Random(accounts)
+    names = Catalog.default().names()
+    can_args = []
+    for _ in range(4 * batch):
+        a = rng.randrange(accounts)
+        m = rng.randrange(MEMBERS)
+        user = f"owner{a}" if m == 0 else f"user{a}-{m}"
+        can_args.append((user, account_id(a), rng.choice(names)))
+    rec_args = [(account_id(rng.randrange(accounts)), "billing") for _ in range(4 * batch)]
+
+    store = SQLiteStore(str(path))
+    team = TeamAccess(store, NullMailer(), secret_key=SECRET)
+    raw = _raw.RawQueries(path)
+    try:
+        for args in can_args[:100]:
+            assert team.can(*args) == raw.can(*args), args
+        for args in rec_args[:100]:
+            assert team.recipients(*args) == raw.recipients(*args), args
+
+        def batches(_round: int, args: list[Any] = can_args) -> tuple[list[Any], list[Any]]:
+            sample = rng.sample(args, batch)
+            return sample, sample
+
+        can = compare(
+            "can()", loop(team.can), "raw", loop(raw.can), batches, rounds=rounds
+        )
+        rec = compare(
+            "recipients()",
+            loop(team.recipients),
+            "raw",
+            loop(raw.recipients),
+            lambda r: batches(r, rec_args),
+            rounds=rounds,
+        )
+    finally:
+        raw.close()
+        store.close()
+    return {
+        "accounts": accounts,
+        "members": accounts * MEMBERS,
+        "file_bytes": sum(
+            p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file()
+        ),
+        "can_ns": can.median,
+        "can_raw_ns": can.floor_median,
+        "recipients_ns": rec.median,
+        "recipients_raw_ns": rec.floor_median,
+        # ru_maxrss is in KiB on Linux: the peak of this process, which only served reads
+        "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+def run_point(workdir: Path, accounts: int, rounds: int, batch: int) -> dict[str, Any]:
+    """Build the file for *accounts* in one subprocess, measure it in another."""
+    path = workdir / f"scale-{accounts}.db"
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "benchmarks.scale"]
+    t0 = time.perf_counter()
+    subprocess.run([*cmd, "build", str(path), str(accounts)], check=True, env=env)
+    build_s = time.perf_counter() - t0
+    out = subprocess.run(
+        [*cmd, "measure", str(path), str(accounts), str(rounds), str(batch)],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stdout
+    point: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    point["build_s"] = build_s
+    return point
+
+
+def main(argv: list[str]) -> None:
+    command, path = argv[0], Path(argv[1])
+    if command == "build":
+        build(path, int(argv[2]))
+    elif command == "measure":
+        print(json.dumps(measure(path, int(argv[2]), int(argv[3]), int(argv[4]))))
+    else:
+        raise SystemExit(f"unknown command {command!r}; use build or measure")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
