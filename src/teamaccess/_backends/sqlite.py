@@ -1,0 +1,942 @@
+# The queries are assembled from the constant column lists below; every value is a "?"
+# parameter, so there is no injection to guard against.
+# ruff: noqa: S608
+"""The SQLite backend: one file, several processes, every rule backed by the schema.
+
+Design notes (the why, briefly):
+
+- **Schema in versioned migrations.** ``PRAGMA user_version`` holds how many entries of
+  :data:`MIGRATIONS` a file has had applied; ``PRAGMA application_id`` marks the file as
+  teamaccess's. Opening applies the missing migrations in one ``BEGIN IMMEDIATE``
+  transaction (SQLite DDL is transactional, so a crash leaves the old version intact). A
+  file with foreign tables, another application id, or a newer version than this code
+  knows is refused before anything is written. The migrations are plain SQL run through
+  ``sqlite_utils.Database``, because ``Table.create()`` cannot express partial unique
+  indexes, ``WITHOUT ROWID`` tables, ``CHECK`` or ``ON DELETE CASCADE``.
+- **Transactions.** ``isolation_level=None`` so Python never opens transactions behind
+  our back; ``begin()`` issues ``BEGIN IMMEDIATE`` (the write lock up front, so a
+  read-then-write never dead-locks with another writer: SQLITE_BUSY on lock upgrade cannot
+  be retried by the busy handler), ``read()`` a deferred ``BEGIN`` (one WAL snapshot).
+- **Concurrency.** WAL lets readers run beside the one writer; a busy timeout makes
+  writers queue instead of failing. One connection per store, guarded by an ``RLock``,
+  so a store can be shared by threads.
+- **The hot path.** ``grant()`` is one primary-key look-up on a ``WITHOUT ROWID`` table,
+  with a constant SQL string (sqlite3 keeps it prepared in its statement cache). Only the
+  *parsing* of the stored permission text is memoised, never the answer.
+- **Errors.** Every ``sqlite3`` error becomes a ``StorageError`` naming the file, and a
+  unique-index violation the matching ``Conflict``; a failed unit of work is rolled back
+  and the connection stays usable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
+from .._errors import (
+    AlreadyInvited,
+    AlreadyMember,
+    Conflict,
+    StorageError,
+    TeamAccessError,
+    ValidationError,
+)
+from .._permissions import PermissionSet
+
+__all__ = ["MIGRATIONS", "SQLiteStore"]
+
+#: ``PRAGMA application_id`` of a teamaccess file: "tmac" in ASCII.
+APPLICATION_ID: Final = 0x746D6163
+
+Migration = Callable[[Any], None]  # takes a sqlite_utils.Database inside a transaction
+
+
+def _migration_1(db: Any) -> None:
+    """The whole first schema."""
+    for sql in _SCHEMA_1:
+        db.execute(sql)
+
+
+_SCHEMA_1: Final = (
+    # accounts: seq keeps creation order for accounts created at the same instant
+    """CREATE TABLE accounts (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        owner_id TEXT NOT NULL,
+        owner_email TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    # members: the primary key is grant()'s index; WITHOUT ROWID makes it one b-tree search
+    """CREATE TABLE members (
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        user_id TEXT NOT NULL,
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('owner', 'member')),
+        permissions TEXT NOT NULL,
+        joined_at TEXT NOT NULL,
+        granted_by TEXT,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (account_id, user_id)
+    ) WITHOUT ROWID""",
+    "CREATE UNIQUE INDEX members_email_key ON members (account_id, email_key)",
+    "CREATE INDEX members_user ON members (user_id)",
+    """CREATE TABLE invitations (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL,
+        permissions TEXT NOT NULL,
+        invited_by TEXT NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'accepted', 'declined', 'revoked', 'expired')),
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        token_hash TEXT,
+        closed_at TEXT,
+        accepted_by TEXT,
+        sent_count INTEGER NOT NULL,
+        language TEXT NOT NULL
+    )""",
+    # the rule "one pending invitation per address and account", enforced by the file
+    """CREATE UNIQUE INDEX invitations_one_pending ON invitations (account_id, email_key)
+        WHERE status = 'pending'""",
+    "CREATE INDEX invitations_account ON invitations (account_id, created_at)",
+    """CREATE TABLE contacts (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        name TEXT NOT NULL,
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL,
+        company TEXT NOT NULL,
+        phone TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at TEXT
+    )""",
+    "CREATE INDEX contacts_account ON contacts (account_id, seq)",
+    """CREATE TABLE contact_categories (
+        contact_id TEXT NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        category TEXT NOT NULL,
+        PRIMARY KEY (contact_id, category)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX contact_categories_lookup ON contact_categories (account_id, category)",
+    """CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        at TEXT NOT NULL,
+        actor_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        details TEXT NOT NULL
+    )""",
+    "CREATE INDEX events_account ON events (account_id, seq)",
+    "CREATE INDEX events_action_time ON events (account_id, action, at)",
+    """CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        kind TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'cancelled')),
+        message BLOB,
+        invitation_id TEXT,
+        attempts INTEGER NOT NULL,
+        last_error TEXT,
+        sent_at TEXT
+    )""",
+    "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+    "CREATE INDEX outbox_invitation ON outbox (invitation_id)",
+)
+
+#: The schema history: entry *n* upgrades a file from version *n* to *n + 1*. Append a
+#: function to change the schema; never edit one that has been released.
+MIGRATIONS: list[Migration] = [_migration_1]
+
+#: Tables every teamaccess file has; a file missing one is not ours.
+_TABLES: Final = frozenset(
+    {"accounts", "members", "invitations", "contacts", "contact_categories", "events", "outbox"}
+)
+
+# Constant SQL strings: sqlite3 caches their prepared statements per connection.
+_GRANT_SQL: Final = "SELECT permissions FROM members WHERE account_id = ? AND user_id = ?"
+_ACCOUNT_COLS: Final = "a.id, a.name, a.owner_id, a.owner_email, a.created_at"
+_MEMBER_COLS: Final = "account_id, user_id, email, role, permissions, joined_at, granted_by"
+_INVITATION_COLS: Final = (
+    "id, account_id, email, permissions, invited_by, status, created_at, expires_at, "
+    "token_hash, closed_at, accepted_by, sent_count, language"
+)
+_CONTACT_COLS: Final = (
+    "c.id, c.account_id, c.name, c.email, c.company, c.phone, c.role, c.created_at, "
+    # categories are single-line names, so a newline separates them safely
+    "(SELECT group_concat(category, char(10)) FROM contact_categories cc "
+    "WHERE cc.contact_id = c.id)"
+)
+_EVENT_COLS: Final = "id, account_id, at, actor_id, action, target, details"
+_OUTBOX_COLS: Final = (
+    "id, account_id, kind, recipient, message_id, created_at, next_attempt_at, status, "
+    "message, invitation_id, attempts, last_error, sent_at"
+)
+
+Row = tuple[Any, ...]
+
+
+# -- value conversion ---------------------------------------------------------------------
+
+
+def _ts(value: datetime) -> str:
+    """ISO-8601 in UTC, fixed width, so text order is time order."""
+    if value.tzinfo is None:
+        raise ValidationError(
+            f"SQLiteStore stores timezone-aware datetimes only, not {value!r}; "
+            "use datetime.now(UTC) or a Clock"
+        )
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _ts_or_none(value: datetime | None) -> str | None:
+    return None if value is None else _ts(value)
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _dt_or_none(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _perms_text(permissions: PermissionSet) -> str:
+    return json.dumps(permissions.to_list())
+
+
+# Parsing memo: stored text -> PermissionSet. It caches a pure function of the text, not
+# anyone's permissions, so a revoked permission is still seen on the next look-up.
+_PARSED: dict[str, PermissionSet] = {}
+
+
+def _perms(text: str) -> PermissionSet:
+    found = _PARSED.get(text)
+    if found is None:
+        found = PermissionSet.from_list(json.loads(text))
+        if len(_PARSED) > 4096:
+            _PARSED.clear()
+        _PARSED[text] = found
+    return found
+
+
+def _account(row: Row) -> Account:
+    return Account(id=row[0], name=row[1], owner_id=row[2], owner_email=row[3],
+                   created_at=_dt(row[4]))  # fmt: skip
+
+
+def _member(row: Row) -> Member:
+    return Member(
+        account_id=row[0],
+        user_id=row[1],
+        email=row[2],
+        role=row[3],
+        permissions=_perms(row[4]),
+        joined_at=_dt(row[5]),
+        granted_by=row[6],
+    )
+
+
+def _invitation(row: Row) -> Invitation:
+    return Invitation(
+        id=row[0],
+        account_id=row[1],
+        email=row[2],
+        permissions=_perms(row[3]),
+        invited_by=row[4],
+        status=row[5],
+        created_at=_dt(row[6]),
+        expires_at=_dt(row[7]),
+        token_hash=row[8],
+        closed_at=_dt_or_none(row[9]),
+        accepted_by=row[10],
+        sent_count=row[11],
+        language=row[12],
+    )
+
+
+def _contact(row: Row) -> Contact:
+    return Contact(
+        id=row[0],
+        account_id=row[1],
+        name=row[2],
+        email=row[3],
+        company=row[4],
+        phone=row[5],
+        role=row[6],
+        created_at=_dt_or_none(row[7]),
+        categories=row[8].split("\n") if row[8] else (),
+    )
+
+
+def _event(row: Row) -> AuditEvent:
+    return AuditEvent(id=row[0], account_id=row[1], at=_dt(row[2]), actor_id=row[3],
+                      action=row[4], target=row[5], details=json.loads(row[6]))  # fmt: skip
+
+
+def _outbox(row: Row) -> OutboxMessage:
+    return OutboxMessage(
+        id=row[0],
+        account_id=row[1],
+        kind=row[2],
+        recipient=row[3],
+        message_id=row[4],
+        created_at=_dt(row[5]),
+        next_attempt_at=_dt(row[6]),
+        status=row[7],
+        message=None if row[8] is None else bytes(row[8]),
+        invitation_id=row[9],
+        attempts=row[10],
+        last_error=row[11],
+        sent_at=_dt_or_none(row[12]),
+    )
+
+
+def _outbox_params(m: OutboxMessage) -> tuple[Any, ...]:
+    return (
+        m.account_id, m.kind, m.recipient, m.message_id, _ts(m.created_at),
+        _ts(m.next_attempt_at), m.status, m.message, m.invitation_id, m.attempts,
+        m.last_error, _ts_or_none(m.sent_at), m.id,
+    )  # fmt: skip
+
+
+def _is_unique_violation(exc: sqlite3.IntegrityError) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")
+    if name:
+        return name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+    return "UNIQUE constraint failed" in str(exc)
+
+
+# -- the store ----------------------------------------------------------------------------
+
+
+class SQLiteStore:
+    """The reference backend: every row in one SQLite file, shared by processes.
+
+    *path* is a file path, ``":memory:"`` (a private database that lives as long as the
+    store), or a ``file:`` URI (e.g. ``"file:/srv/team.db?mode=ro"`` for a read-only
+    replica). *timeout* is how long, in seconds, a writer waits for another process's
+    write lock before ``StorageError``.
+
+    >>> from teamaccess import SQLiteStore
+    >>> store = SQLiteStore(":memory:")
+    >>> store.schema_version
+    1
+    >>> store.close()
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
+        self.path = os.fspath(path)
+        if timeout < 0:
+            raise ValidationError("timeout is in seconds and must not be negative, e.g. 5.0")
+        self.timeout = timeout
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._db: Any = None
+        self._open()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else f"schema {self.schema_version}"
+        return f"<SQLiteStore {self.path!r} {state}>"
+
+    # -- opening ------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        is_uri = self.path.startswith("file:")
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=is_uri,
+            )
+        except (sqlite3.Error, ValueError, OSError) as exc:
+            raise self._error(exc, "opening it") from exc
+        try:
+            self._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        import sqlite_utils
+
+        try:
+            # Read before writing anything: a foreign file must stay byte-for-byte intact.
+            version, app_id = self._header(conn)
+            self._classify(conn, version, app_id)
+            conn.execute("PRAGMA foreign_keys = ON")
+            if self.path != ":memory:" and "mode=memory" not in self.path:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StorageError(
+                        f"the teamaccess database {self.path} cannot use WAL journaling "
+                        f"(it stays in {mode!r} mode); put it on a local file system"
+                    )
+            db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
+            if version < len(MIGRATIONS):
+                self._migrate(conn, db)
+            self._check_tables(conn)
+        except TeamAccessError:
+            raise
+        except sqlite3.Error as exc:
+            raise self._error(exc, "opening it") from exc
+        except Exception as exc:  # sqlite-utils' own errors must not escape either
+            raise self._error(exc, "preparing its schema") from exc
+        self._db = db
+
+    @staticmethod
+    def _header(conn: sqlite3.Connection) -> tuple[int, int]:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        return int(version), int(app_id)
+
+    def _classify(self, conn: sqlite3.Connection, version: int, app_id: int) -> None:
+        """Refuse a file that is not ours or is newer than this code; never alter it."""
+        if app_id == APPLICATION_ID:
+            if version > len(MIGRATIONS):
+                raise StorageError(
+                    f"the teamaccess database {self.path} has schema version {version}, but "
+                    f"this teamaccess knows only up to {len(MIGRATIONS)}; upgrade teamaccess "
+                    "(the file was not changed)"
+                )
+            return
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        if app_id == 0 and version == 0 and not tables:
+            return  # a new, empty file
+        what = f"tables {', '.join(sorted(tables))}" if tables else "no teamaccess tables"
+        raise StorageError(
+            f"{self.path} is not a teamaccess database (application id {app_id:#x}, user "
+            f"version {version}, {what}); point SQLiteStore at a new file or at one "
+            "teamaccess created (the file was not changed)"
+        )
+
+    def _migrate(self, conn: sqlite3.Connection, db: Any) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            version, app_id = self._header(conn)
+            self._classify(conn, version, app_id)
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                migration(db)
+                # PRAGMAs take no parameters; both values are ints we computed
+                conn.execute(f"PRAGMA user_version = {int(number)}")
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _check_tables(self, conn: sqlite3.Connection) -> None:
+        present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        missing = _TABLES - present
+        if missing:
+            raise StorageError(
+                f"the teamaccess database {self.path} lacks the tables "
+                f"{', '.join(sorted(missing))}; it is damaged or was changed by hand - "
+                "restore it from a backup"
+            )
+
+    # -- errors -------------------------------------------------------------------------
+
+    def _error(self, exc: BaseException, doing: str) -> StorageError:
+        """A ``StorageError`` that names the file and says what to do."""
+        name = getattr(exc, "sqlite_errorname", "")
+        text = str(exc)
+        where = f"the teamaccess database {self.path}"
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+            hint = (
+                f"is locked by another connection and stayed locked past the {self.timeout} s "
+                "timeout; retry, or open it with a longer SQLiteStore(..., timeout=...)"
+            )
+        elif name.startswith("SQLITE_READONLY") or "readonly" in text:
+            hint = "is read-only; open a writable file, or fix the file's permissions"
+        elif name == "SQLITE_FULL" or "full" in text:
+            hint = "is full (no space left on the disk); free some space and retry"
+        elif name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in text:
+            hint = (
+                "is not a SQLite database or is damaged; point SQLiteStore at a teamaccess "
+                "file, or restore it from a backup"
+            )
+        elif name == "SQLITE_CANTOPEN" or "unable to open" in text:
+            hint = (
+                "cannot be opened; check that the path names a file (not a directory), "
+                "that its directory exists, and that this process may write there"
+            )
+        elif isinstance(exc, sqlite3.ProgrammingError) and "closed" in text:
+            hint = "is closed; open a new SQLiteStore"
+        else:
+            hint = "failed; check the file and retry"
+        return StorageError(f"{where} {hint} (while {doing}: {text})")
+
+    # -- the Store protocol ---------------------------------------------------------------
+
+    @property
+    def db(self) -> Any:
+        """The ``sqlite_utils.Database`` on this store's connection, for inspection.
+
+        Read from it freely (``store.db["members"].count``); change teamaccess's tables
+        only through ``TeamAccess``.
+        """
+        self._connection()
+        return self._db
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open file (``PRAGMA user_version``)."""
+        with self._lock:
+            try:
+                return int(self._connection().execute("PRAGMA user_version").fetchone()[0])
+            except sqlite3.Error as exc:
+                raise self._error(exc, "reading its schema version") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageError(f"the teamaccess database {self.path} is closed; open a new "
+                               "SQLiteStore")  # fmt: skip
+        return self._conn
+
+    @contextmanager
+    def begin(self) -> Iterator[_SQLiteUnitOfWork]:
+        with self._unit(write=True) as uow:
+            yield uow
+
+    @contextmanager
+    def read(self) -> Iterator[_SQLiteUnitOfWork]:
+        with self._unit(write=False) as uow:
+            yield uow
+
+    @contextmanager
+    def _unit(self, *, write: bool) -> Iterator[_SQLiteUnitOfWork]:
+        with self._lock:
+            conn = self._connection()
+            uow = _SQLiteUnitOfWork(self, conn, write=write, nested=conn.in_transaction)
+            uow.start()
+            try:
+                yield uow
+            except BaseException:
+                uow.rollback(quiet=True)
+                raise
+            uow.rollback(quiet=False)
+
+    def grant(self, account_id: str, user_id: str) -> PermissionSet | None:
+        with self._lock:
+            try:
+                row = self._connection().execute(_GRANT_SQL, (account_id, user_id)).fetchone()
+            except sqlite3.Error as exc:
+                raise self._error(exc, "looking up a permission") from exc
+        return None if row is None else _perms(row[0])
+
+    def close(self) -> None:
+        """Close the connection; further use raises ``StorageError``. Safe to call twice."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                try:
+                    conn.close()
+                except sqlite3.Error as exc:
+                    raise self._error(exc, "closing it") from exc
+
+
+_savepoints = iter(range(1, 2**62))
+
+
+class _SQLiteUnitOfWork:
+    """One transaction (or, nested in another unit, one savepoint)."""
+
+    def __init__(
+        self, store: SQLiteStore, conn: sqlite3.Connection, *, write: bool, nested: bool
+    ) -> None:
+        self._s = store
+        self._conn = conn
+        self._write = write
+        self._nested = nested
+        self._savepoint = f"teamaccess_{next(_savepoints)}"
+        self._open = False
+        self.committed = False
+
+    # transaction control
+
+    def _run(self, sql: str, doing: str) -> None:
+        try:
+            self._conn.execute(sql)
+        except sqlite3.Error as exc:
+            raise self._s._error(exc, doing) from exc
+
+    def start(self) -> None:
+        if self._nested:
+            self._run(f"SAVEPOINT {self._savepoint}", "starting a nested unit of work")
+        else:
+            begin = "BEGIN IMMEDIATE" if self._write else "BEGIN"
+            self._run(begin, "starting a unit of work")
+        self._open = True
+
+    def commit(self) -> None:
+        if self._open:
+            if self._nested:
+                self._run(f"RELEASE {self._savepoint}", "committing a nested unit of work")
+            else:
+                self._run("COMMIT", "committing")
+            self._open = False
+        # like MemoryStore: whatever follows a commit is discarded unless committed again
+        self.committed = True
+
+    def rollback(self, *, quiet: bool) -> None:
+        if not self._open:
+            return
+        self._open = False
+        try:
+            # An error such as SQLITE_FULL may already have ended the transaction.
+            if self._conn.in_transaction:
+                if self._nested:
+                    self._conn.execute(f"ROLLBACK TO {self._savepoint}")
+                    self._conn.execute(f"RELEASE {self._savepoint}")
+                else:
+                    self._conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            if not quiet:  # never hide the error that caused the rollback
+                raise self._s._error(exc, "rolling back") from exc
+
+    # statement helpers
+
+    def _exec(
+        self,
+        sql: str,
+        params: tuple[Any, ...] | list[Any],
+        conflict: Callable[[], TeamAccessError] | None = None,
+    ) -> sqlite3.Cursor:
+        if not self._open:
+            self.start()
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            if conflict is not None and _is_unique_violation(exc):
+                raise conflict() from exc
+            raise self._s._error(exc, "writing a row that breaks the schema's rules") from exc
+        except sqlite3.Error as exc:
+            raise self._s._error(exc, "running a query") from exc
+
+    def _all(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[Row]:
+        cursor = self._exec(sql, params)
+        try:
+            return cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise self._s._error(exc, "reading rows") from exc
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Row | None:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    # accounts
+
+    def add_account(self, account: Account) -> None:
+        self._exec(
+            "INSERT INTO accounts (id, name, owner_id, owner_email, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (account.id, account.name, account.owner_id, account.owner_email,
+             _ts(account.created_at)),
+            lambda: Conflict(f"account {account.id!r} exists already"),
+        )  # fmt: skip
+
+    def get_account(self, account_id: str) -> Account | None:
+        row = self._one(f"SELECT {_ACCOUNT_COLS} FROM accounts a WHERE a.id = ?", (account_id,))
+        return None if row is None else _account(row)
+
+    def update_account(self, account: Account) -> None:
+        self._exec(
+            "UPDATE accounts SET name = ?, owner_id = ?, owner_email = ?, created_at = ? "
+            "WHERE id = ?",
+            (account.name, account.owner_id, account.owner_email, _ts(account.created_at),
+             account.id),
+        )  # fmt: skip
+
+    def accounts_for(self, user_id: str) -> list[Account]:
+        rows = self._all(
+            f"SELECT {_ACCOUNT_COLS} FROM members m JOIN accounts a ON a.id = m.account_id "
+            "WHERE m.user_id = ? ORDER BY a.created_at, a.seq",
+            (user_id,),
+        )
+        return [_account(r) for r in rows]
+
+    # members
+
+    def add_member(self, member: Member, email_key: str) -> None:
+        self._exec(
+            f"INSERT INTO members ({_MEMBER_COLS}, email_key, seq) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, "
+            "(SELECT coalesce(max(seq), 0) + 1 FROM members WHERE account_id = ?))",
+            (member.account_id, member.user_id, member.email, member.role,
+             _perms_text(member.permissions), _ts(member.joined_at), member.granted_by,
+             email_key, member.account_id),
+            lambda: AlreadyMember(
+                f"{member.email} is already a member of account {member.account_id!r}"
+            ),
+        )  # fmt: skip
+
+    def get_member(self, account_id: str, user_id: str) -> Member | None:
+        row = self._one(
+            f"SELECT {_MEMBER_COLS} FROM members WHERE account_id = ? AND user_id = ?",
+            (account_id, user_id),
+        )
+        return None if row is None else _member(row)
+
+    def member_by_email(self, account_id: str, email_key: str) -> Member | None:
+        row = self._one(
+            f"SELECT {_MEMBER_COLS} FROM members WHERE account_id = ? AND email_key = ?",
+            (account_id, email_key),
+        )
+        return None if row is None else _member(row)
+
+    def update_member(self, member: Member) -> None:
+        self._exec(
+            "UPDATE members SET email = ?, role = ?, permissions = ?, joined_at = ?, "
+            "granted_by = ? WHERE account_id = ? AND user_id = ?",
+            (member.email, member.role, _perms_text(member.permissions),
+             _ts(member.joined_at), member.granted_by, member.account_id, member.user_id),
+        )  # fmt: skip
+
+    def delete_member(self, account_id: str, user_id: str) -> None:
+        self._exec(
+            "DELETE FROM members WHERE account_id = ? AND user_id = ?", (account_id, user_id)
+        )
+
+    def members(self, account_id: str) -> list[Member]:
+        rows = self._all(
+            f"SELECT {_MEMBER_COLS} FROM members WHERE account_id = ? "
+            "ORDER BY role != 'owner', joined_at, seq",
+            (account_id,),
+        )
+        return [_member(r) for r in rows]
+
+    # invitations
+
+    def add_invitation(self, invitation: Invitation, email_key: str) -> None:
+        # The token itself is never written: only its hash.
+        i = invitation
+        self._exec(
+            f"INSERT INTO invitations ({_INVITATION_COLS}, email_key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (i.id, i.account_id, i.email, _perms_text(i.permissions), i.invited_by, i.status,
+             _ts(i.created_at), _ts(i.expires_at), i.token_hash, _ts_or_none(i.closed_at),
+             i.accepted_by, i.sent_count, i.language, email_key),
+            lambda: self._invitation_conflict(i),
+        )  # fmt: skip
+
+    def _invitation_conflict(self, invitation: Invitation) -> Conflict:
+        if self.get_invitation(invitation.id) is not None:
+            return Conflict(f"invitation {invitation.id!r} exists already")
+        return AlreadyInvited(f"{invitation.email} has a pending invitation already")
+
+    def get_invitation(self, invitation_id: str) -> Invitation | None:
+        row = self._one(
+            f"SELECT {_INVITATION_COLS} FROM invitations WHERE id = ?", (invitation_id,)
+        )
+        return None if row is None else _invitation(row)
+
+    def update_invitation(self, invitation: Invitation) -> None:
+        i = invitation
+        self._exec(
+            "UPDATE invitations SET account_id = ?, email = ?, permissions = ?, "
+            "invited_by = ?, status = ?, created_at = ?, expires_at = ?, token_hash = ?, "
+            "closed_at = ?, accepted_by = ?, sent_count = ?, language = ? WHERE id = ?",
+            (i.account_id, i.email, _perms_text(i.permissions), i.invited_by, i.status,
+             _ts(i.created_at), _ts(i.expires_at), i.token_hash, _ts_or_none(i.closed_at),
+             i.accepted_by, i.sent_count, i.language, i.id),
+            lambda: AlreadyInvited(f"{i.email} has a pending invitation already"),
+        )  # fmt: skip
+
+    def pending_invitation_for(self, account_id: str, email_key: str) -> Invitation | None:
+        row = self._one(
+            f"SELECT {_INVITATION_COLS} FROM invitations "
+            "WHERE account_id = ? AND email_key = ? AND status = 'pending'",
+            (account_id, email_key),
+        )
+        return None if row is None else _invitation(row)
+
+    def invitations(
+        self,
+        account_id: str,
+        *,
+        status: str | None = None,
+        invited_by: str | None = None,
+    ) -> list[Invitation]:
+        sql = f"SELECT {_INVITATION_COLS} FROM invitations WHERE account_id = ?"
+        params = [account_id]
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        if invited_by is not None:
+            sql += " AND invited_by = ?"
+            params.append(invited_by)
+        rows = self._all(sql + " ORDER BY created_at, id", params)
+        return [_invitation(r) for r in rows]
+
+    # contacts
+
+    def add_contact(self, contact: Contact, email_key: str) -> None:
+        c = contact
+        self._exec(
+            "INSERT INTO contacts (id, account_id, name, email, email_key, company, phone, "
+            "role, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (c.id, c.account_id, c.name, c.email, email_key, c.company, c.phone, c.role,
+             _ts_or_none(c.created_at)),
+            lambda: Conflict(f"contact {c.id!r} exists already"),
+        )  # fmt: skip
+        self._set_categories(c)
+
+    def _set_categories(self, contact: Contact) -> None:
+        self._exec("DELETE FROM contact_categories WHERE contact_id = ?", (contact.id,))
+        for category in sorted(contact.categories):
+            self._exec(
+                "INSERT INTO contact_categories (contact_id, account_id, category) "
+                "VALUES (?, ?, ?)",
+                (contact.id, contact.account_id, category),
+            )
+
+    def get_contact(self, contact_id: str) -> Contact | None:
+        row = self._one(f"SELECT {_CONTACT_COLS} FROM contacts c WHERE c.id = ?", (contact_id,))
+        return None if row is None else _contact(row)
+
+    def update_contact(self, contact: Contact, email_key: str) -> None:
+        c = contact
+        self._exec(
+            "UPDATE contacts SET account_id = ?, name = ?, email = ?, email_key = ?, "
+            "company = ?, phone = ?, role = ?, created_at = ? WHERE id = ?",
+            (c.account_id, c.name, c.email, email_key, c.company, c.phone, c.role,
+             _ts_or_none(c.created_at), c.id),
+        )  # fmt: skip
+        self._set_categories(c)
+
+    def delete_contact(self, contact_id: str) -> None:
+        # contact_categories rows go with it (ON DELETE CASCADE)
+        self._exec("DELETE FROM contacts WHERE id = ?", (contact_id,))
+
+    def contacts(self, account_id: str) -> list[Contact]:
+        rows = self._all(
+            f"SELECT {_CONTACT_COLS} FROM contacts c WHERE c.account_id = ? ORDER BY c.seq",
+            (account_id,),
+        )
+        return [_contact(r) for r in rows]
+
+    def contact_addresses(self, account_id: str, category: str) -> list[tuple[str, str]]:
+        rows = self._all(
+            "SELECT c.email, c.email_key FROM contact_categories cc "
+            "JOIN contacts c ON c.id = cc.contact_id "
+            "WHERE cc.account_id = ? AND cc.category = ? ORDER BY c.seq",
+            (account_id, category),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    # audit
+
+    def add_event(self, event: AuditEvent) -> None:
+        e = event
+        try:
+            details = json.dumps(dict(e.details), sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"audit event details must be JSON values (str, int, list, dict ...): {exc}"
+            ) from exc
+        self._exec(
+            f"INSERT INTO events ({_EVENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (e.id, e.account_id, _ts(e.at), e.actor_id, e.action, e.target, details),
+            lambda: Conflict(f"audit event {e.id!r} exists already"),
+        )
+
+    def events(self, account_id: str, *, limit: int) -> list[AuditEvent]:
+        if limit <= 0:
+            return []
+        rows = self._all(
+            f"SELECT {_EVENT_COLS} FROM events WHERE account_id = ? ORDER BY seq DESC LIMIT ?",
+            (account_id, limit),
+        )
+        return [_event(r) for r in rows]
+
+    def event_times(
+        self, account_id: str, actions: Collection[str], since: datetime
+    ) -> list[datetime]:
+        names = sorted(set(actions))
+        if not names:
+            return []
+        marks = ", ".join("?" for _ in names)
+        rows = self._all(
+            "SELECT at FROM events WHERE account_id = ? AND action IN "
+            f"({marks}) AND at >= ? ORDER BY at, seq",
+            (account_id, *names, _ts(since)),
+        )
+        return [_dt(r[0]) for r in rows]
+
+    # outbox
+
+    def add_outbox(self, message: OutboxMessage) -> None:
+        self._exec(
+            "INSERT INTO outbox (account_id, kind, recipient, message_id, created_at, "
+            "next_attempt_at, status, message, invitation_id, attempts, last_error, sent_at, "
+            "id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _outbox_params(message),
+            lambda: Conflict(f"outbox message {message.id!r} exists already"),
+        )
+
+    def update_outbox(self, message: OutboxMessage) -> None:
+        self._exec(
+            "UPDATE outbox SET account_id = ?, kind = ?, recipient = ?, message_id = ?, "
+            "created_at = ?, next_attempt_at = ?, status = ?, message = ?, "
+            "invitation_id = ?, attempts = ?, last_error = ?, sent_at = ? WHERE id = ?",
+            _outbox_params(message),
+        )
+
+    def get_outbox(self, message_id: str) -> OutboxMessage | None:
+        row = self._one(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE id = ?", (message_id,))
+        return None if row is None else _outbox(row)
+
+    def outbox(
+        self,
+        *,
+        status: str | None = None,
+        due_before: datetime | None = None,
+        invitation_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[OutboxMessage]:
+        where: list[str] = []
+        params: list[Any] = []
+        for clause, value in (
+            ("status = ?", status),
+            ("next_attempt_at <= ?", _ts_or_none(due_before)),
+            ("invitation_id = ?", invitation_id),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = f"SELECT {_OUTBOX_COLS} FROM outbox"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(max(limit, 0))
+        return [_outbox(r) for r in self._all(sql, params)]
