@@ -145,8 +145,8 @@ class SmtpMailer:
         except smtplib.SMTPSenderRefused as exc:
             raise DeliveryFailed(
                 f"{self._where} refused the sender {exc.sender!r} "
-                f"({_reply(exc.smtp_code, exc.smtp_error)}); use a sender address the "
-                "server accepts from this login"
+                f"({_reply(exc.smtp_code, exc.smtp_error)}); the server may want STARTTLS "
+                "or a login first (security=, username=), or not accept this sender"
             ) from exc
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryFailed(

@@ -1,0 +1,151 @@
+"""A real SMTP server for the tests: aiosmtpd on 127.0.0.1, in a thread, recording mail.
+
+It speaks plain SMTP, STARTTLS or implicit TLS (with a trustme test certificate), may
+require a login, and may refuse chosen recipients with ``550``.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterable, Mapping
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any, Literal
+
+import attrs
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@attrs.frozen
+class Certificates:
+    """A test CA and a certificate for 127.0.0.1 and localhost it signed."""
+
+    ca: trustme.CA
+    server: ssl.SSLContext
+
+    @classmethod
+    def create(cls) -> Certificates:
+        ca = trustme.CA()
+        cert = ca.issue_cert(HOST, "localhost")
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(server)
+        return cls(ca, server)
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts the test CA (and checks the host name)."""
+        ctx = ssl.create_default_context()
+        self.ca.configure_trust(ctx)
+        return ctx
+
+
+@attrs.frozen
+class Received:
+    """One message as the server got it."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+    tls: bool
+    login: str | None
+
+
+class _Handler:
+    def __init__(self, refuse: Iterable[str]) -> None:
+        self.refuse = {r.lower() for r in refuse}
+        self.received: list[Received] = []
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        if address.lower() in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        parsed = message_from_bytes(envelope.original_content, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        login = session.auth_data if session.authenticated else None
+        # session.ssl is set by STARTTLS only; implicit TLS shows on the transport.
+        tls = server.transport.get_extra_info("ssl_object") is not None
+        self.received.append(
+            Received(envelope.mail_from, list(envelope.rcpt_tos), parsed, tls, login)
+        )
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    """``with SmtpServer(...) as server:`` runs a server; ``server.received`` is what came in.
+
+    *mode* ``"plain"`` offers no TLS, ``"starttls"`` offers (and requires) STARTTLS,
+    ``"tls"`` speaks TLS from the first byte. *users* maps login to password and makes a
+    login mandatory.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        mode: Literal["plain", "starttls", "tls"] = "plain",
+        certs: Certificates | None = None,
+        users: Mapping[str, str] | None = None,
+        refuse: Iterable[str] = (),
+        smtputf8: bool = False,
+    ) -> None:
+        self.host = HOST
+        self.port = port if port is not None else free_port()
+        self._handler = _Handler(refuse)
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
+        if mode != "plain":
+            assert certs is not None, "TLS needs test certificates"
+            if mode == "tls":
+                kwargs["ssl_context"] = certs.server
+            else:
+                kwargs["tls_context"] = certs.server
+                kwargs["require_starttls"] = True
+        if users is not None:
+            accounts = dict(users)
+
+            def authenticator(
+                server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+            ) -> AuthResult:
+                ok = (
+                    isinstance(auth_data, LoginPassword)
+                    and accounts.get(auth_data.login.decode()) == auth_data.password.decode()
+                )
+                login = auth_data.login.decode() if ok else None
+                return AuthResult(success=ok, handled=False, auth_data=login)
+
+            kwargs["authenticator"] = authenticator
+            kwargs["auth_required"] = True
+        self._controller = Controller(self._handler, hostname=HOST, port=self.port, **kwargs)
+
+    @property
+    def received(self) -> list[Received]:
+        return self._handler.received
+
+    def start(self) -> SmtpServer:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def __enter__(self) -> SmtpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
