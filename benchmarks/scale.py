@@ -31,7 +31,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 def account_id(i: int) -> str:
     # Spread like the library's random ids, so the index is filled out of order as in life.
-    return "acc_" + hashlib.sha1(str(i).encode()).hexdigest()[:20]
+    return "acc_" + hashlib.sha256(str(i).encode()).hexdigest()[:20]
 
 
 def build(path: Path, accounts: int) -> None:

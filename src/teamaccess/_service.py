@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import quote
 
 import attrs
 
@@ -75,8 +73,15 @@ _DELIVERY_LEASE: Final = timedelta(minutes=5)
 _ALL = PermissionSet.all()
 
 
+def _token_hex(nbytes: int) -> str:
+    # secrets (with hashlib and random) and urllib load on first use: issue 6's import budget.
+    import secrets
+
+    return secrets.token_hex(nbytes)
+
+
 def _new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
+    return f"{prefix}_{_token_hex(10)}"
 
 
 def _check_id(what: str, value: object) -> str:
@@ -497,6 +502,8 @@ class TeamAccess:
     # -- invitations ------------------------------------------------------------------
 
     def _accept_link(self, token: str) -> str:
+        from urllib.parse import quote
+
         quoted = quote(token, safe="")
         if "{token}" in self.accept_url:
             return self.accept_url.replace("{token}", quoted)
@@ -505,7 +512,8 @@ class TeamAccess:
 
     def _check_rate(self, work: _Work, account_id: str) -> None:
         since = work.now - self.rate_window
-        times = work.uow.event_times(account_id, _SEND_ACTIONS, since)
+        # A send leaves the window exactly rate_window later, so retry_after really works.
+        times = [t for t in work.uow.event_times(account_id, _SEND_ACTIONS, since) if t > since]
         if len(times) >= self.rate_limit:
             retry_after = times[len(times) - self.rate_limit] + self.rate_window
             raise RateLimited(
@@ -523,7 +531,7 @@ class TeamAccess:
             account_id=inv.account_id,
             kind="invitation",
             recipient=inv.email,
-            message_id=f"<{secrets.token_hex(12)}@{self._msgid_domain}>",
+            message_id=f"<{_token_hex(12)}@{self._msgid_domain}>",
             created_at=work.now,
             next_attempt_at=work.now + _DELIVERY_LEASE,
             invitation_id=inv.id,
@@ -982,7 +990,7 @@ class TeamAccess:
             batch = []
             for to in addresses:
                 row_id = _new_id("msg")
-                message_id = f"<{secrets.token_hex(12)}@{self._msgid_domain}>"
+                message_id = f"<{_token_hex(12)}@{self._msgid_domain}>"
                 rendered = self.templates.notification(
                     NotificationContext(
                         language=self.language,
