@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from itsdangerous import URLSafeSerializer
 from itsdangerous.encoding import base64_decode
+from tests.conftest import SECRET, START, add_member
 
 from teamaccess import (
     SYSTEM,
@@ -40,7 +41,6 @@ from teamaccess import (
     ValidationError,
 )
 from teamaccess.testing import FailingMailer, FrozenClock
-from tests.conftest import SECRET, START, add_member
 
 P = PermissionSet.of
 ACCEPT = "https://panel.example.com/accept?token={token}"
