@@ -148,13 +148,6 @@ class Settings:
     def store(self) -> Store:
         from . import SQLiteStore
 
-        if self.db != ":memory:":
-            parent = Path(self.db).parent
-            if not parent.is_dir():
-                raise ConfigError(
-                    f"the directory {parent} of the database does not exist; create it or "
-                    "pass another --db"
-                )
         store: Store = SQLiteStore(self.db)
         return store
 
@@ -183,6 +176,11 @@ class Settings:
         if self._team is None:
             from ._service import TeamAccess
 
+            if self.db != ":memory:" and not Path(self.db).parent.is_dir():
+                raise ConfigError(
+                    f"the directory {Path(self.db).parent} of the database does not exist; "
+                    "create it or pass another --db"
+                )
             options: dict[str, Any] = {"language": self.language}
             if self.accept_url:
                 options["accept_url"] = self.accept_url
@@ -375,7 +373,9 @@ def _usage_message(exc: click.UsageError) -> str:
     return f"{text}; see '{path} --help'"
 
 
-@click.group(cls=TeamAccessGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    "teamaccess", cls=TeamAccessGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option(
     "--db",
     envvar="TEAMACCESS_DB",

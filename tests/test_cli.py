@@ -1,0 +1,521 @@
+"""The ``teamaccess`` command, through click's runner on the real default (a SQLite file
+and ``.eml`` files in ``./outbox``), plus one real run of the installed command."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from teamaccess._cli import cli
+
+ENV_VARS = [
+    "TEAMACCESS_DB",
+    "TEAMACCESS_OUTBOX",
+    "TEAMACCESS_SECRET_KEY",
+    "TEAMACCESS_SMTP_HOST",
+    "TEAMACCESS_SMTP_PORT",
+    "TEAMACCESS_SMTP_SECURITY",
+    "TEAMACCESS_SMTP_USER",
+    "TEAMACCESS_SMTP_PASSWORD",
+    "TEAMACCESS_ACCEPT_URL",
+    "TEAMACCESS_LANGUAGE",
+    "TEAMACCESS_SENDER",
+    "TEAMACCESS_ACTOR",
+]
+
+
+class Cli:
+    """Runs the command in a temporary folder with no TEAMACCESS_* settings inherited."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.env: dict[str, str | None] = dict.fromkeys(ENV_VARS)
+
+    def __call__(self, *args: str, input: str | None = None, code: int = 0) -> Result:
+        result = CliRunner(env=self.env).invoke(cli, list(args), input=input)
+        if result.exit_code != code:
+            raise AssertionError(
+                f"teamaccess {' '.join(args)} exited {result.exit_code}, expected {code}\n"
+                f"stdout: {result.stdout}\nstderr: {result.stderr}\n{result.exception!r}"
+            )
+        return result
+
+    def json(self, *args: str, input: str | None = None) -> Any:
+        return json.loads(self(*args, "--json", input=input).stdout)
+
+    def error(self, *args: str, code: int, input: str | None = None) -> str:
+        """The one ``error:`` line the command printed."""
+        result = self(*args, input=input, code=code)
+        assert result.stdout == ""
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith("error: ")
+        assert "Traceback" not in result.stderr
+        return lines[0]
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.chdir(tmp_path)
+    return Cli(tmp_path)
+
+
+@pytest.fixture
+def account(run: Cli) -> str:
+    data = run.json(
+        "accounts", "create", "--name", "Muster GmbH", "--owner-id", "max",
+        "--owner-email", "chef@muster.example.com",
+    )  # fmt: skip
+    return str(data["id"])
+
+
+def invite(run: Cli, account: str, email: str, *perms: str) -> dict[str, Any]:
+    args = [f"--permission={p}" for p in perms] or ["--all"]
+    data: dict[str, Any] = run.json("invite", account, email, *args, "--as", "max")
+    return data
+
+
+def member(run: Cli, account: str, user: str, email: str, *perms: str) -> None:
+    token = invite(run, account, email, *perms)["token"]
+    run("accept", token, "--user", user, "--email", email)
+
+
+def eml_files(folder: Path) -> list[Path]:
+    return sorted((folder / "outbox").glob("*.eml"))
+
+
+def free_port() -> int:
+    """A port nothing listens on: a mail server that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TestDefaults:
+    """The embedded default: ./teamaccess.db, ./outbox, settings from options or env."""
+
+    def test_database_and_outbox_in_the_working_folder(self, run: Cli, account: str) -> None:
+        invite(run, account, "dev@agentur.example.com", "services.view")
+        assert (run.folder / "teamaccess.db").is_file()
+        [mail] = eml_files(run.folder)
+        assert "To: dev@agentur.example.com" in mail.read_text()
+
+    def test_db_option_and_env(self, run: Cli) -> None:
+        run("--db", "other.db", "accounts", "create", "--name", "A", "--owner-id", "u1",
+            "--owner-email", "u1@example.com")  # fmt: skip
+        assert (run.folder / "other.db").is_file()
+        run.env["TEAMACCESS_DB"] = "other.db"
+        [found] = run.json("accounts", "list", "u1")
+        assert found["name"] == "A"
+        run.env["TEAMACCESS_DB"] = None
+        assert run.json("accounts", "list", "u1") == []
+
+    def test_outbox_option_language_and_accept_url(self, run: Cli, account: str) -> None:
+        data = run.json(
+            "--outbox", "mails", "--language", "de",
+            "--accept-url", "https://kunden.example.com/einladung/{token}",
+            "invite", account, "b@example.com", "--all", "--as", "max",
+        )  # fmt: skip
+        assert data["accept_url"].startswith("https://kunden.example.com/einladung/")
+        [mail] = sorted((run.folder / "mails").glob("*.eml"))
+        message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+        assert message["Subject"] == "chef@muster.example.com lädt Sie zu Muster GmbH ein"
+
+    def test_missing_database_folder(self, run: Cli) -> None:
+        line = run.error("--db", "nowhere/x.db", "accounts", "list", "u", code=1)
+        assert "nowhere" in line
+        assert "does not exist" in line
+
+    def test_python_dash_m_and_version(self, run: Cli) -> None:
+        out = subprocess.run(
+            [sys.executable, "-m", "teamaccess", "--help"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert "Usage: teamaccess" in out
+        assert "demo" in out
+        assert "teamaccess, version" in run("--version").stdout
+
+    def test_import_teamaccess_does_not_load_the_command(self) -> None:
+        code = (
+            "import sys, teamaccess; "
+            "print('teamaccess._cli' in sys.modules, 'click' in sys.modules)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        assert out.split() == ["False", "False"]
+
+
+class TestSecretKey:
+    """Generated once next to the database with mode 0o600, reused; or from the env."""
+
+    def test_created_owner_only_and_reused(self, run: Cli, account: str) -> None:
+        path = run.folder / "teamaccess.db.secret"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        key = path.read_text()
+        assert len(key.strip()) >= 40
+        token = invite(run, account, "dev@example.com", "services.view")["token"]
+        # a token signed in one run opens in the next: the key was reused, not replaced
+        run("accept", token, "--user", "dev", "--email", "dev@example.com")
+        assert path.read_text() == key
+
+    def test_env_key_wins_and_no_file_is_written(self, run: Cli) -> None:
+        run.env["TEAMACCESS_SECRET_KEY"] = "from-the-environment"
+        data = run.json("accounts", "create", "--name", "A", "--owner-id", "max",
+                        "--owner-email", "u@example.com")  # fmt: skip
+        token = invite(run, data["id"], "x@example.com")["token"]
+        assert not (run.folder / "teamaccess.db.secret").exists()
+        run.env["TEAMACCESS_SECRET_KEY"] = "another-key"
+        line = run.error("inspect", token, code=7)
+        assert "invalid or was altered" in line
+
+    def test_existing_key_file_is_used(self, run: Cli) -> None:
+        path = run.folder / "teamaccess.db.secret"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, b"my-own-key\n")
+        os.close(fd)
+        data = run.json("accounts", "create", "--name", "A", "--owner-id", "max",
+                        "--owner-email", "u@example.com")  # fmt: skip
+        token = invite(run, data["id"], "x@example.com")["token"]
+        run.env["TEAMACCESS_SECRET_KEY"] = "my-own-key"
+        assert run.json("inspect", token)["email"] == "x@example.com"
+
+    def test_key_file_readable_by_others_is_refused(self, run: Cli, account: str) -> None:
+        path = run.folder / "teamaccess.db.secret"
+        path.chmod(0o644)
+        line = run.error("members", account, code=1)
+        assert f"run: chmod 600 {path.name}" in line
+        assert "readable by others" in line
+
+
+class TestAccounts:
+    """accounts create, list, show, rename; transfer."""
+
+    def test_create_list_show(self, run: Cli) -> None:
+        out = run("accounts", "create", "--name", "Muster GmbH", "--owner-id", "max",
+                  "--owner-email", "Chef@Muster.example.com").stdout  # fmt: skip
+        assert out.startswith("created account acc_")
+        assert "owner max" in out
+        listing = run("accounts", "list", "max").stdout.splitlines()
+        assert listing[0].split() == ["ID", "NAME", "OWNER", "OWNER", "EMAIL", "CREATED"]
+        assert "Muster GmbH" in listing[2]
+        [data] = run.json("accounts", "list", "max")
+        assert data["owner_email"] == "Chef@muster.example.com"
+        shown = run("accounts", "show", data["id"]).stdout
+        assert "name:" in shown
+        assert "Muster GmbH" in shown
+        assert run.json("accounts", "show", data["id"])["members"] == 1
+        assert run("accounts", "list", "nobody").stdout == "no accounts\n"
+
+    def test_rename_needs_profile_edit(self, run: Cli, account: str) -> None:
+        member(run, account, "dev", "dev@example.com", "services.view")
+        line = run.error("accounts", "rename", account, "--name", "X", "--as", "dev", code=5)
+        assert "profile.edit" in line
+        assert run.json("accounts", "rename", account, "--name", "Muster AG")["name"] == (
+            "Muster AG"
+        )
+
+    def test_transfer(self, run: Cli, account: str) -> None:
+        member(run, account, "bea", "bea@example.com")
+        line = run.error("transfer", account, "bea", "--as", "bea", code=6)
+        assert "only the owner" in line
+        out = run("transfer", account, "bea", "--as", "max").stdout
+        assert out == f"bea now owns account {account}; the old owner stays a member\n"
+        roles = {m["user_id"]: m["role"] for m in run.json("members", account)}
+        assert roles == {"bea": "owner", "max": "member"}
+
+
+class TestInvitations:
+    """invite, invitations, inspect, accept, decline, resend, revoke."""
+
+    def test_invite_prints_the_link_once_and_lists_pending(self, run: Cli, account: str) -> None:
+        out = run("invite", account, "dev@example.com", "-p", "services.view,support.tickets",
+                  "--as", "max").stdout  # fmt: skip
+        assert "invited dev@example.com" in out
+        assert "services.view, support.tickets" in out
+        assert "mail to dev@example.com -> outbox" in out
+        assert out.count("token=") == 1
+        listing = run("invitations", account).stdout.splitlines()
+        assert listing[0].split()[:3] == ["ID", "EMAIL", "STATUS"]
+        assert "dev@example.com" in listing[2]
+        assert "pending" in listing[2]
+        [data] = run.json("invitations", account)
+        assert data["token"] is None
+        assert "token_hash" not in data
+        assert data["permissions"] == ["services.view", "support.tickets"]
+
+    def test_accept_from_argument_and_from_stdin(self, run: Cli, account: str) -> None:
+        t1 = invite(run, account, "a@example.com", "billing.view")["token"]
+        t2 = invite(run, account, "b@example.com")["token"]
+        out = run("accept", t1, "--user", "a", "--email", "A@example.com").stdout
+        assert out == f"a joined {account} with billing.view\n"
+        data = run.json("accept", "--user", "b", "--email", "b@example.com", input=t2 + "\n")
+        assert data["permissions"] == "*"
+        assert run.json("invitations", account) == []
+        statuses = [i["status"] for i in run.json("invitations", account, "--all")]
+        assert statuses == ["accepted", "accepted"]
+
+    def test_inspect_and_decline(self, run: Cli, account: str) -> None:
+        token = invite(run, account, "a@example.com", "billing.view")["token"]
+        assert "billing.view" in run("inspect", token).stdout
+        assert run("decline", "-", input=token).stdout.startswith("declined invitation inv_")
+        assert run.json("inspect", token)["status"] == "declined"
+        line = run.error("accept", token, "--user", "a", "--email", "a@example.com", code=7)
+        assert "declined" in line
+
+    def test_resend_replaces_the_token_and_revoke(self, run: Cli, account: str) -> None:
+        first = invite(run, account, "a@example.com", "billing.view")
+        again = run.json("resend", first["id"], "--as", "max")
+        assert again["token"] != first["token"]
+        assert len(eml_files(run.folder)) == 2
+        line = run.error("accept", first["token"], "--user", "a", "--email", "a@example.com",
+                         code=7)  # fmt: skip
+        assert "no longer valid" in line
+        assert "resent invitation" in run("resend", first["id"], "--as", "max").stdout
+        assert run("revoke", first["id"]).stdout == (
+            f"revoked invitation {first['id']} for a@example.com\n"
+        )
+        assert run("invitations", account).stdout == "no invitations\n"
+
+    def test_no_token_given(self, run: Cli) -> None:
+        line = run.error("accept", "--user", "a", "--email", "a@example.com", input="", code=2)
+        assert "token" in line
+
+    def test_token_is_not_in_errors(self, run: Cli, account: str) -> None:
+        token = invite(run, account, "a@example.com")["token"]
+        result = run("accept", token, "--user", "z", "--email", "z@example.com", code=7)
+        assert token not in result.stderr
+        assert "another address" in result.stderr
+
+
+class TestMembersAndPermissions:
+    """members, permissions show/check/set, remove."""
+
+    def test_members_table_and_json(self, run: Cli, account: str) -> None:
+        member(run, account, "dev", "dev@example.com", "services.view")
+        lines = run("members", account).stdout.splitlines()
+        assert lines[0].split() == ["USER", "EMAIL", "ROLE", "PERMISSIONS", "JOINED"]
+        assert lines[2].split()[:4] == ["max", "chef@muster.example.com", "owner", "all"]
+        assert lines[3].split()[:4] == ["dev", "dev@example.com", "member", "services.view"]
+        # columns line up: every row starts its EMAIL column at the same place
+        col = lines[0].index("EMAIL")
+        assert all(line[col - 2 : col] == "  " for line in lines[2:])
+        assert [m["user_id"] for m in run.json("members", account)] == ["max", "dev"]
+
+    def test_show_check_set(self, run: Cli, account: str) -> None:
+        member(run, account, "dev", "dev@example.com", "services.view")
+        shown = run.json("permissions", "show", account, "dev")
+        assert shown["services.view"] is True
+        assert shown["billing.view"] is False
+        assert len(shown) == 13
+        out = run("permissions", "check", account, "dev", "services.view", "billing.view").stdout
+        assert [line.split() for line in out.splitlines()[2:]] == [
+            ["services.view", "yes"],
+            ["billing.view", "no"],
+        ]
+        result = run("permissions", "check", account, "dev", "billing.view", "--require", code=5)
+        assert "may not use 'billing.view'" in result.stderr
+        data = run.json("permissions", "set", account, "dev", "-p", "billing.view", "--as", "max")
+        assert data["permissions"] == ["billing.view"]
+        assert run.json("permissions", "check", account, "dev", "billing.view") == {
+            "billing.view": True
+        }
+        assert run("permissions", "set", account, "dev", "--none").stdout == "dev now holds none\n"
+
+    def test_remove_and_leave(self, run: Cli, account: str) -> None:
+        member(run, account, "a", "a@example.com")
+        member(run, account, "b", "b@example.com", "services.view")
+        assert run("remove", account, "a", "--as", "max").stdout == f"removed a from {account}\n"
+        run("remove", account, "b", "--as", "b")
+        assert [m["user_id"] for m in run.json("members", account)] == ["max"]
+        events = [e["action"] for e in run.json("audit", account)]
+        assert events[:2] == ["member.left", "member.removed"]
+
+    def test_catalog(self, run: Cli) -> None:
+        out = run("catalog").stdout
+        assert "firewall.unblock" in out
+        assert "billing" in out
+        assert "IP-Sperre aufheben" in run("catalog", "--language", "de").stdout
+        data = run.json("catalog")
+        assert len(data["permissions"]) == 13
+        assert [c["name"] for c in data["categories"]] == [
+            "general", "billing", "product", "support"
+        ]  # fmt: skip
+
+
+class TestContactsAndMail:
+    """contacts add/list/show/update/remove, recipients, notify, deliver."""
+
+    def test_contacts_lifecycle(self, run: Cli, account: str) -> None:
+        out = run("contacts", "add", account, "--name", "Steuerbüro Klein",
+                  "--email", "kanzlei@example.com", "-c", "billing", "--role", "Steuerberater",
+                  ).stdout  # fmt: skip
+        assert "added contact con_" in out
+        [contact] = run.json("contacts", "list", account)
+        assert contact["categories"] == ["billing"]
+        assert contact["role"] == "Steuerberater"
+        assert "Steuerbüro Klein" in run("contacts", "show", contact["id"]).stdout
+        updated = run.json("contacts", "update", contact["id"], "-c", "billing,support",
+                           "--phone", "+49 30 1234")  # fmt: skip
+        assert updated["categories"] == ["billing", "support"]
+        assert updated["phone"] == "+49 30 1234"
+        assert run("recipients", account, "support").stdout.splitlines() == [
+            "chef@muster.example.com",
+            "kanzlei@example.com",
+        ]
+        assert run.json("recipients", account, "general") == ["chef@muster.example.com"]
+        run("contacts", "remove", contact["id"])
+        assert run("contacts", "list", account).stdout == "no contacts\n"
+
+    def test_contacts_need_a_category_and_something_to_change(self, run: Cli, account: str) -> None:
+        assert "--category" in run.error(
+            "contacts", "add", account, "--name", "A", "--email", "a@example.com", code=2
+        )
+        assert "nothing to change" in run.error("contacts", "update", "con_x", code=2)
+        line = run.error("contacts", "add", account, "--name", "A", "--email", "a@example.com",
+                         "-c", "invoices", code=3)  # fmt: skip
+        assert "unknown mail category 'invoices'" in line
+
+    def test_notify_one_file_per_recipient(self, run: Cli, account: str) -> None:
+        run("contacts", "add", account, "--name", "K", "--email", "k@example.com", "-c", "billing")
+        out = run("notify", account, "billing", "--subject", "Invoice 42",
+                  "--text", "-", input="Your invoice is ready.\n").stdout  # fmt: skip
+        assert out.splitlines() == [
+            "mail to chef@muster.example.com -> outbox/",
+            "mail to k@example.com -> outbox/",
+        ]
+        mails = [p.read_text() for p in eml_files(run.folder)]
+        assert len(mails) == 2
+        assert all("Subject: Invoice 42" in m for m in mails)
+        assert not any("k@example.com" in m and "chef@" in m for m in mails)
+        html = run.folder / "body.html"
+        html.write_text("<p>Ready</p>")
+        sent = run.json("notify", account, "general", "--subject", "Hi", "--text", "Hello",
+                        "--html", str(html))  # fmt: skip
+        assert sent == ["chef@muster.example.com"]
+
+    def test_mail_server_down_then_deliver(self, run: Cli, account: str) -> None:
+        down = ["--smtp-host", "127.0.0.1", "--smtp-port", str(free_port()),
+                "--smtp-security", "plain"]  # fmt: skip
+        line = run.error(*down, "invite", account, "dev@example.com", "--all", code=9)
+        assert "deliver_pending()" in line
+        [waiting] = run.json("deliver", "--list")
+        assert waiting["kind"] == "invitation"
+        assert waiting["attempts"] == 1
+        assert waiting["last_error"]
+        assert "dev@example.com" in run("deliver", "--list").stdout
+        assert eml_files(run.folder) == []
+        # The retry waits out its backoff (a minute), so nothing is due yet.
+        assert run(*down, "deliver").stdout == "no messages\n0 sent, 1 still waiting\n"
+        # The invitation stayed pending; resending it through ./outbox delivers it.
+        [pending] = run.json("invitations", account)
+        run("resend", pending["id"])
+        [mail] = eml_files(run.folder)
+        assert "To: dev@example.com" in mail.read_text()
+        assert run.json("deliver", "--list") == []
+
+    def test_smtp_password_only_from_env(self, run: Cli) -> None:
+        result = run("--smtp-password", "x", "catalog", code=2)
+        assert "no such option" in result.stderr.lower()
+
+
+class TestAudit:
+    """audit prints the log newest first."""
+
+    def test_audit(self, run: Cli, account: str) -> None:
+        member(run, account, "dev", "dev@example.com", "services.view")
+        lines = run("audit", account).stdout.splitlines()
+        assert lines[0].split() == ["WHEN", "ACTOR", "ACTION", "TARGET"]
+        assert [line.split()[4] for line in lines[2:]] == [
+            "invitation.accepted",
+            "invitation.sent",
+            "account.created",
+        ]
+        assert len(run.json("audit", account, "--limit", "1")) == 1
+
+
+class TestErrors:
+    """One `error:` line naming the problem and the fix, an exit code per family."""
+
+    @pytest.mark.parametrize(
+        ("args", "code", "text"),
+        [
+            (["members", "acc_missing"], 4, "no account 'acc_missing'"),
+            (["accounts", "create", "--name", "A", "--owner-id", "u", "--owner-email", "nope"],
+             3, "not a valid email address"),
+            (["invite", "ACC", "x@example.com", "-p", "billing.veiw"], 3,
+             "unknown permission 'billing.veiw'"),
+            (["invite", "ACC", "x@example.com"], 2, "choose exactly one of --all"),
+            (["invite", "ACC", "x@example.com", "--all", "--as", "stranger"], 5,
+             "is not a member"),
+            (["accounts", "create", "--name", "A"], 2, "missing option '--owner-id'"),
+            (["frobnicate"], 2, "no such command 'frobnicate'"),
+            (["permissions", "check", "ACC", "max", "nope"], 3, "unknown permission 'nope'"),
+            (["resend", "inv_missing"], 4, "no invitation 'inv_missing'"),
+            (["remove", "ACC", "max"], 6, "transfer ownership first"),
+        ],
+    )  # fmt: skip
+    def test_error_line_and_exit_code(
+        self, run: Cli, account: str, args: list[str], code: int, text: str
+    ) -> None:
+        line = run.error(*[account if a == "ACC" else a for a in args], code=code)
+        assert text in line
+
+    def test_usage_error_points_to_help(self, run: Cli) -> None:
+        line = run.error("accounts", "create", "--name", "A", code=2)
+        assert "see 'teamaccess accounts create --help'" in line
+
+    def test_already_invited(self, run: Cli, account: str) -> None:
+        invite(run, account, "a@example.com")
+        line = run.error("invite", account, "a@example.com", "--all", code=6)
+        assert "resend or revoke it instead" in line
+
+
+class TestDemo:
+    """`teamaccess demo` plays the story and can run again on the same database."""
+
+    def test_demo_twice_through_the_runner(self, run: Cli) -> None:
+        first = run("demo").stdout
+        assert "run 1" in first
+        for step in ("== 1.", "== 4.", "== 8."):
+            assert step in first
+        assert "denied" in first
+        second = run("demo").stdout
+        assert "run 2" in second
+        assert "max now owns 2 demo accounts" in second
+        assert len(run.json("accounts", "list", "anna.dev")) == 2
+        # 2 invitations + 2 billing notices per run
+        assert len(eml_files(run.folder)) == 8
+
+    def test_installed_command_twice_in_a_fresh_folder(self, tmp_path: Path) -> None:
+        exe = shutil.which("teamaccess", path=os.path.dirname(sys.executable))
+        command = [exe] if exe else [sys.executable, "-m", "teamaccess"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")}
+        outputs = []
+        for _ in range(2):
+            proc = subprocess.run(
+                [*command, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                timeout=120,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            assert proc.stderr == ""
+            outputs.append(proc.stdout)
+        assert "run 1" in outputs[0]
+        assert "run 2" in outputs[1]
+        assert "PERMISSION" in outputs[1]
+        assert "invitation.accepted" in outputs[1]
+        secret = tmp_path / "teamaccess.db.secret"
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        assert len(list((tmp_path / "outbox").glob("*.eml"))) == 8
