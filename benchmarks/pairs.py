@@ -16,6 +16,7 @@ from typing import Any
 from teamaccess import Catalog, MemoryStore, TeamAccess
 
 from ._data import SECRET, NullMailer, Population, populate
+from ._raw import RawQueries
 from ._timing import Result, compare, fmt_ns, loop
 
 
@@ -118,6 +119,167 @@ def _floor_grants(pop: Population, names: tuple[str, ...]) -> dict[tuple[str, st
     }
 
 
+# -- SQLite: one populated file for can() and recipients() -----------------------------
+
+_populated: dict[Path, tuple[TeamAccess, Population]] = {}
+
+
+def sqlite_team(cfg: Config, workdir: Path) -> tuple[TeamAccess, Population, Path]:
+    from teamaccess import SQLiteStore
+
+    path = workdir / "pairs.db"
+    if path not in _populated:
+        team = team_on(SQLiteStore(path))
+        _populated[path] = (team, populate(team, cfg.accounts))
+    team, pop = _populated[path]
+    return team, pop, path
+
+
+def can_sqlite(cfg: Config, workdir: Path) -> Line:
+    team, pop, path = sqlite_team(cfg, workdir)
+    rng = random.Random(2)
+    raw = RawQueries(path)
+    args = pop.can_args(max(cfg.batch * 4, 1000), rng, Catalog.default().names())
+    for a in args[:200]:
+        assert team.can(*a) == raw.can(*a), a
+    try:
+        result = compare(
+            "can(), SQLiteStore",
+            loop(team.can),
+            "raw sqlite3 point query",
+            loop(raw.can),
+            _batches(args, cfg.batch, rng),
+            rounds=cfg.rounds,
+        )
+    finally:
+        raw.close()
+    return ratio_line(result, 1.5)
+
+
+def recipients_sqlite(cfg: Config, workdir: Path) -> Line:
+    team, pop, path = sqlite_team(cfg, workdir)
+    rng = random.Random(3)
+    raw = RawQueries(path)
+    args = [(rng.choice(pop.accounts), "billing") for _ in range(max(cfg.batch * 4, 1000))]
+    for a in args[:200]:
+        assert team.recipients(*a) == raw.recipients(*a), a
+    try:
+        result = compare(
+            f"recipients(), {len(pop.accounts)} accounts",
+            loop(team.recipients),
+            "raw SQL, same rows",
+            loop(raw.recipients),
+            _batches(args, cfg.batch, rng),
+            rounds=cfg.rounds,
+        )
+    finally:
+        raw.close()
+    return ratio_line(result, 2)
+
+
+# -- invite + accept vs the sum of its parts ---------------------------------------------
+
+_FLOOR_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS invitations (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, "
+    "email TEXT NOT NULL, permissions TEXT NOT NULL, status TEXT NOT NULL, "
+    "token_hash TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS members (account_id TEXT NOT NULL, user_id TEXT NOT NULL, "
+    "email TEXT NOT NULL, permissions TEXT NOT NULL, PRIMARY KEY (account_id, user_id)) "
+    "WITHOUT ROWID",
+)
+
+
+class InviteParts:
+    """What an invite + accept cannot do without: validate the address, sign and verify a
+    token, and two committed transactions (write the invitation; read it, write the
+    member, close the invitation), on a WAL file like SQLiteStore's."""
+
+    def __init__(self, path: Path) -> None:
+        import sqlite3
+
+        from itsdangerous import URLSafeSerializer
+
+        self.serializer = URLSafeSerializer(SECRET.encode(), salt="benchmark")
+        self.conn = sqlite3.connect(str(path), isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        for sql in _FLOOR_SCHEMA:
+            self.conn.execute(sql)
+
+    def __call__(self, account_id: str, email: str, user_id: str) -> None:
+        import hashlib
+        import secrets
+
+        import email_validator
+
+        address = email_validator.validate_email(email, check_deliverability=False)
+        inv_id = "inv_" + secrets.token_hex(10)
+        token = self.serializer.dumps([inv_id, secrets.token_urlsafe(16)])
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        execute = self.conn.execute
+        execute("BEGIN IMMEDIATE")
+        execute(
+            "INSERT INTO invitations VALUES (?, ?, ?, ?, 'pending', ?)",
+            (inv_id, account_id, address.normalized, '["billing.view"]', digest),
+        )
+        execute("COMMIT")
+        opened = self.serializer.loads(token)[0]
+        execute("BEGIN IMMEDIATE")
+        row = execute(
+            "SELECT account_id, email, permissions FROM invitations WHERE id = ?", (opened,)
+        ).fetchone()
+        execute("INSERT INTO members VALUES (?, ?, ?, ?)", (row[0], user_id, row[1], row[2]))
+        execute("UPDATE invitations SET status = 'accepted' WHERE id = ?", (opened,))
+        execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def invite_accept(cfg: Config, workdir: Path) -> Line:
+    from teamaccess import PermissionSet, SQLiteStore
+
+    team = team_on(SQLiteStore(workdir / "invite.db"))
+    accounts = [
+        team.create_account(name=f"Firma {i}", owner_id=f"boss{i}", owner_email=f"b{i}@f.example")
+        for i in range(50)
+    ]
+    perms = PermissionSet.of("billing.view")
+
+    def library(account_id: str, email: str, user_id: str) -> None:
+        owner = "boss" + account_id_owner[account_id]
+        inv = team.invite(account_id, actor_id=owner, email=email, permissions=perms)
+        assert inv.token is not None
+        team.accept_invitation(inv.token, user_id=user_id, email=email)
+
+    account_id_owner = {a.id: a.owner_id[4:] for a in accounts}
+    parts = InviteParts(workdir / "invite-floor.db")
+    counter = iter(range(10**9))
+
+    def batches(_round: int) -> tuple[list[Any], list[Any]]:
+        def fresh() -> list[tuple[str, str, str]]:
+            out = []
+            for _ in range(cfg.slow_batch):
+                n = next(counter)
+                acc = accounts[n % len(accounts)].id
+                out.append((acc, f"new{n}@invitee{n % 97}.example", f"u{n}"))
+            return out
+
+        return fresh(), fresh()
+
+    try:
+        result = compare(
+            "invite + accept, SQLiteStore",
+            loop(library),
+            "its parts (validate, sign+verify, 2 commits)",
+            loop(parts),
+            batches,
+            rounds=cfg.rounds,
+        )
+    finally:
+        parts.close()
+    return ratio_line(result, 2)
+
+
 # -- import teamaccess vs python -c pass -------------------------------------------
 
 
@@ -154,7 +316,7 @@ def import_time(cfg: Config, workdir: Path) -> Line:
 
 def run_all(cfg: Config, workdir: Path) -> list[Line]:
     lines = []
-    for bench in (can_memory, import_time):
+    for bench in (can_memory, can_sqlite, invite_accept, recipients_sqlite, import_time):
         line = bench(cfg, workdir)
         print(line.row(), flush=True)
         lines.append(line)

@@ -136,9 +136,7 @@ def measure(path: Path, accounts: int, rounds: int, batch: int) -> dict[str, Any
             sample = rng.sample(args, batch)
             return sample, sample
 
-        can = compare(
-            "can()", loop(team.can), "raw", loop(raw.can), batches, rounds=rounds
-        )
+        can = compare("can()", loop(team.can), "raw", loop(raw.can), batches, rounds=rounds)
         rec = compare(
             "recipients()",
             loop(team.recipients),
