@@ -1,0 +1,79 @@
+"""The public namespace: teamaccess.__all__ agrees with the private modules (httpx style)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import types
+
+import teamaccess
+
+
+def _ruff_order(name: str) -> tuple[int, str]:
+    # RUF022's isort-style order: CONSTANTS, then Classes, then functions.
+    if name.isupper():
+        return (0, name)
+    if name[0].isupper():
+        return (1, name)
+    return (2, name)
+
+
+def _private_modules() -> list[types.ModuleType]:
+    found = []
+    for info in pkgutil.walk_packages(teamaccess.__path__, "teamaccess."):
+        # Packages such as teamaccess._backends only group modules; __main__ runs the CLI.
+        if info.ispkg or info.name.endswith("__main__"):
+            continue
+        if any(part.startswith("_") for part in info.name.split(".")):
+            found.append(importlib.import_module(info.name))
+    return found
+
+
+class TestExportedMembers:
+    """Everything public is re-exported, once, from the module that defines it."""
+
+    def test_all_is_sorted_and_unique(self) -> None:
+        assert teamaccess.__all__ == sorted(set(teamaccess.__all__), key=_ruff_order)
+
+    def test_every_exported_name_resolves(self) -> None:
+        for name in teamaccess.__all__:
+            assert getattr(teamaccess, name) is not None, name
+
+    def test_public_names_are_exported(self) -> None:
+        public = {
+            name
+            for name, value in vars(teamaccess).items()
+            if not name.startswith("_")
+            and not isinstance(value, types.ModuleType)
+            and name not in {"annotations", "TYPE_CHECKING", "Any"}
+        }
+        assert public - set(teamaccess.__all__) == set()
+
+    def test_private_modules_agree(self) -> None:
+        modules = _private_modules()
+        assert modules, "no private modules found"
+        owners: dict[str, list[str]] = {}
+        for module in modules:
+            assert hasattr(module, "__all__"), f"{module.__name__} has no __all__"
+            for name in module.__all__:
+                assert hasattr(module, name), f"{module.__name__}.__all__ names missing {name}"
+                owners.setdefault(name, []).append(module.__name__)
+        for name in teamaccess.__all__:
+            value = getattr(teamaccess, name)
+            defined_in = getattr(value, "__module__", None)
+            if isinstance(value, type | types.FunctionType) and defined_in != "teamaccess":
+                module = importlib.import_module(defined_in)  # type: ignore[arg-type]
+                assert name in module.__all__, f"{name} is missing from {defined_in}.__all__"
+            else:
+                assert name in owners, f"no private module lists {name} in its __all__"
+
+    def test_exported_classes_live_in_private_modules(self) -> None:
+        for name in teamaccess.__all__:
+            value = getattr(teamaccess, name)
+            if isinstance(value, type):
+                module = value.__module__
+                assert module.startswith("teamaccess._"), f"{name} is defined in {module}"
+
+    def test_lazy_names_are_in_dir(self) -> None:
+        assert "SQLiteStore" in dir(teamaccess)
+        assert "SmtpMailer" in dir(teamaccess)
