@@ -65,3 +65,12 @@ class FailingMailer(MemoryMailer):
         if self.failing:
             raise self.error
         super().send(message)
+
+
+def __getattr__(name: str) -> object:
+    # PEP 562: the contract suite imports pytest, so it loads only when asked for.
+    if name == "StoreContract":
+        from .contract import StoreContract
+
+        return StoreContract
+    raise AttributeError(f"module 'teamaccess.testing' has no attribute {name!r}")

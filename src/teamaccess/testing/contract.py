@@ -1,0 +1,667 @@
+"""The store contract: one test suite every ``Store`` backend runs.
+
+Subclass :class:`StoreContract` in a test module and override the ``store_factory``
+fixture; pytest then runs every test below against your backend::
+
+    import pytest
+    from teamaccess.testing.contract import StoreContract
+
+    class TestMyStore(StoreContract):
+        @pytest.fixture
+        def store_factory(self, tmp_path):
+            return lambda: MyStore(tmp_path / "data")
+
+If each ``store_factory()`` call opens the *same* data anew (a file, a server database),
+set ``reopens = True``: the suite then reads every committed change back through a
+freshly opened store, which proves it was persisted.
+
+This module imports pytest; ``import teamaccess.testing`` does not.
+"""
+
+# Token and hash values below are test data, not secrets.
+# ruff: noqa: S105, S106
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+import attrs
+import pytest
+
+from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
+from .._errors import AlreadyInvited, AlreadyMember, Conflict, StorageError
+from .._permissions import PermissionSet
+from .._ports import Store
+
+__all__ = ["StoreContract"]
+
+T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+P = PermissionSet.of
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def account(account_id: str = "acc1", *, minute: int = 0, owner: str = "owner") -> Account:
+    return Account(
+        id=account_id,
+        name=f"Account {account_id}",
+        owner_id=owner,
+        owner_email=f"{owner}@example.org",
+        created_at=at(minute),
+    )
+
+
+def member(
+    user_id: str,
+    *,
+    account_id: str = "acc1",
+    role: str = "member",
+    permissions: PermissionSet | None = None,
+    minute: int = 1,
+) -> Member:
+    return Member(
+        account_id=account_id,
+        user_id=user_id,
+        email=f"{user_id}@Example.org",
+        role=role,  # type: ignore[arg-type]
+        permissions=permissions if permissions is not None else P("billing.view"),
+        joined_at=at(minute),
+        granted_by=None if role == "owner" else "owner",
+    )
+
+
+def key(user_id: str) -> str:
+    """The comparison form the service would pass for ``member(user_id)``'s address."""
+    return f"{user_id}@example.org"
+
+
+def invitation(
+    invitation_id: str,
+    email: str = "new@example.org",
+    *,
+    account_id: str = "acc1",
+    status: str = "pending",
+    minute: int = 2,
+    invited_by: str = "owner",
+) -> Invitation:
+    return Invitation(
+        id=invitation_id,
+        account_id=account_id,
+        email=email,
+        permissions=P("billing.view", "support.tickets"),
+        invited_by=invited_by,
+        status=status,  # type: ignore[arg-type]
+        created_at=at(minute),
+        expires_at=at(minute) + timedelta(days=7),
+        token_hash=f"hash-of-{invitation_id}",
+    )
+
+
+def contact(contact_id: str, *categories: str, account_id: str = "acc1") -> Contact:
+    return Contact(
+        id=contact_id,
+        account_id=account_id,
+        name=f"Contact {contact_id}",
+        email=f"{contact_id}@Example.org",
+        categories=categories or ("general",),
+        company="Muster GmbH",
+        phone="+49 30 123456",
+        role="Buchhaltung",
+        created_at=at(3),
+    )
+
+
+def event(event_id: str, action: str = "member.added", *, minute: int = 0) -> AuditEvent:
+    return AuditEvent(
+        id=event_id,
+        account_id="acc1",
+        at=at(minute),
+        actor_id="owner",
+        action=action,
+        target="u1",
+        details={
+            "email": "u1@example.org",
+            "permissions": ["billing.view"],
+            "count": 2,
+            "flag": True,
+            "none": None,
+        },
+    )
+
+
+def outbox(message_id: str, *, minute: int = 0, **changes: Any) -> OutboxMessage:
+    row = OutboxMessage(
+        id=message_id,
+        account_id="acc1",
+        kind="notification.billing",
+        recipient="u1@example.org",
+        message_id=f"<{message_id}@panel.example.com>",
+        created_at=at(minute),
+        next_attempt_at=at(minute),
+        message=b"Subject: hi\r\n\r\nbody \xe2\x82\xac\r\n",
+    )
+    return attrs.evolve(row, **changes)
+
+
+class StoreContract:
+    """The behaviour every ``Store`` shares; subclass it and override ``store_factory``."""
+
+    #: True if every ``store_factory()`` call opens the same data anew.
+    reopens: ClassVar[bool] = False
+
+    @pytest.fixture
+    def store_factory(self) -> Callable[[], Store]:
+        raise NotImplementedError(
+            "subclass StoreContract and override the store_factory fixture, "
+            "e.g. `return lambda: MyStore(tmp_path / 'data')`"
+        )
+
+    @pytest.fixture
+    def _opened(self) -> Iterator[list[Store]]:
+        opened: list[Store] = []
+        yield opened
+        for store in opened:
+            store.close()
+
+    @pytest.fixture
+    def store(self, store_factory: Callable[[], Store], _opened: list[Store]) -> Store:
+        store = store_factory()
+        _opened.append(store)
+        return store
+
+    @pytest.fixture
+    def reopen(
+        self, store_factory: Callable[[], Store], _opened: list[Store]
+    ) -> Callable[[Store], Store]:
+        """``reopen(store)``: the same data through a fresh store when ``reopens`` is set."""
+
+        def reopen(store: Store) -> Store:
+            if not self.reopens:
+                return store
+            store.close()
+            fresh = store_factory()
+            _opened.append(fresh)
+            return fresh
+
+        return reopen
+
+    @pytest.fixture
+    def seeded(self, store: Store) -> Store:
+        """A store holding account ``acc1`` with its owner."""
+        with store.begin() as uow:
+            uow.add_account(account())
+            uow.add_member(
+                member("owner", role="owner", permissions=PermissionSet.all(), minute=0),
+                key("owner"),
+            )
+            uow.commit()
+        return store
+
+    # -- units of work ------------------------------------------------------------------
+
+    def test_commit_persists(self, store: Store, reopen: Callable[[Store], Store]) -> None:
+        with store.begin() as uow:
+            uow.add_account(account())
+            uow.commit()
+        store = reopen(store)
+        with store.read() as uow:
+            assert uow.get_account("acc1") == account()
+
+    def test_no_commit_rolls_back(self, store: Store, reopen: Callable[[Store], Store]) -> None:
+        with store.begin() as uow:
+            uow.add_account(account())
+            assert uow.get_account("acc1") == account()  # a unit sees its own writes
+        store = reopen(store)
+        with store.read() as uow:
+            assert uow.get_account("acc1") is None
+
+    def test_error_rolls_back_and_store_stays_usable(self, seeded: Store) -> None:
+        def fail() -> None:
+            with seeded.begin() as uow:
+                uow.add_member(member("u1"), key("u1"))
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            fail()
+        with seeded.begin() as uow:
+            assert uow.get_member("acc1", "u1") is None
+            uow.add_member(member("u1"), key("u1"))
+            uow.commit()
+        assert seeded.grant("acc1", "u1") == P("billing.view")
+
+    def test_conflict_leaves_unit_usable(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_member(member("u1"), key("u1"))
+            with pytest.raises(AlreadyMember):
+                uow.add_member(member("u1", minute=5), key("u1"))
+            uow.add_member(member("u2"), key("u2"))
+            uow.commit()
+        with seeded.read() as uow:
+            assert [m.user_id for m in uow.members("acc1")] == ["owner", "u1", "u2"]
+
+    def test_read_sees_one_snapshot(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_member(member("u1"), key("u1"))
+            uow.commit()
+        started = threading.Event()
+        errors: list[BaseException] = []
+
+        def writer() -> None:
+            started.set()
+            try:
+                with seeded.begin() as w:
+                    w.update_member(member("u1", permissions=P("billing.pay")))
+                    w.commit()
+            except BaseException as exc:  # reported below, in the test's thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=writer)
+        with seeded.read() as uow:
+            first = uow.get_member("acc1", "u1")
+            thread.start()
+            started.wait(5)
+            # A backend may block the writer or let it commit; either way this
+            # unit of work keeps reading the snapshot it started with.
+            thread.join(0.2)
+            assert uow.get_member("acc1", "u1") == first
+        thread.join(10)
+        assert not thread.is_alive()
+        assert errors == []
+        assert seeded.grant("acc1", "u1") == P("billing.pay")
+
+    def test_closed_store_refuses_work(self, store: Store) -> None:
+        store.close()
+        with pytest.raises(StorageError, match="closed"), store.begin():
+            pass
+
+    # -- accounts -----------------------------------------------------------------------
+
+    def test_account_round_trip_and_update(
+        self, store: Store, reopen: Callable[[Store], Store]
+    ) -> None:
+        with store.begin() as uow:
+            uow.add_account(account())
+            uow.commit()
+        renamed = attrs.evolve(
+            account(), name="Neuer Name", owner_id="u9", owner_email="u9@example.org"
+        )
+        with store.begin() as uow:
+            uow.update_account(renamed)
+            uow.commit()
+        store = reopen(store)
+        with store.read() as uow:
+            assert uow.get_account("acc1") == renamed
+            assert uow.get_account("nope") is None
+
+    def test_duplicate_account_is_conflict(self, seeded: Store) -> None:
+        with pytest.raises(Conflict), seeded.begin() as uow:
+            uow.add_account(account())
+
+    def test_accounts_for_oldest_first(self, store: Store) -> None:
+        with store.begin() as uow:
+            # created out of order, and two at the same instant (kept in creation order)
+            for acc_id, minute in (("late", 9), ("early", 1), ("same-a", 5), ("same-b", 5)):
+                uow.add_account(account(acc_id, minute=minute))
+                uow.add_member(member("u1", account_id=acc_id), key("u1"))
+            uow.add_account(account("other"))
+            uow.commit()
+        with store.read() as uow:
+            assert [a.id for a in uow.accounts_for("u1")] == ["early", "same-a", "same-b", "late"]
+            assert uow.accounts_for("nobody") == []
+
+    # -- members ------------------------------------------------------------------------
+
+    def test_member_round_trip(self, seeded: Store, reopen: Callable[[Store], Store]) -> None:
+        everything = member("u1", permissions=PermissionSet.all())
+        nothing = member("u2", permissions=PermissionSet.none())
+        some = member("u3", permissions=P("billing.view", "orders.place"))
+        with seeded.begin() as uow:
+            for m in (everything, nothing, some):
+                uow.add_member(m, key(m.user_id))
+            uow.commit()
+        store = reopen(seeded)
+        with store.read() as uow:
+            for m in (everything, nothing, some):
+                assert uow.get_member("acc1", m.user_id) == m
+                assert uow.member_by_email("acc1", key(m.user_id)) == m
+            assert uow.get_member("acc1", "stranger") is None
+            assert uow.get_member("other", "u1") is None
+            assert uow.member_by_email("acc1", "stranger@example.org") is None
+        assert store.grant("acc1", "u1") == PermissionSet.all()
+        assert store.grant("acc1", "u2") == PermissionSet.none()
+        assert store.grant("acc1", "u3") == P("billing.view", "orders.place")
+
+    def test_members_owner_first_then_joining_order(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_member(member("late", minute=30), key("late"))
+            uow.add_member(member("early", minute=10), key("early"))
+            uow.add_member(member("same-b", minute=20), key("same-b"))
+            uow.add_member(member("same-a", minute=20), key("same-a"))
+            uow.commit()
+        with seeded.read() as uow:
+            order = [m.user_id for m in uow.members("acc1")]
+        assert order == ["owner", "early", "same-b", "same-a", "late"]
+
+    def test_update_member_keeps_place(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_member(member("u1"), key("u1"))
+            uow.add_member(member("u2"), key("u2"))
+            uow.update_member(member("u1", permissions=P("support.pin")))
+            uow.commit()
+        with seeded.read() as uow:
+            assert [m.user_id for m in uow.members("acc1")] == ["owner", "u1", "u2"]
+            assert uow.get_member("acc1", "u1") == member("u1", permissions=P("support.pin"))
+
+    def test_one_membership_per_user(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_member(member("u1"), key("u1"))
+            uow.commit()
+        with pytest.raises(AlreadyMember), seeded.begin() as uow:
+            uow.add_member(member("u1"), "someone-else@example.org")
+
+    def test_one_membership_per_address(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_member(member("u1"), key("u1"))
+            uow.commit()
+        with pytest.raises(AlreadyMember), seeded.begin() as uow:
+            uow.add_member(member("u1-second-login"), key("u1"))
+
+    def test_same_user_in_two_accounts(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_account(account("acc2", minute=1))
+            uow.add_member(member("u1"), key("u1"))
+            uow.add_member(member("u1", account_id="acc2"), key("u1"))
+            uow.commit()
+        assert seeded.grant("acc2", "u1") == P("billing.view")
+
+    def test_delete_member_frees_user_and_address(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_member(member("u1"), key("u1"))
+            uow.commit()
+        with seeded.begin() as uow:
+            uow.delete_member("acc1", "u1")
+            uow.commit()
+        assert seeded.grant("acc1", "u1") is None
+        with seeded.begin() as uow:
+            assert uow.member_by_email("acc1", key("u1")) is None
+            uow.add_member(member("u1", minute=50), key("u1"))
+            uow.commit()
+        with seeded.read() as uow:
+            assert [m.user_id for m in uow.members("acc1")] == ["owner", "u1"]
+
+    # -- grant() ------------------------------------------------------------------------
+
+    def test_grant_sees_committed_state_only(self, seeded: Store) -> None:
+        assert seeded.grant("acc1", "owner") == PermissionSet.all()
+        assert seeded.grant("acc1", "u1") is None
+        with seeded.begin() as uow:
+            uow.add_member(member("u1"), key("u1"))
+        assert seeded.grant("acc1", "u1") is None  # rolled back
+        with seeded.begin() as uow:
+            uow.add_member(member("u1"), key("u1"))
+            uow.commit()
+        assert seeded.grant("acc1", "u1") == P("billing.view")
+        with seeded.begin() as uow:
+            uow.update_member(member("u1", permissions=PermissionSet.none()))
+            uow.commit()
+        assert seeded.grant("acc1", "u1") == PermissionSet.none()
+        assert seeded.grant("unknown-account", "u1") is None
+
+    # -- invitations --------------------------------------------------------------------
+
+    def test_invitation_keeps_hash_never_token(
+        self, seeded: Store, reopen: Callable[[Store], Store]
+    ) -> None:
+        inv = attrs.evolve(invitation("inv1"), token="the-secret-token")
+        with seeded.begin() as uow:
+            uow.add_invitation(inv, "new@example.org")
+            uow.commit()
+        store = reopen(seeded)
+        with store.read() as uow:
+            stored = uow.get_invitation("inv1")
+        assert stored == attrs.evolve(inv, token=None)
+        assert stored is not None
+        assert stored.token is None
+        assert stored.token_hash == "hash-of-inv1"
+
+    def test_invitation_update_round_trip(
+        self, seeded: Store, reopen: Callable[[Store], Store]
+    ) -> None:
+        with seeded.begin() as uow:
+            uow.add_invitation(invitation("inv1"), "new@example.org")
+            uow.commit()
+        accepted = attrs.evolve(
+            invitation("inv1"),
+            status="accepted",
+            closed_at=at(60),
+            accepted_by="u7",
+            sent_count=3,
+            token_hash="newer-hash",
+            expires_at=at(90),
+            language="de",
+            token="never-stored",
+        )
+        with seeded.begin() as uow:
+            uow.update_invitation(accepted)
+            uow.commit()
+        store = reopen(seeded)
+        with store.read() as uow:
+            assert uow.get_invitation("inv1") == attrs.evolve(accepted, token=None)
+            assert uow.get_invitation("nope") is None
+            assert uow.pending_invitation_for("acc1", "new@example.org") is None
+
+    def test_one_pending_invitation_per_address(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_invitation(invitation("inv1"), "new@example.org")
+            uow.commit()
+        with pytest.raises(AlreadyInvited), seeded.begin() as uow:
+            uow.add_invitation(invitation("inv2", "NEW@example.org"), "new@example.org")
+
+    def test_closed_invitations_do_not_block(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_account(account("acc2"))
+            uow.add_invitation(invitation("inv1", status="revoked"), "new@example.org")
+            uow.add_invitation(invitation("inv2", status="expired"), "new@example.org")
+            uow.add_invitation(invitation("inv3"), "new@example.org")
+            uow.add_invitation(invitation("inv4", account_id="acc2"), "new@example.org")
+            uow.update_invitation(attrs.evolve(invitation("inv3"), status="accepted"))
+            uow.add_invitation(invitation("inv5", minute=9), "new@example.org")
+            uow.commit()
+        with seeded.read() as uow:
+            pending = uow.pending_invitation_for("acc1", "new@example.org")
+            assert pending is not None
+            assert pending.id == "inv5"
+            assert uow.pending_invitation_for("acc1", "other@example.org") is None
+
+    def test_invitations_oldest_first_and_filtered(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_invitation(invitation("c", "c@example.org", minute=30), "c@example.org")
+            uow.add_invitation(
+                invitation("a", "a@example.org", minute=10, invited_by="u1"), "a@example.org"
+            )
+            uow.add_invitation(
+                invitation("b", "b@example.org", minute=20, status="revoked"), "b@example.org"
+            )
+            uow.commit()
+        with seeded.read() as uow:
+            assert [i.id for i in uow.invitations("acc1")] == ["a", "b", "c"]
+            assert [i.id for i in uow.invitations("acc1", status="pending")] == ["a", "c"]
+            assert [i.id for i in uow.invitations("acc1", invited_by="owner")] == ["b", "c"]
+            assert [i.id for i in uow.invitations("acc1", status="pending", invited_by="u1")] == [
+                "a"
+            ]
+            assert uow.invitations("acc2") == []
+
+    # -- contacts -----------------------------------------------------------------------
+
+    def test_contact_round_trip_update_delete(
+        self, seeded: Store, reopen: Callable[[Store], Store]
+    ) -> None:
+        with seeded.begin() as uow:
+            uow.add_contact(contact("c1", "billing", "support"), "c1@example.org")
+            uow.commit()
+        store = reopen(seeded)
+        with store.read() as uow:
+            assert uow.get_contact("c1") == contact("c1", "billing", "support")
+            assert uow.get_contact("nope") is None
+        changed = attrs.evolve(contact("c1", "product"), email="neu@Example.org", phone="")
+        with store.begin() as uow:
+            uow.update_contact(changed, "neu@example.org")
+            uow.commit()
+        store = reopen(store)
+        with store.read() as uow:
+            assert uow.get_contact("c1") == changed
+            assert uow.contact_addresses("acc1", "billing") == []
+            assert uow.contact_addresses("acc1", "product") == [
+                ("neu@Example.org", "neu@example.org")
+            ]
+        with store.begin() as uow:
+            uow.delete_contact("c1")
+            uow.commit()
+        with store.read() as uow:
+            assert uow.get_contact("c1") is None
+            assert uow.contacts("acc1") == []
+            assert uow.contact_addresses("acc1", "product") == []
+
+    def test_contacts_and_addresses_oldest_first(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_account(account("acc2"))
+            for cid, cats in (
+                ("z", ("billing",)),
+                ("a", ("billing", "general")),
+                ("m", ("general",)),
+            ):
+                uow.add_contact(contact(cid, *cats), f"{cid}@example.org")
+            uow.add_contact(contact("x", "billing", account_id="acc2"), "x@example.org")
+            uow.commit()
+        with seeded.read() as uow:
+            assert [c.id for c in uow.contacts("acc1")] == ["z", "a", "m"]
+            assert uow.contact_addresses("acc1", "billing") == [
+                ("z@Example.org", "z@example.org"),
+                ("a@Example.org", "a@example.org"),
+            ]
+            assert uow.contact_addresses("acc1", "support") == []
+
+    def test_contact_without_categories_or_time(self, seeded: Store) -> None:
+        bare = Contact(
+            id="c0", account_id="acc1", name="Bare", email="b@example.org", categories=()
+        )
+        with seeded.begin() as uow:
+            uow.add_contact(bare, "b@example.org")
+            uow.commit()
+        with seeded.read() as uow:
+            assert uow.get_contact("c0") == bare
+
+    def test_duplicate_contact_is_conflict(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_contact(contact("c1"), "c1@example.org")
+            uow.commit()
+        with pytest.raises(Conflict), seeded.begin() as uow:
+            uow.add_contact(contact("c1"), "c1@example.org")
+
+    # -- audit --------------------------------------------------------------------------
+
+    def test_events_newest_first(self, seeded: Store, reopen: Callable[[Store], Store]) -> None:
+        with seeded.begin() as uow:
+            for n in range(5):
+                uow.add_event(event(f"e{n}", minute=n))
+            uow.commit()
+        store = reopen(seeded)
+        with store.read() as uow:
+            assert [e.id for e in uow.events("acc1", limit=3)] == ["e4", "e3", "e2"]
+            assert [e.id for e in uow.events("acc1", limit=50)] == ["e4", "e3", "e2", "e1", "e0"]
+            assert uow.events("acc1", limit=0) == []
+            assert uow.events("acc2", limit=5) == []
+            assert uow.events("acc1", limit=1) == [event("e4", minute=4)]
+
+    def test_event_times_filters_actions_and_time(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_event(event("e0", "invitation.sent", minute=0))
+            uow.add_event(event("e1", "invitation.sent", minute=10))
+            uow.add_event(event("e2", "member.removed", minute=11))
+            uow.add_event(event("e3", "invitation.resent", minute=12))
+            uow.add_event(event("e4", "invitation.sent", minute=13))
+            uow.commit()
+        actions = frozenset({"invitation.sent", "invitation.resent"})
+        with seeded.read() as uow:
+            assert uow.event_times("acc1", actions, at(10)) == [at(10), at(12), at(13)]
+            assert uow.event_times("acc1", actions, at(14)) == []
+            assert uow.event_times("acc1", [], at(0)) == []
+            assert uow.event_times("acc2", actions, at(0)) == []
+
+    # -- outbox -------------------------------------------------------------------------
+
+    def test_outbox_round_trip(self, seeded: Store, reopen: Callable[[Store], Store]) -> None:
+        row = outbox("m1")
+        invitation_row = outbox("m2", kind="invitation", message=None, invitation_id="inv1")
+        with seeded.begin() as uow:
+            uow.add_outbox(row)
+            uow.add_outbox(invitation_row)
+            uow.commit()
+        sent = attrs.evolve(
+            row,
+            status="sent",
+            attempts=2,
+            last_error="SMTPError: 451",
+            sent_at=at(5),
+            next_attempt_at=at(4),
+        )
+        with seeded.begin() as uow:
+            uow.update_outbox(sent)
+            uow.commit()
+        store = reopen(seeded)
+        with store.read() as uow:
+            assert uow.get_outbox("m1") == sent
+            assert uow.get_outbox("m2") == invitation_row
+            assert uow.get_outbox("nope") is None
+
+    def test_outbox_filters_and_order(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_outbox(outbox("late", minute=30))
+            uow.add_outbox(outbox("early", minute=10))
+            uow.add_outbox(outbox("sent", minute=5, status="sent"))
+            uow.add_outbox(
+                outbox("inv", minute=20, kind="invitation", message=None, invitation_id="inv1")
+            )
+            uow.commit()
+        with seeded.read() as uow:
+            assert [m.id for m in uow.outbox()] == ["sent", "early", "inv", "late"]
+            assert [m.id for m in uow.outbox(status="pending")] == ["early", "inv", "late"]
+            assert [m.id for m in uow.outbox(status="pending", due_before=at(20))] == [
+                "early",
+                "inv",
+            ]
+            assert [m.id for m in uow.outbox(invitation_id="inv1")] == ["inv"]
+            assert [m.id for m in uow.outbox(status="pending", limit=2)] == ["early", "inv"]
+            assert uow.outbox(status="cancelled") == []
+
+    def test_duplicate_outbox_is_conflict(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_outbox(outbox("m1"))
+            uow.commit()
+        with pytest.raises(Conflict), seeded.begin() as uow:
+            uow.add_outbox(outbox("m1"))
+
+    # -- values -------------------------------------------------------------------------
+
+    def test_aware_datetimes_keep_their_instant(self, store: Store) -> None:
+        berlin = timezone(timedelta(hours=2))
+        local = Account(
+            id="acc1",
+            name="Zeit",
+            owner_id="o",
+            owner_email="o@example.org",
+            created_at=datetime(2026, 5, 1, 11, 0, 0, 123456, tzinfo=berlin),
+        )
+        with store.begin() as uow:
+            uow.add_account(local)
+            uow.commit()
+        with store.read() as uow:
+            stored = uow.get_account("acc1")
+        assert stored is not None
+        assert stored.created_at == datetime(2026, 5, 1, 9, 0, 0, 123456, tzinfo=UTC)
+        assert stored.created_at.utcoffset() is not None

@@ -1,0 +1,53 @@
+"""The store contract, run on every backend this project ships."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from teamaccess import MemoryStore, SQLiteStore, Store
+from teamaccess.testing.contract import StoreContract
+
+
+class TestMemoryStore(StoreContract):
+    """MemoryStore keeps the store contract."""
+
+    @pytest.fixture
+    def store_factory(self) -> Callable[[], Store]:
+        return MemoryStore
+
+
+class TestSQLiteStore(StoreContract):
+    """SQLiteStore on a file keeps the store contract."""
+
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> Callable[[], Store]:
+        return lambda: SQLiteStore(tmp_path / "contract.db")
+
+
+class TestSQLiteStoreReopened(StoreContract):
+    """SQLiteStore keeps the contract when every read-back goes through a reopened file."""
+
+    reopens = True
+
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> Callable[[], Store]:
+        return lambda: SQLiteStore(tmp_path / "contract.db")
+
+
+class TestSQLiteStoreInMemory(StoreContract):
+    """SQLiteStore(":memory:") keeps the store contract."""
+
+    @pytest.fixture
+    def store_factory(self) -> Callable[[], Store]:
+        return lambda: SQLiteStore(":memory:")
+
+
+class TestContractNeedsAFactory:
+    """The base class says what to do when a subclass forgets store_factory."""
+
+    def test_message(self) -> None:
+        with pytest.raises(NotImplementedError, match="override the store_factory fixture"):
+            StoreContract.store_factory.__wrapped__(StoreContract())  # type: ignore[attr-defined]
