@@ -59,11 +59,16 @@ def build_message(
     msg["To"] = to_addr
     msg["Date"] = format_datetime(date) if date is not None else format_datetime(datetime.now(UTC))
     for name, value in fields.items():
-        if name not in ("From", "To"):
+        if name not in ("From", "To") and not name.lower().startswith("content-"):
             msg[name] = value
     msg.set_content(text)
     if html is not None:
         msg.add_alternative(html, subtype="html")
+    # Content-* headers go on last: set_content() drops them and add_alternative() moves
+    # them into the first part, which lost Content-Language before.
+    for name, value in fields.items():
+        if name.lower().startswith("content-"):
+            msg[name] = value
     return msg
 
 

@@ -1,0 +1,167 @@
+"""The message builder, MemoryMailer and FileMailer."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from teamaccess import (
+    FileMailer,
+    Mailer,
+    MemoryMailer,
+    PermissionSet,
+    StorageError,
+    TeamAccess,
+    ValidationError,
+)
+from teamaccess._mail.mailers import build_message
+from teamaccess.testing import FrozenClock
+
+
+def message(to: str = "kunde@example.org", subject: str = "Hallo", **kw: object) -> EmailMessage:
+    args: dict[str, object] = {
+        "sender": "Panel <noreply@panel.example.com>",
+        "to": to,
+        "subject": subject,
+        "text": "Text Grüße",
+        "html": "<p>HTML Grüße</p>",
+        "message_id": "<m1@panel.example.com>",
+        "language": "de",
+        "date": datetime(2026, 5, 1, 9, 0, tzinfo=UTC),
+    }
+    args.update(kw)
+    return build_message(**args)  # type: ignore[arg-type]
+
+
+def parse(data: bytes) -> EmailMessage:
+    parsed = message_from_bytes(data, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+class TestBuildMessage:
+    """Messages are multipart/alternative with safe headers."""
+
+    def test_headers_and_parts(self) -> None:
+        msg = parse(message().as_bytes())
+        assert msg["From"] == "Panel <noreply@panel.example.com>"
+        assert msg["To"] == "kunde@example.org"
+        assert msg["Subject"] == "Hallo"
+        assert msg["Message-ID"] == "<m1@panel.example.com>"
+        assert msg["Content-Language"] == "de"
+        assert msg["Date"] == "Fri, 01 May 2026 09:00:00 +0000"
+        assert msg.get_content_type() == "multipart/alternative"
+        plain, html = msg.get_body(("plain",)), msg.get_body(("html",))
+        assert plain is not None
+        assert html is not None
+        assert plain.get_content() == "Text Grüße\n"
+        assert html.get_content() == "<p>HTML Grüße</p>\n"
+
+    def test_text_only(self) -> None:
+        msg = message(html=None)
+        assert msg.get_content_type() == "text/plain"
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("subject", "Hallo\r\nBcc: victim@example.org"),
+            ("to", "kunde@example.org\nBcc: victim@example.org"),
+            ("sender", "Panel <noreply@panel.example.com>\r\nX-Evil: 1"),
+            ("message_id", "<m1@x>\0"),
+        ],
+    )
+    def test_no_header_injection(self, field: str, value: str) -> None:
+        with pytest.raises(ValidationError, match="line break or NUL"):
+            message(**{field: value})
+
+    def test_extra_headers_are_checked(self) -> None:
+        with pytest.raises(ValidationError, match="mail header Reply-To"):
+            message(headers={"Reply-To": "a@b.de\r\nBcc: c@d.de"})
+
+    def test_idn_domain_written_in_ascii(self) -> None:
+        msg = parse(message(to="chef@müller.de").as_bytes())
+        assert msg["To"] == "chef@xn--mller-kva.de"
+
+    def test_unicode_local_part_is_kept(self) -> None:
+        msg = parse(message(to="jörg@muster.de").as_bytes())
+        assert msg["To"] == "jörg@muster.de"
+
+    def test_sender_must_hold_an_address(self) -> None:
+        with pytest.raises(ValidationError, match="mail header From needs an address"):
+            message(sender="Panel")
+
+
+class TestMemoryMailer:
+    """Records messages in order, like Django's mail.outbox."""
+
+    def test_records(self) -> None:
+        mailer = MemoryMailer()
+        assert isinstance(mailer, Mailer)
+        mailer.send(message(to="a@example.org"))
+        mailer.send(message(to="b@example.org"))
+        assert [m["To"] for m in mailer.outbox] == ["a@example.org", "b@example.org"]
+        assert repr(mailer) == "<MemoryMailer outbox=2>"
+
+
+class TestFileMailer:
+    """One .eml file per message, readable back as the message that was sent."""
+
+    def test_one_file_per_message_in_sending_order(self, tmp_path: Path) -> None:
+        mailer = FileMailer(tmp_path / "mail")
+        assert isinstance(mailer, Mailer)
+        for n in range(3):
+            mailer.send(message(subject=f"Nummer {n}"))
+        files = sorted((tmp_path / "mail").iterdir())
+        assert [f.suffix for f in files] == [".eml"] * 3
+        subjects = [parse(f.read_bytes())["Subject"] for f in files]
+        assert subjects == ["Nummer 0", "Nummer 1", "Nummer 2"]
+
+    def test_parses_back_to_the_same_message(self, tmp_path: Path) -> None:
+        sent = message(to="chef@müller.de", subject="Grüße aus Köln")
+        FileMailer(tmp_path).send(sent)
+        [path] = tmp_path.glob("*.eml")
+        got = parse(path.read_bytes())
+        for header in ("From", "To", "Subject", "Message-ID", "Date"):
+            assert got[header] == sent[header]
+        body = got.get_body(("html",))
+        assert body is not None
+        assert body.get_content() == "<p>HTML Grüße</p>\n"
+
+    def test_invitation_through_the_service(self, tmp_path: Path, clock: FrozenClock) -> None:
+        from teamaccess import MemoryStore
+
+        team = TeamAccess(MemoryStore(), FileMailer(tmp_path), secret_key="k", clock=clock)
+        account = team.create_account(name="Muster", owner_id="o", owner_email="chef@muster.de")
+        inv = team.invite(
+            account.id, actor_id="o", email="dev@example.org", permissions=PermissionSet.all()
+        )
+        [path] = tmp_path.glob("*.eml")
+        got = parse(path.read_bytes())
+        assert got["To"] == "dev@example.org"
+        plain = got.get_body(("plain",))
+        assert plain is not None
+        assert inv.token is not None
+        assert inv.token in plain.get_content()
+
+    @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+    def test_unwritable_directory_is_a_storage_error(self, tmp_path: Path) -> None:
+        tmp_path.chmod(0o500)
+        try:
+            with pytest.raises(StorageError, match="cannot write mail to"):
+                FileMailer(tmp_path / "mail").send(message())
+        finally:
+            tmp_path.chmod(0o700)
+
+    def test_directory_is_a_file(self, tmp_path: Path) -> None:
+        blocker = tmp_path / "mail"
+        blocker.write_text("not a directory")
+        with pytest.raises(StorageError, match="cannot write mail to"):
+            FileMailer(blocker).send(message())
+
+    def test_repr(self, tmp_path: Path) -> None:
+        assert repr(FileMailer("/var/mail/panel")) == "FileMailer('/var/mail/panel')"
