@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import string
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 import attrs
@@ -72,6 +72,7 @@ class Templates(Protocol):
 _STRINGS: dict[str, dict[str, str]] = {
     "en": {
         "brand": "customer center",
+        "date.format": "%Y-%m-%d %H:%M",
         "invitation.subject": "$inviter invites you to $account",
         "invitation.greeting": "Hello,",
         "invitation.body": ("$inviter has invited you to the account $account in the $brand."),
@@ -93,6 +94,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "de": {
         "brand": "Kundencenter",
+        "date.format": "%d.%m.%Y %H:%M",
         "invitation.subject": "$inviter lädt Sie zu $account ein",
         "invitation.greeting": "Guten Tag,",
         "invitation.body": ("$inviter hat Sie zum Kundenkonto $account im $brand eingeladen."),
@@ -146,11 +148,13 @@ class DefaultTemplates:
 
     def invitation(self, context: InvitationContext) -> RenderedMail:
         lang = context.language
-        expires = context.expires_at.strftime("%Y-%m-%d %H:%M")
+        texts = self._strings.get(lang, self._strings["en"])
+        # The text says "(UTC)", so the time is shown in UTC whatever the clock's zone.
+        expires = context.expires_at.astimezone(UTC).strftime(texts["date.format"])
         raw = {
             "inviter": context.inviter_email,
             "account": context.account_name,
-            "brand": context.brand or self._strings.get(lang, self._strings["en"])["brand"],
+            "brand": context.brand or texts["brand"],
             "expires": expires,
         }
         esc = {k: html.escape(v) for k, v in raw.items()}
