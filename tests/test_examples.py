@@ -1,0 +1,218 @@
+"""Every example in examples/ runs: scripts in a subprocess, the vendor's pytest file
+under pytest in a subprocess, and the panel through real WSGI calls."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from wsgiref.validate import validator
+
+import pytest
+
+from teamaccess import FileMailer, PermissionSet, SQLiteStore, TeamAccess
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+KEY = "examples-test-key"
+
+
+def run_script(
+    name: str, *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")}
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class TestQuickstart:
+    """examples/quickstart.py is the README snippet and prints what its comments say."""
+
+    def test_runs(self, tmp_path: Path) -> None:
+        proc = run_script("quickstart.py", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == "True\nFalse\n['u1', 'u2']\n"
+
+
+class TestPanelIntegration:
+    """The WSGI users page calls require() and renders members, invitations and the form."""
+
+    @pytest.fixture
+    def panel(self) -> ModuleType:
+        return load("panel_integration")
+
+    def test_script_replays_the_session(self, tmp_path: Path) -> None:
+        proc = run_script("panel_integration.py", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        statuses = [line.rsplit("-> ", 1)[1] for line in proc.stdout.splitlines()]
+        assert statuses == [
+            "200 OK", "303 See Other", "409 Conflict", "200 OK", "303 See Other",
+            "403 Forbidden", "200 OK",
+        ]  # fmt: skip
+
+    def test_users_page_through_wsgi(self, panel: ModuleType) -> None:
+        app, mailer, account = panel.build()
+        checked = validator(app)  # the stdlib's WSGI conformance checker
+        page = f"/accounts/{account}/users"
+        status, _, body = panel.call(checked, "GET", page, user="max")
+        assert status == "200 OK"
+        assert "<h1>Users of Muster GmbH</h1>" in body
+        assert "chef@muster.de</td><td>owner</td><td>All permissions" in body
+        assert "value='firewall.unblock'" in body
+        status, headers, _ = panel.call(
+            checked, "POST", page, user="max",
+            form={"email": "dev@agentur.de", "permission": ["services.view", "billing.view"]},
+        )  # fmt: skip
+        assert status == "303 See Other"
+        assert headers["Location"] == page
+        assert len(mailer.outbox) == 1
+        _, _, body = panel.call(checked, "GET", page, user="max")
+        assert "<li>dev@agentur.de (until" in body
+
+    def test_accept_and_forbidden(self, panel: ModuleType) -> None:
+        app, _, account = panel.build()
+        inv = app.team.invite(
+            account, actor_id="max", email="dev@agentur.de",
+            permissions=PermissionSet.of("services.view"),
+        )  # fmt: skip
+        accept = f"/invitations/accept?token={inv.token}"
+        status, _, body = panel.call(app, "GET", accept, user="anna")
+        assert status == "200 OK"
+        assert "Join Muster GmbH" in body
+        status, headers, _ = panel.call(app, "POST", accept, user="anna")
+        assert status == "303 See Other"
+        assert headers["Location"] == f"/accounts/{account}"
+        status, _, body = panel.call(app, "GET", f"/accounts/{account}/users", user="anna")
+        assert status == "403 Forbidden"
+        assert "may not use &#x27;users.manage&#x27;" in body
+        assert panel.call(app, "POST", accept, user="anna")[0] == "410 Gone"
+        assert panel.call(app, "GET", "/", user=None)[0] == "401 Unauthorized"
+
+    def test_user_values_are_escaped(self, panel: ModuleType) -> None:
+        app, _, _ = panel.build()
+        account = app.team.create_account(
+            name="<script>x</script>", owner_id="max", owner_email="chef@muster.de"
+        )
+        _, _, body = panel.call(app, "GET", f"/accounts/{account.id}/users", user="max")
+        assert "<script>" not in body
+        assert "&lt;script&gt;x&lt;/script&gt;" in body
+
+
+GOOD = """kind,email,name,permissions,categories,company,phone,role
+member,dev@agentur.de,Anna Dev,services.view;support.tickets,,,,
+member,buchhaltung@muster.de,Bernd,all,,,,
+contact,kanzlei@steuer.de,Steuerbüro Klein,,billing;general,Klein & Co,+49 30 1234,Tax adviser
+"""
+
+BAD = """kind,email,name,permissions,categories,company,phone,role
+member,dev@agentur.de,Anna Dev,services.view;support.tickts,,,,
+member,not-an-address,Bernd,all,,,,
+contact,ok@steuer.de,OK,,billing,,,
+contact,kanzlei@steuer.de,,,billing,,,
+member,dev@agentur.de,Anna again,all,,,,
+"""
+
+
+class TestCsvImport:
+    """Every row checked first; bad rows reported by line; nothing imported on error."""
+
+    @pytest.fixture
+    def account(self, tmp_path: Path) -> str:
+        team = TeamAccess(SQLiteStore(tmp_path / "t.db"), FileMailer(tmp_path / "outbox"),
+                          secret_key=KEY)  # fmt: skip
+        try:
+            return team.create_account(
+                name="Muster GmbH", owner_id="max", owner_email="chef@muster.de"
+            ).id
+        finally:
+            team.close()
+
+    def state(self, tmp_path: Path, account: str) -> tuple[list[str], list[str], list[str]]:
+        team = TeamAccess(SQLiteStore(tmp_path / "t.db"), FileMailer(tmp_path / "outbox"),
+                          secret_key=KEY)  # fmt: skip
+        try:
+            return (
+                [m.email for m in team.members(account)],
+                [i.email for i in team.pending_invitations(account)],
+                [c.email for c in team.contacts(account)],
+            )
+        finally:
+            team.close()
+
+    def do(
+        self, tmp_path: Path, account: str, text: str, *args: str
+    ) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "export.csv").write_text(text, encoding="utf-8")
+        return run_script("csv_import.py", "export.csv", "--db", "t.db", "--account", account,
+                          *args, cwd=tmp_path, env={"TEAMACCESS_SECRET_KEY": KEY})  # fmt: skip
+
+    def test_bad_rows_import_nothing(self, tmp_path: Path, account: str) -> None:
+        proc = self.do(tmp_path, account, BAD)
+        assert proc.returncode == 1
+        assert proc.stderr.splitlines() == [
+            "export.csv: line 2: unknown permission 'support.tickts'; use one of the catalog's "
+            "names: profile.edit, users.manage, contacts.manage, billing.view, billing.pay, "
+            "orders.place, services.view, services.manage, credentials.view, firewall.unblock, "
+            "support.tickets, support.pin, contracts.sign",
+            "export.csv: line 3: 'not-an-address' is not a valid email address: An email "
+            "address must have an @-sign.",
+            "export.csv: line 5: a contact needs a name",
+            "export.csv: line 6: dev@agentur.de is listed twice (first on line 2)",
+            "4 bad row(s); nothing was imported. Fix them and run again.",
+        ]
+        assert self.state(tmp_path, account) == (["chef@muster.de"], [], [])
+        assert not (tmp_path / "outbox").exists()
+
+    def test_dry_run_then_import(self, tmp_path: Path, account: str) -> None:
+        dry = self.do(tmp_path, account, GOOD, "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert dry.stdout.splitlines()[0] == (
+            "would invite dev@agentur.de with services.view, support.tickets"
+        )
+        assert self.state(tmp_path, account) == (["chef@muster.de"], [], [])
+        real = self.do(tmp_path, account, GOOD)
+        assert real.returncode == 0, real.stderr
+        assert real.stdout.splitlines()[-1] == "3 row(s) imported"
+        assert self.state(tmp_path, account) == (
+            ["chef@muster.de"],
+            ["dev@agentur.de", "buchhaltung@muster.de"],
+            ["kanzlei@steuer.de"],
+        )
+        assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2
+        again = self.do(tmp_path, account, GOOD)
+        assert again.returncode == 1
+        assert "line 2: dev@agentur.de already has a pending invitation" in again.stderr
+        assert "line 4: kanzlei@steuer.de is already a contact" in again.stderr
+
+    def test_needs_the_secret_key(self, tmp_path: Path, account: str) -> None:
+        (tmp_path / "export.csv").write_text(GOOD, encoding="utf-8")
+        proc = run_script("csv_import.py", "export.csv", "--db", "t.db", "--account", account,
+                          cwd=tmp_path)  # fmt: skip
+        assert proc.returncode == 2
+        assert "set TEAMACCESS_SECRET_KEY" in proc.stderr
+
+
+class TestVendorExample:
+    """examples/test_vendor_example.py passes under pytest, as a vendor would run it."""
+
+    def test_pytest_passes(self) -> None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             str(EXAMPLES / "test_vendor_example.py")],
+            cwd=EXAMPLES.parent, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "5 passed" in proc.stdout
