@@ -10,14 +10,13 @@ from ._errors import InvalidEmail, ValidationError
 
 __all__ = ["Address", "check_line", "email_key", "normalize_email"]
 
-_FORBIDDEN = ("\r", "\n", "\0")
-
 
 def check_line(what: str, value: object) -> str:
     """Reject anything that could break a mail header or a log line."""
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be a string, not {type(value).__name__}")
-    if any(c in value for c in _FORBIDDEN):
+    # three `in` tests, not any() over a generator: this runs on every address and name
+    if "\r" in value or "\n" in value or "\0" in value:
         raise ValidationError(
             f"{what} contains a line break or NUL character; pass a single line of text"
         )
