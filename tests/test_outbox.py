@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from urllib.parse import unquote
 
 import pytest
-from tests.conftest import SECRET
+from tests.conftest import SECRET, add_member
 
 from teamaccess import (
     Account,
@@ -193,6 +193,23 @@ class TestFailedInvitation:
         assert fteam.deliver_pending() == []
         assert fteam.pending_messages() == []
         assert failing.outbox == []
+
+    def test_mail_of_an_inviter_who_lost_the_right_is_cancelled(
+        self, fteam: TeamAccess, facc: Account, failing: FailingMailer, clock: FrozenClock
+    ) -> None:
+        failing.failing = False
+        add_member(fteam, facc.id, "manager", P("users.manage", "billing.view"))
+        failing.failing = True
+        with pytest.raises(DeliveryFailed):
+            fteam.invite(
+                facc.id, actor_id="manager", email="dev@example.org", permissions=P("billing.view")
+            )
+        fteam.set_permissions(facc.id, "manager", P("billing.view"), actor_id="owner")
+        failing.failing = False
+        clock.advance(timedelta(minutes=1))
+        assert fteam.deliver_pending() == []
+        assert fteam.pending_messages() == []
+        assert [m["To"] for m in failing.outbox] == ["manager@example.org"]
 
     def test_resend_after_failure(
         self, fteam: TeamAccess, facc: Account, failing: FailingMailer, clock: FrozenClock

@@ -1193,7 +1193,13 @@ class TeamAccess:
                 work.uow.update_outbox(claimed)
                 return claimed, parsed
             inv = work.uow.get_invitation(current.invitation_id or "")
-            if inv is None or inv.status != "pending" or inv.is_expired(work.now):
+            if (
+                inv is None
+                or inv.status != "pending"
+                or inv.is_expired(work.now)
+                # Acceptance would call it revoked; do not mail a link that cannot work.
+                or self._inviter_lost_rights(work.uow, inv)
+            ):
                 work.uow.update_outbox(attrs.evolve(current, status="cancelled"))
                 return None
             account = self._account(work.uow, inv.account_id)
