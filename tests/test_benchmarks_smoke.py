@@ -1,0 +1,88 @@
+"""The benchmark command runs at CI size and prints every figure; its times are not judged."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FIGURES = [
+    "can(), MemoryStore",
+    "can(), SQLiteStore",
+    "invite + accept, SQLiteStore",
+    "recipients(),",
+    "import teamaccess (subprocess)",
+]
+GROWTH = ["can() growth", "recipients() growth", "peak RSS growth"]
+
+
+@pytest.fixture(scope="module")
+def output() -> str:
+    """The output of one real run, in a subprocess, shared by the checks below."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+class TestQuickBenchmark:
+    """`python -m benchmarks --quick` completes and reports each figure with a verdict."""
+
+    @pytest.mark.parametrize("figure", FIGURES)
+    def test_prints_each_paired_figure_with_floor_ratio_and_verdict(
+        self, output: str, figure: str
+    ) -> None:
+        lines = [line for line in output.splitlines() if line.startswith(f"| {figure}")]
+        assert len(lines) == 1, output
+        cells = [c.strip() for c in lines[0].strip("|").split("|")]
+        assert len(cells) == 7, lines[0]
+        assert cells[-1] in ("PASS", "MISS")
+        assert re.fullmatch(r"[\d.]+ (ns|us|ms)", cells[1]), cells[1]
+        assert re.fullmatch(r"[\d.]+ (ns|us|ms)", cells[3]), cells[3]
+        assert re.fullmatch(r"\+?[\d.]+(x| ms)", cells[4]), cells[4]
+
+    def test_prints_a_scale_row_per_size(self, output: str) -> None:
+        rows = re.findall(r"^\| (100|300) \| ([\d,]+) \| ([\d.]+) MiB \|.* MiB \|$", output, re.M)
+        assert [(r[0], r[1]) for r in rows] == [("100", "1,000"), ("300", "3,000")], output
+
+    @pytest.mark.parametrize("what", GROWTH)
+    def test_prints_each_growth_with_verdict(self, output: str, what: str) -> None:
+        assert re.search(
+            rf"^{re.escape(what)}, 100 -> 300 accounts: [\d.]+x \(goal <= [\d.]+x\) (PASS|MISS)$",
+            output,
+            re.M,
+        ), output
+
+
+class TestInterleavedTiming:
+    """compare() takes one sample per round and side, alternating which side goes first."""
+
+    def test_alternates_order_and_counts_rounds(self) -> None:
+        sys.path.insert(0, str(ROOT))
+        try:
+            from benchmarks._timing import compare
+        finally:
+            sys.path.remove(str(ROOT))
+        calls: list[str] = []
+
+        def side(batch: object) -> None:
+            calls.append("A")
+
+        def floor(batch: object) -> None:
+            calls.append("B")
+
+        result = compare("a", side, "b", floor, lambda i: ([1], [1]), rounds=4, warmup=1)
+        assert calls == ["A", "B", "B", "A", "A", "B", "B", "A", "A", "B"]
+        assert len(result.samples) == len(result.floor_samples) == 4
+        assert result.ratio > 0
