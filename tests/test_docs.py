@@ -1,0 +1,146 @@
+"""The docs stay complete and true: every public name is documented, the Python snippets
+run, every command is described, and every relative link leads somewhere."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+import teamaccess
+import teamaccess.testing
+import teamaccess.testing.contract
+from teamaccess._cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+#: files whose every ```python block runs, in order, in one namespace per file; in other
+#: docs files only blocks fenced as ```python run are run
+RUNNABLE = ["README.md", "docs/index.md", "docs/concepts.md", "docs/permissions.md",
+            "docs/security.md"]  # fmt: skip
+
+FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.S | re.M)
+
+
+def docs_text() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(DOCS.glob("*.md")))
+
+
+def documented_spots(text: str) -> list[str]:
+    """Headings and inline code spans: where a name counts as documented."""
+    prose = FENCE.sub("", text)
+    headings = re.findall(r"^#{1,6} (.+)$", prose, re.M)
+    spans = re.findall(r"`([^`\n]+)`", prose)
+    return headings + spans
+
+
+def public_names() -> list[str]:
+    names = [*teamaccess.__all__]
+    names += [f"testing.{n}" for n in teamaccess.testing.__all__]
+    names += [f"testing.contract.{n}" for n in teamaccess.testing.contract.__all__]
+    names += [f"TeamAccess.{n}" for n in dir(teamaccess.TeamAccess) if not n.startswith("_")]
+    return names
+
+
+class TestEveryPublicNameIsDocumented:
+    """teamaccess.__all__, teamaccess.testing.__all__ and TeamAccess's methods."""
+
+    @pytest.mark.parametrize("qualified", public_names())
+    def test_documented(self, qualified: str) -> None:
+        spots = documented_spots(docs_text())
+        name = qualified.rpartition(".")[2]
+        pattern = re.compile(rf"(?<![\w]){re.escape(name)}(?![\w])")
+        assert any(pattern.search(spot) for spot in spots), (
+            f"{qualified} is public but docs/ has no heading or `code` mentioning {name}; "
+            "document it in docs/api.md"
+        )
+
+    def test_the_check_can_fail(self) -> None:
+        spots = documented_spots("# Title\n\nSee `invite(...)` and `TeamAccess`.\n")
+        found = [n for n in ("invite", "TeamAccess", "revoke_invitation", "Team")
+                 if any(re.search(rf"(?<![\w]){n}(?![\w])", s) for s in spots)]  # fmt: skip
+        assert found == ["invite", "TeamAccess"]
+
+
+def python_blocks(path: Path, *, everything: bool) -> list[str]:
+    blocks = []
+    for info, body in FENCE.findall(path.read_text(encoding="utf-8")):
+        words = info.split()
+        if words[:1] == ["python"] and (everything or "run" in words[1:]):
+            blocks.append(body)
+    return blocks
+
+
+def runnable_files() -> list[str]:
+    found = list(RUNNABLE)
+    for path in sorted(DOCS.glob("*.md")):
+        rel = str(path.relative_to(ROOT))
+        if rel not in found and python_blocks(path, everything=False):
+            found.append(rel)
+    return found
+
+
+class TestSnippetsRun:
+    """The Python code blocks of the docs run as written."""
+
+    @pytest.mark.parametrize("rel", runnable_files())
+    def test_blocks_run(
+        self,
+        rel: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        path = ROOT / rel
+        blocks = python_blocks(path, everything=rel in RUNNABLE)
+        assert blocks, f"{rel} is marked runnable but has no ```python block"
+        monkeypatch.chdir(tmp_path)  # snippets may write files
+        namespace: dict[str, object] = {"__name__": f"docs_{path.stem}"}
+        for number, block in enumerate(blocks, 1):
+            code = compile(block, f"{rel} (python block {number})", "exec")
+            exec(code, namespace)  # noqa: S102 - running our own documentation
+        for value in namespace.values():
+            if isinstance(value, teamaccess.TeamAccess):
+                value.close()
+
+
+def leaf_commands(group: click.Group, prefix: str) -> list[str]:
+    paths = []
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            paths += leaf_commands(command, f"{prefix} {name}")
+        else:
+            paths.append(f"{prefix} {name}")
+    return paths
+
+
+class TestCommandReference:
+    """docs/cli.md describes every subcommand of `teamaccess`."""
+
+    @pytest.mark.parametrize("command", leaf_commands(cli, "teamaccess"))
+    def test_described(self, command: str) -> None:
+        assert f"`{command}" in (DOCS / "cli.md").read_text(encoding="utf-8"), (
+            f"docs/cli.md does not describe `{command}`"
+        )
+
+
+def markdown_files() -> list[Path]:
+    return [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+class TestLinks:
+    """Relative links in the README and docs/ lead to files that exist."""
+
+    @pytest.mark.parametrize("path", markdown_files(), ids=lambda p: p.name)
+    def test_relative_links_resolve(self, path: Path) -> None:
+        text = FENCE.sub("", path.read_text(encoding="utf-8"))
+        broken = []
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            file_part = target.split("#", 1)[0]
+            if not (path.parent / file_part).exists():
+                broken.append(target)
+        assert broken == [], f"{path.name} links to missing files: {broken}"
