@@ -524,8 +524,7 @@ class TeamAccess:
             )
 
     def _queue_invitation(self, work: _Work, inv: Invitation) -> OutboxMessage:
-        for old in work.uow.outbox(status="pending", invitation_id=inv.id):
-            work.uow.update_outbox(attrs.evolve(old, status="cancelled"))
+        self._cancel_mail(work, inv.id)
         row = OutboxMessage(
             id=_new_id("msg"),
             account_id=inv.account_id,
@@ -740,6 +739,7 @@ class TeamAccess:
                 uow.update_invitation(
                     attrs.evolve(inv, status="accepted", closed_at=work.now, accepted_by=user_id)
                 )
+                self._cancel_mail(work, inv.id)
                 self._audit(
                     work,
                     inv.account_id,
@@ -818,6 +818,12 @@ class TeamAccess:
             or not inv.permissions.issubset(inviter.permissions)
         )
 
+    @staticmethod
+    def _cancel_mail(work: _Work, invitation_id: str) -> None:
+        """An invitation that is no longer pending must not be mailed (again)."""
+        for row in work.uow.outbox(status="pending", invitation_id=invitation_id):
+            work.uow.update_outbox(attrs.evolve(row, status="cancelled"))
+
     def _close_invitation(
         self,
         work: _Work,
@@ -828,8 +834,7 @@ class TeamAccess:
     ) -> Invitation:
         closed = attrs.evolve(inv, status=status, closed_at=work.now)
         work.uow.update_invitation(closed)
-        for row in work.uow.outbox(status="pending", invitation_id=inv.id):
-            work.uow.update_outbox(attrs.evolve(row, status="cancelled"))
+        self._cancel_mail(work, inv.id)
         self._audit(work, inv.account_id, actor_id, f"invitation.{status}", inv.id, **details)
         return closed
 
@@ -1051,7 +1056,8 @@ class TeamAccess:
     ) -> EmailMessage:
         language = inv.language
         inviter = uow.get_member(inv.account_id, inv.invited_by)
-        inviter_email = inviter.email if inviter is not None else account.name
+        # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names the owner.
+        inviter_email = inviter.email if inviter is not None else account.owner_email
         labels = [
             p.label_for(language)
             for p in self.catalog
