@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from tests.smtp_server import Certificates, SmtpServer
 
 from teamaccess._cli import cli
 
@@ -425,6 +426,31 @@ class TestContactsAndMail:
         [mail] = eml_files(run.folder)
         assert "To: dev@example.com" in mail.read_text()
         assert run.json("deliver", "--list") == []
+
+    def test_smtp_settings_reach_a_real_server(self, run: Cli, account: str) -> None:
+        certs = Certificates.create()
+        ca_file = run.folder / "ca.pem"
+        certs.ca.cert_pem.write_to_path(str(ca_file))
+        run.env["SSL_CERT_FILE"] = str(ca_file)  # the default TLS context trusts the test CA
+        with SmtpServer(mode="starttls", certs=certs, users={"panel": "s3cret"}) as server:
+            run.env["TEAMACCESS_SMTP_HOST"] = server.host
+            run.env["TEAMACCESS_SMTP_PASSWORD"] = "wrong"
+            smtp = ["--smtp-port", str(server.port), "--smtp-user", "panel"]
+            line = run.error(*smtp, "invite", account, "a@example.com", "--all", code=9)
+            assert "wrong" not in line
+            run.env["TEAMACCESS_SMTP_PASSWORD"] = "s3cret"
+            out = run(*smtp, "invite", account, "b@example.com", "--all").stdout
+            assert f"mail to b@example.com -> SMTP server {server.host}" in out
+            [received] = server.received
+        assert received.rcpt_tos == ["b@example.com"]
+        assert received.tls
+        assert received.login == "panel"
+        assert eml_files(run.folder) == []
+
+    def test_bare_command_shows_help(self, run: Cli) -> None:
+        result = run(code=2)
+        assert "Usage: teamaccess [OPTIONS] COMMAND" in result.output
+        assert "demo" in result.output
 
     def test_smtp_password_only_from_env(self, run: Cli) -> None:
         result = run("--smtp-password", "x", "catalog", code=2)

@@ -334,6 +334,12 @@ def show_record(pairs: Sequence[tuple[str, object]]) -> None:
 # -- the group and its error handling -----------------------------------------------------
 
 
+# click 8.2+ raises this for a group called without a command; 8.1 prints help itself.
+_NO_ARGS_IS_HELP: type[click.UsageError] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_Never", (click.UsageError,), {})
+)
+
+
 class TeamAccessGroup(click.Group):
     """A group that prints every expected failure as one ``error:`` line, no traceback."""
 
@@ -353,6 +359,10 @@ class TeamAccessGroup(click.Group):
         except TeamAccessError as exc:
             code = exit_code_for(exc)
             message = str(exc)
+        except _NO_ARGS_IS_HELP as exc:
+            # A bare `teamaccess` (or group) shows its help, as click itself does.
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             code = EXIT_USAGE
             message = _usage_message(exc)
@@ -598,7 +608,10 @@ def accounts_rename(account_id: str, name: str, actor: str, as_json: bool) -> No
 @actor_option
 @json_option
 def transfer(account_id: str, to_user_id: str, actor: str, as_json: bool) -> None:
-    """Make member TO_USER_ID the owner (by the owner, or the operator)."""
+    """Make member TO_USER_ID the owner.
+
+    Only the owner (--as OWNER) or the operator (the default --as) may do it.
+    """
     account = _team().transfer_ownership(account_id, actor_id=actor, to_user_id=to_user_id)
     if as_json:
         emit_json(account)
@@ -661,7 +674,10 @@ def invitations(account_id: str, every: bool, as_json: bool) -> None:
 @click.argument("token", required=False)
 @json_option
 def inspect(token: str | None, as_json: bool) -> None:
-    """Show the invitation a TOKEN names (TOKEN or stdin); changes nothing."""
+    """Show what an invitation TOKEN names; changes nothing.
+
+    TOKEN is read from stdin when left out or given as '-'.
+    """
     inv = _team().inspect_invitation(read_token(token))
     if as_json:
         emit_json(inv)
@@ -855,7 +871,7 @@ def catalog(language: str, as_json: bool) -> None:
 
 @cli.group()
 def contacts() -> None:
-    """Add, list, change and remove contacts (people who get mail but never log in)."""
+    """Manage contacts: people who get mail but never log in."""
 
 
 category_option = click.option(
@@ -1065,7 +1081,10 @@ def _step(number: int, title: str) -> None:
 
 @cli.command()
 def demo() -> None:
-    """Play the customer-center story end to end on the embedded default."""
+    """Play the customer-center story end to end.
+
+    Creates a fresh demo account on every run, so it can run again on the same database.
+    """
     settings = _settings()
     team = _team()
     owner, owner_email = DEMO_OWNER
