@@ -499,6 +499,11 @@ class TestErrors:
         line = run.error(*[account if a == "ACC" else a for a in args], code=code)
         assert text in line
 
+    def test_storage_error(self, run: Cli) -> None:
+        (run.folder / "junk.db").write_text("not a database")
+        line = run.error("--db", "junk.db", "accounts", "list", "max", code=10)
+        assert "junk.db is not a SQLite database" in line
+
     def test_usage_error_points_to_help(self, run: Cli) -> None:
         line = run.error("accounts", "create", "--name", "A", code=2)
         assert "see 'teamaccess accounts create --help'" in line
