@@ -716,3 +716,41 @@ class TestProcesses:
             done += accepted
         assert done >= 5
         again.close()
+
+
+class TestNesting:
+    """A unit of work opened inside another is a savepoint of it."""
+
+    def test_inner_rollback_keeps_outer_work(self, db: Path) -> None:
+        store = SQLiteStore(db)
+        first = Account(
+            id="a1", name="A", owner_id="o", owner_email="o@example.org", created_at=START
+        )
+        second = Account(
+            id="a2", name="B", owner_id="o", owner_email="o@example.org", created_at=START
+        )
+        with store.begin() as outer:
+            outer.add_account(first)
+            with store.begin() as inner:
+                inner.add_account(second)
+            with store.read() as inner:
+                assert inner.get_account("a2") is None
+                assert inner.get_account("a1") == first
+            outer.commit()
+        with store.read() as uow:
+            assert (uow.get_account("a1"), uow.get_account("a2")) == (first, None)
+        store.close()
+
+    def test_inner_commit_is_kept_with_the_outer(self, db: Path) -> None:
+        store = SQLiteStore(db)
+        acc = Account(
+            id="a1", name="A", owner_id="o", owner_email="o@example.org", created_at=START
+        )
+        with store.begin() as outer:
+            with store.begin() as inner:
+                inner.add_account(acc)
+                inner.commit()
+            outer.commit()
+        with store.read() as uow:
+            assert uow.get_account("a1") == acc
+        store.close()
