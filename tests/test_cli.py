@@ -135,7 +135,7 @@ class TestDefaults:
         assert message["Subject"] == "chef@muster.example.com lädt Sie zu Muster GmbH ein"
 
     def test_missing_database_folder(self, run: Cli) -> None:
-        line = run.error("--db", "nowhere/x.db", "accounts", "list", "u", code=1)
+        line = run.error("--db", "nowhere/x.db", "accounts", "list", "u", code=3)
         assert "nowhere" in line
         assert "does not exist" in line
 
@@ -196,7 +196,7 @@ class TestSecretKey:
     def test_key_file_readable_by_others_is_refused(self, run: Cli, account: str) -> None:
         path = run.folder / "teamaccess.db.secret"
         path.chmod(0o644)
-        line = run.error("members", account, code=1)
+        line = run.error("members", account, code=3)
         assert f"run: chmod 600 {path.name}" in line
         assert "readable by others" in line
 

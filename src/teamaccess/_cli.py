@@ -71,8 +71,11 @@ def exit_code_for(error: TeamAccessError) -> int:
 # -- configuration ----------------------------------------------------------------------
 
 
-class ConfigError(TeamAccessError):
-    """The command's settings are unusable (secret key file, database path)."""
+class ConfigError(ValidationError):
+    """The command's settings are unusable (secret key file, database path).
+
+    A ``ValidationError``: the public error tree stays as DESIGN.md draws it.
+    """
 
 
 def secret_key_path(db: str) -> Path:
@@ -101,6 +104,16 @@ def load_or_create_secret(path: Path) -> str:
 
 
 def _read_secret(path: Path) -> str:
+    try:
+        return _read_secret_file(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the secret key file {path}: {exc.strerror}; fix its permissions "
+            "or set TEAMACCESS_SECRET_KEY"
+        ) from exc
+
+
+def _read_secret_file(path: Path) -> str:
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise ConfigError(
@@ -135,7 +148,8 @@ class Settings:
     language: str
     sender: str | None
     _team: TeamAccess | None = None
-    sent: list[EmailMessage] = attrs.field(factory=list)
+    #: recipients of the mail sent so far, to say where it went (never the bodies: tokens)
+    sent: list[str] = attrs.field(factory=list)
 
     def secret_key(self) -> str:
         key = os.environ.get("TEAMACCESS_SECRET_KEY", "").strip()
@@ -205,13 +219,13 @@ class Settings:
 class _Recording:
     """Passes messages on and remembers them, so the command can say where mail went."""
 
-    def __init__(self, mailer: Mailer, sent: list[EmailMessage]) -> None:
+    def __init__(self, mailer: Mailer, sent: list[str]) -> None:
         self._mailer = mailer
         self._sent = sent
 
     def send(self, message: EmailMessage) -> None:
         self._mailer.send(message)
-        self._sent.append(message)
+        self._sent.append(str(message["To"]))
 
 
 # -- output -----------------------------------------------------------------------------
@@ -525,8 +539,8 @@ def read_token(token: str | None) -> str:
 
 def _mail_note() -> None:
     settings = _settings()
-    for message in settings.sent:
-        click.echo(f"mail to {message['To']} -> {settings.mail_target}")
+    for recipient in settings.sent:
+        click.echo(f"mail to {recipient} -> {settings.mail_target}")
     settings.sent.clear()
 
 
