@@ -5,6 +5,7 @@ stdout, one JSON object per line, so the parent asserts what the child saw.
 
 - ``accept DB NOW START TOKEN USER EMAIL``: say ``ready``, wait for the file START to
   exist (so all racers start together), accept the invitation, report the outcome.
+- ``open DB START``: wait for START, open (and so create) the file, add an account.
 - ``watch DB``: a long-lived process; for every ``USER ACCOUNT PERMISSION`` line on
   stdin, answer ``can()``.
 - ``hang DB NOW TOKEN USER EMAIL WHEN``: accept, but stop for good just before
@@ -59,6 +60,20 @@ def accept(db: str, now: str, start: str, token: str, user: str, email: str) -> 
     say(**outcome(lambda: team.accept_invitation(token, user_id=user, email=email)))
 
 
+def open_fresh(db: str, start: str) -> None:
+    say(ready=True)
+    while not os.path.exists(start):
+        time.sleep(0.001)  # a start line for the race, not a clock
+    try:
+        store = SQLiteStore(db)
+    except TeamAccessError as exc:
+        say(error=type(exc).__name__, message=str(exc))
+        return
+    team = TeamAccess(store, MemoryMailer(), secret_key=SECRET)
+    account = team.create_account(name="Race", owner_id="o", owner_email="o@example.org")
+    say(version=store.schema_version, account=account.id)
+
+
 def watch(db: str) -> None:
     store = SQLiteStore(db)
     team = TeamAccess(store, MemoryMailer(), secret_key=SECRET)
@@ -107,7 +122,13 @@ def accept_all(db: str, now: str, prefix: str, *tokens: str) -> None:
         )
 
 
-COMMANDS = {"accept": accept, "watch": watch, "hang": hang, "accept-all": accept_all}
+COMMANDS = {
+    "open": open_fresh,
+    "accept": accept,
+    "watch": watch,
+    "hang": hang,
+    "accept-all": accept_all,
+}
 
 if __name__ == "__main__":
     COMMANDS[sys.argv[1]](*sys.argv[2:])

@@ -631,6 +631,19 @@ class TestProcesses:
         assert members == ["owner", winners[0]["member"]]
         assert team.get_invitation(inv.id).status == "accepted"
 
+    def test_six_processes_create_one_file(self, db: Path, children: Callable[..., Child]) -> None:
+        start = db.with_name("start")
+        openers = [children("open", str(db), str(start)) for _ in range(6)]
+        for opener in openers:
+            assert opener.report() == {"ready": True}
+        start.touch()
+        results = [opener.report() for opener in openers]
+        assert {r.get("version") for r in results} == {len(sqlite_backend.MIGRATIONS)}, results
+        team = open_team(db)
+        assert len(team.accounts_for("o")) == 6
+        team.close()
+        assert raw(db).execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
     def test_removed_permission_denied_in_long_lived_process(
         self, db: Path, team: TeamAccess, account: Account, children: Callable[..., Child]
     ) -> None:
