@@ -50,12 +50,14 @@ class MemoryStore:
             try:
                 yield uow
             finally:
-                if not uow.committed:
-                    uow.rollback()
+                # Undo whatever was written since the last commit() (all of it if none).
+                uow.rollback()
 
     read = begin
 
     def grant(self, account_id: str, user_id: str) -> PermissionSet | None:
+        if self._closed:
+            self._check_open()
         member = self._members.get((account_id, user_id))
         return None if member is None else member.permissions
 
@@ -156,6 +158,8 @@ class _MemoryUnitOfWork:
 
     # invitations
     def add_invitation(self, invitation: Invitation, email_key: str) -> None:
+        if invitation.id in self._s._invitations:
+            raise Conflict(f"invitation {invitation.id!r} exists already")
         if invitation.status == "pending" and self.pending_invitation_for(
             invitation.account_id, email_key
         ):

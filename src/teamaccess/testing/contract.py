@@ -219,6 +219,17 @@ class StoreContract:
         with store.read() as uow:
             assert uow.get_account("acc1") is None
 
+    def test_writes_after_commit_need_another_commit(
+        self, store: Store, reopen: Callable[[Store], Store]
+    ) -> None:
+        with store.begin() as uow:
+            uow.add_account(account())
+            uow.commit()
+            uow.update_account(attrs.evolve(account(), name="Never committed"))
+        store = reopen(store)
+        with store.read() as uow:
+            assert uow.get_account("acc1") == account()
+
     def test_error_rolls_back_and_store_stays_usable(self, seeded: Store) -> None:
         def fail() -> None:
             with seeded.begin() as uow:
@@ -277,6 +288,8 @@ class StoreContract:
         store.close()
         with pytest.raises(StorageError, match="closed"), store.begin():
             pass
+        with pytest.raises(StorageError, match="closed"):
+            store.grant("acc1", "owner")
 
     # -- accounts -----------------------------------------------------------------------
 
