@@ -501,7 +501,11 @@ class TeamAccess:
 
     # -- invitations ------------------------------------------------------------------
 
-    def _accept_link(self, token: str) -> str:
+    def accept_link(self, token: str) -> str:
+        """The link of the invitation mail for *token*, built from ``accept_url``.
+
+        For a host that shows or sends the link itself; like the token, never log it.
+        """
         from urllib.parse import quote
 
         quoted = quote(token, safe="")
@@ -963,11 +967,19 @@ class TeamAccess:
         """The owner's address, then every contact subscribed to *category*, without duplicates."""
         if category not in self.categories:
             self.categories.check([category])
-        with self._read() as uow:
-            account = self._account(uow, account_id)
-            rows = uow.contact_addresses(account_id, category)
-        result = [account.owner_email]
-        seen = {normalize_email(account.owner_email).key}
+        # A store may answer in one statement (SQLiteStore.recipient_rows, issue 6): the
+        # owner's address first, then (address, key) of each subscribed contact.
+        fast = getattr(self._store, "recipient_rows", None)
+        found: list[tuple[str, Any]] = [] if fast is None else fast(account_id, category)
+        if found:
+            owner_email: str = found[0][0]
+            rows: list[tuple[str, Any]] = found[1:]
+        else:  # no fast path, or no such account (the general path says AccountNotFound)
+            with self._read() as uow:
+                owner_email = self._account(uow, account_id).owner_email
+                rows = list(uow.contact_addresses(account_id, category))
+        result = [owner_email]
+        seen = {normalize_email(owner_email).key}
         for address, key in rows:
             if key not in seen:
                 seen.add(key)
@@ -1070,7 +1082,7 @@ class TeamAccess:
                 account_name=account.name,
                 inviter_email=inviter_email,
                 invitee_email=inv.email,
-                accept_url=self._accept_link(token),
+                accept_url=self.accept_link(token),
                 expires_at=inv.expires_at,
                 all_permissions=inv.permissions.is_all,
                 permission_labels=labels,

@@ -174,6 +174,14 @@ _TABLES: Final = frozenset(
 
 # Constant SQL strings: sqlite3 caches their prepared statements per connection.
 _GRANT_SQL: Final = "SELECT permissions FROM members WHERE account_id = ? AND user_id = ?"
+# recipient_rows(): the owner (part 0), then the subscribed contacts in creation order, in
+# one statement, so one snapshot without a transaction around it.
+_RECIPIENTS_SQL: Final = (
+    "SELECT 0, 0, owner_email, NULL FROM accounts WHERE id = ?1 UNION ALL "
+    "SELECT 1, c.seq, c.email, c.email_key FROM contact_categories cc "
+    "JOIN contacts c ON c.id = cc.contact_id WHERE cc.account_id = ?1 AND cc.category = ?2 "
+    "ORDER BY 1, 2"
+)
 _ACCOUNT_COLS: Final = "a.id, a.name, a.owner_id, a.owner_email, a.created_at"
 _MEMBER_COLS: Final = "account_id, user_id, email, role, permissions, joined_at, granted_by"
 _INVITATION_COLS: Final = (
@@ -551,6 +559,21 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise self._error(exc, "looking up a permission") from exc
         return None if row is None else _perms(row[0])
+
+    def recipient_rows(self, account_id: str, category: str) -> list[tuple[str, str | None]]:
+        """The owner's ``(email, None)``, then each contact subscribed to *category* as
+        ``(email, email_key)``, oldest first; ``[]`` if there is no such account.
+
+        The fast path of ``TeamAccess.recipients()``: one statement instead of a unit of
+        work of four (issue 6). Like ``grant()``, never a cached answer.
+        """
+        with self._lock:
+            try:
+                rows = self._connection().execute(_RECIPIENTS_SQL, (account_id, category))
+                found = [(r[2], r[3]) for r in rows]
+            except sqlite3.Error as exc:
+                raise self._error(exc, "looking up recipients") from exc
+        return found
 
     def close(self) -> None:
         """Close the connection; further use raises ``StorageError``. Safe to call twice."""
