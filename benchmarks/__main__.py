@@ -60,10 +60,10 @@ def scale_curve(sizes: tuple[int, ...], cfg: pairs.Config, workdir: Path) -> Non
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         flush=True,
     )
-    points = []
-    for size in sizes:
-        p = scale.run_point(workdir, size, cfg.rounds, cfg.batch)
-        points.append(p)
+    points = scale.curve(
+        workdir, sizes, repeats=cfg.scale_repeats, rounds=cfg.rounds, batch=cfg.batch
+    )
+    for p in points:
         print(
             f"| {p['accounts']:,} | {p['members']:,} | {p['file_bytes'] / 2**20:.1f} MiB | "
             f"{p['build_s']:.0f} s | {fmt_ns(p['can_ns'])} | {fmt_ns(p['can_raw_ns'])} | "
@@ -71,7 +71,6 @@ def scale_curve(sizes: tuple[int, ...], cfg: pairs.Config, workdir: Path) -> Non
             f"{p['peak_rss_kib'] / 1024:.1f} MiB |",
             flush=True,
         )
-        (workdir / f"scale-{size}.db").unlink()
     first, last = points[0], points[-1]
     span = f"{first['accounts']:,} -> {last['accounts']:,} accounts"
     print()

@@ -27,10 +27,11 @@ class Config:
     batch: int  # calls per timed batch (cheap calls)
     slow_batch: int  # calls per timed batch (invite + accept)
     import_runs: int  # subprocess runs per side for the import figure
+    scale_repeats: int  # measuring processes per scale point, run in rotation
 
 
-QUICK = Config(accounts=20, rounds=5, batch=200, slow_batch=5, import_runs=3)
-FULL = Config(accounts=300, rounds=60, batch=2000, slow_batch=20, import_runs=40)
+QUICK = Config(accounts=20, rounds=5, batch=200, slow_batch=5, import_runs=3, scale_repeats=1)
+FULL = Config(accounts=300, rounds=60, batch=2000, slow_batch=20, import_runs=40, scale_repeats=3)
 
 
 @dataclass

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -163,24 +163,49 @@ def measure(path: Path, accounts: int, rounds: int, batch: int) -> dict[str, Any
     }
 
 
-def run_point(workdir: Path, accounts: int, rounds: int, batch: int) -> dict[str, Any]:
-    """Build the file for *accounts* in one subprocess, measure it in another."""
+def build_point(workdir: Path, accounts: int) -> tuple[Path, float]:
+    """Build the file for *accounts* in a subprocess; its path and the seconds it took."""
     path = workdir / f"scale-{accounts}.db"
-    env = dict(os.environ)
-    cmd = [sys.executable, "-m", "benchmarks.scale"]
     t0 = time.perf_counter()
-    subprocess.run([*cmd, "build", str(path), str(accounts)], check=True, env=env)
-    build_s = time.perf_counter() - t0
+    subprocess.run([sys.executable, "-m", "benchmarks.scale", "build", str(path), str(accounts)],
+                   check=True)  # fmt: skip
+    return path, time.perf_counter() - t0
+
+
+def measure_point(path: Path, accounts: int, rounds: int, batch: int) -> dict[str, Any]:
+    """Measure one file in a fresh subprocess, so its peak RSS is that of serving alone."""
     out = subprocess.run(
-        [*cmd, "measure", str(path), str(accounts), str(rounds), str(batch)],
+        [sys.executable, "-m", "benchmarks.scale", "measure", str(path), str(accounts),
+         str(rounds), str(batch)],
         check=True,
-        env=env,
         capture_output=True,
         text=True,
-    ).stdout
+    ).stdout  # fmt: skip
     point: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    point["build_s"] = build_s
     return point
+
+
+def curve(
+    workdir: Path, sizes: tuple[int, ...], *, repeats: int, rounds: int, batch: int
+) -> list[dict[str, Any]]:
+    """Every size built first, then measured *repeats* times in rotation (1k, 10k, 100k,
+    1k, ...), so a burst of load from elsewhere hits every size alike; the median of the
+    repeats is kept for each time, the largest for memory."""
+    built = {size: build_point(workdir, size) for size in sizes}
+    runs: dict[int, list[dict[str, Any]]] = {size: [] for size in sizes}
+    for _ in range(repeats):
+        for size in sizes:
+            runs[size].append(measure_point(built[size][0], size, rounds, batch))
+    points = []
+    for size in sizes:
+        point = dict(runs[size][0])
+        for key in ("can_ns", "can_raw_ns", "recipients_ns", "recipients_raw_ns"):
+            point[key] = statistics.median(r[key] for r in runs[size])
+        point["peak_rss_kib"] = max(r["peak_rss_kib"] for r in runs[size])
+        point["build_s"] = built[size][1]
+        points.append(point)
+        built[size][0].unlink()
+    return points
 
 
 def main(argv: list[str]) -> None:
