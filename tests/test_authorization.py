@@ -52,6 +52,13 @@ class TestCan:
         with pytest.raises(UnknownPermission):
             team.can(SYSTEM, account.id, name)
 
+    @pytest.mark.parametrize("name", [None, 3, ["billing.view"], {"billing.view"}])
+    def test_non_string_permission_raises(
+        self, team: TeamAccess, account: Account, name: object
+    ) -> None:
+        with pytest.raises(UnknownPermission, match="unknown permission"):
+            team.can("owner", account.id, name)  # type: ignore[arg-type]
+
     def test_unknown_permission_is_a_value_error(self, team: TeamAccess, account: Account) -> None:
         with pytest.raises(ValueError, match=r"use one of the catalog's names"):
             team.can("owner", account.id, "billing.veiw")

@@ -444,6 +444,26 @@ class TestInviterRechecked:
         team.accept_invitation(token_of(sent), user_id="u2", email="dev@agentur.de")
         assert team.permissions_of("u2", account.id) == P("billing.view")
 
+    def test_resend_by_an_entitled_member_revives_it(
+        self, team: TeamAccess, account: Account, sent: Invitation
+    ) -> None:
+        # The resender vouches for the grant: its new link must work, even though the
+        # first inviter may no longer grant it.
+        team.set_permissions(account.id, "mgr", P("support.tickets"), actor_id="owner")
+        again = team.resend_invitation(sent.id, actor_id="owner")
+        assert again.invited_by == "owner"
+        assert team.inspect_invitation(token_of(again)).status == "pending"
+        team.accept_invitation(token_of(again), user_id="u2", email="dev@agentur.de")
+        assert team.permissions_of("u2", account.id) == P("billing.view")
+
+    def test_resender_becomes_the_inviter(
+        self, team: TeamAccess, account: Account, sent: Invitation
+    ) -> None:
+        again = team.resend_invitation(sent.id, actor_id="owner")
+        add_member(team, account.id, "other", P())
+        team.remove_member(account.id, "mgr", actor_id="owner")
+        assert team.get_invitation(again.id).status == "pending"
+
     def test_owner_invitation_survives_transfer(self, team: TeamAccess, account: Account) -> None:
         inv = invite(team, account, permissions=PermissionSet.all())
         add_member(team, account.id, "u3", P())

@@ -425,6 +425,7 @@ class TeamMachine(RuleBasedStateMachine):
         inv.stale_tokens.append(inv.token)
         inv.token = result.token
         inv.expires_at = m.now + TTL
+        inv.inviter = actor  # the resender vouches for the grant from now on
         m.sends.append(m.now)
 
     @rule(actor=actors, who=targets, permissions=permission_sets)

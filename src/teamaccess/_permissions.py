@@ -99,7 +99,8 @@ class Catalog:
         return len(self._permissions)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._by_name
+        # Only strings are names; an unhashable value must read as unknown, not TypeError.
+        return isinstance(name, str) and name in self._by_name
 
     def __getitem__(self, name: str) -> Permission:
         try:

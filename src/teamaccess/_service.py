@@ -614,7 +614,9 @@ class TeamAccess:
     def resend_invitation(self, invitation_id: str, *, actor_id: str) -> Invitation:
         """Send a new mail with a new token; the old link stops working.
 
-        The lifetime starts again. Counts against the rate limit like a first send.
+        The lifetime starts again. Counts against the rate limit like a first send. The
+        actor becomes the inviter: it holds what the invitation grants (or this fails),
+        and acceptance re-checks the rights of whoever sent the link that is used.
         """
         with self._write() as work:
             uow = work.uow
@@ -631,6 +633,7 @@ class TeamAccess:
                 token_hash=digest,
                 expires_at=work.now + self.invitation_ttl,
                 sent_count=inv.sent_count + 1,
+                invited_by=actor_id,
             )
             uow.update_invitation(inv)
             row = self._queue_invitation(work, inv)
