@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from itsdangerous import URLSafeSerializer
 from itsdangerous.encoding import base64_decode
-from tests.conftest import SECRET, START, add_member
+from tests.conftest import SECRET, START, add_member, make_store
 
 from teamaccess import (
     SYSTEM,
@@ -885,3 +886,41 @@ class TestListeners:
         assert team.pending_invitations(acct.id)[0].id == inv.id
         assert calls == ["account.created", "invitation.sent"]
         assert any("listener" in r.getMessage() for r in caplog.records)
+
+
+class TestConcurrentAccept:
+    """Two accepts of one token racing each other make exactly one member."""
+
+    @pytest.mark.parametrize("round_", range(5))
+    def test_one_member(
+        self, store: Store, clock: FrozenClock, backend: str, tmp_path: Path, round_: int
+    ) -> None:
+        team = make_team(store, clock, require_email_match=False)
+        acct = team.create_account(name="A", owner_id="owner", owner_email="chef@muster.de")
+        token = token_of(invite(team, acct))
+        barrier = threading.Barrier(2)
+        outcomes: dict[str, str] = {}
+
+        def accept(user_id: str) -> None:
+            # Each racer has its own connection, as two web workers would.
+            own = store if backend == "memory" else make_store(backend, tmp_path)
+            try:
+                racer = make_team(own, clock, require_email_match=False)
+                barrier.wait(timeout=10)
+                try:
+                    racer.accept_invitation(token, user_id=user_id, email=f"{user_id}@x.de")
+                    outcomes[user_id] = "member"
+                except TeamAccessError as exc:
+                    outcomes[user_id] = type(exc).__name__
+            finally:
+                if own is not store:
+                    own.close()
+
+        threads = [threading.Thread(target=accept, args=(u,)) for u in ("u2", "u3")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(outcomes.values()) == ["InvitationUsed", "member"]
+        assert len(team.members(acct.id)) == 2
+        assert team.get_invitation(team.invitations(acct.id)[0].id).status == "accepted"
