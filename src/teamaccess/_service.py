@@ -574,12 +574,23 @@ class TeamAccess:
                 )
             existing = uow.pending_invitation_for(account_id, address.key)
             if existing is not None:
-                if not existing.is_expired(work.now):
+                if self._status_now(uow, existing, work.now) == "revoked":
+                    # Its inviter may no longer grant it: it counts as revoked, so a new
+                    # invitation replaces it instead of being refused.
+                    self._close_invitation(
+                        work,
+                        existing,
+                        "revoked",
+                        SYSTEM,
+                        reason="inviter lost the right to grant it",
+                    )
+                elif not existing.is_expired(work.now):
                     raise AlreadyInvited(
                         f"{address.email} has a pending invitation ({existing.id}) until "
                         f"{existing.expires_at:%Y-%m-%d}; resend or revoke it instead"
                     )
-                self._close_invitation(work, existing, "expired", SYSTEM)
+                else:
+                    self._close_invitation(work, existing, "expired", SYSTEM)
             self._check_rate(work, account_id)
             inv_id = _new_id("inv")
             token, digest = self._tokens.issue(inv_id)
@@ -626,6 +637,11 @@ class TeamAccess:
             self._no_escalation(actor_id, held, inv.permissions, "resend this invitation")
             if inv.status != "pending":
                 self._raise_closed(inv)
+            if self._inviter_lost_rights(uow, inv):
+                raise InvitationRevoked(
+                    f"invitation {inv.id} counts as revoked: the member who sent it may no "
+                    "longer grant it; send a new invitation instead"
+                )
             self._check_rate(work, inv.account_id)
             token, digest = self._tokens.issue(inv.id)
             inv = attrs.evolve(
@@ -667,7 +683,7 @@ class TeamAccess:
             return [
                 attrs.evolve(i, token_hash=None)
                 for i in uow.invitations(account_id, status="pending")
-                if not i.is_expired(now)
+                if self._status_now(uow, i, now) == "pending"
             ]
 
     def invitations(self, account_id: str) -> list[Invitation]:
@@ -676,7 +692,7 @@ class TeamAccess:
         with self._read() as uow:
             self._account(uow, account_id)
             return [
-                attrs.evolve(i, status=i.status_at(now), token_hash=None)
+                attrs.evolve(i, status=self._status_now(uow, i, now), token_hash=None)
                 for i in uow.invitations(account_id)
             ]
 
@@ -684,7 +700,7 @@ class TeamAccess:
         now = self.clock.now()
         with self._read() as uow:
             inv = self._invitation(uow, invitation_id)
-            return attrs.evolve(inv, status=inv.status_at(now), token_hash=None)
+            return attrs.evolve(inv, status=self._status_now(uow, inv, now), token_hash=None)
 
     def inspect_invitation(self, token: str) -> Invitation:
         """The invitation a token names, with its status as of now; changes nothing.
@@ -695,9 +711,7 @@ class TeamAccess:
         now = self.clock.now()
         with self._read() as uow:
             inv = self._by_token(uow, token)
-            status = inv.status_at(now)
-            if status == "pending" and self._inviter_lost_rights(uow, inv):
-                status = "revoked"
+            status = self._status_now(uow, inv, now)
         return attrs.evolve(inv, status=status, token_hash=None)
 
     def accept_invitation(self, token: str, *, user_id: str, email: str) -> Member:
@@ -813,6 +827,14 @@ class TeamAccess:
                 f"this invitation expired on {inv.expires_at:%Y-%m-%d %H:%M} UTC; "
                 "ask the account owner to resend it"
             )
+
+    def _status_now(self, uow: UnitOfWork, inv: Invitation, now: datetime) -> InvitationStatus:
+        """The status a user sees: past its lifetime it is expired, and once its inviter
+        may no longer grant it, it counts as revoked (DESIGN.md, "Invitations")."""
+        status = inv.status_at(now)
+        if status == "pending" and self._inviter_lost_rights(uow, inv):
+            return "revoked"
+        return status
 
     @staticmethod
     def _inviter_lost_rights(uow: UnitOfWork, inv: Invitation) -> bool:
@@ -970,19 +992,23 @@ class TeamAccess:
         """The owner's address, then every contact subscribed to *category*, without duplicates."""
         if category not in self.categories:
             self.categories.check([category])
-        # A store may answer in one statement (SQLiteStore.recipient_rows, issue 6): the
-        # owner's address first, then (address, key) of each subscribed contact.
+        # A store may answer in one statement (SQLiteStore.recipient_rows, issue 6):
+        # (address, key) of the owner first, then of each subscribed contact.
         fast = getattr(self._store, "recipient_rows", None)
         found: list[tuple[str, Any]] = [] if fast is None else fast(account_id, category)
         if found:
             owner_email: str = found[0][0]
+            owner_key: str | None = found[0][1]
             rows: list[tuple[str, Any]] = found[1:]
         else:  # no fast path, or no such account (the general path says AccountNotFound)
             with self._read() as uow:
                 owner_email = self._account(uow, account_id).owner_email
+                owner_key = None
                 rows = list(uow.contact_addresses(account_id, category))
         result = [owner_email]
-        seen = {normalize_email(owner_email).key}
+        # The stored key where there is one: validating the address again costs more than
+        # the query once the owners outnumber normalize_email's cache (the scale curve).
+        seen = {owner_key or normalize_email(owner_email).key}
         for address, key in rows:
             if key not in seen:
                 seen.add(key)

@@ -174,10 +174,12 @@ _TABLES: Final = frozenset(
 
 # Constant SQL strings: sqlite3 caches their prepared statements per connection.
 _GRANT_SQL: Final = "SELECT permissions FROM members WHERE account_id = ? AND user_id = ?"
-# recipient_rows(): the owner (part 0), then the subscribed contacts in creation order, in
-# one statement, so one snapshot without a transaction around it.
+# recipient_rows(): the owner (part 0) with the comparison key stored for it, then the
+# subscribed contacts in creation order, in one statement, so one snapshot without a
+# transaction around it.
 _RECIPIENTS_SQL: Final = (
-    "SELECT 0, 0, owner_email, NULL FROM accounts WHERE id = ?1 UNION ALL "
+    "SELECT 0, 0, a.owner_email, m.email_key FROM accounts a LEFT JOIN members m "
+    "ON m.account_id = a.id AND m.user_id = a.owner_id WHERE a.id = ?1 UNION ALL "
     "SELECT 1, c.seq, c.email, c.email_key FROM contact_categories cc "
     "JOIN contacts c ON c.id = cc.contact_id WHERE cc.account_id = ?1 AND cc.category = ?2 "
     "ORDER BY 1, 2"
@@ -561,8 +563,8 @@ class SQLiteStore:
         return None if row is None else _perms(row[0])
 
     def recipient_rows(self, account_id: str, category: str) -> list[tuple[str, str | None]]:
-        """The owner's ``(email, None)``, then each contact subscribed to *category* as
-        ``(email, email_key)``, oldest first; ``[]`` if there is no such account.
+        """``(email, email_key)`` of the owner, then of each contact subscribed to
+        *category*, oldest first; ``[]`` if there is no such account.
 
         The fast path of ``TeamAccess.recipients()``: one statement instead of a unit of
         work of four (issue 6). Like ``grant()``, never a cached answer.
