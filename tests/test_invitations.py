@@ -404,12 +404,15 @@ class TestInviterRechecked:
     """At acceptance the inviter must still hold users.manage and every granted permission."""
 
     @pytest.fixture
-    def sent(self, team: TeamAccess, account: Account) -> Invitation:
+    def sent(self, team: TeamAccess, account: Account, clock: FrozenClock) -> Invitation:
         add_member(team, account.id, "mgr", MGR)
+        clock.advance(timedelta(seconds=1))
         return invite(team, account, actor_id="mgr", permissions=P("billing.view"))
 
     def assert_revoked(self, team: TeamAccess, account: Account, inv: Invitation) -> None:
         assert team.inspect_invitation(token_of(inv)).status == "revoked"
+        assert team.get_invitation(inv.id).status == "revoked"
+        assert team.pending_invitations(account.id) == []
         with pytest.raises(InvitationRevoked, match="ask the account owner"):
             team.accept_invitation(token_of(inv), user_id="u2", email="dev@agentur.de")
         assert team.get_invitation(inv.id).status == "revoked"
@@ -445,25 +448,40 @@ class TestInviterRechecked:
         team.accept_invitation(token_of(sent), user_id="u2", email="dev@agentur.de")
         assert team.permissions_of("u2", account.id) == P("billing.view")
 
-    def test_resend_by_an_entitled_member_revives_it(
+    def test_counts_as_revoked_everywhere(
         self, team: TeamAccess, account: Account, sent: Invitation
     ) -> None:
-        # The resender vouches for the grant: its new link must work, even though the
-        # first inviter may no longer grant it.
         team.set_permissions(account.id, "mgr", P("support.tickets"), actor_id="owner")
-        again = team.resend_invitation(sent.id, actor_id="owner")
-        assert again.invited_by == "owner"
-        assert team.inspect_invitation(token_of(again)).status == "pending"
-        team.accept_invitation(token_of(again), user_id="u2", email="dev@agentur.de")
+        assert team.get_invitation(sent.id).status == "revoked"
+        assert [i.status for i in team.invitations(account.id)] == [
+            "accepted",
+            "revoked",
+        ]
+        assert team.pending_invitations(account.id) == []
+        with pytest.raises(InvitationRevoked, match="send a new invitation instead"):
+            team.resend_invitation(sent.id, actor_id="owner")
+
+    def test_new_invitation_replaces_it(
+        self, team: TeamAccess, account: Account, sent: Invitation
+    ) -> None:
+        team.set_permissions(account.id, "mgr", P("support.tickets"), actor_id="owner")
+        fresh = invite(team, account, permissions=P("billing.view"))
+        assert [i.id for i in team.pending_invitations(account.id)] == [fresh.id]
+        assert team.audit_log(account.id)[1].action == "invitation.revoked"
+        with pytest.raises(InvitationRevoked):
+            team.accept_invitation(token_of(sent), user_id="u2", email="dev@agentur.de")
+        team.accept_invitation(token_of(fresh), user_id="u2", email="dev@agentur.de")
         assert team.permissions_of("u2", account.id) == P("billing.view")
 
     def test_resender_becomes_the_inviter(
         self, team: TeamAccess, account: Account, sent: Invitation
     ) -> None:
+        # The resender vouches for the grant from then on.
         again = team.resend_invitation(sent.id, actor_id="owner")
-        add_member(team, account.id, "other", P())
+        assert again.invited_by == "owner"
         team.remove_member(account.id, "mgr", actor_id="owner")
         assert team.get_invitation(again.id).status == "pending"
+        team.accept_invitation(token_of(again), user_id="u2", email="dev@agentur.de")
 
     def test_owner_invitation_survives_transfer(self, team: TeamAccess, account: Account) -> None:
         inv = invite(team, account, permissions=PermissionSet.all())

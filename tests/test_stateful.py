@@ -254,12 +254,16 @@ class TeamMachine(RuleBasedStateMachine):
         email_key = key(address)
         error = m.may_manage(actor, permissions)
         expired: ModelInvitation | None = None
+        replaced: ModelInvitation | None = None
         if error is None and m.member_with_key(email_key) is not None:
             error = AlreadyMember
         if error is None:
             existing = m.live_pending(email_key)
             if existing is not None and m.now < existing.expires_at:
-                error = AlreadyInvited
+                if m.inviter_lost_rights(existing):
+                    replaced = existing  # it counts as revoked; the new one replaces it
+                else:
+                    error = AlreadyInvited
             elif existing is not None:
                 expired = existing
         if error is None and m.rate_limited():
@@ -269,12 +273,14 @@ class TeamMachine(RuleBasedStateMachine):
             lambda: self.team.invite(
                 self.account.id, actor_id=actor, email=address, permissions=permissions
             ),
-            events=0 if error else 1 + (expired is not None),
+            events=0 if error else 1 + (expired is not None) + (replaced is not None),
         )
         if inv is None:
             return
         if expired is not None:
             expired.status = "expired"
+        if replaced is not None:
+            replaced.status = "revoked"
         assert inv.token is not None
         assert inv.expires_at == m.now + TTL
         m.sends.append(m.now)
@@ -411,6 +417,8 @@ class TeamMachine(RuleBasedStateMachine):
             error = InvitationRevoked
         elif error is None and inv.status == "expired":
             error = InvitationExpired
+        elif error is None and m.inviter_lost_rights(inv):
+            error = InvitationRevoked
         if error is None and m.rate_limited():
             error = RateLimited
         result = self.expect(
@@ -563,7 +571,9 @@ class TeamMachine(RuleBasedStateMachine):
         expected = {
             inv.id
             for inv in self.model.invitations
-            if inv.status == "pending" and self.model.now < inv.expires_at
+            if inv.status == "pending"
+            and self.model.now < inv.expires_at
+            and not self.model.inviter_lost_rights(inv)
         }
         assert {inv.id for inv in pending} == expected
 

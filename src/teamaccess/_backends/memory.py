@@ -194,7 +194,8 @@ class _MemoryUnitOfWork:
             and (status is None or inv.status == status)
             and (invited_by is None or inv.invited_by == invited_by)
         ]
-        return sorted(found, key=lambda i: (i.created_at, i.id))
+        # dicts keep insertion order; the stable sort keeps it for equal timestamps
+        return sorted(found, key=lambda i: i.created_at)
 
     # contacts
     def add_contact(self, contact: Contact, email_key: str) -> None:
