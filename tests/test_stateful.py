@@ -23,6 +23,7 @@ from teamaccess import (
     SYSTEM,
     AlreadyInvited,
     AlreadyMember,
+    Catalog,
     Conflict,
     EmailMismatch,
     InvalidInvitation,
@@ -44,7 +45,7 @@ from teamaccess import (
 from teamaccess.testing import FrozenClock
 
 ALL = PermissionSet.all()
-NAMES = PermissionSet.all().resolve(__import__("teamaccess").Catalog.default())
+NAMES = Catalog.default().names()
 SMALL = ["users.manage", "billing.view", "billing.pay", "support.tickets"]
 USERS = ["u0", "u1", "u2", "u3", "u4", "u5", "u6"]
 #: the address each user's host application verified; u4's has an IDN domain
