@@ -660,7 +660,7 @@ def invite(
         account_id, actor_id=actor, email=email, permissions=wanted, language=language
     )
     assert inv.token is not None
-    link = team._accept_link(inv.token)
+    link = team.accept_link(inv.token)
     if as_json:
         emit_json({**plain(inv), "token": inv.token, "accept_url": link})
         return
@@ -743,7 +743,7 @@ def resend(invitation_id: str, actor: str, as_json: bool) -> None:
     team = _team()
     inv = team.resend_invitation(invitation_id, actor_id=actor)
     assert inv.token is not None
-    link = team._accept_link(inv.token)
+    link = team.accept_link(inv.token)
     if as_json:
         emit_json({**plain(inv), "token": inv.token, "accept_url": link})
         return
