@@ -144,3 +144,21 @@ class TestLinks:
             if not (path.parent / file_part).exists():
                 broken.append(target)
         assert broken == [], f"{path.name} links to missing files: {broken}"
+
+
+class TestQuickStartMatchesCI:
+    """The README's two Quick start commands exist, and CI runs the test one word for word."""
+
+    def commands(self) -> list[str]:
+        quick = (ROOT / "README.md").read_text(encoding="utf-8").split("## Quick start", 1)[1]
+        quick = quick.split("\n## ", 1)[0]
+        return [body.strip() for lang, body in FENCE.findall(quick) if lang == "console"]
+
+    def test_two_commands(self) -> None:
+        demo, tests = self.commands()
+        assert demo.endswith("teamaccess demo")
+        assert "pytest" in tests
+
+    def test_ci_runs_the_readme_test_command(self) -> None:
+        ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        assert self.commands()[1] in ci
