@@ -11,12 +11,18 @@ from ._errors import InvalidEmail, ValidationError
 __all__ = ["Address", "check_line", "email_key", "normalize_email"]
 
 
+# NUL and every character str.splitlines() breaks at: besides CR and LF, the stdlib email
+# package refuses U+2028, U+0085, VT, FF and the rest in a header with a bare ValueError.
+_BREAKS = frozenset("\r\n\0\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
 def check_line(what: str, value: object) -> str:
     """Reject anything that could break a mail header or a log line."""
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be a string, not {type(value).__name__}")
-    # three `in` tests, not any() over a generator: this runs on every address and name
-    if "\r" in value or "\n" in value or "\0" in value:
+    # isprintable() is one C loop that is true for ordinary text (this runs on every
+    # address and name); only text with a control or separator character looks closer.
+    if not value.isprintable() and not _BREAKS.isdisjoint(value):
         raise ValidationError(
             f"{what} contains a line break or NUL character; pass a single line of text"
         )

@@ -1,0 +1,47 @@
+"""Adversarial review: each class pins one problem found against DESIGN.md's rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from teamaccess import (
+    Account,
+    MemoryMailer,
+    TeamAccess,
+    ValidationError,
+)
+
+# Every character str.splitlines() breaks on besides CR and LF: the stdlib email package
+# refuses them in a header with a bare ValueError, so they must be refused up front.
+SEPARATORS = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"]
+
+
+class TestUnicodeLineBreaks:
+    """A Unicode line separator in a name or subject is refused before anything is stored."""
+
+    @pytest.mark.parametrize("sep", SEPARATORS)
+    def test_account_name_is_refused(self, team: TeamAccess, sep: str) -> None:
+        with pytest.raises(ValidationError, match="line break"):
+            team.create_account(
+                name=f"Acme{sep}Bcc: x@evil.example", owner_id="o2", owner_email="o2@example.com"
+            )
+        assert team.accounts_for("o2") == []
+
+    def test_rename_is_refused(self, team: TeamAccess, account: Account) -> None:
+        with pytest.raises(ValidationError, match="line break"):
+            team.rename_account(account.id, actor_id="owner", name="Acme\u2028GmbH")
+        assert team.get_account(account.id).name == "Muster GmbH"
+
+    def test_notify_subject_sends_nothing(
+        self, team: TeamAccess, account: Account, mailer: MemoryMailer
+    ) -> None:
+        with pytest.raises(ValidationError, match="line break"):
+            team.notify(account.id, "general", subject="Hi\x85Bcc: x@evil.example", text="t")
+        assert mailer.outbox == []
+        assert team.pending_messages() == []
+
+    def test_tab_and_joiners_still_pass(self, team: TeamAccess) -> None:
+        acc = team.create_account(
+            name="Family \U0001f468\u200d\U0001f469", owner_id="o3", owner_email="o3@example.com"
+        )
+        assert acc.name == "Family \U0001f468\u200d\U0001f469"
