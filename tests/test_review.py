@@ -6,6 +6,7 @@ import pytest
 
 from teamaccess import (
     Account,
+    InvalidInvitation,
     MemoryMailer,
     TeamAccess,
     ValidationError,
@@ -45,3 +46,16 @@ class TestUnicodeLineBreaks:
             name="Family \U0001f468\u200d\U0001f469", owner_id="o3", owner_email="o3@example.com"
         )
         assert acc.name == "Family \U0001f468\u200d\U0001f469"
+
+
+class TestTokenWithUnencodableText:
+    """A token no link can hold (a lone surrogate) is InvalidInvitation, not UnicodeEncodeError."""
+
+    @pytest.mark.parametrize("token", ["\udcff", "abc.\udcff.def"])
+    def test_every_token_entry_point(self, team: TeamAccess, account: Account, token: str) -> None:
+        with pytest.raises(InvalidInvitation, match="copy the whole link"):
+            team.inspect_invitation(token)
+        with pytest.raises(InvalidInvitation, match="copy the whole link"):
+            team.accept_invitation(token, user_id="u", email="u@example.com")
+        with pytest.raises(InvalidInvitation, match="copy the whole link"):
+            team.decline_invitation(token)

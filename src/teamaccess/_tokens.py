@@ -51,7 +51,9 @@ class TokenSigner:
 
     def open(self, token: object) -> str:
         """The subject id a genuine token names; ``InvalidInvitation`` for anything else."""
-        if not isinstance(token, str) or not token or len(token) > 1000:
+        # A genuine token is URL-safe ASCII; anything else (a lone surrogate from a broken
+        # decode would raise UnicodeEncodeError in itsdangerous) is simply not one.
+        if not isinstance(token, str) or not token or len(token) > 1000 or not token.isascii():
             raise InvalidInvitation("this is not an invitation link; copy the whole link")
         from itsdangerous import BadData
 
