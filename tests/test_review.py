@@ -59,3 +59,34 @@ class TestTokenWithUnencodableText:
             team.accept_invitation(token, user_id="u", email="u@example.com")
         with pytest.raises(InvalidInvitation, match="copy the whole link"):
             team.decline_invitation(token)
+
+
+class TestAuditLogLimitType:
+    """audit_log(limit=...) of a wrong type is a ValidationError, not a TypeError."""
+
+    @pytest.mark.parametrize("limit", ["5", None, 1.5, True])
+    def test_wrong_type(self, team: TeamAccess, account: Account, limit: object) -> None:
+        with pytest.raises(ValidationError, match="limit must be"):
+            team.audit_log(account.id, limit=limit)  # type: ignore[arg-type]
+
+
+class TestCategoriesType:
+    """categories=None (or a number) is a ValidationError, not a TypeError."""
+
+    @pytest.mark.parametrize("categories", [None, 123])
+    def test_add_and_update(self, team: TeamAccess, account: Account, categories: object) -> None:
+        with pytest.raises(ValidationError, match="categories must be"):
+            team.add_contact(
+                account.id,
+                actor_id="owner",
+                name="Buchhaltung",
+                email="buha@example.com",
+                categories=categories,  # type: ignore[arg-type]
+            )
+        assert team.contacts(account.id) == []
+        contact = team.add_contact(
+            account.id, actor_id="owner", name="B", email="b@example.com", categories=["billing"]
+        )
+        with pytest.raises(ValidationError, match="categories must be"):
+            team.update_contact(contact.id, actor_id="owner", categories=categories)
+        assert team.get_contact(contact.id).categories == {"billing"}

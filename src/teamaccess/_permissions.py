@@ -293,6 +293,10 @@ class Categories:
                 f"categories must be a collection of names, not the string {names!r}; "
                 f"write [{names!r}]"
             )
+        if not isinstance(names, Iterable):
+            raise ValidationError(
+                f"categories must be a collection of names like ['billing'], not {names!r}"
+            )
         result = frozenset(names)
         for name in result:
             if name not in self._by_name:

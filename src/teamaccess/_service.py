@@ -1263,8 +1263,8 @@ class TeamAccess:
 
     def audit_log(self, account_id: str, *, limit: int = 50) -> list[AuditEvent]:
         """The account's newest *limit* events, newest first."""
-        if limit < 0:
-            raise ValidationError("limit must not be negative")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValidationError(f"limit must be a non-negative integer, not {limit!r}")
         with self._read() as uow:
             self._account(uow, account_id)
             return uow.events(account_id, limit=limit)
