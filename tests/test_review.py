@@ -6,8 +6,10 @@ import pytest
 
 from teamaccess import (
     Account,
+    EmailMismatch,
     InvalidInvitation,
     MemoryMailer,
+    PermissionSet,
     TeamAccess,
     ValidationError,
 )
@@ -90,3 +92,36 @@ class TestCategoriesType:
         with pytest.raises(ValidationError, match="categories must be"):
             team.update_contact(contact.id, actor_id="owner", categories=categories)
         assert team.get_contact(contact.id).categories == {"billing"}
+
+
+class TestEmailBindingIsCaseOnly:
+    """Addresses compare case-insensitively, not casefolded: long-s 'sam@' and 'sam@' differ."""
+
+    @pytest.mark.parametrize(
+        ("invited", "other"),
+        [
+            ("sam@example.com", "\u017fam@example.com"),
+            ("strasse@example.com", "straße@example.com"),
+        ],
+    )
+    def test_other_mailbox_cannot_accept(
+        self, team: TeamAccess, account: Account, invited: str, other: str
+    ) -> None:
+        inv = team.invite(
+            account.id, actor_id="owner", email=invited, permissions=PermissionSet.all()
+        )
+        assert inv.token is not None
+        with pytest.raises(EmailMismatch, match="another address"):
+            team.accept_invitation(inv.token, user_id="mallory", email=other)
+        assert [m.user_id for m in team.members(account.id)] == ["owner"]
+
+    def test_case_still_matches(self, team: TeamAccess, account: Account) -> None:
+        inv = team.invite(
+            account.id,
+            actor_id="owner",
+            email="Straße@Example.com",
+            permissions=PermissionSet.none(),
+        )
+        assert inv.token is not None
+        member = team.accept_invitation(inv.token, user_id="s", email="straße@EXAMPLE.com")
+        assert member.user_id == "s"

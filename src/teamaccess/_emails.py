@@ -51,8 +51,10 @@ def _validate(value: str, check_deliverability: bool) -> Address:
         raise InvalidEmail(f"{value!r} is not a valid email address: {exc}") from exc
     # The local part is case-insensitive in practice (every mailbox provider treats it so)
     # and the domain compares in its ASCII (punycode) form, so "Chef@Müller.de" and
-    # "chef@xn--mller-kva.de" are one address.
-    key = f"{result.local_part.casefold()}@{(result.ascii_domain or result.domain).lower()}"
+    # "chef@xn--mller-kva.de" are one address. lower(), not casefold(): casefold also
+    # folds "straße" into "strasse" and a long s (U+017F) into "s", which are other
+    # mailboxes, and the key decides who may accept an invitation.
+    key = f"{result.local_part.lower()}@{(result.ascii_domain or result.domain).lower()}"
     return Address(result.normalized, key)
 
 
