@@ -13,6 +13,7 @@ from teamaccess import (
     TeamAccess,
     ValidationError,
 )
+from teamaccess._mail.templates import DefaultTemplates, InvitationContext, RenderedMail
 
 # Every character str.splitlines() breaks on besides CR and LF: the stdlib email package
 # refuses them in a header with a bare ValueError, so they must be refused up front.
@@ -125,3 +126,30 @@ class TestEmailBindingIsCaseOnly:
         assert inv.token is not None
         member = team.accept_invitation(inv.token, user_id="s", email="straße@EXAMPLE.com")
         assert member.user_id == "s"
+
+
+class _Recording(DefaultTemplates):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def invitation(self, context: InvitationContext) -> RenderedMail:
+        # What a vendor's template might log while debugging.
+        self.seen.append(repr(context))
+        return super().invitation(context)
+
+
+class TestInvitationContextRepr:
+    """repr() of the context handed to a template must not carry the token or the accept URL."""
+
+    def test_token_not_in_repr(self, store, mailer, clock) -> None:  # type: ignore[no-untyped-def]
+        templates = _Recording()
+        team = TeamAccess(store, mailer, secret_key="k", clock=clock, templates=templates)
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        inv = team.invite(
+            acc.id, actor_id="o", email="x@example.com", permissions=PermissionSet.none()
+        )
+        assert inv.token is not None
+        assert templates.seen
+        assert all(inv.token not in seen for seen in templates.seen)
+        assert all(team.accept_link(inv.token) not in seen for seen in templates.seen)

@@ -35,7 +35,8 @@ class InvitationContext:
     account_name: str
     inviter_email: str
     invitee_email: str
-    accept_url: str
+    #: holds the token: kept out of repr() so a template that logs its context leaks nothing
+    accept_url: str = attrs.field(repr=False)
     expires_at: datetime
     all_permissions: bool
     #: labels of the granted permissions, in the mail's language, catalog order
