@@ -9,7 +9,9 @@ from teamaccess import (
     EmailMismatch,
     InvalidInvitation,
     MemoryMailer,
+    NotFound,
     PermissionSet,
+    StorageError,
     TeamAccess,
     ValidationError,
 )
@@ -153,3 +155,43 @@ class TestInvitationContextRepr:
         assert templates.seen
         assert all(inv.token not in seen for seen in templates.seen)
         assert all(team.accept_link(inv.token) not in seen for seen in templates.seen)
+
+
+class TestLoneSurrogates:
+    """Text with a lone surrogate is refused up front and never reaches SQLite or a mail raw."""
+
+    def test_account_name(self, team: TeamAccess) -> None:
+        with pytest.raises(ValidationError, match="lone surrogate"):
+            team.create_account(name="Acme\udcff", owner_id="o2", owner_email="o2@example.com")
+        assert team.accounts_for("o2") == []
+
+    def test_contact_detail(self, team: TeamAccess, account: Account) -> None:
+        with pytest.raises(ValidationError, match="lone surrogate"):
+            team.add_contact(
+                account.id,
+                actor_id="owner",
+                name="B",
+                email="b@example.com",
+                categories=["billing"],
+                phone="\udcff",
+            )
+        assert team.contacts(account.id) == []
+
+    def test_lookups_stay_in_the_error_tree(
+        self, team: TeamAccess, account: Account, backend: str
+    ) -> None:
+        # MemoryStore finds nothing; SQLiteStore cannot bind the id, and says why.
+        if backend == "memory":
+            with pytest.raises(NotFound, match="no account"):
+                team.members("\udcff")
+            assert team.can("\udcff", account.id, "billing.view") is False
+            with pytest.raises(NotFound, match="no account"):
+                team.recipients("\udcff", "general")
+        else:
+            with pytest.raises(StorageError, match="lone surrogate"):
+                team.members("\udcff")
+            with pytest.raises(StorageError, match="lone surrogate"):
+                team.can("\udcff", account.id, "billing.view")
+            with pytest.raises(StorageError, match="lone surrogate"):
+                team.recipients("\udcff", "general")
+        assert team.recipients(account.id, "general") == ["chef@muster.de"]

@@ -22,10 +22,20 @@ def check_line(what: str, value: object) -> str:
         raise ValidationError(f"{what} must be a string, not {type(value).__name__}")
     # isprintable() is one C loop that is true for ordinary text (this runs on every
     # address and name); only text with a control or separator character looks closer.
-    if not value.isprintable() and not _BREAKS.isdisjoint(value):
-        raise ValidationError(
-            f"{what} contains a line break or NUL character; pass a single line of text"
-        )
+    if not value.isprintable():
+        if not _BREAKS.isdisjoint(value):
+            raise ValidationError(
+                f"{what} contains a line break or NUL character; pass a single line of text"
+            )
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            # A lone surrogate (a byte a lenient decode could not read) cannot be stored
+            # in SQLite or put in a mail: refused here rather than at the first invite().
+            raise ValidationError(
+                f"{what} is not valid Unicode text (it holds a lone surrogate); decode the "
+                "input as UTF-8 before passing it"
+            ) from None
     return value
 
 

@@ -502,6 +502,11 @@ class SQLiteStore:
             )
         elif isinstance(exc, sqlite3.ProgrammingError) and "closed" in text:
             hint = "is closed; open a new SQLiteStore"
+        elif isinstance(exc, UnicodeEncodeError):
+            hint = (
+                "cannot hold text with a lone surrogate (an undecodable byte); decode the "
+                "input as UTF-8 before passing it"
+            )
         else:
             hint = "failed; check the file and retry"
         return StorageError(f"{where} {hint} (while {doing}: {text})")
@@ -558,7 +563,8 @@ class SQLiteStore:
         with self._lock:
             try:
                 row = self._connection().execute(_GRANT_SQL, (account_id, user_id)).fetchone()
-            except sqlite3.Error as exc:
+            # sqlite3 raises UnicodeEncodeError, no sqlite3.Error, for a lone surrogate
+            except (sqlite3.Error, UnicodeEncodeError) as exc:
                 raise self._error(exc, "looking up a permission") from exc
         return None if row is None else _perms(row[0])
 
@@ -573,7 +579,7 @@ class SQLiteStore:
             try:
                 rows = self._connection().execute(_RECIPIENTS_SQL, (account_id, category))
                 found = [(r[2], r[3]) for r in rows]
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, UnicodeEncodeError) as exc:
                 raise self._error(exc, "looking up recipients") from exc
         return found
 
@@ -663,7 +669,7 @@ class _SQLiteUnitOfWork:
             if conflict is not None and _is_unique_violation(exc):
                 raise conflict() from exc
             raise self._s._error(exc, "writing a row that breaks the schema's rules") from exc
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
             raise self._s._error(exc, "running a query") from exc
 
     def _all(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[Row]:
