@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from teamaccess import (
@@ -12,10 +14,12 @@ from teamaccess import (
     NotFound,
     PermissionSet,
     StorageError,
+    Store,
     TeamAccess,
     ValidationError,
 )
 from teamaccess._mail.templates import DefaultTemplates, InvitationContext, RenderedMail
+from teamaccess.testing import FrozenClock
 
 # Every character str.splitlines() breaks on besides CR and LF: the stdlib email package
 # refuses them in a header with a bare ValueError, so they must be refused up front.
@@ -195,3 +199,33 @@ class TestLoneSurrogates:
             with pytest.raises(StorageError, match="lone surrogate"):
                 team.recipients("\udcff", "general")
         assert team.recipients(account.id, "general") == ["chef@muster.de"]
+
+
+class TestConfigurationFailsAtConstruction:
+    """A TeamAccess option that can never work is refused when built, not at the first invite."""
+
+    @pytest.mark.parametrize("secret_key", [[1], ["ok", None], 123, None])
+    def test_secret_key_of_wrong_type(self, store: Store, secret_key: object) -> None:
+        with pytest.raises(ValidationError, match="secret_key must be"):
+            TeamAccess(store, MemoryMailer(), secret_key=secret_key)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("sender", ["nobody", "Customer Center", ""])
+    def test_sender_without_address(self, store: Store, sender: str) -> None:
+        with pytest.raises(ValidationError, match="sender"):
+            TeamAccess(store, MemoryMailer(), secret_key="k", sender=sender)
+
+    @pytest.mark.parametrize("backoff", [-1, timedelta(0), timedelta(minutes=-1)])
+    def test_retry_backoff(self, store: Store, backoff: object) -> None:
+        with pytest.raises(ValidationError, match="retry_backoff"):
+            TeamAccess(store, MemoryMailer(), secret_key="k", retry_backoff=backoff)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="retry_backoff"):
+            TeamAccess(store, MemoryMailer(), secret_key="k", max_retry_backoff=backoff)  # type: ignore[arg-type]
+
+    def test_sender_with_address_works(self, store: Store, clock: FrozenClock) -> None:
+        mailer = MemoryMailer()
+        team = TeamAccess(
+            store, mailer, secret_key=["old", b"new"], clock=clock, sender="ops@example.com"
+        )
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        team.invite(acc.id, actor_id="o", email="x@example.com", permissions=PermissionSet.none())
+        assert mailer.outbox[0]["From"] == "ops@example.com"

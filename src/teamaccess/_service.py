@@ -170,13 +170,26 @@ class TeamAccess:
         self._check_language(language)
         self.language = language
         check_line("sender", sender)
+        from email.utils import parseaddr  # the email package loads on use (issue 6)
+
+        # Checked here, not when the first invitation mail is built and refused.
+        if "@" not in parseaddr(sender)[1]:
+            raise ValidationError(
+                f"sender must hold an address like 'Customer Center <noreply@example.com>', "
+                f"not {sender!r}"
+            )
         self.sender = sender
         self._listeners = list(listeners)
         self.check_deliverability = check_deliverability
+        for name, value in (
+            ("retry_backoff", retry_backoff),
+            ("max_retry_backoff", max_retry_backoff),
+        ):
+            # Used only after a failed send, where a bad value would lose the failure.
+            if not isinstance(value, timedelta) or value <= timedelta(0):
+                raise ValidationError(f"{name} must be a positive timedelta, not {value!r}")
         self.retry_backoff = retry_backoff
         self.max_retry_backoff = max_retry_backoff
-        from email.utils import parseaddr  # the email package loads on use (issue 6)
-
         domain = parseaddr(sender)[1].rpartition("@")[2] or "teamaccess.invalid"
         self._msgid_domain = domain
 

@@ -30,14 +30,22 @@ class TokenSigner:
     """
 
     def __init__(self, secret_key: SecretKey | Sequence[SecretKey], purpose: str = "invitation"):
-        keys = [secret_key] if isinstance(secret_key, str | bytes) else list(secret_key)
-        if not keys or any(not k for k in keys):
+        keys: list[object]
+        if isinstance(secret_key, str | bytes):
+            keys = [secret_key]
+        elif isinstance(secret_key, Sequence):
+            keys = list(secret_key)
+        else:
+            keys = []
+        # Checked here: a key of another type would fail only when the first token is signed.
+        valid = [k for k in keys if isinstance(k, str | bytes) and k]
+        if not keys or len(valid) != len(keys):
             raise ValidationError(
                 "secret_key must be a non-empty string (or a list of them, newest last); "
                 "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         # itsdangerous wants all-str or all-bytes keys
-        as_bytes = [k.encode() if isinstance(k, str) else k for k in keys]
+        as_bytes = [k.encode() if isinstance(k, str) else k for k in valid]
         from itsdangerous import URLSafeSerializer
 
         self._serializer: URLSafeSerializer = URLSafeSerializer(as_bytes, salt=SALTS[purpose])
