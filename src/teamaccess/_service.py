@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
@@ -54,11 +53,18 @@ from ._ports import Clock, Mailer, Store, SystemClock, UnitOfWork
 from ._tokens import SecretKey, TokenSigner, hash_matches
 
 if TYPE_CHECKING:
+    import logging
     from email.message import EmailMessage
 
 __all__ = ["TeamAccess"]
 
-log = logging.getLogger("teamaccess")
+
+def _log() -> logging.Logger:
+    # logging loads on the first failure it reports, not at import (issue 6's budget).
+    import logging
+
+    return logging.getLogger("teamaccess")
+
 
 Listener = Callable[[AuditEvent], object]
 
@@ -226,7 +232,7 @@ class TeamAccess:
                 except Exception:
                     # The change is committed; a failing listener must not make the caller
                     # believe otherwise.
-                    log.exception("audit listener %r failed on %s", listener, event.action)
+                    _log().exception("audit listener %r failed on %s", listener, event.action)
 
     def _read(self) -> AbstractContextManager[UnitOfWork]:
         # The store's own context manager, not one wrapped around it: a generator layer
@@ -1148,7 +1154,7 @@ class TeamAccess:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
             # Never log the message: an invitation carries its token in the body.
-            log.warning("delivery of %s to %s failed: %s", row.id, row.recipient, error)
+            _log().warning("delivery of %s to %s failed: %s", row.id, row.recipient, error)
             return error
         return None
 
