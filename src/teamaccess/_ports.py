@@ -102,10 +102,6 @@ class UnitOfWork(Protocol):
         """Contacts of the account, oldest first."""
         ...
 
-    def contact_addresses(self, account_id: str, category: str) -> list[tuple[str, str]]:
-        """``(email, email_key)`` of the contacts subscribed to *category*, oldest first."""
-        ...
-
     # audit
     def add_event(self, event: AuditEvent) -> None: ...
     def events(self, account_id: str, *, limit: int) -> list[AuditEvent]:
@@ -158,6 +154,16 @@ class Store(Protocol):
 
         The hot path of ``can()``: one indexed look-up of committed state, never a cached
         answer.
+        """
+        ...
+
+    def recipients(self, account_id: str, category: str) -> list[tuple[str, str]] | None:
+        """``(email, email_key)`` of the owner, then of each contact subscribed to
+        *category*, oldest contact first; ``None`` if there is no such account.
+
+        The hot path of ``recipients()`` and every notification: one consistent read of
+        committed state (one statement on SQLite), never a cached answer. Duplicates are
+        left in; the service removes them.
         """
         ...
 

@@ -98,6 +98,12 @@ def _check_id(what: str, value: object) -> str:
     return value
 
 
+def _no_account(account_id: str) -> AccountNotFound:
+    return AccountNotFound(
+        f"no account {account_id!r}; check the id (accounts_for(user_id) lists a user's accounts)"
+    )
+
+
 def _check_user(what: str, value: object) -> str:
     """A real person's id: ``SYSTEM`` acts, but never owns or joins an account."""
     user_id = _check_id(what, value)
@@ -258,10 +264,7 @@ class TeamAccess:
     def _account(uow: UnitOfWork, account_id: str) -> Account:
         account = uow.get_account(account_id)
         if account is None:
-            raise AccountNotFound(
-                f"no account {account_id!r}; check the id (accounts_for(user_id) lists a "
-                "user's accounts)"
-            )
+            raise _no_account(account_id)
         return account
 
     @staticmethod
@@ -1011,23 +1014,12 @@ class TeamAccess:
         """The owner's address, then every contact subscribed to *category*, without duplicates."""
         if category not in self.categories:
             self.categories.check([category])
-        # A store may answer in one statement (SQLiteStore.recipient_rows, issue 6):
-        # (address, key) of the owner first, then of each subscribed contact.
-        fast = getattr(self._store, "recipient_rows", None)
-        found: list[tuple[str, Any]] = [] if fast is None else fast(account_id, category)
-        if found:
-            owner_email: str = found[0][0]
-            owner_key: str | None = found[0][1]
-            rows: list[tuple[str, Any]] = found[1:]
-        else:  # no fast path, or no such account (the general path says AccountNotFound)
-            with self._read() as uow:
-                owner_email = self._account(uow, account_id).owner_email
-                owner_key = None
-                rows = list(uow.contact_addresses(account_id, category))
+        found = self._store.recipients(account_id, category)
+        if found is None:
+            raise _no_account(account_id)
+        (owner_email, owner_key), *rows = found
         result = [owner_email]
-        # The stored key where there is one: validating the address again costs more than
-        # the query once the owners outnumber normalize_email's cache (the scale curve).
-        seen = {owner_key or normalize_email(owner_email).key}
+        seen = {owner_key}
         for address, key in rows:
             if key not in seen:
                 seen.add(key)

@@ -31,6 +31,7 @@ class MemoryStore:
         # (account_id, user_id) -> Member; also the index behind grant()
         self._members: dict[tuple[str, str], Member] = {}
         self._member_keys: dict[tuple[str, str], str] = {}  # (account, email_key) -> user
+        self._member_email_keys: dict[tuple[str, str], str] = {}  # (account, user) -> key
         self._invitations: dict[str, Invitation] = {}
         self._invitation_keys: dict[str, str] = {}  # invitation id -> email_key
         self._contacts: dict[str, Contact] = {}
@@ -56,10 +57,26 @@ class MemoryStore:
     read = begin
 
     def grant(self, account_id: str, user_id: str) -> PermissionSet | None:
-        if self._closed:
-            self._check_open()
-        member = self._members.get((account_id, user_id))
+        # Under the lock: a unit of work writes in place, so a read from another thread
+        # must wait for its commit or rollback rather than see it half done.
+        with self._lock:
+            if self._closed:
+                self._check_open()
+            member = self._members.get((account_id, user_id))
         return None if member is None else member.permissions
+
+    def recipients(self, account_id: str, category: str) -> list[tuple[str, str]] | None:
+        with self._lock:
+            self._check_open()
+            account = self._accounts.get(account_id)
+            if account is None:
+                return None
+            owner_key = self._member_email_keys[(account_id, account.owner_id)]
+            return [(account.owner_email, owner_key)] + [
+                (c.email, self._contact_keys[c.id])
+                for c in self._contacts.values()
+                if c.account_id == account_id and category in c.categories
+            ]
 
     def close(self) -> None:
         self._closed = True
@@ -133,6 +150,7 @@ class _MemoryUnitOfWork:
             )
         self._put(self._s._members, key, member)
         self._put(self._s._member_keys, (member.account_id, email_key), member.user_id)
+        self._put(self._s._member_email_keys, key, email_key)
 
     def get_member(self, account_id: str, user_id: str) -> Member | None:
         return self._s._members.get((account_id, user_id))
@@ -146,9 +164,10 @@ class _MemoryUnitOfWork:
 
     def delete_member(self, account_id: str, user_id: str) -> None:
         self._drop(self._s._members, (account_id, user_id))
-        for key, uid in list(self._s._member_keys.items()):
-            if key[0] == account_id and uid == user_id:
-                self._drop(self._s._member_keys, key)
+        email_key = self._s._member_email_keys.get((account_id, user_id))
+        if email_key is not None:
+            self._drop(self._s._member_keys, (account_id, email_key))
+            self._drop(self._s._member_email_keys, (account_id, user_id))
 
     def members(self, account_id: str) -> list[Member]:
         # The members dict is in joining order (an update keeps a key's place), and the
@@ -218,13 +237,6 @@ class _MemoryUnitOfWork:
     def contacts(self, account_id: str) -> list[Contact]:
         # dicts keep insertion order, which is creation order
         return [c for c in self._s._contacts.values() if c.account_id == account_id]
-
-    def contact_addresses(self, account_id: str, category: str) -> list[tuple[str, str]]:
-        return [
-            (c.email, self._s._contact_keys[c.id])
-            for c in self._s._contacts.values()
-            if c.account_id == account_id and category in c.categories
-        ]
 
     # audit
     def add_event(self, event: AuditEvent) -> None:

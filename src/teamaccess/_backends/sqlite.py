@@ -174,7 +174,7 @@ _TABLES: Final = frozenset(
 
 # Constant SQL strings: sqlite3 caches their prepared statements per connection.
 _GRANT_SQL: Final = "SELECT permissions FROM members WHERE account_id = ? AND user_id = ?"
-# recipient_rows(): the owner (part 0) with the comparison key stored for it, then the
+# recipients(): the owner (part 0) with the comparison key stored for it, then the
 # subscribed contacts in creation order, in one statement, so one snapshot without a
 # transaction around it.
 _RECIPIENTS_SQL: Final = (
@@ -568,12 +568,12 @@ class SQLiteStore:
                 raise self._error(exc, "looking up a permission") from exc
         return None if row is None else _perms(row[0])
 
-    def recipient_rows(self, account_id: str, category: str) -> list[tuple[str, str | None]]:
+    def recipients(self, account_id: str, category: str) -> list[tuple[str, str]] | None:
         """``(email, email_key)`` of the owner, then of each contact subscribed to
-        *category*, oldest first; ``[]`` if there is no such account.
+        *category*, oldest first; ``None`` if there is no such account.
 
-        The fast path of ``TeamAccess.recipients()``: one statement instead of a unit of
-        work of four (issue 6). Like ``grant()``, never a cached answer.
+        One statement instead of a unit of work of four (issue 6); like ``grant()``, never a
+        cached answer.
         """
         with self._lock:
             try:
@@ -581,7 +581,7 @@ class SQLiteStore:
                 found = [(r[2], r[3]) for r in rows]
             except (sqlite3.Error, UnicodeEncodeError) as exc:
                 raise self._error(exc, "looking up recipients") from exc
-        return found
+        return found or None
 
     def close(self) -> None:
         """Close the connection; further use raises ``StorageError``. Safe to call twice."""
@@ -873,15 +873,6 @@ class _SQLiteUnitOfWork:
             (account_id,),
         )
         return [_contact(r) for r in rows]
-
-    def contact_addresses(self, account_id: str, category: str) -> list[tuple[str, str]]:
-        rows = self._all(
-            "SELECT c.email, c.email_key FROM contact_categories cc "
-            "JOIN contacts c ON c.id = cc.contact_id "
-            "WHERE cc.account_id = ? AND cc.category = ? ORDER BY c.seq",
-            (account_id, category),
-        )
-        return [(r[0], r[1]) for r in rows]
 
     # audit
 

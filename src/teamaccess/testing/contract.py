@@ -408,6 +408,17 @@ class StoreContract:
 
     # -- grant() ------------------------------------------------------------------------
 
+    def test_grant_from_another_thread_never_sees_uncommitted_writes(self, seeded: Store) -> None:
+        seen: list[PermissionSet | None] = []
+        reader = threading.Thread(target=lambda: seen.append(seeded.grant("acc1", "u1")))
+        with seeded.begin() as uow:
+            uow.add_member(member("u1"), key("u1"))
+            reader.start()
+            # Give the reader every chance to look while the write is still open.
+            reader.join(timeout=0.2)
+        reader.join()
+        assert seen == [None]
+
     def test_grant_sees_committed_state_only(self, seeded: Store) -> None:
         assert seeded.grant("acc1", "owner") == PermissionSet.all()
         assert seeded.grant("acc1", "u1") is None
@@ -528,17 +539,19 @@ class StoreContract:
         store = reopen(store)
         with store.read() as uow:
             assert uow.get_contact("c1") == changed
-            assert uow.contact_addresses("acc1", "billing") == []
-            assert uow.contact_addresses("acc1", "product") == [
-                ("neu@Example.org", "neu@example.org")
-            ]
+        owner = ("owner@example.org", key("owner"))
+        assert store.recipients("acc1", "billing") == [owner]
+        assert store.recipients("acc1", "product") == [
+            owner,
+            ("neu@Example.org", "neu@example.org"),
+        ]
         with store.begin() as uow:
             uow.delete_contact("c1")
             uow.commit()
         with store.read() as uow:
             assert uow.get_contact("c1") is None
             assert uow.contacts("acc1") == []
-            assert uow.contact_addresses("acc1", "product") == []
+        assert store.recipients("acc1", "product") == [owner]
 
     def test_contacts_and_addresses_oldest_first(self, seeded: Store) -> None:
         with seeded.begin() as uow:
@@ -553,11 +566,19 @@ class StoreContract:
             uow.commit()
         with seeded.read() as uow:
             assert [c.id for c in uow.contacts("acc1")] == ["z", "a", "m"]
-            assert uow.contact_addresses("acc1", "billing") == [
-                ("z@Example.org", "z@example.org"),
-                ("a@Example.org", "a@example.org"),
-            ]
-            assert uow.contact_addresses("acc1", "support") == []
+        owner = ("owner@example.org", key("owner"))
+        assert seeded.recipients("acc1", "billing") == [
+            owner,
+            ("z@Example.org", "z@example.org"),
+            ("a@Example.org", "a@example.org"),
+        ]
+        assert seeded.recipients("acc1", "support") == [owner]
+        assert seeded.recipients("nope", "billing") is None
+
+    def test_recipients_see_committed_state_only(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_contact(contact("c1", "billing"), "c1@example.org")
+        assert seeded.recipients("acc1", "billing") == [("owner@example.org", key("owner"))]
 
     def test_contact_without_categories_or_time(self, seeded: Store) -> None:
         bare = Contact(
