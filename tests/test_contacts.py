@@ -216,6 +216,15 @@ class TestUpdateAndRemove:
         assert event.action == "contact.updated"
         assert event.details["changed"] == ["categories", "company", "email", "name"]
 
+    def test_update_that_changes_nothing_writes_nothing(
+        self, team: TeamAccess, account: Account
+    ) -> None:
+        contact = add(team, account, "A", "a@example.org", "general")
+        before = team.audit_log(account.id)
+        assert team.update_contact(contact.id, actor_id="owner", name="A") == contact
+        assert team.update_contact(contact.id, actor_id="owner") == contact
+        assert team.audit_log(account.id) == before
+
     def test_update_rejects_bad_values(
         self, team: TeamAccess, account: Account, mailer: MemoryMailer
     ) -> None:

@@ -283,6 +283,20 @@ class TestResend:
         with pytest.raises(InvitationRevoked):
             team.resend_invitation(other.id, actor_id="owner")
 
+    def test_address_that_became_a_member_is_not_mailed_again(
+        self, store: Store, clock: FrozenClock, mailer: MemoryMailer
+    ) -> None:
+        team = TeamAccess(store, mailer, secret_key=SECRET, clock=clock, require_email_match=False)
+        account = team.create_account(name="A", owner_id="owner", owner_email="chef@muster.de")
+        waiting = invite(team, account, "dev@agentur.de")
+        other = invite(team, account, "x@agentur.de")
+        # Without email binding the other link can be used from dev@agentur.de's login.
+        team.accept_invitation(token_of(other), user_id="u2", email="dev@agentur.de")
+        sent = len(mailer.outbox)
+        with pytest.raises(AlreadyMember, match="revoke invitation"):
+            team.resend_invitation(waiting.id, actor_id="owner")
+        assert len(mailer.outbox) == sent
+
     def test_needs_users_manage(self, team: TeamAccess, account: Account) -> None:
         inv = invite(team, account)
         add_member(team, account.id, "u3", P("billing.view", "support.tickets"))

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import SECRET, add_member
 
 from teamaccess import (
+    SYSTEM,
     Account,
     DeliveryFailed,
     InvalidInvitation,
@@ -152,6 +153,12 @@ class TestFailedInvitation:
         assert mail["To"] == "dev@example.org"
         assert mail["Message-ID"] == row.message_id
         assert fteam.pending_messages() == []
+        retried = fteam.audit_log(facc.id, limit=1)[0]
+        assert (retried.action, retried.actor_id, retried.target) == (
+            "invitation.mail_retried",
+            SYSTEM,
+            inv_id,
+        )
         member = fteam.accept_invitation(link_token(mail), user_id="dev", email="dev@example.org")
         assert member.permissions == P("billing.view")
         assert fteam.get_invitation(inv_id).status == "accepted"

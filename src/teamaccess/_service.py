@@ -659,6 +659,11 @@ class TeamAccess:
             self._no_escalation(actor_id, held, inv.permissions, "resend this invitation")
             if inv.status != "pending":
                 self._raise_closed(inv)
+            if uow.member_by_email(inv.account_id, normalize_email(inv.email).key) is not None:
+                raise AlreadyMember(
+                    f"{inv.email} has become a member meanwhile; revoke invitation {inv.id} "
+                    "instead of resending it"
+                )
             if self._inviter_lost_rights(uow, inv):
                 raise InvitationRevoked(
                     f"invitation {inv.id} counts as revoked: the member who sent it may no "
@@ -978,6 +983,8 @@ class TeamAccess:
             if fields_cats is not None:
                 update["categories"] = fields_cats
             updated = attrs.evolve(contact, **update)
+            if updated == contact:
+                return contact  # nothing changed, so nothing to write or audit
             key = (address or normalize_email(contact.email)).key
             work.uow.update_contact(updated, key)
             self._audit(
@@ -1268,6 +1275,11 @@ class TeamAccess:
             work.uow.update_invitation(inv)
             message = self._render_invitation(work.uow, account, inv, token, claimed, work.now)
             work.uow.update_outbox(claimed)
+            # A new link replaces the old one: a change, so it is audited like any other.
+            self._audit(
+                work, inv.account_id, SYSTEM, "invitation.mail_retried", inv.id,
+                email=inv.email, attempt=current.attempts + 1,
+            )  # fmt: skip
         return claimed, message
 
     # -- audit ------------------------------------------------------------------------
