@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from teamaccess import MemoryMailer, MemoryStore, PermissionSet, Store, TeamAccess
 from teamaccess.testing import FrozenClock
+
+# CI runs the same examples every time, so a red run is reproducible and not a coin toss;
+# locally Hypothesis keeps exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 SECRET = "test-secret-key"
 START = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
