@@ -37,7 +37,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
 from .._errors import (
@@ -345,7 +345,11 @@ class SQLiteStore:
     *path* is a file path, ``":memory:"`` (a private database that lives as long as the
     store), or a ``file:`` URI (e.g. ``"file:/srv/team.db?mode=ro"`` for a read-only
     replica). *timeout* is how long, in seconds, a writer waits for another process's
-    write lock before ``StorageError``.
+    write lock before ``StorageError``. *synchronous* is SQLite's ``PRAGMA synchronous``:
+    ``"FULL"`` (the default) makes every commit durable before it returns (one fsync
+    each); ``"NORMAL"``, SQLite's recommendation for WAL, syncs only at checkpoints, so a
+    commit costs a tenth here and a crash of the process or the machine still leaves a
+    consistent file, but a power cut may lose the last commits (docs/backends.md).
 
     >>> from teamaccess import SQLiteStore
     >>> store = SQLiteStore(":memory:")
@@ -354,11 +358,25 @@ class SQLiteStore:
     >>> store.close()
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 5.0,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    ) -> None:
         self.path = os.fspath(path)
         if timeout < 0:
             raise ValidationError("timeout is in seconds and must not be negative, e.g. 5.0")
         self.timeout = timeout
+        # OFF and EXTRA are left out: OFF can corrupt the file on a power cut, and EXTRA
+        # buys nothing in WAL mode.
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValidationError(
+                f"synchronous must be 'FULL' (every commit durable) or 'NORMAL' (faster "
+                f"commits, the last ones may be lost on a power cut), not {synchronous!r}"
+            )
+        self.synchronous = synchronous
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._db: Any = None
@@ -404,6 +422,8 @@ class SQLiteStore:
                         f"the teamaccess database {self.path} cannot use WAL journaling "
                         f"(it stays in {mode!r} mode); put it on a local file system"
                     )
+            # A constant from the two checked in __init__, never user text in the SQL.
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
             if version < len(MIGRATIONS):
                 self._migrate(conn, db)

@@ -1,0 +1,87 @@
+"""SQLiteStore(synchronous=...): the durability a deployment chooses for its commits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.conftest import SECRET, START
+
+from teamaccess import MemoryMailer, PermissionSet, SQLiteStore, TeamAccess, ValidationError
+from teamaccess.testing import FrozenClock
+
+# PRAGMA synchronous reads back as a number: 1 is NORMAL, 2 is FULL.
+_LEVEL = {"NORMAL": 1, "FULL": 2}
+
+
+def level(store: SQLiteStore) -> int:
+    return int(store.db.execute("PRAGMA synchronous").fetchone()[0])
+
+
+class TestSynchronous:
+    """The setting reaches the connection, is checked, and keeps committed work."""
+
+    def test_default_is_full(self, tmp_path: Path) -> None:
+        store = SQLiteStore(tmp_path / "team.db")
+        assert store.synchronous == "FULL"
+        assert level(store) == _LEVEL["FULL"]
+        store.close()
+
+    def test_normal_is_applied_to_the_connection(self, tmp_path: Path) -> None:
+        store = SQLiteStore(tmp_path / "team.db", synchronous="NORMAL")
+        assert level(store) == _LEVEL["NORMAL"]
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        store.close()
+
+    @pytest.mark.parametrize("value", ["OFF", "EXTRA", "normal", 1, None])
+    def test_other_values_are_refused(self, tmp_path: Path, value: object) -> None:
+        with pytest.raises(ValidationError, match=r"synchronous must be 'FULL'.*or 'NORMAL'"):
+            SQLiteStore(tmp_path / "team.db", synchronous=value)  # type: ignore[arg-type]
+        assert not (tmp_path / "team.db").exists()
+
+    def test_a_killed_process_loses_no_commit(self, tmp_path: Path) -> None:
+        # NORMAL gives up durability only against a power cut: a process that dies
+        # without closing the store leaves every commit it returned from in the file.
+        path = tmp_path / "team.db"
+        script = f"""
+import os
+from datetime import datetime
+from teamaccess import MemoryMailer, SQLiteStore, TeamAccess
+from teamaccess.testing import FrozenClock
+clock = FrozenClock(datetime.fromisoformat({START.isoformat()!r}))
+store = SQLiteStore({str(path)!r}, synchronous="NORMAL")
+team = TeamAccess(store, MemoryMailer(), secret_key={SECRET!r}, clock=clock)
+for i in range(20):
+    team.create_account(name=f"Firma {{i}}", owner_id=f"boss{{i}}", owner_email=f"b{{i}}@f.example")
+os._exit(0)
+"""
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+        team = TeamAccess(
+            SQLiteStore(path), MemoryMailer(), secret_key=SECRET, clock=FrozenClock(START)
+        )
+        assert len(team.accounts_for("boss19")) == 1
+        assert sum(len(team.accounts_for(f"boss{i}")) for i in range(20)) == 20
+        assert team.store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"  # type: ignore[attr-defined]
+
+    def test_invite_and_accept_work_the_same(self, tmp_path: Path) -> None:
+        mailer = MemoryMailer()
+        team = TeamAccess(
+            SQLiteStore(tmp_path / "team.db", synchronous="NORMAL"),
+            mailer,
+            secret_key=SECRET,
+            clock=FrozenClock(START),
+        )
+        account = team.create_account(name="Firma", owner_id="boss", owner_email="b@f.example")
+        inv = team.invite(
+            account.id,
+            actor_id="boss",
+            email="ana@f.example",
+            permissions=PermissionSet.of("billing.view"),
+        )
+        assert inv.token is not None
+        team.accept_invitation(inv.token, user_id="ana", email="ana@f.example")
+        assert team.can("ana", account.id, "billing.view")
+        assert [m["To"] for m in mailer.outbox] == ["ana@f.example"]
+        assert team.pending_messages() == []  # the delivery was recorded
