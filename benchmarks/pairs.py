@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from teamaccess import Catalog, MemoryStore, TeamAccess
 
@@ -193,9 +193,10 @@ _FLOOR_SCHEMA = (
 class InviteParts:
     """What an invite + accept cannot do without: validate the address, sign and verify a
     token, and two committed transactions (write the invitation; read it, write the
-    member, close the invitation), on a WAL file like SQLiteStore's."""
+    member, close the invitation), on a WAL file like SQLiteStore's, with the same
+    ``PRAGMA synchronous`` as the store it is compared with."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, synchronous: str) -> None:
         import sqlite3
 
         from itsdangerous import URLSafeSerializer
@@ -203,6 +204,7 @@ class InviteParts:
         self.serializer = URLSafeSerializer(SECRET.encode(), salt="benchmark")
         self.conn = sqlite3.connect(str(path), isolation_level=None)
         self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute(f"PRAGMA synchronous = {synchronous}")
         for sql in _FLOOR_SCHEMA:
             self.conn.execute(sql)
 
@@ -236,10 +238,10 @@ class InviteParts:
         self.conn.close()
 
 
-def invite_accept(cfg: Config, workdir: Path) -> Line:
+def invite_accept(cfg: Config, workdir: Path, synchronous: Literal["FULL", "NORMAL"]) -> Line:
     from teamaccess import PermissionSet, SQLiteStore
 
-    team = team_on(SQLiteStore(workdir / "invite.db"))
+    team = team_on(SQLiteStore(workdir / f"invite-{synchronous}.db", synchronous=synchronous))
     accounts = [
         team.create_account(name=f"Firma {i}", owner_id=f"boss{i}", owner_email=f"b{i}@f.example")
         for i in range(50)
@@ -253,7 +255,7 @@ def invite_accept(cfg: Config, workdir: Path) -> Line:
         team.accept_invitation(inv.token, user_id=user_id, email=email)
 
     account_id_owner = {a.id: a.owner_id[4:] for a in accounts}
-    parts = InviteParts(workdir / "invite-floor.db")
+    parts = InviteParts(workdir / f"invite-floor-{synchronous}.db", synchronous)
     counter = iter(range(10**9))
 
     def batches(_round: int) -> tuple[list[Any], list[Any]]:
@@ -269,7 +271,7 @@ def invite_accept(cfg: Config, workdir: Path) -> Line:
 
     try:
         result = compare(
-            "invite + accept, SQLiteStore",
+            f"invite + accept, SQLiteStore, synchronous={synchronous}",
             loop(library),
             "its parts (validate, sign+verify, 2 commits)",
             loop(parts),
@@ -315,9 +317,27 @@ def import_time(cfg: Config, workdir: Path) -> Line:
     )
 
 
+def invite_accept_full(cfg: Config, workdir: Path) -> Line:
+    """The default durability: every commit fsynced, on both sides."""
+    return invite_accept(cfg, workdir, "FULL")
+
+
+def invite_accept_normal(cfg: Config, workdir: Path) -> Line:
+    """``SQLiteStore(synchronous="NORMAL")``, and the floor's connection set alike."""
+    return invite_accept(cfg, workdir, "NORMAL")
+
+
 def run_all(cfg: Config, workdir: Path) -> list[Line]:
     lines = []
-    for bench in (can_memory, can_sqlite, invite_accept, recipients_sqlite, import_time):
+    benches = (
+        can_memory,
+        can_sqlite,
+        invite_accept_full,
+        invite_accept_normal,
+        recipients_sqlite,
+        import_time,
+    )
+    for bench in benches:
         line = bench(cfg, workdir)
         print(line.row(), flush=True)
         lines.append(line)

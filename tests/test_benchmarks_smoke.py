@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FIGURES = [
     "can(), MemoryStore",
     "can(), SQLiteStore",
-    "invite + accept, SQLiteStore",
+    "invite + accept, SQLiteStore, synchronous=FULL",
+    "invite + accept, SQLiteStore, synchronous=NORMAL",
     "recipients(),",
     "import teamaccess (subprocess)",
 ]
