@@ -9,8 +9,6 @@ cannot forget it.
 
 from __future__ import annotations
 
-import html
-import string
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
@@ -63,6 +61,14 @@ class RenderedMail:
     subject: str
     text: str
     html: str
+
+
+def _escape(value: str, quote: bool = True) -> str:
+    # html (and html.entities with it) loads on the first mail, not with teamaccess: a
+    # few ms of the import budget (issue 6).
+    from html import escape
+
+    return escape(value, quote)
 
 
 class Templates(Protocol):
@@ -145,7 +151,9 @@ class DefaultTemplates:
 
     def _t(self, language: str, key: str, values: Mapping[str, str]) -> str:
         texts = self._strings.get(language, self._strings["en"])
-        return string.Template(texts[key]).safe_substitute(values)
+        from string import Template  # loads on the first mail (issue 6: import time)
+
+        return Template(texts[key]).safe_substitute(values)
 
     def invitation(self, context: InvitationContext) -> RenderedMail:
         lang = context.language
@@ -158,7 +166,7 @@ class DefaultTemplates:
             "brand": context.brand or texts["brand"],
             "expires": expires,
         }
-        esc = {k: html.escape(v) for k, v in raw.items()}
+        esc = {k: _escape(v) for k, v in raw.items()}
 
         def t(key: str) -> str:
             return self._t(lang, key, raw)
@@ -174,7 +182,7 @@ class DefaultTemplates:
             grants_text = t("invitation.some") + "\n" + "\n".join(f"  - {i}" for i in items)
             grants_html = (
                 f"<p>{h('invitation.some')}</p><ul>"
-                + "".join(f"<li>{html.escape(i)}</li>" for i in items)
+                + "".join(f"<li>{_escape(i)}</li>" for i in items)
                 + "</ul>"
             )
         else:
@@ -191,7 +199,7 @@ class DefaultTemplates:
                 t("invitation.ignore"),
             ]
         )
-        url = html.escape(context.accept_url, quote=True)
+        url = _escape(context.accept_url, quote=True)
         body = "\n".join(
             [
                 f"<p>{h('invitation.greeting')}</p>",
@@ -208,7 +216,7 @@ class DefaultTemplates:
 
     def notification(self, context: NotificationContext) -> RenderedMail:
         raw = {"account": context.account_name, "category": context.category_label}
-        esc = {k: html.escape(v) for k, v in raw.items()}
+        esc = {k: _escape(v) for k, v in raw.items()}
         footer = self._t(context.language, "notification.footer", raw)
         footer_html = self._t(context.language, "notification.footer", esc)
         text = f"{context.text.rstrip()}\n\n-- \n{footer}\n"
@@ -217,7 +225,7 @@ class DefaultTemplates:
             main = context.html
         else:
             main = "".join(
-                f"<p>{html.escape(par).replace(chr(10), '<br>')}</p>"
+                f"<p>{_escape(par).replace(chr(10), '<br>')}</p>"
                 for par in context.text.split("\n\n")
             )
         body = f"{main}\n<hr><p><small>{footer_html}</small></p>"
@@ -226,6 +234,6 @@ class DefaultTemplates:
 
 def _page(language: str, body: str) -> str:
     return (
-        f'<!DOCTYPE html>\n<html lang="{html.escape(language)}"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html lang="{_escape(language)}"><head><meta charset="utf-8">'
         f"</head>\n<body>\n{body}\n</body></html>\n"
     )
