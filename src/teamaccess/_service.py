@@ -549,8 +549,11 @@ class TeamAccess:
                 retry_after=retry_after,
             )
 
-    def _queue_invitation(self, work: _Work, inv: Invitation) -> OutboxMessage:
-        self._cancel_mail(work, inv.id)
+    def _queue_invitation(
+        self, work: _Work, inv: Invitation, *, fresh: bool = False
+    ) -> OutboxMessage:
+        if not fresh:  # a new invitation has no earlier mail to cancel: one query less
+            self._cancel_mail(work, inv.id)
         row = OutboxMessage(
             id=_new_id("msg"),
             account_id=inv.account_id,
@@ -629,7 +632,7 @@ class TeamAccess:
                 language=language,
             )
             uow.add_invitation(inv, address.key)
-            row = self._queue_invitation(work, inv)
+            row = self._queue_invitation(work, inv, fresh=True)
             # Rendered before commit: a header the template breaks stores nothing.
             message = self._render_invitation(uow, account, inv, token, row, work.now)
             self._audit(
