@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -106,45 +107,57 @@ def build(path: Path, accounts: int) -> None:
         store.close()
 
 
-def measure(path: Path, accounts: int, rounds: int, batch: int) -> dict[str, Any]:
-    """Time ``can()`` and ``recipients()`` over random accounts of the whole file."""
-    from teamaccess import Catalog, SQLiteStore, TeamAccess
+def _questions(
+    rng: random.Random, pool: Sequence[int], n: int
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
+    """*n* ``can()`` and *n* ``recipients()`` questions about accounts drawn from *pool*."""
+    from teamaccess import Catalog
+
+    names = Catalog.default().names()
+    can_args = []
+    for _ in range(n):
+        a = rng.choice(pool)
+        m = rng.randrange(MEMBERS)
+        user = f"owner{a}" if m == 0 else f"user{a}-{m}"
+        can_args.append((user, account_id(a), rng.choice(names)))
+    rec_args = [(account_id(rng.choice(pool)), "billing") for _ in range(n)]
+    return can_args, rec_args
+
+
+def measure(path: Path, accounts: int, rounds: int, batch: int, active: int) -> dict[str, Any]:
+    """Time ``can()`` and ``recipients()`` against their floors, twice: over accounts
+    drawn uniformly from the whole file, and over a fixed working set of *active*
+    accounts (the same number at every size) drawn once from the whole file."""
+    from teamaccess import SQLiteStore, TeamAccess
 
     from . import _raw
     from ._timing import compare, loop
 
     rng = random.Random(accounts)
-    names = Catalog.default().names()
-    can_args = []
-    for _ in range(4 * batch):
-        a = rng.randrange(accounts)
-        m = rng.randrange(MEMBERS)
-        user = f"owner{a}" if m == 0 else f"user{a}-{m}"
-        can_args.append((user, account_id(a), rng.choice(names)))
-    rec_args = [(account_id(rng.randrange(accounts)), "billing") for _ in range(4 * batch)]
+    can_args, rec_args = _questions(rng, range(accounts), 4 * batch)
+    working_set = rng.sample(range(accounts), active)
+    can_active, rec_active = _questions(rng, working_set, 4 * batch)
 
     store = SQLiteStore(str(path))
     team = TeamAccess(store, NullMailer(), secret_key=SECRET)
     raw = _raw.RawQueries(path)
     try:
-        for args in can_args[:100]:
-            assert team.can(*args) == raw.can(*args), args
-        for args in rec_args[:100]:
-            assert team.recipients(*args) == raw.recipients(*args), args
+        for c in can_args[:100] + can_active[:100]:
+            assert team.can(*c) == raw.can(*c), c
+        for r in rec_args[:100] + rec_active[:100]:
+            assert team.recipients(*r) == raw.recipients(*r), r
 
-        def batches(_round: int, args: list[Any] = can_args) -> tuple[list[Any], list[Any]]:
-            sample = rng.sample(args, batch)
-            return sample, sample
+        def pair(name: str, lib: Any, floor: Any, args: list[Any]) -> Any:
+            def batches(_round: int) -> tuple[list[Any], list[Any]]:
+                sample = rng.sample(args, batch)
+                return sample, sample
 
-        can = compare("can()", loop(team.can), "raw", loop(raw.can), batches, rounds=rounds)
-        rec = compare(
-            "recipients()",
-            loop(team.recipients),
-            "raw",
-            loop(raw.recipients),
-            lambda r: batches(r, rec_args),
-            rounds=rounds,
-        )
+            return compare(name, loop(lib), "raw", loop(floor), batches, rounds=rounds)
+
+        can = pair("can()", team.can, raw.can, can_args)
+        rec = pair("recipients()", team.recipients, raw.recipients, rec_args)
+        can_ws = pair("can(), active set", team.can, raw.can, can_active)
+        rec_ws = pair("recipients(), active set", team.recipients, raw.recipients, rec_active)
     finally:
         raw.close()
         store.close()
@@ -158,8 +171,24 @@ def measure(path: Path, accounts: int, rounds: int, batch: int) -> dict[str, Any
         "can_raw_ns": can.floor_median,
         "recipients_ns": rec.median,
         "recipients_raw_ns": rec.floor_median,
+        "active_can_ns": can_ws.median,
+        "active_can_raw_ns": can_ws.floor_median,
+        "active_recipients_ns": rec_ws.median,
+        "active_recipients_raw_ns": rec_ws.floor_median,
         "peak_rss_kib": peak_rss_kib(),
     }
+
+
+TIMES = (
+    "can_ns",
+    "can_raw_ns",
+    "recipients_ns",
+    "recipients_raw_ns",
+    "active_can_ns",
+    "active_can_raw_ns",
+    "active_recipients_ns",
+    "active_recipients_raw_ns",
+)
 
 
 def peak_rss_kib() -> int:
@@ -189,11 +218,13 @@ def build_point(workdir: Path, accounts: int) -> tuple[Path, float]:
     return path, time.perf_counter() - t0
 
 
-def measure_point(path: Path, accounts: int, rounds: int, batch: int) -> dict[str, Any]:
+def measure_point(
+    path: Path, accounts: int, rounds: int, batch: int, active: int
+) -> dict[str, Any]:
     """Measure one file in a fresh subprocess, so its peak RSS is that of serving alone."""
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.scale", "measure", str(path), str(accounts),
-         str(rounds), str(batch)],
+         str(rounds), str(batch), str(active)],
         check=True,
         capture_output=True,
         text=True,
@@ -207,16 +238,19 @@ def curve(
 ) -> list[dict[str, Any]]:
     """Every size built first, then measured *repeats* times in rotation (1k, 10k, 100k,
     1k, ...), so a burst of load from elsewhere hits every size alike; the median of the
-    repeats is kept for each time, the largest for memory."""
+    repeats is kept for each time, the largest for memory. The active set is a tenth of
+    the smallest size's accounts, the same number at every size."""
+    active = max(1, min(sizes) // 10)
     built = {size: build_point(workdir, size) for size in sizes}
     runs: dict[int, list[dict[str, Any]]] = {size: [] for size in sizes}
     for _ in range(repeats):
         for size in sizes:
-            runs[size].append(measure_point(built[size][0], size, rounds, batch))
+            runs[size].append(measure_point(built[size][0], size, rounds, batch, active))
     points = []
     for size in sizes:
         point = dict(runs[size][0])
-        for key in ("can_ns", "can_raw_ns", "recipients_ns", "recipients_raw_ns"):
+        point["active"] = active
+        for key in TIMES:
             point[key] = statistics.median(r[key] for r in runs[size])
         point["peak_rss_kib"] = max(r["peak_rss_kib"] for r in runs[size])
         point["build_s"] = built[size][1]
@@ -230,7 +264,7 @@ def main(argv: list[str]) -> None:
     if command == "build":
         build(path, int(argv[2]))
     elif command == "measure":
-        print(json.dumps(measure(path, int(argv[2]), int(argv[3]), int(argv[4]))))
+        print(json.dumps(measure(path, *(int(a) for a in argv[2:6]))))
     else:
         raise SystemExit(f"unknown command {command!r}; use build or measure")
 

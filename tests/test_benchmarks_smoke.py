@@ -19,7 +19,13 @@ FIGURES = [
     "recipients(),",
     "import teamaccess (subprocess)",
 ]
-GROWTH = ["can() growth", "recipients() growth", "peak RSS growth"]
+GROWTH = [
+    "can() growth",
+    "recipients() growth",
+    "peak RSS growth",
+    "active-set (10 accounts) can() growth",
+    "active-set (10 accounts) recipients() growth",
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +62,12 @@ class TestQuickBenchmark:
     def test_prints_a_scale_row_per_size(self, output: str) -> None:
         rows = re.findall(r"^\| (100|300) \| ([\d,]+) \| ([\d.]+) MiB \|.* MiB \|$", output, re.M)
         assert [(r[0], r[1]) for r in rows] == [("100", "1,000"), ("300", "3,000")], output
+
+    def test_prints_an_active_set_row_per_size(self, output: str) -> None:
+        rows = re.findall(
+            r"^\| (100|300) \| [\d.]+ (?:ns|us) \| .* \| [\d.]+ (?:ns|us) \|$", output, re.M
+        )
+        assert rows == ["100", "300"], output
 
     @pytest.mark.parametrize("what", GROWTH)
     def test_prints_each_growth_with_verdict(self, output: str, what: str) -> None:
