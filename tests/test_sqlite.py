@@ -262,7 +262,7 @@ class TestSchema:
         store.close()
 
 
-def fake_migration_2(db: Any) -> None:
+def fake_next_migration(db: Any) -> None:
     """A later schema change, for the upgrade path: a column and an index."""
     db.execute("ALTER TABLE contacts ADD COLUMN notes TEXT NOT NULL DEFAULT ''")
     db.execute("CREATE INDEX contacts_email_key ON contacts (email_key)")
@@ -278,19 +278,20 @@ class TestMigrations:
         acc = team.create_account(name="Alt", owner_id="owner", owner_email="chef@muster.de")
         add_member(team, acc.id, "u2", P("billing.view"))
         team.close()
+        latest = len(sqlite_backend.MIGRATIONS)
 
         monkeypatch.setattr(
-            sqlite_backend, "MIGRATIONS", [*sqlite_backend.MIGRATIONS, fake_migration_2]
+            sqlite_backend, "MIGRATIONS", [*sqlite_backend.MIGRATIONS, fake_next_migration]
         )
         upgraded = open_team(db)
         assert isinstance(upgraded.store, SQLiteStore)
-        assert upgraded.store.schema_version == 2
+        assert upgraded.store.schema_version == latest + 1
         assert "notes" in upgraded.store.db["contacts"].columns_dict
         assert upgraded.can("u2", acc.id, "billing.view")
         assert [m.user_id for m in upgraded.members(acc.id)] == ["owner", "u2"]
         upgraded.close()
         # opening again with the same code changes nothing more
-        assert SQLiteStore(db).schema_version == 2
+        assert SQLiteStore(db).schema_version == latest + 1
 
     def test_failed_migration_leaves_the_old_version(
         self, db: Path, monkeypatch: pytest.MonkeyPatch
@@ -308,10 +309,86 @@ class TestMigrations:
             SQLiteStore(db)
         monkeypatch.undo()
         store = SQLiteStore(db)
-        assert store.schema_version == 1
+        assert store.schema_version == len(sqlite_backend.MIGRATIONS)
         assert "notes" not in store.db["contacts"].columns_dict
         assert open_team(db).get_account(acc.id) == acc
         store.close()
+
+    def test_version_1_file_is_upgraded_and_recipients_read_it(
+        self, db: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A real version-1 file: only the first migration, filled through the service.
+        monkeypatch.setattr(sqlite_backend, "MIGRATIONS", sqlite_backend.MIGRATIONS[:1])
+        old = open_team(db)
+        assert isinstance(old.store, SQLiteStore)
+        assert old.store.schema_version == 1
+        acc = old.create_account(name="Alt", owner_id="owner", owner_email="Chef@Muster.de")
+        add_member(old, acc.id, "heir", P("billing.view"), email="heir@example.org")
+        old.transfer_ownership(acc.id, actor_id="owner", to_user_id="heir")
+        old.close()
+        # Contacts as version 1's store wrote them (its add_contact is gone with it):
+        # the contact row, then one (contact, account, category) row per subscription.
+        conn = raw(db)
+        conn.execute("PRAGMA foreign_keys = ON")
+        for n, email, cats in (
+            (1, "anna@example.org", ["billing"]),
+            (2, "b@example.org", ["support", "billing"]),
+            (3, "HEIR@example.org", ["billing"]),
+            (4, "c@example.org", ["support"]),
+        ):
+            conn.execute(
+                "INSERT INTO contacts (id, account_id, name, email, email_key, company, "
+                "phone, role, created_at) VALUES (?, ?, ?, ?, ?, '', '', '', NULL)",
+                (f"con{n}", acc.id, f"C{n}", email, email.lower()),
+            )
+            for cat in cats:
+                conn.execute(
+                    "INSERT INTO contact_categories (contact_id, account_id, category) "
+                    "VALUES (?, ?, ?)",
+                    (f"con{n}", acc.id, cat),
+                )
+        conn.execute("DELETE FROM contacts WHERE id = 'con2'")
+        conn.close()
+        old = open_team(db)
+        second = old.create_account(name="Zwei", owner_id="o2", owner_email="o2@example.org")
+        old.close()
+        monkeypatch.undo()
+
+        upgraded = open_team(db)
+        assert isinstance(upgraded.store, SQLiteStore)
+        assert upgraded.store.schema_version == len(sqlite_backend.MIGRATIONS) == 2
+        assert upgraded.get_account(acc.id).owner_email == "heir@example.org"
+        assert [c.email for c in upgraded.contacts(acc.id)] == [
+            "anna@example.org",
+            "HEIR@example.org",
+            "c@example.org",
+        ]
+        assert upgraded.recipients(acc.id, "billing") == ["heir@example.org", "anna@example.org"]
+        assert upgraded.recipients(acc.id, "support") == ["heir@example.org", "c@example.org"]
+        assert upgraded.recipients(second.id, "billing") == ["o2@example.org"]
+        # the backfilled columns are the ones a version-2 file would hold
+        conn = raw(db)
+        assert conn.execute(
+            "SELECT owner_email_key FROM accounts WHERE id = ?", (acc.id,)
+        ).fetchone() == ("heir@example.org",)
+        assert conn.execute(
+            "SELECT count(*) FROM contact_categories cc JOIN contacts c ON c.id = cc.contact_id "
+            "WHERE cc.seq IS c.seq AND cc.email IS c.email AND cc.email_key IS c.email_key"
+        ).fetchone() == (conn.execute("SELECT count(*) FROM contact_categories").fetchone())
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        conn.close()
+        # and kept in step by the writes that follow the upgrade
+        upgraded.transfer_ownership(acc.id, actor_id="heir", to_user_id="owner")
+        upgraded.update_contact("con4", actor_id="owner", email="chef@muster.de",
+                                categories=["billing"])  # fmt: skip
+        # the heir's contact address is no longer the owner's; the new one is
+        assert upgraded.recipients(acc.id, "billing") == [
+            "Chef@muster.de",
+            "anna@example.org",
+            "HEIR@example.org",
+        ]
+        assert upgraded.recipients(acc.id, "support") == ["Chef@muster.de"]
+        upgraded.close()
 
     def test_newer_file_is_refused_untouched(self, db: Path) -> None:
         SQLiteStore(db).close()
@@ -476,6 +553,22 @@ class TestHotPath:
         details = " ".join(row[-1] for row in plan)
         assert "SEARCH members USING PRIMARY KEY (account_id=? AND user_id=?)" in details
         assert "SCAN" not in details
+        store.close()
+
+    def test_recipients_query_is_two_covering_index_searches(self, db: Path) -> None:
+        store = SQLiteStore(db)
+        plan = store.db.execute(
+            "EXPLAIN QUERY PLAN " + sqlite_backend._RECIPIENTS_SQL, ("a", "billing")
+        ).fetchall()
+        details = [row[-1] for row in plan]
+        assert "SEARCH accounts USING COVERING INDEX accounts_recipient (id=?)" in details
+        assert (
+            "SEARCH contact_categories USING COVERING INDEX contact_categories_recipients "
+            "(account_id=? AND category=?)" in details
+        )
+        # no row-table look-ups, no join to contacts or members, no sort
+        assert not [d for d in details if d.startswith(("SEARCH", "SCAN", "USE TEMP"))
+                    and "COVERING INDEX" not in d]  # fmt: skip
         store.close()
 
     def test_grant_does_the_same_work_in_a_large_file(self, db: Path) -> None:

@@ -163,9 +163,67 @@ _SCHEMA_1: Final = (
     "CREATE INDEX outbox_invitation ON outbox (invitation_id)",
 )
 
+
+def _migration_2(db: Any) -> None:
+    """recipients() in two index searches whatever the file's size (issue 6)."""
+    for sql in _SCHEMA_2:
+        db.execute(sql)
+
+
+# Version 1 answered recipients() with about nine B-tree descents (the account's id index
+# and its row, the owner's membership for its key, the category index, then per contact
+# its id index and its row), and the trees deepen as the file grows. Version 2 carries
+# what recipients() reads next to where it searches, so the owner is one covering-index
+# search and the contacts one range of another, already in creation order.
+_SCHEMA_2: Final = (
+    # The owner's comparison key, copied from the owner's membership by the triggers
+    # below, so it is right whatever order a unit of work writes the account and member
+    # in. NULL while there is no such membership, as version 1's LEFT JOIN gave.
+    "ALTER TABLE accounts ADD COLUMN owner_email_key TEXT",
+    """UPDATE accounts SET owner_email_key = (SELECT m.email_key FROM members m
+        WHERE m.account_id = accounts.id AND m.user_id = accounts.owner_id)""",
+    "CREATE INDEX accounts_recipient ON accounts (id, owner_email, owner_email_key)",
+    """CREATE TRIGGER accounts_owner_key_on_insert AFTER INSERT ON accounts BEGIN
+        UPDATE accounts SET owner_email_key = (SELECT m.email_key FROM members m
+            WHERE m.account_id = NEW.id AND m.user_id = NEW.owner_id)
+        WHERE seq = NEW.seq;
+    END""",
+    """CREATE TRIGGER accounts_owner_key_on_owner AFTER UPDATE OF owner_id ON accounts
+        WHEN NEW.owner_id IS NOT OLD.owner_id BEGIN
+        UPDATE accounts SET owner_email_key = (SELECT m.email_key FROM members m
+            WHERE m.account_id = NEW.id AND m.user_id = NEW.owner_id)
+        WHERE seq = NEW.seq;
+    END""",
+    """CREATE TRIGGER members_owner_key_on_insert AFTER INSERT ON members BEGIN
+        UPDATE accounts SET owner_email_key = NEW.email_key
+        WHERE id = NEW.account_id AND owner_id = NEW.user_id;
+    END""",
+    """CREATE TRIGGER members_owner_key_on_update AFTER UPDATE OF email_key ON members BEGIN
+        UPDATE accounts SET owner_email_key = NEW.email_key
+        WHERE id = NEW.account_id AND owner_id = NEW.user_id;
+    END""",
+    """CREATE TRIGGER members_owner_key_on_delete AFTER DELETE ON members BEGIN
+        UPDATE accounts SET owner_email_key = NULL
+        WHERE id = OLD.account_id AND owner_id = OLD.user_id;
+    END""",
+    # A subscription carries its contact's creation order and address; the store writes
+    # them from the contact's row in the same unit of work that writes the contact
+    # (_set_categories), and rewrites them whenever the contact changes.
+    "ALTER TABLE contact_categories ADD COLUMN seq INTEGER",
+    "ALTER TABLE contact_categories ADD COLUMN email TEXT",
+    "ALTER TABLE contact_categories ADD COLUMN email_key TEXT",
+    """UPDATE contact_categories SET (seq, email, email_key) = (SELECT c.seq, c.email,
+        c.email_key FROM contacts c WHERE c.id = contact_categories.contact_id)""",
+    # Replaces contact_categories_lookup (a prefix of it): one range, in seq order, with
+    # every column recipients() returns.
+    "DROP INDEX contact_categories_lookup",
+    """CREATE INDEX contact_categories_recipients
+        ON contact_categories (account_id, category, seq, email, email_key)""",
+)
+
 #: The schema history: entry *n* upgrades a file from version *n* to *n + 1*. Append a
 #: function to change the schema; never edit one that has been released.
-MIGRATIONS: list[Migration] = [_migration_1]
+MIGRATIONS: list[Migration] = [_migration_1, _migration_2]
 
 #: Tables every teamaccess file has; a file missing one is not ours.
 _TABLES: Final = frozenset(
@@ -174,15 +232,18 @@ _TABLES: Final = frozenset(
 
 # Constant SQL strings: sqlite3 caches their prepared statements per connection.
 _GRANT_SQL: Final = "SELECT permissions FROM members WHERE account_id = ? AND user_id = ?"
-# recipients(): the owner (part 0) with the comparison key stored for it, then the
-# subscribed contacts in creation order, in one statement, so one snapshot without a
-# transaction around it.
+# recipients(): the owner (part 0) with its stored comparison key, then the contacts
+# subscribed to the category (part 1, by creation order), in one statement, so one
+# snapshot without a transaction around it. Schema 2 makes each part one covering-index
+# search. INDEXED BY because SQLite takes the UNIQUE index on accounts.id for "id = ?"
+# without weighing a covering one, and that costs a second search, in the row table. No
+# ORDER BY: it made SQLite sort through a temporary B-tree on every call; the store sorts
+# the few rows by (part, seq) itself.
 _RECIPIENTS_SQL: Final = (
-    "SELECT 0, 0, a.owner_email, m.email_key FROM accounts a LEFT JOIN members m "
-    "ON m.account_id = a.id AND m.user_id = a.owner_id WHERE a.id = ?1 UNION ALL "
-    "SELECT 1, c.seq, c.email, c.email_key FROM contact_categories cc "
-    "JOIN contacts c ON c.id = cc.contact_id WHERE cc.account_id = ?1 AND cc.category = ?2 "
-    "ORDER BY 1, 2"
+    "SELECT 0, 0, owner_email, owner_email_key FROM accounts "
+    "INDEXED BY accounts_recipient WHERE id = ?1 UNION ALL "
+    "SELECT 1, seq, email, email_key FROM contact_categories "
+    "INDEXED BY contact_categories_recipients WHERE account_id = ?1 AND category = ?2"
 )
 _ACCOUNT_COLS: Final = "a.id, a.name, a.owner_id, a.owner_email, a.created_at"
 _MEMBER_COLS: Final = "account_id, user_id, email, role, permissions, joined_at, granted_by"
@@ -354,7 +415,7 @@ class SQLiteStore:
     >>> from teamaccess import SQLiteStore
     >>> store = SQLiteStore(":memory:")
     >>> store.schema_version
-    1
+    2
     >>> store.close()
     """
 
@@ -598,10 +659,13 @@ class SQLiteStore:
         with self._lock:
             try:
                 rows = self._connection().execute(_RECIPIENTS_SQL, (account_id, category))
-                found = [(r[2], r[3]) for r in rows]
+                found = rows.fetchall()
             except (sqlite3.Error, UnicodeEncodeError) as exc:
                 raise self._error(exc, "looking up recipients") from exc
-        return found or None
+        found.sort()  # owner first, then contacts by seq: (part, seq) is unique
+        if not found or found[0][0] != 0:
+            return None
+        return [(r[2], r[3]) for r in found]
 
     def close(self) -> None:
         """Close the connection; further use raises ``StorageError``. Safe to call twice."""
@@ -863,10 +927,12 @@ class _SQLiteUnitOfWork:
     def _set_categories(self, contact: Contact) -> None:
         self._exec("DELETE FROM contact_categories WHERE contact_id = ?", (contact.id,))
         for category in sorted(contact.categories):
+            # seq, email and email_key from the contact's row just written (schema 2)
             self._exec(
-                "INSERT INTO contact_categories (contact_id, account_id, category) "
-                "VALUES (?, ?, ?)",
-                (contact.id, contact.account_id, category),
+                "INSERT INTO contact_categories (contact_id, account_id, category, seq, "
+                "email, email_key) SELECT id, account_id, ?, seq, email, email_key "
+                "FROM contacts WHERE id = ?",
+                (category, contact.id),
             )
 
     def get_contact(self, contact_id: str) -> Contact | None:
