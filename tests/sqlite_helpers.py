@@ -6,6 +6,8 @@ stdout, one JSON object per line, so the parent asserts what the child saw.
 - ``accept DB NOW START TOKEN USER EMAIL``: say ``ready``, wait for the file START to
   exist (so all racers start together), accept the invitation, report the outcome.
 - ``open DB START``: wait for START, open (and so create) the file, add an account.
+- ``open-rounds DIR ROUNDS``: for each round N, say ``ready``, wait for DIR/startN, open
+  (and so create) DIR/N.db, add an account, close it, report; many races per process.
 - ``watch DB``: a long-lived process; for every ``USER ACCOUNT PERMISSION`` line on
   stdin, answer ``can()``.
 - ``hang DB NOW TOKEN USER EMAIL WHEN``: accept, but stop for good just before
@@ -74,6 +76,26 @@ def open_fresh(db: str, start: str) -> None:
     say(version=store.schema_version, account=account.id)
 
 
+def open_rounds(directory: str, rounds: str) -> None:
+    for n in range(int(rounds)):
+        say(ready=n)
+        start = os.path.join(directory, f"start{n}")
+        while not os.path.exists(start):
+            time.sleep(0.0005)  # a start line for the race, not a clock
+        try:
+            store = SQLiteStore(os.path.join(directory, f"{n}.db"))
+            team = TeamAccess(store, MemoryMailer(), secret_key=SECRET)
+            team.create_account(name="Race", owner_id="o", owner_email="o@example.org")
+            version = store.schema_version
+            # Closing too: the last connection to close checkpoints the WAL, which is one
+            # of the moments another process's opening meets an unhandled SQLITE_BUSY.
+            team.close()
+        except TeamAccessError as exc:
+            say(n=n, error=type(exc).__name__, message=str(exc))
+        else:
+            say(n=n, version=version)
+
+
 def watch(db: str) -> None:
     store = SQLiteStore(db)
     team = TeamAccess(store, MemoryMailer(), secret_key=SECRET)
@@ -125,6 +147,7 @@ def accept_all(db: str, now: str, prefix: str, *tokens: str) -> None:
 COMMANDS = {
     "open": open_fresh,
     "accept": accept,
+    "open-rounds": open_rounds,
     "watch": watch,
     "hang": hang,
     "accept-all": accept_all,

@@ -737,6 +737,29 @@ class TestProcesses:
         team.close()
         assert raw(db).execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
+    @pytest.mark.slow
+    def test_many_rounds_of_six_processes_creating_one_file(
+        self, tmp_path: Path, children: Callable[..., Child]
+    ) -> None:
+        # Regression: a process read the version before another's migration committed
+        # and the table list after it, and refused the file as foreign; and switching the
+        # journal to WAL got a SQLITE_BUSY that SQLite does not hand to the busy handler.
+        # Each happened in about one race of a hundred, so it takes many rounds to see.
+        rounds = 150
+        openers = [children("open-rounds", str(tmp_path), str(rounds)) for _ in range(6)]
+        failures = []
+        for n in range(rounds):
+            for opener in openers:
+                assert opener.report() == {"ready": n}
+            (tmp_path / f"start{n}").touch()
+            results = [opener.report() for opener in openers]
+            failures += [r for r in results if r.get("version") != len(sqlite_backend.MIGRATIONS)]
+        assert failures == []
+        for n in (0, rounds - 1):
+            assert raw(tmp_path / f"{n}.db").execute(
+                "SELECT count(*) FROM accounts"
+            ).fetchone() == (6,)
+
     def test_removed_permission_denied_in_long_lived_process(
         self, db: Path, team: TeamAccess, account: Account, children: Callable[..., Child]
     ) -> None:

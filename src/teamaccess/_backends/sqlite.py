@@ -34,6 +34,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
@@ -471,39 +472,78 @@ class SQLiteStore:
     def _prepare(self, conn: sqlite3.Connection) -> None:
         import sqlite_utils
 
-        try:
-            # Read before writing anything: a foreign file must stay byte-for-byte intact.
-            version, app_id = self._header(conn)
-            self._classify(conn, version, app_id)
-            conn.execute("PRAGMA foreign_keys = ON")
-            if self.path != ":memory:" and "mode=memory" not in self.path:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise StorageError(
-                        f"the teamaccess database {self.path} cannot use WAL journaling "
-                        f"(it stays in {mode!r} mode); put it on a local file system"
-                    )
-            # A constant from the two checked in __init__, never user text in the SQL.
-            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
-            if version < len(MIGRATIONS):
-                self._migrate(conn, db)
-            self._check_tables(conn)
-        except TeamAccessError:
-            raise
-        except sqlite3.Error as exc:
-            raise self._error(exc, "opening it") from exc
-        except Exception as exc:  # sqlite-utils' own errors must not escape either
-            raise self._error(exc, "preparing its schema") from exc
+        db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
+        # Processes that open one new file together meet SQLITE_BUSY that SQLite returns
+        # without calling the busy handler (switching the journal to WAL, or reading a WAL
+        # another process is setting up), so the opening steps are retried here, within
+        # the same timeout. Each step is safe to repeat.
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        while True:
+            try:
+                self._prepare_once(conn, db)
+            except TeamAccessError:
+                raise
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY")
+                if not busy or time.monotonic() + delay > deadline:
+                    raise self._error(exc, "opening it") from exc
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+                continue
+            except sqlite3.Error as exc:
+                raise self._error(exc, "opening it") from exc
+            except Exception as exc:  # sqlite-utils' own errors must not escape either
+                raise self._error(exc, "preparing its schema") from exc
+            break
         self._db = db
 
-    @staticmethod
-    def _header(conn: sqlite3.Connection) -> tuple[int, int]:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        return int(version), int(app_id)
+    def _prepare_once(self, conn: sqlite3.Connection, db: Any) -> None:
+        # Read before writing anything: a foreign file must stay byte-for-byte intact.
+        version, app_id, tables = self._header(conn)
+        self._classify(version, app_id, tables)
+        conn.execute("PRAGMA foreign_keys = ON")
+        if self.path != ":memory:" and "mode=memory" not in self.path:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StorageError(
+                    f"the teamaccess database {self.path} cannot use WAL journaling "
+                    f"(it stays in {mode!r} mode); put it on a local file system"
+                )
+        # A constant from the two checked in __init__, never user text in the SQL.
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        if version < len(MIGRATIONS):
+            self._migrate(conn, db)
+        self._check_tables(conn)
 
-    def _classify(self, conn: sqlite3.Connection, version: int, app_id: int) -> None:
+    @staticmethod
+    def _header(conn: sqlite3.Connection) -> tuple[int, int, list[str]]:
+        """The schema version, application id and table names, read in one snapshot.
+
+        One transaction, because another process may be migrating the file: read apart, a
+        version from before its commit and tables from after would look like a foreign file.
+        """
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
+        finally:
+            if own:
+                conn.execute("COMMIT")
+        return int(version), int(app_id), tables
+
+    def _classify(self, version: int, app_id: int, tables: list[str]) -> None:
         """Refuse a file that is not ours or is newer than this code; never alter it."""
         if app_id == APPLICATION_ID:
             if version > len(MIGRATIONS):
@@ -513,12 +553,6 @@ class SQLiteStore:
                     "(the file was not changed)"
                 )
             return
-        tables = [
-            row[0]
-            for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
         if app_id == 0 and version == 0 and not tables:
             return  # a new, empty file
         what = f"tables {', '.join(sorted(tables))}" if tables else "no teamaccess tables"
@@ -532,8 +566,8 @@ class SQLiteStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Re-read under the write lock: another process may have migrated meanwhile.
-            version, app_id = self._header(conn)
-            self._classify(conn, version, app_id)
+            version, app_id, tables = self._header(conn)
+            self._classify(version, app_id, tables)
             for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
                 migration(db)
                 # PRAGMAs take no parameters; both values are ints we computed
