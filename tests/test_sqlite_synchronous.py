@@ -85,3 +85,92 @@ os._exit(0)
         assert team.can("ana", account.id, "billing.view")
         assert [m["To"] for m in mailer.outbox] == ["ana@f.example"]
         assert team.pending_messages() == []  # the delivery was recorded
+
+
+class TestNotDurableUnits:
+    """begin(durable=False): that one commit skips its fsync; no other unit is weakened."""
+
+    def test_the_unit_runs_at_normal_and_the_store_returns_to_full(self, tmp_path: Path) -> None:
+        store = SQLiteStore(tmp_path / "team.db")
+        with store.begin(durable=False) as uow:
+            assert level(store) == _LEVEL["NORMAL"]
+            uow.commit()
+        assert level(store) == _LEVEL["FULL"]
+        with store.begin():
+            assert level(store) == _LEVEL["FULL"]
+        store.close()
+
+    def test_level_returns_after_a_failed_unit(self, tmp_path: Path) -> None:
+        store = SQLiteStore(tmp_path / "team.db")
+        with pytest.raises(RuntimeError), store.begin(durable=False):
+            raise RuntimeError("boom")
+        assert level(store) == _LEVEL["FULL"]
+        store.close()
+
+    def test_a_normal_store_stays_normal(self, tmp_path: Path) -> None:
+        store = SQLiteStore(tmp_path / "team.db", synchronous="NORMAL")
+        with store.begin(durable=False):
+            assert level(store) == _LEVEL["NORMAL"]
+        assert level(store) == _LEVEL["NORMAL"]
+        store.close()
+
+    def test_inside_a_durable_unit_the_outer_one_decides(self, tmp_path: Path) -> None:
+        store = SQLiteStore(tmp_path / "team.db")
+        with store.begin() as outer:
+            with store.begin(durable=False) as inner:  # a savepoint of the outer unit
+                assert level(store) == _LEVEL["FULL"]
+                inner.commit()
+            outer.commit()
+        assert level(store) == _LEVEL["FULL"]
+        store.close()
+
+    def test_a_lost_level_is_restored_before_the_next_unit(self, tmp_path: Path) -> None:
+        # If putting FULL back failed, the next unit must not run at NORMAL.
+        store = SQLiteStore(tmp_path / "team.db")
+        store.db.execute("PRAGMA synchronous = NORMAL")
+        store._sync_lost = True
+        with store.begin():
+            assert level(store) == _LEVEL["FULL"]
+        store.close()
+
+    def test_only_the_delivery_record_is_not_durable(self, tmp_path: Path) -> None:
+        # The invitation itself must be on disk before its link goes out; only the note
+        # that the mail went out may be lost in a power cut (it then goes out again).
+        store = SQLiteStore(tmp_path / "team.db")
+        team = TeamAccess(store, MemoryMailer(), secret_key=SECRET, clock=FrozenClock(START))
+        account = team.create_account(name="Firma", owner_id="boss", owner_email="b@f.example")
+        seen: list[tuple[str, int]] = []
+        conn = store.db.conn
+
+        def trace(sql: str) -> None:
+            # A statement is reported again for each trigger it fires: once is enough.
+            if sql.startswith(("INSERT", "UPDATE", "COMMIT")) and (
+                not seen or seen[-1][0] != sql.split(" (")[0][:20]
+            ):
+                # The level in force when this statement runs, read without tracing.
+                conn.set_trace_callback(None)
+                seen.append((sql.split(" (")[0][:20], level(store)))
+                conn.set_trace_callback(trace)
+
+        conn.set_trace_callback(trace)
+        inv = team.invite(
+            account.id, actor_id="boss", email="ana@f.example", permissions=PermissionSet.all()
+        )
+        assert inv.token is not None
+        team.accept_invitation(inv.token, user_id="ana", email="ana@f.example")
+        conn.set_trace_callback(None)
+        full, normal = _LEVEL["FULL"], _LEVEL["NORMAL"]
+        assert seen == [
+            ("INSERT INTO invitati", full),
+            ("INSERT INTO outbox", full),
+            ("INSERT INTO events", full),
+            ("COMMIT", full),
+            ("UPDATE outbox SET ne", normal),
+            ("COMMIT", normal),
+            ("INSERT INTO members", full),
+            ("UPDATE invitations S", full),
+            ("INSERT INTO events", full),
+            ("COMMIT", full),
+        ]
+        assert team.pending_messages() == []
+        store.close()

@@ -81,7 +81,11 @@ class UnitOfWork(Protocol):
         """The invitation with ``token_hash`` filled in and ``token`` None."""
         ...
 
-    def update_invitation(self, invitation: Invitation) -> None: ...
+    def update_invitation(self, invitation: Invitation) -> None:
+        """Write what may change; ``account_id``, ``email`` and ``created_at`` stay as
+        added (a backend need not rewrite the indexes on them)."""
+        ...
+
     def pending_invitation_for(self, account_id: str, email_key: str) -> Invitation | None: ...
     def invitations(
         self,
@@ -116,7 +120,11 @@ class UnitOfWork(Protocol):
 
     # outbox
     def add_outbox(self, message: OutboxMessage) -> None: ...
-    def update_outbox(self, message: OutboxMessage) -> None: ...
+    def update_outbox(self, message: OutboxMessage) -> None:
+        """Write the delivery state (``status``, ``next_attempt_at``, ``attempts``,
+        ``last_error``, ``sent_at``); the rest stays as added."""
+        ...
+
     def get_outbox(self, message_id: str) -> OutboxMessage | None:
         """The row whose ``id`` is *message_id*."""
         ...
@@ -137,11 +145,19 @@ class UnitOfWork(Protocol):
 class Store(Protocol):
     """A backend. Each use case runs in one unit of work."""
 
-    def begin(self) -> AbstractContextManager[UnitOfWork]:
+    def begin(self, *, durable: bool = True) -> AbstractContextManager[UnitOfWork]:
         """A unit of work that may write; rolled back on exit unless committed.
 
         Writers are serialised: a backend takes its write lock here, before the first
         read, so a read-then-write never dead-locks against another writer.
+
+        ``durable=False`` marks a unit whose loss in a power cut is harmless, because it
+        only records that something repeatable was done (the service uses it for "this
+        mail went out": lost, the mail goes out again, and delivery stays at least once).
+        A backend may then commit without waiting for the disk (SQLite: ``PRAGMA
+        synchronous = NORMAL`` for that commit; PostgreSQL: ``SET LOCAL
+        synchronous_commit = off``). The commit must still be atomic and must not weaken
+        any other unit; ignoring the hint is always correct.
         """
         ...
 

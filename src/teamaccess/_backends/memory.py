@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TypeVar
 
+import attrs
+
 from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
 from .._errors import AlreadyInvited, AlreadyMember, Conflict, StorageError
 from .._permissions import PermissionSet
@@ -44,7 +46,9 @@ class MemoryStore:
         return f"<MemoryStore accounts={len(self._accounts)} members={len(self._members)}>"
 
     @contextmanager
-    def begin(self) -> Iterator[_MemoryUnitOfWork]:
+    def begin(self, *, durable: bool = True) -> Iterator[_MemoryUnitOfWork]:
+        # durable is a hint for backends that write to a disk; nothing here outlives the
+        # process anyway.
         with self._lock:
             self._check_open()
             uow = _MemoryUnitOfWork(self)
@@ -190,7 +194,17 @@ class _MemoryUnitOfWork:
         return self._s._invitations.get(invitation_id)
 
     def update_invitation(self, invitation: Invitation) -> None:
-        self._put(self._s._invitations, invitation.id, _stored(invitation))
+        old = self._s._invitations.get(invitation.id)
+        if old is None:
+            return  # like UPDATE ... WHERE id = ? on no row
+        # What the Store protocol fixes at add_invitation stays, as in SQLiteStore.
+        kept = attrs.evolve(
+            _stored(invitation),
+            account_id=old.account_id,
+            email=old.email,
+            created_at=old.created_at,
+        )
+        self._put(self._s._invitations, invitation.id, kept)
 
     def pending_invitation_for(self, account_id: str, email_key: str) -> Invitation | None:
         for inv_id, key in self._s._invitation_keys.items():
@@ -264,7 +278,19 @@ class _MemoryUnitOfWork:
         self._put(self._s._outbox, message.id, message)
 
     def update_outbox(self, message: OutboxMessage) -> None:
-        self._put(self._s._outbox, message.id, message)
+        old = self._s._outbox.get(message.id)
+        if old is None:
+            return
+        m = message
+        kept = attrs.evolve(
+            old,
+            status=m.status,
+            next_attempt_at=m.next_attempt_at,
+            attempts=m.attempts,
+            last_error=m.last_error,
+            sent_at=m.sent_at,
+        )
+        self._put(self._s._outbox, message.id, kept)
 
     def get_outbox(self, message_id: str) -> OutboxMessage | None:
         return self._s._outbox.get(message_id)
@@ -294,6 +320,4 @@ def _stored(invitation: Invitation) -> Invitation:
     """What a backend keeps: never the token itself."""
     if invitation.token is None:
         return invitation
-    import attrs
-
     return attrs.evolve(invitation, token=None)

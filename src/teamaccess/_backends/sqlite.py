@@ -440,6 +440,9 @@ class SQLiteStore:
             )
         self.synchronous = synchronous
         self._lock = threading.RLock()
+        # True while a begin(durable=False) unit has the connection at NORMAL, or if
+        # putting it back failed: the next unit restores the store's level first.
+        self._sync_lost = False
         self._conn: sqlite3.Connection | None = None
         self._db: Any = None
         self._open()
@@ -655,24 +658,49 @@ class SQLiteStore:
 
     # begin() and read() hand out _unit()'s context manager itself: one generator layer
     # less on every read (issue 6's profile of recipients()).
-    def begin(self) -> AbstractContextManager[_SQLiteUnitOfWork]:
-        return self._unit(write=True)
+    def begin(self, *, durable: bool = True) -> AbstractContextManager[_SQLiteUnitOfWork]:
+        return self._unit(write=True, relaxed=not durable and self.synchronous == "FULL")
 
     def read(self) -> AbstractContextManager[_SQLiteUnitOfWork]:
         return self._unit(write=False)
 
     @contextmanager
-    def _unit(self, *, write: bool) -> Iterator[_SQLiteUnitOfWork]:
+    def _unit(self, *, write: bool, relaxed: bool = False) -> Iterator[_SQLiteUnitOfWork]:
         with self._lock:
             conn = self._connection()
-            uow = _SQLiteUnitOfWork(self, conn, write=write, nested=conn.in_transaction)
-            uow.start()
+            nested = conn.in_transaction
+            # begin(durable=False): this commit at synchronous = NORMAL. SQLite refuses to
+            # change the setting inside a transaction, so it is switched around the unit,
+            # under the lock. In WAL mode the commit stays atomic, only its fsync is
+            # skipped, and the next durable commit syncs its frames too. Inside another
+            # unit (a savepoint) the outer transaction decides.
+            relax = relaxed and not nested
+            if relax:
+                self._set_synchronous(conn, "NORMAL")
+            elif self._sync_lost and not nested:
+                self._set_synchronous(conn, self.synchronous)
             try:
-                yield uow
-            except BaseException:
-                uow.rollback(quiet=True)
-                raise
-            uow.rollback(quiet=False)
+                uow = _SQLiteUnitOfWork(self, conn, write=write, nested=nested)
+                uow.start()
+                try:
+                    yield uow
+                except BaseException:
+                    uow.rollback(quiet=True)
+                    raise
+                uow.rollback(quiet=False)
+            finally:
+                if relax:
+                    self._set_synchronous(conn, self.synchronous)
+
+    def _set_synchronous(self, conn: sqlite3.Connection, level: str) -> None:
+        # Until the store's own level is confirmed back, the next unit restores it first.
+        self._sync_lost = True
+        try:
+            # "FULL" or "NORMAL", checked in __init__ or written in _unit: no user text.
+            conn.execute(f"PRAGMA synchronous = {level}")
+        except sqlite3.Error as exc:
+            raise self._error(exc, "setting its durability") from exc
+        self._sync_lost = level != self.synchronous
 
     def grant(self, account_id: str, user_id: str) -> PermissionSet | None:
         with self._lock:
@@ -909,13 +937,15 @@ class _SQLiteUnitOfWork:
 
     def update_invitation(self, invitation: Invitation) -> None:
         i = invitation
+        # Only the columns that may change: SQLite rewrites every index holding a column
+        # of the SET list, so naming the fixed ones cost two index pages per update.
         self._exec(
-            "UPDATE invitations SET account_id = ?, email = ?, permissions = ?, "
-            "invited_by = ?, status = ?, created_at = ?, expires_at = ?, token_hash = ?, "
-            "closed_at = ?, accepted_by = ?, sent_count = ?, language = ? WHERE id = ?",
-            (i.account_id, i.email, _perms_text(i.permissions), i.invited_by, i.status,
-             _ts(i.created_at), _ts(i.expires_at), i.token_hash, _ts_or_none(i.closed_at),
-             i.accepted_by, i.sent_count, i.language, i.id),
+            "UPDATE invitations SET permissions = ?, invited_by = ?, status = ?, "
+            "expires_at = ?, token_hash = ?, closed_at = ?, accepted_by = ?, sent_count = ?, "
+            "language = ? WHERE id = ?",
+            (_perms_text(i.permissions), i.invited_by, i.status, _ts(i.expires_at),
+             i.token_hash, _ts_or_none(i.closed_at), i.accepted_by, i.sent_count, i.language,
+             i.id),
             lambda: AlreadyInvited(f"{i.email} has a pending invitation already"),
         )  # fmt: skip
 
@@ -1045,12 +1075,14 @@ class _SQLiteUnitOfWork:
         )
 
     def update_outbox(self, message: OutboxMessage) -> None:
+        m = message
+        # The delivery state only (see update_invitation): the invitation index stays put.
         self._exec(
-            "UPDATE outbox SET account_id = ?, kind = ?, recipient = ?, message_id = ?, "
-            "created_at = ?, next_attempt_at = ?, status = ?, message = ?, "
-            "invitation_id = ?, attempts = ?, last_error = ?, sent_at = ? WHERE id = ?",
-            _outbox_params(message),
-        )
+            "UPDATE outbox SET next_attempt_at = ?, status = ?, attempts = ?, "
+            "last_error = ?, sent_at = ? WHERE id = ?",
+            (_ts(m.next_attempt_at), m.status, m.attempts, m.last_error,
+             _ts_or_none(m.sent_at), m.id),
+        )  # fmt: skip
 
     def get_outbox(self, message_id: str) -> OutboxMessage | None:
         row = self._one(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE id = ?", (message_id,))

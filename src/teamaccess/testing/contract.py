@@ -219,6 +219,25 @@ class StoreContract:
         with store.read() as uow:
             assert uow.get_account("acc1") is None
 
+    def test_not_durable_unit_commits_and_rolls_back_like_any(
+        self, store: Store, reopen: Callable[[Store], Store]
+    ) -> None:
+        # begin(durable=False) is a hint about power cuts only: within the running system
+        # it is an ordinary unit of work.
+        with store.begin(durable=False) as uow:
+            uow.add_account(account())
+            uow.commit()
+        with store.begin(durable=False) as uow:
+            uow.add_account(account("acc2"))
+        with store.begin() as uow:
+            uow.add_account(account("acc3"))
+            uow.commit()
+        store = reopen(store)
+        with store.read() as uow:
+            assert uow.get_account("acc1") == account()
+            assert uow.get_account("acc2") is None
+            assert uow.get_account("acc3") == account("acc3")
+
     def test_writes_after_commit_need_another_commit(
         self, store: Store, reopen: Callable[[Store], Store]
     ) -> None:
@@ -478,6 +497,23 @@ class StoreContract:
             assert uow.get_invitation("nope") is None
             assert uow.pending_invitation_for("acc1", "new@example.org") is None
 
+    def test_invitation_update_keeps_what_is_fixed(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_invitation(invitation("inv1"), "new@example.org")
+            uow.commit()
+        moved = attrs.evolve(
+            invitation("inv1"),
+            account_id="elsewhere",
+            email="other@example.org",
+            created_at=at(500),
+            status="revoked",
+        )
+        with seeded.begin() as uow:
+            uow.update_invitation(moved)
+            uow.commit()
+        with seeded.read() as uow:
+            assert uow.get_invitation("inv1") == attrs.evolve(invitation("inv1"), status="revoked")
+
     def test_one_pending_invitation_per_address(self, seeded: Store) -> None:
         with seeded.begin() as uow:
             uow.add_invitation(invitation("inv1"), "new@example.org")
@@ -652,6 +688,29 @@ class StoreContract:
             assert uow.get_outbox("m1") == sent
             assert uow.get_outbox("m2") == invitation_row
             assert uow.get_outbox("nope") is None
+
+    def test_outbox_update_writes_the_delivery_state_only(self, seeded: Store) -> None:
+        row = outbox("m1", kind="invitation", message=None, invitation_id="inv1")
+        with seeded.begin() as uow:
+            uow.add_outbox(row)
+            uow.commit()
+        changed = attrs.evolve(
+            row,
+            recipient="else@example.org",
+            message_id="<else@panel.example.com>",
+            invitation_id="inv2",
+            status="sent",
+            attempts=1,
+            sent_at=at(3),
+        )
+        with seeded.begin() as uow:
+            uow.update_outbox(changed)
+            uow.commit()
+        with seeded.read() as uow:
+            assert uow.get_outbox("m1") == attrs.evolve(
+                row, status="sent", attempts=1, sent_at=at(3)
+            )
+            assert [m.id for m in uow.outbox(invitation_id="inv1")] == ["m1"]
 
     def test_outbox_filters_and_order(self, seeded: Store) -> None:
         with seeded.begin() as uow:
