@@ -68,9 +68,14 @@ def _validate(value: str, check_deliverability: bool) -> Address:
     return Address(result.normalized, key)
 
 
-def normalize_email(value: object, *, check_deliverability: bool = False) -> Address:
-    """Validate *value* with email-validator; no DNS look-up unless asked."""
-    check_line("email address", value)
+def normalize_email(
+    value: object, *, check_deliverability: bool = False, what: str = "email address"
+) -> Address:
+    """Validate *value* with email-validator; no DNS look-up unless asked.
+
+    *what* names the parameter in the error for a value that is not a single line of text.
+    """
+    check_line(what, value)
     assert isinstance(value, str)
     return _validate(value.strip(), check_deliverability)
 

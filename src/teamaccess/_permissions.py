@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import attrs
 
@@ -12,6 +12,8 @@ __all__ = ["Catalog", "Categories", "Category", "Permission", "PermissionSet"]
 
 
 def _check_name(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str):
+        raise ValidationError(f"{attribute.name} must be a string, not {type(value).__name__}")
     if not value or any(c in value for c in "\r\n\0") or value != value.strip():
         raise ValidationError(
             f"{attribute.name} {value!r} must be a non-empty single line without surrounding spaces"
@@ -249,6 +251,16 @@ _DEFAULT_CATEGORIES = (
 )
 
 
+def _category_names(names: Iterable[object]) -> Iterator[str]:
+    """Each name, checked: an unhashable one would otherwise be frozenset's TypeError."""
+    for name in names:
+        if not isinstance(name, str):
+            raise ValidationError(
+                f"categories must hold category names like 'billing', not {name!r}"
+            )
+        yield name
+
+
 class Categories:
     """The vendor's set of mail categories; default ``general, billing, product, support``."""
 
@@ -257,6 +269,10 @@ class Categories:
     def __init__(self, categories: Iterable[Category | str]) -> None:
         by_name: dict[str, Category] = {}
         for c in categories:
+            if not isinstance(c, Category | str):
+                raise ValidationError(
+                    f"categories must hold Category objects or names like 'billing', not {c!r}"
+                )
             cat = c if isinstance(c, Category) else Category(c, c)
             if cat.name in by_name:
                 raise ValidationError(f"category {cat.name!r} is listed twice")
@@ -274,7 +290,8 @@ class Categories:
         return len(self._by_name)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._by_name
+        # Only strings are names; an unhashable value must read as unknown, not TypeError.
+        return isinstance(name, str) and name in self._by_name
 
     def __getitem__(self, name: str) -> Category:
         self.check([name])
@@ -293,11 +310,13 @@ class Categories:
                 f"categories must be a collection of names, not the string {names!r}; "
                 f"write [{names!r}]"
             )
-        if not isinstance(names, Iterable):
+        # A mapping would subscribe its keys whatever their values say ({"billing": False}),
+        # and bytes iterate as numbers.
+        if not isinstance(names, Iterable) or isinstance(names, Mapping | bytes | bytearray):
             raise ValidationError(
                 f"categories must be a collection of names like ['billing'], not {names!r}"
             )
-        result = frozenset(names)
+        result = frozenset(_category_names(names))
         for name in result:
             if name not in self._by_name:
                 raise UnknownCategory(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -77,6 +77,7 @@ _CONTACT_FIELDS: Final = ("company", "phone", "role")
 #: due again after the lease.
 _DELIVERY_LEASE: Final = timedelta(minutes=5)
 _ALL = PermissionSet.all()
+_NOT_NAMES: Final = (Mapping, bytes, bytearray)
 
 
 def _token_hex(nbytes: int) -> str:
@@ -96,6 +97,71 @@ def _check_id(what: str, value: object) -> str:
     if not value.strip():
         raise ValidationError(f"{what} must not be empty")
     return value
+
+
+def _check_ids(**ids: object) -> None:
+    """Each keyword is an id parameter and its value; ``ValidationError`` names a bad one."""
+    for what, value in ids.items():
+        _check_id(what, value)
+
+
+def _not_str(**values: object) -> None:
+    """The slow path behind a hot method's ``type(x) is str`` test.
+
+    A ``str`` subclass passes; anything else would reach the store as an unhashable key
+    or a bad SQL parameter, so it is refused here, by name.
+    """
+    for what, value in values.items():
+        if not isinstance(value, str):
+            raise ValidationError(f"{what} must be a string, not {type(value).__name__}")
+
+
+def _check_text(what: str, value: object, expected: str = "a string") -> str:
+    """A mail body: any text, line breaks allowed, but it must encode (no lone surrogate)."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be {expected}, not {type(value).__name__}")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValidationError(
+                f"{what} is not valid Unicode text (it holds a lone surrogate); decode the "
+                "input as UTF-8 before passing it"
+            ) from None
+    return value
+
+
+def _check_flag(what: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{what} must be True or False, not {value!r}")
+    return value
+
+
+def _check_timedelta(what: str, value: object, example: str) -> timedelta:
+    # Checked here: the value is only compared with and added to datetimes later, where
+    # anything else fails with a bare TypeError.
+    if not isinstance(value, timedelta):
+        raise ValidationError(f"{what} must be a timedelta, e.g. {example}, not {value!r}")
+    return value
+
+
+def _check_methods(what: str, value: object, example: str, *methods: str) -> None:
+    """A cheap duck-type check of a port: only that the methods used later exist."""
+    for method in methods:
+        if not callable(getattr(value, method, None)):
+            raise ValidationError(
+                f"{what} must be {example}, with a {method}() method; not {type(value).__name__}"
+            )
+
+
+def _check_listener(listener: object, what: str = "listener") -> Listener:
+    # A listener is called only after a commit, where its failure is logged, not raised:
+    # a non-callable would otherwise be silently useless.
+    if not callable(listener):
+        raise ValidationError(
+            f"{what} must be a callable taking an AuditEvent, not {type(listener).__name__}"
+        )
+    return listener
 
 
 def _no_account(account_id: str) -> AccountNotFound:
@@ -152,17 +218,34 @@ class TeamAccess:
         retry_backoff: timedelta = timedelta(minutes=1),
         max_retry_backoff: timedelta = timedelta(hours=6),
     ) -> None:
+        # Cheap checks of every setting: a wrong type would otherwise surface as a bare
+        # TypeError or AttributeError at the first use, maybe in the middle of a send.
+        _check_methods("store", store, "a Store such as MemoryStore()", "begin", "read", "grant")
+        _check_methods("mailer", mailer, "a Mailer such as MemoryMailer()", "send")
         self._store = store
         self._mailer = mailer
         self._tokens = TokenSigner(secret_key, "invitation")
+        if catalog is not None and not isinstance(catalog, Catalog):
+            raise ValidationError(
+                f"catalog must be a Catalog, e.g. Catalog([...]) or Catalog.default(), "
+                f"not {type(catalog).__name__}"
+            )
         self.catalog = catalog if catalog is not None else Catalog.default()
         if categories is None:
             self.categories = Categories.default()
         elif isinstance(categories, Categories):
             self.categories = categories
+        elif isinstance(categories, (str, *_NOT_NAMES)) or not isinstance(categories, Iterable):
+            raise ValidationError(
+                "categories must be a Categories or a list of Category objects or names, "
+                f"e.g. ['general', 'billing'], not {categories!r}"
+            )
         else:
             self.categories = Categories(categories)
+        if clock is not None:
+            _check_methods("clock", clock, "a Clock such as FrozenClock(start)", "now")
         self.clock: Clock = clock if clock is not None else SystemClock()
+        _check_timedelta("invitation_ttl", invitation_ttl, "timedelta(days=7)")
         if invitation_ttl <= timedelta(0):
             raise ValidationError("invitation_ttl must be positive, e.g. timedelta(days=7)")
         self.invitation_ttl = invitation_ttl
@@ -173,12 +256,23 @@ class TeamAccess:
                 "put {token} where the token goes"
             )
         self.accept_url = accept_url
-        self.require_email_match = require_email_match
+        self.require_email_match = _check_flag("require_email_match", require_email_match)
+        if isinstance(rate_limit, bool) or not isinstance(rate_limit, int):
+            raise ValidationError(
+                f"rate_limit must be an integer (invitations per rate_window), not {rate_limit!r}"
+            )
+        _check_timedelta("rate_window", rate_window, "timedelta(hours=1)")
         if rate_limit < 1 or rate_window <= timedelta(0):
             raise ValidationError("rate_limit must be at least 1 and rate_window positive")
         self.rate_limit = rate_limit
         self.rate_window = rate_window
+        if templates is not None:
+            _check_methods(
+                "templates", templates, "a Templates such as DefaultTemplates()",
+                "invitation", "notification",
+            )  # fmt: skip
         self.templates: Templates = templates if templates is not None else DefaultTemplates()
+        check_line("language", language)
         self._check_language(language)
         self.language = language
         check_line("sender", sender)
@@ -191,8 +285,14 @@ class TeamAccess:
                 f"not {sender!r}"
             )
         self.sender = sender
-        self._listeners = list(listeners)
-        self.check_deliverability = check_deliverability
+        if isinstance(listeners, str | bytes) or not isinstance(listeners, Iterable):
+            raise ValidationError(
+                f"listeners must be a list of callables, not {type(listeners).__name__}"
+            )
+        self._listeners: list[Listener] = []
+        for listener in listeners:
+            self._listeners.append(_check_listener(listener, "each of listeners"))
+        self.check_deliverability = _check_flag("check_deliverability", check_deliverability)
         for name, value in (
             ("retry_backoff", retry_backoff),
             ("max_retry_backoff", max_retry_backoff),
@@ -218,7 +318,7 @@ class TeamAccess:
 
     def add_listener(self, listener: Listener) -> None:
         """Call *listener* with every ``AuditEvent``, after its change is committed."""
-        self._listeners.append(listener)
+        self._listeners.append(_check_listener(listener))
 
     def close(self) -> None:
         self._store.close()
@@ -285,8 +385,17 @@ class TeamAccess:
                 f"permissions must be a PermissionSet, not the string {permissions!r}; "
                 f"write PermissionSet.of({permissions!r})"
             )
-        elif isinstance(permissions, Iterable):
-            ps = PermissionSet.of(*permissions)
+        # A mapping would grant its keys whatever their values say ({"x": False}), and
+        # bytes iterate as numbers: neither is a collection of names.
+        elif isinstance(permissions, Iterable) and not isinstance(permissions, _NOT_NAMES):
+            names = tuple(permissions)
+            for name in names:
+                if not isinstance(name, str):
+                    raise ValidationError(
+                        f"permissions must hold permission names like 'billing.view', "
+                        f"not {name!r}; or pass a PermissionSet"
+                    )
+            ps = PermissionSet.of(*names)
         else:
             raise ValidationError(
                 "permissions must be a PermissionSet: PermissionSet.all(), "
@@ -349,7 +458,9 @@ class TeamAccess:
         """Create an account whose owner holds every permission."""
         name = _check_id("account name", name).strip()
         owner_id = _check_user("owner_id", owner_id)
-        address = normalize_email(owner_email, check_deliverability=self.check_deliverability)
+        address = normalize_email(
+            owner_email, check_deliverability=self.check_deliverability, what="owner_email"
+        )
         with self._write() as work:
             account = Account(
                 id=_new_id("acc"),
@@ -374,16 +485,19 @@ class TeamAccess:
         return account
 
     def get_account(self, account_id: str) -> Account:
+        _check_id("account_id", account_id)
         with self._read() as uow:
             return self._account(uow, account_id)
 
     def accounts_for(self, user_id: str) -> list[Account]:
         """Every account the user owns or is a member of, oldest first."""
+        _check_id("user_id", user_id)
         with self._read() as uow:
             return uow.accounts_for(user_id)
 
     def rename_account(self, account_id: str, *, actor_id: str, name: str) -> Account:
         """Change the account's name; needs ``profile.edit``."""
+        _check_ids(account_id=account_id, actor_id=actor_id)
         name = _check_id("account name", name).strip()
         with self._write() as work:
             account = self._account(work.uow, account_id)
@@ -395,6 +509,7 @@ class TeamAccess:
 
     def transfer_ownership(self, account_id: str, *, actor_id: str, to_user_id: str) -> Account:
         """Make a member the owner; the old owner stays a member with all permissions."""
+        _check_ids(account_id=account_id, actor_id=actor_id, to_user_id=to_user_id)
         with self._write() as work:
             uow = work.uow
             account = self._account(uow, account_id)
@@ -429,11 +544,13 @@ class TeamAccess:
 
     def members(self, account_id: str) -> list[Member]:
         """The owner first, then members in the order they joined."""
+        _check_id("account_id", account_id)
         with self._read() as uow:
             self._account(uow, account_id)
             return uow.members(account_id)
 
     def get_member(self, account_id: str, user_id: str) -> Member:
+        _check_ids(account_id=account_id, user_id=user_id)
         with self._read() as uow:
             self._account(uow, account_id)
             return self._member(uow, account_id, user_id)
@@ -446,6 +563,7 @@ class TeamAccess:
         Needs ``users.manage``; the actor grants only what it holds and changes only
         members whose permissions are within its own.
         """
+        _check_ids(account_id=account_id, user_id=user_id, actor_id=actor_id)
         wanted = self._permission_set(permissions)
         with self._write() as work:
             uow = work.uow
@@ -476,6 +594,7 @@ class TeamAccess:
 
         The invitations the member sent and that are still pending are revoked with it.
         """
+        _check_ids(account_id=account_id, user_id=user_id, actor_id=actor_id)
         with self._write() as work:
             uow = work.uow
             self._account(uow, account_id)
@@ -497,6 +616,9 @@ class TeamAccess:
 
     def can(self, user_id: str, account_id: str, permission: str) -> bool:
         """May *user_id* use *permission* in *account_id*? ``UnknownPermission`` on a typo."""
+        # The hot path: two type() tests here, the full check only when one fails.
+        if type(user_id) is not str or type(account_id) is not str:
+            _not_str(user_id=user_id, account_id=account_id)
         if permission not in self.catalog:
             raise self.catalog.unknown(permission)
         if user_id == SYSTEM:
@@ -516,6 +638,8 @@ class TeamAccess:
 
     def permissions_of(self, user_id: str, account_id: str) -> PermissionSet:
         """What the user holds in the account; ``PermissionSet.none()`` for a non-member."""
+        if type(user_id) is not str or type(account_id) is not str:
+            _not_str(user_id=user_id, account_id=account_id)
         if user_id == SYSTEM:
             return _ALL
         held = self._store.grant(account_id, user_id)
@@ -528,6 +652,12 @@ class TeamAccess:
 
         For a host that shows or sends the link itself; like the token, never log it.
         """
+        # Not check_line: its message is fine, but a token is never echoed in any error.
+        if not isinstance(token, str) or not token.isascii():
+            got = "non-ASCII text" if isinstance(token, str) else type(token).__name__
+            raise ValidationError(
+                f"token must be the string invite() or resend_invitation() returned, not {got}"
+            )
         from urllib.parse import quote
 
         quoted = quote(token, safe="")
@@ -582,9 +712,14 @@ class TeamAccess:
         outbox in the same unit of work and sent at once; if the mailer fails the
         invitation stays pending and ``DeliveryFailed`` names the waiting message.
         """
+        account_id = _check_id("account_id", account_id)
         actor_id = _check_id("actor_id", actor_id)
         wanted = self._permission_set(permissions)
-        address = normalize_email(email, check_deliverability=self.check_deliverability)
+        address = normalize_email(
+            email, check_deliverability=self.check_deliverability, what="email"
+        )
+        if language is not None:
+            check_line("language", language)
         language = language or self.language
         self._check_language(language)
         with self._write() as work:
@@ -654,6 +789,7 @@ class TeamAccess:
         actor becomes the inviter: it holds what the invitation grants (or this fails),
         and acceptance re-checks the rights of whoever sent the link that is used.
         """
+        _check_ids(invitation_id=invitation_id, actor_id=actor_id)
         with self._write() as work:
             uow = work.uow
             inv = self._invitation(uow, invitation_id)
@@ -692,6 +828,7 @@ class TeamAccess:
 
     def revoke_invitation(self, invitation_id: str, *, actor_id: str) -> Invitation:
         """Withdraw a pending invitation; its link stops working at once."""
+        _check_ids(invitation_id=invitation_id, actor_id=actor_id)
         with self._write() as work:
             uow = work.uow
             inv = self._invitation(uow, invitation_id)
@@ -707,6 +844,7 @@ class TeamAccess:
 
     def pending_invitations(self, account_id: str) -> list[Invitation]:
         """Invitations still waiting for an answer, oldest first; expired ones are left out."""
+        _check_id("account_id", account_id)
         now = self.clock.now()
         with self._read() as uow:
             self._account(uow, account_id)
@@ -718,6 +856,7 @@ class TeamAccess:
 
     def invitations(self, account_id: str) -> list[Invitation]:
         """Every invitation of the account, oldest first, with its status as of now."""
+        _check_id("account_id", account_id)
         now = self.clock.now()
         with self._read() as uow:
             self._account(uow, account_id)
@@ -727,6 +866,7 @@ class TeamAccess:
             ]
 
     def get_invitation(self, invitation_id: str) -> Invitation:
+        _check_id("invitation_id", invitation_id)
         now = self.clock.now()
         with self._read() as uow:
             inv = self._invitation(uow, invitation_id)
@@ -751,7 +891,7 @@ class TeamAccess:
         invited one unless ``require_email_match=False``.
         """
         user_id = _check_user("user_id", user_id)
-        address = normalize_email(email, check_deliverability=False)
+        address = normalize_email(email, check_deliverability=False, what="email")
         member: Member | None = None
         with self._write() as work:
             uow = work.uow
@@ -932,8 +1072,11 @@ class TeamAccess:
 
         *details* may be ``company``, ``phone`` and ``role``.
         """
+        _check_ids(account_id=account_id, actor_id=actor_id)
         name = _check_id("contact name", name).strip()
-        address = normalize_email(email, check_deliverability=self.check_deliverability)
+        address = normalize_email(
+            email, check_deliverability=self.check_deliverability, what="email"
+        )
         cats = self.categories.check(categories)
         extra = self._contact_details(details, _CONTACT_FIELDS)
         with self._write() as work:
@@ -962,6 +1105,7 @@ class TeamAccess:
 
     def update_contact(self, contact_id: str, *, actor_id: str, **changes: Any) -> Contact:
         """Change ``name``, ``email``, ``categories``, ``company``, ``phone`` or ``role``."""
+        _check_ids(contact_id=contact_id, actor_id=actor_id)
         fields = self._contact_details(
             {k: v for k, v in changes.items() if k != "categories"},
             ("name", "email", *_CONTACT_FIELDS),
@@ -1001,6 +1145,7 @@ class TeamAccess:
         return updated
 
     def remove_contact(self, contact_id: str, *, actor_id: str) -> None:
+        _check_ids(contact_id=contact_id, actor_id=actor_id)
         with self._write() as work:
             contact = self._contact(work.uow, contact_id)
             self._require(work.uow, contact.account_id, actor_id, "contacts.manage")
@@ -1011,18 +1156,23 @@ class TeamAccess:
             )  # fmt: skip
 
     def get_contact(self, contact_id: str) -> Contact:
+        _check_id("contact_id", contact_id)
         with self._read() as uow:
             return self._contact(uow, contact_id)
 
     def contacts(self, account_id: str) -> list[Contact]:
         """The account's contacts, oldest first."""
+        _check_id("account_id", account_id)
         with self._read() as uow:
             self._account(uow, account_id)
             return uow.contacts(account_id)
 
     def recipients(self, account_id: str, category: str) -> list[str]:
         """The owner's address, then every contact subscribed to *category*, without duplicates."""
+        if type(account_id) is not str:  # the hot path: the full check only on a miss
+            _not_str(account_id=account_id)
         if category not in self.categories:
+            _not_str(category=category)
             self.categories.check([category])
         found = self._store.recipients(account_id, category)
         if found is None:
@@ -1045,11 +1195,12 @@ class TeamAccess:
         messages go through the outbox; if some cannot be delivered now, they wait for
         ``deliver_pending()`` and ``DeliveryFailed`` names them.
         """
+        _check_id("account_id", account_id)
+        check_line("category", category)
         check_line("subject", subject)
-        if not isinstance(text, str):
-            raise ValidationError("text must be a string")
-        if html is not None and not isinstance(html, str):
-            raise ValidationError("html must be a string or None")
+        _check_text("text", text)
+        if html is not None:
+            _check_text("html", html, "a string or None")
         cat = self.categories[category]
         addresses = self.recipients(account_id, category)
         with self._write() as work:
@@ -1291,6 +1442,7 @@ class TeamAccess:
 
     def audit_log(self, account_id: str, *, limit: int = 50) -> list[AuditEvent]:
         """The account's newest *limit* events, newest first."""
+        _check_id("account_id", account_id)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValidationError(f"limit must be a non-negative integer, not {limit!r}")
         with self._read() as uow:

@@ -427,7 +427,18 @@ class SQLiteStore:
         timeout: float = 5.0,
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
     ) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise ValidationError(
+                f"path must be a file path (a str or pathlib.Path) or ':memory:', "
+                f"not {type(path).__name__}"
+            )
         self.path = os.fspath(path)
+        if not isinstance(self.path, str):  # a PathLike of bytes: the URI check needs str
+            raise ValidationError("path must be a str or pathlib.Path, not a path in bytes")
+        # bool is an int, but timeout=True is a slip, not one second; NaN (the value that
+        # is not equal to itself) would make the opening retries below never give up.
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout != timeout:
+            raise ValidationError(f"timeout must be a number of seconds like 5.0, not {timeout!r}")
         if timeout < 0:
             raise ValidationError("timeout is in seconds and must not be negative, e.g. 5.0")
         self.timeout = timeout
