@@ -62,11 +62,16 @@ class MemoryStore:
 
     def grant(self, account_id: str, user_id: str) -> PermissionSet | None:
         # Under the lock: a unit of work writes in place, so a read from another thread
-        # must wait for its commit or rollback rather than see it half done.
-        with self._lock:
+        # must wait for its commit or rollback rather than see it half done. acquire() and
+        # release() rather than "with": 90 ns less on can()'s path (issue 6).
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._closed:
                 self._check_open()
             member = self._members.get((account_id, user_id))
+        finally:
+            lock.release()
         return None if member is None else member.permissions
 
     def recipients(self, account_id: str, category: str) -> list[tuple[str, str]] | None:

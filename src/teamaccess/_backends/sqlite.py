@@ -714,12 +714,15 @@ class SQLiteStore:
         self._sync_lost = level != self.synchronous
 
     def grant(self, account_id: str, user_id: str) -> PermissionSet | None:
-        with self._lock:
-            try:
-                row = self._connection().execute(_GRANT_SQL, (account_id, user_id)).fetchone()
-            # sqlite3 raises UnicodeEncodeError, no sqlite3.Error, for a lone surrogate
-            except (sqlite3.Error, UnicodeEncodeError) as exc:
-                raise self._error(exc, "looking up a permission") from exc
+        lock = self._lock
+        lock.acquire()  # not "with": 90 ns less on every can() (see MemoryStore.grant)
+        try:
+            row = self._connection().execute(_GRANT_SQL, (account_id, user_id)).fetchone()
+        # sqlite3 raises UnicodeEncodeError, no sqlite3.Error, for a lone surrogate
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
+            raise self._error(exc, "looking up a permission") from exc
+        finally:
+            lock.release()
         return None if row is None else _perms(row[0])
 
     def recipients(self, account_id: str, category: str) -> list[tuple[str, str]] | None:
