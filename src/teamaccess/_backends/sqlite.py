@@ -36,7 +36,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -701,7 +701,10 @@ class SQLiteStore:
                 uow.rollback(quiet=False)
             finally:
                 if relax:
-                    self._set_synchronous(conn, self.synchronous)
+                    # Quietly: the unit's outcome stands, and should this fail, _sync_lost
+                    # stays set and the next unit restores the level before it starts.
+                    with suppress(StorageError):
+                        self._set_synchronous(conn, self.synchronous)
 
     def _set_synchronous(self, conn: sqlite3.Connection, level: str) -> None:
         # Until the store's own level is confirmed back, the next unit restores it first.
