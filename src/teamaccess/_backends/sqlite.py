@@ -721,8 +721,11 @@ class SQLiteStore:
         lock.acquire()  # not "with": 90 ns less on every can() (see MemoryStore.grant)
         try:
             row = self._connection().execute(_GRANT_SQL, (account_id, user_id)).fetchone()
-        # sqlite3 raises UnicodeEncodeError, no sqlite3.Error, for a lone surrogate
-        except (sqlite3.Error, UnicodeEncodeError) as exc:
+        except UnicodeEncodeError:
+            # An id with a lone surrogate (sqlite3 cannot bind it) was never stored, so it
+            # names no member: the answer MemoryStore gives, not a storage failure.
+            row = None
+        except sqlite3.Error as exc:
             raise self._error(exc, "looking up a permission") from exc
         finally:
             lock.release()
@@ -739,7 +742,9 @@ class SQLiteStore:
             try:
                 rows = self._connection().execute(_RECIPIENTS_SQL, (account_id, category))
                 found = rows.fetchall()
-            except (sqlite3.Error, UnicodeEncodeError) as exc:
+            except UnicodeEncodeError:
+                return None  # never stored, so no such account (see grant())
+            except sqlite3.Error as exc:
                 raise self._error(exc, "looking up recipients") from exc
         found.sort()  # owner first, then contacts by seq: (part, seq) is unique
         if not found or found[0][0] != 0:

@@ -438,6 +438,13 @@ class StoreContract:
         reader.join()
         assert seen == [None]
 
+    def test_ids_that_cannot_be_stored_name_nobody(self, seeded: Store) -> None:
+        # A lone surrogate cannot be written to most databases, so no row has it: the hot
+        # paths answer "no such member / account", as for any unknown id.
+        assert seeded.grant("acc1", "\udcff") is None
+        assert seeded.grant("\udcff", "owner") is None
+        assert seeded.recipients("\udcff", "billing") is None
+
     def test_grant_sees_committed_state_only(self, seeded: Store) -> None:
         assert seeded.grant("acc1", "owner") == PermissionSet.all()
         assert seeded.grant("acc1", "u1") is None
