@@ -407,6 +407,30 @@ class TestContactsAndMail:
                         "--html", str(html))  # fmt: skip
         assert sent == ["chef@muster.example.com"]
 
+    def test_notify_in_german(self, run: Cli, account: str) -> None:
+        run("notify", account, "billing", "--subject", "Rechnung 42", "--text", "Neu",
+            "--language", "de")  # fmt: skip
+        [mail] = [p.read_text() for p in eml_files(run.folder)]
+        assert "Content-Language: de" in mail
+        assert "Rechnungen" in mail  # the category's German label
+        assert "is not one of 'en', 'de'" in run.error(
+            "notify", account, "billing", "--subject", "S", "--text", "T", "--language", "fr",
+            code=2,
+        )  # fmt: skip
+
+    def test_deliver_list_of_one_account(self, run: Cli, account: str) -> None:
+        down = ["--smtp-host", "127.0.0.1", "--smtp-port", str(free_port()),
+                "--smtp-security", "plain"]  # fmt: skip
+        other = run.json("accounts", "create", "--name", "Andere AG", "--owner-id", "chef",
+                         "--owner-email", "chef@andere.example.com")["id"]  # fmt: skip
+        run.error(*down, "invite", account, "dev@example.com", "--all", code=9)
+        run.error(*down, "invite", other, "ops@example.com", "--all", code=9)
+        assert len(run.json("deliver", "--list")) == 2
+        [mine] = run.json("deliver", "--list", "--account", account)
+        assert mine["recipient"] == "dev@example.com"
+        assert "--account goes with --list" in run.error("deliver", "--account", account, code=2)
+        assert "no account" in run.error("deliver", "--list", "--account", "acc_nope", code=4)
+
     def test_mail_server_down_then_deliver(self, run: Cli, account: str) -> None:
         down = ["--smtp-host", "127.0.0.1", "--smtp-port", str(free_port()),
                 "--smtp-security", "plain"]  # fmt: skip

@@ -380,3 +380,27 @@ class TestNotify:
             team.notify(account.id, "general", subject="S", text=b"bytes")  # type: ignore[arg-type]
         with pytest.raises(ValidationError, match="html must be a string or None"):
             team.notify(account.id, "general", subject="S", text="T", html=1)  # type: ignore[arg-type]
+
+    def test_language_per_notice(
+        self, team: TeamAccess, account: Account, mailer: MemoryMailer
+    ) -> None:
+        # The team speaks English by default; one account's notices go out in German.
+        team.notify(account.id, "billing", subject="Invoice", text="New invoice")
+        team.notify(account.id, "billing", subject="Rechnung", text="Neue Rechnung", language="de")
+        english, german = mailer.outbox
+        assert (english["Content-Language"], german["Content-Language"]) == ("en", "de")
+        english_text = english.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        german_text = german.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert "Billing" in english_text
+        assert "Rechnungen" not in english_text
+        assert "Rechnungen" in german_text
+
+    @pytest.mark.parametrize("language", ["fr", "", "DE"])
+    def test_unsupported_language_sends_nothing(
+        self, team: TeamAccess, account: Account, mailer: MemoryMailer, language: str
+    ) -> None:
+        with (
+            writes_nothing(team, account.id, mailer),
+            pytest.raises(ValidationError, match="unsupported language"),
+        ):
+            team.notify(account.id, "general", subject="S", text="T", language=language)

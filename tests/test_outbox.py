@@ -15,6 +15,7 @@ from tests.conftest import SECRET, add_member
 from teamaccess import (
     SYSTEM,
     Account,
+    AccountNotFound,
     DeliveryFailed,
     InvalidInvitation,
     MemoryMailer,
@@ -110,6 +111,26 @@ class TestFailedInvitation:
         assert row.last_error == "ConnectionRefusedError: mail server is down"
         assert row.message is None  # the mail holds a token, and tokens are never stored
         assert fteam.audit_log(facc.id, limit=1)[0].action == "invitation.sent"
+
+    def test_pending_messages_of_one_account(
+        self, fteam: TeamAccess, facc: Account, clock: FrozenClock
+    ) -> None:
+        other = fteam.create_account(name="Andere AG", owner_id="owner", owner_email="b@andere.de")
+        for account, email in ((facc, "one"), (other, "two"), (facc, "three")):
+            failed_invite(fteam, account, f"{email}@example.org")
+            clock.advance(timedelta(seconds=1))  # oldest first: one instant each
+        assert [m.recipient for m in fteam.pending_messages()] == [
+            "one@example.org",
+            "two@example.org",
+            "three@example.org",
+        ]
+        assert [m.recipient for m in fteam.pending_messages(facc.id)] == [
+            "one@example.org",
+            "three@example.org",
+        ]
+        assert [m.recipient for m in fteam.pending_messages(other.id)] == ["two@example.org"]
+        with pytest.raises(AccountNotFound, match="no account 'nope'"):
+            fteam.pending_messages("nope")
 
     def test_backoff_is_respected_and_capped(
         self, store: Store, failing: FailingMailer, clock: FrozenClock

@@ -139,11 +139,15 @@ class TestGermanInvitation:
         team.resend_invitation(inv.id, actor_id="owner")
         assert mailer.outbox[1]["Subject"] == "chef@muster.de lädt Sie zu Muster GmbH ein"
 
+    @pytest.mark.parametrize("language", ["fr", ""])
     def test_unknown_language_stores_nothing(
-        self, team: TeamAccess, account: Account, mailer: MemoryMailer
+        self, team: TeamAccess, account: Account, mailer: MemoryMailer, language: str
     ) -> None:
-        with pytest.raises(ValidationError, match="unsupported language 'fr'; use one of: en, de"):
-            invite(team, account, PermissionSet.none(), language="fr")
+        # An empty language is refused too, not quietly replaced by the default.
+        with pytest.raises(
+            ValidationError, match=f"unsupported language '{language}'; use one of: en, de"
+        ):
+            invite(team, account, PermissionSet.none(), language=language)
         assert team.pending_invitations(account.id) == []
         assert mailer.outbox == []
         with pytest.raises(ValidationError, match="unsupported language 'fr'"):

@@ -1028,6 +1028,7 @@ def recipients(account_id: str, category: str, as_json: bool) -> None:
 @click.option("--subject", required=True)
 @click.option("--text", required=True, help="Plain-text body; '-' reads it from stdin.")
 @click.option("--html", "html_file", type=click.File("r"), help="File with an HTML body.")
+@click.option("--language", type=click.Choice(["en", "de"]), help="Language of this mail.")
 @json_option
 def notify(
     account_id: str,
@@ -1035,13 +1036,16 @@ def notify(
     subject: str,
     text: str,
     html_file: Any,
+    language: str | None,
     as_json: bool,
 ) -> None:
     """Mail CATEGORY's recipients, one message each."""
     if text == "-":
         text = sys.stdin.read()
     html = html_file.read() if html_file is not None else None
-    sent = _team().notify(account_id, category, subject=subject, text=text, html=html)
+    sent = _team().notify(
+        account_id, category, subject=subject, text=text, html=html, language=language
+    )
     if as_json:
         emit_json(sent)
     else:
@@ -1051,11 +1055,14 @@ def notify(
 @cli.command()
 @click.option("--limit", default=100, show_default=True, help="At most this many messages.")
 @click.option("--list", "only_list", is_flag=True, help="Only list waiting messages.")
+@click.option("--account", "account_id", help="With --list: only this account's messages.")
 @json_option
-def deliver(limit: int, only_list: bool, as_json: bool) -> None:
+def deliver(limit: int, only_list: bool, account_id: str | None, as_json: bool) -> None:
     """Retry the mail that could not be sent (deliver_pending)."""
     team = _team()
-    rows = team.pending_messages() if only_list else team.deliver_pending(limit=limit)
+    if account_id is not None and not only_list:
+        raise click.UsageError("--account goes with --list; deliver retries every due message")
+    rows = team.pending_messages(account_id) if only_list else team.deliver_pending(limit=limit)
     if as_json:
         emit_json(rows)
         return

@@ -444,6 +444,14 @@ class TeamAccess:
                 user_id=actor_id,
             )
 
+    def _language(self, language: str | None) -> str:
+        """The language a call asked for (``None``: the configured one), checked."""
+        if language is None:
+            return self.language
+        check_line("language", language)
+        self._check_language(language)
+        return language
+
     def _check_language(self, language: str) -> None:
         languages = getattr(self.templates, "languages", None)
         known = tuple(languages()) if callable(languages) else LANGUAGES
@@ -724,10 +732,7 @@ class TeamAccess:
         address = normalize_email(
             email, check_deliverability=self.check_deliverability, what="email"
         )
-        if language is not None:
-            check_line("language", language)
-        language = language or self.language
-        self._check_language(language)
+        language = self._language(language)
         with self._write() as work:
             uow = work.uow
             account = self._account(uow, account_id)
@@ -1193,15 +1198,25 @@ class TeamAccess:
         return result
 
     def notify(
-        self, account_id: str, category: str, *, subject: str, text: str, html: str | None = None
+        self,
+        account_id: str,
+        category: str,
+        *,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        language: str | None = None,
     ) -> list[str]:
         """Send one message per recipient of *category*; returns the addresses.
 
         Each recipient gets its own message, so no one sees another's address. The
         messages go through the outbox; if some cannot be delivered now, they wait for
-        ``deliver_pending()`` and ``DeliveryFailed`` names them.
+        ``deliver_pending()`` and ``DeliveryFailed`` names them. *language* is the
+        template's language for this notice (default: the ``language`` setting), e.g.
+        the account's own.
         """
         _check_id("account_id", account_id)
+        language = self._language(language)
         check_line("category", category)
         check_line("subject", subject)
         _check_text("text", text)
@@ -1217,11 +1232,11 @@ class TeamAccess:
                 message_id = f"<{_token_hex(12)}@{self._msgid_domain}>"
                 rendered = self.templates.notification(
                     NotificationContext(
-                        language=self.language,
+                        language=language,
                         brand=getattr(self.templates, "brand", None) or "",
                         account_name=account.name,
                         category=category,
-                        category_label=cat.label_for(self.language),
+                        category_label=cat.label_for(language),
                         recipient=to,
                         subject=subject,
                         text=text,
@@ -1235,7 +1250,7 @@ class TeamAccess:
                     text=rendered.text,
                     html=rendered.html,
                     message_id=message_id,
-                    language=self.language,
+                    language=language,
                     date=work.now,
                 )
                 row = OutboxMessage(
@@ -1366,10 +1381,18 @@ class TeamAccess:
                 invitation_id=invitation_id,
             )
 
-    def pending_messages(self) -> list[OutboxMessage]:
-        """Outbox messages not yet delivered, oldest first, with attempts and last error."""
+    def pending_messages(self, account_id: str | None = None) -> list[OutboxMessage]:
+        """Outbox messages not yet delivered, oldest first, with attempts and last error;
+        only *account_id*'s if given (``AccountNotFound`` if there is no such account)."""
+        if account_id is None:
+            with self._read() as uow:
+                return uow.outbox(status="pending")
+        _check_id("account_id", account_id)
         with self._read() as uow:
-            return uow.outbox(status="pending")
+            self._account(uow, account_id)
+            # Few rows wait at any time, so they are filtered here rather than in a query
+            # every backend would have to add.
+            return [m for m in uow.outbox(status="pending") if m.account_id == account_id]
 
     def deliver_pending(self, *, limit: int = 100) -> list[OutboxMessage]:
         """Try each due outbox message once; returns the rows as they are afterwards.
