@@ -31,6 +31,7 @@ Design notes (the why, briefly):
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import sqlite3
 import threading
@@ -391,6 +392,12 @@ def _outbox_params(m: OutboxMessage) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def _milliseconds(seconds: float) -> int:
+    """*seconds* for ``PRAGMA busy_timeout``: never negative, and capped, since SQLite keeps
+    it in a C int (an infinite timeout waits about 25 days between retries)."""
+    return int(min(max(seconds, 0.0), (2**31 - 1) / 1000) * 1000)
+
+
 def _is_unique_violation(exc: sqlite3.IntegrityError) -> bool:
     name = getattr(exc, "sqlite_errorname", "")
     if name:
@@ -437,11 +444,15 @@ class SQLiteStore:
             raise ValidationError("path must be a str or pathlib.Path, not a path in bytes")
         # bool is an int, but timeout=True is a slip, not one second; NaN (the value that
         # is not equal to itself) would make the opening retries below never give up.
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout != timeout:
+        # numbers.Real also lets Fraction and numpy numbers in; int | float is for mypy.
+        real = isinstance(timeout, int | float | numbers.Real) and not isinstance(timeout, bool)
+        if not real or timeout != timeout:
             raise ValidationError(f"timeout must be a number of seconds like 5.0, not {timeout!r}")
         if timeout < 0:
             raise ValidationError("timeout is in seconds and must not be negative, e.g. 5.0")
-        self.timeout = timeout
+        self.timeout: float = float(timeout)
+        # What sqlite3.connect(timeout=...) sets, in the unit PRAGMA busy_timeout takes.
+        self._timeout_ms: int = _milliseconds(self.timeout)
         # OFF and EXTRA are left out: OFF can corrupt the file on a power cut, and EXTRA
         # buys nothing in WAL mode.
         if synchronous not in ("FULL", "NORMAL"):
@@ -495,15 +506,21 @@ class SQLiteStore:
         delay = 0.001
         while True:
             try:
+                # An attempt's own waits (the busy handler at BEGIN IMMEDIATE) get only
+                # what is left, so opening as a whole stays within the timeout.
+                left = _milliseconds(deadline - time.monotonic())
+                conn.execute(f"PRAGMA busy_timeout = {left}")
                 self._prepare_once(conn, db)
+                conn.execute(f"PRAGMA busy_timeout = {self._timeout_ms}")
             except TeamAccessError:
                 raise
             except sqlite3.OperationalError as exc:
                 busy = getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY")
                 if not busy or time.monotonic() + delay > deadline:
                     raise self._error(exc, "opening it") from exc
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                with suppress(sqlite3.Error):  # the retry's BEGIN will say if it is stuck
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
                 continue
@@ -552,9 +569,14 @@ class SQLiteStore:
                     "AND name NOT LIKE 'sqlite_%'"
                 )
             ]
-        finally:
+        except BaseException:
+            # The read failed (say, SQLITE_BUSY): end the snapshot without hiding why.
             if own:
-                conn.execute("COMMIT")
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        if own:
+            conn.execute("COMMIT")
         return int(version), int(app_id), tables
 
     def _classify(self, version: int, app_id: int, tables: list[str]) -> None:

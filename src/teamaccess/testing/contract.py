@@ -719,6 +719,17 @@ class StoreContract:
             )
             assert [m.id for m in uow.outbox(invitation_id="inv1")] == ["m1"]
 
+    def test_updates_of_missing_rows_write_nothing(self, seeded: Store) -> None:
+        # Like UPDATE ... WHERE id = ? on no row: an update never creates one.
+        with seeded.begin() as uow:
+            uow.update_invitation(invitation("ghost"))
+            uow.update_outbox(outbox("ghost"))
+            uow.commit()
+        with seeded.read() as uow:
+            assert uow.get_invitation("ghost") is None
+            assert uow.get_outbox("ghost") is None
+            assert uow.outbox() == []
+
     def test_outbox_filters_and_order(self, seeded: Store) -> None:
         with seeded.begin() as uow:
             uow.add_outbox(outbox("late", minute=30))
