@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.conftest import SECRET, START
 
-from teamaccess import MemoryMailer, PermissionSet, SQLiteStore, TeamAccess, ValidationError
+from teamaccess import (
+    Account,
+    MemoryMailer,
+    MemoryStore,
+    PermissionSet,
+    SQLiteStore,
+    TeamAccess,
+    ValidationError,
+)
 from teamaccess.testing import FrozenClock
 
 # PRAGMA synchronous reads back as a number: 1 is NORMAL, 2 is FULL.
@@ -174,3 +184,59 @@ class TestNotDurableUnits:
         ]
         assert team.pending_messages() == []
         store.close()
+
+
+class _FailingRestore:
+    """A connection stand-in whose first ``PRAGMA synchronous = FULL`` fails."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.failed = False
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "PRAGMA synchronous = FULL" and not self.failed:
+            self.failed = True
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+class TestRestoreFailure:
+    def test_the_unit_stands_and_the_next_one_runs_at_full(self, tmp_path: Path) -> None:
+        store = SQLiteStore(tmp_path / "team.db")
+        real = store._conn
+        store._conn = _FailingRestore(real)  # type: ignore[assignment]
+        account = Account(
+            id="a1", name="A", owner_id="o", owner_email="o@example.org", created_at=START
+        )
+        with store.begin(durable=False) as uow:  # no error: the commit happened
+            uow.add_account(account)
+            uow.commit()
+        assert store._conn.failed  # type: ignore[attr-defined]
+        assert level(store) == _LEVEL["NORMAL"]  # left behind by the failed restore...
+        with store.begin():
+            assert level(store) == _LEVEL["FULL"]  # ...and put back before the next unit
+        with store.read() as uow:
+            assert uow.get_account("a1") == account
+        store._conn = real
+        store.close()
+
+
+class TestOlderBackends:
+    def test_a_store_whose_begin_takes_no_durable_keyword_still_works(self, tmp_path: Path) -> None:
+        # A backend written against the protocol before begin(durable=...): its delivery
+        # records are committed durably instead of failing after the mail went out.
+        class OldStore(MemoryStore):
+            def begin(self) -> Any:  # type: ignore[override]
+                return super().begin()
+
+        mailer = MemoryMailer()
+        team = TeamAccess(OldStore(), mailer, secret_key=SECRET, clock=FrozenClock(START))
+        account = team.create_account(name="Firma", owner_id="boss", owner_email="b@f.example")
+        team.invite(
+            account.id, actor_id="boss", email="ana@f.example", permissions=PermissionSet.all()
+        )
+        assert len(mailer.outbox) == 1
+        assert team.pending_messages() == []

@@ -153,11 +153,13 @@ class Store(Protocol):
 
         ``durable=False`` marks a unit whose loss in a power cut is harmless, because it
         only records that something repeatable was done (the service uses it for "this
-        mail went out": lost, the mail goes out again, and delivery stays at least once).
+        mail went out": lost, the mail goes out again, and delivery stays at least once;
+        an invitation's repeat carries a new link, and the first one stops working).
         A backend may then commit without waiting for the disk (SQLite: ``PRAGMA
         synchronous = NORMAL`` for that commit; PostgreSQL: ``SET LOCAL
         synchronous_commit = off``). The commit must still be atomic and must not weaken
-        any other unit; ignoring the hint is always correct.
+        any other unit; ignoring the hint is always correct. A unit opened inside another
+        is part of its transaction and shares its durability.
         """
         ...
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
@@ -97,6 +99,17 @@ def _check_id(what: str, value: object) -> str:
     if not value.strip():
         raise ValidationError(f"{what} must not be empty")
     return value
+
+
+def _takes_keyword(function: Callable[..., object], name: str) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: assume the protocol
+        return True
+    return any(
+        (p.name == name and p.kind is not p.POSITIONAL_ONLY) or p.kind is p.VAR_KEYWORD
+        for p in parameters
+    )
 
 
 def _check_ids(**ids: object) -> None:
@@ -223,6 +236,13 @@ class TeamAccess:
         _check_methods("store", store, "a Store such as MemoryStore()", "begin", "read", "grant")
         _check_methods("mailer", mailer, "a Mailer such as MemoryMailer()", "send")
         self._store = store
+        # A backend written before Store.begin() took durable= keeps working: its delivery
+        # records are then simply committed durably.
+        self._record_unit: Callable[[], AbstractContextManager[UnitOfWork]] = (
+            functools.partial(store.begin, durable=False)
+            if _takes_keyword(store.begin, "durable")
+            else store.begin
+        )
         self._mailer = mailer
         self._tokens = TokenSigner(secret_key, "invitation")
         if catalog is not None and not isinstance(catalog, Catalog):
@@ -1334,9 +1354,10 @@ class TeamAccess:
 
     def _record(self, row: OutboxMessage, error: str | None) -> OutboxMessage:
         now = self.clock.now()
-        # Not durable: lost in a power cut, this record only means the mail goes out again
-        # (at least once, as promised). It saves an fsync per mail (issue 6).
-        with self._store.begin(durable=False) as uow:
+        # Not durable: lost in a power cut, this record means the mail goes out again (at
+        # least once, as promised; an invitation's with a new link). It saves an fsync per
+        # mail (issue 6).
+        with self._record_unit() as uow:
             current = uow.get_outbox(row.id) or row
             if error is None:
                 done = attrs.evolve(
