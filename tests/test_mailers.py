@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from teamaccess import (
     FileMailer,
@@ -94,6 +98,54 @@ class TestBuildMessage:
     def test_sender_must_hold_an_address(self) -> None:
         with pytest.raises(ValidationError, match="mail header From needs an address"):
             message(sender="Panel")
+
+
+def plain_stdlib(
+    sender: str, to: str, subject: str, message_id: str, date: datetime
+) -> EmailMessage:
+    """What the standard library alone writes for the same message (policy.default)."""
+    msg = EmailMessage(policy=policy.default)
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Date"] = format_datetime(date)
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id
+    msg.set_content("Text Grüße")
+    msg.add_alternative("<p>HTML Grüße</p>", subtype="html")
+    msg["Content-Language"] = "de"
+    return msg
+
+
+def without_boundary(data: bytes) -> bytes:
+    return re.sub(rb"={15}\d+==", b"BOUNDARY", data)
+
+
+# Header text as a caller may pass it: printable ASCII, spaces and tabs, now and then a
+# non-ASCII letter or an encoded-word look-alike; never a line break (refused earlier).
+HEADER_TEXT = st.lists(
+    st.sampled_from([*map(chr, range(32, 127)), "\t", "ä", "€", "=?utf-8?q?x?="]), max_size=90
+).map("".join)
+LOCAL = st.from_regex(r"[a-z0-9]([a-z0-9.+_-]{0,40}[a-z0-9])?", fullmatch=True)
+
+
+class TestSameBytesAsTheStdlib:
+    """build_message's shortcuts (shared and unparsed headers) never change a byte."""
+
+    @given(subject=HEADER_TEXT, local=LOCAL, message_id=HEADER_TEXT)
+    def test_any_subject_recipient_and_id(self, subject: str, local: str, message_id: str) -> None:
+        sender = "Panel <noreply@panel.example.com>"
+        to = f"{local.replace('..', '.')}@kunde.example.org"
+        date = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+        try:
+            expected = plain_stdlib(sender, to, subject, message_id, date)
+            expected_bytes = expected.as_bytes()
+        except Exception:  # what the stdlib itself cannot build is not compared
+            return
+        built = message(to=to, subject=subject, message_id=message_id, date=date, sender=sender)
+        assert without_boundary(built.as_bytes()) == without_boundary(expected_bytes)
+        for name in ("To", "Subject", "Message-ID", "Date"):  # read back, parsed alike
+            assert str(built[name]) == str(expected[name])
+            assert type(built[name]).__name__ == type(expected[name]).__name__
 
 
 class TestMemoryMailer:

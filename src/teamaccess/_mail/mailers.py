@@ -26,6 +26,12 @@ _SHARED_HEADERS = frozenset(
 )
 
 
+# Headers new in every message (the recipient, subject, date, id). Short and ASCII, they
+# are written exactly as given, so they are kept as text (EmailPolicy accepts both) and
+# parsed only if something reads them: a mail that is only sent never pays for it.
+_TEXT_HEADERS = frozenset(("to", "subject", "date", "message-id"))
+
+
 @functools.lru_cache(maxsize=256)
 def _shared_header(policy: EmailPolicy[EmailMessage], name: str, value: str) -> tuple[str, str]:
     from email.policy import EmailPolicy
@@ -63,8 +69,19 @@ def _policy(utf8: bool) -> EmailPolicy[EmailMessage]:
 
     class _Policy(EmailPolicy):
         def header_store_parse(self, name: str, value: object) -> tuple[str, str]:
-            if type(value) is str and name.lower() in _SHARED_HEADERS:
-                return _shared_header(self, name, value)
+            if type(value) is str:
+                key = name.lower()
+                if key in _SHARED_HEADERS:
+                    return _shared_header(self, name, value)
+                # What EmailPolicy.fold() writes unparsed: one ASCII line that fits. Not
+                # an empty one or one with an encoded word, which a parse would rewrite.
+                if (
+                    key in _TEXT_HEADERS
+                    and value.isascii()
+                    and 0 < len(value) < 77 - len(name)
+                    and "=?" not in value
+                ):
+                    return (name, value)
             return super().header_store_parse(name, value)
 
     # policy.default is EmailPolicy() with no arguments; the same, plus the two changes.
@@ -106,7 +123,7 @@ def build_message(
     utf8 = _header_address("From", sender)[1] or _header_address("To", to)[1]
     msg = EmailMessage(policy=_policy(utf8))
     msg["From"] = _address_field(utf8, "From", sender)
-    msg["To"] = _address_field(utf8, "To", to)
+    msg["To"] = str(_header_address("To", to)[0])
     msg["Date"] = format_datetime(date) if date is not None else format_datetime(datetime.now(UTC))
     for name, value in fields.items():
         if name not in ("From", "To") and not name.lower().startswith("content-"):
@@ -124,8 +141,8 @@ def build_message(
 
 @functools.lru_cache(maxsize=256)
 def _address_field(utf8: bool, header: str, value: str) -> str:
-    """The parsed ``From``/``To`` header for *value*: the sender is the same in every mail,
-    and the parse is the costliest of a message's headers, so it is shared too."""
+    """The parsed ``From`` header for *value*: the sender is the same in every mail, and
+    the parse is the costliest of a message's headers, so it is shared too."""
     return _policy(utf8).header_factory(header, _header_address(header, value)[0])  # type: ignore[no-any-return]
 
 
