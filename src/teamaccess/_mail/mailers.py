@@ -26,9 +26,9 @@ _SHARED_HEADERS = frozenset(
 )
 
 
-# Headers new in every message (the recipient, subject, date, id). Short and ASCII, they
-# are written exactly as given, so they are kept as text (EmailPolicy accepts both) and
-# parsed only if something reads them: a mail that is only sent never pays for it.
+# Headers new in every message (the recipient, subject, date, id). In their plain form
+# the stdlib writes them exactly as given, so they are kept as text (EmailPolicy accepts
+# both) and parsed only if something reads them: a mail that is only sent never pays.
 _TEXT_HEADERS = frozenset(("to", "subject", "date", "message-id"))
 
 
@@ -67,20 +67,37 @@ def _policy(utf8: bool) -> EmailPolicy[EmailMessage]:
                 cls = self._classes[key] = super().__getitem__(name)
             return cls
 
+    import re
+
+    # What format_datetime() and the service's Message-IDs look like; anything else (a
+    # year before 1000, an offset with seconds, an odd id) goes through the parser.
+    plain_date = re.compile(
+        r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} [1-9]\d{3} \d\d:\d\d:\d\d [+-]\d{4}"
+    ).fullmatch
+    plain_id = re.compile(
+        r"<[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>"
+    ).fullmatch
+
+    def written_as_given(key: str, value: str) -> bool:
+        """True where EmailPolicy.fold() writes *value* unparsed and unchanged."""
+        if len(value) >= 77 - len(key):  # a line that needs folding is refolded
+            return False
+        if key == "date":
+            return plain_date(value) is not None
+        if key == "message-id":
+            return plain_id(value) is not None
+        # To and Subject: printable ASCII (so no line break, tab or control character,
+        # which the stdlib refuses or rewrites, now or in a later msg[...] = edit), not
+        # empty, no encoded word (a parse decodes it).
+        return value.isascii() and value.isprintable() and value != "" and "=?" not in value
+
     class _Policy(EmailPolicy):
         def header_store_parse(self, name: str, value: object) -> tuple[str, str]:
             if type(value) is str:
                 key = name.lower()
                 if key in _SHARED_HEADERS:
                     return _shared_header(self, name, value)
-                # What EmailPolicy.fold() writes unparsed: one ASCII line that fits. Not
-                # an empty one or one with an encoded word, which a parse would rewrite.
-                if (
-                    key in _TEXT_HEADERS
-                    and value.isascii()
-                    and 0 < len(value) < 77 - len(name)
-                    and "=?" not in value
-                ):
+                if key in _TEXT_HEADERS and written_as_given(key, value):
                     return (name, value)
             return super().header_store_parse(name, value)
 
