@@ -391,6 +391,8 @@ class TestNotify:
         assert (english["Content-Language"], german["Content-Language"]) == ("en", "de")
         english_text = english.get_body(("plain",)).get_content()  # type: ignore[union-attr]
         german_text = german.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert "You receive this mail as a contact of" in english_text
+        assert "Sie erhalten diese E-Mail als Kontakt von" in german_text  # the template too
         assert "Billing" in english_text
         assert "Rechnungen" not in english_text
         assert "Rechnungen" in german_text

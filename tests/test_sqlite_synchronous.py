@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from unittest.mock import MagicMock
 
 import pytest
 from tests.conftest import SECRET, START
@@ -224,19 +226,65 @@ class TestRestoreFailure:
         store.close()
 
 
-class TestOlderBackends:
-    def test_a_store_whose_begin_takes_no_durable_keyword_still_works(self, tmp_path: Path) -> None:
-        # A backend written against the protocol before begin(durable=...): its delivery
-        # records are committed durably instead of failing after the mail went out.
-        class OldStore(MemoryStore):
-            def begin(self) -> Any:  # type: ignore[override]
-                return super().begin()
+class _OldStore(MemoryStore):
+    """A backend written before Store.begin() took durable=."""
 
+    def begin(self) -> Any:  # type: ignore[override]
+        return super().begin()
+
+
+class _Forwarding:
+    """A wrapper around an older store that forwards whatever it is given."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def begin(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.begin(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class TestOlderBackends:
+    @pytest.mark.parametrize(
+        "make",
+        [_OldStore, lambda: _Forwarding(_OldStore()), lambda: MagicMock(wraps=_OldStore())],
+        ids=["old-store", "forwarding-wrapper", "mock-wrapping-it"],
+    )
+    def test_a_store_whose_begin_takes_no_durable_keyword_still_works(self, make: Any) -> None:
+        # Its delivery records are committed durably instead of failing after the mail
+        # went out (which left the row pending and mailed a new link on every retry).
         mailer = MemoryMailer()
-        team = TeamAccess(OldStore(), mailer, secret_key=SECRET, clock=FrozenClock(START))
+        team = TeamAccess(make(), mailer, secret_key=SECRET, clock=FrozenClock(START))
         account = team.create_account(name="Firma", owner_id="boss", owner_email="b@f.example")
-        team.invite(
-            account.id, actor_id="boss", email="ana@f.example", permissions=PermissionSet.all()
-        )
-        assert len(mailer.outbox) == 1
+        for email in ("ana@f.example", "ben@f.example"):
+            team.invite(account.id, actor_id="boss", email=email, permissions=PermissionSet.all())
+        assert len(mailer.outbox) == 2
         assert team.pending_messages() == []
+        assert team.deliver_pending() == []
+
+
+class TestTimeout:
+    """What timeout= becomes on the connection, for opening and for every unit after."""
+
+    def busy_timeout(self, store: SQLiteStore) -> int:
+        return int(store.db.execute("PRAGMA busy_timeout").fetchone()[0])
+
+    @pytest.mark.parametrize(
+        ("timeout", "ms"),
+        [(5.0, 5000), (Fraction(1, 3), 333), (0, 0), (float("inf"), 2**31 - 1)],
+    )
+    def test_after_opening_the_whole_timeout_applies(
+        self, tmp_path: Path, timeout: object, ms: int
+    ) -> None:
+        # Opening waits only for what is left of the timeout in each attempt; once open,
+        # every unit gets all of it again.
+        store = SQLiteStore(tmp_path / "team.db", timeout=timeout)  # type: ignore[arg-type]
+        assert self.busy_timeout(store) == ms
+        store.close()
+
+    def test_a_timeout_beyond_any_float_is_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(ValidationError, match="too large; pass float"):
+            SQLiteStore(tmp_path / "team.db", timeout=10**400)
+        assert not (tmp_path / "team.db").exists()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
@@ -99,17 +97,6 @@ def _check_id(what: str, value: object) -> str:
     if not value.strip():
         raise ValidationError(f"{what} must not be empty")
     return value
-
-
-def _takes_keyword(function: Callable[..., object], name: str) -> bool:
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):  # a builtin without a signature: assume the protocol
-        return True
-    return any(
-        (p.name == name and p.kind is not p.POSITIONAL_ONLY) or p.kind is p.VAR_KEYWORD
-        for p in parameters
-    )
 
 
 def _check_ids(**ids: object) -> None:
@@ -236,13 +223,7 @@ class TeamAccess:
         _check_methods("store", store, "a Store such as MemoryStore()", "begin", "read", "grant")
         _check_methods("mailer", mailer, "a Mailer such as MemoryMailer()", "send")
         self._store = store
-        # A backend written before Store.begin() took durable= keeps working: its delivery
-        # records are then simply committed durably.
-        self._record_unit: Callable[[], AbstractContextManager[UnitOfWork]] = (
-            functools.partial(store.begin, durable=False)
-            if _takes_keyword(store.begin, "durable")
-            else store.begin
-        )
+        self._durable_hint = True  # until the store shows it predates begin(durable=)
         self._mailer = mailer
         self._tokens = TokenSigner(secret_key, "invitation")
         if catalog is not None and not isinstance(catalog, Catalog):
@@ -1351,6 +1332,16 @@ class TeamAccess:
             _log().warning("delivery of %s to %s failed: %s", row.id, row.recipient, error)
             return error
         return None
+
+    def _record_unit(self) -> AbstractContextManager[UnitOfWork]:
+        if self._durable_hint:
+            try:
+                return self._store.begin(durable=False)
+            except TypeError:
+                # A backend written before Store.begin() took durable= (or a wrapper that
+                # forwards to one) keeps working: its delivery records are durable.
+                self._durable_hint = False
+        return self._store.begin()
 
     def _record(self, row: OutboxMessage, error: str | None) -> OutboxMessage:
         now = self.clock.now()

@@ -450,7 +450,12 @@ class SQLiteStore:
             raise ValidationError(f"timeout must be a number of seconds like 5.0, not {timeout!r}")
         if timeout < 0:
             raise ValidationError("timeout is in seconds and must not be negative, e.g. 5.0")
-        self.timeout: float = float(timeout)
+        try:
+            self.timeout: float = float(timeout)
+        except OverflowError:  # an int or Fraction beyond any float
+            raise ValidationError(
+                f"timeout {timeout!r} is too large; pass float('inf') to wait without end"
+            ) from None
         # What sqlite3.connect(timeout=...) sets, in the unit PRAGMA busy_timeout takes.
         self._timeout_ms: int = _milliseconds(self.timeout)
         # OFF and EXTRA are left out: OFF can corrupt the file on a power cut, and EXTRA
