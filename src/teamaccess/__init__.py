@@ -55,7 +55,7 @@ from ._mail.templates import (
     Templates,
 )
 from ._permissions import Catalog, Categories, Category, Permission, PermissionSet
-from ._ports import Clock, Mailer, Store, SystemClock, UnitOfWork
+from ._ports import BatchMailer, Clock, Mailer, Store, SystemClock, UnitOfWork
 from ._service import TeamAccess
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ __all__ = [
     "AlreadyInvited",
     "AlreadyMember",
     "AuditEvent",
+    "BatchMailer",
     "Catalog",
     "Categories",
     "Category",
