@@ -123,8 +123,16 @@ class SmtpMailer:
             self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
         )
 
-    def send(self, message: EmailMessage) -> None:
-        """Deliver *message* to every recipient in its headers, or raise ``DeliveryFailed``."""
+    def send(self, message: EmailMessage, *, envelope_to: str | None = None) -> None:
+        """Deliver *message*, or raise ``DeliveryFailed``.
+
+        *envelope_to* is the one envelope recipient (``RCPT TO``): the service passes the
+        stored address its last check found alone in the ``To`` header, so no header
+        decides where the mail goes. Without it, smtplib takes the recipients from the
+        ``To``, ``Cc`` and ``Bcc`` headers.
+        """
+        if envelope_to is not None:
+            check_line("envelope_to", envelope_to)
         step = "connect"
         try:
             with self._connect() as smtp:
@@ -136,7 +144,8 @@ class SmtpMailer:
                     assert self._password is not None
                     smtp.login(self.username, self._password)
                 step = "send"
-                refused = smtp.send_message(message)
+                to_addrs = [envelope_to] if envelope_to is not None else None
+                refused = smtp.send_message(message, to_addrs=to_addrs)
         except smtplib.SMTPRecipientsRefused as exc:
             raise DeliveryFailed(
                 f"{self._where} refused every recipient ({self._refusals(exc.recipients)}); "
