@@ -54,6 +54,7 @@ from ._mail.templates import (
     RenderedMail,
     Templates,
 )
+from ._messages import error_message
 from ._permissions import Catalog, Categories, Category, Permission, PermissionSet
 from ._ports import Clock, Mailer, Store, SystemClock, UnitOfWork
 from ._service import TeamAccess
@@ -118,6 +119,7 @@ __all__ = [
     "UnknownCategory",
     "UnknownPermission",
     "ValidationError",
+    "error_message",
     "normalize_email",
 ]
 
