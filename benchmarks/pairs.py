@@ -28,9 +28,20 @@ class Config:
     slow_batch: int  # calls per timed batch (invite + accept)
     import_runs: int  # subprocess runs per side for the import figure
     scale_repeats: int  # measuring processes per scale point, run in rotation
+    memory_small: int = 200  # stored invitations, MemoryStore growth figure: the floor
+    memory_large: int = 20_000  # ... and the measured side
 
 
-QUICK = Config(accounts=20, rounds=5, batch=200, slow_batch=5, import_runs=3, scale_repeats=1)
+QUICK = Config(
+    accounts=20,
+    rounds=5,
+    batch=200,
+    slow_batch=5,
+    import_runs=3,
+    scale_repeats=1,
+    memory_small=20,
+    memory_large=200,
+)
 FULL = Config(accounts=300, rounds=60, batch=2000, slow_batch=20, import_runs=40, scale_repeats=3)
 
 
@@ -416,6 +427,13 @@ def invite_accept_normal(cfg: Config, workdir: Path) -> Line:
     return invite_accept(cfg, workdir, "NORMAL")
 
 
+def invite_accept_memory(cfg: Config, workdir: Path) -> Line:
+    """MemoryStore stays flat as a test suite fills it: many stored invitations against few."""
+    from . import memstore
+
+    return ratio_line(memstore.run(cfg, workdir, team_on), memstore.GROWTH)
+
+
 def run_all(cfg: Config, workdir: Path) -> list[Line]:
     lines = []
     benches = (
@@ -426,6 +444,7 @@ def run_all(cfg: Config, workdir: Path) -> list[Line]:
         invite_accept_normal,
         recipients_sqlite,
         import_time,
+        invite_accept_memory,
     )
     for bench in benches:
         line = bench(cfg, workdir)

@@ -19,6 +19,7 @@ FIGURES = [
     "invite + accept (informational), SQLiteStore, synchronous=FULL",
     "recipients(),",
     "import teamaccess (subprocess)",
+    "invite + accept, MemoryStore,",
 ]
 GROWTH = [
     "can() growth",

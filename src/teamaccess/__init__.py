@@ -56,7 +56,7 @@ from ._mail.templates import (
 )
 from ._messages import error_message
 from ._permissions import Catalog, Categories, Category, Permission, PermissionSet
-from ._ports import Clock, Mailer, Store, SystemClock, UnitOfWork
+from ._ports import BatchMailer, Clock, Mailer, Store, SystemClock, UnitOfWork
 from ._service import TeamAccess
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ __all__ = [
     "AlreadyInvited",
     "AlreadyMember",
     "AuditEvent",
+    "BatchMailer",
     "Catalog",
     "Categories",
     "Category",
