@@ -177,7 +177,9 @@ class _Delivery(_Core):
         return done
 
     def _deliver_now(
-        self, batch: Sequence[tuple[OutboxMessage, EmailMessage]], invitation_id: str | None
+        self,
+        batch: Sequence[tuple[OutboxMessage, EmailMessage]],
+        invitation: Invitation | None,
     ) -> None:
         failed = []
         for row, message in batch:
@@ -186,17 +188,17 @@ class _Delivery(_Core):
             if error is not None:
                 failed.append(row.id)
         if failed:
-            if invitation_id:
+            if invitation is not None:
                 what = (
-                    "the invitation is stored and its mail will be retried by "
-                    "deliver_pending() (or send it again with resend_invitation())"
+                    f"the invitation {invitation.id} is saved and its mail will be retried "
+                    "by deliver_pending() (or send it again with resend_invitation())"
                 )
             else:
                 what = "they wait in the outbox and deliver_pending() retries them"
             raise DeliveryFailed(
                 f"{len(failed)} of {len(batch)} message(s) could not be sent now; {what}",
                 message_ids=failed,
-                invitation_id=invitation_id,
+                invitation=invitation,
             )
 
     def pending_messages(self, account_id: str | None = None) -> list[OutboxMessage]:
