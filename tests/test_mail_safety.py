@@ -53,7 +53,8 @@ def make_team(store: Store, mailer: object, clock: FrozenClock, **kw: object) ->
         mailer,  # type: ignore[arg-type]
         secret_key=SECRET,
         clock=clock,
-        accept_url="https://panel.example.com/accept?token={token}",
+        accept_url=kw.pop("accept_url", "https://shop.example.org/accept?token={token}"),
+        sender=kw.pop("sender", "Shop <noreply@shop.example.org>"),
         **kw,  # type: ignore[arg-type]
     )
 

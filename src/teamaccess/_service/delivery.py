@@ -20,10 +20,6 @@ from .._errors import (
     StorageError,
     ValidationError,
 )
-from .._mail.mailers import build_message
-from .._mail.templates import (
-    InvitationContext,
-)
 from .._ports import UnitOfWork
 
 if TYPE_CHECKING:
@@ -118,6 +114,9 @@ class _Delivery(_Core):
     ) -> EmailMessage:
         """The invitation mail; called outside any write unit, so rendering never holds
         the store's write lock."""
+        from .._mail.mailers import build_message
+        from .._mail.templates import InvitationContext
+
         language = inv.language
         labels = [
             p.label_for(language)
@@ -232,7 +231,7 @@ class _Delivery(_Core):
     def _deliver_now(
         self,
         batch: Sequence[tuple[OutboxMessage, EmailMessage]],
-        invitation_id: str | None,
+        invitation: Invitation | None,
         unbuilt: Sequence[str] = (),
     ) -> None:
         """Send *batch*; *unbuilt* names rows whose message could not even be built."""
@@ -251,10 +250,10 @@ class _Delivery(_Core):
                     "the mail's headers or recipients); pending_messages() does not list "
                     "them, their outbox rows say why"
                 )
-            elif invitation_id:
+            elif invitation is not None:
                 what = (
-                    "the invitation is stored and its mail will be retried by "
-                    "deliver_pending() (or send it again with resend_invitation())"
+                    f"the invitation {invitation.id} is saved and its mail will be retried "
+                    "by deliver_pending() (or send it again with resend_invitation())"
                 )
             else:
                 what = "they wait in the outbox and deliver_pending() retries them"
@@ -262,7 +261,7 @@ class _Delivery(_Core):
                 f"{len(failed)} of {len(batch) + len(unbuilt)} message(s) could not be sent "
                 f"now; {what}",
                 message_ids=failed,
-                invitation_id=invitation_id,
+                invitation=invitation,
             )
 
     def pending_messages(self, account_id: str | None = None) -> list[OutboxMessage]:
