@@ -46,6 +46,7 @@ from ._errors import (
     UnknownPermission,
     ValidationError,
 )
+from ._messages import error_message
 from ._permissions import Catalog, Categories, Category, Permission, PermissionSet
 from ._ports import BatchMailer, Clock, Mailer, Store, SystemClock, UnitOfWork
 from ._service import TeamAccess
@@ -119,6 +120,7 @@ __all__ = [
     "UnknownCategory",
     "UnknownPermission",
     "ValidationError",
+    "error_message",
     "normalize_email",
 ]
 
