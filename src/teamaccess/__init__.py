@@ -1,8 +1,8 @@
 """teamaccess: share a hosting account with members and contacts.
 
 Everything public is re-exported here; the implementation lives in private modules.
-``SQLiteStore`` and ``SmtpMailer`` are imported on first use, so ``import teamaccess``
-stays fast.
+``SQLiteStore``, ``PostgresStore`` and ``SmtpMailer`` are imported on first use, so
+``import teamaccess`` stays fast.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from ._ports import Clock, Mailer, Store, SystemClock, UnitOfWork
 from ._service import TeamAccess
 
 if TYPE_CHECKING:
+    from ._backends.postgres import PostgresStore
     from ._backends.sqlite import SQLiteStore
     from ._mail.smtp import SmtpMailer
 
@@ -104,6 +105,7 @@ __all__ = [
     "Permission",
     "PermissionDenied",
     "PermissionSet",
+    "PostgresStore",
     "RateLimited",
     "RenderedMail",
     "SQLiteStore",
@@ -122,13 +124,14 @@ __all__ = [
 ]
 
 _LAZY = {
+    "PostgresStore": ("._backends.postgres", "PostgresStore"),
     "SQLiteStore": ("._backends.sqlite", "SQLiteStore"),
     "SmtpMailer": ("._mail.smtp", "SmtpMailer"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: sqlite-utils and smtplib load only when these names are first used.
+    # PEP 562: sqlite-utils, psycopg and smtplib load only when these names are first used.
     if name in _LAZY:
         import importlib
 
