@@ -28,9 +28,20 @@ class Config:
     slow_batch: int  # calls per timed batch (invite + accept)
     import_runs: int  # subprocess runs per side for the import figure
     scale_repeats: int  # measuring processes per scale point, run in rotation
+    memory_small: int = 200  # stored invitations, MemoryStore growth figure: the floor
+    memory_large: int = 20_000  # ... and the measured side
 
 
-QUICK = Config(accounts=20, rounds=5, batch=200, slow_batch=5, import_runs=3, scale_repeats=1)
+QUICK = Config(
+    accounts=20,
+    rounds=5,
+    batch=200,
+    slow_batch=5,
+    import_runs=3,
+    scale_repeats=1,
+    memory_small=20,
+    memory_large=200,
+)
 FULL = Config(accounts=300, rounds=60, batch=2000, slow_batch=20, import_runs=40, scale_repeats=3)
 
 
@@ -371,6 +382,9 @@ def invite_accept(
 
 
 def import_time(cfg: Config, workdir: Path) -> Line:
+    """``import teamaccess`` against ``import attrs``, its one dependency that every import
+    needs: what is left is the library's own share (its modules, the stdlib modules it
+    pulls in, email-validator or itsdangerous if it imported them eagerly)."""
     # Measured with bytecode cached, as on any installed system: both sides read their
     # .pyc files from one private cache, even where PYTHONDONTWRITEBYTECODE is set.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -386,19 +400,24 @@ def import_time(cfg: Config, workdir: Path) -> Line:
     for _ in range(2):  # compile the .pyc files, outside the figure
         run("import teamaccess")
     for i in range(cfg.import_runs):
-        pair = [(bare, "pass"), (full, "import teamaccess")]
+        pair = [(bare, "import attrs"), (full, "import teamaccess")]
         for samples, code in pair if i % 2 else pair[::-1]:
             samples.append(run(code))
     added = statistics.median(full) - statistics.median(bare)
     return Line(
         "import teamaccess (subprocess)",
         f"{statistics.median(full):.1f} ms",
-        "python -c pass",
+        "python -c 'import attrs'",
         f"{statistics.median(bare):.1f} ms",
-        f"+{added:.1f} ms",
-        "≤ +60 ms",
-        added <= 60,
+        # Signed: on a loaded machine the median of the bare import can come out the
+        # slower one.
+        f"{added:+.1f} ms",
+        f"≤ +{IMPORT_OVER_ATTRS_MS:g} ms",
+        added <= IMPORT_OVER_ATTRS_MS,
     )
+
+
+IMPORT_OVER_ATTRS_MS = 15
 
 
 def invite_accept_full(cfg: Config, workdir: Path) -> Line:
@@ -416,6 +435,13 @@ def invite_accept_normal(cfg: Config, workdir: Path) -> Line:
     return invite_accept(cfg, workdir, "NORMAL")
 
 
+def invite_accept_memory(cfg: Config, workdir: Path) -> Line:
+    """MemoryStore stays flat as a test suite fills it: many stored invitations against few."""
+    from . import memstore
+
+    return ratio_line(memstore.run(cfg, workdir, team_on), memstore.GROWTH)
+
+
 def run_all(cfg: Config, workdir: Path) -> list[Line]:
     lines = []
     benches = (
@@ -426,6 +452,7 @@ def run_all(cfg: Config, workdir: Path) -> list[Line]:
         invite_accept_normal,
         recipients_sqlite,
         import_time,
+        invite_accept_memory,
     )
     for bench in benches:
         line = bench(cfg, workdir)

@@ -18,7 +18,7 @@ from ._permissions import PermissionSet
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
-__all__ = ["Clock", "Mailer", "Store", "SystemClock", "UnitOfWork"]
+__all__ = ["BatchMailer", "Clock", "Mailer", "Store", "SystemClock", "UnitOfWork"]
 
 
 @runtime_checkable
@@ -42,6 +42,21 @@ class SystemClock:
 class Mailer(Protocol):
     def send(self, message: EmailMessage) -> None:
         """Deliver *message* or raise; any exception counts as a failed delivery."""
+        ...
+
+
+@runtime_checkable
+class BatchMailer(Protocol):
+    """An optional capability of a ``Mailer``: send many messages as one batch.
+
+    ``batch()`` returns a context manager whose ``Mailer`` sends consecutive messages over
+    one connection (reconnecting as it needs to); each ``send()`` still succeeds or fails
+    for its own message. Delivery uses it when a mailer has it; a plain ``Mailer`` is
+    always enough.
+    """
+
+    def batch(self) -> AbstractContextManager[Mailer]:
+        """A mailer for consecutive ``send()`` calls, closed when the block ends."""
         ...
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TypeVar
@@ -40,6 +40,17 @@ class MemoryStore:
         self._contact_keys: dict[str, str] = {}  # contact id -> email_key
         self._events: dict[str, list[AuditEvent]] = {}
         self._outbox: dict[str, OutboxMessage] = {}
+        # Indexes on what is looked up, so no use case scans every row of a big test
+        # suite's store. An "id set" is a dict with None values: it keeps insertion order,
+        # which is the order the lists below promise, and it undoes like any other table.
+        self._account_order: dict[str, int] = {}  # account -> creation sequence
+        self._account_members: dict[str, dict[str, None]] = {}  # account -> user ids
+        self._user_accounts: dict[str, dict[str, None]] = {}  # user -> account ids
+        self._account_invitations: dict[str, dict[str, None]] = {}  # account -> ids
+        self._pending: dict[tuple[str, str], str] = {}  # (account, email_key) -> inv id
+        self._account_contacts: dict[str, dict[str, None]] = {}  # account -> contact ids
+        self._outbox_status: dict[str, dict[str, None]] = {}  # status -> message ids
+        self._invitation_outbox: dict[str, dict[str, None]] = {}  # inv id -> message ids
         self._closed = False
 
     def __repr__(self) -> str:
@@ -81,10 +92,12 @@ class MemoryStore:
             if account is None:
                 return None
             owner_key = self._member_email_keys[(account_id, account.owner_id)]
+            contacts = self._contacts
+            keys = self._contact_keys
             return [(account.owner_email, owner_key)] + [
-                (c.email, self._contact_keys[c.id])
-                for c in self._contacts.values()
-                if c.account_id == account_id and category in c.categories
+                (contacts[cid].email, keys[cid])
+                for cid in self._account_contacts.get(account_id, ())
+                if category in contacts[cid].categories
             ]
 
     def close(self) -> None:
@@ -132,11 +145,20 @@ class _MemoryUnitOfWork:
         self._remember(table, key)
         table.pop(key, None)
 
+    def _index(self, index: dict[K, dict[str, None]], key: K, item: str) -> None:
+        self._put(index.setdefault(key, {}), item, None)
+
+    def _unindex(self, index: dict[K, dict[str, None]], key: K, item: str) -> None:
+        ids = index.get(key)
+        if ids is not None and item in ids:
+            self._drop(ids, item)
+
     # accounts
     def add_account(self, account: Account) -> None:
         if account.id in self._s._accounts:
             raise Conflict(f"account {account.id!r} exists already")
         self._put(self._s._accounts, account.id, account)
+        self._put(self._s._account_order, account.id, len(self._s._account_order))
 
     def get_account(self, account_id: str) -> Account | None:
         return self._s._accounts.get(account_id)
@@ -145,10 +167,13 @@ class _MemoryUnitOfWork:
         self._put(self._s._accounts, account.id, account)
 
     def accounts_for(self, user_id: str) -> list[Account]:
-        # The accounts dict is in creation order; a stable sort keeps it for accounts
-        # created at the same instant (a frozen clock, a fast script).
-        found = [acc for acc in self._s._accounts.values() if (acc.id, user_id) in self._s._members]
-        return sorted(found, key=lambda a: a.created_at)
+        # Accounts created at the same instant (a frozen clock, a fast script) keep their
+        # creation order.
+        accounts = self._s._accounts
+        found = [accounts[a] for a in self._s._user_accounts.get(user_id, ())]
+        # The index is in joining order; the accounts' creation order breaks ties.
+        order = self._s._account_order
+        return sorted(found, key=lambda a: (a.created_at, order[a.id]))
 
     # members
     def add_member(self, member: Member, email_key: str) -> None:
@@ -160,6 +185,8 @@ class _MemoryUnitOfWork:
         self._put(self._s._members, key, member)
         self._put(self._s._member_keys, (member.account_id, email_key), member.user_id)
         self._put(self._s._member_email_keys, key, email_key)
+        self._index(self._s._account_members, member.account_id, member.user_id)
+        self._index(self._s._user_accounts, member.user_id, member.account_id)
 
     def get_member(self, account_id: str, user_id: str) -> Member | None:
         return self._s._members.get((account_id, user_id))
@@ -173,6 +200,8 @@ class _MemoryUnitOfWork:
 
     def delete_member(self, account_id: str, user_id: str) -> None:
         self._drop(self._s._members, (account_id, user_id))
+        self._unindex(self._s._account_members, account_id, user_id)
+        self._unindex(self._s._user_accounts, user_id, account_id)
         email_key = self._s._member_email_keys.get((account_id, user_id))
         if email_key is not None:
             self._drop(self._s._member_keys, (account_id, email_key))
@@ -181,19 +210,26 @@ class _MemoryUnitOfWork:
     def members(self, account_id: str) -> list[Member]:
         # The members dict is in joining order (an update keeps a key's place), and the
         # stable sort keeps it for members who joined at the same instant.
-        found = [m for (acc, _), m in self._s._members.items() if acc == account_id]
+        members = self._s._members
+        found = [members[(account_id, u)] for u in self._s._account_members.get(account_id, ())]
         return sorted(found, key=lambda m: (m.role != "owner", m.joined_at))
 
     # invitations
     def add_invitation(self, invitation: Invitation, email_key: str) -> None:
         if invitation.id in self._s._invitations:
             raise Conflict(f"invitation {invitation.id!r} exists already")
-        if invitation.status == "pending" and self.pending_invitation_for(
-            invitation.account_id, email_key
+        if invitation.status == "pending" and (
+            pending := self.pending_invitation_for(invitation.account_id, email_key)
         ):
-            raise AlreadyInvited(f"{invitation.email} has a pending invitation already")
+            raise AlreadyInvited(
+                f"{invitation.email} has a pending invitation already",
+                invitation_id=pending.id,
+            )
         self._put(self._s._invitations, invitation.id, _stored(invitation))
         self._put(self._s._invitation_keys, invitation.id, email_key)
+        self._index(self._s._account_invitations, invitation.account_id, invitation.id)
+        if invitation.status == "pending":
+            self._put(self._s._pending, (invitation.account_id, email_key), invitation.id)
 
     def get_invitation(self, invitation_id: str) -> Invitation | None:
         return self._s._invitations.get(invitation_id)
@@ -210,13 +246,16 @@ class _MemoryUnitOfWork:
             created_at=old.created_at,
         )
         self._put(self._s._invitations, invitation.id, kept)
+        pending_key = (old.account_id, self._s._invitation_keys[invitation.id])
+        if kept.status == "pending":
+            if pending_key not in self._s._pending:
+                self._put(self._s._pending, pending_key, kept.id)
+        elif self._s._pending.get(pending_key) == kept.id:
+            self._drop(self._s._pending, pending_key)
 
     def pending_invitation_for(self, account_id: str, email_key: str) -> Invitation | None:
-        for inv_id, key in self._s._invitation_keys.items():
-            inv = self._s._invitations[inv_id]
-            if key == email_key and inv.account_id == account_id and inv.status == "pending":
-                return inv
-        return None
+        inv_id = self._s._pending.get((account_id, email_key))
+        return None if inv_id is None else self._s._invitations[inv_id]
 
     def invitations(
         self,
@@ -225,11 +264,13 @@ class _MemoryUnitOfWork:
         status: str | None = None,
         invited_by: str | None = None,
     ) -> list[Invitation]:
+        invitations = self._s._invitations
         found = [
             inv
-            for inv in self._s._invitations.values()
-            if inv.account_id == account_id
-            and (status is None or inv.status == status)
+            for inv in map(
+                invitations.__getitem__, self._s._account_invitations.get(account_id, ())
+            )
+            if (status is None or inv.status == status)
             and (invited_by is None or inv.invited_by == invited_by)
         ]
         # dicts keep insertion order; the stable sort keeps it for equal timestamps
@@ -241,6 +282,7 @@ class _MemoryUnitOfWork:
             raise Conflict(f"contact {contact.id!r} exists already")
         self._put(self._s._contacts, contact.id, contact)
         self._put(self._s._contact_keys, contact.id, email_key)
+        self._index(self._s._account_contacts, contact.account_id, contact.id)
 
     def get_contact(self, contact_id: str) -> Contact | None:
         return self._s._contacts.get(contact_id)
@@ -250,12 +292,16 @@ class _MemoryUnitOfWork:
         self._put(self._s._contact_keys, contact.id, email_key)
 
     def delete_contact(self, contact_id: str) -> None:
+        old = self._s._contacts.get(contact_id)
+        if old is not None:
+            self._unindex(self._s._account_contacts, old.account_id, contact_id)
         self._drop(self._s._contacts, contact_id)
         self._drop(self._s._contact_keys, contact_id)
 
     def contacts(self, account_id: str) -> list[Contact]:
-        # dicts keep insertion order, which is creation order
-        return [c for c in self._s._contacts.values() if c.account_id == account_id]
+        # the index keeps insertion order, which is creation order
+        contacts = self._s._contacts
+        return [contacts[c] for c in self._s._account_contacts.get(account_id, ())]
 
     # audit
     def add_event(self, event: AuditEvent) -> None:
@@ -281,6 +327,9 @@ class _MemoryUnitOfWork:
         if message.id in self._s._outbox:
             raise Conflict(f"outbox message {message.id!r} exists already")
         self._put(self._s._outbox, message.id, message)
+        self._index(self._s._outbox_status, message.status, message.id)
+        if message.invitation_id is not None:
+            self._index(self._s._invitation_outbox, message.invitation_id, message.id)
 
     def update_outbox(self, message: OutboxMessage) -> None:
         old = self._s._outbox.get(message.id)
@@ -296,6 +345,9 @@ class _MemoryUnitOfWork:
             sent_at=m.sent_at,
         )
         self._put(self._s._outbox, message.id, kept)
+        if kept.status != old.status:
+            self._unindex(self._s._outbox_status, old.status, old.id)
+            self._index(self._s._outbox_status, kept.status, old.id)
 
     def get_outbox(self, message_id: str) -> OutboxMessage | None:
         return self._s._outbox.get(message_id)
@@ -308,10 +360,17 @@ class _MemoryUnitOfWork:
         invitation_id: str | None = None,
         limit: int | None = None,
     ) -> list[OutboxMessage]:
+        outbox = self._s._outbox
+        if invitation_id is not None:
+            ids: Iterable[str] = self._s._invitation_outbox.get(invitation_id, ())
+        elif status is not None:
+            ids = self._s._outbox_status.get(status, ())
+        else:
+            ids = outbox
         found = sorted(
             (
                 m
-                for m in self._s._outbox.values()
+                for m in map(outbox.__getitem__, ids)
                 if (status is None or m.status == status)
                 and (due_before is None or m.next_attempt_at <= due_before)
                 and (invitation_id is None or m.invitation_id == invitation_id)

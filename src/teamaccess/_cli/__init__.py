@@ -1,0 +1,23 @@
+"""The ``teamaccess`` command: every use case for scripts and operators, plus ``demo``.
+
+Imported only when the command runs (the console script, ``python -m teamaccess``), never
+by ``import teamaccess``. It works on an embedded default: a SQLite file (``./teamaccess.db``),
+mail written as ``.eml`` files to ``./outbox`` unless SMTP settings are given, and a secret
+key generated once and kept next to the database.
+
+Exit status: 0 on success, 2 for a usage error, and one code per error family (see
+``EXIT_CODES``), so a script can tell "not found" from "not allowed".
+
+One module per area: ``app`` (the group, its options and shared helpers), ``config`` (the
+settings), ``output`` (text and JSON), and the commands in ``accounts``, ``members``,
+``invitations``, ``contacts``, ``delivery`` and ``demo``. Importing a command module
+registers its commands on the group.
+"""
+
+from . import accounts, contacts, delivery, demo, invitations, members
+from .app import EXIT_CODES, cli, main
+
+__all__ = ["EXIT_CODES", "cli", "main"]
+
+# The command modules register their commands when imported.
+_COMMANDS = (accounts, contacts, delivery, demo, invitations, members)

@@ -1,0 +1,252 @@
+"""The command group, its options, exit codes and the helpers every command uses."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import click
+
+from .._domain import SYSTEM
+from .._errors import (
+    Conflict,
+    DeliveryFailed,
+    InvitationError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    StorageError,
+    TeamAccessError,
+    ValidationError,
+)
+from .._permissions import PermissionSet
+
+if TYPE_CHECKING:
+    from .._service import TeamAccess
+
+from .config import Settings
+
+__all__ = ["EXIT_CODES", "cli", "main"]
+
+#: Exit status per error family; the first matching class wins.
+EXIT_CODES: tuple[tuple[type[TeamAccessError], int], ...] = (
+    (ValidationError, 3),
+    (NotFound, 4),
+    (PermissionDenied, 5),
+    (Conflict, 6),
+    (InvitationError, 7),
+    (RateLimited, 8),
+    (DeliveryFailed, 9),
+    (StorageError, 10),
+)
+EXIT_USAGE = 2
+EXIT_OTHER = 1
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def exit_code_for(error: TeamAccessError) -> int:
+    for family, code in EXIT_CODES:
+        if isinstance(error, family):
+            return code
+    return EXIT_OTHER
+
+
+# -- the group and its error handling -----------------------------------------------------
+
+
+# click 8.2+ raises this for a group called without a command; 8.1 prints help itself.
+_NO_ARGS_IS_HELP: type[click.UsageError] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_Never", (click.UsageError,), {})
+)
+
+
+class TeamAccessGroup(click.Group):
+    """A group that prints every expected failure as one ``error:`` line, no traceback."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            sys.exit(result if isinstance(result, int) else 0)
+        except TeamAccessError as exc:
+            code = exit_code_for(exc)
+            message = str(exc)
+        except _NO_ARGS_IS_HELP as exc:
+            # A bare `teamaccess` (or group) shows its help, as click itself does.
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            code = EXIT_USAGE
+            message = _usage_message(exc)
+        except click.ClickException as exc:
+            code = exc.exit_code
+            message = exc.format_message()
+        except click.Abort:
+            code = EXIT_OTHER
+            message = "aborted"
+        click.echo(f"error: {message}", err=True)
+        sys.exit(code)
+
+
+def _usage_message(exc: click.UsageError) -> str:
+    text = exc.format_message().rstrip(".")
+    text = text[:1].lower() + text[1:]
+    path = exc.ctx.command_path if exc.ctx is not None else "teamaccess"
+    return f"{text}; see '{path} --help'"
+
+
+@click.group(
+    "teamaccess", cls=TeamAccessGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@click.option(
+    "--db",
+    envvar="TEAMACCESS_DB",
+    default="teamaccess.db",
+    show_default=True,
+    help="SQLite database file (env TEAMACCESS_DB).",
+)
+@click.option(
+    "--outbox",
+    envvar="TEAMACCESS_OUTBOX",
+    default="outbox",
+    show_default=True,
+    help="Directory for .eml files when no SMTP host is set (env TEAMACCESS_OUTBOX).",
+)
+@click.option("--smtp-host", envvar="TEAMACCESS_SMTP_HOST", help="Send mail via this server.")
+@click.option("--smtp-port", envvar="TEAMACCESS_SMTP_PORT", type=int, help="SMTP port.")
+@click.option(
+    "--smtp-security",
+    envvar="TEAMACCESS_SMTP_SECURITY",
+    type=click.Choice(["starttls", "tls", "plain"]),
+    default="starttls",
+    show_default=True,
+    help="starttls (port 587), tls (port 465) or plain (port 25, local relays only).",
+)
+@click.option(
+    "--smtp-user",
+    envvar="TEAMACCESS_SMTP_USER",
+    help="SMTP login; the password is read only from env TEAMACCESS_SMTP_PASSWORD.",
+)
+@click.option(
+    "--accept-url",
+    envvar="TEAMACCESS_ACCEPT_URL",
+    help="Link in invitation mails; {token} marks where the token goes.",
+)
+@click.option(
+    "--language",
+    envvar="TEAMACCESS_LANGUAGE",
+    type=click.Choice(["en", "de"]),
+    default="en",
+    show_default=True,
+    help="Language of the mail.",
+)
+@click.option("--sender", envvar="TEAMACCESS_SENDER", help="From: address of the mail.")
+@click.version_option(package_name="teamaccess", prog_name="teamaccess")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    db: str,
+    outbox: str,
+    smtp_host: str | None,
+    smtp_port: int | None,
+    smtp_security: Literal["plain", "starttls", "tls"],
+    smtp_user: str | None,
+    accept_url: str | None,
+    language: str,
+    sender: str | None,
+) -> None:
+    """Share a hosting account: invitations, members with permissions, contacts.
+
+    Works on ./teamaccess.db and writes mail to ./outbox unless told otherwise.
+    Start with:  teamaccess demo
+    """
+    settings = Settings(
+        db=db,
+        outbox=outbox,
+        smtp_host=smtp_host,
+        smtp_port=smtp_port,
+        smtp_security=smtp_security,
+        smtp_user=smtp_user,
+        accept_url=accept_url,
+        language=language,
+        sender=sender,
+    )
+    ctx.obj = settings
+    ctx.call_on_close(settings.close)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    cli.main(prog_name="teamaccess")
+
+
+def _team() -> TeamAccess:
+    return click.get_current_context().find_object(Settings).team()  # type: ignore[union-attr]
+
+
+def _settings() -> Settings:
+    settings = click.get_current_context().find_object(Settings)
+    assert settings is not None
+    return settings
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+actor_option = click.option(
+    "--as",
+    "actor",
+    envvar="TEAMACCESS_ACTOR",
+    default=SYSTEM,
+    show_default="teamaccess.SYSTEM, the operator",
+    help="User id acting; permission checks apply to it (env TEAMACCESS_ACTOR).",
+)
+
+
+def permission_options(func: F) -> F:
+    func = click.option(
+        "-p",
+        "--permission",
+        "permission",
+        multiple=True,
+        metavar="NAME",
+        help="Grant this permission; repeat or separate with commas (see 'catalog').",
+    )(func)
+    func = click.option("--all", "grant_all", is_flag=True, help="Grant all permissions.")(func)
+    return click.option("--none", "grant_none", is_flag=True, help="Grant no permission.")(func)
+
+
+def chosen_permissions(grant_all: bool, grant_none: bool, names: Sequence[str]) -> PermissionSet:
+    listed = [n.strip() for item in names for n in item.split(",") if n.strip()]
+    if sum([grant_all, grant_none, bool(listed)]) != 1:
+        raise click.UsageError("choose exactly one of --all, --none or --permission NAME")
+    if grant_all:
+        return PermissionSet.all()
+    if grant_none:
+        return PermissionSet.none()
+    return PermissionSet.of(*listed)
+
+
+def read_token(token: str | None) -> str:
+    """The token from the argument, or from stdin for '-' or none (keeps it out of `ps`)."""
+    if token in (None, "-"):
+        token = sys.stdin.read()
+    token = (token or "").strip()
+    if not token:
+        raise click.UsageError("give the invitation token as an argument or on stdin")
+    return token
+
+
+def _mail_note() -> None:
+    settings = _settings()
+    for recipient in settings.sent:
+        click.echo(f"mail to {recipient} -> {settings.mail_target}")
+    settings.sent.clear()

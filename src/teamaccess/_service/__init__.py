@@ -1,0 +1,13 @@
+"""The use cases, one module each, behind the ``TeamAccess`` facade.
+
+- ``core``: settings, the unit of work, audit and the permission rules every use case shares
+- ``accounts``: accounts, members, ownership, the authorization hot path, the audit log
+- ``invitations``: invite, resend, revoke, inspect, accept, decline
+- ``contacts``: contacts, recipients and notifications
+- ``delivery``: the outbox, rendering and sending mail, retries
+- ``team``: ``TeamAccess`` itself, the thin facade over them
+"""
+
+from .team import TeamAccess
+
+__all__ = ["TeamAccess"]

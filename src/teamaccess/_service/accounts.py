@@ -1,0 +1,242 @@
+"""Accounts and members: ownership, permissions, the authorization hot path, the audit log."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .._domain import (
+    SYSTEM,
+    Account,
+    AuditEvent,
+    Member,
+)
+from .._emails import check_name, normalize_email
+from .._errors import (
+    Conflict,
+    OwnershipRequired,
+    PermissionDenied,
+    ValidationError,
+)
+from .._permissions import PermissionSet
+
+if TYPE_CHECKING:
+    pass
+from .checks import (
+    _ALL,
+    _check_id,
+    _check_ids,
+    _check_user,
+    _new_id,
+    _not_str,
+)
+from .invitations import _Invitations
+
+__all__ = ["_Accounts"]
+
+
+class _Accounts(_Invitations):
+    """Accounts and members: ownership, permissions, the authorization hot path, the audit log."""
+
+    def create_account(self, *, name: str, owner_id: str, owner_email: str) -> Account:
+        """Create an account whose owner holds every permission."""
+        name = check_name("account name", name)
+        owner_id = _check_user("owner_id", owner_id)
+        address = normalize_email(
+            owner_email, check_deliverability=self.check_deliverability, what="owner_email"
+        )
+        with self._write() as work:
+            account = Account(
+                id=_new_id("acc"),
+                name=name,
+                owner_id=owner_id,
+                owner_email=address.email,
+                created_at=work.now,
+            )
+            work.uow.add_account(account)
+            work.uow.add_member(
+                Member(
+                    account_id=account.id,
+                    user_id=owner_id,
+                    email=address.email,
+                    role="owner",
+                    permissions=_ALL,
+                    joined_at=work.now,
+                ),
+                address.key,
+            )
+            self._audit(work, account.id, owner_id, "account.created", account.id, name=name)
+        return account
+
+    def get_account(self, account_id: str) -> Account:
+        _check_id("account_id", account_id)
+        with self._read() as uow:
+            return self._account(uow, account_id)
+
+    def accounts_for(self, user_id: str) -> list[Account]:
+        """Every account the user owns or is a member of, oldest first."""
+        _check_id("user_id", user_id)
+        with self._read() as uow:
+            return uow.accounts_for(user_id)
+
+    def rename_account(self, account_id: str, *, actor_id: str, name: str) -> Account:
+        """Change the account's name; needs ``profile.edit``."""
+        _check_ids(account_id=account_id, actor_id=actor_id)
+        name = check_name("account name", name)
+        with self._write() as work:
+            account = self._account(work.uow, account_id)
+            self._require(work.uow, account_id, actor_id, "profile.edit")
+            account = attrs.evolve(account, name=name)
+            work.uow.update_account(account)
+            self._audit(work, account_id, actor_id, "account.renamed", account_id, name=name)
+        return account
+
+    def transfer_ownership(self, account_id: str, *, actor_id: str, to_user_id: str) -> Account:
+        """Make a member the owner; the old owner stays a member with all permissions."""
+        _check_ids(account_id=account_id, actor_id=actor_id, to_user_id=to_user_id)
+        with self._write() as work:
+            uow = work.uow
+            account = self._account(uow, account_id)
+            if actor_id not in (account.owner_id, SYSTEM):
+                raise OwnershipRequired(
+                    f"only the owner of account {account_id!r} can transfer ownership; "
+                    "ask the owner, or the vendor's support (teamaccess.SYSTEM)"
+                )
+            new_owner = self._member(uow, account_id, to_user_id)
+            if new_owner.is_owner:
+                raise Conflict(f"user {to_user_id!r} already owns account {account_id!r}")
+            old_owner = self._member(uow, account_id, account.owner_id)
+            uow.update_member(
+                attrs.evolve(old_owner, role="member", permissions=_ALL, granted_by=actor_id)
+            )
+            uow.update_member(
+                attrs.evolve(new_owner, role="owner", permissions=_ALL, granted_by=actor_id)
+            )
+            account = attrs.evolve(account, owner_id=to_user_id, owner_email=new_owner.email)
+            uow.update_account(account)
+            self._audit(
+                work,
+                account_id,
+                actor_id,
+                "account.ownership_transferred",
+                to_user_id,
+                previous_owner=old_owner.user_id,
+            )
+        return account
+
+    def members(self, account_id: str) -> list[Member]:
+        """The owner first, then members in the order they joined."""
+        _check_id("account_id", account_id)
+        with self._read() as uow:
+            self._account(uow, account_id)
+            return uow.members(account_id)
+
+    def get_member(self, account_id: str, user_id: str) -> Member:
+        _check_ids(account_id=account_id, user_id=user_id)
+        with self._read() as uow:
+            self._account(uow, account_id)
+            return self._member(uow, account_id, user_id)
+
+    def set_permissions(
+        self, account_id: str, user_id: str, permissions: PermissionSet, *, actor_id: str
+    ) -> Member:
+        """Replace a member's permissions.
+
+        Needs ``users.manage``; the actor grants only what it holds and changes only
+        members whose permissions are within its own.
+        """
+        _check_ids(account_id=account_id, user_id=user_id, actor_id=actor_id)
+        wanted = self._permission_set(permissions)
+        with self._write() as work:
+            uow = work.uow
+            self._account(uow, account_id)
+            held = self._require(uow, account_id, actor_id, "users.manage")
+            target = self._member(uow, account_id, user_id)
+            if target.is_owner:
+                raise OwnershipRequired(
+                    "the owner always holds every permission; transfer ownership first"
+                )
+            self._no_escalation(actor_id, held, target.permissions, f"change user {user_id!r}")
+            self._no_escalation(actor_id, held, wanted, "grant these permissions")
+            member = attrs.evolve(target, permissions=wanted, granted_by=actor_id)
+            uow.update_member(member)
+            self._audit(
+                work,
+                account_id,
+                actor_id,
+                "member.permissions_changed",
+                user_id,
+                before=target.permissions.to_list(),
+                after=wanted.to_list(),
+            )
+        return member
+
+    def remove_member(self, account_id: str, user_id: str, *, actor_id: str) -> None:
+        """Remove a member (or leave, when ``actor_id == user_id``).
+
+        The invitations the member sent and that are still pending are revoked with it.
+        """
+        _check_ids(account_id=account_id, user_id=user_id, actor_id=actor_id)
+        with self._write() as work:
+            uow = work.uow
+            self._account(uow, account_id)
+            target = self._member(uow, account_id, user_id)
+            if target.is_owner:
+                raise OwnershipRequired(
+                    "the owner cannot be removed or leave; transfer ownership first"
+                )
+            if actor_id != user_id:
+                held = self._require(uow, account_id, actor_id, "users.manage")
+                self._no_escalation(actor_id, held, target.permissions, f"remove user {user_id!r}")
+            uow.delete_member(account_id, user_id)
+            action = "member.left" if actor_id == user_id else "member.removed"
+            self._audit(work, account_id, actor_id, action, user_id)
+            for inv in uow.invitations(account_id, status="pending", invited_by=user_id):
+                self._close_invitation(work, inv, "revoked", actor_id, reason="inviter removed")
+
+    def can(self, user_id: str, account_id: str, permission: str) -> bool:
+        """May *user_id* use *permission* in *account_id*? ``UnknownPermission`` on a typo."""
+        # The hot path: two type() tests here, the full check only when one fails.
+        if type(user_id) is not str or type(account_id) is not str:
+            _not_str(user_id=user_id, account_id=account_id)
+        # The catalog's dict itself, not Catalog.__contains__: a Python call less per
+        # request. An unhashable permission is as unknown as a misspelt one.
+        try:
+            known = permission in self.catalog._by_name
+        except TypeError:
+            known = False
+        if not known:
+            raise self.catalog.unknown(permission)
+        if user_id == SYSTEM:
+            return True
+        held = self._store.grant(account_id, user_id)
+        return held is not None and (held.is_all or permission in held.names)
+
+    def require(self, user_id: str, account_id: str, permission: str) -> None:
+        """Raise ``PermissionDenied`` unless ``can()`` says yes."""
+        if not self.can(user_id, account_id, permission):
+            raise PermissionDenied(
+                f"user {user_id!r} may not use {permission!r} in account {account_id!r}",
+                user_id=user_id,
+                account_id=account_id,
+                permission=permission,
+            )
+
+    def permissions_of(self, user_id: str, account_id: str) -> PermissionSet:
+        """What the user holds in the account; ``PermissionSet.none()`` for a non-member."""
+        if type(user_id) is not str or type(account_id) is not str:
+            _not_str(user_id=user_id, account_id=account_id)
+        if user_id == SYSTEM:
+            return _ALL
+        held = self._store.grant(account_id, user_id)
+        return PermissionSet.none() if held is None else held
+
+    def audit_log(self, account_id: str, *, limit: int = 50) -> list[AuditEvent]:
+        """The account's newest *limit* events, newest first."""
+        _check_id("account_id", account_id)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValidationError(f"limit must be a non-negative integer, not {limit!r}")
+        with self._read() as uow:
+            self._account(uow, account_id)
+            return uow.events(account_id, limit=limit)

@@ -1,0 +1,175 @@
+"""Input checks, ids and the unit-of-work record shared by the use-case modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+from .._domain import (
+    SYSTEM,
+    AuditEvent,
+)
+from .._emails import check_line
+from .._errors import (
+    AccountNotFound,
+    ValidationError,
+)
+from .._permissions import PermissionSet
+from .._ports import UnitOfWork
+
+if TYPE_CHECKING:
+    import logging
+
+__all__ = [
+    "_ALL",
+    "_CONTACT_FIELDS",
+    "_DELIVERY_LEASE",
+    "_NOT_NAMES",
+    "_SEND_ACTIONS",
+    "Listener",
+    "_Work",
+    "_check_flag",
+    "_check_id",
+    "_check_ids",
+    "_check_listener",
+    "_check_methods",
+    "_check_text",
+    "_check_timedelta",
+    "_check_user",
+    "_log",
+    "_new_id",
+    "_no_account",
+    "_not_str",
+    "_token_hex",
+]
+
+
+def _log() -> logging.Logger:
+    # logging loads on the first failure it reports, not at import (issue 6's budget).
+    import logging
+
+    return logging.getLogger("teamaccess")
+
+
+Listener = Callable[[AuditEvent], object]
+
+_SEND_ACTIONS: Final = frozenset({"invitation.sent", "invitation.resent"})
+_CONTACT_FIELDS: Final = ("company", "phone", "role")
+#: How long a delivery attempt owns its outbox row. A row is written due this far ahead,
+#: and ``deliver_pending()`` pushes it this far ahead before sending, so a concurrent
+#: ``deliver_pending()`` does not send it a second time (and, for an invitation, mint a
+#: token that kills the link just mailed). A process that dies mid-send leaves the row
+#: due again after the lease.
+_DELIVERY_LEASE: Final = timedelta(minutes=5)
+_ALL = PermissionSet.all()
+_NOT_NAMES: Final = (Mapping, bytes, bytearray)
+
+
+def _token_hex(nbytes: int) -> str:
+    # secrets (with hashlib and random) and urllib load on first use: issue 6's import budget.
+    import secrets
+
+    return secrets.token_hex(nbytes)
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{_token_hex(10)}"
+
+
+def _check_id(what: str, value: object) -> str:
+    check_line(what, value)
+    assert isinstance(value, str)
+    if not value.strip():
+        raise ValidationError(f"{what} must not be empty")
+    return value
+
+
+def _check_ids(**ids: object) -> None:
+    """Each keyword is an id parameter and its value; ``ValidationError`` names a bad one."""
+    for what, value in ids.items():
+        _check_id(what, value)
+
+
+def _not_str(**values: object) -> None:
+    """The slow path behind a hot method's ``type(x) is str`` test.
+
+    A ``str`` subclass passes; anything else would reach the store as an unhashable key
+    or a bad SQL parameter, so it is refused here, by name.
+    """
+    for what, value in values.items():
+        if not isinstance(value, str):
+            raise ValidationError(f"{what} must be a string, not {type(value).__name__}")
+
+
+def _check_text(what: str, value: object, expected: str = "a string") -> str:
+    """A mail body: any text, line breaks allowed, but it must encode (no lone surrogate)."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be {expected}, not {type(value).__name__}")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValidationError(
+                f"{what} is not valid Unicode text (it holds a lone surrogate); decode the "
+                "input as UTF-8 before passing it"
+            ) from None
+    return value
+
+
+def _check_flag(what: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{what} must be True or False, not {value!r}")
+    return value
+
+
+def _check_timedelta(what: str, value: object, example: str) -> timedelta:
+    # Checked here: the value is only compared with and added to datetimes later, where
+    # anything else fails with a bare TypeError.
+    if not isinstance(value, timedelta):
+        raise ValidationError(f"{what} must be a timedelta, e.g. {example}, not {value!r}")
+    return value
+
+
+def _check_methods(what: str, value: object, example: str, *methods: str) -> None:
+    """A cheap duck-type check of a port: only that the methods used later exist."""
+    for method in methods:
+        if not callable(getattr(value, method, None)):
+            raise ValidationError(
+                f"{what} must be {example}, with a {method}() method; not {type(value).__name__}"
+            )
+
+
+def _check_listener(listener: object, what: str = "listener") -> Listener:
+    # A listener is called only after a commit, where its failure is logged, not raised:
+    # a non-callable would otherwise be silently useless.
+    if not callable(listener):
+        raise ValidationError(
+            f"{what} must be a callable taking an AuditEvent, not {type(listener).__name__}"
+        )
+    return listener
+
+
+def _no_account(account_id: str) -> AccountNotFound:
+    return AccountNotFound(
+        f"no account {account_id!r}; check the id (accounts_for(user_id) lists a user's accounts)"
+    )
+
+
+def _check_user(what: str, value: object) -> str:
+    """A real person's id: ``SYSTEM`` acts, but never owns or joins an account."""
+    user_id = _check_id(what, value)
+    if user_id == SYSTEM:
+        raise ValidationError(
+            f"{what} cannot be teamaccess.SYSTEM; pass the id of a user of your application"
+        )
+    return user_id
+
+
+class _Work:
+    """A unit of work plus the audit events it wrote, for the listeners after commit."""
+
+    def __init__(self, uow: UnitOfWork, now: datetime) -> None:
+        self.uow = uow
+        self.now = now
+        self.events: list[AuditEvent] = []

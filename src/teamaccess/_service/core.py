@@ -1,0 +1,358 @@
+"""Settings and plumbing every use case shares: the unit of work, audit, rule checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from .._domain import (
+    SYSTEM,
+    Account,
+    AuditEvent,
+    Invitation,
+    Member,
+)
+from .._emails import check_line, check_no_encoded_word
+from .._errors import (
+    MemberNotFound,
+    PermissionDenied,
+    ValidationError,
+)
+from .._permissions import Catalog, Categories, Category, PermissionSet
+from .._ports import Clock, Mailer, Store, SystemClock, UnitOfWork
+from .._tokens import SecretKey, TokenSigner
+
+if TYPE_CHECKING:
+    # The mail modules load with the first TeamAccess or mail, not with the package.
+    from .._mail.templates import Templates
+from .checks import (
+    _ALL,
+    _NOT_NAMES,
+    Listener,
+    _check_flag,
+    _check_listener,
+    _check_methods,
+    _check_timedelta,
+    _log,
+    _new_id,
+    _no_account,
+    _Work,
+)
+
+__all__ = ["_Core"]
+
+#: The demo settings: fine for MemoryMailer and FileMailer, refused with an SmtpMailer.
+_EXAMPLE_ACCEPT_URL: Final = "https://panel.example.com/invitations/accept?token={token}"
+_EXAMPLE_SENDER: Final = "Customer Center <noreply@panel.example.com>"
+
+
+class _Core:
+    """Settings and plumbing every use case shares: the unit of work, audit, rule checks."""
+
+    def __init__(
+        self,
+        store: Store,
+        mailer: Mailer,
+        *,
+        secret_key: SecretKey | Sequence[SecretKey],
+        catalog: Catalog | None = None,
+        categories: Categories | Iterable[Category | str] | None = None,
+        clock: Clock | None = None,
+        invitation_ttl: timedelta = timedelta(days=7),
+        accept_url: str = _EXAMPLE_ACCEPT_URL,
+        require_email_match: bool = True,
+        rate_limit: int = 50,
+        rate_window: timedelta = timedelta(hours=1),
+        language: str = "en",
+        sender: str = _EXAMPLE_SENDER,
+        templates: Templates | None = None,
+        listeners: Iterable[Listener] = (),
+        check_deliverability: bool = False,
+        retry_backoff: timedelta = timedelta(minutes=1),
+        max_retry_backoff: timedelta = timedelta(hours=6),
+    ) -> None:
+        # Cheap checks of every setting: a wrong type would otherwise surface as a bare
+        # TypeError or AttributeError at the first use, maybe in the middle of a send.
+        _check_methods("store", store, "a Store such as MemoryStore()", "begin", "read", "grant")
+        _check_methods("mailer", mailer, "a Mailer such as MemoryMailer()", "send")
+        self._store = store
+        self._durable_hint = True  # until the store shows it predates begin(durable=)
+        self._mailer = mailer
+        self._tokens = TokenSigner(secret_key, "invitation")
+        if catalog is not None and not isinstance(catalog, Catalog):
+            raise ValidationError(
+                f"catalog must be a Catalog, e.g. Catalog([...]) or Catalog.default(), "
+                f"not {type(catalog).__name__}"
+            )
+        self.catalog = catalog if catalog is not None else Catalog.default()
+        if categories is None:
+            self.categories = Categories.default()
+        elif isinstance(categories, Categories):
+            self.categories = categories
+        elif isinstance(categories, (str, *_NOT_NAMES)) or not isinstance(categories, Iterable):
+            raise ValidationError(
+                "categories must be a Categories or a list of Category objects or names, "
+                f"e.g. ['general', 'billing'], not {categories!r}"
+            )
+        else:
+            self.categories = Categories(categories)
+        if clock is not None:
+            _check_methods("clock", clock, "a Clock such as FrozenClock(start)", "now")
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        _check_timedelta("invitation_ttl", invitation_ttl, "timedelta(days=7)")
+        if invitation_ttl <= timedelta(0):
+            raise ValidationError("invitation_ttl must be positive, e.g. timedelta(days=7)")
+        self.invitation_ttl = invitation_ttl
+        check_line("accept_url", accept_url)
+        if not accept_url.startswith(("https://", "http://")):
+            raise ValidationError(
+                f"accept_url must be an absolute http(s) URL, not {accept_url!r}; "
+                "put {token} where the token goes"
+            )
+        self.accept_url = accept_url
+        self.require_email_match = _check_flag("require_email_match", require_email_match)
+        if isinstance(rate_limit, bool) or not isinstance(rate_limit, int):
+            raise ValidationError(
+                f"rate_limit must be an integer (invitations per rate_window), not {rate_limit!r}"
+            )
+        _check_timedelta("rate_window", rate_window, "timedelta(hours=1)")
+        if rate_limit < 1 or rate_window <= timedelta(0):
+            raise ValidationError("rate_limit must be at least 1 and rate_window positive")
+        self.rate_limit = rate_limit
+        self.rate_window = rate_window
+        if templates is not None:
+            _check_methods(
+                "templates", templates, "a Templates such as DefaultTemplates()",
+                "invitation", "notification",
+            )  # fmt: skip
+        if templates is None:
+            from .._mail.templates import DefaultTemplates
+
+            templates = DefaultTemplates()
+        self.templates: Templates = templates
+        check_line("language", language)
+        self._check_language(language)
+        self.language = language
+        check_line("sender", sender)
+        check_no_encoded_word("sender", sender)
+        from email.utils import parseaddr  # the email package loads on use (issue 6)
+
+        # Checked here, not when the first invitation mail is built and refused.
+        if "@" not in parseaddr(sender)[1]:
+            raise ValidationError(
+                f"sender must hold an address like 'Customer Center <noreply@example.com>', "
+                f"not {sender!r}"
+            )
+        self.sender = sender
+        if isinstance(listeners, str | bytes) or not isinstance(listeners, Iterable):
+            raise ValidationError(
+                f"listeners must be a list of callables, not {type(listeners).__name__}"
+            )
+        self._listeners: list[Listener] = []
+        for listener in listeners:
+            self._listeners.append(_check_listener(listener, "each of listeners"))
+        self.check_deliverability = _check_flag("check_deliverability", check_deliverability)
+        for name, value in (
+            ("retry_backoff", retry_backoff),
+            ("max_retry_backoff", max_retry_backoff),
+        ):
+            # Used only after a failed send, where a bad value would lose the failure.
+            if not isinstance(value, timedelta) or value <= timedelta(0):
+                raise ValidationError(f"{name} must be a positive timedelta, not {value!r}")
+        self.retry_backoff = retry_backoff
+        self.max_retry_backoff = max_retry_backoff
+        _no_placeholder(mailer, accept_url=accept_url, sender=sender)
+        domain = parseaddr(sender)[1].rpartition("@")[2] or "teamaccess.invalid"
+        self._msgid_domain = domain
+
+    def __repr__(self) -> str:
+        return f"<TeamAccess store={self._store!r} mailer={self._mailer!r}>"
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def mailer(self) -> Mailer:
+        return self._mailer
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call *listener* with every ``AuditEvent``, after its change is committed."""
+        self._listeners.append(_check_listener(listener))
+
+    def close(self) -> None:
+        self._store.close()
+
+    @contextmanager
+    def _write(self, now: datetime | None = None) -> Iterator[_Work]:
+        """A write unit; *now* is the time of a change whose mail was rendered before it."""
+        with self._store.begin() as uow:
+            work = _Work(uow, self.clock.now() if now is None else now)
+            yield work
+            uow.commit()
+        for event in work.events:
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    # The change is committed; a failing listener must not make the caller
+                    # believe otherwise.
+                    _log().exception("audit listener %r failed on %s", listener, event.action)
+
+    def _read(self) -> AbstractContextManager[UnitOfWork]:
+        # The store's own context manager, not one wrapped around it: a generator layer
+        # per read is a tenth of recipients() (issue 6's profile).
+        return self._store.read()
+
+    def _audit(
+        self, work: _Work, account_id: str, actor_id: str, action: str, target: str, **details: Any
+    ) -> None:
+        event = AuditEvent(
+            id=_new_id("evt"),
+            account_id=account_id,
+            at=work.now,
+            actor_id=actor_id,
+            action=action,
+            target=target,
+            details=details,
+        )
+        work.uow.add_event(event)
+        work.events.append(event)
+
+    @staticmethod
+    def _account(uow: UnitOfWork, account_id: str) -> Account:
+        account = uow.get_account(account_id)
+        if account is None:
+            raise _no_account(account_id)
+        return account
+
+    @staticmethod
+    def _member(uow: UnitOfWork, account_id: str, user_id: str) -> Member:
+        member = uow.get_member(account_id, user_id)
+        if member is None:
+            raise MemberNotFound(
+                f"user {user_id!r} is not a member of account {account_id!r}; "
+                "members(account_id) lists who is"
+            )
+        return member
+
+    def _permission_set(self, permissions: object) -> PermissionSet:
+        if isinstance(permissions, PermissionSet):
+            ps = permissions
+        elif isinstance(permissions, str):
+            raise ValidationError(
+                f"permissions must be a PermissionSet, not the string {permissions!r}; "
+                f"write PermissionSet.of({permissions!r})"
+            )
+        # A mapping would grant its keys whatever their values say ({"x": False}), and
+        # bytes iterate as numbers: neither is a collection of names.
+        elif isinstance(permissions, Iterable) and not isinstance(permissions, _NOT_NAMES):
+            names = tuple(permissions)
+            for name in names:
+                if not isinstance(name, str):
+                    raise ValidationError(
+                        f"permissions must hold permission names like 'billing.view', "
+                        f"not {name!r}; or pass a PermissionSet"
+                    )
+            ps = PermissionSet.of(*names)
+        else:
+            raise ValidationError(
+                "permissions must be a PermissionSet: PermissionSet.all(), "
+                "PermissionSet.of(...) or PermissionSet.none()"
+            )
+        return self.catalog.check(ps)
+
+    def _actor_permissions(self, uow: UnitOfWork, account_id: str, actor_id: str) -> PermissionSet:
+        if actor_id == SYSTEM:
+            return _ALL
+        member = uow.get_member(account_id, actor_id)
+        if member is None:
+            raise PermissionDenied(
+                f"user {actor_id!r} is not a member of account {account_id!r}",
+                user_id=actor_id,
+                account_id=account_id,
+            )
+        return member.permissions
+
+    def _require(
+        self, uow: UnitOfWork, account_id: str, actor_id: str, permission: str
+    ) -> PermissionSet:
+        held = self._actor_permissions(uow, account_id, actor_id)
+        if permission not in held:
+            raise PermissionDenied(
+                f"user {actor_id!r} lacks the permission {permission!r} in account "
+                f"{account_id!r}; the account owner can grant it",
+                user_id=actor_id,
+                account_id=account_id,
+                permission=permission,
+            )
+        return held
+
+    @staticmethod
+    def _no_escalation(
+        actor_id: str, held: PermissionSet, wanted: PermissionSet, what: str
+    ) -> None:
+        if not wanted.issubset(held):
+            if wanted.is_all:
+                missing = "all permissions"
+            else:
+                missing = ", ".join(sorted((wanted - held).names)) if not held.is_all else ""
+            raise PermissionDenied(
+                f"user {actor_id!r} cannot {what}: it does not hold {missing} itself; "
+                "grant only permissions you hold",
+                user_id=actor_id,
+            )
+
+    def _language(self, language: str | None) -> str:
+        """The language a call asked for (``None``: the configured one), checked."""
+        if language is None:
+            return self.language
+        check_line("language", language)
+        self._check_language(language)
+        return language
+
+    def _check_language(self, language: str) -> None:
+        from .._mail.templates import LANGUAGES
+
+        languages = getattr(self.templates, "languages", None)
+        known = tuple(languages()) if callable(languages) else LANGUAGES
+        if language not in known:
+            raise ValidationError(
+                f"unsupported language {language!r}; use one of: " + ", ".join(known)
+            )
+
+    @staticmethod
+    def _inviter_lost_rights(uow: UnitOfWork, inv: Invitation) -> bool:
+        if inv.invited_by == SYSTEM:
+            return False
+        inviter = uow.get_member(inv.account_id, inv.invited_by)
+        return (
+            inviter is None
+            or "users.manage" not in inviter.permissions
+            or not inv.permissions.issubset(inviter.permissions)
+        )
+
+
+def _no_placeholder(mailer: Mailer, *, accept_url: str, sender: str) -> None:
+    """An SmtpMailer mails real people: the demo link and sender must not reach them."""
+    import sys
+
+    # Only if the SMTP module is loaded can the mailer be an SmtpMailer; this keeps smtplib
+    # out of processes that never send over SMTP.
+    smtp = sys.modules.get("teamaccess._mail.smtp")
+    if smtp is None or not isinstance(mailer, smtp.SmtpMailer):
+        return
+    if accept_url == _EXAMPLE_ACCEPT_URL:
+        raise ValidationError(
+            f"accept_url is still the example {accept_url!r}; with an SmtpMailer the mail "
+            "reaches real people, so pass accept_url= with your panel's accept page, "
+            "e.g. 'https://panel.your-company.com/invitations/accept?token={token}'"
+        )
+    if sender == _EXAMPLE_SENDER:
+        raise ValidationError(
+            f"sender is still the example {sender!r}; with an SmtpMailer the mail reaches "
+            "real people, so pass sender= with your own address, "
+            "e.g. 'Customer Center <noreply@your-company.com>'"
+        )

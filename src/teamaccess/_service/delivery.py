@@ -1,0 +1,354 @@
+"""Mail delivery: the outbox, rendering invitation mail, sending, retrying."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .._domain import (
+    SYSTEM,
+    Account,
+    Invitation,
+    OutboxMessage,
+)
+from .._errors import (
+    DeliveryFailed,
+    StorageError,
+    ValidationError,
+)
+from .._ports import UnitOfWork
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+from .checks import (
+    _DELIVERY_LEASE,
+    _check_id,
+    _log,
+    _new_id,
+    _token_hex,
+    _Work,
+)
+from .core import _Core
+
+__all__ = ["_Delivery"]
+
+
+class _Refusal(str):
+    """The error text of a message the last check refused: recorded, never retried."""
+
+
+class _Delivery(_Core):
+    """Mail delivery: the outbox, rendering invitation mail, sending, retrying."""
+
+    def accept_link(self, token: str) -> str:
+        """The link of the invitation mail for *token*, built from ``accept_url``.
+
+        For a host that shows or sends the link itself; like the token, never log it.
+        """
+        # Not check_line: its message is fine, but a token is never echoed in any error.
+        if not isinstance(token, str) or not token.isascii():
+            got = "non-ASCII text" if isinstance(token, str) else type(token).__name__
+            raise ValidationError(
+                f"token must be the string invite() or resend_invitation() returned, not {got}"
+            )
+        from urllib.parse import quote
+
+        quoted = quote(token, safe="")
+        if "{token}" in self.accept_url:
+            return self.accept_url.replace("{token}", quoted)
+        sep = "&" if "?" in self.accept_url else "?"
+        return f"{self.accept_url}{sep}token={quoted}"
+
+    def _invitation_row(self, inv: Invitation, now: datetime) -> OutboxMessage:
+        return OutboxMessage(
+            id=_new_id("msg"),
+            account_id=inv.account_id,
+            kind="invitation",
+            recipient=inv.email,
+            message_id=f"<{_token_hex(12)}@{self._msgid_domain}>",
+            created_at=now,
+            next_attempt_at=now + _DELIVERY_LEASE,
+            invitation_id=inv.id,
+        )
+
+    def _queue_invitation(
+        self,
+        work: _Work,
+        inv: Invitation,
+        *,
+        fresh: bool = False,
+        row: OutboxMessage | None = None,
+    ) -> OutboxMessage:
+        """Write the invitation's outbox row (*row* if its mail was rendered already)."""
+        if not fresh:  # a new invitation has no earlier mail to cancel: one query less
+            self._cancel_mail(work, inv.id)
+        if row is None:
+            row = self._invitation_row(inv, work.now)
+        work.uow.add_outbox(row)
+        return row
+
+    @staticmethod
+    def _cancel_mail(work: _Work, invitation_id: str) -> None:
+        """An invitation that is no longer pending must not be mailed (again)."""
+        for row in work.uow.outbox(status="pending", invitation_id=invitation_id):
+            work.uow.update_outbox(attrs.evolve(row, status="cancelled"))
+
+    @staticmethod
+    def _inviter_email(uow: UnitOfWork, account: Account, invited_by: str) -> str:
+        inviter = uow.get_member(account.id, invited_by)
+        # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names the owner.
+        return inviter.email if inviter is not None else account.owner_email
+
+    def _render_invitation(
+        self,
+        account: Account,
+        inv: Invitation,
+        inviter_email: str,
+        token: str,
+        row: OutboxMessage,
+        now: datetime,
+    ) -> EmailMessage:
+        """The invitation mail; called outside any write unit, so rendering never holds
+        the store's write lock."""
+        from .._mail.mailers import build_message
+        from .._mail.templates import InvitationContext
+
+        language = inv.language
+        labels = [
+            p.label_for(language)
+            for p in self.catalog
+            if not inv.permissions.is_all and p.name in inv.permissions.names
+        ]
+        rendered = self.templates.invitation(
+            InvitationContext(
+                language=language,
+                brand=getattr(self.templates, "brand", None) or "",
+                account_name=account.name,
+                inviter_email=inviter_email,
+                invitee_email=inv.email,
+                accept_url=self.accept_link(token),
+                expires_at=inv.expires_at,
+                all_permissions=inv.permissions.is_all,
+                permission_labels=labels,
+            )
+        )
+        return build_message(
+            sender=self.sender,
+            to=inv.email,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=row.message_id,
+            language=language,
+            date=now,
+        )
+
+    def _send(self, row: OutboxMessage, message: EmailMessage) -> str | None:
+        """Hand *message* to the mailer once it passed the last check; the error text if
+        it failed (a :class:`_Refusal` if the check refused it: it is never sent)."""
+        from .._mail.gate import MailRefused, check_outgoing
+
+        try:
+            envelope = check_outgoing(message, row.recipient)
+        except MailRefused as exc:
+            refusal = _Refusal(f"refused before sending, and not retried: {exc}")
+            _log().error("mail %s to %s %s", row.id, row.recipient, refusal)
+            return refusal
+        try:
+            if self._mailer_takes_envelope():
+                self._mailer.send(message, envelope_to=envelope)  # type: ignore[call-arg]
+            else:
+                self._mailer.send(message)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            # Never log the message: an invitation carries its token in the body.
+            _log().warning("delivery of %s to %s failed: %s", row.id, row.recipient, error)
+            return error
+        return None
+
+    def _mailer_takes_envelope(self) -> bool:
+        """True if the mailer's ``send()`` takes ``envelope_to=``, the checked recipient
+        (``SmtpMailer`` does); a ``Mailer`` that takes only the message keeps working."""
+        known: bool | None = getattr(self, "_envelope_kw", None)
+        if known is None:
+            import inspect
+
+            try:
+                params = inspect.signature(self._mailer.send).parameters
+            except (TypeError, ValueError):
+                params = {}  # type: ignore[assignment]
+            known = "envelope_to" in params
+            self._envelope_kw = known
+        return known
+
+    def _record_unit(self) -> AbstractContextManager[UnitOfWork]:
+        if self._durable_hint:
+            try:
+                return self._store.begin(durable=False)
+            except TypeError:
+                # A backend written before Store.begin() took durable= (or a wrapper that
+                # forwards to one) keeps working: its delivery records are durable.
+                self._durable_hint = False
+        return self._store.begin()
+
+    def _record(self, row: OutboxMessage, error: str | None) -> OutboxMessage:
+        now = self.clock.now()
+        # Not durable: lost in a power cut, this record means the mail goes out again (at
+        # least once, as promised; an invitation's with a new link). It saves an fsync per
+        # mail (issue 6).
+        with self._record_unit() as uow:
+            current = uow.get_outbox(row.id) or row
+            if error is None:
+                done = attrs.evolve(
+                    current, status="sent", attempts=current.attempts + 1, sent_at=now,
+                    last_error=None,
+                )  # fmt: skip
+            elif isinstance(error, _Refusal):
+                # Sending it again would be refused again: the row is closed with its reason.
+                done = attrs.evolve(
+                    current, status="cancelled", attempts=current.attempts + 1,
+                    last_error=str(error),
+                )  # fmt: skip
+            else:
+                # The exponent is capped: timedelta overflows near 2**40 minutes, which
+                # a row failing every few hours for weeks would otherwise reach.
+                factor = 2 ** min(current.attempts, 30)
+                backoff = min(self.retry_backoff * factor, self.max_retry_backoff)
+                done = attrs.evolve(
+                    current,
+                    attempts=current.attempts + 1,
+                    last_error=error,
+                    next_attempt_at=now + backoff,
+                )
+            uow.update_outbox(done)
+            uow.commit()
+        return done
+
+    def _deliver_now(
+        self,
+        batch: Sequence[tuple[OutboxMessage, EmailMessage]],
+        invitation: Invitation | None,
+        unbuilt: Sequence[str] = (),
+    ) -> None:
+        """Send *batch*; *unbuilt* names rows whose message could not even be built."""
+        failed = list(unbuilt)
+        refused = len(unbuilt)
+        for row, message in batch:
+            error = self._send(row, message)
+            self._record(row, error)
+            if error is not None:
+                failed.append(row.id)
+                refused += isinstance(error, _Refusal)
+        if failed:
+            if refused == len(failed):
+                what = (
+                    "the last check before sending refused them (a value would have changed "
+                    "the mail's headers or recipients); pending_messages() does not list "
+                    "them, their outbox rows say why"
+                )
+            elif invitation is not None:
+                what = (
+                    f"the invitation {invitation.id} is saved and its mail will be retried "
+                    "by deliver_pending() (or send it again with resend_invitation())"
+                )
+            else:
+                what = "they wait in the outbox and deliver_pending() retries them"
+            raise DeliveryFailed(
+                f"{len(failed)} of {len(batch) + len(unbuilt)} message(s) could not be sent "
+                f"now; {what}",
+                message_ids=failed,
+                invitation=invitation,
+            )
+
+    def pending_messages(self, account_id: str | None = None) -> list[OutboxMessage]:
+        """Outbox messages not yet delivered, oldest first, with attempts and last error;
+        only *account_id*'s if given (``AccountNotFound`` if there is no such account)."""
+        if account_id is None:
+            with self._read() as uow:
+                return uow.outbox(status="pending")
+        _check_id("account_id", account_id)
+        with self._read() as uow:
+            self._account(uow, account_id)
+            # Few rows wait at any time, so they are filtered here rather than in a query
+            # every backend would have to add.
+            return [m for m in uow.outbox(status="pending") if m.account_id == account_id]
+
+    def deliver_pending(self, *, limit: int = 100) -> list[OutboxMessage]:
+        """Try each due outbox message once; returns the rows as they are afterwards.
+
+        An invitation mail gets a fresh token (the earlier one was never delivered, and
+        tokens are never stored), so only the newest mail's link works.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError(f"limit must be a positive integer, not {limit!r}")
+        now = self.clock.now()
+        with self._read() as uow:
+            due = uow.outbox(status="pending", due_before=now, limit=limit)
+        results = []
+        for row in due:
+            try:
+                prepared = self._prepare(row, now)
+            except StorageError:
+                raise
+            except Exception as exc:
+                # A row whose mail cannot be rendered (say, a vendor template that raises)
+                # must not block the rows behind it: it is recorded and backs off.
+                results.append(self._record(row, f"{type(exc).__name__}: {exc}"[:500]))
+                continue
+            if prepared is None:
+                continue
+            claimed, message = prepared
+            results.append(self._record(claimed, self._send(claimed, message)))
+        return results
+
+    def _prepare(
+        self, row: OutboxMessage, now: datetime
+    ) -> tuple[OutboxMessage, EmailMessage] | None:
+        """Claim a due row and build its message; ``None`` if it is no longer due."""
+        with self._write() as work:
+            current = work.uow.get_outbox(row.id)
+            # Re-read under the write lock: another deliver_pending() may have sent or
+            # claimed it since the list was read.
+            if current is None or current.status != "pending" or current.next_attempt_at > now:
+                return None
+            claimed = attrs.evolve(current, next_attempt_at=work.now + _DELIVERY_LEASE)
+            if current.kind != "invitation":
+                from email import message_from_bytes, policy
+                from email.message import EmailMessage
+
+                assert current.message is not None
+                parsed = message_from_bytes(current.message, policy=policy.default)
+                assert isinstance(parsed, EmailMessage)
+                work.uow.update_outbox(claimed)
+                return claimed, parsed
+            inv = work.uow.get_invitation(current.invitation_id or "")
+            if (
+                inv is None
+                or inv.status != "pending"
+                or inv.is_expired(work.now)
+                # Acceptance would call it revoked; do not mail a link that cannot work.
+                or self._inviter_lost_rights(work.uow, inv)
+            ):
+                work.uow.update_outbox(attrs.evolve(current, status="cancelled"))
+                return None
+            account = self._account(work.uow, inv.account_id)
+            inviter_email = self._inviter_email(work.uow, account, inv.invited_by)
+            # The token of the failed attempt was never delivered and is not stored, so
+            # the retry carries a fresh one; only its hash replaces the old.
+            token, digest = self._tokens.issue(inv.id)
+            inv = attrs.evolve(inv, token_hash=digest)
+            work.uow.update_invitation(inv)
+            work.uow.update_outbox(claimed)
+            # A new link replaces the old one: a change, so it is audited like any other.
+            self._audit(
+                work, inv.account_id, SYSTEM, "invitation.mail_retried", inv.id,
+                email=inv.email, attempt=current.attempts + 1,
+            )  # fmt: skip
+        # Rendered after the commit, outside the write lock. If it fails, the row is
+        # claimed and its failure recorded by the caller; it is retried after backoff.
+        message = self._render_invitation(account, inv, inviter_email, token, claimed, now)
+        return claimed, message

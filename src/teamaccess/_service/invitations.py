@@ -1,0 +1,407 @@
+"""Invitations: invite, resend, revoke, inspect, accept, decline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._domain import (
+    SYSTEM,
+    Invitation,
+    InvitationStatus,
+    Member,
+)
+from .._emails import normalize_email
+from .._errors import (
+    AlreadyInvited,
+    AlreadyMember,
+    EmailMismatch,
+    InvalidInvitation,
+    InvitationExpired,
+    InvitationNotFound,
+    InvitationRevoked,
+    InvitationUsed,
+    RateLimited,
+)
+from .._permissions import PermissionSet
+from .._ports import UnitOfWork
+from .._tokens import hash_matches
+
+if TYPE_CHECKING:
+    pass
+from .checks import (
+    _SEND_ACTIONS,
+    _check_id,
+    _check_ids,
+    _check_user,
+    _new_id,
+    _Work,
+)
+from .delivery import _Delivery
+
+__all__ = ["_Invitations"]
+
+
+class _Invitations(_Delivery):
+    """Invitations: invite, resend, revoke, inspect, accept, decline."""
+
+    def _check_rate(self, work: _Work, account_id: str) -> None:
+        since = work.now - self.rate_window
+        # A send leaves the window exactly rate_window later, so retry_after really works.
+        times = [t for t in work.uow.event_times(account_id, _SEND_ACTIONS, since) if t > since]
+        if len(times) >= self.rate_limit:
+            retry_after = times[len(times) - self.rate_limit] + self.rate_window
+            raise RateLimited(
+                f"account {account_id!r} sent {len(times)} invitations in the last "
+                f"{self.rate_window}; the limit is {self.rate_limit}. Try again after "
+                f"{retry_after:%Y-%m-%d %H:%M} UTC",
+                retry_after=retry_after,
+            )
+
+    def invite(
+        self,
+        account_id: str,
+        *,
+        actor_id: str,
+        email: str,
+        permissions: PermissionSet,
+        language: str | None = None,
+    ) -> Invitation:
+        """Invite *email* with *permissions*; the returned invitation carries the token.
+
+        Needs ``users.manage`` and every granted permission. The mail is written to the
+        outbox in the same unit of work and sent at once; if the mailer fails the
+        invitation stays pending and ``DeliveryFailed`` names the waiting message.
+        """
+        account_id = _check_id("account_id", account_id)
+        actor_id = _check_id("actor_id", actor_id)
+        wanted = self._permission_set(permissions)
+        address = normalize_email(
+            email, check_deliverability=self.check_deliverability, what="email"
+        )
+        language = self._language(language)
+        # The mail is rendered first, from what a read shows, so that rendering never
+        # holds the write lock; the write unit then checks every rule afresh and stores
+        # the invitation and its outbox row together, or nothing.
+        with self._read() as uow:
+            account = self._account(uow, account_id)
+            inviter_email = self._inviter_email(uow, account, actor_id)
+        now = self.clock.now()
+        inv_id = _new_id("inv")
+        token, digest = self._tokens.issue(inv_id)
+        inv = Invitation(
+            id=inv_id,
+            account_id=account_id,
+            email=address.email,
+            permissions=wanted,
+            invited_by=actor_id,
+            status="pending",
+            created_at=now,
+            expires_at=now + self.invitation_ttl,
+            token_hash=digest,
+            language=language,
+        )
+        row = self._invitation_row(inv, now)
+        message = self._render_invitation(account, inv, inviter_email, token, row, now)
+        with self._write(now) as work:
+            uow = work.uow
+            account = self._account(uow, account_id)
+            held = self._require(uow, account_id, actor_id, "users.manage")
+            self._no_escalation(actor_id, held, wanted, "grant these permissions")
+            if uow.member_by_email(account_id, address.key) is not None:
+                raise AlreadyMember(
+                    f"{address.email} is already a member of {account.name!r}; change their "
+                    "permissions with set_permissions() instead"
+                )
+            existing = uow.pending_invitation_for(account_id, address.key)
+            if existing is not None:
+                if self._status_now(uow, existing, work.now) == "revoked":
+                    # Its inviter may no longer grant it: it counts as revoked, so a new
+                    # invitation replaces it instead of being refused.
+                    self._close_invitation(
+                        work,
+                        existing,
+                        "revoked",
+                        SYSTEM,
+                        reason="inviter lost the right to grant it",
+                    )
+                elif not existing.is_expired(work.now):
+                    raise AlreadyInvited(
+                        f"{address.email} has a pending invitation ({existing.id}) until "
+                        f"{existing.expires_at:%Y-%m-%d}; resend or revoke it instead",
+                        invitation_id=existing.id,
+                    )
+                else:
+                    self._close_invitation(work, existing, "expired", SYSTEM)
+            self._check_rate(work, account_id)
+            uow.add_invitation(inv, address.key)
+            self._queue_invitation(work, inv, fresh=True, row=row)
+            self._audit(
+                work,
+                account_id,
+                actor_id,
+                "invitation.sent",
+                inv_id,
+                email=address.email,
+                permissions=wanted.to_list(),
+            )
+        issued = attrs.evolve(inv, token=token, token_hash=None)
+        self._deliver_now([(row, message)], issued)
+        return issued
+
+    def resend_invitation(self, invitation_id: str, *, actor_id: str) -> Invitation:
+        """Send a new mail with a new token; the old link stops working.
+
+        The lifetime starts again. Counts against the rate limit like a first send. The
+        actor becomes the inviter: it holds what the invitation grants (or this fails),
+        and acceptance re-checks the rights of whoever sent the link that is used.
+        """
+        _check_ids(invitation_id=invitation_id, actor_id=actor_id)
+        # Rendered before the write unit (see invite()), which checks everything afresh.
+        with self._read() as uow:
+            seen = self._invitation(uow, invitation_id)
+            account = self._account(uow, seen.account_id)
+            inviter_email = self._inviter_email(uow, account, actor_id)
+        now = self.clock.now()
+        token, digest = self._tokens.issue(seen.id)
+        resent = attrs.evolve(
+            seen,
+            token_hash=digest,
+            expires_at=now + self.invitation_ttl,
+            sent_count=seen.sent_count + 1,
+            invited_by=actor_id,
+        )
+        row = self._invitation_row(resent, now)
+        message = self._render_invitation(account, resent, inviter_email, token, row, now)
+        with self._write(now) as work:
+            uow = work.uow
+            inv = self._invitation(uow, invitation_id)
+            held = self._require(uow, inv.account_id, actor_id, "users.manage")
+            self._no_escalation(actor_id, held, inv.permissions, "resend this invitation")
+            if inv.status != "pending":
+                self._raise_closed(inv)
+            if uow.member_by_email(inv.account_id, normalize_email(inv.email).key) is not None:
+                raise AlreadyMember(
+                    f"{inv.email} has become a member meanwhile; revoke invitation {inv.id} "
+                    "instead of resending it"
+                )
+            if self._inviter_lost_rights(uow, inv):
+                raise InvitationRevoked(
+                    f"invitation {inv.id} counts as revoked: the member who sent it may no "
+                    "longer grant it; send a new invitation instead"
+                )
+            self._check_rate(work, inv.account_id)
+            # Another resend may have come between: this one's token replaces its token,
+            # as if they had run one after the other (an invitation's permissions and
+            # address never change, so the rendered mail is still right).
+            inv = attrs.evolve(
+                inv,
+                token_hash=resent.token_hash,
+                expires_at=resent.expires_at,
+                sent_count=inv.sent_count + 1,
+                invited_by=actor_id,
+            )
+            uow.update_invitation(inv)
+            self._queue_invitation(work, inv, row=row)
+            self._audit(
+                work, inv.account_id, actor_id, "invitation.resent", inv.id, email=inv.email
+            )
+        issued = attrs.evolve(inv, token=token, token_hash=None)
+        self._deliver_now([(row, message)], issued)
+        return issued
+
+    def revoke_invitation(self, invitation_id: str, *, actor_id: str) -> Invitation:
+        """Withdraw a pending invitation; its link stops working at once."""
+        _check_ids(invitation_id=invitation_id, actor_id=actor_id)
+        with self._write() as work:
+            uow = work.uow
+            inv = self._invitation(uow, invitation_id)
+            held = self._require(uow, inv.account_id, actor_id, "users.manage")
+            if actor_id != inv.invited_by:
+                self._no_escalation(actor_id, held, inv.permissions, "revoke this invitation")
+            if inv.status == "revoked":
+                return attrs.evolve(inv, token_hash=None)
+            if inv.status != "pending":
+                self._raise_closed(inv)
+            inv = self._close_invitation(work, inv, "revoked", actor_id)
+        return attrs.evolve(inv, token_hash=None)
+
+    def pending_invitations(self, account_id: str) -> list[Invitation]:
+        """Invitations still waiting for an answer, oldest first; expired ones are left out."""
+        _check_id("account_id", account_id)
+        now = self.clock.now()
+        with self._read() as uow:
+            self._account(uow, account_id)
+            return [
+                attrs.evolve(i, token_hash=None)
+                for i in uow.invitations(account_id, status="pending")
+                if self._status_now(uow, i, now) == "pending"
+            ]
+
+    def invitations(self, account_id: str) -> list[Invitation]:
+        """Every invitation of the account, oldest first, with its status as of now."""
+        _check_id("account_id", account_id)
+        now = self.clock.now()
+        with self._read() as uow:
+            self._account(uow, account_id)
+            return [
+                attrs.evolve(i, status=self._status_now(uow, i, now), token_hash=None)
+                for i in uow.invitations(account_id)
+            ]
+
+    def get_invitation(self, invitation_id: str) -> Invitation:
+        _check_id("invitation_id", invitation_id)
+        now = self.clock.now()
+        with self._read() as uow:
+            inv = self._invitation(uow, invitation_id)
+            return attrs.evolve(inv, status=self._status_now(uow, inv, now), token_hash=None)
+
+    def inspect_invitation(self, token: str) -> Invitation:
+        """The invitation a token names, with its status as of now; changes nothing.
+
+        For the landing page: show the account, the address and the permissions before the
+        user accepts. Raises ``InvalidInvitation`` only for a forged or replaced token.
+        """
+        now = self.clock.now()
+        with self._read() as uow:
+            inv = self._by_token(uow, token)
+            status = self._status_now(uow, inv, now)
+        return attrs.evolve(inv, status=status, token_hash=None)
+
+    def accept_invitation(self, token: str, *, user_id: str, email: str) -> Member:
+        """Make the user a member with the invitation's permissions.
+
+        *email* is the address the host application verified for the user; it must be the
+        invited one unless ``require_email_match=False``.
+        """
+        user_id = _check_user("user_id", user_id)
+        address = normalize_email(email, check_deliverability=False, what="email")
+        member: Member | None = None
+        with self._write() as work:
+            uow = work.uow
+            inv = self._by_token(uow, token)
+            self._check_open(inv, work.now)
+            if self.require_email_match:
+                invited = normalize_email(inv.email).key
+                if invited != address.key:
+                    raise EmailMismatch(
+                        f"this invitation was sent to another address than {address.email}; "
+                        "log in with the invited address, or ask the account owner to invite "
+                        "this one"
+                    )
+            if self._inviter_lost_rights(uow, inv):
+                self._close_invitation(
+                    work, inv, "revoked", SYSTEM, reason="inviter lost the right to grant it"
+                )
+            else:
+                if uow.get_member(inv.account_id, user_id) is not None or (
+                    uow.member_by_email(inv.account_id, address.key) is not None
+                ):
+                    raise AlreadyMember(
+                        f"user {user_id!r} ({address.email}) is already a member of this "
+                        "account; nothing to accept"
+                    )
+                member = Member(
+                    account_id=inv.account_id,
+                    user_id=user_id,
+                    email=address.email,
+                    role="member",
+                    permissions=inv.permissions,
+                    joined_at=work.now,
+                    granted_by=inv.invited_by,
+                )
+                uow.add_member(member, address.key)
+                uow.update_invitation(
+                    attrs.evolve(inv, status="accepted", closed_at=work.now, accepted_by=user_id)
+                )
+                self._cancel_mail(work, inv.id)
+                self._audit(
+                    work,
+                    inv.account_id,
+                    user_id,
+                    "invitation.accepted",
+                    inv.id,
+                    email=address.email,
+                    permissions=inv.permissions.to_list(),
+                )
+        if member is None:
+            raise InvitationRevoked(
+                "this invitation was withdrawn: the person who sent it may no longer grant "
+                "these permissions; ask the account owner for a new invitation"
+            )
+        return member
+
+    def decline_invitation(self, token: str) -> Invitation:
+        """The invitee says no; the link stops working."""
+        with self._write() as work:
+            inv = self._by_token(work.uow, token)
+            self._check_open(inv, work.now)
+            inv = self._close_invitation(work, inv, "declined", f"invitee:{inv.email}")
+        return attrs.evolve(inv, token_hash=None)
+
+    def _invitation(self, uow: UnitOfWork, invitation_id: str) -> Invitation:
+        inv = uow.get_invitation(invitation_id)
+        if inv is None:
+            raise InvitationNotFound(
+                f"no invitation {invitation_id!r}; pending_invitations(account_id) lists them"
+            )
+        return inv
+
+    def _by_token(self, uow: UnitOfWork, token: str) -> Invitation:
+        inv_id = self._tokens.open(token)
+        inv = uow.get_invitation(inv_id)
+        if inv is None or not hash_matches(token, inv.token_hash):
+            raise InvalidInvitation(
+                "this invitation link is no longer valid: a newer invitation mail replaced "
+                "it, or it was withdrawn; use the link in the newest mail or ask for a new one"
+            )
+        return inv
+
+    @staticmethod
+    def _raise_closed(inv: Invitation) -> None:
+        if inv.status == "accepted":
+            raise InvitationUsed(
+                f"invitation {inv.id} was already accepted; the member can simply log in"
+            )
+        if inv.status == "expired":
+            raise InvitationExpired(
+                f"invitation {inv.id} expired on {inv.expires_at:%Y-%m-%d}; "
+                "ask the account owner to send a new one"
+            )
+        raise InvitationRevoked(
+            f"invitation {inv.id} was {inv.status}; ask the account owner for a new invitation"
+        )
+
+    @classmethod
+    def _check_open(cls, inv: Invitation, now: datetime) -> None:
+        if inv.status != "pending":
+            cls._raise_closed(inv)
+        if inv.is_expired(now):
+            raise InvitationExpired(
+                f"this invitation expired on {inv.expires_at:%Y-%m-%d %H:%M} UTC; "
+                "ask the account owner to resend it"
+            )
+
+    def _status_now(self, uow: UnitOfWork, inv: Invitation, now: datetime) -> InvitationStatus:
+        """The status a user sees: past its lifetime it is expired, and once its inviter
+        may no longer grant it, it counts as revoked (DESIGN.md, "Invitations")."""
+        status = inv.status_at(now)
+        if status == "pending" and self._inviter_lost_rights(uow, inv):
+            return "revoked"
+        return status
+
+    def _close_invitation(
+        self,
+        work: _Work,
+        inv: Invitation,
+        status: InvitationStatus,
+        actor_id: str,
+        **details: Any,
+    ) -> Invitation:
+        closed = attrs.evolve(inv, status=status, closed_at=work.now)
+        work.uow.update_invitation(closed)
+        self._cancel_mail(work, inv.id)
+        self._audit(work, inv.account_id, actor_id, f"invitation.{status}", inv.id, **details)
+        return closed

@@ -1,0 +1,20 @@
+"""The public facade: one class over the use-case modules."""
+
+from __future__ import annotations
+
+from .accounts import _Accounts
+from .contacts import _Contacts
+
+__all__ = ["TeamAccess"]
+
+
+class TeamAccess(_Accounts, _Contacts):
+    """Accounts, members, permissions, invitations and contacts, on a ``Store``.
+
+    Each method is one unit of work. The use cases live in their own modules
+    (``accounts``, ``invitations``, ``contacts``, ``delivery``), sharing the settings and
+    plumbing of ``core``; this class only puts them together.
+
+    >>> from teamaccess import TeamAccess, MemoryStore, MemoryMailer
+    >>> team = TeamAccess(MemoryStore(), MemoryMailer(), secret_key="change me")
+    """
