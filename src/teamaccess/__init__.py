@@ -56,6 +56,7 @@ from ._mail.templates import (
 )
 from ._permissions import Catalog, Categories, Category, Permission, PermissionSet
 from ._ports import BatchMailer, Clock, Mailer, Store, SystemClock, UnitOfWork
+from ._privacy import ErasureReport, PurgeReport, Retention
 from ._service import TeamAccess
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ __all__ = [
     "DefaultTemplates",
     "DeliveryFailed",
     "EmailMismatch",
+    "ErasureReport",
     "FileMailer",
     "InvalidEmail",
     "InvalidInvitation",
@@ -105,8 +107,10 @@ __all__ = [
     "Permission",
     "PermissionDenied",
     "PermissionSet",
+    "PurgeReport",
     "RateLimited",
     "RenderedMail",
+    "Retention",
     "SQLiteStore",
     "SmtpMailer",
     "StorageError",
