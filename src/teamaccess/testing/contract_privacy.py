@@ -216,14 +216,14 @@ class PrivacyContract:
         with seeded.begin() as uow:
             uow.add_outbox(c.outbox("waiting", minute=0))
             uow.add_outbox(c.outbox("sent-old", minute=0, status="sent", sent_at=c.at(5)))
-            uow.add_outbox(c.outbox("sent-new", minute=0, status="sent", sent_at=c.at(50)))
+            uow.add_outbox(c.outbox("sent-new", minute=1, status="sent", sent_at=c.at(50)))
             uow.add_outbox(c.outbox("cancelled", minute=1, status="cancelled"))
             uow.commit()
         with seeded.begin() as uow:
             assert uow.purge_outbox(c.at(10)) == 2
             uow.commit()
         with seeded.read() as uow:
-            assert [m.id for m in uow.outbox()] == ["sent-new", "waiting"]
+            assert [m.id for m in uow.outbox()] == ["waiting", "sent-new"]
             assert uow.get_outbox("waiting") is not None
 
     def test_purge_events_keeps_what_is_asked(self, seeded: Store) -> None:
