@@ -44,13 +44,14 @@ class ErasureReport:
     """What ``erase_person()`` removed, and the pseudonym that now stands for the person.
 
     ``user_ids`` and ``addresses`` say whom it found (the ids and addresses linked to the
-    ones given through their memberships); they are what the caller passed in or already
-    knew, returned so the caller can check, and are never stored.
+    ones given through their memberships), so the caller can check; they are stored
+    nowhere and left out of the repr.
     """
 
     pseudonym: str
-    user_ids: tuple[str, ...]
-    addresses: tuple[str, ...]
+    # Left out of the repr, so a report that is logged does not name the person again.
+    user_ids: tuple[str, ...] = attrs.field(repr=False)
+    addresses: tuple[str, ...] = attrs.field(repr=False)
     memberships: int = 0
     invitations: int = 0
     contacts: int = 0
