@@ -302,6 +302,21 @@ class TestErase:
         assert report.events == 0
         assert log(team, world.acc1) == before
 
+    def test_non_ascii_address_in_any_case_and_form(self, world: World) -> None:
+        team = world.team
+        team.invite(world.acc1, actor_id="olga", email="JÜRGEN@Bücher.example",
+                    permissions=P())  # fmt: skip
+        team.add_contact(world.acc2, actor_id="otto", name="J", categories=["billing"],
+                         email="jürgen@xn--bcher-kva.example")  # fmt: skip
+        report = team.erase_person(email="Jürgen@BÜCHER.example", actor_id=SYSTEM)
+        assert (report.invitations, report.contacts) == (1, 1)
+        text = json.dumps(
+            [attrs.asdict(e) for a in (world.acc1, world.acc2) for e in team.audit_log(a)],
+            default=str,
+        )
+        assert "rgen@" not in text
+        assert report.pseudonym in text
+
     def test_an_invitee_who_never_joined(self, world: World) -> None:
         team = world.team
         report = team.erase_person(email="FRIEND@example.org", actor_id=SYSTEM)

@@ -107,10 +107,15 @@ class PersonMatcher:
 
     @property
     def needles(self) -> frozenset[str]:
-        """Texts a stored value must contain to mention the person (for a store's coarse
-        search): each id, and each address's ``@domain``, which is stored lowercased."""
-        domains = {"@" + a.rpartition("@")[2].lower() for a in self.addresses}
-        return frozenset(self.user_ids | domains)
+        """Texts a stored value must contain to mention the person, for a store's coarse
+        search (which folds A-Z only): each id, and each address; for an address whose
+        local part is not ASCII (whose other cases a store cannot fold), its ``@domain``,
+        which is stored normalised."""
+        found = set(self.user_ids)
+        for address in self.addresses:
+            local, _, domain = address.rpartition("@")
+            found.add(address if local.isascii() else "@" + domain.lower())
+        return frozenset(found)
 
     def in_text(self, value: str) -> bool:
         if value in self.user_ids:
