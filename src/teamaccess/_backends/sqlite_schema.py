@@ -180,6 +180,7 @@ _SCHEMA_2: Final = (
         ON contact_categories (account_id, category, seq, email, email_key)""",
 )
 
+
 def _migration_6(db: Any) -> None:
     """Fewer B-trees written per invitation round trip (invite + accept)."""
     for sql in _SCHEMA_6:
