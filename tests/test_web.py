@@ -833,3 +833,20 @@ class TestWebDemoCommand:
                 proc.kill()
                 proc.communicate()
         assert proc.returncode == 0
+
+
+class TestImportCost:
+    """teamaccess.web loads neither Flask nor Jinja2 until a page is rendered with them."""
+
+    def test_import_is_light(self) -> None:
+        import subprocess
+        import sys
+
+        code = (
+            "import sys, teamaccess.web; "
+            "print(sorted(m for m in ('flask', 'jinja2', 'werkzeug') if m in sys.modules))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        assert out.strip() == "[]"
