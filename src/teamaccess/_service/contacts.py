@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -12,7 +13,7 @@ from .._domain import (
     Contact,
     OutboxMessage,
 )
-from .._emails import check_line, check_name, normalize_email
+from .._emails import SUBJECT_LIMIT, check_length, check_line, check_name, normalize_email
 from .._errors import (
     ContactNotFound,
     TeamAccessError,
@@ -215,6 +216,7 @@ class _Contacts(_Delivery):
         language = self._language(language)
         check_line("category", category)
         check_line("subject", subject)
+        check_length("subject", subject, SUBJECT_LIMIT)
         _check_text("text", text)
         if html is not None:
             _check_text("html", html, "a string or None")
@@ -271,6 +273,8 @@ class _Contacts(_Delivery):
             raise ValidationError(
                 f"the notification cannot be built as a mail: {error}"
             ) from first_error
+        # Due once the in-process attempt's lease ends; at once if nobody sends it now.
+        lease = timedelta(0) if self._mail_waits() else _DELIVERY_LEASE
         with self._write(now) as work:
             self._account(work.uow, account_id)
             batch = []
@@ -283,7 +287,7 @@ class _Contacts(_Delivery):
                     recipient=to,
                     message_id=message_id,
                     created_at=work.now,
-                    next_attempt_at=work.now + _DELIVERY_LEASE,
+                    next_attempt_at=work.now + lease,
                     message=message.as_bytes() if message is not None else None,
                 )
                 if message is None:

@@ -71,7 +71,10 @@ class _Delivery(_Core):
             recipient=inv.email,
             message_id=f"<{_token_hex(12)}@{self._msgid_domain}>",
             created_at=now,
-            next_attempt_at=now + _DELIVERY_LEASE,
+            # Due after the lease: the mail goes out right after the commit, and
+            # deliver_pending() must not send it a second time meanwhile. Held back for
+            # the host's commit, nobody sends it now, so it is due at once.
+            next_attempt_at=now if self._mail_waits() else now + _DELIVERY_LEASE,
             invitation_id=inv.id,
         )
 
@@ -238,7 +241,12 @@ class _Delivery(_Core):
         invitation: Invitation | None,
         unbuilt: Sequence[str] = (),
     ) -> None:
-        """Send *batch*; *unbuilt* names rows whose message could not even be built."""
+        """Send *batch*; *unbuilt* names rows whose message could not even be built.
+
+        Inside the host's transaction nothing is sent: the rows wait in the outbox.
+        """
+        if self._mail_waits():
+            batch = ()
         failed = list(unbuilt)
         refused = len(unbuilt)
         for row, message in batch:
@@ -289,6 +297,11 @@ class _Delivery(_Core):
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError(f"limit must be a positive integer, not {limit!r}")
+        if self._mail_waits():
+            raise ValidationError(
+                "deliver_pending() sends mail, which must not leave before the host "
+                "application's transaction commits; call it after leaving store.join()"
+            )
         now = self.clock.now()
         with self._read() as uow:
             due = uow.outbox(status="pending", due_before=now, limit=limit)
