@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._backends.memory import MemoryStore
 from ._domain import (
+    METADATA_MAX_BYTES,
+    NOTE_MAX_LENGTH,
     SYSTEM,
     Account,
     AuditEvent,
@@ -54,7 +56,16 @@ from ._mail.templates import (
     RenderedMail,
     Templates,
 )
-from ._permissions import Catalog, Categories, Category, Permission, PermissionSet
+from ._permissions import (
+    RESOURCE_ID_MAX_LENGTH,
+    Catalog,
+    Categories,
+    Category,
+    Permission,
+    PermissionSet,
+    Preset,
+    Resources,
+)
 from ._ports import BatchMailer, Clock, Mailer, Store, SystemClock, UnitOfWork
 from ._service import TeamAccess
 
@@ -65,6 +76,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "METADATA_MAX_BYTES",
+    "NOTE_MAX_LENGTH",
+    "RESOURCE_ID_MAX_LENGTH",
     "SYSTEM",
     "Account",
     "AccountNotFound",
@@ -105,8 +119,10 @@ __all__ = [
     "Permission",
     "PermissionDenied",
     "PermissionSet",
+    "Preset",
     "RateLimited",
     "RenderedMail",
+    "Resources",
     "SQLiteStore",
     "SmtpMailer",
     "StorageError",

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from .accounts import _Accounts
 from .contacts import _Contacts
+from .lifecycle import _Lifecycle
+from .scopes import _Scopes
 
 __all__ = ["TeamAccess"]
 
 
-class TeamAccess(_Accounts, _Contacts):
+class TeamAccess(_Accounts, _Contacts, _Lifecycle, _Scopes):
     """Accounts, members, permissions, invitations and contacts, on a ``Store``.
 
     Each method is one unit of work. The use cases live in their own modules
-    (``accounts``, ``invitations``, ``contacts``, ``delivery``), sharing the settings and
+    (``accounts``, ``invitations``, ``contacts``, ``delivery``, ``lifecycle``,
+    ``scopes``), sharing the settings and
     plumbing of ``core``; this class only puts them together.
 
     >>> from teamaccess import TeamAccess, MemoryStore, MemoryMailer
