@@ -97,6 +97,13 @@ def eml_files(folder: Path) -> list[Path]:
     return sorted((folder / "outbox").glob("*.eml"))
 
 
+#: What a command that mails real people over SMTP must be told (no example defaults).
+REAL_LINKS = (
+    "--accept-url", "https://panel.muster.example.com/accept?token={token}",
+    "--sender", "Panel <noreply@muster.example.com>",
+)  # fmt: skip
+
+
 def free_port() -> int:
     """A port nothing listens on: a mail server that is down."""
     with socket.socket() as sock:
@@ -420,7 +427,7 @@ class TestContactsAndMail:
 
     def test_deliver_list_of_one_account(self, run: Cli, account: str) -> None:
         down = ["--smtp-host", "127.0.0.1", "--smtp-port", str(free_port()),
-                "--smtp-security", "plain"]  # fmt: skip
+                "--smtp-security", "plain", *REAL_LINKS]  # fmt: skip
         other = run.json("accounts", "create", "--name", "Andere AG", "--owner-id", "chef",
                          "--owner-email", "chef@andere.example.com")["id"]  # fmt: skip
         run.error(*down, "invite", account, "dev@example.com", "--all", code=9)
@@ -433,7 +440,7 @@ class TestContactsAndMail:
 
     def test_mail_server_down_then_deliver(self, run: Cli, account: str) -> None:
         down = ["--smtp-host", "127.0.0.1", "--smtp-port", str(free_port()),
-                "--smtp-security", "plain"]  # fmt: skip
+                "--smtp-security", "plain", *REAL_LINKS]  # fmt: skip
         line = run.error(*down, "invite", account, "dev@example.com", "--all", code=9)
         assert "deliver_pending()" in line
         [waiting] = run.json("deliver", "--list")
@@ -459,7 +466,7 @@ class TestContactsAndMail:
         with SmtpServer(mode="starttls", certs=certs, users={"panel": "s3cret"}) as server:
             run.env["TEAMACCESS_SMTP_HOST"] = server.host
             run.env["TEAMACCESS_SMTP_PASSWORD"] = "wrong"
-            smtp = ["--smtp-port", str(server.port), "--smtp-user", "panel"]
+            smtp = ["--smtp-port", str(server.port), "--smtp-user", "panel", *REAL_LINKS]
             line = run.error(*smtp, "invite", account, "a@example.com", "--all", code=9)
             assert "wrong" not in line
             run.env["TEAMACCESS_SMTP_PASSWORD"] = "s3cret"
@@ -475,6 +482,14 @@ class TestContactsAndMail:
         result = run(code=2)
         assert "Usage: teamaccess [OPTIONS] COMMAND" in result.output
         assert "demo" in result.output
+
+    @pytest.mark.parametrize("missing", ["--accept-url", "--sender"])
+    def test_smtp_needs_real_links(self, run: Cli, account: str, missing: str) -> None:
+        settings = dict(zip(REAL_LINKS[::2], REAL_LINKS[1::2], strict=True))
+        del settings[missing]
+        smtp = ["--smtp-host", "127.0.0.1", *(x for kv in settings.items() for x in kv)]
+        line = run.error(*smtp, "invite", account, "a@example.com", "--all", code=3)
+        assert f"set {missing} (or TEAMACCESS_" in line
 
     def test_smtp_password_only_from_env(self, run: Cli) -> None:
         result = run("--smtp-password", "x", "catalog", code=2)

@@ -78,6 +78,9 @@ class TestErrorTree:
         assert teamaccess.RateLimited("slow down").retry_after is None
         failed = teamaccess.DeliveryFailed("later", message_ids=["m1"], invitation_id="i1")
         assert (failed.message_ids, failed.invitation_id) == (("m1",), "i1")
+        assert failed.invitation is None
+        assert teamaccess.AlreadyInvited("twice", invitation_id="i2").invitation_id == "i2"
+        assert teamaccess.AlreadyInvited("twice").invitation_id is None
 
     def test_tree_is_drawn_in_the_module_docstring(self) -> None:
         text = importlib.import_module(TeamAccessError.__module__).__doc__ or ""

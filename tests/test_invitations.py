@@ -157,9 +157,11 @@ class TestDuplicates:
     def test_already_invited(
         self, team: TeamAccess, account: Account, mailer: MemoryMailer, again: str
     ) -> None:
-        invite(team, account)
-        with pytest.raises(AlreadyInvited, match="resend or revoke it instead"):
+        first = invite(team, account)
+        with pytest.raises(AlreadyInvited, match="resend or revoke it instead") as info:
             invite(team, account, again)
+        # so a page can offer "resend" for the pending one
+        assert info.value.invitation_id == first.id
         assert len(team.pending_invitations(account.id)) == 1
         assert len(mailer.outbox) == 1
 
@@ -843,12 +845,20 @@ class TestDeliveryFailure:
         mailer = FailingMailer()
         team = make_team(store, clock, mailer)
         acct = team.create_account(name="A", owner_id="owner", owner_email="chef@muster.de")
-        with pytest.raises(DeliveryFailed, match="invitation is stored") as info:
+        with pytest.raises(
+            DeliveryFailed, match=r"invitation inv_[0-9a-f]+ is saved and its mail will be retried"
+        ) as info:
             invite(team, acct)
         assert mailer.outbox == []
         (pending,) = team.pending_invitations(acct.id)
         assert pending.email == "dev@agentur.de"
         assert info.value.invitation_id == pending.id
+        # The stored invitation comes with the error, token and all, as invite() returns it.
+        saved = info.value.invitation
+        assert saved is not None
+        assert (saved.id, saved.email, saved.status) == (pending.id, pending.email, "pending")
+        assert saved.token is not None
+        assert team.inspect_invitation(saved.token).id == pending.id
         assert team.audit_log(acct.id)[0].action == "invitation.sent"
         mailer.failing = False
         again = team.resend_invitation(pending.id, actor_id="owner")

@@ -112,6 +112,18 @@ class TestFailedInvitation:
         assert row.message is None  # the mail holds a token, and tokens are never stored
         assert fteam.audit_log(facc.id, limit=1)[0].action == "invitation.sent"
 
+    def test_failed_resend_carries_the_saved_invitation(
+        self, fteam: TeamAccess, facc: Account
+    ) -> None:
+        inv_id = failed_invite(fteam, facc)
+        with pytest.raises(DeliveryFailed, match=f"invitation {inv_id} is saved") as info:
+            fteam.resend_invitation(inv_id, actor_id="owner")
+        saved = info.value.invitation
+        assert saved is not None
+        assert (saved.id, saved.sent_count, saved.token is not None) == (inv_id, 2, True)
+        assert saved.token is not None
+        assert fteam.inspect_invitation(saved.token).status == "pending"
+
     def test_pending_messages_of_one_account(
         self, fteam: TeamAccess, facc: Account, clock: FrozenClock
     ) -> None:

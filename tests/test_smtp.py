@@ -8,6 +8,7 @@ import ssl
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -18,6 +19,8 @@ import teamaccess
 from teamaccess import (
     Account,
     DeliveryFailed,
+    FileMailer,
+    MemoryMailer,
     MemoryStore,
     PermissionSet,
     SmtpMailer,
@@ -61,6 +64,7 @@ def service(mailer: SmtpMailer, clock: FrozenClock) -> tuple[TeamAccess, Account
         secret_key=SECRET,
         clock=clock,
         accept_url="https://panel.example.com/accept?token={token}",
+        sender="Panel <noreply@panel.example.com>",
     )
     account = team.create_account(
         name="Muster GmbH", owner_id="owner", owner_email="chef@muster.de"
@@ -122,6 +126,41 @@ class TestConfiguration:
 
     def test_exported_lazily(self) -> None:
         assert teamaccess.SmtpMailer is SmtpMailer
+
+
+class TestNoPlaceholder:
+    """An SmtpMailer reaches real people: the example accept URL and sender are refused."""
+
+    def test_example_accept_url_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match=r"^accept_url is still the example"):
+            TeamAccess(
+                MemoryStore(), SmtpMailer(), secret_key=SECRET, sender="P <noreply@muster.de>"
+            )
+
+    def test_example_sender_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match=r"^sender is still the example"):
+            TeamAccess(
+                MemoryStore(),
+                SmtpMailer(),
+                secret_key=SECRET,
+                accept_url="https://panel.muster.de/accept?token={token}",
+            )
+
+    def test_own_settings_are_accepted(self) -> None:
+        team = TeamAccess(
+            MemoryStore(),
+            SmtpMailer(),
+            secret_key=SECRET,
+            accept_url="https://panel.muster.de/accept?token={token}",
+            sender="Panel <noreply@muster.de>",
+        )
+        assert team.accept_url == "https://panel.muster.de/accept?token={token}"
+
+    @pytest.mark.parametrize("demo_mailer", ["memory", "file"])
+    def test_demo_mailers_keep_the_defaults(self, demo_mailer: str, tmp_path: Path) -> None:
+        mailer = MemoryMailer() if demo_mailer == "memory" else FileMailer(tmp_path)
+        team = TeamAccess(MemoryStore(), mailer, secret_key=SECRET)
+        assert "example.com" in team.accept_url
 
 
 class TestPlain:

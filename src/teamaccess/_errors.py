@@ -36,6 +36,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._domain import Invitation
 
 __all__ = [
     "AccountNotFound",
@@ -131,7 +135,15 @@ class AlreadyMember(Conflict):
 
 
 class AlreadyInvited(Conflict):
-    """A pending invitation for that address already exists."""
+    """A pending invitation for that address already exists.
+
+    ``invitation_id`` names it (when known), so a page can offer to resend it.
+    """
+
+    def __init__(self, message: str, *, invitation_id: str | None = None) -> None:
+        super().__init__(message)
+        #: the pending invitation for the address, if known
+        self.invitation_id = invitation_id
 
 
 class OwnershipRequired(Conflict):
@@ -174,7 +186,10 @@ class DeliveryFailed(TeamAccessError):
     """The change was stored but its mail could not be delivered yet.
 
     ``message_ids`` names the outbox messages that wait; ``deliver_pending()`` retries
-    them, and for invitations ``resend_invitation()`` works as well.
+    them, and for invitations ``resend_invitation()`` works as well. Raised by
+    ``invite()`` or ``resend_invitation()``, it carries the saved ``invitation`` (with
+    ``token`` set, as those methods return it; a retry mails a new token, and the old
+    one stops working then).
     """
 
     def __init__(
@@ -183,11 +198,14 @@ class DeliveryFailed(TeamAccessError):
         *,
         message_ids: Sequence[str] = (),
         invitation_id: str | None = None,
+        invitation: Invitation | None = None,
     ) -> None:
         super().__init__(message)
         self.message_ids = tuple(message_ids)
-        #: the invitation that was stored but whose mail waits, if any
-        self.invitation_id = invitation_id
+        #: the invitation that was saved but whose mail waits, if any
+        self.invitation = invitation
+        #: its id (also given without the invitation, e.g. by a third-party mailer)
+        self.invitation_id = invitation.id if invitation is not None else invitation_id
 
 
 class StorageError(TeamAccessError):

@@ -226,10 +226,13 @@ class _MemoryUnitOfWork:
     def add_invitation(self, invitation: Invitation, email_key: str) -> None:
         if invitation.id in self._s._invitations:
             raise Conflict(f"invitation {invitation.id!r} exists already")
-        if invitation.status == "pending" and self.pending_invitation_for(
-            invitation.account_id, email_key
+        if invitation.status == "pending" and (
+            pending := self.pending_invitation_for(invitation.account_id, email_key)
         ):
-            raise AlreadyInvited(f"{invitation.email} has a pending invitation already")
+            raise AlreadyInvited(
+                f"{invitation.email} has a pending invitation already",
+                invitation_id=pending.id,
+            )
         self._put(self._s._invitations, invitation.id, _stored(invitation))
         self._put(self._s._invitation_keys, invitation.id, email_key)
         self._index(self._s._account_invitations, invitation.account_id, invitation.id)

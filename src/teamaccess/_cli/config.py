@@ -148,6 +148,17 @@ class Settings:
                     f"the directory {Path(self.db).parent} of the database does not exist; "
                     "create it or pass another --db"
                 )
+            if self.smtp_host:
+                # Said in the command's words before TeamAccess says it in the library's.
+                for value, option, env in (
+                    (self.accept_url, "--accept-url", "TEAMACCESS_ACCEPT_URL"),
+                    (self.sender, "--sender", "TEAMACCESS_SENDER"),
+                ):
+                    if not value:
+                        raise ConfigError(
+                            f"mail goes to a real SMTP server, so set {option} (or {env}); "
+                            "the example default must not reach real people"
+                        )
             options: dict[str, Any] = {"language": self.language}
             if self.accept_url:
                 options["accept_url"] = self.accept_url

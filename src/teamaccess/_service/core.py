@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -22,17 +22,13 @@ from .._errors import (
     PermissionDenied,
     ValidationError,
 )
-from .._mail.templates import (
-    LANGUAGES,
-    DefaultTemplates,
-    Templates,
-)
 from .._permissions import Catalog, Categories, Category, PermissionSet
 from .._ports import Clock, Mailer, Store, SystemClock, UnitOfWork
 from .._tokens import SecretKey, TokenSigner
 
 if TYPE_CHECKING:
-    pass
+    # The mail modules load with the first TeamAccess or mail, not with the package.
+    from .._mail.templates import Templates
 from .checks import (
     _ALL,
     _NOT_NAMES,
@@ -49,6 +45,10 @@ from .checks import (
 
 __all__ = ["_Core"]
 
+#: The demo settings: fine for MemoryMailer and FileMailer, refused with an SmtpMailer.
+_EXAMPLE_ACCEPT_URL: Final = "https://panel.example.com/invitations/accept?token={token}"
+_EXAMPLE_SENDER: Final = "Customer Center <noreply@panel.example.com>"
+
 
 class _Core:
     """Settings and plumbing every use case shares: the unit of work, audit, rule checks."""
@@ -63,12 +63,12 @@ class _Core:
         categories: Categories | Iterable[Category | str] | None = None,
         clock: Clock | None = None,
         invitation_ttl: timedelta = timedelta(days=7),
-        accept_url: str = "https://panel.example.com/invitations/accept?token={token}",
+        accept_url: str = _EXAMPLE_ACCEPT_URL,
         require_email_match: bool = True,
         rate_limit: int = 50,
         rate_window: timedelta = timedelta(hours=1),
         language: str = "en",
-        sender: str = "Customer Center <noreply@panel.example.com>",
+        sender: str = _EXAMPLE_SENDER,
         templates: Templates | None = None,
         listeners: Iterable[Listener] = (),
         check_deliverability: bool = False,
@@ -129,7 +129,11 @@ class _Core:
                 "templates", templates, "a Templates such as DefaultTemplates()",
                 "invitation", "notification",
             )  # fmt: skip
-        self.templates: Templates = templates if templates is not None else DefaultTemplates()
+        if templates is None:
+            from .._mail.templates import DefaultTemplates
+
+            templates = DefaultTemplates()
+        self.templates: Templates = templates
         check_line("language", language)
         self._check_language(language)
         self.language = language
@@ -160,6 +164,7 @@ class _Core:
                 raise ValidationError(f"{name} must be a positive timedelta, not {value!r}")
         self.retry_backoff = retry_backoff
         self.max_retry_backoff = max_retry_backoff
+        _no_placeholder(mailer, accept_url=accept_url, sender=sender)
         domain = parseaddr(sender)[1].rpartition("@")[2] or "teamaccess.invalid"
         self._msgid_domain = domain
 
@@ -323,6 +328,8 @@ class _Core:
         return language
 
     def _check_language(self, language: str) -> None:
+        from .._mail.templates import LANGUAGES
+
         languages = getattr(self.templates, "languages", None)
         known = tuple(languages()) if callable(languages) else LANGUAGES
         if language not in known:
@@ -339,4 +346,27 @@ class _Core:
             or not inviter.is_active(self.clock.now())
             or "users.manage" not in inviter.permissions
             or not inv.permissions.issubset(inviter.permissions)
+        )
+
+
+def _no_placeholder(mailer: Mailer, *, accept_url: str, sender: str) -> None:
+    """An SmtpMailer mails real people: the demo link and sender must not reach them."""
+    import sys
+
+    # Only if the SMTP module is loaded can the mailer be an SmtpMailer; this keeps smtplib
+    # out of processes that never send over SMTP.
+    smtp = sys.modules.get("teamaccess._mail.smtp")
+    if smtp is None or not isinstance(mailer, smtp.SmtpMailer):
+        return
+    if accept_url == _EXAMPLE_ACCEPT_URL:
+        raise ValidationError(
+            f"accept_url is still the example {accept_url!r}; with an SmtpMailer the mail "
+            "reaches real people, so pass accept_url= with your panel's accept page, "
+            "e.g. 'https://panel.your-company.com/invitations/accept?token={token}'"
+        )
+    if sender == _EXAMPLE_SENDER:
+        raise ValidationError(
+            f"sender is still the example {sender!r}; with an SmtpMailer the mail reaches "
+            "real people, so pass sender= with your own address, "
+            "e.g. 'Customer Center <noreply@your-company.com>'"
         )

@@ -20,10 +20,6 @@ from .._errors import (
     StorageError,
     ValidationError,
 )
-from .._mail.mailers import build_message
-from .._mail.templates import (
-    InvitationContext,
-)
 from .._ports import UnitOfWork
 
 if TYPE_CHECKING:
@@ -96,6 +92,9 @@ class _Delivery(_Core):
         row: OutboxMessage,
         now: datetime,
     ) -> EmailMessage:
+        from .._mail.mailers import build_message
+        from .._mail.templates import InvitationContext
+
         language = inv.language
         inviter = uow.get_member(inv.account_id, inv.invited_by)
         # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names the owner.
@@ -187,7 +186,9 @@ class _Delivery(_Core):
         return done
 
     def _deliver_now(
-        self, batch: Sequence[tuple[OutboxMessage, EmailMessage]], invitation_id: str | None
+        self,
+        batch: Sequence[tuple[OutboxMessage, EmailMessage]],
+        invitation: Invitation | None,
     ) -> None:
         failed = []
         for row, message in batch:
@@ -196,17 +197,17 @@ class _Delivery(_Core):
             if error is not None:
                 failed.append(row.id)
         if failed:
-            if invitation_id:
+            if invitation is not None:
                 what = (
-                    "the invitation is stored and its mail will be retried by "
-                    "deliver_pending() (or send it again with resend_invitation())"
+                    f"the invitation {invitation.id} is saved and its mail will be retried "
+                    "by deliver_pending() (or send it again with resend_invitation())"
                 )
             else:
                 what = "they wait in the outbox and deliver_pending() retries them"
             raise DeliveryFailed(
                 f"{len(failed)} of {len(batch)} message(s) could not be sent now; {what}",
                 message_ids=failed,
-                invitation_id=invitation_id,
+                invitation=invitation,
             )
 
     def pending_messages(self, account_id: str | None = None) -> list[OutboxMessage]:

@@ -119,7 +119,8 @@ class _Invitations(_Delivery):
                 elif not existing.is_expired(work.now):
                     raise AlreadyInvited(
                         f"{address.email} has a pending invitation ({existing.id}) until "
-                        f"{existing.expires_at:%Y-%m-%d}; resend or revoke it instead"
+                        f"{existing.expires_at:%Y-%m-%d}; resend or revoke it instead",
+                        invitation_id=existing.id,
                     )
                 else:
                     self._close_invitation(work, existing, "expired", SYSTEM)
@@ -155,8 +156,9 @@ class _Invitations(_Delivery):
                 permissions=wanted.to_list(),
                 **({} if until is None else {"access_until": until.isoformat()}),
             )
-        self._deliver_now([(row, message)], inv.id)
-        return attrs.evolve(inv, token=token, token_hash=None)
+        issued = attrs.evolve(inv, token=token, token_hash=None)
+        self._deliver_now([(row, message)], issued)
+        return issued
 
     def resend_invitation(self, invitation_id: str, *, actor_id: str) -> Invitation:
         """Send a new mail with a new token; the old link stops working.
@@ -199,8 +201,9 @@ class _Invitations(_Delivery):
             self._audit(
                 work, inv.account_id, actor_id, "invitation.resent", inv.id, email=inv.email
             )
-        self._deliver_now([(row, message)], inv.id)
-        return attrs.evolve(inv, token=token, token_hash=None)
+        issued = attrs.evolve(inv, token=token, token_hash=None)
+        self._deliver_now([(row, message)], issued)
+        return issued
 
     def revoke_invitation(self, invitation_id: str, *, actor_id: str) -> Invitation:
         """Withdraw a pending invitation; its link stops working at once."""

@@ -1,0 +1,211 @@
+"""The SQLite schema: every migration, in order.
+
+``PRAGMA user_version`` of a file is how many entries of :data:`MIGRATIONS` it has had
+applied. To change the schema, append a migration; never edit one that has been released.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "Migration"]
+
+#: ``PRAGMA application_id`` of a teamaccess file: "tmac" in ASCII.
+APPLICATION_ID: Final = 0x746D6163
+
+Migration = Callable[[Any], None]  # takes a sqlite_utils.Database inside a transaction
+
+
+def _migration_1(db: Any) -> None:
+    """The whole first schema."""
+    for sql in _SCHEMA_1:
+        db.execute(sql)
+
+
+_SCHEMA_1: Final = (
+    # accounts: seq keeps creation order for accounts created at the same instant
+    """CREATE TABLE accounts (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        owner_id TEXT NOT NULL,
+        owner_email TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+    # members: the primary key is grant()'s index; WITHOUT ROWID makes it one b-tree search
+    """CREATE TABLE members (
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        user_id TEXT NOT NULL,
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('owner', 'member')),
+        permissions TEXT NOT NULL,
+        joined_at TEXT NOT NULL,
+        granted_by TEXT,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (account_id, user_id)
+    ) WITHOUT ROWID""",
+    "CREATE UNIQUE INDEX members_email_key ON members (account_id, email_key)",
+    "CREATE INDEX members_user ON members (user_id)",
+    """CREATE TABLE invitations (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL,
+        permissions TEXT NOT NULL,
+        invited_by TEXT NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'accepted', 'declined', 'revoked', 'expired')),
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        token_hash TEXT,
+        closed_at TEXT,
+        accepted_by TEXT,
+        sent_count INTEGER NOT NULL,
+        language TEXT NOT NULL
+    )""",
+    # the rule "one pending invitation per address and account", enforced by the file
+    """CREATE UNIQUE INDEX invitations_one_pending ON invitations (account_id, email_key)
+        WHERE status = 'pending'""",
+    "CREATE INDEX invitations_account ON invitations (account_id, created_at)",
+    """CREATE TABLE contacts (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        name TEXT NOT NULL,
+        email TEXT NOT NULL,
+        email_key TEXT NOT NULL,
+        company TEXT NOT NULL,
+        phone TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at TEXT
+    )""",
+    "CREATE INDEX contacts_account ON contacts (account_id, seq)",
+    # Primary-key columns come first: SQLite 3.40's integrity_check wrongly reports NULLs
+    # in a WITHOUT ROWID table whose key columns are not its leading columns.
+    """CREATE TABLE contact_categories (
+        contact_id TEXT NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+        category TEXT NOT NULL,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        PRIMARY KEY (contact_id, category)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX contact_categories_lookup ON contact_categories (account_id, category)",
+    """CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        at TEXT NOT NULL,
+        actor_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        details TEXT NOT NULL
+    )""",
+    "CREATE INDEX events_account ON events (account_id, seq)",
+    "CREATE INDEX events_action_time ON events (account_id, action, at)",
+    """CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        kind TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'cancelled')),
+        message BLOB,
+        invitation_id TEXT,
+        attempts INTEGER NOT NULL,
+        last_error TEXT,
+        sent_at TEXT
+    )""",
+    "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+    "CREATE INDEX outbox_invitation ON outbox (invitation_id)",
+)
+
+
+def _migration_2(db: Any) -> None:
+    """recipients() in two index searches whatever the file's size (issue 6)."""
+    for sql in _SCHEMA_2:
+        db.execute(sql)
+
+
+# Version 1 answered recipients() with about nine B-tree descents (the account's id index
+# and its row, the owner's membership for its key, the category index, then per contact
+# its id index and its row), and the trees deepen as the file grows. Version 2 carries
+# what recipients() reads next to where it searches, so the owner is one covering-index
+# search and the contacts one range of another, already in creation order.
+_SCHEMA_2: Final = (
+    # The owner's comparison key, copied from the owner's membership by the triggers
+    # below, so it is right whatever order a unit of work writes the account and member
+    # in. NULL while there is no such membership, as version 1's LEFT JOIN gave.
+    "ALTER TABLE accounts ADD COLUMN owner_email_key TEXT",
+    """UPDATE accounts SET owner_email_key = (SELECT m.email_key FROM members m
+        WHERE m.account_id = accounts.id AND m.user_id = accounts.owner_id)""",
+    "CREATE INDEX accounts_recipient ON accounts (id, owner_email, owner_email_key)",
+    """CREATE TRIGGER accounts_owner_key_on_insert AFTER INSERT ON accounts BEGIN
+        UPDATE accounts SET owner_email_key = (SELECT m.email_key FROM members m
+            WHERE m.account_id = NEW.id AND m.user_id = NEW.owner_id)
+        WHERE seq = NEW.seq;
+    END""",
+    """CREATE TRIGGER accounts_owner_key_on_owner AFTER UPDATE OF owner_id ON accounts
+        WHEN NEW.owner_id IS NOT OLD.owner_id BEGIN
+        UPDATE accounts SET owner_email_key = (SELECT m.email_key FROM members m
+            WHERE m.account_id = NEW.id AND m.user_id = NEW.owner_id)
+        WHERE seq = NEW.seq;
+    END""",
+    """CREATE TRIGGER members_owner_key_on_insert AFTER INSERT ON members BEGIN
+        UPDATE accounts SET owner_email_key = NEW.email_key
+        WHERE id = NEW.account_id AND owner_id = NEW.user_id;
+    END""",
+    """CREATE TRIGGER members_owner_key_on_update AFTER UPDATE OF email_key ON members BEGIN
+        UPDATE accounts SET owner_email_key = NEW.email_key
+        WHERE id = NEW.account_id AND owner_id = NEW.user_id;
+    END""",
+    """CREATE TRIGGER members_owner_key_on_delete AFTER DELETE ON members BEGIN
+        UPDATE accounts SET owner_email_key = NULL
+        WHERE id = OLD.account_id AND owner_id = OLD.user_id;
+    END""",
+    # A subscription carries its contact's creation order and address; the store writes
+    # them from the contact's row in the same unit of work that writes the contact
+    # (_set_categories), and rewrites them whenever the contact changes.
+    "ALTER TABLE contact_categories ADD COLUMN seq INTEGER",
+    "ALTER TABLE contact_categories ADD COLUMN email TEXT",
+    "ALTER TABLE contact_categories ADD COLUMN email_key TEXT",
+    """UPDATE contact_categories SET (seq, email, email_key) = (SELECT c.seq, c.email,
+        c.email_key FROM contacts c WHERE c.id = contact_categories.contact_id)""",
+    # Replaces contact_categories_lookup (a prefix of it): one range, in seq order, with
+    # every column recipients() returns.
+    "DROP INDEX contact_categories_lookup",
+    """CREATE INDEX contact_categories_recipients
+        ON contact_categories (account_id, category, seq, email, email_key)""",
+)
+
+
+def _migration_members(db: Any) -> None:
+    """Member states, access that ends, notes and the vendor's metadata."""
+    for sql in _SCHEMA_MEMBERS:
+        db.execute(sql)
+
+
+# Members keep their grants while suspended, so the state is a column beside them, not a
+# change of the permissions. grant() reads the three columns it needs from the same
+# primary-key search as before. Only "active" and "suspended" are stored: "expired" is
+# read off the clock against access_until, so no job has to run for access to end.
+_SCHEMA_MEMBERS: Final = (
+    """ALTER TABLE members ADD COLUMN status TEXT NOT NULL DEFAULT 'active'
+        CHECK (status IN ('active', 'suspended'))""",
+    "ALTER TABLE members ADD COLUMN access_until TEXT",
+    "ALTER TABLE members ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'",
+    "ALTER TABLE invitations ADD COLUMN access_until TEXT",
+    "ALTER TABLE invitations ADD COLUMN note TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE invitations ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'",
+)
+
+#: The schema history: entry *n* upgrades a file from version *n* to *n + 1*. Append a
+#: function to change the schema; never edit one that has been released.
+MIGRATIONS: list[Migration] = [_migration_1, _migration_2, _migration_members]
+
+#: Tables every teamaccess file has; a file missing one is not ours.
+_TABLES: Final = frozenset(
+    {"accounts", "members", "invitations", "contacts", "contact_categories", "events", "outbox"}
+)
