@@ -16,7 +16,7 @@ from .._domain import (
     Invitation,
     Member,
 )
-from .._emails import check_line
+from .._emails import check_line, check_no_encoded_word
 from .._errors import (
     MemberNotFound,
     PermissionDenied,
@@ -138,6 +138,7 @@ class _Core:
         self._check_language(language)
         self.language = language
         check_line("sender", sender)
+        check_no_encoded_word("sender", sender)
         from email.utils import parseaddr  # the email package loads on use (issue 6)
 
         # Checked here, not when the first invitation mail is built and refused.
@@ -187,9 +188,10 @@ class _Core:
         self._store.close()
 
     @contextmanager
-    def _write(self) -> Iterator[_Work]:
+    def _write(self, now: datetime | None = None) -> Iterator[_Work]:
+        """A write unit; *now* is the time of a change whose mail was rendered before it."""
         with self._store.begin() as uow:
-            work = _Work(uow, self.clock.now())
+            work = _Work(uow, self.clock.now() if now is None else now)
             yield work
             uow.commit()
         for event in work.events:
