@@ -60,6 +60,7 @@ from ._permissions import (
     Resources,
 )
 from ._ports import BatchMailer, Clock, Mailer, Store, SystemClock, UnitOfWork
+from ._privacy import ErasureReport, PurgeReport, Retention
 from ._service import TeamAccess
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ __all__ = [
     "DefaultTemplates",
     "DeliveryFailed",
     "EmailMismatch",
+    "ErasureReport",
     "FileMailer",
     "InvalidEmail",
     "InvalidInvitation",
@@ -123,9 +125,11 @@ __all__ = [
     "PermissionSet",
     "PostgresStore",
     "Preset",
+    "PurgeReport",
     "RateLimited",
     "RenderedMail",
     "Resources",
+    "Retention",
     "SQLiteStore",
     "SmtpMailer",
     "StorageError",

@@ -447,13 +447,11 @@ class PermissionSet:
             if value == "*":
                 return _ALL
             raise ValidationError(f"stored permissions {value!r} are neither '*' nor a list")
-        if isinstance(value, Mapping) or not isinstance(value, Iterable):
-            raise ValidationError(f"permissions must be '*' or a list of names, not {value!r}")
+        if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+            raise ValidationError(f"stored permissions {value!r} are not a list of names")
         names: set[str] = set()
         scopes: set[tuple[str, str]] = set()
         for item in value:
-            if not isinstance(item, str):
-                raise ValidationError(f"permission names are strings, not {item!r}")
             name, at, resource = item.partition("@")
             if at:
                 scopes.add((name, _check_resource(resource)))

@@ -51,6 +51,7 @@ from .._errors import (
     ValidationError,
 )
 from .._permissions import PermissionSet
+from .sqlite_privacy import _PrivacyQueries
 from .sqlite_schema import _TABLES, APPLICATION_ID, MIGRATIONS
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
@@ -131,10 +132,26 @@ def _perms_text(permissions: PermissionSet) -> str:
 _PARSED: dict[str, PermissionSet] = {}
 
 
+# What decoding a damaged row raises (bad JSON, a bad date, a value a validator refuses,
+# a wrong type): turned into StorageError, never passed on raw.
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
+def _unreadable(what: str, exc: BaseException) -> StorageError:
+    return StorageError(
+        f"the teamaccess database holds {what} that cannot be read ({type(exc).__name__}: "
+        f"{str(exc)[:100]}); the file was changed by something else than teamaccess or is "
+        "damaged: restore it from a backup or repair that row"
+    )
+
+
 def _perms(text: str) -> PermissionSet:
     found = _PARSED.get(text)
     if found is None:
-        found = PermissionSet.from_list(json.loads(text))
+        try:
+            found = PermissionSet.from_list(json.loads(text))
+        except _DECODE_ERRORS as exc:
+            raise _unreadable(f"a permission list {str(text)[:60]!r}", exc) from exc
         if len(_PARSED) > 4096:
             _PARSED.clear()
         _PARSED[text] = found
@@ -150,8 +167,11 @@ _GRANTS: dict[Row, tuple[PermissionSet, datetime | None]] = {}
 def _grant(row: Row) -> tuple[PermissionSet, datetime | None]:
     found = _GRANTS.get(row)
     if found is None:
-        perms = PermissionSet.none() if row[1] == "suspended" else _perms(row[0])
-        found = (perms, _dt_or_none(row[2]))
+        held = PermissionSet.none() if row[1] == "suspended" else _perms(row[0])
+        try:
+            found = (held, _dt_or_none(row[2]))
+        except _DECODE_ERRORS as exc:
+            raise _unreadable(f"an end of access {str(row[2])[:40]!r}", exc) from exc
         if len(_GRANTS) > 4096:
             _GRANTS.clear()
         _GRANTS[row] = found
@@ -163,81 +183,99 @@ def _metadata_text(metadata: Mapping[str, object]) -> str:
 
 
 def _account(row: Row) -> Account:
-    return Account(id=row[0], name=row[1], owner_id=row[2], owner_email=row[3],
-                   created_at=_dt(row[4]))  # fmt: skip
+    try:
+        return Account(id=row[0], name=row[1], owner_id=row[2], owner_email=row[3],
+                       created_at=_dt(row[4]))  # fmt: skip
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("an account row", exc) from exc
 
 
 def _member(row: Row) -> Member:
-    return Member(
-        account_id=row[0],
-        user_id=row[1],
-        email=row[2],
-        role=row[3],
-        permissions=_perms(row[4]),
-        joined_at=_dt(row[5]),
-        granted_by=row[6],
-        status=row[7],
-        access_until=_dt_or_none(row[8]),
-        metadata=json.loads(row[9]),
-    )
+    try:
+        return Member(
+            account_id=row[0],
+            user_id=row[1],
+            email=row[2],
+            role=row[3],
+            permissions=_perms(row[4]),
+            joined_at=_dt(row[5]),
+            granted_by=row[6],
+            status=row[7],
+            access_until=_dt_or_none(row[8]),
+            metadata=json.loads(row[9]),
+        )
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("a member row", exc) from exc
 
 
 def _invitation(row: Row) -> Invitation:
-    return Invitation(
-        id=row[0],
-        account_id=row[1],
-        email=row[2],
-        permissions=_perms(row[3]),
-        invited_by=row[4],
-        status=row[5],
-        created_at=_dt(row[6]),
-        expires_at=_dt(row[7]),
-        token_hash=row[8],
-        closed_at=_dt_or_none(row[9]),
-        accepted_by=row[10],
-        sent_count=row[11],
-        language=row[12],
-        access_until=_dt_or_none(row[13]),
-        note=row[14],
-        metadata=json.loads(row[15]),
-    )
+    try:
+        return Invitation(
+            id=row[0],
+            account_id=row[1],
+            email=row[2],
+            permissions=_perms(row[3]),
+            invited_by=row[4],
+            status=row[5],
+            created_at=_dt(row[6]),
+            expires_at=_dt(row[7]),
+            token_hash=row[8],
+            closed_at=_dt_or_none(row[9]),
+            accepted_by=row[10],
+            sent_count=row[11],
+            language=row[12],
+            access_until=_dt_or_none(row[13]),
+            note=row[14],
+            metadata=json.loads(row[15]),
+        )
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("an invitation row", exc) from exc
 
 
 def _contact(row: Row) -> Contact:
-    return Contact(
-        id=row[0],
-        account_id=row[1],
-        name=row[2],
-        email=row[3],
-        company=row[4],
-        phone=row[5],
-        role=row[6],
-        created_at=_dt_or_none(row[7]),
-        categories=row[8].split("\n") if row[8] else (),
-    )
+    try:
+        return Contact(
+            id=row[0],
+            account_id=row[1],
+            name=row[2],
+            email=row[3],
+            company=row[4],
+            phone=row[5],
+            role=row[6],
+            created_at=_dt_or_none(row[7]),
+            categories=row[8].split("\n") if row[8] else (),
+        )
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("a contact row", exc) from exc
 
 
 def _event(row: Row) -> AuditEvent:
-    return AuditEvent(id=row[0], account_id=row[1], at=_dt(row[2]), actor_id=row[3],
-                      action=row[4], target=row[5], details=json.loads(row[6]))  # fmt: skip
+    try:
+        return AuditEvent(id=row[0], account_id=row[1], at=_dt(row[2]), actor_id=row[3],
+                          action=row[4], target=row[5], details=json.loads(row[6]))  # fmt: skip
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("an audit event row", exc) from exc
 
 
 def _outbox(row: Row) -> OutboxMessage:
-    return OutboxMessage(
-        id=row[0],
-        account_id=row[1],
-        kind=row[2],
-        recipient=row[3],
-        message_id=row[4],
-        created_at=_dt(row[5]),
-        next_attempt_at=_dt(row[6]),
-        status=row[7],
-        message=None if row[8] is None else bytes(row[8]),
-        invitation_id=row[9],
-        attempts=row[10],
-        last_error=row[11],
-        sent_at=_dt_or_none(row[12]),
-    )
+    try:
+        return OutboxMessage(
+            id=row[0],
+            account_id=row[1],
+            kind=row[2],
+            recipient=row[3],
+            message_id=row[4],
+            created_at=_dt(row[5]),
+            next_attempt_at=_dt(row[6]),
+            status=row[7],
+            message=None if row[8] is None else bytes(row[8]),
+            invitation_id=row[9],
+            attempts=row[10],
+            last_error=row[11],
+            sent_at=_dt_or_none(row[12]),
+        )
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("an outbox row", exc) from exc
 
 
 def _outbox_params(m: OutboxMessage) -> tuple[Any, ...]:
@@ -252,6 +290,20 @@ def _stored_status(status: str) -> str:
     # "expired" is read off the clock, never stored: a member read back through the
     # service and written again stays "active" underneath.
     return "suspended" if status == "suspended" else "active"
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only (0600), if it is new.
+
+    SQLite would create it 0644 (less the umask), readable by every local user, and gives
+    its -wal and -shm files the mode of the database file, so they are 0600 as well. An
+    existing file keeps its mode; an empty file is a new database to SQLite.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return  # it exists, or cannot be created: sqlite3.connect() says which, if it matters
+    os.close(fd)
 
 
 def _milliseconds(seconds: float) -> int:
@@ -344,6 +396,8 @@ class SQLiteStore:
 
     def _open(self) -> None:
         is_uri = self.path.startswith("file:")
+        if not is_uri and self.path not in ("", ":memory:"):
+            _create_private(self.path)
         try:
             conn = sqlite3.connect(
                 self.path,
@@ -403,6 +457,9 @@ class SQLiteStore:
         version, app_id, tables = self._header(conn)
         self._classify(version, app_id, tables)
         conn.execute("PRAGMA foreign_keys = ON")
+        # Deleted rows are overwritten with zeros, not left in free space, so an erased
+        # address is not in the file (docs/privacy.md). Some builds have it on already.
+        conn.execute("PRAGMA secure_delete = ON")
         if self.path != ":memory:" and "mode=memory" not in self.path:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -644,6 +701,33 @@ class SQLiteStore:
             return None
         return [(r[2], r[3]) for r in found]
 
+    def scrub(self) -> None:
+        """Rewrite the file without what was deleted, and empty the WAL.
+
+        ``secure_delete`` zeroes deleted rows, but SQLite moves rows between pages as
+        trees grow and shrinks, and may leave old copies in a page's unused space; VACUUM
+        writes every page anew. The checkpoint then copies the WAL into the file and
+        truncates it, so no earlier version of a page stays there. Holds the write lock
+        while it runs (about 1.5 s per 100 MB, docs/privacy.md).
+        """
+        with self._lock:
+            conn = self._connection()
+            if conn.in_transaction:
+                raise StorageError(
+                    "scrub() cannot run inside a unit of work; call it after the unit ends"
+                )
+            try:
+                conn.execute("VACUUM")
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.Error as exc:
+                raise self._error(exc, "rewriting it without deleted data") from exc
+        if busy:
+            raise StorageError(
+                f"the teamaccess database {self.path} was rewritten, but another connection "
+                "kept reading it past the timeout, so its WAL file may still hold deleted "
+                "data; call store.scrub() again once other processes are idle"
+            )
+
     def close(self) -> None:
         """Close the connection; further use raises ``StorageError``. Safe to call twice."""
         with self._lock:
@@ -658,7 +742,7 @@ class SQLiteStore:
 _savepoints = iter(range(1, 2**62))
 
 
-class _SQLiteUnitOfWork:
+class _SQLiteUnitOfWork(_PrivacyQueries):
     """One transaction (or, nested in another unit, one savepoint)."""
 
     def __init__(
@@ -981,7 +1065,10 @@ class _SQLiteUnitOfWork:
             f"({marks}) AND at >= ? ORDER BY at, seq",
             (account_id, *names, _ts(since)),
         )
-        return [_dt(r[0]) for r in rows]
+        try:
+            return [_dt(r[0]) for r in rows]
+        except _DECODE_ERRORS as exc:
+            raise _unreadable("an audit event time", exc) from exc
 
     # outbox
 

@@ -7,6 +7,7 @@
 - ``delivery``: the outbox, rendering and sending mail, retries
 - ``lifecycle``: suspend and reactivate members, the instant their access ends
 - ``scopes``: grants on single resources, forgetting a deleted resource
+- ``privacy``: a person's data: export, erasure; purging what retention lets go
 - ``team``: ``TeamAccess`` itself, the thin facade over them
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -271,6 +272,8 @@ class _Contacts(_Delivery):
             raise ValidationError(
                 f"the notification cannot be built as a mail: {error}"
             ) from first_error
+        # Due once the in-process attempt's lease ends; at once if nobody sends it now.
+        lease = timedelta(0) if self._mail_waits() else _DELIVERY_LEASE
         with self._write(now) as work:
             self._account(work.uow, account_id)
             batch = []
@@ -283,7 +286,7 @@ class _Contacts(_Delivery):
                     recipient=to,
                     message_id=message_id,
                     created_at=work.now,
-                    next_attempt_at=work.now + _DELIVERY_LEASE,
+                    next_attempt_at=work.now + lease,
                     message=message.as_bytes() if message is not None else None,
                 )
                 if message is None:

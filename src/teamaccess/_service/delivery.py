@@ -71,7 +71,10 @@ class _Delivery(_Core):
             recipient=inv.email,
             message_id=f"<{_token_hex(12)}@{self._msgid_domain}>",
             created_at=now,
-            next_attempt_at=now + _DELIVERY_LEASE,
+            # Due after the lease: the mail goes out right after the commit, and
+            # deliver_pending() must not send it a second time meanwhile. Held back for
+            # the host's commit, nobody sends it now, so it is due at once.
+            next_attempt_at=now if self._mail_waits() else now + _DELIVERY_LEASE,
             invitation_id=inv.id,
         )
 
@@ -159,7 +162,7 @@ class _Delivery(_Core):
     def _send(self, row: OutboxMessage, message: EmailMessage) -> str | None:
         """Hand *message* to the mailer once it passed the last check; the error text if
         it failed (a :class:`_Refusal` if the check refused it: it is never sent)."""
-        from .._mail.gate import MailRefused, check_outgoing
+        from .._mail.gate import MailRefused, check_outgoing, scrub_error
 
         try:
             envelope = check_outgoing(message, row.recipient)
@@ -173,7 +176,11 @@ class _Delivery(_Core):
             else:
                 self._mailer.send(message)
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            error = f"{type(exc).__name__}: {exc}"
+            if row.kind == "invitation":
+                # A server's rejection may quote the message, and with it the accept link.
+                error = scrub_error(error, message)
+            error = error[:500]
             # Never log the message: an invitation carries its token in the body.
             _log().warning("delivery of %s to %s failed: %s", row.id, row.recipient, error)
             return error
@@ -243,7 +250,12 @@ class _Delivery(_Core):
         invitation: Invitation | None,
         unbuilt: Sequence[str] = (),
     ) -> None:
-        """Send *batch*; *unbuilt* names rows whose message could not even be built."""
+        """Send *batch*; *unbuilt* names rows whose message could not even be built.
+
+        Inside the host's transaction nothing is sent: the rows wait in the outbox.
+        """
+        if self._mail_waits():
+            batch = ()
         failed = list(unbuilt)
         refused = len(unbuilt)
         for row, message in batch:
@@ -294,6 +306,11 @@ class _Delivery(_Core):
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError(f"limit must be a positive integer, not {limit!r}")
+        if self._mail_waits():
+            raise ValidationError(
+                "deliver_pending() sends mail, which must not leave before the host "
+                "application's transaction commits; call it after leaving store.join()"
+            )
         now = self.clock.now()
         with self._read() as uow:
             due = uow.outbox(status="pending", due_before=now, limit=limit)
