@@ -1106,13 +1106,15 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         where: list[str] = []
         params: list[Any] = []
         for clause, value in (
-            ("status = ?", status),
+            # The literal lets SQLite use the due index, which holds pending rows only.
+            ("status = 'pending'" if status == "pending" else "status = ?", status),
             ("next_attempt_at <= ?", _ts_or_none(due_before)),
             ("invitation_id = ?", invitation_id),
         ):
             if value is not None:
                 where.append(clause)
-                params.append(value)
+                if "?" in clause:
+                    params.append(value)
         sql = f"SELECT {_OUTBOX_COLS} FROM outbox"
         if where:
             sql += " WHERE " + " AND ".join(where)
