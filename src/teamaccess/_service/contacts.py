@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     pass
 from .checks import (
     _CONTACT_FIELDS,
-    _DELIVERY_LEASE,
     _check_id,
     _check_ids,
     _check_text,
@@ -254,7 +253,7 @@ class _Contacts(_Delivery):
                     recipient=to,
                     message_id=message_id,
                     created_at=work.now,
-                    next_attempt_at=work.now + _DELIVERY_LEASE,
+                    next_attempt_at=self._due_at(work.now),
                     message=message.as_bytes(),
                 )
                 work.uow.add_outbox(row)
@@ -268,5 +267,6 @@ class _Contacts(_Delivery):
                 subject=subject,
                 recipients=len(addresses),
             )
-        self._deliver_now(batch, None)
+        if self.delivery == "now":
+            self._deliver_now(batch, None)
         return addresses

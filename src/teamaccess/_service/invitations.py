@@ -12,6 +12,7 @@ from .._domain import (
     Invitation,
     InvitationStatus,
     Member,
+    OutboxMessage,
 )
 from .._emails import normalize_email
 from .._errors import (
@@ -30,7 +31,7 @@ from .._ports import UnitOfWork
 from .._tokens import hash_matches
 
 if TYPE_CHECKING:
-    pass
+    from email.message import EmailMessage
 from .checks import (
     _SEND_ACTIONS,
     _check_id,
@@ -74,6 +75,8 @@ class _Invitations(_Delivery):
         Needs ``users.manage`` and every granted permission. The mail is written to the
         outbox in the same unit of work and sent at once; if the mailer fails the
         invitation stays pending and ``DeliveryFailed`` names the waiting message.
+        With ``delivery="queue"`` the call returns once the mail is queued, and ``token``
+        is ``None``: the worker (``deliver_pending()``) mints the token the mail carries.
         """
         account_id = _check_id("account_id", account_id)
         actor_id = _check_id("actor_id", actor_id)
@@ -129,8 +132,10 @@ class _Invitations(_Delivery):
             )
             uow.add_invitation(inv, address.key)
             row = self._queue_invitation(work, inv, fresh=True)
-            # Rendered before commit: a header the template breaks stores nothing.
-            message = self._render_invitation(uow, account, inv, token, row, work.now)
+            message = None
+            if self.delivery == "now":
+                # Rendered before commit: a header the template breaks stores nothing.
+                message = self._render_invitation(uow, account, inv, token, row, work.now)
             self._audit(
                 work,
                 account_id,
@@ -140,9 +145,7 @@ class _Invitations(_Delivery):
                 email=address.email,
                 permissions=wanted.to_list(),
             )
-        issued = attrs.evolve(inv, token=token, token_hash=None)
-        self._deliver_now([(row, message)], issued)
-        return issued
+        return self._hand_over(inv, token, row, message)
 
     def resend_invitation(self, invitation_id: str, *, actor_id: str) -> Invitation:
         """Send a new mail with a new token; the old link stops working.
@@ -181,10 +184,22 @@ class _Invitations(_Delivery):
             )
             uow.update_invitation(inv)
             row = self._queue_invitation(work, inv)
-            message = self._render_invitation(uow, account, inv, token, row, work.now)
+            message = None
+            if self.delivery == "now":
+                message = self._render_invitation(uow, account, inv, token, row, work.now)
             self._audit(
                 work, inv.account_id, actor_id, "invitation.resent", inv.id, email=inv.email
             )
+        return self._hand_over(inv, token, row, message)
+
+    def _hand_over(
+        self, inv: Invitation, token: str, row: OutboxMessage, message: EmailMessage | None
+    ) -> Invitation:
+        """Send the mail now, or leave it to the worker; the invitation for the caller."""
+        if message is None:
+            # Queued: the worker mints the token the mail carries (tokens are never
+            # stored), and that one replaces this; so the caller gets none that would die.
+            return attrs.evolve(inv, token=None, token_hash=None)
         issued = attrs.evolve(inv, token=token, token_hash=None)
         self._deliver_now([(row, message)], issued)
         return issued
