@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
+import sys
 import types
 
 import teamaccess
@@ -77,3 +79,26 @@ class TestExportedMembers:
     def test_lazy_names_are_in_dir(self) -> None:
         assert "SQLiteStore" in dir(teamaccess)
         assert "SmtpMailer" in dir(teamaccess)
+
+    def test_import_loads_only_the_core(self) -> None:
+        # What a fresh `import teamaccess` loads beyond attrs: the library's own core and
+        # datetime; sqlite-utils, smtplib, email, itsdangerous, email-validator and the
+        # mail modules wait for their first use.
+        code = (
+            "import sys, attrs; before = set(sys.modules); import teamaccess; "
+            "print(*sorted(set(sys.modules) - before))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+        foreign = {m.split(".")[0] for m in out} - {"teamaccess", "datetime", "_datetime", "math"}
+        assert foreign == set(), out
+        assert not [m for m in out if m.startswith("teamaccess._mail.")], out
+        # ...and they load when a name from them is used
+        code = (
+            "import sys, teamaccess; teamaccess.MemoryMailer; "
+            "print('teamaccess._mail.mailers' in sys.modules)"
+        )
+        assert subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split() == ["True"]

@@ -1,8 +1,8 @@
 """teamaccess: share a hosting account with members and contacts.
 
 Everything public is re-exported here; the implementation lives in private modules.
-``SQLiteStore`` and ``SmtpMailer`` are imported on first use, so ``import teamaccess``
-stays fast.
+``SQLiteStore``, ``SmtpMailer`` and the mail classes are imported on first use, so
+``import teamaccess`` stays fast.
 """
 
 from __future__ import annotations
@@ -46,21 +46,22 @@ from ._errors import (
     UnknownPermission,
     ValidationError,
 )
-from ._mail.mailers import FileMailer, MemoryMailer
-from ._mail.templates import (
-    DefaultTemplates,
-    InvitationContext,
-    NotificationContext,
-    RenderedMail,
-    Templates,
-)
+from ._messages import error_message
 from ._permissions import Catalog, Categories, Category, Permission, PermissionSet
 from ._ports import BatchMailer, Clock, Mailer, Store, SystemClock, UnitOfWork
 from ._service import TeamAccess
 
 if TYPE_CHECKING:
     from ._backends.sqlite import SQLiteStore
+    from ._mail.mailers import FileMailer, MemoryMailer
     from ._mail.smtp import SmtpMailer
+    from ._mail.templates import (
+        DefaultTemplates,
+        InvitationContext,
+        NotificationContext,
+        RenderedMail,
+        Templates,
+    )
 
 __version__ = "0.1.0.dev0"
 
@@ -119,17 +120,27 @@ __all__ = [
     "UnknownCategory",
     "UnknownPermission",
     "ValidationError",
+    "error_message",
     "normalize_email",
 ]
 
 _LAZY = {
     "SQLiteStore": ("._backends.sqlite", "SQLiteStore"),
     "SmtpMailer": ("._mail.smtp", "SmtpMailer"),
+    # The mail builders and templates load with the first mail (or TeamAccess).
+    "FileMailer": ("._mail.mailers", "FileMailer"),
+    "MemoryMailer": ("._mail.mailers", "MemoryMailer"),
+    "DefaultTemplates": ("._mail.templates", "DefaultTemplates"),
+    "InvitationContext": ("._mail.templates", "InvitationContext"),
+    "NotificationContext": ("._mail.templates", "NotificationContext"),
+    "RenderedMail": ("._mail.templates", "RenderedMail"),
+    "Templates": ("._mail.templates", "Templates"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: sqlite-utils and smtplib load only when these names are first used.
+    # PEP 562: sqlite-utils, smtplib and the mail modules load only when these names are
+    # first used.
     if name in _LAZY:
         import importlib
 

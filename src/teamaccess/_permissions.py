@@ -29,12 +29,19 @@ class Permission:
     group: str = ""
     description: str = ""
     label_de: str = ""
+    description_de: str = ""
 
     def label_for(self, language: str) -> str:
         """The label in *language* (``"en"`` or ``"de"``), English if there is none."""
         if language == "de" and self.label_de:
             return self.label_de
         return self.label
+
+    def description_for(self, language: str) -> str:
+        """The description in *language*, English if there is none."""
+        if language == "de" and self.description_de:
+            return self.description_de
+        return self.description
 
 
 _DEFAULT_PERMISSIONS = (
@@ -69,6 +76,23 @@ _DEFAULT_PERMISSIONS = (
                "AV-Vertrag und TOMs zeichnen"),
 )  # fmt: skip
 
+# Kept apart from the table above so each stays readable at a glance.
+_DEFAULT_DESCRIPTIONS_DE = {
+    "profile.edit": "Profil und Anschrift des Kontos ändern",
+    "users.manage": "Benutzer einladen, ändern und entfernen",
+    "contacts.manage": "Kontakte anlegen, ändern und entfernen",
+    "billing.view": "Rechnungen und Kontoauszüge einsehen",
+    "billing.pay": "Rechnungen bezahlen und Zahlungsarten verwalten",
+    "orders.place": "Produkte und Zusatzoptionen buchen (weitere RDP-Benutzer, SQL-Lizenzen)",
+    "services.view": "Produkte und Dienste einsehen",
+    "services.manage": "Dienste ändern, upgraden oder kündigen",
+    "credentials.view": "Serverinformationen und Zugangsdaten einsehen",
+    "firewall.unblock": "Eine IP-Sperre aufheben",
+    "support.tickets": "Support-Tickets eröffnen und lesen",
+    "support.pin": "Den Support-PIN einsehen",
+    "contracts.sign": "AV-Vertrag und TOMs zeichnen und herunterladen",
+}
+
 
 class Catalog:
     """The vendor's permissions, in display order.
@@ -92,7 +116,10 @@ class Catalog:
     @classmethod
     def default(cls) -> Catalog:
         """The thirteen functions of a hosting customer center."""
-        return cls(_DEFAULT_PERMISSIONS)
+        return cls(
+            attrs.evolve(p, description_de=_DEFAULT_DESCRIPTIONS_DE[p.name])
+            for p in _DEFAULT_PERMISSIONS
+        )
 
     def __iter__(self) -> Iterator[Permission]:
         return iter(self._permissions)

@@ -17,10 +17,6 @@ from .._errors import (
     ContactNotFound,
     ValidationError,
 )
-from .._mail.mailers import build_message
-from .._mail.templates import (
-    NotificationContext,
-)
 from .._ports import UnitOfWork
 
 if TYPE_CHECKING:
@@ -215,6 +211,9 @@ class _Contacts(_Delivery):
         _check_text("text", text)
         if html is not None:
             _check_text("html", html, "a string or None")
+        from .._mail.mailers import build_message
+        from .._mail.templates import NotificationContext
+
         cat = self.categories[category]
         addresses = self.recipients(account_id, category)
         with self._write() as work:

@@ -20,17 +20,13 @@ from .._errors import (
     PermissionDenied,
     ValidationError,
 )
-from .._mail.templates import (
-    LANGUAGES,
-    DefaultTemplates,
-    Templates,
-)
 from .._permissions import Catalog, Categories, Category, PermissionSet
 from .._ports import Clock, Mailer, Store, SystemClock, UnitOfWork
 from .._tokens import SecretKey, TokenSigner
 
 if TYPE_CHECKING:
-    pass
+    # The mail modules load with the first TeamAccess or mail, not with the package.
+    from .._mail.templates import Templates
 from .checks import (
     _ALL,
     _DELIVERY_LEASE,
@@ -134,7 +130,11 @@ class _Core:
                 "templates", templates, "a Templates such as DefaultTemplates()",
                 "invitation", "notification",
             )  # fmt: skip
-        self.templates: Templates = templates if templates is not None else DefaultTemplates()
+        if templates is None:
+            from .._mail.templates import DefaultTemplates
+
+            templates = DefaultTemplates()
+        self.templates: Templates = templates
         check_line("language", language)
         self._check_language(language)
         self.language = language
@@ -325,6 +325,8 @@ class _Core:
         return language
 
     def _check_language(self, language: str) -> None:
+        from .._mail.templates import LANGUAGES
+
         languages = getattr(self.templates, "languages", None)
         known = tuple(languages()) if callable(languages) else LANGUAGES
         if language not in known:

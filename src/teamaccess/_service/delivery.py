@@ -21,10 +21,6 @@ from .._errors import (
     StorageError,
     ValidationError,
 )
-from .._mail.mailers import build_message
-from .._mail.templates import (
-    InvitationContext,
-)
 from .._ports import BatchMailer, Mailer, UnitOfWork
 
 if TYPE_CHECKING:
@@ -101,6 +97,9 @@ class _Delivery(_Core):
         row: OutboxMessage,
         now: datetime,
     ) -> EmailMessage:
+        from .._mail.mailers import build_message
+        from .._mail.templates import InvitationContext
+
         language = inv.language
         inviter = uow.get_member(inv.account_id, inv.invited_by)
         # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names the owner.

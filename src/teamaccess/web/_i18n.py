@@ -1,0 +1,181 @@
+"""The pages' words in German; the English text is the key.
+
+A test reads every ``_("...")`` in the templates and every ``translate("...")`` in the
+handlers and fails when one has no German here.
+"""
+
+from __future__ import annotations
+
+__all__ = ["GERMAN", "translate"]
+
+GERMAN: dict[str, str] = {
+    # layout and navigation
+    "Customer center": "Kundencenter",
+    "Customer account": "Kundenkonto",
+    "Hello, {name}": "Hallo, {name}",
+    "Users": "Benutzerverwaltung",
+    "Contacts": "Kontakte",
+    "Activity": "Aktivität",
+    "Pages": "Seiten",
+    "My customer accounts": "Meine Kundenkonten",
+    "To my customer accounts": "Zu meinen Kundenkonten",
+    "You are not a user of any customer account yet. When someone invites you, open the link "
+    "in their email.": "Sie sind noch in keinem Kundenkonto Benutzer. Wenn Sie jemand "
+    "einlädt, öffnen Sie den Link in der E-Mail.",
+    # catalog groups of the default catalog
+    "Account": "Konto",
+    "Billing": "Rechnungen",
+    "Orders": "Bestellungen",
+    "Services": "Dienste",
+    "Support": "Support",
+    "Contracts": "Verträge",
+    "Other": "Sonstiges",
+    # users
+    "User": "Benutzer",
+    "Account owner": "Kontoinhaber",
+    "Permissions": "Berechtigungen",
+    "Since": "Seit",
+    "since {date}": "seit {date}",
+    "Actions": "Aktionen",
+    "you": "Sie",
+    "Edit": "Bearbeiten",
+    "Remove": "Entfernen",
+    "Leave account": "Konto verlassen",
+    "You can see who has access to this account. Inviting and changing users needs the "
+    "permission “Manage users”.": "Sie sehen, wer Zugriff auf dieses Konto hat. Zum "
+    "Einladen und Ändern von Benutzern brauchen Sie die Berechtigung „Benutzer verwalten“.",
+    "All permissions": "Alle Berechtigungen",
+    "No permissions": "Keine Berechtigungen",
+    "Select permissions": "Berechtigungen auswählen",
+    "Full access, including permissions added later.": "Vollzugriff, auch auf später "
+    "hinzukommende Berechtigungen.",
+    "Only the functions you tick.": "Nur die Funktionen, die Sie anhaken.",
+    "Open invitations": "Offene Einladungen",
+    "No open invitations.": "Keine offenen Einladungen.",
+    "Email address": "E-Mail-Adresse",
+    "Sent": "Versendet",
+    "sent {count} times": "{count}-mal versendet",
+    "Valid until": "Gültig bis",
+    "invited by {who}": "eingeladen von {who}",
+    "Resend": "Erneut senden",
+    "Revoke": "Zurückziehen",
+    "Invite a new user": "Neuen Benutzer einladen",
+    "The person receives an email with a link, logs in or registers, and from then on works "
+    "in this account with their own login.": "Die Person erhält eine E-Mail mit einem Link, "
+    "meldet sich an oder registriert sich und arbeitet dann mit eigenen Zugangsdaten in "
+    "diesem Konto.",
+    "Send invitation": "Einladung versenden",
+    "All users": "Alle Benutzer",
+    "Save changes": "Änderungen speichern",
+    "The account owner always has every permission, and nobody changes their own "
+    "permissions.": "Der Kontoinhaber hat immer alle Berechtigungen, und niemand ändert "
+    "seine eigenen Berechtigungen.",
+    "Please enter the email address to invite.": "Bitte geben Sie die E-Mail-Adresse ein, "
+    "die Sie einladen möchten.",
+    "Choose at least one permission, or give all permissions.": "Wählen Sie mindestens eine "
+    "Berechtigung, oder geben Sie alle Berechtigungen.",
+    "The invitation to {email} is on its way.": "Die Einladung an {email} ist unterwegs.",
+    "The permissions of {email} are saved.": "Die Berechtigungen von {email} sind gespeichert.",
+    "You have left {account}.": "Sie haben {account} verlassen.",
+    "{email} was removed.": "{email} wurde entfernt.",
+    "The invitation to {email} was sent again.": "Die Einladung an {email} wurde erneut versendet.",
+    "The invitation to {email} was revoked.": "Die Einladung an {email} wurde zurückgezogen.",
+    # the invitation link
+    "Invitation": "Einladung",
+    "{inviter} invites you to work in the customer account “{account}”.": "{inviter} lädt "
+    "Sie ein, im Kundenkonto „{account}“ mitzuarbeiten.",
+    "Invited address": "Eingeladene Adresse",
+    "To accept, log in with {email}, or register with it if you have no login yet.": "Um "
+    "anzunehmen, melden Sie sich mit {email} an, oder registrieren Sie sich damit, wenn Sie "
+    "noch keine Zugangsdaten haben.",
+    "Log in": "Anmelden",
+    "Register": "Registrieren",
+    "Log out": "Abmelden",
+    "You are logged in as {current}, but this invitation is for {invited}.": "Sie sind als "
+    "{current} angemeldet, aber diese Einladung gilt für {invited}.",
+    "Log out, then log in or register with {invited} and open the link again. To use "
+    "{current} instead, ask {inviter} to invite that address.": "Melden Sie sich ab, melden "
+    "Sie sich dann mit {invited} an (oder registrieren Sie sich damit) und öffnen Sie den "
+    "Link erneut. Um {current} zu verwenden, bitten Sie {inviter}, diese Adresse einzuladen.",
+    "You are already a user of this customer account.": "Sie sind bereits Benutzer dieses "
+    "Kundenkontos.",
+    "Accept invitation": "Einladung annehmen",
+    "Decline invitation": "Einladung ablehnen",
+    "Invitation declined": "Einladung abgelehnt",
+    "You declined the invitation to “{account}”. The link no longer works.": "Sie haben die "
+    "Einladung zu „{account}“ abgelehnt. Der Link funktioniert nicht mehr.",
+    "Welcome to {account}.": "Willkommen bei {account}.",
+    "This page needs the link from the invitation mail.": "Diese Seite braucht den Link aus "
+    "der Einladungs-E-Mail.",
+    # contacts
+    "Contacts never log in. They receive the chosen kinds of email, for example invoices for "
+    "your bookkeeping.": "Kontakte melden sich nie an. Sie erhalten die gewählten E-Mails, "
+    "zum Beispiel Rechnungen für Ihre Buchhaltung.",
+    "Name": "Name",
+    "Receives": "Erhält",
+    "nothing": "nichts",
+    "No contacts yet.": "Noch keine Kontakte.",
+    "Add a contact": "Neuen Kontakt anlegen",
+    "All contacts": "Alle Kontakte",
+    "Contact details": "Kontaktdetails",
+    "Company (optional)": "Firma (optional)",
+    "Phone (optional)": "Telefon (optional)",
+    "Role (optional)": "Funktion (optional)",
+    "For example: bookkeeping, tax adviser": "Zum Beispiel: Buchhaltung, Steuerberatung",
+    "Email settings": "E-Mail-Einstellungen",
+    "The contact receives these emails in addition to the account owner.": "Der Kontakt "
+    "erhält diese E-Mails zusätzlich zum Kontoinhaber.",
+    "Please enter a name.": "Bitte geben Sie einen Namen ein.",
+    "Please enter an email address.": "Bitte geben Sie eine E-Mail-Adresse ein.",
+    "The contact {name} is saved.": "Der Kontakt {name} ist gespeichert.",
+    "The contact {name} was removed.": "Der Kontakt {name} wurde entfernt.",
+    # activity
+    "When": "Wann",
+    "Who": "Wer",
+    "What": "Was",
+    "Newer": "Neuer",
+    "Older": "Älter",
+    "Page {n}": "Seite {n}",
+    "Nothing has happened yet.": "Bisher ist nichts geschehen.",
+    "created the customer account": "hat das Kundenkonto angelegt",
+    "renamed the customer account": "hat das Kundenkonto umbenannt",
+    "transferred the ownership to {target}": "hat die Inhaberschaft an {target} übertragen",
+    "changed the permissions of {target}": "hat die Berechtigungen von {target} geändert",
+    "removed {target}": "hat {target} entfernt",
+    "left the customer account": "hat das Kundenkonto verlassen",
+    "suspended {target}": "hat {target} gesperrt",
+    "reactivated {target}": "hat {target} wieder freigeschaltet",
+    "set an end date for {target}": "hat ein Enddatum für {target} gesetzt",
+    "invited {target}": "hat {target} eingeladen",
+    "sent the invitation to {target} again": "hat die Einladung an {target} erneut versendet",
+    "accepted the invitation": "hat die Einladung angenommen",
+    "declined the invitation for {target}": "hat die Einladung für {target} abgelehnt",
+    "revoked the invitation for {target}": "hat die Einladung für {target} zurückgezogen",
+    "let the invitation for {target} expire": "hat die Einladung für {target} ablaufen lassen",
+    "retried the invitation mail to {target}": "hat die Einladungs-E-Mail an {target} erneut "
+    "versucht",
+    "added the contact {target}": "hat den Kontakt {target} angelegt",
+    "changed the contact {target}": "hat den Kontakt {target} geändert",
+    "removed the contact {target}": "hat den Kontakt {target} entfernt",
+    "sent a notice ({target})": "hat eine Mitteilung versendet ({target})",
+    # errors
+    "Not allowed": "Nicht erlaubt",
+    "Not found": "Nicht gefunden",
+    "Invitation not valid": "Einladung nicht gültig",
+    "That did not work": "Das hat nicht geklappt",
+    "This form has expired": "Dieses Formular ist abgelaufen",
+    "The form was open too long or came from another site. Reload the page and try again.": (
+        "Das Formular war zu lange geöffnet oder kam von einer anderen Seite. Laden Sie die "
+        "Seite neu und versuchen Sie es erneut."
+    ),
+    "This page needs the permission “{label}”. Ask the account owner to grant it.": "Diese "
+    "Seite braucht die Berechtigung „{label}“. Bitten Sie den Kontoinhaber, sie Ihnen zu "
+    "geben.",
+}
+
+
+def translate(text: str, language: str) -> str:
+    """*text* in *language*; English (the key itself) when there is no translation."""
+    if language == "de":
+        return GERMAN.get(text, text)
+    return text

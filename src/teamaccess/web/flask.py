@@ -1,0 +1,123 @@
+"""The Flask adapter: the pages as a blueprint for a vendor's own panel.
+
+::
+
+    from teamaccess.web import User
+    from teamaccess.web.flask import blueprint
+
+    app.register_blueprint(
+        blueprint(team, current_user=lambda: User(g.user.id, g.user.email),
+                  login_url="/login?next={next}", register_url="/register?next={next}"),
+        url_prefix="/team",
+    )
+
+The blueprint keeps three things in Flask's signed session (so the app needs a
+``secret_key``): the CSRF token, the chosen language and the one-time notices.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import flask
+from werkzeug.wrappers import Response
+
+from .. import TeamAccess, ValidationError
+from ._core import HEADERS, LANGUAGES, ROUTES, Redirect, Request, User, pick_language
+from ._pages import Pages, UrlHook
+
+__all__ = ["blueprint"]
+
+_CSRF = "teamaccess.csrf"
+_LANG = "teamaccess.lang"
+_NOTICES = "teamaccess.notices"
+
+
+def blueprint(
+    team: TeamAccess | Pages,
+    *,
+    current_user: Callable[[], User | None],
+    login_url: UrlHook = "/login?next={next}",
+    register_url: UrlHook | None = None,
+    logout_url: str | None = None,
+    home_url: Callable[[str], str] | None = None,
+    name: str = "teamaccess",
+) -> flask.Blueprint:
+    """The pages of ``ROUTES`` as a blueprint named *name*; register it under a prefix.
+
+    *current_user* returns the logged-in :class:`User` (id and verified address), or
+    ``None``. *login_url* and *register_url* are your panel's pages: a string with
+    ``{next}`` or a callable taking the path to come back to. Pass a ready
+    :class:`Pages` instead of *team* to configure it yourself.
+    """
+    if not callable(current_user):
+        raise ValidationError("current_user must be a callable returning a User or None")
+    pages = (
+        team
+        if isinstance(team, Pages)
+        else Pages(team, login_url=login_url, register_url=register_url,
+                   logout_url=logout_url, home_url=home_url)
+    )  # fmt: skip
+    bp = flask.Blueprint(
+        name,
+        __name__,
+        template_folder="templates",
+        static_folder="static",
+        # not "/static": a blueprint mounted without a prefix would shadow the app's own
+        static_url_path="/teamaccess-static",
+    )
+
+    def url(endpoint: str, **params: Any) -> str:
+        return flask.url_for(f"{name}.{endpoint}", **params)
+
+    def view(**params: str) -> Response:
+        if not flask.current_app.secret_key:
+            raise ValidationError(
+                "the Flask app needs a secret_key: the teamaccess pages keep their CSRF token "
+                "in its session"
+            )
+        req = flask.request
+        session = flask.session
+        csrf = session.get(_CSRF)
+        if not isinstance(csrf, str):
+            csrf = session[_CSRF] = secrets.token_urlsafe(32)
+        chosen = req.args.get("lang")
+        if chosen in LANGUAGES:
+            session[_LANG] = chosen
+        language = pick_language(req.headers.get("Accept-Language"), session.get(_LANG))
+        notices = session.pop(_NOTICES, [])
+        query = req.query_string.decode("latin-1")
+        path = req.script_root + req.path + (f"?{query}" if query else "")
+        request = Request(
+            method=req.method,
+            user=current_user(),
+            language=language,
+            form={key: req.form.getlist(key) for key in req.form},
+            query={key: req.args.getlist(key) for key in req.args},
+            path=path,
+            csrf_token=csrf,
+            notices=notices if isinstance(notices, list) else [],
+        )
+        endpoint = (req.endpoint or "").rpartition(".")[2]
+        result = pages.handle(endpoint, request, **params)
+        if isinstance(result, Redirect):
+            if result.notice:
+                session[_NOTICES] = [*session.get(_NOTICES, []), result.notice]
+            location = result.location or url(result.endpoint, **result.params)
+            response = flask.redirect(location, result.status)
+        else:
+            html = flask.render_template(
+                result.template,
+                **result.context,
+                url=url,
+                static_url=url("static", filename="teamaccess.css"),
+            )
+            response = flask.make_response(html, result.status)
+        response.headers.update(HEADERS)
+        return response
+
+    for route in ROUTES:
+        bp.add_url_rule(route.rule, route.endpoint, view, methods=list(route.methods))
+    return bp
