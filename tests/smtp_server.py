@@ -60,12 +60,19 @@ class Received:
     message: EmailMessage
     tls: bool
     login: str | None
+    #: the client's (host, port): one per connection
+    peer: tuple[str, int]
 
 
 class _Handler:
-    def __init__(self, refuse: Iterable[str]) -> None:
+    def __init__(
+        self, refuse: Iterable[str], drop_after: int | None, unanswered: int | None
+    ) -> None:
         self.refuse = {r.lower() for r in refuse}
+        self.drop_after = drop_after
+        self.unanswered = unanswered
         self.received: list[Received] = []
+        self.connections: set[tuple[str, int]] = set()
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
@@ -81,10 +88,28 @@ class _Handler:
         login = session.auth_data if session.authenticated else None
         # session.ssl is set by STARTTLS only; implicit TLS shows on the transport.
         tls = server.transport.get_extra_info("ssl_object") is not None
+        peer = tuple(session.peer[:2])
         self.received.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), parsed, tls, login)
+            Received(envelope.mail_from, list(envelope.rcpt_tos), parsed, tls, login, peer)
         )
+        if len(self.received) == self.unanswered:
+            # Take the message, then vanish before saying so: the client cannot know.
+            server.transport.abort()
+        elif self.drop_after is not None:
+            on_this = sum(1 for r in self.received if r.peer == peer)
+            if on_this % self.drop_after == 0:
+                # Close once the reply is written, without a word, as a server whose
+                # limit or idle timeout has struck does: the client finds out on its
+                # next command.
+                server.loop.call_soon(server.transport.close)
         return "250 Message accepted for delivery"
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.connections.add(tuple(session.peer[:2]))
+        session.host_name = hostname
+        return responses
 
 
 class SmtpServer:
@@ -92,7 +117,8 @@ class SmtpServer:
 
     *mode* ``"plain"`` offers no TLS, ``"starttls"`` offers (and requires) STARTTLS,
     ``"tls"`` speaks TLS from the first byte. *users* maps login to password and makes a
-    login mandatory.
+    login mandatory. *drop_after* closes a connection after that many messages on it;
+    *unanswered* = n keeps the n-th message but drops its connection before replying.
     """
 
     def __init__(
@@ -104,10 +130,12 @@ class SmtpServer:
         users: Mapping[str, str] | None = None,
         refuse: Iterable[str] = (),
         smtputf8: bool = False,
+        drop_after: int | None = None,
+        unanswered: int | None = None,
     ) -> None:
         self.host = HOST
         self.port = port if port is not None else free_port()
-        self._handler = _Handler(refuse)
+        self._handler = _Handler(refuse, drop_after, unanswered)
         kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
         if mode != "plain":
             assert certs is not None, "TLS needs test certificates"
@@ -136,6 +164,11 @@ class SmtpServer:
     @property
     def received(self) -> list[Received]:
         return self._handler.received
+
+    @property
+    def connections(self) -> int:
+        """Connections that said EHLO so far (a STARTTLS client says it twice, once)."""
+        return len(self._handler.connections)
 
     def start(self) -> SmtpServer:
         self._controller.start()

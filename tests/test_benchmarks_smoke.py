@@ -63,7 +63,7 @@ class TestQuickBenchmark:
             assert cells[-1] in ("PASS", "MISS")
         assert re.fullmatch(r"[\d.]+ (ns|us|ms)", cells[1]), cells[1]
         assert re.fullmatch(r"[\d.]+ (ns|us|ms)", cells[3]), cells[3]
-        assert re.fullmatch(r"\+?[\d.]+(x| ms)", cells[4]), cells[4]
+        assert re.fullmatch(r"[+-]?[\d.]+(x| ms)", cells[4]), cells[4]
 
     def test_prints_a_scale_row_per_size(self, output: str) -> None:
         rows = re.findall(r"^\| (100|300) \| ([\d,]+) \| ([\d.]+) MiB \|.* MiB \|$", output, re.M)

@@ -414,3 +414,155 @@ class TestServerDown:
         # Written when queued, not when finally sent: the message is the same bytes.
         assert got.message["Date"] == "Fri, 01 May 2026 09:00:00 +0000"
         assert clock.now() == START + timedelta(minutes=3)
+
+
+class TestBatch:
+    """SmtpMailer.batch(): consecutive messages over one connection, STARTTLS and login
+    once, a new connection when the server drops one, refuses a message or the cap is
+    reached."""
+
+    USERS = {"panel": "s3cret"}
+
+    @pytest.fixture
+    def auth_server(self, certs: Certificates) -> Iterator[SmtpServer]:
+        with SmtpServer(mode="starttls", certs=certs, users=self.USERS) as running:
+            yield running
+
+    def mailer(self, server: SmtpServer, certs: Certificates, **options: int) -> SmtpMailer:
+        return SmtpMailer(
+            HOST,
+            server.port,
+            security="starttls",
+            ssl_context=certs.client_context(),
+            username="panel",
+            password="s3cret",
+            **options,
+        )
+
+    @staticmethod
+    def numbered(n: int) -> list[EmailMessage]:
+        out = []
+        for i in range(n):
+            msg = message(f"kunde{i}@example.org")
+            msg.replace_header("Message-ID", f"<m{i}@panel.example.com>")
+            out.append(msg)
+        return out
+
+    @staticmethod
+    def per_connection(server: SmtpServer) -> list[int]:
+        """How many messages arrived over each connection, in order."""
+        counts: dict[tuple[str, int], int] = {}
+        for got in server.received:
+            counts[got.peer] = counts.get(got.peer, 0) + 1
+        return list(counts.values())
+
+    def test_is_a_batch_mailer(self) -> None:
+        assert isinstance(SmtpMailer(HOST), teamaccess.BatchMailer)
+        assert isinstance(SmtpMailer(HOST), teamaccess.Mailer)
+
+    def test_many_messages_one_connection_one_login(
+        self, auth_server: SmtpServer, certs: Certificates
+    ) -> None:
+        with self.mailer(auth_server, certs).batch() as sender:
+            for msg in self.numbered(20):
+                sender.send(msg)
+        assert auth_server.connections == 1
+        assert self.per_connection(auth_server) == [20]
+        assert [g.rcpt_tos for g in auth_server.received] == [
+            [f"kunde{i}@example.org"] for i in range(20)
+        ]
+        assert all(g.tls and g.login == "panel" for g in auth_server.received)
+        # on the wire, as sent
+        assert auth_server.received[3].message["Message-ID"] == "<m3@panel.example.com>"
+
+    def test_reconnects_when_the_server_drops_the_connection(self, certs: Certificates) -> None:
+        with SmtpServer(mode="starttls", certs=certs, users=self.USERS, drop_after=3) as server:
+            with self.mailer(server, certs).batch() as sender:
+                for msg in self.numbered(8):
+                    sender.send(msg)
+            # every message once, none lost to the drop, none sent twice
+            ids = [g.message["Message-ID"] for g in server.received]
+            assert ids == [f"<m{i}@panel.example.com>" for i in range(8)]
+            assert self.per_connection(server) == [3, 3, 2]
+
+    def test_caps_messages_per_connection(
+        self, auth_server: SmtpServer, certs: Certificates
+    ) -> None:
+        with self.mailer(auth_server, certs, max_per_connection=4).batch() as sender:
+            for msg in self.numbered(10):
+                sender.send(msg)
+        assert self.per_connection(auth_server) == [4, 4, 2]
+        assert auth_server.connections == 3
+
+    def test_a_refused_message_fails_alone_and_the_next_gets_a_new_connection(
+        self, certs: Certificates
+    ) -> None:
+        with SmtpServer(
+            mode="starttls", certs=certs, users=self.USERS, refuse=["kunde1@example.org"]
+        ) as server:
+            failed = []
+            with self.mailer(server, certs).batch() as sender:
+                for msg in self.numbered(4):
+                    try:
+                        sender.send(msg)
+                    except DeliveryFailed as exc:
+                        failed.append((msg["To"], str(exc)))
+            assert [to for to, _ in failed] == ["kunde1@example.org"]
+            assert "refused every recipient (kunde1@example.org: 550" in failed[0][1]
+            assert "secret body text" not in failed[0][1]
+            assert [g.rcpt_tos for g in server.received] == [
+                ["kunde0@example.org"],
+                ["kunde2@example.org"],
+                ["kunde3@example.org"],
+            ]
+            assert self.per_connection(server) == [1, 2]
+
+    def test_a_message_the_server_may_have_taken_is_not_sent_again(
+        self, certs: Certificates
+    ) -> None:
+        # The server keeps the second message and drops the connection before its reply:
+        # that message fails (it may have arrived), and is not sent again by the batch.
+        with SmtpServer(mode="starttls", certs=certs, users=self.USERS, unanswered=2) as server:
+            failed = []
+            with self.mailer(server, certs).batch() as sender:
+                for msg in self.numbered(3):
+                    try:
+                        sender.send(msg)
+                    except DeliveryFailed:
+                        failed.append(msg["Message-ID"])
+            assert failed == ["<m1@panel.example.com>"]
+            assert [g.message["Message-ID"] for g in server.received] == [
+                f"<m{i}@panel.example.com>" for i in range(3)
+            ]
+            assert self.per_connection(server) == [2, 1]
+
+    def test_server_down_fails_each_message(self) -> None:
+        mailer = SmtpMailer(HOST, free_port(), timeout=5)
+        with mailer.batch() as sender:
+            for msg in self.numbered(2):
+                with pytest.raises(DeliveryFailed, match="cannot connect with mail server"):
+                    sender.send(msg)
+
+    def test_wrong_password_fails_without_the_password(
+        self, auth_server: SmtpServer, certs: Certificates
+    ) -> None:
+        mailer = SmtpMailer(
+            HOST,
+            auth_server.port,
+            security="starttls",
+            ssl_context=certs.client_context(),
+            username="panel",
+            password="wrong",
+        )
+        with (
+            mailer.batch() as sender,
+            pytest.raises(DeliveryFailed, match="rejected the login of 'panel'") as info,
+        ):
+            sender.send(message())
+        assert "wrong" not in str(info.value)
+        assert auth_server.received == []
+
+    @pytest.mark.parametrize("cap", [0, -1, 1.5, True, "10"])
+    def test_cap_must_be_a_positive_integer(self, cap: object) -> None:
+        with pytest.raises(ValidationError, match="max_per_connection must be a positive"):
+            SmtpMailer(HOST, max_per_connection=cap)  # type: ignore[arg-type]

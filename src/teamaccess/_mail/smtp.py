@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 from .._emails import check_line
 from .._errors import DeliveryFailed, ValidationError
@@ -23,6 +25,33 @@ Security = Literal["plain", "starttls", "tls"]
 #: the usual port for each kind of connection (RFC 5321, RFC 6409, RFC 8314)
 DEFAULT_PORTS: Final[dict[str, int]] = {"plain": 25, "starttls": 587, "tls": 465}
 
+#: messages sent over one connection in a batch before it is closed and a new one opened;
+#: servers limit this (often to 100), and a fresh connection bounds what one drop costs
+DEFAULT_PER_CONNECTION: Final = 100
+
+
+class _Tracking:
+    """Notes whether the message's content was handed to the server (``DATA``).
+
+    A connection that fails before that point has delivered nothing, so the message may
+    be sent again over a new one; after it, the server may have taken the message, and
+    sending it again could deliver it twice.
+    """
+
+    data_started = False
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        self.data_started = True
+        return super().data(msg)  # type: ignore[misc,no-any-return]
+
+
+class _SMTP(_Tracking, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_Tracking, smtplib.SMTP_SSL):
+    pass
+
 
 def _reply(code: int, text: bytes | str) -> str:
     """A server reply as one short line, for an error message."""
@@ -32,14 +61,16 @@ def _reply(code: int, text: bytes | str) -> str:
 
 
 class SmtpMailer:
-    """Sends each message over its own SMTP connection.
+    """Sends each message over its own SMTP connection, or many over one in a
+    :meth:`batch`.
 
     *security* is ``"plain"`` (no encryption; only for a relay on localhost or a trusted
     network), ``"starttls"`` (upgrade after connecting, usually port 587) or ``"tls"``
     (implicit TLS from the first byte, usually port 465). *port* defaults to 25, 587 or
     465 accordingly. *username* and *password* log in after the connection is secured.
     *ssl_context* replaces the default context (system CAs, host name checked), e.g. to
-    trust a private CA.
+    trust a private CA. *max_per_connection* caps the messages a :meth:`batch` sends over
+    one connection before it opens a new one.
 
     >>> SmtpMailer("mail.example.com", security="starttls", username="panel", password="s3cret")
     SmtpMailer('mail.example.com', 587, security='starttls', username='panel')
@@ -56,6 +87,7 @@ class SmtpMailer:
         timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
+        max_per_connection: int = DEFAULT_PER_CONNECTION,
     ) -> None:
         check_line("SMTP host", host)
         if not host.strip():
@@ -85,6 +117,16 @@ class SmtpMailer:
             )
         if local_hostname is not None:
             check_line("SMTP local_hostname", local_hostname)
+        if (
+            isinstance(max_per_connection, bool)
+            or not isinstance(max_per_connection, int)
+            or max_per_connection < 1
+        ):
+            raise ValidationError(
+                "max_per_connection must be a positive integer (messages per SMTP "
+                f"connection in a batch), not {max_per_connection!r}"
+            )
+        self.max_per_connection = max_per_connection
         self.host = host
         self.port = port
         self.security: Security = security
@@ -112,67 +154,104 @@ class SmtpMailer:
 
     def _connect(self) -> smtplib.SMTP:
         if self.security == "tls":
-            return smtplib.SMTP_SSL(
+            return _SMTP_SSL(
                 self.host,
                 self.port,
                 local_hostname=self.local_hostname,
                 timeout=self.timeout,
                 context=self._context(),
             )
-        return smtplib.SMTP(
-            self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
-        )
+        return _SMTP(self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout)
+
+    def _open(self, progress: list[str]) -> smtplib.SMTP:
+        """A connection, secured and logged in as configured; *progress* names the step."""
+        progress[0] = "connect"
+        smtp = self._connect()
+        try:
+            if self.security == "starttls":
+                progress[0] = "STARTTLS"
+                smtp.starttls(context=self._context())
+            if self.username is not None:
+                progress[0] = "login"
+                assert self._password is not None
+                smtp.login(self.username, self._password)
+        except BaseException:
+            smtp.close()
+            raise
+        progress[0] = "send"
+        return smtp
 
     def send(self, message: EmailMessage) -> None:
         """Deliver *message* to every recipient in its headers, or raise ``DeliveryFailed``."""
-        step = "connect"
+        progress = ["connect"]
         try:
-            with self._connect() as smtp:
-                if self.security == "starttls":
-                    step = "STARTTLS"
-                    smtp.starttls(context=self._context())
-                if self.username is not None:
-                    step = "login"
-                    assert self._password is not None
-                    smtp.login(self.username, self._password)
-                step = "send"
+            with self._open(progress) as smtp:
                 refused = smtp.send_message(message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            raise DeliveryFailed(
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._failure(exc, progress[0]) from exc
+        self._check_refused(refused)
+
+    @contextmanager
+    def batch(self) -> Iterator[_Batch]:
+        """A mailer whose ``send()`` calls share one connection (``teamaccess.BatchMailer``).
+
+        The connection opens with the first message, secured and logged in as ``send()``
+        does, and carries up to *max_per_connection* messages. When the server has
+        dropped it (or closes it with ``421``) before taking a message, the message goes
+        again over a new connection, once; a message the server refuses fails alone, and
+        the next one gets a new connection. The connection is closed when the block ends.
+
+        >>> mailer = SmtpMailer("mail.example.com", security="starttls",
+        ...                     username="panel", password="s3cret")
+        >>> with mailer.batch() as sender:  # doctest: +SKIP
+        ...     for message in messages:
+        ...         sender.send(message)
+        """
+        sender = _Batch(self)
+        try:
+            yield sender
+        finally:
+            sender.close()
+
+    def _failure(self, exc: BaseException, step: str) -> DeliveryFailed:
+        """*exc*, raised during *step*, as the ``DeliveryFailed`` a caller sees."""
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            return DeliveryFailed(
                 f"{self._where} refused every recipient ({self._refusals(exc.recipients)}); "
                 "check the address"
-            ) from exc
-        except smtplib.SMTPSenderRefused as exc:
-            raise DeliveryFailed(
+            )
+        if isinstance(exc, smtplib.SMTPSenderRefused):
+            return DeliveryFailed(
                 f"{self._where} refused the sender {exc.sender!r} "
                 f"({_reply(exc.smtp_code, exc.smtp_error)}); the server may want STARTTLS "
                 "or a login first (security=, username=), or not accept this sender"
-            ) from exc
-        except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryFailed(
+            )
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
+            return DeliveryFailed(
                 f"{self._where} rejected the login of {self.username!r} "
                 f"({_reply(exc.smtp_code, exc.smtp_error)}); check username and password"
-            ) from exc
-        except smtplib.SMTPNotSupportedError as exc:
-            raise DeliveryFailed(
+            )
+        if isinstance(exc, smtplib.SMTPNotSupportedError):
+            return DeliveryFailed(
                 f"{self._where} does not support what {step} needs ({exc}); "
                 "check the security setting (STARTTLS, login) for this server"
-            ) from exc
-        except smtplib.SMTPResponseException as exc:
-            raise DeliveryFailed(
+            )
+        if isinstance(exc, smtplib.SMTPResponseException):
+            return DeliveryFailed(
                 f"{self._where} answered {_reply(exc.smtp_code, exc.smtp_error)} during "
                 f"{step}; the message will be retried"
-            ) from exc
-        except ssl.SSLError as exc:
-            raise DeliveryFailed(
+            )
+        if isinstance(exc, ssl.SSLError):
+            return DeliveryFailed(
                 f"TLS with {self._where} failed during {step} ({exc.reason or exc}); check "
                 "the security setting and that the certificate is trusted for this host name"
-            ) from exc
-        except (smtplib.SMTPException, OSError) as exc:
-            raise DeliveryFailed(
-                f"cannot {step} with {self._where}: {type(exc).__name__}: {exc}; is the "
-                "server running and reachable?"
-            ) from exc
+            )
+        return DeliveryFailed(
+            f"cannot {step} with {self._where}: {type(exc).__name__}: {exc}; is the "
+            "server running and reachable?"
+        )
+
+    def _check_refused(self, refused: dict[str, tuple[int, bytes]]) -> None:
         if refused:
             # Only a message with several recipients gets here (the service sends one per
             # recipient); the caller learns who did not get it.
@@ -184,3 +263,65 @@ class SmtpMailer:
     @staticmethod
     def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
         return "; ".join(f"{addr}: {_reply(code, text)}" for addr, (code, text) in refused.items())
+
+
+def _dropped(exc: BaseException) -> bool:
+    """Whether *exc* says the connection is gone (or going), not that a message is bad."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code == 421  # "service not available, closing transmission channel"
+    return isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError)
+
+
+class _Batch:
+    """``SmtpMailer.batch()``'s sender: one connection for consecutive messages."""
+
+    def __init__(self, mailer: SmtpMailer) -> None:
+        self._mailer = mailer
+        self._smtp: smtplib.SMTP | None = None
+        self._sent = 0  # messages over the current connection
+        #: connections opened so far, for the curious (and the tests)
+        self.connections = 0
+
+    def __repr__(self) -> str:
+        return f"<SmtpMailer batch of {self._mailer!r}, {self.connections} connections>"
+
+    def send(self, message: EmailMessage) -> None:
+        """Deliver *message* over the batch's connection, or raise ``DeliveryFailed``."""
+        mailer = self._mailer
+        if self._smtp is not None and self._sent >= mailer.max_per_connection:
+            self.close()
+        # A connection that served earlier messages may have been closed by the server
+        # since (an idle timeout, a limit of its own): one more try on a fresh one.
+        tries = 2 if self._smtp is not None else 1
+        while True:
+            tries -= 1
+            progress = ["send"]
+            try:
+                if self._smtp is None:
+                    self._smtp = mailer._open(progress)
+                    self.connections += 1
+                    self._sent = 0
+                smtp = self._smtp
+                assert isinstance(smtp, _Tracking)
+                smtp.data_started = False
+                refused = smtp.send_message(message)
+            except (smtplib.SMTPException, OSError) as exc:
+                handed_over = isinstance(self._smtp, _Tracking) and self._smtp.data_started
+                self.close()  # after any failure the next message starts afresh
+                if tries > 0 and progress[0] == "send" and _dropped(exc) and not handed_over:
+                    continue
+                raise mailer._failure(exc, progress[0]) from exc
+            self._sent += 1
+            mailer._check_refused(refused)
+            return
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            pass  # the server went first; nothing is lost
+        finally:
+            smtp.close()
