@@ -723,3 +723,74 @@ class TestTemplates:
     def test_the_check_can_fail(self) -> None:
         assert "Send invitation" in GERMAN
         assert "Sendd invitation" not in GERMAN
+
+
+class TestDemo:
+    """The demo panel: its login, registration, mail list and panel pages (no browser)."""
+
+    def test_story_through_the_test_client(self, tmp_path: Path) -> None:
+        from teamaccess.web.demo import create_app
+
+        app = create_app(tmp_path / "demo", base_url="http://127.0.0.1:9")
+        team = app.extensions["teamaccess"]
+        owner = app.test_client()
+        assert owner.get("/").headers["Location"] == "/login"
+        response = owner.post("/login", data={"email": "nobody@x.de"})
+        assert response.status_code == 400
+        assert "Register first" in response.get_data(as_text=True)
+        response = owner.post("/login", data={"email": "chef@muster.de", "next": "//evil.example"})
+        assert response.headers["Location"] == "/"
+        account = team.accounts_for(app.extensions["teamaccess.users"].by_email(
+            "chef@muster.de").id)[0]  # fmt: skip
+        page = owner.get(f"/team/accounts/{account.id}/users").get_data(as_text=True)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert csrf is not None
+        owner.post(f"/team/accounts/{account.id}/users/invite", data={
+            "csrf_token": csrf.group(1), "email": "bea@muster.de", "scope": "selected",
+            "permission": ["billing.view"],
+        })  # fmt: skip
+        mails = owner.get("/mails").get_data(as_text=True)
+        link = re.search(r'href="http://127\.0\.0\.1:9(/team/invitations/accept\?token=[^"]+)"',
+                         mails)  # fmt: skip
+        assert link is not None
+        bea = app.test_client()
+        response = bea.post("/register", data={"name": "Bea", "email": "bea@muster.de",
+                                               "next": link.group(1)})  # fmt: skip
+        assert response.headers["Location"] == link.group(1)
+        page = bea.get(link.group(1)).get_data(as_text=True)
+        assert 'value="accept"' in page
+        assert bea.get(f"/panel/{account.id}/invoices").status_code == 302  # not yet
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        token = re.search(r'name="token" value="([^"]+)"', page)
+        assert csrf is not None
+        assert token is not None
+        response = bea.post("/team/invitations/accept", data={
+            "csrf_token": csrf.group(1), "token": token.group(1), "action": "accept",
+        })  # fmt: skip
+        assert response.headers["Location"] == f"/panel/{account.id}"
+        assert "Welcome to Muster GmbH." in bea.get(f"/panel/{account.id}").get_data(as_text=True)
+        assert bea.get(f"/panel/{account.id}/invoices").status_code == 200
+        assert bea.get(f"/panel/{account.id}/access-data").status_code == 403
+        team.close()
+
+    def test_server_logs_no_token(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        import threading
+        import urllib.request
+
+        from teamaccess.web.demo import serve
+
+        server, app, base = serve(tmp_path / "demo", port=0)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(f"{base}/team/invitations/accept?token=SECRET")  # noqa: S310
+            assert caught.value.code == 410
+            caught.value.close()
+        finally:
+            server.shutdown()
+            server.server_close()
+            app.extensions["teamaccess"].close()
+        logged = caplog.text
+        assert "GET /team/invitations/accept" in logged
+        assert "SECRET" not in logged

@@ -8,12 +8,21 @@ import attrs
 
 from ._errors import InvalidEmail, ValidationError
 
-__all__ = ["Address", "check_line", "email_key", "normalize_email"]
+__all__ = [
+    "BREAKS",
+    "NAME_LIMIT",
+    "Address",
+    "check_line",
+    "check_name",
+    "check_no_encoded_word",
+    "email_key",
+    "normalize_email",
+]
 
 
 # NUL and every character str.splitlines() breaks at: besides CR and LF, the stdlib email
 # package refuses U+2028, U+0085, VT, FF and the rest in a header with a bare ValueError.
-_BREAKS = frozenset("\r\n\0\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+_BREAKS = BREAKS = frozenset("\r\n\0\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def check_line(what: str, value: object) -> str:
@@ -39,6 +48,49 @@ def check_line(what: str, value: object) -> str:
     return value
 
 
+#: The longest name (account, contact, contact details) in characters.
+NAME_LIMIT = 200
+
+
+def _encoded_word(value: str) -> bool:
+    # An RFC 2047 encoded word is "=?charset?encoding?text?=". Any "=?" followed later by
+    # "?=" is refused: the stdlib decodes loosely formed ones too.
+    start = value.find("=?")
+    return start != -1 and value.find("?=", start + 2) != -1
+
+
+def check_no_encoded_word(
+    what: str, value: str, error: type[ValidationError] = ValidationError
+) -> str:
+    """Refuse RFC 2047 encoded-word syntax (``=?utf-8?q?...?=``) in *value*.
+
+    In a name or an address it can only be an attack: the stdlib decodes it when the value
+    is put in a mail header, and on Python before 3.11.10 / 3.12.5 a decoded CR/LF becomes
+    new header lines (CPython gh-121650).
+    """
+    if _encoded_word(value):
+        raise error(
+            f"{what} contains RFC 2047 encoded-word syntax ('=?...?='), which a mail program "
+            "would decode; pass the plain text (teamaccess encodes what a mail needs)"
+        )
+    return value
+
+
+def check_name(what: str, value: object, limit: int = NAME_LIMIT) -> str:
+    """A name shown in mail (account, contact): one line, not empty, at most *limit*
+    characters, no encoded word. Returns it stripped."""
+    check_line(what, value)
+    assert isinstance(value, str)
+    value = value.strip()
+    if not value:
+        raise ValidationError(f"{what} must not be empty")
+    if len(value) > limit:
+        raise ValidationError(
+            f"{what} is {len(value)} characters long; the limit is {limit}, shorten it"
+        )
+    return check_no_encoded_word(what, value)
+
+
 @attrs.frozen
 class Address:
     """A validated address: ``email`` to show and send to, ``key`` to compare."""
@@ -59,6 +111,8 @@ def _validate(value: str, check_deliverability: bool) -> Address:
         )
     except email_validator.EmailNotValidError as exc:
         raise InvalidEmail(f"{value!r} is not a valid email address: {exc}") from exc
+    check_no_encoded_word(f"email address {value!r}", result.normalized, InvalidEmail)
+    _check_renders(result.normalized)
     # The local part is case-insensitive in practice (every mailbox provider treats it so)
     # and the domain compares in its ASCII (punycode) form, so "Chef@Müller.de" and
     # "chef@xn--mller-kva.de" are one address. lower(), not casefold(): casefold also
@@ -75,9 +129,34 @@ def normalize_email(
 
     *what* names the parameter in the error for a value that is not a single line of text.
     """
-    check_line(what, value)
+    try:
+        check_line(what, value)
+    except ValidationError as exc:
+        # A line break or NUL in an address is a bad address: callers catch InvalidEmail.
+        if isinstance(value, str):
+            raise InvalidEmail(str(exc)) from None
+        raise
     assert isinstance(value, str)
     return _validate(value.strip(), check_deliverability)
+
+
+def _check_renders(address: str) -> None:
+    """An address the stdlib cannot write into a ``To`` header is refused when it is
+    stored, not found out when the first mail to it is built (and fails every recipient)."""
+    from email.errors import MessageError
+
+    from ._mail.mailers import build_message
+
+    try:
+        message = build_message(
+            sender="x <x@example.com>", to=address, subject="x", text="x", html=None,
+            message_id="<x@example.com>", language="en",
+        )  # fmt: skip
+        message.policy.fold("To", message["To"])
+    except (MessageError, ValueError, LookupError, UnicodeError) as exc:
+        raise InvalidEmail(
+            f"{address!r} cannot be written into a mail header ({exc}); use another address"
+        ) from None
 
 
 def email_key(value: str) -> str:

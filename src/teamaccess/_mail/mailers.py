@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from email.policy import EmailPolicy
     from pathlib import Path
 
-__all__ = ["FileMailer", "MemoryMailer", "build_message"]
+__all__ = ["FileMailer", "MemoryMailer", "build_message", "expected_recipient"]
 
 
 # Headers whose values repeat from one message to the next: the parts' structure, the
@@ -187,6 +187,11 @@ def _header_address(header: str, value: str) -> tuple[Address, bool]:
                 f"mail header {header}: the domain of {addr!r} is not a valid IDN domain"
             ) from exc
     return Address(display_name=name, username=local, domain=domain), not local.isascii()
+
+
+def expected_recipient(address: str) -> str:
+    """The address as the ``To`` header of a message built for it writes it (ASCII domain)."""
+    return str(_header_address("To", address)[0].addr_spec)
 
 
 class MemoryMailer:

@@ -181,12 +181,19 @@ class SmtpMailer:
         progress[0] = "send"
         return smtp
 
-    def send(self, message: EmailMessage) -> None:
-        """Deliver *message* to every recipient in its headers, or raise ``DeliveryFailed``."""
+    def send(self, message: EmailMessage, *, envelope_to: str | None = None) -> None:
+        """Deliver *message*, or raise ``DeliveryFailed``.
+
+        *envelope_to* is the one envelope recipient (``RCPT TO``): the service passes the
+        stored address its last check found alone in the ``To`` header, so no header
+        decides where the mail goes. Without it, smtplib takes the recipients from the
+        ``To``, ``Cc`` and ``Bcc`` headers.
+        """
+        to_addrs = _envelope(envelope_to)
         progress = ["connect"]
         try:
             with self._open(progress) as smtp:
-                refused = smtp.send_message(message)
+                refused = smtp.send_message(message, to_addrs=to_addrs)
         except (smtplib.SMTPException, OSError) as exc:
             raise self._failure(exc, progress[0]) from exc
         self._check_refused(refused)
@@ -265,6 +272,13 @@ class SmtpMailer:
         return "; ".join(f"{addr}: {_reply(code, text)}" for addr, (code, text) in refused.items())
 
 
+def _envelope(envelope_to: str | None) -> list[str] | None:
+    if envelope_to is None:
+        return None
+    check_line("envelope_to", envelope_to)
+    return [envelope_to]
+
+
 def _dropped(exc: BaseException) -> bool:
     """Whether *exc* says the connection is gone (or going), not that a message is bad."""
     if isinstance(exc, smtplib.SMTPResponseException):
@@ -285,8 +299,10 @@ class _Batch:
     def __repr__(self) -> str:
         return f"<SmtpMailer batch of {self._mailer!r}, {self.connections} connections>"
 
-    def send(self, message: EmailMessage) -> None:
-        """Deliver *message* over the batch's connection, or raise ``DeliveryFailed``."""
+    def send(self, message: EmailMessage, *, envelope_to: str | None = None) -> None:
+        """Deliver *message* over the batch's connection, or raise ``DeliveryFailed``;
+        *envelope_to* as for ``SmtpMailer.send()``."""
+        to_addrs = _envelope(envelope_to)
         mailer = self._mailer
         if self._smtp is not None and self._sent >= mailer.max_per_connection:
             self.close()
@@ -304,7 +320,7 @@ class _Batch:
                 smtp = self._smtp
                 assert isinstance(smtp, _Tracking)
                 smtp.data_started = False
-                refused = smtp.send_message(message)
+                refused = smtp.send_message(message, to_addrs=to_addrs)
             except (smtplib.SMTPException, OSError) as exc:
                 handed_over = isinstance(self._smtp, _Tracking) and self._smtp.data_started
                 self.close()  # after any failure the next message starts afresh

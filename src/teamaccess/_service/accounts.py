@@ -12,7 +12,7 @@ from .._domain import (
     AuditEvent,
     Member,
 )
-from .._emails import normalize_email
+from .._emails import check_name, normalize_email
 from .._errors import (
     Conflict,
     OwnershipRequired,
@@ -41,7 +41,7 @@ class _Accounts(_Invitations):
 
     def create_account(self, *, name: str, owner_id: str, owner_email: str) -> Account:
         """Create an account whose owner holds every permission."""
-        name = _check_id("account name", name).strip()
+        name = check_name("account name", name)
         owner_id = _check_user("owner_id", owner_id)
         address = normalize_email(
             owner_email, check_deliverability=self.check_deliverability, what="owner_email"
@@ -83,7 +83,7 @@ class _Accounts(_Invitations):
     def rename_account(self, account_id: str, *, actor_id: str, name: str) -> Account:
         """Change the account's name; needs ``profile.edit``."""
         _check_ids(account_id=account_id, actor_id=actor_id)
-        name = _check_id("account name", name).strip()
+        name = check_name("account name", name)
         with self._write() as work:
             account = self._account(work.uow, account_id)
             self._require(work.uow, account_id, actor_id, "profile.edit")

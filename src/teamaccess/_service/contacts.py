@@ -12,15 +12,16 @@ from .._domain import (
     Contact,
     OutboxMessage,
 )
-from .._emails import check_line, normalize_email
+from .._emails import check_line, check_name, normalize_email
 from .._errors import (
     ContactNotFound,
+    TeamAccessError,
     ValidationError,
 )
 from .._ports import UnitOfWork
 
 if TYPE_CHECKING:
-    pass
+    from email.message import EmailMessage
 from .checks import (
     _CONTACT_FIELDS,
     _check_id,
@@ -54,8 +55,13 @@ class _Contacts(_Delivery):
             )
         out = {}
         for key, value in details.items():
+            if key == "email":
+                out[key] = value  # normalize_email() checks it, as InvalidEmail
+                continue
             check_line(f"contact {key}", value)
-            out[key] = value.strip()
+            value = value.strip()
+            # A detail may be empty (to clear it), but is held to a name's other rules.
+            out[key] = check_name(f"contact {key}", value) if value else value
         return out
 
     def add_contact(
@@ -73,7 +79,7 @@ class _Contacts(_Delivery):
         *details* may be ``company``, ``phone`` and ``role``.
         """
         _check_ids(account_id=account_id, actor_id=actor_id)
-        name = _check_id("contact name", name).strip()
+        name = check_name("contact name", name)
         address = normalize_email(
             email, check_deliverability=self.check_deliverability, what="email"
         )
@@ -115,7 +121,7 @@ class _Contacts(_Delivery):
         else:
             fields_cats = None
         if "name" in fields:
-            _check_id("contact name", fields["name"])
+            check_name("contact name", fields["name"])
         address = (
             normalize_email(fields["email"], check_deliverability=self.check_deliverability)
             if "email" in fields
@@ -216,12 +222,16 @@ class _Contacts(_Delivery):
 
         cat = self.categories[category]
         addresses = self.recipients(account_id, category)
-        with self._write() as work:
-            account = self._account(work.uow, account_id)
-            batch = []
-            for to in addresses:
-                row_id = _new_id("msg")
-                message_id = f"<{_token_hex(12)}@{self._msgid_domain}>"
+        with self._read() as uow:
+            account = self._account(uow, account_id)
+        now = self.clock.now()
+        # Rendered before the write unit: building a message never holds the store's
+        # write lock, and a message that cannot be built stores nothing for it.
+        prepared: list[tuple[str, str, EmailMessage | None, str | None]] = []
+        first_error: Exception | None = None
+        for to in addresses:
+            message_id = f"<{_token_hex(12)}@{self._msgid_domain}>"
+            try:
                 rendered = self.templates.notification(
                     NotificationContext(
                         language=language,
@@ -235,7 +245,7 @@ class _Contacts(_Delivery):
                         html=html,
                     )
                 )
-                message = build_message(
+                message: EmailMessage | None = build_message(
                     sender=self.sender,
                     to=to,
                     subject=rendered.subject,
@@ -243,20 +253,47 @@ class _Contacts(_Delivery):
                     html=rendered.html,
                     message_id=message_id,
                     language=language,
-                    date=work.now,
+                    date=now,
                 )
+                error = None
+            except Exception as exc:
+                # One recipient whose mail cannot be built (an address stored before it was
+                # checked) never keeps the others from theirs.
+                message, error = None, f"{type(exc).__name__}: {exc}"[:500]
+                first_error = first_error or exc
+            prepared.append((to, message_id, message, error))
+        if first_error is not None and all(p[2] is None for p in prepared):
+            # No mail could be built at all: the template or the call is at fault, not a
+            # recipient, so nothing is stored and the caller hears why.
+            if isinstance(first_error, TeamAccessError):
+                raise first_error
+            raise ValidationError(
+                f"the notification cannot be built as a mail: {error}"
+            ) from first_error
+        with self._write(now) as work:
+            self._account(work.uow, account_id)
+            batch = []
+            unbuilt = []
+            for to, message_id, message, error in prepared:
                 row = OutboxMessage(
-                    id=row_id,
+                    id=_new_id("msg"),
                     account_id=account_id,
                     kind=f"notification.{category}",
                     recipient=to,
                     message_id=message_id,
                     created_at=work.now,
                     next_attempt_at=self._due_at(work.now),
-                    message=message.as_bytes(),
+                    message=message.as_bytes() if message is not None else None,
                 )
+                if message is None:
+                    row = attrs.evolve(
+                        row, status="cancelled",
+                        last_error=f"refused before sending: it cannot be built: {error}",
+                    )  # fmt: skip
+                    unbuilt.append(row.id)
                 work.uow.add_outbox(row)
-                batch.append((row, message))
+                if message is not None:
+                    batch.append((row, message))
             self._audit(
                 work,
                 account_id,
@@ -266,6 +303,7 @@ class _Contacts(_Delivery):
                 subject=subject,
                 recipients=len(addresses),
             )
-        if self.delivery == "now":
-            self._deliver_now(batch, None)
+        # Queued, the worker sends them; a message that could not be built is reported
+        # either way.
+        self._deliver_now(batch if self.delivery == "now" else (), None, unbuilt)
         return addresses

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from .._domain import (
@@ -14,7 +14,7 @@ from .._domain import (
     Invitation,
     Member,
 )
-from .._emails import check_line
+from .._emails import check_line, check_no_encoded_word
 from .._errors import (
     MemberNotFound,
     PermissionDenied,
@@ -139,6 +139,7 @@ class _Core:
         self._check_language(language)
         self.language = language
         check_line("sender", sender)
+        check_no_encoded_word("sender", sender)
         from email.utils import parseaddr  # the email package loads on use (issue 6)
 
         # Checked here, not when the first invitation mail is built and refused.
@@ -198,9 +199,10 @@ class _Core:
         self._store.close()
 
     @contextmanager
-    def _write(self) -> Iterator[_Work]:
+    def _write(self, now: datetime | None = None) -> Iterator[_Work]:
+        """A write unit; *now* is the time of a change whose mail was rendered before it."""
         with self._store.begin() as uow:
-            work = _Work(uow, self.clock.now())
+            work = _Work(uow, self.clock.now() if now is None else now)
             yield work
             uow.commit()
         for event in work.events:

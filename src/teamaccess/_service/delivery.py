@@ -37,6 +37,10 @@ from .core import _Core
 __all__ = ["_Delivery"]
 
 
+class _Refusal(str):
+    """The error text of a message the last check refused: recorded, never retried."""
+
+
 class _Delivery(_Core):
     """Mail delivery: the outbox, rendering invitation mail, sending, retrying."""
 
@@ -64,21 +68,31 @@ class _Delivery(_Core):
         after a lease, during which the call that wrote it sends it (``"now"``)."""
         return now if self.delivery == "queue" else now + self.delivery_lease
 
-    def _queue_invitation(
-        self, work: _Work, inv: Invitation, *, fresh: bool = False
-    ) -> OutboxMessage:
-        if not fresh:  # a new invitation has no earlier mail to cancel: one query less
-            self._cancel_mail(work, inv.id)
-        row = OutboxMessage(
+    def _invitation_row(self, inv: Invitation, now: datetime) -> OutboxMessage:
+        return OutboxMessage(
             id=_new_id("msg"),
             account_id=inv.account_id,
             kind="invitation",
             recipient=inv.email,
             message_id=f"<{_token_hex(12)}@{self._msgid_domain}>",
-            created_at=work.now,
-            next_attempt_at=self._due_at(work.now),
+            created_at=now,
+            next_attempt_at=self._due_at(now),
             invitation_id=inv.id,
         )
+
+    def _queue_invitation(
+        self,
+        work: _Work,
+        inv: Invitation,
+        *,
+        fresh: bool = False,
+        row: OutboxMessage | None = None,
+    ) -> OutboxMessage:
+        """Write the invitation's outbox row (*row* if its mail was rendered already)."""
+        if not fresh:  # a new invitation has no earlier mail to cancel: one query less
+            self._cancel_mail(work, inv.id)
+        if row is None:
+            row = self._invitation_row(inv, work.now)
         work.uow.add_outbox(row)
         return row
 
@@ -88,22 +102,27 @@ class _Delivery(_Core):
         for row in work.uow.outbox(status="pending", invitation_id=invitation_id):
             work.uow.update_outbox(attrs.evolve(row, status="cancelled"))
 
+    @staticmethod
+    def _inviter_email(uow: UnitOfWork, account: Account, invited_by: str) -> str:
+        inviter = uow.get_member(account.id, invited_by)
+        # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names the owner.
+        return inviter.email if inviter is not None else account.owner_email
+
     def _render_invitation(
         self,
-        uow: UnitOfWork,
         account: Account,
         inv: Invitation,
+        inviter_email: str,
         token: str,
         row: OutboxMessage,
         now: datetime,
     ) -> EmailMessage:
+        """The invitation mail; called outside any write unit, so rendering never holds
+        the store's write lock."""
         from .._mail.mailers import build_message
         from .._mail.templates import InvitationContext
 
         language = inv.language
-        inviter = uow.get_member(inv.account_id, inv.invited_by)
-        # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names the owner.
-        inviter_email = inviter.email if inviter is not None else account.owner_email
         labels = [
             p.label_for(language)
             for p in self.catalog
@@ -136,15 +155,48 @@ class _Delivery(_Core):
     def _send(
         self, row: OutboxMessage, message: EmailMessage, mailer: Mailer | None = None
     ) -> str | None:
-        """Hand *message* to *mailer* (the service's by default); the error text if it failed."""
+        """Hand *message* to *mailer* (the service's by default) once it passed the last
+        check; the error text if it failed (a :class:`_Refusal` if the check refused it:
+        it is never sent)."""
+        from .._mail.gate import MailRefused, check_outgoing
+
         try:
-            (mailer or self._mailer).send(message)
+            envelope = check_outgoing(message, row.recipient)
+        except MailRefused as exc:
+            refusal = _Refusal(f"refused before sending, and not retried: {exc}")
+            _log().error("mail %s to %s %s", row.id, row.recipient, refusal)
+            return refusal
+        target = self._mailer if mailer is None else mailer
+        try:
+            if self._mailer_takes_envelope(target):
+                target.send(message, envelope_to=envelope)  # type: ignore[call-arg]
+            else:
+                target.send(message)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
             # Never log the message: an invitation carries its token in the body.
             _log().warning("delivery of %s to %s failed: %s", row.id, row.recipient, error)
             return error
         return None
+
+    def _mailer_takes_envelope(self, mailer: Mailer) -> bool:
+        """True if the mailer's ``send()`` takes ``envelope_to=``, the checked recipient
+        (``SmtpMailer`` and its batches do); a ``Mailer`` that takes only the message keeps
+        working. Known per class (the service's mailer, a batch's mailer)."""
+        cache: dict[type, bool] | None = getattr(self, "_envelope_kw", None)
+        if cache is None:
+            cache = {}
+            self._envelope_kw = cache
+        known = cache.get(type(mailer))
+        if known is None:
+            import inspect
+
+            try:
+                params = inspect.signature(mailer.send).parameters
+            except (TypeError, ValueError):
+                params = {}  # type: ignore[assignment]
+            known = cache[type(mailer)] = "envelope_to" in params
+        return known
 
     def _record_unit(self) -> AbstractContextManager[UnitOfWork]:
         if self._durable_hint:
@@ -168,6 +220,12 @@ class _Delivery(_Core):
                     current, status="sent", attempts=current.attempts + 1, sent_at=now,
                     last_error=None,
                 )  # fmt: skip
+            elif isinstance(error, _Refusal):
+                # Sending it again would be refused again: the row is closed with its reason.
+                done = attrs.evolve(
+                    current, status="cancelled", attempts=current.attempts + 1,
+                    last_error=str(error),
+                )  # fmt: skip
             else:
                 # The exponent is capped: timedelta overflows near 2**40 minutes, which
                 # a row failing every few hours for weeks would otherwise reach.
@@ -187,16 +245,26 @@ class _Delivery(_Core):
         self,
         batch: Sequence[tuple[OutboxMessage, EmailMessage]],
         invitation: Invitation | None,
+        unbuilt: Sequence[str] = (),
     ) -> None:
-        failed = []
-        with self._sending() as mailer:
+        """Send *batch*; *unbuilt* names rows whose message could not even be built."""
+        failed = list(unbuilt)
+        refused = len(unbuilt)
+        with self._sending(bool(batch)) as mailer:
             for row, message in batch:
                 error = self._send(row, message, mailer)
                 self._record(row, error)
                 if error is not None:
                     failed.append(row.id)
+                    refused += isinstance(error, _Refusal)
         if failed:
-            if invitation is not None:
+            if refused == len(failed):
+                what = (
+                    "the last check before sending refused them (a value would have changed "
+                    "the mail's headers or recipients); pending_messages() does not list "
+                    "them, their outbox rows say why"
+                )
+            elif invitation is not None:
                 what = (
                     f"the invitation {invitation.id} is saved and its mail will be retried "
                     "by deliver_pending() (or send it again with resend_invitation())"
@@ -204,7 +272,8 @@ class _Delivery(_Core):
             else:
                 what = "they wait in the outbox and deliver_pending() retries them"
             raise DeliveryFailed(
-                f"{len(failed)} of {len(batch)} message(s) could not be sent now; {what}",
+                f"{len(failed)} of {len(batch) + len(unbuilt)} message(s) could not be sent "
+                f"now; {what}",
                 message_ids=failed,
                 invitation=invitation,
             )
@@ -304,10 +373,11 @@ class _Delivery(_Core):
             uow.commit()
 
     @contextmanager
-    def _sending(self) -> Iterator[Mailer]:
-        """The mailer for one delivery run: one batch of a ``BatchMailer``, else itself."""
+    def _sending(self, needed: bool = True) -> Iterator[Mailer]:
+        """The mailer for one delivery run: one batch of a ``BatchMailer``, else itself
+        (and no batch opened for a run with nothing to send)."""
         mailer = self._mailer
-        if not isinstance(mailer, BatchMailer):
+        if not needed or not isinstance(mailer, BatchMailer):
             yield mailer
             return
         try:
@@ -361,19 +431,21 @@ class _Delivery(_Core):
                 work.uow.update_outbox(attrs.evolve(current, status="cancelled"))
                 return None
             account = self._account(work.uow, inv.account_id)
+            inviter_email = self._inviter_email(work.uow, account, inv.invited_by)
             # The token is minted now, as the mail is built: tokens are never stored, and
             # one of an earlier attempt was never delivered. Only its hash replaces the old.
             token, digest = self._tokens.issue(inv.id)
             inv = attrs.evolve(inv, token_hash=digest)
             work.uow.update_invitation(inv)
-            message = self._render_invitation(work.uow, account, inv, token, current, work.now)
             if current.attempts:
                 # A new link replaces one already mailed (or tried): a change, audited.
                 self._audit(
                     work, inv.account_id, SYSTEM, "invitation.mail_retried", inv.id,
                     email=inv.email, attempt=current.attempts + 1,
                 )  # fmt: skip
-        return message
+        # Rendered after the commit, outside the write lock. If it fails, the caller
+        # records the failure; the row backs off and is retried.
+        return self._render_invitation(account, inv, inviter_email, token, current, work.now)
 
 
 def _still_ours(current: OutboxMessage | None, claimed: OutboxMessage) -> bool:

@@ -85,7 +85,30 @@ class _Invitations(_Delivery):
             email, check_deliverability=self.check_deliverability, what="email"
         )
         language = self._language(language)
-        with self._write() as work:
+        # The mail is rendered first, from what a read shows, so that rendering never
+        # holds the write lock; the write unit then checks every rule afresh and stores
+        # the invitation and its outbox row together, or nothing.
+        with self._read() as uow:
+            account = self._account(uow, account_id)
+            inviter_email = self._inviter_email(uow, account, actor_id)
+        now = self.clock.now()
+        inv_id = _new_id("inv")
+        token, digest = self._tokens.issue(inv_id)
+        inv = Invitation(
+            id=inv_id,
+            account_id=account_id,
+            email=address.email,
+            permissions=wanted,
+            invited_by=actor_id,
+            status="pending",
+            created_at=now,
+            expires_at=now + self.invitation_ttl,
+            token_hash=digest,
+            language=language,
+        )
+        row = self._invitation_row(inv, now)
+        message = self._render_invitation(account, inv, inviter_email, token, row, now)
+        with self._write(now) as work:
             uow = work.uow
             account = self._account(uow, account_id)
             held = self._require(uow, account_id, actor_id, "users.manage")
@@ -116,26 +139,8 @@ class _Invitations(_Delivery):
                 else:
                     self._close_invitation(work, existing, "expired", SYSTEM)
             self._check_rate(work, account_id)
-            inv_id = _new_id("inv")
-            token, digest = self._tokens.issue(inv_id)
-            inv = Invitation(
-                id=inv_id,
-                account_id=account_id,
-                email=address.email,
-                permissions=wanted,
-                invited_by=actor_id,
-                status="pending",
-                created_at=work.now,
-                expires_at=work.now + self.invitation_ttl,
-                token_hash=digest,
-                language=language,
-            )
             uow.add_invitation(inv, address.key)
-            row = self._queue_invitation(work, inv, fresh=True)
-            message = None
-            if self.delivery == "now":
-                # Rendered before commit: a header the template breaks stores nothing.
-                message = self._render_invitation(uow, account, inv, token, row, work.now)
+            self._queue_invitation(work, inv, fresh=True, row=row)
             self._audit(
                 work,
                 account_id,
@@ -155,10 +160,25 @@ class _Invitations(_Delivery):
         and acceptance re-checks the rights of whoever sent the link that is used.
         """
         _check_ids(invitation_id=invitation_id, actor_id=actor_id)
-        with self._write() as work:
+        # Rendered before the write unit (see invite()), which checks everything afresh.
+        with self._read() as uow:
+            seen = self._invitation(uow, invitation_id)
+            account = self._account(uow, seen.account_id)
+            inviter_email = self._inviter_email(uow, account, actor_id)
+        now = self.clock.now()
+        token, digest = self._tokens.issue(seen.id)
+        resent = attrs.evolve(
+            seen,
+            token_hash=digest,
+            expires_at=now + self.invitation_ttl,
+            sent_count=seen.sent_count + 1,
+            invited_by=actor_id,
+        )
+        row = self._invitation_row(resent, now)
+        message = self._render_invitation(account, resent, inviter_email, token, row, now)
+        with self._write(now) as work:
             uow = work.uow
             inv = self._invitation(uow, invitation_id)
-            account = self._account(uow, inv.account_id)
             held = self._require(uow, inv.account_id, actor_id, "users.manage")
             self._no_escalation(actor_id, held, inv.permissions, "resend this invitation")
             if inv.status != "pending":
@@ -174,31 +194,31 @@ class _Invitations(_Delivery):
                     "longer grant it; send a new invitation instead"
                 )
             self._check_rate(work, inv.account_id)
-            token, digest = self._tokens.issue(inv.id)
+            # Another resend may have come between: this one's token replaces its token,
+            # as if they had run one after the other (an invitation's permissions and
+            # address never change, so the rendered mail is still right).
             inv = attrs.evolve(
                 inv,
-                token_hash=digest,
-                expires_at=work.now + self.invitation_ttl,
+                token_hash=resent.token_hash,
+                expires_at=resent.expires_at,
                 sent_count=inv.sent_count + 1,
                 invited_by=actor_id,
             )
             uow.update_invitation(inv)
-            row = self._queue_invitation(work, inv)
-            message = None
-            if self.delivery == "now":
-                message = self._render_invitation(uow, account, inv, token, row, work.now)
+            self._queue_invitation(work, inv, row=row)
             self._audit(
                 work, inv.account_id, actor_id, "invitation.resent", inv.id, email=inv.email
             )
         return self._hand_over(inv, token, row, message)
 
     def _hand_over(
-        self, inv: Invitation, token: str, row: OutboxMessage, message: EmailMessage | None
+        self, inv: Invitation, token: str, row: OutboxMessage, message: EmailMessage
     ) -> Invitation:
         """Send the mail now, or leave it to the worker; the invitation for the caller."""
-        if message is None:
-            # Queued: the worker mints the token the mail carries (tokens are never
-            # stored), and that one replaces this; so the caller gets none that would die.
+        if self.delivery == "queue":
+            # The worker mints the token its mail carries (tokens are never stored), and
+            # that one replaces this, so the caller gets none that would soon stop working.
+            # The mail was still rendered: a value it cannot carry is refused here, now.
             return attrs.evolve(inv, token=None, token_hash=None)
         issued = attrs.evolve(inv, token=token, token_hash=None)
         self._deliver_now([(row, message)], issued)

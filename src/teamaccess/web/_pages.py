@@ -8,7 +8,7 @@ decides, and its errors become the page's words (``error_message``).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -89,6 +89,8 @@ class Pages:
     (the quoted path to come back to) or a callable taking that path. *logout_url* is
     offered to a user logged in under another address than the invited one. *home_url*
     maps an account id to where a new member lands (default: the account's users page).
+    *translations* adds or replaces words of the templates per language, for templates
+    you override: ``{"de": {"Invoices": "Rechnungen"}}``.
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class Pages:
         logout_url: str | None = None,
         home_url: Callable[[str], str] | None = None,
         page_size: int = 25,
+        translations: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         if not isinstance(team, TeamAccess):
             raise ValidationError(f"team must be a TeamAccess, not {type(team).__name__}")
@@ -111,6 +114,8 @@ class Pages:
         self.logout_url = logout_url
         self.home_url = home_url
         self.page_size = page_size
+        #: your own words for overridden templates: {"de": {"Invoices": "Rechnungen"}}
+        self.translations = {lang: dict(words) for lang, words in (translations or {}).items()}
         self._handlers: dict[str, Callable[..., Result]] = {
             route.endpoint: getattr(self, f"_{route.endpoint}") for route in ROUTES
         }
@@ -151,7 +156,7 @@ class Pages:
         context.update(
             lang=lang,
             other_lang="en" if lang == "de" else "de",
-            _=lambda text, **kw: translate(text, lang).format(**kw),
+            _=lambda text, **kw: self._translate(text, lang).format(**kw),
             dt=lambda value: format_datetime(value, lang),
             day=lambda value: format_date(value, lang),
             csrf_token=request.csrf_token,
@@ -163,6 +168,12 @@ class Pages:
             if request.method == "GET"
             else "",
         )
+
+    def _translate(self, text: str, language: str) -> str:
+        own = self.translations.get(language)
+        if own is not None and text in own:
+            return own[text]
+        return translate(text, language)
 
     def _message(self, request: Request, status: int, title: str, text: str) -> Render:
         page = Render(
@@ -638,7 +649,10 @@ class Pages:
         start = (page - 1) * self.page_size
         # One more than the page holds tells whether a next page exists.
         events = self.team.audit_log(account_id, limit=start + self.page_size + 1)
+        # Events name members, contacts and invitations by id; show their addresses.
         emails = self._emails(account_id)
+        emails.update((c.id, c.email) for c in self.team.contacts(account_id))
+        emails.update((i.id, i.email) for i in self.team.invitations(account_id))
         shown = events[start : start + self.page_size]
         context = self._base(account, me, "activity")
         context.update(

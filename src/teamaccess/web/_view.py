@@ -83,7 +83,7 @@ _ACTIONS = {
 
 
 def person(user_id: str, emails: Mapping[str, str], language: str) -> str:
-    """Who *user_id* is, for a page: the member's address where it is known."""
+    """Who (or what) an id is, for a page: the address where it is known."""
     if user_id == SYSTEM:
         return translate("Support", language)
     if user_id.startswith("invitee:"):
@@ -95,12 +95,7 @@ def describe_event(event: AuditEvent, emails: Mapping[str, str], language: str) 
     """``who`` did ``what`` (a sentence in *language*) ``when``."""
     details = event.details
     email = details.get("email")
-    if isinstance(email, str):
-        target = email
-    elif event.action.startswith(("member.", "account.ownership")):
-        target = person(event.target, emails, language)
-    else:
-        target = event.target
+    target = email if isinstance(email, str) else person(event.target, emails, language)
     template = _ACTIONS.get(event.action)
     what = (
         translate(template, language).format(target=target)

@@ -18,7 +18,7 @@ The blueprint keeps three things in Flask's signed session (so the app needs a
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flask
@@ -43,6 +43,7 @@ def blueprint(
     register_url: UrlHook | None = None,
     logout_url: str | None = None,
     home_url: Callable[[str], str] | None = None,
+    translations: Mapping[str, Mapping[str, str]] | None = None,
     name: str = "teamaccess",
 ) -> flask.Blueprint:
     """The pages of ``ROUTES`` as a blueprint named *name*; register it under a prefix.
@@ -58,7 +59,7 @@ def blueprint(
         team
         if isinstance(team, Pages)
         else Pages(team, login_url=login_url, register_url=register_url,
-                   logout_url=logout_url, home_url=home_url)
+                   logout_url=logout_url, home_url=home_url, translations=translations)
     )  # fmt: skip
     bp = flask.Blueprint(
         name,

@@ -1,0 +1,101 @@
+"""The last check before a mailer: a message goes out only as it was built.
+
+Every message passes :func:`check_outgoing` right before ``Mailer.send()``. It is
+serialised as a mail server would get it (``policy.SMTP``, or ``policy.SMTPUTF8`` for a
+message built for SMTPUTF8), parsed back, and refused unless the parsed form has exactly
+the headers that were built, in every part, and its only recipient is the address the
+outbox row stores. Python before 3.11.10 / 3.12.5 writes a header value that an RFC 2047
+encoded word decoded to CR/LF as it is, so the value becomes new header lines (``Bcc:``)
+or a new body (CPython gh-121650); later versions still differ in how they refold
+encoded words (gh-121284). Checking the wire form holds on every version, whatever the
+stdlib does with a value.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._emails import BREAKS
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage, Message
+
+__all__ = ["MailRefused", "check_outgoing"]
+
+# Headers that add recipients to a message, for smtplib or a relay: none may appear.
+_RECIPIENT_HEADERS = frozenset(
+    ("cc", "bcc", "resent-to", "resent-cc", "resent-bcc", "resent-from", "resent-sender")
+)
+
+
+class MailRefused(Exception):
+    """The message is not sent: its wire form is not what was built. Never retried."""
+
+
+def _headers(part: Message) -> list[tuple[str, str]]:
+    # Whitespace is compared as one space: folding a long line and parsing it back may
+    # turn a space into a folding space, which is the same header.
+    return [(name.lower(), " ".join(str(value).split())) for name, value in part.items()]
+
+
+def check_outgoing(message: EmailMessage, recipient: str) -> str:
+    """The envelope recipient of *message*, which must go to *recipient* alone.
+
+    Raises :class:`MailRefused` naming what is wrong; the text never quotes the body or a
+    header value (an invitation's body holds its accept link).
+    """
+    from email import message_from_string, policy
+    from email.errors import MessageError
+
+    from .mailers import expected_recipient
+
+    try:
+        for part in message.walk():
+            for name, value in part.items():
+                if not BREAKS.isdisjoint(str(value)):
+                    raise MailRefused(
+                        f"its {name} header holds a line break (an encoded word in a "
+                        "name, address or template text?)"
+                    )
+        wire_policy = policy.SMTPUTF8 if getattr(message.policy, "utf8", False) else policy.SMTP
+        wire = message.as_bytes(policy=wire_policy)
+        # Parsed as text: the bytes parser reads a header's UTF-8 (SMTPUTF8) as escaped
+        # bytes, which would read as another address than the one built.
+        parsed = message_from_string(wire.decode("utf-8", "surrogateescape"), policy=policy.default)
+    except MailRefused:
+        raise
+    except (MessageError, ValueError, LookupError, TypeError, UnicodeError) as exc:
+        # The stdlib refuses some values only when it writes them (ValueError,
+        # IndexError): one message fails, never the caller or the other recipients.
+        raise MailRefused(f"it cannot be written as a mail ({type(exc).__name__})") from None
+    built = list(message.walk())
+    sent = list(parsed.walk())
+    if len(built) != len(sent):
+        raise MailRefused(
+            f"its wire form has {len(sent)} parts where {len(built)} were built "
+            "(a header value replaced the body)"
+        )
+    for index, (mine, theirs) in enumerate(zip(built, sent, strict=True)):
+        names_built = [name for name, _ in _headers(mine)]
+        names_sent = [name for name, _ in _headers(theirs)]
+        if names_built != names_sent:
+            extra = sorted(set(names_sent) - set(names_built)) or names_sent
+            raise MailRefused(
+                f"its wire form has other headers than were built (part {index}: "
+                f"{', '.join(extra)}); a value added header lines"
+            )
+        for (name, value), (_, wire_value) in zip(_headers(mine), _headers(theirs), strict=True):
+            if value != wire_value:
+                raise MailRefused(f"its {name} header reads differently on the wire")
+    found = _RECIPIENT_HEADERS.intersection(name.lower() for name in parsed)
+    if found:
+        raise MailRefused(f"it names other recipients ({', '.join(sorted(found))} headers)")
+    try:
+        to_headers = parsed.get_all("To") or []
+        addresses = [a for header in to_headers for a in header.addresses]
+    except (AttributeError, ValueError, LookupError):
+        addresses = []
+    expected = expected_recipient(recipient)
+    if len(to_headers) != 1 or len(addresses) != 1 or addresses[0].addr_spec != expected:
+        raise MailRefused(f"its To header does not name exactly the stored recipient {recipient}")
+    return expected

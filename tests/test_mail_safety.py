@@ -1,0 +1,384 @@
+"""Mail that cannot be turned against anyone: encoded-word header injection, the envelope,
+one bad recipient, line breaks in addresses. Checked on the wire form and on what a real
+SMTP server (aiosmtpd) received."""
+
+from __future__ import annotations
+
+import email.policy
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import EmailMessage
+
+import attrs
+import pytest
+from tests.conftest import SECRET
+from tests.smtp_server import SmtpServer
+
+from teamaccess import (
+    Account,
+    DefaultTemplates,
+    DeliveryFailed,
+    InvalidEmail,
+    InvitationContext,
+    MemoryMailer,
+    PermissionSet,
+    RenderedMail,
+    SmtpMailer,
+    Store,
+    TeamAccess,
+    ValidationError,
+)
+from teamaccess._mail.gate import MailRefused, check_outgoing
+from teamaccess._mail.mailers import build_message
+from teamaccess.testing import FailingMailer, FrozenClock
+
+# Decodes to "Evil", CR LF, "Bcc: attacker@evil.example", a blank line and a new body.
+EVIL = "=?utf-8?q?Evil=0D=0ABcc:_attacker@evil.example=0D=0A=0D=0Anew_body?="
+EVIL_ADDRESS = "=?utf-8?q?x=0D=0ABcc=3A_attacker=40evil.example?=@example.com"
+NONE = PermissionSet.none()
+
+
+def wire(message: EmailMessage) -> EmailMessage:
+    """*message* as a mail server gets it, parsed back."""
+    utf8 = message.policy.utf8  # type: ignore[attr-defined]
+    raw = message.as_bytes(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
+    parsed = message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def make_team(store: Store, mailer: object, clock: FrozenClock, **kw: object) -> TeamAccess:
+    return TeamAccess(
+        store,
+        mailer,  # type: ignore[arg-type]
+        secret_key=SECRET,
+        clock=clock,
+        accept_url=kw.pop("accept_url", "https://shop.example.org/accept?token={token}"),
+        sender=kw.pop("sender", "Shop <noreply@shop.example.org>"),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def tamper_account_name(store: Store, account: Account, name: str) -> None:
+    """What a row written before these checks (or by another program) may hold."""
+    with store.begin() as uow:
+        uow.update_account(attrs.evolve(account, name=name))
+        uow.commit()
+
+
+@pytest.fixture
+def server() -> Iterator[SmtpServer]:
+    with SmtpServer(smtputf8=True) as running:
+        yield running
+
+
+@pytest.fixture
+def smtp_team(store: Store, server: SmtpServer, clock: FrozenClock) -> TeamAccess:
+    return make_team(store, SmtpMailer(server.host, server.port), clock)
+
+
+class TestEncodedWordsAreRefused:
+    """An RFC 2047 encoded word in a name or an address is refused before anything is stored."""
+
+    def test_account_name(self, team: TeamAccess) -> None:
+        with pytest.raises(ValidationError, match="encoded-word"):
+            team.create_account(name=EVIL, owner_id="o", owner_email="o@example.com")
+        assert team.accounts_for("o") == []
+
+    def test_rename(self, team: TeamAccess) -> None:
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        with pytest.raises(ValidationError, match="encoded-word"):
+            team.rename_account(acc.id, actor_id="o", name=f"Shop {EVIL}")
+        assert team.get_account(acc.id).name == "A"
+
+    def test_contact_name_and_details(self, team: TeamAccess) -> None:
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        with pytest.raises(ValidationError, match="encoded-word"):
+            team.add_contact(
+                acc.id, actor_id="o", name=EVIL, email="c@example.com", categories=["general"]
+            )
+        with pytest.raises(ValidationError, match="encoded-word"):
+            team.add_contact(
+                acc.id, actor_id="o", name="C", email="c@example.com", categories=["general"],
+                company=EVIL,
+            )  # fmt: skip
+        c = team.add_contact(
+            acc.id, actor_id="o", name="C", email="c@example.com", categories=["general"]
+        )
+        with pytest.raises(ValidationError, match="encoded-word"):
+            team.update_contact(c.id, actor_id="o", name=EVIL)
+        assert team.contacts(acc.id) == [c]
+
+    def test_addresses(self, team: TeamAccess) -> None:
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        with pytest.raises(InvalidEmail, match="encoded-word"):
+            team.create_account(name="B", owner_id="p", owner_email=EVIL_ADDRESS)
+        with pytest.raises(InvalidEmail, match="encoded-word"):
+            team.invite(acc.id, actor_id="o", email=EVIL_ADDRESS, permissions=NONE)
+        with pytest.raises(InvalidEmail, match="encoded-word"):
+            team.add_contact(
+                acc.id, actor_id="o", name="C", email=EVIL_ADDRESS, categories=["general"]
+            )
+        c = team.add_contact(
+            acc.id, actor_id="o", name="C", email="c@example.com", categories=["general"]
+        )
+        with pytest.raises(InvalidEmail, match="encoded-word"):
+            team.update_contact(c.id, actor_id="o", email=EVIL_ADDRESS)
+        inv = team.invite(acc.id, actor_id="o", email="d@example.com", permissions=NONE)
+        assert inv.token is not None
+        with pytest.raises(InvalidEmail, match="encoded-word"):
+            team.accept_invitation(inv.token, user_id="d", email=EVIL_ADDRESS)
+        assert team.accounts_for("p") == []
+        assert [i.email for i in team.pending_invitations(acc.id)] == ["d@example.com"]
+        assert [x.email for x in team.contacts(acc.id)] == ["c@example.com"]
+
+    def test_sender_setting(self, store: Store, clock: FrozenClock) -> None:
+        with pytest.raises(ValidationError, match="sender contains RFC 2047"):
+            make_team(store, MemoryMailer(), clock, sender=f"{EVIL} <noreply@example.com>")
+
+
+class TestWireFormGate:
+    """A message whose wire form differs from what was built is refused, recorded, never sent."""
+
+    def test_stored_evil_name_is_not_sent(
+        self, store: Store, smtp_team: TeamAccess, server: SmtpServer
+    ) -> None:
+        acc = smtp_team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        tamper_account_name(store, acc, EVIL)
+        with pytest.raises(DeliveryFailed, match="refused") as info:
+            smtp_team.invite(acc.id, actor_id="o", email="bob@example.com", permissions=NONE)
+        assert server.received == []
+        # The invitation is stored; its mail is closed with the reason, never retried.
+        assert [i.email for i in smtp_team.pending_invitations(acc.id)] == ["bob@example.com"]
+        assert smtp_team.pending_messages() == []
+        with store.read() as uow:
+            row = uow.get_outbox(info.value.message_ids[0])
+        assert row is not None
+        assert row.status == "cancelled"
+        assert row.last_error is not None
+        assert "refused before sending" in row.last_error
+        assert smtp_team.deliver_pending() == []
+        assert server.received == []
+
+    def test_other_accounts_still_get_mail(
+        self, store: Store, smtp_team: TeamAccess, server: SmtpServer
+    ) -> None:
+        bad = smtp_team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        tamper_account_name(store, bad, EVIL)
+        good = smtp_team.create_account(name="B", owner_id="p", owner_email="p@example.com")
+        with pytest.raises(DeliveryFailed):
+            smtp_team.invite(bad.id, actor_id="o", email="bob@example.com", permissions=NONE)
+        smtp_team.invite(good.id, actor_id="p", email="eve@example.com", permissions=NONE)
+        [got] = server.received
+        assert got.rcpt_tos == ["eve@example.com"]
+        assert got.message["To"] == "eve@example.com"
+        assert got.message["Bcc"] is None
+
+    def test_template_that_injects_is_refused(
+        self, store: Store, clock: FrozenClock, server: SmtpServer
+    ) -> None:
+        class Sloppy(DefaultTemplates):
+            def invitation(self, context: InvitationContext) -> RenderedMail:
+                mail = super().invitation(context)
+                return attrs.evolve(mail, subject=f"Welcome {EVIL}")
+
+        team = make_team(store, SmtpMailer(server.host, server.port), clock, templates=Sloppy())
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        with pytest.raises(DeliveryFailed, match="refused"):
+            team.invite(acc.id, actor_id="o", email="bob@example.com", permissions=NONE)
+        assert server.received == []
+
+    def test_notification_subject_that_injects_is_refused(
+        self, smtp_team: TeamAccess, server: SmtpServer
+    ) -> None:
+        acc = smtp_team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        with pytest.raises(DeliveryFailed, match="refused"):
+            smtp_team.notify(acc.id, "general", subject=f"Hi {EVIL}", text="t")
+        assert server.received == []
+        smtp_team.notify(acc.id, "general", subject="Hi =?utf-8?q?caf=C3=A9?=", text="t")
+        [got] = server.received
+        assert got.message["Subject"] == "Hi café"
+
+    def test_the_stdlib_would_have_injected(self) -> None:
+        """What the gate stands in front of: on this Python the built message may or may
+        not carry the Bcc line on the wire; either way check_outgoing refuses it."""
+        msg = build_message(
+            sender="S <s@example.com>", to="bob@example.com", subject=f"x {EVIL}",
+            text="t", html=None, message_id="<m@example.com>", language="en",
+        )  # fmt: skip
+        parsed = wire(msg)
+        injected = parsed["Bcc"] is not None
+        assert injected or "\n" in str(parsed["Subject"])  # patched Pythons encode the CR/LF
+        with pytest.raises(MailRefused):
+            check_outgoing(msg, "bob@example.com")
+
+    def test_recipient_must_be_the_stored_one(self) -> None:
+        msg = build_message(
+            sender="S <s@example.com>", to="bob@example.com", subject="x", text="t",
+            html=None, message_id="<m@example.com>", language="en",
+        )  # fmt: skip
+        assert check_outgoing(msg, "bob@example.com") == "bob@example.com"
+        with pytest.raises(MailRefused, match="stored recipient"):
+            check_outgoing(msg, "alice@example.com")
+        msg["Cc"] = "alice@example.com"
+        with pytest.raises(MailRefused, match="cc"):
+            check_outgoing(msg, "bob@example.com")
+
+    def test_idn_and_utf8_recipients_pass(self, team: TeamAccess, mailer: MemoryMailer) -> None:
+        acc = team.create_account(name="Müller", owner_id="o", owner_email="o@example.com")
+        for address in ("chef@müller.de", "straße@example.com"):
+            team.invite(acc.id, actor_id="o", email=address, permissions=NONE)
+        assert [wire(m)["To"] for m in mailer.outbox] == [
+            "chef@xn--mller-kva.de",
+            "straße@example.com",
+        ]
+
+
+class TestEnvelope:
+    """The envelope recipient and the To header are the stored address, first time and on retry."""
+
+    def test_first_send(self, smtp_team: TeamAccess, server: SmtpServer) -> None:
+        acc = smtp_team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        smtp_team.invite(acc.id, actor_id="o", email="Bob@Example.com", permissions=NONE)
+        [got] = server.received
+        assert got.rcpt_tos == ["Bob@example.com"]
+        assert got.message.get_all("To") == ["Bob@example.com"]
+
+    def test_notification_retry_of_tampered_bytes(
+        self, store: Store, clock: FrozenClock, server: SmtpServer
+    ) -> None:
+        failing = FailingMailer()
+        team = make_team(store, failing, clock)
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        team.add_contact(
+            acc.id, actor_id="o", name="C", email="c@example.com", categories=["billing"]
+        )
+        with pytest.raises(DeliveryFailed):
+            team.notify(acc.id, "billing", subject="Invoice", text="t")
+        rows = sorted(team.pending_messages(), key=lambda r: r.recipient)
+        assert [r.recipient for r in rows] == ["c@example.com", "o@example.com"]
+        # A stored message that now names other recipients (a damaged or altered row).
+        with store.begin() as uow:
+            first = rows[1]
+            assert first.message is not None
+            altered = first.message.replace(
+                b"To: o@example.com",
+                b"To: o@example.com, attacker@evil.example\nBcc: x@evil.example",
+            )
+            assert altered != first.message
+            uow.update_outbox(attrs.evolve(first, status="cancelled"))
+            uow.add_outbox(attrs.evolve(first, id="msg_altered", message=altered))
+            uow.commit()
+        retry = make_team(store, SmtpMailer(server.host, server.port), clock)
+        clock.advance(retry.max_retry_backoff)
+        done = {r.id: r for r in retry.deliver_pending()}
+        assert done["msg_altered"].status == "cancelled"
+        assert done["msg_altered"].last_error is not None
+        assert "refused before sending" in done["msg_altered"].last_error
+        assert done[rows[0].id].status == "sent"
+        assert [(r.rcpt_tos, r.message["To"]) for r in server.received] == [
+            (["c@example.com"], "c@example.com")
+        ]
+
+    def test_invitation_retry(self, store: Store, clock: FrozenClock, server: SmtpServer) -> None:
+        team = make_team(store, FailingMailer(), clock)
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        with pytest.raises(DeliveryFailed):
+            team.invite(acc.id, actor_id="o", email="bob@example.com", permissions=NONE)
+        retry = make_team(store, SmtpMailer(server.host, server.port), clock)
+        clock.advance(retry.max_retry_backoff)
+        [row] = retry.deliver_pending()
+        assert row.status == "sent"
+        [got] = server.received
+        assert got.rcpt_tos == ["bob@example.com"]
+        assert got.message.get_all("To") == ["bob@example.com"]
+
+    def test_smtp_mailer_sends_to_the_envelope_only(self, server: SmtpServer) -> None:
+        msg = build_message(
+            sender="S <s@example.com>", to="bob@example.com", subject="x", text="t",
+            html=None, message_id="<m@example.com>", language="en",
+            headers={"Cc": "carol@example.com"},
+        )  # fmt: skip
+        SmtpMailer(server.host, server.port).send(msg, envelope_to="bob@example.com")
+        SmtpMailer(server.host, server.port).send(msg)  # without it: every header recipient
+        assert [r.rcpt_tos for r in server.received] == [
+            ["bob@example.com"],
+            ["bob@example.com", "carol@example.com"],
+        ]
+
+    def test_a_mailer_without_envelope_keeps_working(
+        self, store: Store, clock: FrozenClock
+    ) -> None:
+        class Plain:
+            def __init__(self) -> None:
+                self.sent: list[EmailMessage] = []
+
+            def send(self, message: EmailMessage) -> None:
+                self.sent.append(message)
+
+        plain = Plain()
+        team = make_team(store, plain, clock)
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        team.invite(acc.id, actor_id="o", email="bob@example.com", permissions=NONE)
+        assert [m["To"] for m in plain.sent] == ["bob@example.com"]
+
+
+class TestOneBadRecipient:
+    """A recipient whose mail cannot be built or is refused never blocks the others."""
+
+    def test_notify_reaches_everyone_else(
+        self, store: Store, smtp_team: TeamAccess, server: SmtpServer
+    ) -> None:
+        acc = smtp_team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        good = smtp_team.add_contact(
+            acc.id, actor_id="o", name="G", email="g@example.com", categories=["billing"]
+        )
+        bad = smtp_team.add_contact(
+            acc.id, actor_id="o", name="B", email="b@example.com", categories=["billing"]
+        )
+        # An address stored before addresses were checked for this (or by another program).
+        with store.begin() as uow:
+            uow.update_contact(attrs.evolve(bad, email=EVIL_ADDRESS), "evil@example.com")
+            uow.commit()
+        with pytest.raises(DeliveryFailed, match="1 of 3") as info:
+            smtp_team.notify(acc.id, "billing", subject="Invoice", text="t")
+        assert sorted(r for got in server.received for r in got.rcpt_tos) == [
+            "g@example.com",
+            "o@example.com",
+        ]
+        assert good.email == "g@example.com"
+        with store.read() as uow:
+            row = uow.get_outbox(info.value.message_ids[0])
+        assert row is not None
+        assert row.status == "cancelled"
+        assert row.recipient == EVIL_ADDRESS
+
+    def test_unrenderable_address_is_invalid_when_stored(self, team: TeamAccess) -> None:
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        with pytest.raises(InvalidEmail):
+            team.add_contact(
+                acc.id, actor_id="o", name="C", email=EVIL_ADDRESS, categories=["general"]
+            )
+
+
+class TestLineBreakInAddress:
+    """A line break in an address is InvalidEmail, which callers catch for bad addresses."""
+
+    @pytest.mark.parametrize("address", ["a@example.com\r\nBcc: x@evil.example", "a\n@b.com"])
+    def test_everywhere(self, team: TeamAccess, address: str) -> None:
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        with pytest.raises(InvalidEmail, match="line break"):
+            team.create_account(name="B", owner_id="p", owner_email=address)
+        with pytest.raises(InvalidEmail, match="line break"):
+            team.invite(acc.id, actor_id="o", email=address, permissions=NONE)
+        with pytest.raises(InvalidEmail, match="line break"):
+            team.add_contact(acc.id, actor_id="o", name="C", email=address, categories=["general"])
+        c = team.add_contact(
+            acc.id, actor_id="o", name="C", email="c@example.com", categories=["general"]
+        )
+        with pytest.raises(InvalidEmail, match="line break"):
+            team.update_contact(c.id, actor_id="o", email=address)
+        inv = team.invite(acc.id, actor_id="o", email="d@example.com", permissions=NONE)
+        assert inv.token is not None
+        with pytest.raises(InvalidEmail, match="line break"):
+            team.accept_invitation(inv.token, user_id="d", email=address)
