@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -22,12 +23,76 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 SECRET = "test-secret-key"
 START = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "postgres"]
+#: Backends whose stores, opened twice, share their data (a file, a server).
+SHARED = ("sqlite", "postgres")
+
+#: A PostgreSQL server for the tests: a connection string, e.g. the one `.ci/postgres
+#: start` prints. Each test gets a schema of its own, dropped afterwards.
+POSTGRES_ENV = "TEAMACCESS_TEST_POSTGRES"
+
+
+HOW_TO_RUN_POSTGRES = (
+    f'to run them, export {POSTGRES_ENV}="$(.ci/postgres start)" (see docs/backends.md)'
+)
+_SKIPPED_POSTGRES = pytest.StashKey[int]()
+
+
+def postgres_conninfo() -> str:
+    """The test server's connection string; fails the test without one.
+
+    Without a server the PostgreSQL tests are not even run (see
+    pytest_collection_modifyitems), except under CI=true, where they fail here.
+    """
+    conninfo = os.environ.get(POSTGRES_ENV)
+    if not conninfo:
+        pytest.fail(f"no PostgreSQL server: {POSTGRES_ENV} is not set; {HOW_TO_RUN_POSTGRES}")
+    return conninfo
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Every test on the "postgres" backend is marked, so `-m postgres` selects them all.
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "postgres":
+            item.add_marker(pytest.mark.postgres)
+    if os.environ.get(POSTGRES_ENV) or os.environ.get("CI"):
+        return  # run them (and under CI without a server, fail them)
+    # Without a server: one line in the summary instead of a skip line per test.
+    skipped = [item for item in items if item.get_closest_marker("postgres")]
+    if skipped:
+        items[:] = [item for item in items if not item.get_closest_marker("postgres")]
+        config.hook.pytest_deselected(items=skipped)
+        config.stash[_SKIPPED_POSTGRES] = len(skipped)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = terminalreporter.config.stash.get(_SKIPPED_POSTGRES, 0)
+    if skipped:
+        terminalreporter.write_line(
+            f"PostgreSQL: {skipped} tests skipped, no server configured; {HOW_TO_RUN_POSTGRES}"
+        )
+
+
+def postgres_schema(path: Path) -> str:
+    """The schema a test's stores use: one per test directory, so one per test."""
+    return "t_" + hashlib.blake2b(str(path).encode(), digest_size=8).hexdigest()
+
+
+def drop_postgres_schema(path: Path) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_conninfo(), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{postgres_schema(path)}" CASCADE')
 
 
 def make_store(backend: str, path: Path) -> Store:
     if backend == "memory":
         return MemoryStore()
+    if backend == "postgres":
+        from teamaccess import PostgresStore
+
+        return PostgresStore(postgres_conninfo(), schema=postgres_schema(path), max_size=4)
     from teamaccess import SQLiteStore
 
     return SQLiteStore(path / "teamaccess.db")
@@ -35,12 +100,15 @@ def make_store(backend: str, path: Path) -> Store:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres":
+        postgres_conninfo()
     return str(request.param)
 
 
 @pytest.fixture
 def store_factory(backend: str, tmp_path: Path) -> Iterator[Callable[[], Store]]:
-    """Opens the backend's store; for SQLite every call opens the same file anew."""
+    """Opens the backend's store; for SQLite and PostgreSQL every call opens the same
+    data anew."""
     opened: list[Store] = []
 
     def factory() -> Store:
@@ -51,6 +119,8 @@ def store_factory(backend: str, tmp_path: Path) -> Iterator[Callable[[], Store]]
     yield factory
     for store in opened:
         store.close()
+    if backend == "postgres":
+        drop_postgres_schema(tmp_path)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from tests.conftest import SECRET, add_member
+from tests.conftest import SECRET, SHARED, add_member
 
 from teamaccess import (
     SYSTEM,
@@ -186,8 +186,8 @@ class TestNoStalePermission:
         backend: str,
     ) -> None:
         first_store = store_factory()
-        # SQLite: a second connection to the same file; memory: the same store object.
-        second_store = store_factory() if backend == "sqlite" else first_store
+        # SQLite, PostgreSQL: a second connection to the same data; memory: the same store.
+        second_store = store_factory() if backend in SHARED else first_store
         writer = TeamAccess(first_store, mailer, secret_key=SECRET, clock=clock)
         reader = TeamAccess(second_store, mailer, secret_key=SECRET, clock=clock)
         acct = writer.create_account(name="M", owner_id="owner", owner_email="o@example.org")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from itsdangerous import URLSafeSerializer
 from itsdangerous.encoding import base64_decode
-from tests.conftest import SECRET, START, add_member, make_store
+from tests.conftest import SECRET, SHARED, START, add_member, make_store
 
 from teamaccess import (
     SYSTEM,
@@ -879,7 +879,7 @@ class TestListeners:
         self, store_factory: Callable[[], Store], clock: FrozenClock, backend: str
     ) -> None:
         store = store_factory()
-        observer = make_team(store_factory() if backend == "sqlite" else store, clock)
+        observer = make_team(store_factory() if backend in SHARED else store, clock)
         seen: list[tuple[AuditEvent, list[AuditEvent]]] = []
 
         def listener(event: AuditEvent) -> None:

@@ -382,3 +382,75 @@ class TestLineBreakInAddress:
         assert inv.token is not None
         with pytest.raises(InvalidEmail, match="line break"):
             team.accept_invitation(inv.token, user_id="d", email=address)
+
+
+class QuotingMailer:
+    """Fails as a mail server that quotes the refused message in its reply."""
+
+    def __init__(self, form: str) -> None:
+        self.form = form
+
+    def send(self, message: EmailMessage) -> None:
+        body = message.get_body(("plain",))
+        assert body is not None
+        if self.form == "whole":
+            raise RuntimeError(f"554 rejected:\n{message.as_string()}")
+        if self.form == "part-qp":  # quoted-printable, with soft line breaks
+            raise RuntimeError(f"554 rejected:\n{body.as_string()}")
+        if self.form == "part-bytes":
+            raise RuntimeError(f"554 rejected: {body.as_bytes()!r}")
+        if self.form == "decoded":
+            raise RuntimeError(f"554 rejected: {body.get_content()}")
+        link = next(w for w in body.get_content().split() if w.startswith("https://"))
+        raise RuntimeError(f"550 policy: link {link} is not allowed")
+
+
+class TestNoTokenInErrorText:
+    """The outbox's last_error and the log never hold the accept link or the token."""
+
+    @pytest.mark.parametrize("form", ["whole", "part-qp", "part-bytes", "decoded", "link"])
+    def test_quoted_message_is_scrubbed(
+        self,
+        store: Store,
+        clock: FrozenClock,
+        caplog: pytest.LogCaptureFixture,
+        form: str,
+    ) -> None:
+        team = make_team(store, QuotingMailer(form), clock)
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        with caplog.at_level("DEBUG", logger="teamaccess"):
+            with pytest.raises(DeliveryFailed) as info:
+                team.invite(acc.id, actor_id="o", email="bob@example.com", permissions=NONE)
+            inv = info.value.invitation
+            assert inv is not None
+            assert inv.token is not None
+            clock.advance(team.max_retry_backoff)
+            [retried] = team.deliver_pending()
+        [row] = team.pending_messages()
+        assert row.last_error is not None
+        assert row.last_error.startswith("RuntimeError")
+        logged = caplog.text
+        for where in (row.last_error, retried.last_error or "", logged, str(info.value)):
+            assert inv.token not in where
+            assert "accept?token" not in where
+            assert "shop.example.org/accept" not in where
+            # No piece of the token either, in any encoding.
+            flat = where.replace("=\n", "").replace("=3D", "=")
+            assert all(inv.token[i : i + 16] not in flat for i in range(len(inv.token) - 15))
+
+    def test_only_the_link_is_removed(self, store: Store, clock: FrozenClock) -> None:
+        team = make_team(store, QuotingMailer("link"), clock)
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        with pytest.raises(DeliveryFailed):
+            team.invite(acc.id, actor_id="o", email="bob@example.com", permissions=NONE)
+        [row] = team.pending_messages()
+        assert row.last_error == "RuntimeError: 550 policy: link [removed] is not allowed"
+
+    def test_an_error_without_the_message_is_kept(self, store: Store, clock: FrozenClock) -> None:
+        failing = FailingMailer(error=ConnectionRefusedError("mail server is down"))
+        team = make_team(store, failing, clock)
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        with pytest.raises(DeliveryFailed):
+            team.invite(acc.id, actor_id="o", email="bob@example.com", permissions=NONE)
+        [row] = team.pending_messages()
+        assert row.last_error == "ConnectionRefusedError: mail server is down"

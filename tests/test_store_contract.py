@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import drop_postgres_schema, postgres_conninfo, postgres_schema
 
-from teamaccess import MemoryStore, SQLiteStore, Store
+from teamaccess import MemoryStore, PostgresStore, SQLiteStore, Store
 from teamaccess.testing.contract import StoreContract
 
 
@@ -51,3 +52,17 @@ class TestContractNeedsAFactory:
     def test_message(self) -> None:
         with pytest.raises(NotImplementedError, match="override the store_factory fixture"):
             StoreContract.store_factory.__wrapped__(StoreContract())  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres
+class TestPostgresStore(StoreContract):
+    """PostgresStore keeps the contract, every read-back through a freshly opened store."""
+
+    reopens = True
+
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+        conninfo = postgres_conninfo()
+        schema = postgres_schema(tmp_path)
+        yield lambda: PostgresStore(conninfo, schema=schema, max_size=4)
+        drop_postgres_schema(tmp_path)

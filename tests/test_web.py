@@ -794,3 +794,38 @@ class TestDemo:
         logged = caplog.text
         assert "GET /team/invitations/accept" in logged
         assert "SECRET" not in logged
+
+
+class TestWebDemoCommand:
+    """`teamaccess web-demo` serves the demo panel on 127.0.0.1 (a real subprocess)."""
+
+    def test_serves_until_stopped(self, tmp_path: Path) -> None:
+        import os
+        import signal
+        import subprocess
+        import sys
+        import urllib.request
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "teamaccess", "web-demo", "--port", "0",
+             "--dir", str(tmp_path / "demo")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()
+            found = re.search(r"on (http://127\.0\.0\.1:\d+)/", first)
+            assert found is not None, first + (proc.stderr.read() if proc.stderr else "")
+            with urllib.request.urlopen(f"{found.group(1)}/login", timeout=10) as page:  # noqa: S310
+                assert page.status == 200
+                assert "chef@muster.de" not in page.read().decode()
+            assert (tmp_path / "demo" / "teamaccess.db").exists()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0

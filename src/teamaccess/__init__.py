@@ -1,8 +1,8 @@
 """teamaccess: share a hosting account with members and contacts.
 
 Everything public is re-exported here; the implementation lives in private modules.
-``SQLiteStore``, ``SmtpMailer`` and the mail classes are imported on first use, so
-``import teamaccess`` stays fast.
+``SQLiteStore``, ``PostgresStore``, ``SmtpMailer`` and the mail classes are imported on
+first use, so ``import teamaccess`` stays fast.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from ._ports import BatchMailer, Clock, Mailer, Store, SystemClock, UnitOfWork
 from ._service import TeamAccess
 
 if TYPE_CHECKING:
+    from ._backends.postgres import PostgresStore
     from ._backends.sqlite import SQLiteStore
     from ._mail.mailers import FileMailer, MemoryMailer
     from ._mail.smtp import SmtpMailer
@@ -106,6 +107,7 @@ __all__ = [
     "Permission",
     "PermissionDenied",
     "PermissionSet",
+    "PostgresStore",
     "RateLimited",
     "RenderedMail",
     "SQLiteStore",
@@ -125,6 +127,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "PostgresStore": ("._backends.postgres", "PostgresStore"),
     "SQLiteStore": ("._backends.sqlite", "SQLiteStore"),
     "SmtpMailer": ("._mail.smtp", "SmtpMailer"),
     # The mail builders and templates load with the first mail (or TeamAccess).
@@ -139,8 +142,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: sqlite-utils, smtplib and the mail modules load only when these names are
-    # first used.
+    # PEP 562: sqlite-utils, psycopg, smtplib and the mail modules load only when these
+    # names are first used.
     if name in _LAZY:
         import importlib
 

@@ -249,6 +249,8 @@ class PermissionSet:
             if value == "*":
                 return _ALL
             raise ValidationError(f"stored permissions {value!r} are neither '*' nor a list")
+        if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+            raise ValidationError(f"stored permissions {value!r} are not a list of names")
         return cls(frozenset(value))
 
 

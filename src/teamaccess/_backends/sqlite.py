@@ -128,10 +128,26 @@ def _perms_text(permissions: PermissionSet) -> str:
 _PARSED: dict[str, PermissionSet] = {}
 
 
+# What decoding a damaged row raises (bad JSON, a bad date, a value a validator refuses,
+# a wrong type): turned into StorageError, never passed on raw.
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
+def _unreadable(what: str, exc: BaseException) -> StorageError:
+    return StorageError(
+        f"the teamaccess database holds {what} that cannot be read ({type(exc).__name__}: "
+        f"{str(exc)[:100]}); the file was changed by something else than teamaccess or is "
+        "damaged: restore it from a backup or repair that row"
+    )
+
+
 def _perms(text: str) -> PermissionSet:
     found = _PARSED.get(text)
     if found is None:
-        found = PermissionSet.from_list(json.loads(text))
+        try:
+            found = PermissionSet.from_list(json.loads(text))
+        except _DECODE_ERRORS as exc:
+            raise _unreadable(f"a permission list {str(text)[:60]!r}", exc) from exc
         if len(_PARSED) > 4096:
             _PARSED.clear()
         _PARSED[text] = found
@@ -139,75 +155,93 @@ def _perms(text: str) -> PermissionSet:
 
 
 def _account(row: Row) -> Account:
-    return Account(id=row[0], name=row[1], owner_id=row[2], owner_email=row[3],
-                   created_at=_dt(row[4]))  # fmt: skip
+    try:
+        return Account(id=row[0], name=row[1], owner_id=row[2], owner_email=row[3],
+                       created_at=_dt(row[4]))  # fmt: skip
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("an account row", exc) from exc
 
 
 def _member(row: Row) -> Member:
-    return Member(
-        account_id=row[0],
-        user_id=row[1],
-        email=row[2],
-        role=row[3],
-        permissions=_perms(row[4]),
-        joined_at=_dt(row[5]),
-        granted_by=row[6],
-    )
+    try:
+        return Member(
+            account_id=row[0],
+            user_id=row[1],
+            email=row[2],
+            role=row[3],
+            permissions=_perms(row[4]),
+            joined_at=_dt(row[5]),
+            granted_by=row[6],
+        )
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("a member row", exc) from exc
 
 
 def _invitation(row: Row) -> Invitation:
-    return Invitation(
-        id=row[0],
-        account_id=row[1],
-        email=row[2],
-        permissions=_perms(row[3]),
-        invited_by=row[4],
-        status=row[5],
-        created_at=_dt(row[6]),
-        expires_at=_dt(row[7]),
-        token_hash=row[8],
-        closed_at=_dt_or_none(row[9]),
-        accepted_by=row[10],
-        sent_count=row[11],
-        language=row[12],
-    )
+    try:
+        return Invitation(
+            id=row[0],
+            account_id=row[1],
+            email=row[2],
+            permissions=_perms(row[3]),
+            invited_by=row[4],
+            status=row[5],
+            created_at=_dt(row[6]),
+            expires_at=_dt(row[7]),
+            token_hash=row[8],
+            closed_at=_dt_or_none(row[9]),
+            accepted_by=row[10],
+            sent_count=row[11],
+            language=row[12],
+        )
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("an invitation row", exc) from exc
 
 
 def _contact(row: Row) -> Contact:
-    return Contact(
-        id=row[0],
-        account_id=row[1],
-        name=row[2],
-        email=row[3],
-        company=row[4],
-        phone=row[5],
-        role=row[6],
-        created_at=_dt_or_none(row[7]),
-        categories=row[8].split("\n") if row[8] else (),
-    )
+    try:
+        return Contact(
+            id=row[0],
+            account_id=row[1],
+            name=row[2],
+            email=row[3],
+            company=row[4],
+            phone=row[5],
+            role=row[6],
+            created_at=_dt_or_none(row[7]),
+            categories=row[8].split("\n") if row[8] else (),
+        )
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("a contact row", exc) from exc
 
 
 def _event(row: Row) -> AuditEvent:
-    return AuditEvent(id=row[0], account_id=row[1], at=_dt(row[2]), actor_id=row[3],
-                      action=row[4], target=row[5], details=json.loads(row[6]))  # fmt: skip
+    try:
+        return AuditEvent(id=row[0], account_id=row[1], at=_dt(row[2]), actor_id=row[3],
+                          action=row[4], target=row[5], details=json.loads(row[6]))  # fmt: skip
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("an audit event row", exc) from exc
 
 
 def _outbox(row: Row) -> OutboxMessage:
-    return OutboxMessage(
-        id=row[0],
-        account_id=row[1],
-        kind=row[2],
-        recipient=row[3],
-        message_id=row[4],
-        created_at=_dt(row[5]),
-        next_attempt_at=_dt(row[6]),
-        status=row[7],
-        message=None if row[8] is None else bytes(row[8]),
-        invitation_id=row[9],
-        attempts=row[10],
-        last_error=row[11],
-        sent_at=_dt_or_none(row[12]),
-    )
+    try:
+        return OutboxMessage(
+            id=row[0],
+            account_id=row[1],
+            kind=row[2],
+            recipient=row[3],
+            message_id=row[4],
+            created_at=_dt(row[5]),
+            next_attempt_at=_dt(row[6]),
+            status=row[7],
+            message=None if row[8] is None else bytes(row[8]),
+            invitation_id=row[9],
+            attempts=row[10],
+            last_error=row[11],
+            sent_at=_dt_or_none(row[12]),
+        )
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("an outbox row", exc) from exc
 
 
 def _outbox_params(m: OutboxMessage) -> tuple[Any, ...]:
@@ -936,7 +970,10 @@ class _SQLiteUnitOfWork:
             f"({marks}) AND at >= ? ORDER BY at, seq",
             (account_id, *names, _ts(since)),
         )
-        return [_dt(r[0]) for r in rows]
+        try:
+            return [_dt(r[0]) for r in rows]
+        except _DECODE_ERRORS as exc:
+            raise _unreadable("an audit event time", exc) from exc
 
     # outbox
 

@@ -20,7 +20,7 @@ from .._emails import BREAKS
 if TYPE_CHECKING:
     from email.message import EmailMessage, Message
 
-__all__ = ["MailRefused", "check_outgoing"]
+__all__ = ["MailRefused", "check_outgoing", "scrub_error"]
 
 # Headers that add recipients to a message, for smtplib or a relay: none may appear.
 _RECIPIENT_HEADERS = frozenset(
@@ -99,3 +99,42 @@ def check_outgoing(message: EmailMessage, recipient: str) -> str:
     if len(to_headers) != 1 or len(addresses) != 1 or addresses[0].addr_spec != expected:
         raise MailRefused(f"its To header does not name exactly the stored recipient {recipient}")
     return expected
+
+
+def scrub_error(error: str, message: EmailMessage) -> str:
+    """*error* without the links of *message* (an invitation's holds its token).
+
+    A mail server may quote the message it refuses, so a mailer's exception text can hold
+    the accept link, whole, URL-quoted, HTML-escaped or split by quoted-printable soft
+    line breaks. Every link of the text part and every long token-like run in it is
+    replaced; if a piece of one, or a line of an encoded body part, is still there in any
+    form, the text is withheld altogether.
+    """
+    import re
+    from html import escape
+    from urllib.parse import unquote
+
+    try:
+        body = message.get_body(("plain",))
+        text = body.get_content() if body is not None else ""
+    except (LookupError, ValueError, TypeError, AttributeError):
+        text = ""
+    secrets: set[str] = set()
+    tokens: set[str] = set()  # the long runs a token is made of
+    for link in re.findall(r"https?://\S+", text):
+        secrets.update((link, escape(link), unquote(link)))
+        tokens.update(re.findall(r"[A-Za-z0-9._~%-]{24,}", link))
+        tokens.update(re.findall(r"[A-Za-z0-9._~-]{24,}", unquote(link)))
+    for secret in sorted(secrets | tokens, key=len, reverse=True):
+        error = error.replace(secret, "[removed]")
+    flat = re.sub(r"=\r?\n|\s", "", error).replace("=3D", "=")
+    pieces = {t[i : i + 16] for t in tokens for i in range(len(t) - 15)}
+    encoded: set[str] = set()
+    for part in message.walk():
+        if not part.is_multipart():
+            payload = part.get_payload()
+            if isinstance(payload, str):
+                encoded.update(line for line in payload.splitlines() if len(line) >= 20)
+    if any(piece in flat for piece in pieces) or any(line in error for line in encoded):
+        return error.split(":", 1)[0] + ": (its text quoted the message and is withheld)"
+    return error

@@ -158,7 +158,7 @@ class _Delivery(_Core):
         """Hand *message* to *mailer* (the service's by default) once it passed the last
         check; the error text if it failed (a :class:`_Refusal` if the check refused it:
         it is never sent)."""
-        from .._mail.gate import MailRefused, check_outgoing
+        from .._mail.gate import MailRefused, check_outgoing, scrub_error
 
         try:
             envelope = check_outgoing(message, row.recipient)
@@ -173,7 +173,11 @@ class _Delivery(_Core):
             else:
                 target.send(message)
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            error = f"{type(exc).__name__}: {exc}"
+            if row.kind == "invitation":
+                # A server's rejection may quote the message, and with it the accept link.
+                error = scrub_error(error, message)
+            error = error[:500]
             # Never log the message: an invitation carries its token in the body.
             _log().warning("delivery of %s to %s failed: %s", row.id, row.recipient, error)
             return error

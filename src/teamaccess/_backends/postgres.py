@@ -1,0 +1,526 @@
+# The schema name in the SQL below is checked against an identifier pattern in __init__;
+# every value is a %s parameter.
+# ruff: noqa: S608
+"""The PostgreSQL backend: many application servers, one database, the same contract.
+
+Design notes (the why, briefly):
+
+- **One schema.** Every table lives in ``schema`` (default ``teamaccess``), named in each
+  statement, so teamaccess sits beside the vendor's tables and needs no ``search_path``.
+- **No session state.** Transactions are opened and closed by statements the store sends
+  itself; settings are ``SET LOCAL``; locks are transaction-level advisory locks; the
+  store's own pool turns prepared statements off (``prepare_threshold=None``). So every
+  transaction may run on another server connection, as behind PgBouncer in transaction
+  mode.
+- **Writers serialised per account.** A writing unit takes
+  ``pg_advisory_xact_lock(<schema>, hashtext(account_id))`` before its first read or
+  write of an account's rows, and keeps it until it ends. Every rule of the service (single
+  use of a token, the rate limit, one pending invitation per address) is a read-then-write
+  inside one account, so it holds with any number of processes, while writers of different
+  accounts never wait for each other. A row named by its own id (an invitation, contact or
+  outbox message) is locked through its account first, then read, so what a unit reads is
+  what it later writes over.
+- **Reads.** ``read()`` is one ``REPEATABLE READ READ ONLY`` transaction (one snapshot);
+  ``grant()`` and ``recipients()`` are single autocommit statements of committed state.
+  Nothing is cached but the parsing of the stored permission text.
+- **Versioned schema.** ``schema_info`` holds the version; opening applies what is missing
+  in one transaction under ``pg_advisory_xact_lock``, so processes starting together
+  migrate once. A newer version than this code knows is refused before anything is
+  written.
+- **Errors.** Every psycopg error becomes a ``StorageError`` naming the server and schema
+  (never a password); a unique violation the matching ``Conflict``. A lost connection
+  fails the call it broke; the pool is then checked so the next call gets a live one.
+- **Joining the host's transaction.** Inside ``join(conn)`` every unit of this store in
+  the calling thread is a savepoint on the vendor's connection; nothing is committed.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
+from typing import TYPE_CHECKING, Any, Final
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
+
+from .._errors import StorageError, TeamAccessError, ValidationError
+from .._permissions import PermissionSet
+from .postgres_schema import MIGRATIONS, TABLES, Statements
+from .postgres_unit import PgUnitOfWork, perms, unstorable
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+__all__ = ["MIGRATIONS", "PostgresStore"]
+
+Connection = psycopg.Connection[Any]
+
+_SCHEMA_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def _end_read(conn: Connection) -> None:
+    """End the transaction psycopg opened for a lone read on a connection of the
+    application's pool that is not in autocommit mode (the pool would warn)."""
+    if not conn.autocommit and conn.info.transaction_status == TransactionStatus.INTRANS:
+        conn.rollback()
+
+
+def _lock_space(schema: str) -> int:
+    """The first key of the schema's account locks: a stable signed 32-bit number."""
+    return zlib.crc32(f"teamaccess:{schema}".encode()) - 2**31
+
+
+def _describe(conninfo: str) -> str:
+    """Where the server is, without the password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return "the PostgreSQL server"
+    host = str(params.get("host") or params.get("hostaddr") or "the default host")
+    port = params.get("port")
+    db = params.get("dbname")
+    where = f"{host}:{port}" if port else host
+    return f"PostgreSQL database {db!r} on {where}" if db else f"PostgreSQL on {where}"
+
+
+# -- the store ----------------------------------------------------------------------------
+
+
+class PostgresStore:
+    """Every row in one PostgreSQL schema, shared by any number of processes and servers.
+
+    *conninfo_or_pool* is a connection string (``"postgresql://app@db.internal/panel"`` or
+    ``"host=... dbname=..."``), for which the store keeps its own pool of up to
+    *max_size* connections, or a ``psycopg_pool.ConnectionPool`` the application already
+    has (the store borrows connections from it and never closes it). *schema* is where
+    the tables live; it is created and migrated on first use. *timeout* is how long, in
+    seconds, a call waits for a free connection.
+
+    Needs ``pip install 'teamaccess[postgres]'`` (psycopg 3 and psycopg-pool).
+    """
+
+    def __init__(
+        self,
+        conninfo_or_pool: str | ConnectionPool[Any],
+        *,
+        schema: str = "teamaccess",
+        max_size: int = 10,
+        timeout: float = 30.0,
+    ) -> None:
+        if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
+            raise ValidationError(
+                f"schema must be a plain PostgreSQL name (letters, digits and _, at most 63, "
+                f"not starting with a digit) like 'teamaccess', not {schema!r}"
+            )
+        if schema.lower().startswith("pg_"):
+            raise ValidationError(f"schema names starting with pg_ are PostgreSQL's: {schema!r}")
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+            raise ValidationError(f"max_size must be a positive integer, not {max_size!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ValidationError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        self.schema = schema
+        self.timeout = float(timeout)
+        self._lock_space = _lock_space(schema)
+        self._local = threading.local()
+        self._closed = False
+        self._sql = Statements(f'"{schema}"')
+        from psycopg_pool import ConnectionPool
+
+        if isinstance(conninfo_or_pool, ConnectionPool):
+            self._pool: ConnectionPool[Any] | None = conninfo_or_pool
+            self._own_pool = False
+            given = conninfo_or_pool.conninfo  # a string, or a function that makes one
+            self._where = _describe(given if isinstance(given, str) else "")
+            conn = self._getconn()
+            try:
+                self._prepare(conn)
+            finally:
+                self._putconn(conn)
+            return
+        if not isinstance(conninfo_or_pool, str):
+            raise ValidationError(
+                "PostgresStore takes a connection string like 'postgresql://user@host/db' or "
+                f"a psycopg_pool.ConnectionPool, not {type(conninfo_or_pool).__name__}"
+            )
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            conninfo_to_dict(conninfo_or_pool)
+        except psycopg.Error as exc:
+            raise ValidationError(
+                f"not a PostgreSQL connection string ({exc}); pass one like "
+                "'postgresql://user@host/dbname' or 'host=... dbname=...'"
+            ) from None
+        self._where = _describe(conninfo_or_pool)
+        self._own_pool = True
+        # Opened directly first: a server that cannot be reached says why, where a pool
+        # would only time out; and the migration needs one connection, not a pool.
+        try:
+            conn = psycopg.connect(
+                conninfo_or_pool,
+                autocommit=True,
+                prepare_threshold=None,
+                connect_timeout=max(2, int(self.timeout)),
+            )
+        except psycopg.Error as exc:
+            raise self._error(exc, "connecting") from exc
+        try:
+            self._prepare(conn)
+        finally:
+            conn.close()
+        self._pool = ConnectionPool(
+            conninfo_or_pool,
+            min_size=1,
+            max_size=max_size,
+            timeout=self.timeout,
+            # autocommit: the store sends BEGIN itself, and grant() is one round trip.
+            # No prepared statements: they live in a server session, which PgBouncer in
+            # transaction mode does not keep.
+            kwargs={"autocommit": True, "prepare_threshold": None},
+            name=f"teamaccess-{schema}",
+            open=True,
+        )
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"schema {self.schema!r}"
+        return f"<PostgresStore {self._where} {state}>"
+
+    # -- opening ------------------------------------------------------------------------
+
+    def _header(self, conn: Connection) -> tuple[int | None, list[str]]:
+        """The schema version (``None`` without ``schema_info``) and the schema's tables."""
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = %s "
+                "AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+                (self.schema,),
+            ).fetchall()
+        ]
+        if "schema_info" not in tables:
+            return None, tables
+        row = conn.execute(self._sql.version).fetchone()
+        return (0 if row is None else int(row[0])), tables
+
+    def _classify(self, version: int | None, tables: list[str]) -> bool:
+        """True if the schema needs migrating; refuses one that is not ours or too new."""
+        where = f"schema {self.schema!r} of the {self._where}"
+        if version is None:
+            if tables:
+                raise StorageError(
+                    f"{where} holds tables teamaccess did not create ({', '.join(sorted(tables))}"
+                    "); pass PostgresStore(..., schema=...) a new or empty schema "
+                    "(nothing was changed)"
+                )
+            return True
+        if version > len(MIGRATIONS):
+            raise StorageError(
+                f"{where} has teamaccess schema version {version}, but this teamaccess knows "
+                f"only up to {len(MIGRATIONS)}; upgrade teamaccess (nothing was changed)"
+            )
+        if version == len(MIGRATIONS):
+            missing = TABLES - set(tables)
+            if missing:
+                raise StorageError(
+                    f"{where} lacks the tables {', '.join(sorted(missing))}; it is damaged "
+                    "or was changed by hand - restore it from a backup"
+                )
+            return False
+        return True
+
+    def _prepare(self, conn: Connection) -> None:
+        try:
+            with self._transaction(conn, read=True):
+                version, tables = self._header(conn)
+            if self._classify(version, tables):
+                with self._transaction(conn, read=False):
+                    # Once per schema however many processes start together: the others
+                    # wait here, then find the work done.
+                    conn.execute(
+                        "SELECT pg_advisory_xact_lock(%s::bigint)",
+                        (self._lock_space * 2**32 + 0x7461,),
+                    )
+                    version, tables = self._header(conn)
+                    if self._classify(version, tables):
+                        self._migrate(conn, version, bool(tables))
+        except TeamAccessError:
+            raise
+        except psycopg.Error as exc:
+            raise self._error(exc, "preparing its schema") from exc
+
+    @contextmanager
+    def _transaction(self, conn: Connection, *, read: bool) -> Iterator[None]:
+        begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if read else "BEGIN"
+        if conn.autocommit:
+            conn.execute(begin)
+        try:
+            yield
+        except BaseException:
+            with suppress(psycopg.Error):
+                if conn.autocommit:
+                    conn.execute("ROLLBACK")
+                else:
+                    conn.rollback()
+            raise
+        if conn.autocommit:
+            conn.execute("COMMIT")
+        else:
+            conn.commit()
+
+    def _migrate(self, conn: Connection, version: int | None, schema_exists: bool) -> None:
+        q = f'"{self.schema}"'
+        if version is None:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", (self.schema,)
+            ).fetchone()
+            if exists is None and not schema_exists:
+                conn.execute(f"CREATE SCHEMA {q}")
+        start = version or 0
+        for number in range(start, len(MIGRATIONS)):
+            # One round trip per migration: parameterless statements may go together.
+            conn.execute(";\n".join(MIGRATIONS[number]).replace("{s}", q).encode())
+        conn.execute(
+            f"INSERT INTO {q}.schema_info (one, version) VALUES (true, %s) "
+            "ON CONFLICT (one) DO UPDATE SET version = excluded.version",
+            (len(MIGRATIONS),),
+        )
+
+    # -- errors and connections ---------------------------------------------------------
+
+    def _error(self, exc: BaseException, doing: str) -> StorageError:
+        """A ``StorageError`` that names the server and schema and says what to do."""
+        from psycopg_pool import PoolClosed, PoolTimeout
+
+        text = str(exc).strip() or type(exc).__name__
+        where = f"the teamaccess schema {self.schema!r} in the {self._where}"
+        if isinstance(exc, PoolTimeout):
+            hint = (
+                f"had no free connection within {self.timeout} s; retry, or give the store a "
+                "larger pool (max_size=) or a longer timeout="
+            )
+        elif isinstance(exc, PoolClosed):
+            hint = "is closed (its connection pool was closed); open a new PostgresStore"
+        elif isinstance(exc, pg_errors.InsufficientPrivilege):
+            hint = "refused this database user; grant it the rights on the schema"
+        elif isinstance(exc, pg_errors.DeadlockDetected | pg_errors.SerializationFailure):
+            hint = "met a concurrent transaction and gave up; retry"
+        elif isinstance(exc, psycopg.OperationalError):
+            hint = (
+                "could not be reached or lost its connection (a server restart or a network "
+                "failure); retry - the next call opens a new connection"
+            )
+        elif unstorable(exc):
+            hint = (
+                "cannot hold text with a NUL character or a lone surrogate; decode the input "
+                "as UTF-8 and drop NUL characters before passing it"
+            )
+        else:
+            hint = "failed; check the server and retry"
+        return StorageError(f"{where} {hint} (while {doing}: {text})")
+
+    def _getconn(self) -> Connection:
+        pool = self._pool
+        if self._closed or pool is None:
+            raise StorageError(
+                f"the PostgresStore for schema {self.schema!r} is closed; open a new one"
+            )
+        try:
+            conn: Connection = pool.getconn()
+        except psycopg.Error as exc:
+            raise self._error(exc, "taking a connection from the pool") from exc
+        return conn
+
+    def _putconn(self, conn: Connection) -> None:
+        pool = self._pool
+        if pool is None:  # closed meanwhile
+            with suppress(psycopg.Error):
+                conn.close()
+            return
+        lost = conn.broken or conn.closed
+        with suppress(psycopg.Error):
+            pool.putconn(conn)
+        if lost:
+            # The server went away (a restart): the other idle connections are dead too.
+            # Checking them now means the next call gets a live one, not the next error.
+            with suppress(psycopg.Error):
+                pool.check()
+
+    # -- the Store protocol -------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        """The version of the schema in the database."""
+        conn = self._joined() or self._getconn()
+        try:
+            row = conn.execute(self._sql.version).fetchone()
+            if conn is not self._joined():
+                _end_read(conn)
+        except psycopg.Error as exc:
+            raise self._error(exc, "reading its schema version") from exc
+        finally:
+            if conn is not self._joined():
+                self._putconn(conn)
+        return 0 if row is None else int(row[0])
+
+    def _joined(self) -> Connection | None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        return conn
+
+    def begin(self, *, durable: bool = True) -> AbstractContextManager[PgUnitOfWork]:
+        return self._unit(write=True, relaxed=not durable)
+
+    def read(self) -> AbstractContextManager[PgUnitOfWork]:
+        return self._unit(write=False)
+
+    @contextmanager
+    def _unit(self, *, write: bool, relaxed: bool = False) -> Iterator[PgUnitOfWork]:
+        local = self._local
+        outer: Connection | None = getattr(local, "conn", None)
+        if outer is not None:
+            # Inside another unit of this store in this thread, or inside join(): a
+            # savepoint on the same connection, sharing the outer transaction's fate.
+            if self._closed:
+                self._getconn()  # raises the "closed" error
+            uow = PgUnitOfWork(self, outer, write=write, nested=True)
+            try:
+                yield uow
+            except BaseException:
+                uow.rollback(quiet=True)
+                raise
+            uow.rollback(quiet=False)
+            return
+        conn = self._getconn()
+        local.conn = conn
+        try:
+            uow = PgUnitOfWork(self, conn, write=write, nested=False, relaxed=relaxed)
+            try:
+                yield uow
+            except BaseException:
+                uow.rollback(quiet=True)
+                raise
+            uow.rollback(quiet=False)
+        finally:
+            local.conn = None
+            self._putconn(conn)
+
+    def grant(self, account_id: str, user_id: str) -> PermissionSet | None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return self._grant_on(conn, account_id, user_id)
+        pool = self._pool
+        if pool is None or self._closed:
+            self._getconn()  # raises the "closed" error
+            return None
+        try:
+            conn = pool.getconn()
+        except psycopg.Error as exc:
+            raise self._error(exc, "taking a connection from the pool") from exc
+        try:
+            row = conn.execute(self._sql.grant, (account_id, user_id)).fetchone()
+            if not conn.autocommit:
+                _end_read(conn)
+        except (psycopg.Error, UnicodeEncodeError) as exc:
+            if unstorable(exc):
+                # An id no row can hold names no member: MemoryStore's answer.
+                return None
+            raise self._error(exc, "looking up a permission") from exc
+        finally:
+            self._putconn(conn)
+        return None if row is None else perms(row[0])
+
+    def _grant_on(self, conn: Connection, account_id: str, user_id: str) -> PermissionSet | None:
+        with self.read() as uow:
+            row = uow._one(self._sql.grant, (account_id, user_id), unstorable_is_none=True)
+        return None if row is None else perms(row[0])
+
+    def recipients(self, account_id: str, category: str) -> list[tuple[str, str]] | None:
+        """``(email, email_key)`` of the owner, then of each contact subscribed to
+        *category*, oldest first; ``None`` if there is no such account. One statement,
+        so one snapshot; never a cached answer."""
+        if getattr(self._local, "conn", None) is not None:
+            with self.read() as uow:
+                rows = uow._all(self._sql.recipients, {"a": account_id, "c": category}, True)
+        else:
+            conn = self._getconn()
+            try:
+                rows = conn.execute(
+                    self._sql.recipients, {"a": account_id, "c": category}
+                ).fetchall()
+                _end_read(conn)
+            except (psycopg.Error, UnicodeEncodeError) as exc:
+                if unstorable(exc):
+                    return None  # never stored, so no such account (see grant())
+                raise self._error(exc, "looking up recipients") from exc
+            finally:
+                self._putconn(conn)
+        if not rows:
+            return None
+        rows.sort(key=lambda r: (r[0], r[1]))  # owner first, then contacts by seq
+        if rows[0][0] != 0:
+            return None
+        return [(r[2], r[3]) for r in rows]
+
+    @contextmanager
+    def join(self, connection: Connection) -> Iterator[Connection]:
+        """Run this store's units of work in the calling thread inside *connection*'s
+        open transaction, as savepoints, committing nothing.
+
+        *connection* is the application's ``psycopg.Connection``, inside a transaction
+        (``with conn.transaction():``, or a connection that is not in autocommit mode).
+        What the units write commits or rolls back with the application's transaction.
+        While joined, ``TeamAccess`` sends no mail itself: the mail waits in the outbox
+        for ``deliver_pending()`` (``in_host_transaction`` tells it so).
+        """
+        if not isinstance(connection, psycopg.Connection):
+            raise ValidationError(
+                f"join() takes a psycopg.Connection, not {type(connection).__name__}"
+            )
+        if self._closed:
+            self._getconn()  # raises the "closed" error
+        status = connection.info.transaction_status
+        if status == TransactionStatus.INERROR:
+            raise StorageError(
+                "join(): the connection's transaction has failed already; roll it back first"
+            )
+        if status != TransactionStatus.INTRANS and (
+            connection.autocommit or status != TransactionStatus.IDLE
+        ):
+            raise ValidationError(
+                "join() needs a connection inside a transaction: call it within "
+                "`with conn.transaction():`, or on a connection that is not in autocommit mode"
+            )
+        if getattr(self._local, "conn", None) is not None:
+            raise ValidationError(
+                "join() cannot start inside a unit of work or another join() of this store "
+                "in the same thread"
+            )
+        self._local.conn = connection
+        self._local.joined = True
+        try:
+            yield connection
+        finally:
+            self._local.conn = None
+            self._local.joined = False
+
+    @property
+    def in_host_transaction(self) -> bool:
+        """True in a thread inside :meth:`join`: a unit's commit is not a real commit yet,
+        so ``TeamAccess`` leaves the mail it writes in the outbox."""
+        return bool(getattr(self._local, "joined", False))
+
+    def close(self) -> None:
+        """Close the store's own pool (never one it was given). Safe to call twice."""
+        self._closed = True
+        pool, self._pool = self._pool, None
+        if pool is not None and self._own_pool:
+            try:
+                pool.close()
+            except psycopg.Error as exc:
+                raise self._error(exc, "closing it") from exc

@@ -1,0 +1,156 @@
+# Constant SQL; "{s}" (a schema name checked by PostgresStore) is the only thing filled in.
+# ruff: noqa: S608
+"""The PostgreSQL schema: its migrations and the statements the store sends."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MIGRATIONS", "TABLES", "Statements"]
+
+# -- the schema ---------------------------------------------------------------------------
+# Each entry upgrades a schema from version n to n + 1; "{s}" is the quoted schema name.
+# Append to change the schema; never edit an entry that has been released.
+
+_SCHEMA_1: Final = (
+    """CREATE TABLE {s}.schema_info (
+        one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        version integer NOT NULL
+    )""",
+    # seq columns keep creation order for rows created at the same instant
+    """CREATE TABLE {s}.accounts (
+        id text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        name text NOT NULL,
+        owner_id text NOT NULL,
+        owner_email text NOT NULL,
+        created_at timestamptz NOT NULL
+    )""",
+    # the primary key is grant()'s index
+    """CREATE TABLE {s}.members (
+        account_id text NOT NULL REFERENCES {s}.accounts (id),
+        user_id text NOT NULL,
+        email text NOT NULL,
+        email_key text NOT NULL,
+        role text NOT NULL CHECK (role IN ('owner', 'member')),
+        permissions text NOT NULL,
+        joined_at timestamptz NOT NULL,
+        granted_by text,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        PRIMARY KEY (account_id, user_id)
+    )""",
+    "CREATE UNIQUE INDEX members_email_key ON {s}.members (account_id, email_key)",
+    "CREATE INDEX members_user ON {s}.members (user_id)",
+    """CREATE TABLE {s}.invitations (
+        id text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        account_id text NOT NULL REFERENCES {s}.accounts (id),
+        email text NOT NULL,
+        email_key text NOT NULL,
+        permissions text NOT NULL,
+        invited_by text NOT NULL,
+        status text NOT NULL
+            CHECK (status IN ('pending', 'accepted', 'declined', 'revoked', 'expired')),
+        created_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL,
+        token_hash text,
+        closed_at timestamptz,
+        accepted_by text,
+        sent_count integer NOT NULL,
+        language text NOT NULL
+    )""",
+    # the rule "one pending invitation per address and account", enforced by the database
+    """CREATE UNIQUE INDEX invitations_one_pending ON {s}.invitations (account_id, email_key)
+        WHERE status = 'pending'""",
+    "CREATE INDEX invitations_account ON {s}.invitations (account_id, created_at, seq)",
+    """CREATE TABLE {s}.contacts (
+        id text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        account_id text NOT NULL REFERENCES {s}.accounts (id),
+        name text NOT NULL,
+        email text NOT NULL,
+        email_key text NOT NULL,
+        company text NOT NULL,
+        phone text NOT NULL,
+        role text NOT NULL,
+        created_at timestamptz,
+        categories text[] NOT NULL
+    )""",
+    "CREATE INDEX contacts_account ON {s}.contacts (account_id, seq)",
+    """CREATE TABLE {s}.events (
+        id text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        account_id text NOT NULL REFERENCES {s}.accounts (id),
+        at timestamptz NOT NULL,
+        actor_id text NOT NULL,
+        action text NOT NULL,
+        target text NOT NULL,
+        details text NOT NULL
+    )""",
+    "CREATE INDEX events_account ON {s}.events (account_id, seq)",
+    "CREATE INDEX events_action_time ON {s}.events (account_id, action, at)",
+    """CREATE TABLE {s}.outbox (
+        id text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        account_id text NOT NULL REFERENCES {s}.accounts (id),
+        kind text NOT NULL,
+        recipient text NOT NULL,
+        message_id text NOT NULL,
+        created_at timestamptz NOT NULL,
+        next_attempt_at timestamptz NOT NULL,
+        status text NOT NULL CHECK (status IN ('pending', 'sent', 'cancelled')),
+        message bytea,
+        invitation_id text,
+        attempts integer NOT NULL,
+        last_error text,
+        sent_at timestamptz
+    )""",
+    "CREATE INDEX outbox_due ON {s}.outbox (status, next_attempt_at)",
+    "CREATE INDEX outbox_invitation ON {s}.outbox (invitation_id)",
+)
+
+#: The schema history: entry *n* holds the statements that take a schema from version
+#: *n* to *n + 1*.
+MIGRATIONS: list[tuple[str, ...]] = [_SCHEMA_1]
+
+#: Tables every teamaccess schema has; a schema missing one is damaged.
+TABLES: Final = frozenset(
+    {"schema_info", "accounts", "members", "invitations", "contacts", "events", "outbox"}
+)
+
+_ACCOUNT_COLS: Final = "id, name, owner_id, owner_email, created_at"
+_MEMBER_COLS: Final = "account_id, user_id, email, role, permissions, joined_at, granted_by"
+_INVITATION_COLS: Final = (
+    "id, account_id, email, permissions, invited_by, status, created_at, expires_at, "
+    "token_hash, closed_at, accepted_by, sent_count, language"
+)
+_CONTACT_COLS: Final = "id, account_id, name, email, company, phone, role, created_at, categories"
+_EVENT_COLS: Final = "id, account_id, at, actor_id, action, target, details"
+_OUTBOX_COLS: Final = (
+    "id, account_id, kind, recipient, message_id, created_at, next_attempt_at, status, "
+    "message, invitation_id, attempts, last_error, sent_at"
+)
+
+
+class Statements:
+    """The store's SQL, with the schema name filled in once."""
+
+    def __init__(self, s: str) -> None:
+        self.version = f"SELECT version FROM {s}.schema_info"
+        self.grant = f"SELECT permissions FROM {s}.members WHERE account_id = %s AND user_id = %s"
+        # The owner (part 0) with the owner's comparison key, then the contacts subscribed
+        # to the category (part 1, by creation order), in one statement: one snapshot.
+        self.recipients = (
+            f"SELECT 0, 0::bigint, a.owner_email, m.email_key FROM {s}.accounts a "
+            f"LEFT JOIN {s}.members m ON m.account_id = a.id AND m.user_id = a.owner_id "
+            "WHERE a.id = %(a)s UNION ALL "
+            f"SELECT 1, c.seq, c.email, c.email_key FROM {s}.contacts c "
+            "WHERE c.account_id = %(a)s AND %(c)s = ANY (c.categories)"
+        )
+        self.lock = "SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))"
+        self.lock_via = {
+            table: "SELECT account_id, pg_advisory_xact_lock(%s::integer, hashtext(account_id)) "
+            f"FROM {s}.{table} WHERE id = %s"
+            for table in ("invitations", "contacts", "outbox")
+        }
+        self.s = s

@@ -1,0 +1,619 @@
+# The queries are assembled from constant column lists and a schema name checked by
+# PostgresStore; every value is a %s parameter.
+# ruff: noqa: S608
+"""The PostgreSQL unit of work: rows in, domain objects out, accounts locked on first use."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+
+from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
+from .._errors import AlreadyInvited, AlreadyMember, Conflict, ValidationError
+from .._permissions import PermissionSet
+from .postgres_schema import (
+    _ACCOUNT_COLS,
+    _CONTACT_COLS,
+    _EVENT_COLS,
+    _INVITATION_COLS,
+    _MEMBER_COLS,
+    _OUTBOX_COLS,
+)
+
+if TYPE_CHECKING:
+    from .postgres import PostgresStore
+
+__all__ = ["PgUnitOfWork", "perms", "unstorable"]
+
+Connection = psycopg.Connection[Any]
+Row = tuple[Any, ...]
+Params = tuple[Any, ...] | list[Any] | dict[str, Any]
+
+# -- value conversion ---------------------------------------------------------------------
+
+
+def _ts(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValidationError(
+            f"PostgresStore stores timezone-aware datetimes only, not {value!r}; "
+            "use datetime.now(UTC) or a Clock"
+        )
+    return value
+
+
+def _ts_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _ts(value)
+
+
+def _dt(value: datetime) -> datetime:
+    # psycopg returns timestamptz in the session's time zone; the library speaks UTC.
+    return value.astimezone(UTC)
+
+
+def _dt_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _perms_text(permissions: PermissionSet) -> str:
+    return json.dumps(permissions.to_list())
+
+
+# Parsing memo: stored text -> PermissionSet. It caches a pure function of the text, not
+# anyone's permissions, so a revoked permission is still seen on the next look-up.
+_PARSED: dict[str, PermissionSet] = {}
+
+
+def perms(text: str) -> PermissionSet:
+    found = _PARSED.get(text)
+    if found is None:
+        found = PermissionSet.from_list(json.loads(text))
+        if len(_PARSED) > 4096:
+            _PARSED.clear()
+        _PARSED[text] = found
+    return found
+
+
+def _account(r: Row) -> Account:
+    return Account(id=r[0], name=r[1], owner_id=r[2], owner_email=r[3], created_at=_dt(r[4]))
+
+
+def _member(r: Row) -> Member:
+    return Member(account_id=r[0], user_id=r[1], email=r[2], role=r[3],
+                  permissions=perms(r[4]), joined_at=_dt(r[5]), granted_by=r[6])  # fmt: skip
+
+
+def _invitation(r: Row) -> Invitation:
+    return Invitation(
+        id=r[0], account_id=r[1], email=r[2], permissions=perms(r[3]), invited_by=r[4],
+        status=r[5], created_at=_dt(r[6]), expires_at=_dt(r[7]), token_hash=r[8],
+        closed_at=_dt_or_none(r[9]), accepted_by=r[10], sent_count=r[11], language=r[12],
+    )  # fmt: skip
+
+
+def _contact(r: Row) -> Contact:
+    return Contact(id=r[0], account_id=r[1], name=r[2], email=r[3], company=r[4], phone=r[5],
+                   role=r[6], created_at=_dt_or_none(r[7]), categories=r[8])  # fmt: skip
+
+
+def _event(r: Row) -> AuditEvent:
+    return AuditEvent(id=r[0], account_id=r[1], at=_dt(r[2]), actor_id=r[3], action=r[4],
+                      target=r[5], details=json.loads(r[6]))  # fmt: skip
+
+
+def _outbox(r: Row) -> OutboxMessage:
+    return OutboxMessage(
+        id=r[0], account_id=r[1], kind=r[2], recipient=r[3], message_id=r[4],
+        created_at=_dt(r[5]), next_attempt_at=_dt(r[6]), status=r[7],
+        message=None if r[8] is None else bytes(r[8]), invitation_id=r[9], attempts=r[10],
+        last_error=r[11], sent_at=_dt_or_none(r[12]),
+    )  # fmt: skip
+
+
+def unstorable(exc: BaseException) -> bool:
+    """An argument no row can hold: a lone surrogate or a NUL character."""
+    return isinstance(exc, UnicodeEncodeError) or (
+        isinstance(exc, psycopg.DataError) and "NUL" in str(exc)
+    )
+
+
+_savepoints = iter(range(1, 2**62))
+
+
+class PgUnitOfWork:
+    """One transaction (or, nested in another unit or in join(), one savepoint)."""
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        conn: Connection,
+        *,
+        write: bool,
+        nested: bool,
+        relaxed: bool = False,
+    ) -> None:
+        self._s = store
+        self._q = store._sql
+        self._conn = conn
+        self._write = write
+        self._nested = nested
+        self._relaxed = relaxed
+        self._savepoint = f"teamaccess_{next(_savepoints)}"
+        self._open = False
+        # accounts whose advisory lock this unit holds (cleared when its transaction ends)
+        self._locked: set[str] = set()
+        self.committed = False
+
+    # transaction control
+
+    def _run(self, sql: str, doing: str) -> None:
+        try:
+            self._conn.execute(sql)
+        except psycopg.Error as exc:
+            raise self._s._error(exc, doing) from exc
+
+    def start(self) -> None:
+        conn = self._conn
+        if self._nested:
+            self._run(f"SAVEPOINT {self._savepoint}", "starting a nested unit of work")
+        elif conn.autocommit:
+            if self._write:
+                # READ COMMITTED whatever the server's default: each statement after a
+                # lock reads what the lock's previous holder committed.
+                begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
+                if self._relaxed:
+                    begin += "; SET LOCAL synchronous_commit = off"
+            else:
+                begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+            self._run(begin, "starting a unit of work")
+        else:
+            # psycopg opens the transaction itself on a connection not in autocommit mode
+            setting = (
+                "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
+                if self._write
+                else "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
+            )
+            if self._write and self._relaxed:
+                setting += "; SET LOCAL synchronous_commit = off"
+            self._run(setting, "starting a unit of work")
+        self._open = True
+
+    def commit(self) -> None:
+        if self._open:
+            self._open = False
+            if self._nested:
+                self._run(f"RELEASE SAVEPOINT {self._savepoint}", "committing a nested unit")
+            elif self._conn.autocommit:
+                self._run("COMMIT", "committing")
+            else:
+                try:
+                    self._conn.commit()
+                except psycopg.Error as exc:
+                    raise self._s._error(exc, "committing") from exc
+            if not self._nested:
+                self._locked.clear()
+        # like MemoryStore: whatever follows a commit is discarded unless committed again
+        self.committed = True
+
+    def rollback(self, *, quiet: bool) -> None:
+        if not self._open:
+            return
+        self._open = False
+        self._locked.clear()
+        conn = self._conn
+        try:
+            if conn.broken or conn.closed:
+                return
+            if self._nested:
+                if conn.info.transaction_status in (
+                    TransactionStatus.INTRANS,
+                    TransactionStatus.INERROR,
+                ):
+                    conn.execute(
+                        f"ROLLBACK TO SAVEPOINT {self._savepoint}; "
+                        f"RELEASE SAVEPOINT {self._savepoint}"
+                    )
+            elif conn.autocommit:
+                conn.execute("ROLLBACK")
+            else:
+                conn.rollback()
+        except psycopg.Error as exc:
+            if not quiet:  # never hide the error that caused the rollback
+                raise self._s._error(exc, "rolling back") from exc
+
+    # statement helpers
+
+    def _exec(self, sql: str, params: Params) -> psycopg.Cursor[Any]:
+        if not self._open:
+            self.start()
+        try:
+            return self._conn.execute(sql, params)
+        except (psycopg.Error, UnicodeEncodeError) as exc:
+            raise self._s._error(exc, "running a query") from exc
+
+    def _all(self, sql: str, params: Params, unstorable_is_none: bool = False) -> list[Row]:
+        if not self._open:
+            self.start()
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except (psycopg.Error, UnicodeEncodeError) as exc:
+            if unstorable_is_none and unstorable(exc):
+                return []
+            raise self._s._error(exc, "running a query") from exc
+
+    def _one(
+        self, sql: str, params: tuple[Any, ...], unstorable_is_none: bool = False
+    ) -> Row | None:
+        rows = self._all(sql, params, unstorable_is_none)
+        return rows[0] if rows else None
+
+    def _insert(self, sql: str, params: tuple[Any, ...]) -> bool:
+        """Run an ``INSERT ... ON CONFLICT DO NOTHING``; False if a unique key was taken.
+
+        ON CONFLICT rather than catching the violation: an error would abort the whole
+        transaction, and a unit stays usable after a ``Conflict``.
+        """
+        return self._exec(sql, params).rowcount == 1
+
+    def _lock(self, account_id: str) -> None:
+        """Serialise writers of *account_id* until this unit's transaction ends."""
+        if self._write and account_id not in self._locked:
+            self._exec(self._q.lock, (self._s._lock_space, account_id))
+            self._locked.add(account_id)
+
+    def _lock_row(self, table: str, row_id: str) -> None:
+        """Lock the account of the row *row_id* of *table*, before reading the row."""
+        if self._write:
+            for account_id, _ in self._all(
+                self._q.lock_via[table], (self._s._lock_space, row_id), True
+            ):
+                self._locked.add(account_id)
+
+    # accounts
+
+    def add_account(self, account: Account) -> None:
+        a = account
+        self._lock(a.id)
+        if not self._insert(
+            f"INSERT INTO {self._q.s}.accounts (id, name, owner_id, owner_email, created_at) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (a.id, a.name, a.owner_id, a.owner_email, _ts(a.created_at)),
+        ):
+            raise Conflict(f"account {a.id!r} exists already")
+
+    def get_account(self, account_id: str) -> Account | None:
+        self._lock(account_id)
+        row = self._one(
+            f"SELECT {_ACCOUNT_COLS} FROM {self._q.s}.accounts WHERE id = %s", (account_id,), True
+        )
+        return None if row is None else _account(row)
+
+    def update_account(self, account: Account) -> None:
+        a = account
+        self._lock(a.id)
+        self._exec(
+            f"UPDATE {self._q.s}.accounts SET name = %s, owner_id = %s, owner_email = %s, "
+            "created_at = %s WHERE id = %s",
+            (a.name, a.owner_id, a.owner_email, _ts(a.created_at), a.id),
+        )
+
+    def accounts_for(self, user_id: str) -> list[Account]:
+        s = self._q.s
+        rows = self._all(
+            f"SELECT a.id, a.name, a.owner_id, a.owner_email, a.created_at FROM {s}.members m "
+            f"JOIN {s}.accounts a ON a.id = m.account_id WHERE m.user_id = %s "
+            "ORDER BY a.created_at, a.seq",
+            (user_id,),
+            True,
+        )
+        return [_account(r) for r in rows]
+
+    # members
+
+    def add_member(self, member: Member, email_key: str) -> None:
+        m = member
+        self._lock(m.account_id)
+        if not self._insert(
+            f"INSERT INTO {self._q.s}.members ({_MEMBER_COLS}, email_key) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (m.account_id, m.user_id, m.email, m.role, _perms_text(m.permissions),
+             _ts(m.joined_at), m.granted_by, email_key),
+        ):  # fmt: skip
+            raise AlreadyMember(f"{m.email} is already a member of account {m.account_id!r}")
+
+    def get_member(self, account_id: str, user_id: str) -> Member | None:
+        self._lock(account_id)
+        row = self._one(
+            f"SELECT {_MEMBER_COLS} FROM {self._q.s}.members "
+            "WHERE account_id = %s AND user_id = %s",
+            (account_id, user_id),
+            True,
+        )
+        return None if row is None else _member(row)
+
+    def member_by_email(self, account_id: str, email_key: str) -> Member | None:
+        self._lock(account_id)
+        row = self._one(
+            f"SELECT {_MEMBER_COLS} FROM {self._q.s}.members "
+            "WHERE account_id = %s AND email_key = %s",
+            (account_id, email_key),
+            True,
+        )
+        return None if row is None else _member(row)
+
+    def update_member(self, member: Member) -> None:
+        m = member
+        self._lock(m.account_id)
+        self._exec(
+            f"UPDATE {self._q.s}.members SET email = %s, role = %s, permissions = %s, "
+            "joined_at = %s, granted_by = %s WHERE account_id = %s AND user_id = %s",
+            (m.email, m.role, _perms_text(m.permissions), _ts(m.joined_at), m.granted_by,
+             m.account_id, m.user_id),
+        )  # fmt: skip
+
+    def delete_member(self, account_id: str, user_id: str) -> None:
+        self._lock(account_id)
+        self._exec(
+            f"DELETE FROM {self._q.s}.members WHERE account_id = %s AND user_id = %s",
+            (account_id, user_id),
+        )
+
+    def members(self, account_id: str) -> list[Member]:
+        self._lock(account_id)
+        rows = self._all(
+            f"SELECT {_MEMBER_COLS} FROM {self._q.s}.members WHERE account_id = %s "
+            "ORDER BY role <> 'owner', joined_at, seq",
+            (account_id,),
+            True,
+        )
+        return [_member(r) for r in rows]
+
+    # invitations
+
+    def add_invitation(self, invitation: Invitation, email_key: str) -> None:
+        # The token itself is never written: only its hash.
+        i = invitation
+        self._lock(i.account_id)
+        if not self._insert(
+            f"INSERT INTO {self._q.s}.invitations ({_INVITATION_COLS}, email_key) VALUES "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (i.id, i.account_id, i.email, _perms_text(i.permissions), i.invited_by, i.status,
+             _ts(i.created_at), _ts(i.expires_at), i.token_hash, _ts_or_none(i.closed_at),
+             i.accepted_by, i.sent_count, i.language, email_key),
+        ):  # fmt: skip
+            if self.get_invitation(i.id) is not None:
+                raise Conflict(f"invitation {i.id!r} exists already")
+            raise AlreadyInvited(f"{i.email} has a pending invitation already")
+
+    def get_invitation(self, invitation_id: str) -> Invitation | None:
+        self._lock_row("invitations", invitation_id)
+        row = self._one(
+            f"SELECT {_INVITATION_COLS} FROM {self._q.s}.invitations WHERE id = %s",
+            (invitation_id,),
+            True,
+        )
+        return None if row is None else _invitation(row)
+
+    def update_invitation(self, invitation: Invitation) -> None:
+        i = invitation
+        if i.account_id not in self._locked:
+            self._lock_row("invitations", i.id)
+        # A second pending invitation for the address would break the unique index and,
+        # with it, the whole transaction: the guard turns it into AlreadyInvited instead.
+        s = self._q.s
+        done = self._exec(
+            f"UPDATE {s}.invitations i SET permissions = %s, invited_by = %s, status = %s, "
+            "expires_at = %s, token_hash = %s, closed_at = %s, accepted_by = %s, "
+            "sent_count = %s, language = %s WHERE i.id = %s AND NOT (%s = 'pending' AND "
+            f"i.status <> 'pending' AND EXISTS (SELECT 1 FROM {s}.invitations o WHERE "
+            "o.account_id = i.account_id AND o.email_key = i.email_key "
+            "AND o.status = 'pending' AND o.id <> i.id))",
+            (_perms_text(i.permissions), i.invited_by, i.status, _ts(i.expires_at),
+             i.token_hash, _ts_or_none(i.closed_at), i.accepted_by, i.sent_count, i.language,
+             i.id, i.status),
+        ).rowcount  # fmt: skip
+        if done == 0 and i.status == "pending" and self.get_invitation(i.id) is not None:
+            raise AlreadyInvited(f"{i.email} has a pending invitation already")
+
+    def pending_invitation_for(self, account_id: str, email_key: str) -> Invitation | None:
+        self._lock(account_id)
+        row = self._one(
+            f"SELECT {_INVITATION_COLS} FROM {self._q.s}.invitations "
+            "WHERE account_id = %s AND email_key = %s AND status = 'pending'",
+            (account_id, email_key),
+            True,
+        )
+        return None if row is None else _invitation(row)
+
+    def invitations(
+        self,
+        account_id: str,
+        *,
+        status: str | None = None,
+        invited_by: str | None = None,
+    ) -> list[Invitation]:
+        self._lock(account_id)
+        sql = f"SELECT {_INVITATION_COLS} FROM {self._q.s}.invitations WHERE account_id = %s"
+        params = [account_id]
+        if status is not None:
+            sql += " AND status = %s"
+            params.append(status)
+        if invited_by is not None:
+            sql += " AND invited_by = %s"
+            params.append(invited_by)
+        rows = self._all(sql + " ORDER BY created_at, seq", params, True)
+        return [_invitation(r) for r in rows]
+
+    # contacts
+
+    def add_contact(self, contact: Contact, email_key: str) -> None:
+        c = contact
+        self._lock(c.account_id)
+        if not self._insert(
+            f"INSERT INTO {self._q.s}.contacts (id, account_id, name, email, email_key, "
+            "company, phone, role, created_at, categories) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (c.id, c.account_id, c.name, c.email, email_key, c.company, c.phone, c.role,
+             _ts_or_none(c.created_at), sorted(c.categories)),
+        ):  # fmt: skip
+            raise Conflict(f"contact {c.id!r} exists already")
+
+    def get_contact(self, contact_id: str) -> Contact | None:
+        self._lock_row("contacts", contact_id)
+        row = self._one(
+            f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts WHERE id = %s", (contact_id,), True
+        )
+        return None if row is None else _contact(row)
+
+    def update_contact(self, contact: Contact, email_key: str) -> None:
+        c = contact
+        if c.account_id not in self._locked:
+            self._lock_row("contacts", c.id)
+            self._lock(c.account_id)
+        self._exec(
+            f"UPDATE {self._q.s}.contacts SET account_id = %s, name = %s, email = %s, "
+            "email_key = %s, company = %s, phone = %s, role = %s, created_at = %s, "
+            "categories = %s WHERE id = %s",
+            (c.account_id, c.name, c.email, email_key, c.company, c.phone, c.role,
+             _ts_or_none(c.created_at), sorted(c.categories), c.id),
+        )  # fmt: skip
+
+    def delete_contact(self, contact_id: str) -> None:
+        self._lock_row("contacts", contact_id)
+        self._exec(f"DELETE FROM {self._q.s}.contacts WHERE id = %s", (contact_id,))
+
+    def contacts(self, account_id: str) -> list[Contact]:
+        self._lock(account_id)
+        rows = self._all(
+            f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts WHERE account_id = %s ORDER BY seq",
+            (account_id,),
+            True,
+        )
+        return [_contact(r) for r in rows]
+
+    # audit
+
+    def add_event(self, event: AuditEvent) -> None:
+        e = event
+        try:
+            details = json.dumps(dict(e.details), sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"audit event details must be JSON values (str, int, list, dict ...): {exc}"
+            ) from exc
+        self._lock(e.account_id)
+        if not self._insert(
+            f"INSERT INTO {self._q.s}.events ({_EVENT_COLS}) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (e.id, e.account_id, _ts(e.at), e.actor_id, e.action, e.target, details),
+        ):
+            raise Conflict(f"audit event {e.id!r} exists already")
+
+    def events(self, account_id: str, *, limit: int) -> list[AuditEvent]:
+        if limit <= 0:
+            return []
+        self._lock(account_id)
+        rows = self._all(
+            f"SELECT {_EVENT_COLS} FROM {self._q.s}.events WHERE account_id = %s "
+            "ORDER BY seq DESC LIMIT %s",
+            (account_id, limit),
+            True,
+        )
+        return [_event(r) for r in rows]
+
+    def event_times(
+        self, account_id: str, actions: Collection[str], since: datetime
+    ) -> list[datetime]:
+        names = sorted(set(actions))
+        if not names:
+            return []
+        self._lock(account_id)
+        rows = self._all(
+            f"SELECT at FROM {self._q.s}.events WHERE account_id = %s "
+            "AND action = ANY (%s) AND at >= %s ORDER BY at, seq",
+            (account_id, names, _ts(since)),
+            True,
+        )
+        return [_dt(r[0]) for r in rows]
+
+    # outbox
+
+    def add_outbox(self, message: OutboxMessage) -> None:
+        m = message
+        self._lock(m.account_id)
+        if not self._insert(
+            f"INSERT INTO {self._q.s}.outbox ({_OUTBOX_COLS}) VALUES "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (m.id, m.account_id, m.kind, m.recipient, m.message_id, _ts(m.created_at),
+             _ts(m.next_attempt_at), m.status, m.message, m.invitation_id, m.attempts,
+             m.last_error, _ts_or_none(m.sent_at)),
+        ):  # fmt: skip
+            raise Conflict(f"outbox message {m.id!r} exists already")
+
+    def update_outbox(self, message: OutboxMessage) -> None:
+        m = message
+        if m.account_id not in self._locked:
+            self._lock_row("outbox", m.id)
+        self._exec(
+            f"UPDATE {self._q.s}.outbox SET next_attempt_at = %s, status = %s, attempts = %s, "
+            "last_error = %s, sent_at = %s WHERE id = %s",
+            (_ts(m.next_attempt_at), m.status, m.attempts, m.last_error,
+             _ts_or_none(m.sent_at), m.id),
+        )  # fmt: skip
+
+    def get_outbox(self, message_id: str) -> OutboxMessage | None:
+        self._lock_row("outbox", message_id)
+        row = self._one(
+            f"SELECT {_OUTBOX_COLS} FROM {self._q.s}.outbox WHERE id = %s", (message_id,), True
+        )
+        return None if row is None else _outbox(row)
+
+    def outbox(
+        self,
+        *,
+        status: str | None = None,
+        due_before: datetime | None = None,
+        invitation_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[OutboxMessage]:
+        where: list[str] = []
+        params: list[Any] = []
+        for clause, value in (
+            ("status = %s", status),
+            ("next_attempt_at <= %s", _ts_or_none(due_before)),
+            ("invitation_id = %s", invitation_id),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = f"SELECT {_OUTBOX_COLS} FROM {self._q.s}.outbox"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, seq"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(max(limit, 0))
+        return [_outbox(r) for r in self._all(sql, params, True)]
+
+    def claim_outbox(
+        self, *, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OutboxMessage]:
+        # FOR UPDATE SKIP LOCKED: rows another unit holds (a worker claiming at this very
+        # moment, a unit cancelling an invitation's mail) are left to it, so concurrent
+        # workers take different rows and never wait for each other. No account lock: the
+        # claim is this one statement, and moves nothing but the lease.
+        s = self._q.s
+        rows = self._all(
+            f"WITH due AS (SELECT id AS due_id FROM {s}.outbox "
+            "WHERE status = 'pending' AND next_attempt_at <= %s "
+            "ORDER BY created_at, seq LIMIT %s FOR UPDATE SKIP LOCKED), "
+            f"claimed AS (UPDATE {s}.outbox SET next_attempt_at = %s FROM due "
+            f"WHERE id = due.due_id RETURNING {_OUTBOX_COLS}, seq) "
+            f"SELECT {_OUTBOX_COLS} FROM claimed ORDER BY created_at, seq",
+            (_ts(now), max(limit, 0), _ts(lease_until)),
+        )
+        return [_outbox(r) for r in rows]

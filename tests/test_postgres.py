@@ -1,0 +1,412 @@
+# The schema names in the SQL below come from tests/conftest.py, not from input.
+# ruff: noqa: S608
+"""PostgresStore on a real server: opening, migrations, errors, and several processes.
+
+The contract and service suites run on PostgreSQL through tests/conftest.py; this module
+holds what only a server database has. Needs TEAMACCESS_TEST_POSTGRES (see conftest).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from tests.conftest import (
+    SECRET,
+    START,
+    add_member,
+    drop_postgres_schema,
+    postgres_conninfo,
+    postgres_schema,
+)
+
+from teamaccess import (
+    InvitationUsed,
+    MemoryMailer,
+    PermissionSet,
+    PostgresStore,
+    StorageError,
+    TeamAccess,
+    TeamAccessError,
+    ValidationError,
+)
+from teamaccess.testing import FrozenClock
+
+pytestmark = pytest.mark.postgres
+
+HELPERS = str(Path(__file__).with_name("postgres_helpers.py"))
+ROOT = Path(__file__).resolve().parent.parent
+P = PermissionSet.of
+
+
+@pytest.fixture
+def conninfo() -> str:
+    return postgres_conninfo()
+
+
+@pytest.fixture
+def schema(conninfo: str, tmp_path: Path) -> Iterator[str]:
+    yield postgres_schema(tmp_path)
+    drop_postgres_schema(tmp_path)
+
+
+@pytest.fixture
+def raw(conninfo: str) -> Iterator[Any]:
+    """A plain psycopg connection, to look at the database the way a DBA would."""
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        yield conn
+
+
+def open_team(conninfo: str, schema: str, **kw: Any) -> TeamAccess:
+    store = PostgresStore(conninfo, schema=schema, **kw)
+    return TeamAccess(store, MemoryMailer(), secret_key=SECRET, clock=FrozenClock(START))
+
+
+@pytest.fixture
+def team(conninfo: str, schema: str) -> Iterator[TeamAccess]:
+    team = open_team(conninfo, schema)
+    yield team
+    team.close()
+
+
+class Child:
+    """A helper process from tests/postgres_helpers.py that reports in JSON lines."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, HELPERS, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+
+    def report(self) -> dict[str, Any]:
+        stdout: IO[str] | None = self.proc.stdout
+        assert stdout is not None
+        line = stdout.readline()
+        if not line:
+            self.proc.wait(10)
+            assert self.proc.stderr is not None
+            pytest.fail(f"child ended without a report: {self.proc.stderr.read()}")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def finish(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def children() -> Iterator[Callable[..., Child]]:
+    started: list[Child] = []
+
+    def start(*args: str) -> Child:
+        child = Child(*args)
+        started.append(child)
+        return child
+
+    yield start
+    for child in started:
+        child.finish()
+
+
+class TestOpening:
+    """Opening creates the schema once, and refuses what it must not change."""
+
+    def test_creates_the_schema_and_reopens_it(self, conninfo: str, schema: str, raw: Any) -> None:
+        store = PostgresStore(conninfo, schema=schema)
+        assert store.schema_version == 1
+        store.close()
+        tables = {
+            r[0]
+            for r in raw.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (schema,),
+            )
+        }
+        assert {"accounts", "members", "invitations", "outbox", "schema_info"} <= tables
+        again = PostgresStore(conninfo, schema=schema)
+        assert again.schema_version == 1
+        assert "closed" not in repr(again)
+        again.close()
+        assert "closed" in repr(again)
+
+    def test_newer_schema_is_refused_unchanged(self, conninfo: str, schema: str, raw: Any) -> None:
+        PostgresStore(conninfo, schema=schema).close()
+        raw.execute(f'UPDATE "{schema}".schema_info SET version = 99')
+        before = raw.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = %s", (schema,)
+        ).fetchone()
+        with pytest.raises(StorageError, match=r"version 99.*upgrade teamaccess"):
+            PostgresStore(conninfo, schema=schema)
+        assert raw.execute(f'SELECT version FROM "{schema}".schema_info').fetchone() == (99,)
+        assert (
+            raw.execute(
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = %s",
+                (schema,),
+            ).fetchone()
+            == before
+        )
+
+    def test_foreign_tables_are_refused_unchanged(
+        self, conninfo: str, schema: str, raw: Any
+    ) -> None:
+        raw.execute(f'CREATE SCHEMA "{schema}"')
+        raw.execute(f'CREATE TABLE "{schema}".accounts (id int)')
+        with pytest.raises(StorageError, match=r"did not create.*accounts"):
+            PostgresStore(conninfo, schema=schema)
+        columns = raw.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s",
+            (schema,),
+        ).fetchall()
+        assert columns == [("id",)]
+
+    def test_an_empty_schema_made_by_an_administrator_is_used(
+        self, conninfo: str, schema: str, raw: Any
+    ) -> None:
+        raw.execute(f'CREATE SCHEMA "{schema}"')
+        store = PostgresStore(conninfo, schema=schema)
+        assert store.schema_version == 1
+        store.close()
+
+    @pytest.mark.slow
+    def test_eight_processes_starting_together_migrate_once(
+        self, conninfo: str, schema: str, tmp_path: Path, children: Callable[..., Child]
+    ) -> None:
+        start = tmp_path / "start"
+        openers = [children("open", conninfo, schema, str(start)) for _ in range(8)]
+        for opener in openers:
+            assert opener.report() == {"ready": True}
+        start.touch()
+        results = [opener.report() for opener in openers]
+        assert {r.get("version") for r in results} == {1}, results
+        team = open_team(conninfo, schema)
+        assert len(team.accounts_for("o")) == 8
+        team.close()
+
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [
+            ({"schema": "bad-name"}, "plain PostgreSQL name"),
+            ({"schema": "pg_mine"}, "PostgreSQL's"),
+            ({"schema": 3}, "plain PostgreSQL name"),
+            ({"max_size": 0}, "max_size"),
+            ({"timeout": -1}, "timeout"),
+            ({"timeout": True}, "timeout"),
+        ],
+    )
+    def test_bad_settings(self, conninfo: str, kwargs: dict[str, Any], match: str) -> None:
+        with pytest.raises(ValidationError, match=match):
+            PostgresStore(conninfo, **kwargs)
+
+    def test_bad_conninfo(self) -> None:
+        with pytest.raises(ValidationError, match="connection string"):
+            PostgresStore("this is = not = one")
+        with pytest.raises(ValidationError, match="connection string"):
+            PostgresStore(42)  # type: ignore[arg-type]
+
+    def test_unreachable_server_is_a_storage_error(self, tmp_path: Path) -> None:
+        with pytest.raises(StorageError, match="could not be reached") as info:
+            PostgresStore(f"host={tmp_path} port=1 dbname=x user=u password=hunter2")
+        assert "hunter2" not in str(info.value)
+        assert info.value.__cause__ is not None
+
+
+class TestTheApplicationsPool:
+    """A psycopg_pool.ConnectionPool the application owns works, and stays open."""
+
+    @pytest.mark.parametrize("autocommit", [True, False])
+    def test_works_and_is_not_closed(self, conninfo: str, schema: str, autocommit: bool) -> None:
+        from psycopg_pool import ConnectionPool
+
+        with ConnectionPool(
+            conninfo, min_size=1, max_size=2, kwargs={"autocommit": autocommit}, open=True
+        ) as pool:
+            store = PostgresStore(pool, schema=schema)
+            team = TeamAccess(store, MemoryMailer(), secret_key=SECRET)
+            account = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
+            add_member(team, account.id, "u2", P("billing.view"), actor_id="o")
+            assert team.can("u2", account.id, "billing.view")
+            assert team.recipients(account.id, "billing") == ["o@example.org"]
+            assert [m.user_id for m in team.members(account.id)] == ["o", "u2"]
+            team.close()
+            with pool.connection() as conn:  # the pool is still open, its connections idle
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+class TestErrors:
+    """No psycopg exception reaches a caller."""
+
+    def test_closed_store(self, conninfo: str, schema: str) -> None:
+        store = PostgresStore(conninfo, schema=schema)
+        store.close()
+        store.close()
+        with pytest.raises(StorageError, match="closed"):
+            store.recipients("a", "billing")
+        with pytest.raises(StorageError, match="closed"):
+            _ = store.schema_version
+
+    def test_missing_rights_are_a_storage_error(
+        self, conninfo: str, schema: str, raw: Any, team: TeamAccess
+    ) -> None:
+        account = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
+        raw.execute(f'ALTER TABLE "{schema}".members RENAME TO members_gone')
+        try:
+            with pytest.raises(StorageError, match=f"schema '{schema}'") as info:
+                team.can("o", account.id, "billing.view")
+            assert not isinstance(info.value.__cause__, TeamAccessError)
+            with pytest.raises(StorageError):
+                team.members(account.id)
+        finally:
+            raw.execute(f'ALTER TABLE "{schema}".members_gone RENAME TO members')
+        assert team.can("o", account.id, "billing.view")
+
+    def test_pool_timeout_is_a_storage_error(self, conninfo: str, schema: str) -> None:
+        store = PostgresStore(conninfo, schema=schema, max_size=1, timeout=0.2)
+        try:
+            with store.read():  # holds the only connection
+                errors: list[BaseException] = []
+
+                def other() -> None:
+                    try:
+                        store.grant("a", "b")
+                    except BaseException as exc:
+                        errors.append(exc)
+
+                thread = threading.Thread(target=other)
+                thread.start()
+                thread.join(10)
+            assert len(errors) == 1
+            assert isinstance(errors[0], StorageError)
+            assert "no free connection" in str(errors[0])
+        finally:
+            store.close()
+
+
+@pytest.mark.slow
+class TestProcesses:
+    """Several processes on one server: one winner per token, revocations seen at once."""
+
+    def test_eight_processes_accept_one_token(
+        self,
+        conninfo: str,
+        schema: str,
+        team: TeamAccess,
+        tmp_path: Path,
+        children: Callable[..., Child],
+    ) -> None:
+        account = team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+        inv = team.invite(
+            account.id, actor_id="owner", email="neu@example.org", permissions=P("billing.view")
+        )
+        assert inv.token is not None
+        start = tmp_path / "start"
+        accept_args = ("accept", conninfo, schema, START.isoformat(), str(start), inv.token)
+        racers = [children(*accept_args, f"racer{n}", "neu@example.org") for n in range(8)]
+        for racer in racers:
+            assert racer.report() == {"ready": True}
+        start.touch()
+        results = [racer.report() for racer in racers]
+        winners = [r for r in results if "member" in r]
+        losers = [r for r in results if "error" in r]
+        assert len(winners) == 1, results
+        assert len(losers) == 7, results
+        for loser in losers:
+            assert loser["teamaccess"] is True, loser
+            assert loser["error"] in (InvitationUsed.__name__, "AlreadyMember"), loser
+        assert [m.user_id for m in team.members(account.id)] == ["owner", winners[0]["member"]]
+        assert team.get_invitation(inv.id).status == "accepted"
+
+    def test_no_reader_process_sees_a_revoked_permission(
+        self,
+        conninfo: str,
+        schema: str,
+        team: TeamAccess,
+        tmp_path: Path,
+        children: Callable[..., Child],
+    ) -> None:
+        account = team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+        add_member(team, account.id, "u2", P("billing.view", "billing.pay"))
+        revoked, stop = tmp_path / "revoked", tmp_path / "stop"
+        check_args = ("check", conninfo, schema, "u2", account.id, "billing.pay")
+        readers = [children(*check_args, str(revoked), str(stop)) for _ in range(4)]
+        for reader in readers:
+            assert reader.report() == {"ready": True}
+        # The readers are asking; revoke in the middle of it, then tell them it committed.
+        team.set_permissions(account.id, "u2", P("billing.view"), actor_id="owner")
+        revoked.touch()
+        team.remove_member(account.id, "u2", actor_id="owner")
+        stop.touch()
+        results = [reader.report() for reader in readers]
+        for result in results:
+            assert result["after"] > 0, results
+            assert result["stale"] == 0, results
+
+
+class TestServerRestart:
+    """A restart of the server fails the calls it interrupts, and the next call works."""
+
+    @pytest.fixture
+    def own_server(self) -> Iterator[tuple[str, str]]:
+        # A cluster of its own, so restarting it disturbs no other test.
+        directory = tempfile.mkdtemp(prefix="teamaccess-pg-restart-")
+        script = str(ROOT / ".ci" / "postgres")
+        done = subprocess.run(
+            [script, "start", directory, "5599", "fsync=off"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if done.returncode != 0:
+            subprocess.run([script, "stop", directory], capture_output=True, timeout=60)
+            pytest.fail(f".ci/postgres could not start a server: {done.stderr}")
+        try:
+            yield done.stdout.strip(), directory
+        finally:
+            subprocess.run([script, "stop", directory], capture_output=True, timeout=60)
+
+    @pytest.mark.slow
+    def test_next_call_works(self, conninfo: str, own_server: tuple[str, str]) -> None:
+        url, directory = own_server
+        team = TeamAccess(PostgresStore(url, max_size=3), MemoryMailer(), secret_key=SECRET)
+        account = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
+        # Several idle connections in the pool, all of which the restart kills.
+        barrier = threading.Barrier(3)
+
+        def hold() -> None:
+            with team.store.read() as uow:
+                barrier.wait(10)
+                uow.get_account(account.id)
+
+        threads = [threading.Thread(target=hold) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert team.can("o", account.id, "billing.view")
+        subprocess.run(
+            [str(ROOT / ".ci" / "postgres"), "restart", directory], check=True, timeout=120
+        )
+        with pytest.raises(StorageError, match="lost its connection"):
+            team.can("o", account.id, "billing.view")
+        # The next call works, and so does every kind after it.
+        assert team.can("o", account.id, "billing.view")
+        assert team.get_account(account.id).name == "A"
+        team.rename_account(account.id, actor_id="o", name="B")
+        assert team.get_account(account.id).name == "B"
+        team.close()
