@@ -7,6 +7,7 @@ import ast
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -264,6 +265,9 @@ class TestUsersPage:
             "This address already has an open invitation. Resend or revoke it in the list of "
             "open invitations."
         ]
+        pending = panel.team.pending_invitations(panel.account)[0]
+        assert f'href="#invitation-{pending.id}"' in body
+        assert f'<tr id="invitation-{pending.id}" class="ta-highlight">' in body
         _, body, _ = panel.post(
             "max", panel.users() + "/invite", {"email": "chef@muster.de", "scope": "all"}, "de"
         )
@@ -529,7 +533,7 @@ class TestAcceptPage:
             None, "/team/invitations/accept", {"token": token, "action": "accept"}
         )
         assert status == 303
-        assert location.startswith("/login?next=")
+        assert location == "/login?next=" + quote(f"/team/invitations/accept?token={token}", "")
         assert panel.team.pending_invitations(panel.account) != []
 
     def test_other_address_says_so(self, panel: Panel) -> None:

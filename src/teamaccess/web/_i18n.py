@@ -58,6 +58,7 @@ GERMAN: dict[str, str] = {
     "Valid until": "Gültig bis",
     "invited by {who}": "eingeladen von {who}",
     "Resend": "Erneut senden",
+    "Show the open invitation": "Die offene Einladung zeigen",
     "Revoke": "Zurückziehen",
     "Invite a new user": "Neuen Benutzer einladen",
     "The person receives an email with a link, logs in or registers, and from then on works "

@@ -17,6 +17,7 @@ import attrs
 from .. import (
     Account,
     AccountNotFound,
+    AlreadyInvited,
     Conflict,
     ContactNotFound,
     DeliveryFailed,
@@ -356,6 +357,8 @@ class Pages:
             except (InvalidEmail, ValidationError, Conflict, RateLimited, PermissionDenied) as exc:
                 field = "permissions" if isinstance(exc, UnknownPermission) else "email"
                 errors[field] = error_message(exc, lang, catalog=self.team.catalog)
+                if isinstance(exc, AlreadyInvited) and exc.invitation_id:
+                    form["pending_id"] = exc.invitation_id  # the page links to its row
             else:
                 notice = translate("The invitation to {email} is on its way.", lang)
                 return Redirect(
@@ -471,7 +474,9 @@ class Pages:
                 self.team.decline_invitation(token)
                 return Render("teamaccess/declined.html", {"account_name": account.name})
             if user is None:
-                raise _LoginRequired
+                # Back to this invitation after the login: the POST's path has no token.
+                back = _with_query(request.path, token=token)
+                return Redirect(location=self._hook(self.login_url, back))
             try:
                 member = self.team.accept_invitation(token, user_id=user.id, email=user.email)
             except (InvitationError, Conflict, ValidationError) as exc:
