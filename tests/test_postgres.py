@@ -410,3 +410,172 @@ class TestServerRestart:
         team.rename_account(account.id, actor_id="o", name="B")
         assert team.get_account(account.id).name == "B"
         team.close()
+
+
+class TestJoin:
+    """store.join(conn): teamaccess's writes commit or roll back with the host's transaction."""
+
+    @pytest.fixture
+    def customers(self, conninfo: str, schema: str, raw: Any) -> Iterator[str]:
+        """The vendor's own table, beside teamaccess's schema."""
+        table = f"public.{schema}_customers"
+        raw.execute(f"CREATE TABLE {table} (id text PRIMARY KEY, account_id text)")
+        yield table
+        raw.execute(f"DROP TABLE {table}")
+
+    @pytest.fixture
+    def mailer(self) -> MemoryMailer:
+        return MemoryMailer()
+
+    @pytest.fixture
+    def shop(self, conninfo: str, schema: str, mailer: MemoryMailer) -> Iterator[TeamAccess]:
+        team = TeamAccess(
+            PostgresStore(conninfo, schema=schema),
+            mailer,
+            secret_key=SECRET,
+            accept_url="https://panel.example.com/accept?token={token}",
+        )
+        yield team
+        team.close()
+
+    def sign_up(self, conn: Any, shop: TeamAccess, customers: str) -> tuple[str, str]:
+        """The vendor's sign-up: its customer row, the account, an invitation, all in
+        the vendor's transaction."""
+        store = shop.store
+        assert isinstance(store, PostgresStore)
+        with store.join(conn):
+            assert store.in_host_transaction
+            account = shop.create_account(
+                name="Muster GmbH", owner_id="owner", owner_email="chef@muster.de"
+            )
+            conn.execute(f"INSERT INTO {customers} VALUES ('c1', %s)", (account.id,))
+            inv = shop.invite(
+                account.id, actor_id="owner", email="dev@agentur.de", permissions=P("billing.view")
+            )
+            # Inside the transaction its own writes are visible, to the service too.
+            assert shop.can("owner", account.id, "billing.pay")
+            assert [i.id for i in shop.pending_invitations(account.id)] == [inv.id]
+        assert not store.in_host_transaction
+        return account.id, inv.id
+
+    def test_rollback_leaves_nothing_and_sends_nothing(
+        self, conninfo: str, shop: TeamAccess, mailer: MemoryMailer, customers: str, raw: Any
+    ) -> None:
+        import psycopg
+
+        with psycopg.connect(conninfo) as conn:  # not autocommit: the vendor's transaction
+            account_id, _ = self.sign_up(conn, shop, customers)
+            assert mailer.outbox == []
+            conn.rollback()
+        assert raw.execute(f"SELECT count(*) FROM {customers}").fetchone() == (0,)
+        with pytest.raises(TeamAccessError, match="account"):
+            shop.get_account(account_id)
+        assert shop.accounts_for("owner") == []
+        assert shop.pending_messages() == []
+        assert shop.deliver_pending() == []
+        assert mailer.outbox == []
+
+    def test_commit_keeps_everything_and_the_mail_waits_in_the_outbox(
+        self, conninfo: str, shop: TeamAccess, mailer: MemoryMailer, customers: str, raw: Any
+    ) -> None:
+        import psycopg
+
+        with psycopg.connect(conninfo, autocommit=True) as conn, conn.transaction():
+            account_id, inv_id = self.sign_up(conn, shop, customers)
+        assert raw.execute(f"SELECT account_id FROM {customers}").fetchall() == [(account_id,)]
+        assert shop.get_account(account_id).name == "Muster GmbH"
+        assert shop.get_invitation(inv_id).status == "pending"
+        assert mailer.outbox == []
+        waiting = shop.pending_messages()
+        assert [m.invitation_id for m in waiting] == [inv_id]
+        sent = shop.deliver_pending()
+        assert [m.status for m in sent] == ["sent"]
+        assert len(mailer.outbox) == 1
+        # The mailed link works.
+        mail = mailer.outbox[0]
+        assert mail["To"] == "dev@agentur.de"
+        body = mail.get_body(preferencelist=("plain",))
+        assert body is not None
+        link = next(w for w in body.get_content().split() if "token=" in w)
+        from urllib.parse import parse_qs, urlsplit
+
+        token = parse_qs(urlsplit(link).query)["token"][0]
+        member = shop.accept_invitation(token, user_id="dev", email="dev@agentur.de")
+        assert member.account_id == account_id
+
+    def test_a_failing_use_case_undoes_only_its_own_part(
+        self, conninfo: str, shop: TeamAccess, customers: str
+    ) -> None:
+        import psycopg
+
+        from teamaccess import AlreadyInvited
+
+        with psycopg.connect(conninfo) as conn:
+            account_id, _ = self.sign_up(conn, shop, customers)
+            store = shop.store
+            assert isinstance(store, PostgresStore)
+            with store.join(conn):
+                with pytest.raises(AlreadyInvited):
+                    shop.invite(
+                        account_id, actor_id="owner", email="dev@agentur.de",
+                        permissions=P("billing.view"),
+                    )  # fmt: skip
+                shop.rename_account(account_id, actor_id="owner", name="Neu GmbH")
+            conn.commit()
+        assert shop.get_account(account_id).name == "Neu GmbH"
+        assert len(shop.pending_invitations(account_id)) == 1
+
+    def test_other_threads_do_not_see_the_open_transaction(
+        self, conninfo: str, shop: TeamAccess, customers: str
+    ) -> None:
+        import psycopg
+
+        seen: list[object] = []
+        with psycopg.connect(conninfo) as conn:
+            account_id, _ = self.sign_up(conn, shop, customers)
+            store = shop.store
+            assert isinstance(store, PostgresStore)
+            with store.join(conn):
+                thread = threading.Thread(
+                    target=lambda: seen.append(shop.store.grant(account_id, "owner"))
+                )
+                thread.start()
+                thread.join(10)
+                assert shop.store.grant(account_id, "owner") == PermissionSet.all()
+            conn.rollback()
+        assert seen == [None]
+
+    def test_deliver_pending_is_refused_inside(
+        self, conninfo: str, shop: TeamAccess, customers: str
+    ) -> None:
+        import psycopg
+
+        store = shop.store
+        assert isinstance(store, PostgresStore)
+        with (
+            psycopg.connect(conninfo) as conn,
+            store.join(conn),
+            pytest.raises(ValidationError, match=r"after leaving store\.join"),
+        ):
+            shop.deliver_pending()
+
+    def test_misuse(self, conninfo: str, shop: TeamAccess) -> None:
+        import psycopg
+
+        store = shop.store
+        assert isinstance(store, PostgresStore)
+        with pytest.raises(ValidationError, match=r"psycopg\.Connection"):
+            store.join("not a connection").__enter__()  # type: ignore[arg-type]
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            with pytest.raises(ValidationError, match="inside a transaction"):
+                store.join(conn).__enter__()
+            with conn.transaction(), store.join(conn):
+                with pytest.raises(ValidationError, match="another join"):
+                    store.join(conn).__enter__()
+                with store.begin(), pytest.raises(ValidationError, match="another join"):
+                    store.join(conn).__enter__()
+        with psycopg.connect(conninfo) as conn:
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                conn.execute("SELECT 1 / 0")
+            with pytest.raises(StorageError, match="roll it back"):
+                store.join(conn).__enter__()

@@ -14,7 +14,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
-from .._errors import AlreadyInvited, AlreadyMember, Conflict, ValidationError
+from .._errors import AlreadyInvited, AlreadyMember, Conflict, StorageError, ValidationError
 from .._permissions import PermissionSet
 from .postgres_schema import (
     _ACCOUNT_COLS,
@@ -68,10 +68,26 @@ def _perms_text(permissions: PermissionSet) -> str:
 _PARSED: dict[str, PermissionSet] = {}
 
 
+# What decoding a damaged row raises (bad JSON, a value a validator refuses, a wrong
+# type): turned into StorageError, never passed on raw.
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
+def _unreadable(what: str, exc: BaseException) -> StorageError:
+    return StorageError(
+        f"the teamaccess database holds {what} that cannot be read ({type(exc).__name__}: "
+        f"{str(exc)[:100]}); the data was changed by something else than teamaccess or is "
+        "damaged: restore it from a backup or repair that row"
+    )
+
+
 def perms(text: str) -> PermissionSet:
     found = _PARSED.get(text)
     if found is None:
-        found = PermissionSet.from_list(json.loads(text))
+        try:
+            found = PermissionSet.from_list(json.loads(text))
+        except _DECODE_ERRORS as exc:
+            raise _unreadable(f"a permission list {str(text)[:60]!r}", exc) from exc
         if len(_PARSED) > 4096:
             _PARSED.clear()
         _PARSED[text] = found
@@ -79,39 +95,57 @@ def perms(text: str) -> PermissionSet:
 
 
 def _account(r: Row) -> Account:
-    return Account(id=r[0], name=r[1], owner_id=r[2], owner_email=r[3], created_at=_dt(r[4]))
+    try:
+        return Account(id=r[0], name=r[1], owner_id=r[2], owner_email=r[3], created_at=_dt(r[4]))
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("an account row", exc) from exc
 
 
 def _member(r: Row) -> Member:
-    return Member(account_id=r[0], user_id=r[1], email=r[2], role=r[3],
-                  permissions=perms(r[4]), joined_at=_dt(r[5]), granted_by=r[6])  # fmt: skip
+    try:
+        return Member(account_id=r[0], user_id=r[1], email=r[2], role=r[3],
+                      permissions=perms(r[4]), joined_at=_dt(r[5]), granted_by=r[6])  # fmt: skip
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("a member row", exc) from exc
 
 
 def _invitation(r: Row) -> Invitation:
-    return Invitation(
-        id=r[0], account_id=r[1], email=r[2], permissions=perms(r[3]), invited_by=r[4],
-        status=r[5], created_at=_dt(r[6]), expires_at=_dt(r[7]), token_hash=r[8],
-        closed_at=_dt_or_none(r[9]), accepted_by=r[10], sent_count=r[11], language=r[12],
-    )  # fmt: skip
+    try:
+        return Invitation(
+            id=r[0], account_id=r[1], email=r[2], permissions=perms(r[3]), invited_by=r[4],
+            status=r[5], created_at=_dt(r[6]), expires_at=_dt(r[7]), token_hash=r[8],
+            closed_at=_dt_or_none(r[9]), accepted_by=r[10], sent_count=r[11], language=r[12],
+        )  # fmt: skip
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("an invitation row", exc) from exc
 
 
 def _contact(r: Row) -> Contact:
-    return Contact(id=r[0], account_id=r[1], name=r[2], email=r[3], company=r[4], phone=r[5],
-                   role=r[6], created_at=_dt_or_none(r[7]), categories=r[8])  # fmt: skip
+    try:
+        return Contact(id=r[0], account_id=r[1], name=r[2], email=r[3], company=r[4], phone=r[5],
+                       role=r[6], created_at=_dt_or_none(r[7]), categories=r[8])  # fmt: skip
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("a contact row", exc) from exc
 
 
 def _event(r: Row) -> AuditEvent:
-    return AuditEvent(id=r[0], account_id=r[1], at=_dt(r[2]), actor_id=r[3], action=r[4],
-                      target=r[5], details=json.loads(r[6]))  # fmt: skip
+    try:
+        return AuditEvent(id=r[0], account_id=r[1], at=_dt(r[2]), actor_id=r[3], action=r[4],
+                          target=r[5], details=json.loads(r[6]))  # fmt: skip
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("an audit event row", exc) from exc
 
 
 def _outbox(r: Row) -> OutboxMessage:
-    return OutboxMessage(
-        id=r[0], account_id=r[1], kind=r[2], recipient=r[3], message_id=r[4],
-        created_at=_dt(r[5]), next_attempt_at=_dt(r[6]), status=r[7],
-        message=None if r[8] is None else bytes(r[8]), invitation_id=r[9], attempts=r[10],
-        last_error=r[11], sent_at=_dt_or_none(r[12]),
-    )  # fmt: skip
+    try:
+        return OutboxMessage(
+            id=r[0], account_id=r[1], kind=r[2], recipient=r[3], message_id=r[4],
+            created_at=_dt(r[5]), next_attempt_at=_dt(r[6]), status=r[7],
+            message=None if r[8] is None else bytes(r[8]), invitation_id=r[9], attempts=r[10],
+            last_error=r[11], sent_at=_dt_or_none(r[12]),
+        )  # fmt: skip
+    except _DECODE_ERRORS as exc:
+        raise _unreadable("an outbox row", exc) from exc
 
 
 def unstorable(exc: BaseException) -> bool:

@@ -252,6 +252,20 @@ def _outbox_params(m: OutboxMessage) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only (0600), if it is new.
+
+    SQLite would create it 0644 (less the umask), readable by every local user, and gives
+    its -wal and -shm files the mode of the database file, so they are 0600 as well. An
+    existing file keeps its mode; an empty file is a new database to SQLite.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return  # it exists, or cannot be created: sqlite3.connect() says which, if it matters
+    os.close(fd)
+
+
 def _milliseconds(seconds: float) -> int:
     """*seconds* for ``PRAGMA busy_timeout``: never negative, and capped, since SQLite keeps
     it in a C int (an infinite timeout waits about 25 days between retries)."""
@@ -342,6 +356,8 @@ class SQLiteStore:
 
     def _open(self) -> None:
         is_uri = self.path.startswith("file:")
+        if not is_uri and self.path not in ("", ":memory:"):
+            _create_private(self.path)
         try:
             conn = sqlite3.connect(
                 self.path,

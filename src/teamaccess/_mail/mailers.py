@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from datetime import UTC, datetime
@@ -222,20 +223,45 @@ class FileMailer:
         return f"FileMailer({str(self.directory)!r})"
 
     def send(self, message: EmailMessage) -> None:
+        """Write *message* to a new file, atomically: a temporary file (mode 0600) that is
+        synced and then linked under its final name, so a crash never leaves an empty or
+        half-written ``.eml``, and no file is ever overwritten. The directory is created
+        0700; an existing one keeps its mode."""
+        import secrets
         import time
 
+        data = message.as_bytes()
+        tmp = None
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            tmp = self.directory / f".{stamp}-{secrets.token_hex(6)}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
             n = 0
             while True:
                 path = self.directory / f"{stamp}-{n:04d}.eml"
                 try:
-                    # "x" never overwrites a message another process just wrote.
-                    with path.open("xb") as fh:
-                        fh.write(message.as_bytes())
+                    # A link, not a rename: it never replaces a message another process
+                    # just wrote under the same name.
+                    os.link(tmp, path)
                     return
                 except FileExistsError:
                     n += 1
+                except PermissionError:
+                    # A file system without hard links: rename, unless the name is taken.
+                    if path.exists():
+                        n += 1
+                        continue
+                    os.rename(tmp, path)
+                    tmp = None
+                    return
         except OSError as exc:
             raise StorageError(f"cannot write mail to {self.directory}: {exc.strerror}") from exc
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)

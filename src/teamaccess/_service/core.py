@@ -214,6 +214,13 @@ class _Core:
                     # believe otherwise.
                     _log().exception("audit listener %r failed on %s", listener, event.action)
 
+    def _mail_waits(self) -> bool:
+        """True while the store's units run inside a transaction of the host application
+        (``PostgresStore.join()``): a unit's commit is not final, so no mail may leave
+        before the host commits. Mail then waits in the outbox, due at once, for
+        ``deliver_pending()`` or a worker."""
+        return bool(getattr(self._store, "in_host_transaction", False))
+
     def _read(self) -> AbstractContextManager[UnitOfWork]:
         # The store's own context manager, not one wrapped around it: a generator layer
         # per read is a tenth of recipients() (issue 6's profile).

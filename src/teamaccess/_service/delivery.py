@@ -64,9 +64,12 @@ class _Delivery(_Core):
         return f"{self.accept_url}{sep}token={quoted}"
 
     def _due_at(self, now: datetime) -> datetime:
-        """When a new outbox row is first due: at once for the worker (``"queue"``), or
-        after a lease, during which the call that wrote it sends it (``"now"``)."""
-        return now if self.delivery == "queue" else now + self.delivery_lease
+        """When a new outbox row is first due: after a lease, during which the call that
+        wrote it sends it (``"now"``); at once if nobody sends it now (``"queue"``, or
+        held back for the host's commit inside ``store.join()``)."""
+        if self.delivery == "queue" or self._mail_waits():
+            return now
+        return now + self.delivery_lease
 
     def _invitation_row(self, inv: Invitation, now: datetime) -> OutboxMessage:
         return OutboxMessage(
@@ -251,7 +254,12 @@ class _Delivery(_Core):
         invitation: Invitation | None,
         unbuilt: Sequence[str] = (),
     ) -> None:
-        """Send *batch*; *unbuilt* names rows whose message could not even be built."""
+        """Send *batch*; *unbuilt* names rows whose message could not even be built.
+
+        Inside the host's transaction nothing is sent: the rows wait in the outbox.
+        """
+        if self._mail_waits():
+            batch = ()
         failed = list(unbuilt)
         refused = len(unbuilt)
         with self._sending(bool(batch)) as mailer:
@@ -316,6 +324,11 @@ class _Delivery(_Core):
             raise ValidationError(f"limit must be a positive integer, not {limit!r}")
         if stop is not None and not callable(stop):
             raise ValidationError(f"stop must be a callable returning a bool, not {stop!r}")
+        if self._mail_waits():
+            raise ValidationError(
+                "deliver_pending() sends mail, which must not leave before the host "
+                "application's transaction commits; call it after leaving store.join()"
+            )
         now = self.clock.now()
         lease_until = now + self.delivery_lease
         claimed = self._claim(now, lease_until, limit)

@@ -1,0 +1,113 @@
+"""Files teamaccess creates are its owner's alone: FileMailer's messages (written
+atomically) and directory, the SQLite database with its -wal and -shm files."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import SECRET
+
+from teamaccess import FileMailer, PermissionSet, SQLiteStore, Store, TeamAccess
+from teamaccess.testing import FrozenClock
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """umask 0, so a mode that is right is the code's doing, not the umask's."""
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+class TestFileMailer:
+    """One complete 0600 file per message, in a directory created 0700."""
+
+    def test_modes_and_bytes(
+        self, store: Store, clock: FrozenClock, tmp_path: Path, open_umask: None
+    ) -> None:
+        directory = tmp_path / "mail" / "out"
+        mailer = FileMailer(directory)
+        team = TeamAccess(store, mailer, secret_key=SECRET, clock=clock)
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        team.invite(acc.id, actor_id="o", email="a@example.com", permissions=PermissionSet.none())
+        team.invite(acc.id, actor_id="o", email="b@example.com", permissions=PermissionSet.none())
+        assert mode(directory) == 0o700
+        files = sorted(directory.iterdir())
+        assert [p.suffix for p in files] == [".eml", ".eml"]  # no temporary file left
+        assert [mode(p) for p in files] == [0o600, 0o600]
+        assert b"To: a@example.com" in files[0].read_bytes()
+        assert b"To: b@example.com" in files[1].read_bytes()
+
+    def test_existing_directory_keeps_its_mode(self, tmp_path: Path, open_umask: None) -> None:
+        directory = tmp_path / "shared"
+        directory.mkdir(mode=0o755)
+        from teamaccess._mail.mailers import build_message
+
+        msg = build_message(
+            sender="S <s@example.com>", to="a@example.com", subject="s", text="t", html=None,
+            message_id="<m@example.com>", language="en",
+        )  # fmt: skip
+        FileMailer(directory).send(msg)
+        assert mode(directory) == 0o755
+        [path] = directory.iterdir()
+        assert path.read_bytes() == msg.as_bytes()
+
+    @pytest.mark.parametrize("at", ["serialising", "syncing"])
+    def test_killed_while_writing_leaves_no_eml(self, tmp_path: Path, at: str) -> None:
+        """A process killed (SIGKILL) mid-write leaves no empty or partial .eml."""
+        directory = tmp_path / "out"
+        directory.mkdir()
+        patch = (
+            "os.fsync = die" if at == "syncing" else "type(msg).as_bytes = lambda *a, **k: die(0)"
+        )
+        script = textwrap.dedent(f"""
+            import os, signal
+            from teamaccess import FileMailer
+            from teamaccess._mail.mailers import build_message
+
+            def die(fd):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            msg = build_message(sender="S <s@example.com>", to="a@example.com", subject="s",
+                                text="t" * 100000, html=None, message_id="<m@example.com>",
+                                language="en")
+            {patch}
+            FileMailer({str(directory)!r}).send(msg)
+        """)
+        done = subprocess.run([sys.executable, "-c", script], check=False, timeout=60)
+        assert done.returncode == -9
+        assert list(directory.glob("*.eml")) == []
+
+
+class TestSQLiteFileModes:
+    """A new database file and its -wal and -shm files are 0600."""
+
+    def test_new_database(self, tmp_path: Path, open_umask: None) -> None:
+        path = tmp_path / "t.db"
+        store = SQLiteStore(path)
+        team = TeamAccess(store, FileMailer(tmp_path / "mail"), secret_key=SECRET)
+        team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+        assert wal.exists()
+        assert shm.exists()
+        assert [mode(path), mode(wal), mode(shm)] == [0o600, 0o600, 0o600]
+        store.close()
+
+    def test_existing_database_keeps_its_mode(self, tmp_path: Path, open_umask: None) -> None:
+        path = tmp_path / "t.db"
+        SQLiteStore(path).close()
+        path.chmod(0o640)
+        store = SQLiteStore(path)
+        assert mode(path) == 0o640
+        store.close()
