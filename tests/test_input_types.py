@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import SECRET, add_member
 
 from teamaccess import (
+    SYSTEM,
     InvalidInvitation,
     MemoryMailer,
     MemoryStore,
@@ -118,6 +119,10 @@ CALLS = [
     Call("deliver_pending", (), lambda c: {"limit": 10}),
     Call("audit_log", ("account_id",), lambda c: {"account_id": c.account_id, "limit": 10}),
     Call("add_listener", ("listener",), lambda c: {"listener": lambda event: None}),
+    Call("export_person", (), lambda c: {"user_id": "u2", "email": "dev@agentur.de"}),
+    Call("erase_person", (), lambda c: {
+        "user_id": "u9", "email": "dev@agentur.de", "actor_id": SYSTEM}),
+    Call("purge", (), lambda c: {"scrub": True}),
 ]  # fmt: skip
 BY_METHOD = {call.method: call for call in CALLS}
 
@@ -129,9 +134,12 @@ WRONG: dict[str, list[object]] = {
     "listener": NOT_CALLABLES,
     "language": [v for v in NOT_STRINGS if v is not None],
     "html": [v for v in NOT_STRINGS if v is not None],
+    "scrub": ["yes", 1, None],
 }
 # Parameters where None is a valid value: pending_messages(None) lists every account's.
 NONE_MEANS_ALL = {("pending_messages", "account_id")}
+# export_person() and erase_person() take a user id, an address, or both.
+NONE_MEANS_ALL |= {(m, p) for m in ("export_person", "erase_person") for p in ("user_id", "email")}
 # The token of accept_invitation() is pinned elsewhere as InvalidInvitation: see below.
 CASES = [
     pytest.param(call.method, param, value, id=f"{call.method}-{param}-{value!r}")
@@ -280,6 +288,8 @@ SETTINGS: dict[str, list[object]] = {
     "categories": [5, "billing", b"billing", [5], [["billing"]], {"billing": False}],
     "templates": [5, "templates", object()],
     "clock": [5, "now", object()],
+    "retention": [5, "90 days", {"days": 3}, timedelta(days=3)],
+    "pseudonym_key": ["", b"", 5, ["key"]],
 }
 
 

@@ -21,6 +21,7 @@ from teamaccess import (
     InvalidEmail,
     InvitationContext,
     MemoryMailer,
+    NotificationContext,
     PermissionSet,
     RenderedMail,
     SmtpMailer,
@@ -454,3 +455,117 @@ class TestNoTokenInErrorText:
             team.invite(acc.id, actor_id="o", email="bob@example.com", permissions=NONE)
         [row] = team.pending_messages()
         assert row.last_error == "ConnectionRefusedError: mail server is down"
+
+
+class TestSizeLimits:
+    """Names, subjects, texts and category lists have documented limits."""
+
+    def test_names(self, team: TeamAccess) -> None:
+        with pytest.raises(ValidationError, match="account name is 201 characters long"):
+            team.create_account(name="x" * 201, owner_id="o", owner_email="o@example.com")
+        acc = team.create_account(name="x" * 200, owner_id="o", owner_email="o@example.com")
+        with pytest.raises(ValidationError, match="limit is 200"):
+            team.rename_account(acc.id, actor_id="o", name="y" * 1_000_000)
+        with pytest.raises(ValidationError, match="contact name is 201"):
+            team.add_contact(
+                acc.id, actor_id="o", name="c" * 201, email="c@example.com", categories=["general"]
+            )
+        with pytest.raises(ValidationError, match="contact company is 201"):
+            team.add_contact(
+                acc.id, actor_id="o", name="C", email="c@example.com", categories=["general"],
+                company="c" * 201,
+            )  # fmt: skip
+        assert team.get_account(acc.id).name == "x" * 200
+        assert team.contacts(acc.id) == []
+
+    def test_subject_and_texts(self, team: TeamAccess, mailer: MemoryMailer) -> None:
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        with pytest.raises(ValidationError, match="subject is 501 characters long"):
+            team.notify(acc.id, "general", subject="s" * 501, text="t")
+        with pytest.raises(ValidationError, match="text is 100001 characters long"):
+            team.notify(acc.id, "general", subject="s", text="t" * 100_001)
+        with pytest.raises(ValidationError, match="html is 100001 characters long"):
+            team.notify(acc.id, "general", subject="s", text="t", html="h" * 100_001)
+        assert mailer.outbox == []
+        assert team.pending_messages() == []
+        team.notify(acc.id, "general", subject="s" * 500, text="t" * 100_000)
+        assert len(mailer.outbox) == 1
+
+    def test_category_lists(self, team: TeamAccess) -> None:
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        with pytest.raises(ValidationError, match="at most 100 entries"):
+            team.add_contact(
+                acc.id, actor_id="o", name="C", email="c@example.com",
+                categories=["general"] * 1_000_000,
+            )  # fmt: skip
+        c = team.add_contact(
+            acc.id, actor_id="o", name="C", email="c@example.com", categories=["general"] * 100
+        )
+        with pytest.raises(ValidationError, match="at most 100 entries"):
+            team.update_contact(c.id, actor_id="o", categories=["billing"] * 101)
+        assert team.contacts(acc.id)[0].categories == frozenset({"general"})
+
+
+class TestRenderingHoldsNoLock:
+    """Mail is rendered outside the write unit: another writer is never held up by it,
+    and a template that fails stores nothing."""
+
+    @staticmethod
+    def write_meanwhile(team: TeamAccess, name: str) -> bool:
+        """Whether another thread can write while the template renders."""
+        import threading
+
+        done = threading.Event()
+
+        def write() -> None:
+            team.create_account(name=name, owner_id=f"u-{name}", owner_email="w@example.com")
+            done.set()
+
+        thread = threading.Thread(target=write, daemon=True)
+        thread.start()
+        thread.join(timeout=5)
+        return done.is_set()
+
+    def test_invite_resend_retry_and_notify(self, store: Store, clock: FrozenClock) -> None:
+        seen: list[bool] = []
+        holder: list[TeamAccess] = []
+
+        class Writing(DefaultTemplates):
+            def invitation(self, context: InvitationContext) -> RenderedMail:
+                seen.append(TestRenderingHoldsNoLock.write_meanwhile(holder[0], f"i{len(seen)}"))
+                return super().invitation(context)
+
+            def notification(self, context: NotificationContext) -> RenderedMail:
+                seen.append(TestRenderingHoldsNoLock.write_meanwhile(holder[0], f"n{len(seen)}"))
+                return super().notification(context)
+
+        failing = FailingMailer(failing=False)
+        team = make_team(store, failing, clock, templates=Writing())
+        holder.append(team)
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        inv = team.invite(acc.id, actor_id="o", email="bob@example.com", permissions=NONE)
+        team.resend_invitation(inv.id, actor_id="o")
+        failing.failing = True
+        with pytest.raises(DeliveryFailed):
+            team.resend_invitation(inv.id, actor_id="o")
+        failing.failing = False
+        clock.advance(team.max_retry_backoff)
+        [row] = team.deliver_pending()
+        assert row.status == "sent"
+        team.notify(acc.id, "general", subject="s", text="t")
+        assert seen == [True] * 5
+        assert len(team.accounts_for("u-i0")) == 1
+
+    def test_failing_template_stores_nothing(self, store: Store, clock: FrozenClock) -> None:
+        class Failing(DefaultTemplates):
+            def invitation(self, context: InvitationContext) -> RenderedMail:
+                raise RuntimeError("template bug")
+
+        team = make_team(store, MemoryMailer(), clock, templates=Failing())
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        audit = team.audit_log(acc.id)
+        with pytest.raises(RuntimeError, match="template bug"):
+            team.invite(acc.id, actor_id="o", email="bob@example.com", permissions=NONE)
+        assert team.invitations(acc.id) == []
+        assert team.pending_messages() == []
+        assert team.audit_log(acc.id) == audit

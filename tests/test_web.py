@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -833,3 +834,52 @@ class TestWebDemoCommand:
                 proc.kill()
                 proc.communicate()
         assert proc.returncode == 0
+
+
+class TestImportCost:
+    """teamaccess.web loads neither Flask nor Jinja2 until a page is rendered with them."""
+
+    def test_import_is_light(self) -> None:
+        import subprocess
+        import sys
+
+        code = (
+            "import sys, teamaccess.web; "
+            "print(sorted(m for m in ('flask', 'jinja2', 'werkzeug') if m in sys.modules))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        assert out.strip() == "[]"
+
+
+class TestBrowserTestsGate:
+    """Without Chromium the browser tests skip with one line; under CI=true they fail."""
+
+    def run(self, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+        import os
+        import sys
+
+        base = {k: v for k, v in os.environ.items() if k != "CI"}
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+             str(Path(__file__).parent / "test_web_browser.py")],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+            env={**base, "TEAMACCESS_CHROMIUM": str(tmp_path / "no-chromium"), **env},
+        )  # fmt: skip
+
+    def test_skips_with_one_line(self, tmp_path: Path) -> None:
+        proc = self.run(tmp_path)
+        # 5: run alone, the skipped module leaves pytest nothing to run; in the suite, 0
+        assert proc.returncode == 5, proc.stdout + proc.stderr
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("SKIPPED")]
+        assert len(lines) == 1
+        assert "no-chromium is missing" in lines[0]
+        assert "apt-get install -y chromium" in lines[0]
+        assert "1 skipped" in proc.stdout
+
+    def test_fails_under_ci(self, tmp_path: Path) -> None:
+        proc = self.run(tmp_path, CI="true")
+        assert proc.returncode != 0
+        assert "no-chromium is missing" in proc.stdout
+        assert "skipped" not in proc.stdout

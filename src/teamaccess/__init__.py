@@ -49,6 +49,7 @@ from ._errors import (
 from ._messages import error_message
 from ._permissions import Catalog, Categories, Category, Permission, PermissionSet
 from ._ports import BatchMailer, Clock, Mailer, Store, SystemClock, UnitOfWork
+from ._privacy import ErasureReport, PurgeReport, Retention
 from ._service import TeamAccess
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ __all__ = [
     "DefaultTemplates",
     "DeliveryFailed",
     "EmailMismatch",
+    "ErasureReport",
     "FileMailer",
     "InvalidEmail",
     "InvalidInvitation",
@@ -108,8 +110,10 @@ __all__ = [
     "PermissionDenied",
     "PermissionSet",
     "PostgresStore",
+    "PurgeReport",
     "RateLimited",
     "RenderedMail",
+    "Retention",
     "SQLiteStore",
     "SmtpMailer",
     "StorageError",

@@ -11,7 +11,10 @@ from ._errors import InvalidEmail, ValidationError
 __all__ = [
     "BREAKS",
     "NAME_LIMIT",
+    "SUBJECT_LIMIT",
+    "TEXT_LIMIT",
     "Address",
+    "check_length",
     "check_line",
     "check_name",
     "check_no_encoded_word",
@@ -50,6 +53,10 @@ def check_line(what: str, value: object) -> str:
 
 #: The longest name (account, contact, contact details) in characters.
 NAME_LIMIT = 200
+#: The longest notification subject in characters.
+SUBJECT_LIMIT = 500
+#: The longest notification text or HTML in characters.
+TEXT_LIMIT = 100_000
 
 
 def _encoded_word(value: str) -> bool:
@@ -76,6 +83,15 @@ def check_no_encoded_word(
     return value
 
 
+def check_length(what: str, value: str, limit: int) -> str:
+    """*value* if it has at most *limit* characters, else a ``ValidationError``."""
+    if len(value) > limit:
+        raise ValidationError(
+            f"{what} is {len(value)} characters long; the limit is {limit}, shorten it"
+        )
+    return value
+
+
 def check_name(what: str, value: object, limit: int = NAME_LIMIT) -> str:
     """A name shown in mail (account, contact): one line, not empty, at most *limit*
     characters, no encoded word. Returns it stripped."""
@@ -84,10 +100,7 @@ def check_name(what: str, value: object, limit: int = NAME_LIMIT) -> str:
     value = value.strip()
     if not value:
         raise ValidationError(f"{what} must not be empty")
-    if len(value) > limit:
-        raise ValidationError(
-            f"{what} is {len(value)} characters long; the limit is {limit}, shorten it"
-        )
+    check_length(what, value, limit)
     return check_no_encoded_word(what, value)
 
 

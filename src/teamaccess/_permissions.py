@@ -280,9 +280,18 @@ _DEFAULT_CATEGORIES = (
 )
 
 
+#: The most entries a list of categories passed to a call may have.
+CATEGORY_LIST_LIMIT = 100
+
+
 def _category_names(names: Iterable[object]) -> Iterator[str]:
     """Each name, checked: an unhashable one would otherwise be frozenset's TypeError."""
-    for name in names:
+    for count, name in enumerate(names, 1):
+        if count > CATEGORY_LIST_LIMIT:
+            raise ValidationError(
+                f"a list of categories may have at most {CATEGORY_LIST_LIMIT} entries; "
+                "name each category once"
+            )
         if not isinstance(name, str):
             raise ValidationError(
                 f"categories must hold category names like 'billing', not {name!r}"

@@ -172,6 +172,68 @@ class UnitOfWork(Protocol):
         """
         ...
 
+    # personal data: export, erasure and retention (every account at once)
+    def members_involving(
+        self, user_ids: Collection[str], email_keys: Collection[str]
+    ) -> list[Member]:
+        """Memberships in every account whose user is one of *user_ids*, whose address's
+        key is one of *email_keys*, or whose ``granted_by`` is one of *user_ids*; ordered
+        by ``joined_at``, then account id and user id."""
+        ...
+
+    def invitations_involving(
+        self, user_ids: Collection[str], email_keys: Collection[str]
+    ) -> list[Invitation]:
+        """Invitations in every account sent to one of *email_keys*, or whose
+        ``invited_by`` or ``accepted_by`` is one of *user_ids*; oldest first (as
+        ``invitations()``, ``token_hash`` as ``get_invitation()``)."""
+        ...
+
+    def contacts_with(self, email_keys: Collection[str]) -> list[Contact]:
+        """Contacts in every account whose address's key is one of *email_keys*, in the
+        order they were added."""
+        ...
+
+    def events_with(self, needles: Collection[str]) -> list[AuditEvent]:
+        """Events of every account whose ``actor_id``, ``target`` or any string in
+        ``details`` (inside lists and mappings too) contains one of *needles*, ignoring
+        the case of the ASCII letters A-Z only; in the order they were added. (A coarse
+        search: the service looks closer.)"""
+        ...
+
+    def outbox_with(self, needles: Collection[str]) -> list[OutboxMessage]:
+        """Outbox rows whose ``recipient`` contains one of *needles*, ignoring the case of
+        A-Z; oldest first (as ``outbox()``)."""
+        ...
+
+    def delete_invitation(self, invitation_id: str) -> None: ...
+    def delete_outbox(self, message_id: str) -> None: ...
+    def update_event(self, event: AuditEvent) -> None:
+        """Rewrite ``actor_id``, ``target`` and ``details`` of the event ``event.id``; its
+        account, time, action and place in the log stay."""
+        ...
+
+    def purge_invitations(self, before: datetime) -> int:
+        """Delete invitations closed before *before* (by ``closed_at``, or ``expires_at``
+        if that is unset) and pending ones that expired before it; how many."""
+        ...
+
+    def purge_outbox(self, before: datetime) -> int:
+        """Delete rows sent before *before* (``sent_at``) and cancelled rows written before
+        it (``created_at``); never a pending row. How many."""
+        ...
+
+    def purge_events(
+        self,
+        before: datetime,
+        *,
+        keep_actions: Collection[str] = (),
+        keep_since: datetime | None = None,
+    ) -> int:
+        """Delete events that happened before *before*, except those whose action is in
+        *keep_actions* and that happened at or after *keep_since*; how many."""
+        ...
+
 
 class Store(Protocol):
     """A backend. Each use case runs in one unit of work."""
@@ -214,6 +276,12 @@ class Store(Protocol):
         committed state (one statement on SQLite), never a cached answer. Duplicates are
         left in; the service removes them.
         """
+        ...
+
+    def scrub(self) -> None:
+        """Make what units of work deleted unrecoverable from the backend's own files, as
+        far as the backend can (SQLite: rewrite the file and empty its WAL). Called after
+        an erasure, outside any unit of work; a backend without files does nothing."""
         ...
 
     def close(self) -> None: ...

@@ -13,6 +13,7 @@ import attrs
 from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
 from .._errors import AlreadyInvited, AlreadyMember, Conflict, StorageError
 from .._permissions import PermissionSet
+from .._privacy import _ascii_lower, mentions
 
 __all__ = ["MemoryStore"]
 
@@ -40,6 +41,7 @@ class MemoryStore:
         self._contact_keys: dict[str, str] = {}  # contact id -> email_key
         self._events: dict[str, list[AuditEvent]] = {}
         self._outbox: dict[str, OutboxMessage] = {}
+        self._event_order: dict[str, int] = {}  # event id -> sequence, across accounts
         # Indexes on what is looked up, so no use case scans every row of a big test
         # suite's store. An "id set" is a dict with None values: it keeps insertion order,
         # which is the order the lists below promise, and it undoes like any other table.
@@ -99,6 +101,10 @@ class MemoryStore:
                 for cid in self._account_contacts.get(account_id, ())
                 if category in contacts[cid].categories
             ]
+
+    def scrub(self) -> None:
+        # Nothing outlives the process; deleted rows are left to the garbage collector.
+        self._check_open()
 
     def close(self) -> None:
         self._closed = True
@@ -308,6 +314,7 @@ class _MemoryUnitOfWork:
         log = self._s._events.setdefault(event.account_id, [])
         log.append(event)
         self._undo.append(lambda: log.remove(event))
+        self._put(self._s._event_order, event.id, len(self._s._event_order))
 
     def events(self, account_id: str, *, limit: int) -> list[AuditEvent]:
         log = self._s._events.get(account_id, [])
@@ -389,6 +396,152 @@ class _MemoryUnitOfWork:
             self.update_outbox(taken)
             claimed.append(taken)
         return claimed
+
+    # personal data (export, erasure, retention): rare, so plain scans of every row
+
+    def members_involving(
+        self, user_ids: Collection[str], email_keys: Collection[str]
+    ) -> list[Member]:
+        ids, keys = set(user_ids), set(email_keys)
+        found = [
+            m
+            for k, m in self._s._members.items()
+            if m.user_id in ids or m.granted_by in ids or self._s._member_email_keys.get(k) in keys
+        ]
+        return sorted(found, key=lambda m: (m.joined_at, m.account_id, m.user_id))
+
+    def invitations_involving(
+        self, user_ids: Collection[str], email_keys: Collection[str]
+    ) -> list[Invitation]:
+        ids, keys = set(user_ids), set(email_keys)
+        found = [
+            inv
+            for inv in self._s._invitations.values()
+            if self._s._invitation_keys.get(inv.id) in keys
+            or inv.invited_by in ids
+            or inv.accepted_by in ids
+        ]
+        return sorted(found, key=lambda i: i.created_at)
+
+    def contacts_with(self, email_keys: Collection[str]) -> list[Contact]:
+        keys = set(email_keys)
+        contact_keys = self._s._contact_keys
+        return [c for c in self._s._contacts.values() if contact_keys.get(c.id) in keys]
+
+    def events_with(self, needles: Collection[str]) -> list[AuditEvent]:
+        found = [
+            e
+            for log in self._s._events.values()
+            for e in log
+            if mentions(e.actor_id, e.target, e.details, needles)
+        ]
+        # one list per account: the sequence ids in _event_order say what came first
+        order = self._s._event_order
+        return sorted(found, key=lambda e: order.get(e.id, 0))
+
+    def outbox_with(self, needles: Collection[str]) -> list[OutboxMessage]:
+        lowered = [_ascii_lower(n) for n in needles]
+        found = [
+            m
+            for m in self._s._outbox.values()
+            if any(n in _ascii_lower(m.recipient) for n in lowered)
+        ]
+        return sorted(found, key=lambda m: (m.created_at, m.id))
+
+    def delete_invitation(self, invitation_id: str) -> None:
+        inv = self._s._invitations.get(invitation_id)
+        if inv is None:
+            return
+        key = self._s._invitation_keys.get(invitation_id)
+        if key is not None and self._s._pending.get((inv.account_id, key)) == invitation_id:
+            self._drop(self._s._pending, (inv.account_id, key))
+        self._unindex(self._s._account_invitations, inv.account_id, invitation_id)
+        self._drop(self._s._invitations, invitation_id)
+        self._drop(self._s._invitation_keys, invitation_id)
+
+    def delete_outbox(self, message_id: str) -> None:
+        old = self._s._outbox.get(message_id)
+        if old is None:
+            return
+        self._unindex(self._s._outbox_status, old.status, message_id)
+        if old.invitation_id is not None:
+            self._unindex(self._s._invitation_outbox, old.invitation_id, message_id)
+        self._drop(self._s._outbox, message_id)
+
+    def update_event(self, event: AuditEvent) -> None:
+        for log in self._s._events.values():
+            for i, old in enumerate(log):
+                if old.id == event.id:
+                    self._replace(
+                        log,
+                        i,
+                        attrs.evolve(
+                            old,
+                            actor_id=event.actor_id,
+                            target=event.target,
+                            details=dict(event.details),
+                        ),
+                    )
+                    return
+
+    def _replace(self, log: list[AuditEvent], index: int, event: AuditEvent) -> None:
+        old = log[index]
+
+        def undo() -> None:
+            log[index] = old
+
+        log[index] = event
+        self._undo.append(undo)
+
+    def purge_invitations(self, before: datetime) -> int:
+        doomed = [
+            inv.id
+            for inv in self._s._invitations.values()
+            if (inv.status == "pending" and inv.expires_at < before)
+            or (inv.status != "pending" and (inv.closed_at or inv.expires_at) < before)
+        ]
+        for inv_id in doomed:
+            self.delete_invitation(inv_id)
+        return len(doomed)
+
+    def purge_outbox(self, before: datetime) -> int:
+        doomed = [
+            m.id
+            for m in self._s._outbox.values()
+            if (m.status == "sent" and (m.sent_at or m.created_at) < before)
+            or (m.status == "cancelled" and m.created_at < before)
+        ]
+        for message_id in doomed:
+            self.delete_outbox(message_id)
+        return len(doomed)
+
+    def purge_events(
+        self,
+        before: datetime,
+        *,
+        keep_actions: Collection[str] = (),
+        keep_since: datetime | None = None,
+    ) -> int:
+        removed = 0
+        for log in self._s._events.values():
+            kept = [
+                e
+                for e in log
+                if e.at >= before
+                or (e.action in keep_actions and keep_since is not None and e.at >= keep_since)
+            ]
+            if len(kept) != len(log):
+                removed += len(log) - len(kept)
+                old = list(log)
+                for gone in {e.id for e in log} - {e.id for e in kept}:
+                    self._drop(self._s._event_order, gone)
+
+                def undo(log: list[AuditEvent] = log, old: list[AuditEvent] = old) -> None:
+                    log[:] = old
+
+                log[:] = kept
+                self._undo.append(undo)
+        return removed
 
 
 def _stored(invitation: Invitation) -> Invitation:

@@ -515,6 +515,36 @@ class PostgresStore:
         so ``TeamAccess`` leaves the mail it writes in the outbox."""
         return bool(getattr(self._local, "joined", False))
 
+    def scrub(self) -> None:
+        """``VACUUM`` the teamaccess tables, so the dead row versions an erasure left are
+        removed from every table and index page.
+
+        Plain ``VACUUM`` takes no lock that blocks reads or writes. It does not overwrite
+        the freed space, nor the WAL and backups; docs/privacy.md says what does. Inside
+        ``join()`` the erasure is not committed yet, so nothing is done: the host runs
+        ``VACUUM`` after its transaction (autovacuum does, later, in any case).
+        """
+        if self.in_host_transaction:
+            return
+        if getattr(self._local, "conn", None) is not None:
+            raise StorageError("scrub() cannot run inside a unit of work; call it after it")
+        conn = self._getconn()
+        s = self._sql.s
+        tables = ", ".join(
+            f"{s}.{t}" for t in ("accounts", "members", "invitations", "contacts", "events",
+                                 "outbox")
+        )  # fmt: skip
+        autocommit = conn.autocommit
+        try:
+            conn.autocommit = True  # VACUUM cannot run inside a transaction block
+            conn.execute(f"VACUUM {tables}")
+        except psycopg.Error as exc:
+            raise self._error(exc, "vacuuming its tables") from exc
+        finally:
+            with suppress(psycopg.Error):
+                conn.autocommit = autocommit
+            self._putconn(conn)
+
     def close(self) -> None:
         """Close the store's own pool (never one it was given). Safe to call twice."""
         self._closed = True

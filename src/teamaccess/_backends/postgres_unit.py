@@ -16,6 +16,7 @@ from psycopg.pq import TransactionStatus
 from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
 from .._errors import AlreadyInvited, AlreadyMember, Conflict, StorageError, ValidationError
 from .._permissions import PermissionSet
+from .postgres_privacy import _PgPrivacyQueries
 from .postgres_schema import (
     _ACCOUNT_COLS,
     _CONTACT_COLS,
@@ -158,7 +159,7 @@ def unstorable(exc: BaseException) -> bool:
 _savepoints = iter(range(1, 2**62))
 
 
-class PgUnitOfWork:
+class PgUnitOfWork(_PgPrivacyQueries):
     """One transaction (or, nested in another unit or in join(), one savepoint)."""
 
     def __init__(

@@ -10,14 +10,14 @@ Exit status: 0 on success, 2 for a usage error, and one code per error family (s
 
 One module per area: ``app`` (the group, its options and shared helpers), ``config`` (the
 settings), ``output`` (text and JSON), and the commands in ``accounts``, ``members``,
-``invitations``, ``contacts``, ``delivery``, ``demo`` and ``web`` (``web-demo``).
-Importing a command module registers its commands on the group.
+``invitations``, ``contacts``, ``delivery``, ``privacy``, ``demo`` and ``web``
+(``web-demo``). Importing a command module registers its commands on the group.
 """
 
-from . import accounts, contacts, delivery, demo, invitations, members, web
+from . import accounts, contacts, delivery, demo, invitations, members, privacy, web
 from .app import EXIT_CODES, cli, main
 
 __all__ = ["EXIT_CODES", "cli", "main"]
 
 # The command modules register their commands when imported.
-_COMMANDS = (accounts, contacts, delivery, demo, invitations, members, web)
+_COMMANDS = (accounts, contacts, delivery, demo, invitations, members, privacy, web)

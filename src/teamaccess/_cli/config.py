@@ -164,6 +164,10 @@ class Settings:
                 options["accept_url"] = self.accept_url
             if self.sender:
                 options["sender"] = self.sender
+            # Kept apart from the database like the secret key; docs/privacy.md.
+            pseudonym_key = os.environ.get("TEAMACCESS_PSEUDONYM_KEY", "").strip()
+            if pseudonym_key:
+                options["pseudonym_key"] = pseudonym_key
             secret = self.secret_key()
             mailer = _Recording(self.mailer(), self.sent)
             store = self.store()

@@ -5,6 +5,7 @@
 - ``invitations``: invite, resend, revoke, inspect, accept, decline
 - ``contacts``: contacts, recipients and notifications
 - ``delivery``: the outbox, rendering and sending mail, retries
+- ``privacy``: a person's data: export, erasure; purging what retention lets go
 - ``team``: ``TeamAccess`` itself, the thin facade over them
 """
 

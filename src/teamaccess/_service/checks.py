@@ -10,7 +10,7 @@ from .._domain import (
     SYSTEM,
     AuditEvent,
 )
-from .._emails import check_line
+from .._emails import TEXT_LIMIT, check_length, check_line
 from .._errors import (
     AccountNotFound,
     ValidationError,
@@ -103,9 +103,11 @@ def _not_str(**values: object) -> None:
 
 
 def _check_text(what: str, value: object, expected: str = "a string") -> str:
-    """A mail body: any text, line breaks allowed, but it must encode (no lone surrogate)."""
+    """A mail body: any text up to ``TEXT_LIMIT`` characters, line breaks allowed, but it
+    must encode (no lone surrogate)."""
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be {expected}, not {type(value).__name__}")
+    check_length(what, value, TEXT_LIMIT)
     if not value.isascii():
         try:
             value.encode()

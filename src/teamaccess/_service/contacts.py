@@ -12,7 +12,7 @@ from .._domain import (
     Contact,
     OutboxMessage,
 )
-from .._emails import check_line, check_name, normalize_email
+from .._emails import SUBJECT_LIMIT, check_length, check_line, check_name, normalize_email
 from .._errors import (
     ContactNotFound,
     TeamAccessError,
@@ -214,6 +214,7 @@ class _Contacts(_Delivery):
         language = self._language(language)
         check_line("category", category)
         check_line("subject", subject)
+        check_length("subject", subject, SUBJECT_LIMIT)
         _check_text("text", text)
         if html is not None:
             _check_text("html", html, "a string or None")

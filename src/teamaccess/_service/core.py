@@ -22,6 +22,7 @@ from .._errors import (
 )
 from .._permissions import Catalog, Categories, Category, PermissionSet
 from .._ports import Clock, Mailer, Store, SystemClock, UnitOfWork
+from .._privacy import Retention
 from .._tokens import SecretKey, TokenSigner
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ class _Core:
         max_retry_backoff: timedelta = timedelta(hours=6),
         delivery: Literal["now", "queue"] = "now",
         delivery_lease: timedelta = _DELIVERY_LEASE,
+        retention: Retention | None = None,
+        pseudonym_key: SecretKey | None = None,
     ) -> None:
         # Cheap checks of every setting: a wrong type would otherwise surface as a bare
         # TypeError or AttributeError at the first use, maybe in the middle of a send.
@@ -179,6 +182,13 @@ class _Core:
         _no_placeholder(mailer, accept_url=accept_url, sender=sender)
         domain = parseaddr(sender)[1].rpartition("@")[2] or "teamaccess.invalid"
         self._msgid_domain = domain
+        if retention is not None and not isinstance(retention, Retention):
+            raise ValidationError(
+                f"retention must be a Retention, e.g. Retention(audit_events=timedelta("
+                f"days=365)), not {type(retention).__name__}"
+            )
+        self.retention = retention if retention is not None else Retention()
+        self._pseudonym_key = _pseudonym_key(pseudonym_key, secret_key)
 
     def __repr__(self) -> str:
         return f"<TeamAccess store={self._store!r} mailer={self._mailer!r}>"
@@ -376,3 +386,25 @@ def _no_placeholder(mailer: Mailer, *, accept_url: str, sender: str) -> None:
             "real people, so pass sender= with your own address, "
             "e.g. 'Customer Center <noreply@your-company.com>'"
         )
+
+
+def _pseudonym_key(
+    pseudonym_key: SecretKey | None, secret_key: SecretKey | Sequence[SecretKey]
+) -> bytes:
+    """The key of erased persons' pseudonyms: ``pseudonym_key``, or one derived from the
+    newest secret key (docs/privacy.md says why, and when to set it)."""
+    import hashlib
+    import hmac
+
+    if pseudonym_key is None:
+        # secret_key was checked by TokenSigner already: one key, or a list, newest last.
+        newest = secret_key if isinstance(secret_key, str | bytes) else list(secret_key)[-1]
+        raw = newest.encode() if isinstance(newest, str) else bytes(newest)
+        return hmac.new(raw, b"teamaccess.pseudonym.v1", hashlib.sha256).digest()
+    if not isinstance(pseudonym_key, str | bytes) or not pseudonym_key:
+        raise ValidationError(
+            "pseudonym_key must be a non-empty string or bytes, kept apart from the "
+            "database and never changed; generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return pseudonym_key.encode() if isinstance(pseudonym_key, str) else bytes(pseudonym_key)

@@ -1,0 +1,180 @@
+# The queries are assembled from constant column lists and a schema name checked by
+# PostgresStore; every value is a %s parameter.
+# ruff: noqa: S608
+"""PostgresStore's queries for personal data: a person across every account, erasure, purge.
+
+Rare operations (an access or erasure request, a nightly purge), so they scan rather
+than add indexes every invitation would have to update, as SQLiteStore does. Each row a
+unit deletes or rewrites locks its account first, like every other write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .._domain import AuditEvent, Contact, Invitation, Member, OutboxMessage
+from .._errors import ValidationError
+from .._privacy import _ascii_lower
+
+# postgres_unit imports this module to define its unit of work; the converters are looked
+# up on it when a query runs, by which time it is fully imported.
+from . import postgres_unit as _pu
+from .postgres_schema import (
+    _CONTACT_COLS,
+    _EVENT_COLS,
+    _INVITATION_COLS,
+    _MEMBER_COLS,
+    _OUTBOX_COLS,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from .postgres_schema import Statements
+
+__all__ = ["_PgPrivacyQueries"]
+
+Row = tuple[Any, ...]
+
+# translate() rather than lower(): the protocol folds A-Z only, and lower() would fold
+# other letters too, by the database's collation.
+_FOLD = "translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+
+
+def _needles(values: Collection[str]) -> list[str]:
+    return sorted({_ascii_lower(v) for v in values})
+
+
+class _PgPrivacyQueries:
+    """A mixin of ``PgUnitOfWork``: the privacy part of the ``UnitOfWork`` protocol."""
+
+    if TYPE_CHECKING:
+        _q: Statements
+        _locked: set[str]
+
+        def _exec(self, sql: str, params: Any) -> psycopg.Cursor[Any]: ...
+        def _all(self, sql: str, params: Any, unstorable_is_none: bool = False) -> list[Row]: ...
+        def _lock(self, account_id: str) -> None: ...
+        def _lock_row(self, table: str, row_id: str) -> None: ...
+
+    def members_involving(
+        self, user_ids: Collection[str], email_keys: Collection[str]
+    ) -> list[Member]:
+        rows = self._all(
+            f"SELECT {_MEMBER_COLS} FROM {self._q.s}.members WHERE user_id = ANY (%(ids)s) "
+            "OR granted_by = ANY (%(ids)s) OR email_key = ANY (%(keys)s) "
+            "ORDER BY joined_at, account_id, user_id",
+            {"ids": sorted(set(user_ids)), "keys": sorted(set(email_keys))},
+            True,
+        )
+        return [_pu._member(r) for r in rows]
+
+    def invitations_involving(
+        self, user_ids: Collection[str], email_keys: Collection[str]
+    ) -> list[Invitation]:
+        rows = self._all(
+            f"SELECT {_INVITATION_COLS} FROM {self._q.s}.invitations "
+            "WHERE email_key = ANY (%(keys)s) OR invited_by = ANY (%(ids)s) "
+            "OR accepted_by = ANY (%(ids)s) ORDER BY created_at, seq",
+            {"ids": sorted(set(user_ids)), "keys": sorted(set(email_keys))},
+            True,
+        )
+        return [_pu._invitation(r) for r in rows]
+
+    def contacts_with(self, email_keys: Collection[str]) -> list[Contact]:
+        rows = self._all(
+            f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts WHERE email_key = ANY (%s) "
+            "ORDER BY seq",
+            (sorted(set(email_keys)),),
+            True,
+        )
+        return [_pu._contact(r) for r in rows]
+
+    def events_with(self, needles: Collection[str]) -> list[AuditEvent]:
+        # Every string in details, nested ones too, decoded from the stored JSON text.
+        actor, target = _FOLD.format("e.actor_id"), _FOLD.format("e.target")
+        value = _FOLD.format("(v #>> '{}')")
+        rows = self._all(
+            f"SELECT {_EVENT_COLS} FROM {self._q.s}.events e WHERE EXISTS ("
+            f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE strpos({actor}, n) > 0 "
+            f"OR strpos({target}, n) > 0) OR EXISTS ("
+            "SELECT 1 FROM jsonb_path_query(e.details::jsonb, 'strict $.**') v, "
+            "unnest(%(n)s::text[]) n "
+            f"WHERE jsonb_typeof(v) = 'string' AND strpos({value}, n) > 0) ORDER BY e.seq",
+            {"n": _needles(needles)},
+            True,
+        )
+        return [_pu._event(r) for r in rows]
+
+    def outbox_with(self, needles: Collection[str]) -> list[OutboxMessage]:
+        rows = self._all(
+            f"SELECT {_OUTBOX_COLS} FROM {self._q.s}.outbox WHERE EXISTS ("
+            f"SELECT 1 FROM unnest(%s::text[]) n WHERE strpos({_FOLD.format('recipient')}, n) > 0"
+            ") ORDER BY created_at, seq",
+            (_needles(needles),),
+            True,
+        )
+        return [_pu._outbox(r) for r in rows]
+
+    def delete_invitation(self, invitation_id: str) -> None:
+        self._lock_row("invitations", invitation_id)
+        self._exec(f"DELETE FROM {self._q.s}.invitations WHERE id = %s", (invitation_id,))
+
+    def delete_outbox(self, message_id: str) -> None:
+        self._lock_row("outbox", message_id)
+        self._exec(f"DELETE FROM {self._q.s}.outbox WHERE id = %s", (message_id,))
+
+    def update_event(self, event: AuditEvent) -> None:
+        try:
+            details = json.dumps(dict(event.details), sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"audit event details must be JSON values (str, int, list, dict ...): {exc}"
+            ) from exc
+        s = self._q.s
+        for (account_id,) in self._all(
+            f"SELECT account_id FROM {s}.events WHERE id = %s", (event.id,), True
+        ):
+            self._lock(account_id)
+        self._exec(
+            f"UPDATE {s}.events SET actor_id = %s, target = %s, details = %s WHERE id = %s",
+            (event.actor_id, event.target, details, event.id),
+        )
+
+    # Purges delete rows no use case changes any more (closed invitations, sent mail, old
+    # events) in every account at once, so they take no account locks.
+
+    def purge_invitations(self, before: datetime) -> int:
+        return self._exec(
+            f"DELETE FROM {self._q.s}.invitations WHERE (status = 'pending' AND expires_at < "
+            "%(t)s) OR (status <> 'pending' AND coalesce(closed_at, expires_at) < %(t)s)",
+            {"t": _pu._ts(before)},
+        ).rowcount
+
+    def purge_outbox(self, before: datetime) -> int:
+        return self._exec(
+            f"DELETE FROM {self._q.s}.outbox WHERE (status = 'sent' AND "
+            "coalesce(sent_at, created_at) < %(t)s) OR (status = 'cancelled' AND "
+            "created_at < %(t)s)",
+            {"t": _pu._ts(before)},
+        ).rowcount
+
+    def purge_events(
+        self,
+        before: datetime,
+        *,
+        keep_actions: Collection[str] = (),
+        keep_since: datetime | None = None,
+    ) -> int:
+        if keep_since is None or not keep_actions:
+            return self._exec(
+                f"DELETE FROM {self._q.s}.events WHERE at < %s", (_pu._ts(before),)
+            ).rowcount
+        return self._exec(
+            f"DELETE FROM {self._q.s}.events WHERE at < %s "
+            "AND NOT (action = ANY (%s) AND at >= %s)",
+            (_pu._ts(before), sorted(set(keep_actions)), _pu._ts(keep_since)),
+        ).rowcount

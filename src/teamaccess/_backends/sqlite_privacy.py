@@ -1,0 +1,161 @@
+# The queries are assembled from sqlite.py's constant column lists; every value is a "?"
+# parameter (a list of them as one JSON array), so there is no injection to guard against.
+# ruff: noqa: S608
+"""SQLiteStore's queries for personal data: a person across every account, erasure, purge.
+
+They run rarely (an access or erasure request, a nightly purge), so they scan tables
+instead of adding indexes that every invitation and acceptance would have to update. A
+list of values goes in as one JSON array parameter, read with ``json_each``, so the SQL
+text stays constant whatever the list's length. The measured cost is in docs/privacy.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Collection
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .._domain import AuditEvent, Contact, Invitation, Member, OutboxMessage
+from .._errors import TeamAccessError, ValidationError
+from .._privacy import _ascii_lower
+
+# sqlite.py imports this module to define its unit of work; the converters below are
+# looked up on it when a query runs, by which time it is fully imported.
+from . import sqlite as _sq
+
+__all__ = ["_PrivacyQueries"]
+
+Row = tuple[Any, ...]
+
+
+def _list(values: Collection[str]) -> str:
+    return json.dumps(sorted(set(values)))
+
+
+def _needles(values: Collection[str]) -> str:
+    # SQLite's lower() changes A-Z only, as the Store protocol asks.
+    return json.dumps(sorted({_ascii_lower(v) for v in values}))
+
+
+class _PrivacyQueries:
+    """A mixin of ``_SQLiteUnitOfWork``: the privacy part of the ``UnitOfWork`` protocol."""
+
+    if TYPE_CHECKING:
+
+        def _exec(
+            self,
+            sql: str,
+            params: tuple[Any, ...] | list[Any],
+            conflict: Callable[[], TeamAccessError] | None = None,
+        ) -> sqlite3.Cursor: ...
+
+        def _all(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[Row]: ...
+
+    def members_involving(
+        self, user_ids: Collection[str], email_keys: Collection[str]
+    ) -> list[Member]:
+        rows = self._all(
+            f"SELECT {_sq._MEMBER_COLS} FROM members "
+            "WHERE user_id IN (SELECT value FROM json_each(?1)) "
+            "OR granted_by IN (SELECT value FROM json_each(?1)) "
+            "OR email_key IN (SELECT value FROM json_each(?2)) "
+            "ORDER BY joined_at, account_id, user_id",
+            (_list(user_ids), _list(email_keys)),
+        )
+        return [_sq._member(r) for r in rows]
+
+    def invitations_involving(
+        self, user_ids: Collection[str], email_keys: Collection[str]
+    ) -> list[Invitation]:
+        rows = self._all(
+            f"SELECT {_sq._INVITATION_COLS} FROM invitations "
+            "WHERE email_key IN (SELECT value FROM json_each(?2)) "
+            "OR invited_by IN (SELECT value FROM json_each(?1)) "
+            "OR accepted_by IN (SELECT value FROM json_each(?1)) "
+            "ORDER BY created_at, id",
+            (_list(user_ids), _list(email_keys)),
+        )
+        return [_sq._invitation(r) for r in rows]
+
+    def contacts_with(self, email_keys: Collection[str]) -> list[Contact]:
+        rows = self._all(
+            f"SELECT {_sq._CONTACT_COLS} FROM contacts c "
+            "WHERE c.email_key IN (SELECT value FROM json_each(?)) ORDER BY c.seq",
+            (_list(email_keys),),
+        )
+        return [_sq._contact(r) for r in rows]
+
+    def events_with(self, needles: Collection[str]) -> list[AuditEvent]:
+        # json_tree walks every string in details, nested ones too, decoded: the stored
+        # text escapes non-ASCII characters, so searching the raw JSON would miss them.
+        rows = self._all(
+            f"SELECT {_sq._EVENT_COLS} FROM events e WHERE EXISTS ("
+            "SELECT 1 FROM json_each(?1) n WHERE instr(lower(e.actor_id), n.value) "
+            "OR instr(lower(e.target), n.value)) OR EXISTS ("
+            "SELECT 1 FROM json_tree(e.details) t, json_each(?1) n "
+            "WHERE t.type = 'text' AND instr(lower(t.value), n.value)) ORDER BY e.seq",
+            (_needles(needles),),
+        )
+        return [_sq._event(r) for r in rows]
+
+    def outbox_with(self, needles: Collection[str]) -> list[OutboxMessage]:
+        rows = self._all(
+            f"SELECT {_sq._OUTBOX_COLS} FROM outbox WHERE EXISTS ("
+            "SELECT 1 FROM json_each(?) n WHERE instr(lower(recipient), n.value)) "
+            "ORDER BY created_at, id",
+            (_needles(needles),),
+        )
+        return [_sq._outbox(r) for r in rows]
+
+    def delete_invitation(self, invitation_id: str) -> None:
+        self._exec("DELETE FROM invitations WHERE id = ?", (invitation_id,))
+
+    def delete_outbox(self, message_id: str) -> None:
+        self._exec("DELETE FROM outbox WHERE id = ?", (message_id,))
+
+    def update_event(self, event: AuditEvent) -> None:
+        try:
+            details = json.dumps(dict(event.details), sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"audit event details must be JSON values (str, int, list, dict ...): {exc}"
+            ) from exc
+        self._exec(
+            "UPDATE events SET actor_id = ?, target = ?, details = ? WHERE id = ?",
+            (event.actor_id, event.target, details, event.id),
+        )
+
+    def purge_invitations(self, before: datetime) -> int:
+        cursor = self._exec(
+            "DELETE FROM invitations WHERE (status = 'pending' AND expires_at < ?1) "
+            "OR (status != 'pending' AND coalesce(closed_at, expires_at) < ?1)",
+            (_sq._ts(before),),
+        )
+        return cursor.rowcount
+
+    def purge_outbox(self, before: datetime) -> int:
+        cursor = self._exec(
+            "DELETE FROM outbox WHERE (status = 'sent' AND coalesce(sent_at, created_at) < ?1) "
+            "OR (status = 'cancelled' AND created_at < ?1)",
+            (_sq._ts(before),),
+        )
+        return cursor.rowcount
+
+    def purge_events(
+        self,
+        before: datetime,
+        *,
+        keep_actions: Collection[str] = (),
+        keep_since: datetime | None = None,
+    ) -> int:
+        if keep_since is None or not keep_actions:
+            cursor = self._exec("DELETE FROM events WHERE at < ?", (_sq._ts(before),))
+        else:
+            cursor = self._exec(
+                "DELETE FROM events WHERE at < ?1 AND NOT ("
+                "action IN (SELECT value FROM json_each(?2)) AND at >= ?3)",
+                (_sq._ts(before), _list(keep_actions), _sq._ts(keep_since)),
+            )
+        return cursor.rowcount

@@ -1,0 +1,119 @@
+"""Commands for personal data: export a person's data, erase a person, purge old data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import attrs
+import click
+
+from .._privacy import Retention
+from .app import _team, actor_option, cli, json_option
+from .output import emit_json
+
+__all__ = ["erase", "export", "purge"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _person_options(func: click.decorators.FC) -> click.decorators.FC:
+    func = click.option("--email", help="The person's address (any case).")(func)
+    return click.option("--user", "user_id", help="The person's user id.")(func)
+
+
+def _named(user_id: str | None, email: str | None) -> None:
+    if user_id is None and email is None:
+        raise click.UsageError("name the person with --user USER_ID, --email ADDRESS, or both")
+
+
+@cli.command()
+@_person_options
+def export(user_id: str | None, email: str | None) -> None:
+    """Print everything stored about a person as JSON (access request, Art. 15/20)."""
+    _named(user_id, email)
+    document = _team().export_person(user_id=user_id, email=email)
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+@cli.command()
+@_person_options
+@actor_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def erase(user_id: str | None, email: str | None, actor: str, yes: bool, as_json: bool) -> None:
+    """Erase a person everywhere; the audit log keeps a pseudonym (Art. 17).
+
+    Set TEAMACCESS_PSEUDONYM_KEY to the key of the pseudonyms (docs/privacy.md).
+    """
+    _named(user_id, email)
+    if not yes:
+        who = " and ".join(v for v in (user_id, email) if v)
+        # On stderr, so --json output stays one document.
+        click.confirm(f"erase {who} everywhere? This cannot be undone", abort=True, err=True)
+    report = _team().erase_person(user_id=user_id, email=email, actor_id=actor)
+    if as_json:
+        emit_json({**attrs.asdict(report), "removed": report.removed})
+        return
+    click.echo(
+        f"erased: {report.memberships} membership(s), {report.invitations} invitation(s), "
+        f"{report.contacts} contact(s), {report.messages} message(s); "
+        f"{report.events} audit event(s) now name {report.pseudonym}"
+    )
+
+
+def _days(value: int | None) -> timedelta | None:
+    return None if value is None else timedelta(days=value)
+
+
+_DEFAULT = Retention()
+
+
+def _period_option(name: str, what: str, default: timedelta) -> Callable[[F], F]:
+    return click.option(
+        f"--{name}",
+        type=click.IntRange(min=1),
+        metavar="DAYS",
+        help=f"Keep {what} this many days (default {default.days}).",
+    )
+
+
+@cli.command()
+@_period_option("closed-invitations", "closed invitations", _DEFAULT.closed_invitations)
+@_period_option("sent-mail", "sent and cancelled mail", _DEFAULT.sent_mail)
+@_period_option("audit-events", "audit events", _DEFAULT.audit_events)
+@click.option(
+    "--no-scrub",
+    is_flag=True,
+    help="Skip rewriting the file afterwards (VACUUM); run it at a quieter time.",
+)
+@json_option
+def purge(
+    closed_invitations: int | None,
+    sent_mail: int | None,
+    audit_events: int | None,
+    no_scrub: bool,
+    as_json: bool,
+) -> None:
+    """Delete what the retention periods let go; run it daily from cron."""
+    team = _team()
+    changes = {
+        name: period
+        for name, period in (
+            ("closed_invitations", _days(closed_invitations)),
+            ("sent_mail", _days(sent_mail)),
+            ("audit_events", _days(audit_events)),
+        )
+        if period is not None
+    }
+    team.retention = attrs.evolve(team.retention, **changes)
+    report = team.purge(scrub=not no_scrub)
+    if as_json:
+        emit_json({**attrs.asdict(report), "total": report.total})
+        return
+    click.echo(
+        f"purged: {report.invitations} invitation(s), {report.messages} message(s), "
+        f"{report.events} audit event(s)"
+    )

@@ -1,0 +1,172 @@
+"""Personal data: retention periods, the reports of an erasure and a purge, and how a
+person's id and address are recognised and replaced by a pseudonym in stored text."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Mapping
+from datetime import timedelta
+
+import attrs
+
+from ._errors import ValidationError
+
+__all__ = ["ErasureReport", "PersonMatcher", "PurgeReport", "Retention"]
+
+
+def _period(_instance: object, attribute: attrs.Attribute[timedelta], value: object) -> None:
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise ValidationError(
+            f"Retention.{attribute.name} must be a positive timedelta, e.g. "
+            f"timedelta(days=90), not {value!r}"
+        )
+
+
+@attrs.frozen
+class Retention:
+    """How long data that no rule needs any more is kept before ``purge()`` deletes it.
+
+    - ``closed_invitations``: invitations accepted, declined, revoked or expired, counted
+      from when they were closed (an unanswered invitation from when it expired);
+    - ``sent_mail``: outbox rows that were sent (from ``sent_at``) or cancelled (from
+      when they were written); mail still waiting is never purged;
+    - ``audit_events``: audit events, from when they happened. Sends inside the rate
+      limit's window are kept however short this is.
+    """
+
+    closed_invitations: timedelta = attrs.field(default=timedelta(days=90), validator=_period)
+    sent_mail: timedelta = attrs.field(default=timedelta(days=30), validator=_period)
+    audit_events: timedelta = attrs.field(default=timedelta(days=730), validator=_period)
+
+
+@attrs.frozen
+class ErasureReport:
+    """What ``erase_person()`` removed, and the pseudonym that now stands for the person.
+
+    ``user_ids`` and ``addresses`` say whom it found (the ids and addresses linked to the
+    ones given through their memberships); they are what the caller passed in or already
+    knew, returned so the caller can check, and are never stored.
+    """
+
+    pseudonym: str
+    user_ids: tuple[str, ...]
+    addresses: tuple[str, ...]
+    memberships: int = 0
+    invitations: int = 0
+    contacts: int = 0
+    messages: int = 0
+    #: audit events whose actor, target or details now carry the pseudonym
+    events: int = 0
+    #: pending invitations the person had sent, revoked with their membership
+    revoked_invitations: int = 0
+
+    @property
+    def removed(self) -> int:
+        """Rows deleted: memberships, invitations, contacts and messages."""
+        return self.memberships + self.invitations + self.contacts + self.messages
+
+
+@attrs.frozen
+class PurgeReport:
+    """What ``purge()`` deleted."""
+
+    invitations: int = 0
+    messages: int = 0
+    events: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.invitations + self.messages + self.events
+
+
+# Characters that end an address inside a longer text ("invitee:a@b.org", "A <a@b.org>").
+# Anything else next to a match would make it part of another address ("xa@b.org").
+_EDGE = r"""\s:;,<>()\[\]"'"""
+
+
+class PersonMatcher:
+    """Recognises one person in stored values: an id by equality, an address anywhere in
+    a string (case-insensitively, as a whole address), and replaces both with a pseudonym.
+
+    *addresses* are normalised addresses and their comparison keys (the ASCII form).
+    """
+
+    def __init__(self, user_ids: Iterable[str], addresses: Iterable[str]) -> None:
+        self.user_ids = frozenset(user_ids)
+        self.addresses = frozenset(addresses)
+        self._pattern: re.Pattern[str] | None = None
+        if self.addresses:
+            # Longest first, so an address is never matched by a shorter one inside it.
+            alternatives = "|".join(
+                re.escape(a) for a in sorted(self.addresses, key=len, reverse=True)
+            )
+            self._pattern = re.compile(
+                rf"(?<![^{_EDGE}])(?:{alternatives})(?![^{_EDGE}])", re.IGNORECASE
+            )
+
+    @property
+    def needles(self) -> frozenset[str]:
+        """Texts a stored value must contain to mention the person (for a store's coarse
+        search): each id, and each address's ``@domain``, which is stored lowercased."""
+        domains = {"@" + a.rpartition("@")[2].lower() for a in self.addresses}
+        return frozenset(self.user_ids | domains)
+
+    def in_text(self, value: str) -> bool:
+        if value in self.user_ids:
+            return True
+        return self._pattern is not None and self._pattern.search(value) is not None
+
+    def in_value(self, value: object) -> bool:
+        """Whether *value* (a string, or a list or mapping of them, nested) mentions the person."""
+        if isinstance(value, str):
+            return self.in_text(value)
+        if isinstance(value, Mapping):
+            return any(self.in_value(v) for v in value.values())
+        if isinstance(value, list | tuple):
+            return any(self.in_value(v) for v in value)
+        return False
+
+    def replace_text(self, value: str, pseudonym: str) -> str:
+        if value in self.user_ids:
+            return pseudonym
+        if self._pattern is None:
+            return value
+        return self._pattern.sub(pseudonym, value)
+
+    def replace_value(self, value: object, pseudonym: str) -> object:
+        if isinstance(value, str):
+            return self.replace_text(value, pseudonym)
+        if isinstance(value, Mapping):
+            return {k: self.replace_value(v, pseudonym) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.replace_value(v, pseudonym) for v in value]
+        return value
+
+
+def mentions(
+    actor_id: str, target: str, details: Mapping[str, object], needles: Collection[str]
+) -> bool:
+    """The coarse search every store's ``events_with()`` does: whether the actor, the target
+    or any string in *details* contains one of *needles*, ignoring the case of ASCII
+    letters. (Stores may do it in SQL; this is the reference.)"""
+    lowered = [_ascii_lower(n) for n in needles]
+    return any(_contains(v, lowered) for v in (actor_id, target, details))
+
+
+def _contains(value: object, needles: list[str]) -> bool:
+    if isinstance(value, str):
+        text = _ascii_lower(value)
+        return any(n in text for n in needles)
+    if isinstance(value, Mapping):
+        return any(_contains(v, needles) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_contains(v, needles) for v in value)
+    return False
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _ascii_lower(value: str) -> str:
+    """SQL ``lower()``: only A-Z change, so every backend can agree on it."""
+    return value.translate(_ASCII_LOWER)

@@ -1,0 +1,281 @@
+"""The store contract's part for personal data: a person across accounts, deletes, purges.
+
+``StoreContract`` inherits these tests; a backend runs them by subclassing it as usual.
+"""
+
+# Token and hash values below are test data, not secrets.
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from .._domain import AuditEvent, Invitation, InvitationStatus
+from .._ports import Store
+
+# contract.py imports this module to define StoreContract; its helpers are looked up on
+# it when a test runs, by which time it is fully imported.
+from . import contract as c
+
+__all__ = ["PrivacyContract"]
+
+
+def _second_account(store: Store) -> None:
+    with store.begin() as uow:
+        uow.add_account(c.account("acc2", minute=1, owner="boss"))
+        uow.add_member(c.member("boss", account_id="acc2", role="owner", minute=1), c.key("boss"))
+        uow.commit()
+
+
+def _event(event_id: str, account_id: str = "acc1", **changes: Any) -> AuditEvent:
+    return attrs.evolve(c.event(event_id), account_id=account_id, **changes)
+
+
+class PrivacyContract:
+    """Queries across every account, deletes and purges (export, erasure, retention)."""
+
+    def test_members_involving(self, seeded: Store) -> None:
+        _second_account(seeded)
+        with seeded.begin() as uow:
+            uow.add_member(c.member("u1", minute=5), c.key("u1"))
+            uow.add_member(c.member("u1", account_id="acc2", minute=2), c.key("u1"))
+            uow.add_member(attrs.evolve(c.member("u2", minute=6), granted_by="u1"), c.key("u2"))
+            uow.add_member(c.member("u3", minute=7), c.key("u3"))
+            uow.commit()
+        with seeded.read() as uow:
+            found = uow.members_involving({"u1"}, ())
+            assert [(m.account_id, m.user_id) for m in found] == [
+                ("acc2", "u1"),
+                ("acc1", "u1"),
+                ("acc1", "u2"),
+            ]
+            assert found[1] == c.member("u1", minute=5)
+            by_key = uow.members_involving((), {c.key("u3"), "nobody@example.org"})
+            assert [m.user_id for m in by_key] == ["u3"]
+            assert uow.members_involving((), ()) == []
+
+    def test_invitations_involving(self, seeded: Store) -> None:
+        _second_account(seeded)
+        accepted = attrs.evolve(
+            c.invitation("i3", "other@example.org", minute=4),
+            status="accepted",
+            accepted_by="u1",
+            closed_at=c.at(5),
+        )
+        with seeded.begin() as uow:
+            uow.add_invitation(c.invitation("i2", "a@example.org", invited_by="u1", minute=3),
+                               "a@example.org")  # fmt: skip
+            uow.add_invitation(c.invitation("i1", "Pia@Example.org", account_id="acc2"),
+                               "pia@example.org")  # fmt: skip
+            uow.add_invitation(accepted, "other@example.org")
+            uow.add_invitation(c.invitation("i4", "b@example.org", minute=6), "b@example.org")
+            uow.commit()
+        with seeded.read() as uow:
+            found = uow.invitations_involving({"u1"}, {"pia@example.org"})
+            assert [i.id for i in found] == ["i1", "i2", "i3"]
+            assert found[0] == c.invitation("i1", "Pia@Example.org", account_id="acc2")
+            assert found[2] == accepted
+            assert uow.invitations_involving((), ()) == []
+
+    def test_contacts_with(self, seeded: Store) -> None:
+        _second_account(seeded)
+        same = attrs.evolve(c.contact("c3", account_id="acc2"), email="C1@example.org")
+        with seeded.begin() as uow:
+            uow.add_contact(c.contact("c1"), "c1@example.org")
+            uow.add_contact(c.contact("c2"), "c2@example.org")
+            uow.add_contact(same, "c1@example.org")
+            uow.commit()
+        with seeded.read() as uow:
+            found = uow.contacts_with({"c1@example.org"})
+            assert found == [c.contact("c1"), same]
+            assert uow.contacts_with(()) == []
+
+    def test_events_with(self, seeded: Store) -> None:
+        _second_account(seeded)
+        events = [
+            _event("e1", actor_id="Pia-1"),
+            _event("e2", "acc2", target="invitee:pia@Example.ORG"),
+            _event("e3", details={"who": {"list": ["x", "PIA@example.org"]}, "n": 3}),
+            _event("e4", details={"email": "someone@example.org", "count": 7}),
+            _event("e5", "acc2", details={"pia@example.org": "a key is not a value"}),
+        ]
+        with seeded.begin() as uow:
+            for e in events:
+                uow.add_event(e)
+            uow.commit()
+        with seeded.read() as uow:
+            assert [e.id for e in uow.events_with({"pia-1"})] == ["e1"]
+            found = uow.events_with({"@example.org", "nothing"})
+            assert [e.id for e in found] == ["e1", "e2", "e3", "e4"]  # as added
+            assert [e.id for e in uow.events_with({"pia@example.org"})] == ["e2", "e3"]
+            assert uow.events_with({"7"}) == []  # numbers are not text
+            assert uow.events_with({"pia-1", "someone@"}) == [events[0], events[3]]
+            assert uow.events_with(()) == []
+
+    def test_outbox_with(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_outbox(c.outbox("m2", minute=2, recipient="Pia@Example.org"))
+            uow.add_outbox(c.outbox("m1", minute=1, recipient="pia@example.org", status="sent"))
+            uow.add_outbox(c.outbox("m3", minute=3, recipient="xy@example.com"))
+            uow.commit()
+        with seeded.read() as uow:
+            assert [m.id for m in uow.outbox_with({"PIA@EXAMPLE.ORG"})] == ["m1", "m2"]
+            assert [m.id for m in uow.outbox_with({"@example."})] == ["m1", "m2", "m3"]
+            assert uow.outbox_with({"nobody"}) == []
+
+    def test_delete_invitation_frees_its_address(
+        self, seeded: Store, reopen: Callable[[Store], Store]
+    ) -> None:
+        with seeded.begin() as uow:
+            uow.add_invitation(c.invitation("i1"), "new@example.org")
+            uow.add_invitation(c.invitation("i2", "b@example.org"), "b@example.org")
+            uow.commit()
+        with seeded.begin() as uow:
+            uow.delete_invitation("i1")
+            uow.delete_invitation("ghost")
+            uow.commit()
+        store = reopen(seeded)
+        with store.begin() as uow:
+            assert uow.get_invitation("i1") is None
+            assert uow.pending_invitation_for("acc1", "new@example.org") is None
+            assert [i.id for i in uow.invitations("acc1")] == ["i2"]
+            uow.add_invitation(c.invitation("i3"), "new@example.org")  # no AlreadyInvited
+            uow.commit()
+
+    def test_delete_outbox(self, seeded: Store, reopen: Callable[[Store], Store]) -> None:
+        with seeded.begin() as uow:
+            uow.add_outbox(c.outbox("m1", kind="invitation", message=None, invitation_id="i1"))
+            uow.add_outbox(c.outbox("m2"))
+            uow.commit()
+        with seeded.begin() as uow:
+            uow.delete_outbox("m1")
+            uow.delete_outbox("ghost")
+            uow.commit()
+        store = reopen(seeded)
+        with store.read() as uow:
+            assert uow.get_outbox("m1") is None
+            assert uow.outbox(invitation_id="i1") == []
+            assert [m.id for m in uow.outbox(status="pending")] == ["m2"]
+
+    def test_update_event_rewrites_who_and_what_only(
+        self, seeded: Store, reopen: Callable[[Store], Store]
+    ) -> None:
+        with seeded.begin() as uow:
+            for n in range(3):
+                uow.add_event(c.event(f"e{n}", minute=n))
+            uow.commit()
+        changed = attrs.evolve(
+            c.event("e1", "other.action", minute=9),
+            actor_id="erased:1",
+            target="erased:2",
+            details={"email": "erased:1", "nested": ["erased:1"]},
+        )
+        with seeded.begin() as uow:
+            uow.update_event(changed)
+            uow.commit()
+        store = reopen(seeded)
+        with store.read() as uow:
+            events = uow.events("acc1", limit=9)
+        assert [e.id for e in events] == ["e2", "e1", "e0"]
+        assert events[1] == attrs.evolve(
+            c.event("e1", minute=1),
+            actor_id="erased:1",
+            target="erased:2",
+            details={"email": "erased:1", "nested": ["erased:1"]},
+        )
+
+    def test_purge_invitations(self, seeded: Store, reopen: Callable[[Store], Store]) -> None:
+        def closed(inv_id: str, status: InvitationStatus, minute: int) -> Invitation:
+            inv = c.invitation(inv_id, f"{inv_id}@example.org", minute=0)
+            return attrs.evolve(inv, status=status, closed_at=c.at(minute))
+
+        with seeded.begin() as uow:
+            # expires 7 days after minute 0 and after minute 20000 (about 14 days)
+            uow.add_invitation(c.invitation("old", "old@example.org", minute=0),
+                               "old@example.org")  # fmt: skip
+            uow.add_invitation(c.invitation("new", "new@example.org", minute=20000),
+                               "new@example.org")  # fmt: skip
+            uow.add_invitation(closed("acc", "accepted", 10), "acc@example.org")
+            uow.add_invitation(closed("rev", "revoked", 30), "rev@example.org")
+            uow.add_invitation(closed("dec", "declined", 10), "dec@example.org")
+            uow.commit()
+        with seeded.begin() as uow:
+            removed = uow.purge_invitations(c.at(20))
+            uow.commit()
+        assert removed == 2
+        with seeded.begin() as uow:
+            assert uow.purge_invitations(c.at(60 * 24 * 8)) == 2  # rev, and old has expired
+            uow.commit()
+        store = reopen(seeded)
+        with store.read() as uow:
+            assert [i.id for i in uow.invitations("acc1")] == ["new"]
+            assert uow.pending_invitation_for("acc1", "old@example.org") is None
+
+    def test_purge_outbox_never_takes_waiting_mail(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_outbox(c.outbox("waiting", minute=0))
+            uow.add_outbox(c.outbox("sent-old", minute=0, status="sent", sent_at=c.at(5)))
+            uow.add_outbox(c.outbox("sent-new", minute=1, status="sent", sent_at=c.at(50)))
+            uow.add_outbox(c.outbox("cancelled", minute=1, status="cancelled"))
+            uow.commit()
+        with seeded.begin() as uow:
+            assert uow.purge_outbox(c.at(10)) == 2
+            uow.commit()
+        with seeded.read() as uow:
+            assert [m.id for m in uow.outbox()] == ["waiting", "sent-new"]
+            assert uow.get_outbox("waiting") is not None
+
+    def test_purge_events_keeps_what_is_asked(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_event(c.event("old", "member.added", minute=0))
+            uow.add_event(c.event("old-send", "invitation.sent", minute=1))
+            uow.add_event(c.event("recent-send", "invitation.sent", minute=5))
+            uow.add_event(c.event("recent", "member.added", minute=6))
+            uow.add_event(c.event("new", "member.added", minute=20))
+            uow.commit()
+        with seeded.begin() as uow:
+            removed = uow.purge_events(
+                c.at(10), keep_actions={"invitation.sent"}, keep_since=c.at(5)
+            )
+            uow.commit()
+        assert removed == 3
+        with seeded.read() as uow:
+            assert [e.id for e in uow.events("acc1", limit=9)] == ["new", "recent-send"]
+        with seeded.begin() as uow:
+            assert uow.purge_events(c.at(30)) == 2
+            uow.commit()
+
+    def test_deletes_and_purges_roll_back(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_invitation(c.invitation("i1"), "new@example.org")
+            uow.add_outbox(c.outbox("m1", status="sent", sent_at=c.at(0)))
+            uow.add_event(c.event("e1"))
+            uow.add_contact(c.contact("c1"), "c1@example.org")
+            uow.commit()
+        with seeded.begin() as uow:
+            uow.delete_invitation("i1")
+            uow.delete_outbox("m1")
+            uow.update_event(attrs.evolve(c.event("e1"), actor_id="x"))
+            assert uow.purge_events(c.at(99)) == 1
+            assert uow.purge_outbox(c.at(99)) == 0
+            # no commit
+        with seeded.read() as uow:
+            assert uow.get_invitation("i1") is not None
+            assert uow.pending_invitation_for("acc1", "new@example.org") is not None
+            assert uow.get_outbox("m1") is not None
+            assert uow.events("acc1", limit=5) == [c.event("e1")]
+
+    def test_scrub_keeps_every_row(self, seeded: Store, reopen: Callable[[Store], Store]) -> None:
+        with seeded.begin() as uow:
+            uow.add_contact(c.contact("c1"), "c1@example.org")
+            uow.add_contact(c.contact("c2"), "c2@example.org")
+            uow.commit()
+        with seeded.begin() as uow:
+            uow.delete_contact("c1")
+            uow.commit()
+        seeded.scrub()
+        store = reopen(seeded)
+        with store.read() as uow:
+            assert uow.contacts("acc1") == [c.contact("c2")]
+            assert [m.user_id for m in uow.members("acc1")] == ["owner"]

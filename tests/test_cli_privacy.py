@@ -1,0 +1,73 @@
+"""``teamaccess export``, ``erase`` and ``purge`` on the real default (a SQLite file)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.test_cli import Cli, account, member, run
+
+__all__ = ["account", "run"]  # fixtures, imported for pytest
+
+
+class TestExportAndErase:
+    """An access request answered as JSON, an erasure that leaves no byte behind."""
+
+    def test_export_then_erase(self, run: Cli, account: str) -> None:
+        member(run, account, "pia", "Pia@Example.net", "billing.view")
+        doc = json.loads(run("export", "--user", "pia").stdout)
+        assert [m["account_id"] for m in doc["memberships"]] == [account]
+        by_email = json.loads(run("export", "--email", "pia@example.NET").stdout)
+        assert by_email["request"] == {"user_id": None, "email": "pia@example.net"}
+        for part in ("memberships", "invitations_received", "mail", "audit_events"):
+            assert by_email[part] == doc[part] != [], part
+
+        out = run("erase", "--email", "pia@example.net", "--yes").stdout
+        assert "1 membership(s)" in out
+        assert "erased:" in out
+        doc = json.loads(run("export", "--user", "pia").stdout)
+        assert doc["memberships"] == doc["audit_events"] == []
+        data = (run.folder / "teamaccess.db").read_bytes().lower()
+        assert b"pia@example.net" not in data
+        wal = run.folder / "teamaccess.db-wal"
+        assert not wal.exists() or b"pia@example.net" not in wal.read_bytes().lower()
+
+    def test_erase_asks_first(self, run: Cli, account: str) -> None:
+        member(run, account, "pia", "pia@example.net", "billing.view")
+        refused = run("erase", "--user", "pia", input="n\n", code=1)
+        assert "erase pia everywhere?" in refused.stderr
+        assert "error: aborted" in refused.stderr
+        assert len(json.loads(run("export", "--user", "pia").stdout)["memberships"]) == 1
+        report = run.json("erase", "--user", "pia", input="y\n")
+        assert (report["memberships"], report["user_ids"]) == (1, ["pia"])
+
+    def test_pseudonym_key_from_the_environment(self, run: Cli, account: str) -> None:
+        member(run, account, "pia", "pia@example.net", "billing.view")
+        member(run, account, "paul", "paul@example.net", "billing.view")
+        derived = run.json("erase", "--user", "pia", "--yes")["pseudonym"]
+        run.env["TEAMACCESS_PSEUDONYM_KEY"] = "a key kept elsewhere"
+        keyed = run.json("erase", "--user", "paul", "--yes")["pseudonym"]
+        assert derived.startswith("erased:")
+        assert keyed.startswith("erased:")
+        assert derived != keyed
+
+    def test_owner_and_usage_errors(self, run: Cli, account: str) -> None:
+        line = run.error("erase", "--user", "max", "--yes", code=6)
+        assert "transfer ownership" in line
+        assert "--user" in run.error("export", code=2)
+        line = run.error("erase", "--user", "pia", "--as", "max", "--yes", code=5)
+        assert "SYSTEM" in line
+
+
+class TestPurge:
+    """``teamaccess purge`` from cron: counts, and the periods as options."""
+
+    def test_purge_counts(self, run: Cli, account: str) -> None:
+        member(run, account, "pia", "pia@example.net", "billing.view")
+        assert run.json("purge") == {"invitations": 0, "messages": 0, "events": 0, "total": 0}
+        assert "purged: 0 invitation(s)" in run("purge", "--no-scrub").stdout
+        assert "0 is not in the range" in run.error("purge", "--sent-mail", "0", code=2)
+
+    def test_help_names_the_defaults(self, run: Cli) -> None:
+        text = " ".join(run("purge", "--help").stdout.split())
+        assert "(default 90)" in text
+        assert "(default 730)" in text
