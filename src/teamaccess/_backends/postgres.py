@@ -41,6 +41,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
@@ -50,7 +51,7 @@ from psycopg.pq import TransactionStatus
 from .._errors import StorageError, TeamAccessError, ValidationError
 from .._permissions import PermissionSet
 from .postgres_schema import MIGRATIONS, TABLES, Statements
-from .postgres_unit import PgUnitOfWork, perms, unstorable
+from .postgres_unit import PgUnitOfWork, grant_of, unstorable
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -298,7 +299,8 @@ class PostgresStore:
         """A ``StorageError`` that names the server and schema and says what to do."""
         from psycopg_pool import PoolClosed, PoolTimeout
 
-        text = str(exc).strip() or type(exc).__name__
+        # libpq's messages run over several lines; an error stays one line.
+        text = " ".join(str(exc).split()) or type(exc).__name__
         where = f"the teamaccess schema {self.schema!r} in the {self._where}"
         if isinstance(exc, PoolTimeout):
             hint = (
@@ -311,6 +313,11 @@ class PostgresStore:
             hint = "refused this database user; grant it the rights on the schema"
         elif isinstance(exc, pg_errors.DeadlockDetected | pg_errors.SerializationFailure):
             hint = "met a concurrent transaction and gave up; retry"
+        elif isinstance(exc, psycopg.OperationalError) and doing == "connecting":
+            hint = (
+                "could not be reached; check the host, port, database name and user, and "
+                "that the server is running"
+            )
         elif isinstance(exc, psycopg.OperationalError):
             hint = (
                 "could not be reached or lost its connection (a server restart or a network "
@@ -410,7 +417,7 @@ class PostgresStore:
             local.conn = None
             self._putconn(conn)
 
-    def grant(self, account_id: str, user_id: str) -> PermissionSet | None:
+    def grant(self, account_id: str, user_id: str) -> tuple[PermissionSet, datetime | None] | None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             return self._grant_on(conn, account_id, user_id)
@@ -433,12 +440,14 @@ class PostgresStore:
             raise self._error(exc, "looking up a permission") from exc
         finally:
             self._putconn(conn)
-        return None if row is None else perms(row[0])
+        return None if row is None else grant_of(row)
 
-    def _grant_on(self, conn: Connection, account_id: str, user_id: str) -> PermissionSet | None:
+    def _grant_on(
+        self, conn: Connection, account_id: str, user_id: str
+    ) -> tuple[PermissionSet, datetime | None] | None:
         with self.read() as uow:
             row = uow._one(self._sql.grant, (account_id, user_id), unstorable_is_none=True)
-        return None if row is None else perms(row[0])
+        return None if row is None else grant_of(row)
 
     def recipients(self, account_id: str, category: str) -> list[tuple[str, str]] | None:
         """``(email, email_key)`` of the owner, then of each contact subscribed to
