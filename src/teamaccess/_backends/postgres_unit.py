@@ -614,6 +614,19 @@ class PgUnitOfWork(_PgPrivacyQueries):
         )
         return [_dt(r[0]) for r in rows]
 
+    def invitation_mail_times(self, email_key: str, since: datetime) -> list[datetime]:
+        # Two accounts inviting one address at once count each other's mail: writers of
+        # an address are serialised like writers of an account.
+        self._lock(f"to {email_key}")
+        rows = self._all(
+            f"SELECT o.created_at FROM {self._q.s}.invitations i JOIN {self._q.s}.outbox o "
+            "ON o.invitation_id = i.id WHERE i.email_key = %s AND o.kind = 'invitation' "
+            "AND o.created_at >= %s ORDER BY o.created_at",
+            (email_key, _ts(since)),
+            True,
+        )
+        return [_dt(r[0]) for r in rows]
+
     # outbox
 
     def add_outbox(self, message: OutboxMessage) -> None:
