@@ -181,6 +181,7 @@ GERMAN: dict[str, str] = {
     "suspended {target}": "hat {target} gesperrt",
     "reactivated {target}": "hat {target} wieder freigeschaltet",
     "set an end date for {target}": "hat ein Enddatum für {target} gesetzt",
+    "removed the grants on {target}": "hat die Freigaben für {target} entfernt",
     "invited {target}": "hat {target} eingeladen",
     "sent the invitation to {target} again": "hat die Einladung an {target} erneut versendet",
     "accepted the invitation": "hat die Einladung angenommen",
