@@ -25,7 +25,11 @@ FIGURES = [
     "invite + accept, MemoryStore,",
 ]
 #: Printed when a PostgreSQL server is configured (the benchmarks use the tests' server).
-POSTGRES_FIGURES = ["can(), PostgresStore", "invite + accept (informational), PostgresStore"]
+POSTGRES_FIGURES = [
+    "can(), PostgresStore",
+    "can() (informational), PostgresStore",
+    "invite + accept (informational), PostgresStore",
+]
 GROWTH = [
     "can() growth",
     "recipients() growth",
