@@ -326,6 +326,63 @@ class TestErrors:
             store.close()
 
 
+class TestConcurrentWriters:
+    """Writers of one account queue on its lock; the rules stay exact."""
+
+    def test_rate_limit_is_exact_with_twelve_concurrent_inviters(
+        self, conninfo: str, schema: str, team: TeamAccess
+    ) -> None:
+        from teamaccess import RateLimited
+
+        account = team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+        barrier = threading.Barrier(12)
+        outcomes: list[str] = []
+
+        def inviter(n: int) -> None:
+            own = TeamAccess(
+                PostgresStore(conninfo, schema=schema, max_size=1), MemoryMailer(),
+                secret_key=SECRET, clock=FrozenClock(START), rate_limit=5,
+            )  # fmt: skip
+            try:
+                barrier.wait(10)
+                own.invite(account.id, actor_id="owner", email=f"p{n}@example.org",
+                           permissions=P("billing.view"))  # fmt: skip
+                outcomes.append("sent")
+            except RateLimited:
+                outcomes.append("limited")
+            finally:
+                own.close()
+
+        threads = [threading.Thread(target=inviter, args=(n,)) for n in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(outcomes) == ["limited"] * 7 + ["sent"] * 5
+        assert len(team.pending_invitations(account.id)) == 5
+
+    def test_writers_of_other_accounts_do_not_wait(self, conninfo: str, schema: str) -> None:
+        store = PostgresStore(conninfo, schema=schema, max_size=2)
+        team = TeamAccess(store, MemoryMailer(), secret_key=SECRET)
+        first = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
+        second = team.create_account(name="B", owner_id="o", owner_email="o@example.org")
+        done = threading.Event()
+        try:
+            with store.begin() as uow:  # holds the first account's lock, uncommitted
+                uow.get_account(first.id)
+
+                def other() -> None:
+                    team.rename_account(second.id, actor_id="o", name="B2")
+                    done.set()
+
+                thread = threading.Thread(target=other)
+                thread.start()
+                assert done.wait(10), "a writer of another account waited for this one"
+                thread.join(10)
+        finally:
+            team.close()
+
+
 @pytest.mark.slow
 class TestProcesses:
     """Several processes on one server: one winner per token, revocations seen at once."""
