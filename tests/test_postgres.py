@@ -442,6 +442,52 @@ class TestProcesses:
             assert result["stale"] == 0, results
 
 
+@pytest.mark.slow
+class TestDeliveryWorkers:
+    """Two worker processes drain one outbox: every mail goes out once."""
+
+    def test_two_workers_no_duplicate(
+        self, conninfo: str, schema: str, tmp_path: Path, children: Callable[..., Child]
+    ) -> None:
+        import email
+        import email.policy
+
+        store = PostgresStore(conninfo, schema=schema)
+        team = TeamAccess(store, MemoryMailer(), secret_key=SECRET, delivery="queue")
+        account = team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+        for n in range(30):
+            team.add_contact(account.id, actor_id="owner", name=f"C{n}",
+                             email=f"c{n}@example.org", categories=["billing"])  # fmt: skip
+        team.notify(account.id, "billing", subject="Rechnung", text="Ihre Rechnung")
+        for n in range(6):
+            team.invite(account.id, actor_id="owner", email=f"i{n}@example.org",
+                        permissions=P("billing.view"))  # fmt: skip
+        waiting = team.pending_messages()
+        assert len(waiting) == 37
+        start = tmp_path / "start"
+        workers = [
+            children("drain", conninfo, schema, str(start), str(tmp_path / f"w{n}"))
+            for n in range(2)
+        ]
+        for worker in workers:
+            assert worker.report() == {"ready": True}
+        start.touch()
+        reports = [worker.report() for worker in workers]
+        assert sum(r["sent"] for r in reports) == 37, reports
+        files = sorted(tmp_path.glob("w*/*.eml"))
+        messages = [
+            email.message_from_bytes(f.read_bytes(), policy=email.policy.SMTP) for f in files
+        ]
+        ids = [m["Message-ID"] for m in messages]
+        assert len(ids) == 37
+        assert len(set(ids)) == 37
+        assert sorted(str(m["To"]) for m in messages) == sorted(m.recipient for m in waiting)
+        assert team.pending_messages() == []
+        with store.read() as uow:
+            assert {m.status for m in uow.outbox()} == {"sent"}
+        team.close()
+
+
 class TestServerRestart:
     """A restart of the server fails the calls it interrupts, and the next call works."""
 
