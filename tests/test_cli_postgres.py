@@ -20,6 +20,8 @@ from teamaccess._backends.postgres_schema import MIGRATIONS
 
 pytestmark = pytest.mark.postgres
 
+VERSION = len(MIGRATIONS)  # the schema version this code writes
+
 
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
@@ -81,10 +83,6 @@ class TestDemoOnPostgres:
         assert "max now owns 2 demo accounts" in run("demo").stdout
 
 
-#: the schema version a new PostgreSQL schema gets
-LATEST = len(MIGRATIONS)
-
-
 class TestMigrate:
     """`teamaccess migrate` applies the schema, once, and says which version it is."""
 
@@ -92,14 +90,14 @@ class TestMigrate:
         schema = postgres_schema(tmp_path)
         assert run.json("migrate") == {
             "database": f"{run.env['TEAMACCESS_DB']} (schema {schema})",
-            "schema_version": LATEST,
+            "schema_version": VERSION,
         }
         out = run("migrate").stdout
-        assert out.endswith(f"(schema {schema}): schema version {LATEST}, up to date\n")
+        assert out.endswith(f"(schema {schema}): schema version {VERSION}, up to date\n")
 
     def test_needs_no_secret_key(self, run: Cli) -> None:
         run.env["TEAMACCESS_SECRET_KEY"] = None
-        assert run.json("migrate")["schema_version"] == LATEST
+        assert run.json("migrate")["schema_version"] == VERSION
 
     def test_on_sqlite_too(self, run: Cli) -> None:
         assert run.json("--db", "team.db", "migrate") == {

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
-    pass
+    from .._domain import Invitation
 
 from .app import (
     _mail_note,
@@ -16,9 +16,11 @@ from .app import (
     chosen_permissions,
     cli,
     json_option,
+    mail_json,
     permission_options,
     read_token,
 )
+from .lifecycle import parse_instant, parse_metadata
 from .output import _perms, _when, emit_json, plain, show_invitations, show_record
 
 __all__ = ["accept", "decline", "inspect", "invitations", "invite", "resend", "revoke"]
@@ -31,6 +33,9 @@ __all__ = ["accept", "decline", "inspect", "invitations", "invite", "resend", "r
 @click.argument("email")
 @permission_options
 @click.option("--language", type=click.Choice(["en", "de"]), help="Language of this mail.")
+@click.option("--until", "until", help="The member's access ends then (ISO 8601, UTC default).")
+@click.option("--note", help="A short personal note, shown in the mail.")
+@click.option("--metadata", help="Your own data as a JSON object, kept with the member.")
 @actor_option
 @json_option
 def invite(
@@ -40,6 +45,9 @@ def invite(
     grant_none: bool,
     permission: tuple[str, ...],
     language: str | None,
+    until: str | None,
+    note: str | None,
+    metadata: str | None,
     actor: str,
     as_json: bool,
 ) -> None:
@@ -47,17 +55,36 @@ def invite(
     wanted = chosen_permissions(grant_all, grant_none, permission)
     team = _team()
     inv = team.invite(
-        account_id, actor_id=actor, email=email, permissions=wanted, language=language
+        account_id,
+        actor_id=actor,
+        email=email,
+        permissions=wanted,
+        language=language,
+        access_until=parse_instant(until, "--until"),
+        note=note,
+        metadata=parse_metadata(metadata),
     )
-    assert inv.token is not None
-    link = team.accept_link(inv.token)
     if as_json:
-        emit_json({**plain(inv), "token": inv.token, "accept_url": link})
+        emit_json(_issued_json(inv))
         return
     click.echo(f"invited {inv.email} to {account_id} with {_perms(inv.permissions)}")
     click.echo(f"invitation {inv.id}, valid until {_when(inv.expires_at)}")
-    _mail_note()
-    click.echo(f"accept link (shown once, not stored): {link}")
+    _show_issued(inv)
+
+
+def _show_issued(inv: Invitation) -> None:
+    """The mail line, and the accept link once (queued, the worker mints the link)."""
+    _mail_note([inv.email])
+    if inv.token is not None:
+        link = _team().accept_link(inv.token)
+        click.echo(f"accept link (shown once, not stored): {link}")
+    else:
+        click.echo("the accept link goes out with the mail only (queued delivery)")
+
+
+def _issued_json(inv: Invitation) -> dict[str, Any]:
+    link = None if inv.token is None else _team().accept_link(inv.token)
+    return {**plain(inv), "token": inv.token, "accept_url": link, "mail": mail_json([inv.email])}
 
 
 @cli.command()
@@ -94,6 +121,8 @@ def inspect(token: str | None, as_json: bool) -> None:
             ("permissions", _perms(inv.permissions)),
             ("status", inv.status),
             ("expires", _when(inv.expires_at)),
+            ("access until", _when(inv.access_until)),
+            ("note", inv.note or "-"),
         ]
     )
 
@@ -132,14 +161,11 @@ def resend(invitation_id: str, actor: str, as_json: bool) -> None:
     """Send a new invitation mail; the old link stops working."""
     team = _team()
     inv = team.resend_invitation(invitation_id, actor_id=actor)
-    assert inv.token is not None
-    link = team.accept_link(inv.token)
     if as_json:
-        emit_json({**plain(inv), "token": inv.token, "accept_url": link})
+        emit_json(_issued_json(inv))
         return
     click.echo(f"resent invitation {inv.id} to {inv.email}, valid until {_when(inv.expires_at)}")
-    _mail_note()
-    click.echo(f"accept link (shown once, not stored): {link}")
+    _show_issued(inv)
 
 
 @cli.command()

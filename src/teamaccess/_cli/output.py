@@ -15,6 +15,7 @@ from .._permissions import PermissionSet
 
 __all__ = [
     "emit_json",
+    "emit_json_line",
     "plain",
     "show_accounts",
     "show_contacts",
@@ -42,7 +43,9 @@ def _when(value: datetime | None) -> str:
 def _perms(value: PermissionSet) -> str:
     if value.is_all:
         return "all"
-    return ", ".join(sorted(value.names)) or "none"
+    # scoped grants as "services.manage@srv-1", after the account-wide names
+    listed = value.to_list()
+    return ", ".join(listed) if isinstance(listed, list) and listed else "none"
 
 
 def plain(value: object) -> Any:
@@ -68,6 +71,11 @@ def plain(value: object) -> Any:
 
 def emit_json(value: object) -> None:
     click.echo(json.dumps(plain(value), indent=2, ensure_ascii=False))
+
+
+def emit_json_line(value: object) -> None:
+    """*value* as one line of JSON (JSON Lines: a long-running command's records)."""
+    click.echo(json.dumps(plain(value), ensure_ascii=False))
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], empty: str) -> None:
@@ -97,10 +105,14 @@ def show_accounts(accounts: Sequence[Account]) -> None:
 
 def show_members(members: Sequence[Member]) -> None:
     table(
-        ["USER", "EMAIL", "ROLE", "PERMISSIONS", "JOINED"],
-        [(m.user_id, m.email, m.role, _perms(m.permissions), _when(m.joined_at)) for m in members],
+        ["USER", "EMAIL", "ROLE", "STATUS", "PERMISSIONS", "JOINED", "ACCESS UNTIL"],
+        [
+            (m.user_id, m.email, m.role, m.status, _perms(m.permissions), _when(m.joined_at),
+             _when(m.access_until))
+            for m in members
+        ],
         "no members",
-    )
+    )  # fmt: skip
 
 
 def show_invitations(invitations: Sequence[Invitation]) -> None:
