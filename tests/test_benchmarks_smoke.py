@@ -23,9 +23,17 @@ FIGURES = [
     "invite + accept, MemoryStore,",
 ]
 GROWTH = [
-    "can() growth",
-    "recipients() growth",
+    "can() library/raw growth",
+    "recipients() library/raw growth",
+    "active-set (10 accounts) can() library/raw growth",
+    "active-set (10 accounts) recipients() library/raw growth",
     "peak RSS growth",
+]
+INFORMATION = [
+    "can() growth",
+    "can() raw growth",
+    "recipients() growth",
+    "recipients() raw growth",
     "active-set (10 accounts) can() growth",
     "active-set (10 accounts) recipients() growth",
 ]
@@ -82,6 +90,12 @@ class TestQuickBenchmark:
             rf"^{re.escape(what)}, 100 -> 300 accounts: [\d.]+x \(goal <= [\d.]+x\) (PASS|MISS)$",
             output,
             re.M,
+        ), output
+
+    @pytest.mark.parametrize("what", INFORMATION)
+    def test_prints_each_time_growth_for_information(self, output: str, what: str) -> None:
+        assert re.search(
+            rf"^{re.escape(what)}, 100 -> 300 accounts: [\d.]+x \(information\)$", output, re.M
         ), output
 
 
