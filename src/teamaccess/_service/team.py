@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from .accounts import _Accounts
+from .batch import _Batching
 from .contacts import _Contacts
 from .privacy import _Privacy
 
 __all__ = ["TeamAccess"]
 
 
-class TeamAccess(_Accounts, _Contacts, _Privacy):
+class TeamAccess(_Batching, _Accounts, _Contacts, _Privacy):
     """Accounts, members, permissions, invitations and contacts, on a ``Store``.
 
     Each method is one unit of work. The use cases live in their own modules
-    (``accounts``, ``invitations``, ``contacts``, ``delivery``, ``privacy``), sharing the
-    settings and plumbing of ``core``; this class only puts them together.
+    (``accounts``, ``invitations``, ``contacts``, ``delivery``, ``privacy``, ``batch``),
+    sharing the settings and plumbing of ``core``; this class only puts them together.
 
     >>> from teamaccess import TeamAccess, MemoryStore, MemoryMailer
     >>> team = TeamAccess(MemoryStore(), MemoryMailer(), secret_key="change me")
