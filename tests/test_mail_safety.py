@@ -8,6 +8,7 @@ import email.policy
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import EmailMessage
+from pathlib import Path
 
 import attrs
 import pytest
@@ -20,6 +21,7 @@ from teamaccess import (
     DeliveryFailed,
     InvalidEmail,
     InvitationContext,
+    InvitationRevoked,
     MemoryMailer,
     NotificationContext,
     PermissionSet,
@@ -569,3 +571,82 @@ class TestRenderingHoldsNoLock:
         assert team.invitations(acc.id) == []
         assert team.pending_messages() == []
         assert team.audit_log(acc.id) == audit
+
+
+class TestAcceptUnderAnotherAddress:
+    """With require_email_match=False, joining under another address closes that
+    address's pending invitation: never a pending invitation for a member."""
+
+    def test_other_pending_invitation_is_closed(self, store: Store, clock: FrozenClock) -> None:
+        mailer = MemoryMailer()
+        team = make_team(store, mailer, clock, require_email_match=False)
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        first = team.invite(acc.id, actor_id="o", email="home@example.com", permissions=NONE)
+        second = team.invite(
+            acc.id, actor_id="o", email="Work@Example.com", permissions=PermissionSet.all()
+        )
+        assert first.token is not None
+        assert second.token is not None
+        team.accept_invitation(first.token, user_id="sam", email="work@example.com")
+        assert team.pending_invitations(acc.id) == []
+        assert team.get_invitation(second.id).status == "revoked"
+        assert team.get_invitation(first.id).status == "accepted"
+        # Its link no longer works, so the member cannot take the wider grant as well.
+        with pytest.raises(InvitationRevoked):
+            team.accept_invitation(second.token, user_id="sam", email="work@example.com")
+        assert team.permissions_of("sam", acc.id) == NONE
+        actions = [e.action for e in team.audit_log(acc.id)]
+        assert actions[:2] == ["invitation.revoked", "invitation.accepted"]
+        # Its waiting mail, if any, is cancelled with it.
+        assert team.pending_messages() == []
+
+
+class TestLogging:
+    """The teamaccess logger behaves like a library's: a NullHandler, one ERROR per
+    failing listener, nothing on stderr when the application configured no logging."""
+
+    def test_failing_listener_is_logged_once(
+        self, team: TeamAccess, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        def broken(event: object) -> None:
+            raise RuntimeError("listener bug")
+
+        team.add_listener(broken)
+        with caplog.at_level("DEBUG"):
+            team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        records = [r for r in caplog.records if r.name == "teamaccess"]
+        assert [(r.levelname, r.getMessage()) for r in records] == [
+            ("ERROR", f"audit listener {broken!r} failed on account.created")
+        ]
+        assert records[0].exc_info is not None
+        import logging
+
+        handlers = logging.getLogger("teamaccess").handlers
+        assert any(isinstance(h, logging.NullHandler) for h in handlers)
+
+    @pytest.mark.parametrize("backend", ["memory", "sqlite"])
+    def test_nothing_on_stderr_without_logging_config(self, tmp_path: Path, backend: str) -> None:
+        import subprocess
+        import sys
+
+        store = (
+            "MemoryStore()" if backend == "memory" else f"SQLiteStore({str(tmp_path / 't.db')!r})"
+        )
+        script = (
+            "from teamaccess import *\n"
+            "from teamaccess.testing import FailingMailer\n"
+            f"team = TeamAccess({store}, FailingMailer(), secret_key='k' * 32)\n"
+            "team.add_listener(lambda e: 1 / 0)\n"
+            "acc = team.create_account(name='A', owner_id='o', owner_email='o@example.com')\n"
+            "try:\n"
+            "    team.invite(acc.id, actor_id='o', email='b@example.com',\n"
+            "                permissions=PermissionSet.none())\n"
+            "except DeliveryFailed:\n"
+            "    print('stored')\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "stored\n"
+        assert done.stderr == ""

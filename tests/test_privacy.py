@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from teamaccess import (
     PermissionSet,
     RateLimited,
     Retention,
+    StorageError,
     Store,
     TeamAccess,
     ValidationError,
@@ -299,6 +302,21 @@ class TestErase:
         assert report.events == 0
         assert log(team, world.acc1) == before
 
+    def test_non_ascii_address_in_any_case_and_form(self, world: World) -> None:
+        team = world.team
+        team.invite(world.acc1, actor_id="olga", email="JÜRGEN@Bücher.example",
+                    permissions=P())  # fmt: skip
+        team.add_contact(world.acc2, actor_id="otto", name="J", categories=["billing"],
+                         email="jürgen@xn--bcher-kva.example")  # fmt: skip
+        report = team.erase_person(email="Jürgen@BÜCHER.example", actor_id=SYSTEM)
+        assert (report.invitations, report.contacts) == (1, 1)
+        text = json.dumps(
+            [attrs.asdict(e) for a in (world.acc1, world.acc2) for e in team.audit_log(a)],
+            default=str,
+        )
+        assert "rgen@" not in text
+        assert report.pseudonym in text
+
     def test_an_invitee_who_never_joined(self, world: World) -> None:
         team = world.team
         report = team.erase_person(email="FRIEND@example.org", actor_id=SYSTEM)
@@ -452,3 +470,48 @@ class TestPurge:
             sent_mail=timedelta(days=30),
             audit_events=timedelta(days=730),
         )
+
+
+class _OldUnit:
+    """A unit of work written before the personal-data protocol."""
+
+    def __init__(self, uow: Any) -> None:
+        self._uow = uow
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("members_involving", "events_with", "purge_events"):
+            raise AttributeError(name)
+        return getattr(self._uow, name)
+
+
+class _OldStore:
+    """A store written before the personal-data protocol: no scrub(), fewer queries."""
+
+    def __init__(self) -> None:
+        self._store = MemoryStore()
+        self.grant = self._store.grant
+        self.recipients = self._store.recipients
+        self.close = self._store.close
+
+    @contextmanager
+    def begin(self, *, durable: bool = True) -> Iterator[Any]:
+        with self._store.begin(durable=durable) as uow:
+            yield _OldUnit(uow)
+
+    read = begin
+
+
+class TestOlderStores:
+    """A store without the personal-data methods gets a clear error and keeps its data."""
+
+    def test_refused_by_name(self, clock: FrozenClock) -> None:
+        team = make(_OldStore(), clock)  # type: ignore[arg-type]
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
+        for call in (
+            lambda: team.export_person(user_id="o"),
+            lambda: team.erase_person(user_id="o", actor_id=SYSTEM),
+            team.purge,
+        ):
+            with pytest.raises(StorageError, match=r"members_involving.*Store\.scrub"):
+                call()
+        assert [e.action for e in team.audit_log(acc.id)] == ["account.created"]

@@ -44,13 +44,14 @@ class ErasureReport:
     """What ``erase_person()`` removed, and the pseudonym that now stands for the person.
 
     ``user_ids`` and ``addresses`` say whom it found (the ids and addresses linked to the
-    ones given through their memberships); they are what the caller passed in or already
-    knew, returned so the caller can check, and are never stored.
+    ones given through their memberships), so the caller can check; they are stored
+    nowhere and left out of the repr.
     """
 
     pseudonym: str
-    user_ids: tuple[str, ...]
-    addresses: tuple[str, ...]
+    # Left out of the repr, so a report that is logged does not name the person again.
+    user_ids: tuple[str, ...] = attrs.field(repr=False)
+    addresses: tuple[str, ...] = attrs.field(repr=False)
     memberships: int = 0
     invitations: int = 0
     contacts: int = 0
@@ -106,10 +107,15 @@ class PersonMatcher:
 
     @property
     def needles(self) -> frozenset[str]:
-        """Texts a stored value must contain to mention the person (for a store's coarse
-        search): each id, and each address's ``@domain``, which is stored lowercased."""
-        domains = {"@" + a.rpartition("@")[2].lower() for a in self.addresses}
-        return frozenset(self.user_ids | domains)
+        """Texts a stored value must contain to mention the person, for a store's coarse
+        search (which folds A-Z only): each id, and each address; for an address whose
+        local part is not ASCII (whose other cases a store cannot fold), its ``@domain``,
+        which is stored normalised."""
+        found = set(self.user_ids)
+        for address in self.addresses:
+            local, _, domain = address.rpartition("@")
+            found.add(address if local.isascii() else "@" + domain.lower())
+        return frozenset(found)
 
     def in_text(self, value: str) -> bool:
         if value in self.user_ids:

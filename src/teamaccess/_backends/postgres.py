@@ -298,7 +298,8 @@ class PostgresStore:
         """A ``StorageError`` that names the server and schema and says what to do."""
         from psycopg_pool import PoolClosed, PoolTimeout
 
-        text = str(exc).strip() or type(exc).__name__
+        # libpq's messages run over several lines; an error stays one line.
+        text = " ".join(str(exc).split()) or type(exc).__name__
         where = f"the teamaccess schema {self.schema!r} in the {self._where}"
         if isinstance(exc, PoolTimeout):
             hint = (
@@ -311,6 +312,11 @@ class PostgresStore:
             hint = "refused this database user; grant it the rights on the schema"
         elif isinstance(exc, pg_errors.DeadlockDetected | pg_errors.SerializationFailure):
             hint = "met a concurrent transaction and gave up; retry"
+        elif isinstance(exc, psycopg.OperationalError) and doing == "connecting":
+            hint = (
+                "could not be reached; check the host, port, database name and user, and "
+                "that the server is running"
+            )
         elif isinstance(exc, psycopg.OperationalError):
             hint = (
                 "could not be reached or lost its connection (a server restart or a network "

@@ -1,7 +1,8 @@
 """The ``teamaccess`` command: every use case for scripts and operators, plus ``demo``.
 
 Imported only when the command runs (the console script, ``python -m teamaccess``), never
-by ``import teamaccess``. It works on an embedded default: a SQLite file (``./teamaccess.db``),
+by ``import teamaccess``. It works on an embedded default: a SQLite file (``./teamaccess.db``;
+``--db postgresql://...`` for a PostgreSQL database),
 mail written as ``.eml`` files to ``./outbox`` unless SMTP settings are given, and a secret
 key generated once and kept next to the database.
 
@@ -10,14 +11,15 @@ Exit status: 0 on success, 2 for a usage error, and one code per error family (s
 
 One module per area: ``app`` (the group, its options and shared helpers), ``config`` (the
 settings), ``output`` (text and JSON), and the commands in ``accounts``, ``members``,
-``invitations``, ``contacts``, ``delivery``, ``privacy``, ``demo`` and ``web``
-(``web-demo``). Importing a command module registers its commands on the group.
+``invitations``, ``contacts``, ``delivery``, ``database`` (``migrate``), ``privacy``,
+``demo`` and ``web`` (``web-demo``). Importing a command module registers its commands
+on the group.
 """
 
-from . import accounts, contacts, delivery, demo, invitations, members, privacy, web
+from . import accounts, contacts, database, delivery, demo, invitations, members, privacy, web
 from .app import EXIT_CODES, cli, main
 
 __all__ = ["EXIT_CODES", "cli", "main"]
 
 # The command modules register their commands when imported.
-_COMMANDS = (accounts, contacts, delivery, demo, invitations, members, privacy, web)
+_COMMANDS = (accounts, contacts, database, delivery, demo, invitations, members, privacy, web)

@@ -113,7 +113,14 @@ def _usage_message(exc: click.UsageError) -> str:
     envvar="TEAMACCESS_DB",
     default="teamaccess.db",
     show_default=True,
-    help="SQLite database file (env TEAMACCESS_DB).",
+    help="SQLite database file, or a postgresql://user@host/dbname URL (env TEAMACCESS_DB).",
+)
+@click.option(
+    "--schema",
+    envvar="TEAMACCESS_SCHEMA",
+    default="teamaccess",
+    show_default=True,
+    help="With a PostgreSQL --db: the schema holding the tables (env TEAMACCESS_SCHEMA).",
 )
 @click.option(
     "--outbox",
@@ -156,6 +163,7 @@ def _usage_message(exc: click.UsageError) -> str:
 def cli(
     ctx: click.Context,
     db: str,
+    schema: str,
     outbox: str,
     smtp_host: str | None,
     smtp_port: int | None,
@@ -172,6 +180,7 @@ def cli(
     """
     settings = Settings(
         db=db,
+        schema=schema,
         outbox=outbox,
         smtp_host=smtp_host,
         smtp_port=smtp_port,

@@ -18,7 +18,35 @@ if TYPE_CHECKING:
     from .._ports import Mailer, Store
     from .._service import TeamAccess
 
-__all__ = ["ConfigError", "Settings", "load_or_create_secret", "secret_key_path"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "is_postgres",
+    "load_or_create_secret",
+    "safe_db_label",
+    "secret_key_path",
+]
+
+#: --db values that name a PostgreSQL database instead of a SQLite file
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(db: str) -> bool:
+    return db.startswith(POSTGRES_SCHEMES)
+
+
+def safe_db_label(db: str) -> str:
+    """*db* for output: a PostgreSQL URL without its password."""
+    if not is_postgres(db):
+        return db
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(db)
+    if parts.password is None:
+        return db
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 # -- configuration ----------------------------------------------------------------------
@@ -100,6 +128,8 @@ class Settings:
     accept_url: str | None
     language: str
     sender: str | None
+    #: the PostgreSQL schema when db is a postgresql:// URL
+    schema: str = "teamaccess"
     _team: TeamAccess | None = None
     #: recipients of the mail sent so far, to say where it went (never the bodies: tokens)
     sent: list[str] = attrs.field(factory=list)
@@ -108,11 +138,22 @@ class Settings:
         key = os.environ.get("TEAMACCESS_SECRET_KEY", "").strip()
         if key:
             return key
+        if is_postgres(self.db):
+            # No file beside a server database, and every server must sign with one key.
+            raise ConfigError(
+                "with a PostgreSQL --db, set TEAMACCESS_SECRET_KEY (the same on every server "
+                "that shares the database), e.g. from: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'"
+            )
         if self.db == ":memory:":
             return secrets.token_urlsafe(32)
         return load_or_create_secret(secret_key_path(self.db))
 
     def store(self) -> Store:
+        if is_postgres(self.db):
+            from .. import PostgresStore
+
+            return PostgresStore(self.db, schema=self.schema)
         from .. import SQLiteStore
 
         store: Store = SQLiteStore(self.db)
@@ -143,7 +184,8 @@ class Settings:
         if self._team is None:
             from .._service import TeamAccess
 
-            if self.db != ":memory:" and not Path(self.db).parent.is_dir():
+            sqlite_file = self.db != ":memory:" and not is_postgres(self.db)
+            if sqlite_file and not Path(self.db).parent.is_dir():
                 raise ConfigError(
                     f"the directory {Path(self.db).parent} of the database does not exist; "
                     "create it or pass another --db"

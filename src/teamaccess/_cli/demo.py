@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     pass
 
 from .app import _mail_note, _settings, _team, cli
+from .config import safe_db_label
 from .output import _perms, show_contacts, show_events, show_invitations, show_members, table
 
 __all__ = [
@@ -52,7 +53,8 @@ def demo() -> None:
     owner, owner_email = DEMO_OWNER
     run = len(team.accounts_for(owner)) + 1
     click.echo(
-        f"teamaccess demo, run {run}: database {settings.db}, mail to {settings.mail_target}"
+        f"teamaccess demo, run {run}: database {safe_db_label(settings.db)}, "
+        f"mail to {settings.mail_target}"
     )
 
     _step(1, "Max Mustermann opens a customer account")

@@ -46,10 +46,19 @@ __all__ = [
 
 
 def _log() -> logging.Logger:
-    # logging loads on the first failure it reports, not at import (issue 6's budget).
+    """The ``teamaccess`` logger, with a ``NullHandler`` like every library's.
+
+    logging loads on the first record, not at import (issue 6's import budget), so the
+    handler is added then: before that nothing was logged. Without it, an application
+    that configured no logging would see each record printed by Python's last-resort
+    handler on stderr.
+    """
     import logging
 
-    return logging.getLogger("teamaccess")
+    logger = logging.getLogger("teamaccess")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+    return logger
 
 
 Listener = Callable[[AuditEvent], object]

@@ -326,6 +326,14 @@ class _Invitations(_Delivery):
                     email=address.email,
                     permissions=inv.permissions.to_list(),
                 )
+                # With require_email_match=False the member may have joined under another
+                # address than the invited one; a pending invitation for that address would
+                # now invite a member, so it is closed.
+                other = uow.pending_invitation_for(inv.account_id, address.key)
+                if other is not None and other.id != inv.id:
+                    self._close_invitation(
+                        work, other, "revoked", SYSTEM, reason="its address became a member"
+                    )
         if member is None:
             raise InvitationRevoked(
                 "this invitation was withdrawn: the person who sent it may no longer grant "

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
 from .._domain import SYSTEM, AuditEvent, Member, OutboxMessage
 from .._emails import Address, normalize_email
-from .._errors import OwnershipRequired, PermissionDenied, ValidationError
+from .._errors import OwnershipRequired, PermissionDenied, StorageError, ValidationError
 from .._permissions import PermissionSet
 from .._ports import UnitOfWork
 from .._privacy import ErasureReport, PersonMatcher, PurgeReport
@@ -47,6 +47,28 @@ class _Person:
 
 def _key(address: str) -> str:
     return normalize_email(address).key
+
+
+#: What a store needs for this module (the personal-data part of the Store protocol).
+_UNIT_METHODS: Final = (
+    "members_involving", "invitations_involving", "contacts_with", "events_with",
+    "outbox_with", "delete_invitation", "delete_outbox", "update_event",
+    "purge_invitations", "purge_outbox", "purge_events",
+)  # fmt: skip
+
+
+def _check_unit(uow: UnitOfWork, *, scrub: object) -> None:
+    """A store written before the personal-data protocol gets a clear error, not an
+    AttributeError halfway through an erasure (and nothing is written)."""
+    missing = [m for m in _UNIT_METHODS if not callable(getattr(uow, m, None))]
+    if not callable(scrub):
+        missing.append("Store.scrub")
+    if missing:
+        raise StorageError(
+            f"this store does not implement {', '.join(missing)}, which export, erasure "
+            "and purge need; implement them (teamaccess.testing.contract.StoreContract "
+            "tests them; scrub() may do nothing for a store without files)"
+        )
 
 
 class _Privacy(_Invitations):
@@ -101,6 +123,7 @@ class _Privacy(_Invitations):
         uid, address = self._request(user_id, email)
         now = self.clock.now()
         with self._read() as uow:
+            _check_unit(uow, scrub=getattr(self._store, "scrub", None))
             person = self._find(uow, uid, address)
             matcher = person.matcher()
             names: dict[str, str] = {}
@@ -211,6 +234,7 @@ class _Privacy(_Invitations):
         uid, address = self._request(user_id, email)
         with self._write() as work:
             uow = work.uow
+            _check_unit(uow, scrub=getattr(self._store, "scrub", None))
             self._may_erase(uow, actor_id, uid, address)
             person = self._find(uow, uid, address)
             owned = [m for m in person.memberships if m.is_owner]
@@ -321,6 +345,7 @@ class _Privacy(_Invitations):
         retention = self.retention
         with self._write() as work:
             uow = work.uow
+            _check_unit(uow, scrub=getattr(self._store, "scrub", None))
             rules_since: datetime = work.now - self._rule_window()
             report = PurgeReport(
                 invitations=uow.purge_invitations(

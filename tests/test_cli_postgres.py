@@ -1,0 +1,132 @@
+"""The ``teamaccess`` command on PostgreSQL: ``--db postgresql://...`` for every command.
+
+The command suites of tests/test_cli.py that do not look at the SQLite file run here
+again, on a PostgreSQL URL in TEAMACCESS_DB, a schema of the test's own in
+TEAMACCESS_SCHEMA and a key in TEAMACCESS_SECRET_KEY; then what only a server database
+has: ``migrate``, the key that must be given, the password kept out of the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tests.test_cli as base
+from tests.conftest import drop_postgres_schema, postgres_conninfo, postgres_schema
+from tests.test_cli import Cli, account  # noqa: F401 (account: a fixture used by the suites)
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+    monkeypatch.chdir(tmp_path)
+    cli = Cli(tmp_path)
+    cli.env["TEAMACCESS_DB"] = to_url(postgres_conninfo())
+    cli.env["TEAMACCESS_SCHEMA"] = postgres_schema(tmp_path)
+    cli.env["TEAMACCESS_SECRET_KEY"] = "cli-test-key"
+    yield cli
+    drop_postgres_schema(tmp_path)
+
+
+def to_url(conninfo: str) -> str:
+    """The test server as a postgresql:// URL, the form --db recognises."""
+    if conninfo.startswith(("postgresql://", "postgres://")):
+        return conninfo
+    from urllib.parse import urlencode
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = {k: str(v) for k, v in conninfo_to_dict(conninfo).items()}
+    return "postgresql:///?" + urlencode(params)
+
+
+class TestAccountsOnPostgres(base.TestAccounts):
+    """Accounts through the command, on PostgreSQL."""
+
+
+class TestInvitationsOnPostgres(base.TestInvitations):
+    """Invitations through the command, on PostgreSQL."""
+
+
+class TestMembersAndPermissionsOnPostgres(base.TestMembersAndPermissions):
+    """Members and permissions through the command, on PostgreSQL."""
+
+
+class TestContactsAndMailOnPostgres(base.TestContactsAndMail):
+    """Contacts, notices and delivery through the command, on PostgreSQL."""
+
+
+class TestAuditOnPostgres(base.TestAudit):
+    """The audit log through the command, on PostgreSQL."""
+
+
+class TestErrorsOnPostgres(base.TestErrors):
+    """Error lines and exit codes, on PostgreSQL."""
+
+    def test_storage_error(self, run: Cli) -> None:
+        run.env["TEAMACCESS_SCHEMA"] = "bad-name"
+        line = run.error("accounts", "list", "max", code=3)
+        assert "plain PostgreSQL name" in line
+
+
+class TestDemoOnPostgres:
+    """The demo story on PostgreSQL."""
+
+    def test_demo_twice(self, run: Cli) -> None:
+        assert "run 1" in run("demo").stdout
+        assert "max now owns 2 demo accounts" in run("demo").stdout
+
+
+class TestMigrate:
+    """`teamaccess migrate` applies the schema, once, and says which version it is."""
+
+    def test_creates_then_finds_it_up_to_date(self, run: Cli, tmp_path: Path) -> None:
+        schema = postgres_schema(tmp_path)
+        assert run.json("migrate") == {
+            "database": f"{run.env['TEAMACCESS_DB']} (schema {schema})",
+            "schema_version": 1,
+        }
+        out = run("migrate").stdout
+        assert out.endswith(f"(schema {schema}): schema version 1, up to date\n")
+
+    def test_needs_no_secret_key(self, run: Cli) -> None:
+        run.env["TEAMACCESS_SECRET_KEY"] = None
+        assert run.json("migrate")["schema_version"] == 1
+
+    def test_on_sqlite_too(self, run: Cli) -> None:
+        assert run.json("--db", "team.db", "migrate") == {
+            "database": "team.db",
+            "schema_version": run.json("--db", "team.db", "migrate")["schema_version"],
+        }
+        assert (run.folder / "team.db").is_file()
+
+
+class TestSettings:
+    """What a server database needs from the command's settings."""
+
+    def test_the_secret_key_must_be_given(self, run: Cli) -> None:
+        run.env["TEAMACCESS_SECRET_KEY"] = None
+        line = run.error(
+            "accounts", "create", "--name", "A", "--owner-id", "u", "--owner-email",
+            "u@example.com", code=3,
+        )  # fmt: skip
+        assert "set TEAMACCESS_SECRET_KEY" in line
+        assert not any(run.folder.iterdir())
+
+    def test_the_password_stays_out_of_the_output(self, run: Cli) -> None:
+        url = "postgresql://panel:hunter2@/nodb?host=/nonexistent-dir&port=1"
+        line = run.error("--db", url, "accounts", "list", "u", code=10)
+        assert "hunter2" not in line
+        assert "could not be reached" in line
+
+    def test_schema_option(self, run: Cli, tmp_path: Path) -> None:
+        other = postgres_schema(tmp_path / "other")
+        try:
+            run("--schema", other, "accounts", "create", "--name", "A", "--owner-id", "u1",
+                "--owner-email", "u1@example.com")  # fmt: skip
+            assert len(run.json("--schema", other, "accounts", "list", "u1")) == 1
+            assert run.json("accounts", "list", "u1") == []
+        finally:
+            drop_postgres_schema(tmp_path / "other")
