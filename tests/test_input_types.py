@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
-from tests.conftest import SECRET, add_member
+from tests.conftest import SECRET, START, add_member
 
 from teamaccess import (
     SYSTEM,
@@ -36,6 +36,15 @@ NOT_LIMITS: list[object] = [["x"], {"x": 1}, None, "5", b"5", True, 1.5]
 NOT_PERMISSIONS: list[object] = [{"billing.view": False}, None, 5, b"x", True, [5], [["x"]]]
 NOT_CATEGORIES: list[object] = [{"billing": False}, None, 5, b"x", True, [5], [["billing"]]]
 NOT_CALLABLES: list[object] = [["x"], {"x": 1}, None, 5, b"x", True]
+# None is valid (no end); a naive datetime and one in the past are wrong too.
+NOT_INSTANTS: list[object] = [
+    "2027-01-01",
+    5,
+    True,
+    datetime(2027, 1, 1),
+    START - timedelta(days=1),
+    START,
+]
 
 
 @attrs.frozen
@@ -80,15 +89,30 @@ CALLS = [
     Call("remove_member", ("account_id", "user_id"), lambda c: {
         "account_id": c.account_id, "user_id": "u2", "actor_id": "owner"}),
     Call("can", ("user_id", "account_id", "permission"), lambda c: {
-        "user_id": "u2", "account_id": c.account_id, "permission": "billing.view"}),
+        "user_id": "u2", "account_id": c.account_id, "permission": "billing.view",
+        "resource": "srv-1"}),
     Call("require", ("user_id", "account_id", "permission"), lambda c: {
-        "user_id": "u2", "account_id": c.account_id, "permission": "billing.view"}),
+        "user_id": "u2", "account_id": c.account_id, "permission": "billing.view",
+        "resource": "srv-1"}),
+    Call("resources_for", ("user_id", "account_id", "permission"), lambda c: {
+        "user_id": "u2", "account_id": c.account_id, "permission": "services.view"}),
+    Call("forget_resource", ("account_id", "resource_id"), lambda c: {
+        "account_id": c.account_id, "resource_id": "srv-1", "actor_id": "owner"}),
+    Call("suspend_member", ("account_id", "user_id"), lambda c: {
+        "account_id": c.account_id, "user_id": "u2", "actor_id": "owner"}),
+    Call("reactivate_member", ("account_id", "user_id"), lambda c: {
+        "account_id": c.account_id, "user_id": "u2", "actor_id": "owner"}),
+    Call("set_access_until", ("account_id", "user_id", "until"), lambda c: {
+        "account_id": c.account_id, "user_id": "u2", "until": START + timedelta(days=30),
+        "actor_id": "owner"}),
     Call("permissions_of", ("user_id", "account_id"), lambda c: {
         "user_id": "u2", "account_id": c.account_id}),
     Call("accept_link", ("token",), lambda c: {"token": c.token}),
     Call("invite", ("account_id",), lambda c: {
         "account_id": c.account_id, "actor_id": "owner", "email": "neu@example.org",
-        "permissions": PermissionSet.of("billing.view"), "language": "de"}),
+        "permissions": PermissionSet.of("billing.view"), "language": "de",
+        "access_until": START + timedelta(days=30), "note": "Hallo!",
+        "metadata": {"customer_no": "4711"}}),
     Call("resend_invitation", ("invitation_id",), lambda c: {
         "invitation_id": c.invitation_id, "actor_id": "owner"}),
     Call("revoke_invitation", ("invitation_id",), lambda c: {
@@ -134,6 +158,11 @@ WRONG: dict[str, list[object]] = {
     "listener": NOT_CALLABLES,
     "language": [v for v in NOT_STRINGS if v is not None],
     "html": [v for v in NOT_STRINGS if v is not None],
+    "resource": [v for v in NOT_STRINGS if v is not None],
+    "note": [v for v in NOT_STRINGS if v is not None],
+    "until": NOT_INSTANTS,
+    "access_until": NOT_INSTANTS,
+    "metadata": [["x"], 5, "x", b"x", True, {1: "x"}, {"x": object()}, {"x": float("nan")}],
     "scrub": ["yes", 1, None],
 }
 # Parameters where None is a valid value: pending_messages(None) lists every account's.

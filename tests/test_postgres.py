@@ -37,6 +37,7 @@ from teamaccess import (
     TeamAccessError,
     ValidationError,
 )
+from teamaccess._backends import postgres as pg_backend
 from teamaccess.testing import FrozenClock
 
 pytestmark = pytest.mark.postgres
@@ -130,7 +131,7 @@ class TestOpening:
 
     def test_creates_the_schema_and_reopens_it(self, conninfo: str, schema: str, raw: Any) -> None:
         store = PostgresStore(conninfo, schema=schema)
-        assert store.schema_version == 1
+        assert store.schema_version == len(pg_backend.MIGRATIONS)
         store.close()
         tables = {
             r[0]
@@ -141,10 +142,37 @@ class TestOpening:
         }
         assert {"accounts", "members", "invitations", "outbox", "schema_info"} <= tables
         again = PostgresStore(conninfo, schema=schema)
-        assert again.schema_version == 1
+        assert again.schema_version == len(pg_backend.MIGRATIONS)
         assert "closed" not in repr(again)
         again.close()
         assert "closed" in repr(again)
+
+    def test_version_1_schema_is_upgraded(
+        self, conninfo: str, schema: str, raw: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A version-1 schema with a member, written as version 1's store wrote it.
+        monkeypatch.setattr(pg_backend, "MIGRATIONS", pg_backend.MIGRATIONS[:1])
+        old = PostgresStore(conninfo, schema=schema)
+        assert old.schema_version == 1
+        old.close()
+        monkeypatch.undo()
+        raw.execute(
+            f'INSERT INTO "{schema}".accounts (id, name, owner_id, owner_email, created_at) '
+            "VALUES ('acc', 'Alt', 'owner', 'o@example.org', now())"
+        )
+        raw.execute(
+            f'INSERT INTO "{schema}".members (account_id, user_id, email, email_key, role, '
+            "permissions, joined_at) VALUES ('acc', 'owner', 'o@example.org', "
+            "'o@example.org', 'owner', '\"*\"', now())"
+        )
+        store = PostgresStore(conninfo, schema=schema)
+        assert store.schema_version == len(pg_backend.MIGRATIONS)
+        with store.read() as uow:
+            member = uow.get_member("acc", "owner")
+        assert member is not None
+        assert (member.status, member.access_until, member.metadata) == ("active", None, {})
+        assert store.grant("acc", "owner") == (PermissionSet.all(), None)
+        store.close()
 
     def test_newer_schema_is_refused_unchanged(self, conninfo: str, schema: str, raw: Any) -> None:
         PostgresStore(conninfo, schema=schema).close()
@@ -181,7 +209,7 @@ class TestOpening:
     ) -> None:
         raw.execute(f'CREATE SCHEMA "{schema}"')
         store = PostgresStore(conninfo, schema=schema)
-        assert store.schema_version == 1
+        assert store.schema_version == len(pg_backend.MIGRATIONS)
         store.close()
 
     @pytest.mark.slow
@@ -194,7 +222,7 @@ class TestOpening:
             assert opener.report() == {"ready": True}
         start.touch()
         results = [opener.report() for opener in openers]
-        assert {r.get("version") for r in results} == {1}, results
+        assert {r.get("version") for r in results} == {len(pg_backend.MIGRATIONS)}, results
         team = open_team(conninfo, schema)
         assert len(team.accounts_for("o")) == 8
         team.close()
@@ -540,7 +568,7 @@ class TestJoin:
                 )
                 thread.start()
                 thread.join(10)
-                assert shop.store.grant(account_id, "owner") == PermissionSet.all()
+                assert shop.store.grant(account_id, "owner") == (PermissionSet.all(), None)
             conn.rollback()
         assert seen == [None]
 

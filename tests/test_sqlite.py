@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Any
 
 import pytest
@@ -233,12 +234,14 @@ class TestSchema:
         conn = raw(db)
         conn.execute("PRAGMA foreign_keys = ON")
         row = conn.execute("SELECT * FROM members WHERE user_id = 'u2'").fetchone()
+        marks = ", ".join("?" * len(row))
         with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-            conn.execute("INSERT INTO members VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            conn.execute(f"INSERT INTO members VALUES ({marks})", row)  # noqa: S608 (only "?"s)
         with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
             conn.execute(
-                "INSERT INTO members VALUES ('no-such-account', 'x', 'x@e.org', 'x@e.org', "
-                "'member', '[]', '2026-01-01', NULL, 1)"
+                "INSERT INTO members (account_id, user_id, email, email_key, role, permissions, "
+                "joined_at, granted_by, seq) VALUES ('no-such-account', 'x', 'x@e.org', "
+                "'x@e.org', 'member', '[]', '2026-01-01', NULL, 1)"
             )
         conn.close()
 
@@ -317,19 +320,38 @@ class TestMigrations:
     def test_version_1_file_is_upgraded_and_recipients_read_it(
         self, db: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        # A real version-1 file: only the first migration, filled through the service.
+        # A real version-1 file: only the first migration, filled as version 1's store
+        # wrote it (today's store writes columns a version-1 file lacks): an account whose
+        # ownership went from "owner" to "heir", and a second one.
         monkeypatch.setattr(sqlite_backend, "MIGRATIONS", sqlite_backend.MIGRATIONS[:1])
-        old = open_team(db)
-        assert isinstance(old.store, SQLiteStore)
-        assert old.store.schema_version == 1
-        acc = old.create_account(name="Alt", owner_id="owner", owner_email="Chef@Muster.de")
-        add_member(old, acc.id, "heir", P("billing.view"), email="heir@example.org")
-        old.transfer_ownership(acc.id, actor_id="owner", to_user_id="heir")
-        old.close()
-        # Contacts as version 1's store wrote them (its add_contact is gone with it):
-        # the contact row, then one (contact, account, category) row per subscription.
+        store = SQLiteStore(db)
+        assert store.schema_version == 1
+        store.close()
         conn = raw(db)
         conn.execute("PRAGMA foreign_keys = ON")
+        ts = "2026-05-01T09:00:00.000000+00:00"
+        acc = SimpleNamespace(id="acc_alt")
+        second = SimpleNamespace(id="acc_zwei")
+        for account_id, name, owner, email in (
+            (acc.id, "Alt", "heir", "heir@example.org"),
+            (second.id, "Zwei", "o2", "o2@example.org"),
+        ):
+            conn.execute(
+                "INSERT INTO accounts (id, name, owner_id, owner_email, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (account_id, name, owner, email, ts),
+            )
+        for n, (account_id, user, email, role) in enumerate((
+            (acc.id, "owner", "Chef@muster.de", "member"),
+            (acc.id, "heir", "heir@example.org", "owner"),
+            (second.id, "o2", "o2@example.org", "owner"),
+        )):  # fmt: skip
+            conn.execute(
+                "INSERT INTO members VALUES (?, ?, ?, ?, ?, '\"*\"', ?, NULL, ?)",
+                (account_id, user, email, email.lower(), role, ts, n + 1),
+            )
+        # Contacts as version 1's store wrote them (its add_contact is gone with it):
+        # the contact row, then one (contact, account, category) row per subscription.
         for n, email, cats in (
             (1, "anna@example.org", ["billing"]),
             (2, "b@example.org", ["support", "billing"]),
@@ -349,9 +371,6 @@ class TestMigrations:
                 )
         conn.execute("DELETE FROM contacts WHERE id = 'con2'")
         conn.close()
-        old = open_team(db)
-        second = old.create_account(name="Zwei", owner_id="o2", owner_email="o2@example.org")
-        old.close()
         monkeypatch.undo()
 
         upgraded = open_team(db)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._backends.memory import MemoryStore
 from ._domain import (
+    METADATA_MAX_BYTES,
+    NOTE_MAX_LENGTH,
     SYSTEM,
     Account,
     AuditEvent,
@@ -47,7 +49,16 @@ from ._errors import (
     ValidationError,
 )
 from ._messages import error_message
-from ._permissions import Catalog, Categories, Category, Permission, PermissionSet
+from ._permissions import (
+    RESOURCE_ID_MAX_LENGTH,
+    Catalog,
+    Categories,
+    Category,
+    Permission,
+    PermissionSet,
+    Preset,
+    Resources,
+)
 from ._ports import BatchMailer, Clock, Mailer, Store, SystemClock, UnitOfWork
 from ._privacy import ErasureReport, PurgeReport, Retention
 from ._service import TeamAccess
@@ -68,6 +79,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "METADATA_MAX_BYTES",
+    "NOTE_MAX_LENGTH",
+    "RESOURCE_ID_MAX_LENGTH",
     "SYSTEM",
     "Account",
     "AccountNotFound",
@@ -110,9 +124,11 @@ __all__ = [
     "PermissionDenied",
     "PermissionSet",
     "PostgresStore",
+    "Preset",
     "PurgeReport",
     "RateLimited",
     "RenderedMail",
+    "Resources",
     "Retention",
     "SQLiteStore",
     "SmtpMailer",

@@ -9,9 +9,12 @@ from typing import Final, Literal
 import attrs
 
 from ._emails import check_line
+from ._errors import ValidationError
 from ._permissions import PermissionSet
 
 __all__ = [
+    "METADATA_MAX_BYTES",
+    "NOTE_MAX_LENGTH",
     "SYSTEM",
     "Account",
     "AuditEvent",
@@ -19,7 +22,9 @@ __all__ = [
     "Invitation",
     "InvitationStatus",
     "Member",
+    "MemberStatus",
     "OutboxMessage",
+    "check_metadata",
 ]
 
 #: ``actor_id`` for the vendor's own staff or automation. It passes every permission
@@ -28,6 +33,51 @@ SYSTEM: Final = "teamaccess:system"
 
 InvitationStatus = Literal["pending", "accepted", "declined", "revoked", "expired"]
 Role = Literal["owner", "member"]
+#: ``"active"``; ``"suspended"`` (grants kept, nothing allowed); ``"expired"`` (its
+#: ``access_until`` has passed). Backends store only the first two; "expired" is read off
+#: the clock.
+MemberStatus = Literal["active", "suspended", "expired"]
+
+#: The longest personal note an invitation carries, in characters.
+NOTE_MAX_LENGTH: Final = 500
+#: The largest ``metadata`` dict, as compact JSON in UTF-8 bytes.
+METADATA_MAX_BYTES: Final = 2048
+
+
+def check_metadata(value: object) -> dict[str, object]:
+    """A vendor's metadata, checked: a dict with string keys that JSON can carry, at most
+    :data:`METADATA_MAX_BYTES` as JSON. Returns the JSON round trip, so what is returned
+    later (tuples as lists) equals what is returned now."""
+    import json  # loads on use: import teamaccess stays light
+
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(
+            f"metadata must be a dict such as {{'customer_no': '4711'}}, not {type(value).__name__}"
+        )
+    for key in value:
+        if not isinstance(key, str):
+            raise ValidationError(f"metadata keys must be strings, not {key!r}")
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValidationError(
+            f"metadata must hold only JSON values (str, int, float, bool, None, list, dict): {exc}"
+        ) from None
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        raise ValidationError(
+            "metadata holds text that is not valid Unicode (a lone surrogate)"
+        ) from None
+    if size > METADATA_MAX_BYTES:
+        raise ValidationError(
+            f"metadata is {size} bytes as JSON; keep it within {METADATA_MAX_BYTES} bytes "
+            "(store an id here and the rest in your own database)"
+        )
+    result: dict[str, object] = json.loads(text)
+    return result
 
 
 def _line(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -61,10 +111,27 @@ class Member:
     joined_at: datetime
     #: who invited the member or last set its permissions (``None`` for the first owner)
     granted_by: str | None = None
+    #: as stored: "active" or "suspended"; as returned by the service, "expired" too
+    status: MemberStatus = "active"
+    #: the instant the member's access ends (``None``: no end)
+    access_until: datetime | None = None
+    #: the vendor's own data (a customer number), carried over from the invitation
+    metadata: Mapping[str, object] = attrs.field(factory=dict, hash=False)
 
     @property
     def is_owner(self) -> bool:
         return self.role == "owner"
+
+    def status_at(self, now: datetime) -> MemberStatus:
+        """The status at *now*: past ``access_until`` a member is "expired", suspended or
+        not (reactivating would not bring it back)."""
+        if self.access_until is not None and now >= self.access_until:
+            return "expired"
+        return "suspended" if self.status == "suspended" else "active"
+
+    def is_active(self, now: datetime) -> bool:
+        """May the member use its grants at *now*?"""
+        return self.status_at(now) == "active"
 
 
 @attrs.frozen
@@ -92,9 +159,18 @@ class Invitation:
     sent_count: int = 1
     #: language of the invitation mail ("en" or "de")
     language: str = "en"
+    #: when the member's access will end, if the invitation is accepted
+    access_until: datetime | None = None
+    #: the inviter's personal note, shown in the mail
+    note: str = ""
+    #: the vendor's own data, carried to the member on acceptance
+    metadata: Mapping[str, object] = attrs.field(factory=dict, hash=False)
 
     def is_expired(self, now: datetime) -> bool:
-        return now >= self.expires_at
+        """Past its lifetime, or past the end of the access it offers."""
+        return now >= self.expires_at or (
+            self.access_until is not None and now >= self.access_until
+        )
 
     def status_at(self, now: datetime) -> InvitationStatus:
         """The status a user sees at *now*: a pending invitation past its lifetime is expired."""

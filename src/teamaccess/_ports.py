@@ -244,11 +244,14 @@ class Store(Protocol):
         """A unit of work that only reads, from one consistent snapshot."""
         ...
 
-    def grant(self, account_id: str, user_id: str) -> PermissionSet | None:
-        """The permissions a member holds right now, or ``None`` if not a member.
+    def grant(self, account_id: str, user_id: str) -> tuple[PermissionSet, datetime | None] | None:
+        """The permissions a member may use and when that ends (its ``access_until``),
+        or ``None`` if not a member. A suspended member's permissions are
+        ``PermissionSet.none()``; the service compares the end with its clock.
 
         The hot path of ``can()``: one indexed look-up of committed state, never a cached
-        answer.
+        answer. Return the same tuple object for the same stored row where you can (a
+        memo of the parsed row): building one per call is a cost on every request.
         """
         ...
 

@@ -41,6 +41,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
@@ -50,7 +51,7 @@ from psycopg.pq import TransactionStatus
 from .._errors import StorageError, TeamAccessError, ValidationError
 from .._permissions import PermissionSet
 from .postgres_schema import MIGRATIONS, TABLES, Statements
-from .postgres_unit import PgUnitOfWork, perms, unstorable
+from .postgres_unit import PgUnitOfWork, grant_of, unstorable
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -416,7 +417,7 @@ class PostgresStore:
             local.conn = None
             self._putconn(conn)
 
-    def grant(self, account_id: str, user_id: str) -> PermissionSet | None:
+    def grant(self, account_id: str, user_id: str) -> tuple[PermissionSet, datetime | None] | None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             return self._grant_on(conn, account_id, user_id)
@@ -439,12 +440,14 @@ class PostgresStore:
             raise self._error(exc, "looking up a permission") from exc
         finally:
             self._putconn(conn)
-        return None if row is None else perms(row[0])
+        return None if row is None else grant_of(row)
 
-    def _grant_on(self, conn: Connection, account_id: str, user_id: str) -> PermissionSet | None:
+    def _grant_on(
+        self, conn: Connection, account_id: str, user_id: str
+    ) -> tuple[PermissionSet, datetime | None] | None:
         with self.read() as uow:
             row = uow._one(self._sql.grant, (account_id, user_id), unstorable_is_none=True)
-        return None if row is None else perms(row[0])
+        return None if row is None else grant_of(row)
 
     def recipients(self, account_id: str, category: str) -> list[tuple[str, str]] | None:
         """``(email, email_key)`` of the owner, then of each contact subscribed to

@@ -109,9 +109,23 @@ _SCHEMA_1: Final = (
     "CREATE INDEX outbox_invitation ON {s}.outbox (invitation_id)",
 )
 
+# Member states, access that ends, notes and the vendor's metadata. Members keep their
+# grants while suspended, so the state is a column beside them; grant() reads it from the
+# same primary-key search. Only "active" and "suspended" are stored: "expired" is read off
+# the clock against access_until, so no job has to run for access to end.
+_SCHEMA_MEMBERS: Final = (
+    """ALTER TABLE {s}.members ADD COLUMN status text NOT NULL DEFAULT 'active'
+        CHECK (status IN ('active', 'suspended'))""",
+    "ALTER TABLE {s}.members ADD COLUMN access_until timestamptz",
+    "ALTER TABLE {s}.members ADD COLUMN metadata text NOT NULL DEFAULT '{}'",
+    "ALTER TABLE {s}.invitations ADD COLUMN access_until timestamptz",
+    "ALTER TABLE {s}.invitations ADD COLUMN note text NOT NULL DEFAULT ''",
+    "ALTER TABLE {s}.invitations ADD COLUMN metadata text NOT NULL DEFAULT '{}'",
+)
+
 #: The schema history: entry *n* holds the statements that take a schema from version
 #: *n* to *n + 1*.
-MIGRATIONS: list[tuple[str, ...]] = [_SCHEMA_1]
+MIGRATIONS: list[tuple[str, ...]] = [_SCHEMA_1, _SCHEMA_MEMBERS]
 
 #: Tables every teamaccess schema has; a schema missing one is damaged.
 TABLES: Final = frozenset(
@@ -119,10 +133,13 @@ TABLES: Final = frozenset(
 )
 
 _ACCOUNT_COLS: Final = "id, name, owner_id, owner_email, created_at"
-_MEMBER_COLS: Final = "account_id, user_id, email, role, permissions, joined_at, granted_by"
+_MEMBER_COLS: Final = (
+    "account_id, user_id, email, role, permissions, joined_at, granted_by, status, "
+    "access_until, metadata"
+)
 _INVITATION_COLS: Final = (
     "id, account_id, email, permissions, invited_by, status, created_at, expires_at, "
-    "token_hash, closed_at, accepted_by, sent_count, language"
+    "token_hash, closed_at, accepted_by, sent_count, language, access_until, note, metadata"
 )
 _CONTACT_COLS: Final = "id, account_id, name, email, company, phone, role, created_at, categories"
 _EVENT_COLS: Final = "id, account_id, at, actor_id, action, target, details"
@@ -137,7 +154,10 @@ class Statements:
 
     def __init__(self, s: str) -> None:
         self.version = f"SELECT version FROM {s}.schema_info"
-        self.grant = f"SELECT permissions FROM {s}.members WHERE account_id = %s AND user_id = %s"
+        self.grant = (
+            f"SELECT permissions, status, access_until FROM {s}.members "
+            "WHERE account_id = %s AND user_id = %s"
+        )
         # The owner (part 0) with the owner's comparison key, then the contacts subscribed
         # to the category (part 1, by creation order), in one statement: one snapshot.
         self.recipients = (

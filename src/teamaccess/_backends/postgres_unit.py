@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ from .postgres_schema import (
 if TYPE_CHECKING:
     from .postgres import PostgresStore
 
-__all__ = ["PgUnitOfWork", "perms", "unstorable"]
+__all__ = ["PgUnitOfWork", "grant_of", "perms", "unstorable"]
 
 Connection = psycopg.Connection[Any]
 Row = tuple[Any, ...]
@@ -95,6 +95,36 @@ def perms(text: str) -> PermissionSet:
     return found
 
 
+# grant() memo: stored (permissions, status, access_until) -> the parsed answer; like
+# _PARSED a pure function of the row, never anyone's current grant.
+_GRANTS: dict[Row, tuple[PermissionSet, datetime | None]] = {}
+
+
+def grant_of(row: Row) -> tuple[PermissionSet, datetime | None]:
+    """What ``grant()`` answers for a row of ``permissions, status, access_until``: a
+    suspended member may use nothing."""
+    found = _GRANTS.get(row)
+    if found is None:
+        held = PermissionSet.none() if row[1] == "suspended" else perms(row[0])
+        try:
+            found = (held, _dt_or_none(row[2]))
+        except _DECODE_ERRORS as exc:
+            raise _unreadable(f"an end of access {str(row[2])[:40]!r}", exc) from exc
+        if len(_GRANTS) > 4096:
+            _GRANTS.clear()
+        _GRANTS[row] = found
+    return found
+
+
+def _metadata_text(metadata: Mapping[str, object]) -> str:
+    return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+
+
+def _stored_status(status: str) -> str:
+    # "expired" is read off the clock, never stored.
+    return "suspended" if status == "suspended" else "active"
+
+
 def _account(r: Row) -> Account:
     try:
         return Account(id=r[0], name=r[1], owner_id=r[2], owner_email=r[3], created_at=_dt(r[4]))
@@ -105,7 +135,9 @@ def _account(r: Row) -> Account:
 def _member(r: Row) -> Member:
     try:
         return Member(account_id=r[0], user_id=r[1], email=r[2], role=r[3],
-                      permissions=perms(r[4]), joined_at=_dt(r[5]), granted_by=r[6])  # fmt: skip
+                      permissions=perms(r[4]), joined_at=_dt(r[5]), granted_by=r[6],
+                      status=r[7], access_until=_dt_or_none(r[8]),
+                      metadata=json.loads(r[9]))  # fmt: skip
     except _DECODE_ERRORS as exc:
         raise _unreadable("a member row", exc) from exc
 
@@ -116,6 +148,7 @@ def _invitation(r: Row) -> Invitation:
             id=r[0], account_id=r[1], email=r[2], permissions=perms(r[3]), invited_by=r[4],
             status=r[5], created_at=_dt(r[6]), expires_at=_dt(r[7]), token_hash=r[8],
             closed_at=_dt_or_none(r[9]), accepted_by=r[10], sent_count=r[11], language=r[12],
+            access_until=_dt_or_none(r[13]), note=r[14], metadata=json.loads(r[15]),
         )  # fmt: skip
     except _DECODE_ERRORS as exc:
         raise _unreadable("an invitation row", exc) from exc
@@ -354,9 +387,10 @@ class PgUnitOfWork(_PgPrivacyQueries):
         self._lock(m.account_id)
         if not self._insert(
             f"INSERT INTO {self._q.s}.members ({_MEMBER_COLS}, email_key) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (m.account_id, m.user_id, m.email, m.role, _perms_text(m.permissions),
-             _ts(m.joined_at), m.granted_by, email_key),
+             _ts(m.joined_at), m.granted_by, _stored_status(m.status),
+             _ts_or_none(m.access_until), _metadata_text(m.metadata), email_key),
         ):  # fmt: skip
             raise AlreadyMember(f"{m.email} is already a member of account {m.account_id!r}")
 
@@ -385,8 +419,10 @@ class PgUnitOfWork(_PgPrivacyQueries):
         self._lock(m.account_id)
         self._exec(
             f"UPDATE {self._q.s}.members SET email = %s, role = %s, permissions = %s, "
-            "joined_at = %s, granted_by = %s WHERE account_id = %s AND user_id = %s",
+            "joined_at = %s, granted_by = %s, status = %s, access_until = %s, metadata = %s "
+            "WHERE account_id = %s AND user_id = %s",
             (m.email, m.role, _perms_text(m.permissions), _ts(m.joined_at), m.granted_by,
+             _stored_status(m.status), _ts_or_none(m.access_until), _metadata_text(m.metadata),
              m.account_id, m.user_id),
         )  # fmt: skip
 
@@ -415,10 +451,12 @@ class PgUnitOfWork(_PgPrivacyQueries):
         self._lock(i.account_id)
         if not self._insert(
             f"INSERT INTO {self._q.s}.invitations ({_INVITATION_COLS}, email_key) VALUES "
-            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
             (i.id, i.account_id, i.email, _perms_text(i.permissions), i.invited_by, i.status,
              _ts(i.created_at), _ts(i.expires_at), i.token_hash, _ts_or_none(i.closed_at),
-             i.accepted_by, i.sent_count, i.language, email_key),
+             i.accepted_by, i.sent_count, i.language, _ts_or_none(i.access_until), i.note,
+             _metadata_text(i.metadata), email_key),
         ):  # fmt: skip
             if self.get_invitation(i.id) is not None:
                 raise Conflict(f"invitation {i.id!r} exists already")
@@ -443,13 +481,14 @@ class PgUnitOfWork(_PgPrivacyQueries):
         done = self._exec(
             f"UPDATE {s}.invitations i SET permissions = %s, invited_by = %s, status = %s, "
             "expires_at = %s, token_hash = %s, closed_at = %s, accepted_by = %s, "
-            "sent_count = %s, language = %s WHERE i.id = %s AND NOT (%s = 'pending' AND "
+            "sent_count = %s, language = %s, access_until = %s, note = %s, metadata = %s "
+            "WHERE i.id = %s AND NOT (%s = 'pending' AND "
             f"i.status <> 'pending' AND EXISTS (SELECT 1 FROM {s}.invitations o WHERE "
             "o.account_id = i.account_id AND o.email_key = i.email_key "
             "AND o.status = 'pending' AND o.id <> i.id))",
             (_perms_text(i.permissions), i.invited_by, i.status, _ts(i.expires_at),
              i.token_hash, _ts_or_none(i.closed_at), i.accepted_by, i.sent_count, i.language,
-             i.id, i.status),
+             _ts_or_none(i.access_until), i.note, _metadata_text(i.metadata), i.id, i.status),
         ).rowcount  # fmt: skip
         if done == 0 and i.status == "pending" and self.get_invitation(i.id) is not None:
             raise AlreadyInvited(f"{i.email} has a pending invitation already")

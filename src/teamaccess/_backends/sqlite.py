@@ -36,7 +36,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -58,7 +58,9 @@ __all__ = ["MIGRATIONS", "SQLiteStore"]
 
 
 # Constant SQL strings: sqlite3 caches their prepared statements per connection.
-_GRANT_SQL: Final = "SELECT permissions FROM members WHERE account_id = ? AND user_id = ?"
+_GRANT_SQL: Final = (
+    "SELECT permissions, status, access_until FROM members WHERE account_id = ? AND user_id = ?"
+)
 # recipients(): the owner (part 0) with its stored comparison key, then the contacts
 # subscribed to the category (part 1, by creation order), in one statement, so one
 # snapshot without a transaction around it. Schema 2 makes each part one covering-index
@@ -73,10 +75,13 @@ _RECIPIENTS_SQL: Final = (
     "INDEXED BY contact_categories_recipients WHERE account_id = ?1 AND category = ?2"
 )
 _ACCOUNT_COLS: Final = "a.id, a.name, a.owner_id, a.owner_email, a.created_at"
-_MEMBER_COLS: Final = "account_id, user_id, email, role, permissions, joined_at, granted_by"
+_MEMBER_COLS: Final = (
+    "account_id, user_id, email, role, permissions, joined_at, granted_by, status, "
+    "access_until, metadata"
+)
 _INVITATION_COLS: Final = (
     "id, account_id, email, permissions, invited_by, status, created_at, expires_at, "
-    "token_hash, closed_at, accepted_by, sent_count, language"
+    "token_hash, closed_at, accepted_by, sent_count, language, access_until, note, metadata"
 )
 _CONTACT_COLS: Final = (
     "c.id, c.account_id, c.name, c.email, c.company, c.phone, c.role, c.created_at, "
@@ -153,6 +158,30 @@ def _perms(text: str) -> PermissionSet:
     return found
 
 
+# grant() memo: stored (permissions, status, access_until) -> the parsed answer. Like
+# _PARSED it caches a pure function of the row's text, never anyone's current grant: the
+# row is read on every call.
+_GRANTS: dict[Row, tuple[PermissionSet, datetime | None]] = {}
+
+
+def _grant(row: Row) -> tuple[PermissionSet, datetime | None]:
+    found = _GRANTS.get(row)
+    if found is None:
+        held = PermissionSet.none() if row[1] == "suspended" else _perms(row[0])
+        try:
+            found = (held, _dt_or_none(row[2]))
+        except _DECODE_ERRORS as exc:
+            raise _unreadable(f"an end of access {str(row[2])[:40]!r}", exc) from exc
+        if len(_GRANTS) > 4096:
+            _GRANTS.clear()
+        _GRANTS[row] = found
+    return found
+
+
+def _metadata_text(metadata: Mapping[str, object]) -> str:
+    return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+
+
 def _account(row: Row) -> Account:
     try:
         return Account(id=row[0], name=row[1], owner_id=row[2], owner_email=row[3],
@@ -171,6 +200,9 @@ def _member(row: Row) -> Member:
             permissions=_perms(row[4]),
             joined_at=_dt(row[5]),
             granted_by=row[6],
+            status=row[7],
+            access_until=_dt_or_none(row[8]),
+            metadata=json.loads(row[9]),
         )
     except _DECODE_ERRORS as exc:
         raise _unreadable("a member row", exc) from exc
@@ -192,6 +224,9 @@ def _invitation(row: Row) -> Invitation:
             accepted_by=row[10],
             sent_count=row[11],
             language=row[12],
+            access_until=_dt_or_none(row[13]),
+            note=row[14],
+            metadata=json.loads(row[15]),
         )
     except _DECODE_ERRORS as exc:
         raise _unreadable("an invitation row", exc) from exc
@@ -249,6 +284,12 @@ def _outbox_params(m: OutboxMessage) -> tuple[Any, ...]:
         _ts(m.next_attempt_at), m.status, m.message, m.invitation_id, m.attempts,
         m.last_error, _ts_or_none(m.sent_at), m.id,
     )  # fmt: skip
+
+
+def _stored_status(status: str) -> str:
+    # "expired" is read off the clock, never stored: a member read back through the
+    # service and written again stays "active" underneath.
+    return "suspended" if status == "suspended" else "active"
 
 
 def _create_private(path: str) -> None:
@@ -621,7 +662,7 @@ class SQLiteStore:
             raise self._error(exc, "setting its durability") from exc
         self._sync_lost = level != self.synchronous
 
-    def grant(self, account_id: str, user_id: str) -> PermissionSet | None:
+    def grant(self, account_id: str, user_id: str) -> tuple[PermissionSet, datetime | None] | None:
         lock = self._lock
         lock.acquire()  # not "with": 90 ns less on every can() (see MemoryStore.grant)
         try:
@@ -634,7 +675,11 @@ class SQLiteStore:
             raise self._error(exc, "looking up a permission") from exc
         finally:
             lock.release()
-        return None if row is None else _perms(row[0])
+        if row is None:
+            return None
+        # The memo inline: a function call less on every can()
+        found = _GRANTS.get(row)
+        return _grant(row) if found is None else found
 
     def recipients(self, account_id: str, category: str) -> list[tuple[str, str]] | None:
         """``(email, email_key)`` of the owner, then of each contact subscribed to
@@ -819,11 +864,12 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     def add_member(self, member: Member, email_key: str) -> None:
         self._exec(
             f"INSERT INTO members ({_MEMBER_COLS}, email_key, seq) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
             "(SELECT coalesce(max(seq), 0) + 1 FROM members WHERE account_id = ?))",
             (member.account_id, member.user_id, member.email, member.role,
              _perms_text(member.permissions), _ts(member.joined_at), member.granted_by,
-             email_key, member.account_id),
+             _stored_status(member.status), _ts_or_none(member.access_until),
+             _metadata_text(member.metadata), email_key, member.account_id),
             lambda: AlreadyMember(
                 f"{member.email} is already a member of account {member.account_id!r}"
             ),
@@ -846,9 +892,12 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     def update_member(self, member: Member) -> None:
         self._exec(
             "UPDATE members SET email = ?, role = ?, permissions = ?, joined_at = ?, "
-            "granted_by = ? WHERE account_id = ? AND user_id = ?",
+            "granted_by = ?, status = ?, access_until = ?, metadata = ? "
+            "WHERE account_id = ? AND user_id = ?",
             (member.email, member.role, _perms_text(member.permissions),
-             _ts(member.joined_at), member.granted_by, member.account_id, member.user_id),
+             _ts(member.joined_at), member.granted_by, _stored_status(member.status),
+             _ts_or_none(member.access_until), _metadata_text(member.metadata),
+             member.account_id, member.user_id),
         )  # fmt: skip
 
     def delete_member(self, account_id: str, user_id: str) -> None:
@@ -871,10 +920,11 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         i = invitation
         self._exec(
             f"INSERT INTO invitations ({_INVITATION_COLS}, email_key) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (i.id, i.account_id, i.email, _perms_text(i.permissions), i.invited_by, i.status,
              _ts(i.created_at), _ts(i.expires_at), i.token_hash, _ts_or_none(i.closed_at),
-             i.accepted_by, i.sent_count, i.language, email_key),
+             i.accepted_by, i.sent_count, i.language, _ts_or_none(i.access_until), i.note,
+             _metadata_text(i.metadata), email_key),
             lambda: self._invitation_conflict(i),
         )  # fmt: skip
 
@@ -896,10 +946,10 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         self._exec(
             "UPDATE invitations SET permissions = ?, invited_by = ?, status = ?, "
             "expires_at = ?, token_hash = ?, closed_at = ?, accepted_by = ?, sent_count = ?, "
-            "language = ? WHERE id = ?",
+            "language = ?, access_until = ?, note = ?, metadata = ? WHERE id = ?",
             (_perms_text(i.permissions), i.invited_by, i.status, _ts(i.expires_at),
              i.token_hash, _ts_or_none(i.closed_at), i.accepted_by, i.sent_count, i.language,
-             i.id),
+             _ts_or_none(i.access_until), i.note, _metadata_text(i.metadata), i.id),
             lambda: AlreadyInvited(f"{i.email} has a pending invitation already"),
         )  # fmt: skip
 

@@ -221,10 +221,31 @@ _SCHEMA_6: Final = (
     "CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending'",
 )
 
+
+def _migration_members(db: Any) -> None:
+    """Member states, access that ends, notes and the vendor's metadata."""
+    for sql in _SCHEMA_MEMBERS:
+        db.execute(sql)
+
+
+# Members keep their grants while suspended, so the state is a column beside them, not a
+# change of the permissions. grant() reads the three columns it needs from the same
+# primary-key search as before. Only "active" and "suspended" are stored: "expired" is
+# read off the clock against access_until, so no job has to run for access to end.
+_SCHEMA_MEMBERS: Final = (
+    """ALTER TABLE members ADD COLUMN status TEXT NOT NULL DEFAULT 'active'
+        CHECK (status IN ('active', 'suspended'))""",
+    "ALTER TABLE members ADD COLUMN access_until TEXT",
+    "ALTER TABLE members ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'",
+    "ALTER TABLE invitations ADD COLUMN access_until TEXT",
+    "ALTER TABLE invitations ADD COLUMN note TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE invitations ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'",
+)
+
 #: The schema history: entry *n* upgrades a file from version *n* to *n + 1*. Append a
 #: function to change the schema; never edit one that has been released.
 # _migration_6 follows version 2 here until versions 3 to 5 land; they go before it.
-MIGRATIONS: list[Migration] = [_migration_1, _migration_2, _migration_6]
+MIGRATIONS: list[Migration] = [_migration_1, _migration_2, _migration_members, _migration_6]
 
 #: Tables every teamaccess file has; a file missing one is not ours.
 _TABLES: Final = frozenset(

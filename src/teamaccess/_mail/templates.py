@@ -39,6 +39,12 @@ class InvitationContext:
     all_permissions: bool
     #: labels of the granted permissions, in the mail's language, catalog order
     permission_labels: Sequence[str]
+    #: (label, resource ids) of each permission granted on single resources only
+    scoped_permissions: Sequence[tuple[str, Sequence[str]]] = ()
+    #: the inviter's personal note ("" for none); plain text, escaped by the template
+    note: str = ""
+    #: when the member's access will end, if it does
+    access_until: datetime | None = None
 
 
 @attrs.frozen
@@ -86,6 +92,9 @@ _STRINGS: dict[str, dict[str, str]] = {
         "invitation.all": "You will have all permissions.",
         "invitation.some": "You will be allowed to:",
         "invitation.none": "You will be able to log in, with no further permissions yet.",
+        "invitation.scoped": "$permission, only for: $resources",
+        "invitation.note": "$inviter adds a personal note:",
+        "invitation.until": "Your access will end on $until (UTC).",
         "invitation.action": "Accept invitation",
         "invitation.expires": "The invitation is valid until $expires (UTC).",
         "invitation.ignore": (
@@ -108,6 +117,9 @@ _STRINGS: dict[str, dict[str, str]] = {
         "invitation.all": "Sie erhalten alle Berechtigungen.",
         "invitation.some": "Sie erhalten folgende Berechtigungen:",
         "invitation.none": "Sie können sich anmelden, erhalten aber noch keine Berechtigungen.",
+        "invitation.scoped": "$permission, nur für: $resources",
+        "invitation.note": "Persönliche Nachricht von $inviter:",
+        "invitation.until": "Ihr Zugang endet am $until (UTC).",
         "invitation.action": "Einladung annehmen",
         "invitation.expires": "Die Einladung ist gültig bis $expires (UTC).",
         "invitation.ignore": (
@@ -160,11 +172,13 @@ class DefaultTemplates:
         texts = self._strings.get(lang, self._strings["en"])
         # The text says "(UTC)", so the time is shown in UTC whatever the clock's zone.
         expires = context.expires_at.astimezone(UTC).strftime(texts["date.format"])
+        until = context.access_until
         raw = {
             "inviter": context.inviter_email,
             "account": context.account_name,
             "brand": context.brand or texts["brand"],
             "expires": expires,
+            "until": "" if until is None else until.astimezone(UTC).strftime(texts["date.format"]),
         }
         esc = {k: _escape(v) for k, v in raw.items()}
 
@@ -175,24 +189,57 @@ class DefaultTemplates:
             # The template text is the vendor's; only the values are escaped into it.
             return self._t(lang, key, esc)
 
+        # Each scoped grant as "Manage services, only for: srv-1, srv-2", values escaped
+        # for the HTML part like every other value.
+        scoped_text = [
+            self._t(lang, "invitation.scoped", {"permission": label, "resources": ", ".join(ids)})
+            for label, ids in context.scoped_permissions
+        ]
+        scoped_html = [
+            self._t(
+                lang,
+                "invitation.scoped",
+                {"permission": _escape(label), "resources": _escape(", ".join(ids))},
+            )
+            for label, ids in context.scoped_permissions
+        ]
         if context.all_permissions:
             grants_text, grants_html = t("invitation.all"), f"<p>{h('invitation.all')}</p>"
-        elif context.permission_labels:
+        elif context.permission_labels or scoped_text:
             items = context.permission_labels
-            grants_text = t("invitation.some") + "\n" + "\n".join(f"  - {i}" for i in items)
+            grants_text = (
+                t("invitation.some") + "\n" + "\n".join(f"  - {i}" for i in [*items, *scoped_text])
+            )
             grants_html = (
                 f"<p>{h('invitation.some')}</p><ul>"
                 + "".join(f"<li>{_escape(i)}</li>" for i in items)
+                + "".join(f"<li>{i}</li>" for i in scoped_html)
                 + "</ul>"
             )
         else:
             grants_text, grants_html = t("invitation.none"), f"<p>{h('invitation.none')}</p>"
 
+        extra_text: list[str] = []
+        extra_html: list[str] = []
+        if until is not None:
+            extra_text.append(t("invitation.until"))
+            extra_html.append(f"<p>{h('invitation.until')}</p>")
+        if context.note:
+            # Quoted, so the reader sees where the inviter's own words begin and end.
+            quoted = "\n".join(f"> {line}".rstrip() for line in context.note.splitlines())
+            extra_text.append(f"{t('invitation.note')}\n{quoted}")
+            note_html = "<br>".join(_escape(line) for line in context.note.splitlines())
+            extra_html.append(
+                f"<p>{h('invitation.note')}</p>"
+                f'<blockquote style="border-left:3px solid #ccc;margin:0;padding-left:10px">'
+                f"{note_html}</blockquote>"
+            )
         text = "\n\n".join(
             [
                 t("invitation.greeting"),
                 t("invitation.body"),
                 grants_text,
+                *extra_text,
                 f"{t('invitation.action')}:\n{context.accept_url}",
                 t("invitation.expires"),
                 t("invitation.private"),
@@ -205,6 +252,7 @@ class DefaultTemplates:
                 f"<p>{h('invitation.greeting')}</p>",
                 f"<p>{h('invitation.body')}</p>",
                 grants_html,
+                *extra_html,
                 f'<p><a href="{url}" style="display:inline-block;padding:10px 18px;'
                 f'background:#1f6feb;color:#fff;text-decoration:none;border-radius:4px">'
                 f"{h('invitation.action')}</a></p>",

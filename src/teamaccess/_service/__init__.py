@@ -5,6 +5,8 @@
 - ``invitations``: invite, resend, revoke, inspect, accept, decline
 - ``contacts``: contacts, recipients and notifications
 - ``delivery``: the outbox, rendering and sending mail, retries
+- ``lifecycle``: suspend and reactivate members, the instant their access ends
+- ``scopes``: grants on single resources, forgetting a deleted resource
 - ``privacy``: a person's data: export, erasure; purging what retention lets go
 - ``team``: ``TeamAccess`` itself, the thin facade over them
 """

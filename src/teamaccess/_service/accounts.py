@@ -19,7 +19,7 @@ from .._errors import (
     PermissionDenied,
     ValidationError,
 )
-from .._permissions import PermissionSet
+from .._permissions import PermissionSet, Resources
 
 if TYPE_CHECKING:
     pass
@@ -106,13 +106,23 @@ class _Accounts(_Invitations):
             new_owner = self._member(uow, account_id, to_user_id)
             if new_owner.is_owner:
                 raise Conflict(f"user {to_user_id!r} already owns account {account_id!r}")
+            status = new_owner.status_at(work.now)
+            if status != "active":
+                raise Conflict(
+                    f"user {to_user_id!r} is {status} in account {account_id!r}; reactivate it "
+                    "or extend its access before making it the owner"
+                )
             old_owner = self._member(uow, account_id, account.owner_id)
             uow.update_member(
                 attrs.evolve(old_owner, role="member", permissions=_ALL, granted_by=actor_id)
             )
+            # The owner's access never ends.
             uow.update_member(
-                attrs.evolve(new_owner, role="owner", permissions=_ALL, granted_by=actor_id)
-            )
+                attrs.evolve(
+                    new_owner, role="owner", permissions=_ALL, granted_by=actor_id,
+                    access_until=None,
+                )
+            )  # fmt: skip
             account = attrs.evolve(account, owner_id=to_user_id, owner_email=new_owner.email)
             uow.update_account(account)
             self._audit(
@@ -128,15 +138,16 @@ class _Accounts(_Invitations):
     def members(self, account_id: str) -> list[Member]:
         """The owner first, then members in the order they joined."""
         _check_id("account_id", account_id)
+        now = self.clock.now()
         with self._read() as uow:
             self._account(uow, account_id)
-            return uow.members(account_id)
+            return [self._member_now(m, now) for m in uow.members(account_id)]
 
     def get_member(self, account_id: str, user_id: str) -> Member:
         _check_ids(account_id=account_id, user_id=user_id)
         with self._read() as uow:
             self._account(uow, account_id)
-            return self._member(uow, account_id, user_id)
+            return self._member_now(self._member(uow, account_id, user_id))
 
     def set_permissions(
         self, account_id: str, user_id: str, permissions: PermissionSet, *, actor_id: str
@@ -170,7 +181,7 @@ class _Accounts(_Invitations):
                 before=target.permissions.to_list(),
                 after=wanted.to_list(),
             )
-        return member
+        return self._member_now(member, work.now)
 
     def remove_member(self, account_id: str, user_id: str, *, actor_id: str) -> None:
         """Remove a member (or leave, when ``actor_id == user_id``).
@@ -195,8 +206,14 @@ class _Accounts(_Invitations):
             for inv in uow.invitations(account_id, status="pending", invited_by=user_id):
                 self._close_invitation(work, inv, "revoked", actor_id, reason="inviter removed")
 
-    def can(self, user_id: str, account_id: str, permission: str) -> bool:
-        """May *user_id* use *permission* in *account_id*? ``UnknownPermission`` on a typo."""
+    def can(
+        self, user_id: str, account_id: str, permission: str, *, resource: str | None = None
+    ) -> bool:
+        """May *user_id* use *permission* in *account_id*? ``UnknownPermission`` on a typo.
+
+        Without *resource*, only an account-wide grant counts; with it, an account-wide
+        grant or one on that resource. A suspended or expired member may do nothing.
+        """
         # The hot path: two type() tests here, the full check only when one fails.
         if type(user_id) is not str or type(account_id) is not str:
             _not_str(user_id=user_id, account_id=account_id)
@@ -211,13 +228,26 @@ class _Accounts(_Invitations):
         if user_id == SYSTEM:
             return True
         held = self._store.grant(account_id, user_id)
-        return held is not None and (held.is_all or permission in held.names)
+        if held is None:
+            return False
+        perms, until = held
+        # The clock is read only for a member whose access ends: no extra work otherwise.
+        if until is not None and self.clock.now() >= until:
+            return False
+        if resource is None:
+            return perms.is_all or permission in perms.names
+        if type(resource) is not str:
+            _not_str(resource=resource)
+        return perms.is_all or permission in perms.names or (permission, resource) in perms.scopes
 
-    def require(self, user_id: str, account_id: str, permission: str) -> None:
+    def require(
+        self, user_id: str, account_id: str, permission: str, *, resource: str | None = None
+    ) -> None:
         """Raise ``PermissionDenied`` unless ``can()`` says yes."""
-        if not self.can(user_id, account_id, permission):
+        if not self.can(user_id, account_id, permission, resource=resource):
+            where = "" if resource is None else f" on {resource!r}"
             raise PermissionDenied(
-                f"user {user_id!r} may not use {permission!r} in account {account_id!r}",
+                f"user {user_id!r} may not use {permission!r}{where} in account {account_id!r}",
                 user_id=user_id,
                 account_id=account_id,
                 permission=permission,
@@ -230,7 +260,21 @@ class _Accounts(_Invitations):
         if user_id == SYSTEM:
             return _ALL
         held = self._store.grant(account_id, user_id)
-        return PermissionSet.none() if held is None else held
+        if held is None or (held[1] is not None and self.clock.now() >= held[1]):
+            return PermissionSet.none()
+        return held[0]
+
+    def resources_for(self, user_id: str, account_id: str, permission: str) -> Resources:
+        """Where *user_id* may use *permission* in *account_id*: ``Resources.all()`` for an
+        account-wide grant, else the resource ids it holds it on (possibly none).
+
+        For a panel's list of services: ``resources_for(...).filter(service_ids)``.
+        """
+        if type(user_id) is not str or type(account_id) is not str:
+            _not_str(user_id=user_id, account_id=account_id)
+        if permission not in self.catalog:
+            raise self.catalog.unknown(permission)
+        return self.permissions_of(user_id, account_id).resources(permission)
 
     def audit_log(self, account_id: str, *, limit: int = 50) -> list[AuditEvent]:
         """The account's newest *limit* events, newest first."""

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from .._domain import (
+    NOTE_MAX_LENGTH,
     SYSTEM,
     AuditEvent,
 )
@@ -34,8 +35,10 @@ __all__ = [
     "_check_ids",
     "_check_listener",
     "_check_methods",
+    "_check_note",
     "_check_text",
     "_check_timedelta",
+    "_check_until",
     "_check_user",
     "_log",
     "_new_id",
@@ -125,6 +128,44 @@ def _check_text(what: str, value: object, expected: str = "a string") -> str:
                 f"{what} is not valid Unicode text (it holds a lone surrogate); decode the "
                 "input as UTF-8 before passing it"
             ) from None
+    return value
+
+
+def _check_note(value: object) -> str:
+    """An inviter's personal note: text of at most ``NOTE_MAX_LENGTH`` characters, line
+    breaks allowed (it goes only into mail bodies, escaped), no NUL or other control
+    characters that a mail client would show as garbage."""
+    if value is None:
+        return ""
+    note = _check_text("note", value).strip()
+    if len(note) > NOTE_MAX_LENGTH:
+        raise ValidationError(
+            f"note is {len(note)} characters long; keep it within {NOTE_MAX_LENGTH}"
+        )
+    for c in note:
+        if c < " " and c not in "\n\t":
+            raise ValidationError(
+                f"note holds the control character {c!r}; use plain text with line breaks"
+            )
+    return note
+
+
+def _check_until(what: str, value: object, now: datetime) -> datetime | None:
+    """An instant access ends: ``None``, or a timezone-aware datetime after *now*."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise ValidationError(
+            f"{what} must be a timezone-aware datetime such as datetime(2026, 12, 31, "
+            f"tzinfo=UTC), or None for no end; not {type(value).__name__}"
+        )
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(f"{what} must be timezone-aware, not {value!r}; e.g. add tzinfo=UTC")
+    if value <= now:
+        raise ValidationError(
+            f"{what} {value:%Y-%m-%d %H:%M} is not in the future; to end access now, "
+            "suspend or remove the member"
+        )
     return value
 
 

@@ -7,6 +7,8 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
+
 from .._domain import (
     SYSTEM,
     Account,
@@ -291,7 +293,21 @@ class _Core:
                 user_id=actor_id,
                 account_id=account_id,
             )
+        status = member.status_at(self.clock.now())
+        if status != "active":
+            # A suspended or expired member can do nothing, managing others included.
+            raise PermissionDenied(
+                f"user {actor_id!r} is {status} in account {account_id!r} and may do nothing "
+                "there; a member with users.manage can reactivate it or extend its access",
+                user_id=actor_id,
+                account_id=account_id,
+            )
         return member.permissions
+
+    def _member_now(self, member: Member, now: datetime | None = None) -> Member:
+        """*member* as a caller sees it: ``status`` as of *now* (default: the clock)."""
+        status = member.status_at(self.clock.now() if now is None else now)
+        return member if status == member.status else attrs.evolve(member, status=status)
 
     def _require(
         self, uow: UnitOfWork, account_id: str, actor_id: str, permission: str
@@ -315,7 +331,7 @@ class _Core:
             if wanted.is_all:
                 missing = "all permissions"
             else:
-                missing = ", ".join(sorted((wanted - held).names)) if not held.is_all else ""
+                missing = ", ".join((wanted - held).to_list()) if not held.is_all else ""
             raise PermissionDenied(
                 f"user {actor_id!r} cannot {what}: it does not hold {missing} itself; "
                 "grant only permissions you hold",
@@ -340,13 +356,13 @@ class _Core:
                 f"unsupported language {language!r}; use one of: " + ", ".join(known)
             )
 
-    @staticmethod
-    def _inviter_lost_rights(uow: UnitOfWork, inv: Invitation) -> bool:
+    def _inviter_lost_rights(self, uow: UnitOfWork, inv: Invitation) -> bool:
         if inv.invited_by == SYSTEM:
             return False
         inviter = uow.get_member(inv.account_id, inv.invited_by)
         return (
             inviter is None
+            or not inviter.is_active(self.clock.now())
             or "users.manage" not in inviter.permissions
             or not inv.permissions.issubset(inviter.permissions)
         )

@@ -126,6 +126,12 @@ class _Delivery(_Core):
             for p in self.catalog
             if not inv.permissions.is_all and p.name in inv.permissions.names
         ]
+        scoped = inv.permissions.scoped()
+        scoped_labels = [
+            (p.label_for(language), sorted(scoped[p.name]))
+            for p in self.catalog
+            if p.name in scoped
+        ]
         rendered = self.templates.invitation(
             InvitationContext(
                 language=language,
@@ -137,6 +143,9 @@ class _Delivery(_Core):
                 expires_at=inv.expires_at,
                 all_permissions=inv.permissions.is_all,
                 permission_labels=labels,
+                scoped_permissions=scoped_labels,
+                note=inv.note,
+                access_until=inv.access_until,
             )
         )
         return build_message(

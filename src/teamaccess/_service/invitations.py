@@ -12,6 +12,7 @@ from .._domain import (
     Invitation,
     InvitationStatus,
     Member,
+    check_metadata,
 )
 from .._emails import normalize_email
 from .._errors import (
@@ -35,6 +36,8 @@ from .checks import (
     _SEND_ACTIONS,
     _check_id,
     _check_ids,
+    _check_note,
+    _check_until,
     _check_user,
     _new_id,
     _Work,
@@ -68,16 +71,25 @@ class _Invitations(_Delivery):
         email: str,
         permissions: PermissionSet,
         language: str | None = None,
+        access_until: datetime | None = None,
+        note: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Invitation:
         """Invite *email* with *permissions*; the returned invitation carries the token.
 
-        Needs ``users.manage`` and every granted permission. The mail is written to the
-        outbox in the same unit of work and sent at once; if the mailer fails the
-        invitation stays pending and ``DeliveryFailed`` names the waiting message.
+        Needs ``users.manage`` and every granted permission (on each resource for a scoped
+        grant). *access_until* ends the member's access at that instant; *note* is a short
+        personal note shown in the mail; *metadata* is the vendor's own small dict, carried
+        to the member. The mail is written to the outbox in the same unit of work and sent
+        at once; if the mailer fails the invitation stays pending and ``DeliveryFailed``
+        names the waiting message.
         """
         account_id = _check_id("account_id", account_id)
         actor_id = _check_id("actor_id", actor_id)
         wanted = self._permission_set(permissions)
+        until = _check_until("access_until", access_until, self.clock.now())
+        note = _check_note(note)
+        meta = check_metadata(metadata)
         address = normalize_email(
             email, check_deliverability=self.check_deliverability, what="email"
         )
@@ -102,6 +114,9 @@ class _Invitations(_Delivery):
             expires_at=now + self.invitation_ttl,
             token_hash=digest,
             language=language,
+            access_until=until,
+            note=note,
+            metadata=meta,
         )
         row = self._invitation_row(inv, now)
         message = self._render_invitation(account, inv, inviter_email, token, row, now)
@@ -146,6 +161,7 @@ class _Invitations(_Delivery):
                 inv_id,
                 email=address.email,
                 permissions=wanted.to_list(),
+                **({} if until is None else {"access_until": until.isoformat()}),
             )
         issued = attrs.evolve(inv, token=token, token_hash=None)
         self._deliver_now([(row, message)], issued)
@@ -311,6 +327,8 @@ class _Invitations(_Delivery):
                     permissions=inv.permissions,
                     joined_at=work.now,
                     granted_by=inv.invited_by,
+                    access_until=inv.access_until,
+                    metadata=inv.metadata,
                 )
                 uow.add_member(member, address.key)
                 uow.update_invitation(
@@ -386,6 +404,11 @@ class _Invitations(_Delivery):
     def _check_open(cls, inv: Invitation, now: datetime) -> None:
         if inv.status != "pending":
             cls._raise_closed(inv)
+        if inv.access_until is not None and now >= inv.access_until:
+            raise InvitationExpired(
+                f"the access this invitation offered ended on "
+                f"{inv.access_until:%Y-%m-%d %H:%M} UTC; ask the account owner for a new one"
+            )
         if inv.is_expired(now):
             raise InvitationExpired(
                 f"this invitation expired on {inv.expires_at:%Y-%m-%d %H:%M} UTC; "

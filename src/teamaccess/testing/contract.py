@@ -262,7 +262,7 @@ class StoreContract(PrivacyContract):
             assert uow.get_member("acc1", "u1") is None
             uow.add_member(member("u1"), key("u1"))
             uow.commit()
-        assert seeded.grant("acc1", "u1") == P("billing.view")
+        assert seeded.grant("acc1", "u1") == (P("billing.view"), None)
 
     def test_conflict_leaves_unit_usable(self, seeded: Store) -> None:
         with seeded.begin() as uow:
@@ -302,7 +302,7 @@ class StoreContract(PrivacyContract):
         thread.join(10)
         assert not thread.is_alive()
         assert errors == []
-        assert seeded.grant("acc1", "u1") == P("billing.pay")
+        assert seeded.grant("acc1", "u1") == (P("billing.pay"), None)
 
     def test_closed_store_refuses_work(self, store: Store) -> None:
         store.close()
@@ -364,9 +364,9 @@ class StoreContract(PrivacyContract):
             assert uow.get_member("acc1", "stranger") is None
             assert uow.get_member("other", "u1") is None
             assert uow.member_by_email("acc1", "stranger@example.org") is None
-        assert store.grant("acc1", "u1") == PermissionSet.all()
-        assert store.grant("acc1", "u2") == PermissionSet.none()
-        assert store.grant("acc1", "u3") == P("billing.view", "orders.place")
+        assert store.grant("acc1", "u1") == (PermissionSet.all(), None)
+        assert store.grant("acc1", "u2") == (PermissionSet.none(), None)
+        assert store.grant("acc1", "u3") == (P("billing.view", "orders.place"), None)
 
     def test_members_owner_first_then_joining_order(self, seeded: Store) -> None:
         with seeded.begin() as uow:
@@ -409,7 +409,7 @@ class StoreContract(PrivacyContract):
             uow.add_member(member("u1"), key("u1"))
             uow.add_member(member("u1", account_id="acc2"), key("u1"))
             uow.commit()
-        assert seeded.grant("acc2", "u1") == P("billing.view")
+        assert seeded.grant("acc2", "u1") == (P("billing.view"), None)
 
     def test_delete_member_frees_user_and_address(self, seeded: Store) -> None:
         with seeded.begin() as uow:
@@ -429,7 +429,7 @@ class StoreContract(PrivacyContract):
     # -- grant() ------------------------------------------------------------------------
 
     def test_grant_from_another_thread_never_sees_uncommitted_writes(self, seeded: Store) -> None:
-        seen: list[PermissionSet | None] = []
+        seen: list[tuple[PermissionSet, datetime | None] | None] = []
         reader = threading.Thread(target=lambda: seen.append(seeded.grant("acc1", "u1")))
         with seeded.begin() as uow:
             uow.add_member(member("u1"), key("u1"))
@@ -447,7 +447,7 @@ class StoreContract(PrivacyContract):
         assert seeded.recipients("\udcff", "billing") is None
 
     def test_grant_sees_committed_state_only(self, seeded: Store) -> None:
-        assert seeded.grant("acc1", "owner") == PermissionSet.all()
+        assert seeded.grant("acc1", "owner") == (PermissionSet.all(), None)
         assert seeded.grant("acc1", "u1") is None
         with seeded.begin() as uow:
             uow.add_member(member("u1"), key("u1"))
@@ -455,12 +455,89 @@ class StoreContract(PrivacyContract):
         with seeded.begin() as uow:
             uow.add_member(member("u1"), key("u1"))
             uow.commit()
-        assert seeded.grant("acc1", "u1") == P("billing.view")
+        assert seeded.grant("acc1", "u1") == (P("billing.view"), None)
         with seeded.begin() as uow:
             uow.update_member(member("u1", permissions=PermissionSet.none()))
             uow.commit()
-        assert seeded.grant("acc1", "u1") == PermissionSet.none()
+        assert seeded.grant("acc1", "u1") == (PermissionSet.none(), None)
         assert seeded.grant("unknown-account", "u1") is None
+
+    # -- member states, scopes and metadata -----------------------------------------------
+
+    def test_member_state_scopes_and_metadata_round_trip(
+        self, seeded: Store, reopen: Callable[[Store], Store]
+    ) -> None:
+        until = datetime(2026, 7, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+        scoped = P("billing.view") | PermissionSet.on("services.manage", "srv-1", "srv@2")
+        m = attrs.evolve(
+            member("u1", permissions=scoped),
+            status="suspended",
+            access_until=until,
+            metadata={"customer_no": "4711", "n": 3, "tags": ["a", "ß"], "x": None},
+        )
+        with seeded.begin() as uow:
+            uow.add_member(m, key("u1"))
+            uow.commit()
+        store = reopen(seeded)
+        with store.read() as uow:
+            got = uow.get_member("acc1", "u1")
+            assert got == m
+            assert got is not None
+            assert got.access_until == until
+            assert uow.members("acc1")[1] == m
+        # suspended: no permission may be used, the end is still reported
+        assert store.grant("acc1", "u1") == (PermissionSet.none(), until)
+        with store.begin() as uow:
+            uow.update_member(attrs.evolve(m, status="active", access_until=None, metadata={}))
+            uow.commit()
+        assert store.grant("acc1", "u1") == (scoped, None)
+        with store.read() as uow:
+            assert uow.get_member("acc1", "u1") == attrs.evolve(
+                m, status="active", access_until=None, metadata={}
+            )
+
+    def test_grant_reports_the_end_of_access(self, seeded: Store) -> None:
+        until = at(600)
+        with seeded.begin() as uow:
+            uow.add_member(attrs.evolve(member("u1"), access_until=until), key("u1"))
+            uow.commit()
+        # The store does not read a clock: it reports the end, the service compares.
+        assert seeded.grant("acc1", "u1") == (P("billing.view"), until)
+
+    def test_invitation_carries_scopes_end_note_and_metadata(
+        self, seeded: Store, reopen: Callable[[Store], Store]
+    ) -> None:
+        inv = attrs.evolve(
+            invitation("inv1"),
+            permissions=PermissionSet.on("services.view", "srv-1"),
+            access_until=at(1000),
+            note="Hallo,\nbis Freitag bitte. <b>ß</b>",
+            metadata={"ticket": "T-1"},
+        )
+        with seeded.begin() as uow:
+            uow.add_invitation(inv, "new@example.org")
+            uow.commit()
+        changed = attrs.evolve(
+            inv, permissions=P(), access_until=None, note="", metadata={"ticket": "T-2"}
+        )
+        store = reopen(seeded)
+        with store.read() as uow:
+            assert uow.get_invitation("inv1") == inv
+            assert uow.invitations("acc1") == [inv]
+        with store.begin() as uow:
+            uow.update_invitation(changed)
+            uow.commit()
+        with store.read() as uow:
+            assert uow.get_invitation("inv1") == changed
+
+    def test_update_of_a_missing_member_writes_nothing(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.update_member(member("ghost"))
+            uow.commit()
+        with seeded.read() as uow:
+            assert uow.get_member("acc1", "ghost") is None
+            assert [m.user_id for m in uow.members("acc1")] == ["owner"]
+        assert seeded.grant("acc1", "ghost") is None
 
     # -- invitations --------------------------------------------------------------------
 

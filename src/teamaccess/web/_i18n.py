@@ -159,6 +159,7 @@ GERMAN: dict[str, str] = {
     "changed the contact {target}": "hat den Kontakt {target} geändert",
     "removed the contact {target}": "hat den Kontakt {target} entfernt",
     "sent a notice ({target})": "hat eine Mitteilung versendet ({target})",
+    "erased the personal data of {target}": "hat die personenbezogenen Daten von {target} gelöscht",
     # errors
     "Not allowed": "Nicht erlaubt",
     "Not found": "Nicht gefunden",

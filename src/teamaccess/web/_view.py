@@ -79,6 +79,7 @@ _ACTIONS = {
     "contact.updated": "changed the contact {target}",
     "contact.removed": "removed the contact {target}",
     "notification.queued": "sent a notice ({target})",
+    "person.erased": "erased the personal data of {target}",
 }
 
 

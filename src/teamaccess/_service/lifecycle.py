@@ -1,0 +1,97 @@
+"""Members over time: suspend, reactivate, and the instant access ends."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from .._domain import Member, MemberStatus
+from .._errors import OwnershipRequired
+from .checks import _check_ids, _check_until, _Work
+from .core import _Core
+
+__all__ = ["_Lifecycle"]
+
+
+class _Lifecycle(_Core):
+    """Suspend and reactivate members, and set when their access ends.
+
+    Each needs the rights ``set_permissions`` needs: ``users.manage``, and a target whose
+    grants are within the actor's own. The owner is never suspended and its access never
+    ends.
+    """
+
+    def suspend_member(self, account_id: str, user_id: str, *, actor_id: str) -> Member:
+        """Pause a member: it keeps its grants, but ``can()`` is false until reactivated.
+
+        Suspending a suspended member changes nothing (and writes no audit event).
+        """
+        return self._change_state(account_id, user_id, actor_id, "suspend")
+
+    def reactivate_member(self, account_id: str, user_id: str, *, actor_id: str) -> Member:
+        """Lift a suspension; the member's grants apply again (unless its access ended)."""
+        return self._change_state(account_id, user_id, actor_id, "reactivate")
+
+    def set_access_until(
+        self, account_id: str, user_id: str, until: datetime | None, *, actor_id: str
+    ) -> Member:
+        """End the member's access at *until* (a timezone-aware instant in the future), or
+        never with ``None``.
+
+        From that instant ``can()`` is false for the member, with no job having to run;
+        ``Member.status`` reads ``"expired"``. Setting a later instant (or ``None``) gives
+        an expired member its access back.
+        """
+        _check_ids(account_id=account_id, user_id=user_id, actor_id=actor_id)
+        with self._write() as work:
+            until = _check_until("until", until, work.now)
+            target = self._target(work, account_id, user_id, actor_id, "end the access of")
+            member = attrs.evolve(target, access_until=until)
+            work.uow.update_member(member)
+            self._audit(
+                work,
+                account_id,
+                actor_id,
+                "member.access_until_set",
+                user_id,
+                before=_iso(target.access_until),
+                after=_iso(until),
+            )
+        return self._member_now(member, work.now)
+
+    def _change_state(self, account_id: str, user_id: str, actor_id: str, change: str) -> Member:
+        _check_ids(account_id=account_id, user_id=user_id, actor_id=actor_id)
+        suspend = change == "suspend"
+        with self._write() as work:
+            target = self._target(work, account_id, user_id, actor_id, change)
+            wanted: MemberStatus = "suspended" if suspend else "active"
+            if target.status == wanted:
+                # Nothing to change, so nothing to audit: a retried request is harmless.
+                return self._member_now(target, work.now)
+            member = attrs.evolve(target, status=wanted)
+            work.uow.update_member(member)
+            action = "member.suspended" if suspend else "member.reactivated"
+            self._audit(work, account_id, actor_id, action, user_id)
+        return self._member_now(member, work.now)
+
+    def _target(
+        self, work: _Work, account_id: str, user_id: str, actor_id: str, what: str
+    ) -> Member:
+        """The member *actor_id* may change, as stored; the same rules as set_permissions."""
+        uow = work.uow
+        self._account(uow, account_id)
+        held = self._require(uow, account_id, actor_id, "users.manage")
+        target = self._member(uow, account_id, user_id)
+        if target.is_owner:
+            raise OwnershipRequired(
+                f"the owner's access cannot be suspended or ended (asked to {what} "
+                f"{user_id!r}); transfer ownership first"
+            )
+        self._no_escalation(actor_id, held, target.permissions, f"{what} user {user_id!r}")
+        return target
+
+
+def _iso(value: datetime | None) -> Any:
+    return None if value is None else value.isoformat()
