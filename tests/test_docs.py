@@ -162,3 +162,25 @@ class TestQuickStartMatchesCI:
     def test_ci_runs_the_readme_test_command(self) -> None:
         ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
         assert self.commands()[1] in ci
+
+
+class TestPagesSayHowTheirSnippetsRun:
+    """A reader can tell whether a page's snippets run in order or each alone."""
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            p
+            for p in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+            if "```python" in p.read_text()
+        ],
+        ids=lambda p: p.name,
+    )
+    def test_said(self, path: Path) -> None:
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        assert "snippets on this page run in order" in text or "each snippet runs alone" in text
+
+    def test_the_pages_that_say_in_order_are_run_in_order(self) -> None:
+        for rel in runnable_files():
+            text = " ".join((ROOT / rel).read_text(encoding="utf-8").split())
+            assert "snippets on this page run in order" in text, rel

@@ -156,6 +156,22 @@ class UnitOfWork(Protocol):
         ``next_attempt_at <= due_before``."""
         ...
 
+    def claim_outbox(
+        self, *, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OutboxMessage]:
+        """Claim up to *limit* due rows for one delivery run, oldest first.
+
+        A due row is ``pending`` with ``next_attempt_at <= now``. Each claimed row gets
+        ``next_attempt_at = lease_until`` and is returned as written, so no other run sees
+        it due until the lease ends (then it is due again: a worker that died mid-send
+        leaves it to the next). The claim is atomic: two units claiming at once never
+        return the same row. SQLite's single writer makes a conditional ``UPDATE`` enough;
+        PostgreSQL selects the rows ``FOR UPDATE SKIP LOCKED``, so concurrent workers take
+        different rows without waiting for each other. Written by this unit: it counts
+        once the caller commits.
+        """
+        ...
+
     # personal data: export, erasure and retention (every account at once)
     def members_involving(
         self, user_ids: Collection[str], email_keys: Collection[str]

@@ -394,6 +394,17 @@ class _MemoryUnitOfWork:
         )
         return found if limit is None else found[:limit]
 
+    def claim_outbox(
+        self, *, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OutboxMessage]:
+        # One writer at a time (the store's lock), so reading and writing here is atomic.
+        claimed = []
+        for row in self.outbox(status="pending", due_before=now, limit=max(limit, 0)):
+            taken = attrs.evolve(row, next_attempt_at=lease_until)
+            self.update_outbox(taken)
+            claimed.append(taken)
+        return claimed
+
     # personal data (export, erasure, retention): rare, so plain scans of every row
 
     def members_involving(

@@ -672,3 +672,22 @@ class PgUnitOfWork(_PgPrivacyQueries):
             sql += " LIMIT %s"
             params.append(max(limit, 0))
         return [_outbox(r) for r in self._all(sql, params, True)]
+
+    def claim_outbox(
+        self, *, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OutboxMessage]:
+        # FOR UPDATE SKIP LOCKED: rows another unit holds (a worker claiming at this very
+        # moment, a unit cancelling an invitation's mail) are left to it, so concurrent
+        # workers take different rows and never wait for each other. No account lock: the
+        # claim is this one statement, and moves nothing but the lease.
+        s = self._q.s
+        rows = self._all(
+            f"WITH due AS (SELECT id AS due_id FROM {s}.outbox "
+            "WHERE status = 'pending' AND next_attempt_at <= %s "
+            "ORDER BY created_at, seq LIMIT %s FOR UPDATE SKIP LOCKED), "
+            f"claimed AS (UPDATE {s}.outbox SET next_attempt_at = %s FROM due "
+            f"WHERE id = due.due_id RETURNING {_OUTBOX_COLS}, seq) "
+            f"SELECT {_OUTBOX_COLS} FROM claimed ORDER BY created_at, seq",
+            (_ts(now), max(limit, 0), _ts(lease_until)),
+        )
+        return [_outbox(r) for r in rows]

@@ -41,6 +41,8 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+import attrs
+
 from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
 from .._errors import (
     AlreadyInvited,
@@ -1123,3 +1125,24 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
             sql += " LIMIT ?"
             params.append(max(limit, 0))
         return [_outbox(r) for r in self._all(sql, params)]
+
+    def claim_outbox(
+        self, *, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OutboxMessage]:
+        # A write unit holds the one write lock from BEGIN IMMEDIATE on, so no other unit
+        # can claim between this read and the conditional UPDATE; the condition repeats
+        # the read's so a row is only ever moved while due.
+        due = self.outbox(status="pending", due_before=now, limit=max(limit, 0))
+        if not due:
+            return []
+        lease = _ts(lease_until)
+        ids = [m.id for m in due]
+        for start in range(0, len(ids), 500):  # under SQLite's limit of bound parameters
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            self._exec(
+                f"UPDATE outbox SET next_attempt_at = ? WHERE id IN ({marks}) "
+                "AND status = 'pending' AND next_attempt_at <= ?",
+                (lease, *chunk, _ts(now)),
+            )
+        return [attrs.evolve(m, next_attempt_at=lease_until) for m in due]

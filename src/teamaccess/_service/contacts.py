@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
     from email.message import EmailMessage
 from .checks import (
     _CONTACT_FIELDS,
-    _DELIVERY_LEASE,
     _check_id,
     _check_ids,
     _check_text,
@@ -273,8 +271,6 @@ class _Contacts(_Delivery):
             raise ValidationError(
                 f"the notification cannot be built as a mail: {error}"
             ) from first_error
-        # Due once the in-process attempt's lease ends; at once if nobody sends it now.
-        lease = timedelta(0) if self._mail_waits() else _DELIVERY_LEASE
         with self._write(now) as work:
             self._account(work.uow, account_id)
             batch = []
@@ -287,7 +283,7 @@ class _Contacts(_Delivery):
                     recipient=to,
                     message_id=message_id,
                     created_at=work.now,
-                    next_attempt_at=work.now + lease,
+                    next_attempt_at=self._due_at(work.now),
                     message=message.as_bytes() if message is not None else None,
                 )
                 if message is None:
@@ -308,5 +304,7 @@ class _Contacts(_Delivery):
                 subject=subject,
                 recipients=len(addresses),
             )
-        self._deliver_now(batch, None, unbuilt)
+        # Queued, the worker sends them; a message that could not be built is reported
+        # either way.
+        self._deliver_now(batch if self.delivery == "now" else (), None, unbuilt)
         return addresses

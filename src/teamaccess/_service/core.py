@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .._mail.templates import Templates
 from .checks import (
     _ALL,
+    _DELIVERY_LEASE,
     _NOT_NAMES,
     Listener,
     _check_flag,
@@ -75,6 +76,8 @@ class _Core:
         check_deliverability: bool = False,
         retry_backoff: timedelta = timedelta(minutes=1),
         max_retry_backoff: timedelta = timedelta(hours=6),
+        delivery: Literal["now", "queue"] = "now",
+        delivery_lease: timedelta = _DELIVERY_LEASE,
         retention: Retention | None = None,
         pseudonym_key: SecretKey | None = None,
     ) -> None:
@@ -168,6 +171,16 @@ class _Core:
                 raise ValidationError(f"{name} must be a positive timedelta, not {value!r}")
         self.retry_backoff = retry_backoff
         self.max_retry_backoff = max_retry_backoff
+        if delivery not in ("now", "queue"):
+            raise ValidationError(
+                f"delivery must be 'now' (send in the call) or 'queue' (a worker sends with "
+                f"deliver_pending()), not {delivery!r}"
+            )
+        self.delivery: Literal["now", "queue"] = delivery
+        _check_timedelta("delivery_lease", delivery_lease, "timedelta(minutes=5)")
+        if delivery_lease <= timedelta(0):
+            raise ValidationError("delivery_lease must be positive, e.g. timedelta(minutes=5)")
+        self.delivery_lease = delivery_lease
         _no_placeholder(mailer, accept_url=accept_url, sender=sender)
         domain = parseaddr(sender)[1].rpartition("@")[2] or "teamaccess.invalid"
         self._msgid_domain = domain

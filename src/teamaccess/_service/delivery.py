@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -20,12 +21,11 @@ from .._errors import (
     StorageError,
     ValidationError,
 )
-from .._ports import UnitOfWork
+from .._ports import BatchMailer, Mailer, UnitOfWork
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
 from .checks import (
-    _DELIVERY_LEASE,
     _check_id,
     _log,
     _new_id,
@@ -63,6 +63,14 @@ class _Delivery(_Core):
         sep = "&" if "?" in self.accept_url else "?"
         return f"{self.accept_url}{sep}token={quoted}"
 
+    def _due_at(self, now: datetime) -> datetime:
+        """When a new outbox row is first due: after a lease, during which the call that
+        wrote it sends it (``"now"``); at once if nobody sends it now (``"queue"``, or
+        held back for the host's commit inside ``store.join()``)."""
+        if self.delivery == "queue" or self._mail_waits():
+            return now
+        return now + self.delivery_lease
+
     def _invitation_row(self, inv: Invitation, now: datetime) -> OutboxMessage:
         return OutboxMessage(
             id=_new_id("msg"),
@@ -71,10 +79,7 @@ class _Delivery(_Core):
             recipient=inv.email,
             message_id=f"<{_token_hex(12)}@{self._msgid_domain}>",
             created_at=now,
-            # Due after the lease: the mail goes out right after the commit, and
-            # deliver_pending() must not send it a second time meanwhile. Held back for
-            # the host's commit, nobody sends it now, so it is due at once.
-            next_attempt_at=now if self._mail_waits() else now + _DELIVERY_LEASE,
+            next_attempt_at=self._due_at(now),
             invitation_id=inv.id,
         )
 
@@ -159,9 +164,12 @@ class _Delivery(_Core):
             date=now,
         )
 
-    def _send(self, row: OutboxMessage, message: EmailMessage) -> str | None:
-        """Hand *message* to the mailer once it passed the last check; the error text if
-        it failed (a :class:`_Refusal` if the check refused it: it is never sent)."""
+    def _send(
+        self, row: OutboxMessage, message: EmailMessage, mailer: Mailer | None = None
+    ) -> str | None:
+        """Hand *message* to *mailer* (the service's by default) once it passed the last
+        check; the error text if it failed (a :class:`_Refusal` if the check refused it:
+        it is never sent)."""
         from .._mail.gate import MailRefused, check_outgoing, scrub_error
 
         try:
@@ -170,11 +178,12 @@ class _Delivery(_Core):
             refusal = _Refusal(f"refused before sending, and not retried: {exc}")
             _log().error("mail %s to %s %s", row.id, row.recipient, refusal)
             return refusal
+        target = self._mailer if mailer is None else mailer
         try:
-            if self._mailer_takes_envelope():
-                self._mailer.send(message, envelope_to=envelope)  # type: ignore[call-arg]
+            if self._mailer_takes_envelope(target):
+                target.send(message, envelope_to=envelope)  # type: ignore[call-arg]
             else:
-                self._mailer.send(message)
+                target.send(message)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             if row.kind == "invitation":
@@ -186,19 +195,23 @@ class _Delivery(_Core):
             return error
         return None
 
-    def _mailer_takes_envelope(self) -> bool:
+    def _mailer_takes_envelope(self, mailer: Mailer) -> bool:
         """True if the mailer's ``send()`` takes ``envelope_to=``, the checked recipient
-        (``SmtpMailer`` does); a ``Mailer`` that takes only the message keeps working."""
-        known: bool | None = getattr(self, "_envelope_kw", None)
+        (``SmtpMailer`` and its batches do); a ``Mailer`` that takes only the message keeps
+        working. Known per class (the service's mailer, a batch's mailer)."""
+        cache: dict[type, bool] | None = getattr(self, "_envelope_kw", None)
+        if cache is None:
+            cache = {}
+            self._envelope_kw = cache
+        known = cache.get(type(mailer))
         if known is None:
             import inspect
 
             try:
-                params = inspect.signature(self._mailer.send).parameters
+                params = inspect.signature(mailer.send).parameters
             except (TypeError, ValueError):
                 params = {}  # type: ignore[assignment]
-            known = "envelope_to" in params
-            self._envelope_kw = known
+            known = cache[type(mailer)] = "envelope_to" in params
         return known
 
     def _record_unit(self) -> AbstractContextManager[UnitOfWork]:
@@ -258,12 +271,13 @@ class _Delivery(_Core):
             batch = ()
         failed = list(unbuilt)
         refused = len(unbuilt)
-        for row, message in batch:
-            error = self._send(row, message)
-            self._record(row, error)
-            if error is not None:
-                failed.append(row.id)
-                refused += isinstance(error, _Refusal)
+        with self._sending(bool(batch)) as mailer:
+            for row, message in batch:
+                error = self._send(row, message, mailer)
+                self._record(row, error)
+                if error is not None:
+                    failed.append(row.id)
+                    refused += isinstance(error, _Refusal)
         if failed:
             if refused == len(failed):
                 what = (
@@ -298,59 +312,140 @@ class _Delivery(_Core):
             # every backend would have to add.
             return [m for m in uow.outbox(status="pending") if m.account_id == account_id]
 
-    def deliver_pending(self, *, limit: int = 100) -> list[OutboxMessage]:
-        """Try each due outbox message once; returns the rows as they are afterwards.
+    def deliver_pending(
+        self, *, limit: int = 100, stop: Callable[[], bool] | None = None
+    ) -> list[OutboxMessage]:
+        """Send the due outbox messages, oldest first, at most *limit*; returns the rows
+        as they are afterwards (sent, failed and waiting again, or cancelled).
+
+        The run first claims its rows with a lease (``delivery_lease``), so workers
+        running at once on one database never send one message twice, and a worker that
+        dies mid-send leaves its messages due again when the lease ends. A mailer with a
+        ``batch()`` method (see ``BatchMailer``) sends the whole run over one batch;
+        each message still succeeds or fails on its own. *stop* is asked before each
+        message; once it says ``True`` the run ends and the messages it has not tried are
+        released, due at once for the next run.
 
         An invitation mail gets a fresh token (the earlier one was never delivered, and
         tokens are never stored), so only the newest mail's link works.
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError(f"limit must be a positive integer, not {limit!r}")
+        if stop is not None and not callable(stop):
+            raise ValidationError(f"stop must be a callable returning a bool, not {stop!r}")
         if self._mail_waits():
             raise ValidationError(
                 "deliver_pending() sends mail, which must not leave before the host "
                 "application's transaction commits; call it after leaving store.join()"
             )
         now = self.clock.now()
-        with self._read() as uow:
-            due = uow.outbox(status="pending", due_before=now, limit=limit)
-        results = []
-        for row in due:
-            try:
-                prepared = self._prepare(row, now)
-            except StorageError:
-                raise
-            except Exception as exc:
-                # A row whose mail cannot be rendered (say, a vendor template that raises)
-                # must not block the rows behind it: it is recorded and backs off.
-                results.append(self._record(row, f"{type(exc).__name__}: {exc}"[:500]))
-                continue
-            if prepared is None:
-                continue
-            claimed, message = prepared
-            results.append(self._record(claimed, self._send(claimed, message)))
+        lease_until = now + self.delivery_lease
+        claimed = self._claim(now, lease_until, limit)
+        if not claimed:
+            return []
+        # Start no send the lease may not cover: past this point another worker could
+        # claim the row while its mail is still on the wire.
+        last_start = lease_until - self.delivery_lease / 5
+        results: list[OutboxMessage] = []
+        with self._sending() as mailer:
+            for index, row in enumerate(claimed):
+                if (stop is not None and stop()) or self.clock.now() >= last_start:
+                    self._release(claimed[index:])
+                    break
+                try:
+                    prepared = self._prepare(row)
+                except StorageError:
+                    self._release(claimed[index:])
+                    raise
+                except Exception as exc:
+                    # A row whose mail cannot be rendered (say, a vendor template that
+                    # raises) must not block the rows behind it: recorded, it backs off.
+                    results.append(self._record(row, f"{type(exc).__name__}: {exc}"[:500]))
+                    continue
+                if prepared is None:
+                    continue
+                results.append(self._record(row, self._send(row, prepared, mailer)))
         return results
 
-    def _prepare(
-        self, row: OutboxMessage, now: datetime
-    ) -> tuple[OutboxMessage, EmailMessage] | None:
-        """Claim a due row and build its message; ``None`` if it is no longer due."""
+    def _claim(self, now: datetime, lease_until: datetime, limit: int) -> list[OutboxMessage]:
+        with self._store.begin() as uow:
+            claim = getattr(uow, "claim_outbox", None)
+            if claim is not None:
+                claimed: list[OutboxMessage] = claim(now=now, lease_until=lease_until, limit=limit)
+            else:
+                # A backend written before claim_outbox(): its begin() serialises writers
+                # (the Store protocol says so), so reading and moving the rows in one
+                # unit is the same atomic claim.
+                claimed = [
+                    attrs.evolve(row, next_attempt_at=lease_until)
+                    for row in uow.outbox(status="pending", due_before=now, limit=limit)
+                ]
+                for row in claimed:
+                    uow.update_outbox(row)
+            uow.commit()
+        return claimed
+
+    def _release(self, rows: Sequence[OutboxMessage]) -> None:
+        """Hand back claimed rows not tried, due at once (those still ours)."""
+        if not rows:
+            return
+        now = self.clock.now()
+        with self._record_unit() as uow:
+            for row in rows:
+                current = uow.get_outbox(row.id)
+                if _still_ours(current, row):
+                    assert current is not None
+                    uow.update_outbox(attrs.evolve(current, next_attempt_at=now))
+            uow.commit()
+
+    @contextmanager
+    def _sending(self, needed: bool = True) -> Iterator[Mailer]:
+        """The mailer for one delivery run: one batch of a ``BatchMailer``, else itself
+        (and no batch opened for a run with nothing to send)."""
+        mailer = self._mailer
+        if not needed or not isinstance(mailer, BatchMailer):
+            yield mailer
+            return
+        try:
+            batch = mailer.batch()
+            inner = batch.__enter__()
+        except Exception as exc:
+            # No batch (say, the server is down): each message of the run fails with this
+            # error and backs off, as it would have one by one.
+            yield _Unavailable(exc)
+            return
+        failed = True
+        try:
+            yield inner
+            failed = False
+        finally:
+            try:
+                if failed:
+                    batch.__exit__(*sys.exc_info())
+                else:
+                    batch.__exit__(None, None, None)
+            except Exception as exc:
+                # Every message already has its outcome recorded; a failing QUIT changes
+                # none of them.
+                _log().warning("closing the mail batch failed: %s: %s", type(exc).__name__, exc)
+
+    def _prepare(self, row: OutboxMessage) -> EmailMessage | None:
+        """The message of a claimed row; ``None`` if it is no longer to be sent."""
+        if row.kind != "invitation":
+            from email import message_from_bytes, policy
+            from email.message import EmailMessage
+
+            assert row.message is not None
+            parsed = message_from_bytes(row.message, policy=policy.default)
+            assert isinstance(parsed, EmailMessage)
+            return parsed
         with self._write() as work:
             current = work.uow.get_outbox(row.id)
-            # Re-read under the write lock: another deliver_pending() may have sent or
-            # claimed it since the list was read.
-            if current is None or current.status != "pending" or current.next_attempt_at > now:
+            # Re-read under the write lock: if the lease ran out and another run took the
+            # row, minting a token here would kill the link that run mails.
+            if not _still_ours(current, row):
                 return None
-            claimed = attrs.evolve(current, next_attempt_at=work.now + _DELIVERY_LEASE)
-            if current.kind != "invitation":
-                from email import message_from_bytes, policy
-                from email.message import EmailMessage
-
-                assert current.message is not None
-                parsed = message_from_bytes(current.message, policy=policy.default)
-                assert isinstance(parsed, EmailMessage)
-                work.uow.update_outbox(claimed)
-                return claimed, parsed
+            assert current is not None
             inv = work.uow.get_invitation(current.invitation_id or "")
             if (
                 inv is None
@@ -363,18 +458,41 @@ class _Delivery(_Core):
                 return None
             account = self._account(work.uow, inv.account_id)
             inviter_email = self._inviter_email(work.uow, account, inv.invited_by)
-            # The token of the failed attempt was never delivered and is not stored, so
-            # the retry carries a fresh one; only its hash replaces the old.
+            # The token is minted now, as the mail is built: tokens are never stored, and
+            # one of an earlier attempt was never delivered. Only its hash replaces the old.
             token, digest = self._tokens.issue(inv.id)
             inv = attrs.evolve(inv, token_hash=digest)
             work.uow.update_invitation(inv)
-            work.uow.update_outbox(claimed)
-            # A new link replaces the old one: a change, so it is audited like any other.
-            self._audit(
-                work, inv.account_id, SYSTEM, "invitation.mail_retried", inv.id,
-                email=inv.email, attempt=current.attempts + 1,
-            )  # fmt: skip
-        # Rendered after the commit, outside the write lock. If it fails, the row is
-        # claimed and its failure recorded by the caller; it is retried after backoff.
-        message = self._render_invitation(account, inv, inviter_email, token, claimed, now)
-        return claimed, message
+            if current.attempts:
+                # A new link replaces one already mailed (or tried): a change, audited.
+                self._audit(
+                    work, inv.account_id, SYSTEM, "invitation.mail_retried", inv.id,
+                    email=inv.email, attempt=current.attempts + 1,
+                )  # fmt: skip
+        # Rendered after the commit, outside the write lock. If it fails, the caller
+        # records the failure; the row backs off and is retried.
+        return self._render_invitation(account, inv, inviter_email, token, current, work.now)
+
+
+def _still_ours(current: OutboxMessage | None, claimed: OutboxMessage) -> bool:
+    """Whether *current* is still the pending row as this run claimed it.
+
+    A row's lease only ever moves forward (the next claim's ends later), so an unchanged
+    ``next_attempt_at`` means no other run has claimed it since.
+    """
+    return (
+        current is not None
+        and current.status == "pending"
+        and current.attempts == claimed.attempts
+        and current.next_attempt_at == claimed.next_attempt_at
+    )
+
+
+class _Unavailable:
+    """The mailer of a run whose batch could not be opened: every send fails alike."""
+
+    def __init__(self, error: Exception) -> None:
+        self._error = error
+
+    def send(self, message: EmailMessage) -> None:
+        raise self._error

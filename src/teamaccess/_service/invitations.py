@@ -12,6 +12,7 @@ from .._domain import (
     Invitation,
     InvitationStatus,
     Member,
+    OutboxMessage,
     check_metadata,
 )
 from .._emails import normalize_email
@@ -31,7 +32,7 @@ from .._ports import UnitOfWork
 from .._tokens import hash_matches
 
 if TYPE_CHECKING:
-    pass
+    from email.message import EmailMessage
 from .checks import (
     _SEND_ACTIONS,
     _check_id,
@@ -82,7 +83,9 @@ class _Invitations(_Delivery):
         personal note shown in the mail; *metadata* is the vendor's own small dict, carried
         to the member. The mail is written to the outbox in the same unit of work and sent
         at once; if the mailer fails the invitation stays pending and ``DeliveryFailed``
-        names the waiting message.
+        names the waiting message. With ``delivery="queue"`` the call returns once the
+        mail is queued, and ``token`` is ``None``: the worker (``deliver_pending()``) mints
+        the token the mail carries.
         """
         account_id = _check_id("account_id", account_id)
         actor_id = _check_id("actor_id", actor_id)
@@ -163,9 +166,7 @@ class _Invitations(_Delivery):
                 permissions=wanted.to_list(),
                 **({} if until is None else {"access_until": until.isoformat()}),
             )
-        issued = attrs.evolve(inv, token=token, token_hash=None)
-        self._deliver_now([(row, message)], issued)
-        return issued
+        return self._hand_over(inv, token, row, message)
 
     def resend_invitation(self, invitation_id: str, *, actor_id: str) -> Invitation:
         """Send a new mail with a new token; the old link stops working.
@@ -224,6 +225,17 @@ class _Invitations(_Delivery):
             self._audit(
                 work, inv.account_id, actor_id, "invitation.resent", inv.id, email=inv.email
             )
+        return self._hand_over(inv, token, row, message)
+
+    def _hand_over(
+        self, inv: Invitation, token: str, row: OutboxMessage, message: EmailMessage
+    ) -> Invitation:
+        """Send the mail now, or leave it to the worker; the invitation for the caller."""
+        if self.delivery == "queue":
+            # The worker mints the token its mail carries (tokens are never stored), and
+            # that one replaces this, so the caller gets none that would soon stop working.
+            # The mail was still rendered: a value it cannot carry is refused here, now.
+            return attrs.evolve(inv, token=None, token_hash=None)
         issued = attrs.evolve(inv, token=token, token_hash=None)
         self._deliver_now([(row, message)], issued)
         return issued

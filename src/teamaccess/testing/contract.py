@@ -835,6 +835,80 @@ class StoreContract(PrivacyContract):
         with pytest.raises(Conflict), seeded.begin() as uow:
             uow.add_outbox(outbox("m1"))
 
+    def test_claim_outbox_takes_due_rows_oldest_first(
+        self, seeded: Store, reopen: Callable[[Store], Store]
+    ) -> None:
+        with seeded.begin() as uow:
+            uow.add_outbox(outbox("late", minute=30))
+            uow.add_outbox(outbox("early", minute=10))
+            uow.add_outbox(outbox("sent", minute=5, status="sent"))
+            uow.add_outbox(outbox("middle", minute=20))
+            uow.add_outbox(outbox("cancelled", minute=1, status="cancelled"))
+            uow.commit()
+        lease = at(45)
+        with seeded.begin() as uow:
+            claimed = uow.claim_outbox(now=at(25), lease_until=lease, limit=5)
+            uow.commit()
+        assert [m.id for m in claimed] == ["early", "middle"]
+        assert [m.next_attempt_at for m in claimed] == [lease, lease]
+        store = reopen(seeded)
+        with store.read() as uow:
+            assert uow.get_outbox("early") == attrs.evolve(
+                outbox("early", minute=10), next_attempt_at=lease
+            )
+            assert uow.get_outbox("late") == outbox("late", minute=30)
+            assert uow.get_outbox("sent") == outbox("sent", minute=5, status="sent")
+        with store.begin() as uow:
+            # Leased rows are not due again until the lease ends.
+            assert [m.id for m in uow.claim_outbox(now=at(35), lease_until=at(55), limit=5)] == [
+                "late"
+            ]
+            assert [m.id for m in uow.claim_outbox(now=at(44), lease_until=at(60), limit=5)] == []
+            # A worker that died holds nothing once its lease is over.
+            again = uow.claim_outbox(now=at(45), lease_until=at(65), limit=1)
+            assert [(m.id, m.next_attempt_at) for m in again] == [("early", at(65))]
+            uow.commit()
+
+    def test_claim_outbox_counts_only_when_committed(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_outbox(outbox("m1", minute=1))
+            uow.commit()
+        with seeded.begin() as uow:
+            assert len(uow.claim_outbox(now=at(2), lease_until=at(9), limit=1)) == 1
+        with seeded.read() as uow:
+            assert uow.get_outbox("m1") == outbox("m1", minute=1)
+
+    def test_concurrent_claims_never_share_a_row(self, seeded: Store) -> None:
+        ids = [f"m{i:02}" for i in range(12)]
+        with seeded.begin() as uow:
+            for i, message_id in enumerate(ids):
+                uow.add_outbox(outbox(message_id, minute=i))
+            uow.commit()
+        second: list[str] = []
+        errors: list[BaseException] = []
+
+        def other_worker() -> None:
+            try:
+                with seeded.begin() as uow:
+                    rows = uow.claim_outbox(now=at(30), lease_until=at(41), limit=100)
+                    second.extend(m.id for m in rows)
+                    uow.commit()
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        worker = threading.Thread(target=other_worker)
+        with seeded.begin() as uow:
+            first = [m.id for m in uow.claim_outbox(now=at(30), lease_until=at(40), limit=5)]
+            # The other claim runs while this one is still open: it waits for it (a single
+            # writer) or skips its rows (FOR UPDATE SKIP LOCKED), never takes them.
+            worker.start()
+            worker.join(timeout=0.3)
+            uow.commit()
+        worker.join()
+        assert errors == []
+        assert first == ids[:5]
+        assert sorted(second) == ids[5:]
+
     # -- values -------------------------------------------------------------------------
 
     def test_aware_datetimes_keep_their_instant(self, store: Store) -> None:
