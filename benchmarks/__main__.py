@@ -13,7 +13,7 @@ import platform
 import tempfile
 from pathlib import Path
 
-from . import pairs, scale
+from . import pairs, postgres, scale
 from ._timing import fmt_ns
 
 FULL_SIZES = (1_000, 10_000, 100_000)
@@ -34,6 +34,7 @@ def main() -> None:
     )
     parser.add_argument("--skip-pairs", action="store_true", help="only the scale curve")
     parser.add_argument("--skip-scale", action="store_true", help="only the paired figures")
+    parser.add_argument("--only-postgres", action="store_true", help="only the PostgreSQL figures")
     args = parser.parse_args()
     cfg = pairs.QUICK if args.quick else pairs.FULL
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
@@ -44,10 +45,14 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="teamaccess-bench-") as tmp:
         workdir = Path(tmp)
+        if args.only_postgres:
+            postgres.run_all(cfg, workdir)
+            return
         if not args.skip_pairs:
             print(f"\n## Against the floor ({cfg.rounds} rounds per figure, medians)\n")
             print(pairs.HEADER, flush=True)
             pairs.run_all(cfg, workdir)
+            postgres.run_all(cfg, workdir)
         if not args.skip_scale:
             scale_curve(sizes, cfg, workdir)
 

@@ -29,6 +29,14 @@ class RawQueries:
         # permissions are stored as JSON: '"*"' for all, else a list of quoted names
         return row is not None and (row[0] == '"*"' or f'"{permission}"' in row[0])
 
+    def can_on(self, user_id: str, account_id: str, permission: str, resource: str) -> bool:
+        """``can(..., resource=)`` by the same query: an account-wide grant, or the scoped
+        one, stored as ``"permission@resource"`` in the JSON list."""
+        row = self.conn.execute(CAN_SQL, (account_id, user_id)).fetchone()
+        return row is not None and (
+            row[0] == '"*"' or f'"{permission}"' in row[0] or f'"{permission}@{resource}"' in row[0]
+        )
+
     def recipients(self, account_id: str, category: str) -> list[str]:
         return [r[0] for r in self.conn.execute(RECIPIENTS_SQL, (account_id, category))]
 

@@ -12,6 +12,8 @@ reports on stdout, one JSON object per line, so the parent asserts what the chil
   parent creates it once the revocation has committed); after 50 answers past that point
   it reports the first answer, how many came before and after, and how many of those
   after were still "yes".
+- ``drain START OUTDIR``: wait for START, then ``deliver_pending(limit=3)`` until nothing
+  is due, writing the mail as files to OUTDIR; report how many it sent.
 """
 
 from __future__ import annotations
@@ -91,7 +93,22 @@ def check(conninfo: str, schema: str, user: str, account: str, permission: str,
     team.close()
 
 
-COMMANDS = {"accept": accept, "open": open_fresh, "check": check}
+def drain(conninfo: str, schema: str, start: str, outdir: str) -> None:
+    from teamaccess import FileMailer
+
+    store = PostgresStore(conninfo, schema=schema, max_size=1)
+    team = TeamAccess(store, FileMailer(outdir), secret_key=SECRET, delivery="queue")
+    say(ready=True)
+    wait_for(start)
+    sent = 0
+    # Small batches, so the two workers take turns at the outbox many times.
+    while rows := team.deliver_pending(limit=3):
+        sent += sum(row.status == "sent" for row in rows)
+    say(sent=sent)
+    team.close()
+
+
+COMMANDS = {"accept": accept, "open": open_fresh, "check": check, "drain": drain}
 
 if __name__ == "__main__":
     COMMANDS[sys.argv[1]](*sys.argv[2:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_ENV = "TEAMACCESS_TEST_POSTGRES"
 
 FIGURES = [
     "can(), MemoryStore",
@@ -21,6 +23,12 @@ FIGURES = [
     "recipients(),",
     "import teamaccess (subprocess)",
     "invite + accept, MemoryStore,",
+]
+#: Printed when a PostgreSQL server is configured (the benchmarks use the tests' server).
+POSTGRES_FIGURES = [
+    "can(), PostgresStore",
+    "can() (informational), PostgresStore",
+    "invite + accept (informational), PostgresStore",
 ]
 GROWTH = [
     "can() library/raw growth",
@@ -47,7 +55,7 @@ def output() -> str:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -120,3 +128,31 @@ class TestInterleavedTiming:
         assert calls == ["A", "B", "B", "A", "A", "B", "B", "A", "A", "B"]
         assert len(result.samples) == len(result.floor_samples) == 4
         assert result.ratio > 0
+
+
+@pytest.mark.slow
+class TestQuickBenchmarkOnPostgres:
+    """With a server the PostgreSQL figures are printed; without one, one line says so."""
+
+    def test_figures_or_the_line_that_skips_them(self, output: str) -> None:
+        if not any(os.environ.get(v) for v in ("TEAMACCESS_BENCH_POSTGRES", POSTGRES_ENV)):
+            assert "PostgreSQL figures skipped: no server" in output, output
+            return
+        for figure in POSTGRES_FIGURES:
+            [line] = [line for line in output.splitlines() if line.startswith(f"| {figure}")]
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            assert len(cells) == 7, line
+            assert re.fullmatch(r"[\d.]+ (us|ms)", cells[1]), line
+            assert re.fullmatch(r"[\d.]+ (ns|us|ms)", cells[3]), line
+            assert re.fullmatch(r"[\d.]+x", cells[4]), line
+            assert cells[-1] in (("INFO",) if "(informational)" in figure else ("PASS", "MISS"))
+        for n in ("1 process", "2 processes", "4 processes"):
+            [line] = [
+                line
+                for line in output.splitlines()
+                if line.startswith(f"| can() throughput, PostgresStore, {n} |")
+            ]
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            assert re.fullmatch(r"[\d.]+k/s", cells[1]), line
+            assert re.fullmatch(r"[\d.]+k/s", cells[3]), line
+            assert cells[-1] in ("PASS", "MISS"), line

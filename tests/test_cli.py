@@ -315,9 +315,13 @@ class TestMembersAndPermissions:
     def test_members_table_and_json(self, run: Cli, account: str) -> None:
         member(run, account, "dev", "dev@example.com", "services.view")
         lines = run("members", account).stdout.splitlines()
-        assert lines[0].split() == ["USER", "EMAIL", "ROLE", "PERMISSIONS", "JOINED"]
-        assert lines[2].split()[:4] == ["max", "chef@muster.example.com", "owner", "all"]
-        assert lines[3].split()[:4] == ["dev", "dev@example.com", "member", "services.view"]
+        assert lines[0].split() == [
+            "USER", "EMAIL", "ROLE", "STATUS", "PERMISSIONS", "JOINED", "ACCESS", "UNTIL",
+        ]  # fmt: skip
+        assert lines[2].split()[:5] == ["max", "chef@muster.example.com", "owner", "active", "all"]
+        assert lines[3].split()[:5] == [
+            "dev", "dev@example.com", "member", "active", "services.view",
+        ]  # fmt: skip
         # columns line up: every row starts its EMAIL column at the same place
         col = lines[0].index("EMAIL")
         assert all(line[col - 2 : col] == "  " for line in lines[2:])
@@ -342,6 +346,59 @@ class TestMembersAndPermissions:
             "billing.view": True
         }
         assert run("permissions", "set", account, "dev", "--none").stdout == "dev now holds none\n"
+
+    def test_scopes_states_and_access_until(self, run: Cli, account: str) -> None:
+        member(run, account, "agency", "web@agentur.example", "billing.view,services.manage@srv-1")
+        data = run.json("members", account)[1]
+        assert data["permissions"] == ["billing.view", "services.manage@srv-1"]
+        assert (data["status"], data["access_until"], data["metadata"]) == ("active", None, {})
+        row = run("members", account).stdout.splitlines()[3]
+        assert "billing.view, services.manage@srv-1" in row
+        check = ("permissions", "check", account, "agency", "services.manage")
+        assert run.json(*check, "--resource", "srv-1") == {"services.manage": True}
+        assert run.json(*check, "--resource", "srv-2") == {"services.manage": False}
+        assert run.json(*check) == {"services.manage": False}
+        assert run("resources", account, "agency", "services.manage").stdout == "srv-1\n"
+        assert run("resources", account, "max", "services.manage").stdout == "all\n"
+        assert run.json("resources", account, "agency", "services.view") == {
+            "all": False, "ids": [],
+        }  # fmt: skip
+        assert run.json("suspend", account, "agency", "--as", "max")["status"] == "suspended"
+        assert "suspended" in run("members", account).stdout.splitlines()[3]
+        assert run.json(*check, "--resource", "srv-1") == {"services.manage": False}
+        assert run("reactivate", account, "agency", "--as", "max").stdout == (
+            f"agency is active in {account}\n"
+        )
+        out = run("access-until", account, "agency", "2099-12-31T18:00", "--as", "max").stdout
+        assert out == f"agency's access in {account} ends: 2099-12-31 18:00 UTC\n"
+        assert run.json("members", account)[1]["access_until"] == "2099-12-31T18:00:00+00:00"
+        assert "2099-12-31 18:00 UTC" in run("members", account).stdout
+        run("access-until", account, "agency", "never", "--as", "max")
+        assert run.json("members", account)[1]["access_until"] is None
+        line = run.error("access-until", account, "agency", "tomorrow", "--as", "max", code=3)
+        assert "ISO 8601" in line
+        out = run("forget-resource", account, "srv-1", "--as", "max").stdout
+        assert out == f"forgot srv-1 in {account}: changed agency\n"
+        assert run.json("members", account)[1]["permissions"] == ["billing.view"]
+        line = run.error("invite", account, "x@example.com", "-p", "billing.view@srv-1",
+                         "--as", "max", code=3)  # fmt: skip
+        assert "cannot be granted on single resources" in line
+
+    def test_invite_with_end_note_and_metadata(self, run: Cli, account: str) -> None:
+        data = run.json(
+            "invite", account, "free@lance.example", "-p", "services.view",
+            "--until", "2099-01-31", "--note", "Willkommen!", "--metadata", '{"ticket": "T-1"}',
+            "--as", "max",
+        )  # fmt: skip
+        assert data["access_until"] == "2099-01-31T00:00:00+00:00"
+        assert (data["note"], data["metadata"]) == ("Willkommen!", {"ticket": "T-1"})
+        run("accept", data["token"], "--user", "fred", "--email", "free@lance.example")
+        joined = run.json("members", account)[1]
+        assert joined["access_until"] == "2099-01-31T00:00:00+00:00"
+        assert joined["metadata"] == {"ticket": "T-1"}
+        line = run.error("invite", account, "y@example.com", "--none", "--metadata", "[1]",
+                         "--as", "max", code=3)  # fmt: skip
+        assert "JSON object" in line
 
     def test_remove_and_leave(self, run: Cli, account: str) -> None:
         member(run, account, "a", "a@example.com")

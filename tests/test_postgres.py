@@ -326,6 +326,63 @@ class TestErrors:
             store.close()
 
 
+class TestConcurrentWriters:
+    """Writers of one account queue on its lock; the rules stay exact."""
+
+    def test_rate_limit_is_exact_with_twelve_concurrent_inviters(
+        self, conninfo: str, schema: str, team: TeamAccess
+    ) -> None:
+        from teamaccess import RateLimited
+
+        account = team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+        barrier = threading.Barrier(12)
+        outcomes: list[str] = []
+
+        def inviter(n: int) -> None:
+            own = TeamAccess(
+                PostgresStore(conninfo, schema=schema, max_size=1), MemoryMailer(),
+                secret_key=SECRET, clock=FrozenClock(START), rate_limit=5,
+            )  # fmt: skip
+            try:
+                barrier.wait(10)
+                own.invite(account.id, actor_id="owner", email=f"p{n}@example.org",
+                           permissions=P("billing.view"))  # fmt: skip
+                outcomes.append("sent")
+            except RateLimited:
+                outcomes.append("limited")
+            finally:
+                own.close()
+
+        threads = [threading.Thread(target=inviter, args=(n,)) for n in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(outcomes) == ["limited"] * 7 + ["sent"] * 5
+        assert len(team.pending_invitations(account.id)) == 5
+
+    def test_writers_of_other_accounts_do_not_wait(self, conninfo: str, schema: str) -> None:
+        store = PostgresStore(conninfo, schema=schema, max_size=2)
+        team = TeamAccess(store, MemoryMailer(), secret_key=SECRET)
+        first = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
+        second = team.create_account(name="B", owner_id="o", owner_email="o@example.org")
+        done = threading.Event()
+        try:
+            with store.begin() as uow:  # holds the first account's lock, uncommitted
+                uow.get_account(first.id)
+
+                def other() -> None:
+                    team.rename_account(second.id, actor_id="o", name="B2")
+                    done.set()
+
+                thread = threading.Thread(target=other)
+                thread.start()
+                assert done.wait(10), "a writer of another account waited for this one"
+                thread.join(10)
+        finally:
+            team.close()
+
+
 @pytest.mark.slow
 class TestProcesses:
     """Several processes on one server: one winner per token, revocations seen at once."""
@@ -383,6 +440,52 @@ class TestProcesses:
             assert result["first"] is True, results
             assert result["after"] == 50, results
             assert result["stale"] == 0, results
+
+
+@pytest.mark.slow
+class TestDeliveryWorkers:
+    """Two worker processes drain one outbox: every mail goes out once."""
+
+    def test_two_workers_no_duplicate(
+        self, conninfo: str, schema: str, tmp_path: Path, children: Callable[..., Child]
+    ) -> None:
+        import email
+        import email.policy
+
+        store = PostgresStore(conninfo, schema=schema)
+        team = TeamAccess(store, MemoryMailer(), secret_key=SECRET, delivery="queue")
+        account = team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+        for n in range(30):
+            team.add_contact(account.id, actor_id="owner", name=f"C{n}",
+                             email=f"c{n}@example.org", categories=["billing"])  # fmt: skip
+        team.notify(account.id, "billing", subject="Rechnung", text="Ihre Rechnung")
+        for n in range(6):
+            team.invite(account.id, actor_id="owner", email=f"i{n}@example.org",
+                        permissions=P("billing.view"))  # fmt: skip
+        waiting = team.pending_messages()
+        assert len(waiting) == 37
+        start = tmp_path / "start"
+        workers = [
+            children("drain", conninfo, schema, str(start), str(tmp_path / f"w{n}"))
+            for n in range(2)
+        ]
+        for worker in workers:
+            assert worker.report() == {"ready": True}
+        start.touch()
+        reports = [worker.report() for worker in workers]
+        assert sum(r["sent"] for r in reports) == 37, reports
+        files = sorted(tmp_path.glob("w*/*.eml"))
+        messages = [
+            email.message_from_bytes(f.read_bytes(), policy=email.policy.SMTP) for f in files
+        ]
+        ids = [m["Message-ID"] for m in messages]
+        assert len(ids) == 37
+        assert len(set(ids)) == 37
+        assert sorted(str(m["To"]) for m in messages) == sorted(m.recipient for m in waiting)
+        assert team.pending_messages() == []
+        with store.read() as uow:
+            assert {m.status for m in uow.outbox()} == {"sent"}
+        team.close()
 
 
 class TestServerRestart:

@@ -607,3 +607,24 @@ class SQLiteMachine(TeamMachine):
 
 TestStatefulMemory = MemoryMachine.TestCase
 TestStatefulSQLite = SQLiteMachine.TestCase
+
+
+# Fewer examples: every step is a few round trips to the server.
+@machine_settings(10)
+class PostgresMachine(TeamMachine):
+    backend = "postgres"
+
+    def open_store(self) -> Store:
+        from tests.conftest import make_store
+
+        return make_store("postgres", self.tmp)
+
+    def teardown(self) -> None:
+        from tests.conftest import drop_postgres_schema
+
+        self.store.close()
+        drop_postgres_schema(self.tmp)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+TestStatefulPostgres = pytest.mark.postgres(PostgresMachine.TestCase)

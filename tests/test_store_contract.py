@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import drop_postgres_schema, postgres_conninfo, postgres_schema
+from tests.conftest import drop_postgres_schema, postgres_conninfo, prepare_postgres_schema
 
 from teamaccess import MemoryStore, PostgresStore, SQLiteStore, Store
 from teamaccess.testing.contract import StoreContract
@@ -63,6 +63,6 @@ class TestPostgresStore(StoreContract):
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> Iterator[Callable[[], Store]]:
         conninfo = postgres_conninfo()
-        schema = postgres_schema(tmp_path)
+        schema = prepare_postgres_schema(tmp_path)
         yield lambda: PostgresStore(conninfo, schema=schema, max_size=4)
         drop_postgres_schema(tmp_path)

@@ -134,6 +134,11 @@ def errors(body: str) -> list[str]:
     return re.findall(r'class="ta-error"[^>]*>([^<]*)<', body)
 
 
+def row_of(body: str, text: str) -> str:
+    """The first table row that holds *text*."""
+    return next(row for row in re.findall(r"<tr[ >].*?</tr>", body, re.S) if text in row)
+
+
 def notices(body: str) -> list[str]:
     return re.findall(r'class="ta-notice"[^>]*>([^<]*)<', body)
 
@@ -883,3 +888,124 @@ class TestBrowserTestsGate:
         assert proc.returncode != 0
         assert "no-chromium is missing" in proc.stdout
         assert "skipped" not in proc.stdout
+
+
+class TestMembersOverTime:
+    """Suspend, end dates, presets, notes and grants on single resources, on the pages."""
+
+    def test_invite_with_a_preset_a_note_and_an_end_date(self, panel: Panel) -> None:
+        _, body = panel.get("max", panel.users(), "de")
+        assert 'value="preset:accounting"' in body
+        assert "Buchhaltung" in body
+        status, _, _ = panel.post("max", panel.users() + "/invite", {
+            "email": "bea@muster.de", "scope": "preset:accounting",
+            "note": "Hallo Bea,\nbitte die Rechnungen prüfen.", "until": "2026-06-30",
+        })  # fmt: skip
+        assert status == 303
+        inv = panel.team.pending_invitations(panel.account)[0]
+        assert inv.permissions == panel.team.catalog.preset("accounting")
+        assert inv.note == "Hallo Bea,\nbitte die Rechnungen prüfen."
+        assert inv.access_until == datetime(2026, 6, 30, tzinfo=UTC)
+        mail = panel.mailer.outbox[-1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert "bitte die Rechnungen prüfen." in mail
+        _, body = panel.get("max", panel.users())
+        row = body.split("Open invitations", 1)[1].split("</tr>", 2)[1]
+        assert "bea@muster.de" in row
+        assert "access ends 2026-06-30 00:00 UTC" in row
+        assert "bitte die Rechnungen prüfen." in row
+
+    def test_presets_only_when_grantable(self, panel: Panel) -> None:
+        panel.join("anna", "users.manage", "billing.view")
+        _, body = panel.get("anna", panel.users())
+        assert "preset:" not in body
+
+    @pytest.mark.parametrize(
+        ("until", "error"),
+        [("2026-01-01", "Choose a day in the future."),
+         ("31.12.2026", "Please enter a date such as 2026-12-31.")],
+    )  # fmt: skip
+    def test_bad_end_date_keeps_the_form(self, panel: Panel, until: str, error: str) -> None:
+        status, body, _ = panel.post("max", panel.users() + "/invite", {
+            "email": "bea@muster.de", "scope": "all", "note": "Hi", "until": until,
+        })  # fmt: skip
+        assert status == 400
+        assert errors(body) == [error]
+        assert f'value="{until}"' in body
+        assert ">Hi</textarea>" in body
+        assert '<details class="ta-more" open>' in body
+        assert panel.team.pending_invitations(panel.account) == []
+
+    def test_too_long_note_is_an_error_next_to_it(self, panel: Panel) -> None:
+        _, body, _ = panel.post("max", panel.users() + "/invite", {
+            "email": "bea@muster.de", "scope": "all", "note": "x" * 600,
+        })  # fmt: skip
+        assert re.search(r'<textarea id="ta-note"[^>]*aria-invalid="true"', body)
+        assert len(errors(body)) == 1
+        assert panel.team.pending_invitations(panel.account) == []
+
+    def test_suspend_and_reactivate(self, panel: Panel) -> None:
+        panel.join("bea", "billing.view")
+        page = panel.users() + "/bea"
+        _, body = panel.get("max", page, "de")
+        assert "Sperren" in body
+        status, _, location = panel.post("max", page + "/suspend", {})
+        assert (status, location) == (303, page)
+        assert panel.team.get_member(panel.account, "bea").status == "suspended"
+        assert not panel.team.can("bea", panel.account, "billing.view")
+        _, body = panel.get("max", panel.users(), "de")
+        row = body.split("buchhaltung@muster.de", 1)[1].split("</tr>", 1)[0]
+        assert "gesperrt" in row
+        _, body = panel.get("max", page)
+        assert "Reactivate" in body
+        panel.post("max", page + "/reactivate", {})
+        assert panel.team.can("bea", panel.account, "billing.view")
+
+    def test_end_date_set_refused_and_cleared(self, panel: Panel) -> None:
+        panel.join("bea", "billing.view")
+        page = panel.users() + "/bea"
+        status, _, _ = panel.post("max", page + "/access-until", {"until": "2026-04-01"})
+        assert status == 303
+        member = panel.team.get_member(panel.account, "bea")
+        assert member.access_until == datetime(2026, 4, 1, tzinfo=UTC)
+        _, body = panel.get("max", page)
+        assert notices(body) == [
+            "The access of buchhaltung@muster.de ends on 2026-04-01 00:00 UTC."
+        ]
+        assert 'value="2026-04-01"' in body
+        status, body, _ = panel.post("max", page + "/access-until", {"until": "2020-01-01"}, "de")
+        assert status == 400
+        assert errors(body) == ["Wählen Sie einen Tag in der Zukunft."]
+        assert 'value="2020-01-01"' in body
+        panel.post("max", page + "/access-until", {"until": "2026-04-01", "action": "clear"})
+        assert panel.team.get_member(panel.account, "bea").access_until is None
+        panel.clock.advance(timedelta(days=1))
+        panel.post("max", page + "/access-until", {"until": "2026-03-04"})
+        panel.clock.advance(timedelta(days=2))
+        _, body = panel.get("max", panel.users())
+        assert "access ended" in row_of(body, "buchhaltung@muster.de")
+
+    def test_owner_cannot_be_suspended(self, panel: Panel) -> None:
+        status, body, _ = panel.post("max", panel.users() + "/max/suspend", {})
+        assert status == 409
+        assert "Transfer the ownership first." in body
+
+    def test_grants_on_single_resources_are_shown_and_kept(self, panel: Panel) -> None:
+        panel.join("bea", "billing.view")
+        perms = PermissionSet.of("billing.view") | PermissionSet.on(
+            "services.manage", "srv-1", "srv-2"
+        )
+        panel.team.set_permissions(panel.account, "bea", perms, actor_id="max")
+        _, body = panel.get("max", panel.users())
+        row = body.split("buchhaltung@muster.de", 1)[1].split("</tr>", 1)[0]
+        assert "<dt>Manage services</dt>" in row
+        assert "only on srv-1, srv-2" in row
+        page = panel.users() + "/bea"
+        _, body = panel.get("max", page)
+        assert "These grants are kept when you save." in body
+        panel.post(
+            "max", page, {"scope": "selected", "permission": ["billing.view", "billing.pay"]}
+        )
+        held = panel.team.permissions_of("bea", panel.account)
+        assert held == PermissionSet.of("billing.view", "billing.pay") | PermissionSet.on(
+            "services.manage", "srv-1", "srv-2"
+        )

@@ -11,15 +11,28 @@ Exit status: 0 on success, 2 for a usage error, and one code per error family (s
 
 One module per area: ``app`` (the group, its options and shared helpers), ``config`` (the
 settings), ``output`` (text and JSON), and the commands in ``accounts``, ``members``,
-``invitations``, ``contacts``, ``delivery``, ``database`` (``migrate``), ``privacy``,
-``demo`` and ``web`` (``web-demo``). Importing a command module registers its commands
-on the group.
+``invitations``, ``contacts``, ``delivery``, ``lifecycle`` (member states, scopes),
+``database`` (``migrate``), ``privacy``, ``demo`` and ``web`` (``web-demo``). Importing a
+command module registers its commands on the group.
 """
 
-from . import accounts, contacts, database, delivery, demo, invitations, members, privacy, web
+from . import (
+    accounts,
+    contacts,
+    database,
+    delivery,
+    demo,
+    invitations,
+    lifecycle,
+    members,
+    privacy,
+    web,
+)
 from .app import EXIT_CODES, cli, main
 
 __all__ = ["EXIT_CODES", "cli", "main"]
 
 # The command modules register their commands when imported.
-_COMMANDS = (accounts, contacts, database, delivery, demo, invitations, members, privacy, web)
+_COMMANDS = (
+    accounts, contacts, database, delivery, demo, invitations, lifecycle, members, privacy, web,
+)  # fmt: skip

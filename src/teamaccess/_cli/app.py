@@ -226,8 +226,9 @@ def permission_options(func: F) -> F:
         "--permission",
         "permission",
         multiple=True,
-        metavar="NAME",
-        help="Grant this permission; repeat or separate with commas (see 'catalog').",
+        metavar="NAME[@RESOURCE]",
+        help="Grant this permission, or with @RESOURCE only on that resource "
+        "(services.manage@srv-1); repeat or separate with commas (see 'catalog').",
     )(func)
     func = click.option("--all", "grant_all", is_flag=True, help="Grant all permissions.")(func)
     return click.option("--none", "grant_none", is_flag=True, help="Grant no permission.")(func)
@@ -241,7 +242,8 @@ def chosen_permissions(grant_all: bool, grant_none: bool, names: Sequence[str]) 
         return PermissionSet.all()
     if grant_none:
         return PermissionSet.none()
-    return PermissionSet.of(*listed)
+    # "services.manage@srv-1" is a grant on one resource, as PermissionSet.to_list() writes it
+    return PermissionSet.from_list(listed)
 
 
 def read_token(token: str | None) -> str:

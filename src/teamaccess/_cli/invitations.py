@@ -19,6 +19,7 @@ from .app import (
     permission_options,
     read_token,
 )
+from .lifecycle import parse_instant, parse_metadata
 from .output import _perms, _when, emit_json, plain, show_invitations, show_record
 
 __all__ = ["accept", "decline", "inspect", "invitations", "invite", "resend", "revoke"]
@@ -31,6 +32,9 @@ __all__ = ["accept", "decline", "inspect", "invitations", "invite", "resend", "r
 @click.argument("email")
 @permission_options
 @click.option("--language", type=click.Choice(["en", "de"]), help="Language of this mail.")
+@click.option("--until", "until", help="The member's access ends then (ISO 8601, UTC default).")
+@click.option("--note", help="A short personal note, shown in the mail.")
+@click.option("--metadata", help="Your own data as a JSON object, kept with the member.")
 @actor_option
 @json_option
 def invite(
@@ -40,6 +44,9 @@ def invite(
     grant_none: bool,
     permission: tuple[str, ...],
     language: str | None,
+    until: str | None,
+    note: str | None,
+    metadata: str | None,
     actor: str,
     as_json: bool,
 ) -> None:
@@ -47,7 +54,14 @@ def invite(
     wanted = chosen_permissions(grant_all, grant_none, permission)
     team = _team()
     inv = team.invite(
-        account_id, actor_id=actor, email=email, permissions=wanted, language=language
+        account_id,
+        actor_id=actor,
+        email=email,
+        permissions=wanted,
+        language=language,
+        access_until=parse_instant(until, "--until"),
+        note=note,
+        metadata=parse_metadata(metadata),
     )
     assert inv.token is not None
     link = team.accept_link(inv.token)
@@ -94,6 +108,8 @@ def inspect(token: str | None, as_json: bool) -> None:
             ("permissions", _perms(inv.permissions)),
             ("status", inv.status),
             ("expires", _when(inv.expires_at)),
+            ("access until", _when(inv.access_until)),
+            ("note", inv.note or "-"),
         ]
     )
 

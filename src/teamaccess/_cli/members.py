@@ -74,13 +74,21 @@ def permissions_show(account_id: str, user_id: str, as_json: bool) -> None:
 @click.argument("user_id")
 @click.argument("permission_names", nargs=-1, required=True)
 @click.option("--require", is_flag=True, help="Fail (exit 5) unless every one is allowed.")
+@click.option("--resource", help="Ask about this resource (a grant on it, or account-wide).")
 @json_option
 def permissions_check(
-    account_id: str, user_id: str, permission_names: tuple[str, ...], require: bool, as_json: bool
+    account_id: str,
+    user_id: str,
+    permission_names: tuple[str, ...],
+    require: bool,
+    resource: str | None,
+    as_json: bool,
 ) -> None:
-    """May USER_ID use each PERMISSION in ACCOUNT_ID?"""
+    """May USER_ID use each PERMISSION in ACCOUNT_ID (on --resource)?"""
     team = _team()
-    results = {name: team.can(user_id, account_id, name) for name in permission_names}
+    results = {
+        name: team.can(user_id, account_id, name, resource=resource) for name in permission_names
+    }
     if as_json:
         emit_json(results)
     else:
@@ -91,7 +99,7 @@ def permissions_check(
         )
     if require:
         for name in permission_names:
-            team.require(user_id, account_id, name)
+            team.require(user_id, account_id, name, resource=resource)
 
 
 @permissions.command("set")
@@ -127,7 +135,9 @@ def catalog(language: str, as_json: bool) -> None:
     perms = list(team.catalog)
     cats = list(team.categories)
     if as_json:
-        emit_json({"permissions": perms, "categories": cats})
+        emit_json(
+            {"permissions": perms, "categories": cats, "presets": list(team.catalog.presets())}
+        )
         return
     table(
         ["PERMISSION", "GROUP", "LABEL", "DESCRIPTION"],
@@ -136,6 +146,12 @@ def catalog(language: str, as_json: bool) -> None:
     )
     click.echo()
     table(["CATEGORY", "LABEL"], [(c.name, c.label_for(language)) for c in cats], "no categories")
+    click.echo()
+    table(
+        ["PRESET", "LABEL", "PERMISSIONS"],
+        [(p.name, p.label_for(language), _perms(p.permissions)) for p in team.catalog.presets()],
+        "no presets",
+    )
 
 
 @cli.command()

@@ -42,7 +42,9 @@ def _when(value: datetime | None) -> str:
 def _perms(value: PermissionSet) -> str:
     if value.is_all:
         return "all"
-    return ", ".join(sorted(value.names)) or "none"
+    # scoped grants as "services.manage@srv-1", after the account-wide names
+    listed = value.to_list()
+    return ", ".join(listed) if isinstance(listed, list) and listed else "none"
 
 
 def plain(value: object) -> Any:
@@ -97,10 +99,14 @@ def show_accounts(accounts: Sequence[Account]) -> None:
 
 def show_members(members: Sequence[Member]) -> None:
     table(
-        ["USER", "EMAIL", "ROLE", "PERMISSIONS", "JOINED"],
-        [(m.user_id, m.email, m.role, _perms(m.permissions), _when(m.joined_at)) for m in members],
+        ["USER", "EMAIL", "ROLE", "STATUS", "PERMISSIONS", "JOINED", "ACCESS UNTIL"],
+        [
+            (m.user_id, m.email, m.role, m.status, _perms(m.permissions), _when(m.joined_at),
+             _when(m.access_until))
+            for m in members
+        ],
         "no members",
-    )
+    )  # fmt: skip
 
 
 def show_invitations(invitations: Sequence[Invitation]) -> None:

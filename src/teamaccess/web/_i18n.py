@@ -81,6 +81,40 @@ GERMAN: dict[str, str] = {
     "{email} was removed.": "{email} wurde entfernt.",
     "The invitation to {email} was sent again.": "Die Einladung an {email} wurde erneut versendet.",
     "The invitation to {email} was revoked.": "Die Einladung an {email} wurde zurückgezogen.",
+    # members over time: states, end dates, presets, notes, single resources
+    "suspended": "gesperrt",
+    "access ended": "Zugriff beendet",
+    "access ends {when}": "Zugriff endet {when}",
+    "only on {resources}": "nur für {resources}",
+    "Personal note and end date (optional)": "Persönliche Nachricht und Enddatum (optional)",
+    "Personal note in the mail": "Persönliche Nachricht in der E-Mail",
+    "Access ends on": "Zugriff endet am",
+    "At the start of that day (UTC). Leave it empty for no end.": "Zu Beginn dieses Tages "
+    "(UTC). Leer lassen für kein Ende.",
+    "Please enter a date such as 2026-12-31.": "Bitte geben Sie ein Datum wie 2026-12-31 ein.",
+    "Choose a day in the future.": "Wählen Sie einen Tag in der Zukunft.",
+    "On single resources": "Für einzelne Ressourcen",
+    "These grants are kept when you save.": "Diese Freigaben bleiben beim Speichern erhalten.",
+    "Access": "Zugriff",
+    "This user is suspended: their permissions are kept, but they can use none of them.": (
+        "Dieser Benutzer ist gesperrt: seine Berechtigungen bleiben erhalten, aber er kann "
+        "keine davon nutzen."
+    ),
+    "Suspending keeps the permissions but stops their use at once, until you reactivate "
+    "the user.": "Sperren behält die Berechtigungen, beendet aber sofort ihre Nutzung, bis "
+    "Sie den Benutzer wieder freischalten.",
+    "Suspend": "Sperren",
+    "Reactivate": "Wieder freischalten",
+    "End date": "Enddatum",
+    "The access ends on {when}.": "Der Zugriff endet am {when}.",
+    "Save end date": "Enddatum speichern",
+    "Remove end date": "Enddatum entfernen",
+    "{email} is suspended: their permissions are kept but unusable until you reactivate "
+    "them.": "{email} ist gesperrt: die Berechtigungen bleiben erhalten, sind aber bis zur "
+    "Freischaltung nicht nutzbar.",
+    "{email} is active again.": "{email} ist wieder aktiv.",
+    "The access of {email} no longer ends.": "Der Zugriff von {email} endet nicht mehr.",
+    "The access of {email} ends on {day}.": "Der Zugriff von {email} endet am {day}.",
     # the invitation link
     "Invitation": "Einladung",
     "{inviter} invites you to work in the customer account “{account}”.": "{inviter} lädt "
@@ -147,6 +181,7 @@ GERMAN: dict[str, str] = {
     "suspended {target}": "hat {target} gesperrt",
     "reactivated {target}": "hat {target} wieder freigeschaltet",
     "set an end date for {target}": "hat ein Enddatum für {target} gesetzt",
+    "removed the grants on {target}": "hat die Freigaben für {target} entfernt",
     "invited {target}": "hat {target} eingeladen",
     "sent the invitation to {target} again": "hat die Einladung an {target} erneut versendet",
     "accepted the invitation": "hat die Einladung angenommen",

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 import attrs
 
 from .. import (
+    NOTE_MAX_LENGTH,
     Account,
     AccountNotFound,
     AlreadyInvited,
@@ -240,25 +242,73 @@ class Pages:
                 ).format(label=label)
             )
 
+    def _scopes(self, permissions: PermissionSet, lang: str) -> list[dict[str, str]]:
+        """Grants on single resources: each permission's label and its resource ids."""
+        by_permission: dict[str, list[str]] = {}
+        for name, resource in sorted(permissions.scopes):
+            by_permission.setdefault(name, []).append(resource)
+        return [
+            {"label": self.team.catalog[name].label_for(lang), "resources": ", ".join(ids)}
+            for name, ids in by_permission.items()
+            if name in self.team.catalog
+        ]
+
     def _emails(self, account_id: str) -> dict[str, str]:
         return {m.user_id: m.email for m in self.team.members(account_id)}
 
     def _chosen(self, request: Request) -> PermissionSet:
-        """The permissions a form chose: all, or the ticked boxes."""
-        if request.value("scope") == "all":
+        """The permissions a form chose: all, a preset, or the ticked boxes."""
+        scope = request.value("scope")
+        if scope == "all":
             return PermissionSet.all()
+        if scope.startswith("preset:"):
+            return self.team.catalog.preset(scope.partition(":")[2])
         return PermissionSet.of(*request.values("permission"))
+
+    @staticmethod
+    def _scope(request: Request) -> str:
+        scope = request.value("scope")
+        return scope if scope == "all" or scope.startswith("preset:") else "selected"
+
+    @staticmethod
+    def _nothing_chosen(request: Request) -> bool:
+        return Pages._scope(request) == "selected" and not request.values("permission")
+
+    @staticmethod
+    def _day(value: str) -> datetime | None:
+        """A form's date (``2026-12-31``) as the start of that day in UTC; ``None`` if empty.
+
+        ``ValueError`` for anything else; the caller words it.
+        """
+        if not value.strip():
+            return None
+        day = date.fromisoformat(value.strip())
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
     def _chooser(
         self, me: Member, lang: str, *, scope: str, selected: Iterable[str]
     ) -> dict[str, Any]:
         """The "all / select" block of a form: only what the actor may grant is offered."""
+        catalog = self.team.catalog
+        presets = [
+            {
+                "value": f"preset:{p.name}",
+                "label": p.label_for(lang),
+                "permissions": ", ".join(
+                    catalog[n].label_for(lang) for n in catalog.names() if n in p.permissions
+                ),
+            }
+            for p in catalog.presets()
+            # Offer only what this member may grant; the library would refuse the rest.
+            if p.permissions.issubset(me.permissions)
+        ]
         return {
             "scope": scope,
             "groups": permission_groups(
-                self.team.catalog, lang, only=me.permissions, checked=frozenset(selected)
+                catalog, lang, only=me.permissions, checked=frozenset(selected)
             ),
             "can_grant_all": me.permissions.is_all,
+            "presets": presets,
         }
 
     # -- accounts ---------------------------------------------------------------------
@@ -295,6 +345,7 @@ class Pages:
                     "is_me": is_me,
                     "all": member.permissions.is_all,
                     "groups": permission_groups(self.team.catalog, lang, only=member.permissions),
+                    "scopes": self._scopes(member.permissions, lang),
                     # A hint for the buttons only: the library decides on the POST.
                     "manageable": manage
                     and not is_me
@@ -308,17 +359,19 @@ class Pages:
                 "invitation": inv,
                 "all": inv.permissions.is_all,
                 "groups": permission_groups(self.team.catalog, lang, only=inv.permissions),
+                "scopes": self._scopes(inv.permissions, lang),
                 "inviter": person(inv.invited_by, emails, lang),
             }
             for inv in (self.team.pending_invitations(account_id) if manage else [])
         ]
-        form = form or {"email": "", "scope": "all", "selected": ()}
+        form = form or {"email": "", "scope": "all", "selected": (), "note": "", "until": ""}
         context.update(
             members=members,
             invitations=invitations,
             form=form,
             errors=errors or {},
             chooser=self._chooser(me, lang, scope=form["scope"], selected=form["selected"]),
+            note_max=NOTE_MAX_LENGTH,
         )
         return Render("teamaccess/users.html", context, status)
 
@@ -328,17 +381,28 @@ class Pages:
         self._require_page(me, account, "users.manage", lang)
         form: dict[str, Any] = {
             "email": request.value("email").strip(),
-            "scope": "all" if request.value("scope") == "all" else "selected",
+            "scope": self._scope(request),
             "selected": request.values("permission"),
+            "note": request.value("note"),
+            "until": request.value("until").strip(),
         }
         errors: dict[str, str] = {}
+        try:
+            until = self._day(form["until"])
+        except ValueError:
+            errors["until"] = translate("Please enter a date such as 2026-12-31.", lang)
         if not form["email"]:
             errors["email"] = translate("Please enter the email address to invite.", lang)
-        elif form["scope"] == "selected" and not form["selected"]:
+        elif self._nothing_chosen(request):
             errors["permissions"] = translate(
                 "Choose at least one permission, or give all permissions.", lang
             )
-        else:
+        elif not errors:
+            extra: dict[str, Any] = {}
+            if form["note"].strip():
+                extra["note"] = form["note"]
+            if until is not None:
+                extra["access_until"] = until
             try:
                 inv = self.team.invite(
                     account_id,
@@ -346,6 +410,7 @@ class Pages:
                     email=form["email"],
                     permissions=self._chosen(request),
                     language=lang,
+                    **extra,
                 )
             except DeliveryFailed:
                 # Stored; the mail waits in the outbox and is retried.
@@ -355,8 +420,10 @@ class Pages:
                     notice=error_message(DeliveryFailed(""), lang),
                 )
             except (InvalidEmail, ValidationError, Conflict, RateLimited, PermissionDenied) as exc:
-                field = "permissions" if isinstance(exc, UnknownPermission) else "email"
+                field = self._invite_field(exc, form)
                 errors[field] = error_message(exc, lang, catalog=self.team.catalog)
+                if field == "until":
+                    errors[field] = translate("Choose a day in the future.", lang)
                 if isinstance(exc, AlreadyInvited) and exc.invitation_id:
                     form["pending_id"] = exc.invitation_id  # the page links to its row
             else:
@@ -366,6 +433,19 @@ class Pages:
                 )
         return self._users(request, account_id, form=form, errors=errors, status=400)
 
+    @staticmethod
+    def _invite_field(exc: TeamAccessError, form: dict[str, Any]) -> str:
+        """Which field of the invite form an error belongs next to."""
+        if isinstance(exc, UnknownPermission):
+            return "permissions"
+        if isinstance(exc, ValidationError) and not isinstance(exc, InvalidEmail):
+            text = str(exc)
+            if text.startswith("note"):
+                return "note"
+            if text.startswith("access_until"):
+                return "until"
+        return "email"
+
     def _member(self, request: Request, account_id: str, user_id: str) -> Result:
         user, account, me = self._membership(request, account_id)
         lang = request.language
@@ -374,13 +454,13 @@ class Pages:
         error = ""
         status = 200
         if request.method == "POST":
-            if request.value("scope") != "all" and not request.values("permission"):
+            if self._nothing_chosen(request):
                 error = translate("Choose at least one permission, or give all permissions.", lang)
             else:
                 try:
-                    self.team.set_permissions(
-                        account_id, user_id, self._chosen(request), actor_id=user.id
-                    )
+                    # Grants on single resources are not in this form: they are kept.
+                    chosen = self._chosen(request) | PermissionSet(scopes=target.permissions.scopes)
+                    self.team.set_permissions(account_id, user_id, chosen, actor_id=user.id)
                 except (ValidationError, Conflict, PermissionDenied) as exc:
                     error = error_message(exc, lang, catalog=self.team.catalog)
                 else:
@@ -391,7 +471,7 @@ class Pages:
                         notice=notice.format(email=target.email),
                     )
             status = 400
-            scope = "all" if request.value("scope") == "all" else "selected"
+            scope = self._scope(request)
             selected: Iterable[str] = request.values("permission")
         else:
             scope = "all" if target.permissions.is_all else "selected"
@@ -402,8 +482,53 @@ class Pages:
             error=error,
             editable=not target.is_owner and target.user_id != me.user_id,
             chooser=self._chooser(me, lang, scope=scope, selected=selected),
+            scopes=self._scopes(target.permissions, lang),
+            until=request.value("until") if request.method == "POST" else "",
+            until_error="",
         )
         return Render("teamaccess/member.html", context, status)
+
+    def _suspend(self, request: Request, account_id: str, user_id: str) -> Result:
+        user, _, _ = self._membership(request, account_id)
+        member = self.team.suspend_member(account_id, user_id, actor_id=user.id)
+        notice = translate("{email} is suspended: their permissions are kept but unusable "
+                           "until you reactivate them.", request.language)  # fmt: skip
+        return Redirect("member", {"account_id": account_id, "user_id": user_id},
+                        notice=notice.format(email=member.email))  # fmt: skip
+
+    def _reactivate(self, request: Request, account_id: str, user_id: str) -> Result:
+        user, _, _ = self._membership(request, account_id)
+        member = self.team.reactivate_member(account_id, user_id, actor_id=user.id)
+        notice = translate("{email} is active again.", request.language)
+        return Redirect("member", {"account_id": account_id, "user_id": user_id},
+                        notice=notice.format(email=member.email))  # fmt: skip
+
+    def _access_until(self, request: Request, account_id: str, user_id: str) -> Result:
+        user, _, _ = self._membership(request, account_id)
+        lang = request.language
+        raw = "" if request.value("action") == "clear" else request.value("until")
+        try:
+            until = self._day(raw)
+            member = self.team.set_access_until(account_id, user_id, until, actor_id=user.id)
+        except ValueError as exc:
+            # A date the form could not read, or one the library refuses (not in the future).
+            page = self._member(attrs.evolve(request, method="GET"), account_id, user_id)
+            if isinstance(page, Render):
+                page.context.update(
+                    until=raw,
+                    until_error=translate("Choose a day in the future.", lang)
+                    if isinstance(exc, ValidationError)
+                    else translate("Please enter a date such as 2026-12-31.", lang),
+                )
+                return attrs.evolve(page, status=400)
+            return page
+        if member.access_until is None:
+            notice = translate("The access of {email} no longer ends.", lang)
+        else:
+            notice = translate("The access of {email} ends on {day}.", lang)
+        day = format_datetime(member.access_until, lang)
+        return Redirect("member", {"account_id": account_id, "user_id": user_id},
+                        notice=notice.format(email=member.email, day=day))  # fmt: skip
 
     def _remove_member(self, request: Request, account_id: str, user_id: str) -> Result:
         user, _, _ = self._membership(request, account_id)

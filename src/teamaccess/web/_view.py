@@ -68,6 +68,7 @@ _ACTIONS = {
     "member.suspended": "suspended {target}",
     "member.reactivated": "reactivated {target}",
     "member.access_until_set": "set an end date for {target}",
+    "resource.forgotten": "removed the grants on {target}",
     "invitation.sent": "invited {target}",
     "invitation.resent": "sent the invitation to {target} again",
     "invitation.accepted": "accepted the invitation",

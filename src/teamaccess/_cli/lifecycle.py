@@ -1,0 +1,132 @@
+"""Commands for members over time and for grants on single resources."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+
+from .._errors import ValidationError
+from .app import _team, actor_option, cli, json_option
+from .output import _when, emit_json
+
+__all__ = [
+    "access_until",
+    "forget_resource",
+    "parse_instant",
+    "parse_metadata",
+    "reactivate",
+    "resources",
+    "suspend",
+]
+
+
+def parse_instant(value: str | None, what: str) -> datetime | None:
+    """An ISO 8601 instant from the command line; without a zone it is UTC. ``never`` or
+    an empty value is ``None``."""
+    if value is None or value.strip().lower() in ("", "never"):
+        return None
+    try:
+        instant = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(
+            f"{what} {value!r} is not an ISO 8601 date or time; write e.g. 2026-12-31 or "
+            "2026-12-31T18:00+01:00, or 'never'"
+        ) from None
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
+
+
+def parse_metadata(value: str | None) -> dict[str, object] | None:
+    """``--metadata`` as a JSON object; the service checks its size and content."""
+    if value is None:
+        return None
+    try:
+        data = json.loads(value)
+    except ValueError as exc:
+        raise ValidationError(
+            f'--metadata must be a JSON object such as \'{{"customer_no": "4711"}}\': {exc}'
+        ) from None
+    if not isinstance(data, dict):
+        raise ValidationError('--metadata must be a JSON object, e.g. \'{"customer_no": "4711"}\'')
+    return data
+
+
+def _done(member: object, text: str, as_json: bool) -> None:
+    if as_json:
+        emit_json(member)
+    else:
+        click.echo(text)
+
+
+@cli.command()
+@click.argument("account_id")
+@click.argument("user_id")
+@actor_option
+@json_option
+def suspend(account_id: str, user_id: str, actor: str, as_json: bool) -> None:
+    """Suspend member USER_ID: its permissions are kept but none can be used."""
+    member = _team().suspend_member(account_id, user_id, actor_id=actor)
+    _done(member, f"{member.user_id} is {member.status} in {account_id}", as_json)
+
+
+@cli.command()
+@click.argument("account_id")
+@click.argument("user_id")
+@actor_option
+@json_option
+def reactivate(account_id: str, user_id: str, actor: str, as_json: bool) -> None:
+    """Lift the suspension of member USER_ID."""
+    member = _team().reactivate_member(account_id, user_id, actor_id=actor)
+    _done(member, f"{member.user_id} is {member.status} in {account_id}", as_json)
+
+
+@cli.command("access-until")
+@click.argument("account_id")
+@click.argument("user_id")
+@click.argument("until")
+@actor_option
+@json_option
+def access_until(account_id: str, user_id: str, until: str, actor: str, as_json: bool) -> None:
+    """End the access of USER_ID at UNTIL (ISO 8601, UTC without a zone), or 'never'."""
+    member = _team().set_access_until(
+        account_id, user_id, parse_instant(until, "UNTIL"), actor_id=actor
+    )
+    _done(
+        member,
+        f"{member.user_id}'s access in {account_id} ends: {_when(member.access_until)}"
+        if member.access_until
+        else f"{member.user_id}'s access in {account_id} does not end",
+        as_json,
+    )
+
+
+@cli.command()
+@click.argument("account_id")
+@click.argument("user_id")
+@click.argument("permission")
+@json_option
+def resources(account_id: str, user_id: str, permission: str, as_json: bool) -> None:
+    """The resources on which USER_ID may use PERMISSION: 'all' or their ids."""
+    found = _team().resources_for(user_id, account_id, permission)
+    if as_json:
+        emit_json({"all": found.is_all, "ids": sorted(found.ids)})
+    elif found.is_all:
+        click.echo("all")
+    else:
+        click.echo("\n".join(sorted(found.ids)) or "none")
+
+
+@cli.command("forget-resource")
+@click.argument("account_id")
+@click.argument("resource_id")
+@actor_option
+@json_option
+def forget_resource(account_id: str, resource_id: str, actor: str, as_json: bool) -> None:
+    """Remove every grant on RESOURCE_ID (a deleted service) in ACCOUNT_ID."""
+    changed = _team().forget_resource(account_id, resource_id, actor_id=actor)
+    if as_json:
+        emit_json({"resource": resource_id, "members": changed})
+    else:
+        who = ", ".join(changed) if changed else "no member"
+        click.echo(f"forgot {resource_id} in {account_id}: changed {who}")
