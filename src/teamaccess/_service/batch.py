@@ -147,13 +147,14 @@ class _Batching(_Delivery):
         else:
             state.deferred.append((batch, invitation, unbuilt))
 
-    def deliver_pending(self, *, limit: int = 100) -> list[OutboxMessage]:
+    def deliver_pending(self, *args: Any, **kwargs: Any) -> list[OutboxMessage]:
+        # Whatever its arguments, it sends mail, which must wait for the batch's commit.
         if self._batch_state() is not None:
             raise ValidationError(
                 "deliver_pending() sends mail, which must not leave before the batch "
                 "commits; call it after the with team.batch() block"
             )
-        return super().deliver_pending(limit=limit)
+        return super().deliver_pending(*args, **kwargs)
 
     deliver_pending.__doc__ = _Delivery.deliver_pending.__doc__
 
