@@ -53,8 +53,44 @@ def main() -> None:
             print(pairs.HEADER, flush=True)
             pairs.run_all(cfg, workdir)
             postgres.run_all(cfg, workdir)
+            many_processes(cfg, workdir)
         if not args.skip_scale:
             scale_curve(sizes, cfg, workdir)
+
+
+def many_processes(cfg: pairs.Config, workdir: Path) -> None:
+    from teamaccess import Catalog
+
+    from . import procs
+
+    _team, pop, path = pairs.sqlite_team(cfg, workdir)
+    print(
+        f"\n## Many processes on one SQLite file (can(), {cfg.procs_seconds:g} s per run, "
+        f"median of {cfg.procs_repeats} alternating runs per side)\n"
+    )
+    print(
+        "| processes | writer | can()/s | raw/s | raw/library | p99 | raw p99 | p99 ratio | "
+        "errors | |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        flush=True,
+    )
+    rows = procs.run(path, pop, Catalog.default().names(), cfg.procs_seconds, cfg.procs_repeats)
+    for r in rows:
+        ok = r["tput_ratio"] <= procs.RATIO and r["p99_ratio"] <= procs.RATIO and not r["errors"]
+        print(
+            f"| {r['procs']} | {'yes' if r['writer'] else 'no'} | {r['tput']:,.0f} | "
+            f"{r['raw_tput']:,.0f} | {r['tput_ratio']:.2f}x | {fmt_ns(r['p99'])} | "
+            f"{fmt_ns(r['raw_p99'])} | {r['p99_ratio']:.2f}x | {len(r['errors'])} | "
+            f"{'PASS' if ok else 'MISS'} |",
+            flush=True,
+        )
+        for error in r["errors"][:3]:
+            print(f"    error: {error.splitlines()[-1]}", flush=True)
+    print(
+        f"\nGoal: throughput and p99 within {procs.RATIO:g}x of the raw query, no error "
+        f"of any kind; the writer did {sum(r['writes'] for r in rows):,} set_permissions "
+        "+ invite + accept rounds in all.",
+        flush=True,
+    )
 
 
 def scale_curve(sizes: tuple[int, ...], cfg: pairs.Config, workdir: Path) -> None:

@@ -23,6 +23,7 @@ FIGURES = [
     "recipients(),",
     "import teamaccess (subprocess)",
     "invite + accept, MemoryStore,",
+    "bulk import in team.batch(),",
 ]
 #: Printed when a PostgreSQL server is configured (the benchmarks use the tests' server).
 POSTGRES_FIGURES = [
@@ -81,6 +82,15 @@ class TestQuickBenchmark:
         assert re.fullmatch(r"[\d.]+ (ns|us|ms|KiB|stmts)", cells[1]), cells[1]
         assert re.fullmatch(r"[\d.]+ (ns|us|ms|KiB|stmts)", cells[3]), cells[3]
         assert re.fullmatch(r"[+-]?[\d.]+(x| ms)", cells[4]), cells[4]
+
+    def test_prints_a_row_per_process_count_with_and_without_a_writer(self, output: str) -> None:
+        rows = re.findall(
+            r"^\| ([124]) \| (no|yes) \| [\d,]+ \| [\d,]+ \| [\d.]+x \| [\d.]+ (?:ns|us|ms) "
+            r"\| [\d.]+ (?:ns|us|ms) \| [\d.]+x \| \d+ \| (?:PASS|MISS) \|$",
+            output,
+            re.M,
+        )
+        assert rows == [(n, w) for w in ("no", "yes") for n in ("1", "2", "4")], output
 
     def test_prints_a_scale_row_per_size(self, output: str) -> None:
         rows = re.findall(r"^\| (100|300) \| ([\d,]+) \| ([\d.]+) MiB \|.* MiB \|$", output, re.M)
