@@ -6,8 +6,10 @@ require a login, and may refuse chosen recipients with ``550``.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
+import threading
 from collections.abc import Iterable, Mapping
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -73,6 +75,12 @@ class _Handler:
         self.unanswered = unanswered
         self.received: list[Received] = []
         self.connections: set[tuple[str, int]] = set()
+        self.delay = 0.0
+        self.block_at: int | None = None
+        self.messages = 0
+        self.blocked = threading.Event()
+        self.released = threading.Event()
+        self.accept_held = False
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
@@ -83,6 +91,16 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.messages += 1
+        if self.messages == self.block_at:
+            # Hold the reply to this message: the client has it "in hand" until released.
+            self.blocked.set()
+            while not self.released.is_set():
+                await asyncio.sleep(0.01)
+            if not self.accept_held:
+                return "451 4.3.0 try again later"
         parsed = message_from_bytes(envelope.original_content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
         login = session.auth_data if session.authenticated else None
@@ -119,6 +137,9 @@ class SmtpServer:
     ``"tls"`` speaks TLS from the first byte. *users* maps login to password and makes a
     login mandatory. *drop_after* closes a connection after that many messages on it;
     *unanswered* = n keeps the n-th message but drops its connection before replying.
+    *delay* slows every message down by that many seconds; with *block_at* = n the reply
+    to the n-th message waits for :meth:`release` (``blocked`` says it is waiting), as a
+    client killed or stopped mid-send experiences it.
     """
 
     def __init__(
@@ -132,10 +153,14 @@ class SmtpServer:
         smtputf8: bool = False,
         drop_after: int | None = None,
         unanswered: int | None = None,
+        delay: float = 0.0,
+        block_at: int | None = None,
     ) -> None:
         self.host = HOST
         self.port = port if port is not None else free_port()
         self._handler = _Handler(refuse, drop_after, unanswered)
+        self._handler.delay = delay
+        self._handler.block_at = block_at
         kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
         if mode != "plain":
             assert certs is not None, "TLS needs test certificates"
@@ -164,6 +189,16 @@ class SmtpServer:
     @property
     def received(self) -> list[Received]:
         return self._handler.received
+
+    @property
+    def blocked(self) -> threading.Event:
+        """Set once message *block_at* has come in and its reply is held back."""
+        return self._handler.blocked
+
+    def release(self, *, accept: bool) -> None:
+        """Answer the held message: take it (``250``), or not (``451``, nothing kept)."""
+        self._handler.accept_held = accept
+        self._handler.released.set()
 
     @property
     def connections(self) -> int:

@@ -34,6 +34,8 @@ ENV_VARS = [
     "TEAMACCESS_LANGUAGE",
     "TEAMACCESS_SENDER",
     "TEAMACCESS_ACTOR",
+    "TEAMACCESS_MAIL",
+    "TEAMACCESS_DELIVERY",
     "TEAMACCESS_PSEUDONYM_KEY",
 ]
 
@@ -254,7 +256,7 @@ class TestInvitations:
                   "--as", "max").stdout  # fmt: skip
         assert "invited dev@example.com" in out
         assert "services.view, support.tickets" in out
-        assert "mail to dev@example.com -> outbox" in out
+        assert "mail to dev@example.com written to outbox/ (a file: not sent)" in out
         assert out.count("token=") == 1
         listing = run("invitations", account).stdout.splitlines()
         assert listing[0].split()[:3] == ["ID", "EMAIL", "STATUS"]
@@ -459,8 +461,8 @@ class TestContactsAndMail:
         out = run("notify", account, "billing", "--subject", "Invoice 42",
                   "--text", "-", input="Your invoice is ready.\n").stdout  # fmt: skip
         assert out.splitlines() == [
-            "mail to chef@muster.example.com -> outbox/",
-            "mail to k@example.com -> outbox/",
+            "mail to chef@muster.example.com written to outbox/ (a file: not sent)",
+            "mail to k@example.com written to outbox/ (a file: not sent)",
         ]
         mails = [p.read_text() for p in eml_files(run.folder)]
         assert len(mails) == 2
@@ -470,7 +472,11 @@ class TestContactsAndMail:
         html.write_text("<p>Ready</p>")
         sent = run.json("notify", account, "general", "--subject", "Hi", "--text", "Hello",
                         "--html", str(html))  # fmt: skip
-        assert sent == ["chef@muster.example.com"]
+        assert sent == {
+            "recipients": ["chef@muster.example.com"],
+            # what the text output's mail lines say, as data
+            "mail": {"status": "written", "to": ["chef@muster.example.com"], "via": "file:outbox"},
+        }
 
     def test_notify_in_german(self, run: Cli, account: str) -> None:
         run("notify", account, "billing", "--subject", "Rechnung 42", "--text", "Neu",
@@ -508,7 +514,9 @@ class TestContactsAndMail:
         assert "dev@example.com" in run("deliver", "--list").stdout
         assert eml_files(run.folder) == []
         # The retry waits out its backoff (a minute), so nothing is due yet.
-        assert run(*down, "deliver").stdout == "no messages\n0 sent, 1 still waiting\n"
+        assert run(*down, "deliver").stdout == (
+            f"no messages\n0 sent to SMTP server 127.0.0.1:{down[3]}; 1 still waiting\n"
+        )
         # The invitation stayed pending; resending it through ./outbox delivers it.
         [pending] = run.json("invitations", account)
         run("resend", pending["id"])
@@ -529,7 +537,7 @@ class TestContactsAndMail:
             assert "wrong" not in line
             run.env["TEAMACCESS_SMTP_PASSWORD"] = "s3cret"
             out = run(*smtp, "invite", account, "b@example.com", "--all").stdout
-            assert f"mail to b@example.com -> SMTP server {server.host}" in out
+            assert f"mail to b@example.com sent to SMTP server {server.host}:{server.port}" in out
             [received] = server.received
         assert received.rcpt_tos == ["b@example.com"]
         assert received.tls
@@ -647,3 +655,101 @@ class TestDemo:
         secret = tmp_path / "teamaccess.db.secret"
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
         assert len(list((tmp_path / "outbox").glob("*.eml"))) == 8
+
+
+class TestMailSetting:
+    """--mail names where mail goes; every command says where it went."""
+
+    def test_smtp_url_reaches_a_real_server(self, run: Cli, account: str) -> None:
+        with SmtpServer() as server:
+            mail = ["--mail", f"smtp://{server.host}:{server.port}?security=plain", *REAL_LINKS]
+            out = run(*mail, "invite", account, "b@example.com", "--all", "--as", "max").stdout
+            assert f"mail to b@example.com sent to SMTP server {server.host}:{server.port}" in out
+            [received] = server.received
+        assert received.rcpt_tos == ["b@example.com"]
+        assert eml_files(run.folder) == []
+
+    def test_smtp_url_with_a_login(self, run: Cli, account: str) -> None:
+        certs = Certificates.create()
+        ca_file = run.folder / "ca.pem"
+        certs.ca.cert_pem.write_to_path(str(ca_file))
+        run.env["SSL_CERT_FILE"] = str(ca_file)  # the default TLS context trusts the test CA
+        with SmtpServer(mode="starttls", certs=certs, users={"panel@muster": "s3cret"}) as server:
+            run.env["TEAMACCESS_SMTP_PASSWORD"] = "s3cret"
+            # starttls is the default security
+            run.env["TEAMACCESS_MAIL"] = f"smtp://panel%40muster@{server.host}:{server.port}"
+            run(*REAL_LINKS, "invite", account, "b@example.com", "--all", "--as", "max")
+            [received] = server.received
+        assert (received.login, received.tls) == ("panel@muster", True)
+
+    def test_file_url(self, run: Cli, account: str) -> None:
+        out = run("--mail", "file:letters", "invite", account, "b@example.com", "--all",
+                  "--as", "max").stdout  # fmt: skip
+        assert f"mail to b@example.com written to letters{os.sep} (a file: not sent)" in out
+        assert len(list((run.folder / "letters").glob("*.eml"))) == 1
+
+    @pytest.mark.parametrize(
+        ("value", "message"),
+        [
+            ("imap://mail.example.com", "--mail must be smtp://"),
+            ("smtp://panel:s3cret@mail.example.com", "must not hold the SMTP password"),
+            ("smtp://mail.example.com?security=ssl", "security must be starttls, tls or plain"),
+            ("smtp://mail.example.com?tls=1", "knows only ?security="),
+            ("smtp://mail.example.com:99999", "bad port"),
+            ("smtp:///nohost", "names no SMTP host"),
+            ("file:", "needs a folder"),
+        ],
+    )
+    def test_bad_values(self, run: Cli, value: str, message: str) -> None:
+        line = run.error("--mail", value, "catalog", code=3)
+        assert message in line
+        assert "s3cret" not in line
+
+    def test_old_options_and_mail_do_not_mix(self, run: Cli) -> None:
+        line = run.error("--mail", "file:x", "--smtp-host", "h", "catalog", code=2)
+        assert "--mail replaces --smtp-host" in line
+
+    def test_deliver_never_calls_files_sent(self, run: Cli, account: str) -> None:
+        run("--delivery", "queue", "notify", account, "billing", "--subject", "S", "--text", "T")
+        out = run("deliver").stdout
+        assert out.splitlines()[-1] == (
+            f"1 written as files to outbox{os.sep} (not sent); 0 still waiting"
+        )
+        assert " sent to " not in out
+
+    def test_deliver_json(self, run: Cli, account: str) -> None:
+        run("--delivery", "queue", "notify", account, "billing", "--subject", "S", "--text", "T")
+        data = run.json("deliver")
+        assert (data["delivered"], data["failed"], data["waiting"]) == (1, 0, 0)
+        assert data["via"] == "file:outbox"
+        assert [m["status"] for m in data["messages"]] == ["sent"]
+
+
+class TestQueuedDelivery:
+    """--delivery queue: commands only queue their mail; deliver sends it."""
+
+    def test_invite_queues_and_deliver_sends_a_working_link(self, run: Cli, account: str) -> None:
+        out = run("--delivery", "queue", "invite", account, "dev@example.com", "--all",
+                  "--as", "max").stdout  # fmt: skip
+        assert "mail to dev@example.com queued in the outbox" in out
+        assert "token=" not in out  # the worker mints the link; none is shown
+        assert eml_files(run.folder) == []
+        data = run.json("--delivery", "queue", "invite", account, "ops@example.com", "--all",
+                        "--as", "max")  # fmt: skip
+        assert (data["token"], data["accept_url"]) == (None, None)
+        assert data["mail"] == {"status": "queued", "to": ["ops@example.com"],
+                                "via": "file:outbox"}  # fmt: skip
+        run("deliver")
+        mails = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+                 for p in eml_files(run.folder)]  # fmt: skip
+        [dev] = [m for m in mails if m["To"] == "dev@example.com"]
+        body = dev.get_body(("plain",))
+        assert body is not None
+        token = body.get_content().split("token=")[1].split()[0]
+        from urllib.parse import unquote
+
+        member = run.json("accept", unquote(token), "--user", "dev", "--email", "dev@example.com")
+        assert member["user_id"] == "dev"
+
+    def test_demo_refuses_queued_delivery(self, run: Cli) -> None:
+        assert "without --delivery queue" in run.error("--delivery", "queue", "demo", code=2)

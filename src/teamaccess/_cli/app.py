@@ -25,7 +25,7 @@ from .._permissions import PermissionSet
 if TYPE_CHECKING:
     from .._service import TeamAccess
 
-from .config import Settings
+from .config import Settings, parse_mail
 
 __all__ = ["EXIT_CODES", "cli", "main"]
 
@@ -123,27 +123,41 @@ def _usage_message(exc: click.UsageError) -> str:
     help="With a PostgreSQL --db: the schema holding the tables (env TEAMACCESS_SCHEMA).",
 )
 @click.option(
+    "--mail",
+    envvar="TEAMACCESS_MAIL",
+    metavar="URL",
+    help="Where mail goes: smtp://[USER@]HOST[:PORT]?security=starttls|tls|plain, or "
+    "file:DIR for .eml files (default file:outbox). The SMTP password is read only from "
+    "env TEAMACCESS_SMTP_PASSWORD (env TEAMACCESS_MAIL).",
+)
+@click.option(
+    "--delivery",
+    envvar="TEAMACCESS_DELIVERY",
+    type=click.Choice(["now", "queue"]),
+    default="now",
+    show_default=True,
+    help="now: commands send their mail; queue: they only queue it, and "
+    "'teamaccess deliver --watch' sends it (env TEAMACCESS_DELIVERY).",
+)
+# The options below are the older spelling of --mail; they keep working.
+@click.option(
     "--outbox",
     envvar="TEAMACCESS_OUTBOX",
     default="outbox",
     show_default=True,
-    help="Directory for .eml files when no SMTP host is set (env TEAMACCESS_OUTBOX).",
+    help="Deprecated, use --mail file:DIR.",
 )
-@click.option("--smtp-host", envvar="TEAMACCESS_SMTP_HOST", help="Send mail via this server.")
-@click.option("--smtp-port", envvar="TEAMACCESS_SMTP_PORT", type=int, help="SMTP port.")
+@click.option("--smtp-host", envvar="TEAMACCESS_SMTP_HOST", help="Deprecated, use --mail.")
+@click.option("--smtp-port", envvar="TEAMACCESS_SMTP_PORT", type=int, help="Deprecated.")
 @click.option(
     "--smtp-security",
     envvar="TEAMACCESS_SMTP_SECURITY",
     type=click.Choice(["starttls", "tls", "plain"]),
     default="starttls",
     show_default=True,
-    help="starttls (port 587), tls (port 465) or plain (port 25, local relays only).",
+    help="Deprecated, use --mail ...?security=.",
 )
-@click.option(
-    "--smtp-user",
-    envvar="TEAMACCESS_SMTP_USER",
-    help="SMTP login; the password is read only from env TEAMACCESS_SMTP_PASSWORD.",
-)
+@click.option("--smtp-user", envvar="TEAMACCESS_SMTP_USER", help="Deprecated, use --mail.")
 @click.option(
     "--accept-url",
     envvar="TEAMACCESS_ACCEPT_URL",
@@ -164,6 +178,8 @@ def cli(
     ctx: click.Context,
     db: str,
     schema: str,
+    mail: str | None,
+    delivery: Literal["now", "queue"],
     outbox: str,
     smtp_host: str | None,
     smtp_port: int | None,
@@ -178,6 +194,21 @@ def cli(
     Works on ./teamaccess.db and writes mail to ./outbox unless told otherwise.
     Start with:  teamaccess demo
     """
+    if mail is not None:
+        old = [
+            f"--{name.replace('_', '-')}"
+            for name in ("outbox", "smtp_host", "smtp_port", "smtp_security", "smtp_user")
+            if ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+        ]
+        if old:
+            raise click.UsageError(
+                f"--mail replaces {', '.join(old)} (or their TEAMACCESS_* variables); "
+                "give only --mail"
+            )
+        chosen = parse_mail(mail)
+        outbox = chosen.outbox or outbox
+        smtp_host, smtp_port = chosen.smtp_host, chosen.smtp_port
+        smtp_security, smtp_user = chosen.smtp_security, chosen.smtp_user
     settings = Settings(
         db=db,
         schema=schema,
@@ -189,6 +220,7 @@ def cli(
         accept_url=accept_url,
         language=language,
         sender=sender,
+        delivery=delivery,
     )
     ctx.obj = settings
     ctx.call_on_close(settings.close)
@@ -256,8 +288,26 @@ def read_token(token: str | None) -> str:
     return token
 
 
-def _mail_note() -> None:
+def _mail_note(queued: Sequence[str] = ()) -> None:
+    """Say where the mail of the command went: a line per recipient."""
+    for line in _mail_lines(queued):
+        click.echo(line)
+
+
+def _mail_lines(queued: Sequence[str] = ()) -> list[str]:
     settings = _settings()
-    for recipient in settings.sent:
-        click.echo(f"mail to {recipient} -> {settings.mail_target}")
+    recipients = list(queued) if settings.delivery == "queue" else list(settings.sent)
     settings.sent.clear()
+    return [settings.handed_over(r) for r in recipients]
+
+
+def mail_json(queued: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``mail`` field of a command's JSON: what the text output's mail lines say."""
+    settings = _settings()
+    if settings.delivery == "queue":
+        status, recipients = "queued", list(queued)
+    else:
+        status = "sent" if settings.smtp_host else "written"
+        recipients = list(settings.sent)
+    settings.sent.clear()
+    return {"status": status, "to": recipients, "via": settings.mail_url}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,9 +22,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConfigError",
+    "MailSetting",
     "Settings",
     "is_postgres",
     "load_or_create_secret",
+    "parse_mail",
     "safe_db_label",
     "secret_key_path",
 ]
@@ -57,6 +61,66 @@ class ConfigError(ValidationError):
 
     A ``ValidationError``: the public error tree stays as DESIGN.md draws it.
     """
+
+
+# -- the mail setting -------------------------------------------------------------------
+
+_MAIL_FORMS = "smtp://[USER@]HOST[:PORT][?security=starttls|tls|plain] or file:DIR"
+
+
+@attrs.frozen
+class MailSetting:
+    """Where the command hands over mail: an SMTP server or a folder of ``.eml`` files."""
+
+    outbox: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_security: Literal["plain", "starttls", "tls"] = "starttls"
+    smtp_user: str | None = None
+
+
+def parse_mail(url: str) -> MailSetting:
+    """``--mail``: ``smtp://user@host:587?security=starttls`` or ``file:DIR``."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    if url.startswith("file:"):
+        folder = url[len("file:") :]
+        if folder.startswith("//"):  # file://outbox reads as file:outbox
+            folder = folder[2:]
+        if not folder:
+            raise ConfigError(f"--mail file: needs a folder, e.g. file:outbox; use {_MAIL_FORMS}")
+        return MailSetting(outbox=folder)
+    scheme = url.partition(":")[0] if ":" in url else ""
+    if scheme.lower() != "smtp":
+        # Never echo the value: it may hold a password someone put there by mistake.
+        raise ConfigError(f"--mail must be {_MAIL_FORMS}, not a {scheme or 'plain'!r} value")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"--mail has a bad port ({exc}); use {_MAIL_FORMS}") from None
+    if parts.password is not None:
+        raise ConfigError(
+            "--mail must not hold the SMTP password (it would show in the process list); "
+            "set TEAMACCESS_SMTP_PASSWORD instead"
+        )
+    if not parts.hostname:
+        raise ConfigError(f"--mail names no SMTP host; use {_MAIL_FORMS}")
+    if parts.path not in ("", "/") or parts.fragment:
+        raise ConfigError(f"--mail takes no path; use {_MAIL_FORMS}")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"security"})
+    if unknown:
+        raise ConfigError(f"--mail knows only ?security=, not {', '.join(unknown)}")
+    security = query.get("security", ["starttls"])[-1]
+    if security not in ("starttls", "tls", "plain"):
+        raise ConfigError(f"--mail security must be starttls, tls or plain, not {security!r}")
+    return MailSetting(
+        smtp_host=parts.hostname,
+        smtp_port=port,
+        smtp_security=security,  # type: ignore[arg-type]
+        smtp_user=unquote(parts.username) if parts.username else None,
+    )
 
 
 def secret_key_path(db: str) -> Path:
@@ -130,6 +194,8 @@ class Settings:
     sender: str | None
     #: the PostgreSQL schema when db is a postgresql:// URL
     schema: str = "teamaccess"
+    #: "now" (send in the command) or "queue" (a worker, `deliver --watch`, sends)
+    delivery: Literal["now", "queue"] = "now"
     _team: TeamAccess | None = None
     #: recipients of the mail sent so far, to say where it went (never the bodies: tokens)
     sent: list[str] = attrs.field(factory=list)
@@ -175,10 +241,38 @@ class Settings:
         return FileMailer(self.outbox)
 
     @property
+    def smtp_port_in_use(self) -> int:
+        from .._mail.smtp import DEFAULT_PORTS
+
+        return self.smtp_port or DEFAULT_PORTS[self.smtp_security]
+
+    @property
     def mail_target(self) -> str:
+        """Where mail goes, for people: ``SMTP server host:port`` or the folder."""
         if self.smtp_host:
-            return f"SMTP server {self.smtp_host}"
+            return f"SMTP server {self.smtp_host}:{self.smtp_port_in_use}"
         return f"{self.outbox}{os.sep}"
+
+    @property
+    def mail_url(self) -> str:
+        """Where mail goes, as a ``--mail`` value (never a password)."""
+        if self.smtp_host:
+            from urllib.parse import quote
+
+            user = f"{quote(self.smtp_user, safe='')}@" if self.smtp_user else ""
+            return (
+                f"smtp://{user}{self.smtp_host}:{self.smtp_port_in_use}"
+                f"?security={self.smtp_security}"
+            )
+        return f"file:{self.outbox}"
+
+    def handed_over(self, recipient: str) -> str:
+        """One line saying where the mail to *recipient* went, never calling a file sent."""
+        if self.delivery == "queue":
+            return f"mail to {recipient} queued in the outbox; 'teamaccess deliver' sends it"
+        if self.smtp_host:
+            return f"mail to {recipient} sent to {self.mail_target}"
+        return f"mail to {recipient} written to {self.mail_target} (a file: not sent)"
 
     def team(self) -> TeamAccess:
         if self._team is None:
@@ -201,7 +295,7 @@ class Settings:
                             f"mail goes to a real SMTP server, so set {option} (or {env}); "
                             "the example default must not reach real people"
                         )
-            options: dict[str, Any] = {"language": self.language}
+            options: dict[str, Any] = {"language": self.language, "delivery": self.delivery}
             if self.accept_url:
                 options["accept_url"] = self.accept_url
             if self.sender:
@@ -211,7 +305,10 @@ class Settings:
             if pseudonym_key:
                 options["pseudonym_key"] = pseudonym_key
             secret = self.secret_key()
-            mailer = _Recording(self.mailer(), self.sent)
+            inner = self.mailer()
+            mailer = (_RecordingBatches if hasattr(inner, "batch") else _Recording)(
+                inner, self.sent
+            )
             store = self.store()
             try:
                 self._team = TeamAccess(store, mailer, secret_key=secret, **options)
@@ -233,6 +330,28 @@ class _Recording:
         self._mailer = mailer
         self._sent = sent
 
-    def send(self, message: EmailMessage) -> None:
-        self._mailer.send(message)
+    def send(self, message: EmailMessage, *, envelope_to: str | None = None) -> None:
+        # The envelope the service checked goes on to a mailer that takes one.
+        if envelope_to is not None and _takes_envelope(self._mailer):
+            self._mailer.send(message, envelope_to=envelope_to)  # type: ignore[call-arg]
+        else:
+            self._mailer.send(message)
         self._sent.append(str(message["To"]))
+
+
+class _RecordingBatches(_Recording):
+    """A recording mailer that keeps its mailer's ``batch()`` (a ``BatchMailer``)."""
+
+    @contextmanager
+    def batch(self) -> Iterator[Mailer]:
+        with self._mailer.batch() as inner:  # type: ignore[attr-defined]
+            yield _Recording(inner, self._sent)
+
+
+def _takes_envelope(mailer: Mailer) -> bool:
+    import inspect
+
+    try:
+        return "envelope_to" in inspect.signature(mailer.send).parameters
+    except (TypeError, ValueError):
+        return False

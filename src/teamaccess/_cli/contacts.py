@@ -11,7 +11,7 @@ import click
 if TYPE_CHECKING:
     pass
 
-from .app import _mail_note, _team, actor_option, cli, json_option
+from .app import _mail_note, _team, actor_option, cli, json_option, mail_json
 from .output import emit_json, show_contacts
 
 __all__ = [
@@ -193,6 +193,6 @@ def notify(
         account_id, category, subject=subject, text=text, html=html, language=language
     )
     if as_json:
-        emit_json(sent)
+        emit_json({"recipients": sent, "mail": mail_json(sent)})
     else:
-        _mail_note()
+        _mail_note(sent)

@@ -49,6 +49,10 @@ def demo() -> None:
     Creates a fresh demo account on every run, so it can run again on the same database.
     """
     settings = _settings()
+    if settings.delivery == "queue":
+        raise click.UsageError(
+            "the demo follows the links in its mail at once; run it without --delivery queue"
+        )
     team = _team()
     owner, owner_email = DEMO_OWNER
     run = len(team.accounts_for(owner)) + 1

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
-    pass
+    from .._domain import Invitation
 
 from .app import (
     _mail_note,
@@ -16,6 +16,7 @@ from .app import (
     chosen_permissions,
     cli,
     json_option,
+    mail_json,
     permission_options,
     read_token,
 )
@@ -63,15 +64,27 @@ def invite(
         note=note,
         metadata=parse_metadata(metadata),
     )
-    assert inv.token is not None
-    link = team.accept_link(inv.token)
     if as_json:
-        emit_json({**plain(inv), "token": inv.token, "accept_url": link})
+        emit_json(_issued_json(inv))
         return
     click.echo(f"invited {inv.email} to {account_id} with {_perms(inv.permissions)}")
     click.echo(f"invitation {inv.id}, valid until {_when(inv.expires_at)}")
-    _mail_note()
-    click.echo(f"accept link (shown once, not stored): {link}")
+    _show_issued(inv)
+
+
+def _show_issued(inv: Invitation) -> None:
+    """The mail line, and the accept link once (queued, the worker mints the link)."""
+    _mail_note([inv.email])
+    if inv.token is not None:
+        link = _team().accept_link(inv.token)
+        click.echo(f"accept link (shown once, not stored): {link}")
+    else:
+        click.echo("the accept link goes out with the mail only (queued delivery)")
+
+
+def _issued_json(inv: Invitation) -> dict[str, Any]:
+    link = None if inv.token is None else _team().accept_link(inv.token)
+    return {**plain(inv), "token": inv.token, "accept_url": link, "mail": mail_json([inv.email])}
 
 
 @cli.command()
@@ -148,14 +161,11 @@ def resend(invitation_id: str, actor: str, as_json: bool) -> None:
     """Send a new invitation mail; the old link stops working."""
     team = _team()
     inv = team.resend_invitation(invitation_id, actor_id=actor)
-    assert inv.token is not None
-    link = team.accept_link(inv.token)
     if as_json:
-        emit_json({**plain(inv), "token": inv.token, "accept_url": link})
+        emit_json(_issued_json(inv))
         return
     click.echo(f"resent invitation {inv.id} to {inv.email}, valid until {_when(inv.expires_at)}")
-    _mail_note()
-    click.echo(f"accept link (shown once, not stored): {link}")
+    _show_issued(inv)
 
 
 @cli.command()

@@ -15,6 +15,7 @@ from .._permissions import PermissionSet
 
 __all__ = [
     "emit_json",
+    "emit_json_line",
     "plain",
     "show_accounts",
     "show_contacts",
@@ -70,6 +71,11 @@ def plain(value: object) -> Any:
 
 def emit_json(value: object) -> None:
     click.echo(json.dumps(plain(value), indent=2, ensure_ascii=False))
+
+
+def emit_json_line(value: object) -> None:
+    """*value* as one line of JSON (JSON Lines: a long-running command's records)."""
+    click.echo(json.dumps(plain(value), ensure_ascii=False))
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], empty: str) -> None:
