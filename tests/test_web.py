@@ -1009,3 +1009,18 @@ class TestMembersOverTime:
         assert held == PermissionSet.of("billing.view", "billing.pay") | PermissionSet.on(
             "services.manage", "srv-1", "srv-2"
         )
+
+
+class TestWebDocs:
+    """docs/web.md names every public name of teamaccess.web and its demo."""
+
+    def test_every_name_is_documented(self) -> None:
+        import teamaccess.web
+        import teamaccess.web.demo
+
+        text = (Path(__file__).resolve().parents[1] / "docs" / "web.md").read_text("utf-8")
+        prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+        spans = " ".join(re.findall(r"`([^`\n]+)`", prose))
+        names = [*teamaccess.web.__all__, *teamaccess.web.demo.__all__, "blueprint"]
+        missing = [n for n in names if not re.search(rf"(?<![\w]){n}(?![\w])", spans)]
+        assert missing == []
