@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.policy
 from collections.abc import Iterator
+from datetime import timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
@@ -25,6 +26,7 @@ from teamaccess import (
     MemoryMailer,
     NotificationContext,
     PermissionSet,
+    RateLimited,
     RenderedMail,
     SmtpMailer,
     Store,
@@ -650,3 +652,70 @@ class TestLogging:
         assert done.returncode == 0, done.stderr
         assert done.stdout == "stored\n"
         assert done.stderr == ""
+
+
+class TestFloodLimits:
+    """One address gets at most recipient_rate_limit invitations a day from all accounts
+    together; one user creates at most account_rate_limit accounts an hour."""
+
+    def test_recipient_limit_across_accounts(
+        self, store: Store, clock: FrozenClock, mailer: MemoryMailer
+    ) -> None:
+        team = make_team(store, mailer, clock, recipient_rate_limit=3)
+        accounts = [
+            team.create_account(name=f"A{i}", owner_id=f"o{i}", owner_email=f"o{i}@example.com")
+            for i in range(3)
+        ]
+        first = team.invite(accounts[0].id, actor_id="o0", email="v@example.com", permissions=NONE)
+        clock.advance(timedelta(hours=1))
+        team.resend_invitation(first.id, actor_id="o0")  # a resend is a mail too
+        team.invite(accounts[1].id, actor_id="o1", email="V@Example.com", permissions=NONE)
+        sent = len(mailer.outbox)
+        with pytest.raises(RateLimited, match="from all accounts together") as info:
+            team.invite(accounts[2].id, actor_id="o2", email="v@example.com", permissions=NONE)
+        with pytest.raises(RateLimited):
+            team.resend_invitation(first.id, actor_id="o0")
+        assert len(mailer.outbox) == sent
+        assert team.pending_invitations(accounts[2].id) == []
+        assert info.value.retry_after == clock.now() - timedelta(hours=1) + timedelta(days=1)
+        # Another address is not limited; and after the window the address is again.
+        team.invite(accounts[2].id, actor_id="o2", email="w@example.com", permissions=NONE)
+        clock.advance(timedelta(days=1) - timedelta(hours=1))
+        team.invite(accounts[2].id, actor_id="o2", email="v@example.com", permissions=NONE)
+
+    def test_default_is_ten_a_day(self, store: Store, clock: FrozenClock) -> None:
+        team = make_team(store, MemoryMailer(), clock)
+        assert team.recipient_rate_limit == 10
+        for i in range(10):
+            acc = team.create_account(
+                name=f"A{i}", owner_id=f"o{i}", owner_email=f"o{i}@example.com"
+            )
+            team.invite(acc.id, actor_id=f"o{i}", email="v@example.com", permissions=NONE)
+        acc = team.create_account(name="B", owner_id="p", owner_email="p@example.com")
+        with pytest.raises(RateLimited):
+            team.invite(acc.id, actor_id="p", email="v@example.com", permissions=NONE)
+
+    def test_accounts_per_user(self, store: Store, clock: FrozenClock) -> None:
+        team = make_team(store, MemoryMailer(), clock)
+        assert team.account_rate_limit == 10
+        for i in range(10):
+            team.create_account(name=f"A{i}", owner_id="u", owner_email="u@example.com")
+            clock.advance(timedelta(minutes=1))
+        with pytest.raises(RateLimited, match="created 10 accounts") as info:
+            team.create_account(name="B", owner_id="u", owner_email="u@example.com")
+        assert len(team.accounts_for("u")) == 10
+        team.create_account(name="C", owner_id="other", owner_email="x@example.com")
+        assert info.value.retry_after is not None
+        clock.advance(info.value.retry_after - clock.now())
+        team.create_account(name="B", owner_id="u", owner_email="u@example.com")
+
+    @pytest.mark.parametrize(
+        ("setting", "value"),
+        [("recipient_rate_limit", 0), ("account_rate_limit", True),
+         ("recipient_rate_window", timedelta(0)), ("account_rate_window", 3600)],
+    )  # fmt: skip
+    def test_settings_are_checked(
+        self, store: Store, clock: FrozenClock, setting: str, value: object
+    ) -> None:
+        with pytest.raises(ValidationError, match=setting):
+            make_team(store, MemoryMailer(), clock, **{setting: value})

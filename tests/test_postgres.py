@@ -361,6 +361,34 @@ class TestConcurrentWriters:
         assert sorted(outcomes) == ["limited"] * 7 + ["sent"] * 5
         assert len(team.pending_invitations(account.id)) == 5
 
+    def test_a_status_change_is_conditional_on_the_status_read(
+        self, conninfo: str, schema: str, team: TeamAccess, raw: Any
+    ) -> None:
+        # The account lock keeps other writers of teamaccess out; a writer that bypasses
+        # it (here: plain SQL) still cannot make one invitation accepted twice.
+        import attrs
+
+        from teamaccess import Conflict
+
+        account = team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+        inv = team.invite(
+            account.id, actor_id="owner", email="neu@example.org", permissions=P("billing.view")
+        )
+        store = team.store
+        with store.begin() as uow:
+            read = uow.get_invitation(inv.id)
+            assert read is not None
+            assert read.status == "pending"
+            raw.execute(
+                f'UPDATE "{schema}".invitations SET status = %s WHERE id = %s',
+                ("declined", inv.id),
+            )
+            with pytest.raises(Conflict, match=r"became 'declined'.*retry"):
+                uow.update_invitation(attrs.evolve(read, status="accepted", accepted_by="x"))
+            uow.commit()
+        assert team.get_invitation(inv.id).status == "declined"
+        assert team.get_invitation(inv.id).accepted_by is None
+
     def test_writers_of_other_accounts_do_not_wait(self, conninfo: str, schema: str) -> None:
         store = PostgresStore(conninfo, schema=schema, max_size=2)
         team = TeamAccess(store, MemoryMailer(), secret_key=SECRET)

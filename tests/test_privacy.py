@@ -143,6 +143,28 @@ class TestExport:
         assert not any(NEAR in json.dumps(e) for e in doc["audit_events"])
         assert all(mentions_pia(e) for e in doc["audit_events"])
 
+    def test_member_states_dates_notes_and_metadata(self, world: World) -> None:
+        team, clock = world.team, world.clock
+        team.suspend_member(world.acc1, PIA, actor_id="olga")
+        team.set_access_until(world.acc2, PIA, clock.now() + timedelta(days=1), actor_id="otto")
+        team.invite(world.acc1, actor_id="olga", email="note@example.org", permissions=P(),
+                    note="Hi Pia's colleague", metadata={"customer_no": "4711"})  # fmt: skip
+        clock.advance(timedelta(days=2))
+        doc = team.export_person(user_id=PIA)
+        memberships = {m["account_id"]: m for m in doc["memberships"]}
+        assert memberships[world.acc1]["status"] == "suspended"
+        assert memberships[world.acc2]["status"] == "expired"
+        assert memberships[world.acc2]["access_until"].startswith("2026-05-02T09:03")
+        actions = {e["action"] for e in doc["audit_events"]}
+        assert {"member.suspended", "member.access_until_set"} <= actions
+        # An invitation's note and metadata go with it into the invitee's export.
+        [received] = team.export_person(email="note@example.org")["invitations_received"]
+        assert (received["note"], received["metadata"]) == ("Hi Pia's colleague",
+                                                            {"customer_no": "4711"})  # fmt: skip
+        assert team.erase_person(user_id=PIA, actor_id=SYSTEM).memberships == 2
+        for event in team.audit_log(world.acc1, limit=99):
+            assert not mentions_pia(attrs.asdict(event))
+
     def test_no_token_hash_or_stored_message(self, world: World) -> None:
         text = json.dumps(world.team.export_person(email=PIA_EMAIL))
         assert "token" not in text

@@ -1,9 +1,12 @@
 """A stateful test: random sequences of use cases on every backend against a plain model.
 
 The machine drives invite, accept, decline, revoke, resend, set_permissions, remove,
-leave, transfer and the clock through ``TeamAccess`` and predicts every outcome (the
-result or the exact error) with a model made of dicts and sets. After each step it checks
-the invariants of DESIGN.md against what the service reports.
+leave, transfer, suspend, reactivate, set_access_until, forget_resource and the clock
+through ``TeamAccess`` and predicts every outcome (the result or the exact error) with a
+model made of dicts and sets. Permission sets include grants on single resources. After
+each step it checks the invariants of DESIGN.md against what the service reports: one
+owner, no member's grants beyond its grantor's, nothing usable by a suspended or expired
+member.
 """
 
 from __future__ import annotations
@@ -46,7 +49,10 @@ from teamaccess.testing import FrozenClock
 
 ALL = PermissionSet.all()
 NAMES = Catalog.default().names()
-SMALL = ["users.manage", "billing.view", "billing.pay", "support.tickets"]
+SMALL = ["users.manage", "billing.view", "billing.pay", "support.tickets", "services.manage"]
+#: grants on single resources: a scoped permission of the catalog on one of two resources
+SCOPED = ["services.manage", "services.view"]
+RESOURCES = ["r1", "r2"]
 USERS = ["u0", "u1", "u2", "u3", "u4", "u5", "u6"]
 #: the address each user's host application verified; u4's has an IDN domain
 ADDRESS = {
@@ -73,7 +79,12 @@ WINDOW = timedelta(hours=1)
 TTL = timedelta(days=7)
 
 permission_sets = st.one_of(
-    st.just(ALL), st.frozensets(st.sampled_from(SMALL)).map(lambda s: PermissionSet.of(*s))
+    st.just(ALL),
+    st.builds(
+        lambda names, scopes: PermissionSet(names, scopes=scopes),
+        st.frozensets(st.sampled_from(SMALL)),
+        st.frozensets(st.tuples(st.sampled_from(SCOPED), st.sampled_from(RESOURCES))),
+    ),
 )
 #: "owner" stands for whoever owns the account at that step
 actors = st.sampled_from(["owner", "owner", "owner", "u1", "u2", *USERS, SYSTEM])
@@ -106,6 +117,13 @@ class ModelMember:
     key: str
     #: what the one who granted the current permissions held at that moment
     grantor_had: PermissionSet
+    suspended: bool = False
+    until: datetime | None = None
+
+    def status(self, now: datetime) -> str:
+        if self.until is not None and now >= self.until:
+            return "expired"
+        return "suspended" if self.suspended else "active"
 
 
 class TeamModel:
@@ -119,10 +137,13 @@ class TeamModel:
         self.sends: list[datetime] = []
 
     def held(self, actor: str) -> PermissionSet | None:
+        """What *actor* may use now: nothing while suspended or expired."""
         if actor == SYSTEM:
             return ALL
         member = self.members.get(actor)
-        return None if member is None else member.permissions
+        if member is None:
+            return None
+        return member.permissions if member.status(self.now) == "active" else PermissionSet()
 
     def may_manage(self, actor: str, *within: PermissionSet) -> type[TeamAccessError] | None:
         """The error _require and _no_escalation raise, or None."""
@@ -506,7 +527,7 @@ class TeamMachine(RuleBasedStateMachine):
             error = OwnershipRequired
         elif to not in m.members:
             error = MemberNotFound
-        elif to == m.owner:
+        elif to == m.owner or m.members[to].status(m.now) != "active":
             error = Conflict
         result = self.expect(
             error,
@@ -520,7 +541,93 @@ class TeamMachine(RuleBasedStateMachine):
         m.members[m.owner].grantor_had = ALL
         m.members[to].permissions = ALL
         m.members[to].grantor_had = ALL
+        m.members[to].until = None
         m.owner = to
+
+    def _change_member(self, actor: str, target: str) -> type[TeamAccessError] | None:
+        """The error of suspend, reactivate and set_access_until: set_permissions' rules."""
+        m = self.model
+        error = m.may_manage(actor)
+        member = m.members.get(target)
+        if error is None and member is None:
+            error = MemberNotFound
+        elif error is None and target == m.owner:
+            error = OwnershipRequired
+        elif error is None:
+            assert member is not None
+            error = m.may_manage(actor, member.permissions)
+        return error
+
+    @rule(actor=actors, who=targets, suspend=st.booleans())
+    def suspend_or_reactivate(self, actor: str, who: str | int, suspend: bool) -> None:
+        actor = self.who(actor)
+        target = self.member_or_user(who)
+        error = self._change_member(actor, target)
+        member = self.model.members.get(target)
+        changes = member is not None and member.suspended != suspend
+        method = self.team.suspend_member if suspend else self.team.reactivate_member
+        result = self.expect(
+            error,
+            lambda: method(self.account.id, target, actor_id=actor),
+            events=1 if error is None and changes else 0,
+        )
+        if result is None:
+            return
+        assert member is not None
+        member.suspended = suspend
+        assert result.status == member.status(self.model.now)
+
+    @rule(
+        actor=actors,
+        who=targets,
+        until=st.sampled_from([None, timedelta(hours=1), timedelta(days=3), timedelta(days=30)]),
+    )
+    def set_access_until(self, actor: str, who: str | int, until: timedelta | None) -> None:
+        actor = self.who(actor)
+        target = self.member_or_user(who)
+        error = self._change_member(actor, target)
+        instant = None if until is None else self.model.now + until
+        result = self.expect(
+            error,
+            lambda: self.team.set_access_until(self.account.id, target, instant, actor_id=actor),
+            events=0 if error else 1,
+        )
+        if result is None:
+            return
+        self.model.members[target].until = instant
+        assert result.access_until == instant
+
+    @rule(actor=actors, resource=st.sampled_from(RESOURCES))
+    def forget_resource(self, actor: str, resource: str) -> None:
+        actor = self.who(actor)
+        m = self.model
+        error = m.may_manage(actor)
+        touched = [
+            uid for uid, member in m.members.items() if member.permissions.on_resource(resource)
+        ]
+        invitations = [
+            inv
+            for inv in m.invitations
+            if inv.status == "pending" and inv.permissions.on_resource(resource)
+        ]
+        if error is None:
+            within = [m.members[uid].permissions for uid in touched] + [
+                inv.permissions for inv in invitations if inv.inviter != actor
+            ]
+            error = m.may_manage(actor, *within)
+        changed = self.expect(
+            error,
+            lambda: self.team.forget_resource(self.account.id, resource, actor_id=actor),
+            events=0 if error else 1,
+        )
+        if changed is None:
+            return
+        assert sorted(changed) == sorted(touched)
+        for uid in touched:
+            member = m.members[uid]
+            member.permissions = member.permissions.without_resource(resource)
+        for inv in invitations:
+            inv.permissions = inv.permissions.without_resource(resource)
 
     @rule(
         delta=st.sampled_from(
@@ -548,8 +655,14 @@ class TeamMachine(RuleBasedStateMachine):
 
     @invariant()
     def members_match_the_model(self) -> None:
-        real = {m.user_id: m.permissions for m in self.team.members(self.account.id)}
-        assert real == {uid: m.permissions for uid, m in self.model.members.items()}
+        now = self.model.now
+        real = {
+            m.user_id: (m.permissions, m.status, m.access_until)
+            for m in self.team.members(self.account.id)
+        }
+        assert real == {
+            uid: (m.permissions, m.status(now), m.until) for uid, m in self.model.members.items()
+        }
 
     @invariant()
     def can_agrees_with_the_model(self) -> None:
@@ -557,6 +670,19 @@ class TeamMachine(RuleBasedStateMachine):
             held = self.model.held(user) or PermissionSet.none()
             for name in NAMES:
                 assert self.team.can(user, self.account.id, name) == (name in held), (user, name)
+            for name in SCOPED:
+                for resource in RESOURCES:
+                    allowed = self.team.can(user, self.account.id, name, resource=resource)
+                    assert allowed == held.allows(name, resource), (user, name, resource)
+
+    @invariant()
+    def nothing_for_a_suspended_or_expired_member(self) -> None:
+        for uid, member in self.model.members.items():
+            if member.status(self.model.now) != "active":
+                assert self.team.permissions_of(uid, self.account.id) == PermissionSet.none()
+                assert not self.team.can(uid, self.account.id, "users.manage")
+                for name in SCOPED:
+                    assert self.team.resources_for(uid, self.account.id, name).ids == set()
 
     @invariant()
     def nobody_beyond_their_grantor(self) -> None:

@@ -914,6 +914,15 @@ class TestMembersOverTime:
         assert "access ends 2026-06-30 00:00 UTC" in row
         assert "bitte die Rechnungen prüfen." in row
 
+    def test_accept_page_shows_the_note_and_the_end_date(self, panel: Panel) -> None:
+        inv = panel.team.invite(
+            panel.account, actor_id="max", email=USERS["bea"], permissions=PermissionSet.all(),
+            note="Hallo Bea <b>!</b>", access_until=datetime(2026, 6, 30, tzinfo=UTC),
+        )  # fmt: skip
+        _, body = panel.get(None, f"/team/invitations/accept?token={inv.token}", "de")
+        assert '<blockquote class="ta-note">Hallo Bea &lt;b&gt;!&lt;/b&gt;</blockquote>' in body
+        assert "<dt>Zugriff endet am</dt><dd>30.06.2026, 00:00 UTC</dd>" in body
+
     def test_presets_only_when_grantable(self, panel: Panel) -> None:
         panel.join("anna", "users.manage", "billing.view")
         _, body = panel.get("anna", panel.users())

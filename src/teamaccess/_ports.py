@@ -133,6 +133,13 @@ class UnitOfWork(Protocol):
         """When events with one of *actions* happened at or after *since*, oldest first."""
         ...
 
+    def invitation_mail_times(self, email_key: str, since: datetime) -> list[datetime]:
+        """When invitation mails (outbox rows of kind ``"invitation"``, one per first send
+        or resend) to invitations for *email_key*, in any account, were written at or
+        after *since*, oldest first. A writing unit serialises it with other writers of
+        that address, as ``event_times`` is with the account's."""
+        ...
+
     # outbox
     def add_outbox(self, message: OutboxMessage) -> None: ...
     def update_outbox(self, message: OutboxMessage) -> None:

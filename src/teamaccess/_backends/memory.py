@@ -56,6 +56,7 @@ class MemoryStore:
         self._account_contacts: dict[str, dict[str, None]] = {}  # account -> contact ids
         self._outbox_status: dict[str, dict[str, None]] = {}  # status -> message ids
         self._invitation_outbox: dict[str, dict[str, None]] = {}  # inv id -> message ids
+        self._key_invitations: dict[str, dict[str, None]] = {}  # email_key -> inv ids
         self._closed = False
 
     def __repr__(self) -> str:
@@ -241,6 +242,7 @@ class _MemoryUnitOfWork:
             )
         self._put(self._s._invitations, invitation.id, _stored(invitation))
         self._put(self._s._invitation_keys, invitation.id, email_key)
+        self._index(self._s._key_invitations, email_key, invitation.id)
         self._index(self._s._account_invitations, invitation.account_id, invitation.id)
         if invitation.status == "pending":
             self._put(self._s._pending, (invitation.account_id, email_key), invitation.id)
@@ -336,6 +338,18 @@ class _MemoryUnitOfWork:
             for e in self._s._events.get(account_id, [])
             if e.at >= since and e.action in actions
         ]
+
+    def invitation_mail_times(self, email_key: str, since: datetime) -> list[datetime]:
+        s = self._s
+        times = [
+            m.created_at
+            for inv_id in s._key_invitations.get(email_key, ())
+            for message_id in s._invitation_outbox.get(inv_id, ())
+            if (m := s._outbox.get(message_id)) is not None
+            and m.kind == "invitation"
+            and m.created_at >= since
+        ]
+        return sorted(times)
 
     # outbox
     def add_outbox(self, message: OutboxMessage) -> None:
@@ -464,6 +478,8 @@ class _MemoryUnitOfWork:
         if key is not None and self._s._pending.get((inv.account_id, key)) == invitation_id:
             self._drop(self._s._pending, (inv.account_id, key))
         self._unindex(self._s._account_invitations, inv.account_id, invitation_id)
+        if key is not None:
+            self._unindex(self._s._key_invitations, key, invitation_id)
         self._drop(self._s._invitations, invitation_id)
         self._drop(self._s._invitation_keys, invitation_id)
 

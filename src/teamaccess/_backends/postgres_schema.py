@@ -125,7 +125,12 @@ _SCHEMA_MEMBERS: Final = (
 
 #: The schema history: entry *n* holds the statements that take a schema from version
 #: *n* to *n + 1*.
-MIGRATIONS: list[tuple[str, ...]] = [_SCHEMA_1, _SCHEMA_MEMBERS]
+# Invitations by address, across accounts: the per-recipient flood limit's query.
+_SCHEMA_RECIPIENT_INDEX: Final = (
+    "CREATE INDEX invitations_email_key ON {s}.invitations (email_key)",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [_SCHEMA_1, _SCHEMA_MEMBERS, _SCHEMA_RECIPIENT_INDEX]
 
 #: Tables every teamaccess schema has; a schema missing one is damaged.
 TABLES: Final = frozenset(

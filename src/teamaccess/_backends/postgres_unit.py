@@ -214,6 +214,8 @@ class PgUnitOfWork(_PgPrivacyQueries):
         self._open = False
         # accounts whose advisory lock this unit holds (cleared when its transaction ends)
         self._locked: set[str] = set()
+        # status of each invitation as this unit read it: its update is conditional on it
+        self._seen: dict[str, str] = {}
         self.committed = False
 
     # transaction control
@@ -272,6 +274,7 @@ class PgUnitOfWork(_PgPrivacyQueries):
             return
         self._open = False
         self._locked.clear()
+        self._seen.clear()
         conn = self._conn
         try:
             if conn.broken or conn.closed:
@@ -469,7 +472,11 @@ class PgUnitOfWork(_PgPrivacyQueries):
             (invitation_id,),
             True,
         )
-        return None if row is None else _invitation(row)
+        if row is None:
+            return None
+        if self._write:
+            self._seen[row[0]] = row[5]
+        return _invitation(row)
 
     def update_invitation(self, invitation: Invitation) -> None:
         i = invitation
@@ -477,6 +484,9 @@ class PgUnitOfWork(_PgPrivacyQueries):
             self._lock_row("invitations", i.id)
         # A second pending invitation for the address would break the unique index and,
         # with it, the whole transaction: the guard turns it into AlreadyInvited instead.
+        # Single use: a status change is conditional on the status this unit read (the
+        # account lock already keeps other writers out; this holds without it too).
+        seen = self._seen.get(i.id)
         s = self._q.s
         done = self._exec(
             f"UPDATE {s}.invitations i SET permissions = %s, invited_by = %s, status = %s, "
@@ -485,12 +495,23 @@ class PgUnitOfWork(_PgPrivacyQueries):
             "WHERE i.id = %s AND NOT (%s = 'pending' AND "
             f"i.status <> 'pending' AND EXISTS (SELECT 1 FROM {s}.invitations o WHERE "
             "o.account_id = i.account_id AND o.email_key = i.email_key "
-            "AND o.status = 'pending' AND o.id <> i.id))",
+            "AND o.status = 'pending' AND o.id <> i.id)) "
+            "AND (%s::text IS NULL OR i.status = %s::text)",
             (_perms_text(i.permissions), i.invited_by, i.status, _ts(i.expires_at),
              i.token_hash, _ts_or_none(i.closed_at), i.accepted_by, i.sent_count, i.language,
-             _ts_or_none(i.access_until), i.note, _metadata_text(i.metadata), i.id, i.status),
+             _ts_or_none(i.access_until), i.note, _metadata_text(i.metadata), i.id, i.status,
+             seen, seen),
         ).rowcount  # fmt: skip
-        if done == 0 and i.status == "pending" and self.get_invitation(i.id) is not None:
+        if done:
+            self._seen[i.id] = i.status
+            return
+        now = self._one(f"SELECT status FROM {s}.invitations WHERE id = %s", (i.id,), True)
+        if now is not None and seen is not None and now[0] != seen:
+            raise Conflict(
+                f"invitation {i.id} became {now[0]!r} in another transaction after this one "
+                f"read it as {seen!r}; nothing was changed - retry"
+            )
+        if now is not None and i.status == "pending":
             raise AlreadyInvited(f"{i.email} has a pending invitation already")
 
     def pending_invitation_for(self, account_id: str, email_key: str) -> Invitation | None:
@@ -610,6 +631,19 @@ class PgUnitOfWork(_PgPrivacyQueries):
             f"SELECT at FROM {self._q.s}.events WHERE account_id = %s "
             "AND action = ANY (%s) AND at >= %s ORDER BY at, seq",
             (account_id, names, _ts(since)),
+            True,
+        )
+        return [_dt(r[0]) for r in rows]
+
+    def invitation_mail_times(self, email_key: str, since: datetime) -> list[datetime]:
+        # Two accounts inviting one address at once count each other's mail: writers of
+        # an address are serialised like writers of an account.
+        self._lock(f"to {email_key}")
+        rows = self._all(
+            f"SELECT o.created_at FROM {self._q.s}.invitations i JOIN {self._q.s}.outbox o "
+            "ON o.invitation_id = i.id WHERE i.email_key = %s AND o.kind = 'invitation' "
+            "AND o.created_at >= %s ORDER BY o.created_at",
+            (email_key, _ts(since)),
             True,
         )
         return [_dt(r[0]) for r in rows]

@@ -1072,6 +1072,18 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         except _DECODE_ERRORS as exc:
             raise _unreadable("an audit event time", exc) from exc
 
+    def invitation_mail_times(self, email_key: str, since: datetime) -> list[datetime]:
+        rows = self._all(
+            "SELECT o.created_at FROM invitations i JOIN outbox o ON o.invitation_id = i.id "
+            "WHERE i.email_key = ? AND o.kind = 'invitation' AND o.created_at >= ? "
+            "ORDER BY o.created_at",
+            (email_key, _ts(since)),
+        )
+        try:
+            return [_dt(r[0]) for r in rows]
+        except _DECODE_ERRORS as exc:
+            raise _unreadable("an outbox time", exc) from exc
+
     # outbox
 
     def add_outbox(self, message: OutboxMessage) -> None:

@@ -17,6 +17,7 @@ from .._errors import (
     Conflict,
     OwnershipRequired,
     PermissionDenied,
+    RateLimited,
     ValidationError,
 )
 from .._permissions import PermissionSet, Resources
@@ -30,6 +31,7 @@ from .checks import (
     _check_user,
     _new_id,
     _not_str,
+    _Work,
 )
 from .invitations import _Invitations
 
@@ -39,6 +41,25 @@ __all__ = ["_Accounts"]
 class _Accounts(_Invitations):
     """Accounts and members: ownership, permissions, the authorization hot path, the audit log."""
 
+    def _check_account_rate(self, work: _Work, owner_id: str) -> None:
+        """At most ``account_rate_limit`` accounts created by one user (the accounts it
+        owns that were created) per ``account_rate_window``: each new account brings its
+        own invitation limit, so unlimited accounts would lift it."""
+        since = work.now - self.account_rate_window
+        times = sorted(
+            a.created_at
+            for a in work.uow.accounts_for(owner_id)
+            if a.owner_id == owner_id and a.created_at > since
+        )
+        if len(times) >= self.account_rate_limit:
+            retry_after = times[len(times) - self.account_rate_limit] + self.account_rate_window
+            raise RateLimited(
+                f"user {owner_id!r} created {len(times)} accounts in the last "
+                f"{self.account_rate_window}; the limit is {self.account_rate_limit}. Try "
+                f"again after {retry_after:%Y-%m-%d %H:%M} UTC",
+                retry_after=retry_after,
+            )
+
     def create_account(self, *, name: str, owner_id: str, owner_email: str) -> Account:
         """Create an account whose owner holds every permission."""
         name = check_name("account name", name)
@@ -47,6 +68,7 @@ class _Accounts(_Invitations):
             owner_email, check_deliverability=self.check_deliverability, what="owner_email"
         )
         with self._write() as work:
+            self._check_account_rate(work, owner_id)
             account = Account(
                 id=_new_id("acc"),
                 name=name,

@@ -69,6 +69,10 @@ class _Core:
         require_email_match: bool = True,
         rate_limit: int = 50,
         rate_window: timedelta = timedelta(hours=1),
+        recipient_rate_limit: int = 10,
+        recipient_rate_window: timedelta = timedelta(days=1),
+        account_rate_limit: int = 10,
+        account_rate_window: timedelta = timedelta(hours=1),
         language: str = "en",
         sender: str = _EXAMPLE_SENDER,
         templates: Templates | None = None,
@@ -130,6 +134,23 @@ class _Core:
             raise ValidationError("rate_limit must be at least 1 and rate_window positive")
         self.rate_limit = rate_limit
         self.rate_window = rate_window
+        # Floods across accounts: one address invited by many accounts, one user creating
+        # accounts to invite from.
+        for name, limit, window, example in (
+            ("recipient_rate", recipient_rate_limit, recipient_rate_window, "timedelta(days=1)"),
+            ("account_rate", account_rate_limit, account_rate_window, "timedelta(hours=1)"),
+        ):
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ValidationError(
+                    f"{name}_limit must be an integer of at least 1, not {limit!r}"
+                )
+            _check_timedelta(f"{name}_window", window, example)
+            if window <= timedelta(0):
+                raise ValidationError(f"{name}_window must be positive, e.g. {example}")
+        self.recipient_rate_limit = recipient_rate_limit
+        self.recipient_rate_window = recipient_rate_window
+        self.account_rate_limit = account_rate_limit
+        self.account_rate_window = account_rate_window
         if templates is not None:
             _check_methods(
                 "templates", templates, "a Templates such as DefaultTemplates()",

@@ -26,6 +26,7 @@ from .._errors import (
     InvitationRevoked,
     InvitationUsed,
     RateLimited,
+    StorageError,
 )
 from .._permissions import PermissionSet
 from .._ports import UnitOfWork
@@ -61,6 +62,27 @@ class _Invitations(_Delivery):
                 f"account {account_id!r} sent {len(times)} invitations in the last "
                 f"{self.rate_window}; the limit is {self.rate_limit}. Try again after "
                 f"{retry_after:%Y-%m-%d %H:%M} UTC",
+                retry_after=retry_after,
+            )
+
+    def _check_recipient_rate(self, work: _Work, email: str, email_key: str) -> None:
+        """At most ``recipient_rate_limit`` invitation mails to one address per
+        ``recipient_rate_window``, from all accounts together."""
+        since = work.now - self.recipient_rate_window
+        try:
+            mail_times = work.uow.invitation_mail_times
+        except AttributeError:
+            raise StorageError(
+                f"the store {type(self._store).__name__} has no invitation_mail_times(); "
+                "update it to the current Store protocol (StoreContract checks it)"
+            ) from None
+        times = [t for t in mail_times(email_key, since) if t > since]
+        if len(times) >= self.recipient_rate_limit:
+            retry_after = times[len(times) - self.recipient_rate_limit] + self.recipient_rate_window
+            raise RateLimited(
+                f"{email} has received {len(times)} invitations in the last "
+                f"{self.recipient_rate_window} (from all accounts together); the limit is "
+                f"{self.recipient_rate_limit}. Try again after {retry_after:%Y-%m-%d %H:%M} UTC",
                 retry_after=retry_after,
             )
 
@@ -154,6 +176,7 @@ class _Invitations(_Delivery):
                 else:
                     self._close_invitation(work, existing, "expired", SYSTEM)
             self._check_rate(work, account_id)
+            self._check_recipient_rate(work, address.email, address.key)
             uow.add_invitation(inv, address.key)
             self._queue_invitation(work, inv, fresh=True, row=row)
             self._audit(
@@ -210,6 +233,7 @@ class _Invitations(_Delivery):
                     "longer grant it; send a new invitation instead"
                 )
             self._check_rate(work, inv.account_id)
+            self._check_recipient_rate(work, inv.email, normalize_email(inv.email).key)
             # Another resend may have come between: this one's token replaces its token,
             # as if they had run one after the other (an invitation's permissions and
             # address never change, so the rendered mail is still right).

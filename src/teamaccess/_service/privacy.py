@@ -157,7 +157,12 @@ class _Privacy(_Invitations):
                 "addresses": sorted(a.email for a in person.addresses.values()),
                 "accounts_owned": [_plain(a) for a in owned if a is not None],
                 "memberships": [
-                    {**_plain(m), "account_name": account_name(m.account_id)}
+                    # the status as the service reports it: "expired" past access_until
+                    {
+                        **_plain(m),
+                        "status": m.status_at(now),
+                        "account_name": account_name(m.account_id),
+                    }
                     for m in person.memberships
                 ],
                 "invitations_received": received,

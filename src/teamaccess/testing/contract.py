@@ -748,6 +748,27 @@ class StoreContract(PrivacyContract):
             assert uow.event_times("acc1", [], at(0)) == []
             assert uow.event_times("acc2", actions, at(0)) == []
 
+    def test_invitation_mail_times_across_accounts(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_account(account("acc2"))
+            uow.add_invitation(invitation("inv1"), "new@example.org")
+            uow.add_invitation(invitation("inv2", account_id="acc2"), "new@example.org")
+            uow.add_invitation(invitation("inv3", "other@example.org"), "other@example.org")
+            for message_id, inv_id, minute in (
+                ("m1", "inv1", 1), ("m2", "inv1", 5), ("m3", "inv2", 3), ("m4", "inv3", 4),
+            ):  # fmt: skip
+                uow.add_outbox(
+                    outbox(message_id, minute=minute, kind="invitation", message=None,
+                           invitation_id=inv_id, recipient="new@example.org")
+                )  # fmt: skip
+            uow.add_outbox(outbox("m5", minute=6))  # a notification counts for nothing
+            uow.commit()
+        with seeded.read() as uow:
+            assert uow.invitation_mail_times("new@example.org", at(0)) == [at(1), at(3), at(5)]
+            assert uow.invitation_mail_times("new@example.org", at(3)) == [at(3), at(5)]
+            assert uow.invitation_mail_times("other@example.org", at(0)) == [at(4)]
+            assert uow.invitation_mail_times("nobody@example.org", at(0)) == []
+
     # -- outbox -------------------------------------------------------------------------
 
     def test_outbox_round_trip(self, seeded: Store, reopen: Callable[[Store], Store]) -> None:
