@@ -245,6 +245,8 @@ def _settings() -> Settings:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
 def _actor(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
     # No default: a change made without saying who acts would run as the all-powerful
     # operator. "system" says so explicitly.
