@@ -30,6 +30,10 @@ class Config:
     scale_repeats: int  # measuring processes per scale point, run in rotation
     memory_small: int = 200  # stored invitations, MemoryStore growth figure: the floor
     memory_large: int = 20_000  # ... and the measured side
+    bulk_accounts: int = 1_000  # accounts per batch (a transaction each) in the bulk import
+    bulk_rounds: int = 6  # A B rounds of the bulk import
+    procs_seconds: float = 3.0  # per run of the many-processes figure
+    procs_repeats: int = 2  # library and raw runs per configuration, alternating
 
 
 QUICK = Config(
@@ -41,6 +45,10 @@ QUICK = Config(
     scale_repeats=1,
     memory_small=20,
     memory_large=200,
+    bulk_accounts=20,
+    bulk_rounds=2,
+    procs_seconds=0.3,
+    procs_repeats=1,
 )
 FULL = Config(accounts=300, rounds=60, batch=2000, slow_batch=20, import_runs=40, scale_repeats=3)
 
@@ -409,6 +417,14 @@ def invite_accept_memory(cfg: Config, workdir: Path) -> Line:
     return ratio_line(memstore.run(cfg, workdir, team_on), memstore.GROWTH)
 
 
+def bulk_import(cfg: Config, workdir: Path) -> Line:
+    """team.batch() against plain sqlite3 writing the same rows, a transaction per batch."""
+    from . import bulk
+
+    result = bulk.run(workdir, cfg.bulk_accounts, cfg.bulk_rounds)
+    return ratio_line(result, bulk.GOAL)
+
+
 def run_all(cfg: Config, workdir: Path) -> list[Line]:
     lines = []
     benches = (
@@ -422,6 +438,7 @@ def run_all(cfg: Config, workdir: Path) -> list[Line]:
         recipients_sqlite,
         import_time,
         invite_accept_memory,
+        bulk_import,
     )
     for bench in benches:
         line = bench(cfg, workdir)

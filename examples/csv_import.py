@@ -13,6 +13,8 @@ so each ``member`` row becomes an invitation mail. ``contact`` rows become conta
 Every row is checked first (address, permission and category names, duplicates, people
 who are already members or invited); if any row is bad, the bad rows are reported with
 their line numbers and nothing is imported. ``--dry-run`` only checks and shows the plan.
+The import itself runs in one ``team.batch()``: one commit for the whole file, and the
+mails go out once it is stored.
 
     TEAMACCESS_SECRET_KEY=... python examples/csv_import.py export.csv \\
         --db teamaccess.db --account acc_... [--as USER] [--dry-run]
@@ -164,21 +166,25 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         for row in rows:
             print(("would " if args.dry_run else "") + describe(row))
-            if args.dry_run:
-                continue
-            if row.kind == "member":
-                try:
-                    team.invite(
-                        args.account, actor_id=args.actor, email=row.email,
-                        permissions=row.permissions,
-                    )  # fmt: skip
-                except DeliveryFailed:
-                    print("  (mail waits in the outbox: run `teamaccess deliver` later)")
-            else:
-                team.add_contact(
-                    args.account, actor_id=args.actor, name=row.name, email=row.email,
-                    categories=row.categories, **row.details,
-                )  # fmt: skip
+        if not args.dry_run:
+            try:
+                # One unit of work for the whole file: one commit, every rule checked
+                # again as it goes, and the invitation mails sent once it is stored.
+                with team.batch():
+                    for row in rows:
+                        if row.kind == "member":
+                            team.invite(
+                                args.account, actor_id=args.actor, email=row.email,
+                                permissions=row.permissions,
+                            )  # fmt: skip
+                        else:
+                            team.add_contact(
+                                args.account, actor_id=args.actor, name=row.name,
+                                email=row.email, categories=row.categories, **row.details,
+                            )  # fmt: skip
+            except DeliveryFailed as exc:
+                print(f"  ({len(exc.message_ids)} mail(s) wait in the outbox: run "
+                      "`teamaccess deliver` later)")  # fmt: skip
         done = "checked, nothing changed (dry run)" if args.dry_run else "imported"
         print(f"{len(rows)} row(s) {done}")
         return 0

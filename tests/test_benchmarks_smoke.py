@@ -23,6 +23,7 @@ FIGURES = [
     "recipients(),",
     "import teamaccess (subprocess)",
     "invite + accept, MemoryStore,",
+    "bulk import in team.batch(),",
 ]
 #: Printed when a PostgreSQL server is configured (the benchmarks use the tests' server).
 POSTGRES_FIGURES = [
@@ -31,9 +32,17 @@ POSTGRES_FIGURES = [
     "invite + accept (informational), PostgresStore",
 ]
 GROWTH = [
-    "can() growth",
-    "recipients() growth",
+    "can() library/raw growth",
+    "recipients() library/raw growth",
+    "active-set (10 accounts) can() library/raw growth",
+    "active-set (10 accounts) recipients() library/raw growth",
     "peak RSS growth",
+]
+INFORMATION = [
+    "can() growth",
+    "can() raw growth",
+    "recipients() growth",
+    "recipients() raw growth",
     "active-set (10 accounts) can() growth",
     "active-set (10 accounts) recipients() growth",
 ]
@@ -74,6 +83,15 @@ class TestQuickBenchmark:
         assert re.fullmatch(r"[\d.]+ (ns|us|ms|KiB|stmts)", cells[3]), cells[3]
         assert re.fullmatch(r"[+-]?[\d.]+(x| ms)", cells[4]), cells[4]
 
+    def test_prints_a_row_per_process_count_with_and_without_a_writer(self, output: str) -> None:
+        rows = re.findall(
+            r"^\| ([124]) \| (no|yes) \| [\d,]+ \| [\d,]+ \| [\d.]+x \| [\d.]+ (?:ns|us|ms) "
+            r"\| [\d.]+ (?:ns|us|ms) \| [\d.]+x \| \d+ \| (?:PASS|MISS) \|$",
+            output,
+            re.M,
+        )
+        assert rows == [(n, w) for w in ("no", "yes") for n in ("1", "2", "4")], output
+
     def test_prints_a_scale_row_per_size(self, output: str) -> None:
         rows = re.findall(r"^\| (100|300) \| ([\d,]+) \| ([\d.]+) MiB \|.* MiB \|$", output, re.M)
         assert [(r[0], r[1]) for r in rows] == [("100", "1,000"), ("300", "3,000")], output
@@ -90,6 +108,12 @@ class TestQuickBenchmark:
             rf"^{re.escape(what)}, 100 -> 300 accounts: [\d.]+x \(goal <= [\d.]+x\) (PASS|MISS)$",
             output,
             re.M,
+        ), output
+
+    @pytest.mark.parametrize("what", INFORMATION)
+    def test_prints_each_time_growth_for_information(self, output: str, what: str) -> None:
+        assert re.search(
+            rf"^{re.escape(what)}, 100 -> 300 accounts: [\d.]+x \(information\)$", output, re.M
         ), output
 
 

@@ -180,7 +180,7 @@ CASES = [
 ]
 TOKEN_METHODS = ["inspect_invitation", "accept_invitation", "decline_invitation"]
 # Public methods that take no argument to get wrong.
-NO_ARGUMENTS = {"close"}
+NO_ARGUMENTS = {"batch", "close"}
 
 
 @pytest.fixture

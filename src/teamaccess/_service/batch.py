@@ -1,0 +1,195 @@
+"""``TeamAccess.batch()``: many use cases in one unit of work, for bulk imports.
+
+Each use case opens a unit of work of its own, and on a disk-backed store each unit is a
+commit that waits for the disk. Moving tens of thousands of customers in from another
+panel that way writes the same pages over and over. Inside ``with team.batch():`` every
+use case runs in the batch's one unit instead: every rule is checked as usual, against
+what the batch has written so far; nothing is committed, and no mail sent, until the
+block ends without an error; an error that escapes the block, or that a use case raised
+after it began writing, rolls back all of it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from .._domain import AuditEvent, Invitation, OutboxMessage
+from .._errors import DeliveryFailed, ValidationError
+from .._ports import UnitOfWork
+from .checks import _log, _Work
+from .delivery import _Delivery
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+__all__ = ["_Batching"]
+
+_Deferred = tuple[Sequence[tuple[OutboxMessage, "EmailMessage"]], Invitation | None, Sequence[str]]
+
+
+class _BatchState:
+    """What an open batch has done so far (one per thread: a batch is its thread's)."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.events: list[AuditEvent] = []
+        self.deferred: list[_Deferred] = []
+        self.failed: BaseException | None = None
+
+
+class _Tracked:
+    """The batch's unit of work as one use case sees it: notes whether it wrote.
+
+    Without savepoints in the Store protocol a failed use case's own writes cannot be
+    undone alone; its rule checks raise before its first write, so an error from them
+    leaves the batch clean, and any later one spoils it.
+    """
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+        self.wrote = False
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._uow, name)
+        if name.startswith(_WRITES):
+            self.wrote = True
+        return attr
+
+
+_WRITES = ("add_", "update_", "delete_", "claim_", "erase_", "purge_", "commit")
+
+
+class _Batching(_Delivery):
+    """The batch: a unit of work shared by every use case called inside it."""
+
+    _batches: threading.local
+
+    def _batch_state(self) -> _BatchState | None:
+        local = self.__dict__.get("_batches")
+        if local is None:
+            return None
+        state: _BatchState | None = getattr(local, "state", None)
+        return state
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run the use cases called inside the block as one unit of work.
+
+        Every rule is checked as in a single call, against what the batch has written so
+        far. Nothing is stored until the block ends; then it is one commit, the audit
+        listeners run, and the mail the batch wrote to the outbox goes out (mail for an
+        invitation accepted or revoked in the batch never does). An exception that leaves
+        the block rolls all of it back; so does one raised by a use case that had begun
+        writing, even if you catch it (its half-done writes cannot be told apart from the
+        rest). Errors raised before a use case writes anything, such as ``InvalidEmail``,
+        ``AlreadyMember`` or ``PermissionDenied``, can be caught and the batch goes on.
+
+        Batches do not nest, and a batch belongs to the thread that opened it; other
+        threads' calls wait for it (one writer at a time, as for any unit of work).
+        ``deliver_pending()`` cannot be called inside one.
+        """
+        if self._batch_state() is not None:
+            raise ValidationError("a batch is already open in this thread; batches do not nest")
+        local = self.__dict__.setdefault("_batches", threading.local())
+        with self._store.begin() as uow:
+            state = _BatchState(uow)
+            local.state = state
+            try:
+                yield
+            finally:
+                local.state = None
+            if state.failed is not None:
+                raise ValidationError(
+                    "the batch was rolled back: a call inside it failed after it had begun "
+                    f"writing ({type(state.failed).__name__}: {state.failed}); check the "
+                    "input first, then run the batch again"
+                ) from state.failed
+            uow.commit()
+        self._notify_listeners(state.events)
+        self._send_deferred(state.deferred)
+
+    @contextmanager
+    def _write(self, now: datetime | None = None) -> Iterator[_Work]:
+        state = self._batch_state()
+        if state is None:
+            with super()._write(now) as work:
+                yield work
+            return
+        tracked = _Tracked(state.uow)
+        work = _Work(cast(UnitOfWork, tracked), self.clock.now() if now is None else now)
+        try:
+            yield work
+        except BaseException as exc:
+            if tracked.wrote and state.failed is None:
+                state.failed = exc
+            raise
+        state.events.extend(work.events)
+
+    def _read(self) -> AbstractContextManager[UnitOfWork]:
+        state = self._batch_state()
+        if state is None:
+            return super()._read()
+        return nullcontext(state.uow)
+
+    def _deliver_now(
+        self,
+        batch: Sequence[tuple[OutboxMessage, EmailMessage]],
+        invitation: Invitation | None,
+        unbuilt: Sequence[str] = (),
+    ) -> None:
+        state = self._batch_state()
+        if state is None:
+            super()._deliver_now(batch, invitation, unbuilt)
+        else:
+            state.deferred.append((batch, invitation, unbuilt))
+
+    def deliver_pending(self, *args: Any, **kwargs: Any) -> list[OutboxMessage]:
+        # Whatever its arguments, it sends mail, which must wait for the batch's commit.
+        if self._batch_state() is not None:
+            raise ValidationError(
+                "deliver_pending() sends mail, which must not leave before the batch "
+                "commits; call it after the with team.batch() block"
+            )
+        return super().deliver_pending(*args, **kwargs)
+
+    deliver_pending.__doc__ = _Delivery.deliver_pending.__doc__
+
+    def _notify_listeners(self, events: list[AuditEvent]) -> None:
+        for event in events:
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    _log().exception("audit listener %r failed on %s", listener, event.action)
+
+    def _send_deferred(self, deferred: list[_Deferred]) -> None:
+        """After the commit: send the batch's mail that is still pending, in order."""
+        if not deferred:
+            return
+        with self._read() as uow:
+            waiting = {
+                row.id
+                for batch, _inv, _unbuilt in deferred
+                for row, _msg in batch
+                if (current := uow.get_outbox(row.id)) is not None and current.status == "pending"
+            }
+        failures: list[DeliveryFailed] = []
+        for batch, invitation, unbuilt in deferred:
+            keep = [(row, msg) for row, msg in batch if row.id in waiting]
+            if not keep and not unbuilt:
+                continue
+            try:
+                super()._deliver_now(keep, invitation, unbuilt)
+            except DeliveryFailed as exc:
+                failures.append(exc)
+        if failures:
+            ids = [i for exc in failures for i in exc.message_ids]
+            raise DeliveryFailed(
+                f"the batch is committed, but {len(ids)} message(s) could not be sent now; "
+                "they wait in the outbox and deliver_pending() retries them",
+                message_ids=ids,
+            )
