@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 from tests.smtp_server import Certificates, SmtpServer
 
+from teamaccess import SYSTEM
 from teamaccess._cli import cli
 
 ENV_VARS = [
@@ -100,6 +101,9 @@ def eml_files(folder: Path) -> list[Path]:
     return sorted((folder / "outbox").glob("*.eml"))
 
 
+#: The operator acting (teamaccess.SYSTEM), said explicitly as every change must.
+OP = ("--as", "system")
+
 #: What a command that mails real people over SMTP must be told (no example defaults).
 REAL_LINKS = (
     "--accept-url", "https://panel.muster.example.com/accept?token={token}",
@@ -131,7 +135,9 @@ class TestDefaults:
         [found] = run.json("accounts", "list", "u1")
         assert found["name"] == "A"
         run.env["TEAMACCESS_DB"] = None
-        assert run.json("accounts", "list", "u1") == []
+        line = run.error("accounts", "list", "u1", code=3)
+        assert "there is no database teamaccess.db yet" in line
+        assert not (run.folder / "teamaccess.db").exists()
 
     def test_outbox_option_language_and_accept_url(self, run: Cli, account: str) -> None:
         data = run.json(
@@ -147,7 +153,7 @@ class TestDefaults:
     def test_missing_database_folder(self, run: Cli) -> None:
         line = run.error("--db", "nowhere/x.db", "accounts", "list", "u", code=3)
         assert "nowhere" in line
-        assert "does not exist" in line
+        assert "does not exist" in line or "no database" in line
 
     def test_python_dash_m_and_version(self, run: Cli) -> None:
         out = subprocess.run(
@@ -234,7 +240,7 @@ class TestAccounts:
         member(run, account, "dev", "dev@example.com", "services.view")
         line = run.error("accounts", "rename", account, "--name", "X", "--as", "dev", code=5)
         assert "profile.edit" in line
-        assert run.json("accounts", "rename", account, "--name", "Muster AG")["name"] == (
+        assert run.json("accounts", "rename", *OP, account, "--name", "Muster AG")["name"] == (
             "Muster AG"
         )
 
@@ -295,7 +301,7 @@ class TestInvitations:
                          code=7)  # fmt: skip
         assert "no longer valid" in line
         assert "resent invitation" in run("resend", first["id"], "--as", "max").stdout
-        assert run("revoke", first["id"]).stdout == (
+        assert run("revoke", *OP, first["id"]).stdout == (
             f"revoked invitation {first['id']} for a@example.com\n"
         )
         assert run("invitations", account).stdout == "no invitations\n"
@@ -331,10 +337,14 @@ class TestMembersAndPermissions:
 
     def test_show_check_set(self, run: Cli, account: str) -> None:
         member(run, account, "dev", "dev@example.com", "services.view")
-        shown = run.json("permissions", "show", account, "dev")
+        rows = run.json("permissions", "show", account, "dev")
+        shown = {r["permission"]: r["allowed"] for r in rows}
         assert shown["services.view"] is True
         assert shown["billing.view"] is False
         assert len(shown) == 13
+        # the label the table shows is in the JSON too
+        assert isinstance(rows[0]["label"], str)
+        assert rows[0]["label"]
         out = run("permissions", "check", account, "dev", "services.view", "billing.view").stdout
         assert [line.split() for line in out.splitlines()[2:]] == [
             ["services.view", "yes"],
@@ -347,7 +357,10 @@ class TestMembersAndPermissions:
         assert run.json("permissions", "check", account, "dev", "billing.view") == {
             "billing.view": True
         }
-        assert run("permissions", "set", account, "dev", "--none").stdout == "dev now holds none\n"
+        assert (
+            run("permissions", "set", *OP, account, "dev", "--none").stdout
+            == "dev now holds none\n"
+        )
 
     def test_scopes_states_and_access_until(self, run: Cli, account: str) -> None:
         member(run, account, "agency", "web@agentur.example", "billing.view,services.manage@srv-1")
@@ -427,7 +440,7 @@ class TestContactsAndMail:
     """contacts add/list/show/update/remove, recipients, notify, deliver."""
 
     def test_contacts_lifecycle(self, run: Cli, account: str) -> None:
-        out = run("contacts", "add", account, "--name", "Steuerbüro Klein",
+        out = run("contacts", "add", *OP, account, "--name", "Steuerbüro Klein",
                   "--email", "kanzlei@example.com", "-c", "billing", "--role", "Steuerberater",
                   ).stdout  # fmt: skip
         assert "added contact con_" in out
@@ -435,7 +448,7 @@ class TestContactsAndMail:
         assert contact["categories"] == ["billing"]
         assert contact["role"] == "Steuerberater"
         assert "Steuerbüro Klein" in run("contacts", "show", contact["id"]).stdout
-        updated = run.json("contacts", "update", contact["id"], "-c", "billing,support",
+        updated = run.json("contacts", "update", *OP, contact["id"], "-c", "billing,support",
                            "--phone", "+49 30 1234")  # fmt: skip
         assert updated["categories"] == ["billing", "support"]
         assert updated["phone"] == "+49 30 1234"
@@ -444,20 +457,33 @@ class TestContactsAndMail:
             "kanzlei@example.com",
         ]
         assert run.json("recipients", account, "general") == ["chef@muster.example.com"]
-        run("contacts", "remove", contact["id"])
+        run("contacts", "remove", *OP, contact["id"])
         assert run("contacts", "list", account).stdout == "no contacts\n"
 
     def test_contacts_need_a_category_and_something_to_change(self, run: Cli, account: str) -> None:
         assert "--category" in run.error(
-            "contacts", "add", account, "--name", "A", "--email", "a@example.com", code=2
-        )
-        assert "nothing to change" in run.error("contacts", "update", "con_x", code=2)
+            "contacts", "add", account, "--name", "A", "--email", "a@example.com",
+            *OP, code=2,
+        )  # fmt: skip
+        line = run.error("contacts", "update", "con_x", *OP, code=2)
+        assert "nothing to change" in line
         line = run.error("contacts", "add", account, "--name", "A", "--email", "a@example.com",
-                         "-c", "invoices", code=3)  # fmt: skip
+                         "-c", "invoices", *OP, code=3)  # fmt: skip
         assert "unknown mail category 'invoices'" in line
 
     def test_notify_one_file_per_recipient(self, run: Cli, account: str) -> None:
-        run("contacts", "add", account, "--name", "K", "--email", "k@example.com", "-c", "billing")
+        run(
+            "contacts",
+            "add",
+            *OP,
+            account,
+            "--name",
+            "K",
+            "--email",
+            "k@example.com",
+            "-c",
+            "billing",
+        )
         out = run("notify", account, "billing", "--subject", "Invoice 42",
                   "--text", "-", input="Your invoice is ready.\n").stdout  # fmt: skip
         assert out.splitlines() == [
@@ -494,8 +520,8 @@ class TestContactsAndMail:
                 "--smtp-security", "plain", *REAL_LINKS]  # fmt: skip
         other = run.json("accounts", "create", "--name", "Andere AG", "--owner-id", "chef",
                          "--owner-email", "chef@andere.example.com")["id"]  # fmt: skip
-        run.error(*down, "invite", account, "dev@example.com", "--all", code=9)
-        run.error(*down, "invite", other, "ops@example.com", "--all", code=9)
+        run.error(*down, "invite", *OP, account, "dev@example.com", "--all", code=9)
+        run.error(*down, "invite", *OP, other, "ops@example.com", "--all", code=9)
         assert len(run.json("deliver", "--list")) == 2
         [mine] = run.json("deliver", "--list", "--account", account)
         assert mine["recipient"] == "dev@example.com"
@@ -505,7 +531,7 @@ class TestContactsAndMail:
     def test_mail_server_down_then_deliver(self, run: Cli, account: str) -> None:
         down = ["--smtp-host", "127.0.0.1", "--smtp-port", str(free_port()),
                 "--smtp-security", "plain", *REAL_LINKS]  # fmt: skip
-        line = run.error(*down, "invite", account, "dev@example.com", "--all", code=9)
+        line = run.error(*down, "invite", *OP, account, "dev@example.com", "--all", code=9)
         assert "deliver_pending()" in line
         [waiting] = run.json("deliver", "--list")
         assert waiting["kind"] == "invitation"
@@ -519,7 +545,7 @@ class TestContactsAndMail:
         )
         # The invitation stayed pending; resending it through ./outbox delivers it.
         [pending] = run.json("invitations", account)
-        run("resend", pending["id"])
+        run("resend", *OP, pending["id"])
         [mail] = eml_files(run.folder)
         assert "To: dev@example.com" in mail.read_text()
         assert run.json("deliver", "--list") == []
@@ -533,10 +559,10 @@ class TestContactsAndMail:
             run.env["TEAMACCESS_SMTP_HOST"] = server.host
             run.env["TEAMACCESS_SMTP_PASSWORD"] = "wrong"
             smtp = ["--smtp-port", str(server.port), "--smtp-user", "panel", *REAL_LINKS]
-            line = run.error(*smtp, "invite", account, "a@example.com", "--all", code=9)
+            line = run.error(*smtp, "invite", *OP, account, "a@example.com", "--all", code=9)
             assert "wrong" not in line
             run.env["TEAMACCESS_SMTP_PASSWORD"] = "s3cret"
-            out = run(*smtp, "invite", account, "b@example.com", "--all").stdout
+            out = run(*smtp, "invite", *OP, account, "b@example.com", "--all").stdout
             assert f"mail to b@example.com sent to SMTP server {server.host}:{server.port}" in out
             [received] = server.received
         assert received.rcpt_tos == ["b@example.com"]
@@ -554,7 +580,7 @@ class TestContactsAndMail:
         settings = dict(zip(REAL_LINKS[::2], REAL_LINKS[1::2], strict=True))
         del settings[missing]
         smtp = ["--smtp-host", "127.0.0.1", *(x for kv in settings.items() for x in kv)]
-        line = run.error(*smtp, "invite", account, "a@example.com", "--all", code=3)
+        line = run.error(*smtp, "invite", *OP, account, "a@example.com", "--all", code=3)
         assert f"set {missing} (or TEAMACCESS_" in line
 
     def test_smtp_password_only_from_env(self, run: Cli) -> None:
@@ -586,16 +612,16 @@ class TestErrors:
             (["members", "acc_missing"], 4, "no account 'acc_missing'"),
             (["accounts", "create", "--name", "A", "--owner-id", "u", "--owner-email", "nope"],
              3, "not a valid email address"),
-            (["invite", "ACC", "x@example.com", "-p", "billing.veiw"], 3,
+            (["invite", *OP, "ACC", "x@example.com", "-p", "billing.veiw"], 3,
              "unknown permission 'billing.veiw'"),
-            (["invite", "ACC", "x@example.com"], 2, "choose exactly one of --all"),
+            (["invite", *OP, "ACC", "x@example.com"], 2, "choose exactly one of --all"),
             (["invite", "ACC", "x@example.com", "--all", "--as", "stranger"], 5,
              "is not a member"),
             (["accounts", "create", "--name", "A"], 2, "missing option '--owner-id'"),
             (["frobnicate"], 2, "no such command 'frobnicate'"),
             (["permissions", "check", "ACC", "max", "nope"], 3, "unknown permission 'nope'"),
-            (["resend", "inv_missing"], 4, "no invitation 'inv_missing'"),
-            (["remove", "ACC", "max"], 6, "transfer ownership first"),
+            (["resend", *OP, "inv_missing"], 4, "no invitation 'inv_missing'"),
+            (["remove", *OP, "ACC", "max"], 6, "transfer ownership first"),
         ],
     )  # fmt: skip
     def test_error_line_and_exit_code(
@@ -615,7 +641,7 @@ class TestErrors:
 
     def test_already_invited(self, run: Cli, account: str) -> None:
         invite(run, account, "a@example.com")
-        line = run.error("invite", account, "a@example.com", "--all", code=6)
+        line = run.error("invite", *OP, account, "a@example.com", "--all", code=6)
         assert "resend or revoke it instead" in line
 
 
@@ -753,3 +779,119 @@ class TestQueuedDelivery:
 
     def test_demo_refuses_queued_delivery(self, run: Cli) -> None:
         assert "without --delivery queue" in run.error("--delivery", "queue", "demo", code=2)
+
+
+class TestNothingWrittenByReading:
+    """Commands that only read create no files; the key file follows a clean open."""
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ["catalog"],
+            ["catalog", "--json"],
+            ["--help"],
+            ["members", "--help"],
+            ["members", "acc_1"],
+            ["invitations", "acc_1"],
+            ["audit", "acc_1"],
+            ["accounts", "list", "max"],
+            ["contacts", "list", "acc_1"],
+            ["permissions", "show", "acc_1", "max"],
+            ["deliver", "--list"],
+        ],
+    )
+    def test_no_file_appears(self, run: Cli, args: list[str]) -> None:
+        result = CliRunner(env=run.env).invoke(cli, args)
+        assert result.exit_code in (0, 3), result.output
+        if result.exit_code == 3:
+            assert "there is no database teamaccess.db yet" in result.stderr
+        assert list(run.folder.iterdir()) == []
+
+    def test_reading_an_existing_database_writes_no_key(self, run: Cli, account: str) -> None:
+        (run.folder / "teamaccess.db.secret").unlink()
+        run("members", account)
+        assert not (run.folder / "teamaccess.db.secret").exists()
+
+    def test_no_key_file_when_the_database_does_not_open(self, run: Cli) -> None:
+        (run.folder / "teamaccess.db").write_bytes(b"this is not a database, " * 100)
+        run.error("accounts", "create", "--name", "A", "--owner-id", "u", "--owner-email",
+                  "u@example.com", code=10)  # fmt: skip
+        assert not (run.folder / "teamaccess.db.secret").exists()
+
+
+class TestWhoActs:
+    """A change says who acts: --as USER or --as system; nothing defaults to the operator."""
+
+    def test_a_change_without_as_is_refused(self, run: Cli, account: str) -> None:
+        line = run.error("invite", account, "dev@example.com", "--all", code=2)
+        assert "say who acts: --as USER" in line
+        assert "--as system" in line
+        assert run.json("invitations", account) == []
+
+    def test_as_system_is_the_operator(self, run: Cli, account: str) -> None:
+        data = invite(run, account, "dev@example.com")
+        run("accept", data["token"], "--user", "dev", "--email", "dev@example.com")
+        run("transfer", account, "dev", *OP)
+        [event] = run.json("audit", account, "--limit", "1")
+        assert (event["action"], event["actor_id"]) == ("account.ownership_transferred", SYSTEM)
+
+    def test_env_names_the_actor(self, run: Cli, account: str) -> None:
+        run.env["TEAMACCESS_ACTOR"] = "max"
+        run("contacts", "add", account, "--name", "K", "--email", "k@example.com", "-c", "billing")
+        [event] = run.json("audit", account, "--limit", "1")
+        assert event["actor_id"] == "max"
+
+
+class TestDemoKeepsToItself:
+    """The demo never writes into a database holding anything but demo data."""
+
+    def test_refuses_a_database_with_real_data(self, run: Cli, account: str) -> None:
+        before = run.json("accounts", "list", "max")
+        line = run.error("demo", code=3)
+        assert "holds data that is not the demo's" in line
+        assert "--db demo.db" in line
+        assert run.json("accounts", "list", "max") == before
+
+    def test_refuses_a_demo_account_with_a_real_member(self, run: Cli) -> None:
+        run("demo")
+        [acc] = run.json("accounts", "list", "max")
+        data = invite(run, acc["id"], "real@example.com")
+        run("accept", data["token"], "--user", "real", "--email", "real@example.com")
+        assert "not the demo's" in run.error("demo", code=3)
+
+    def test_runs_again_on_its_own_data(self, run: Cli) -> None:
+        run("demo")
+        assert "run 2" in run("demo").stdout
+
+
+class TestJsonCarriesTheText:
+    """--json holds every field the text output shows."""
+
+    def test_accounts_show(self, run: Cli, account: str) -> None:
+        invite(run, account, "dev@example.com")
+        run("contacts", "add", account, "--name", "K", "--email", "k@example.com", "-c",
+            "billing", "--as", "max")  # fmt: skip
+        text = run("accounts", "show", account).stdout
+        data = run.json("accounts", "show", account)
+        assert (data["members"], data["pending_invitations"], data["contacts"]) == (1, 1, 1)
+        assert "pending invitations:  1" in text
+
+
+class TestErrorsInARealProcess:
+    """An error is one line on stderr, with nothing logged before it."""
+
+    def test_mail_server_down(self, run: Cli, account: str) -> None:
+        env = {**os.environ, **{k: v for k, v in run.env.items() if v is not None}}
+        for name, value in run.env.items():
+            if value is None:
+                env.pop(name, None)
+        mail = f"smtp://127.0.0.1:{free_port()}?security=plain"
+        proc = subprocess.run(
+            [sys.executable, "-m", "teamaccess", "--mail", mail, *REAL_LINKS,
+             "invite", account, "dev@example.com", "--all", "--as", "max"],
+            capture_output=True, text=True, cwd=run.folder, env=env, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 9
+        [line] = proc.stderr.splitlines()
+        assert line.startswith("error: 1 of 1 message(s) could not be sent now")
+        assert proc.stdout == ""

@@ -21,7 +21,7 @@ class TestExportAndErase:
         for part in ("memberships", "invitations_received", "mail", "audit_events"):
             assert by_email[part] == doc[part] != [], part
 
-        out = run("erase", "--email", "pia@example.net", "--yes").stdout
+        out = run("erase", "--as", "system", "--email", "pia@example.net", "--yes").stdout
         assert "1 membership(s)" in out
         assert "erased:" in out
         doc = json.loads(run("export", "--user", "pia").stdout)
@@ -33,28 +33,28 @@ class TestExportAndErase:
 
     def test_erase_asks_first(self, run: Cli, account: str) -> None:
         member(run, account, "pia", "pia@example.net", "billing.view")
-        refused = run("erase", "--user", "pia", input="n\n", code=1)
+        refused = run("erase", "--as", "system", "--user", "pia", input="n\n", code=1)
         assert "erase pia everywhere?" in refused.stderr
         assert "error: aborted" in refused.stderr
         assert len(json.loads(run("export", "--user", "pia").stdout)["memberships"]) == 1
-        report = run.json("erase", "--user", "pia", input="y\n")
+        report = run.json("erase", "--as", "system", "--user", "pia", input="y\n")
         assert (report["memberships"], report["user_ids"]) == (1, ["pia"])
 
     def test_pseudonym_key_from_the_environment(self, run: Cli, account: str) -> None:
         member(run, account, "pia", "pia@example.net", "billing.view")
         member(run, account, "paul", "paul@example.net", "billing.view")
-        derived = run.json("erase", "--user", "pia", "--yes")["pseudonym"]
+        derived = run.json("erase", "--as", "system", "--user", "pia", "--yes")["pseudonym"]
         run.env["TEAMACCESS_PSEUDONYM_KEY"] = "a key kept elsewhere"
-        keyed = run.json("erase", "--user", "paul", "--yes")["pseudonym"]
+        keyed = run.json("erase", "--as", "system", "--user", "paul", "--yes")["pseudonym"]
         assert derived.startswith("erased:")
         assert keyed.startswith("erased:")
         assert derived != keyed
 
     def test_owner_and_usage_errors(self, run: Cli, account: str) -> None:
-        line = run.error("erase", "--user", "max", "--yes", code=6)
+        line = run.error("erase", "--as", "system", "--user", "max", "--yes", code=6)
         assert "transfer ownership" in line
         assert "--user" in run.error("export", code=2)
-        line = run.error("erase", "--user", "pia", "--as", "max", "--yes", code=5)
+        line = run.error("erase", "--as", "system", "--user", "pia", "--as", "max", "--yes", code=5)
         assert "SYSTEM" in line
 
 

@@ -22,6 +22,7 @@ from teamaccess import (
     OwnershipRequired,
     PermissionDenied,
     PermissionSet,
+    PurgeReport,
     RateLimited,
     Retention,
     StorageError,
@@ -458,13 +459,14 @@ class TestPurge:
     def test_nothing_old_nothing_purged(self, world: World) -> None:
         assert world.team.purge().total == 0
 
-    def test_sends_in_the_rate_window_survive_a_short_audit_period(
+    def test_what_the_rate_limit_counts_survives_short_periods(
         self, store: Store, clock: FrozenClock
     ) -> None:
+        short = timedelta(minutes=5)
         team = make(
             store, clock, rate_limit=2, rate_window=timedelta(hours=1),
-            retention=Retention(audit_events=timedelta(minutes=5),
-                                closed_invitations=timedelta(minutes=5)),
+            recipient_rate_window=timedelta(minutes=20),
+            retention=Retention(audit_events=short, closed_invitations=short, sent_mail=short),
         )  # fmt: skip
         acc = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
         first = team.invite(acc.id, actor_id="o", email="a@example.org", permissions=P())
@@ -474,11 +476,31 @@ class TestPurge:
         report = team.purge()
         assert report.events == 2  # account.created and invitation.revoked
         assert report.invitations == 0  # revoked, but younger than the rule's window
+        assert report.messages == 0  # both mails were sent inside the window
         with pytest.raises(RateLimited):
             team.invite(acc.id, actor_id="o", email="c@example.org", permissions=P())
         clock.advance(timedelta(minutes=31))
-        assert team.purge().events == 2
+        assert team.purge() == PurgeReport(invitations=1, messages=2, events=2)
         team.invite(acc.id, actor_id="o", email="c@example.org", permissions=P())
+
+    def test_the_per_address_window_keeps_invitation_mail(
+        self, store: Store, clock: FrozenClock
+    ) -> None:
+        team = make(
+            store, clock, recipient_rate_limit=1, recipient_rate_window=timedelta(days=1),
+            retention=Retention(sent_mail=timedelta(hours=1),
+                                closed_invitations=timedelta(hours=1)),
+        )  # fmt: skip
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
+        inv = team.invite(acc.id, actor_id="o", email="a@example.org", permissions=P())
+        team.revoke_invitation(inv.id, actor_id="o")
+        clock.advance(timedelta(hours=5))
+        assert team.purge().messages == 0
+        with pytest.raises(RateLimited):
+            team.invite(acc.id, actor_id="o", email="a@example.org", permissions=P())
+        clock.advance(timedelta(hours=20))
+        assert team.purge().messages == 1
+        team.invite(acc.id, actor_id="o", email="a@example.org", permissions=P())
 
     def test_retention_is_checked(self, store: Store) -> None:
         with pytest.raises(ValidationError, match="positive timedelta"):

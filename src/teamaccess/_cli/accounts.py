@@ -48,7 +48,7 @@ def accounts_create(name: str, owner_id: str, owner_email: str, as_json: bool) -
 @json_option
 def accounts_list(user_id: str, as_json: bool) -> None:
     """List the accounts USER_ID owns or is a member of."""
-    found = _team().accounts_for(user_id)
+    found = _team(read_only=True).accounts_for(user_id)
     if as_json:
         emit_json(found)
     else:
@@ -60,11 +60,16 @@ def accounts_list(user_id: str, as_json: bool) -> None:
 @json_option
 def accounts_show(account_id: str, as_json: bool) -> None:
     """Show one account."""
-    team = _team()
+    team = _team(read_only=True)
     account = team.get_account(account_id)
     members = team.members(account_id)
+    pending = len(team.pending_invitations(account_id))
+    contacts = len(team.contacts(account_id))
     if as_json:
-        emit_json({**plain(account), "members": len(members)})
+        emit_json(
+            {**plain(account), "members": len(members), "pending_invitations": pending,
+             "contacts": contacts}
+        )  # fmt: skip
         return
     show_record(
         [
@@ -73,8 +78,8 @@ def accounts_show(account_id: str, as_json: bool) -> None:
             ("owner", f"{account.owner_id} <{account.owner_email}>"),
             ("created", _when(account.created_at)),
             ("members", len(members)),
-            ("pending invitations", len(team.pending_invitations(account_id))),
-            ("contacts", len(team.contacts(account_id))),
+            ("pending invitations", pending),
+            ("contacts", contacts),
         ]
     )
 
@@ -101,7 +106,7 @@ def accounts_rename(account_id: str, name: str, actor: str, as_json: bool) -> No
 def transfer(account_id: str, to_user_id: str, actor: str, as_json: bool) -> None:
     """Make member TO_USER_ID the owner.
 
-    Only the owner (--as OWNER) or the operator (the default --as) may do it.
+    Only the owner (--as OWNER) or the operator (--as system) may do it.
     """
     account = _team().transfer_ownership(account_id, actor_id=actor, to_user_id=to_user_id)
     if as_json:

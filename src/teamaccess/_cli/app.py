@@ -231,8 +231,11 @@ def main() -> None:
     cli.main(prog_name="teamaccess")
 
 
-def _team() -> TeamAccess:
-    return click.get_current_context().find_object(Settings).team()  # type: ignore[union-attr]
+def _team(*, read_only: bool = False) -> TeamAccess:
+    """The service; a *read_only* command creates no database and no key file."""
+    settings = click.get_current_context().find_object(Settings)
+    assert settings is not None
+    return settings.team(read_only=read_only)
 
 
 def _settings() -> Settings:
@@ -242,13 +245,27 @@ def _settings() -> Settings:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _actor(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    # No default: a change made without saying who acts would run as the all-powerful
+    # operator. "system" says so explicitly.
+    if value is None or not value.strip():
+        raise click.UsageError(
+            "say who acts: --as USER (that user's permissions apply) or --as system "
+            "(the operator, who passes every check)",
+            ctx,
+        )
+    return SYSTEM if value in ("system", SYSTEM) else value
+
+
 actor_option = click.option(
     "--as",
     "actor",
     envvar="TEAMACCESS_ACTOR",
-    default=SYSTEM,
-    show_default="teamaccess.SYSTEM, the operator",
-    help="User id acting; permission checks apply to it (env TEAMACCESS_ACTOR).",
+    callback=_actor,
+    help="Who acts: a user id, whose permissions apply, or 'system', the operator "
+    "(env TEAMACCESS_ACTOR). Required.",
 )
 
 

@@ -200,7 +200,7 @@ class Settings:
     #: recipients of the mail sent so far, to say where it went (never the bodies: tokens)
     sent: list[str] = attrs.field(factory=list)
 
-    def secret_key(self) -> str:
+    def secret_key(self, *, read_only: bool = False) -> str:
         key = os.environ.get("TEAMACCESS_SECRET_KEY", "").strip()
         if key:
             return key
@@ -213,7 +213,12 @@ class Settings:
             )
         if self.db == ":memory:":
             return secrets.token_urlsafe(32)
-        return load_or_create_secret(secret_key_path(self.db))
+        path = secret_key_path(self.db)
+        if read_only and not path.exists():
+            # A command that only reads writes no key file; without one no token was
+            # ever signed for this database, so a throwaway key reads the same.
+            return secrets.token_urlsafe(32)
+        return load_or_create_secret(path)
 
     def store(self) -> Store:
         if is_postgres(self.db):
@@ -274,11 +279,17 @@ class Settings:
             return f"mail to {recipient} sent to {self.mail_target}"
         return f"mail to {recipient} written to {self.mail_target} (a file: not sent)"
 
-    def team(self) -> TeamAccess:
+    def team(self, *, read_only: bool = False) -> TeamAccess:
+        """The service; *read_only* commands never create the database or the key file."""
         if self._team is None:
             from .._service import TeamAccess
 
             sqlite_file = self.db != ":memory:" and not is_postgres(self.db)
+            if sqlite_file and read_only and not Path(self.db).exists():
+                raise ConfigError(
+                    f"there is no database {self.db} yet, so nothing to show; create an "
+                    "account first (teamaccess accounts create) or pass --db"
+                )
             if sqlite_file and not Path(self.db).parent.is_dir():
                 raise ConfigError(
                     f"the directory {Path(self.db).parent} of the database does not exist; "
@@ -304,13 +315,14 @@ class Settings:
             pseudonym_key = os.environ.get("TEAMACCESS_PSEUDONYM_KEY", "").strip()
             if pseudonym_key:
                 options["pseudonym_key"] = pseudonym_key
-            secret = self.secret_key()
             inner = self.mailer()
             mailer = (_RecordingBatches if hasattr(inner, "batch") else _Recording)(
                 inner, self.sent
             )
+            # The database first: the key file is written only once it opened cleanly.
             store = self.store()
             try:
+                secret = self.secret_key(read_only=read_only)
                 self._team = TeamAccess(store, mailer, secret_key=secret, **options)
             except BaseException:
                 store.close()

@@ -91,7 +91,7 @@ def contacts_add(
 @json_option
 def contacts_list(account_id: str, as_json: bool) -> None:
     """List the contacts of ACCOUNT_ID."""
-    found = _team().contacts(account_id)
+    found = _team(read_only=True).contacts(account_id)
     if as_json:
         emit_json(found)
     else:
@@ -103,7 +103,7 @@ def contacts_list(account_id: str, as_json: bool) -> None:
 @json_option
 def contacts_show(contact_id: str, as_json: bool) -> None:
     """Show one contact."""
-    contact = _team().get_contact(contact_id)
+    contact = _team(read_only=True).get_contact(contact_id)
     if as_json:
         emit_json(contact)
     else:
@@ -160,7 +160,7 @@ def contacts_remove(contact_id: str, actor: str) -> None:
 @json_option
 def recipients(account_id: str, category: str, as_json: bool) -> None:
     """Who gets CATEGORY mail: the owner, then subscribed contacts."""
-    found = _team().recipients(account_id, category)
+    found = _team(read_only=True).recipients(account_id, category)
     if as_json:
         emit_json(found)
     else:

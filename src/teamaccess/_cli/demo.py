@@ -13,10 +13,10 @@ from .._errors import (
 from .._permissions import PermissionSet
 
 if TYPE_CHECKING:
-    pass
+    from .._service import TeamAccess
 
 from .app import _mail_note, _settings, _team, cli
-from .config import safe_db_label
+from .config import ConfigError, safe_db_label
 from .output import _perms, show_contacts, show_events, show_invitations, show_members, table
 
 __all__ = [
@@ -37,6 +37,33 @@ DEMO_PROGRAMMER_PERMISSIONS = PermissionSet.of(
 )
 
 
+DEMO_CONTACT = "rechnungen@steuerbuero-klein.example.com"
+
+
+def _refuse_real_data(team: TeamAccess, db: str) -> None:
+    """The demo writes only into a database that holds nothing but earlier demo runs."""
+    users = {DEMO_OWNER[0], DEMO_PROGRAMMER[0], DEMO_BOOKKEEPER[0]}
+    with team.store.read() as uow:
+        # Every change is audited, so the audit trail names every account there is.
+        accounts = {e.account_id for e in uow.events_with([""])}
+        for account_id in sorted(accounts):
+            account = uow.get_account(account_id)
+            if account is None:
+                continue
+            demo = (
+                (account.owner_id, account.owner_email) == DEMO_OWNER
+                and account.name == "Muster GmbH"
+                and all(m.user_id in users for m in uow.members(account_id))
+                and all(c.email == DEMO_CONTACT for c in uow.contacts(account_id))
+            )
+            if not demo:
+                raise ConfigError(
+                    f"{safe_db_label(db)} holds data that is not the demo's (account "
+                    f"{account_id} {account.name!r}); the demo writes only into a database "
+                    "of its own: pass --db demo.db"
+                )
+
+
 def _step(number: int, title: str) -> None:
     click.echo()
     click.secho(f"== {number}. {title}", bold=True)
@@ -54,6 +81,7 @@ def demo() -> None:
             "the demo follows the links in its mail at once; run it without --delivery queue"
         )
     team = _team()
+    _refuse_real_data(team, settings.db)
     owner, owner_email = DEMO_OWNER
     run = len(team.accounts_for(owner)) + 1
     click.echo(
@@ -118,7 +146,7 @@ def demo() -> None:
         account.id,
         actor_id=book,
         name="Steuerbüro Klein",
-        email="rechnungen@steuerbuero-klein.example.com",
+        email=DEMO_CONTACT,
         categories=["billing"],
         role="Steuerberater",
     )

@@ -93,7 +93,7 @@ def _issued_json(inv: Invitation) -> dict[str, Any]:
 @json_option
 def invitations(account_id: str, every: bool, as_json: bool) -> None:
     """List the pending invitations of ACCOUNT_ID."""
-    team = _team()
+    team = _team(read_only=True)
     found = team.invitations(account_id) if every else team.pending_invitations(account_id)
     if as_json:
         emit_json(found)
@@ -109,7 +109,7 @@ def inspect(token: str | None, as_json: bool) -> None:
 
     TOKEN is read from stdin when left out or given as '-'.
     """
-    inv = _team().inspect_invitation(read_token(token))
+    inv = _team(read_only=True).inspect_invitation(read_token(token))
     if as_json:
         emit_json(inv)
         return

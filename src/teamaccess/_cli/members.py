@@ -31,7 +31,7 @@ __all__ = [
 @json_option
 def members(account_id: str, as_json: bool) -> None:
     """List the members of ACCOUNT_ID, owner first."""
-    found = _team().members(account_id)
+    found = _team(read_only=True).members(account_id)
     if as_json:
         emit_json(found)
     else:
@@ -59,12 +59,15 @@ def permissions() -> None:
 @json_option
 def permissions_show(account_id: str, user_id: str, as_json: bool) -> None:
     """Every permission of the catalog, yes or no for USER_ID."""
-    team = _team()
+    team = _team(read_only=True)
     team.get_account(account_id)
     rows = [(p.name, "yes" if team.can(user_id, account_id, p.name) else "no", p.label)
             for p in team.catalog]  # fmt: skip
     if as_json:
-        emit_json({name: allowed == "yes" for name, allowed, _ in rows})
+        emit_json(
+            [{"permission": name, "allowed": allowed == "yes", "label": label}
+             for name, allowed, label in rows]
+        )  # fmt: skip
     else:
         table(["PERMISSION", "ALLOWED", "LABEL"], rows, "the catalog is empty")
 
@@ -85,7 +88,7 @@ def permissions_check(
     as_json: bool,
 ) -> None:
     """May USER_ID use each PERMISSION in ACCOUNT_ID (on --resource)?"""
-    team = _team()
+    team = _team(read_only=True)
     results = {
         name: team.can(user_id, account_id, name, resource=resource) for name in permission_names
     }
@@ -131,12 +134,15 @@ def permissions_set(
 @json_option
 def catalog(language: str, as_json: bool) -> None:
     """The permissions members can hold, and the mail categories."""
-    team = _team()
-    perms = list(team.catalog)
-    cats = list(team.categories)
+    # The defaults the command runs with; no database is opened (or created) to show them.
+    from .._permissions import Catalog, Categories
+
+    team_catalog, team_categories = Catalog.default(), Categories.default()
+    perms = list(team_catalog)
+    cats = list(team_categories)
     if as_json:
         emit_json(
-            {"permissions": perms, "categories": cats, "presets": list(team.catalog.presets())}
+            {"permissions": perms, "categories": cats, "presets": list(team_catalog.presets())}
         )
         return
     table(
@@ -149,7 +155,7 @@ def catalog(language: str, as_json: bool) -> None:
     click.echo()
     table(
         ["PRESET", "LABEL", "PERMISSIONS"],
-        [(p.name, p.label_for(language), _perms(p.permissions)) for p in team.catalog.presets()],
+        [(p.name, p.label_for(language), _perms(p.permissions)) for p in team_catalog.presets()],
         "no presets",
     )
 
@@ -160,7 +166,7 @@ def catalog(language: str, as_json: bool) -> None:
 @json_option
 def audit(account_id: str, limit: int, as_json: bool) -> None:
     """The account's audit log, newest first."""
-    events = _team().audit_log(account_id, limit=limit)
+    events = _team(read_only=True).audit_log(account_id, limit=limit)
     if as_json:
         emit_json(events)
     else:

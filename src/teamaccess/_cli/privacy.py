@@ -34,7 +34,7 @@ def _named(user_id: str | None, email: str | None) -> None:
 def export(user_id: str | None, email: str | None) -> None:
     """Print everything stored about a person as JSON (access request, Art. 15/20)."""
     _named(user_id, email)
-    document = _team().export_person(user_id=user_id, email=email)
+    document = _team(read_only=True).export_person(user_id=user_id, email=email)
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 

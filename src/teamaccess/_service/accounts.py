@@ -303,6 +303,9 @@ class _Accounts(_Invitations):
         _check_id("account_id", account_id)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValidationError(f"limit must be a non-negative integer, not {limit!r}")
+        # A SQL LIMIT is a 64-bit integer: a larger one (a page number far beyond the
+        # end) means "all", not an OverflowError from the driver.
+        limit = min(limit, 2**62)
         with self._read() as uow:
             self._account(uow, account_id)
             return uow.events(account_id, limit=limit)

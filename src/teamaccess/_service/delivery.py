@@ -331,6 +331,7 @@ class _Delivery(_Core):
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError(f"limit must be a positive integer, not {limit!r}")
+        limit = min(limit, 2**62)  # a SQL LIMIT is 64 bits; more means "all"
         if stop is not None and not callable(stop):
             raise ValidationError(f"stop must be a callable returning a bool, not {stop!r}")
         if self._mail_waits():

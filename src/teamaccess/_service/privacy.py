@@ -334,8 +334,14 @@ class _Privacy(_Invitations):
     # -- retention ----------------------------------------------------------------------
 
     def _rule_window(self) -> timedelta:
-        """How far back the rules look: what is younger is never purged."""
-        return self.rate_window
+        """How far back the rules look: what is younger is never purged. The rate limit
+        counts the account's sends; a limit per recipient (``recipient_rate_window``,
+        where the service has it) counts the invitation mails in the outbox."""
+        windows = [self.rate_window]
+        per_recipient = getattr(self, "recipient_rate_window", None)
+        if isinstance(per_recipient, timedelta):
+            windows.append(per_recipient)
+        return max(windows)
 
     def purge(self, *, scrub: bool = True) -> PurgeReport:
         """Delete what the ``retention`` periods let go; run it daily (``teamaccess purge``).
@@ -356,7 +362,7 @@ class _Privacy(_Invitations):
                 invitations=uow.purge_invitations(
                     min(work.now - retention.closed_invitations, rules_since)
                 ),
-                messages=uow.purge_outbox(work.now - retention.sent_mail),
+                messages=uow.purge_outbox(min(work.now - retention.sent_mail, rules_since)),
                 events=uow.purge_events(
                     work.now - retention.audit_events,
                     keep_actions=_SEND_ACTIONS,
