@@ -1,4 +1,4 @@
-"""Schema version 6: fewer B-trees written per invitation round trip, data kept on upgrade."""
+"""Schema version 4: fewer B-trees written per invitation round trip, data kept on upgrade."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class TestVersion6:
         clock = FrozenClock(START)
         mailer = FailingMailer(failing=True)
         # Every version before 6 (today's service writes the member columns of version 3).
-        before = sqlite_backend.MIGRATIONS.index(sqlite_schema._migration_6)
+        before = sqlite_backend.MIGRATIONS.index(sqlite_schema._migration_4)
         monkeypatch.setattr(sqlite_backend, "MIGRATIONS", sqlite_backend.MIGRATIONS[:before])
         old, acc = filled(db, mailer, clock)
         assert old.store.schema_version == before  # type: ignore[attr-defined]

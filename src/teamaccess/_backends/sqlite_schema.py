@@ -181,50 +181,9 @@ _SCHEMA_2: Final = (
 )
 
 
-def _migration_6(db: Any) -> None:
-    """Fewer B-trees written per invitation round trip (invite + accept)."""
-    for sql in _SCHEMA_6:
-        db.execute(sql)
-
-
-# A commit writes every page it changed, each B-tree at least one; version 2 wrote about
-# 28 pages (113 KiB of WAL) per invite + accept, against about 10 for the same rows in
-# tables with only a primary key. Version 6 removes trees nothing needs:
-# - events lose the index that kept their random ids unique (80 random bits each; nothing
-#   looks an event up by id);
-# - the outbox's due index holds pending rows only, so marking a message sent removes one
-#   entry from a small tree instead of moving it across a large one (which rebalanced up
-#   to five pages, and freed and took back a page, each time).
-# Tried and left: invitations WITHOUT ROWID (one index less at invite) cost as much at
-# accept, where the grown row of a random key splits a full leaf; events WITHOUT ROWID on
-# (account_id, seq) (two indexes less) needs seq counted per account, which files of
-# earlier versions, where seq is the rowid, cannot hold.
-_SCHEMA_6: Final = (
-    # seq stays the rowid, so the log keeps its order across files of every version
-    """CREATE TABLE events_v6 (
-        seq INTEGER PRIMARY KEY,
-        id TEXT NOT NULL,
-        account_id TEXT NOT NULL REFERENCES accounts (id),
-        at TEXT NOT NULL,
-        actor_id TEXT NOT NULL,
-        action TEXT NOT NULL,
-        target TEXT NOT NULL,
-        details TEXT NOT NULL
-    )""",
-    """INSERT INTO events_v6 (seq, id, account_id, at, actor_id, action, target, details)
-        SELECT seq, id, account_id, at, actor_id, action, target, details FROM events""",
-    "DROP TABLE events",
-    "ALTER TABLE events_v6 RENAME TO events",
-    "CREATE INDEX events_account ON events (account_id, seq)",
-    "CREATE INDEX events_action_time ON events (account_id, action, at)",
-    "DROP INDEX outbox_due",
-    "CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending'",
-)
-
-
-def _migration_members(db: Any) -> None:
+def _migration_3(db: Any) -> None:
     """Member states, access that ends, notes and the vendor's metadata."""
-    for sql in _SCHEMA_MEMBERS:
+    for sql in _SCHEMA_3:
         db.execute(sql)
 
 
@@ -232,7 +191,7 @@ def _migration_members(db: Any) -> None:
 # change of the permissions. grant() reads the three columns it needs from the same
 # primary-key search as before. Only "active" and "suspended" are stored: "expired" is
 # read off the clock against access_until, so no job has to run for access to end.
-_SCHEMA_MEMBERS: Final = (
+_SCHEMA_3: Final = (
     """ALTER TABLE members ADD COLUMN status TEXT NOT NULL DEFAULT 'active'
         CHECK (status IN ('active', 'suspended'))""",
     "ALTER TABLE members ADD COLUMN access_until TEXT",
@@ -243,20 +202,60 @@ _SCHEMA_MEMBERS: Final = (
 )
 
 
-#: The schema history: entry *n* upgrades a file from version *n* to *n + 1*. Append a
-#: function to change the schema; never edit one that has been released.
-# _migration_6 follows version 2 here until versions 3 to 5 land; they go before it.
-def _migration_recipient_index(db: Any) -> None:
+def _migration_4(db: Any) -> None:
+    """Fewer B-trees written per invitation round trip (invite + accept)."""
+    for sql in _SCHEMA_4:
+        db.execute(sql)
+
+
+# A commit writes every page it changed, each B-tree at least one; version 2 wrote about
+# 28 pages (113 KiB of WAL) per invite + accept, against about 10 for the same rows in
+# tables with only a primary key. Version 4 removes trees nothing needs:
+# - events lose the index that kept their random ids unique (80 random bits each; nothing
+#   looks an event up by id);
+# - the outbox's due index holds pending rows only, so marking a message sent removes one
+#   entry from a small tree instead of moving it across a large one (which rebalanced up
+#   to five pages, and freed and took back a page, each time).
+# Tried and left: invitations WITHOUT ROWID (one index less at invite) cost as much at
+# accept, where the grown row of a random key splits a full leaf; events WITHOUT ROWID on
+# (account_id, seq) (two indexes less) needs seq counted per account, which files of
+# earlier versions, where seq is the rowid, cannot hold.
+_SCHEMA_4: Final = (
+    # seq stays the rowid, so the log keeps its order across files of every version
+    """CREATE TABLE events_v4 (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        at TEXT NOT NULL,
+        actor_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        details TEXT NOT NULL
+    )""",
+    """INSERT INTO events_v4 (seq, id, account_id, at, actor_id, action, target, details)
+        SELECT seq, id, account_id, at, actor_id, action, target, details FROM events""",
+    "DROP TABLE events",
+    "ALTER TABLE events_v4 RENAME TO events",
+    "CREATE INDEX events_account ON events (account_id, seq)",
+    "CREATE INDEX events_action_time ON events (account_id, action, at)",
+    "DROP INDEX outbox_due",
+    "CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending'",
+)
+
+
+def _migration_5(db: Any) -> None:
     """Invitations by address, across accounts: the per-recipient flood limit's query."""
     db.execute("CREATE INDEX invitations_email_key ON invitations (email_key)")
 
 
+#: The schema history: entry *n* upgrades a file from version *n* to *n + 1*. Append a
+#: function to change the schema; never edit one that has been released.
 MIGRATIONS: list[Migration] = [
     _migration_1,
     _migration_2,
-    _migration_members,
-    _migration_6,
-    _migration_recipient_index,
+    _migration_3,
+    _migration_4,
+    _migration_5,
 ]
 
 #: Tables every teamaccess file has; a file missing one is not ours.
