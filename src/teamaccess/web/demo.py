@@ -134,7 +134,8 @@ class DemoUsers:
 
 def _safe_next(value: str | None) -> str:
     # Only a path on this site: an open redirect would make the login page a phishing aid.
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+    # Printable ASCII only: a browser drops a tab or line break, so "/\t/evil" is "//evil".
+    if value and re.fullmatch(r"/(?!/)[\x21-\x7e]*", value) and "\\" not in value:
         return value
     return "/"
 
