@@ -36,9 +36,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Literal
 
 import attrs
@@ -54,6 +54,29 @@ from .._errors import (
 )
 from .._permissions import PermissionSet
 from .sqlite_privacy import _PrivacyQueries
+from .sqlite_rows import (
+    _DECODE_ERRORS,
+    _GRANTS,
+    Row,
+    _account,
+    _contact,
+    _create_private,
+    _dt,
+    _event,
+    _grant,
+    _invitation,
+    _is_unique_violation,
+    _member,
+    _metadata_text,
+    _milliseconds,
+    _outbox,
+    _outbox_params,
+    _perms_text,
+    _stored_status,
+    _ts,
+    _ts_or_none,
+    _unreadable,
+)
 from .sqlite_schema import _TABLES, APPLICATION_ID, MIGRATIONS
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
@@ -96,230 +119,6 @@ _OUTBOX_COLS: Final = (
     "id, account_id, kind, recipient, message_id, created_at, next_attempt_at, status, "
     "message, invitation_id, attempts, last_error, sent_at"
 )
-
-Row = tuple[Any, ...]
-
-
-# -- value conversion ---------------------------------------------------------------------
-
-
-def _ts(value: datetime) -> str:
-    """ISO-8601 in UTC, fixed width, so text order is time order."""
-    if value.tzinfo is None:
-        raise ValidationError(
-            f"SQLiteStore stores timezone-aware datetimes only, not {value!r}; "
-            "use datetime.now(UTC) or a Clock"
-        )
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _ts_or_none(value: datetime | None) -> str | None:
-    return None if value is None else _ts(value)
-
-
-def _dt(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _dt_or_none(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
-def _perms_text(permissions: PermissionSet) -> str:
-    return json.dumps(permissions.to_list())
-
-
-# Parsing memo: stored text -> PermissionSet. It caches a pure function of the text, not
-# anyone's permissions, so a revoked permission is still seen on the next look-up.
-_PARSED: dict[str, PermissionSet] = {}
-
-
-# What decoding a damaged row raises (bad JSON, a bad date, a value a validator refuses,
-# a wrong type): turned into StorageError, never passed on raw.
-_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
-
-
-def _unreadable(what: str, exc: BaseException) -> StorageError:
-    return StorageError(
-        f"the teamaccess database holds {what} that cannot be read ({type(exc).__name__}: "
-        f"{str(exc)[:100]}); the file was changed by something else than teamaccess or is "
-        "damaged: restore it from a backup or repair that row"
-    )
-
-
-def _perms(text: str) -> PermissionSet:
-    found = _PARSED.get(text)
-    if found is None:
-        try:
-            found = PermissionSet.from_list(json.loads(text))
-        except _DECODE_ERRORS as exc:
-            raise _unreadable(f"a permission list {str(text)[:60]!r}", exc) from exc
-        if len(_PARSED) > 4096:
-            _PARSED.clear()
-        _PARSED[text] = found
-    return found
-
-
-# grant() memo: stored (permissions, status, access_until) -> the parsed answer. Like
-# _PARSED it caches a pure function of the row's text, never anyone's current grant: the
-# row is read on every call.
-_GRANTS: dict[Row, tuple[PermissionSet, datetime | None]] = {}
-
-
-def _grant(row: Row) -> tuple[PermissionSet, datetime | None]:
-    found = _GRANTS.get(row)
-    if found is None:
-        held = PermissionSet.none() if row[1] == "suspended" else _perms(row[0])
-        try:
-            found = (held, _dt_or_none(row[2]))
-        except _DECODE_ERRORS as exc:
-            raise _unreadable(f"an end of access {str(row[2])[:40]!r}", exc) from exc
-        if len(_GRANTS) > 4096:
-            _GRANTS.clear()
-        _GRANTS[row] = found
-    return found
-
-
-def _metadata_text(metadata: Mapping[str, object]) -> str:
-    return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
-
-
-def _account(row: Row) -> Account:
-    try:
-        return Account(id=row[0], name=row[1], owner_id=row[2], owner_email=row[3],
-                       created_at=_dt(row[4]))  # fmt: skip
-    except _DECODE_ERRORS as exc:
-        raise _unreadable("an account row", exc) from exc
-
-
-def _member(row: Row) -> Member:
-    try:
-        return Member(
-            account_id=row[0],
-            user_id=row[1],
-            email=row[2],
-            role=row[3],
-            permissions=_perms(row[4]),
-            joined_at=_dt(row[5]),
-            granted_by=row[6],
-            status=row[7],
-            access_until=_dt_or_none(row[8]),
-            metadata=json.loads(row[9]),
-        )
-    except _DECODE_ERRORS as exc:
-        raise _unreadable("a member row", exc) from exc
-
-
-def _invitation(row: Row) -> Invitation:
-    try:
-        return Invitation(
-            id=row[0],
-            account_id=row[1],
-            email=row[2],
-            permissions=_perms(row[3]),
-            invited_by=row[4],
-            status=row[5],
-            created_at=_dt(row[6]),
-            expires_at=_dt(row[7]),
-            token_hash=row[8],
-            closed_at=_dt_or_none(row[9]),
-            accepted_by=row[10],
-            sent_count=row[11],
-            language=row[12],
-            access_until=_dt_or_none(row[13]),
-            note=row[14],
-            metadata=json.loads(row[15]),
-        )
-    except _DECODE_ERRORS as exc:
-        raise _unreadable("an invitation row", exc) from exc
-
-
-def _contact(row: Row) -> Contact:
-    try:
-        return Contact(
-            id=row[0],
-            account_id=row[1],
-            name=row[2],
-            email=row[3],
-            company=row[4],
-            phone=row[5],
-            role=row[6],
-            created_at=_dt_or_none(row[7]),
-            categories=row[8].split("\n") if row[8] else (),
-        )
-    except _DECODE_ERRORS as exc:
-        raise _unreadable("a contact row", exc) from exc
-
-
-def _event(row: Row) -> AuditEvent:
-    try:
-        return AuditEvent(id=row[0], account_id=row[1], at=_dt(row[2]), actor_id=row[3],
-                          action=row[4], target=row[5], details=json.loads(row[6]))  # fmt: skip
-    except _DECODE_ERRORS as exc:
-        raise _unreadable("an audit event row", exc) from exc
-
-
-def _outbox(row: Row) -> OutboxMessage:
-    try:
-        return OutboxMessage(
-            id=row[0],
-            account_id=row[1],
-            kind=row[2],
-            recipient=row[3],
-            message_id=row[4],
-            created_at=_dt(row[5]),
-            next_attempt_at=_dt(row[6]),
-            status=row[7],
-            message=None if row[8] is None else bytes(row[8]),
-            invitation_id=row[9],
-            attempts=row[10],
-            last_error=row[11],
-            sent_at=_dt_or_none(row[12]),
-        )
-    except _DECODE_ERRORS as exc:
-        raise _unreadable("an outbox row", exc) from exc
-
-
-def _outbox_params(m: OutboxMessage) -> tuple[Any, ...]:
-    return (
-        m.account_id, m.kind, m.recipient, m.message_id, _ts(m.created_at),
-        _ts(m.next_attempt_at), m.status, m.message, m.invitation_id, m.attempts,
-        m.last_error, _ts_or_none(m.sent_at), m.id,
-    )  # fmt: skip
-
-
-def _stored_status(status: str) -> str:
-    # "expired" is read off the clock, never stored: a member read back through the
-    # service and written again stays "active" underneath.
-    return "suspended" if status == "suspended" else "active"
-
-
-def _create_private(path: str) -> None:
-    """Create the database file readable by its owner only (0600), if it is new.
-
-    SQLite would create it 0644 (less the umask), readable by every local user, and gives
-    its -wal and -shm files the mode of the database file, so they are 0600 as well. An
-    existing file keeps its mode; an empty file is a new database to SQLite.
-    """
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError:
-        return  # it exists, or cannot be created: sqlite3.connect() says which, if it matters
-    os.close(fd)
-
-
-def _milliseconds(seconds: float) -> int:
-    """*seconds* for ``PRAGMA busy_timeout``: never negative, and capped, since SQLite keeps
-    it in a C int (an infinite timeout waits about 25 days between retries)."""
-    return int(min(max(seconds, 0.0), (2**31 - 1) / 1000) * 1000)
-
-
-def _is_unique_violation(exc: sqlite3.IntegrityError) -> bool:
-    name = getattr(exc, "sqlite_errorname", "")
-    if name:
-        return name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
-    return "UNIQUE constraint failed" in str(exc)
-
 
 # -- the store ----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from .._privacy import _ascii_lower
 # sqlite.py imports this module to define its unit of work; the converters below are
 # looked up on it when a query runs, by which time it is fully imported.
 from . import sqlite as _sq
+from . import sqlite_rows as _rows
 
 __all__ = ["_PrivacyQueries"]
 
@@ -64,7 +65,7 @@ class _PrivacyQueries:
             "ORDER BY joined_at, account_id, user_id",
             (_list(user_ids), _list(email_keys)),
         )
-        return [_sq._member(r) for r in rows]
+        return [_rows._member(r) for r in rows]
 
     def invitations_involving(
         self, user_ids: Collection[str], email_keys: Collection[str]
@@ -77,7 +78,7 @@ class _PrivacyQueries:
             "ORDER BY created_at, id",
             (_list(user_ids), _list(email_keys)),
         )
-        return [_sq._invitation(r) for r in rows]
+        return [_rows._invitation(r) for r in rows]
 
     def contacts_with(self, email_keys: Collection[str]) -> list[Contact]:
         rows = self._all(
@@ -85,7 +86,7 @@ class _PrivacyQueries:
             "WHERE c.email_key IN (SELECT value FROM json_each(?)) ORDER BY c.seq",
             (_list(email_keys),),
         )
-        return [_sq._contact(r) for r in rows]
+        return [_rows._contact(r) for r in rows]
 
     def events_with(self, needles: Collection[str]) -> list[AuditEvent]:
         # json_tree walks every string in details, nested ones too, decoded: the stored
@@ -98,7 +99,7 @@ class _PrivacyQueries:
             "WHERE t.type = 'text' AND instr(lower(t.value), n.value)) ORDER BY e.seq",
             (_needles(needles),),
         )
-        return [_sq._event(r) for r in rows]
+        return [_rows._event(r) for r in rows]
 
     def outbox_with(self, needles: Collection[str]) -> list[OutboxMessage]:
         rows = self._all(
@@ -107,7 +108,7 @@ class _PrivacyQueries:
             "ORDER BY created_at, id",
             (_needles(needles),),
         )
-        return [_sq._outbox(r) for r in rows]
+        return [_rows._outbox(r) for r in rows]
 
     def delete_invitation(self, invitation_id: str) -> None:
         self._exec("DELETE FROM invitations WHERE id = ?", (invitation_id,))
@@ -131,7 +132,7 @@ class _PrivacyQueries:
         cursor = self._exec(
             "DELETE FROM invitations WHERE (status = 'pending' AND expires_at < ?1) "
             "OR (status != 'pending' AND coalesce(closed_at, expires_at) < ?1)",
-            (_sq._ts(before),),
+            (_rows._ts(before),),
         )
         return cursor.rowcount
 
@@ -139,7 +140,7 @@ class _PrivacyQueries:
         cursor = self._exec(
             "DELETE FROM outbox WHERE (status = 'sent' AND coalesce(sent_at, created_at) < ?1) "
             "OR (status = 'cancelled' AND created_at < ?1)",
-            (_sq._ts(before),),
+            (_rows._ts(before),),
         )
         return cursor.rowcount
 
@@ -151,11 +152,11 @@ class _PrivacyQueries:
         keep_since: datetime | None = None,
     ) -> int:
         if keep_since is None or not keep_actions:
-            cursor = self._exec("DELETE FROM events WHERE at < ?", (_sq._ts(before),))
+            cursor = self._exec("DELETE FROM events WHERE at < ?", (_rows._ts(before),))
         else:
             cursor = self._exec(
                 "DELETE FROM events WHERE at < ?1 AND NOT ("
                 "action IN (SELECT value FROM json_each(?2)) AND at >= ?3)",
-                (_sq._ts(before), _list(keep_actions), _sq._ts(keep_since)),
+                (_rows._ts(before), _list(keep_actions), _rows._ts(keep_since)),
             )
         return cursor.rowcount
