@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +14,13 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
-from .._errors import AlreadyInvited, AlreadyMember, Conflict, StorageError, ValidationError
+from .._errors import AlreadyInvited, AlreadyMember, Conflict, ValidationError
 from .._permissions import PermissionSet
+from .codec import DECODE_ERRORS as _DECODE_ERRORS
+from .codec import metadata_text as _metadata_text
+from .codec import parse_perms as perms
+from .codec import perms_text as _perms_text
+from .codec import unreadable as _unreadable
 from .postgres_privacy import _PgPrivacyQueries
 from .postgres_schema import (
     _ACCOUNT_COLS,
@@ -60,43 +65,8 @@ def _dt_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
 
 
-def _perms_text(permissions: PermissionSet) -> str:
-    return json.dumps(permissions.to_list())
-
-
-# Parsing memo: stored text -> PermissionSet. It caches a pure function of the text, not
-# anyone's permissions, so a revoked permission is still seen on the next look-up.
-_PARSED: dict[str, PermissionSet] = {}
-
-
-# What decoding a damaged row raises (bad JSON, a value a validator refuses, a wrong
-# type): turned into StorageError, never passed on raw.
-_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
-
-
-def _unreadable(what: str, exc: BaseException) -> StorageError:
-    return StorageError(
-        f"the teamaccess database holds {what} that cannot be read ({type(exc).__name__}: "
-        f"{str(exc)[:100]}); the data was changed by something else than teamaccess or is "
-        "damaged: restore it from a backup or repair that row"
-    )
-
-
-def perms(text: str) -> PermissionSet:
-    found = _PARSED.get(text)
-    if found is None:
-        try:
-            found = PermissionSet.from_list(json.loads(text))
-        except _DECODE_ERRORS as exc:
-            raise _unreadable(f"a permission list {str(text)[:60]!r}", exc) from exc
-        if len(_PARSED) > 4096:
-            _PARSED.clear()
-        _PARSED[text] = found
-    return found
-
-
 # grant() memo: stored (permissions, status, access_until) -> the parsed answer; like
-# _PARSED a pure function of the row, never anyone's current grant.
+# the permission-list memo a pure function of the row, never anyone's current grant.
 _GRANTS: dict[Row, tuple[PermissionSet, datetime | None]] = {}
 
 
@@ -114,10 +84,6 @@ def grant_of(row: Row) -> tuple[PermissionSet, datetime | None]:
             _GRANTS.clear()
         _GRANTS[row] = found
     return found
-
-
-def _metadata_text(metadata: Mapping[str, object]) -> str:
-    return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
 
 
 def _stored_status(status: str) -> str:

@@ -6,21 +6,23 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
 from .._errors import (
-    StorageError,
     ValidationError,
 )
 from .._permissions import PermissionSet
+from .codec import DECODE_ERRORS as _DECODE_ERRORS
+from .codec import metadata_text as _metadata_text
+from .codec import parse_perms as _perms
+from .codec import perms_text as _perms_text
+from .codec import unreadable as _unreadable
 
 __all__ = [
     "_DECODE_ERRORS",
     "_GRANTS",
-    "_PARSED",
     "Row",
     "_account",
     "_contact",
@@ -73,43 +75,8 @@ def _dt_or_none(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-def _perms_text(permissions: PermissionSet) -> str:
-    return json.dumps(permissions.to_list())
-
-
-# Parsing memo: stored text -> PermissionSet. It caches a pure function of the text, not
-# anyone's permissions, so a revoked permission is still seen on the next look-up.
-_PARSED: dict[str, PermissionSet] = {}
-
-
-# What decoding a damaged row raises (bad JSON, a bad date, a value a validator refuses,
-# a wrong type): turned into StorageError, never passed on raw.
-_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
-
-
-def _unreadable(what: str, exc: BaseException) -> StorageError:
-    return StorageError(
-        f"the teamaccess database holds {what} that cannot be read ({type(exc).__name__}: "
-        f"{str(exc)[:100]}); the file was changed by something else than teamaccess or is "
-        "damaged: restore it from a backup or repair that row"
-    )
-
-
-def _perms(text: str) -> PermissionSet:
-    found = _PARSED.get(text)
-    if found is None:
-        try:
-            found = PermissionSet.from_list(json.loads(text))
-        except _DECODE_ERRORS as exc:
-            raise _unreadable(f"a permission list {str(text)[:60]!r}", exc) from exc
-        if len(_PARSED) > 4096:
-            _PARSED.clear()
-        _PARSED[text] = found
-    return found
-
-
 # grant() memo: stored (permissions, status, access_until) -> the parsed answer. Like
-# _PARSED it caches a pure function of the row's text, never anyone's current grant: the
+# the permission-list memo it caches a pure function of the row's text, never anyone's current grant: the
 # row is read on every call.
 _GRANTS: dict[Row, tuple[PermissionSet, datetime | None]] = {}
 
@@ -126,10 +93,6 @@ def _grant(row: Row) -> tuple[PermissionSet, datetime | None]:
             _GRANTS.clear()
         _GRANTS[row] = found
     return found
-
-
-def _metadata_text(metadata: Mapping[str, object]) -> str:
-    return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
 
 
 def _account(row: Row) -> Account:

@@ -1,0 +1,49 @@
+"""What the SQL backends store the same way: permission lists and metadata as JSON text,
+and the one error for a stored value that cannot be read back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from .._errors import StorageError
+from .._permissions import PermissionSet
+
+__all__ = ["DECODE_ERRORS", "metadata_text", "parse_perms", "perms_text", "unreadable"]
+
+# What decoding a damaged row raises (bad JSON, a bad date, a value a validator refuses,
+# a wrong type): turned into StorageError, never passed on raw.
+DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+# Parsing memo: stored text -> PermissionSet. It caches a pure function of the text, not
+# anyone's permissions, so a revoked permission is still seen on the next look-up.
+_PARSED: dict[str, PermissionSet] = {}
+
+
+def unreadable(what: str, exc: BaseException) -> StorageError:
+    return StorageError(
+        f"the teamaccess database holds {what} that cannot be read ({type(exc).__name__}: "
+        f"{str(exc)[:100]}); the data was changed by something else than teamaccess or is "
+        "damaged: restore it from a backup or repair that row"
+    )
+
+
+def perms_text(permissions: PermissionSet) -> str:
+    return json.dumps(permissions.to_list())
+
+
+def parse_perms(text: str) -> PermissionSet:
+    found = _PARSED.get(text)
+    if found is None:
+        try:
+            found = PermissionSet.from_list(json.loads(text))
+        except DECODE_ERRORS as exc:
+            raise unreadable(f"a permission list {str(text)[:60]!r}", exc) from exc
+        if len(_PARSED) > 4096:
+            _PARSED.clear()
+        _PARSED[text] = found
+    return found
+
+
+def metadata_text(metadata: Mapping[str, object]) -> str:
+    return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
