@@ -75,9 +75,9 @@ def _dt_or_none(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-# grant() memo: stored (permissions, status, access_until) -> the parsed answer. Like
-# the permission-list memo it caches a pure function of the row's text, never anyone's current grant: the
-# row is read on every call.
+# grant() memo: stored (permissions, status, access_until) -> the parsed answer. Like the
+# permission-list memo it caches a pure function of the row's text, never anyone's
+# current grant: the row is read on every call.
 _GRANTS: dict[Row, tuple[PermissionSet, datetime | None]] = {}
 
 
