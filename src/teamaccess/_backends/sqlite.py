@@ -36,7 +36,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -630,6 +630,20 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     def _one(self, sql: str, params: tuple[Any, ...]) -> Row | None:
         rows = self._all(sql, params)
         return rows[0] if rows else None
+
+    # many new rows at once (BulkUnitOfWork)
+
+    def add_many(
+        self,
+        *,
+        accounts: Sequence[Account] = (),
+        members: Sequence[tuple[Member, str]] = (),
+        contacts: Sequence[tuple[Contact, str]] = (),
+        events: Sequence[AuditEvent] = (),
+    ) -> None:
+        from .sqlite_bulk import add_many
+
+        add_many(self, accounts=accounts, members=members, contacts=contacts, events=events)
 
     # accounts
 
