@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--skip-pairs", action="store_true", help="only the scale curve")
     parser.add_argument("--skip-scale", action="store_true", help="only the paired figures")
     parser.add_argument("--only-postgres", action="store_true", help="only the PostgreSQL figures")
+    parser.add_argument("--only-bulk", action="store_true", help="only the bulk import figures")
     args = parser.parse_args()
     cfg = pairs.QUICK if args.quick else pairs.FULL
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
@@ -47,6 +48,11 @@ def main() -> None:
         workdir = Path(tmp)
         if args.only_postgres:
             postgres.run_all(cfg, workdir)
+            return
+        if args.only_bulk:
+            print(pairs.HEADER, flush=True)
+            for bench in (pairs.bulk_import, pairs.bulk_batch):
+                print(bench(cfg, workdir).row(), flush=True)
             return
         if not args.skip_pairs:
             print(f"\n## Against the floor ({cfg.rounds} rounds per figure, medians)\n")
