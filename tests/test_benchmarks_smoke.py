@@ -166,3 +166,24 @@ class TestQuickBenchmarkOnPostgres:
             assert re.fullmatch(r"[\d.]+k/s", cells[1]), line
             assert re.fullmatch(r"[\d.]+k/s", cells[3]), line
             assert cells[-1] in ("PASS", "MISS"), line
+
+
+def test_walpages_names_the_b_tree_of_every_page_written() -> None:
+    """`python -m benchmarks.walpages` counts the pages of both sides' three commits."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.walpages", "--warm", "5", "--rounds", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for side in ("library: ", "floor (tables with only primary keys): "):
+        [line] = [line for line in out.splitlines() if line.startswith(side)]
+        assert re.search(r"[\d.]+ pages \([\d.]+ KiB\), \d+ statements per round", line), out
+    # the library's rule indexes and the floor's tables appear by name; every page is named
+    for tree in ("invitations_address", "members_email_key", "outbox_due", "events_sends"):
+        assert f"{tree} " in out, out
+    assert "freed" not in out, out
+    assert out.count("  invite: ") == out.count("  accept: ") == 2, out
