@@ -56,7 +56,7 @@ def _commits(path: Path) -> list[Counter[str]]:
     offset = _WAL_HEADER
     while offset + _FRAME_HEADER + size <= len(data):
         page, ends_commit = struct.unpack(">II", data[offset : offset + 8])
-        current["page 1 (file header)" if page == 1 else trees.get(page, "freed")] += 1
+        current["page 1 (file header)" if page == 1 else trees.get(page, "free list")] += 1
         if ends_commit:
             commits.append(current)
             current = Counter()
