@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--skip-pairs", action="store_true", help="only the scale curve")
     parser.add_argument("--skip-scale", action="store_true", help="only the paired figures")
     parser.add_argument("--only-postgres", action="store_true", help="only the PostgreSQL figures")
+    parser.add_argument("--skip-mail", action="store_true", help="no SMTP throughput figures")
+    parser.add_argument("--only-mail", action="store_true", help="only the SMTP throughput figures")
     args = parser.parse_args()
     cfg = pairs.QUICK if args.quick else pairs.FULL
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
@@ -48,12 +50,17 @@ def main() -> None:
         if args.only_postgres:
             postgres.run_all(cfg, workdir)
             return
+        if args.only_mail:
+            mail_throughput(args.quick, workdir)
+            return
         if not args.skip_pairs:
             print(f"\n## Against the floor ({cfg.rounds} rounds per figure, medians)\n")
             print(pairs.HEADER, flush=True)
             pairs.run_all(cfg, workdir)
             postgres.run_all(cfg, workdir)
             many_processes(cfg, workdir)
+            if not args.skip_mail:
+                mail_throughput(args.quick, workdir)
         if not args.skip_scale:
             scale_curve(sizes, cfg, workdir)
 
@@ -91,6 +98,28 @@ def many_processes(cfg: pairs.Config, workdir: Path) -> None:
         "+ invite + accept rounds in all.",
         flush=True,
     )
+
+
+def mail_throughput(quick: bool, workdir: Path) -> None:
+    from . import mail
+
+    print(
+        "\n## Mail throughput (aiosmtpd on 127.0.0.1 in its own process, STARTTLS and "
+        "login required; medians of interleaved rounds)\n",
+        flush=True,
+    )
+    try:
+        import aiosmtpd  # noqa: F401
+        import trustme  # noqa: F401
+    except ImportError:
+        print(
+            "Mail figures skipped: they need aiosmtpd and trustme (pip install -e '.[bench]')",
+            flush=True,
+        )
+        return
+    print(pairs.HEADER, flush=True)
+    for line in mail.run(workdir, quick):
+        print(line, flush=True)
 
 
 def scale_curve(sizes: tuple[int, ...], cfg: pairs.Config, workdir: Path) -> None:
