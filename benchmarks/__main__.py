@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--skip-pairs", action="store_true", help="only the scale curve")
     parser.add_argument("--skip-scale", action="store_true", help="only the paired figures")
     parser.add_argument("--only-postgres", action="store_true", help="only the PostgreSQL figures")
+    parser.add_argument("--skip-mail", action="store_true", help="no SMTP throughput figures")
+    parser.add_argument("--only-mail", action="store_true", help="only the SMTP throughput figures")
     parser.add_argument("--only-procs", action="store_true", help="only the many-processes figure")
     args = parser.parse_args()
     cfg = pairs.QUICK if args.quick else pairs.FULL
@@ -49,6 +51,9 @@ def main() -> None:
         if args.only_postgres:
             postgres.run_all(cfg, workdir)
             return
+        if args.only_mail:
+            mail_throughput(args.quick, workdir)
+            return
         failures = 0
         if args.only_procs:
             failures = many_processes(cfg, workdir)
@@ -58,6 +63,8 @@ def main() -> None:
             pairs.run_all(cfg, workdir)
             postgres.run_all(cfg, workdir)
             failures = many_processes(cfg, workdir)
+            if not args.skip_mail:
+                mail_throughput(args.quick, workdir)
         if not args.skip_scale and not args.only_procs:
             scale_curve(sizes, cfg, workdir)
     if failures:
@@ -120,6 +127,28 @@ def many_processes(cfg: pairs.Config, workdir: Path) -> int:
         flush=True,
     )
     return errors
+
+
+def mail_throughput(quick: bool, workdir: Path) -> None:
+    from . import mail
+
+    print(
+        "\n## Mail throughput (aiosmtpd on 127.0.0.1 in its own process, STARTTLS and "
+        "login required; medians of interleaved rounds)\n",
+        flush=True,
+    )
+    try:
+        import aiosmtpd  # noqa: F401
+        import trustme  # noqa: F401
+    except ImportError:
+        print(
+            "Mail figures skipped: they need aiosmtpd and trustme (pip install -e '.[bench]')",
+            flush=True,
+        )
+        return
+    print(pairs.HEADER, flush=True)
+    for line in mail.run(workdir, quick):
+        print(line, flush=True)
 
 
 def scale_curve(sizes: tuple[int, ...], cfg: pairs.Config, workdir: Path) -> None:

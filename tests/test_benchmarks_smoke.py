@@ -27,6 +27,9 @@ FIGURES = [
     "import teamaccess (subprocess)",
     "invite + accept, MemoryStore,",
     "bulk import in team.batch(),",
+    "queued delivery, 50 messages, SmtpMailer batch",
+    "queued delivery (informational), 10 messages, a connection each",
+    "notify(), 50 recipients, queued, SQLiteStore",
 ]
 #: Printed when a PostgreSQL server is configured (the benchmarks use the tests' server).
 POSTGRES_FIGURES = [
@@ -101,6 +104,22 @@ class TestQuickBenchmark:
             for i, (w, n) in enumerate((w, n) for w in ("no", "yes") for n in ("1", "2", "4"))
         ], output
         assert all(re.fullmatch(r"[\d,]+ / [\d,]+", r[2]) for r in rows[3:]), rows
+
+    def test_prints_the_mail_costs_beside_the_figures(self, output: str) -> None:
+        assert re.search(
+            r"^one connection per message costs the library [\d.]+x and smtplib [\d.]+x the "
+            r"time per message of one batch \(information\)$",
+            output,
+            re.M,
+        ), output
+        t = r"[\d.]+ (?:ns|us|ms)"
+        for what in ("batch", "a connection each"):
+            assert re.search(
+                rf"^CPU per message, {what}: library {t}, smtplib {t} \([\d.]+x\); "
+                rf"server {t} and {t} \(information\)$",
+                output,
+                re.M,
+            ), output
 
     def test_prints_a_scale_row_per_size(self, output: str) -> None:
         rows = re.findall(r"^\| (100|300) \| ([\d,]+) \| ([\d.]+) MiB \|.* MiB \|$", output, re.M)

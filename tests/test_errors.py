@@ -15,6 +15,7 @@ TREE: dict[str, tuple[str, type[Exception] | None]] = {
     "InvalidEmail": ("ValidationError", ValueError),
     "UnknownPermission": ("ValidationError", ValueError),
     "UnknownCategory": ("ValidationError", ValueError),
+    "InvalidImport": ("ValidationError", ValueError),
     "NotFound": ("TeamAccessError", LookupError),
     "AccountNotFound": ("NotFound", LookupError),
     "MemberNotFound": ("NotFound", LookupError),
@@ -34,6 +35,7 @@ TREE: dict[str, tuple[str, type[Exception] | None]] = {
     "RateLimited": ("TeamAccessError", None),
     "DeliveryFailed": ("TeamAccessError", None),
     "StorageError": ("TeamAccessError", None),
+    "ImportInterrupted": ("StorageError", None),
 }
 
 

@@ -147,6 +147,10 @@ CALLS = [
     Call("erase_person", (), lambda c: {
         "user_id": "u9", "email": "dev@agentur.de", "actor_id": SYSTEM}),
     Call("purge", (), lambda c: {"scrub": True}),
+    Call("import_accounts", ("rows",), lambda c: {
+        "rows": [{"id": "imp-1", "name": "Neu GmbH", "owner_id": "owner",
+                  "owner_email": "neu@example.com"}],
+        "existing": "skip", "chunk_size": 10, "progress": lambda *a: None, "dry_run": False}),
 ]  # fmt: skip
 BY_METHOD = {call.method: call for call in CALLS}
 
@@ -164,9 +168,14 @@ WRONG: dict[str, list[object]] = {
     "access_until": NOT_INSTANTS,
     "metadata": [["x"], 5, "x", b"x", True, {1: "x"}, {"x": object()}, {"x": float("nan")}],
     "scrub": ["yes", 1, None],
+    "chunk_size": NOT_LIMITS,
+    "progress": NOT_CALLABLES,
+    "dry_run": ["yes", 1, None],
 }
 # Parameters where None is a valid value: pending_messages(None) lists every account's.
 NONE_MEANS_ALL = {("pending_messages", "account_id")}
+# import_accounts(progress=None) shows no progress.
+NONE_MEANS_ALL |= {("import_accounts", "progress")}
 # export_person() and erase_person() take a user id, an address, or both.
 NONE_MEANS_ALL |= {(m, p) for m in ("export_person", "erase_person") for p in ("user_id", "email")}
 # The token of accept_invitation() is pinned elsewhere as InvalidInvitation: see below.

@@ -30,7 +30,10 @@ from ._errors import (
     ContactNotFound,
     DeliveryFailed,
     EmailMismatch,
+    ImportInterrupted,
+    ImportProblem,
     InvalidEmail,
+    InvalidImport,
     InvalidInvitation,
     InvitationError,
     InvitationExpired,
@@ -59,7 +62,7 @@ from ._permissions import (
     Preset,
     Resources,
 )
-from ._ports import BatchMailer, Clock, Mailer, Store, SystemClock, UnitOfWork
+from ._ports import BatchMailer, BulkUnitOfWork, Clock, Mailer, Store, SystemClock, UnitOfWork
 from ._privacy import ErasureReport, PurgeReport, Retention
 from ._service import TeamAccess
 
@@ -90,6 +93,7 @@ __all__ = [
     "AlreadyMember",
     "AuditEvent",
     "BatchMailer",
+    "BulkUnitOfWork",
     "Catalog",
     "Categories",
     "Category",
@@ -102,7 +106,10 @@ __all__ = [
     "EmailMismatch",
     "ErasureReport",
     "FileMailer",
+    "ImportInterrupted",
+    "ImportProblem",
     "InvalidEmail",
+    "InvalidImport",
     "InvalidInvitation",
     "Invitation",
     "InvitationContext",

@@ -7,7 +7,8 @@ builtin it resembles, so ``except ValueError`` or ``except LookupError`` keep wo
     ├── ValidationError(ValueError)
     │   ├── InvalidEmail
     │   ├── UnknownPermission
-    │   └── UnknownCategory
+    │   ├── UnknownCategory
+    │   └── InvalidImport
     ├── NotFound(LookupError)
     │   ├── AccountNotFound
     │   ├── MemberNotFound
@@ -27,6 +28,7 @@ builtin it resembles, so ``except ValueError`` or ``except LookupError`` keep wo
     ├── RateLimited
     ├── DeliveryFailed
     └── StorageError
+        └── ImportInterrupted
 
 Messages say what happened and what to do. No message ever contains an invitation token
 or an accept URL.
@@ -36,10 +38,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+import attrs
 
 if TYPE_CHECKING:
-    from ._domain import Invitation
+    from ._domain import Account, Invitation
 
 __all__ = [
     "AccountNotFound",
@@ -49,7 +53,10 @@ __all__ = [
     "ContactNotFound",
     "DeliveryFailed",
     "EmailMismatch",
+    "ImportInterrupted",
+    "ImportProblem",
     "InvalidEmail",
+    "InvalidImport",
     "InvalidInvitation",
     "InvitationError",
     "InvitationExpired",
@@ -210,3 +217,55 @@ class DeliveryFailed(TeamAccessError):
 
 class StorageError(TeamAccessError):
     """The backend failed: the file is unusable, locked, read-only or full."""
+
+
+@attrs.frozen
+class ImportProblem:
+    """One thing wrong with one row of ``import_accounts()``.
+
+    ``row`` is the row's position (0 for the first), ``account`` the account id the row
+    asked for (if any), ``part`` says whether the account itself, one of its ``members``
+    or one of its ``contacts`` is wrong, ``index`` which one (0 for the first), and
+    ``message`` what to fix.
+    """
+
+    row: int
+    part: Literal["account", "member", "contact"]
+    message: str
+    index: int | None = None
+    account: str | None = None
+
+    def __str__(self) -> str:
+        where = f"row {self.row}"
+        if self.account is not None:
+            where += f" (account {self.account!r})"
+        if self.part != "account":
+            where += f", {self.part} {self.index}"
+        return f"{where}: {self.message}"
+
+
+class InvalidImport(ValidationError):
+    """Rows given to ``import_accounts()`` break a rule; nothing was imported.
+
+    ``problems`` lists what is wrong, row by row (the first 100 found; every row was
+    checked before any was written).
+    """
+
+    def __init__(self, message: str, *, problems: Sequence[ImportProblem] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems)
+
+
+class ImportInterrupted(StorageError):
+    """``import_accounts()`` stopped partway: the store failed after some chunks were
+    committed.
+
+    ``imported`` holds the accounts that are stored (rows ``0`` to ``done - 1``); the
+    rest are not. Resume with the remaining rows (``rows[done:]``), or with the same rows
+    and ``existing="skip"`` if they give account ids.
+    """
+
+    def __init__(self, message: str, *, imported: Sequence[Account] = (), done: int = 0) -> None:
+        super().__init__(message)
+        self.imported = list(imported)
+        self.done = done

@@ -17,7 +17,9 @@ from ._errors import (
     ContactNotFound,
     DeliveryFailed,
     EmailMismatch,
+    ImportInterrupted,
     InvalidEmail,
+    InvalidImport,
     InvalidInvitation,
     InvitationError,
     InvitationExpired,
@@ -164,6 +166,18 @@ _MESSAGES: dict[type[TeamAccessError], tuple[str, str]] = {
         "The service is briefly unavailable; nothing was changed. Please try again in a moment.",
         "Der Dienst ist kurz nicht erreichbar; es wurde nichts geändert. Bitte versuchen Sie "
         "es gleich noch einmal.",
+    ),
+    InvalidImport: (
+        "The import file has errors; nothing was imported. Please correct the rows listed "
+        "and import the file again.",
+        "Die Importdatei enthält Fehler; es wurde nichts importiert. Bitte korrigieren Sie "
+        "die genannten Zeilen und importieren Sie die Datei erneut.",
+    ),
+    ImportInterrupted: (
+        "The import stopped partway; the accounts imported so far are kept. Please run the "
+        "import again to add the rest.",
+        "Der Import wurde unterbrochen; die bis dahin importierten Konten bleiben erhalten. "
+        "Bitte starten Sie den Import erneut, um den Rest zu übernehmen.",
     ),
 }
 

@@ -7,7 +7,7 @@ time it is. Nothing here is SQLite-specific: a PostgreSQL backend implements the
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -18,7 +18,15 @@ from ._permissions import PermissionSet
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
-__all__ = ["BatchMailer", "Clock", "Mailer", "Store", "SystemClock", "UnitOfWork"]
+__all__ = [
+    "BatchMailer",
+    "BulkUnitOfWork",
+    "Clock",
+    "Mailer",
+    "Store",
+    "SystemClock",
+    "UnitOfWork",
+]
 
 
 @runtime_checkable
@@ -239,6 +247,36 @@ class UnitOfWork(Protocol):
     ) -> int:
         """Delete events that happened before *before*, except those whose action is in
         *keep_actions* and that happened at or after *keep_since*; how many."""
+        ...
+
+
+@runtime_checkable
+class BulkUnitOfWork(Protocol):
+    """An optional capability of a ``UnitOfWork``: write many new rows at once.
+
+    ``import_accounts()`` uses it when the store's units have it (one ``executemany`` per
+    table instead of a statement per row); without it, it calls ``add_account``,
+    ``add_member``, ``add_contact`` and ``add_event`` row by row, which is always correct.
+    """
+
+    def add_many(
+        self,
+        *,
+        accounts: Sequence[Account] = (),
+        members: Sequence[tuple[Member, str]] = (),
+        contacts: Sequence[tuple[Contact, str]] = (),
+        events: Sequence[AuditEvent] = (),
+    ) -> None:
+        """Add the rows as ``add_account`` for each account, then ``add_member`` for each
+        ``(member, email_key)``, ``add_contact`` for each ``(contact, email_key)`` and
+        ``add_event`` for each event would, in the order given (members of one account
+        keep their order).
+
+        A unique key that is taken raises ``teamaccess.Conflict`` (or a subclass); unlike
+        a single ``add_*``, the unit may then hold some of the rows and must be discarded
+        (the service never commits it). A backend may skip the per-account write locks for
+        the accounts added in the same call: no other unit can see them before it commits.
+        """
         ...
 
 

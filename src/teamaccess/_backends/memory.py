@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TypeVar
@@ -161,6 +161,25 @@ class _MemoryUnitOfWork:
         ids = index.get(key)
         if ids is not None and item in ids:
             self._drop(ids, item)
+
+    def add_many(
+        self,
+        *,
+        accounts: Sequence[Account] = (),
+        members: Sequence[tuple[Member, str]] = (),
+        contacts: Sequence[tuple[Contact, str]] = (),
+        events: Sequence[AuditEvent] = (),
+    ) -> None:
+        # Dictionaries have no per-statement cost to save: the single adds are the bulk
+        # path here, each with its undo action.
+        for account in accounts:
+            self.add_account(account)
+        for member, key in members:
+            self.add_member(member, key)
+        for contact, key in contacts:
+            self.add_contact(contact, key)
+        for event in events:
+            self.add_event(event)
 
     # accounts
     def add_account(self, account: Account) -> None:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -309,6 +309,75 @@ class PgUnitOfWork(_PgPrivacyQueries):
                 self._q.lock_via[table], (self._s._lock_space, row_id), True
             ):
                 self._locked.add(account_id)
+
+    # many new rows at once (BulkUnitOfWork)
+
+    def add_many(
+        self,
+        *,
+        accounts: Sequence[Account] = (),
+        members: Sequence[tuple[Member, str]] = (),
+        contacts: Sequence[tuple[Contact, str]] = (),
+        events: Sequence[AuditEvent] = (),
+    ) -> None:
+        """One pipelined ``executemany`` per table. The accounts added here need no
+        lock (no other transaction sees them before this one commits); any other account
+        written to is locked as a single ``add_*`` would lock it."""
+        new = {a.id for a in accounts}
+        touched = [m.account_id for m, _ in members] + [c.account_id for c, _ in contacts]
+        for account_id in dict.fromkeys(touched + [e.account_id for e in events]):
+            if account_id not in new:
+                self._lock(account_id)
+        try:
+            details = [json.dumps(dict(e.details), sort_keys=True) for e in events]
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"audit event details must be JSON values (str, int, list, dict ...): {exc}"
+            ) from exc
+        s = self._q.s
+        steps: list[tuple[str, list[tuple[Any, ...]], Callable[[], Conflict]]] = [
+            (f"INSERT INTO {s}.accounts (id, name, owner_id, owner_email, created_at) "
+             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+             [(a.id, a.name, a.owner_id, a.owner_email, _ts(a.created_at)) for a in accounts],
+             lambda: Conflict("one of the accounts exists already; nothing of this unit "
+                              "is kept")),
+            (f"INSERT INTO {s}.members ({_MEMBER_COLS}, email_key) "
+             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+             [(m.account_id, m.user_id, m.email, m.role, _perms_text(m.permissions),
+               _ts(m.joined_at), m.granted_by, _stored_status(m.status),
+               _ts_or_none(m.access_until), _metadata_text(m.metadata), key)
+              for m, key in members],
+             lambda: AlreadyMember("one of the members is a member of its account already; "
+                                   "nothing of this unit is kept")),
+            (f"INSERT INTO {s}.contacts (id, account_id, name, email, email_key, company, "
+             "phone, role, created_at, categories) "
+             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+             [(c.id, c.account_id, c.name, c.email, key, c.company, c.phone, c.role,
+               _ts_or_none(c.created_at), sorted(c.categories)) for c, key in contacts],
+             lambda: Conflict("one of the contacts exists already; nothing of this unit "
+                              "is kept")),
+            (f"INSERT INTO {s}.events ({_EVENT_COLS}) "
+             "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+             [(e.id, e.account_id, _ts(e.at), e.actor_id, e.action, e.target, d)
+              for e, d in zip(events, details, strict=True)],
+             lambda: Conflict("one of the audit events exists already; nothing of this "
+                              "unit is kept")),
+        ]  # fmt: skip
+        if not self._open:
+            self.start()
+        for sql, params, conflict in steps:
+            if not params:
+                continue
+            try:
+                with self._conn.cursor() as cursor:
+                    cursor.executemany(sql, params)
+                    written = cursor.rowcount
+            except (psycopg.Error, UnicodeEncodeError) as exc:
+                raise self._s._error(exc, "writing rows") from exc
+            # ON CONFLICT DO NOTHING, as in the single adds: a taken key writes no row
+            # instead of aborting the transaction.
+            if written != len(params):
+                raise conflict()
 
     # accounts
 

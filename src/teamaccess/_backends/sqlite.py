@@ -36,7 +36,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -77,7 +77,7 @@ from .sqlite_rows import (
     _ts_or_none,
     _unreadable,
 )
-from .sqlite_schema import _TABLES, APPLICATION_ID, MIGRATIONS
+from .sqlite_schema import _TABLES, APPLICATION_ID, MIGRATIONS, SEND_ACTIONS_SQL
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -115,6 +115,8 @@ _CONTACT_COLS: Final = (
     "WHERE cc.contact_id = c.id)"
 )
 _EVENT_COLS: Final = "id, account_id, at, actor_id, action, target, details"
+#: The actions listed in SEND_ACTIONS_SQL.
+_SEND_NAMES: Final = frozenset({"invitation.sent", "invitation.resent"})
 _OUTBOX_COLS: Final = (
     "id, account_id, kind, recipient, message_id, created_at, next_attempt_at, status, "
     "message, invitation_id, attempts, last_error, sent_at"
@@ -629,6 +631,20 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         rows = self._all(sql, params)
         return rows[0] if rows else None
 
+    # many new rows at once (BulkUnitOfWork)
+
+    def add_many(
+        self,
+        *,
+        accounts: Sequence[Account] = (),
+        members: Sequence[tuple[Member, str]] = (),
+        contacts: Sequence[tuple[Contact, str]] = (),
+        events: Sequence[AuditEvent] = (),
+    ) -> None:
+        from .sqlite_bulk import add_many
+
+        add_many(self, accounts=accounts, members=members, contacts=contacts, events=events)
+
     # accounts
 
     def add_account(self, account: Account) -> None:
@@ -861,8 +877,11 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         if not names:
             return []
         marks = ", ".join("?" for _ in names)
+        # The send actions (the rate limit's) are read from their partial index (schema
+        # 6), which SQLite uses only when the query repeats its condition word for word.
+        sends = f"action IN {SEND_ACTIONS_SQL} AND " if _SEND_NAMES.issuperset(names) else ""
         rows = self._all(
-            "SELECT at FROM events WHERE account_id = ? AND action IN "
+            f"SELECT at FROM events WHERE account_id = ? AND {sends}action IN "
             f"({marks}) AND at >= ? ORDER BY at, seq",
             (account_id, *names, _ts(since)),
         )

@@ -335,26 +335,18 @@ class _Invitations(_Delivery):
             uow = work.uow
             inv = self._by_token(uow, token)
             self._check_open(inv, work.now)
-            if self.require_email_match:
-                invited = normalize_email(inv.email).key
-                if invited != address.key:
-                    raise EmailMismatch(
-                        f"this invitation was sent to another address than {address.email}; "
-                        "log in with the invited address, or ask the account owner to invite "
-                        "this one"
-                    )
+            invited_key = normalize_email(inv.email).key
+            if self.require_email_match and invited_key != address.key:
+                raise EmailMismatch(
+                    f"this invitation was sent to another address than {address.email}; "
+                    "log in with the invited address, or ask the account owner to invite "
+                    "this one"
+                )
             if self._inviter_lost_rights(uow, inv):
                 self._close_invitation(
                     work, inv, "revoked", SYSTEM, reason="inviter lost the right to grant it"
                 )
             else:
-                if uow.get_member(inv.account_id, user_id) is not None or (
-                    uow.member_by_email(inv.account_id, address.key) is not None
-                ):
-                    raise AlreadyMember(
-                        f"user {user_id!r} ({address.email}) is already a member of this "
-                        "account; nothing to accept"
-                    )
                 member = Member(
                     account_id=inv.account_id,
                     user_id=user_id,
@@ -366,7 +358,15 @@ class _Invitations(_Delivery):
                     access_until=inv.access_until,
                     metadata=inv.metadata,
                 )
-                uow.add_member(member, address.key)
+                try:
+                    # Every store refuses a second membership of the user or the address
+                    # (the Store contract checks it), so no read asks first.
+                    uow.add_member(member, address.key)
+                except AlreadyMember:
+                    raise AlreadyMember(
+                        f"user {user_id!r} ({address.email}) is already a member of this "
+                        "account; nothing to accept"
+                    ) from None
                 uow.update_invitation(
                     attrs.evolve(inv, status="accepted", closed_at=work.now, accepted_by=user_id)
                 )
@@ -383,7 +383,12 @@ class _Invitations(_Delivery):
                 # With require_email_match=False the member may have joined under another
                 # address than the invited one; a pending invitation for that address would
                 # now invite a member, so it is closed.
-                other = uow.pending_invitation_for(inv.account_id, address.key)
+                # (The invited address's own pending invitation is this one, now closed.)
+                other = (
+                    None
+                    if address.key == invited_key
+                    else uow.pending_invitation_for(inv.account_id, address.key)
+                )
                 if other is not None and other.id != inv.id:
                     self._close_invitation(
                         work, other, "revoked", SYSTEM, reason="its address became a member"

@@ -1,0 +1,141 @@
+"""The SQLite backend's bulk write (``BulkUnitOfWork.add_many``): one ``executemany`` per
+table and statement shape, with the same rows, columns and values the single ``add_*``
+methods write."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .._domain import Account, AuditEvent, Contact, Member
+from .._errors import AlreadyMember, Conflict, TeamAccessError, ValidationError
+from .._permissions import PermissionSet
+from .sqlite_rows import (
+    _is_unique_violation,
+    _metadata_text,
+    _perms_text,
+    _stored_status,
+    _ts,
+    _ts_or_none,
+)
+
+if TYPE_CHECKING:
+    from .sqlite import _SQLiteUnitOfWork
+
+__all__ = ["add_many"]
+
+_ACCOUNT_SQL = (
+    "INSERT INTO accounts (id, name, owner_id, owner_email, created_at) VALUES (?, ?, ?, ?, ?)"
+)
+# Members of an account added in the same call are numbered here; any other account's
+# next number is read from the file, as add_member() does.
+_MEMBER_NEW_SQL = (
+    "INSERT INTO members (account_id, user_id, email, role, permissions, joined_at, "
+    "granted_by, status, access_until, metadata, email_key, seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_MEMBER_OLD_SQL = (
+    "INSERT INTO members (account_id, user_id, email, role, permissions, joined_at, "
+    "granted_by, status, access_until, metadata, email_key, seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    "(SELECT coalesce(max(seq), 0) + 1 FROM members WHERE account_id = ?))"
+)
+_CONTACT_SQL = (
+    "INSERT INTO contacts (id, account_id, name, email, email_key, company, phone, role, "
+    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# seq, email and email_key from the contact's row just written (schema 2)
+_CATEGORY_SQL = (
+    "INSERT INTO contact_categories (contact_id, account_id, category, seq, email, "
+    "email_key) SELECT id, account_id, ?, seq, email, email_key FROM contacts WHERE id = ?"
+)
+_EVENT_SQL = (
+    "INSERT INTO events (id, account_id, at, actor_id, action, target, details) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _memo(convert: Callable[[Any], str]) -> Callable[[Any], str]:
+    """*convert* remembered per value: an import shares a few permission sets and one
+    time among thousands of rows."""
+    seen: dict[Any, str] = {}
+
+    def cached(value: Any) -> str:
+        text = seen.get(value)
+        if text is None:
+            text = seen[value] = convert(value)
+        return text
+
+    return cached
+
+
+def add_many(
+    uow: _SQLiteUnitOfWork,
+    *,
+    accounts: Sequence[Account],
+    members: Sequence[tuple[Member, str]],
+    contacts: Sequence[tuple[Contact, str]],
+    events: Sequence[AuditEvent],
+) -> None:
+    ts: Callable[[datetime], str] = _memo(_ts)
+    perms: Callable[[PermissionSet], str] = _memo(_perms_text)
+    new = {a.id for a in accounts}
+    numbers: dict[str, int] = {}
+    fresh: list[tuple[Any, ...]] = []
+    old: list[tuple[Any, ...]] = []
+    for m, key in members:
+        values = (
+            m.account_id, m.user_id, m.email, m.role, perms(m.permissions), ts(m.joined_at),
+            m.granted_by, _stored_status(m.status), _ts_or_none(m.access_until),
+            _metadata_text(m.metadata) if m.metadata else "{}", key,
+        )  # fmt: skip
+        if m.account_id in new:
+            numbers[m.account_id] = seq = numbers.get(m.account_id, 0) + 1
+            fresh.append((*values, seq))
+        else:
+            old.append((*values, m.account_id))
+    try:
+        details = [json.dumps(dict(e.details), sort_keys=True) for e in events]
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"audit event details must be JSON values (str, int, list, dict ...): {exc}"
+        ) from exc
+    steps: list[tuple[str, Iterable[tuple[Any, ...]]]] = [
+        (_ACCOUNT_SQL, [(a.id, a.name, a.owner_id, a.owner_email, ts(a.created_at))
+                        for a in accounts]),
+        (_MEMBER_NEW_SQL, fresh),
+        (_MEMBER_OLD_SQL, old),
+        (_CONTACT_SQL, [(c.id, c.account_id, c.name, c.email, key, c.company, c.phone, c.role,
+                         _ts_or_none(c.created_at)) for c, key in contacts]),
+        (_CATEGORY_SQL, [(category, c.id) for c, _key in contacts
+                         for category in sorted(c.categories)]),
+        (_EVENT_SQL, [(e.id, e.account_id, ts(e.at), e.actor_id, e.action, e.target, d)
+                      for e, d in zip(events, details, strict=True)]),
+    ]  # fmt: skip
+    if not uow._open:
+        uow.start()
+    conn = uow._conn
+    for sql, params in steps:
+        if not params:
+            continue
+        try:
+            conn.executemany(sql, params)
+        except sqlite3.IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise _conflict(exc) from exc
+            raise uow._s._error(exc, "writing a row that breaks the schema's rules") from exc
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
+            raise uow._s._error(exc, "writing rows") from exc
+
+
+def _conflict(exc: sqlite3.IntegrityError) -> TeamAccessError:
+    # "UNIQUE constraint failed: accounts.id" names the table, not the row.
+    table = str(exc).rpartition(": ")[2].partition(".")[0] or "a table"
+    error = AlreadyMember if table == "members" else Conflict
+    return error(
+        f"a row for {table} exists already (its unique key is taken: {exc}); "
+        "nothing of this unit is kept"
+    )
