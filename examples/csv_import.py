@@ -1,5 +1,10 @@
 """Import members (as invitations) and contacts from another panel's CSV export.
 
+This brings new people into ONE existing account: each must accept with their own login.
+To move whole accounts whose people already have logins in your panel (owners, members
+and contacts, no invitation, no mail), use ``teamaccess import FILE`` on the command line
+or ``TeamAccess.import_accounts(rows)`` in Python instead (docs/cli.md, docs/api.md).
+
 A vendor migrating customers from another panel exports one CSV per account::
 
     kind,email,name,permissions,categories,company,phone,role
@@ -7,7 +12,7 @@ A vendor migrating customers from another panel exports one CSV per account::
     member,buchhaltung@muster.de,Bernd,all,,,,
     contact,kanzlei@steuer.de,Steuerbüro Klein,,billing;general,Klein & Co,+49 30 1234,Tax adviser
 
-Members cannot simply be copied: they have to accept an invitation with their own login,
+Here members are not copied: they have to accept an invitation with their own login,
 so each ``member`` row becomes an invitation mail. ``contact`` rows become contacts.
 
 Every row is checked first (address, permission and category names, duplicates, people

@@ -12,7 +12,8 @@ Exit status: 0 on success, 2 for a usage error, and one code per error family (s
 One module per area: ``app`` (the group, its options and shared helpers), ``config`` (the
 settings), ``output`` (text and JSON), and the commands in ``accounts``, ``members``,
 ``invitations``, ``contacts``, ``delivery``, ``lifecycle`` (member states, scopes),
-``database`` (``migrate``), ``privacy``, ``demo`` and ``web`` (``web-demo``). Importing a
+``database`` (``migrate``), ``privacy``, ``imports`` (``import``), ``demo`` and ``web``
+(``web-demo``). Importing a
 command module registers its commands on the group.
 """
 
@@ -22,6 +23,7 @@ from . import (
     database,
     delivery,
     demo,
+    imports,
     invitations,
     lifecycle,
     members,
@@ -35,4 +37,5 @@ __all__ = ["EXIT_CODES", "cli", "main"]
 # The command modules register their commands when imported.
 _COMMANDS = (
     accounts, contacts, database, delivery, demo, invitations, lifecycle, members, privacy, web,
+    imports,
 )  # fmt: skip
