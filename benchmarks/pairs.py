@@ -34,8 +34,8 @@ class Config:
     bulk_rounds: int = 2  # A B rounds of the batch() comparison figure
     import_accounts: int = 100_000  # accounts per side in the import_accounts() figure
     import_chunk: int = 1_000  # accounts per commit (and per round) in it
-    procs_seconds: float = 3.0  # per run of the many-processes figure
-    procs_repeats: int = 2  # library and raw runs per configuration, alternating
+    procs_seconds: float = 0.4  # per window of the many-processes figure
+    procs_rounds: int = 20  # rounds (a library and a raw window) per configuration
 
 
 QUICK = Config(
@@ -51,8 +51,8 @@ QUICK = Config(
     bulk_rounds=2,
     import_accounts=300,
     import_chunk=100,
-    procs_seconds=0.3,
-    procs_repeats=1,
+    procs_seconds=0.1,
+    procs_rounds=3,
 )
 FULL = Config(accounts=300, rounds=60, batch=2000, slow_batch=20, import_runs=40, scale_repeats=3)
 

@@ -20,7 +20,7 @@ from .._emails import BREAKS
 if TYPE_CHECKING:
     from email.message import EmailMessage, Message
 
-__all__ = ["MailRefused", "check_outgoing", "scrub_error"]
+__all__ = ["MailRefused", "check_outgoing", "check_wire", "scrub_error"]
 
 # Headers that add recipients to a message, for smtplib or a relay: none may appear.
 _RECIPIENT_HEADERS = frozenset(
@@ -33,9 +33,15 @@ class MailRefused(Exception):
 
 
 def _headers(part: Message) -> list[tuple[str, str]]:
+    """*part*'s headers as (name, value) text. Read once per part: each read of a parsed
+    message's header parses it again, and that was most of a queued mail's cost."""
+    return [(name, str(value)) for name, value in part.items()]
+
+
+def _compared(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     # Whitespace is compared as one space: folding a long line and parsing it back may
     # turn a space into a folding space, which is the same header.
-    return [(name.lower(), " ".join(str(value).split())) for name, value in part.items()]
+    return [(name.lower(), " ".join(value.split())) for name, value in headers]
 
 
 def check_outgoing(message: EmailMessage, recipient: str) -> str:
@@ -44,47 +50,77 @@ def check_outgoing(message: EmailMessage, recipient: str) -> str:
     Raises :class:`MailRefused` naming what is wrong; the text never quotes the body or a
     header value (an invitation's body holds its accept link).
     """
-    from email import message_from_string, policy
+    return check_wire(message, recipient)[0]
+
+
+def check_wire(
+    message: EmailMessage, recipient: str, source: bytes | None = None
+) -> tuple[str, bytes]:
+    """:func:`check_outgoing`, also returning the wire form it checked (``CRLF`` line
+    ends), which a mailer can send as it is instead of writing the message again.
+
+    *source* is given when *message* was parsed from it (a queued message): if the wire
+    form is *source* line for line, parsing it back would give *message* again, so it is
+    not parsed a second time and *message*'s own headers are checked.
+    """
+    from email import message_from_string
     from email.errors import MessageError
 
-    from .mailers import expected_recipient
+    from .mailers import expected_recipient, parsing_policy, wire_policy
 
     try:
         for part in message.walk():
-            for name, value in part.items():
-                if not BREAKS.isdisjoint(str(value)):
+            for name, value in _headers(part):
+                if not BREAKS.isdisjoint(value):
                     raise MailRefused(
                         f"its {name} header holds a line break (an encoded word in a "
                         "name, address or template text?)"
                     )
-        wire_policy = policy.SMTPUTF8 if getattr(message.policy, "utf8", False) else policy.SMTP
-        wire = message.as_bytes(policy=wire_policy)
-        # Parsed as text: the bytes parser reads a header's UTF-8 (SMTPUTF8) as escaped
-        # bytes, which would read as another address than the one built.
-        parsed = message_from_string(wire.decode("utf-8", "surrogateescape"), policy=policy.default)
+        wire = message.as_bytes(policy=wire_policy(getattr(message.policy, "utf8", False)))
+        # Read after writing: writing a multipart message gives it its boundary.
+        built = list(message.walk())
+        built_headers = [_headers(part) for part in built]
+        if (
+            source is not None
+            and source.isascii()
+            and b"\r" not in source
+            and wire == source.replace(b"\n", b"\r\n")
+        ):
+            # The same lines, only their ends differ, which the parser does not see. UTF-8
+            # reads differently as text (below) than *message*'s bytes did, so it takes
+            # the full way; so does any CR in *source* (the writer never makes one that
+            # compares equal, but a CR alone ends a line for the parser: no guessing).
+            parsed = message
+        else:
+            # Parsed as text: the bytes parser reads a header's UTF-8 (SMTPUTF8) as
+            # escaped bytes, which would read as another address than the one built.
+            parsed = message_from_string(
+                wire.decode("utf-8", "surrogateescape"), policy=parsing_policy()
+            )
     except MailRefused:
         raise
     except (MessageError, ValueError, LookupError, TypeError, UnicodeError) as exc:
         # The stdlib refuses some values only when it writes them (ValueError,
         # IndexError): one message fails, never the caller or the other recipients.
         raise MailRefused(f"it cannot be written as a mail ({type(exc).__name__})") from None
-    built = list(message.walk())
     sent = list(parsed.walk())
     if len(built) != len(sent):
         raise MailRefused(
             f"its wire form has {len(sent)} parts where {len(built)} were built "
             "(a header value replaced the body)"
         )
-    for index, (mine, theirs) in enumerate(zip(built, sent, strict=True)):
-        names_built = [name for name, _ in _headers(mine)]
-        names_sent = [name for name, _ in _headers(theirs)]
+    for index, (mine, theirs) in enumerate(zip(built_headers, sent, strict=True)):
+        headers_built = _compared(mine)
+        headers_sent = _compared(_headers(theirs))
+        names_built = [name for name, _ in headers_built]
+        names_sent = [name for name, _ in headers_sent]
         if names_built != names_sent:
             extra = sorted(set(names_sent) - set(names_built)) or names_sent
             raise MailRefused(
                 f"its wire form has other headers than were built (part {index}: "
                 f"{', '.join(extra)}); a value added header lines"
             )
-        for (name, value), (_, wire_value) in zip(_headers(mine), _headers(theirs), strict=True):
+        for (name, value), (_, wire_value) in zip(headers_built, headers_sent, strict=True):
             if value != wire_value:
                 raise MailRefused(f"its {name} header reads differently on the wire")
     found = _RECIPIENT_HEADERS.intersection(name.lower() for name in parsed)
@@ -98,7 +134,7 @@ def check_outgoing(message: EmailMessage, recipient: str) -> str:
     expected = expected_recipient(recipient)
     if len(to_headers) != 1 or len(addresses) != 1 or addresses[0].addr_spec != expected:
         raise MailRefused(f"its To header does not name exactly the stored recipient {recipient}")
-    return expected
+    return expected, wire
 
 
 def scrub_error(error: str, message: EmailMessage) -> str:

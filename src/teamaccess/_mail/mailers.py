@@ -17,7 +17,14 @@ if TYPE_CHECKING:
     from email.policy import EmailPolicy
     from pathlib import Path
 
-__all__ = ["FileMailer", "MemoryMailer", "build_message", "expected_recipient"]
+__all__ = [
+    "FileMailer",
+    "MemoryMailer",
+    "build_message",
+    "expected_recipient",
+    "parsing_policy",
+    "wire_policy",
+]
 
 
 # Headers whose values repeat from one message to the next: the parts' structure, the
@@ -104,6 +111,46 @@ def _policy(utf8: bool) -> EmailPolicy[EmailMessage]:
 
     # policy.default is EmailPolicy() with no arguments; the same, plus the two changes.
     return cast("EmailPolicy[EmailMessage]", _Policy(header_factory=_Registry(), utf8=utf8))
+
+
+@functools.cache
+def parsing_policy() -> EmailPolicy[EmailMessage]:
+    """``policy.default`` for reading mail back (a queued message, the last check's wire
+    form), with the header classes built once as :func:`_policy` does, and each header
+    value parsed once.
+
+    A parsed message keeps its headers as text and parses one again on every read; the
+    stdlib reads ``Content-Type`` about fifteen times per part while parsing, writing
+    and walking a message, and those parses were most of the cost of sending a queued
+    mail. A parsed header is an immutable ``str`` subclass, so the same text read again
+    gets the same object (as :func:`_shared_header` shares the built ones).
+    """
+    from email.policy import EmailPolicy
+
+    class _Parsing(EmailPolicy):
+        def header_fetch_parse(self, name: str, value: str) -> str:
+            if hasattr(value, "name"):
+                return value  # already a header object
+            return _fetched(self, name, value)
+
+    # policy.default is EmailPolicy() with no arguments; the same, plus the two changes.
+    parsing = _Parsing(header_factory=_policy(False).header_factory)
+    return cast("EmailPolicy[EmailMessage]", parsing)
+
+
+@functools.cache
+def wire_policy(utf8: bool) -> EmailPolicy[EmailMessage]:
+    """``policy.SMTP`` (``policy.SMTPUTF8`` if *utf8*) with :func:`parsing_policy`'s
+    parsed-once headers: the stdlib reads headers through the writing policy while it
+    writes a message."""
+    return parsing_policy().clone(linesep="\r\n", utf8=utf8)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fetched(policy: EmailPolicy[EmailMessage], name: str, value: str) -> str:
+    from email.policy import EmailPolicy
+
+    return EmailPolicy.header_fetch_parse(policy, name, value)  # type: ignore[no-any-return]
 
 
 def build_message(

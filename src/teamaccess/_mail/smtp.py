@@ -189,11 +189,18 @@ class SmtpMailer:
         decides where the mail goes. Without it, smtplib takes the recipients from the
         ``To``, ``Cc`` and ``Bcc`` headers.
         """
+        self._send_checked(message, None, envelope_to)
+
+    def _send_checked(
+        self, message: EmailMessage, wire: bytes | None, envelope_to: str | None
+    ) -> None:
+        """``send()``; *wire* is the message as the last check before sending wrote and
+        read it (``CRLF``), sent as it is when given."""
         to_addrs = _envelope(envelope_to)
         progress = ["connect"]
         try:
             with self._open(progress) as smtp:
-                refused = smtp.send_message(message, to_addrs=to_addrs)
+                refused = _transmit(smtp, message, wire, to_addrs)
         except (smtplib.SMTPException, OSError) as exc:
             raise self._failure(exc, progress[0]) from exc
         self._check_refused(refused)
@@ -279,6 +286,30 @@ def _envelope(envelope_to: str | None) -> list[str] | None:
     return [envelope_to]
 
 
+def _transmit(
+    smtp: smtplib.SMTP, message: EmailMessage, wire: bytes | None, to_addrs: list[str] | None
+) -> dict[str, tuple[int, bytes]]:
+    """``smtp.send_message(message, to_addrs=to_addrs)``, sending *wire* if given.
+
+    *wire* is what ``send_message()`` would write for an ASCII envelope: the message with
+    the SMTP policy's ``CRLF``. The envelope sender is taken from the headers as
+    ``send_message()`` takes it; an address that is not ASCII (SMTPUTF8) is left to
+    ``send_message()``, which knows the options it needs.
+    """
+    if wire is None or to_addrs is None:
+        return smtp.send_message(message, to_addrs=to_addrs)
+    from email.utils import getaddresses
+
+    resent = message.get_all("Resent-Date")
+    if resent is not None:
+        return smtp.send_message(message, to_addrs=to_addrs)
+    sender = message["Sender"] if "Sender" in message else message["From"]
+    from_addr = getaddresses([str(sender)])[0][1]
+    if not (from_addr + "".join(to_addrs)).isascii():
+        return smtp.send_message(message, to_addrs=to_addrs)
+    return smtp.sendmail(from_addr, to_addrs, wire)
+
+
 def _dropped(exc: BaseException) -> bool:
     """Whether *exc* says the connection is gone (or going), not that a message is bad."""
     if isinstance(exc, smtplib.SMTPResponseException):
@@ -302,6 +333,12 @@ class _Batch:
     def send(self, message: EmailMessage, *, envelope_to: str | None = None) -> None:
         """Deliver *message* over the batch's connection, or raise ``DeliveryFailed``;
         *envelope_to* as for ``SmtpMailer.send()``."""
+        self._send_checked(message, None, envelope_to)
+
+    def _send_checked(
+        self, message: EmailMessage, wire: bytes | None, envelope_to: str | None
+    ) -> None:
+        """``send()``, sending *wire* as ``SmtpMailer._send_checked()`` does."""
         to_addrs = _envelope(envelope_to)
         mailer = self._mailer
         if self._smtp is not None and self._sent >= mailer.max_per_connection:
@@ -320,7 +357,7 @@ class _Batch:
                 smtp = self._smtp
                 assert isinstance(smtp, _Tracking)
                 smtp.data_started = False
-                refused = smtp.send_message(message, to_addrs=to_addrs)
+                refused = _transmit(smtp, message, wire, to_addrs)
             except (smtplib.SMTPException, OSError) as exc:
                 handed_over = isinstance(self._smtp, _Tracking) and self._smtp.data_started
                 self.close()  # after any failure the next message starts afresh

@@ -165,22 +165,31 @@ class _Delivery(_Core):
         )
 
     def _send(
-        self, row: OutboxMessage, message: EmailMessage, mailer: Mailer | None = None
+        self,
+        row: OutboxMessage,
+        message: EmailMessage,
+        mailer: Mailer | None = None,
+        source: bytes | None = None,
     ) -> str | None:
         """Hand *message* to *mailer* (the service's by default) once it passed the last
         check; the error text if it failed (a :class:`_Refusal` if the check refused it:
-        it is never sent)."""
-        from .._mail.gate import MailRefused, check_outgoing, scrub_error
+        it is never sent). *source*: the bytes *message* was parsed from, if it was."""
+        from .._mail.gate import MailRefused, check_wire, scrub_error
 
         try:
-            envelope = check_outgoing(message, row.recipient)
+            envelope, wire = check_wire(message, row.recipient, source)
         except MailRefused as exc:
             refusal = _Refusal(f"refused before sending, and not retried: {exc}")
             _log().error("mail %s to %s %s", row.id, row.recipient, refusal)
             return refusal
         target = self._mailer if mailer is None else mailer
         try:
-            if self._mailer_takes_envelope(target):
+            smtp = sys.modules.get("teamaccess._mail.smtp")  # loaded if target is an SmtpMailer
+            if smtp is not None and isinstance(target, smtp.SmtpMailer | smtp._Batch):
+                # The bytes just checked go out as they are: no second writing of the
+                # message, and nothing can differ between what was checked and what is sent.
+                target._send_checked(message, wire, envelope)
+            elif self._mailer_takes_envelope(target):
                 target.send(message, envelope_to=envelope)  # type: ignore[call-arg]
             else:
                 target.send(message)
@@ -365,7 +374,10 @@ class _Delivery(_Core):
                     continue
                 if prepared is None:
                     continue
-                results.append(self._record(row, self._send(row, prepared, mailer)))
+                # A queued notification was parsed from the row's bytes (an invitation's
+                # mail is rendered now): the last check may use them.
+                source = row.message if row.kind != "invitation" else None
+                results.append(self._record(row, self._send(row, prepared, mailer, source)))
         return results
 
     def _claim(self, now: datetime, lease_until: datetime, limit: int) -> list[OutboxMessage]:
@@ -433,11 +445,13 @@ class _Delivery(_Core):
     def _prepare(self, row: OutboxMessage) -> EmailMessage | None:
         """The message of a claimed row; ``None`` if it is no longer to be sent."""
         if row.kind != "invitation":
-            from email import message_from_bytes, policy
+            from email import message_from_bytes
             from email.message import EmailMessage
 
+            from .._mail.mailers import parsing_policy
+
             assert row.message is not None
-            parsed = message_from_bytes(row.message, policy=policy.default)
+            parsed = message_from_bytes(row.message, policy=parsing_policy())
             assert isinstance(parsed, EmailMessage)
             return parsed
         with self._write() as work:

@@ -1,0 +1,147 @@
+"""Queued mail: the last check reads the stored bytes once, and SmtpMailer sends the very
+bytes it checked; the outcome is the same as checking the message written out afresh."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+import pytest
+from tests.conftest import SECRET
+from tests.smtp_server import SmtpServer
+
+from teamaccess import MemoryStore, SmtpMailer, TeamAccess
+from teamaccess._mail.gate import MailRefused, check_wire
+from teamaccess._mail.mailers import build_message, parsing_policy
+
+
+def built(to: str = "bob@example.com", subject: str = "Rechnung", html: str | None = "<p>t</p>"
+          ) -> bytes:  # fmt: skip
+    msg = build_message(
+        sender="Panel <noreply@panel.example.net>", to=to, subject=subject,
+        text="Guten Tag,\n.\nbis bald\n", html=html, message_id="<m1@panel.example.net>",
+        language="de",
+    )  # fmt: skip
+    return msg.as_bytes()
+
+
+def raw(*headers: str, body: str = "text\n") -> bytes:
+    return ("\n".join(headers) + "\n\n" + body).encode("utf-8", "surrogateescape")
+
+
+#: Stored messages as a damaged or hostile row might hold them, and clean ones.
+STORED = {
+    "clean": built(),
+    "clean, text only": built(html=None),
+    "clean, long subject": built(subject="Ihre Rechnung für den Monat November " * 4),
+    "another recipient": built(to="eve@example.com"),
+    "a Bcc line": built().replace(b"Subject:", b"Bcc: eve@example.com\nSubject:"),
+    "two To lines": built().replace(b"Subject:", b"To: eve@example.com\nSubject:"),
+    "a CR alone ends a line": built().replace(
+        b"Subject: Rechnung", b"Subject: Rechnung\rBcc: eve@example.com"
+    ),
+    "CR LF line ends": built().replace(b"\n", b"\r\n"),
+    "a CR LF in a header": built().replace(
+        b"Subject: Rechnung", b"Subject: Rechnung\r\nBcc: eve@example.com"
+    ),
+    "an encoded line break": built().replace(
+        b"Subject: Rechnung", b"Subject: =?utf-8?q?Rechnung=0D=0ABcc:_eve@example.com?="
+    ),
+    "an encoded word in To": raw(
+        "From: a@example.net", "To: =?utf-8?q?bob@example.com?=", "Subject: x"
+    ),
+    "folded oddly": raw("From: a@example.net", "To: bob@example.com", "Subject: a\n  b\n\tc"),
+    "no To": raw("From: a@example.net", "Subject: x"),
+    "8-bit header": raw("From: a@example.net", "To: bob@example.com", "Subject: caf\udce9"),
+}
+
+
+def outcome(message: EmailMessage, source: bytes | None) -> tuple[str, ...]:
+    try:
+        envelope, wire = check_wire(message, "bob@example.com", source)
+    except MailRefused as exc:
+        return ("refused", str(exc))
+    return ("sent", envelope, wire.decode("utf-8", "surrogateescape"))
+
+
+class TestCheckOfStoredBytes:
+    """With the stored bytes, the check decides exactly as it does writing the message out
+    and reading it back."""
+
+    @pytest.mark.parametrize("name", list(STORED))
+    def test_same_outcome_as_the_full_check(self, name: str) -> None:
+        source = STORED[name]
+
+        def parsed() -> EmailMessage:
+            msg = message_from_bytes(source, policy=parsing_policy())
+            assert isinstance(msg, EmailMessage)
+            return msg
+
+        assert outcome(parsed(), source) == outcome(parsed(), None)
+
+    def test_the_cases_cover_both_outcomes(self) -> None:
+        got = {
+            name: outcome(message_from_bytes(src, policy=parsing_policy()), src)[0]  # type: ignore[arg-type]
+            for name, src in STORED.items()
+        }
+        assert got["clean"] == got["clean, text only"] == got["clean, long subject"] == "sent"
+        for name in ("another recipient", "a Bcc line", "two To lines", "no To",
+                     "a CR alone ends a line", "a CR LF in a header"):  # fmt: skip
+            assert got[name] == "refused", name
+
+    @pytest.mark.parametrize("to", ["jörg@example.org", "bob@bücher.example"])
+    def test_utf8_addresses_same_outcome(self, to: str) -> None:
+        """Bytes parsed as bytes read UTF-8 as escapes; the check reads the wire as text."""
+        source = built(to=to)
+        results = []
+        for given in (source, None):
+            msg = message_from_bytes(source, policy=parsing_policy())
+            assert isinstance(msg, EmailMessage)
+            results.append(check_wire(msg, to, given))
+        assert results[0] == results[1]
+
+    def test_a_source_that_is_not_the_message_changes_nothing(self) -> None:
+        """The bytes only stand in for a parse of the wire form when they are that form."""
+        msg = message_from_bytes(STORED["a Bcc line"], policy=parsing_policy())
+        assert isinstance(msg, EmailMessage)
+        with pytest.raises(MailRefused, match="bcc"):
+            check_wire(msg, "bob@example.com", STORED["clean"])
+
+
+@pytest.fixture
+def server() -> Iterator[SmtpServer]:
+    with SmtpServer(smtputf8=True) as running:
+        yield running
+
+
+class TestQueuedDeliveryOverSmtp:
+    """deliver_pending() through SmtpMailer: the server gets the stored message, CRLF."""
+
+    def test_the_server_receives_the_stored_bytes(self, server: SmtpServer) -> None:
+        mailer = SmtpMailer(server.host, server.port)
+        team = TeamAccess(
+            MemoryStore(), mailer, secret_key=SECRET, delivery="queue",
+            sender="Panel <noreply@panel.example.net>",
+            accept_url="https://panel.example.net/accept",
+        )  # fmt: skip
+        acc = team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
+        for address in ("kunde@example.org", "jörg@example.org"):  # the second: SMTPUTF8
+            team.add_contact(acc.id, actor_id="o", name="K", email=address, categories=["billing"])
+        team.notify(acc.id, "billing", subject="Rechnung", text="Guten Tag,\n.\nbis bald")
+        stored = {row.recipient: row.message for row in team.pending_messages()}
+        done = team.deliver_pending()
+        assert sorted(r.status for r in done) == ["sent"] * 3
+        assert sorted(got.rcpt_tos[0] for got in server.received) == sorted(stored)
+        for got in server.received:
+            [to] = got.rcpt_tos
+            source = stored[to]
+            assert source is not None
+            if to.isascii():
+                # Sent as checked: the stored lines, each ended by CR LF.
+                wire = got.message.as_bytes(policy=policy.SMTP)
+                assert wire == source.replace(b"\n", b"\r\n")
+            assert got.message["To"] == to
+            body = got.message.get_body(("plain",))
+            assert body is not None
+            assert "Guten Tag,\n.\nbis bald" in body.get_content().replace("\r\n", "\n")
