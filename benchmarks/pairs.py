@@ -32,8 +32,8 @@ class Config:
     memory_large: int = 20_000  # ... and the measured side
     bulk_accounts: int = 1_000  # accounts per batch (a transaction each) in the bulk import
     bulk_rounds: int = 6  # A B rounds of the bulk import
-    procs_seconds: float = 3.0  # per run of the many-processes figure
-    procs_repeats: int = 2  # library and raw runs per configuration, alternating
+    procs_seconds: float = 0.4  # per window of the many-processes figure
+    procs_rounds: int = 20  # rounds (a library and a raw window) per configuration
 
 
 QUICK = Config(
@@ -47,8 +47,8 @@ QUICK = Config(
     memory_large=200,
     bulk_accounts=20,
     bulk_rounds=2,
-    procs_seconds=0.3,
-    procs_repeats=1,
+    procs_seconds=0.1,
+    procs_rounds=3,
 )
 FULL = Config(accounts=300, rounds=60, batch=2000, slow_batch=20, import_runs=40, scale_repeats=3)
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import random
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,13 +90,20 @@ class TestQuickBenchmark:
         assert re.fullmatch(r"[+-]?[\d.]+(x| ms)", cells[4]), cells[4]
 
     def test_prints_a_row_per_process_count_with_and_without_a_writer(self, output: str) -> None:
+        ratio = r"[\d.]+x \([\d.]+-[\d.]+\)"  # the median of the rounds, and their IQR
         rows = re.findall(
-            r"^\| ([124]) \| (no|yes) \| [\d,]+ \| [\d,]+ \| [\d.]+x \| [\d.]+ (?:ns|us|ms) "
-            r"\| [\d.]+ (?:ns|us|ms) \| [\d.]+x \| \d+ \| (?:PASS|MISS) \|$",
+            rf"^\| ([124]) \| (no|yes) \| [\d,]+ \| [\d,]+ \| {ratio} \| [\d.]+ (?:ns|us|ms) "
+            rf"\| [\d.]+ (?:ns|us|ms) \| {ratio} \| (-|[\d,]+ / [\d,]+) \| (\d+) "
+            r"\| (?:PASS|MISS) \|$",
             output,
             re.M,
         )
-        assert rows == [(n, w) for w in ("no", "yes") for n in ("1", "2", "4")], output
+        # The writer's rounds are counted only where there is one; no error of any kind.
+        assert rows == [
+            (n, w, "-" if w == "no" else rows[i][2], "0")
+            for i, (w, n) in enumerate((w, n) for w in ("no", "yes") for n in ("1", "2", "4"))
+        ], output
+        assert all(re.fullmatch(r"[\d,]+ / [\d,]+", r[2]) for r in rows[3:]), rows
 
     def test_prints_the_mail_costs_beside_the_figures(self, output: str) -> None:
         assert re.search(
@@ -185,3 +195,65 @@ class TestQuickBenchmarkOnPostgres:
             assert re.fullmatch(r"[\d.]+k/s", cells[1]), line
             assert re.fullmatch(r"[\d.]+k/s", cells[3]), line
             assert cells[-1] in ("PASS", "MISS"), line
+
+
+@pytest.mark.slow
+class TestManyProcessesErrors:
+    """An error of any kind in a reader or the writer is counted and fails the figure."""
+
+    @pytest.fixture
+    def procs(self, monkeypatch: pytest.MonkeyPatch) -> Any:
+        # On sys.path for the spawned processes too, which import the benchmark by name.
+        monkeypatch.syspath_prepend(str(ROOT))
+        from benchmarks import procs
+
+        return procs
+
+    def test_a_reader_that_cannot_open_the_file(self, procs: Any, tmp_path: Path) -> None:
+        path = tmp_path / "foreign.db"
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+        conn.close()
+        row = procs.measure(path, 2, False, [("u", "a", "billing.view")], [], rounds=1,
+                            seconds=0.05)  # fmt: skip
+        assert any("StorageError" in e and "not a teamaccess database" in e
+                   for e in row["errors"]), row["errors"]  # fmt: skip
+        assert row["rounds"] == 0
+        assert not procs.passed(row)
+
+    def test_a_writer_whose_calls_fail(self, procs: Any, tmp_path: Path) -> None:
+        from benchmarks._data import SECRET, NullMailer, populate
+
+        from teamaccess import Catalog, SQLiteStore, TeamAccess
+
+        path = tmp_path / "team.db"
+        store = SQLiteStore(path)
+        pop = populate(TeamAccess(store, NullMailer(), secret_key=SECRET), 2, members=2)
+        store.close()
+        args = pop.can_args(50, random.Random(1), Catalog.default().names())
+        ghost = [("no-such-account", "owner0", ["user0-1"])]
+        row = procs.measure(path, 1, True, args, ghost, rounds=2, seconds=0.05)
+        assert row["rounds"] == 2  # the readers ran ...
+        assert row["errors"]
+        assert all(e.startswith("writer: AccountNotFound") for e in row["errors"]), row["errors"]
+        assert not procs.passed(row)  # ... and the figure fails all the same
+
+
+def test_walpages_names_the_b_tree_of_every_page_written() -> None:
+    """`python -m benchmarks.walpages` counts the pages of both sides' three commits."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.walpages", "--warm", "5", "--rounds", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for side in ("library: ", "floor (tables with only primary keys): "):
+        [line] = [line for line in out.splitlines() if line.startswith(side)]
+        assert re.search(r"[\d.]+ pages \([\d.]+ KiB\), \d+ statements per round", line), out
+    # the library's rule indexes appear by name
+    for tree in ("invitations_address", "members_email_key", "outbox_due", "events_sends"):
+        assert f"{tree} " in out, out
+    assert out.count("  invite: ") == out.count("  accept: ") == 2, out
