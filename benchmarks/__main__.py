@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--skip-pairs", action="store_true", help="only the scale curve")
     parser.add_argument("--skip-scale", action="store_true", help="only the paired figures")
     parser.add_argument("--only-postgres", action="store_true", help="only the PostgreSQL figures")
+    parser.add_argument("--only-bulk", action="store_true", help="only the bulk import figures")
     parser.add_argument("--skip-mail", action="store_true", help="no SMTP throughput figures")
     parser.add_argument("--only-mail", action="store_true", help="only the SMTP throughput figures")
     parser.add_argument("--only-procs", action="store_true", help="only the many-processes figure")
@@ -50,6 +51,11 @@ def main() -> None:
         workdir = Path(tmp)
         if args.only_postgres:
             postgres.run_all(cfg, workdir)
+            return
+        if args.only_bulk:
+            print(pairs.HEADER, flush=True)
+            for bench in (pairs.bulk_import, pairs.bulk_batch):
+                print(bench(cfg, workdir).row(), flush=True)
             return
         if args.only_mail:
             mail_throughput(args.quick, workdir)

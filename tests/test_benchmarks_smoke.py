@@ -26,7 +26,8 @@ FIGURES = [
     "recipients(),",
     "import teamaccess (subprocess)",
     "invite + accept, MemoryStore,",
-    "bulk import in team.batch(),",
+    "import_accounts(),",
+    "for comparison: invite + accept in team.batch(),",
     "queued delivery, 50 messages, SmtpMailer batch",
     "queued delivery (informational), 10 messages, a connection each",
     "notify(), 50 recipients, queued, SQLiteStore",
@@ -81,7 +82,7 @@ class TestQuickBenchmark:
         cells = [c.strip() for c in lines[0].strip("|").split("|")]
         assert len(cells) == 7, lines[0]
         # A figure with a goal passes or misses it; one shown for information has none.
-        if "(informational)" in figure or figure.startswith("SQL statements"):
+        if "(informational)" in figure or figure.startswith(("SQL statements", "for comparison")):
             assert (cells[-2], cells[-1]) == ("none", "INFO"), lines[0]
         else:
             assert cells[-1] in ("PASS", "MISS")
@@ -237,3 +238,23 @@ class TestManyProcessesErrors:
         assert row["errors"]
         assert all(e.startswith("writer: AccountNotFound") for e in row["errors"]), row["errors"]
         assert not procs.passed(row)  # ... and the figure fails all the same
+
+
+def test_walpages_names_the_b_tree_of_every_page_written() -> None:
+    """`python -m benchmarks.walpages` counts the pages of both sides' three commits."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.walpages", "--warm", "5", "--rounds", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for side in ("library: ", "floor (tables with only primary keys): "):
+        [line] = [line for line in out.splitlines() if line.startswith(side)]
+        assert re.search(r"[\d.]+ pages \([\d.]+ KiB\), \d+ statements per round", line), out
+    # the library's rule indexes appear by name
+    for tree in ("invitations_address", "members_email_key", "outbox_due", "events_sends"):
+        assert f"{tree} " in out, out
+    assert out.count("  invite: ") == out.count("  accept: ") == 2, out

@@ -70,3 +70,65 @@ class TestNormalizeEmail:
 
     def test_display_form_keeps_the_local_part(self) -> None:
         assert normalize_email("Chef@MÜLLER.de").email == "Chef@müller.de"
+
+
+def _full(value: str) -> object:
+    """What the full check (email-validator, then the header check) makes of *value*."""
+    from teamaccess._emails import _validate_fully
+
+    try:
+        return _validate_fully(value, False)
+    except InvalidEmail:
+        return "refused"
+
+
+# Near-misses of the plain form: dots and hyphens in every place, digits, case, long runs.
+_NEAR = st.text(alphabet="aZ09_+-..@", min_size=1, max_size=30)
+_LABEL = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9-]{0,70}", fullmatch=True)
+_DOMAINS = st.lists(_LABEL, min_size=1, max_size=4).map(".".join)
+_LOCALS = st.from_regex(r"[A-Za-z0-9_+.-]{1,70}", fullmatch=True)
+_TLDS = st.sampled_from(["de", "COM", "x-y", "c1", "test", "Local", "onion", "arpa", "museum"])
+
+
+class TestPlainAddressShortcut:
+    """The shortcut for plain ASCII addresses says what the full check says, or defers."""
+
+    @given(st.one_of(
+        _NEAR,
+        st.builds(lambda lo, d, t: f"{lo}@{d}.{t}", _LOCALS, _DOMAINS, _TLDS),
+        st.builds(lambda lo, d: f"{lo}@{d}", _LOCALS, _DOMAINS),
+    ))  # fmt: skip
+    def test_same_as_the_full_check(self, value: str) -> None:
+        from teamaccess._emails import _plain
+
+        shortcut = _plain(value)
+        if shortcut is not None:
+            assert _full(value) == shortcut
+
+    @pytest.mark.parametrize(
+        "value",
+        ["User.Name+tag@Sub.Example.COM", "a@1b.de", "-a-@b.co", "a_b@x.x-y", "a@b.museum"],
+    )
+    def test_common_addresses_take_it(self, value: str) -> None:
+        from teamaccess._emails import _plain
+
+        assert _plain(value) is not None
+        assert _plain(value) == _full(value)
+
+    @pytest.mark.parametrize(
+        "value",
+        ["a@b.c1", "a@b-.com", "a@ab--cd.com", "a@xn--mller-kva.de", "a@b.test",
+         "a@localhost", "a..b@c.de", ".a@c.de", "a@c", "a" * 65 + "@b.de", "a@b.local",
+         "chef@müller.de", "a=?x?=@b.de", "\"a b\"@c.de"],
+    )  # fmt: skip
+    def test_the_rest_goes_to_the_full_check(self, value: str) -> None:
+        from teamaccess._emails import _plain
+
+        assert _plain(value) is None
+
+    def test_special_use_domains_match_email_validator(self) -> None:
+        import email_validator
+
+        from teamaccess._emails import _SPECIAL_USE
+
+        assert sorted(_SPECIAL_USE) == sorted(email_validator.SPECIAL_USE_DOMAIN_NAMES)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+from typing import Final
 
 import attrs
 
@@ -112,8 +114,58 @@ class Address:
     key: str
 
 
+#: Top-level domains email-validator refuses without ``test_environment`` (its
+#: ``SPECIAL_USE_DOMAIN_NAMES``; a test keeps the two equal).
+_SPECIAL_USE: Final = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
+_PLAIN: list[re.Pattern[str]] = []
+
+
+def _plain(value: str) -> Address | None:
+    """The address email-validator and the header check would make of *value*, if it is
+    plain ASCII (a dot-atom of letters, digits and ``_+-`` at a domain of lower-hyphen-
+    digit labels whose last ends in a letter, within every length limit); else ``None``,
+    and the full check decides.
+
+    Bulk imports validate a million addresses; the full check costs ~200 us each (most of
+    it building a mail to prove the address fits a header), this ~2 us. A test compares
+    the two on generated addresses: for every address this accepts, the full check gives
+    the same result.
+    """
+    if not _PLAIN:
+        _PLAIN.append(
+            re.compile(
+                r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@"
+                r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                r"[A-Za-z0-9-]{0,62}[A-Za-z]",
+                re.ASCII,
+            )
+        )
+    if len(value) > 254 or not _PLAIN[0].fullmatch(value):
+        return None
+    local, _, domain = value.rpartition("@")
+    domain = domain.lower()
+    # IDNA refuses "--" in the third and fourth place of a label, and "xn--" labels are
+    # Punycode to decode: both are left to the full check, as is anything long.
+    if len(local) > 64 or len(domain) > 253 or "--" in domain or domain.startswith("-"):
+        return None
+    # A special-use name is a whole last label ("x.test", "localhost"); the regular
+    # expression has made sure there is a dot.
+    tld = domain.rpartition(".")[2]
+    if tld.startswith("-") or tld in _SPECIAL_USE:
+        return None
+    return Address(f"{local}@{domain}", f"{local.lower()}@{domain}")
+
+
 @lru_cache(maxsize=4096)
 def _validate(value: str, check_deliverability: bool) -> Address:
+    if not check_deliverability:
+        plain = _plain(value)
+        if plain is not None:
+            return plain
+    return _validate_fully(value, check_deliverability)
+
+
+def _validate_fully(value: str, check_deliverability: bool) -> Address:
     # Imported on first use: compiling its regular expressions costs ~20 ms, a third of
     # the import budget (issue 6).
     import email_validator

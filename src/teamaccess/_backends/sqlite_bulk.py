@@ -81,7 +81,17 @@ def add_many(
     events: Sequence[AuditEvent],
 ) -> None:
     ts: Callable[[datetime], str] = _memo(_ts)
-    perms: Callable[[PermissionSet], str] = _memo(_perms_text)
+    texts: dict[int, tuple[PermissionSet, str]] = {}
+
+    def perms(value: PermissionSet) -> str:
+        # By identity: an import shares a few sets among thousands of members, and a
+        # set's own hash is computed anew on every call. The set is kept with its text,
+        # so its id cannot be reused while this runs.
+        found = texts.get(id(value))
+        if found is None:
+            found = texts[id(value)] = (value, _perms_text(value))
+        return found[1]
+
     new = {a.id for a in accounts}
     numbers: dict[str, int] = {}
     fresh: list[tuple[Any, ...]] = []

@@ -57,17 +57,22 @@ def check_wire(
     message: EmailMessage, recipient: str, source: bytes | None = None
 ) -> tuple[str, bytes]:
     """:func:`check_outgoing`, also returning the wire form it checked (``CRLF`` line
-    ends), which a mailer can send as it is instead of writing the message again.
+    ends), which the caller then sends as it is instead of writing the message again.
 
-    *source* is given when *message* was parsed from it (a queued message): if the wire
-    form is *source* line for line, parsing it back would give *message* again, so it is
-    not parsed a second time and *message*'s own headers are checked.
+    *source* is the bytes *message* was parsed from (a queued message), for a caller that
+    sends the returned wire form. If they are ASCII with no CR, the wire form is *source*
+    with ``CRLF`` line ends: reading it back gives *message* again (the parser does not
+    see line ends), so *message* itself is checked and nothing is written or parsed a
+    second time. Any other *source* is written out and read back like a built message.
     """
     from email import message_from_string
     from email.errors import MessageError
 
     from .mailers import expected_recipient, parsing_policy, wire_policy
 
+    # UTF-8 reads differently as text (below) than it did as *message*'s bytes, and a CR
+    # alone ends a line for the parser: such bytes take the full way.
+    direct = source is not None and source.isascii() and b"\r" not in source
     try:
         for part in message.walk():
             for name, value in _headers(part):
@@ -76,27 +81,20 @@ def check_wire(
                         f"its {name} header holds a line break (an encoded word in a "
                         "name, address or template text?)"
                     )
-        wire = message.as_bytes(policy=wire_policy(getattr(message.policy, "utf8", False)))
-        # Read after writing: writing a multipart message gives it its boundary.
-        built = list(message.walk())
-        built_headers = [_headers(part) for part in built]
-        if (
-            source is not None
-            and source.isascii()
-            and b"\r" not in source
-            and wire == source.replace(b"\n", b"\r\n")
-        ):
-            # The same lines, only their ends differ, which the parser does not see. UTF-8
-            # reads differently as text (below) than *message*'s bytes did, so it takes
-            # the full way; so does any CR in *source* (the writer never makes one that
-            # compares equal, but a CR alone ends a line for the parser: no guessing).
+        if direct:
+            assert source is not None
+            wire = source.replace(b"\n", b"\r\n")
             parsed = message
         else:
+            wire = message.as_bytes(policy=wire_policy(getattr(message.policy, "utf8", False)))
             # Parsed as text: the bytes parser reads a header's UTF-8 (SMTPUTF8) as
             # escaped bytes, which would read as another address than the one built.
             parsed = message_from_string(
                 wire.decode("utf-8", "surrogateescape"), policy=parsing_policy()
             )
+        # Read after writing: writing a multipart message gives it its boundary.
+        built = list(message.walk())
+        built_headers = [_headers(part) for part in built] if not direct else []
     except MailRefused:
         raise
     except (MessageError, ValueError, LookupError, TypeError, UnicodeError) as exc:
@@ -109,20 +107,21 @@ def check_wire(
             f"its wire form has {len(sent)} parts where {len(built)} were built "
             "(a header value replaced the body)"
         )
-    for index, (mine, theirs) in enumerate(zip(built_headers, sent, strict=True)):
-        headers_built = _compared(mine)
-        headers_sent = _compared(_headers(theirs))
-        names_built = [name for name, _ in headers_built]
-        names_sent = [name for name, _ in headers_sent]
-        if names_built != names_sent:
-            extra = sorted(set(names_sent) - set(names_built)) or names_sent
-            raise MailRefused(
-                f"its wire form has other headers than were built (part {index}: "
-                f"{', '.join(extra)}); a value added header lines"
-            )
-        for (name, value), (_, wire_value) in zip(headers_built, headers_sent, strict=True):
-            if value != wire_value:
-                raise MailRefused(f"its {name} header reads differently on the wire")
+    if not direct:  # on the direct way what was read back is *message* itself
+        for index, (mine, theirs) in enumerate(zip(built_headers, sent, strict=True)):
+            headers_built = _compared(mine)
+            headers_sent = _compared(_headers(theirs))
+            names_built = [name for name, _ in headers_built]
+            names_sent = [name for name, _ in headers_sent]
+            if names_built != names_sent:
+                extra = sorted(set(names_sent) - set(names_built)) or names_sent
+                raise MailRefused(
+                    f"its wire form has other headers than were built (part {index}: "
+                    f"{', '.join(extra)}); a value added header lines"
+                )
+            for (name, value), (_, wire_value) in zip(headers_built, headers_sent, strict=True):
+                if value != wire_value:
+                    raise MailRefused(f"its {name} header reads differently on the wire")
     found = _RECIPIENT_HEADERS.intersection(name.lower() for name in parsed)
     if found:
         raise MailRefused(f"it names other recipients ({', '.join(sorted(found))} headers)")

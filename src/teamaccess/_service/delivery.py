@@ -176,19 +176,22 @@ class _Delivery(_Core):
         it is never sent). *source*: the bytes *message* was parsed from, if it was."""
         from .._mail.gate import MailRefused, check_wire, scrub_error
 
+        target = self._mailer if mailer is None else mailer
+        smtp = sys.modules.get("teamaccess._mail.smtp")  # loaded if target is an SmtpMailer
+        # SmtpMailer (and its batches) sends the bytes the last check read, as they are:
+        # the message is not written a second time, and nothing can differ between what
+        # was checked and what is sent. Another mailer writes *message* itself, so its
+        # check writes it out too, whatever the message was parsed from.
+        sends_wire = smtp is not None and isinstance(target, smtp.SmtpMailer | smtp._Batch)
         try:
-            envelope, wire = check_wire(message, row.recipient, source)
+            envelope, wire = check_wire(message, row.recipient, source if sends_wire else None)
         except MailRefused as exc:
             refusal = _Refusal(f"refused before sending, and not retried: {exc}")
             _log().error("mail %s to %s %s", row.id, row.recipient, refusal)
             return refusal
-        target = self._mailer if mailer is None else mailer
         try:
-            smtp = sys.modules.get("teamaccess._mail.smtp")  # loaded if target is an SmtpMailer
-            if smtp is not None and isinstance(target, smtp.SmtpMailer | smtp._Batch):
-                # The bytes just checked go out as they are: no second writing of the
-                # message, and nothing can differ between what was checked and what is sent.
-                target._send_checked(message, wire, envelope)
+            if sends_wire:
+                target._send_checked(message, wire, envelope)  # type: ignore[attr-defined]
             elif self._mailer_takes_envelope(target):
                 target.send(message, envelope_to=envelope)  # type: ignore[call-arg]
             else:

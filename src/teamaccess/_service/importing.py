@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import attrs
 
@@ -48,8 +48,7 @@ _NOT_ROWS: Final = (str, bytes, bytearray, Mapping)
 Progress = Callable[[str, int, int], object]
 
 
-@attrs.frozen
-class _Person:
+class _Person(NamedTuple):
     """A member as checked: what ``Member`` needs, and the address's comparison key."""
 
     user_id: str
@@ -60,8 +59,7 @@ class _Person:
     metadata: dict[str, object]
 
 
-@attrs.frozen
-class _Entry:
+class _Entry(NamedTuple):
     """One contact as checked."""
 
     name: str
