@@ -249,6 +249,28 @@ class TestImportRules:
         refused(team, [row(0, id="c\n1")], "row 0")
         refused(team, [row(0, id="c" * 201)], "limit is 200")
 
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            "K/4711",
+            "a/users",
+            "K 4711",
+            "\uff14\uff17\uff11\uff11",
+            "K-4711?x",
+            "teamaccess:system",
+            "../x#y",
+        ],
+    )
+    def test_account_id_is_url_safe(self, team: TeamAccess, bad: str) -> None:
+        """An id goes into the pages' URLs as it is: no "/" makes another page's path, no
+        look-alike digit makes a second "4711"."""
+        refused(team, [row(0, id=bad)], "only ASCII letters, digits")
+        assert team.accounts_for("owner0") == []
+
+    def test_account_id_of_the_safe_characters(self, team: TeamAccess) -> None:
+        [acc] = team.import_accounts([row(0, id="K-4711_a.b~c")])
+        assert acc.id == "K-4711_a.b~c"
+
     def test_missing_and_unknown_fields(self, team: TeamAccess) -> None:
         exc = refused(team, [{"name": "A", "owner": "x"}], "unknown field")
         assert [p.message for p in exc.problems] == [

@@ -15,6 +15,7 @@ the panel, and would grow SQLite's WAL to the size of the whole import.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Literal, NamedTuple
@@ -44,6 +45,9 @@ _ACCOUNT_KEYS: Final = frozenset({"id", "name", "owner_id", "owner_email", "memb
 _MEMBER_KEYS: Final = frozenset({"user_id", "email", "permissions", "access_until", "metadata"})
 _CONTACT_KEYS: Final = frozenset({"name", "email", "categories", *_CONTACT_FIELDS})
 _NOT_ROWS: Final = (str, bytes, bytearray, Mapping)
+#: An imported account id: the characters of a generated one, which a URL path segment,
+#: a shell and a log line take as they are.
+_ID: Final = re.compile(r"[A-Za-z0-9._~-]+")
 
 Progress = Callable[[str, int, int], object]
 
@@ -254,6 +258,13 @@ class _Importing(_Core):
                 check_length("id", account_id, NAME_LIMIT)
                 if account_id != account_id.strip():
                     raise ValidationError(f"id {account_id!r} has spaces around it; remove them")
+                if not _ID.fullmatch(account_id):
+                    # An account id goes as it is into the pages' URLs, commands and logs:
+                    # a "/" made another page's path, and fullwidth digits looked like "4711".
+                    raise ValidationError(
+                        f"id {account_id!r} may hold only ASCII letters, digits and - . _ ~ "
+                        "(as a generated id does); map the old number to such an id"
+                    )
         except ValidationError as exc:
             fail(exc)
         name = owner = None
