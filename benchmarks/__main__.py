@@ -138,9 +138,11 @@ def many_processes(cfg: pairs.Config, workdir: Path) -> int:
 def mail_throughput(quick: bool, workdir: Path) -> None:
     from . import mail
 
+    sizes = mail.QUICK if quick else mail.FULL
     print(
         "\n## Mail throughput (aiosmtpd on 127.0.0.1 in its own process, STARTTLS and "
-        "login required; medians of interleaved rounds)\n",
+        f"login required; {sizes.rounds} interleaved rounds per figure after a warm-up, "
+        "medians per message)\n",
         flush=True,
     )
     try:
