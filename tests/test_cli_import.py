@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.conftest import SECRET
@@ -256,3 +257,41 @@ class TestImportOnPostgres:
             team.close()
         finally:
             drop_postgres_schema(tmp_path)
+
+
+class TestInterrupted:
+    """A store that fails partway: exit 10, the chunks before stay, --skip-existing resumes."""
+
+    def test_resume_with_skip_existing(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from click.testing import CliRunner
+
+        from teamaccess import StorageError
+        from teamaccess._cli import cli
+        from teamaccess._service.importing import _Importing
+
+        name = write(tmp_path, GOOD)
+        monkeypatch.chdir(tmp_path)
+        real = _Importing._write_chunk
+        calls: list[int] = []
+
+        def fail_second(self: Any, work: Any, chunk: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 2:  # as a full disk would, in the second commit
+                raise StorageError("the database or disk is full")
+            return real(self, work, chunk)
+
+        monkeypatch.setattr(_Importing, "_write_chunk", fail_second)
+        env = dict.fromkeys(k for k in os.environ if k.startswith("TEAMACCESS_"))
+        result = CliRunner(env=env).invoke(cli, ["import", "--chunk-size", "1", name])
+        assert result.exit_code == 10
+        assert "stopped after 1 account(s), which are stored" in result.stderr
+        assert "disk is full" in result.stderr
+        assert "run the same command with --skip-existing" in result.stderr
+        assert counts(tmp_path / "teamaccess.db")["accounts"] == 1
+        monkeypatch.setattr(_Importing, "_write_chunk", real)
+        proc = run(tmp_path, "import", "--skip-existing", name)
+        assert "imported 1 account(s)" in proc.stdout
+        assert "skipped 1 that exist" in proc.stdout
+        assert counts(tmp_path / "teamaccess.db")["members"] == 5
