@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.conftest import SECRET
@@ -28,8 +29,12 @@ GOOD = HEADER + (
 )
 
 
-def run(folder: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+def run(
+    folder: Path, *args: str, code: int = 0, key: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")}
+    if key is not None:
+        env["TEAMACCESS_SECRET_KEY"] = key
     proc = subprocess.run(
         [sys.executable, "-m", "teamaccess", *args], cwd=folder, env=env,
         capture_output=True, text=True, timeout=120,
@@ -222,3 +227,71 @@ class TestProgressBar:
         assert "checking" in text
         assert "importing" in text
         assert "100%" in text
+
+
+@pytest.mark.postgres
+class TestImportOnPostgres:
+    """The same command with --db postgresql://...: imported once, refused the second time."""
+
+    def test_import_then_refuse_then_skip(self, tmp_path: Path) -> None:
+        from tests.conftest import drop_postgres_schema, postgres_conninfo, postgres_schema
+        from tests.test_cli_postgres import to_url
+
+        from teamaccess import PostgresStore
+
+        conninfo = postgres_conninfo()
+        schema = postgres_schema(tmp_path)
+        db = ["--db", to_url(conninfo), "--schema", schema]
+        try:
+            name = write(tmp_path, GOOD)
+            run(tmp_path, *db, "import", name, key="cli-test-key")
+            proc = run(tmp_path, *db, "import", name, code=3, key="cli-test-key")
+            assert "line 2: account 'K-1' exists already" in proc.stderr
+            again = run(tmp_path, *db, "import", "--json", "--skip-existing", name,
+                        key="cli-test-key")  # fmt: skip
+            assert json.loads(again.stdout)["skipped"] == 2
+            team = TeamAccess(PostgresStore(conninfo, schema=schema), MemoryMailer(),
+                              secret_key=SECRET)  # fmt: skip
+            assert [m.user_id for m in team.members("K-1")] == ["u-1", "u-2", "u-3"]
+            assert team.recipients("K-1", "billing") == ["chef@muster.de", "rechnung@muster.de"]
+            team.close()
+        finally:
+            drop_postgres_schema(tmp_path)
+
+
+class TestInterrupted:
+    """A store that fails partway: exit 10, the chunks before stay, --skip-existing resumes."""
+
+    def test_resume_with_skip_existing(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from click.testing import CliRunner
+
+        from teamaccess import StorageError
+        from teamaccess._cli import cli
+        from teamaccess._service.importing import _Importing
+
+        name = write(tmp_path, GOOD)
+        monkeypatch.chdir(tmp_path)
+        real = _Importing._write_chunk
+        calls: list[int] = []
+
+        def fail_second(self: Any, work: Any, chunk: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 2:  # as a full disk would, in the second commit
+                raise StorageError("the database or disk is full")
+            return real(self, work, chunk)
+
+        monkeypatch.setattr(_Importing, "_write_chunk", fail_second)
+        env = dict.fromkeys(k for k in os.environ if k.startswith("TEAMACCESS_"))
+        result = CliRunner(env=env).invoke(cli, ["import", "--chunk-size", "1", name])
+        assert result.exit_code == 10
+        assert "stopped after 1 account(s), which are stored" in result.stderr
+        assert "disk is full" in result.stderr
+        assert "run the same command with --skip-existing" in result.stderr
+        assert counts(tmp_path / "teamaccess.db")["accounts"] == 1
+        monkeypatch.setattr(_Importing, "_write_chunk", real)
+        proc = run(tmp_path, "import", "--skip-existing", name)
+        assert "imported 1 account(s)" in proc.stdout
+        assert "skipped 1 that exist" in proc.stdout
+        assert counts(tmp_path / "teamaccess.db")["members"] == 5

@@ -373,6 +373,22 @@ class TestNothingHalfWritten:
         assert [a.id for a in resumed] == ["c-4", "c-6", "c-7"]
         assert row_counts(tmp_path / "t.db")["accounts"] == 8
 
+    def test_store_failing_in_the_first_chunk_stores_nothing(
+        self, sqlite_team: TeamAccess, tmp_path: Path, clock: FrozenClock
+    ) -> None:
+        other = TeamAccess(SQLiteStore(tmp_path / "t.db"), MemoryMailer(), secret_key=SECRET,
+                           clock=clock)  # fmt: skip
+
+        def race(phase: str, done: int, total: int) -> None:
+            if phase == "check":  # after every row passed, before the first write
+                other.import_accounts([row(99, id="c-1")])
+
+        with pytest.raises(ImportInterrupted, match="no row is stored") as info:
+            sqlite_team.import_accounts([row(n, id=f"c-{n}") for n in range(3)], progress=race)
+        other.close()
+        assert (info.value.done, info.value.imported) == (0, [])
+        assert row_counts(tmp_path / "t.db")["accounts"] == 1
+
 
 class _NoBulkStore:
     """A third-party store without the optional add_many(): units only have the adds."""

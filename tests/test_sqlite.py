@@ -574,6 +574,47 @@ class TestHotPath:
         assert "SCAN" not in details
         store.close()
 
+    def test_grant_reads_the_whole_row_only_for_a_member_with_a_state(self, db: Path) -> None:
+        team = open_team(db)
+        acc = team.create_account(name="Acme", owner_id="owner", owner_email="o@example.org")
+        for user in ("active", "suspended", "ending"):
+            add_member(team, acc.id, user, P("billing.view"))
+        team.suspend_member(acc.id, "suspended", actor_id="owner")
+        until = START + timedelta(days=3)
+        team.set_access_until(acc.id, "ending", until, actor_id="owner")
+        store = team._store
+        statements: list[str] = []
+        store.db.conn.set_trace_callback(statements.append)
+        assert store.grant(acc.id, "active") == (P("billing.view"), None)
+        assert len(statements) == 1  # one column, one statement
+        assert store.grant(acc.id, "suspended") == (PermissionSet.none(), None)
+        assert store.grant(acc.id, "ending") == (P("billing.view"), until)
+        assert store.grant(acc.id, "nobody") is None
+        assert len(statements) == 6
+        plan = store.db.execute(
+            "EXPLAIN QUERY PLAN " + sqlite_backend._GRANT_FULL_SQL, ("a", "u")
+        ).fetchall()
+        assert "SEARCH members USING PRIMARY KEY" in plan[0][-1]
+        store.close()
+
+    def test_grant_leaves_no_read_snapshot_open(self, db: Path) -> None:
+        """grant()'s reused cursor must not pin the WAL: a checkpoint by another
+        connection right after it copies and empties everything."""
+        team = open_team(db)
+        acc = team.create_account(name="Acme", owner_id="owner", owner_email="o@example.org")
+        add_member(team, acc.id, "u1", P("billing.view"))
+        add_member(team, acc.id, "u2", P("billing.view"))
+        team.suspend_member(acc.id, "u2", actor_id="owner")
+        other = raw(db)
+        other.execute("CREATE TABLE scratch (x)")
+        for user in ("u1", "u2", "nobody"):
+            team.can(user, acc.id, "billing.view")
+            other.execute("INSERT INTO scratch VALUES (1)")  # a frame to copy
+            busy, frames, done = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            assert (busy, frames, done) == (0, 0, 0), user
+        other.close()
+        team._store.close()
+
     def test_recipients_query_is_two_covering_index_searches(self, db: Path) -> None:
         store = SQLiteStore(db)
         plan = store.db.execute(

@@ -21,10 +21,12 @@ from .codec import perms_text as _perms_text
 from .codec import unreadable as _unreadable
 
 __all__ = [
+    "_ACTIVE_GRANTS",
     "_DECODE_ERRORS",
     "_GRANTS",
     "Row",
     "_account",
+    "_active_grant",
     "_contact",
     "_create_private",
     "_dt",
@@ -92,6 +94,21 @@ def _grant(row: Row) -> tuple[PermissionSet, datetime | None]:
         if len(_GRANTS) > 4096:
             _GRANTS.clear()
         _GRANTS[row] = found
+    return found
+
+
+# The same for an active member without an end (grant()'s one-column answer): stored
+# permission text -> (permissions, None).
+_ACTIVE_GRANTS: dict[str, tuple[PermissionSet, None]] = {}
+
+
+def _active_grant(text: str) -> tuple[PermissionSet, None]:
+    found = _ACTIVE_GRANTS.get(text)
+    if found is None:
+        found = (_perms(text), None)
+        if len(_ACTIVE_GRANTS) > 4096:
+            _ACTIVE_GRANTS.clear()
+        _ACTIVE_GRANTS[text] = found
     return found
 
 

@@ -20,7 +20,7 @@ from typing import Any, Final, Literal
 import attrs
 import click
 
-from .._errors import ImportProblem, InvalidImport, ValidationError
+from .._errors import ImportInterrupted, ImportProblem, InvalidImport, ValidationError
 from .app import _settings, cli, json_option
 from .config import is_postgres
 from .output import emit_json
@@ -267,6 +267,14 @@ def import_command(
                     rows, existing=existing, chunk_size=chunk_size, progress=progress,
                     dry_run=dry_run,
                 )  # fmt: skip
+    except ImportInterrupted as exc:
+        raise ImportInterrupted(
+            f"the import stopped after {len(exc.imported)} account(s), which are stored; "
+            f"the rest is not ({exc.__cause__}). Fix the cause, then run the same command "
+            "with --skip-existing to import the rest",
+            imported=exc.imported,
+            done=exc.done,
+        ) from exc
     except InvalidImport as exc:
         problems += [
             LineProblem(

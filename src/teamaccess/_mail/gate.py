@@ -13,14 +13,15 @@ stdlib does with a value.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Final
 
 from .._emails import BREAKS
 
 if TYPE_CHECKING:
     from email.message import EmailMessage, Message
 
-__all__ = ["MailRefused", "check_outgoing", "check_wire", "scrub_error"]
+__all__ = ["MailRefused", "check_outgoing", "check_stored", "check_wire", "scrub_error"]
 
 # Headers that add recipients to a message, for smtplib or a relay: none may appear.
 _RECIPIENT_HEADERS = frozenset(
@@ -30,6 +31,53 @@ _RECIPIENT_HEADERS = frozenset(
 
 class MailRefused(Exception):
     """The message is not sent: its wire form is not what was built. Never retried."""
+
+
+#: The headers a stored (queued) message has: those ``build_message()`` writes, each once.
+_STORED_HEADERS: Final = frozenset(
+    ("from", "to", "date", "subject", "message-id", "content-language", "mime-version",
+     "content-type", "content-transfer-encoding")
+)  # fmt: skip
+# A header line as RFC 5322 writes it: printable ASCII but the colon, then the colon at
+# once. The obsolete syntax ("Bcc : x", a space before the colon) is read as a header by
+# mail servers and programs, but as the start of the body by the stdlib parser.
+_FIELD: Final = re.compile(rb"([!-9;-~]+):")
+
+
+def check_stored(source: bytes) -> None:
+    """Refuse a stored message whose headers are not exactly what ``build_message()``
+    writes: a damaged or altered outbox row.
+
+    The check of the parsed message sees the headers as the stdlib parser reads them; a
+    server or mail program reads some lines otherwise. A line that is not a header field
+    (or its folded continuation) ends the stdlib's headers there, but not theirs: after
+    it, or in the obsolete form with a space before the colon, a ``Bcc`` or a second
+    ``To`` would reach the server unseen. So the stored header lines themselves must be
+    well formed, name only the headers built, each once, and no line may exceed the 998
+    characters of RFC 5322 (the builder folds and encodes far below that).
+    """
+    end = source.find(b"\n\n")
+    crlf = source.find(b"\r\n\r\n")
+    if crlf != -1 and (end == -1 or crlf < end):
+        end = crlf
+    if end == -1:
+        raise MailRefused("its stored form has no empty line between headers and body")
+    seen: set[bytes] = set()
+    for index, line in enumerate(re.split(rb"\r\n|\r|\n", source[:end])):
+        if line[:1] in (b" ", b"\t") and index:
+            continue  # a folded continuation of the header above
+        field = _FIELD.match(line)
+        name = field.group(1).lower() if field is not None else None
+        if name is None or name.decode() not in _STORED_HEADERS:
+            raise MailRefused(
+                f"its stored header line {index + 1} is not one of the headers built "
+                "(a damaged or altered outbox row)"
+            )
+        if name in seen:
+            raise MailRefused(f"its stored {name.decode()} header appears twice")
+        seen.add(name)
+    if max(map(len, source.splitlines())) > 998:
+        raise MailRefused("its stored form has a line longer than 998 characters")
 
 
 def _headers(part: Message) -> list[tuple[str, str]]:

@@ -174,7 +174,7 @@ class _Delivery(_Core):
         """Hand *message* to *mailer* (the service's by default) once it passed the last
         check; the error text if it failed (a :class:`_Refusal` if the check refused it:
         it is never sent). *source*: the bytes *message* was parsed from, if it was."""
-        from .._mail.gate import MailRefused, check_wire, scrub_error
+        from .._mail.gate import MailRefused, check_stored, check_wire, scrub_error
 
         target = self._mailer if mailer is None else mailer
         smtp = sys.modules.get("teamaccess._mail.smtp")  # loaded if target is an SmtpMailer
@@ -184,6 +184,10 @@ class _Delivery(_Core):
         # check writes it out too, whatever the message was parsed from.
         sends_wire = smtp is not None and isinstance(target, smtp.SmtpMailer | smtp._Batch)
         try:
+            if source is not None:
+                # Stored bytes go out as they are (SmtpMailer): they must be what was built
+                # as a server reads them, not only as the stdlib parser reads them.
+                check_stored(source)
             envelope, wire = check_wire(message, row.recipient, source if sends_wire else None)
         except MailRefused as exc:
             refusal = _Refusal(f"refused before sending, and not retried: {exc}")

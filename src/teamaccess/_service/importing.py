@@ -438,9 +438,10 @@ class _Importing(_Core):
                         written = self._write_chunk(work, chunk)
                     created.extend(written)
             except TeamAccessError as exc:
+                done = f"rows 0 to {start - 1} are done" if start else "no row is stored"
                 raise ImportInterrupted(
-                    f"the import stopped after {len(created)} account(s) (rows 0 to "
-                    f"{start - 1} are done, the rest not): {type(exc).__name__}: {exc}. "
+                    f"the import stopped after {len(created)} account(s) ({done}, the rest "
+                    f"not): {type(exc).__name__}: {exc}. "
                     "Fix the cause, then import the remaining rows (rows[done:]), or the "
                     "same rows with existing='skip' if they give account ids",
                     imported=created,
