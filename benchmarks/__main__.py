@@ -126,8 +126,9 @@ def many_processes(cfg: pairs.Config, workdir: Path) -> int:
     print(
         f"\nMachine: {procs.machine()} (after). Goal: throughput and p99 within "
         f"{procs.RATIO:g}x of the raw query (the median of the rounds' ratios), no error of "
-        f"any kind; errors in all: {errors}. Writer rounds are set_permissions + invite + "
-        "accept, per second of the library's windows / of the raw ones. With more busy "
+        f"any kind; errors in all: {errors}. The writer runs set_permissions + invite + "
+        f"accept at {procs.WRITER_RATE:g} rounds a second; its rounds per second of the "
+        "library's windows / of the raw ones are shown. With more busy "
         "processes than cores (4 readers and the writer here on few cores) the scheduler "
         "decides much of these figures, the p99 most.",
         flush=True,
@@ -138,9 +139,11 @@ def many_processes(cfg: pairs.Config, workdir: Path) -> int:
 def mail_throughput(quick: bool, workdir: Path) -> None:
     from . import mail
 
+    sizes = mail.QUICK if quick else mail.FULL
     print(
         "\n## Mail throughput (aiosmtpd on 127.0.0.1 in its own process, STARTTLS and "
-        "login required; medians of interleaved rounds)\n",
+        f"login required; {sizes.rounds} interleaved rounds per figure after a warm-up, "
+        "medians per message)\n",
         flush=True,
     )
     try:

@@ -35,7 +35,7 @@ class Config:
     import_accounts: int = 100_000  # accounts per side in the import_accounts() figure
     import_chunk: int = 1_000  # accounts per commit (and per round) in it
     procs_seconds: float = 0.4  # per window of the many-processes figure
-    procs_rounds: int = 20  # rounds (a library and a raw window) per configuration
+    procs_rounds: int = 30  # rounds (a library and a raw window) per configuration
 
 
 QUICK = Config(

@@ -43,6 +43,12 @@ from typing import Any
 from ._data import SECRET, NullMailer
 
 RATIO = 1.2  # throughput and p99 within this of the raw query
+# The writer's pace, in rounds (set_permissions + invite + accept: four commits) a second.
+# Every commit makes each reader drop its page cache (SQLite does so when a read finds the
+# file changed), so the calls after it are slower; a writer running flat out writes more
+# in some windows than in others, and the p99 follows the writes, not the side. At a fixed
+# pace each window gets the same writes. Below what the writer manages here under load.
+WRITER_RATE = 10.0
 #: The connection settings both sides must share (read back from each connection).
 SETTINGS = (
     "journal_mode",
@@ -146,8 +152,10 @@ def _reader(path: str, args: list[tuple[str, str, str]], pipe: Any) -> None:
         pipe.send((len(lat), lat.tobytes(), errors))
 
 
-def _writer(path: str, accounts: list[tuple[str, str, list[str]]], pipe: Any) -> None:
-    """set_permissions and invite + accept, round robin, until the pipe says stop."""
+def _writer(path: str, accounts: list[tuple[str, str, list[str]]], rate: float,
+            pipe: Any) -> None:  # fmt: skip
+    """set_permissions and invite + accept, round robin, *rate* rounds a second (as fast
+    as it can if 0), until the pipe says stop."""
     errors: list[str] = []
     done = array("q")  # monotonic end time of each completed round
     try:
@@ -163,7 +171,11 @@ def _writer(path: str, accounts: list[tuple[str, str, list[str]]], pipe: Any) ->
         return
     pipe.send(("ready", []))
     k = 0
-    while not pipe.poll():
+    due = time.monotonic()
+    # Waiting for the stop order is the pause between rounds. Behind schedule, the next
+    # round starts at once but the missed ones are dropped, not made up in a burst.
+    while not pipe.poll(max(0.0, due - time.monotonic())):
+        due = max(due + 1 / rate, time.monotonic()) if rate else due
         acc, owner, users = accounts[k % len(accounts)]
         k += 1
         try:
@@ -207,9 +219,9 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
 
 def measure(path: Path, procs: int, writer: bool, args: list[tuple[str, str, str]],
             accounts: list[tuple[str, str, list[str]]], *, rounds: int, seconds: float,
-            warmup: int = 1) -> dict[str, Any]:  # fmt: skip
-    """One configuration: *procs* readers (and the writer), *rounds* measured rounds of a
-    library and a raw window of *seconds* each, after *warmup* rounds."""
+            warmup: int = 1, rate: float = WRITER_RATE) -> dict[str, Any]:  # fmt: skip
+    """One configuration: *procs* readers (and the writer, *rate* rounds a second), *rounds*
+    measured rounds of a library and a raw window of *seconds* each, after *warmup*."""
     ctx = mp.get_context("spawn")  # fresh interpreters, as separate panel processes are
     errors: list[str] = []
     workers = []
@@ -219,7 +231,7 @@ def measure(path: Path, procs: int, writer: bool, args: list[tuple[str, str, str
         workers.append((p, here, f"reader {i + 1}"))
     if writer:
         here, there = ctx.Pipe()
-        p = ctx.Process(target=_writer, args=(str(path), accounts, there), daemon=True)
+        p = ctx.Process(target=_writer, args=(str(path), accounts, rate, there), daemon=True)
         workers.append((p, here, "writer"))
     for p, _pipe, _what in workers:
         p.start()

@@ -291,10 +291,11 @@ def _transmit(
 ) -> dict[str, tuple[int, bytes]]:
     """``smtp.send_message(message, to_addrs=to_addrs)``, sending *wire* if given.
 
-    *wire* is what ``send_message()`` would write for an ASCII envelope: the message with
-    the SMTP policy's ``CRLF``. The envelope sender is taken from the headers as
-    ``send_message()`` takes it; an address that is not ASCII (SMTPUTF8) is left to
-    ``send_message()``, which knows the options it needs.
+    *wire* is the message's wire form as the last check before sending read it (``CRLF``
+    line ends; see ``gate.check_wire``), so what goes out is what was checked. The
+    envelope sender is taken from the headers as ``send_message()`` takes it; an address
+    that is not ASCII (SMTPUTF8) is left to ``send_message()``, which knows the options it
+    needs.
     """
     if wire is None or to_addrs is None:
         return smtp.send_message(message, to_addrs=to_addrs)
