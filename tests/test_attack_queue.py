@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tests.conftest import SECRET
-from tests.smtp_server import SmtpServer
+from tests.conftest import SECRET, START
+from tests.smtp_server import SmtpServer, free_port
 
 from teamaccess import Mailer, MemoryMailer, SmtpMailer, SQLiteStore, TeamAccess
+from teamaccess.testing import FrozenClock
 
 
 def _insert(before: bytes, line: bytes) -> Callable[[bytes], bytes]:
@@ -49,9 +51,9 @@ def server() -> Iterator[SmtpServer]:
         yield running
 
 
-def _queue_one(path: Path, mailer: Mailer) -> TeamAccess:
+def _queue_one(path: Path, mailer: Mailer, clock: FrozenClock | None = None) -> TeamAccess:
     team = TeamAccess(
-        SQLiteStore(path), mailer, secret_key=SECRET, delivery="queue",
+        SQLiteStore(path), mailer, secret_key=SECRET, delivery="queue", clock=clock,
         sender="Panel <noreply@panel.example.net>", accept_url="https://panel.example.net/a",
     )  # fmt: skip
     acc = team.create_account(name="Muster", owner_id="o", owner_email="bob@example.org")
@@ -111,3 +113,26 @@ class TestAlteredOutboxRow:
         assert body is not None
         # the lone dot came through SMTP's dot-stuffing as it was
         assert "Guten Tag,\n.\nbis bald" in body.get_content().replace("\r\n", "\n")
+
+    def test_a_row_altered_between_a_failure_and_its_retry(
+        self, server: SmtpServer, tmp_path: Path
+    ) -> None:
+        """The check reads the stored bytes again on every attempt."""
+        path = tmp_path / "team.db"
+        clock = FrozenClock(START)
+        down = _queue_one(path, SmtpMailer(server.host, free_port()), clock)
+        [first] = down.deliver_pending()
+        assert first.status == "pending"
+        assert first.attempts == 1
+        down.close()
+        _alter(path, ALTERED["Bcc with a space before the colon"])
+        clock.advance(timedelta(days=1))
+        team = TeamAccess(
+            SQLiteStore(path), SmtpMailer(server.host, server.port), secret_key=SECRET,
+            delivery="queue", clock=clock, accept_url="https://panel.example.net/a",
+            sender="Panel <noreply@panel.example.net>",
+        )  # fmt: skip
+        [row] = team.deliver_pending()
+        assert row.status == "cancelled"
+        assert row.attempts == 2
+        assert server.received == []
