@@ -127,3 +127,21 @@ def header_lines(raw: bytes) -> list[bytes]:
     head = re.sub(rb'boundary="[^"]*"', b'boundary="..."', raw.split(b"\r\n\r\n", 1)[0])
     unfolded = re.split(rb"\r\n(?![ \t])", head)
     return [line for line in unfolded if not line.startswith((b"Date:", b"Message-ID:"))]
+
+
+def test_a_queued_subject_with_a_long_word_is_sent(store: Store) -> None:
+    """Read as escaped bytes, a header the stdlib must refold as encoded words could not
+    be written at all: the last check refused the mail and it was never sent."""
+    subject = "Rechnung für " + "Großhandel" * 9
+    with SmtpServer(smtputf8=True) as server:
+        team = TeamAccess(
+            store, SmtpMailer(server.host, server.port), secret_key=SECRET,
+            delivery="queue", sender=SENDER, accept_url="https://panel.example.net/accept",
+        )  # fmt: skip
+        acc = team.create_account(name="Müller & Söhne", owner_id="o", owner_email="o@example.org")
+        team.add_contact(acc.id, actor_id="o", name="J", email=ADDRESS, categories=["billing"])
+        team.notify(acc.id, "billing", subject=subject, text="Grüß Gott\n")
+        done = team.deliver_pending()
+        assert [(row.status, row.last_error) for row in done] == [("sent", None)] * 2
+        [(_, mail, _)] = [m for m in received(server) if m[0] != "o@example.org"]
+        assert str(mail["Subject"]) == subject
