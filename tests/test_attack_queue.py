@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tests.conftest import SECRET, START
+from tests.conftest import SECRET, START, postgres_conninfo, postgres_schema
 from tests.smtp_server import SmtpServer, free_port
 
 from teamaccess import Mailer, MemoryMailer, SmtpMailer, SQLiteStore, TeamAccess
@@ -135,4 +135,49 @@ class TestAlteredOutboxRow:
         [row] = team.deliver_pending()
         assert row.status == "cancelled"
         assert row.attempts == 2
+        assert server.received == []
+
+
+@pytest.fixture
+def postgres_team(tmp_path: Path, server: SmtpServer) -> Iterator[tuple[TeamAccess, str]]:
+    """A queued notification on a real PostgreSQL server, and the schema holding it."""
+    from tests.conftest import drop_postgres_schema, make_store, postgres_conninfo
+
+    postgres_conninfo()  # fails clearly without a server
+    store = make_store("postgres", tmp_path)
+    team = TeamAccess(
+        store, SmtpMailer(server.host, server.port), secret_key=SECRET, delivery="queue",
+        sender="Panel <noreply@panel.example.net>", accept_url="https://panel.example.net/a",
+    )  # fmt: skip
+    acc = team.create_account(name="Muster", owner_id="o", owner_email="bob@example.org")
+    team.notify(acc.id, "billing", subject="Rechnung", text="Guten Tag,\n.\nbis bald")
+    try:
+        yield team, postgres_schema(tmp_path)
+    finally:
+        store.close()
+        drop_postgres_schema(tmp_path)
+
+
+@pytest.mark.postgres
+class TestAlteredOutboxRowOnPostgres:
+    """The same alterations of a row on a PostgreSQL server."""
+
+    @pytest.mark.parametrize("name", list(ALTERED))
+    def test_smtp_server_receives_nothing(
+        self, name: str, postgres_team: tuple[TeamAccess, str], server: SmtpServer
+    ) -> None:
+        import psycopg
+
+        team, schema = postgres_team
+        with psycopg.connect(postgres_conninfo()) as conn:
+            [(row_id, stored)] = conn.execute(
+                f'SELECT id, message FROM "{schema}".outbox WHERE status = %s',  # noqa: S608
+                ("pending",),
+            ).fetchall()
+            conn.execute(
+                f'UPDATE "{schema}".outbox SET message = %s WHERE id = %s',  # noqa: S608
+                (ALTERED[name](bytes(stored)), row_id),
+            )
+        [row] = team.deliver_pending()
+        assert row.status == "cancelled"
         assert server.received == []

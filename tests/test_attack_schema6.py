@@ -28,7 +28,8 @@ import json, os, sys, time
 from teamaccess import MemoryMailer, PermissionSet, SQLiteStore, TeamAccess, TeamAccessError
 secret, db, start, call, *args = sys.argv[1:]
 team = TeamAccess(SQLiteStore(db), MemoryMailer(), secret_key=secret,
-                  require_email_match=False)
+                  require_email_match=False,
+                  recipient_rate_limit=int(os.environ.get("RACE_RECIPIENT_LIMIT", "10")))
 print(json.dumps({"ready": True}), flush=True)
 while not os.path.exists(start):
     time.sleep(0.001)  # a start line for the race, not a clock
@@ -47,10 +48,10 @@ except Exception as exc:
 """
 
 
-def race(db: Path, calls: list[list[str]]) -> list[dict[str, object]]:
+def race(db: Path, calls: list[list[str]], **env_vars: str) -> list[dict[str, object]]:
     """Run one process per call, all released at once; their reports in call order."""
     start = db.with_name(f"start-{len(list(db.parent.iterdir()))}")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env_vars}
     children = [
         subprocess.Popen(
             [sys.executable, "-c", _RACER, SECRET, str(db), str(start), *call],
@@ -147,4 +148,20 @@ class TestRacesOnOneFile:
         assert sorted(r.get("error") for r in reports if "error" in r) == ["AlreadyMember"] * 5
         members = team.members(acc.id)
         assert [m.email.lower() for m in members] == ["o@example.org", "shared@example.org"]
+        assert integrity(db) == [("ok",)]
+
+    def test_the_per_recipient_limit_holds_across_six_processes(self, tmp_path: Path) -> None:
+        """The limit counts the address's invitation mails through the same index."""
+        db = tmp_path / "team.db"
+        team = open_team(db)
+        accounts = [
+            team.create_account(name=f"K{n}", owner_id="owner", owner_email=f"o{n}@example.org").id
+            for n in range(6)
+        ]
+        calls = [["invite", acc, "pia@example.org"] for acc in accounts]
+        reports = race(db, calls, RACE_RECIPIENT_LIMIT="3")
+        assert len([r for r in reports if "done" in r]) == 3, reports
+        assert sorted(r.get("error") for r in reports if "error" in r) == ["RateLimited"] * 3
+        pending = [len(team.pending_invitations(acc)) for acc in accounts]
+        assert sum(pending) == 3
         assert integrity(db) == [("ok",)]

@@ -414,6 +414,10 @@ class TestMembersAndPermissions:
         line = run.error("invite", account, "y@example.com", "--none", "--metadata", "[1]",
                          "--as", "max", code=3)  # fmt: skip
         assert "JSON object" in line
+        # nested far deeper than the JSON parser recurses: an error line, no traceback
+        line = run.error("invite", account, "y@example.com", "--none", "--metadata",
+                         "[" * 5_000, "--as", "max", code=3)  # fmt: skip
+        assert "JSON object" in line
 
     def test_remove_and_leave(self, run: Cli, account: str) -> None:
         member(run, account, "a", "a@example.com")

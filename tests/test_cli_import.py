@@ -170,6 +170,16 @@ class TestBadFiles:
         # Opened for writing (as any writing command opens it), but nothing is in it.
         assert set(counts(tmp_path / "teamaccess.db").values()) == {0}
 
+    # 5,000 levels: far past the parser's recursion, within the CSV field limit
+    @pytest.mark.parametrize("deep", ["[" * 5_000, '"' + '{""a"":' * 5_000 + '"'])
+    def test_metadata_nested_too_deep(self, tmp_path: Path, deep: str) -> None:
+        """JSON nested deeper than the parser recurses is a bad line, not a traceback."""
+        text = GOOD + f"K-2,,member,u-4,neu@beispiel.de,,,{deep},,,\n"
+        proc = run(tmp_path, "import", write(tmp_path, text), code=3)
+        assert "line 8: metadata must be a JSON object" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert not (tmp_path / "teamaccess.db").exists()
+
     def test_wrong_header(self, tmp_path: Path) -> None:
         proc = run(tmp_path, "import", write(tmp_path, "account,role,mail\nK,owner,x@y\n"), code=3)
         assert "line 1: the header must name the columns" in proc.stderr

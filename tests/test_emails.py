@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests import strategies as ts
 
@@ -90,8 +90,25 @@ _LOCALS = st.from_regex(r"[A-Za-z0-9_+.-]{1,70}", fullmatch=True)
 _TLDS = st.sampled_from(["de", "COM", "x-y", "c1", "test", "Local", "onion", "arpa", "museum"])
 
 
+def _shortcut_pattern() -> str:
+    """The shortcut's own regular expression: whatever it matches, generated directly."""
+    from teamaccess._emails import _PLAIN, _plain
+
+    _plain("a@b.de")  # compiles it
+    return _PLAIN[0].pattern
+
+
 class TestPlainAddressShortcut:
     """The shortcut for plain ASCII addresses says what the full check says, or defers."""
+
+    @settings(max_examples=500)
+    @given(st.from_regex(_shortcut_pattern(), fullmatch=True))
+    def test_whatever_its_pattern_matches(self, value: str) -> None:
+        from teamaccess._emails import _plain
+
+        shortcut = _plain(value)
+        if shortcut is not None:
+            assert _full(value) == shortcut
 
     @given(st.one_of(
         _NEAR,

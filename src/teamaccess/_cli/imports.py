@@ -165,7 +165,7 @@ def _read_line(
         if value.get("metadata"):
             try:
                 member["metadata"] = json.loads(value["metadata"])
-            except ValueError:
+            except (ValueError, RecursionError):  # nested deeper than the parser recurses
                 return fail('metadata must be a JSON object like {"customer_no": "4711"}')
         row.setdefault("members", []).append(member)
         at.members.append(line)

@@ -43,7 +43,7 @@ def parse_metadata(value: str | None) -> dict[str, object] | None:
         return None
     try:
         data = json.loads(value)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ValidationError(
             f'--metadata must be a JSON object such as \'{{"customer_no": "4711"}}\': {exc}'
         ) from None
