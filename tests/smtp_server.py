@@ -64,6 +64,8 @@ class Received:
     login: str | None
     #: the client's (host, port): one per connection
     peer: tuple[str, int]
+    #: the DATA bytes as they came in
+    content: bytes = b""
 
 
 class _Handler:
@@ -108,7 +110,15 @@ class _Handler:
         tls = server.transport.get_extra_info("ssl_object") is not None
         peer = tuple(session.peer[:2])
         self.received.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), parsed, tls, login, peer)
+            Received(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                parsed,
+                tls,
+                login,
+                peer,
+                envelope.original_content,
+            )
         )
         if len(self.received) == self.unanswered:
             # Take the message, then vanish before saying so: the client cannot know.

@@ -111,16 +111,22 @@ def check_wire(
     sends the returned wire form. If they are ASCII with no CR, the wire form is *source*
     with ``CRLF`` line ends: reading it back gives *message* again (the parser does not
     see line ends), so *message* itself is checked and nothing is written or parsed a
-    second time. Any other *source* is written out and read back like a built message.
+    second time. So it is for a message to an SMTPUTF8 recipient that ``parse_stored()``
+    read with its UTF-8 headers as text. Any other *source* is written out and read back
+    like a built message.
     """
     from email import message_from_string
     from email.errors import MessageError
 
     from .mailers import expected_recipient, parsing_policy, wire_policy
 
-    # UTF-8 reads differently as text (below) than it did as *message*'s bytes, and a CR
-    # alone ends a line for the parser: such bytes take the full way.
-    direct = source is not None and source.isascii() and b"\r" not in source
+    # UTF-8 parsed as bytes reads differently as text (below) than it did as *message*,
+    # and a CR alone ends a line for the parser: such bytes take the full way.
+    direct = (
+        source is not None
+        and b"\r" not in source
+        and (source.isascii() or _read_as_sent(message, recipient))
+    )
     try:
         for part in message.walk():
             for name, value in _headers(part):
@@ -182,6 +188,20 @@ def check_wire(
     if len(to_headers) != 1 or len(addresses) != 1 or addresses[0].addr_spec != expected:
         raise MailRefused(f"its To header does not name exactly the stored recipient {recipient}")
     return expected, wire
+
+
+def _read_as_sent(message: EmailMessage, recipient: str) -> bool:
+    """Whether *message*, parsed from bytes that are not ASCII, was read as the check
+    reads its wire form: headers as UTF-8 text (``parse_stored()`` sets ``utf8`` for
+    that), for a recipient whose mail goes out with SMTPUTF8, so as UTF-8."""
+    from .mailers import expected_recipient
+
+    if not getattr(message.policy, "utf8", False):
+        return False
+    try:
+        return not expected_recipient(recipient).isascii()
+    except ValueError:
+        return False  # the full way refuses it with its reason
 
 
 def scrub_error(error: str, message: EmailMessage) -> str:

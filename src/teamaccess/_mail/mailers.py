@@ -22,6 +22,7 @@ __all__ = [
     "MemoryMailer",
     "build_message",
     "expected_recipient",
+    "parse_stored",
     "parsing_policy",
     "wire_policy",
 ]
@@ -114,7 +115,7 @@ def _policy(utf8: bool) -> EmailPolicy[EmailMessage]:
 
 
 @functools.cache
-def parsing_policy() -> EmailPolicy[EmailMessage]:
+def parsing_policy(utf8: bool = False) -> EmailPolicy[EmailMessage]:
     """``policy.default`` for reading mail back (a queued message, the last check's wire
     form), with the header classes built once as :func:`_policy` does, and each header
     value parsed once.
@@ -134,8 +135,42 @@ def parsing_policy() -> EmailPolicy[EmailMessage]:
             return _fetched(self, name, value)
 
     # policy.default is EmailPolicy() with no arguments; the same, plus the two changes.
-    parsing = _Parsing(header_factory=_policy(False).header_factory)
+    parsing = _Parsing(header_factory=_policy(False).header_factory, utf8=utf8)
     return cast("EmailPolicy[EmailMessage]", parsing)
+
+
+def parse_stored(source: bytes) -> EmailMessage:
+    """A stored (queued) message read back with the policy it was written with.
+
+    A message built for SMTPUTF8 holds its header text as UTF-8. The bytes parser reads
+    that as escaped bytes, and the stdlib writes such a header out again, once it
+    refolds it (a line of 78 characters but more bytes), as ``unknown-8bit`` encoded
+    words (garbled in every mail program), or not at all. So a header block that is not
+    ASCII is decoded as UTF-8 and parsed as text with ``utf8`` set, as it was written;
+    the body is read as the bytes parser reads it (8-bit text kept as escaped bytes),
+    so it is written out byte for byte. Header bytes that are not UTF-8 are read as
+    bytes, as before: the last check decides about them.
+    """
+    from email import message_from_bytes, message_from_string
+    from email.message import EmailMessage
+
+    end = source.find(b"\n\n")
+    crlf = source.find(b"\r\n\r\n")
+    if crlf != -1 and (end == -1 or crlf < end):
+        end = crlf
+    head = source if end == -1 else source[:end]
+    parsed = None
+    if not head.isascii():
+        try:
+            text = head.decode("utf-8") + source[len(head) :].decode("ascii", "surrogateescape")
+        except UnicodeDecodeError:
+            pass
+        else:
+            parsed = message_from_string(text, policy=parsing_policy(True))
+    if parsed is None:
+        parsed = message_from_bytes(source, policy=parsing_policy())
+    assert isinstance(parsed, EmailMessage)
+    return parsed
 
 
 @functools.cache

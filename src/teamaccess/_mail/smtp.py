@@ -293,9 +293,9 @@ def _transmit(
 
     *wire* is the message's wire form as the last check before sending read it (``CRLF``
     line ends; see ``gate.check_wire``), so what goes out is what was checked. The
-    envelope sender is taken from the headers as ``send_message()`` takes it; an address
-    that is not ASCII (SMTPUTF8) is left to ``send_message()``, which knows the options it
-    needs.
+    envelope sender is taken from the headers as ``send_message()`` takes it; for an
+    address that is not ASCII the options are those ``send_message()`` gives (SMTPUTF8,
+    8BITMIME), and a server that does not offer SMTPUTF8 gets nothing.
     """
     if wire is None or to_addrs is None:
         return smtp.send_message(message, to_addrs=to_addrs)
@@ -307,7 +307,11 @@ def _transmit(
     sender = message["Sender"] if "Sender" in message else message["From"]
     from_addr = getaddresses([str(sender)])[0][1]
     if not (from_addr + "".join(to_addrs)).isascii():
-        return smtp.send_message(message, to_addrs=to_addrs)
+        smtp.ehlo_or_helo_if_needed()
+        if not smtp.has_extn("smtputf8"):
+            # send_message() raises the stdlib's own error for this.
+            return smtp.send_message(message, to_addrs=to_addrs)
+        return smtp.sendmail(from_addr, to_addrs, wire, ["SMTPUTF8", "BODY=8BITMIME"])
     return smtp.sendmail(from_addr, to_addrs, wire)
 
 

@@ -452,15 +452,10 @@ class _Delivery(_Core):
     def _prepare(self, row: OutboxMessage) -> EmailMessage | None:
         """The message of a claimed row; ``None`` if it is no longer to be sent."""
         if row.kind != "invitation":
-            from email import message_from_bytes
-            from email.message import EmailMessage
-
-            from .._mail.mailers import parsing_policy
+            from .._mail.mailers import parse_stored
 
             assert row.message is not None
-            parsed = message_from_bytes(row.message, policy=parsing_policy())
-            assert isinstance(parsed, EmailMessage)
-            return parsed
+            return parse_stored(row.message)
         with self._write() as work:
             current = work.uow.get_outbox(row.id)
             # Re-read under the write lock: if the lease ran out and another run took the
