@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -469,6 +470,10 @@ class TestPrivacyOfImportedPeople:
         assert [m["account_id"] for m in document["memberships"]] == [acc.id]
         assert document["addresses"] == ["user1@kunde0.example"]
         assert [e["action"] for e in document["audit_events"]] == ["account.imported"]
+        # the other members of the import are theirs to ask for, not this person's
+        assert document["audit_events"][0]["details"]["members"] == ["u0-1"]
+        assert document["audit_events"][0]["details"]["member_count"] == 2
+        assert "u0-0" not in json.dumps(document)
 
     def test_erase_removes_the_member_and_its_name_from_the_event(self, team: TeamAccess) -> None:
         [acc] = team.import_accounts([row(0)])

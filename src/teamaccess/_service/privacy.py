@@ -177,7 +177,9 @@ class _Privacy(_Invitations):
                     if _key(row.recipient) in person.addresses
                 ],
                 "audit_events": [
-                    _plain(e) for e in uow.events_with(matcher.needles) if _mentions(matcher, e)
+                    _exported_event(e, matcher)
+                    for e in uow.events_with(matcher.needles)
+                    if _mentions(matcher, e)
                 ],
             }
         return document
@@ -376,6 +378,21 @@ class _Privacy(_Invitations):
         if scrub and report.total:
             self._store.scrub()
         return report
+
+
+def _exported_event(event: AuditEvent, matcher: PersonMatcher) -> dict[str, Any]:
+    """An event as the person's export shows it. An import's event lists every member
+    it added; the export keeps the person's own entries and the count, not the other
+    members' ids, which are theirs to ask for."""
+    shown: dict[str, Any] = _plain(event)
+    members = event.details.get("members")
+    if event.action == "account.imported" and isinstance(members, list):
+        shown["details"] = {
+            **shown["details"],
+            "members": [m for m in members if matcher.in_value(m)],
+            "member_count": len(members),
+        }
+    return shown
 
 
 def _names_account(event: AuditEvent) -> bool:
