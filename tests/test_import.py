@@ -480,6 +480,22 @@ class TestPrivacyOfImportedPeople:
         assert imported[0].details["members"] == ["u0-0", report.pseudonym]
         assert team.export_person(user_id="u0-1")["audit_events"] == []
 
+    def test_an_account_id_equal_to_a_user_id_is_not_that_user(self, team: TeamAccess) -> None:
+        # Customer numbers often serve as account id and as some user's login.
+        [acc] = team.import_accounts([row(0, id="4711")])
+        team.rename_account("4711", actor_id="owner0", name="Kunde 4711")
+        [other] = team.import_accounts([row(1, members=[member("4711")])])
+        before = {e.action: e.target for e in team.audit_log(acc.id)}
+        assert before == {"account.imported": "4711", "account.renamed": "4711"}
+        assert team.export_person(user_id="4711")["audit_events"] == [
+            e for e in team.export_person(user_id="4711")["audit_events"]
+            if e["account_id"] == other.id
+        ]  # fmt: skip
+        report = team.erase_person(user_id="4711", actor_id=SYSTEM)
+        assert {e.action: e.target for e in team.audit_log(acc.id)} == before
+        imported = [e for e in team.audit_log(other.id) if e.action == "account.imported"]
+        assert imported[0].details["members"] == [report.pseudonym]
+
 
 def test_memory_store_imports_too() -> None:
     team = TeamAccess(MemoryStore(), MemoryMailer(), secret_key=SECRET)

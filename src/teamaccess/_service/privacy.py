@@ -322,7 +322,11 @@ class _Privacy(_Invitations):
                     attrs.evolve(
                         event,
                         actor_id=matcher.replace_text(event.actor_id, pseudonym),
-                        target=matcher.replace_text(event.target, pseudonym),
+                        target=(
+                            event.target
+                            if _names_account(event)
+                            else matcher.replace_text(event.target, pseudonym)
+                        ),
                         details={
                             k: matcher.replace_value(v, pseudonym) for k, v in event.details.items()
                         },
@@ -374,10 +378,17 @@ class _Privacy(_Invitations):
         return report
 
 
+def _names_account(event: AuditEvent) -> bool:
+    """Whether the event's target is its account, not a person: an account's id may equal
+    a user's (a customer number used for both, as imports give them), and erasing that
+    user must not rewrite the account's own history."""
+    return event.action.startswith("account.") and event.target == event.account_id
+
+
 def _mentions(matcher: PersonMatcher, event: AuditEvent) -> bool:
     return (
         matcher.in_text(event.actor_id)
-        or matcher.in_text(event.target)
+        or (not _names_account(event) and matcher.in_text(event.target))
         or matcher.in_value(event.details)
     )
 
