@@ -141,6 +141,29 @@ class TestEncodedWordsAreRefused:
         with pytest.raises(ValidationError, match="sender contains RFC 2047"):
             make_team(store, MemoryMailer(), clock, sender=f"{EVIL} <noreply@example.com>")
 
+    def test_a_sender_every_mail_would_be_refused_for(
+        self, store: Store, clock: FrozenClock
+    ) -> None:
+        # A long name that is not ASCII is folded into encoded words that Python 3.11's
+        # parser reads back with a space inside a word: every mail to an ASCII address
+        # failed the last check. It is refused when the service is made, not per mail.
+        long_name = "Kundenportal der Müller & Söhne Großhandelsgesellschaft für Bürobedarf"
+        built = build_message(
+            sender=f"{long_name} <noreply@example.com>", to="a@example.com", subject="s",
+            text="t", html=None, message_id="<m@example.com>", language="de",
+        )  # fmt: skip
+        with pytest.raises(MailRefused):  # what the mail itself would meet
+            check_outgoing(built, "a@example.com")
+        with pytest.raises(ValidationError, match="shorten the name") as info:
+            make_team(store, MemoryMailer(), clock, sender=f"{long_name} <noreply@example.com>")
+        assert "noreply@example.com" in str(info.value)
+        # a shorter name with the same letters goes through, and its mail is sent
+        mailer = MemoryMailer()
+        team = make_team(store, mailer, clock, sender="Müller & Söhne <noreply@example.com>")
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        team.invite(acc.id, actor_id="o", email="bob@example.com", permissions=NONE)
+        assert len(mailer.outbox) == 1
+
 
 class TestWireFormGate:
     """A message whose wire form differs from what was built is refused, recorded, never sent."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
@@ -174,6 +175,7 @@ class _Core:
                 f"sender must hold an address like 'Customer Center <noreply@example.com>', "
                 f"not {sender!r}"
             )
+        _check_sender_survives(sender)
         self.sender = sender
         if isinstance(listeners, str | bytes) or not isinstance(listeners, Iterable):
             raise ValidationError(
@@ -400,6 +402,32 @@ class _Core:
             or "users.manage" not in inviter.permissions
             or not inv.permissions.issubset(inviter.permissions)
         )
+
+
+@functools.lru_cache(maxsize=32)
+def _check_sender_survives(sender: str) -> None:
+    """Refuse, at construction, a sender that every mail would be refused for.
+
+    The last check before sending reads each mail back as a server would. A long name
+    that is not ASCII is folded into several encoded words, and this Python's parser
+    reads some such folds back with a space inside a word; every mail to an ASCII address
+    would then be refused. Found here, it is one clear error instead of no mail at all.
+    """
+    from .._mail.gate import MailRefused, check_outgoing
+    from .._mail.mailers import build_message
+
+    probe = "probe@example.com"
+    message = build_message(
+        sender=sender, to=probe, subject="probe", text="probe", html=None,
+        message_id="<probe@example.com>", language="en",
+    )  # fmt: skip
+    try:
+        check_outgoing(message, probe)
+    except MailRefused as exc:
+        raise ValidationError(
+            f"sender {sender!r} does not survive the trip through a mail header on this "
+            f"Python ({exc}); shorten the name before the address, or keep it ASCII"
+        ) from None
 
 
 def _no_placeholder(mailer: Mailer, *, accept_url: str, sender: str) -> None:
