@@ -742,3 +742,41 @@ class TestFloodLimits:
     ) -> None:
         with pytest.raises(ValidationError, match=setting):
             make_team(store, MemoryMailer(), clock, **{setting: value})
+
+
+class TestBoundary:
+    """Every mail shares one MIME boundary (the stdlib's regex cache hits); text that holds
+    it can never end a part early."""
+
+    def test_mails_share_the_boundary(self) -> None:
+        one, two = (
+            build_message(
+                sender="P <p@example.com>", to=f"{n}@example.com", subject="s", text="t",
+                html="<p>h</p>", message_id=f"<{n}@example.com>", language="en",
+            )
+            for n in ("a", "b")
+        )  # fmt: skip
+        assert one.get_boundary() == two.get_boundary() is not None
+
+    @pytest.mark.parametrize("where", ["text", "html"])
+    def test_text_holding_the_boundary_cannot_forge_a_part(self, where: str) -> None:
+        boundary = build_message(
+            sender="P <p@example.com>", to="a@example.com", subject="s", text="t",
+            html="<p>h</p>", message_id="<m@example.com>", language="en",
+        ).get_boundary()  # fmt: skip
+        forged = (
+            f"before\n--{boundary}\nContent-Type: text/html\n\n<a href=x>evil</a>\n--{boundary}--\n"
+        )
+        parts = {"text": "plain", "html": "<p>h</p>"}
+        parts[where] = forged
+        msg = build_message(
+            sender="P <p@example.com>", to="a@example.com", subject="s", text=parts["text"],
+            html=parts["html"], message_id="<m@example.com>", language="en",
+        )  # fmt: skip
+        assert msg.get_boundary() != boundary
+        wire = msg.as_bytes(policy=email.policy.SMTP)
+        back = message_from_bytes(wire, policy=email.policy.default)
+        got = [p.get_content() for p in back.iter_parts()]  # type: ignore[attr-defined]
+        assert len(got) == 2
+        assert got[0 if where == "text" else 1].replace("\r\n", "\n") == forged
+        check_outgoing(msg, "a@example.com")

@@ -163,6 +163,8 @@ class TestSameBytesAsTheStdlib:
         to = f"{local.replace('..', '.')}@kunde.example.org"
         try:
             expected = plain_stdlib(sender, to, subject, message_id, date)
+            # the builder gives every mail one boundary (checked against the parts)
+            expected.set_boundary("=_teamaccess_alternative_part")
             expected_bytes = expected.as_bytes()
         except Exception:  # what the stdlib itself cannot build is not compared
             return
