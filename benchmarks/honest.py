@@ -19,6 +19,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from teamaccess import SmtpMailer
+from teamaccess._mail.smtp import _Tracking
+
 from ._data import SECRET
 
 _LEAN_SCHEMA = (
@@ -48,6 +51,46 @@ class SerialisingMailer:
 
     def send(self, message: EmailMessage) -> None:
         self.sent_bytes += len(message.as_bytes(policy=self._policy))
+
+
+class _CountingConnection(_Tracking):
+    """An SMTP connection that takes every message and only counts its bytes."""
+
+    def __init__(self) -> None:
+        self.sent_bytes = 0
+
+    def __enter__(self) -> _CountingConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def sendmail(self, from_addr: str, to_addrs: Any, msg: bytes, *options: Any) -> dict[str, Any]:
+        self.sent_bytes += len(msg)
+        return {}
+
+    def quit(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class WireMailer(SmtpMailer):
+    """``SmtpMailer`` with the socket left out: what the library does to send a mail.
+
+    ``SmtpMailer`` sends the bytes the last check before sending wrote and read back, so
+    the message is serialised once; this runs that same path (the check, the envelope,
+    ``sendmail()`` of the checked bytes) into a connection that only counts the bytes.
+    ``SerialisingMailer`` stands for a third-party mailer that writes the message again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("localhost")
+        self.connection = _CountingConnection()
+
+    def _open(self, progress: list[str]) -> Any:
+        return self.connection
 
 
 class HonestFloor:
