@@ -6,10 +6,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from .._errors import StorageError
+from .._errors import StorageError, ValidationError
 from .._permissions import PermissionSet
 
-__all__ = ["DECODE_ERRORS", "metadata_text", "parse_perms", "perms_text", "unreadable"]
+__all__ = [
+    "DECODE_ERRORS",
+    "details_text",
+    "metadata_text",
+    "parse_perms",
+    "perms_text",
+    "unreadable",
+]
 
 # What decoding a damaged row raises (bad JSON, a bad date, a value a validator refuses,
 # a wrong type): turned into StorageError, never passed on raw.
@@ -47,3 +54,13 @@ def parse_perms(text: str) -> PermissionSet:
 
 def metadata_text(metadata: Mapping[str, object]) -> str:
     return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+
+
+def details_text(details: Mapping[str, object]) -> str:
+    """An audit event's details as stored; a value JSON cannot hold is the caller's error."""
+    try:
+        return json.dumps(dict(details), sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"audit event details must be JSON values (str, int, list, dict ...): {exc}"
+        ) from exc

@@ -10,18 +10,17 @@ unit deletes or rewrites locks its account first, like every other write.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .._domain import AuditEvent, Contact, Invitation, Member, OutboxMessage
-from .._errors import ValidationError
 from .._privacy import _ascii_lower
 
 # postgres_unit imports this module to define its unit of work; the converters are looked
 # up on it when a query runs, by which time it is fully imported.
 from . import postgres_unit as _pu
+from .codec import details_text
 from .postgres_schema import (
     _CONTACT_COLS,
     _EVENT_COLS,
@@ -128,12 +127,7 @@ class _PgPrivacyQueries:
         self._exec(f"DELETE FROM {self._q.s}.outbox WHERE id = %s", (message_id,))
 
     def update_event(self, event: AuditEvent) -> None:
-        try:
-            details = json.dumps(dict(event.details), sort_keys=True)
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(
-                f"audit event details must be JSON values (str, int, list, dict ...): {exc}"
-            ) from exc
+        details = details_text(event.details)
         s = self._q.s
         for (account_id,) in self._all(
             f"SELECT account_id FROM {s}.events WHERE id = %s", (event.id,), True

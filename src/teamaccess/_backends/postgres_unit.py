@@ -17,6 +17,7 @@ from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMe
 from .._errors import AlreadyInvited, AlreadyMember, Conflict, ValidationError
 from .._permissions import PermissionSet
 from .codec import DECODE_ERRORS as _DECODE_ERRORS
+from .codec import details_text
 from .codec import metadata_text as _metadata_text
 from .codec import parse_perms as perms
 from .codec import perms_text as _perms_text
@@ -328,12 +329,7 @@ class PgUnitOfWork(_PgPrivacyQueries):
         for account_id in dict.fromkeys(touched + [e.account_id for e in events]):
             if account_id not in new:
                 self._lock(account_id)
-        try:
-            details = [json.dumps(dict(e.details), sort_keys=True) for e in events]
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(
-                f"audit event details must be JSON values (str, int, list, dict ...): {exc}"
-            ) from exc
+        details = [details_text(e.details) for e in events]
         s = self._q.s
         steps: list[tuple[str, list[tuple[Any, ...]], Callable[[], Conflict]]] = [
             (f"INSERT INTO {s}.accounts (id, name, owner_id, owner_email, created_at) "
@@ -629,12 +625,7 @@ class PgUnitOfWork(_PgPrivacyQueries):
 
     def add_event(self, event: AuditEvent) -> None:
         e = event
-        try:
-            details = json.dumps(dict(e.details), sort_keys=True)
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(
-                f"audit event details must be JSON values (str, int, list, dict ...): {exc}"
-            ) from exc
+        details = details_text(e.details)
         self._lock(e.account_id)
         if not self._insert(
             f"INSERT INTO {self._q.s}.events ({_EVENT_COLS}) "

@@ -30,7 +30,6 @@ Design notes (the why, briefly):
 
 from __future__ import annotations
 
-import json
 import numbers
 import os
 import sqlite3
@@ -53,6 +52,7 @@ from .._errors import (
     ValidationError,
 )
 from .._permissions import PermissionSet
+from .codec import details_text
 from .sqlite_privacy import _PrivacyQueries
 from .sqlite_rows import (
     _ACTIVE_GRANTS,
@@ -879,12 +879,7 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
 
     def add_event(self, event: AuditEvent) -> None:
         e = event
-        try:
-            details = json.dumps(dict(e.details), sort_keys=True)
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(
-                f"audit event details must be JSON values (str, int, list, dict ...): {exc}"
-            ) from exc
+        details = details_text(e.details)
         self._exec(
             f"INSERT INTO events ({_EVENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (e.id, e.account_id, _ts(e.at), e.actor_id, e.action, e.target, details),

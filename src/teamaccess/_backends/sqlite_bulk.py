@@ -4,15 +4,15 @@ methods write."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .._domain import Account, AuditEvent, Contact, Member
-from .._errors import AlreadyMember, Conflict, TeamAccessError, ValidationError
+from .._errors import AlreadyMember, Conflict, TeamAccessError
 from .._permissions import PermissionSet
+from .codec import details_text
 from .sqlite_rows import (
     _is_unique_violation,
     _metadata_text,
@@ -107,12 +107,7 @@ def add_many(
             fresh.append((*values, seq))
         else:
             old.append((*values, m.account_id))
-    try:
-        details = [json.dumps(dict(e.details), sort_keys=True) for e in events]
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(
-            f"audit event details must be JSON values (str, int, list, dict ...): {exc}"
-        ) from exc
+    details = [details_text(e.details) for e in events]
     steps: list[tuple[str, Iterable[tuple[Any, ...]]]] = [
         (_ACCOUNT_SQL, [(a.id, a.name, a.owner_id, a.owner_email, ts(a.created_at))
                         for a in accounts]),

@@ -18,13 +18,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .._domain import AuditEvent, Contact, Invitation, Member, OutboxMessage
-from .._errors import TeamAccessError, ValidationError
+from .._errors import TeamAccessError
 from .._privacy import _ascii_lower
 
 # sqlite.py imports this module to define its unit of work; the converters below are
 # looked up on it when a query runs, by which time it is fully imported.
 from . import sqlite as _sq
 from . import sqlite_rows as _rows
+from .codec import details_text
 
 __all__ = ["_PrivacyQueries"]
 
@@ -117,12 +118,7 @@ class _PrivacyQueries:
         self._exec("DELETE FROM outbox WHERE id = ?", (message_id,))
 
     def update_event(self, event: AuditEvent) -> None:
-        try:
-            details = json.dumps(dict(event.details), sort_keys=True)
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(
-                f"audit event details must be JSON values (str, int, list, dict ...): {exc}"
-            ) from exc
+        details = details_text(event.details)
         self._exec(
             "UPDATE events SET actor_id = ?, target = ?, details = ? WHERE id = ?",
             (event.actor_id, event.target, details, event.id),
