@@ -280,6 +280,25 @@ class BulkUnitOfWork(Protocol):
         ...
 
 
+def add_each(
+    uow: UnitOfWork,
+    *,
+    accounts: Sequence[Account] = (),
+    members: Sequence[tuple[Member, str]] = (),
+    contacts: Sequence[tuple[Contact, str]] = (),
+    events: Sequence[AuditEvent] = (),
+) -> None:
+    """``BulkUnitOfWork.add_many`` done with the single adds, for a unit without it."""
+    for account in accounts:
+        uow.add_account(account)
+    for member, key in members:
+        uow.add_member(member, key)
+    for contact, key in contacts:
+        uow.add_contact(contact, key)
+    for event in events:
+        uow.add_event(event)
+
+
 class Store(Protocol):
     """A backend. Each use case runs in one unit of work."""
 

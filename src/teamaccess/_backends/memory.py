@@ -13,6 +13,7 @@ import attrs
 from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
 from .._errors import AlreadyInvited, AlreadyMember, Conflict, StorageError
 from .._permissions import PermissionSet
+from .._ports import add_each
 from .._privacy import _ascii_lower, mentions
 
 __all__ = ["MemoryStore"]
@@ -172,14 +173,7 @@ class _MemoryUnitOfWork:
     ) -> None:
         # Dictionaries have no per-statement cost to save: the single adds are the bulk
         # path here, each with its undo action.
-        for account in accounts:
-            self.add_account(account)
-        for member, key in members:
-            self.add_member(member, key)
-        for contact, key in contacts:
-            self.add_contact(contact, key)
-        for event in events:
-            self.add_event(event)
+        add_each(self, accounts=accounts, members=members, contacts=contacts, events=events)
 
     # accounts
     def add_account(self, account: Account) -> None:

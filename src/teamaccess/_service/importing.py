@@ -32,6 +32,7 @@ from .._errors import (
     ValidationError,
 )
 from .._permissions import PermissionSet
+from .._ports import add_each
 from .checks import _CONTACT_FIELDS, _check_id, _check_until, _check_user, _new_id, _Work
 from .contacts import _Contacts
 from .core import _Core
@@ -508,19 +509,10 @@ class _Importing(_Core):
                     },
                 )
             )  # fmt: skip
-        uow = work.uow
-        add_many = getattr(uow, "add_many", None)
+        add_many = getattr(work.uow, "add_many", None)
         if callable(add_many):
             add_many(accounts=accounts, members=members, contacts=contacts, events=events)
-        else:
-            # A store without the optional bulk method: the same rows, one by one.
-            for account in accounts:
-                uow.add_account(account)
-            for member, key in members:
-                uow.add_member(member, key)
-            for contact, key in contacts:
-                uow.add_contact(contact, key)
-            for event in events:
-                uow.add_event(event)
+        else:  # a store without the optional bulk method: the same rows, one by one
+            add_each(work.uow, accounts=accounts, members=members, contacts=contacts, events=events)
         work.events.extend(events)
         return accounts
