@@ -169,7 +169,7 @@ class _Core:
         self.language = language
         check_line("sender", sender)
         check_no_encoded_word("sender", sender)
-        from email.utils import parseaddr  # the email package loads on use (issue 6)
+        from email.utils import parseaddr  # the email package loads on use
 
         # Checked here, not when the first invitation mail is built and refused.
         if "@" not in parseaddr(sender)[1]:
@@ -277,7 +277,7 @@ class _Core:
 
     def _read(self) -> AbstractContextManager[UnitOfWork]:
         # The store's own context manager, not one wrapped around it: a generator layer
-        # per read is a tenth of recipients() (issue 6's profile).
+        # per read is a tenth of recipients()' time, profiled.
         return self._store.read()
 
     def _audit(
