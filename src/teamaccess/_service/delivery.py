@@ -265,7 +265,7 @@ class _Delivery(_Core):
         now = self.clock.now()
         # Not durable: lost in a power cut, this record means the mail goes out again (at
         # least once, as promised; an invitation's with a new link). It saves an fsync per
-        # mail (issue 6).
+        # mail.
         with self._record_unit() as uow:
             current = uow.get_outbox(row.id) or row
             if error is None:
