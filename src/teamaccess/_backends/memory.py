@@ -14,7 +14,7 @@ from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMe
 from .._errors import AlreadyInvited, AlreadyMember, Conflict, StorageError
 from .._permissions import PermissionSet
 from .._ports import add_each
-from .._privacy import _ascii_lower, mentions
+from .search import _ascii_lower, mentions
 
 __all__ = ["MemoryStore"]
 
