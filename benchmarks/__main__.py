@@ -2,7 +2,7 @@
 
 Every figure is a median over many rounds, each round timing a batch of calls of the
 library and of its floor, interleaved (A B B A ...), and printed with the ratio and the
-goal of issue 6. ``--quick`` is the CI smoke size: it checks that everything runs, and
+goal it is held to. ``--quick`` is the CI smoke size: it checks that everything runs, and
 its times mean little.
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 import subprocess
 import sys
@@ -102,3 +103,70 @@ class TestExportedMembers:
         assert subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         ).stdout.split() == ["True"]
+
+
+#: Modules `import teamaccess` must not load: the stores and what only the rare calls
+#: use (bulk import, export, erasure, purge). They load on first use.
+LAZY_MODULES = (
+    "teamaccess._backends.memory",
+    "teamaccess._backends.sqlite",
+    "teamaccess._privacy",
+    "teamaccess._service.import_rows",
+)
+
+
+def _fresh(code: str) -> list[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+
+class TestLazyParts:
+    """What waits for its first use stays out of `import teamaccess`, and loads when used."""
+
+    def test_import_leaves_the_lazy_modules_out(self) -> None:
+        code = f"import sys, teamaccess; print(*[m for m in {LAZY_MODULES!r} if m in sys.modules])"
+        assert _fresh(code) == []
+
+    def test_a_team_at_work_leaves_the_rare_calls_out(self) -> None:
+        # The savings are real only if the common path does not load them after all.
+        code = (
+            "import sys, teamaccess as t; "
+            "team = t.TeamAccess(t.MemoryStore(), t.MemoryMailer(), secret_key='k'); "
+            "a = team.create_account(name='A', owner_id='o', owner_email='o@example.com'); "
+            "inv = team.invite(a.id, actor_id='o', email='m@example.com', "
+            "permissions=t.PermissionSet.of('billing.view')); "
+            "team.accept_invitation(inv.token, user_id='m', email='m@example.com'); "
+            "assert team.can('m', a.id, 'billing.view'); "
+            "print(*[m for m in ('teamaccess._privacy', 'teamaccess._service.import_rows') "
+            "if m in sys.modules])"
+        )
+        assert _fresh(code) == []
+
+    def test_each_lazy_name_resolves_from_a_fresh_import(self) -> None:
+        names = sorted(teamaccess._LAZY)
+        assert set(names) <= set(teamaccess.__all__)
+        assert set(names) <= set(dir(teamaccess))
+        # One interpreter per name, so no name is served by another's import.
+        for name in names:
+            module = teamaccess._LAZY[name][0]
+            code = (
+                f"from teamaccess import {name}; import teamaccess; "
+                f"print({name}.__module__, {name} is teamaccess.{name})"
+            )
+            # The store and mailer modules need their optional packages; skip those absent.
+            if name == "PostgresStore" and importlib.util.find_spec("psycopg") is None:
+                continue
+            assert _fresh(code) == [f"teamaccess{module}", "True"], name
+
+    def test_the_rare_calls_load_their_modules(self) -> None:
+        code = (
+            "import sys, teamaccess as t; "
+            "team = t.TeamAccess(t.MemoryStore(), t.MemoryMailer(), secret_key='k'); "
+            "before = 'teamaccess._privacy' in sys.modules; "
+            "r = team.purge(); "
+            "rows = [{'name': 'A', 'owner_id': 'o', 'owner_email': 'o@example.com'}]; "
+            "done = team.import_accounts(rows, dry_run=True); "
+            "print(before, type(r).__name__, type(team.retention).__name__, len(done))"
+        )
+        assert _fresh(code) == ["False", "PurgeReport", "Retention", "1"]

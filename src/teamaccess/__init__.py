@@ -1,15 +1,15 @@
 """teamaccess: share a hosting account with members and contacts.
 
 Everything public is re-exported here; the implementation lives in private modules.
-``SQLiteStore``, ``PostgresStore``, ``SmtpMailer`` and the mail classes are imported on
-first use, so ``import teamaccess`` stays fast.
+The stores, ``SmtpMailer``, the mail classes and what only the rare calls use (bulk
+import, export, erasure, purge) are imported on first use, so ``import teamaccess``
+stays fast.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._backends.memory import MemoryStore
 from ._domain import (
     METADATA_MAX_BYTES,
     NOTE_MAX_LENGTH,
@@ -31,7 +31,6 @@ from ._errors import (
     DeliveryFailed,
     EmailMismatch,
     ImportInterrupted,
-    ImportProblem,
     InvalidEmail,
     InvalidImport,
     InvalidInvitation,
@@ -63,10 +62,10 @@ from ._permissions import (
     Resources,
 )
 from ._ports import BatchMailer, BulkUnitOfWork, Clock, Mailer, Store, SystemClock, UnitOfWork
-from ._privacy import ErasureReport, PurgeReport, Retention
 from ._service import TeamAccess
 
 if TYPE_CHECKING:
+    from ._backends.memory import MemoryStore
     from ._backends.postgres import PostgresStore
     from ._backends.sqlite import SQLiteStore
     from ._mail.mailers import FileMailer, MemoryMailer
@@ -78,6 +77,8 @@ if TYPE_CHECKING:
         RenderedMail,
         Templates,
     )
+    from ._privacy import ErasureReport, PurgeReport, Retention
+    from ._service.import_rows import ImportProblem
 
 __version__ = "0.1.0.dev0"
 
@@ -154,6 +155,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "MemoryStore": ("._backends.memory", "MemoryStore"),
     "PostgresStore": ("._backends.postgres", "PostgresStore"),
     "SQLiteStore": ("._backends.sqlite", "SQLiteStore"),
     "SmtpMailer": ("._mail.smtp", "SmtpMailer"),
@@ -165,12 +167,17 @@ _LAZY = {
     "NotificationContext": ("._mail.templates", "NotificationContext"),
     "RenderedMail": ("._mail.templates", "RenderedMail"),
     "Templates": ("._mail.templates", "Templates"),
+    # What only the rare calls (bulk import, export, erasure, purge) use.
+    "ImportProblem": ("._service.import_rows", "ImportProblem"),
+    "ErasureReport": ("._privacy", "ErasureReport"),
+    "PurgeReport": ("._privacy", "PurgeReport"),
+    "Retention": ("._privacy", "Retention"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: sqlite-utils, psycopg, smtplib and the mail modules load only when these
-    # names are first used.
+    # PEP 562: the stores (sqlite-utils, psycopg), smtplib, the mail modules and the
+    # rare calls' modules load only when these names are first used.
     if name in _LAZY:
         import importlib
 

@@ -167,7 +167,7 @@ def _validate(value: str, check_deliverability: bool) -> Address:
 
 def _validate_fully(value: str, check_deliverability: bool) -> Address:
     # Imported on first use: compiling its regular expressions costs ~20 ms, a third of
-    # the import budget (issue 6).
+    # the import-time budget.
     import email_validator
 
     try:

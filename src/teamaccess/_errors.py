@@ -38,12 +38,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
-
-import attrs
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._domain import Account, Invitation
+    from ._service.import_rows import ImportProblem
 
 __all__ = [
     "AccountNotFound",
@@ -54,7 +53,6 @@ __all__ = [
     "DeliveryFailed",
     "EmailMismatch",
     "ImportInterrupted",
-    "ImportProblem",
     "InvalidEmail",
     "InvalidImport",
     "InvalidInvitation",
@@ -217,31 +215,6 @@ class DeliveryFailed(TeamAccessError):
 
 class StorageError(TeamAccessError):
     """The backend failed: the file is unusable, locked, read-only or full."""
-
-
-@attrs.frozen
-class ImportProblem:
-    """One thing wrong with one row of ``import_accounts()``.
-
-    ``row`` is the row's position (0 for the first), ``account`` the account id the row
-    asked for (if any), ``part`` says whether the account itself, one of its ``members``
-    or one of its ``contacts`` is wrong, ``index`` which one (0 for the first), and
-    ``message`` what to fix.
-    """
-
-    row: int
-    part: Literal["account", "member", "contact"]
-    message: str
-    index: int | None = None
-    account: str | None = None
-
-    def __str__(self) -> str:
-        where = f"row {self.row}"
-        if self.account is not None:
-            where += f" (account {self.account!r})"
-        if self.part != "account":
-            where += f", {self.part} {self.index}"
-        return f"{where}: {self.message}"
 
 
 class InvalidImport(ValidationError):

@@ -1,10 +1,13 @@
 """Personal data: retention periods, the reports of an erasure and a purge, and how a
-person's id and address are recognised and replaced by a pseudonym in stored text."""
+person's id and address are recognised and replaced by a pseudonym in stored text.
+
+This module loads on first use (``teamaccess.Retention``, ``team.retention``, an export,
+an erasure or a purge), not with ``import teamaccess``."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
 import attrs
@@ -147,32 +150,3 @@ class PersonMatcher:
         if isinstance(value, list | tuple):
             return [self.replace_value(v, pseudonym) for v in value]
         return value
-
-
-def mentions(
-    actor_id: str, target: str, details: Mapping[str, object], needles: Collection[str]
-) -> bool:
-    """The coarse search every store's ``events_with()`` does: whether the actor, the target
-    or any string in *details* contains one of *needles*, ignoring the case of ASCII
-    letters. (Stores may do it in SQL; this is the reference.)"""
-    lowered = [_ascii_lower(n) for n in needles]
-    return any(_contains(v, lowered) for v in (actor_id, target, details))
-
-
-def _contains(value: object, needles: list[str]) -> bool:
-    if isinstance(value, str):
-        text = _ascii_lower(value)
-        return any(n in text for n in needles)
-    if isinstance(value, Mapping):
-        return any(_contains(v, needles) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_contains(v, needles) for v in value)
-    return False
-
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def _ascii_lower(value: str) -> str:
-    """SQL ``lower()``: only A-Z change, so every backend can agree on it."""
-    return value.translate(_ASCII_LOWER)

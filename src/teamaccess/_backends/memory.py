@@ -14,7 +14,7 @@ from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMe
 from .._errors import AlreadyInvited, AlreadyMember, Conflict, StorageError
 from .._permissions import PermissionSet
 from .._ports import add_each
-from .._privacy import _ascii_lower, mentions
+from .search import _ascii_lower, mentions
 
 __all__ = ["MemoryStore"]
 
@@ -81,7 +81,7 @@ class MemoryStore:
     def grant(self, account_id: str, user_id: str) -> tuple[PermissionSet, datetime | None] | None:
         # Under the lock: a unit of work writes in place, so a read from another thread
         # must wait for its commit or rollback rather than see it half done. acquire() and
-        # release() rather than "with": 90 ns less on can()'s path (issue 6).
+        # release() rather than "with": 90 ns less on can()'s path.
         lock = self._lock
         lock.acquire()
         try:

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .._domain import AuditEvent, Contact, Invitation, Member, OutboxMessage
-from .._privacy import _ascii_lower
 
 # postgres_unit imports this module to define its unit of work; the converters are looked
 # up on it when a query runs, by which time it is fully imported.
@@ -28,6 +27,7 @@ from .postgres_schema import (
     _MEMBER_COLS,
     _OUTBOX_COLS,
 )
+from .search import _ascii_lower
 
 if TYPE_CHECKING:
     import psycopg

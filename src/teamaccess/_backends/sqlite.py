@@ -435,7 +435,7 @@ class SQLiteStore:
                             "SQLiteStore")  # fmt: skip
 
     # begin() and read() hand out _unit()'s context manager itself: one generator layer
-    # less on every read (issue 6's profile of recipients()).
+    # less on every read (a profile of recipients()).
     def begin(self, *, durable: bool = True) -> AbstractContextManager[_SQLiteUnitOfWork]:
         return self._unit(write=True, relaxed=not durable and self.synchronous == "FULL")
 
@@ -517,7 +517,7 @@ class SQLiteStore:
         """``(email, email_key)`` of the owner, then of each contact subscribed to
         *category*, oldest first; ``None`` if there is no such account.
 
-        One statement instead of a unit of work of four (issue 6); like ``grant()``, never a
+        One statement instead of a unit of work of four; like ``grant()``, never a
         cached answer.
         """
         with self._lock:

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from .._domain import AuditEvent, Contact, Invitation, Member, OutboxMessage
 from .._errors import TeamAccessError
-from .._privacy import _ascii_lower
 
 # sqlite.py imports this module to define its unit of work; the converters below are
 # looked up on it when a query runs, by which time it is fully imported.
 from . import sqlite as _sq
 from . import sqlite_rows as _rows
 from .codec import details_text
+from .search import _ascii_lower
 
 __all__ = ["_PrivacyQueries"]
 

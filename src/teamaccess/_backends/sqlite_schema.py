@@ -139,7 +139,7 @@ _SCHEMA_1: Final = (
 
 
 def _migration_2(db: Any) -> None:
-    """recipients() in two index searches whatever the file's size (issue 6)."""
+    """recipients() in two index searches whatever the file's size."""
     for sql in _SCHEMA_2:
         db.execute(sql)
 

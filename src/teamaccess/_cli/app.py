@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
@@ -96,6 +97,31 @@ class TeamAccessGroup(click.Group):
             message = "aborted"
         click.echo(f"error: {message}", err=True)
         sys.exit(code)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit as exc:
+            if exc.exit_code != 0:
+                _discard(ctx)
+            raise
+        except SystemExit as exc:
+            if exc.code not in (0, None):
+                _discard(ctx)
+            raise
+        except BaseException:
+            # Refused, failed or interrupted: the database and key file this command
+            # created go again if nothing was stored in them.
+            _discard(ctx)
+            raise
+
+
+def _discard(ctx: click.Context) -> None:
+    settings = ctx.find_object(Settings)
+    if settings is not None:
+        # The command's own error is what the user must see, not one from tidying up.
+        with suppress(Exception):
+            settings.discard()
 
 
 def _usage_message(exc: click.UsageError) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,6 +27,7 @@ __all__ = [
     "is_postgres",
     "load_or_create_secret",
     "parse_mail",
+    "remove_if_new_and_unused",
     "safe_db_label",
     "secret_key_path",
 ]
@@ -127,8 +128,8 @@ def secret_key_path(db: str) -> Path:
     return Path(f"{db}.secret")
 
 
-def load_or_create_secret(path: Path) -> str:
-    """The key in *path*, creating it (mode 0o600) on first use.
+def load_or_create_secret(path: Path, created: list[Path] | None = None) -> str:
+    """The key in *path*, creating it (mode 0o600) on first use, then added to *created*.
 
     ``O_CREAT | O_EXCL`` makes creation atomic and never widens the mode of an existing
     file; two commands starting at once both end up with the one key that was written.
@@ -142,10 +143,70 @@ def load_or_create_secret(path: Path) -> str:
             f"cannot create the secret key file {path}: {exc.strerror}; make the directory "
             "writable or set TEAMACCESS_SECRET_KEY"
         ) from exc
+    if created is not None:
+        created.append(path)
     key = secrets.token_urlsafe(32)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(key + "\n")
     return key
+
+
+def _is_sqlite_file(db: str) -> bool:
+    return db not in ("", ":memory:") and not db.startswith("file:") and not is_postgres(db)
+
+
+def _create_new(path: Path) -> bool:
+    """Create *path* empty and private (as SQLiteStore would); False if it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return False  # it exists, or cannot be created: opening the store says which
+    os.close(fd)
+    return True
+
+
+def remove_if_new_and_unused(path: Path) -> bool:
+    """Remove the database file *path* (and its -wal, -shm) if it holds no row and no
+    other connection has it open; True if it was removed.
+
+    Only for a file this process created: a refused command leaves nothing behind. Another
+    process may have opened the new file meanwhile; then it stays. Leaving WAL mode
+    fails while any other connection uses the file, and the exclusive lock taken with it
+    is held until the file is gone, so nobody starts using it in between.
+    """
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        if not _has_no_rows(conn):
+            return False
+        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+        if conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0] != "delete":
+            return False
+        conn.execute("BEGIN EXCLUSIVE")
+        if not _has_no_rows(conn):  # written and closed by another process meanwhile
+            conn.execute("ROLLBACK")
+            conn.execute("PRAGMA journal_mode = WAL")
+            return False
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with suppress(FileNotFoundError):
+                os.unlink(f"{path}{suffix}")
+        return True
+    except (sqlite3.Error, OSError):
+        return False  # busy (in use) or unreadable: keeping a file is always safe
+    finally:
+        conn.close()
+
+
+def _has_no_rows(conn: Any) -> bool:
+    tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return not any(
+        conn.execute(f'SELECT 1 FROM "{name}" LIMIT 1').fetchone()  # noqa: S608 (its own names)
+        for name in tables
+    )
 
 
 def _read_secret(path: Path) -> str:
@@ -199,6 +260,8 @@ class Settings:
     _team: TeamAccess | None = None
     #: recipients of the mail sent so far, to say where it went (never the bodies: tokens)
     sent: list[str] = attrs.field(factory=list)
+    #: files this command created (database, key file): a refused command removes them
+    created: list[Path] = attrs.field(factory=list)
 
     def secret_key(self, *, read_only: bool = False) -> str:
         key = os.environ.get("TEAMACCESS_SECRET_KEY", "").strip()
@@ -218,7 +281,7 @@ class Settings:
             # A command that only reads writes no key file; without one no token was
             # ever signed for this database, so a throwaway key reads the same.
             return secrets.token_urlsafe(32)
-        return load_or_create_secret(path)
+        return load_or_create_secret(path, self.created)
 
     def store(self) -> Store:
         if is_postgres(self.db):
@@ -226,6 +289,9 @@ class Settings:
 
             return PostgresStore(self.db, schema=self.schema)
         from .. import SQLiteStore
+
+        if _is_sqlite_file(self.db) and _create_new(Path(self.db)):
+            self.created.append(Path(self.db))
 
         store: Store = SQLiteStore(self.db)
         return store
@@ -333,6 +399,19 @@ class Settings:
         if self._team is not None:
             self._team.close()
             self._team = None
+
+    def discard(self) -> None:
+        """After a refused command: close, and remove the files it created if they hold
+        nothing. The key file goes only with its database; with the database kept,
+        another process may have signed with it already."""
+        self.close()
+        db = Path(self.db)
+        if db in self.created and remove_if_new_and_unused(db):
+            key = secret_key_path(self.db)
+            if key in self.created:
+                with suppress(FileNotFoundError):
+                    key.unlink()
+        self.created.clear()
 
 
 class _Recording:

@@ -15,15 +15,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 import click
 
-from .._errors import ImportInterrupted, ImportProblem, InvalidImport, ValidationError
+from .._errors import ImportInterrupted, InvalidImport, ValidationError
 from .app import _settings, cli, json_option
 from .config import is_postgres
 from .output import emit_json
+
+if TYPE_CHECKING:
+    from .._service.import_rows import ImportProblem
 
 __all__ = ["import_command", "read_accounts"]
 

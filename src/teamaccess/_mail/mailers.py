@@ -54,8 +54,8 @@ def _policy(utf8: bool) -> EmailPolicy[EmailMessage]:
     headers every message repeats parsed once.
 
     The stdlib's ``HeaderRegistry`` creates a new class with ``type()`` for every header
-    of every message; that was half the cost of building an invitation mail (issue 6's
-    profile). The classes hold no state, so one per header name is the same thing. Then
+    of every message; that was half the cost of building an invitation mail (a profile
+    of invite). The classes hold no state, so one per header name is the same thing. Then
     parsing the headers was two thirds of what remained, and ten of the fifteen an
     invitation sets are the same text in every mail (``Content-Type: text/plain;
     charset="utf-8"``, ``MIME-Version: 1.0``, the sender...): a parsed header is an
@@ -214,7 +214,7 @@ def build_message(
         "Content-Language": language,
         **(headers or {}),
     }
-    # The stdlib email package costs ~20 ms to import; only sending mail needs it (issue 6).
+    # The stdlib email package costs ~20 ms to import; only sending mail needs it.
     from email.message import EmailMessage
     from email.utils import format_datetime
 
@@ -313,7 +313,7 @@ class FileMailer:
     """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        from pathlib import Path  # pathlib costs ~4 ms at import (issue 6)
+        from pathlib import Path  # pathlib costs ~4 ms at import
 
         self.directory: Path = Path(directory)
 

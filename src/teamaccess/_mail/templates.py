@@ -71,7 +71,7 @@ class RenderedMail:
 
 def _escape(value: str, quote: bool = True) -> str:
     # html (and html.entities with it) loads on the first mail, not with teamaccess: a
-    # few ms of the import budget (issue 6).
+    # few ms of the import-time budget.
     from html import escape
 
     return escape(value, quote)
@@ -163,7 +163,7 @@ class DefaultTemplates:
 
     def _t(self, language: str, key: str, values: Mapping[str, str]) -> str:
         texts = self._strings.get(language, self._strings["en"])
-        from string import Template  # loads on the first mail (issue 6: import time)
+        from string import Template  # loads on the first mail: import time
 
         return Template(texts[key]).safe_substitute(values)
 

@@ -51,7 +51,7 @@ __all__ = [
 def _log() -> logging.Logger:
     """The ``teamaccess`` logger, with a ``NullHandler`` like every library's.
 
-    logging loads on the first record, not at import (issue 6's import budget), so the
+    logging loads on the first record, not at import (the import-time budget), so the
     handler is added then: before that nothing was logged. Without it, an application
     that configured no logging would see each record printed by Python's last-resort
     handler on stderr.
@@ -79,7 +79,7 @@ _NOT_NAMES: Final = (Mapping, bytes, bytearray)
 
 
 def _token_hex(nbytes: int) -> str:
-    # secrets (with hashlib and random) and urllib load on first use: issue 6's import budget.
+    # secrets (with hashlib and random) and urllib load on first use: the import-time budget.
     import secrets
 
     return secrets.token_hex(nbytes)

@@ -25,12 +25,14 @@ from .._errors import (
 )
 from .._permissions import Catalog, Categories, Category, PermissionSet
 from .._ports import Clock, Mailer, Store, SystemClock, UnitOfWork
-from .._privacy import Retention
 from .._tokens import SecretKey, TokenSigner
 
 if TYPE_CHECKING:
     # The mail modules load with the first TeamAccess or mail, not with the package.
     from .._mail.templates import Templates
+
+    # ...and the privacy classes with their first use.
+    from .._privacy import Retention
 from .checks import (
     _ALL,
     _DELIVERY_LEASE,
@@ -167,7 +169,7 @@ class _Core:
         self.language = language
         check_line("sender", sender)
         check_no_encoded_word("sender", sender)
-        from email.utils import parseaddr  # the email package loads on use (issue 6)
+        from email.utils import parseaddr  # the email package loads on use
 
         # Checked here, not when the first invitation mail is built and refused.
         if "@" not in parseaddr(sender)[1]:
@@ -207,16 +209,33 @@ class _Core:
         _no_placeholder(mailer, accept_url=accept_url, sender=sender)
         domain = parseaddr(sender)[1].rpartition("@")[2] or "teamaccess.invalid"
         self._msgid_domain = domain
-        if retention is not None and not isinstance(retention, Retention):
-            raise ValidationError(
-                f"retention must be a Retention, e.g. Retention(audit_events=timedelta("
-                f"days=365)), not {type(retention).__name__}"
-            )
-        self.retention = retention if retention is not None else Retention()
+        if retention is not None:
+            from .._privacy import Retention
+
+            if not isinstance(retention, Retention):
+                raise ValidationError(
+                    f"retention must be a Retention, e.g. Retention(audit_events=timedelta("
+                    f"days=365)), not {type(retention).__name__}"
+                )
+        self._retention = retention
         self._pseudonym_key = _pseudonym_key(pseudonym_key, secret_key)
 
     def __repr__(self) -> str:
         return f"<TeamAccess store={self._store!r} mailer={self._mailer!r}>"
+
+    @property
+    def retention(self) -> Retention:
+        """How long ``purge()`` keeps what no rule needs; ``Retention()`` unless given."""
+        if self._retention is None:
+            # Made on first use: the privacy module loads only for a purge or an erasure.
+            from .._privacy import Retention
+
+            self._retention = Retention()
+        return self._retention
+
+    @retention.setter
+    def retention(self, value: Retention) -> None:
+        self._retention = value
 
     @property
     def store(self) -> Store:
@@ -258,7 +277,7 @@ class _Core:
 
     def _read(self) -> AbstractContextManager[UnitOfWork]:
         # The store's own context manager, not one wrapped around it: a generator layer
-        # per read is a tenth of recipients() (issue 6's profile).
+        # per read is a tenth of recipients()' time, profiled.
         return self._store.read()
 
     def _audit(

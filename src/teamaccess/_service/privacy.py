@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -14,9 +14,12 @@ from .._emails import Address, normalize_email
 from .._errors import OwnershipRequired, PermissionDenied, StorageError, ValidationError
 from .._permissions import PermissionSet
 from .._ports import UnitOfWork
-from .._privacy import ErasureReport, PersonMatcher, PurgeReport
 from .checks import _SEND_ACTIONS, _check_id, _check_user, _Work
 from .invitations import _Invitations
+
+if TYPE_CHECKING:
+    # Loaded by the calls that use them, so import teamaccess stays light.
+    from .._privacy import ErasureReport, PersonMatcher, PurgeReport
 
 __all__ = ["_Privacy"]
 
@@ -37,6 +40,8 @@ class _Person:
         return set(self.addresses)
 
     def matcher(self) -> PersonMatcher:
+        from .._privacy import PersonMatcher
+
         forms = {a.email for a in self.addresses.values()} | self.keys
         return PersonMatcher(self.user_ids, forms)
 
@@ -237,6 +242,8 @@ class _Privacy(_Invitations):
         person themselves (equal to *user_id*). An owner is refused with
         ``OwnershipRequired``: transfer the account first.
         """
+        from .._privacy import ErasureReport
+
         actor_id = _check_id("actor_id", actor_id)
         uid, address = self._request(user_id, email)
         with self._write() as work:
@@ -357,6 +364,8 @@ class _Privacy(_Invitations):
         limit counts stay, whatever the periods say. With *scrub* (the default) the
         store is then scrubbed as after an erasure, if anything was deleted.
         """
+        from .._privacy import PurgeReport
+
         if not isinstance(scrub, bool):
             raise ValidationError(f"scrub must be True or False, not {scrub!r}")
         retention = self.retention
