@@ -12,8 +12,8 @@ from tests.conftest import SECRET
 from tests.smtp_server import SmtpServer
 
 from teamaccess import MemoryStore, SmtpMailer, TeamAccess
-from teamaccess._mail.gate import MailRefused, check_wire
-from teamaccess._mail.mailers import build_message, parsing_policy
+from teamaccess._mail.gate import MailRefused, check_stored, check_wire, stored_wire
+from teamaccess._mail.mailers import build_message, expected_recipient, parsing_policy
 
 
 def built(to: str = "bob@example.com", subject: str = "Rechnung", html: str | None = "<p>t</p>"
@@ -158,3 +158,97 @@ class TestQueuedDeliveryOverSmtp:
             body = got.message.get_body(("plain",))
             assert body is not None
             assert "Guten Tag,\n.\nbis bald" in body.get_content().replace("\r\n", "\n")
+
+
+def multipart(*parts: str, boundary: str = "=_b", preamble: str = "") -> bytes:
+    """A stored multipart/alternative message to bob@example.com with *parts* (each its
+    header lines, an empty line and a body) between boundary lines."""
+    head = raw(
+        "From: Panel <noreply@panel.example.net>", "To: bob@example.com", "Subject: x",
+        "Message-ID: <m1@panel.example.net>", "MIME-Version: 1.0",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"', body="",
+    )  # fmt: skip
+    body = preamble + "".join(f"--{boundary}\n{part}\n" for part in parts) + f"--{boundary}--\n"
+    return head + body.encode("utf-8", "surrogateescape")
+
+
+TEXT_PART = 'Content-Type: text/plain; charset="utf-8"\n\nhallo\n'
+
+#: Stored messages aimed at reading the bytes without the parser: what the stdlib reads
+#: in the parts' headers, and where it splits the parts.
+SHAPES = {
+    **STORED,
+    "clean multipart": multipart(TEXT_PART, TEXT_PART),
+    "an encoded line break in a part": multipart(
+        TEXT_PART, 'Content-Type: text/html; name="=?utf-8?q?a=0Ab?="\n\n<p>x</p>\n'
+    ),
+    "an RFC 2231 line break in a part": multipart(
+        TEXT_PART, "Content-Type: text/html; name*=utf-8''a%0Ab\n\n<p>x</p>\n"
+    ),
+    "a form feed in a header": built().replace(b"Subject: Rechnung", b"Subject: Rech\x0cnung"),
+    "a form feed in a part header": multipart("Content-Type: text/plain;\x0c charset=x\n\nh\n"),
+    "a message in a part": multipart(
+        "Content-Type: message/rfc822\n\nBcc: eve@example.com\nTo: eve@example.com\n\nx\n"
+    ),
+    "a multipart in a part": multipart(
+        'Content-Type: multipart/mixed; boundary="in"\n\n--in\nContent-Type: text/plain\n\nx\n'
+        "--in--\n"
+    ),
+    "a boundary line with spaces": multipart(TEXT_PART).replace(b"--=_b\n", b"--=_b  \n", 1),
+    "a boundary after the end": multipart(TEXT_PART) + b"--=_b\n\nmore\n",
+    "no closing boundary": multipart(TEXT_PART).replace(b"--=_b--\n", b""),
+    "a part without headers' end": multipart("Content-Type: text/plain"),
+    "a part header that is no field": multipart("Content-Type : text/plain\n\nh\n"),
+    "an unbalanced quote": multipart(TEXT_PART).replace(b'boundary="=_b"', b'boundary="=_b'),
+    "a boundary in the preamble": multipart(TEXT_PART, preamble="--=_b x\n"),
+    "a To with a name": raw("From: a@example.net", "To: Bob <bob@example.com>", "Subject: x"),
+    "a To in capitals": raw("From: a@example.net", "To: BOB@example.com", "Subject: x"),
+    "an encoded Message-ID": raw(
+        "From: a@example.net", "To: bob@example.com", "Message-ID: <=?utf-8?q?a=0Ab?=@x>"
+    ),
+    "an encoded sender": raw(
+        "From: =?utf-8?q?Panel=0ABcc:_eve@example.com?= <a@example.net>",
+        "To: bob@example.com",
+    ),
+    "no sender": raw("To: bob@example.com", "Subject: x"),
+}
+
+
+class TestStoredBytesReadWithoutTheParser:
+    """stored_wire() lets through only what the full check lets through, as it sends it,
+    and leaves everything else to the full check."""
+
+    @staticmethod
+    def full(source: bytes) -> tuple[object, ...]:
+        msg = message_from_bytes(source, policy=parsing_policy())
+        assert isinstance(msg, EmailMessage)
+        try:
+            return ("sent", *check_wire(msg, "bob@example.com", source))
+        except MailRefused:
+            return ("refused",)
+
+    @pytest.mark.parametrize("name", list(SHAPES))
+    def test_never_lets_through_what_the_full_check_refuses(self, name: str) -> None:
+        source = SHAPES[name]
+        try:
+            check_stored(source)  # the first check on both ways
+        except MailRefused:
+            return
+        fast = stored_wire(source, "bob@example.com")
+        if fast is not None:
+            envelope, wire, sender = fast
+            assert self.full(source) == ("sent", envelope, wire)
+            assert sender in ("noreply@panel.example.net", "a@example.net")
+
+    def test_the_cases_reach_both_ways(self) -> None:
+        fast = {name: stored_wire(src, "bob@example.com") for name, src in SHAPES.items()}
+        for name in ("clean", "clean, text only", "clean, long subject", "clean multipart",
+                     "folded oddly"):  # fmt: skip
+            assert fast[name] is not None, name
+        refused = [n for n, src in SHAPES.items() if self.full(src)[0] == "refused"]
+        assert len(refused) >= 10
+        assert all(fast[name] is None for name in refused)
+
+    def test_a_plain_address_is_its_expected_recipient(self) -> None:
+        for address in ("bob@example.com", "a.b+c_d-e@mail.sub-domain.example", "x@y.zz"):
+            assert expected_recipient(address) == address

@@ -21,7 +21,14 @@ from .._emails import BREAKS
 if TYPE_CHECKING:
     from email.message import EmailMessage, Message
 
-__all__ = ["MailRefused", "check_outgoing", "check_stored", "check_wire", "scrub_error"]
+__all__ = [
+    "MailRefused",
+    "check_outgoing",
+    "check_stored",
+    "check_wire",
+    "scrub_error",
+    "stored_wire",
+]
 
 # Headers that add recipients to a message, for smtplib or a relay: none may appear.
 _RECIPIENT_HEADERS = frozenset(
@@ -78,6 +85,158 @@ def check_stored(source: bytes) -> None:
         seen.add(name)
     if max(map(len, source.splitlines())) > 998:
         raise MailRefused("its stored form has a line longer than 998 characters")
+
+
+# What besides LF ends a line for the stdlib parser (str.splitlines) or is a BREAKS
+# character: bytes that send a stored message the full way.
+_ODD_BYTES: Final = re.compile(rb"[\x00\r\x0b\x0c\x1c-\x1e]")
+_FIELD_TEXT: Final = re.compile(r"([!-9;-~]+):")
+# Shapes the stdlib reads as written: one plain address, a plain Message-ID, the
+# builder's multipart Content-Type. Anything else is read by the stdlib's header parser.
+_PLAIN_ADDRESS: Final = re.compile(
+    r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\Z"
+)
+_PLAIN_MSGID: Final = re.compile(r"<[A-Za-z0-9_.+-]+@[A-Za-z0-9.-]+>\Z")
+_ALTERNATIVE: Final = re.compile(
+    r'multipart/alternative; boundary=(?:"([A-Za-z0-9=_.-]{1,70})"|([A-Za-z0-9_.-]{1,70}))\Z',
+    re.IGNORECASE,
+)
+
+
+def _fields(lines: list[str]) -> list[tuple[str, str]] | None:
+    """Header lines as (name, value) as ``policy.default`` reads them (a folded value
+    joined without its line ends); ``None`` if a line is not a field or its continuation."""
+    fields: list[tuple[str, str]] = []
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            if not fields:
+                return None
+            name, value = fields[-1]
+            fields[-1] = (name, value + line)
+            continue
+        field = _FIELD_TEXT.match(line)
+        if field is None:
+            return None
+        fields.append((field.group(1), line[field.end() :].lstrip(" \t")))
+    return fields
+
+
+def _read(name: str, value: str) -> str | None:
+    """The header as the full check reads it (the same parse, shared with it), or
+    ``None`` if reading it fails or it holds a line break."""
+    from email.errors import MessageError
+
+    from .mailers import _fetched, parsing_policy
+
+    try:
+        header = _fetched(parsing_policy(), name, value)
+        text = str(header)
+    except (MessageError, ValueError, LookupError, TypeError, UnicodeError):
+        return None
+    return header if BREAKS.isdisjoint(text) else None
+
+
+def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
+    """The envelope recipient, wire form and envelope sender of a stored message that
+    :func:`check_stored` passed, read from its bytes without parsing the message; or
+    ``None`` if it is not of the plain shape read here, and the caller takes the full way
+    (``parse_stored()`` and :func:`check_wire`), which decides about it.
+
+    For ``SmtpMailer``, which sends the stored lines as they are (``CRLF``). What is let
+    through is what :func:`check_wire` lets through on its direct way: ASCII without a CR
+    or another character the parser ends a line at; every header of every part read by
+    the same header parser, with no line break in what it reads (encoded words decoded);
+    a ``To`` that is exactly the stored recipient, a plain address; and the message and
+    each part plain text or ``multipart/alternative`` of text parts, split at boundary
+    lines that are exactly the builder's. ``tests/test_queued_wire.py`` compares the two.
+    """
+    if not source.isascii() or _ODD_BYTES.search(source) is not None:
+        return None
+    text = source.decode("ascii")
+    end = text.find("\n\n")
+    if end == -1:
+        return None
+    head = _fields(text[:end].split("\n"))
+    if head is None:
+        return None
+    to = sender = None
+    boundary = ""
+    for name, value in head:
+        key = name.lower()
+        if key not in _STORED_HEADERS:
+            return None
+        if key == "to":
+            # A plain address parses to itself, and is its own expected_recipient().
+            if to is not None or value != recipient or _PLAIN_ADDRESS.match(value) is None:
+                return None
+            to = value
+        elif key == "message-id" and _PLAIN_MSGID.match(value) is not None:
+            continue  # read as written, and unique per message: not worth a parse
+        elif key == "content-type" and (alternative := _ALTERNATIVE.match(value)):
+            boundary = alternative.group(1) or alternative.group(2)
+        else:
+            header = _read(name, value)
+            if header is None:
+                return None
+            if key == "from":
+                sender = header
+            elif key == "content-type" and _maintype(header) != "text":
+                return None  # another shape of multipart, or a message inside
+    if to is None or sender is None:
+        return None
+    from email.utils import getaddresses
+
+    envelope_from = getaddresses([str(sender)])[0][1]
+    if not envelope_from.isascii():
+        return None
+    if boundary and not _parts_are_text(text[end + 2 :].split("\n"), boundary):
+        return None
+    return to, source.replace(b"\n", b"\r\n"), envelope_from
+
+
+def _maintype(content_type: str) -> str:
+    """``Message.get_content_maintype()`` for this ``Content-Type`` value."""
+    ctype = content_type.partition(";")[0].strip().lower()
+    return ctype.split("/")[0] if ctype.count("/") == 1 else "text"
+
+
+def _parts_are_text(lines: list[str], boundary: str) -> bool:
+    """Whether a ``multipart/alternative`` body is text parts whose headers read
+    cleanly, split at lines that are exactly ``--boundary`` and one ``--boundary--``."""
+    delimiter = "--" + boundary
+    parts: list[list[str]] = []
+    current: list[str] | None = None
+    closed = False
+    for line in lines:
+        if line.startswith(delimiter):
+            rest = line[len(delimiter) :]
+            # The stdlib also takes "--boundary  " or a line after the end as one.
+            if closed or rest not in ("", "--"):
+                return False
+            if current is not None:
+                parts.append(current)
+            current = [] if rest == "" else None
+            closed = rest == "--"
+        elif current is not None:
+            current.append(line)
+    if not closed or not parts:
+        return False
+    for part in parts:
+        if "" not in part:
+            return False
+        fields = _fields(part[: part.index("")])
+        if fields is None:
+            return False
+        maintype = None
+        for name, value in fields:
+            header = _read(name, value)
+            if header is None:
+                return False
+            if maintype is None and name.lower() == "content-type":
+                maintype = _maintype(header)
+        if (maintype or "text") != "text":
+            return False
+    return True
 
 
 def _headers(part: Message) -> list[tuple[str, str]]:

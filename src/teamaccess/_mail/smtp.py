@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from typing import Any, Final, Literal, get_args
@@ -197,10 +197,20 @@ class SmtpMailer:
         """``send()``; *wire* is the message as the last check before sending wrote and
         read it (``CRLF``), sent as it is when given."""
         to_addrs = _envelope(envelope_to)
+        self._deliver(lambda smtp: _transmit(smtp, message, wire, to_addrs))
+
+    def _send_wire(self, wire: bytes, sender: str, envelope_to: str) -> None:
+        """Send *wire*, a stored message in the form ``gate.stored_wire()`` checked, from
+        *sender* to *envelope_to* (both ASCII), with no message object."""
+        to_addrs = [check_line("envelope_to", envelope_to)]
+        self._deliver(lambda smtp: smtp.sendmail(sender, to_addrs, wire))
+
+    def _deliver(self, transmit: Callable[[smtplib.SMTP], dict[str, tuple[int, bytes]]]) -> None:
+        """Run *transmit* over a connection of its own, or raise ``DeliveryFailed``."""
         progress = ["connect"]
         try:
             with self._open(progress) as smtp:
-                refused = _transmit(smtp, message, wire, to_addrs)
+                refused = transmit(smtp)
         except (smtplib.SMTPException, OSError) as exc:
             raise self._failure(exc, progress[0]) from exc
         self._check_refused(refused)
@@ -345,6 +355,14 @@ class _Batch:
     ) -> None:
         """``send()``, sending *wire* as ``SmtpMailer._send_checked()`` does."""
         to_addrs = _envelope(envelope_to)
+        self._deliver(lambda smtp: _transmit(smtp, message, wire, to_addrs))
+
+    def _send_wire(self, wire: bytes, sender: str, envelope_to: str) -> None:
+        """``SmtpMailer._send_wire()`` over the batch's connection."""
+        to_addrs = [check_line("envelope_to", envelope_to)]
+        self._deliver(lambda smtp: smtp.sendmail(sender, to_addrs, wire))
+
+    def _deliver(self, transmit: Callable[[smtplib.SMTP], dict[str, tuple[int, bytes]]]) -> None:
         mailer = self._mailer
         if self._smtp is not None and self._sent >= mailer.max_per_connection:
             self.close()
@@ -362,7 +380,7 @@ class _Batch:
                 smtp = self._smtp
                 assert isinstance(smtp, _Tracking)
                 smtp.data_started = False
-                refused = _transmit(smtp, message, wire, to_addrs)
+                refused = transmit(smtp)
             except (smtplib.SMTPException, OSError) as exc:
                 handed_over = isinstance(self._smtp, _Tracking) and self._smtp.data_started
                 self.close()  # after any failure the next message starts afresh

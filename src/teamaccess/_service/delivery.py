@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -190,9 +190,7 @@ class _Delivery(_Core):
                 check_stored(source)
             envelope, wire = check_wire(message, row.recipient, source if sends_wire else None)
         except MailRefused as exc:
-            refusal = _Refusal(f"refused before sending, and not retried: {exc}")
-            _log().error("mail %s to %s %s", row.id, row.recipient, refusal)
-            return refusal
+            return _refused(row, exc)
         try:
             if sends_wire:
                 target._send_checked(message, wire, envelope)  # type: ignore[attr-defined]
@@ -205,10 +203,33 @@ class _Delivery(_Core):
             if row.kind == "invitation":
                 # A server's rejection may quote the message, and with it the accept link.
                 error = scrub_error(error, message)
-            error = error[:500]
-            # Never log the message: an invitation carries its token in the body.
-            _log().warning("delivery of %s to %s failed: %s", row.id, row.recipient, error)
-            return error
+            return _failed(row, error)
+        return None
+
+    @staticmethod
+    def _send_stored(
+        row: OutboxMessage, send_wire: Callable[[bytes, str, str], None]
+    ) -> str | _FullWay | None:
+        """Send a queued notification's stored bytes through ``SmtpMailer`` (*send_wire*)
+        as :meth:`_send` would, checked on the bytes without parsing the message; or
+        ``FULL_WAY`` if they are not of the plain shape that check reads (see
+        ``gate.stored_wire``), for :meth:`_send` to decide."""
+        from .._mail.gate import MailRefused, check_stored, stored_wire
+
+        assert row.message is not None
+        try:
+            check_stored(row.message)
+        except MailRefused as exc:
+            return _refused(row, exc)
+        checked = stored_wire(row.message, row.recipient)
+        if checked is None:
+            return FULL_WAY
+        envelope, wire, sender = checked
+        try:
+            send_wire(wire, sender, envelope)
+        except Exception as exc:
+            # No invitation, so no link to scrub from the error.
+            return _failed(row, f"{type(exc).__name__}: {exc}")
         return None
 
     def _mailer_takes_envelope(self, mailer: Mailer) -> bool:
@@ -365,10 +386,17 @@ class _Delivery(_Core):
         last_start = lease_until - self.delivery_lease / 5
         results: list[OutboxMessage] = []
         with self._sending() as mailer:
+            smtp = sys.modules.get("teamaccess._mail.smtp")  # loaded if mailer is SmtpMailer's
+            sends_wire = smtp is not None and isinstance(mailer, smtp.SmtpMailer | smtp._Batch)
             for index, row in enumerate(claimed):
                 if (stop is not None and stop()) or self.clock.now() >= last_start:
                     self._release(claimed[index:])
                     break
+                if sends_wire and row.kind != "invitation" and row.message is not None:
+                    outcome = self._send_stored(row, mailer._send_wire)  # type: ignore[attr-defined]
+                    if not isinstance(outcome, _FullWay):
+                        results.append(self._record(row, outcome))
+                        continue
                 try:
                     prepared = self._prepare(row)
                 except StorageError:
@@ -489,6 +517,26 @@ class _Delivery(_Core):
         # Rendered after the commit, outside the write lock. If it fails, the caller
         # records the failure; the row backs off and is retried.
         return self._render_invitation(account, inv, inviter_email, token, current, work.now)
+
+
+class _FullWay:
+    """A stored message to parse and check in full before sending."""
+
+
+FULL_WAY: Final = _FullWay()
+
+
+def _refused(row: OutboxMessage, exc: Exception) -> _Refusal:
+    refusal = _Refusal(f"refused before sending, and not retried: {exc}")
+    _log().error("mail %s to %s %s", row.id, row.recipient, refusal)
+    return refusal
+
+
+def _failed(row: OutboxMessage, error: str) -> str:
+    error = error[:500]
+    # Never log the message: an invitation carries its token in the body.
+    _log().warning("delivery of %s to %s failed: %s", row.id, row.recipient, error)
+    return error
 
 
 def _still_ours(current: OutboxMessage | None, claimed: OutboxMessage) -> bool:
