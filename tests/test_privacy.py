@@ -32,7 +32,7 @@ from teamaccess import (
 )
 from teamaccess.testing import FailingMailer, FrozenClock
 
-from .conftest import SECRET, START
+from .conftest import SECRET, SHARED, START, postgres_conninfo
 
 P = PermissionSet.of
 PIA = "user-pia-7731"
@@ -411,6 +411,80 @@ class TestErasedFromTheFile:
         # The audit log keeps the address (contact.removed); the contact row does not.
         assert data.count(b"gone.contact@example.org") == 2  # contact.added and .removed
         store.close()
+
+
+class TestErasureFindsEachEventByKey:
+    """erase_person() rewrites each event it found through a key, not a scan of the log."""
+
+    @pytest.mark.parametrize("backend", SHARED, indirect=True)
+    def test_no_scan_of_events_per_event(
+        self, backend: str, store: Store, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        team = make(store, clock)
+        build(team, clock)
+        with store.read() as uow:
+            unit = type(uow)
+        # Record what update_event() sends; the real statements still run.
+        sent: list[tuple[str, Any]] = []
+        inside: list[bool] = []
+
+        def recording(name: str) -> None:
+            original = getattr(unit, name)
+
+            def run(self: Any, sql: str, params: Any, *rest: Any) -> Any:
+                if inside:
+                    sent.append((sql, params))
+                return original(self, sql, params, *rest)
+
+            monkeypatch.setattr(unit, name, run)
+
+        for name in ("_exec", "_all"):
+            recording(name)
+        update_event = unit.update_event
+
+        def tracked(self: Any, event: Any) -> None:
+            inside.append(True)
+            try:
+                update_event(self, event)
+            finally:
+                inside.pop()
+
+        monkeypatch.setattr(unit, "update_event", tracked)
+        report = team.erase_person(user_id=PIA, actor_id=SYSTEM)
+        assert report.events > 5
+        on_events = [(sql, params) for sql, params in sent if "events" in sql]
+        assert len(on_events) >= report.events  # each event's statements were seen
+        if backend == "sqlite":
+            explain, keys = self.sqlite_plan, ("USING INTEGER PRIMARY KEY", "USING INDEX")
+        else:
+            explain, keys = self.postgres_plan, ("Index Scan", "Index Only Scan")
+        for sql, params in on_events:
+            plan = explain(store, sql, params)
+            assert "SCAN events" not in plan, (sql, plan)
+            assert "Seq Scan" not in plan, (sql, plan)
+            assert any(key in plan for key in keys), (sql, plan)
+
+    @staticmethod
+    def sqlite_plan(store: Any, sql: str, params: Any) -> str:
+        import sqlite3
+
+        conn = sqlite3.connect(store.path)
+        try:
+            rows = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+            return " | ".join(str(row[-1]) for row in rows)
+        finally:
+            conn.close()
+
+    @staticmethod
+    def postgres_plan(store: Any, sql: str, params: Any) -> str:
+        import psycopg
+
+        # With sequential scans priced out, the plan takes an index whenever one fits.
+        with psycopg.connect(postgres_conninfo()) as conn:
+            conn.execute("SET enable_seqscan = off")
+            rows = psycopg.ClientCursor(conn).execute("EXPLAIN " + sql, params).fetchall()
+            conn.rollback()
+        return " | ".join(str(row[0]) for row in rows)
 
 
 class TestPurge:

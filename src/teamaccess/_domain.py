@@ -11,6 +11,7 @@ import attrs
 from ._emails import check_line
 from ._errors import ValidationError
 from ._permissions import PermissionSet
+from ._repr import attrs_repr
 
 __all__ = [
     "METADATA_MAX_BYTES",
@@ -92,6 +93,8 @@ def _names(value: Iterable[str]) -> frozenset[str]:
 class Account:
     """A customer account; exactly one owner."""
 
+    __repr__ = attrs_repr  # what attrs prints, without compiling it at import
+
     id: str
     name: str = attrs.field(validator=_line)
     owner_id: str
@@ -102,6 +105,8 @@ class Account:
 @attrs.frozen
 class Member:
     """A user who may log in to the account. The owner is a member with ``role="owner"``."""
+
+    __repr__ = attrs_repr  # what attrs prints, without compiling it at import
 
     account_id: str
     user_id: str
@@ -141,6 +146,8 @@ class Invitation:
     ``token`` is set only on the object ``invite()`` or ``resend_invitation()`` returns;
     backends keep nothing but ``token_hash``.
     """
+
+    __repr__ = attrs_repr  # what attrs prints, without compiling it at import
 
     id: str
     account_id: str
@@ -187,6 +194,8 @@ class Invitation:
 class Contact:
     """Someone who never logs in but receives the chosen categories of mail."""
 
+    __repr__ = attrs_repr  # what attrs prints, without compiling it at import
+
     id: str
     account_id: str
     name: str = attrs.field(validator=_line)
@@ -201,6 +210,8 @@ class Contact:
 @attrs.frozen
 class AuditEvent:
     """One change, written in the same unit of work as the change itself."""
+
+    __repr__ = attrs_repr  # what attrs prints, without compiling it at import
 
     id: str
     account_id: str
@@ -222,6 +233,8 @@ class OutboxMessage:
     never stored, so the message is rendered (with a fresh token) when it is delivered.
     Every other row carries the finished message as bytes.
     """
+
+    __repr__ = attrs_repr  # what attrs prints, without compiling it at import
 
     id: str
     account_id: str

@@ -9,6 +9,7 @@ from typing import Final
 import attrs
 
 from ._errors import InvalidEmail, ValidationError
+from ._repr import attrs_repr
 
 __all__ = [
     "BREAKS",
@@ -109,6 +110,8 @@ def check_name(what: str, value: object, limit: int = NAME_LIMIT) -> str:
 @attrs.frozen
 class Address:
     """A validated address: ``email`` to show and send to, ``key`` to compare."""
+
+    __repr__ = attrs_repr  # what attrs prints, without compiling it at import
 
     email: str
     key: str

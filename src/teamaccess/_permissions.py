@@ -8,6 +8,7 @@ from typing import Final
 import attrs
 
 from ._errors import UnknownCategory, UnknownPermission, ValidationError
+from ._repr import attrs_repr
 
 __all__ = [
     "RESOURCE_ID_MAX_LENGTH",
@@ -50,6 +51,8 @@ class Permission:
     ``scoped=True`` lets it be granted on single resources (one web space, one server)
     as well as account-wide: ``PermissionSet.on("services.manage", "srv-1")``.
     """
+
+    __repr__ = attrs_repr  # what attrs prints, without compiling it at import
 
     name: str = attrs.field(validator=_check_permission_name)
     label: str
@@ -521,6 +524,8 @@ def _preset_permissions(value: object) -> PermissionSet:
 class Preset:
     """A named set of permissions a panel offers with one click ("Accounting")."""
 
+    __repr__ = attrs_repr  # what attrs prints, without compiling it at import
+
     name: str = attrs.field(validator=_check_name)
     label: str
     permissions: PermissionSet = attrs.field(converter=_preset_permissions)
@@ -545,6 +550,8 @@ _DEFAULT_PRESETS = (
 @attrs.frozen
 class Category:
     """A kind of mail a contact can subscribe to."""
+
+    __repr__ = attrs_repr  # what attrs prints, without compiling it at import
 
     name: str = attrs.field(validator=_check_name)
     label: str

@@ -44,6 +44,10 @@ def _needles(values: Collection[str]) -> str:
 class _PrivacyQueries:
     """A mixin of ``_SQLiteUnitOfWork``: the privacy part of the ``UnitOfWork`` protocol."""
 
+    #: The rowid (seq) of each event events_with() found in this unit, by event id: an
+    #: event's id has no index (every event written would update it), its rowid is the key.
+    _event_seqs: dict[str, int] | None = None
+
     if TYPE_CHECKING:
 
         def _exec(
@@ -93,13 +97,16 @@ class _PrivacyQueries:
         # json_tree walks every string in details, nested ones too, decoded: the stored
         # text escapes non-ASCII characters, so searching the raw JSON would miss them.
         rows = self._all(
-            f"SELECT {_sq._EVENT_COLS} FROM events e WHERE EXISTS ("
+            f"SELECT {_sq._EVENT_COLS}, seq FROM events e WHERE EXISTS ("
             "SELECT 1 FROM json_each(?1) n WHERE instr(lower(e.actor_id), n.value) "
             "OR instr(lower(e.target), n.value)) OR EXISTS ("
             "SELECT 1 FROM json_tree(e.details) t, json_each(?1) n "
             "WHERE t.type = 'text' AND instr(lower(t.value), n.value)) ORDER BY e.seq",
             (_needles(needles),),
         )
+        if self._event_seqs is None:
+            self._event_seqs = {}
+        self._event_seqs.update((r[0], r[-1]) for r in rows)
         return [_rows._event(r) for r in rows]
 
     def outbox_with(self, needles: Collection[str]) -> list[OutboxMessage]:
@@ -119,10 +126,18 @@ class _PrivacyQueries:
 
     def update_event(self, event: AuditEvent) -> None:
         details = details_text(event.details)
-        self._exec(
-            "UPDATE events SET actor_id = ?, target = ?, details = ? WHERE id = ?",
-            (event.actor_id, event.target, details, event.id),
-        )
+        values = (event.actor_id, event.target, details, event.id)
+        seq = (self._event_seqs or {}).get(event.id)
+        if seq is not None:
+            # The id is checked too, in case the row was purged in this unit meanwhile.
+            updated = self._exec(
+                "UPDATE events SET actor_id = ?, target = ?, details = ? WHERE seq = ? AND id = ?",
+                (*values[:3], seq, event.id),
+            ).rowcount
+            if updated:
+                return
+        # An event this unit did not find through events_with(): a scan, as it is rare.
+        self._exec("UPDATE events SET actor_id = ?, target = ?, details = ? WHERE id = ?", values)
 
     def purge_invitations(self, before: datetime) -> int:
         cursor = self._exec(

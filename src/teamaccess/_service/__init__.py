@@ -8,7 +8,11 @@
 - ``lifecycle``: suspend and reactivate members, the instant their access ends
 - ``scopes``: grants on single resources, forgetting a deleted resource
 - ``privacy``: a person's data: export, erasure; purging what retention lets go
+- ``importing``: bulk import of whole accounts
 - ``team``: ``TeamAccess`` itself, the thin facade over them
+
+``privacy`` and ``importing`` hold only their methods: the work (``privacy_work``,
+``import_rows``) loads on the first call, so ``import teamaccess`` stays light.
 """
 
 from .team import TeamAccess

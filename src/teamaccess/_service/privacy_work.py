@@ -1,0 +1,437 @@
+"""Personal data: export a person's data, erase a person, purge what retention lets go.
+
+This module loads on the first of these calls, whose methods are in ``privacy``."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from .._domain import SYSTEM, AuditEvent, Member, OutboxMessage
+from .._emails import Address, normalize_email
+from .._errors import OwnershipRequired, PermissionDenied, StorageError, ValidationError
+from .._permissions import PermissionSet
+from .._ports import UnitOfWork
+from .._privacy import ErasureReport, PersonMatcher, PurgeReport
+from .checks import _SEND_ACTIONS, _check_id, _check_user, _Work
+
+if TYPE_CHECKING:
+    from .team import TeamAccess
+
+__all__ = ["_PrivacyWork"]
+
+#: Names the export document's format; a new version of the document gets a new number.
+EXPORT_FORMAT = "teamaccess.person-export.v1"
+
+
+class _Person:
+    """Whom a request names: user ids and addresses, linked through their memberships."""
+
+    def __init__(self, user_ids: set[str], addresses: dict[str, Address]) -> None:
+        self.user_ids = user_ids
+        self.addresses = addresses  # key -> the address as first seen
+        self.memberships: list[Member] = []
+
+    @property
+    def keys(self) -> set[str]:
+        return set(self.addresses)
+
+    def matcher(self) -> PersonMatcher:
+        forms = {a.email for a in self.addresses.values()} | self.keys
+        return PersonMatcher(self.user_ids, forms)
+
+    def owns(self, member: Member) -> bool:
+        """Whether *member* is one of the person's memberships (not one they granted)."""
+        return member.user_id in self.user_ids or _key(member.email) in self.addresses
+
+
+def _key(address: str) -> str:
+    return normalize_email(address).key
+
+
+#: What a store needs for this module (the personal-data part of the Store protocol).
+_UNIT_METHODS: Final = (
+    "members_involving", "invitations_involving", "contacts_with", "events_with",
+    "outbox_with", "delete_invitation", "delete_outbox", "update_event",
+    "purge_invitations", "purge_outbox", "purge_events",
+)  # fmt: skip
+
+
+def _check_unit(uow: UnitOfWork, *, scrub: object) -> None:
+    """A store written before the personal-data protocol gets a clear error, not an
+    AttributeError halfway through an erasure (and nothing is written)."""
+    missing = [m for m in _UNIT_METHODS if not callable(getattr(uow, m, None))]
+    if not callable(scrub):
+        missing.append("Store.scrub")
+    if missing:
+        raise StorageError(
+            f"this store does not implement {', '.join(missing)}, which export, erasure "
+            "and purge need; implement them (teamaccess.testing.contract.StoreContract "
+            "tests them; scrub() may do nothing for a store without files)"
+        )
+
+
+class _PrivacyWork:
+    """One export, erasure or purge, on the ``TeamAccess`` it runs for."""
+
+    def __init__(self, team: TeamAccess) -> None:
+        self.team = team
+
+    # -- finding a person ---------------------------------------------------------------
+
+    @staticmethod
+    def _request(user_id: object, email: object) -> tuple[str | None, Address | None]:
+        if user_id is None and email is None:
+            raise ValidationError(
+                "name the person: pass user_id=, email=, or both (both: everything under either)"
+            )
+        uid = None if user_id is None else _check_user("user_id", user_id)
+        address = None if email is None else normalize_email(email, what="email")
+        return uid, address
+
+    @staticmethod
+    def _find(uow: UnitOfWork, user_id: str | None, address: Address | None) -> _Person:
+        """The person: the ids and addresses given, and those their memberships link to
+        (a user's addresses in every account, every user of an address), until no new
+        one turns up."""
+        person = _Person(
+            {user_id} if user_id is not None else set(),
+            {address.key: address} if address is not None else {},
+        )
+        while True:
+            found = [
+                m for m in uow.members_involving(person.user_ids, person.keys) if person.owns(m)
+            ]
+            before = (len(person.user_ids), len(person.addresses))
+            for m in found:
+                person.user_ids.add(m.user_id)
+                a = normalize_email(m.email)
+                person.addresses.setdefault(a.key, a)
+            person.memberships = found
+            if (len(person.user_ids), len(person.addresses)) == before:
+                return person
+
+    # -- export -------------------------------------------------------------------------
+
+    def export_person(
+        self, *, user_id: str | None = None, email: str | None = None
+    ) -> dict[str, Any]:
+        """See ``TeamAccess.export_person()``."""
+        uid, address = self._request(user_id, email)
+        now = self.team.clock.now()
+        with self.team._read() as uow:
+            _check_unit(uow, scrub=getattr(self.team._store, "scrub", None))
+            person = self._find(uow, uid, address)
+            matcher = person.matcher()
+            names: dict[str, str] = {}
+
+            def account_name(account_id: str) -> str | None:
+                if account_id not in names:
+                    account = uow.get_account(account_id)
+                    names[account_id] = "" if account is None else account.name
+                return names[account_id] or None
+
+            owned = [uow.get_account(m.account_id) for m in person.memberships if m.is_owner]
+            received, sent = [], []
+            for inv in uow.invitations_involving(person.user_ids, person.keys):
+                shown = {
+                    **_plain(inv),
+                    "status": self.team._status_now(uow, inv, now),
+                    "account_name": account_name(inv.account_id),
+                }
+                if _key(inv.email) in person.addresses or inv.accepted_by in person.user_ids:
+                    received.append(shown)
+                if inv.invited_by in person.user_ids:
+                    sent.append(shown)
+            document: dict[str, Any] = {
+                "format": EXPORT_FORMAT,
+                "exported_at": now.isoformat(),
+                "request": {
+                    "user_id": uid,
+                    "email": None if address is None else address.email,
+                },
+                "user_ids": sorted(person.user_ids),
+                "addresses": sorted(a.email for a in person.addresses.values()),
+                "accounts_owned": [_plain(a) for a in owned if a is not None],
+                "memberships": [
+                    # the status as the service reports it: "expired" past access_until
+                    {
+                        **_plain(m),
+                        "status": m.status_at(now),
+                        "account_name": account_name(m.account_id),
+                    }
+                    for m in person.memberships
+                ],
+                "invitations_received": received,
+                "invitations_sent": sent,
+                "contacts": [
+                    {**_plain(c), "account_name": account_name(c.account_id)}
+                    for c in uow.contacts_with(person.keys)
+                ],
+                "mail": [
+                    _mail(row)
+                    for row in uow.outbox_with(matcher.needles)
+                    if _key(row.recipient) in person.addresses
+                ],
+                "audit_events": [
+                    _exported_event(e, matcher)
+                    for e in uow.events_with(matcher.needles)
+                    if _mentions(matcher, e)
+                ],
+            }
+        return document
+
+    # -- erasure ------------------------------------------------------------------------
+
+    def _pseudonym(self, person: _Person) -> str:
+        import hashlib
+        import hmac
+
+        # One basis per person, so every row of theirs gets the same pseudonym and a
+        # second request for the same person finds the same one.
+        ids, keys = person.user_ids, person.keys
+        basis = f"user:{min(ids)}" if ids else f"email:{min(keys)}"
+        digest = hmac.new(self.team._pseudonym_key, basis.encode(), hashlib.sha256).hexdigest()
+        return f"erased:{digest[:20]}"
+
+    @staticmethod
+    def _may_erase(
+        uow: UnitOfWork, actor_id: str, user_id: str | None, address: Address | None
+    ) -> None:
+        if actor_id == SYSTEM:
+            return
+        if user_id is None or actor_id != user_id:
+            raise PermissionDenied(
+                "only the vendor (actor_id=teamaccess.SYSTEM, acting on a request) or the "
+                "person themselves (actor_id equal to user_id) may erase a person's data; "
+                "to take someone out of an account, use remove_member()",
+                user_id=actor_id,
+            )
+        if address is not None:
+            own = _PrivacyWork._find(uow, user_id, None)
+            if address.key not in own.addresses:
+                raise PermissionDenied(
+                    f"{address.email} is not an address of user {user_id!r}; a person may "
+                    "erase only their own data (the vendor erases others' with "
+                    "actor_id=teamaccess.SYSTEM)",
+                    user_id=actor_id,
+                )
+
+    def erase_person(
+        self, *, user_id: str | None = None, email: str | None = None, actor_id: str
+    ) -> ErasureReport:
+        """See ``TeamAccess.erase_person()``."""
+        actor_id = _check_id("actor_id", actor_id)
+        uid, address = self._request(user_id, email)
+        with self.team._write() as work:
+            uow = work.uow
+            _check_unit(uow, scrub=getattr(self.team._store, "scrub", None))
+            self._may_erase(uow, actor_id, uid, address)
+            person = self._find(uow, uid, address)
+            owned = [m for m in person.memberships if m.is_owner]
+            if owned:
+                which = ", ".join(sorted({repr(m.account_id) for m in owned}))
+                raise OwnershipRequired(
+                    f"this person owns the account(s) {which}; transfer ownership to "
+                    "another member (transfer_ownership()) or close the account first, "
+                    "then erase"
+                )
+            pseudonym = self._pseudonym(person)
+            counts = self._erase(work, person, pseudonym)
+            total = Counter[str]()
+            for account_id, done in sorted(counts.items()):
+                total.update(done)
+                self.team._audit(
+                    work,
+                    account_id,
+                    SYSTEM if actor_id == SYSTEM else pseudonym,
+                    "person.erased",
+                    pseudonym,
+                    **dict(sorted(done.items())),
+                )
+        report = ErasureReport(
+            pseudonym=pseudonym,
+            user_ids=tuple(sorted(person.user_ids)),
+            addresses=tuple(sorted(a.email for a in person.addresses.values())),
+            memberships=total["memberships"],
+            invitations=total["invitations"],
+            contacts=total["contacts"],
+            messages=total["messages"],
+            events=total["events"],
+            revoked_invitations=total["revoked_invitations"],
+        )
+        if counts:
+            self.team._store.scrub()
+        return report
+
+    def _erase(self, work: _Work, person: _Person, pseudonym: str) -> dict[str, Counter[str]]:
+        """Every change of an erasure, counted per account."""
+        uow = work.uow
+        ids = person.user_ids
+        counts: dict[str, Counter[str]] = defaultdict(Counter)
+        for m in person.memberships:
+            uow.delete_member(m.account_id, m.user_id)
+            counts[m.account_id]["memberships"] += 1
+            # As remove_member() does: what they sent cannot be accepted any more.
+            for inv in uow.invitations(m.account_id, status="pending", invited_by=m.user_id):
+                uow.update_invitation(attrs.evolve(inv, status="revoked", closed_at=work.now))
+                self.team._cancel_mail(work, inv.id)
+                counts[m.account_id]["revoked_invitations"] += 1
+        for m in uow.members_involving(ids, ()):
+            if m.granted_by in ids and not person.owns(m):
+                uow.update_member(attrs.evolve(m, granted_by=pseudonym))
+                counts[m.account_id]["members_pseudonymised"] += 1
+        for inv in uow.invitations_involving(ids, person.keys):
+            if _key(inv.email) in person.addresses:
+                uow.delete_invitation(inv.id)
+                counts[inv.account_id]["invitations"] += 1
+            else:
+                uow.update_invitation(
+                    attrs.evolve(
+                        inv,
+                        invited_by=pseudonym if inv.invited_by in ids else inv.invited_by,
+                        accepted_by=pseudonym if inv.accepted_by in ids else inv.accepted_by,
+                    )
+                )
+                counts[inv.account_id]["invitations_pseudonymised"] += 1
+        for contact in uow.contacts_with(person.keys):
+            uow.delete_contact(contact.id)
+            counts[contact.account_id]["contacts"] += 1
+        matcher = person.matcher()
+        for row in uow.outbox_with(matcher.needles):
+            if _key(row.recipient) in person.addresses:
+                uow.delete_outbox(row.id)
+                counts[row.account_id]["messages"] += 1
+        for event in uow.events_with(matcher.needles):
+            if _mentions(matcher, event):
+                uow.update_event(
+                    attrs.evolve(
+                        event,
+                        actor_id=matcher.replace_text(event.actor_id, pseudonym),
+                        target=(
+                            event.target
+                            if _names_account(event)
+                            else matcher.replace_text(event.target, pseudonym)
+                        ),
+                        details={
+                            k: matcher.replace_value(v, pseudonym) for k, v in event.details.items()
+                        },
+                    )
+                )
+                counts[event.account_id]["events"] += 1
+        return counts
+
+    # -- retention ----------------------------------------------------------------------
+
+    def _rule_window(self) -> timedelta:
+        """How far back the rules look: what is younger is never purged. The rate limit
+        counts the account's sends; a limit per recipient (``recipient_rate_window``,
+        where the service has it) counts the invitation mails in the outbox."""
+        windows = [self.team.rate_window]
+        per_recipient = getattr(self.team, "recipient_rate_window", None)
+        if isinstance(per_recipient, timedelta):
+            windows.append(per_recipient)
+        return max(windows)
+
+    def purge(self, *, scrub: bool = True) -> PurgeReport:
+        """See ``TeamAccess.purge()``."""
+        if not isinstance(scrub, bool):
+            raise ValidationError(f"scrub must be True or False, not {scrub!r}")
+        retention = self.team.retention
+        with self.team._write() as work:
+            uow = work.uow
+            _check_unit(uow, scrub=getattr(self.team._store, "scrub", None))
+            rules_since: datetime = work.now - self._rule_window()
+            report = PurgeReport(
+                invitations=uow.purge_invitations(
+                    min(work.now - retention.closed_invitations, rules_since)
+                ),
+                messages=uow.purge_outbox(min(work.now - retention.sent_mail, rules_since)),
+                events=uow.purge_events(
+                    work.now - retention.audit_events,
+                    keep_actions=_SEND_ACTIONS,
+                    keep_since=rules_since,
+                ),
+            )
+        if scrub and report.total:
+            self.team._store.scrub()
+        return report
+
+
+def _exported_event(event: AuditEvent, matcher: PersonMatcher) -> dict[str, Any]:
+    """An event as the person's export shows it. An import's event lists every member
+    it added; the export keeps the person's own entries and the count, not the other
+    members' ids, which are theirs to ask for."""
+    shown: dict[str, Any] = _plain(event)
+    members = event.details.get("members")
+    if event.action == "account.imported" and isinstance(members, list):
+        shown["details"] = {
+            **shown["details"],
+            "members": [m for m in members if matcher.in_value(m)],
+            "member_count": len(members),
+        }
+    return shown
+
+
+def _names_account(event: AuditEvent) -> bool:
+    """Whether the event's target is its account, not a person: an account's id may equal
+    a user's (a customer number used for both, as imports give them), and erasing that
+    user must not rewrite the account's own history."""
+    return event.action.startswith("account.") and event.target == event.account_id
+
+
+def _mentions(matcher: PersonMatcher, event: AuditEvent) -> bool:
+    return (
+        matcher.in_text(event.actor_id)
+        or (not _names_account(event) and matcher.in_text(event.target))
+        or matcher.in_value(event.details)
+    )
+
+
+def _mail(row: OutboxMessage) -> dict[str, Any]:
+    """An outbox row without its message: the subject, where one is stored.
+
+    Invitation rows store no message (it holds a token, rendered when sent); a
+    notification's body is the account's text to all its recipients, not the person's.
+    """
+    shown: dict[str, Any] = _plain(row)
+    subject = None
+    if row.message is not None:
+        from email import policy
+        from email.parser import BytesHeaderParser
+
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(row.message)
+        subject = headers["Subject"]
+    shown["subject"] = None if subject is None else str(subject)
+    return shown
+
+
+_HIDDEN = frozenset({"token", "token_hash", "message"})
+
+
+def _plain(value: object) -> Any:
+    """*value* as JSON-ready data: attrs objects as dicts (every field, so fields added
+    later are exported too), times as ISO strings; never a token, hash or stored mail."""
+    if isinstance(value, PermissionSet):
+        return value.to_list()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, frozenset | set):
+        return sorted(_plain(v) for v in value)
+    if attrs.has(type(value)):
+        return {
+            f.name: _plain(getattr(value, f.name))
+            for f in attrs.fields(type(value))  # type: ignore[arg-type]
+            if f.name not in _HIDDEN
+        }
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
