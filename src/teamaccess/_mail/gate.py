@@ -13,6 +13,7 @@ stdlib does with a value.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -185,14 +186,21 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
                 return None  # another shape of multipart, or a message inside
     if to is None or sender is None:
         return None
-    from email.utils import getaddresses
-
-    envelope_from = getaddresses([str(sender)])[0][1]
+    envelope_from = _envelope_sender(str(sender))
     if not envelope_from.isascii():
         return None
     if boundary and not _parts_are_text(text[end + 2 :].split("\n"), boundary):
         return None
     return to, source.replace(b"\n", b"\r\n"), envelope_from
+
+
+@functools.lru_cache(maxsize=64)
+def _envelope_sender(sender: str) -> str:
+    """The envelope sender ``smtplib``'s ``send_message()`` takes from this ``From``
+    (the same in every mail of a run)."""
+    from email.utils import getaddresses
+
+    return getaddresses([sender])[0][1]
 
 
 def _maintype(content_type: str) -> str:
