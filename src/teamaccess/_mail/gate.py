@@ -104,6 +104,12 @@ _ALTERNATIVE: Final = re.compile(
 )
 
 
+# What the stdlib's header parser raises on some malformed values besides MessageError:
+# an address list with a group in the wrong place raises AttributeError ("'Group' object
+# has no attribute 'local_part'") on Python 3.11.
+_UNREADABLE: Final = (AttributeError, ValueError, LookupError, TypeError, UnicodeError)
+
+
 def _fields(lines: list[str]) -> list[tuple[str, str]] | None:
     """Header lines as (name, value) as ``policy.default`` reads them (a folded value
     joined without its line ends); ``None`` if a line is not a field or its continuation."""
@@ -132,7 +138,7 @@ def _read(name: str, value: str) -> str | None:
     try:
         header = _fetched(parsing_policy(), name, value)
         text = str(header)
-    except (MessageError, ValueError, LookupError, TypeError, UnicodeError):
+    except (MessageError, *_UNREADABLE):
         return None
     return header if BREAKS.isdisjoint(text) else None
 
@@ -187,9 +193,10 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
         return None
     from email.utils import getaddresses
 
-    envelope_from = getaddresses([str(sender)])[0][1]
-    if not envelope_from.isascii():
-        return None
+    senders = getaddresses([str(sender)])
+    if not senders or not senders[0][1].isascii():
+        return None  # no address at all: the full way decides, as it always did
+    envelope_from = senders[0][1]
     if boundary and not _parts_are_text(text[end + 2 :].split("\n"), boundary):
         return None
     return to, source.replace(b"\n", b"\r\n"), envelope_from
@@ -400,7 +407,7 @@ def check_wire(
         to_raw = [raw for name, raw in parsed.raw_items() if name.lower() == "to"]
     except MailRefused:
         raise
-    except (MessageError, ValueError, LookupError, TypeError, UnicodeError) as exc:
+    except (MessageError, *_UNREADABLE) as exc:
         # The stdlib refuses some values only when it writes or reads them (ValueError,
         # IndexError): one message fails, never the caller or the other recipients.
         raise MailRefused(f"it cannot be written as a mail ({type(exc).__name__})") from None
