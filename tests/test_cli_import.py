@@ -156,6 +156,30 @@ class TestBadFiles:
         assert "no line with role owner" in lines[6]
         assert counts(tmp_path / "teamaccess.db") == before
 
+    # A quoted value may hold a line break: such a record spans lines of the file.
+    SPANNING = HEADER + (
+        "K-1,Muster GmbH,owner,u-1,chef@muster.de,,,,,,\n"  # line 2
+        'K-1,,contact,,r@muster.de,,,,"Rech\nnungen",billing,\n'  # lines 3-4: name
+        "K-1,,member,u-2,b@muster.de,spam,,,,,\n"  # line 5: permission
+        "K-2,Zwei,owner,u-5,c@d.de,,,,,,\n"  # line 6
+        'K-2,,admin,u-6,e@f.de,,,,,,"Firma\n\nGmbH"\n'  # lines 7-9: role
+        "K-2,,member,u-7,g@h.de,,yesterday,,,,\n"  # line 10: time
+    )
+
+    def test_a_record_over_several_lines_is_named_by_its_lines(self, tmp_path: Path) -> None:
+        proc = run(tmp_path, "import", write(tmp_path, self.SPANNING), code=3)
+        lines = proc.stderr.splitlines()[1:]
+        assert [line.split(":")[0].strip() for line in lines] == [
+            "lines 3-4", "line 5", "lines 7-9", "line 10",
+        ]  # fmt: skip
+        assert "contact name contains a line break" in lines[0]
+        assert "role must be" in lines[2]
+        proc = run(tmp_path, "import", "--json", "customers.csv", code=3)
+        problems = json.loads(proc.stdout)["problems"]
+        assert [(p["line"], p["last_line"]) for p in problems] == [
+            (3, 4), (5, 5), (7, 9), (10, 10),
+        ]  # fmt: skip
+
     def test_problems_as_json(self, tmp_path: Path) -> None:
         proc = run(tmp_path, "import", "--json", write(tmp_path, self.BAD), code=3)
         document = json.loads(proc.stdout)

@@ -76,16 +76,18 @@ def _words(text: str) -> list[str]:
 
 def read_accounts(
     path: Path, delimiter: str = ","
-) -> tuple[list[dict[str, Any]], list[_Lines], list[LineProblem]]:
-    """The file's accounts as ``import_accounts()`` rows, where each part came from, and
-    the problems of the file's own format (each with its line number)."""
+) -> tuple[list[dict[str, Any]], list[_Lines], list[LineProblem], dict[int, int]]:
+    """The file's accounts as ``import_accounts()`` rows, where each part came from, the
+    problems of the file's own format (each with its line number), and the last line of
+    each record that spans several (a quoted value with a line break), by its first."""
     problems: list[LineProblem] = []
     rows: dict[str, dict[str, Any]] = {}
     lines: dict[str, _Lines] = {}
+    ends: dict[int, int] = {}
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle, delimiter=delimiter, strict=True)
-            header = reader.fieldnames or []
+            reader = csv.reader(handle, delimiter=delimiter, strict=True)
+            header = next(reader, [])
             missing = [c for c in REQUIRED if c not in header]
             unknown = [c for c in header if c not in REQUIRED and c not in OPTIONAL]
             if missing or unknown or len(set(header)) != len(header):
@@ -97,11 +99,20 @@ def read_accounts(
                     + ("; a column is named twice" if len(set(header)) != len(header) else "")
                     + (f" (is the delimiter {delimiter!r} right?)" if len(header) == 1 else "")
                 )
-            for record in reader:
-                line = reader.line_num
-                if None in record:
+            # A record is named by the line it starts on, which is where an editor shows
+            # it; reader.line_num is the line it ended on.
+            end = reader.line_num
+            for values in reader:
+                line, end = end + 1, reader.line_num
+                if not values:
+                    continue  # a blank line, skipped as csv.DictReader skips it
+                if end > line:
+                    ends[line] = end
+                if len(values) > len(header):
                     problems.append(LineProblem(line, "more values than the header has columns"))
                     continue
+                # A short record's missing values read as empty, as csv.DictReader has them.
+                record = dict.fromkeys(header, "") | dict(zip(header, values, strict=False))
                 _read_line(record, line, rows, lines, problems)
     except UnicodeDecodeError as exc:
         raise ValidationError(
@@ -113,17 +124,17 @@ def read_accounts(
     for ref, at in lines.items():
         if at.owner is None:
             problems.append(LineProblem(at.first, f"account {ref!r} has no line with role owner"))
-    return list(rows.values()), list(lines.values()), problems
+    return list(rows.values()), list(lines.values()), problems, ends
 
 
 def _read_line(
-    record: dict[str, str | None],
+    record: dict[str, str],
     line: int,
     rows: dict[str, dict[str, Any]],
     lines: dict[str, _Lines],
     problems: list[LineProblem],
 ) -> None:
-    value = {k: (v or "").strip() for k, v in record.items() if k is not None}
+    value = {k: v.strip() for k, v in record.items()}
     ref, role = value["account"], value["role"]
 
     def fail(message: str) -> None:
@@ -183,11 +194,21 @@ def _read_line(
     return None
 
 
-def _refuse(path: Path, problems: list[LineProblem], as_json: bool) -> InvalidImport:
+def _refuse(
+    path: Path, problems: list[LineProblem], ends: dict[int, int], as_json: bool
+) -> InvalidImport:
     problems = sorted(problems, key=lambda p: p.line)
     if as_json:
-        emit_json({"imported": 0, "problems": [attrs.asdict(p) for p in problems]})
-    shown = "\n".join(f"  line {p.line}: {p.message}" for p in problems[:_SHOWN])
+        found = [
+            {"line": p.line, "last_line": ends.get(p.line, p.line), "message": p.message}
+            for p in problems
+        ]
+        emit_json({"imported": 0, "problems": found})
+
+    def where(line: int) -> str:
+        return f"lines {line}-{ends[line]}" if line in ends else f"line {line}"
+
+    shown = "\n".join(f"  {where(p.line)}: {p.message}" for p in problems[:_SHOWN])
     more = len(problems) - _SHOWN
     return InvalidImport(
         f"{len(problems)} problem(s) in {path.name}; nothing was imported. Correct these "
@@ -246,7 +267,7 @@ def import_command(
     """
     if len(delimiter) != 1:
         raise click.UsageError(f"--delimiter must be one character, not {delimiter!r}")
-    rows, lines, problems = read_accounts(file, delimiter)
+    rows, lines, problems, ends = read_accounts(file, delimiter)
     settings = _settings()
     checking = dry_run or bool(problems)
     sqlite_file = settings.db != ":memory:" and not is_postgres(settings.db)
@@ -287,7 +308,7 @@ def import_command(
             for p in exc.problems
         ]
     if problems:
-        raise _refuse(file, problems, as_json)
+        raise _refuse(file, problems, ends, as_json)
     members = sum(len(r.get("members", ())) for r in rows)
     contacts = sum(len(r.get("contacts", ())) for r in rows)
     skipped = len(rows) - len(created)
