@@ -89,3 +89,11 @@ def test_the_bytes_check_leaves_them_to_the_full_check(name: str) -> None:
     # The full check refuses it or lets it through; it raises nothing else.
     with contextlib.suppress(MailRefused):
         check_wire(parse_stored(source), "bob@example.com", source)
+
+
+@pytest.mark.parametrize("value", [":;", "x: y; z <bob@example.com>"])
+def test_a_to_the_address_parser_chokes_on_is_refused(value: str) -> None:
+    from tests.test_gate_reads import raw_header
+
+    with pytest.raises(MailRefused, match="cannot be written as a mail"):
+        check_wire(raw_header("To", value)(), "bob@example.com")  # type: ignore[operator]
