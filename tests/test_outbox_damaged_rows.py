@@ -95,5 +95,5 @@ def test_the_bytes_check_leaves_them_to_the_full_check(name: str) -> None:
 def test_a_to_the_address_parser_chokes_on_is_refused(value: str) -> None:
     from tests.test_gate_reads import raw_header
 
-    with pytest.raises(MailRefused, match="cannot be written as a mail"):
+    with pytest.raises(MailRefused):
         check_wire(raw_header("To", value)(), "bob@example.com")  # type: ignore[operator]
