@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--skip-mail", action="store_true", help="no SMTP throughput figures")
     parser.add_argument("--only-mail", action="store_true", help="only the SMTP throughput figures")
     parser.add_argument("--only-procs", action="store_true", help="only the many-processes figure")
+    parser.add_argument(
+        "--only-import", action="store_true", help="only the `import teamaccess` figure"
+    )
     args = parser.parse_args()
     cfg = pairs.QUICK if args.quick else pairs.FULL
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
@@ -59,6 +62,10 @@ def main() -> None:
             return
         if args.only_mail:
             mail_throughput(args.quick, workdir)
+            return
+        if args.only_import:
+            print(pairs.HEADER, flush=True)
+            print(pairs.import_time(cfg, workdir).row(), flush=True)
             return
         failures = 0
         if args.only_procs:

@@ -258,3 +258,19 @@ def test_walpages_names_the_b_tree_of_every_page_written() -> None:
     for tree in ("invitations_address", "members_email_key", "outbox_due", "events_sends"):
         assert f"{tree} " in out, out
     assert out.count("  invite: ") == out.count("  accept: ") == 2, out
+
+
+def test_only_import_prints_just_the_import_figure() -> None:
+    """`python -m benchmarks --quick --only-import` prints the one line, with its verdict."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only-import"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("|")]
+    assert len(rows) == 3, done.stdout  # the header, its rule and the figure
+    assert rows[2].startswith("| import teamaccess (subprocess) |"), done.stdout
+    assert rows[2].rstrip(" |").endswith(("PASS", "MISS")), done.stdout

@@ -13,6 +13,7 @@ stdlib does with a value.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -185,14 +186,21 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
                 return None  # another shape of multipart, or a message inside
     if to is None or sender is None:
         return None
-    from email.utils import getaddresses
-
-    envelope_from = getaddresses([str(sender)])[0][1]
+    envelope_from = _envelope_sender(str(sender))
     if not envelope_from.isascii():
         return None
     if boundary and not _parts_are_text(text[end + 2 :].split("\n"), boundary):
         return None
     return to, source.replace(b"\n", b"\r\n"), envelope_from
+
+
+@functools.lru_cache(maxsize=64)
+def _envelope_sender(sender: str) -> str:
+    """The envelope sender ``smtplib``'s ``send_message()`` takes from this ``From``
+    (the same in every mail of a run)."""
+    from email.utils import getaddresses
+
+    return getaddresses([sender])[0][1]
 
 
 def _maintype(content_type: str) -> str:
@@ -273,50 +281,22 @@ def _plain(name: str, value: object) -> bool:
     return shape is not None and "=?" not in value and bool(shape(value))
 
 
-class _Built:
-    """One header of a built part: its name, stored value, and text as read (parsed on
-    demand, as ``Message.items()`` would, unless it is plain and never needs it)."""
-
-    __slots__ = ("_text", "name", "part", "plain", "raw")
-
-    def __init__(self, part: Message, name: str, raw: object) -> None:
-        self.name = name
-        self.part = part
-        self.raw = raw
-        self.plain = _plain(name, raw)
-        self._text: str | None = None
-
-    @property
-    def text(self) -> str:
-        if self._text is None:
-            self._text = _read_header(self.part, self.name, self.raw)
-        return self._text
-
-    def check_breaks(self) -> None:
-        # Plain text has no line break, and its parse has none either (_plain).
-        value = self.raw if self.plain else self.text
-        if not BREAKS.isdisjoint(value):  # type: ignore[arg-type]
-            raise MailRefused(
-                f"its {self.name} header holds a line break (an encoded word in a "
-                "name, address or template text?)"
-            )
-
-
 def _read_header(part: Message, name: str, raw: object) -> str:
-    """The header as ``part[name]`` reads it, as text."""
+    """The header as ``part[name]`` reads it, as text (a header object is its own)."""
     return str(part.policy.header_fetch_parse(name, raw))  # type: ignore[arg-type]
 
 
-def _same_on_the_wire(mine: _Built, theirs: Message, raw: object) -> bool:
-    """Whether a built header and the one read back from the wire say the same.
+def _same_on_the_wire(part: Message, theirs: Message, name: str, raw: object, wire: object) -> bool:
+    """Whether a built header (*raw* as *part* stores it) and the one read back from the
+    wire (*wire*, as *theirs* stores it) say the same.
 
     Whitespace is compared as one space: folding a long line and parsing it back may turn
-    a space into a folding space, which is the same header. Headers are read once each:
-    every read of a parsed message's header parses it again.
+    a space into a folding space, which is the same header.
     """
-    if mine.plain and type(raw) is str and raw == mine.raw:
-        return True  # the same text: the same parse on both sides, so not parsed at all
-    return " ".join(mine.text.split()) == " ".join(_read_header(theirs, mine.name, raw).split())
+    if raw == wire and _plain(name, raw):
+        return True  # the same plain text: the same parse on both sides, so neither
+    mine = " ".join(_read_header(part, name, raw).split())
+    return mine == " ".join(_read_header(theirs, name, wire).split())
 
 
 def check_outgoing(message: EmailMessage, recipient: str) -> str:
@@ -357,7 +337,13 @@ def check_wire(
     try:
         for part in message.walk():
             for name, raw in part.raw_items():
-                _Built(part, name, raw).check_breaks()
+                # Plain text has no line break, and its parse has none either (_plain).
+                value = raw if _plain(name, raw) else _read_header(part, name, raw)
+                if not BREAKS.isdisjoint(value):
+                    raise MailRefused(
+                        f"its {name} header holds a line break (an encoded word in a "
+                        "name, address or template text?)"
+                    )
         if direct:
             assert source is not None
             wire = source.replace(b"\n", b"\r\n")
@@ -379,9 +365,10 @@ def check_wire(
             )
         if not direct:  # on the direct way what was read back is *message* itself
             for index, (part, theirs) in enumerate(zip(built, sent, strict=True)):
-                mine = [_Built(part, name, raw) for name, raw in part.raw_items()]
+                # Each header read at most once: every read parses it again.
+                mine = list(part.raw_items())
                 wire_headers = list(theirs.raw_items())
-                names_built = [header.name.lower() for header in mine]
+                names_built = [name.lower() for name, _ in mine]
                 names_sent = [name.lower() for name, _ in wire_headers]
                 if names_built != names_sent:
                     extra = sorted(set(names_sent) - set(names_built)) or names_sent
@@ -389,10 +376,10 @@ def check_wire(
                         f"its wire form has other headers than were built (part {index}: "
                         f"{', '.join(extra)}); a value added header lines"
                     )
-                for header, (_, raw) in zip(mine, wire_headers, strict=True):
-                    if not _same_on_the_wire(header, theirs, raw):
+                for (name, raw), (_, wire_raw) in zip(mine, wire_headers, strict=True):
+                    if not _same_on_the_wire(part, theirs, name, raw, wire_raw):
                         raise MailRefused(
-                            f"its {header.name.lower()} header reads differently on the wire"
+                            f"its {name.lower()} header reads differently on the wire"
                         )
         found = _RECIPIENT_HEADERS.intersection(name.lower() for name in parsed)
         if found:

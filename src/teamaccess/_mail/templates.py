@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
+
+if TYPE_CHECKING:
+    from string import Template
 
 __all__ = [
     "DefaultTemplates",
@@ -157,15 +160,22 @@ class DefaultTemplates:
         for lang, texts in (strings or {}).items():
             merged.setdefault(lang, dict(_STRINGS["en"])).update(texts)
         self._strings = merged
+        self._compiled: dict[tuple[str, str], str | Template] = {}
 
     def languages(self) -> tuple[str, ...]:
         return tuple(self._strings)
 
     def _t(self, language: str, key: str, values: Mapping[str, str]) -> str:
-        texts = self._strings.get(language, self._strings["en"])
-        from string import Template  # loads on the first mail: import time
+        # Each text made into a Template once per language and key, and one without a
+        # placeholder kept as it is: a mail fills some fifteen of them.
+        template = self._compiled.get((language, key))
+        if template is None:
+            from string import Template  # loads on the first mail: import time
 
-        return Template(texts[key]).safe_substitute(values)
+            text = self._strings.get(language, self._strings["en"])[key]
+            template = Template(text) if "$" in text else text
+            self._compiled[(language, key)] = template
+        return template if isinstance(template, str) else template.safe_substitute(values)
 
     def invitation(self, context: InvitationContext) -> RenderedMail:
         lang = context.language
