@@ -52,7 +52,9 @@ def full_check(message: EmailMessage, recipient: str) -> tuple[str, bytes]:
         built_headers = [headers(part) for part in built]  # type: ignore[arg-type]
     except MailRefused:
         raise
-    except (MessageError, ValueError, LookupError, TypeError, UnicodeError) as exc:
+    # AttributeError: the stdlib's address parser on some groups ("To: :;"); the
+    # check refuses that mail rather than raising out of the delivery run.
+    except (MessageError, AttributeError, ValueError, LookupError, TypeError, UnicodeError) as exc:
         raise MailRefused(f"it cannot be written as a mail ({type(exc).__name__})") from None
     sent = list(parsed.walk())
     if len(built) != len(sent):

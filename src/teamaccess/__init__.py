@@ -50,7 +50,6 @@ from ._errors import (
     UnknownPermission,
     ValidationError,
 )
-from ._messages import error_message
 from ._permissions import (
     RESOURCE_ID_MAX_LENGTH,
     Catalog,
@@ -77,6 +76,7 @@ if TYPE_CHECKING:
         RenderedMail,
         Templates,
     )
+    from ._messages import error_message
     from ._privacy import ErasureReport, PurgeReport, Retention
     from ._service.import_rows import ImportProblem
 
@@ -172,6 +172,8 @@ _LAZY = {
     "ErasureReport": ("._privacy", "ErasureReport"),
     "PurgeReport": ("._privacy", "PurgeReport"),
     "Retention": ("._privacy", "Retention"),
+    # The customer-facing texts of the errors, which only pages show.
+    "error_message": ("._messages", "error_message"),
 }
 
 

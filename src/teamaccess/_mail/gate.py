@@ -105,6 +105,12 @@ _ALTERNATIVE: Final = re.compile(
 )
 
 
+# What the stdlib's header parser raises on some malformed values besides MessageError:
+# an address list with a group in the wrong place raises AttributeError ("'Group' object
+# has no attribute 'local_part'") on Python 3.11.
+_UNREADABLE: Final = (AttributeError, ValueError, LookupError, TypeError, UnicodeError)
+
+
 def _fields(lines: list[str]) -> list[tuple[str, str]] | None:
     """Header lines as (name, value) as ``policy.default`` reads them (a folded value
     joined without its line ends); ``None`` if a line is not a field or its continuation."""
@@ -133,7 +139,7 @@ def _read(name: str, value: str) -> str | None:
     try:
         header = _fetched(parsing_policy(), name, value)
         text = str(header)
-    except (MessageError, ValueError, LookupError, TypeError, UnicodeError):
+    except (MessageError, *_UNREADABLE):
         return None
     return header if BREAKS.isdisjoint(text) else None
 
@@ -187,20 +193,21 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
     if to is None or sender is None:
         return None
     envelope_from = _envelope_sender(str(sender))
-    if not envelope_from.isascii():
-        return None
+    if envelope_from is None or not envelope_from.isascii():
+        return None  # no address at all, or not ASCII: the full way decides
     if boundary and not _parts_are_text(text[end + 2 :].split("\n"), boundary):
         return None
     return to, source.replace(b"\n", b"\r\n"), envelope_from
 
 
 @functools.lru_cache(maxsize=64)
-def _envelope_sender(sender: str) -> str:
+def _envelope_sender(sender: str) -> str | None:
     """The envelope sender ``smtplib``'s ``send_message()`` takes from this ``From``
-    (the same in every mail of a run)."""
+    (the same in every mail of a run); ``None`` if it names no address at all."""
     from email.utils import getaddresses
 
-    return getaddresses([sender])[0][1]
+    senders = getaddresses([sender])
+    return senders[0][1] if senders else None
 
 
 def _maintype(content_type: str) -> str:
@@ -387,7 +394,7 @@ def check_wire(
         to_raw = [raw for name, raw in parsed.raw_items() if name.lower() == "to"]
     except MailRefused:
         raise
-    except (MessageError, ValueError, LookupError, TypeError, UnicodeError) as exc:
+    except (MessageError, *_UNREADABLE) as exc:
         # The stdlib refuses some values only when it writes or reads them (ValueError,
         # IndexError): one message fails, never the caller or the other recipients.
         raise MailRefused(f"it cannot be written as a mail ({type(exc).__name__})") from None
