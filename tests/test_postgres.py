@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -275,6 +276,56 @@ class TestTheApplicationsPool:
             team.close()
             with pool.connection() as conn:  # the pool is still open, its connections idle
                 assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+class TestGrant:
+    """grant(), can()'s look-up: one column for an active member without an end, the
+    whole row only for others, on a cursor each connection keeps."""
+
+    def test_columns_statements_and_cursors(self, conninfo: str, schema: str) -> None:
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        sent: list[tuple[str, int]] = []
+        made: list[int] = []
+
+        class Recording(psycopg.Cursor[Any]):
+            """A real cursor that notes what it sends and how many columns come back."""
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                made.append(1)
+
+            def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
+                result = super().execute(query, params, **kw)
+                sent.append((str(query), len(self.description or ())))
+                return result
+
+        with ConnectionPool(
+            conninfo, min_size=1, max_size=1,
+            kwargs={"autocommit": True, "cursor_factory": Recording}, open=True,
+        ) as pool:  # fmt: skip
+            store = PostgresStore(pool, schema=schema)
+            team = TeamAccess(store, MemoryMailer(), secret_key=SECRET, clock=FrozenClock(START))
+            acc = team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+            for user in ("active", "suspended", "ending"):
+                add_member(team, acc.id, user, P("billing.view"), actor_id="owner")
+            team.suspend_member(acc.id, "suspended", actor_id="owner")
+            until = START + timedelta(days=3)
+            team.set_access_until(acc.id, "ending", until, actor_id="owner")
+            sent.clear()
+            assert store.grant(acc.id, "active") == (P("billing.view"), None)
+            assert [columns for _, columns in sent] == [1]  # one statement, one column
+            assert store.grant(acc.id, "suspended") == (PermissionSet.none(), None)
+            assert store.grant(acc.id, "ending") == (P("billing.view"), until)
+            assert store.grant(acc.id, "nobody") is None
+            assert [columns for _, columns in sent] == [1, 1, 3, 1, 3, 1]
+            made.clear()
+            for _ in range(5):
+                assert team.can("active", acc.id, "billing.view")
+                assert not team.can("suspended", acc.id, "billing.view")
+            assert made == []  # the connection's grant cursor is reused
+            team.close()
 
 
 class TestErrors:

@@ -159,7 +159,14 @@ class Statements:
 
     def __init__(self, s: str) -> None:
         self.version = f"SELECT version FROM {s}.schema_info"
+        # grant(): one column, the permissions of an active member without an end (most
+        # members), else NULL; then grant_full reads the state and the end. One value to
+        # send and decode instead of three.
         self.grant = (
+            "SELECT CASE WHEN status = 'active' AND access_until IS NULL THEN permissions "
+            f"END FROM {s}.members WHERE account_id = %s AND user_id = %s"
+        )
+        self.grant_full = (
             f"SELECT permissions, status, access_until FROM {s}.members "
             "WHERE account_id = %s AND user_id = %s"
         )

@@ -69,11 +69,22 @@ def _dt_or_none(value: datetime | None) -> datetime | None:
 # grant() memo: stored (permissions, status, access_until) -> the parsed answer; like
 # the permission-list memo a pure function of the row, never anyone's current grant.
 _GRANTS: dict[Row, tuple[PermissionSet, datetime | None]] = {}
+# The same for an active member without an end: stored permission text -> the answer.
+_ACTIVE_GRANTS: dict[str, tuple[PermissionSet, None]] = {}
 
 
 def grant_of(row: Row) -> tuple[PermissionSet, datetime | None]:
     """What ``grant()`` answers for a row of ``permissions, status, access_until``: a
-    suspended member may use nothing."""
+    suspended member may use nothing. A row of one column is ``Statements.grant``'s for
+    an active member without an end: its permissions."""
+    if len(row) == 1:
+        active = _ACTIVE_GRANTS.get(row[0])
+        if active is None:
+            active = (perms(row[0]), None)
+            if len(_ACTIVE_GRANTS) > 4096:
+                _ACTIVE_GRANTS.clear()
+            _ACTIVE_GRANTS[row[0]] = active
+        return active
     found = _GRANTS.get(row)
     if found is None:
         held = PermissionSet.none() if row[1] == "suspended" else perms(row[0])

@@ -129,6 +129,9 @@ def _fields(lines: list[str]) -> list[tuple[str, str]] | None:
     return fields
 
 
+# The headers a run's mails share (From, Subject, Date, the parts' headers) repeat: their
+# verdicts are kept, as the parses are. A pure function of the name and the text.
+@functools.lru_cache(maxsize=1024)
 def _read(name: str, value: str) -> str | None:
     """The header as the full check reads it (the same parse, shared with it), or
     ``None`` if reading it fails or it holds a line break."""

@@ -221,7 +221,11 @@ class _Delivery(_Core):
             check_stored(row.message)
         except MailRefused as exc:
             return _refused(row, exc)
-        checked = stored_wire(row.message, row.recipient)
+        try:
+            checked = stored_wire(row.message, row.recipient)
+        except Exception:
+            # Whatever this reading trips over, the full way reads it too and decides.
+            checked = None
         if checked is None:
             return FULL_WAY
         envelope, wire, sender = checked
