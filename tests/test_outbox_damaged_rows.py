@@ -16,7 +16,7 @@ from tests.smtp_server import SmtpServer
 
 from teamaccess import MemoryMailer, SmtpMailer, SQLiteStore, TeamAccess
 from teamaccess._mail.gate import MailRefused, check_stored, check_wire, stored_wire
-from teamaccess._mail.mailers import parse_stored
+from teamaccess._mail.mailers import expected_recipient, parse_stored
 
 #: From headers an edited row may hold that the stdlib's address parser chokes on.
 FROM_HEADERS = {
@@ -97,3 +97,63 @@ def test_a_to_the_address_parser_chokes_on_is_refused(value: str) -> None:
 
     with pytest.raises(MailRefused):
         check_wire(raw_header("To", value)(), "bob@example.com")  # type: ignore[operator]
+
+
+#: To headers the parser reads as the one recipient, dropping the rest as junk, which
+#: goes out as it is; other readers find another recipient in them.
+JUNK_TO = [
+    "bob@example.com :eve@evil.example).evil.example;",
+    "bob@example.com ;.bobeve@evil.example",
+    'bob@example.com"eve@evil.example>bob',
+    "bob@example.com<eve@evil.example >;",
+]
+
+
+@pytest.mark.parametrize("value", JUNK_TO)
+def test_a_to_with_junk_after_the_address_is_refused(value: str) -> None:
+    from email.policy import default
+    from email.utils import getaddresses
+
+    from tests.test_gate_reads import raw_header
+
+    assert [a.addr_spec for a in default.header_factory("To", value).addresses] == [
+        "bob@example.com"
+    ]
+    assert len(getaddresses([value])) > 1  # what another reader makes of the same text
+    with pytest.raises(MailRefused, match="To header"):
+        check_wire(raw_header("To", value)(), "bob@example.com")  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("to", ["bob@example.com", "jörg@example.org", '"b b"@example.com'])
+def test_a_built_to_passes(to: str) -> None:
+    from teamaccess._mail.mailers import build_message
+
+    message = build_message(
+        sender="Panel <noreply@panel.example.net>", to=to, subject="x", text="t\n",
+        html=None, message_id="<m1@panel.example.net>", language="en",
+    )  # fmt: skip
+    assert check_wire(message, to)[0] == expected_recipient(to)
+    source = message.as_bytes()
+    assert check_wire(parse_stored(source), to, source)[0] == expected_recipient(to)
+
+
+def test_a_queued_row_with_junk_in_its_to_is_not_sent(tmp_path: Path, server: SmtpServer) -> None:
+    db = tmp_path / "team.db"
+    team = _team(db, SmtpMailer(server.host, server.port))
+    acc = team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
+    team.add_contact(acc.id, actor_id="o", name="K", email="k@example.org", categories=["billing"])
+    team.notify(acc.id, "billing", subject="Rechnung", text="hallo")
+    bad = {row.recipient: row for row in team.pending_messages()}["o@example.org"]
+    assert bad.message is not None
+    to = b"To: o@example.org :eve@evil.example).evil.example;"
+    altered = re.sub(rb"^To: .*$", to, bad.message, count=1, flags=re.M)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE outbox SET message = ? WHERE id = ?", (altered, bad.id))
+    conn.close()
+
+    done = {row.recipient: row.status for row in team.deliver_pending()}
+
+    assert done == {"o@example.org": "cancelled", "k@example.org": "sent"}
+    assert [got.rcpt_tos for got in server.received] == [["k@example.org"]]
+    assert b"evil.example" not in b"".join(got.content for got in server.received)
+    team.close()

@@ -408,11 +408,24 @@ def check_wire(
     try:
         to_headers = parsed.get_all("To") or []
         addresses = [a for header in to_headers for a in header.addresses]
+        junk = any(map(_misread, (d for header in to_headers for d in header.defects)))
     except (AttributeError, ValueError, LookupError):
-        to_headers, addresses = [], []
-    if len(to_headers) != 1 or len(addresses) != 1 or addresses[0].addr_spec != expected:
+        to_headers, addresses, junk = [], [], True
+    if len(to_headers) != 1 or len(addresses) != 1 or addresses[0].addr_spec != expected or junk:
         raise MailRefused(f"its To header does not name exactly the stored recipient {recipient}")
     return expected, wire
+
+
+def _misread(defect: Exception) -> bool:
+    """Whether a defect the parser found in the ``To`` header means it skipped text there.
+
+    The parser reads one mailbox out of ``bob@example.com :eve@example.net).x;`` and
+    drops the rest as junk (a defect), but the text goes out as it is, and other readers
+    (``email.utils.getaddresses``, mail programs, ``sendmail -t``) find ``eve`` in it too.
+    A local part that is not ASCII (SMTPUTF8) is the one defect a built ``To`` has."""
+    from email.errors import NonASCIILocalPartDefect
+
+    return not isinstance(defect, NonASCIILocalPartDefect)
 
 
 def _read_as_sent(message: EmailMessage, recipient: str) -> bool:
