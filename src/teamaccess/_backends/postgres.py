@@ -19,7 +19,9 @@ Design notes (the why, briefly):
   inside one account, so it holds with any number of processes, while writers of different
   accounts never wait for each other. A row named by its own id (an invitation, contact or
   outbox message) is locked through its account first, then read, so what a unit reads is
-  what it later writes over.
+  what it later writes over. A rule that spans accounts locks a key of its own the same
+  way: ``to <address>`` (mail to one address) and ``user <id>`` (a writer reading a
+  user's accounts, as the per-user account limit does).
 - **Reads.** ``read()`` is one ``REPEATABLE READ READ ONLY`` transaction (one snapshot);
   ``grant()`` and ``recipients()`` are single autocommit statements of committed state
   (``grant()`` reads the whole row in a second one for a suspended or ending member).

@@ -415,6 +415,10 @@ class PgUnitOfWork(_PgPrivacyQueries):
         )
 
     def accounts_for(self, user_id: str) -> list[Account]:
+        # A writer reads a user's accounts to count the ones it created (the account
+        # rate limit): creators of one user's accounts are serialised like writers of an
+        # account, or racing processes would all pass the count.
+        self._lock(f"user {user_id}")
         s = self._q.s
         rows = self._all(
             f"SELECT a.id, a.name, a.owner_id, a.owner_email, a.created_at FROM {s}.members m "
