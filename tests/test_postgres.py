@@ -684,6 +684,22 @@ class TestJoin:
         assert shop.deliver_pending() == []
         assert mailer.outbox == []
 
+    def test_a_connection_returning_dicts_is_joined_like_any_other(
+        self, conninfo: str, shop: TeamAccess, customers: str, raw: Any
+    ) -> None:
+        # The vendor's connection has row_factory=dict_row; the store reads its own rows
+        # as tuples and leaves the connection's factory alone.
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(conninfo, row_factory=dict_row) as conn:
+            account_id, inv_id = self.sign_up(conn, shop, customers)
+            assert conn.row_factory is dict_row
+            row = conn.execute(f"SELECT account_id FROM {customers}").fetchone()
+            assert row == {"account_id": account_id}
+            conn.commit()
+        assert shop.get_invitation(inv_id).status == "pending"
+
     def test_commit_keeps_everything_and_the_mail_waits_in_the_outbox(
         self, conninfo: str, shop: TeamAccess, mailer: MemoryMailer, customers: str, raw: Any
     ) -> None:

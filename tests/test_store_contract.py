@@ -66,3 +66,24 @@ class TestPostgresStore(StoreContract):
         schema = prepare_postgres_schema(tmp_path)
         yield lambda: PostgresStore(conninfo, schema=schema, max_size=4)
         drop_postgres_schema(tmp_path)
+
+
+@pytest.mark.postgres
+class TestPostgresStoreOnADictRowPool(StoreContract):
+    """PostgresStore keeps the contract on the application's pool whose connections
+    return rows as dicts (``row_factory=dict_row``): the store reads rows its own way."""
+
+    reopens = True
+
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
+
+        schema = prepare_postgres_schema(tmp_path)
+        with ConnectionPool(
+            postgres_conninfo(), min_size=1, max_size=4,
+            kwargs={"row_factory": dict_row}, open=True,
+        ) as pool:  # fmt: skip
+            yield lambda: PostgresStore(pool, schema=schema)
+        drop_postgres_schema(tmp_path)

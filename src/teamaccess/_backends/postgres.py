@@ -54,7 +54,7 @@ from psycopg.pq import TransactionStatus
 from .._errors import StorageError, TeamAccessError, ValidationError
 from .._permissions import PermissionSet
 from .postgres_schema import MIGRATIONS, TABLES, Statements
-from .postgres_unit import PgUnitOfWork, grant_of, unstorable
+from .postgres_unit import PgUnitOfWork, grant_of, tuples, unstorable
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -205,16 +205,18 @@ class PostgresStore:
         """The schema version (``None`` without ``schema_info``) and the schema's tables."""
         tables = [
             r[0]
-            for r in conn.execute(
+            for r in tuples(conn)
+            .execute(
                 "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
                 "ON n.oid = c.relnamespace WHERE n.nspname = %s "
                 "AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
                 (self.schema,),
-            ).fetchall()
+            )
+            .fetchall()
         ]
         if "schema_info" not in tables:
             return None, tables
-        row = conn.execute(self._sql.version).fetchone()
+        row = tuples(conn).execute(self._sql.version).fetchone()
         return (0 if row is None else int(row[0])), tables
 
     def _classify(self, version: int | None, tables: list[str]) -> bool:
@@ -251,7 +253,7 @@ class PostgresStore:
                 with self._transaction(conn, read=False):
                     # Once per schema however many processes start together: the others
                     # wait here, then find the work done.
-                    conn.execute(
+                    tuples(conn).execute(
                         "SELECT pg_advisory_xact_lock(%s::bigint)",
                         (self._lock_space * 2**32 + 0x7461,),
                     )
@@ -267,34 +269,36 @@ class PostgresStore:
     def _transaction(self, conn: Connection, *, read: bool) -> Iterator[None]:
         begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if read else "BEGIN"
         if conn.autocommit:
-            conn.execute(begin)
+            tuples(conn).execute(begin)
         try:
             yield
         except BaseException:
             with suppress(psycopg.Error):
                 if conn.autocommit:
-                    conn.execute("ROLLBACK")
+                    tuples(conn).execute("ROLLBACK")
                 else:
                     conn.rollback()
             raise
         if conn.autocommit:
-            conn.execute("COMMIT")
+            tuples(conn).execute("COMMIT")
         else:
             conn.commit()
 
     def _migrate(self, conn: Connection, version: int | None, schema_exists: bool) -> None:
         q = f'"{self.schema}"'
         if version is None:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", (self.schema,)
-            ).fetchone()
+            exists = (
+                tuples(conn)
+                .execute("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s", (self.schema,))
+                .fetchone()
+            )
             if exists is None and not schema_exists:
-                conn.execute(f"CREATE SCHEMA {q}")
+                tuples(conn).execute(f"CREATE SCHEMA {q}")
         start = version or 0
         for number in range(start, len(MIGRATIONS)):
             # One round trip per migration: parameterless statements may go together.
-            conn.execute(";\n".join(MIGRATIONS[number]).replace("{s}", q).encode())
-        conn.execute(
+            tuples(conn).execute(";\n".join(MIGRATIONS[number]).replace("{s}", q).encode())
+        tuples(conn).execute(
             f"INSERT INTO {q}.schema_info (one, version) VALUES (true, %s) "
             "ON CONFLICT (one) DO UPDATE SET version = excluded.version",
             (len(MIGRATIONS),),
@@ -373,7 +377,7 @@ class PostgresStore:
         """The version of the schema in the database."""
         conn = self._joined() or self._getconn()
         try:
-            row = conn.execute(self._sql.version).fetchone()
+            row = tuples(conn).execute(self._sql.version).fetchone()
             if conn is not self._joined():
                 _end_read(conn)
         except psycopg.Error as exc:
@@ -462,7 +466,7 @@ class PostgresStore:
         for old in list(self._grant_cursors):
             if old.closed:
                 self._grant_cursors.pop(old, None)
-        cursor = self._grant_cursors[conn] = conn.cursor()
+        cursor = self._grant_cursors[conn] = tuples(conn)
         return cursor
 
     def _grant_on(
@@ -485,9 +489,11 @@ class PostgresStore:
         else:
             conn = self._getconn()
             try:
-                rows = conn.execute(
-                    self._sql.recipients, {"a": account_id, "c": category}
-                ).fetchall()
+                rows = (
+                    tuples(conn)
+                    .execute(self._sql.recipients, {"a": account_id, "c": category})
+                    .fetchall()
+                )
                 _end_read(conn)
             except (psycopg.Error, UnicodeEncodeError) as exc:
                 if unstorable(exc):
@@ -572,7 +578,7 @@ class PostgresStore:
         autocommit = conn.autocommit
         try:
             conn.autocommit = True  # VACUUM cannot run inside a transaction block
-            conn.execute(f"VACUUM {tables}")
+            tuples(conn).execute(f"VACUUM {tables}")
         except psycopg.Error as exc:
             raise self._error(exc, "vacuuming its tables") from exc
         finally:

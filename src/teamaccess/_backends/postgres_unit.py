@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
+from psycopg.rows import tuple_row
 
 from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
 from .._errors import AlreadyInvited, AlreadyMember, Conflict, ValidationError
@@ -35,11 +36,19 @@ from .postgres_schema import (
 if TYPE_CHECKING:
     from .postgres import PostgresStore
 
-__all__ = ["PgUnitOfWork", "grant_of", "perms", "unstorable"]
+__all__ = ["PgUnitOfWork", "grant_of", "perms", "tuples", "unstorable"]
 
 Connection = psycopg.Connection[Any]
 Row = tuple[Any, ...]
 Params = tuple[Any, ...] | list[Any] | dict[str, Any]
+
+
+def tuples(conn: Connection) -> psycopg.Cursor[Row]:
+    """A cursor on *conn* whose rows are tuples, whatever row factory the connection has
+    (the application's pool may hand out connections returning dicts): every read
+    here takes its columns by position."""
+    return conn.cursor(row_factory=tuple_row)
+
 
 # -- value conversion ---------------------------------------------------------------------
 
@@ -200,7 +209,7 @@ class PgUnitOfWork(_PgPrivacyQueries):
 
     def _run(self, sql: str, doing: str) -> None:
         try:
-            self._conn.execute(sql)
+            tuples(self._conn).execute(sql)
         except psycopg.Error as exc:
             raise self._s._error(exc, doing) from exc
 
@@ -262,12 +271,12 @@ class PgUnitOfWork(_PgPrivacyQueries):
                     TransactionStatus.INTRANS,
                     TransactionStatus.INERROR,
                 ):
-                    conn.execute(
+                    tuples(conn).execute(
                         f"ROLLBACK TO SAVEPOINT {self._savepoint}; "
                         f"RELEASE SAVEPOINT {self._savepoint}"
                     )
             elif conn.autocommit:
-                conn.execute("ROLLBACK")
+                tuples(conn).execute("ROLLBACK")
             else:
                 conn.rollback()
         except psycopg.Error as exc:
@@ -280,7 +289,7 @@ class PgUnitOfWork(_PgPrivacyQueries):
         if not self._open:
             self.start()
         try:
-            return self._conn.execute(sql, params)
+            return tuples(self._conn).execute(sql, params)
         except (psycopg.Error, UnicodeEncodeError) as exc:
             raise self._s._error(exc, "running a query") from exc
 
@@ -288,7 +297,7 @@ class PgUnitOfWork(_PgPrivacyQueries):
         if not self._open:
             self.start()
         try:
-            return self._conn.execute(sql, params).fetchall()
+            return tuples(self._conn).execute(sql, params).fetchall()
         except (psycopg.Error, UnicodeEncodeError) as exc:
             if unstorable_is_none and unstorable(exc):
                 return []
@@ -376,7 +385,7 @@ class PgUnitOfWork(_PgPrivacyQueries):
             if not params:
                 continue
             try:
-                with self._conn.cursor() as cursor:
+                with tuples(self._conn) as cursor:
                     cursor.executemany(sql, params)
                     written = cursor.rowcount
             except (psycopg.Error, UnicodeEncodeError) as exc:
