@@ -69,13 +69,19 @@ def split(value: str) -> list[str]:
 
 def read_rows(path: str) -> Iterator[tuple[int, dict[str, str]]]:
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"kind", "email"} - set(reader.fieldnames or [])
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        missing = {"kind", "email"} - set(header)
         if missing:
             raise SystemExit(f"error: {path} has no column(s) {', '.join(sorted(missing))}")
-        for record in reader:
-            # reader.line_num is the line the record ended on: what an editor shows
-            yield reader.line_num, {k: (v or "").strip() for k, v in record.items() if k}
+        end = reader.line_num
+        for values in reader:
+            # A quoted value may hold a line break, so a record is named by the line it
+            # starts on (where an editor shows it); reader.line_num is where it ended.
+            line, end = end + 1, reader.line_num
+            if values:  # not a blank line
+                record = dict.fromkeys(header, "") | dict(zip(header, values, strict=False))
+                yield line, {k: v.strip() for k, v in record.items() if k}
 
 
 def check(team: TeamAccess, account_id: str, actor: str, path: str) -> tuple[list[Row], list[str]]:

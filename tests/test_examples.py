@@ -169,6 +169,20 @@ class TestCsvImport:
         assert self.state(tmp_path, account) == (["chef@muster.de"], [], [])
         assert not (tmp_path / "outbox").exists()
 
+    def test_a_record_over_several_lines_is_named_by_its_first(
+        self, tmp_path: Path, account: str
+    ) -> None:
+        text = GOOD.replace("Steuerbüro Klein", '"Steuerbüro\nKlein"') + (
+            "member,not-an-address,Bernd,all,,,,\n"
+        )
+        proc = self.do(tmp_path, account, text)
+        assert proc.returncode == 1
+        assert proc.stderr.splitlines()[:2] == [
+            "export.csv: line 4: a field contains a line break; keep every value on one line",
+            "export.csv: line 6: 'not-an-address' is not a valid email address: An email "
+            "address must have an @-sign.",
+        ]
+
     def test_dry_run_then_import(self, tmp_path: Path, account: str) -> None:
         dry = self.do(tmp_path, account, GOOD, "--dry-run")
         assert dry.returncode == 0, dry.stderr

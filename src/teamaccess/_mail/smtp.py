@@ -309,13 +309,16 @@ def _transmit(
     """
     if wire is None or to_addrs is None:
         return smtp.send_message(message, to_addrs=to_addrs)
-    from email.utils import getaddresses
+    from .gate import _envelope_sender  # read once per From value (the same in every mail)
 
     resent = message.get_all("Resent-Date")
     if resent is not None:
         return smtp.send_message(message, to_addrs=to_addrs)
     sender = message["Sender"] if "Sender" in message else message["From"]
-    from_addr = getaddresses([str(sender)])[0][1]
+    from_addr = _envelope_sender(str(sender))
+    if from_addr is None:
+        # No address at all: send_message() handles it (fails) as it always did.
+        return smtp.send_message(message, to_addrs=to_addrs)
     if not (from_addr + "".join(to_addrs)).isascii():
         smtp.ehlo_or_helo_if_needed()
         if not smtp.has_extn("smtputf8"):
