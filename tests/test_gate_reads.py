@@ -187,6 +187,7 @@ class TestBareAddresses:
     def test_a_bare_address_reads_as_that_one_mailbox(self, address: str) -> None:
         header = email.policy.default.header_factory("To", address)
         assert [a.addr_spec for a in header.addresses] == [address]
+        assert header.defects == ()  # nothing skipped that another reader would see
 
     @pytest.mark.parametrize(
         "value",

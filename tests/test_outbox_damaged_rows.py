@@ -157,3 +157,31 @@ def test_a_queued_row_with_junk_in_its_to_is_not_sent(tmp_path: Path, server: Sm
     assert [got.rcpt_tos for got in server.received] == [["k@example.org"]]
     assert b"evil.example" not in b"".join(got.content for got in server.received)
     team.close()
+
+
+@pytest.mark.parametrize("mailer_kind", ["smtp", "memory"])
+@pytest.mark.parametrize("recipient", ["nobody", "a@", "@example.org"])
+def test_a_row_whose_recipient_is_no_address_fails_alone(
+    tmp_path: Path, server: SmtpServer, recipient: str, mailer_kind: str
+) -> None:
+    db = tmp_path / "team.db"
+    memory = MemoryMailer()
+    mailer = SmtpMailer(server.host, server.port) if mailer_kind == "smtp" else memory
+    team = _team(db, mailer)
+    acc = team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
+    team.add_contact(acc.id, actor_id="o", name="K", email="k@example.org", categories=["billing"])
+    team.notify(acc.id, "billing", subject="Rechnung", text="hallo")
+    bad = {row.recipient: row for row in team.pending_messages()}["o@example.org"]
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE outbox SET recipient = ? WHERE id = ?", (recipient, bad.id))
+    conn.close()
+
+    done = {row.id: row for row in team.deliver_pending()}
+
+    assert done[bad.id].status == "cancelled"
+    assert {row.status for key, row in done.items() if key != bad.id} == {"sent"}
+    if mailer_kind == "smtp":
+        assert [got.rcpt_tos for got in server.received] == [["k@example.org"]]
+    else:
+        assert [str(m["To"]) for m in memory.outbox] == ["k@example.org"]
+    team.close()

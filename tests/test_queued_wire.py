@@ -211,6 +211,13 @@ SHAPES = {
         "To: bob@example.com",
     ),
     "no sender": raw("To: bob@example.com", "Subject: x"),
+    "junk after the To address": raw(
+        "From: a@example.net", "To: bob@example.com eve@example.com", "Subject: x"
+    ),
+    "an encoded line break in the Date": raw(
+        "From: a@example.net", "To: bob@example.com", "Date: =?utf-8?q?Mon=0ABcc:_eve@x?="
+    ),
+    "a To header in a part": multipart(TEXT_PART, "To: eve@example.com\n\nx\n"),
 }
 
 

@@ -401,7 +401,10 @@ def check_wire(
         # The stdlib refuses some values only when it writes or reads them (ValueError,
         # IndexError): one message fails, never the caller or the other recipients.
         raise MailRefused(f"it cannot be written as a mail ({type(exc).__name__})") from None
-    expected = expected_recipient(recipient)
+    try:
+        expected = expected_recipient(recipient)
+    except ValueError:  # ValidationError: an outbox row altered or damaged in the store
+        raise MailRefused("its stored recipient is not a mail address") from None
     if len(to_raw) == 1 and to_raw[0] == expected and _plain("To", to_raw[0]):
         # A bare addr-spec is read as exactly that one mailbox: no need to parse it.
         return expected, wire
