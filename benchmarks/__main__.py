@@ -42,6 +42,9 @@ def main() -> None:
     parser.add_argument(
         "--only-import", action="store_true", help="only the `import teamaccess` figure"
     )
+    parser.add_argument(
+        "--only-invite", action="store_true", help="only the invite + accept figures"
+    )
     args = parser.parse_args()
     cfg = pairs.QUICK if args.quick else pairs.FULL
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
@@ -66,6 +69,11 @@ def main() -> None:
         if args.only_import:
             print(pairs.HEADER, flush=True)
             print(pairs.import_time(cfg, workdir).row(), flush=True)
+            return
+        if args.only_invite:
+            print(pairs.HEADER, flush=True)
+            for figure in pairs.INVITE_ACCEPT:
+                print(figure(cfg, workdir).row(), flush=True)
             return
         failures = 0
         if args.only_procs:

@@ -8,7 +8,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -444,16 +444,22 @@ def bulk_batch(cfg: Config, workdir: Path) -> Line:
     return ratio_line(result, bulk._INFO)
 
 
+#: The invite + accept figures, which ``--only-invite`` prints alone.
+INVITE_ACCEPT: tuple[Callable[[Config, Path], Line], ...] = (
+    invite_accept_full,
+    invite_accept_normal,
+    invite_accept_wal,
+    invite_accept_statements,
+)
+
+
 def run_all(cfg: Config, workdir: Path) -> list[Line]:
     lines = []
     benches = (
         can_memory,
         can_sqlite,
         can_scoped_sqlite,
-        invite_accept_full,
-        invite_accept_normal,
-        invite_accept_wal,
-        invite_accept_statements,
+        *INVITE_ACCEPT,
         recipients_sqlite,
         import_time,
         invite_accept_memory,

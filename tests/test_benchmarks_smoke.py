@@ -274,3 +274,18 @@ def test_only_import_prints_just_the_import_figure() -> None:
     assert len(rows) == 3, done.stdout  # the header, its rule and the figure
     assert rows[2].startswith("| import teamaccess (subprocess) |"), done.stdout
     assert rows[2].rstrip(" |").endswith(("PASS", "MISS")), done.stdout
+
+
+def test_only_invite_prints_just_the_invite_accept_figures() -> None:
+    """`python -m benchmarks --quick --only-invite` prints the invite + accept lines."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only-invite"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("|")]
+    assert len(rows) == 6, done.stdout  # the header, its rule and four figures
+    assert all("invite + accept" in row for row in rows[2:]), done.stdout
