@@ -185,3 +185,40 @@ def test_a_row_whose_recipient_is_no_address_fails_alone(
     else:
         assert [str(m["To"]) for m in memory.outbox] == ["k@example.org"]
     team.close()
+
+
+@pytest.mark.parametrize("mailer_kind", ["smtp", "memory"])
+@pytest.mark.parametrize("blank", [b" ", b"\t", b" \t "])
+def test_a_header_line_of_white_space_alone_is_not_sent(
+    tmp_path: Path, server: SmtpServer, blank: bytes, mailer_kind: str
+) -> None:
+    """A line of white space alone ends the headers for some servers: the To and every
+    header after it would arrive as body text. The row is refused, the others sent."""
+    db = tmp_path / "team.db"
+    memory = MemoryMailer()
+    mailer = SmtpMailer(server.host, server.port) if mailer_kind == "smtp" else memory
+    team = _team(db, mailer)
+    acc = team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
+    team.add_contact(acc.id, actor_id="o", name="K", email="k@example.org", categories=["billing"])
+    team.notify(acc.id, "billing", subject="Rechnung", text="hallo")
+    bad = {row.recipient: row for row in team.pending_messages()}["o@example.org"]
+    assert bad.message is not None
+    line_end = b"\r\n" if b"\r\n" in bad.message else b"\n"
+    altered = re.sub(
+        rb"^(From: [^\r\n]*)", rb"\1" + line_end + blank, bad.message, count=1, flags=re.M
+    )
+    assert altered != bad.message
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE outbox SET message = ? WHERE id = ?", (altered, bad.id))
+    conn.close()
+
+    done = {row.recipient: row for row in team.deliver_pending()}
+
+    assert done["o@example.org"].status == "cancelled"
+    assert "white space" in (done["o@example.org"].last_error or "")
+    assert done["k@example.org"].status == "sent"
+    if mailer_kind == "smtp":
+        assert [got.rcpt_tos for got in server.received] == [["k@example.org"]]
+    else:
+        assert [str(m["To"]) for m in memory.outbox] == ["k@example.org"]
+    team.close()

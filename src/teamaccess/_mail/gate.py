@@ -74,6 +74,13 @@ def check_stored(source: bytes) -> None:
     seen: set[bytes] = set()
     for index, line in enumerate(re.split(rb"\r\n|\r|\n", source[:end])):
         if line[:1] in (b" ", b"\t") and index:
+            if not line.strip(b" \t"):
+                # Some servers end the headers at a line of white space alone, and read
+                # the lines after it as the body.
+                raise MailRefused(
+                    f"its stored header line {index + 1} holds only white space "
+                    "(a damaged or altered outbox row)"
+                )
             continue  # a folded continuation of the header above
         field = _FIELD.match(line)
         name = field.group(1).lower() if field is not None else None
