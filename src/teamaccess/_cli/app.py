@@ -257,11 +257,12 @@ def main() -> None:
     cli.main(prog_name="teamaccess")
 
 
-def _team(*, read_only: bool = False) -> TeamAccess:
-    """The service; a *read_only* command creates no database and no key file."""
+def _team(*, read_only: bool = False, existing: bool = False) -> TeamAccess:
+    """The service; a *read_only* command creates no database and no key file, nor does
+    an *existing* one (it changes only data already stored)."""
     settings = click.get_current_context().find_object(Settings)
     assert settings is not None
-    return settings.team(read_only=read_only)
+    return settings.team(read_only=read_only, existing=existing)
 
 
 def _settings() -> Settings:

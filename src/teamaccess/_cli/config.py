@@ -345,8 +345,9 @@ class Settings:
             return f"mail to {recipient} sent to {self.mail_target}"
         return f"mail to {recipient} written to {self.mail_target} (a file: not sent)"
 
-    def team(self, *, read_only: bool = False) -> TeamAccess:
-        """The service; *read_only* commands never create the database or the key file."""
+    def team(self, *, read_only: bool = False, existing: bool = False) -> TeamAccess:
+        """The service; *read_only* commands never create the database or the key file,
+        nor do *existing* ones (they write, but only to data already stored)."""
         if self._team is None:
             from .._service import TeamAccess
 
@@ -355,6 +356,12 @@ class Settings:
                 raise ConfigError(
                     f"there is no database {self.db} yet, so nothing to show; create an "
                     "account first (teamaccess accounts create) or pass --db"
+                )
+            if sqlite_file and existing and not Path(self.db).exists():
+                # Creating one would report success on a mistyped path (a cron job).
+                raise ConfigError(
+                    f"there is no database {self.db}, so nothing to do; check --db (or "
+                    "TEAMACCESS_DB), or create an account first (teamaccess accounts create)"
                 )
             if sqlite_file and not Path(self.db).parent.is_dir():
                 raise ConfigError(

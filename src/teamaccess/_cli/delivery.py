@@ -72,7 +72,7 @@ def deliver(
         raise click.UsageError("--account goes with --list; deliver sends every due message")
     if only_list and watch:
         raise click.UsageError("--list shows what waits once; leave out --watch")
-    team = _team(read_only=only_list)
+    team = _team(read_only=only_list, existing=True)
     team.delivery_lease = timedelta(seconds=lease)
     if only_list:
         rows = team.pending_messages(account_id)
@@ -144,7 +144,7 @@ class _Stop:
 
 
 def _watch(limit: int, interval: float, max_interval: float, as_json: bool) -> None:
-    team = _team()
+    team = _team(existing=True)
     stop = _Stop()
     wait = interval
     with stop.installed():

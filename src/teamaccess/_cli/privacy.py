@@ -53,7 +53,7 @@ def erase(user_id: str | None, email: str | None, actor: str, yes: bool, as_json
         who = " and ".join(v for v in (user_id, email) if v)
         # On stderr, so --json output stays one document.
         click.confirm(f"erase {who} everywhere? This cannot be undone", abort=True, err=True)
-    report = _team().erase_person(user_id=user_id, email=email, actor_id=actor)
+    report = _team(existing=True).erase_person(user_id=user_id, email=email, actor_id=actor)
     if as_json:
         emit_json({**attrs.asdict(report), "removed": report.removed})
         return
@@ -98,7 +98,7 @@ def purge(
     as_json: bool,
 ) -> None:
     """Delete what the retention periods let go; run it daily from cron."""
-    team = _team()
+    team = _team(existing=True)
     changes = {
         name: period
         for name, period in (
