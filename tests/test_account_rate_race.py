@@ -50,7 +50,6 @@ def open_store(backend: str, where: str, schema: str) -> Store:
     return SQLiteStore(where)
 
 
-@pytest.mark.slow
 def test_racing_processes_create_exactly_the_limit(
     target: tuple[str, str, str], tmp_path: Path
 ) -> None:
