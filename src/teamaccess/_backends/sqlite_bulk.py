@@ -23,7 +23,7 @@ from .sqlite_rows import (
 )
 
 if TYPE_CHECKING:
-    from .sqlite import _SQLiteUnitOfWork
+    from .sqlite_unit import _SQLiteUnitOfWork
 
 __all__ = ["add_many"]
 

@@ -1,4 +1,4 @@
-# The queries are assembled from sqlite.py's constant column lists; every value is a "?"
+# The queries are assembled from sqlite_rows' constant column lists; every value is a "?"
 # parameter (a list of them as one JSON array), so there is no injection to guard against.
 # ruff: noqa: S608
 """SQLiteStore's queries for personal data: a person across every account, erasure, purge.
@@ -19,10 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from .._domain import AuditEvent, Contact, Invitation, Member, OutboxMessage
 from .._errors import TeamAccessError
-
-# sqlite.py imports this module to define its unit of work; the converters below are
-# looked up on it when a query runs, by which time it is fully imported.
-from . import sqlite as _sq
 from . import sqlite_rows as _rows
 from .codec import details_text
 from .search import _ascii_lower
@@ -63,7 +59,7 @@ class _PrivacyQueries:
         self, user_ids: Collection[str], email_keys: Collection[str]
     ) -> list[Member]:
         rows = self._all(
-            f"SELECT {_sq._MEMBER_COLS} FROM members "
+            f"SELECT {_rows._MEMBER_COLS} FROM members "
             "WHERE user_id IN (SELECT value FROM json_each(?1)) "
             "OR granted_by IN (SELECT value FROM json_each(?1)) "
             "OR email_key IN (SELECT value FROM json_each(?2)) "
@@ -76,7 +72,7 @@ class _PrivacyQueries:
         self, user_ids: Collection[str], email_keys: Collection[str]
     ) -> list[Invitation]:
         rows = self._all(
-            f"SELECT {_sq._INVITATION_COLS} FROM invitations "
+            f"SELECT {_rows._INVITATION_COLS} FROM invitations "
             "WHERE email_key IN (SELECT value FROM json_each(?2)) "
             "OR invited_by IN (SELECT value FROM json_each(?1)) "
             "OR accepted_by IN (SELECT value FROM json_each(?1)) "
@@ -87,7 +83,7 @@ class _PrivacyQueries:
 
     def contacts_with(self, email_keys: Collection[str]) -> list[Contact]:
         rows = self._all(
-            f"SELECT {_sq._CONTACT_COLS} FROM contacts c "
+            f"SELECT {_rows._CONTACT_COLS} FROM contacts c "
             "WHERE c.email_key IN (SELECT value FROM json_each(?)) ORDER BY c.seq",
             (_list(email_keys),),
         )
@@ -97,7 +93,7 @@ class _PrivacyQueries:
         # json_tree walks every string in details, nested ones too, decoded: the stored
         # text escapes non-ASCII characters, so searching the raw JSON would miss them.
         rows = self._all(
-            f"SELECT {_sq._EVENT_COLS}, seq FROM events e WHERE EXISTS ("
+            f"SELECT {_rows._EVENT_COLS}, seq FROM events e WHERE EXISTS ("
             "SELECT 1 FROM json_each(?1) n WHERE instr(lower(e.actor_id), n.value) "
             "OR instr(lower(e.target), n.value)) OR EXISTS ("
             "SELECT 1 FROM json_tree(e.details) t, json_each(?1) n "
@@ -111,7 +107,7 @@ class _PrivacyQueries:
 
     def outbox_with(self, needles: Collection[str]) -> list[OutboxMessage]:
         rows = self._all(
-            f"SELECT {_sq._OUTBOX_COLS} FROM outbox WHERE EXISTS ("
+            f"SELECT {_rows._OUTBOX_COLS} FROM outbox WHERE EXISTS ("
             "SELECT 1 FROM json_each(?) n WHERE instr(lower(recipient), n.value)) "
             "ORDER BY created_at, id",
             (_needles(needles),),

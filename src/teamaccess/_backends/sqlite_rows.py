@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
 from .._errors import (
@@ -21,9 +21,16 @@ from .codec import perms_text as _perms_text
 from .codec import unreadable as _unreadable
 
 __all__ = [
+    "_ACCOUNT_COLS",
     "_ACTIVE_GRANTS",
+    "_CONTACT_COLS",
     "_DECODE_ERRORS",
+    "_EVENT_COLS",
     "_GRANTS",
+    "_INVITATION_COLS",
+    "_MEMBER_COLS",
+    "_OUTBOX_COLS",
+    "_SEND_NAMES",
     "Row",
     "_account",
     "_active_grant",
@@ -247,3 +254,28 @@ def _is_unique_violation(exc: sqlite3.IntegrityError) -> bool:
     if name:
         return name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
     return "UNIQUE constraint failed" in str(exc)
+
+
+# The columns each query reads, in the order the converters above take them.
+_ACCOUNT_COLS: Final = "a.id, a.name, a.owner_id, a.owner_email, a.created_at"
+_MEMBER_COLS: Final = (
+    "account_id, user_id, email, role, permissions, joined_at, granted_by, status, "
+    "access_until, metadata"
+)
+_INVITATION_COLS: Final = (
+    "id, account_id, email, permissions, invited_by, status, created_at, expires_at, "
+    "token_hash, closed_at, accepted_by, sent_count, language, access_until, note, metadata"
+)
+_CONTACT_COLS: Final = (
+    "c.id, c.account_id, c.name, c.email, c.company, c.phone, c.role, c.created_at, "
+    # categories are single-line names, so a newline separates them safely
+    "(SELECT group_concat(category, char(10)) FROM contact_categories cc "
+    "WHERE cc.contact_id = c.id)"
+)
+_EVENT_COLS: Final = "id, account_id, at, actor_id, action, target, details"
+#: The actions listed in SEND_ACTIONS_SQL.
+_SEND_NAMES: Final = frozenset({"invitation.sent", "invitation.resent"})
+_OUTBOX_COLS: Final = (
+    "id, account_id, kind, recipient, message_id, created_at, next_attempt_at, status, "
+    "message, invitation_id, attempts, last_error, sent_at"
+)

@@ -1,0 +1,487 @@
+# The queries are assembled from the constant column lists in sqlite_rows; every value is a "?"
+# parameter, so there is no injection to guard against.
+# ruff: noqa: S608
+"""The SQLite unit of work: one transaction (or savepoint) of :class:`SQLiteStore`, and
+every query the use cases run in it."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
+from .._errors import (
+    AlreadyInvited,
+    AlreadyMember,
+    Conflict,
+    TeamAccessError,
+)
+from .codec import details_text
+from .sqlite_privacy import _PrivacyQueries
+from .sqlite_rows import (
+    _ACCOUNT_COLS,
+    _CONTACT_COLS,
+    _DECODE_ERRORS,
+    _EVENT_COLS,
+    _INVITATION_COLS,
+    _MEMBER_COLS,
+    _OUTBOX_COLS,
+    _SEND_NAMES,
+    Row,
+    _account,
+    _contact,
+    _dt,
+    _event,
+    _invitation,
+    _is_unique_violation,
+    _member,
+    _metadata_text,
+    _outbox,
+    _outbox_params,
+    _perms_text,
+    _stored_status,
+    _ts,
+    _ts_or_none,
+    _unreadable,
+)
+from .sqlite_schema import SEND_ACTIONS_SQL
+
+if TYPE_CHECKING:
+    from .sqlite import SQLiteStore
+
+__all__ = ["_SQLiteUnitOfWork"]
+
+
+_savepoints = iter(range(1, 2**62))
+
+
+class _SQLiteUnitOfWork(_PrivacyQueries):
+    """One transaction (or, nested in another unit, one savepoint)."""
+
+    def __init__(
+        self, store: SQLiteStore, conn: sqlite3.Connection, *, write: bool, nested: bool
+    ) -> None:
+        self._s = store
+        self._conn = conn
+        self._write = write
+        self._nested = nested
+        self._savepoint = f"teamaccess_{next(_savepoints)}"
+        self._open = False
+        self.committed = False
+
+    # transaction control
+
+    def _run(self, sql: str, doing: str) -> None:
+        try:
+            self._conn.execute(sql)
+        except sqlite3.Error as exc:
+            raise self._s._error(exc, doing) from exc
+
+    def start(self) -> None:
+        if self._nested:
+            self._run(f"SAVEPOINT {self._savepoint}", "starting a nested unit of work")
+        else:
+            begin = "BEGIN IMMEDIATE" if self._write else "BEGIN"
+            self._run(begin, "starting a unit of work")
+        self._open = True
+
+    def commit(self) -> None:
+        if self._open:
+            if self._nested:
+                self._run(f"RELEASE {self._savepoint}", "committing a nested unit of work")
+            else:
+                self._run("COMMIT", "committing")
+            self._open = False
+        # like MemoryStore: whatever follows a commit is discarded unless committed again
+        self.committed = True
+
+    def rollback(self, *, quiet: bool) -> None:
+        if not self._open:
+            return
+        self._open = False
+        try:
+            # An error such as SQLITE_FULL may already have ended the transaction.
+            if self._conn.in_transaction:
+                if self._nested:
+                    self._conn.execute(f"ROLLBACK TO {self._savepoint}")
+                    self._conn.execute(f"RELEASE {self._savepoint}")
+                else:
+                    self._conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            if not quiet:  # never hide the error that caused the rollback
+                raise self._s._error(exc, "rolling back") from exc
+
+    # statement helpers
+
+    def _exec(
+        self,
+        sql: str,
+        params: tuple[Any, ...] | list[Any],
+        conflict: Callable[[], TeamAccessError] | None = None,
+    ) -> sqlite3.Cursor:
+        if not self._open:
+            self.start()
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            if conflict is not None and _is_unique_violation(exc):
+                raise conflict() from exc
+            raise self._s._error(exc, "writing a row that breaks the schema's rules") from exc
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
+            raise self._s._error(exc, "running a query") from exc
+
+    def _all(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[Row]:
+        cursor = self._exec(sql, params)
+        try:
+            return cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise self._s._error(exc, "reading rows") from exc
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Row | None:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    # many new rows at once (BulkUnitOfWork)
+
+    def add_many(
+        self,
+        *,
+        accounts: Sequence[Account] = (),
+        members: Sequence[tuple[Member, str]] = (),
+        contacts: Sequence[tuple[Contact, str]] = (),
+        events: Sequence[AuditEvent] = (),
+    ) -> None:
+        from .sqlite_bulk import add_many
+
+        add_many(self, accounts=accounts, members=members, contacts=contacts, events=events)
+
+    # accounts
+
+    def add_account(self, account: Account) -> None:
+        self._exec(
+            "INSERT INTO accounts (id, name, owner_id, owner_email, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (account.id, account.name, account.owner_id, account.owner_email,
+             _ts(account.created_at)),
+            lambda: Conflict(f"account {account.id!r} exists already"),
+        )  # fmt: skip
+
+    def get_account(self, account_id: str) -> Account | None:
+        row = self._one(f"SELECT {_ACCOUNT_COLS} FROM accounts a WHERE a.id = ?", (account_id,))
+        return None if row is None else _account(row)
+
+    def update_account(self, account: Account) -> None:
+        self._exec(
+            "UPDATE accounts SET name = ?, owner_id = ?, owner_email = ?, created_at = ? "
+            "WHERE id = ?",
+            (account.name, account.owner_id, account.owner_email, _ts(account.created_at),
+             account.id),
+        )  # fmt: skip
+
+    def accounts_for(self, user_id: str) -> list[Account]:
+        rows = self._all(
+            f"SELECT {_ACCOUNT_COLS} FROM members m JOIN accounts a ON a.id = m.account_id "
+            "WHERE m.user_id = ? ORDER BY a.created_at, a.seq",
+            (user_id,),
+        )
+        return [_account(r) for r in rows]
+
+    # members
+
+    def add_member(self, member: Member, email_key: str) -> None:
+        self._exec(
+            f"INSERT INTO members ({_MEMBER_COLS}, email_key, seq) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "(SELECT coalesce(max(seq), 0) + 1 FROM members WHERE account_id = ?))",
+            (member.account_id, member.user_id, member.email, member.role,
+             _perms_text(member.permissions), _ts(member.joined_at), member.granted_by,
+             _stored_status(member.status), _ts_or_none(member.access_until),
+             _metadata_text(member.metadata), email_key, member.account_id),
+            lambda: AlreadyMember(
+                f"{member.email} is already a member of account {member.account_id!r}"
+            ),
+        )  # fmt: skip
+
+    def get_member(self, account_id: str, user_id: str) -> Member | None:
+        row = self._one(
+            f"SELECT {_MEMBER_COLS} FROM members WHERE account_id = ? AND user_id = ?",
+            (account_id, user_id),
+        )
+        return None if row is None else _member(row)
+
+    def member_by_email(self, account_id: str, email_key: str) -> Member | None:
+        row = self._one(
+            f"SELECT {_MEMBER_COLS} FROM members WHERE account_id = ? AND email_key = ?",
+            (account_id, email_key),
+        )
+        return None if row is None else _member(row)
+
+    def update_member(self, member: Member) -> None:
+        self._exec(
+            "UPDATE members SET email = ?, role = ?, permissions = ?, joined_at = ?, "
+            "granted_by = ?, status = ?, access_until = ?, metadata = ? "
+            "WHERE account_id = ? AND user_id = ?",
+            (member.email, member.role, _perms_text(member.permissions),
+             _ts(member.joined_at), member.granted_by, _stored_status(member.status),
+             _ts_or_none(member.access_until), _metadata_text(member.metadata),
+             member.account_id, member.user_id),
+        )  # fmt: skip
+
+    def delete_member(self, account_id: str, user_id: str) -> None:
+        self._exec(
+            "DELETE FROM members WHERE account_id = ? AND user_id = ?", (account_id, user_id)
+        )
+
+    def members(self, account_id: str) -> list[Member]:
+        rows = self._all(
+            f"SELECT {_MEMBER_COLS} FROM members WHERE account_id = ? "
+            "ORDER BY role != 'owner', joined_at, seq",
+            (account_id,),
+        )
+        return [_member(r) for r in rows]
+
+    # invitations
+
+    def add_invitation(self, invitation: Invitation, email_key: str) -> None:
+        # The token itself is never written: only its hash.
+        i = invitation
+        self._exec(
+            f"INSERT INTO invitations ({_INVITATION_COLS}, email_key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (i.id, i.account_id, i.email, _perms_text(i.permissions), i.invited_by, i.status,
+             _ts(i.created_at), _ts(i.expires_at), i.token_hash, _ts_or_none(i.closed_at),
+             i.accepted_by, i.sent_count, i.language, _ts_or_none(i.access_until), i.note,
+             _metadata_text(i.metadata), email_key),
+            lambda: self._invitation_conflict(i),
+        )  # fmt: skip
+
+    def _invitation_conflict(self, invitation: Invitation) -> Conflict:
+        if self.get_invitation(invitation.id) is not None:
+            return Conflict(f"invitation {invitation.id!r} exists already")
+        return AlreadyInvited(f"{invitation.email} has a pending invitation already")
+
+    def get_invitation(self, invitation_id: str) -> Invitation | None:
+        row = self._one(
+            f"SELECT {_INVITATION_COLS} FROM invitations WHERE id = ?", (invitation_id,)
+        )
+        return None if row is None else _invitation(row)
+
+    def update_invitation(self, invitation: Invitation) -> None:
+        i = invitation
+        # Only the columns that may change: SQLite rewrites every index holding a column
+        # of the SET list, so naming the fixed ones cost two index pages per update.
+        self._exec(
+            "UPDATE invitations SET permissions = ?, invited_by = ?, status = ?, "
+            "expires_at = ?, token_hash = ?, closed_at = ?, accepted_by = ?, sent_count = ?, "
+            "language = ?, access_until = ?, note = ?, metadata = ? WHERE id = ?",
+            (_perms_text(i.permissions), i.invited_by, i.status, _ts(i.expires_at),
+             i.token_hash, _ts_or_none(i.closed_at), i.accepted_by, i.sent_count, i.language,
+             _ts_or_none(i.access_until), i.note, _metadata_text(i.metadata), i.id),
+            lambda: AlreadyInvited(f"{i.email} has a pending invitation already"),
+        )  # fmt: skip
+
+    def pending_invitation_for(self, account_id: str, email_key: str) -> Invitation | None:
+        row = self._one(
+            f"SELECT {_INVITATION_COLS} FROM invitations "
+            "WHERE account_id = ? AND email_key = ? AND status = 'pending'",
+            (account_id, email_key),
+        )
+        return None if row is None else _invitation(row)
+
+    def invitations(
+        self,
+        account_id: str,
+        *,
+        status: str | None = None,
+        invited_by: str | None = None,
+    ) -> list[Invitation]:
+        sql = f"SELECT {_INVITATION_COLS} FROM invitations WHERE account_id = ?"
+        params = [account_id]
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        if invited_by is not None:
+            sql += " AND invited_by = ?"
+            params.append(invited_by)
+        rows = self._all(sql + " ORDER BY created_at, id", params)
+        return [_invitation(r) for r in rows]
+
+    # contacts
+
+    def add_contact(self, contact: Contact, email_key: str) -> None:
+        c = contact
+        self._exec(
+            "INSERT INTO contacts (id, account_id, name, email, email_key, company, phone, "
+            "role, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (c.id, c.account_id, c.name, c.email, email_key, c.company, c.phone, c.role,
+             _ts_or_none(c.created_at)),
+            lambda: Conflict(f"contact {c.id!r} exists already"),
+        )  # fmt: skip
+        self._set_categories(c)
+
+    def _set_categories(self, contact: Contact) -> None:
+        self._exec("DELETE FROM contact_categories WHERE contact_id = ?", (contact.id,))
+        for category in sorted(contact.categories):
+            # seq, email and email_key from the contact's row just written (schema 2)
+            self._exec(
+                "INSERT INTO contact_categories (contact_id, account_id, category, seq, "
+                "email, email_key) SELECT id, account_id, ?, seq, email, email_key "
+                "FROM contacts WHERE id = ?",
+                (category, contact.id),
+            )
+
+    def get_contact(self, contact_id: str) -> Contact | None:
+        row = self._one(f"SELECT {_CONTACT_COLS} FROM contacts c WHERE c.id = ?", (contact_id,))
+        return None if row is None else _contact(row)
+
+    def update_contact(self, contact: Contact, email_key: str) -> None:
+        c = contact
+        self._exec(
+            "UPDATE contacts SET account_id = ?, name = ?, email = ?, email_key = ?, "
+            "company = ?, phone = ?, role = ?, created_at = ? WHERE id = ?",
+            (c.account_id, c.name, c.email, email_key, c.company, c.phone, c.role,
+             _ts_or_none(c.created_at), c.id),
+        )  # fmt: skip
+        self._set_categories(c)
+
+    def delete_contact(self, contact_id: str) -> None:
+        # contact_categories rows go with it (ON DELETE CASCADE)
+        self._exec("DELETE FROM contacts WHERE id = ?", (contact_id,))
+
+    def contacts(self, account_id: str) -> list[Contact]:
+        rows = self._all(
+            f"SELECT {_CONTACT_COLS} FROM contacts c WHERE c.account_id = ? ORDER BY c.seq",
+            (account_id,),
+        )
+        return [_contact(r) for r in rows]
+
+    # audit
+
+    def add_event(self, event: AuditEvent) -> None:
+        e = event
+        details = details_text(e.details)
+        self._exec(
+            f"INSERT INTO events ({_EVENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (e.id, e.account_id, _ts(e.at), e.actor_id, e.action, e.target, details),
+            lambda: Conflict(f"audit event {e.id!r} exists already"),
+        )
+
+    def events(self, account_id: str, *, limit: int) -> list[AuditEvent]:
+        if limit <= 0:
+            return []
+        rows = self._all(
+            f"SELECT {_EVENT_COLS} FROM events WHERE account_id = ? ORDER BY seq DESC LIMIT ?",
+            (account_id, limit),
+        )
+        return [_event(r) for r in rows]
+
+    def event_times(
+        self, account_id: str, actions: Collection[str], since: datetime
+    ) -> list[datetime]:
+        names = sorted(set(actions))
+        if not names:
+            return []
+        marks = ", ".join("?" for _ in names)
+        # The send actions (the rate limit's) are read from their partial index (schema
+        # 6), which SQLite uses only when the query repeats its condition word for word.
+        sends = f"action IN {SEND_ACTIONS_SQL} AND " if _SEND_NAMES.issuperset(names) else ""
+        rows = self._all(
+            f"SELECT at FROM events WHERE account_id = ? AND {sends}action IN "
+            f"({marks}) AND at >= ? ORDER BY at, seq",
+            (account_id, *names, _ts(since)),
+        )
+        try:
+            return [_dt(r[0]) for r in rows]
+        except _DECODE_ERRORS as exc:
+            raise _unreadable("an audit event time", exc) from exc
+
+    def invitation_mail_times(self, email_key: str, since: datetime) -> list[datetime]:
+        rows = self._all(
+            "SELECT o.created_at FROM invitations i JOIN outbox o ON o.invitation_id = i.id "
+            "WHERE i.email_key = ? AND o.kind = 'invitation' AND o.created_at >= ? "
+            "ORDER BY o.created_at",
+            (email_key, _ts(since)),
+        )
+        try:
+            return [_dt(r[0]) for r in rows]
+        except _DECODE_ERRORS as exc:
+            raise _unreadable("an outbox time", exc) from exc
+
+    # outbox
+
+    def add_outbox(self, message: OutboxMessage) -> None:
+        self._exec(
+            "INSERT INTO outbox (account_id, kind, recipient, message_id, created_at, "
+            "next_attempt_at, status, message, invitation_id, attempts, last_error, sent_at, "
+            "id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _outbox_params(message),
+            lambda: Conflict(f"outbox message {message.id!r} exists already"),
+        )
+
+    def update_outbox(self, message: OutboxMessage) -> None:
+        m = message
+        # The delivery state only (see update_invitation): the invitation index stays put.
+        self._exec(
+            "UPDATE outbox SET next_attempt_at = ?, status = ?, attempts = ?, "
+            "last_error = ?, sent_at = ? WHERE id = ?",
+            (_ts(m.next_attempt_at), m.status, m.attempts, m.last_error,
+             _ts_or_none(m.sent_at), m.id),
+        )  # fmt: skip
+
+    def get_outbox(self, message_id: str) -> OutboxMessage | None:
+        row = self._one(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE id = ?", (message_id,))
+        return None if row is None else _outbox(row)
+
+    def outbox(
+        self,
+        *,
+        status: str | None = None,
+        due_before: datetime | None = None,
+        invitation_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[OutboxMessage]:
+        where: list[str] = []
+        params: list[Any] = []
+        for clause, value in (
+            # The literal lets SQLite use the due index, which holds pending rows only.
+            ("status = 'pending'" if status == "pending" else "status = ?", status),
+            ("next_attempt_at <= ?", _ts_or_none(due_before)),
+            ("invitation_id = ?", invitation_id),
+        ):
+            if value is not None:
+                where.append(clause)
+                if "?" in clause:
+                    params.append(value)
+        sql = f"SELECT {_OUTBOX_COLS} FROM outbox"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(max(limit, 0))
+        return [_outbox(r) for r in self._all(sql, params)]
+
+    def claim_outbox(
+        self, *, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OutboxMessage]:
+        # A write unit holds the one write lock from BEGIN IMMEDIATE on, so no other unit
+        # can claim between this read and the conditional UPDATE; the condition repeats
+        # the read's so a row is only ever moved while due.
+        due = self.outbox(status="pending", due_before=now, limit=max(limit, 0))
+        if not due:
+            return []
+        lease = _ts(lease_until)
+        ids = [m.id for m in due]
+        for start in range(0, len(ids), 500):  # under SQLite's limit of bound parameters
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            self._exec(
+                f"UPDATE outbox SET next_attempt_at = ? WHERE id IN ({marks}) "
+                "AND status = 'pending' AND next_attempt_at <= ?",
+                (lease, *chunk, _ts(now)),
+            )
+        return [attrs.evolve(m, next_attempt_at=lease_until) for m in due]
