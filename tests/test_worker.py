@@ -190,6 +190,11 @@ class TestStopping:
     def test_an_idle_worker_stops_at_once(
         self, db: Path, stopped: list[subprocess.Popen[str]]
     ) -> None:
+        # An empty database, as `teamaccess migrate` leaves it: the worker refuses a
+        # missing one instead of creating it.
+        env = {**os.environ, "TEAMACCESS_SECRET_KEY": SECRET}
+        subprocess.run([COMMAND, "--db", str(db), "migrate"], env=env, check=True,
+                       capture_output=True)  # fmt: skip
         with SmtpServer() as server:
             proc = worker(db, server, "--interval", "30", "--max-interval", "30")
             stopped.append(proc)
