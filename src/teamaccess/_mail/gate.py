@@ -203,8 +203,8 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
     if to is None or sender is None:
         return None
     envelope_from = _envelope_sender(str(sender))
-    if envelope_from is None or not envelope_from.isascii():
-        return None  # no address at all, or not ASCII: the full way decides
+    if envelope_from is None or not envelope_from.isascii() or not _is_mailbox(envelope_from):
+        return None  # no address, or not ASCII: the full way decides
     if boundary and not _parts_are_text(text[end + 2 :].split("\n"), boundary):
         return None
     return to, source.replace(b"\n", b"\r\n"), envelope_from
@@ -218,6 +218,12 @@ def _envelope_sender(sender: str) -> str | None:
 
     senders = getaddresses([sender])
     return senders[0][1] if senders else None
+
+
+def _is_mailbox(address: str) -> bool:
+    """Whether an envelope sender read from a ``From`` is an address, ``local@domain``."""
+    local, at, domain = address.rpartition("@")
+    return bool(at and local and domain)
 
 
 def _maintype(content_type: str) -> str:
@@ -402,6 +408,11 @@ def check_wire(
         if found:
             raise MailRefused(f"it names other recipients ({', '.join(sorted(found))} headers)")
         to_raw = [raw for name, raw in parsed.raw_items() if name.lower() == "to"]
+        senders = [raw for name, raw in parsed.raw_items() if name.lower() == "from"]
+        if len(senders) != 1 or not _is_mailbox(_envelope_sender(str(senders[0])) or ""):
+            # smtplib takes the envelope sender from the From: without an address it fails
+            # on every retry, and "<>" would send the mail with the null sender of bounces.
+            raise MailRefused("its From header names no sender address (an altered outbox row?)")
     except MailRefused:
         raise
     except (MessageError, *_UNREADABLE) as exc:
