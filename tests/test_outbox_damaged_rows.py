@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import SECRET
 from tests.smtp_server import SmtpServer
 
-from teamaccess import MemoryMailer, SmtpMailer, SQLiteStore, TeamAccess
+from teamaccess import MemoryMailer, OutboxMessage, SmtpMailer, SQLiteStore, TeamAccess
 from teamaccess._mail.gate import MailRefused, check_stored, check_wire, stored_wire
 from teamaccess._mail.mailers import expected_recipient, parse_stored
 
@@ -44,6 +44,36 @@ def _team(db: Path, mailer: object) -> TeamAccess:
     )  # fmt: skip
 
 
+def _mailer(kind: str, server: SmtpServer, memory: MemoryMailer) -> object:
+    return SmtpMailer(server.host, server.port) if kind == "smtp" else memory
+
+
+def _queued(db: Path, mailer: object) -> tuple[TeamAccess, OutboxMessage]:
+    """A team with two queued notifications, to the owner and a contact; the owner's row
+    is the one the test alters."""
+    team = _team(db, mailer)
+    acc = team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
+    team.add_contact(acc.id, actor_id="o", name="K", email="k@example.org", categories=["billing"])
+    team.notify(acc.id, "billing", subject="Rechnung", text="hallo")
+    bad = {row.recipient: row for row in team.pending_messages()}["o@example.org"]
+    assert bad.message is not None
+    return team, bad
+
+
+def _alter(db: Path, row_id: str, column: str, value: object) -> None:
+    """Edit an outbox row in the database, behind the library's back."""
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"UPDATE outbox SET {column} = ? WHERE id = ?", (value, row_id))  # noqa: S608
+    conn.close()
+
+
+def _recipients(kind: str, server: SmtpServer, memory: MemoryMailer) -> list[str]:
+    """Who got a mail: the envelope recipients the server took, or the memory's To."""
+    if kind == "smtp":
+        return [to for message in server.received for to in message.rcpt_tos]
+    return [str(message["To"]) for message in memory.outbox]
+
+
 @pytest.mark.parametrize("mailer_kind", ["smtp", "memory"])
 @pytest.mark.parametrize("name", list(FROM_HEADERS))
 def test_a_damaged_row_does_not_stop_the_others(
@@ -51,26 +81,15 @@ def test_a_damaged_row_does_not_stop_the_others(
 ) -> None:
     db = tmp_path / "team.db"
     memory = MemoryMailer()
-    mailer = SmtpMailer(server.host, server.port) if mailer_kind == "smtp" else memory
-    team = _team(db, mailer)
-    acc = team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
-    team.add_contact(acc.id, actor_id="o", name="K", email="k@example.org", categories=["billing"])
-    team.notify(acc.id, "billing", subject="Rechnung", text="hallo")
-    rows = {row.recipient: row for row in team.pending_messages()}
-    bad = rows["o@example.org"]
+    team, bad = _queued(db, _mailer(mailer_kind, server, memory))
     assert bad.message is not None
     altered = re.sub(rb"^From: .*$", FROM_HEADERS[name], bad.message, count=1, flags=re.M)
-    with sqlite3.connect(db) as conn:  # edited in the database, behind the library's back
-        conn.execute("UPDATE outbox SET message = ? WHERE id = ?", (altered, bad.id))
-    conn.close()
+    _alter(db, bad.id, "message", altered)
 
     done = {row.recipient: row for row in team.deliver_pending()}
 
     assert done["k@example.org"].status == "sent"
-    if mailer_kind == "smtp":
-        got = [to for message in server.received for to in message.rcpt_tos]
-    else:
-        got = [str(message["To"]) for message in memory.outbox]
+    got = _recipients(mailer_kind, server, memory)
     assert (done["o@example.org"].status, got) == ("cancelled", ["k@example.org"])
     error = done["o@example.org"].last_error or ""
     assert "cannot be written as a mail" in error or "names no sender address" in error
@@ -138,17 +157,10 @@ def test_a_built_to_passes(to: str) -> None:
 
 def test_a_queued_row_with_junk_in_its_to_is_not_sent(tmp_path: Path, server: SmtpServer) -> None:
     db = tmp_path / "team.db"
-    team = _team(db, SmtpMailer(server.host, server.port))
-    acc = team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
-    team.add_contact(acc.id, actor_id="o", name="K", email="k@example.org", categories=["billing"])
-    team.notify(acc.id, "billing", subject="Rechnung", text="hallo")
-    bad = {row.recipient: row for row in team.pending_messages()}["o@example.org"]
+    team, bad = _queued(db, SmtpMailer(server.host, server.port))
     assert bad.message is not None
     to = b"To: o@example.org :eve@evil.example).evil.example;"
-    altered = re.sub(rb"^To: .*$", to, bad.message, count=1, flags=re.M)
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE outbox SET message = ? WHERE id = ?", (altered, bad.id))
-    conn.close()
+    _alter(db, bad.id, "message", re.sub(rb"^To: .*$", to, bad.message, count=1, flags=re.M))
 
     done = {row.recipient: row.status for row in team.deliver_pending()}
 
@@ -165,24 +177,15 @@ def test_a_row_whose_recipient_is_no_address_fails_alone(
 ) -> None:
     db = tmp_path / "team.db"
     memory = MemoryMailer()
-    mailer = SmtpMailer(server.host, server.port) if mailer_kind == "smtp" else memory
-    team = _team(db, mailer)
-    acc = team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
-    team.add_contact(acc.id, actor_id="o", name="K", email="k@example.org", categories=["billing"])
-    team.notify(acc.id, "billing", subject="Rechnung", text="hallo")
-    bad = {row.recipient: row for row in team.pending_messages()}["o@example.org"]
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE outbox SET recipient = ? WHERE id = ?", (recipient, bad.id))
-    conn.close()
+    team, bad = _queued(db, _mailer(mailer_kind, server, memory))
+    _alter(db, bad.id, "recipient", recipient)
 
     done = {row.id: row for row in team.deliver_pending()}
 
     assert done[bad.id].status == "cancelled"
     assert {row.status for key, row in done.items() if key != bad.id} == {"sent"}
-    if mailer_kind == "smtp":
-        assert [got.rcpt_tos for got in server.received] == [["k@example.org"]]
-    else:
-        assert [str(m["To"]) for m in memory.outbox] == ["k@example.org"]
+    assert _recipients(mailer_kind, server, memory) == ["k@example.org"]
+    assert len(server.received) == (1 if mailer_kind == "smtp" else 0)
     team.close()
 
 
@@ -195,29 +198,20 @@ def test_a_header_line_of_white_space_alone_is_not_sent(
     header after it would arrive as body text. The row is refused, the others sent."""
     db = tmp_path / "team.db"
     memory = MemoryMailer()
-    mailer = SmtpMailer(server.host, server.port) if mailer_kind == "smtp" else memory
-    team = _team(db, mailer)
-    acc = team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
-    team.add_contact(acc.id, actor_id="o", name="K", email="k@example.org", categories=["billing"])
-    team.notify(acc.id, "billing", subject="Rechnung", text="hallo")
-    bad = {row.recipient: row for row in team.pending_messages()}["o@example.org"]
+    team, bad = _queued(db, _mailer(mailer_kind, server, memory))
     assert bad.message is not None
     line_end = b"\r\n" if b"\r\n" in bad.message else b"\n"
     altered = re.sub(
         rb"^(From: [^\r\n]*)", rb"\1" + line_end + blank, bad.message, count=1, flags=re.M
     )
     assert altered != bad.message
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE outbox SET message = ? WHERE id = ?", (altered, bad.id))
-    conn.close()
+    _alter(db, bad.id, "message", altered)
 
     done = {row.recipient: row for row in team.deliver_pending()}
 
     assert done["o@example.org"].status == "cancelled"
     assert "white space" in (done["o@example.org"].last_error or "")
     assert done["k@example.org"].status == "sent"
-    if mailer_kind == "smtp":
-        assert [got.rcpt_tos for got in server.received] == [["k@example.org"]]
-    else:
-        assert [str(m["To"]) for m in memory.outbox] == ["k@example.org"]
+    assert _recipients(mailer_kind, server, memory) == ["k@example.org"]
+    assert len(server.received) == (1 if mailer_kind == "smtp" else 0)
     team.close()
