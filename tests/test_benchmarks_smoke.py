@@ -260,32 +260,29 @@ def test_walpages_names_the_b_tree_of_every_page_written() -> None:
     assert out.count("  invite: ") == out.count("  accept: ") == 2, out
 
 
-def test_only_import_prints_just_the_import_figure() -> None:
-    """`python -m benchmarks --quick --only-import` prints the one line, with its verdict."""
+def _table_rows(flag: str) -> tuple[list[str], str]:
+    """The table rows `python -m benchmarks --quick FLAG` prints, and its whole output."""
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only-import"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    rows = [line for line in done.stdout.splitlines() if line.startswith("|")]
-    assert len(rows) == 3, done.stdout  # the header, its rule and the figure
-    assert rows[2].startswith("| import teamaccess (subprocess) |"), done.stdout
-    assert rows[2].rstrip(" |").endswith(("PASS", "MISS")), done.stdout
-
-
-def test_only_invite_prints_just_the_invite_accept_figures() -> None:
-    """`python -m benchmarks --quick --only-invite` prints the invite + accept lines."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only-invite"],
+        [sys.executable, "-m", "benchmarks", "--quick", flag],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    rows = [line for line in done.stdout.splitlines() if line.startswith("|")]
-    assert len(rows) == 6, done.stdout  # the header, its rule and four figures
-    assert all("invite + accept" in row for row in rows[2:]), done.stdout
+    return [line for line in done.stdout.splitlines() if line.startswith("|")], done.stdout
+
+
+def test_only_import_prints_just_the_import_figure() -> None:
+    """`python -m benchmarks --quick --only-import` prints the one line, with its verdict."""
+    rows, out = _table_rows("--only-import")
+    assert len(rows) == 3, out  # the header, its rule and the figure
+    assert rows[2].startswith("| import teamaccess (subprocess) |"), out
+    assert rows[2].rstrip(" |").endswith(("PASS", "MISS")), out
+
+
+def test_only_invite_prints_just_the_invite_accept_figures() -> None:
+    """`python -m benchmarks --quick --only-invite` prints the invite + accept lines."""
+    rows, out = _table_rows("--only-invite")
+    assert len(rows) == 6, out  # the header, its rule and four figures
+    assert all("invite + accept" in row for row in rows[2:]), out
