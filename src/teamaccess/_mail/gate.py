@@ -105,7 +105,14 @@ _FIELD_TEXT: Final = re.compile(r"([!-9;-~]+):")
 _PLAIN_ADDRESS: Final = re.compile(
     r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\Z"
 )
-_PLAIN_MSGID: Final = re.compile(r"<[A-Za-z0-9_.+-]+@[A-Za-z0-9.-]+>\Z")
+# What format_datetime() and the service's Message-IDs look like (the builder's policy
+# writes these two as given, too).
+_PLAIN_DATE: Final = re.compile(
+    r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} [1-9]\d{3} \d\d:\d\d:\d\d [+-]\d{4}"
+)
+_PLAIN_ID: Final = re.compile(
+    r"<[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>"
+)
 _ALTERNATIVE: Final = re.compile(
     r'multipart/alternative; boundary=(?:"([A-Za-z0-9=_.-]{1,70})"|([A-Za-z0-9_.-]{1,70}))\Z',
     re.IGNORECASE,
@@ -188,7 +195,7 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
             if to is not None or value != recipient or _PLAIN_ADDRESS.match(value) is None:
                 return None
             to = value
-        elif key == "message-id" and _PLAIN_MSGID.match(value) is not None:
+        elif key == "message-id" and _PLAIN_ID.fullmatch(value) is not None:
             continue  # read as written, and unique per message: not worth a parse
         elif key == "content-type" and (alternative := _ALTERNATIVE.match(value)):
             boundary = alternative.group(1) or alternative.group(2)
@@ -271,13 +278,6 @@ def _parts_are_text(lines: list[str], boundary: str) -> bool:
     return True
 
 
-# What format_datetime() and the service's Message-IDs look like (as in mailers._policy).
-_PLAIN_DATE: Final = re.compile(
-    r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} [1-9]\d{3} \d\d:\d\d:\d\d [+-]\d{4}"
-)
-_PLAIN_ID: Final = re.compile(
-    r"<[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>"
-)
 # The headers whose raw text, in these shapes, the parser reads without error and
 # without decoding anything (no encoded word, no RFC 2231 parameter): no line break.
 _PLAIN_SHAPES: Final[dict[str, Callable[[str], object]]] = {

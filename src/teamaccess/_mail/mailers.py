@@ -76,16 +76,12 @@ def _policy(utf8: bool) -> EmailPolicy[EmailMessage]:
                 cls = self._classes[key] = super().__getitem__(name)
             return cls
 
-    import re
-
     # What format_datetime() and the service's Message-IDs look like; anything else (a
     # year before 1000, an offset with seconds, an odd id) goes through the parser.
-    plain_date = re.compile(
-        r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} [1-9]\d{3} \d\d:\d\d:\d\d [+-]\d{4}"
-    ).fullmatch
-    plain_id = re.compile(
-        r"<[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>"
-    ).fullmatch
+    from .gate import _PLAIN_DATE, _PLAIN_ID
+
+    plain_date = _PLAIN_DATE.fullmatch
+    plain_id = _PLAIN_ID.fullmatch
 
     def written_as_given(key: str, value: str) -> bool:
         """True where EmailPolicy.fold() writes *value* unparsed and unchanged."""
