@@ -210,7 +210,7 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
     if to is None or sender is None:
         return None
     envelope_from = _envelope_sender(str(sender))
-    if envelope_from is None or not envelope_from.isascii() or not _is_mailbox(envelope_from):
+    if envelope_from is None or not envelope_from.isascii():
         return None  # no address, or not ASCII: the full way decides
     if boundary and not _parts_are_text(text[end + 2 :].split("\n"), boundary):
         return None
@@ -220,17 +220,14 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
 @functools.lru_cache(maxsize=64)
 def _envelope_sender(sender: str) -> str | None:
     """The envelope sender ``smtplib``'s ``send_message()`` takes from this ``From``
-    (the same in every mail of a run); ``None`` if it names no address at all."""
+    (the same in every mail of a run); ``None`` if that is no address, ``local@domain``
+    (``smtplib`` would fail on every retry, or send ``<>``, the null sender of bounces)."""
     from email.utils import getaddresses
 
     senders = getaddresses([sender])
-    return senders[0][1] if senders else None
-
-
-def _is_mailbox(address: str) -> bool:
-    """Whether an envelope sender read from a ``From`` is an address, ``local@domain``."""
+    address = senders[0][1] if senders else ""
     local, at, domain = address.rpartition("@")
-    return bool(at and local and domain)
+    return address if at and local and domain else None
 
 
 def _maintype(content_type: str) -> str:
@@ -409,9 +406,7 @@ def check_wire(
             raise MailRefused(f"it names other recipients ({', '.join(sorted(found))} headers)")
         to_raw = [raw for name, raw in parsed.raw_items() if name.lower() == "to"]
         senders = [raw for name, raw in parsed.raw_items() if name.lower() == "from"]
-        if len(senders) != 1 or not _is_mailbox(_envelope_sender(str(senders[0])) or ""):
-            # smtplib takes the envelope sender from the From: without an address it fails
-            # on every retry, and "<>" would send the mail with the null sender of bounces.
+        if len(senders) != 1 or _envelope_sender(str(senders[0])) is None:
             raise MailRefused("its From header names no sender address (an altered outbox row?)")
     except MailRefused:
         raise

@@ -317,7 +317,7 @@ def _transmit(
     sender = message["Sender"] if "Sender" in message else message["From"]
     from_addr = _envelope_sender(str(sender))
     if from_addr is None:
-        # No address at all: send_message() handles it (fails) as it always did.
+        # No sender address (the last check refuses such a From): send_message() decides.
         return smtp.send_message(message, to_addrs=to_addrs)
     if not (from_addr + "".join(to_addrs)).isascii():
         smtp.ehlo_or_helo_if_needed()
