@@ -45,6 +45,9 @@ def main() -> None:
     parser.add_argument(
         "--only-invite", action="store_true", help="only the invite + accept figures"
     )
+    parser.add_argument(
+        "--only-memory", action="store_true", help="only the MemoryStore growth figure"
+    )
     args = parser.parse_args()
     cfg = pairs.QUICK if args.quick else pairs.FULL
     sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
@@ -74,6 +77,10 @@ def main() -> None:
             print(pairs.HEADER, flush=True)
             for figure in pairs.INVITE_ACCEPT:
                 print(figure(cfg, workdir).row(), flush=True)
+            return
+        if args.only_memory:
+            print(pairs.HEADER, flush=True)
+            print(pairs.invite_accept_memory(cfg, workdir).row(), flush=True)
             return
         failures = 0
         if args.only_procs:

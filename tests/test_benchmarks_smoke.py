@@ -286,3 +286,11 @@ def test_only_invite_prints_just_the_invite_accept_figures() -> None:
     rows, out = _table_rows("--only-invite")
     assert len(rows) == 6, out  # the header, its rule and four figures
     assert all("invite + accept" in row for row in rows[2:]), out
+
+
+def test_only_memory_prints_just_the_memory_store_figure() -> None:
+    """`python -m benchmarks --quick --only-memory` prints the MemoryStore growth line."""
+    rows, out = _table_rows("--only-memory")
+    assert len(rows) == 3, out  # the header, its rule and the figure
+    assert "MemoryStore" in rows[2], out
+    assert rows[2].rstrip(" |").endswith(("PASS", "MISS")), out

@@ -12,6 +12,7 @@ import smtplib
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from email.message import EmailMessage
 from typing import Any, Final, Literal, get_args
 
@@ -28,6 +29,12 @@ DEFAULT_PORTS: Final[dict[str, int]] = {"plain": 25, "starttls": 587, "tls": 465
 #: messages sent over one connection in a batch before it is closed and a new one opened;
 #: servers limit this (often to 100), and a fresh connection bounds what one drop costs
 DEFAULT_PER_CONNECTION: Final = 100
+
+
+#: the batch whose ``send()`` is running a subclass's own ``send()`` (see ``_Batch.send``):
+#: that override's ``super().send()`` goes over the batch's connection. A context
+#: variable, so another thread (or task) sending through the same mailer is not affected.
+_IN_BATCH: ContextVar[_Batch | None] = ContextVar("teamaccess_smtp_batch", default=None)
 
 
 class _Tracking:
@@ -188,8 +195,23 @@ class SmtpMailer:
         stored address its last check found alone in the ``To`` header, so no header
         decides where the mail goes. Without it, smtplib takes the recipients from the
         ``To``, ``Cc`` and ``Bcc`` headers.
+
+        A subclass may override it (to log, count, add a header or route elsewhere):
+        every message the service sends, at once or queued, then goes through the
+        override, and its ``super().send()`` inside a :meth:`batch` shares the batch's
+        connection.
         """
+        batch = _IN_BATCH.get()
+        if batch is not None and batch._mailer is self:
+            batch._send_checked(message, None, envelope_to)
+            return
         self._send_checked(message, None, envelope_to)
+
+    def _sends_wire(self) -> bool:
+        """Whether the service may hand over checked bytes (``_send_checked``,
+        ``_send_wire``) rather than call ``send()``: only while ``send()`` is this
+        class's own, so a subclass's override sees every message."""
+        return type(self).send is SmtpMailer.send
 
     def _send_checked(
         self, message: EmailMessage, wire: bytes | None, envelope_to: str | None
@@ -328,6 +350,25 @@ def _transmit(
     return smtp.sendmail(from_addr, to_addrs, wire)
 
 
+_ENVELOPE_KW: dict[type, bool] = {}
+
+
+def _takes_envelope(cls: type[SmtpMailer]) -> bool:
+    """Whether *cls*'s ``send()`` takes ``envelope_to=`` (an override may not)."""
+    known = _ENVELOPE_KW.get(cls)
+    if known is None:
+        import inspect
+
+        try:
+            params = inspect.signature(cls.send).parameters.values()
+        except (TypeError, ValueError):
+            params = ()  # type: ignore[assignment]
+        known = _ENVELOPE_KW[cls] = any(
+            p.name == "envelope_to" or p.kind is p.VAR_KEYWORD for p in params
+        )
+    return known
+
+
 def _dropped(exc: BaseException) -> bool:
     """Whether *exc* says the connection is gone (or going), not that a message is bad."""
     if isinstance(exc, smtplib.SMTPResponseException):
@@ -350,8 +391,28 @@ class _Batch:
 
     def send(self, message: EmailMessage, *, envelope_to: str | None = None) -> None:
         """Deliver *message* over the batch's connection, or raise ``DeliveryFailed``;
-        *envelope_to* as for ``SmtpMailer.send()``."""
-        self._send_checked(message, None, envelope_to)
+        *envelope_to* as for ``SmtpMailer.send()``.
+
+        If the mailer is of a subclass that overrides ``send()``, the override is called
+        (with *envelope_to* if it takes it), and its ``super().send()`` uses this
+        connection.
+        """
+        mailer = self._mailer
+        if mailer._sends_wire():
+            self._send_checked(message, None, envelope_to)
+            return
+        outer = _IN_BATCH.set(self)
+        try:
+            if envelope_to is not None and _takes_envelope(type(mailer)):
+                mailer.send(message, envelope_to=envelope_to)
+            else:
+                mailer.send(message)
+        finally:
+            _IN_BATCH.reset(outer)
+
+    def _sends_wire(self) -> bool:
+        """``SmtpMailer._sends_wire()`` of the batch's mailer."""
+        return self._mailer._sends_wire()
 
     def _send_checked(
         self, message: EmailMessage, wire: bytes | None, envelope_to: str | None

@@ -25,6 +25,7 @@ from .._ports import BatchMailer, Mailer, UnitOfWork
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
+    from types import ModuleType
 from .checks import (
     _check_id,
     _log,
@@ -102,6 +103,10 @@ class _Delivery(_Core):
     @staticmethod
     def _cancel_mail(work: _Work, invitation_id: str) -> None:
         """An invitation that is no longer pending must not be mailed (again)."""
+        cancel = getattr(work.uow, "cancel_outbox", None)
+        if cancel is not None:  # one statement (CombinedReads)
+            cancel(invitation_id)
+            return
         for row in work.uow.outbox(status="pending", invitation_id=invitation_id):
             work.uow.update_outbox(attrs.evolve(row, status="cancelled"))
 
@@ -181,8 +186,9 @@ class _Delivery(_Core):
         # SmtpMailer (and its batches) sends the bytes the last check read, as they are:
         # the message is not written a second time, and nothing can differ between what
         # was checked and what is sent. Another mailer writes *message* itself, so its
-        # check writes it out too, whatever the message was parsed from.
-        sends_wire = smtp is not None and isinstance(target, smtp.SmtpMailer | smtp._Batch)
+        # check writes it out too, whatever the message was parsed from; so does a
+        # subclass of SmtpMailer that overrides send(), which must see every message.
+        sends_wire = _sends_wire(smtp, target)
         try:
             if source is not None:
                 # Stored bytes go out as they are (SmtpMailer): they must be what was built
@@ -391,7 +397,7 @@ class _Delivery(_Core):
         results: list[OutboxMessage] = []
         with self._sending() as mailer:
             smtp = sys.modules.get("teamaccess._mail.smtp")  # loaded if mailer is SmtpMailer's
-            sends_wire = smtp is not None and isinstance(mailer, smtp.SmtpMailer | smtp._Batch)
+            sends_wire = _sends_wire(smtp, mailer)
             for index, row in enumerate(claimed):
                 if (stop is not None and stop()) or self.clock.now() >= last_start:
                     self._release(claimed[index:])
@@ -528,6 +534,16 @@ class _FullWay:
 
 
 FULL_WAY: Final = _FullWay()
+
+
+def _sends_wire(smtp: ModuleType | None, mailer: Mailer) -> bool:
+    """Whether *mailer* is an ``SmtpMailer`` (or its batch) that takes checked bytes
+    rather than a ``send()`` call; *smtp* is its module if loaded (else it cannot be)."""
+    return (
+        smtp is not None
+        and isinstance(mailer, smtp.SmtpMailer | smtp._Batch)
+        and mailer._sends_wire()
+    )
 
 
 def _refused(row: OutboxMessage, exc: Exception) -> _Refusal:
