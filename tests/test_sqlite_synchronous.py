@@ -181,6 +181,7 @@ class TestNotDurableUnits:
             ("COMMIT", normal),
             ("INSERT INTO members", full),
             ("UPDATE invitations S", full),
+            ("UPDATE outbox SET st", full),  # its mail cancelled, were it still waiting
             ("INSERT INTO events", full),
             ("COMMIT", full),
         ]

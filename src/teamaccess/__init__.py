@@ -60,7 +60,16 @@ from ._permissions import (
     Preset,
     Resources,
 )
-from ._ports import BatchMailer, BulkUnitOfWork, Clock, Mailer, Store, SystemClock, UnitOfWork
+from ._ports import (
+    BatchMailer,
+    BulkUnitOfWork,
+    Clock,
+    CombinedReads,
+    Mailer,
+    Store,
+    SystemClock,
+    UnitOfWork,
+)
 from ._service import TeamAccess
 
 if TYPE_CHECKING:
@@ -99,6 +108,7 @@ __all__ = [
     "Categories",
     "Category",
     "Clock",
+    "CombinedReads",
     "Conflict",
     "Contact",
     "ContactNotFound",

@@ -22,6 +22,7 @@ __all__ = [
     "BatchMailer",
     "BulkUnitOfWork",
     "Clock",
+    "CombinedReads",
     "Mailer",
     "Store",
     "SystemClock",
@@ -277,6 +278,44 @@ class BulkUnitOfWork(Protocol):
         (the service never commits it). A backend may skip the per-account write locks for
         the accounts added in the same call: no other unit can see them before it commits.
         """
+        ...
+
+
+class CombinedReads(Protocol):
+    """An optional capability of a ``UnitOfWork``: reads the use cases make together,
+    each answered in one statement where a backend can.
+
+    The service uses each method a unit has, and otherwise makes the single reads named
+    below, which is always correct. A store may also have ``account_member()`` itself:
+    the same answer from one consistent read of committed state, outside any unit (the
+    read before an invitation mail is rendered; the write unit checks it afresh).
+    """
+
+    def account_member(self, account_id: str, user_id: str) -> tuple[Account | None, Member | None]:
+        """``(get_account(account_id), get_member(account_id, user_id))``; the member is
+        ``None`` when the account is."""
+        ...
+
+    def address_in_use(self, account_id: str, email_key: str) -> tuple[bool, Invitation | None]:
+        """``(member_by_email(account_id, email_key) is not None,
+        pending_invitation_for(account_id, email_key))``."""
+        ...
+
+    def send_times(
+        self, account_id: str, since: datetime, email_key: str, mail_since: datetime
+    ) -> tuple[list[datetime], list[datetime]]:
+        """``(event_times(account_id, {"invitation.sent", "invitation.resent"}, since),
+        invitation_mail_times(email_key, mail_since))``."""
+        ...
+
+    def invitation_and_inviter(self, invitation_id: str) -> tuple[Invitation | None, Member | None]:
+        """``get_invitation(invitation_id)`` and its inviter's membership
+        (``get_member(account_id, invited_by)``); ``(None, None)`` if there is none."""
+        ...
+
+    def cancel_outbox(self, invitation_id: str) -> None:
+        """Set ``status = "cancelled"`` on the invitation's ``pending`` outbox rows, as
+        ``update_outbox()`` of each would; the rest of each row stays."""
         ...
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -310,6 +310,45 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         rows = self._all(sql + " ORDER BY created_at, id", params)
         return [_invitation(r) for r in rows]
 
+    # combined reads: the optional capability ``CombinedReads`` (_ports.py), one
+    # statement where the use cases would otherwise run two
+
+    def account_member(self, account_id: str, user_id: str) -> tuple[Account | None, Member | None]:
+        row = self._one(_ACCOUNT_MEMBER_SQL, (user_id, account_id))
+        return _account_member(row)
+
+    def address_in_use(self, account_id: str, email_key: str) -> tuple[bool, Invitation | None]:
+        row = self._one(_ADDRESS_SQL, (account_id, email_key, account_id, email_key))
+        assert row is not None  # the outer SELECT has one row, whatever is stored
+        return row[0] is not None, None if row[1] is None else _invitation(row[1:])
+
+    def send_times(
+        self, account_id: str, since: datetime, email_key: str, mail_since: datetime
+    ) -> tuple[list[datetime], list[datetime]]:
+        rows = self._all(_SEND_TIMES_SQL, (account_id, _ts(since), email_key, _ts(mail_since)))
+        sends: list[datetime] = []
+        mails: list[datetime] = []
+        try:
+            for which, text in rows:
+                (sends if which == 0 else mails).append(_dt(text))
+        except _DECODE_ERRORS as exc:
+            raise _unreadable("an audit event or outbox time", exc) from exc
+        return sends, mails
+
+    def invitation_and_inviter(self, invitation_id: str) -> tuple[Invitation | None, Member | None]:
+        row = self._one(_INVITATION_INVITER_SQL, (invitation_id,))
+        if row is None:
+            return None, None
+        inviter = None if row[16] is None else _member(row[16:])
+        return _invitation(row), inviter
+
+    def cancel_outbox(self, invitation_id: str) -> None:
+        # What update_outbox() of each pending row with status "cancelled" writes.
+        self._exec(
+            "UPDATE outbox SET status = 'cancelled' WHERE invitation_id = ? AND status = 'pending'",
+            (invitation_id,),
+        )
+
     # contacts
 
     def add_contact(self, contact: Contact, email_key: str) -> None:
@@ -485,3 +524,42 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
                 (lease, *chunk, _ts(now)),
             )
         return [attrs.evolve(m, next_attempt_at=lease_until) for m in due]
+
+
+def _qualified(cols: str, table: str) -> str:
+    return ", ".join(f"{table}.{c}" for c in cols.split(", "))
+
+
+def _account_member(row: Row | None) -> tuple[Account | None, Member | None]:
+    if row is None:
+        return None, None
+    return _account(row), None if row[5] is None else _member(row[5:])
+
+
+#: The account and one user's membership in it (a LEFT JOIN: the user may be none).
+_ACCOUNT_MEMBER_SQL: Final = (
+    f"SELECT {_ACCOUNT_COLS}, {_qualified(_MEMBER_COLS, 'm')} FROM accounts a "
+    "LEFT JOIN members m ON m.account_id = a.id AND m.user_id = ? WHERE a.id = ?"
+)
+#: Whether an address is a member's, and its pending invitation: the conditions are
+#: member_by_email()'s and pending_invitation_for()'s, word for word (their indexes).
+_ADDRESS_SQL: Final = (
+    "SELECT (SELECT 1 FROM members WHERE account_id = ? AND email_key = ?), "
+    f"{_qualified(_INVITATION_COLS, 'i')} FROM (SELECT 1) LEFT JOIN invitations i "
+    "ON i.account_id = ? AND i.email_key = ? AND i.status = 'pending'"
+)
+#: The account's sends (event_times() of the send actions) and the address's invitation
+#: mails (invitation_mail_times()), told apart by the first column.
+_SEND_TIMES_SQL: Final = (
+    "SELECT 0, at FROM events WHERE account_id = ? AND "
+    f"action IN {SEND_ACTIONS_SQL} AND at >= ? "
+    "UNION ALL SELECT 1, o.created_at FROM invitations i JOIN outbox o "
+    "ON o.invitation_id = i.id WHERE i.email_key = ? AND o.kind = 'invitation' "
+    "AND o.created_at >= ? ORDER BY 1, 2"
+)
+#: An invitation and its inviter's membership (none for SYSTEM or a removed member).
+_INVITATION_INVITER_SQL: Final = (
+    f"SELECT {_qualified(_INVITATION_COLS, 'i')}, {_qualified(_MEMBER_COLS, 'm')} "
+    "FROM invitations i LEFT JOIN members m "
+    "ON m.account_id = i.account_id AND m.user_id = i.invited_by WHERE i.id = ?"
+)

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from .._domain import AuditEvent, Invitation, OutboxMessage
+from .._domain import Account, AuditEvent, Invitation, Member, OutboxMessage
 from .._errors import DeliveryFailed, ValidationError
 from .._ports import UnitOfWork
 from .checks import _log, _Work
@@ -60,7 +60,7 @@ class _Tracked:
         return attr
 
 
-_WRITES = ("add_", "update_", "delete_", "claim_", "erase_", "purge_", "commit")
+_WRITES = ("add_", "update_", "delete_", "claim_", "erase_", "purge_", "cancel_", "commit")
 
 
 class _Batching(_Delivery):
@@ -134,6 +134,13 @@ class _Batching(_Delivery):
         if state is None:
             return super()._read()
         return nullcontext(state.uow)
+
+    def _glance(self, account_id: str, user_id: str) -> tuple[Account, Member | None]:
+        if self._batch_state() is None:
+            return super()._glance(account_id, user_id)
+        # What the batch wrote so far counts, and only its unit sees that.
+        with self._read() as uow:
+            return self._account_actor(uow, account_id, user_id)
 
     def _deliver_now(
         self,

@@ -303,6 +303,34 @@ class _Core:
         return account
 
     @staticmethod
+    def _account_actor(
+        uow: UnitOfWork, account_id: str, actor_id: str
+    ) -> tuple[Account, Member | None]:
+        """The account (``AccountNotFound`` if none) and the actor's membership; one
+        read where the unit has ``account_member()`` (``CombinedReads``)."""
+        both = getattr(uow, "account_member", None)
+        if both is None:
+            account = _Core._account(uow, account_id)
+            return account, None if actor_id == SYSTEM else uow.get_member(account_id, actor_id)
+        found: tuple[Account | None, Member | None] = both(account_id, actor_id)
+        if found[0] is None:
+            raise _no_account(account_id)
+        return found[0], found[1]
+
+    def _glance(self, account_id: str, user_id: str) -> tuple[Account, Member | None]:
+        """:meth:`_account_actor` in a read of its own, for rendering a mail before the
+        write unit (which checks everything afresh, so this need not be its snapshot):
+        one statement where the store itself has ``account_member()``."""
+        look = getattr(self._store, "account_member", None)
+        if look is None:
+            with self._read() as uow:
+                return self._account_actor(uow, account_id, user_id)
+        found: tuple[Account | None, Member | None] = look(account_id, user_id)
+        if found[0] is None:
+            raise _no_account(account_id)
+        return found[0], found[1]
+
+    @staticmethod
     def _member(uow: UnitOfWork, account_id: str, user_id: str) -> Member:
         member = uow.get_member(account_id, user_id)
         if member is None:
@@ -341,7 +369,12 @@ class _Core:
     def _actor_permissions(self, uow: UnitOfWork, account_id: str, actor_id: str) -> PermissionSet:
         if actor_id == SYSTEM:
             return _ALL
-        member = uow.get_member(account_id, actor_id)
+        return self._held(account_id, actor_id, uow.get_member(account_id, actor_id))
+
+    def _held(self, account_id: str, actor_id: str, member: Member | None) -> PermissionSet:
+        """What *actor_id* may use in the account, *member* being its membership as read."""
+        if actor_id == SYSTEM:
+            return _ALL
         if member is None:
             raise PermissionDenied(
                 f"user {actor_id!r} is not a member of account {account_id!r}",
@@ -368,6 +401,12 @@ class _Core:
         self, uow: UnitOfWork, account_id: str, actor_id: str, permission: str
     ) -> PermissionSet:
         held = self._actor_permissions(uow, account_id, actor_id)
+        return self._require_held(held, account_id, actor_id, permission)
+
+    @staticmethod
+    def _require_held(
+        held: PermissionSet, account_id: str, actor_id: str, permission: str
+    ) -> PermissionSet:
         if permission not in held:
             raise PermissionDenied(
                 f"user {actor_id!r} lacks the permission {permission!r} in account "
@@ -414,7 +453,13 @@ class _Core:
     def _inviter_lost_rights(self, uow: UnitOfWork, inv: Invitation) -> bool:
         if inv.invited_by == SYSTEM:
             return False
-        inviter = uow.get_member(inv.account_id, inv.invited_by)
+        return self._inviter_lost(inv, uow.get_member(inv.account_id, inv.invited_by))
+
+    def _inviter_lost(self, inv: Invitation, inviter: Member | None) -> bool:
+        """Whether *inviter* (the membership of ``inv.invited_by``, as read) may no longer
+        grant *inv*."""
+        if inv.invited_by == SYSTEM:
+            return False
         return (
             inviter is None
             or not inviter.is_active(self.clock.now())

@@ -103,6 +103,10 @@ class _Delivery(_Core):
     @staticmethod
     def _cancel_mail(work: _Work, invitation_id: str) -> None:
         """An invitation that is no longer pending must not be mailed (again)."""
+        cancel = getattr(work.uow, "cancel_outbox", None)
+        if cancel is not None:  # one statement (CombinedReads)
+            cancel(invitation_id)
+            return
         for row in work.uow.outbox(status="pending", invitation_id=invitation_id):
             work.uow.update_outbox(attrs.evolve(row, status="cancelled"))
 

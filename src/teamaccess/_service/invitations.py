@@ -52,10 +52,25 @@ __all__ = ["_Invitations"]
 class _Invitations(_Delivery):
     """Invitations: invite, resend, revoke, inspect, accept, decline."""
 
-    def _check_rate(self, work: _Work, account_id: str) -> None:
+    def _check_rates(self, work: _Work, account_id: str, email: str, email_key: str) -> None:
+        """The account's limit, then the address's (see :meth:`_check_recipient_rate`);
+        both read in one statement where the unit has ``send_times()``."""
         since = work.now - self.rate_window
+        mail_since = work.now - self.recipient_rate_window
+        both = getattr(work.uow, "send_times", None)
+        if both is None:
+            sends = work.uow.event_times(account_id, _SEND_ACTIONS, since)
+            self._judge_rate(account_id, sends, since)
+            self._judge_recipient_rate(email, self._mail_times(work, email_key, mail_since),
+                                       mail_since)  # fmt: skip
+            return
+        sends, mails = both(account_id, since, email_key, mail_since)
+        self._judge_rate(account_id, sends, since)
+        self._judge_recipient_rate(email, mails, mail_since)
+
+    def _judge_rate(self, account_id: str, sent: list[datetime], since: datetime) -> None:
         # A send leaves the window exactly rate_window later, so retry_after really works.
-        times = [t for t in work.uow.event_times(account_id, _SEND_ACTIONS, since) if t > since]
+        times = [t for t in sent if t > since]
         if len(times) >= self.rate_limit:
             retry_after = times[len(times) - self.rate_limit] + self.rate_window
             raise RateLimited(
@@ -65,10 +80,7 @@ class _Invitations(_Delivery):
                 retry_after=retry_after,
             )
 
-    def _check_recipient_rate(self, work: _Work, email: str, email_key: str) -> None:
-        """At most ``recipient_rate_limit`` invitation mails to one address per
-        ``recipient_rate_window``, from all accounts together."""
-        since = work.now - self.recipient_rate_window
+    def _mail_times(self, work: _Work, email_key: str, since: datetime) -> list[datetime]:
         try:
             mail_times = work.uow.invitation_mail_times
         except AttributeError:
@@ -76,7 +88,12 @@ class _Invitations(_Delivery):
                 f"the store {type(self._store).__name__} has no invitation_mail_times(); "
                 "update it to the current Store protocol (StoreContract checks it)"
             ) from None
-        times = [t for t in mail_times(email_key, since) if t > since]
+        return mail_times(email_key, since)
+
+    def _judge_recipient_rate(self, email: str, mailed: list[datetime], since: datetime) -> None:
+        """At most ``recipient_rate_limit`` invitation mails to one address per
+        ``recipient_rate_window``, from all accounts together."""
+        times = [t for t in mailed if t > since]
         if len(times) >= self.recipient_rate_limit:
             retry_after = times[len(times) - self.recipient_rate_limit] + self.recipient_rate_window
             raise RateLimited(
@@ -122,9 +139,9 @@ class _Invitations(_Delivery):
         # The mail is rendered first, from what a read shows, so that rendering never
         # holds the write lock; the write unit then checks every rule afresh and stores
         # the invitation and its outbox row together, or nothing.
-        with self._read() as uow:
-            account = self._account(uow, account_id)
-            inviter_email = self._inviter_email(uow, account, actor_id)
+        account, inviter = self._glance(account_id, actor_id)
+        # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names the owner.
+        inviter_email = account.owner_email if inviter is None else inviter.email
         now = self.clock.now()
         inv_id = _new_id("inv")
         token, digest = self._tokens.issue(inv_id)
@@ -147,15 +164,16 @@ class _Invitations(_Delivery):
         message = self._render_invitation(account, inv, inviter_email, token, row, now)
         with self._write(now) as work:
             uow = work.uow
-            account = self._account(uow, account_id)
-            held = self._require(uow, account_id, actor_id, "users.manage")
+            account, actor = self._account_actor(uow, account_id, actor_id)
+            held = self._held(account_id, actor_id, actor)
+            self._require_held(held, account_id, actor_id, "users.manage")
             self._no_escalation(actor_id, held, wanted, "grant these permissions")
-            if uow.member_by_email(account_id, address.key) is not None:
+            is_member, existing = self._address_in_use(uow, account_id, address.key)
+            if is_member:
                 raise AlreadyMember(
                     f"{address.email} is already a member of {account.name!r}; change their "
                     "permissions with set_permissions() instead"
                 )
-            existing = uow.pending_invitation_for(account_id, address.key)
             if existing is not None:
                 if self._status_now(uow, existing, work.now) == "revoked":
                     # Its inviter may no longer grant it: it counts as revoked, so a new
@@ -175,8 +193,7 @@ class _Invitations(_Delivery):
                     )
                 else:
                     self._close_invitation(work, existing, "expired", SYSTEM)
-            self._check_rate(work, account_id)
-            self._check_recipient_rate(work, address.email, address.key)
+            self._check_rates(work, account_id, address.email, address.key)
             uow.add_invitation(inv, address.key)
             self._queue_invitation(work, inv, fresh=True, row=row)
             self._audit(
@@ -232,8 +249,7 @@ class _Invitations(_Delivery):
                     f"invitation {inv.id} counts as revoked: the member who sent it may no "
                     "longer grant it; send a new invitation instead"
                 )
-            self._check_rate(work, inv.account_id)
-            self._check_recipient_rate(work, inv.email, normalize_email(inv.email).key)
+            self._check_rates(work, inv.account_id, inv.email, normalize_email(inv.email).key)
             # Another resend may have come between: this one's token replaces its token,
             # as if they had run one after the other (an invitation's permissions and
             # address never change, so the rendered mail is still right).
@@ -333,7 +349,7 @@ class _Invitations(_Delivery):
         member: Member | None = None
         with self._write() as work:
             uow = work.uow
-            inv = self._by_token(uow, token)
+            inv, inviter = self._by_token_and_inviter(uow, token)
             self._check_open(inv, work.now)
             invited_key = normalize_email(inv.email).key
             if self.require_email_match and invited_key != address.key:
@@ -342,7 +358,7 @@ class _Invitations(_Delivery):
                     "log in with the invited address, or ask the account owner to invite "
                     "this one"
                 )
-            if self._inviter_lost_rights(uow, inv):
+            if self._inviter_lost(inv, inviter):
                 self._close_invitation(
                     work, inv, "revoked", SYSTEM, reason="inviter lost the right to grant it"
                 )
@@ -418,13 +434,35 @@ class _Invitations(_Delivery):
 
     def _by_token(self, uow: UnitOfWork, token: str) -> Invitation:
         inv_id = self._tokens.open(token)
-        inv = uow.get_invitation(inv_id)
-        if inv is None or not hash_matches(token, inv.token_hash):
-            raise InvalidInvitation(
-                "this invitation link is no longer valid: a newer invitation mail replaced "
-                "it, or it was withdrawn; use the link in the newest mail or ask for a new one"
-            )
-        return inv
+        return _token_matches(uow.get_invitation(inv_id), token)
+
+    def _by_token_and_inviter(
+        self, uow: UnitOfWork, token: str
+    ) -> tuple[Invitation, Member | None]:
+        """:meth:`_by_token` and the inviter's membership, in one read where the unit has
+        ``invitation_and_inviter()`` (``CombinedReads``)."""
+        both = getattr(uow, "invitation_and_inviter", None)
+        if both is None:
+            inv = self._by_token(uow, token)
+            if inv.invited_by == SYSTEM:
+                return inv, None
+            return inv, uow.get_member(inv.account_id, inv.invited_by)
+        found: tuple[Invitation | None, Member | None] = both(self._tokens.open(token))
+        return _token_matches(found[0], token), found[1]
+
+    @staticmethod
+    def _address_in_use(
+        uow: UnitOfWork, account_id: str, email_key: str
+    ) -> tuple[bool, Invitation | None]:
+        """Whether the address is a member's, and its pending invitation; one read where
+        the unit has ``address_in_use()`` (``CombinedReads``)."""
+        both = getattr(uow, "address_in_use", None)
+        if both is None:
+            if uow.member_by_email(account_id, email_key) is not None:
+                return True, None
+            return False, uow.pending_invitation_for(account_id, email_key)
+        found: tuple[bool, Invitation | None] = both(account_id, email_key)
+        return found
 
     @staticmethod
     def _raise_closed(inv: Invitation) -> None:
@@ -477,3 +515,13 @@ class _Invitations(_Delivery):
         self._cancel_mail(work, inv.id)
         self._audit(work, inv.account_id, actor_id, f"invitation.{status}", inv.id, **details)
         return closed
+
+
+def _token_matches(inv: Invitation | None, token: str) -> Invitation:
+    """*inv* if it is the invitation *token* was issued for, as it stands."""
+    if inv is None or not hash_matches(token, inv.token_hash):
+        raise InvalidInvitation(
+            "this invitation link is no longer valid: a newer invitation mail replaced "
+            "it, or it was withdrawn; use the link in the newest mail or ask for a new one"
+        )
+    return inv

@@ -36,6 +36,7 @@ from .._permissions import PermissionSet
 from .._ports import Store
 from .contract_bulk import BulkContract
 from .contract_privacy import PrivacyContract
+from .contract_reads import CombinedReadsContract
 
 __all__ = ["StoreContract"]
 
@@ -149,7 +150,7 @@ def outbox(message_id: str, *, minute: int = 0, **changes: Any) -> OutboxMessage
     return attrs.evolve(row, **changes)
 
 
-class StoreContract(PrivacyContract, BulkContract):
+class StoreContract(PrivacyContract, BulkContract, CombinedReadsContract):
     """The behaviour every ``Store`` shares; subclass it and override ``store_factory``."""
 
     #: True if every ``store_factory()`` call opens the same data anew.

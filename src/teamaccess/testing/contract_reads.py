@@ -1,0 +1,168 @@
+"""The store contract's part for the optional combined reads (``CombinedReads``).
+
+``StoreContract`` inherits these tests; a backend without one of the methods skips its
+tests (the service then makes the single reads it combines). Each combined answer must
+be the single reads' answer, in every state the use cases meet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pytest
+
+from .._permissions import PermissionSet
+from .._ports import Store
+
+# contract.py imports this module to define StoreContract; its helpers are looked up on
+# it when a test runs, by which time it is fully imported.
+from . import contract as c
+
+__all__ = ["CombinedReadsContract"]
+
+_SENDS = frozenset({"invitation.sent", "invitation.resent"})
+
+
+def _method(obj: object, name: str) -> Callable[..., Any]:
+    found = getattr(obj, name, None)
+    if not callable(found):
+        pytest.skip(f"this store has no {name}() (an optional capability)")
+    return found  # type: ignore[no-any-return]
+
+
+class CombinedReadsContract:
+    """Each combined read answers what the single reads it stands for answer."""
+
+    def test_account_member(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            both = _method(uow, "account_member")
+            uow.add_member(c.member("u1"), c.key("u1"))
+            uow.add_account(c.account("acc2", owner="boss2"))
+            uow.commit()
+        with seeded.read() as uow:
+            both = _method(uow, "account_member")
+            acc1 = uow.get_account("acc1")
+            for account_id, user_id in (("acc1", "owner"), ("acc1", "u1"), ("acc2", "u1")):
+                expected = (uow.get_account(account_id), uow.get_member(account_id, user_id))
+                assert both(account_id, user_id) == expected
+            assert both("acc1", "u1") == (acc1, uow.get_member("acc1", "u1"))
+            assert both("acc2", "u1")[1] is None  # a member of another account only
+            assert both("nope", "owner") == (None, None)
+
+    def test_store_account_member_reads_committed_state(self, seeded: Store) -> None:
+        look = _method(seeded, "account_member")
+        with seeded.read() as uow:
+            expected = (uow.get_account("acc1"), uow.get_member("acc1", "owner"))
+        assert look("acc1", "owner") == expected
+        assert look("acc1", "nobody") == (expected[0], None)
+        assert look("nope", "owner") == (None, None)
+        with seeded.begin() as uow:
+            uow.add_member(c.member("u1"), c.key("u1"))
+            # not committed: rolled back when the unit ends
+        assert look("acc1", "u1") == (expected[0], None)
+        with seeded.begin() as uow:
+            uow.add_member(c.member("u1"), c.key("u1"))
+            uow.commit()
+        assert look("acc1", "u1") == (expected[0], c.member("u1"))
+
+    def test_address_in_use(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            _method(uow, "address_in_use")
+            uow.add_member(c.member("u1"), c.key("u1"))
+            uow.add_invitation(c.invitation("inv1", "new@example.org"), "new@example.org")
+            closed = c.invitation("inv2", "old@example.org", status="declined")
+            uow.add_invitation(closed, "old@example.org")
+            uow.add_account(c.account("acc2", owner="boss2"))
+            uow.commit()
+        with seeded.read() as uow:
+            both = _method(uow, "address_in_use")
+            assert both("acc1", c.key("u1")) == (True, None)
+            assert both("acc1", "new@example.org") == (
+                False,
+                uow.pending_invitation_for("acc1", "new@example.org"),
+            )
+            assert both("acc1", "new@example.org")[1] == c.invitation("inv1")
+            assert both("acc1", "old@example.org") == (False, None)  # closed: not pending
+            assert both("acc2", "new@example.org") == (False, None)  # another account's
+            assert both("acc2", c.key("u1")) == (False, None)
+            assert both("acc1", "nobody@example.org") == (False, None)
+
+    def test_send_times(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            _method(uow, "send_times")
+            uow.add_account(c.account("acc2"))
+            for event_id, action, minute in (
+                ("e0", "invitation.sent", 0), ("e1", "invitation.resent", 12),
+                ("e2", "member.removed", 11), ("e3", "invitation.sent", 10),
+            ):  # fmt: skip
+                uow.add_event(c.event(event_id, action, minute=minute))
+            uow.add_event(attrs.evolve(c.event("e4", minute=13), account_id="acc2",
+                                       action="invitation.sent"))  # fmt: skip
+            uow.add_invitation(c.invitation("inv1"), "new@example.org")
+            uow.add_invitation(c.invitation("inv2", account_id="acc2"), "new@example.org")
+            for message_id, inv_id, minute in (("m1", "inv1", 5), ("m2", "inv2", 3)):
+                uow.add_outbox(
+                    c.outbox(message_id, minute=minute, kind="invitation", message=None,
+                             invitation_id=inv_id, recipient="new@example.org")
+                )  # fmt: skip
+            uow.add_outbox(c.outbox("m3", minute=6))  # a notification counts for nothing
+            uow.commit()
+        with seeded.read() as uow:
+            both = _method(uow, "send_times")
+            for account_id, since, email_key, mail_since in (
+                ("acc1", c.at(0), "new@example.org", c.at(0)),
+                ("acc1", c.at(10), "new@example.org", c.at(4)),
+                ("acc2", c.at(0), "other@example.org", c.at(0)),
+                ("acc1", c.at(20), "new@example.org", c.at(20)),
+            ):
+                expected = (
+                    uow.event_times(account_id, _SENDS, since),
+                    uow.invitation_mail_times(email_key, mail_since),
+                )
+                assert both(account_id, since, email_key, mail_since) == expected
+            assert both("acc1", c.at(0), "new@example.org", c.at(4)) == (
+                [c.at(0), c.at(10), c.at(12)],
+                [c.at(5)],
+            )
+
+    def test_invitation_and_inviter(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            _method(uow, "invitation_and_inviter")
+            uow.add_member(c.member("u1", permissions=PermissionSet.all()), c.key("u1"))
+            uow.add_invitation(c.invitation("inv1", invited_by="u1"), "new@example.org")
+            uow.add_invitation(c.invitation("inv2", "b@example.org", invited_by="gone"),
+                               "b@example.org")  # fmt: skip
+            uow.commit()
+        with seeded.read() as uow:
+            both = _method(uow, "invitation_and_inviter")
+            inv1 = uow.get_invitation("inv1")
+            assert inv1 is not None
+            assert both("inv1") == (inv1, uow.get_member("acc1", "u1"))
+            assert both("inv2") == (uow.get_invitation("inv2"), None)
+            assert both("nope") == (None, None)
+
+    def test_cancel_outbox(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            _method(uow, "cancel_outbox")
+            uow.add_invitation(c.invitation("inv1"), "new@example.org")
+            uow.add_invitation(c.invitation("inv2", "b@example.org"), "b@example.org")
+            for message_id, inv_id, status in (
+                ("m1", "inv1", "pending"), ("m2", "inv1", "sent"), ("m3", "inv1", "pending"),
+                ("m4", "inv2", "pending"),
+            ):  # fmt: skip
+                uow.add_outbox(
+                    c.outbox(message_id, kind="invitation", message=None, status=status,
+                             invitation_id=inv_id, attempts=2, last_error="busy")
+                )  # fmt: skip
+            uow.commit()
+        with seeded.begin() as uow:
+            before = {m.id: m for m in uow.outbox()}
+            _method(uow, "cancel_outbox")("inv1")
+            _method(uow, "cancel_outbox")("nope")
+            uow.commit()
+        with seeded.read() as uow:
+            after = {m.id: m for m in uow.outbox()}
+        cancelled = {k: attrs.evolve(before[k], status="cancelled") for k in ("m1", "m3")}
+        assert after == {**before, **cancelled}
