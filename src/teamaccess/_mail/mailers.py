@@ -310,12 +310,16 @@ def _address_field(utf8: bool, header: str, value: str) -> str:
 def _header_address(header: str, value: str) -> tuple[Address, bool]:
     """*value* (``addr`` or ``Name <addr>``) with an ASCII domain; True if it needs SMTPUTF8."""
     from email.headerregistry import Address
-    from email.utils import parseaddr
+    from email.utils import parseaddr, unquote
 
     import idna
 
     name, addr = parseaddr(value)
     local, at, domain = addr.rpartition("@")
+    if len(local) > 1 and local[0] == local[-1] == '"':
+        # parseaddr() keeps a quoted local part's quotes; Address() quotes it itself, and
+        # with them kept it wrote another address ("\"no reply\""@example.net).
+        local = unquote(local)
     if not at or not local or not domain:
         raise ValidationError(
             f"mail header {header} needs an address like 'Name <noreply@example.com>', "
