@@ -124,7 +124,9 @@ def replay() -> None:
     response = anna.get(f"/accounts/{account}/services")
     show("anna opens the services page", "GET", f"/accounts/{account}/services",
          response.status_code)  # fmt: skip
-    page = anna.get(users).get_data(as_text=True)
+    # Her users page is read-only, without a form; the page that asks before she leaves
+    # the account has one, and with it the session's CSRF token.
+    page = anna.get(f"{users}/anna/remove").get_data(as_text=True)
     response = anna.post(
         f"{users}/invite", data={"csrf_token": csrf(page), "email": "x@y.de", "scope": "all"}
     )

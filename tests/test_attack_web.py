@@ -81,6 +81,8 @@ FORM: dict[str, object] = {
     "until": "2030-01-01",
     "action": "accept",
     "note": "n",
+    # the answer of the page that asks before a removal or suspension
+    "confirm": "yes",
 }
 
 POST_ROUTES = [r for r in ROUTES if "POST" in r.methods]
@@ -133,6 +135,7 @@ def test_get_changes_nothing(world: World, route: Any, user: str | None) -> None
     before = world.state()
     query = f"?token={token}&action=accept&csrf_token={_csrf(world, user or 'eve')}"
     query += "&email=x@example.com&scope=all&name=N&categories=billing&until=2030-01-01"
+    query += "&confirm=yes"
     response = world.p.client(user).get(world.url(route.rule) + query)
     assert response.status_code < 500
     assert world.state() == before
@@ -229,6 +232,7 @@ def test_stored_values_are_escaped_everywhere(lang: str) -> None:
         f"/team/accounts/{acc}/contacts/{contact.id}",
         f"/team/accounts/{acc}/activity",
         f"/team/accounts/{acc}/users/max",
+        f"/team/accounts/{acc}/contacts/{contact.id}/remove",
         f"/team/invitations/accept?token={token}",
         "/team/",
     ]
@@ -242,7 +246,10 @@ def test_stored_values_are_escaped_everywhere(lang: str) -> None:
     # notices built from user values after a POST, then shown on the next page
     csrf = _csrf_panel(panel, "max")
     client = panel.client("max", lang)
-    client.post(f"/team/accounts/{acc}/contacts/{contact.id}/remove", data={"csrf_token": csrf})
+    client.post(
+        f"/team/accounts/{acc}/contacts/{contact.id}/remove",
+        data={"csrf_token": csrf, "confirm": "yes"},
+    )
     body = client.get(f"/team/accounts/{acc}/contacts").get_data(as_text=True)
     assert "<script>alert" not in body
 
@@ -268,6 +275,11 @@ PYTHON_NAMES = re.compile(
         "/team/accounts/{a}/users/nobody",
         "/team/accounts/{a}/contacts/con_nope",
         "/team/accounts/{a}/contacts/{b_contact}",
+        "/team/accounts/{a}/users/nobody/remove",
+        "/team/accounts/{a}/users/max/remove",
+        "/team/accounts/{a}/users/max/suspend",
+        "/team/accounts/{a}/contacts/con_nope/remove",
+        "/team/accounts/{a}/contacts/{b_contact}/remove",
         "/team/invitations/accept?token=",
         "/team/invitations/accept?token=garbage",
         "/team/invitations/accept?token=" + "A" * 5000,

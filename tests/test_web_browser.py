@@ -246,7 +246,9 @@ def test_3_member_without_users_manage_cannot_invite(demo: Demo) -> None:
     expect(bea.locator("#ta-email")).to_have_count(0)
     expect(bea.get_by_text("Invite a new user")).to_have_count(0)
     both_languages(bea, "users-read-only")
-    # Post to the invite form anyway, with a valid CSRF token from the page.
+    # Post to the invite form anyway, with a valid CSRF token from a page of hers (the
+    # one that asks before she leaves the account).
+    bea.get_by_role("link", name="Leave account").click()
     token = bea.locator("input[name=csrf_token]").first.get_attribute("value")
     assert token
     with bea.expect_navigation() as navigation:
@@ -316,7 +318,7 @@ def test_5_contacts_add_edit_and_recipients_follow(demo: Demo) -> None:
     ]  # fmt: skip
     assert demo.team.recipients(demo.account.id, "support") == [OWNER]
     both_languages(owner, "contacts")
-    owner.locator("tr", has_text="Steuerbüro Klein").get_by_role("link").click()
+    owner.locator("tr", has_text="Steuerbüro Klein").get_by_role("link", name="Bearbeiten").click()
     both_languages(owner, "contact")
     owner.uncheck("input[name=category][value='billing']")
     owner.check("input[name=category][value='support']")
@@ -403,7 +405,10 @@ def test_preset_note_suspend_and_end_date(demo: Demo) -> None:
 
     demo.users(owner)
     owner.locator("tr", has_text=BOOKKEEPER).get_by_role("link", name="Bearbeiten").click()
-    owner.get_by_role("button", name="Sperren").click()
+    owner.get_by_role("link", name="Sperren").click()
+    expect(owner.locator(".ta-lead")).to_have_text(f"{BOOKKEEPER} in Muster GmbH sperren?")
+    shoot(owner, "member-suspend-confirm-de")
+    owner.get_by_role("button", name="Benutzer sperren").click()
     expect(owner.locator(".ta-notice")).to_contain_text("ist gesperrt")
     shoot(owner, "member-suspended-de")
     bea.reload()
@@ -418,3 +423,55 @@ def test_preset_note_suspend_and_end_date(demo: Demo) -> None:
     both_languages(owner, "member-access")
     demo.users(owner)
     expect(owner.locator("tr", has_text=BOOKKEEPER)).to_contain_text("Zugriff endet 31.12.2099")
+
+
+def test_remove_asks_first_cancel_changes_nothing(demo: Demo) -> None:
+    """Remove leads to a page that asks; Cancel leaves everything as it was; confirmed,
+    the member is gone and has no access any more. The same for a contact."""
+    bea = demo.join(BOOKKEEPER, "billing.view")
+    owner = demo.window()
+    demo.login(owner, OWNER)
+    demo.users(owner)
+    owner.locator("tr", has_text=BOOKKEEPER).get_by_role("link", name="Remove").click()
+    expect(owner.locator(".ta-lead")).to_have_text(f"Remove {BOOKKEEPER} from Muster GmbH?")
+    expect(owner.locator(".ta-effects")).to_contain_text("Open invitations they sent are revoked")
+    both_languages(owner, "remove-confirm")
+    owner.get_by_role("link", name="Cancel").click()
+    expect(owner).to_have_url(f"{demo.base}/team/accounts/{demo.account.id}/users")
+    expect(owner.locator("tr", has_text=BOOKKEEPER)).to_have_count(1)
+    bea.reload()
+    expect(bea.locator(".ta-panel-nav").get_by_role("link", name="Invoices")).to_be_visible()
+
+    owner.locator("tr", has_text=BOOKKEEPER).get_by_role("link", name="Remove").click()
+    owner.get_by_role("button", name="Remove user").click()
+    expect(owner.locator(".ta-notice")).to_have_text(f"{BOOKKEEPER} was removed.")
+    expect(owner.locator("tr", has_text=BOOKKEEPER)).to_have_count(0)
+    assert [m.email for m in demo.team.members(demo.account.id)] == [OWNER]
+    bea.reload()
+    expect(bea.locator(".ta-panel-nav").get_by_role("link", name="Invoices")).to_have_count(0)
+
+    demo.team.add_contact(demo.account.id, actor_id=demo.account.owner_id,
+                          name="Steuerbüro Klein", email="kanzlei@steuer.example",
+                          categories=["billing"])  # fmt: skip
+    owner.goto(f"{demo.base}/team/accounts/{demo.account.id}/contacts")
+    owner.locator("tr", has_text="Steuerbüro Klein").get_by_role("link", name="Remove").click()
+    expect(owner.locator(".ta-lead")).to_contain_text("Remove the contact Steuerbüro Klein")
+    owner.get_by_role("link", name="Cancel").click()
+    expect(owner.locator("tr", has_text="Steuerbüro Klein")).to_have_count(1)
+    owner.locator("tr", has_text="Steuerbüro Klein").get_by_role("link", name="Remove").click()
+    owner.get_by_role("button", name="Remove contact").click()
+    expect(owner.locator(".ta-notice")).to_have_text("The contact Steuerbüro Klein was removed.")
+    assert demo.team.contacts(demo.account.id) == []
+
+
+def test_leave_asks_first(demo: Demo) -> None:
+    bea = demo.join(BOOKKEEPER, "billing.view")
+    demo.users(bea)
+    bea.get_by_role("link", name="Leave account").click()
+    expect(bea.locator(".ta-lead")).to_have_text("Leave Muster GmbH?")
+    bea.get_by_role("link", name="Cancel").click()
+    assert BOOKKEEPER in [m.email for m in demo.team.members(demo.account.id)]
+    bea.get_by_role("link", name="Leave account").click()
+    bea.get_by_role("button", name="Leave account").click()
+    expect(bea.locator(".ta-notice")).to_have_text("You have left Muster GmbH.")
+    assert [m.email for m in demo.team.members(demo.account.id)] == [OWNER]

@@ -9,6 +9,10 @@ encoded word decoded to CR/LF as it is, so the value becomes new header lines (`
 or a new body (CPython gh-121650); later versions still differ in how they refold
 encoded words (gh-121284). Checking the wire form holds on every version, whatever the
 stdlib does with a value.
+
+A message of the builder's plain shape is read back from its bytes alone, without the
+parser (:func:`_read_as_built`, and :func:`stored_wire` for a queued one); what that
+way lets through, the full way lets through too, and it leaves everything else to it.
 """
 
 from __future__ import annotations
@@ -97,8 +101,9 @@ def check_stored(source: bytes) -> None:
 
 
 # What besides LF ends a line for the stdlib parser (str.splitlines) or is a BREAKS
-# character: bytes that send a stored message the full way.
+# character: bytes that send a stored message (or text a fresh one) the full way.
 _ODD_BYTES: Final = re.compile(rb"[\x00\r\x0b\x0c\x1c-\x1e]")
+_ODD_TEXT: Final = re.compile(r"[\x00\r\x0b\x0c\x1c-\x1e]")
 _FIELD_TEXT: Final = re.compile(r"([!-9;-~]+):")
 # Shapes the stdlib reads as written: one plain address, a plain Message-ID, the
 # builder's multipart Content-Type. Anything else is read by the stdlib's header parser.
@@ -125,16 +130,17 @@ _ALTERNATIVE: Final = re.compile(
 _UNREADABLE: Final = (AttributeError, ValueError, LookupError, TypeError, UnicodeError)
 
 
-def _fields(lines: list[str]) -> list[tuple[str, str]] | None:
+def _fields(lines: list[str], fold: str = "") -> list[tuple[str, str]] | None:
     """Header lines as (name, value) as ``policy.default`` reads them (a folded value
-    joined without its line ends); ``None`` if a line is not a field or its continuation."""
+    joined without its line ends, or with *fold* where they were); ``None`` if a line is
+    not a field or its continuation."""
     fields: list[tuple[str, str]] = []
     for line in lines:
         if line[:1] in (" ", "\t"):
             if not fields:
                 return None
             name, value = fields[-1]
-            fields[-1] = (name, value + line)
+            fields[-1] = (name, value + fold + line)
             continue
         field = _FIELD_TEXT.match(line)
         if field is None:
@@ -212,7 +218,7 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
     envelope_from = _envelope_sender(str(sender))
     if envelope_from is None or not envelope_from.isascii():
         return None  # no address, or not ASCII: the full way decides
-    if boundary and not _parts_are_text(text[end + 2 :].split("\n"), boundary):
+    if boundary and _text_parts(text[end + 2 :].split("\n"), boundary) is None:
         return None
     return to, source.replace(b"\n", b"\r\n"), envelope_from
 
@@ -236,9 +242,10 @@ def _maintype(content_type: str) -> str:
     return ctype.split("/")[0] if ctype.count("/") == 1 else "text"
 
 
-def _parts_are_text(lines: list[str], boundary: str) -> bool:
-    """Whether a ``multipart/alternative`` body is text parts whose headers read
-    cleanly, split at lines that are exactly ``--boundary`` and one ``--boundary--``."""
+def _text_parts(lines: list[str], boundary: str) -> list[list[tuple[str, str]]] | None:
+    """The header fields of each part of a ``multipart/alternative`` body (as
+    :func:`_fields` gives them) if it is text parts whose headers read cleanly, split at
+    lines that are exactly ``--boundary`` and one ``--boundary--``; else ``None``."""
     delimiter = "--" + boundary
     parts: list[list[str]] = []
     current: list[str] | None = None
@@ -248,7 +255,7 @@ def _parts_are_text(lines: list[str], boundary: str) -> bool:
             rest = line[len(delimiter) :]
             # The stdlib also takes "--boundary  " or a line after the end as one.
             if closed or rest not in ("", "--"):
-                return False
+                return None
             if current is not None:
                 parts.append(current)
             current = [] if rest == "" else None
@@ -256,23 +263,25 @@ def _parts_are_text(lines: list[str], boundary: str) -> bool:
         elif current is not None:
             current.append(line)
     if not closed or not parts:
-        return False
+        return None
+    read = []
     for part in parts:
         if "" not in part:
-            return False
+            return None
         fields = _fields(part[: part.index("")])
         if fields is None:
-            return False
+            return None
         maintype = None
         for name, value in fields:
             header = _read(name, value)
             if header is None:
-                return False
+                return None
             if maintype is None and name.lower() == "content-type":
                 maintype = _maintype(header)
         if (maintype or "text") != "text":
-            return False
-    return True
+            return None
+        read.append(fields)
+    return read
 
 
 # The headers whose raw text, in these shapes, the parser reads without error and
@@ -319,6 +328,92 @@ def _same_on_the_wire(part: Message, theirs: Message, name: str, raw: object, wi
     return mine == " ".join(_read_header(theirs, name, wire).split())
 
 
+def _same_fields(part: Message, fields: list[tuple[str, str]]) -> bool:
+    """Whether *fields* (read from the wire by :func:`_fields`, ``"\n"`` where a value
+    was folded) are the headers *part* holds, as the full check compares them: the same
+    names in the same order, each the same plain text or reading the same, and none of
+    them reading with a line break, as built or as sent."""
+    built = list(part.raw_items())
+    if len(built) != len(fields):
+        return False
+    for (name, raw), (wire_name, value) in zip(built, fields, strict=True):
+        if name.lower() != wire_name.lower():
+            return False
+        if raw == value and _plain(name, raw):
+            continue
+        theirs = _read(wire_name, value.replace("\n", ""))
+        mine = _read_header(part, name, raw)
+        if theirs is None or not BREAKS.isdisjoint(mine):
+            return False
+        if " ".join(mine.split()) != " ".join(theirs.split()):
+            return False
+    return True
+
+
+def _read_as_built(message: EmailMessage, recipient: str, wire: bytes) -> str | None:
+    """The envelope recipient if *wire*, which *message* was just written to, reads back
+    as *message*, seen from its bytes alone; ``None`` if that is not shown here, and the
+    full check, which parses *wire* back, decides.
+
+    For the plain shape ``build_message()`` writes (ASCII, no encoded To): what is let
+    through is what the full check lets through, with the same envelope recipient. The
+    wire holds nothing but CR LF line ends and no other character the parser ends a
+    line at; every header of every part is one the message holds, the same name in the
+    same order, the same plain text or reading the same (each read by the same cached
+    parse as the full check's, with no line break in it); the parts are split at
+    boundary lines that are exactly the builder's, into as many text parts as were built;
+    no header adds a recipient; one unfolded ``From`` with a sender address; one ``To``
+    that is exactly the recipient, a plain address. ``tests/test_gate_reads.py`` holds it
+    to the full check on hostile and random messages.
+    """
+    from .mailers import expected_recipient
+
+    if not wire.isascii():
+        return None
+    text = wire.decode("ascii").replace("\r\n", "\n")
+    if _ODD_TEXT.search(text) is not None:
+        return None
+    end = text.find("\n\n")
+    head = _fields(text[:end].split("\n"), "\n") if end != -1 else None
+    if head is None or not _same_fields(message, head):
+        return None
+    to: list[str] = []
+    senders: list[str] = []
+    content_type = None
+    for name, value in head:
+        key = name.lower()
+        if key in _RECIPIENT_HEADERS:
+            return None
+        if key == "to":
+            to.append(value)
+        elif key == "from":
+            senders.append(value)
+        elif key == "content-type" and content_type is None:
+            content_type = value.replace("\n", "")  # the one the parser goes by
+    expected = expected_recipient(recipient)
+    if to != [expected] or not _plain("To", expected):
+        return None
+    if len(senders) != 1 or "\n" in senders[0] or _envelope_sender(senders[0]) is None:
+        return None
+    parts = list(message.iter_parts())
+    if not parts:
+        if message.is_multipart():
+            return None  # a multipart without parts: the full way reads what it is
+        header = _read("Content-Type", content_type) if content_type is not None else "text"
+        return expected if header is not None and _maintype(header) == "text" else None
+    alternative = _ALTERNATIVE.match(content_type or "")
+    if alternative is None:
+        return None
+    boundary = alternative.group(1) or alternative.group(2)
+    read = _text_parts(text[end + 2 :].split("\n"), boundary)
+    if read is None or len(read) != len(parts):
+        return None
+    for part, fields in zip(parts, read, strict=True):
+        if part.is_multipart() or not _same_fields(part, fields):
+            return None
+    return expected
+
+
 def check_outgoing(message: EmailMessage, recipient: str) -> str:
     """The envelope recipient of *message*, which must go to *recipient* alone.
 
@@ -354,6 +449,21 @@ def check_wire(
         and b"\r" not in source
         and (source.isascii() or _read_as_sent(message, recipient))
     )
+    utf8 = getattr(message.policy, "utf8", False)
+    wire = None
+    if not direct:
+        # A message of the builder's plain shape is checked on its bytes; the full way
+        # below, which parses them back, decides about anything else.
+        try:
+            wire = message.as_bytes(policy=wire_policy(utf8))
+            envelope = _read_as_built(message, recipient, wire)
+        except Exception:
+            # Whatever writing or the bytes-only reading trips over, the full way meets
+            # it again and says what it is.
+            envelope = None
+        if envelope is not None:
+            assert wire is not None
+            return envelope, wire
     try:
         for part in message.walk():
             for name, raw in part.raw_items():
@@ -369,7 +479,8 @@ def check_wire(
             wire = source.replace(b"\n", b"\r\n")
             parsed = message
         else:
-            wire = message.as_bytes(policy=wire_policy(getattr(message.policy, "utf8", False)))
+            if wire is None:
+                wire = message.as_bytes(policy=wire_policy(utf8))
             # Parsed as text: the bytes parser reads a header's UTF-8 (SMTPUTF8) as
             # escaped bytes, which would read as another address than the one built.
             parsed = message_from_string(

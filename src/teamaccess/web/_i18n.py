@@ -115,6 +115,52 @@ GERMAN: dict[str, str] = {
     "{email} is active again.": "{email} ist wieder aktiv.",
     "The access of {email} no longer ends.": "Der Zugriff von {email} endet nicht mehr.",
     "The access of {email} ends on {day}.": "Der Zugriff von {email} endet am {day}.",
+    # the pages that ask before removing, leaving or suspending
+    "Cancel": "Abbrechen",
+    "Remove user": "Benutzer entfernen",
+    "Remove {email} from {account}?": "{email} aus {account} entfernen?",
+    "They lose access to this customer account, and every permission in it, at once.": (
+        "Der Benutzer verliert sofort den Zugriff auf dieses Kundenkonto und jede "
+        "Berechtigung darin."
+    ),
+    "Open invitations they sent are revoked: their links stop working.": (
+        "Offene Einladungen, die er versendet hat, werden zurückgezogen: ihre Links "
+        "funktionieren nicht mehr."
+    ),
+    "To give them access again, send a new invitation.": "Um ihm wieder Zugriff zu geben, "
+    "senden Sie eine neue Einladung.",
+    "Leave {account}?": "{account} verlassen?",
+    "You lose access to this customer account, and every permission in it, at once.": (
+        "Sie verlieren sofort den Zugriff auf dieses Kundenkonto und jede Berechtigung darin."
+    ),
+    "Open invitations you sent are revoked: their links stop working.": (
+        "Offene Einladungen, die Sie versendet haben, werden zurückgezogen: ihre Links "
+        "funktionieren nicht mehr."
+    ),
+    "To come back, you need a new invitation.": "Um zurückzukommen, brauchen Sie eine neue "
+    "Einladung.",
+    "Suspend user": "Benutzer sperren",
+    "Suspend {email} in {account}?": "{email} in {account} sperren?",
+    "From now on they can use none of their permissions; the permissions are kept.": (
+        "Ab sofort kann der Benutzer keine seiner Berechtigungen nutzen; die "
+        "Berechtigungen bleiben erhalten."
+    ),
+    "While they are suspended, open invitations they sent cannot be accepted: an attempt "
+    "revokes the invitation.": "Solange der Benutzer gesperrt ist, können offene "
+    "Einladungen, die er versendet hat, nicht angenommen werden: ein Versuch zieht die "
+    "Einladung zurück.",
+    "You can reactivate them on their page at any time.": "Sie können den Benutzer "
+    "jederzeit auf seiner Seite wieder freischalten.",
+    "Remove contact": "Kontakt entfernen",
+    "Remove the contact {name} ({email}) from {account}?": "Den Kontakt {name} ({email}) "
+    "aus {account} entfernen?",
+    "{name} no longer receives the emails of this customer account ({categories}).": (
+        "{name} erhält keine E-Mails dieses Kundenkontos mehr ({categories})."
+    ),
+    "Emails already waiting to be sent to {email} still go out.": "E-Mails, die bereits "
+    "auf den Versand an {email} warten, gehen noch hinaus.",
+    "A contact has no login, so nothing else changes.": "Ein Kontakt hat keine "
+    "Zugangsdaten; sonst ändert sich nichts.",
     # the invitation link
     "Invitation": "Einladung",
     "{inviter} invites you to work in the customer account “{account}”.": "{inviter} lädt "

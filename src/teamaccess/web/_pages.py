@@ -33,6 +33,7 @@ from .. import (
     Member,
     MemberNotFound,
     NotFound,
+    OwnershipRequired,
     PermissionDenied,
     PermissionSet,
     RateLimited,
@@ -241,6 +242,59 @@ class Pages:
                     lang,
                 ).format(label=label)
             )
+
+    # -- confirmation -----------------------------------------------------------------
+
+    @staticmethod
+    def _confirmed(request: Request) -> bool:
+        """Whether this is the confirmation page's POST. A GET, or a POST without it (an
+        old form, a misclick that skipped the page), shows that page and changes nothing."""
+        return request.method == "POST" and request.value("confirm") == "yes"
+
+    def _changeable(self, me: Member, account: Account, user_id: str, lang: str) -> Member:
+        """The member *me* is about to remove or suspend, for the page that asks first.
+
+        The library decides on the confirmed POST; these are its rules as far as the
+        page can tell, so nobody is asked to confirm what would then be refused.
+        """
+        self._require_page(me, account, "users.manage", lang)
+        target = self.team.get_member(account.id, user_id)
+        if target.is_owner:
+            raise OwnershipRequired("the owner cannot be removed or suspended")
+        if not target.permissions.issubset(me.permissions):
+            raise PermissionDenied("the member holds permissions the actor does not")
+        return target
+
+    def _confirm(
+        self,
+        request: Request,
+        account: Account,
+        me: Member,
+        section: str,
+        *,
+        title: str,
+        question: str,
+        effects: list[str],
+        button: str,
+        action: tuple[str, Mapping[str, str]],
+        cancel: tuple[str, Mapping[str, str]],
+    ) -> Render:
+        """The page that names who is affected and what happens, with a confirm button
+        (a POST with ``confirm=yes``) and a link back to *cancel*."""
+        context = self._base(account, me, section)
+        context.update(
+            confirm={
+                "title": title,
+                "question": question,
+                "effects": effects,
+                "button": button,
+                "endpoint": action[0],
+                "params": dict(action[1]),
+                "cancel": cancel[0],
+                "cancel_params": dict(cancel[1]),
+            }
+        )
+        return Render("teamaccess/confirm.html", context)
 
     def _scopes(self, permissions: PermissionSet, lang: str) -> list[dict[str, str]]:
         """Grants on single resources: each permission's label and its resource ids."""
@@ -489,7 +543,29 @@ class Pages:
         return Render("teamaccess/member.html", context, status)
 
     def _suspend(self, request: Request, account_id: str, user_id: str) -> Result:
-        user, _, _ = self._membership(request, account_id)
+        user, account, me = self._membership(request, account_id)
+        if not self._confirmed(request):
+            lang = request.language
+            target = self._changeable(me, account, user_id, lang)
+            back = {"account_id": account_id, "user_id": user_id}
+            if target.status == "suspended":
+                return Redirect("member", back)  # nothing to confirm
+            return self._confirm(
+                request, account, me, "users",
+                title=translate("Suspend user", lang),
+                question=translate("Suspend {email} in {account}?", lang).format(
+                    email=target.email, account=account.name),
+                effects=[
+                    translate("From now on they can use none of their permissions; the "
+                              "permissions are kept.", lang),
+                    translate("While they are suspended, open invitations they sent cannot "
+                              "be accepted: an attempt revokes the invitation.", lang),
+                    translate("You can reactivate them on their page at any time.", lang),
+                ],
+                button=translate("Suspend user", lang),
+                action=("suspend", back),
+                cancel=("member", back),
+            )  # fmt: skip
         member = self.team.suspend_member(account_id, user_id, actor_id=user.id)
         notice = translate("{email} is suspended: their permissions are kept but unusable "
                            "until you reactivate them.", request.language)  # fmt: skip
@@ -531,8 +607,10 @@ class Pages:
                         notice=notice.format(email=member.email, day=day))  # fmt: skip
 
     def _remove_member(self, request: Request, account_id: str, user_id: str) -> Result:
-        user, _, _ = self._membership(request, account_id)
+        user, account, me = self._membership(request, account_id)
         lang = request.language
+        if not self._confirmed(request):
+            return self._confirm_removal(request, account, me, user_id)
         target = self.team.get_member(account_id, user_id)
         self.team.remove_member(account_id, user_id, actor_id=user.id)
         if user_id == user.id:
@@ -541,6 +619,49 @@ class Pages:
             return Redirect("index", notice=notice.format(account=account.name))
         notice = translate("{email} was removed.", lang).format(email=target.email)
         return Redirect("users", {"account_id": account_id}, notice=notice)
+
+    def _confirm_removal(
+        self, request: Request, account: Account, me: Member, user_id: str
+    ) -> Render:
+        """The page that asks before removing *user_id* (or before *me* leaves)."""
+        lang = request.language
+        back = {"account_id": account.id}
+        action = ("remove_member", {"account_id": account.id, "user_id": user_id})
+        if user_id == me.user_id:
+            if me.is_owner:
+                raise OwnershipRequired("the owner cannot leave; transfer ownership first")
+            return self._confirm(
+                request, account, me, "users",
+                title=translate("Leave account", lang),
+                question=translate("Leave {account}?", lang).format(account=account.name),
+                effects=[
+                    translate("You lose access to this customer account, and every "
+                              "permission in it, at once.", lang),
+                    translate("Open invitations you sent are revoked: their links stop "
+                              "working.", lang),
+                    translate("To come back, you need a new invitation.", lang),
+                ],
+                button=translate("Leave account", lang),
+                action=action,
+                cancel=("users", back),
+            )  # fmt: skip
+        target = self._changeable(me, account, user_id, lang)
+        return self._confirm(
+            request, account, me, "users",
+            title=translate("Remove user", lang),
+            question=translate("Remove {email} from {account}?", lang).format(
+                email=target.email, account=account.name),
+            effects=[
+                translate("They lose access to this customer account, and every permission "
+                          "in it, at once.", lang),
+                translate("Open invitations they sent are revoked: their links stop "
+                          "working.", lang),
+                translate("To give them access again, send a new invitation.", lang),
+            ],
+            button=translate("Remove user", lang),
+            action=action,
+            cancel=("users", back),
+        )  # fmt: skip
 
     def _resend(self, request: Request, account_id: str, invitation_id: str) -> Result:
         user, _, _ = self._membership(request, account_id)
@@ -753,8 +874,34 @@ class Pages:
         return Render("teamaccess/contact.html", context, status)
 
     def _remove_contact(self, request: Request, account_id: str, contact_id: str) -> Result:
-        user, _, _ = self._membership(request, account_id)
+        user, account, me = self._membership(request, account_id)
         contact = self._own_contact(account_id, contact_id)
+        if not self._confirmed(request):
+            lang = request.language
+            self._require_page(me, account, "contacts.manage", lang)
+            labels = [c.label_for(lang) for c in self.team.categories
+                      if c.name in contact.categories]  # fmt: skip
+            effects = [
+                translate("{name} no longer receives the emails of this customer account "
+                          "({categories}).", lang).format(
+                    name=contact.name, categories=", ".join(labels))
+                if labels else "",
+                translate("Emails already waiting to be sent to {email} still go out.",
+                          lang).format(email=contact.email),
+                translate("A contact has no login, so nothing else changes.", lang),
+            ]  # fmt: skip
+            back = {"account_id": account_id}
+            return self._confirm(
+                request, account, me, "contacts",
+                title=translate("Remove contact", lang),
+                question=translate("Remove the contact {name} ({email}) from {account}?",
+                                   lang).format(
+                    name=contact.name, email=contact.email, account=account.name),
+                effects=[e for e in effects if e],
+                button=translate("Remove contact", lang),
+                action=("remove_contact", {**back, "contact_id": contact_id}),
+                cancel=("contacts", back),
+            )  # fmt: skip
         self.team.remove_contact(contact_id, actor_id=user.id)
         notice = translate("The contact {name} was removed.", request.language)
         return Redirect("contacts", {"account_id": account_id},
