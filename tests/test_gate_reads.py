@@ -402,3 +402,34 @@ class TestTheBytesOnlyWay:
             assert altered != wire
             assert bytes_way(message, RECIPIENT, altered) is None
             assert oracle(message, RECIPIENT, altered) == "refused"
+
+
+class TestWrittenAsTheStdlibWritesIt:
+    """The wire policy folds each header object once and keeps one policy object for
+    every part; the bytes are the standard library's own, byte for byte."""
+
+    @given(sender=SENDERS, to=RECIPIENTS, subject=HOSTILE_TEXT, text=HOSTILE_TEXT,
+           html=st.one_of(st.none(), HOSTILE_TEXT))  # fmt: skip
+    def test_same_bytes_as_the_stdlib_policy(
+        self, sender: str, to: str, subject: str, text: str, html: str | None
+    ) -> None:
+        try:
+            message = built(sender=sender, to=to, subject=subject, text=text, html=html)
+        except ValueError:
+            return  # refused when built
+        utf8 = getattr(message.policy, "utf8", False)
+        stock = email.policy.SMTPUTF8 if utf8 else email.policy.SMTP
+        first = message.as_bytes(policy=wire_policy(utf8))
+        again = message.as_bytes(policy=wire_policy(utf8))  # every fold from the cache
+        assert first == again == message.as_bytes(policy=stock)
+        other = built(sender=sender, to=to, subject=subject + " 2", text=text, html=html)
+        assert other.as_bytes(policy=wire_policy(utf8)) == other.as_bytes(policy=stock)
+
+    def test_a_clone_that_changes_nothing_is_the_policy(self) -> None:
+        wire = wire_policy(False)
+        assert wire.clone(linesep="\r\n") is wire
+        assert wire.clone(linesep="\n") is not wire
+        assert wire.clone(linesep="\n").linesep == "\n"
+        assert wire.clone(utf8=True).utf8 is True
+        with pytest.raises(TypeError):
+            wire.clone(no_such_setting=1)

@@ -207,8 +207,7 @@ class _Core:
             raise ValidationError("delivery_lease must be positive, e.g. timedelta(minutes=5)")
         self.delivery_lease = delivery_lease
         _no_placeholder(mailer, accept_url=accept_url, sender=sender)
-        domain = parseaddr(sender)[1].rpartition("@")[2] or "teamaccess.invalid"
-        self._msgid_domain = domain
+        self._msgid_domain = _msgid_domain(sender)
         if retention is not None:
             from .._privacy import Retention
 
@@ -483,7 +482,7 @@ def _check_sender_survives(sender: str) -> None:
     probe = "probe@example.com"
     message = build_message(
         sender=sender, to=probe, subject="probe", text="probe", html=None,
-        message_id="<probe@example.com>", language="en",
+        message_id=f"<probe@{_msgid_domain(sender)}>", language="en",
     )  # fmt: skip
     try:
         check_outgoing(message, probe)
@@ -492,6 +491,15 @@ def _check_sender_survives(sender: str) -> None:
             f"sender {sender!r} does not survive the trip through a mail header on this "
             f"Python ({exc}); shorten the name before the address, or keep it ASCII"
         ) from None
+
+
+def _msgid_domain(sender: str) -> str:
+    """The domain of the service's Message-IDs: the sender's, as ``From`` writes it (an
+    IDN in its ASCII form). A Message-ID is ASCII in every mail; with the IDN as it was
+    given, the last check refused every mail to an ASCII address."""
+    from .._mail.mailers import _header_address
+
+    return _header_address("From", sender)[0].domain or "teamaccess.invalid"
 
 
 def _no_placeholder(mailer: Mailer, *, accept_url: str, sender: str) -> None:
