@@ -177,7 +177,7 @@ class TestNotDurableUnits:
             ("INSERT INTO outbox", full),
             ("INSERT INTO events", full),
             ("COMMIT", full),
-            ("UPDATE outbox SET ne", normal),
+            ("UPDATE outbox SET st", normal),  # marked sent
             ("COMMIT", normal),
             ("INSERT INTO members", full),
             ("UPDATE invitations S", full),

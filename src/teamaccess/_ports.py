@@ -283,12 +283,14 @@ class BulkUnitOfWork(Protocol):
 
 class CombinedReads(Protocol):
     """An optional capability of a ``UnitOfWork``: reads the use cases make together,
-    each answered in one statement where a backend can.
+    each answered in one statement where a backend can, and two writes that need no read
+    before them.
 
-    The service uses each method a unit has, and otherwise makes the single reads named
-    below, which is always correct. A store may also have ``account_member()`` itself:
-    the same answer from one consistent read of committed state, outside any unit (the
-    read before an invitation mail is rendered; the write unit checks it afresh).
+    The service uses each method a unit has, and otherwise makes the single reads (and
+    ``update_outbox()`` calls) named below, which is always correct. A store may also
+    have ``account_member()`` itself: the same answer from one consistent read of
+    committed state, outside any unit (the read before an invitation mail is rendered;
+    the write unit checks it afresh).
     """
 
     def account_member(self, account_id: str, user_id: str) -> tuple[Account | None, Member | None]:
@@ -316,6 +318,12 @@ class CombinedReads(Protocol):
     def cancel_outbox(self, invitation_id: str) -> None:
         """Set ``status = "cancelled"`` on the invitation's ``pending`` outbox rows, as
         ``update_outbox()`` of each would; the rest of each row stays."""
+        ...
+
+    def update_outbox_sent(self, message_id: str, sent_at: datetime) -> None:
+        """Mark the outbox row sent, as ``update_outbox()`` of the row as stored with
+        ``status="sent"``, ``attempts + 1``, ``last_error=None`` and *sent_at* would; no
+        row, no change."""
         ...
 
 

@@ -35,8 +35,19 @@ def unreadable(what: str, exc: BaseException) -> StorageError:
     )
 
 
+# Writing memo: PermissionSet -> its stored text, the inverse of _PARSED (a pure function
+# of a frozen value); most writes store one of a few sets.
+_TEXTS: dict[PermissionSet, str] = {}
+
+
 def perms_text(permissions: PermissionSet) -> str:
-    return json.dumps(permissions.to_list())
+    found = _TEXTS.get(permissions)
+    if found is None:
+        found = json.dumps(permissions.to_list())
+        if len(_TEXTS) > 4096:
+            _TEXTS.clear()
+        _TEXTS[permissions] = found
+    return found
 
 
 def parse_perms(text: str) -> PermissionSet:
@@ -53,6 +64,8 @@ def parse_perms(text: str) -> PermissionSet:
 
 
 def metadata_text(metadata: Mapping[str, object]) -> str:
+    if not metadata:
+        return "{}"  # what json.dumps writes for it, without the encoder (most rows)
     return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -471,6 +471,14 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
              _ts_or_none(m.sent_at), m.id),
         )  # fmt: skip
 
+    def update_outbox_sent(self, message_id: str, sent_at: datetime) -> None:
+        # What update_outbox() writes for the row as stored, marked sent (_record).
+        self._exec(
+            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, last_error = NULL, "
+            "sent_at = ? WHERE id = ?",
+            (_ts(sent_at), message_id),
+        )
+
     def get_outbox(self, message_id: str) -> OutboxMessage | None:
         row = self._one(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE id = ?", (message_id,))
         return None if row is None else _outbox(row)

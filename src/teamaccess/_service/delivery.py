@@ -311,6 +311,19 @@ class _Delivery(_Core):
             self._on_sent(done)
         return done
 
+    def _record_sent(self, row: OutboxMessage) -> None:
+        """:meth:`_record` of a sent mail, whose row the caller needs no more: one
+        ``UPDATE`` where the unit has ``update_outbox_sent()`` (``CombinedReads``)."""
+        if self._sent_hint:
+            with self._record_unit() as uow:
+                sent = getattr(uow, "update_outbox_sent", None)
+                if sent is not None:
+                    sent(row.id, self.clock.now())
+                    uow.commit()
+                    return
+            self._sent_hint = False  # this store's units have none: no empty unit again
+        self._record(row, None)
+
     def _deliver_now(
         self,
         batch: Sequence[tuple[OutboxMessage, EmailMessage]],
@@ -328,7 +341,10 @@ class _Delivery(_Core):
         with self._sending(bool(batch)) as mailer:
             for row, message in batch:
                 error = self._send(row, message, mailer)
-                self._record(row, error)
+                if error is None:
+                    self._record_sent(row)
+                else:
+                    self._record(row, error)
                 if error is not None:
                     failed.append(row.id)
                     refused += isinstance(error, _Refusal)

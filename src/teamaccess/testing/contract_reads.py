@@ -166,3 +166,21 @@ class CombinedReadsContract:
             after = {m.id: m for m in uow.outbox()}
         cancelled = {k: attrs.evolve(before[k], status="cancelled") for k in ("m1", "m3")}
         assert after == {**before, **cancelled}
+
+    def test_update_outbox_sent(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            _method(uow, "update_outbox_sent")
+            for message_id in ("m1", "m2"):
+                uow.add_outbox(c.outbox(message_id, attempts=2, last_error="busy"))
+            uow.commit()
+        with seeded.begin() as uow:
+            before = {m.id: m for m in uow.outbox()}
+            _method(uow, "update_outbox_sent")("m1", c.at(30))
+            _method(uow, "update_outbox_sent")("nope", c.at(30))
+            uow.commit()
+        with seeded.read() as uow:
+            after = {m.id: m for m in uow.outbox()}
+        sent = attrs.evolve(
+            before["m1"], status="sent", attempts=3, last_error=None, sent_at=c.at(30)
+        )
+        assert after == {**before, "m1": sent}
