@@ -45,9 +45,10 @@ class _Refusal(str):
 class _Delivery(_Core):
     """Mail delivery: the outbox, rendering invitation mail, sending, retrying."""
 
-    #: Called with each message recorded as sent (the command line says where mail went).
-    #: A hook, not a wrapper around the mailer: the service sends through the mailer
-    #: itself, so ``SmtpMailer`` keeps sending checked bytes and an override keeps its calls.
+    #: Called with the outbox row of each message once it is recorded as sent (the command
+    #: line says where mail went). A hook, not a wrapper around the mailer: the service
+    #: sends through the mailer itself, so ``SmtpMailer`` keeps sending checked bytes and
+    #: an override keeps its calls.
     _on_sent: Callable[[OutboxMessage], None] | None = None
 
     def accept_link(self, token: str) -> str:
@@ -320,6 +321,8 @@ class _Delivery(_Core):
                 if sent is not None:
                     sent(row.id, self.clock.now())
                     uow.commit()
+                    if self._on_sent is not None:
+                        self._on_sent(row)
                     return
             self._sent_hint = False  # this store's units have none: no empty unit again
         self._record(row, None)
