@@ -15,7 +15,14 @@ import pytest
 from tests.conftest import SECRET, START
 from tests.smtp_server import SmtpServer
 
-from teamaccess import MemoryMailer, MemoryStore, PermissionSet, SmtpMailer, TeamAccess
+from teamaccess import (
+    MemoryMailer,
+    MemoryStore,
+    PermissionSet,
+    SmtpMailer,
+    TeamAccess,
+    ValidationError,
+)
 from teamaccess.testing import FrozenClock
 
 ACCEPT_URL = "https://panel.example.net/accept?token={token}"
@@ -26,6 +33,8 @@ SENDERS = [
     ("Kundencenter <noreply@münchen.de>", "noreply@xn--mnchen-3ya.de"),
     ('Panel <"no reply"@example.net>', '"no reply"@example.net'),
     ('"no reply"@example.net', '"no reply"@example.net'),
+    ('"a\\"b"@example.net', '"a\\"b"@example.net'),
+    ('Panel <"a@b"@example.net>', '"a@b"@example.net'),
     ("Panel <noreply@example.net>", "noreply@example.net"),
 ]
 
@@ -78,3 +87,10 @@ def test_the_sender_reads_the_same_on_the_wire(sender: str, address: str) -> Non
     parsed = message_from_bytes(wire, policy=policy.default)
     assert parsed["From"].addresses[0].addr_spec == address
     assert parsed["Message-ID"].endswith(f"@{address.rpartition('@')[2]}>")
+
+
+@pytest.mark.parametrize("sender", ['a."b c"@example.net', 'Panel <"a"."b"@example.net>'])
+def test_a_partly_quoted_local_part_is_refused_when_the_service_is_made(sender: str) -> None:
+    """Written out, it would be another address; refused with what to write instead."""
+    with pytest.raises(ValidationError, match="quote the whole local part"):
+        TeamAccess(MemoryStore(), MemoryMailer(), secret_key=SECRET, sender=sender)

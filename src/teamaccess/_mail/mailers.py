@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Self, cast
 
@@ -305,6 +306,10 @@ def _address_field(utf8: bool, header: str, value: str) -> str:
     return _policy(utf8).header_factory(header, _header_address(header, value)[0])  # type: ignore[no-any-return]
 
 
+# A local part that is one quoted string (RFC 5322 quoted-string, no folding).
+_QUOTED_LOCAL: Final = re.compile(r'"(?:[^"\\\r\n]|\\.)*"\Z')
+
+
 # Cached: called twice per message (once to choose the policy); Address is immutable.
 @functools.lru_cache(maxsize=256)
 def _header_address(header: str, value: str) -> tuple[Address, bool]:
@@ -316,9 +321,14 @@ def _header_address(header: str, value: str) -> tuple[Address, bool]:
 
     name, addr = parseaddr(value)
     local, at, domain = addr.rpartition("@")
-    if len(local) > 1 and local[0] == local[-1] == '"':
+    if '"' in local:
         # parseaddr() keeps a quoted local part's quotes; Address() quotes it itself, and
         # with them kept it wrote another address ("\"no reply\""@example.net).
+        if _QUOTED_LOCAL.match(local) is None:
+            raise ValidationError(
+                f"mail header {header}: quote the whole local part of {addr!r} or none of "
+                "it, like '\"no reply\"@example.com'"
+            )
         local = unquote(local)
     if not at or not local or not domain:
         raise ValidationError(
