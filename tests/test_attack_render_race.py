@@ -74,6 +74,14 @@ def _state(team: TeamAccess, account_id: str) -> tuple[object, ...]:
     )
 
 
+def _access_ends(other: TeamAccess, account_id: str, user_id: str) -> None:
+    """The member's access ends a second from now, and the clock moves on past it."""
+    clock = other.clock
+    assert isinstance(clock, FrozenClock)
+    other.set_access_until(account_id, user_id, clock.now() + timedelta(seconds=1), actor_id="boss")
+    clock.advance(timedelta(seconds=1))
+
+
 CHANGES: dict[str, tuple[Change, type[TeamAccessError]]] = {
     "users.manage withdrawn": (
         lambda other, acc: other.set_permissions(acc, "admin", P("billing.view"), actor_id="boss"),
@@ -87,6 +95,7 @@ CHANGES: dict[str, tuple[Change, type[TeamAccessError]]] = {
         lambda other, acc: other.suspend_member(acc, "admin", actor_id="boss"),
         PermissionDenied,
     ),
+    "access ended": (lambda other, acc: _access_ends(other, acc, "admin"), PermissionDenied),
     "removed": (
         lambda other, acc: other.remove_member(acc, "admin", actor_id="boss"),
         PermissionDenied,
@@ -175,18 +184,11 @@ def test_an_inviter_who_lost_rights_after_the_invitation_makes_no_member(
     """Accept reads the invitation and its inviter together: each way of losing the
     right to grant it, made through the other connection, revokes it."""
     team, other, _, _ = setup
-    clock = team.clock
-    assert isinstance(clock, FrozenClock)
-
-    def access_ends(o: TeamAccess, acc: str, user: str) -> None:
-        o.set_access_until(acc, user, clock.now() + timedelta(seconds=1), actor_id="boss")
-        clock.advance(timedelta(seconds=1))
-
     ways: list[Callable[[TeamAccess, str, str], object]] = [
         lambda o, acc, u: o.set_permissions(acc, u, P("users.manage"), actor_id="boss"),
         lambda o, acc, u: o.set_permissions(acc, u, P("billing.view"), actor_id="boss"),
         lambda o, acc, u: o.suspend_member(acc, u, actor_id="boss"),
-        access_ends,
+        _access_ends,
     ]
     for n, lose in enumerate(ways):
         # An account each: the rate limit of 3 holds for every account.

@@ -126,8 +126,11 @@ _ALTERNATIVE: Final = re.compile(
 
 # What the stdlib's header parser raises on some malformed values besides MessageError:
 # an address list with a group in the wrong place raises AttributeError ("'Group' object
-# has no attribute 'local_part'") on Python 3.11.
-_UNREADABLE: Final = (AttributeError, ValueError, LookupError, TypeError, UnicodeError)
+# has no attribute 'local_part'") on Python 3.11; comments nested a thousand deep (in an
+# altered outbox row) raise RecursionError, as the parser reads each by calling itself.
+_UNREADABLE: Final = (
+    AttributeError, ValueError, LookupError, TypeError, UnicodeError, RecursionError
+)  # fmt: skip
 
 
 def _fields(lines: list[str], fold: str = "") -> list[tuple[str, str]] | None:
@@ -230,7 +233,10 @@ def _envelope_sender(sender: str) -> str | None:
     (``smtplib`` would fail on every retry, or send ``<>``, the null sender of bounces)."""
     from email.utils import getaddresses
 
-    senders = getaddresses([sender])
+    try:
+        senders = getaddresses([sender])
+    except RecursionError:  # comments nested deeper than it recurses (see _UNREADABLE)
+        return None
     address = senders[0][1] if senders else ""
     local, at, domain = address.rpartition("@")
     return address if at and local and domain else None

@@ -319,7 +319,13 @@ def _header_address(header: str, value: str) -> tuple[Address, bool]:
 
     import idna
 
-    name, addr = parseaddr(value)
+    try:
+        name, addr = parseaddr(value)
+    except RecursionError:  # it reads a comment in a comment by calling itself
+        raise ValidationError(
+            f"mail header {header}: {value[:40]!r}... nests comments (parentheses) deeper "
+            "than a mail header parser reads"
+        ) from None
     local, at, domain = addr.rpartition("@")
     if '"' in local:
         # parseaddr() keeps a quoted local part's quotes; Address() quotes it itself, and

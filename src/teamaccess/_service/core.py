@@ -173,12 +173,21 @@ class _Core:
         from email.utils import parseaddr  # the email package loads on use
 
         # Checked here, not when the first invitation mail is built and refused.
-        if "@" not in parseaddr(sender)[1]:
+        try:
+            if "@" not in parseaddr(sender)[1]:
+                raise ValidationError(
+                    f"sender must hold an address like 'Customer Center "
+                    f"<noreply@example.com>', not {sender!r}"
+                )
+            _check_sender_survives(sender)
+            self._msgid_domain = _msgid_domain(sender)
+        except RecursionError:
+            # The stdlib's address parsers read a comment in a comment by calling
+            # themselves: a thousand nested "(" exhaust the stack.
             raise ValidationError(
-                f"sender must hold an address like 'Customer Center <noreply@example.com>', "
-                f"not {sender!r}"
-            )
-        _check_sender_survives(sender)
+                "sender nests comments (parentheses) deeper than a mail header parser "
+                "reads; write the name without them"
+            ) from None
         self.sender = sender
         if isinstance(listeners, str | bytes) or not isinstance(listeners, Iterable):
             raise ValidationError(
@@ -208,7 +217,6 @@ class _Core:
             raise ValidationError("delivery_lease must be positive, e.g. timedelta(minutes=5)")
         self.delivery_lease = delivery_lease
         _no_placeholder(mailer, accept_url=accept_url, sender=sender)
-        self._msgid_domain = _msgid_domain(sender)
         if retention is not None:
             from .._privacy import Retention
 
