@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from email.message import EmailMessage
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,6 +15,7 @@ from .._errors import (
 )
 
 if TYPE_CHECKING:
+    from .._domain import OutboxMessage
     from .._ports import Mailer, Store
     from .._service import TeamAccess
 
@@ -388,19 +387,23 @@ class Settings:
             pseudonym_key = os.environ.get("TEAMACCESS_PSEUDONYM_KEY", "").strip()
             if pseudonym_key:
                 options["pseudonym_key"] = pseudonym_key
-            inner = self.mailer()
-            mailer = (_RecordingBatches if hasattr(inner, "batch") else _Recording)(
-                inner, self.sent
-            )
+            mailer = self.mailer()
             # The database first: the key file is written only once it opened cleanly.
             store = self.store()
             try:
                 secret = self.secret_key(read_only=read_only)
-                self._team = TeamAccess(store, mailer, secret_key=secret, **options)
+                team = TeamAccess(store, mailer, secret_key=secret, **options)
             except BaseException:
                 store.close()
                 raise
+            # The mailer goes to the service as it is (no wrapper), so the command sends as
+            # deliver_pending() with that mailer does; the service names what it sent.
+            team._on_sent = self._note_sent
+            self._team = team
         return self._team
+
+    def _note_sent(self, row: OutboxMessage) -> None:
+        self.sent.append(row.recipient)
 
     def close(self) -> None:
         if self._team is not None:
@@ -419,37 +422,3 @@ class Settings:
                 with suppress(FileNotFoundError):
                     key.unlink()
         self.created.clear()
-
-
-class _Recording:
-    """Passes messages on and remembers them, so the command can say where mail went."""
-
-    def __init__(self, mailer: Mailer, sent: list[str]) -> None:
-        self._mailer = mailer
-        self._sent = sent
-
-    def send(self, message: EmailMessage, *, envelope_to: str | None = None) -> None:
-        # The envelope the service checked goes on to a mailer that takes one.
-        if envelope_to is not None and _takes_envelope(self._mailer):
-            self._mailer.send(message, envelope_to=envelope_to)  # type: ignore[call-arg]
-        else:
-            self._mailer.send(message)
-        self._sent.append(str(message["To"]))
-
-
-class _RecordingBatches(_Recording):
-    """A recording mailer that keeps its mailer's ``batch()`` (a ``BatchMailer``)."""
-
-    @contextmanager
-    def batch(self) -> Iterator[Mailer]:
-        with self._mailer.batch() as inner:  # type: ignore[attr-defined]
-            yield _Recording(inner, self._sent)
-
-
-def _takes_envelope(mailer: Mailer) -> bool:
-    import inspect
-
-    try:
-        return "envelope_to" in inspect.signature(mailer.send).parameters
-    except (TypeError, ValueError):
-        return False

@@ -145,12 +145,16 @@ class _Stop:
 
 def _watch(limit: int, interval: float, max_interval: float, as_json: bool) -> None:
     team = _team(existing=True)
+    # The batch lines come from the rows; the recipients the settings note for other
+    # commands' mail lines would only pile up for as long as the worker runs.
+    noted = _settings().sent
     stop = _Stop()
     wait = interval
     with stop.installed():
         while not stop():
             try:
                 rows = team.deliver_pending(limit=limit, stop=stop)
+                noted.clear()
             except StorageError as exc:
                 # The database is locked or unreachable for a while: say so, back off.
                 click.echo(f"error: {exc}", err=True)

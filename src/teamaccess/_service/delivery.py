@@ -45,6 +45,12 @@ class _Refusal(str):
 class _Delivery(_Core):
     """Mail delivery: the outbox, rendering invitation mail, sending, retrying."""
 
+    #: Called with the outbox row of each message once it is recorded as sent (the command
+    #: line says where mail went). A hook, not a wrapper around the mailer: the service
+    #: sends through the mailer itself, so ``SmtpMailer`` keeps sending checked bytes and
+    #: an override keeps its calls.
+    _on_sent: Callable[[OutboxMessage], None] | None = None
+
     def accept_link(self, token: str) -> str:
         """The link of the invitation mail for *token*, built from ``accept_url``.
 
@@ -302,6 +308,8 @@ class _Delivery(_Core):
                 )
             uow.update_outbox(done)
             uow.commit()
+        if error is None and self._on_sent is not None:
+            self._on_sent(done)
         return done
 
     def _record_sent(self, row: OutboxMessage) -> None:
@@ -313,6 +321,8 @@ class _Delivery(_Core):
                 if sent is not None:
                     sent(row.id, self.clock.now())
                     uow.commit()
+                    if self._on_sent is not None:
+                        self._on_sent(row)
                     return
             self._sent_hint = False  # this store's units have none: no empty unit again
         self._record(row, None)
