@@ -153,6 +153,31 @@ class TestDeliverCommand:
         assert received_by(server, "k1@example.org") == stored.replace(b"\n", b"\r\n")
         assert "token=" not in proc.stdout + proc.stderr
 
+    def test_the_last_check_refuses_an_altered_row(self, db: Path, server: SmtpServer) -> None:
+        """A queued row altered behind the library's back to add a recipient is closed
+        with its reason and never reaches the server; the others go out."""
+        with sqlite3.connect(db) as conn:
+            [(row_id, message)] = conn.execute(
+                "SELECT id, message FROM outbox WHERE recipient = 'k2@example.org'"
+            ).fetchall()
+            altered = bytes(message).replace(b"Subject:", b"Bcc: eve@example.com\nSubject:")
+            conn.execute("UPDATE outbox SET message = ? WHERE id = ?", (altered, row_id))
+        conn.close()
+        proc = subprocess.run(
+            command(db, server, "deliver"), env=environment(), capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines()[-1] == (
+            f"3 sent to SMTP server {HOST}:{server.port}, 1 cancelled; 0 still waiting"
+        )
+        status, attempts, error = outbox(db)["k2@example.org"]
+        assert (status, attempts) == ("cancelled", 1)
+        assert error is not None
+        assert error.startswith("refused before sending, and not retried")
+        received = sorted(to for got in server.received for to in got.rcpt_tos)
+        assert received == ["i@example.org", "k1@example.org", "o@example.org"]
+
     def test_the_worker_sends_the_stored_bytes(self, db: Path, server: SmtpServer) -> None:
         stored = long_subject(db, "k1@example.org")
         proc = subprocess.Popen(

@@ -127,8 +127,16 @@ def _account(row: Row) -> Account:
         raise _unreadable("an account row", exc) from exc
 
 
+def _not_text(value: object, column: str) -> str:
+    # SQLite keeps the type a value was written with: another program may have put a BLOB
+    # where text belongs, which would fail later as a TypeError far from here.
+    return f"{type(value).__name__} in the {column} column, where text belongs"
+
+
 def _member(row: Row) -> Member:
     try:
+        if type(row[2]) is not str:
+            raise TypeError(_not_text(row[2], "email"))
         return Member(
             account_id=row[0],
             user_id=row[1],
@@ -188,6 +196,9 @@ def _contact(row: Row) -> Contact:
 
 def _event(row: Row) -> AuditEvent:
     try:
+        for index, column in ((3, "actor_id"), (4, "action"), (5, "target")):
+            if type(row[index]) is not str:
+                raise TypeError(_not_text(row[index], column))
         return AuditEvent(id=row[0], account_id=row[1], at=_dt(row[2]), actor_id=row[3],
                           action=row[4], target=row[5], details=json.loads(row[6]))  # fmt: skip
     except _DECODE_ERRORS as exc:
