@@ -1,8 +1,9 @@
 """invite + accept against its honest floor: the parts it cannot do without.
 
 The floor validates the address, signs and verifies a token, builds the invitation mail
-with the library's own ``build_message`` and serialises it as a mailer must
-(``as_bytes(policy=SMTP)``), and writes the same logical rows as the library in three
+with the library's own ``build_message`` and serialises it as a mailer must, in the
+fastest way known here (the library's own wire policy: ``policy.SMTP``'s bytes, each
+shared header folded once), and writes the same logical rows as the library in three
 commits: the invitation with its outbox row and audit event (durable); the outbox row
 marked sent (not durable, as the library's delivery record); the member, the invitation
 closed and its audit event (durable). Its tables have nothing but their primary keys
@@ -100,15 +101,17 @@ class HonestFloor:
 
     def __init__(self, path: Path, synchronous: str) -> None:
         from datetime import UTC, datetime
-        from email.policy import SMTP
 
         from itsdangerous import URLSafeTimedSerializer
 
         from teamaccess import DefaultTemplates, InvitationContext
+        from teamaccess._mail.mailers import wire_policy
 
         self.serializer = URLSafeTimedSerializer(SECRET.encode(), salt="benchmark")
         self.synchronous = synchronous
-        self.policy = SMTP
+        # The fastest writer known here, as the builder is: the same bytes as
+        # policy.SMTP writes, about 0.1 ms less a mail (the library sends with it too).
+        self.policy = wire_policy(False)
         self.conn = sqlite3.connect(str(path), isolation_level=None)
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute(f"PRAGMA synchronous = {synchronous}")

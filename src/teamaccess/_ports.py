@@ -303,11 +303,20 @@ class CombinedReads(Protocol):
         pending_invitation_for(account_id, email_key))``."""
         ...
 
-    def send_times(
-        self, account_id: str, since: datetime, email_key: str, mail_since: datetime
-    ) -> tuple[list[datetime], list[datetime]]:
-        """``(event_times(account_id, {"invitation.sent", "invitation.resent"}, since),
-        invitation_mail_times(email_key, mail_since))``."""
+    def send_marks(
+        self,
+        account_id: str,
+        since: datetime,
+        nth: int,
+        email_key: str,
+        mail_since: datetime,
+        mail_nth: int,
+    ) -> tuple[datetime | None, datetime | None]:
+        """The *nth* newest of ``event_times(account_id, {"invitation.sent",
+        "invitation.resent"}, since)`` later than *since*, and the *mail_nth* newest of
+        ``invitation_mail_times(email_key, mail_since)`` later than *mail_since*; each
+        ``None`` if there are fewer (*nth* and *mail_nth* are at least 1). A limit of
+        *nth* is reached exactly when the first is not ``None``."""
         ...
 
     def invitation_and_inviter(self, invitation_id: str) -> tuple[Invitation | None, Member | None]:

@@ -35,6 +35,7 @@ from .sqlite_rows import (
     _account,
     _contact,
     _dt,
+    _dt_or_none,
     _event,
     _invitation,
     _is_unique_violation,
@@ -322,18 +323,27 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         assert row is not None  # the outer SELECT has one row, whatever is stored
         return row[0] is not None, None if row[1] is None else _invitation(row[1:])
 
-    def send_times(
-        self, account_id: str, since: datetime, email_key: str, mail_since: datetime
-    ) -> tuple[list[datetime], list[datetime]]:
-        rows = self._all(_SEND_TIMES_SQL, (account_id, _ts(since), email_key, _ts(mail_since)))
-        sends: list[datetime] = []
-        mails: list[datetime] = []
+    def send_marks(
+        self,
+        account_id: str,
+        since: datetime,
+        nth: int,
+        email_key: str,
+        mail_since: datetime,
+        mail_nth: int,
+    ) -> tuple[datetime | None, datetime | None]:
+        # Stored times are fixed-width UTC text, so text order is time order and "at > ?"
+        # is the service's "after since".
+        row = self._one(
+            _SEND_MARKS_SQL,
+            (account_id, _ts(since), max(nth, 1) - 1, email_key, _ts(mail_since),
+             max(mail_nth, 1) - 1),
+        )  # fmt: skip
+        assert row is not None  # a SELECT of two scalar subqueries has one row
         try:
-            for which, text in rows:
-                (sends if which == 0 else mails).append(_dt(text))
+            return _dt_or_none(row[0]), _dt_or_none(row[1])
         except _DECODE_ERRORS as exc:
             raise _unreadable("an audit event or outbox time", exc) from exc
-        return sends, mails
 
     def invitation_and_inviter(self, invitation_id: str) -> tuple[Invitation | None, Member | None]:
         row = self._one(_INVITATION_INVITER_SQL, (invitation_id,))
@@ -556,14 +566,15 @@ _ADDRESS_SQL: Final = (
     f"{_qualified(_INVITATION_COLS, 'i')} FROM (SELECT 1) LEFT JOIN invitations i "
     "ON i.account_id = ? AND i.email_key = ? AND i.status = 'pending'"
 )
-#: The account's sends (event_times() of the send actions) and the address's invitation
-#: mails (invitation_mail_times()), told apart by the first column.
-_SEND_TIMES_SQL: Final = (
-    "SELECT 0, at FROM events WHERE account_id = ? AND "
-    f"action IN {SEND_ACTIONS_SQL} AND at >= ? "
-    "UNION ALL SELECT 1, o.created_at FROM invitations i JOIN outbox o "
-    "ON o.invitation_id = i.id WHERE i.email_key = ? AND o.kind = 'invitation' "
-    "AND o.created_at >= ? ORDER BY 1, 2"
+#: The nth newest of the account's sends (event_times() of the send actions) and of the
+#: address's invitation mails (invitation_mail_times()) after a time, or NULL: an index
+#: range read from the newest end, however many there are.
+_SEND_MARKS_SQL: Final = (
+    "SELECT (SELECT at FROM events WHERE account_id = ? AND "
+    f"action IN {SEND_ACTIONS_SQL} AND at > ? ORDER BY at DESC LIMIT 1 OFFSET ?), "
+    "(SELECT o.created_at FROM invitations i JOIN outbox o ON o.invitation_id = i.id "
+    "WHERE i.email_key = ? AND o.kind = 'invitation' AND o.created_at > ? "
+    "ORDER BY o.created_at DESC LIMIT 1 OFFSET ?)"
 )
 #: An invitation and its inviter's membership (none for SYSTEM or a removed member).
 _INVITATION_INVITER_SQL: Final = (

@@ -53,19 +53,22 @@ class _Invitations(_Delivery):
     """Invitations: invite, resend, revoke, inspect, accept, decline."""
 
     def _check_rates(self, work: _Work, account_id: str, email: str, email_key: str) -> None:
-        """The account's limit, then the address's (see :meth:`_check_recipient_rate`);
-        both read in one statement where the unit has ``send_times()``."""
+        """The account's limit, then the address's (see :meth:`_judge_recipient_rate`);
+        one statement that reads no more than the limit-th newest time of each where the
+        unit has ``send_marks()``, the full lists only for an error's message."""
         since = work.now - self.rate_window
         mail_since = work.now - self.recipient_rate_window
-        both = getattr(work.uow, "send_times", None)
-        if both is None:
-            sends = work.uow.event_times(account_id, _SEND_ACTIONS, since)
-            self._judge_rate(account_id, sends, since)
-            self._judge_recipient_rate(email, self._mail_times(work, email_key, mail_since),
-                                       mail_since)  # fmt: skip
-            return
-        sends, mails = both(account_id, since, email_key, mail_since)
+        marks = getattr(work.uow, "send_marks", None)
+        if marks is not None:
+            found: tuple[datetime | None, datetime | None] = marks(
+                account_id, since, self.rate_limit, email_key, mail_since,
+                self.recipient_rate_limit,
+            )  # fmt: skip
+            if found == (None, None):
+                return  # neither limit reached
+        sends = work.uow.event_times(account_id, _SEND_ACTIONS, since)
         self._judge_rate(account_id, sends, since)
+        mails = self._mail_times(work, email_key, mail_since)
         self._judge_recipient_rate(email, mails, mail_since)
 
     def _judge_rate(self, account_id: str, sent: list[datetime], since: datetime) -> None:

@@ -89,13 +89,14 @@ class CombinedReadsContract:
             assert both("acc2", c.key("u1")) == (False, None)
             assert both("acc1", "nobody@example.org") == (False, None)
 
-    def test_send_times(self, seeded: Store) -> None:
+    def test_send_marks(self, seeded: Store) -> None:
         with seeded.begin() as uow:
-            _method(uow, "send_times")
+            _method(uow, "send_marks")
             uow.add_account(c.account("acc2"))
             for event_id, action, minute in (
                 ("e0", "invitation.sent", 0), ("e1", "invitation.resent", 12),
                 ("e2", "member.removed", 11), ("e3", "invitation.sent", 10),
+                ("e5", "invitation.sent", 12),
             ):  # fmt: skip
                 uow.add_event(c.event(event_id, action, minute=minute))
             uow.add_event(attrs.evolve(c.event("e4", minute=13), account_id="acc2",
@@ -110,22 +111,29 @@ class CombinedReadsContract:
             uow.add_outbox(c.outbox("m3", minute=6))  # a notification counts for nothing
             uow.commit()
         with seeded.read() as uow:
-            both = _method(uow, "send_times")
+            marks = _method(uow, "send_marks")
             for account_id, since, email_key, mail_since in (
                 ("acc1", c.at(0), "new@example.org", c.at(0)),
+                ("acc1", c.at(-1), "new@example.org", c.at(-1)),
                 ("acc1", c.at(10), "new@example.org", c.at(4)),
+                ("acc1", c.at(3), "new@example.org", c.at(3)),
                 ("acc2", c.at(0), "other@example.org", c.at(0)),
                 ("acc1", c.at(20), "new@example.org", c.at(20)),
             ):
-                expected = (
-                    uow.event_times(account_id, _SENDS, since),
-                    uow.invitation_mail_times(email_key, mail_since),
-                )
-                assert both(account_id, since, email_key, mail_since) == expected
-            assert both("acc1", c.at(0), "new@example.org", c.at(4)) == (
-                [c.at(0), c.at(10), c.at(12)],
-                [c.at(5)],
-            )
+                sends = [t for t in uow.event_times(account_id, _SENDS, since) if t > since]
+                mails = [
+                    t for t in uow.invitation_mail_times(email_key, mail_since)
+                    if t > mail_since
+                ]  # fmt: skip
+                for nth in (1, 2, 3, 4, 5):
+                    expected = (
+                        sends[-nth] if len(sends) >= nth else None,
+                        mails[-nth] if len(mails) >= nth else None,
+                    )
+                    assert marks(account_id, since, nth, email_key, mail_since, nth) == expected
+            # strictly later than since: the send at minute 0 is not counted from minute 0
+            assert marks("acc1", c.at(0), 4, "new@example.org", c.at(0), 1) == (None, c.at(5))
+            assert marks("acc1", c.at(-1), 4, "new@example.org", c.at(5), 1) == (c.at(0), None)
 
     def test_invitation_and_inviter(self, seeded: Store) -> None:
         with seeded.begin() as uow:
