@@ -122,6 +122,12 @@ class SmtpServerProcess:
         self._ca.configure_trust(ctx)
         return ctx
 
+    def ca_file(self) -> Path:
+        """The certificate authority as a PEM file, for a process (``SSL_CERT_FILE``)."""
+        path = self._chain.with_name("smtpd-ca.pem")
+        self._ca.cert_pem.write_to_path(str(path))
+        return path
+
     def __enter__(self) -> SmtpServerProcess:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()

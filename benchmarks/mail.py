@@ -12,15 +12,22 @@ STARTTLS with a certificate made here and a login. The figures:
 - ``notify()`` of one category to an account with 1,000 contacts, queued, against the
   standard library building the same messages and plain ``sqlite3`` inserting their rows
   in one transaction.
+- the ``teamaccess deliver`` command sending the same number of waiting messages: its
+  process's CPU time per message (its start, measured on an empty outbox, taken off),
+  beside ``deliver_pending()``'s in this process (information: the command should cost
+  what the library does).
 
 Every side's messages are counted by the server, and the run stops if a count is off.
 """
 
 from __future__ import annotations
 
+import os
 import smtplib
 import sqlite3
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -190,6 +197,58 @@ class Bench:
                 smtp.send_message(message)
         return len(batch)
 
+    # -- the command ---------------------------------------------------------------------
+
+    def command(self, contacts: int, calls: int) -> tuple[float, float]:
+        """``teamaccess deliver`` of what *calls* notify() calls to an account with
+        *contacts* contacts queued, in rounds: the command's CPU seconds per message (its
+        start taken off), and its start."""
+        from ._smtpd import PASSWORD, USER
+
+        path = self.workdir / "deliver-command.sqlite"
+        team = self.team(path, self.smtp)
+        account = self.account(team, "kunde", contacts)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")}
+        env.update(
+            TEAMACCESS_SECRET_KEY=SECRET, TEAMACCESS_SMTP_PASSWORD=PASSWORD,
+            SSL_CERT_FILE=str(self.server.ca_file()),  # the default context trusts the CA
+        )  # fmt: skip
+        args = [
+            sys.executable, "-m", "teamaccess", "--db", str(path), "--mail",
+            f"smtp://{USER}@{self.server.host}:{self.server.port}?security=starttls",
+            "--sender", SENDER, "--accept-url", "https://panel.kunde.example/accept",
+            "deliver", "--limit", "1000000",
+        ]  # fmt: skip
+
+        def cpu(expected: int) -> float:
+            """Run the command once; its own CPU seconds (user and system)."""
+            before = self.server.stats()
+            with (self.workdir / "deliver-command.out").open("w+b") as out:
+                proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+                _pid, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                out.seek(0)
+                said = out.read()
+            last = said.rstrip().rpartition(b"\n")[2]
+            if proc.returncode != 0 or not last.startswith(b"%d sent to " % expected):
+                raise RuntimeError(f"teamaccess deliver failed: {said[-500:]!r}")
+            got = self.server.stats().messages - before.messages
+            if got != expected:
+                raise RuntimeError(f"the SMTP server received {got} messages, not {expected}")
+            return usage.ru_utime + usage.ru_stime
+
+        per_message, starts = [], []
+        for _round in range(self.sizes.rounds):
+            for _ in range(calls):
+                team.notify(account, CATEGORY, subject=SUBJECT, text=TEXT)
+            waiting = len(team.pending_messages(account))
+            sent = cpu(waiting)
+            start = cpu(0)  # the outbox is empty now: the command's start alone
+            per_message.append((sent - start) / waiting)
+            starts.append(start)
+        team.close()
+        return statistics.median(per_message), statistics.median(starts)
+
     # -- notify() ----------------------------------------------------------------------
 
     def notify(self) -> Result:
@@ -327,8 +386,15 @@ def run(workdir: Path, quick: bool) -> Iterator[str]:
             sizes.per_connection - 1, 1,
         )  # fmt: skip
         yield ratio_line(single, None).row()
+        command, start = bench.command(sizes.contacts, sizes.queued)
     yield ""
     yield from _costs(batched, single, (b_lib, b_plain, s_lib, s_plain))
+    library = b_lib.costs.per_message(b_lib.costs.client_cpu)
+    yield (
+        f"CPU per message, teamaccess deliver of {queued:,} messages (a process; its start "
+        f"of {fmt_ns(start * 1e9)} taken off): {fmt_ns(command * 1e9)}, deliver_pending() "
+        f"{fmt_ns(library * 1e9)} ({command / library:.2f}x) (information)"
+    )
 
 
 def _costs(batched: Result, single: Result, measured: tuple[_Measured, ...]) -> list[str]:
