@@ -23,8 +23,9 @@ Design notes (the why, briefly):
   way: ``to <address>`` (mail to one address) and ``user <id>`` (a writer reading a
   user's accounts, as the per-user account limit does).
 - **Reads.** ``read()`` is one ``REPEATABLE READ READ ONLY`` transaction (one snapshot);
-  ``grant()`` and ``recipients()`` are single autocommit statements of committed state
-  (``grant()`` reads the whole row in a second one for a suspended or ending member).
+  ``grant()``, ``recipients()`` and ``account_member()`` are single autocommit statements
+  of committed state (``grant()`` reads the whole row in a second one for a suspended or
+  ending member).
   Nothing is cached but the parsing of the stored permission text.
 - **Versioned schema.** ``schema_info`` holds the version; opening applies what is missing
   in one transaction under ``pg_advisory_xact_lock``, so processes starting together
@@ -54,10 +55,12 @@ from psycopg.pq import TransactionStatus
 from .._errors import StorageError, TeamAccessError, ValidationError
 from .._permissions import PermissionSet
 from .postgres_schema import MIGRATIONS, TABLES, Statements
-from .postgres_unit import PgUnitOfWork, grant_of, tuples, unstorable
+from .postgres_unit import PgUnitOfWork, account_member_of, grant_of, tuples, unstorable
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
+
+    from .._domain import Account, Member
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -507,6 +510,25 @@ class PostgresStore:
         if rows[0][0] != 0:
             return None
         return [(r[2], r[3]) for r in rows]
+
+    def account_member(self, account_id: str, user_id: str) -> tuple[Account | None, Member | None]:
+        """The account and *user_id*'s membership in it, as a unit's ``account_member()``
+        reads them: one autocommit statement of committed state, taking no lock (the
+        optional ``CombinedReads`` capability of a store)."""
+        if getattr(self._local, "conn", None) is not None:
+            with self.read() as uow:
+                return uow.account_member(account_id, user_id)
+        conn = self._getconn()
+        try:
+            row = tuples(conn).execute(self._sql.account_member, (user_id, account_id)).fetchone()
+            _end_read(conn)
+        except (psycopg.Error, UnicodeEncodeError) as exc:
+            if unstorable(exc):
+                return None, None  # never stored, so no such account (see grant())
+            raise self._error(exc, "reading an account") from exc
+        finally:
+            self._putconn(conn)
+        return account_member_of(row)
 
     @contextmanager
     def join(self, connection: Connection) -> Iterator[Connection]:

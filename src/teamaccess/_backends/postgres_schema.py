@@ -185,4 +185,45 @@ class Statements:
             f"FROM {s}.{table} WHERE id = %s"
             for table in ("invitations", "contacts", "outbox")
         }
+        # The combined reads (CombinedReads): each one statement with the single reads'
+        # conditions, word for word (so their indexes). The unit takes the single reads'
+        # locks in a statement before, so what it reads is what the locks' holders left.
+        self.account_member = (
+            f"SELECT {_qualified(_ACCOUNT_COLS, 'a')}, {_qualified(_MEMBER_COLS, 'm')} "
+            f"FROM {s}.accounts a LEFT JOIN {s}.members m "
+            "ON m.account_id = a.id AND m.user_id = %s WHERE a.id = %s"
+        )
+        self.address_in_use = (
+            f"SELECT EXISTS (SELECT 1 FROM {s}.members WHERE account_id = %s "
+            f"AND email_key = %s), {_qualified(_INVITATION_COLS, 'i')} FROM (SELECT 1) one "
+            f"LEFT JOIN {s}.invitations i ON i.account_id = %s AND i.email_key = %s "
+            "AND i.status = 'pending'"
+        )
+        # The nth newest send of the account and mail to the address after a time, or
+        # NULL: event_times()'s and invitation_mail_times()'s rows, read from the newest.
+        self.send_marks = (
+            f"SELECT (SELECT at FROM {s}.events WHERE account_id = %s "
+            "AND action = ANY (%s) AND at > %s ORDER BY at DESC LIMIT 1 OFFSET %s), "
+            f"(SELECT o.created_at FROM {s}.invitations i JOIN {s}.outbox o "
+            "ON o.invitation_id = i.id WHERE i.email_key = %s AND o.kind = 'invitation' "
+            "AND o.created_at > %s ORDER BY o.created_at DESC LIMIT 1 OFFSET %s)"
+        )
+        self.invitation_and_inviter = (
+            f"SELECT {_qualified(_INVITATION_COLS, 'i')}, {_qualified(_MEMBER_COLS, 'm')} "
+            f"FROM {s}.invitations i LEFT JOIN {s}.members m "
+            "ON m.account_id = i.account_id AND m.user_id = i.invited_by WHERE i.id = %s"
+        )
+        # Two locks in one round trip, in the order the single reads take them.
+        self.lock_two = (
+            "SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s)), "
+            "pg_advisory_xact_lock(%s::integer, hashtext(%s))"
+        )
+        self.lock_outbox_of = (
+            "SELECT account_id, pg_advisory_xact_lock(%s::integer, hashtext(account_id)) "
+            f"FROM {s}.outbox WHERE invitation_id = %s AND status = 'pending'"
+        )
         self.s = s
+
+
+def _qualified(cols: str, table: str) -> str:
+    return ", ".join(f"{table}.{c}" for c in cols.split(", "))

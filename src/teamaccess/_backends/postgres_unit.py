@@ -36,7 +36,7 @@ from .postgres_schema import (
 if TYPE_CHECKING:
     from .postgres import PostgresStore
 
-__all__ = ["PgUnitOfWork", "grant_of", "perms", "tuples", "unstorable"]
+__all__ = ["PgUnitOfWork", "account_member_of", "grant_of", "perms", "tuples", "unstorable"]
 
 Connection = psycopg.Connection[Any]
 Row = tuple[Any, ...]
@@ -169,6 +169,17 @@ def _outbox(r: Row) -> OutboxMessage:
         raise _unreadable("an outbox row", exc) from exc
 
 
+def account_member_of(row: Row | None) -> tuple[Account | None, Member | None]:
+    """The answer of ``account_member()`` from a row of ``Statements.account_member``."""
+    if row is None:
+        return None, None
+    return _account(row), None if row[5] is None else _member(row[5:])
+
+
+#: The actions the invitation rate limit counts (the service's send actions).
+_SEND_NAMES = frozenset({"invitation.sent", "invitation.resent"})
+
+
 def unstorable(exc: BaseException) -> bool:
     """An argument no row can hold: a lone surrogate or a NUL character."""
     return isinstance(exc, UnicodeEncodeError) or (
@@ -203,6 +214,8 @@ class PgUnitOfWork(_PgPrivacyQueries):
         self._locked: set[str] = set()
         # status of each invitation as this unit read it: its update is conditional on it
         self._seen: dict[str, str] = {}
+        # account of each invitation this unit read (cancel_outbox() needs no lock then)
+        self._accounts_of: dict[str, str] = {}
         self.committed = False
 
     # transaction control
@@ -531,6 +544,7 @@ class PgUnitOfWork(_PgPrivacyQueries):
             return None
         if self._write:
             self._seen[row[0]] = row[5]
+        self._accounts_of[row[0]] = row[1]
         return _invitation(row)
 
     def update_invitation(self, invitation: Invitation) -> None:
@@ -597,6 +611,93 @@ class PgUnitOfWork(_PgPrivacyQueries):
             params.append(invited_by)
         rows = self._all(sql + " ORDER BY created_at, seq", params, True)
         return [_invitation(r) for r in rows]
+
+    # combined reads: the optional capability ``CombinedReads`` (_ports.py), one
+    # statement where the use cases would otherwise run two, after the same locks
+
+    def account_member(self, account_id: str, user_id: str) -> tuple[Account | None, Member | None]:
+        self._lock(account_id)
+        return account_member_of(self._one(self._q.account_member, (user_id, account_id), True))
+
+    def address_in_use(self, account_id: str, email_key: str) -> tuple[bool, Invitation | None]:
+        self._lock(account_id)
+        row = self._one(
+            self._q.address_in_use, (account_id, email_key, account_id, email_key), True
+        )
+        if row is None:  # an unstorable key: no member, no invitation holds it
+            return False, None
+        if row[1] is None:
+            return bool(row[0]), None
+        self._accounts_of[row[1]] = row[2]
+        return bool(row[0]), _invitation(row[1:])
+
+    def send_marks(
+        self,
+        account_id: str,
+        since: datetime,
+        nth: int,
+        email_key: str,
+        mail_since: datetime,
+        mail_nth: int,
+    ) -> tuple[datetime | None, datetime | None]:
+        # event_times()'s lock of the account, then invitation_mail_times()'s of the
+        # address, in that order: in one round trip where neither is held yet.
+        mail_key = f"to {email_key}"
+        if self._write:
+            space = self._s._lock_space
+            if account_id not in self._locked and mail_key not in self._locked:
+                self._exec(self._q.lock_two, (space, account_id, space, mail_key))
+                self._locked.update((account_id, mail_key))
+            else:
+                self._lock(account_id)
+                self._lock(mail_key)
+        row = self._one(
+            self._q.send_marks,
+            (account_id, sorted(_SEND_NAMES), _ts(since), max(nth, 1) - 1, email_key,
+             _ts(mail_since), max(mail_nth, 1) - 1),
+            True,
+        )  # fmt: skip
+        if row is None:  # an unstorable key: nothing stored holds it
+            return None, None
+        try:
+            return _dt_or_none(row[0]), _dt_or_none(row[1])
+        except _DECODE_ERRORS as exc:
+            raise _unreadable("an audit event or outbox time", exc) from exc
+
+    def invitation_and_inviter(self, invitation_id: str) -> tuple[Invitation | None, Member | None]:
+        # get_invitation()'s lock (the account, through the row), which is also
+        # get_member()'s.
+        self._lock_row("invitations", invitation_id)
+        row = self._one(self._q.invitation_and_inviter, (invitation_id,), True)
+        if row is None:
+            return None, None
+        if self._write:
+            self._seen[row[0]] = row[5]
+        self._accounts_of[row[0]] = row[1]
+        return _invitation(row), None if row[16] is None else _member(row[16:])
+
+    def cancel_outbox(self, invitation_id: str) -> None:
+        # What update_outbox() of each pending row with status "cancelled" writes, after
+        # its lock of the rows' account unless this unit holds it already.
+        if self._write and self._accounts_of.get(invitation_id) not in self._locked:
+            for account_id, _ in self._all(
+                self._q.lock_outbox_of, (self._s._lock_space, invitation_id), True
+            ):
+                self._locked.add(account_id)
+        self._exec(
+            f"UPDATE {self._q.s}.outbox SET status = 'cancelled' "
+            "WHERE invitation_id = %s AND status = 'pending'",
+            (invitation_id,),
+        )
+
+    def update_outbox_sent(self, message_id: str, sent_at: datetime) -> None:
+        # What update_outbox() writes for the row as stored, marked sent, after its lock.
+        self._lock_row("outbox", message_id)
+        self._exec(
+            f"UPDATE {self._q.s}.outbox SET status = 'sent', attempts = attempts + 1, "
+            "last_error = NULL, sent_at = %s WHERE id = %s",
+            (_ts(sent_at), message_id),
+        )
 
     # contacts
 
