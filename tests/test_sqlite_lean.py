@@ -19,8 +19,8 @@ from teamaccess import (
     TeamAccess,
 )
 from teamaccess._backends import sqlite as sqlite_backend
-from teamaccess._backends import sqlite_rows, sqlite_schema
-from teamaccess._service.checks import _SEND_ACTIONS
+from teamaccess._backends import sqlite_schema
+from teamaccess._domain import SEND_ACTIONS
 from teamaccess.testing import FailingMailer, FrozenClock
 
 
@@ -201,7 +201,8 @@ class TestSchema6:
     def test_the_rules_queries_search_the_new_indexes(self, tmp_path: Path) -> None:
         assert sqlite_schema.SEND_ACTIONS_SQL == "('invitation.resent', 'invitation.sent')"
         # the actions the service's rate limit counts are the ones the index holds
-        assert sqlite_rows._SEND_NAMES == _SEND_ACTIONS
+        listed = ", ".join(f"'{action}'" for action in sorted(SEND_ACTIONS))
+        assert f"({listed})" == sqlite_schema.SEND_ACTIONS_SQL
         db = tmp_path / "team.db"
         SQLiteStore(db).close()
         pending = plan(

@@ -16,6 +16,7 @@ from ._repr import attrs_repr
 __all__ = [
     "METADATA_MAX_BYTES",
     "NOTE_MAX_LENGTH",
+    "SEND_ACTIONS",
     "SYSTEM",
     "Account",
     "AuditEvent",
@@ -31,6 +32,10 @@ __all__ = [
 #: ``actor_id`` for the vendor's own staff or automation. It passes every permission
 #: check (it may, say, transfer ownership for a customer) and is audited as itself.
 SYSTEM: Final = "teamaccess:system"
+
+#: The audit actions of an invitation mail sent: the per-account rate limit counts them,
+#: and every store reads them so (``event_times()``, ``send_marks()``).
+SEND_ACTIONS: Final = frozenset({"invitation.sent", "invitation.resent"})
 
 InvitationStatus = Literal["pending", "accepted", "declined", "revoked", "expired"]
 Role = Literal["owner", "member"]

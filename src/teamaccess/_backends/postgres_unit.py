@@ -14,7 +14,15 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
-from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
+from .._domain import (
+    SEND_ACTIONS,
+    Account,
+    AuditEvent,
+    Contact,
+    Invitation,
+    Member,
+    OutboxMessage,
+)
 from .._errors import AlreadyInvited, AlreadyMember, Conflict, ValidationError
 from .._permissions import PermissionSet
 from .codec import DECODE_ERRORS as _DECODE_ERRORS
@@ -174,10 +182,6 @@ def account_member_of(row: Row | None) -> tuple[Account | None, Member | None]:
     if row is None:
         return None, None
     return _account(row), None if row[5] is None else _member(row[5:])
-
-
-#: The actions the invitation rate limit counts (the service's send actions).
-_SEND_NAMES = frozenset({"invitation.sent", "invitation.resent"})
 
 
 def unstorable(exc: BaseException) -> bool:
@@ -653,7 +657,7 @@ class PgUnitOfWork(_PgPrivacyQueries):
                 self._lock(mail_key)
         row = self._one(
             self._q.send_marks,
-            (account_id, sorted(_SEND_NAMES), _ts(since), max(nth, 1) - 1, email_key,
+            (account_id, sorted(SEND_ACTIONS), _ts(since), max(nth, 1) - 1, email_key,
              _ts(mail_since), max(mail_nth, 1) - 1),
             True,
         )  # fmt: skip

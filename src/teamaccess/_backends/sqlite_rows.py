@@ -30,7 +30,6 @@ __all__ = [
     "_INVITATION_COLS",
     "_MEMBER_COLS",
     "_OUTBOX_COLS",
-    "_SEND_NAMES",
     "Row",
     "_account",
     "_active_grant",
@@ -284,8 +283,6 @@ _CONTACT_COLS: Final = (
     "WHERE cc.contact_id = c.id)"
 )
 _EVENT_COLS: Final = "id, account_id, at, actor_id, action, target, details"
-#: The actions listed in SEND_ACTIONS_SQL.
-_SEND_NAMES: Final = frozenset({"invitation.sent", "invitation.resent"})
 _OUTBOX_COLS: Final = (
     "id, account_id, kind, recipient, message_id, created_at, next_attempt_at, status, "
     "message, invitation_id, attempts, last_error, sent_at"

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
+from .._domain import (
+    SEND_ACTIONS,
+    Account,
+    AuditEvent,
+    Contact,
+    Invitation,
+    Member,
+    OutboxMessage,
+)
 from .._errors import (
     AlreadyInvited,
     AlreadyMember,
@@ -30,7 +38,6 @@ from .sqlite_rows import (
     _INVITATION_COLS,
     _MEMBER_COLS,
     _OUTBOX_COLS,
-    _SEND_NAMES,
     Row,
     _account,
     _contact,
@@ -437,7 +444,7 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         marks = ", ".join("?" for _ in names)
         # The send actions (the rate limit's) are read from their partial index (schema
         # 6), which SQLite uses only when the query repeats its condition word for word.
-        sends = f"action IN {SEND_ACTIONS_SQL} AND " if _SEND_NAMES.issuperset(names) else ""
+        sends = f"action IN {SEND_ACTIONS_SQL} AND " if SEND_ACTIONS.issuperset(names) else ""
         rows = self._all(
             f"SELECT at FROM events WHERE account_id = ? AND {sends}action IN "
             f"({marks}) AND at >= ? ORDER BY at, seq",

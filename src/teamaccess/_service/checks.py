@@ -27,7 +27,6 @@ __all__ = [
     "_CONTACT_FIELDS",
     "_DELIVERY_LEASE",
     "_NOT_NAMES",
-    "_SEND_ACTIONS",
     "Listener",
     "_Work",
     "_check_flag",
@@ -66,7 +65,6 @@ def _log() -> logging.Logger:
 
 Listener = Callable[[AuditEvent], object]
 
-_SEND_ACTIONS: Final = frozenset({"invitation.sent", "invitation.resent"})
 _CONTACT_FIELDS: Final = ("company", "phone", "role")
 #: How long a delivery attempt owns its outbox row. A row is written due this far ahead,
 #: and ``deliver_pending()`` pushes it this far ahead before sending, so a concurrent

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._domain import (
+    SEND_ACTIONS,
     SYSTEM,
     Invitation,
     InvitationStatus,
@@ -35,7 +36,6 @@ from .._tokens import hash_matches
 if TYPE_CHECKING:
     from email.message import EmailMessage
 from .checks import (
-    _SEND_ACTIONS,
     _check_id,
     _check_ids,
     _check_note,
@@ -66,7 +66,7 @@ class _Invitations(_Delivery):
             )  # fmt: skip
             if found == (None, None):
                 return  # neither limit reached
-        sends = work.uow.event_times(account_id, _SEND_ACTIONS, since)
+        sends = work.uow.event_times(account_id, SEND_ACTIONS, since)
         self._judge_rate(account_id, sends, since)
         mails = self._mail_times(work, email_key, mail_since)
         self._judge_recipient_rate(email, mails, mail_since)

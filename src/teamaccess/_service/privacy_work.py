@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from .._domain import SYSTEM, AuditEvent, Member, OutboxMessage
+from .._domain import SEND_ACTIONS, SYSTEM, AuditEvent, Member, OutboxMessage
 from .._emails import Address, normalize_email
 from .._errors import OwnershipRequired, PermissionDenied, StorageError, ValidationError
 from .._permissions import PermissionSet
 from .._ports import UnitOfWork
 from .._privacy import ErasureReport, PersonMatcher, PurgeReport
-from .checks import _SEND_ACTIONS, _check_id, _check_user, _Work
+from .checks import _check_id, _check_user, _Work
 
 if TYPE_CHECKING:
     from .team import TeamAccess
@@ -353,7 +353,7 @@ class _PrivacyWork:
                 messages=uow.purge_outbox(min(work.now - retention.sent_mail, rules_since)),
                 events=uow.purge_events(
                     work.now - retention.audit_events,
-                    keep_actions=_SEND_ACTIONS,
+                    keep_actions=SEND_ACTIONS,
                     keep_since=rules_since,
                 ),
             )
