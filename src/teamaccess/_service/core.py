@@ -94,7 +94,6 @@ class _Core:
         _check_methods("mailer", mailer, "a Mailer such as MemoryMailer()", "send")
         self._store = store
         self._durable_hint = True  # until the store shows it predates begin(durable=)
-        self._sent_hint = True  # until the store's units show they have no update_outbox_sent()
         self._mailer = mailer
         self._tokens = TokenSigner(secret_key, "invitation")
         if catalog is not None and not isinstance(catalog, Catalog):

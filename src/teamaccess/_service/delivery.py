@@ -277,55 +277,53 @@ class _Delivery(_Core):
                 self._durable_hint = False
         return self._store.begin()
 
-    def _record(self, row: OutboxMessage, error: str | None) -> OutboxMessage:
+    def _record(
+        self, row: OutboxMessage, error: str | None, *, returned: bool = True
+    ) -> OutboxMessage:
+        """Record how sending *row* went; the row as stored now. A caller that needs no
+        row back (``returned=False``) gets *row* for a sent mail, which is then recorded
+        by one ``UPDATE`` where the unit has ``update_outbox_sent()`` (``CombinedReads``).
+        """
         now = self.clock.now()
         # Not durable: lost in a power cut, this record means the mail goes out again (at
         # least once, as promised; an invitation's with a new link). It saves an fsync per
         # mail.
         with self._record_unit() as uow:
-            current = uow.get_outbox(row.id) or row
-            if error is None:
-                done = attrs.evolve(
-                    current, status="sent", attempts=current.attempts + 1, sent_at=now,
-                    last_error=None,
-                )  # fmt: skip
-            elif isinstance(error, _Refusal):
-                # Sending it again would be refused again: the row is closed with its reason.
-                done = attrs.evolve(
-                    current, status="cancelled", attempts=current.attempts + 1,
-                    last_error=str(error),
-                )  # fmt: skip
+            sent = (
+                None if returned or error is not None else getattr(uow, "update_outbox_sent", None)
+            )
+            if sent is not None:
+                sent(row.id, now)
+                done = row
             else:
-                # The exponent is capped: timedelta overflows near 2**40 minutes, which
-                # a row failing every few hours for weeks would otherwise reach.
-                factor = 2 ** min(current.attempts, 30)
-                backoff = min(self.retry_backoff * factor, self.max_retry_backoff)
-                done = attrs.evolve(
-                    current,
-                    attempts=current.attempts + 1,
-                    last_error=error,
-                    next_attempt_at=now + backoff,
-                )
-            uow.update_outbox(done)
+                done = self._outcome(uow.get_outbox(row.id) or row, error, now)
+                uow.update_outbox(done)
             uow.commit()
         if error is None and self._on_sent is not None:
             self._on_sent(done)
         return done
 
-    def _record_sent(self, row: OutboxMessage) -> None:
-        """:meth:`_record` of a sent mail, whose row the caller needs no more: one
-        ``UPDATE`` where the unit has ``update_outbox_sent()`` (``CombinedReads``)."""
-        if self._sent_hint:
-            with self._record_unit() as uow:
-                sent = getattr(uow, "update_outbox_sent", None)
-                if sent is not None:
-                    sent(row.id, self.clock.now())
-                    uow.commit()
-                    if self._on_sent is not None:
-                        self._on_sent(row)
-                    return
-            self._sent_hint = False  # this store's units have none: no empty unit again
-        self._record(row, None)
+    def _outcome(self, current: OutboxMessage, error: str | None, now: datetime) -> OutboxMessage:
+        """*current*, the row as stored, after a try to send it that ended in *error*."""
+        if error is None:
+            return attrs.evolve(
+                current, status="sent", attempts=current.attempts + 1, sent_at=now,
+                last_error=None,
+            )  # fmt: skip
+        if isinstance(error, _Refusal):
+            # Sending it again would be refused again: the row is closed with its reason.
+            return attrs.evolve(
+                current, status="cancelled", attempts=current.attempts + 1,
+                last_error=str(error),
+            )  # fmt: skip
+        # The exponent is capped: timedelta overflows near 2**40 minutes, which a row
+        # failing every few hours for weeks would otherwise reach.
+        factor = 2 ** min(current.attempts, 30)
+        backoff = min(self.retry_backoff * factor, self.max_retry_backoff)
+        return attrs.evolve(
+            current, attempts=current.attempts + 1, last_error=error,
+            next_attempt_at=now + backoff,
+        )  # fmt: skip
 
     def _deliver_now(
         self,
@@ -344,10 +342,7 @@ class _Delivery(_Core):
         with self._sending(bool(batch)) as mailer:
             for row, message in batch:
                 error = self._send(row, message, mailer)
-                if error is None:
-                    self._record_sent(row)
-                else:
-                    self._record(row, error)
+                self._record(row, error, returned=False)
                 if error is not None:
                     failed.append(row.id)
                     refused += isinstance(error, _Refusal)
