@@ -115,10 +115,13 @@ class _PrivacyQueries:
         return [_rows._outbox(r) for r in rows]
 
     def delete_invitation(self, invitation_id: str) -> None:
-        self._exec("DELETE FROM invitations WHERE id = ?", (invitation_id,))
+        self._exec(
+            f"DELETE FROM invitations WHERE {_rows._INVITATION_ID}",
+            _rows._by_id(invitation_id, "inv_"),
+        )
 
     def delete_outbox(self, message_id: str) -> None:
-        self._exec("DELETE FROM outbox WHERE id = ?", (message_id,))
+        self._exec(f"DELETE FROM outbox WHERE {_rows._OUTBOX_ID}", _rows._by_id(message_id, "msg_"))
 
     def update_event(self, event: AuditEvent) -> None:
         details = details_text(event.details)

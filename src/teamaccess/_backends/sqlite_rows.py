@@ -21,6 +21,7 @@ from .codec import metadata_text as _metadata_text
 from .codec import parse_perms as _perms
 from .codec import perms_text as _perms_text
 from .codec import unreadable as _unreadable
+from .sqlite_schema import NUMBERED_INVITATION, NUMBERED_OUTBOX
 
 __all__ = [
     "_ACCOUNT_COLS",
@@ -30,17 +31,21 @@ __all__ = [
     "_EVENT_COLS",
     "_GRANTS",
     "_INVITATION_COLS",
+    "_INVITATION_ID",
     "_MEMBER_COLS",
     "_OUTBOX_COLS",
+    "_OUTBOX_ID",
     "Row",
     "_account",
     "_active_grant",
+    "_by_id",
     "_contact",
     "_create_private",
     "_dt",
     "_dt_or_none",
     "_event",
     "_grant",
+    "_id_number",
     "_invitation",
     "_is_unique_violation",
     "_member",
@@ -229,10 +234,11 @@ def _outbox(row: Row) -> OutboxMessage:
 
 
 def _outbox_params(m: OutboxMessage) -> tuple[Any, ...]:
+    """The columns of an outbox row after its key and id, in the table's order."""
     return (
         m.account_id, m.kind, m.recipient, m.message_id, _ts(m.created_at),
         _ts(m.next_attempt_at), m.status, m.message, m.invitation_id, m.attempts,
-        m.last_error, _ts_or_none(m.sent_at), m.id,
+        m.last_error, _ts_or_none(m.sent_at),
     )  # fmt: skip
 
 
@@ -278,6 +284,34 @@ def _milliseconds(seconds: float) -> int:
     """*seconds* for ``PRAGMA busy_timeout``: never negative, and capped, since SQLite keeps
     it in a C int (an infinite timeout waits about 25 days between retries)."""
     return int(min(max(seconds, 0.0), (2**31 - 1) / 1000) * 1000)
+
+
+def _id_number(value: str, prefix: str) -> int | None:
+    """The key a row whose id is *value* is stored under: the number in an id of the
+    form *prefix* and 16 lowercase hex digits (schema 7), or None for any other id."""
+    if len(value) != len(prefix) + 16 or not value.startswith(prefix):
+        return None
+    digits = value[len(prefix) :]
+    try:
+        number = int(digits, 16)
+    except ValueError:
+        return None
+    # int() also takes "+", "_", spaces and capitals: only the exact form is numbered, so
+    # the id is printf('<prefix>%016x', key) of its row.
+    return number if number < 2**63 and f"{number:016x}" == digits else None
+
+
+def _by_id(row_id: str, prefix: str) -> tuple[int | None, str, str]:
+    """The parameters of _INVITATION_ID or _OUTBOX_ID for *row_id*."""
+    return _id_number(row_id, prefix), row_id, row_id
+
+
+# One row by its id (schema 7): a rowid search for an id with its number, and a search
+# of the partial index of rows stored without it (empty but for an older file's rows).
+# Built from the schema's constants only: no value is put into the text.
+_BY_ID: Final = "key IN (?, (SELECT key FROM {table} WHERE id = ? AND {stored})) AND id = ?"
+_INVITATION_ID: Final = _BY_ID.format(table="invitations", stored=NUMBERED_INVITATION)
+_OUTBOX_ID: Final = _BY_ID.format(table="outbox", stored=NUMBERED_OUTBOX)
 
 
 def _is_unique_violation(exc: sqlite3.IntegrityError) -> bool:

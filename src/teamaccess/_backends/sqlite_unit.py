@@ -36,14 +36,18 @@ from .sqlite_rows import (
     _DECODE_ERRORS,
     _EVENT_COLS,
     _INVITATION_COLS,
+    _INVITATION_ID,
     _MEMBER_COLS,
     _OUTBOX_COLS,
+    _OUTBOX_ID,
     Row,
     _account,
+    _by_id,
     _contact,
     _dt,
     _dt_or_none,
     _event,
+    _id_number,
     _invitation,
     _is_unique_violation,
     _member,
@@ -57,7 +61,7 @@ from .sqlite_rows import (
     _ts_or_none,
     _unreadable,
 )
-from .sqlite_schema import SEND_ACTIONS_SQL
+from .sqlite_schema import NUMBERED_INVITATION, SEND_ACTIONS_SQL
 
 if TYPE_CHECKING:
     from .sqlite import SQLiteStore
@@ -153,6 +157,32 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     def _one(self, sql: str, params: tuple[Any, ...]) -> Row | None:
         rows = self._all(sql, params)
         return rows[0] if rows else None
+
+    def _add_numbered(
+        self,
+        table: str,
+        sql: str,
+        params: tuple[Any, ...],
+        conflict: Callable[[], TeamAccessError],
+    ) -> None:
+        """Run the INSERT *sql*, whose first value is the row's key and second its id: the
+        number in the id (schema 7), or NULL, so that SQLite picks one, for an id without
+        one or whose number another row holds (a row written without it, by hand or by
+        another program)."""
+        number = params[0]
+        if number is not None:
+            try:
+                self._exec(sql, params, _KeyTaken)
+                return
+            except _KeyTaken as taken:
+                cause = taken.__cause__
+                if getattr(cause, "sqlite_errorname", "") != "SQLITE_CONSTRAINT_PRIMARYKEY":
+                    raise conflict() from cause
+                held = self._one(f"SELECT id FROM {table} WHERE key = ?", (number,))
+                if held is not None and held[0] == params[1]:
+                    raise conflict() from cause  # the same id: a row that exists already
+            params = (None, *params[1:])
+        self._exec(sql, params, conflict)
 
     # many new rows at once (BulkUnitOfWork)
 
@@ -257,13 +287,14 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     def add_invitation(self, invitation: Invitation, email_key: str) -> None:
         # The token itself is never written: only its hash.
         i = invitation
-        self._exec(
-            f"INSERT INTO invitations ({_INVITATION_COLS}, email_key) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (i.id, i.account_id, i.email, _perms_text(i.permissions), i.invited_by, i.status,
-             _ts(i.created_at), _ts(i.expires_at), i.token_hash, _ts_or_none(i.closed_at),
-             i.accepted_by, i.sent_count, i.language, _ts_or_none(i.access_until), i.note,
-             _metadata_text(i.metadata), email_key),
+        self._add_numbered(
+            "invitations",
+            f"INSERT INTO invitations (key, {_INVITATION_COLS}, email_key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_id_number(i.id, "inv_"), i.id, i.account_id, i.email, _perms_text(i.permissions),
+             i.invited_by, i.status, _ts(i.created_at), _ts(i.expires_at), i.token_hash,
+             _ts_or_none(i.closed_at), i.accepted_by, i.sent_count, i.language,
+             _ts_or_none(i.access_until), i.note, _metadata_text(i.metadata), email_key),
             lambda: self._invitation_conflict(i),
         )  # fmt: skip
 
@@ -274,7 +305,8 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
 
     def get_invitation(self, invitation_id: str) -> Invitation | None:
         row = self._one(
-            f"SELECT {_INVITATION_COLS} FROM invitations WHERE id = ?", (invitation_id,)
+            f"SELECT {_INVITATION_COLS} FROM invitations WHERE {_INVITATION_ID}",
+            _by_id(invitation_id, "inv_"),
         )
         return None if row is None else _invitation(row)
 
@@ -285,10 +317,11 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         self._exec(
             "UPDATE invitations SET permissions = ?, invited_by = ?, status = ?, "
             "expires_at = ?, token_hash = ?, closed_at = ?, accepted_by = ?, sent_count = ?, "
-            "language = ?, access_until = ?, note = ?, metadata = ? WHERE id = ?",
+            f"language = ?, access_until = ?, note = ?, metadata = ? WHERE {_INVITATION_ID}",
             (_perms_text(i.permissions), i.invited_by, i.status, _ts(i.expires_at),
              i.token_hash, _ts_or_none(i.closed_at), i.accepted_by, i.sent_count, i.language,
-             _ts_or_none(i.access_until), i.note, _metadata_text(i.metadata), i.id),
+             _ts_or_none(i.access_until), i.note, _metadata_text(i.metadata),
+             *_by_id(i.id, "inv_")),
             lambda: AlreadyInvited(f"{i.email} has a pending invitation already"),
         )  # fmt: skip
 
@@ -353,7 +386,7 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
             raise _unreadable("an audit event or outbox time", exc) from exc
 
     def invitation_and_inviter(self, invitation_id: str) -> tuple[Invitation | None, Member | None]:
-        row = self._one(_INVITATION_INVITER_SQL, (invitation_id,))
+        row = self._one(_INVITATION_INVITER_SQL, _by_id(invitation_id, "inv_"))
         if row is None:
             return None, None
         inviter = None if row[16] is None else _member(row[16:])
@@ -470,11 +503,12 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     # outbox
 
     def add_outbox(self, message: OutboxMessage) -> None:
-        self._exec(
-            "INSERT INTO outbox (account_id, kind, recipient, message_id, created_at, "
-            "next_attempt_at, status, message, invitation_id, attempts, last_error, sent_at, "
-            "id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            _outbox_params(message),
+        self._add_numbered(
+            "outbox",
+            "INSERT INTO outbox (key, id, account_id, kind, recipient, message_id, "
+            "created_at, next_attempt_at, status, message, invitation_id, attempts, "
+            "last_error, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_id_number(message.id, "msg_"), message.id, *_outbox_params(message)),
             lambda: Conflict(f"outbox message {message.id!r} exists already"),
         )
 
@@ -483,21 +517,23 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         # The delivery state only (see update_invitation): the invitation index stays put.
         self._exec(
             "UPDATE outbox SET next_attempt_at = ?, status = ?, attempts = ?, "
-            "last_error = ?, sent_at = ? WHERE id = ?",
+            f"last_error = ?, sent_at = ? WHERE {_OUTBOX_ID}",
             (_ts(m.next_attempt_at), m.status, m.attempts, m.last_error,
-             _ts_or_none(m.sent_at), m.id),
+             _ts_or_none(m.sent_at), *_by_id(m.id, "msg_")),
         )  # fmt: skip
 
     def update_outbox_sent(self, message_id: str, sent_at: datetime) -> None:
         # What update_outbox() writes for the row as stored, marked sent (_record).
         self._exec(
             "UPDATE outbox SET status = 'sent', attempts = attempts + 1, last_error = NULL, "
-            "sent_at = ? WHERE id = ?",
-            (_ts(sent_at), message_id),
+            f"sent_at = ? WHERE {_OUTBOX_ID}",
+            (_ts(sent_at), *_by_id(message_id, "msg_")),
         )
 
     def get_outbox(self, message_id: str) -> OutboxMessage | None:
-        row = self._one(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE id = ?", (message_id,))
+        row = self._one(
+            f"SELECT {_OUTBOX_COLS} FROM outbox WHERE {_OUTBOX_ID}", _by_id(message_id, "msg_")
+        )
         return None if row is None else _outbox(row)
 
     def outbox(
@@ -538,17 +574,19 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         due = self.outbox(status="pending", due_before=now, limit=max(limit, 0))
         if not due:
             return []
-        lease = _ts(lease_until)
-        ids = [m.id for m in due]
-        for start in range(0, len(ids), 500):  # under SQLite's limit of bound parameters
-            chunk = ids[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            self._exec(
-                f"UPDATE outbox SET next_attempt_at = ? WHERE id IN ({marks}) "
-                "AND status = 'pending' AND next_attempt_at <= ?",
-                (lease, *chunk, _ts(now)),
-            )
+        # The rows just read, chosen again by the same query: the write lock is held, so
+        # nothing has changed them since (schema 7 has no index on every id to find them by).
+        self._exec(
+            "UPDATE outbox SET next_attempt_at = ? WHERE key IN (SELECT key FROM outbox "
+            "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY created_at, id "
+            "LIMIT ?)",
+            (_ts(lease_until), _ts(now), max(limit, 0)),
+        )
         return [attrs.evolve(m, next_attempt_at=lease_until) for m in due]
+
+
+class _KeyTaken(Conflict):
+    """An INSERT of a numbered row met a unique key (see _add_numbered)."""
 
 
 def _qualified(cols: str, table: str) -> str:
@@ -587,5 +625,7 @@ _SEND_MARKS_SQL: Final = (
 _INVITATION_INVITER_SQL: Final = (
     f"SELECT {_qualified(_INVITATION_COLS, 'i')}, {_qualified(_MEMBER_COLS, 'm')} "
     "FROM invitations i LEFT JOIN members m "
-    "ON m.account_id = i.account_id AND m.user_id = i.invited_by WHERE i.id = ?"
+    "ON m.account_id = i.account_id AND m.user_id = i.invited_by "
+    f"WHERE i.key IN (?, (SELECT key FROM invitations WHERE id = ? AND {NUMBERED_INVITATION})) "
+    "AND i.id = ?"
 )
