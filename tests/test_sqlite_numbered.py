@@ -177,16 +177,30 @@ class TestSchema7:
         assert rows(db, "SELECT key FROM outbox WHERE id = ?", free) == [(held + 1000,)]
         assert rows(db, "PRAGMA integrity_check") == [("ok",)]
 
-    def test_an_invitation_is_found_by_its_key_without_a_scan(self, tmp_path: Path) -> None:
+    def test_a_row_is_found_by_its_key_or_the_small_index_without_a_scan(
+        self, tmp_path: Path
+    ) -> None:
         db = tmp_path / "team.db"
         SQLiteStore(db).close()
-        from teamaccess._backends.sqlite_rows import _INVITATION_ID, _OUTBOX_ID
+        from teamaccess._backends.sqlite_rows import (
+            _BY_KEY,
+            _INVITATION_UNNUMBERED,
+            _OUTBOX_UNNUMBERED,
+        )
+        from teamaccess._backends.sqlite_unit import _INVITATION_INVITER_SQL
 
-        for table, where in (("invitations", _INVITATION_ID), ("outbox", _OUTBOX_ID)):
-            for sql in (f"SELECT id FROM {table} WHERE {where}",
-                        f"UPDATE {table} SET status = 'x' WHERE {where}",
-                        f"DELETE FROM {table} WHERE {where}"):  # fmt: skip
-                found = plan(db, sql, 7, "inv_0000000000000007", "inv_0000000000000007")
-                assert "USING INTEGER PRIMARY KEY (rowid=?)" in found, found
-                assert f"COVERING INDEX {table}_id (id=?)" in found, found
-                assert "SCAN" not in found, found
+        for table, unnumbered in (
+            ("invitations", _INVITATION_UNNUMBERED),
+            ("outbox", _OUTBOX_UNNUMBERED),
+        ):
+            heads = [f"SELECT id FROM {table} WHERE ",
+                     f"UPDATE {table} SET status = 'x' WHERE ",
+                     f"DELETE FROM {table} WHERE "]  # fmt: skip
+            if table == "invitations":
+                heads.append(_INVITATION_INVITER_SQL)
+            for head in heads:
+                by_key = plan(db, head + _BY_KEY, 7, "inv_0000000000000007")
+                assert "USING INTEGER PRIMARY KEY (rowid=?)" in by_key, by_key
+                by_id = plan(db, head + unnumbered, "inv_1")
+                assert f"INDEX {table}_id (id=?)" in by_id, by_id
+                assert "SCAN" not in by_key + by_id

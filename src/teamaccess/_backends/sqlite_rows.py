@@ -26,19 +26,19 @@ from .sqlite_schema import NUMBERED_INVITATION, NUMBERED_OUTBOX
 __all__ = [
     "_ACCOUNT_COLS",
     "_ACTIVE_GRANTS",
+    "_BY_KEY",
     "_CONTACT_COLS",
     "_DECODE_ERRORS",
     "_EVENT_COLS",
     "_GRANTS",
     "_INVITATION_COLS",
-    "_INVITATION_ID",
+    "_INVITATION_UNNUMBERED",
     "_MEMBER_COLS",
     "_OUTBOX_COLS",
-    "_OUTBOX_ID",
+    "_OUTBOX_UNNUMBERED",
     "Row",
     "_account",
     "_active_grant",
-    "_by_id",
     "_contact",
     "_create_private",
     "_dt",
@@ -320,17 +320,13 @@ def _id_number(value: str, prefix: str) -> int | None:
     return number if number < 2**63 and f"{number:016x}" == digits else None
 
 
-def _by_id(row_id: str, prefix: str) -> tuple[int | None, str, str]:
-    """The parameters of _INVITATION_ID or _OUTBOX_ID for *row_id*."""
-    return _id_number(row_id, prefix), row_id, row_id
-
-
-# One row by its id (schema 7): a rowid search for an id with its number, and a search
-# of the partial index of rows stored without it (empty but for an older file's rows).
-# Built from the schema's constants only: no value is put into the text.
-_BY_ID: Final = "key IN (?, (SELECT key FROM {table} WHERE id = ? AND {stored})) AND id = ?"
-_INVITATION_ID: Final = _BY_ID.format(table="invitations", stored=NUMBERED_INVITATION)
-_OUTBOX_ID: Final = _BY_ID.format(table="outbox", stored=NUMBERED_OUTBOX)
+# One row by its id (schema 7): first by its key, for an id with a number (one rowid
+# search: the rows the service writes); if no row is there, through the partial index of
+# rows stored without their number (an older file's rows, ids of any other form). Built
+# from the schema's constants only: no value is put into the text.
+_BY_KEY: Final = "key = ? AND id = ?"
+_INVITATION_UNNUMBERED: Final = f"id = ? AND {NUMBERED_INVITATION}"
+_OUTBOX_UNNUMBERED: Final = f"id = ? AND {NUMBERED_OUTBOX}"
 
 
 def _is_unique_violation(exc: sqlite3.IntegrityError) -> bool:

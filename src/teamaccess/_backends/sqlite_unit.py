@@ -32,17 +32,17 @@ from .codec import details_text
 from .sqlite_privacy import _PrivacyQueries
 from .sqlite_rows import (
     _ACCOUNT_COLS,
+    _BY_KEY,
     _CONTACT_COLS,
     _DECODE_ERRORS,
     _EVENT_COLS,
     _INVITATION_COLS,
-    _INVITATION_ID,
+    _INVITATION_UNNUMBERED,
     _MEMBER_COLS,
     _OUTBOX_COLS,
-    _OUTBOX_ID,
+    _OUTBOX_UNNUMBERED,
     Row,
     _account,
-    _by_id,
     _contact,
     _dt,
     _dt_or_none,
@@ -61,7 +61,7 @@ from .sqlite_rows import (
     _ts_or_none,
     _unreadable,
 )
-from .sqlite_schema import NUMBERED_INVITATION, SEND_ACTIONS_SQL
+from .sqlite_schema import SEND_ACTIONS_SQL
 
 if TYPE_CHECKING:
     from .sqlite import SQLiteStore
@@ -157,6 +157,35 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     def _one(self, sql: str, params: tuple[Any, ...]) -> Row | None:
         rows = self._all(sql, params)
         return rows[0] if rows else None
+
+    def _keyed_one(self, sql: str, unnumbered: str, row_id: str, prefix: str) -> Row | None:
+        """One row by id: *sql* ends in a WHERE clause the caller completes with _BY_KEY
+        or *unnumbered* (see sqlite_rows)."""
+        number = _id_number(row_id, prefix)
+        if number is not None:
+            row = self._one(sql + _BY_KEY, (number, row_id))
+            if row is not None:
+                return row
+        return self._one(sql + unnumbered, (row_id,))
+
+    def _keyed_write(
+        self,
+        sql: str,
+        unnumbered: str,
+        head: tuple[Any, ...],
+        row_id: str,
+        prefix: str,
+        conflict: Callable[[], TeamAccessError] | None = None,
+    ) -> None:
+        """An UPDATE or DELETE of one row by id (as :meth:`_keyed_one` finds it), *head*
+        the values before the WHERE clause."""
+        number = _id_number(row_id, prefix)
+        if (
+            number is not None
+            and self._exec(sql + _BY_KEY, (*head, number, row_id), conflict).rowcount
+        ):
+            return
+        self._exec(sql + unnumbered, (*head, row_id), conflict)
 
     def _add_numbered(
         self,
@@ -304,9 +333,11 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         return AlreadyInvited(f"{invitation.email} has a pending invitation already")
 
     def get_invitation(self, invitation_id: str) -> Invitation | None:
-        row = self._one(
-            f"SELECT {_INVITATION_COLS} FROM invitations WHERE {_INVITATION_ID}",
-            _by_id(invitation_id, "inv_"),
+        row = self._keyed_one(
+            f"SELECT {_INVITATION_COLS} FROM invitations WHERE ",
+            _INVITATION_UNNUMBERED,
+            invitation_id,
+            "inv_",
         )
         return None if row is None else _invitation(row)
 
@@ -314,14 +345,16 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         i = invitation
         # Only the columns that may change: SQLite rewrites every index holding a column
         # of the SET list, so naming the fixed ones cost two index pages per update.
-        self._exec(
+        self._keyed_write(
             "UPDATE invitations SET permissions = ?, invited_by = ?, status = ?, "
             "expires_at = ?, token_hash = ?, closed_at = ?, accepted_by = ?, sent_count = ?, "
-            f"language = ?, access_until = ?, note = ?, metadata = ? WHERE {_INVITATION_ID}",
+            "language = ?, access_until = ?, note = ?, metadata = ? WHERE ",
+            _INVITATION_UNNUMBERED,
             (_perms_text(i.permissions), i.invited_by, i.status, _ts(i.expires_at),
              i.token_hash, _ts_or_none(i.closed_at), i.accepted_by, i.sent_count, i.language,
-             _ts_or_none(i.access_until), i.note, _metadata_text(i.metadata),
-             *_by_id(i.id, "inv_")),
+             _ts_or_none(i.access_until), i.note, _metadata_text(i.metadata)),
+            i.id,
+            "inv_",
             lambda: AlreadyInvited(f"{i.email} has a pending invitation already"),
         )  # fmt: skip
 
@@ -386,7 +419,9 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
             raise _unreadable("an audit event or outbox time", exc) from exc
 
     def invitation_and_inviter(self, invitation_id: str) -> tuple[Invitation | None, Member | None]:
-        row = self._one(_INVITATION_INVITER_SQL, _by_id(invitation_id, "inv_"))
+        row = self._keyed_one(
+            _INVITATION_INVITER_SQL, _INVITATION_UNNUMBERED, invitation_id, "inv_"
+        )
         if row is None:
             return None, None
         inviter = None if row[16] is None else _member(row[16:])
@@ -515,24 +550,30 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     def update_outbox(self, message: OutboxMessage) -> None:
         m = message
         # The delivery state only (see update_invitation): the invitation index stays put.
-        self._exec(
+        self._keyed_write(
             "UPDATE outbox SET next_attempt_at = ?, status = ?, attempts = ?, "
-            f"last_error = ?, sent_at = ? WHERE {_OUTBOX_ID}",
+            "last_error = ?, sent_at = ? WHERE ",
+            _OUTBOX_UNNUMBERED,
             (_ts(m.next_attempt_at), m.status, m.attempts, m.last_error,
-             _ts_or_none(m.sent_at), *_by_id(m.id, "msg_")),
+             _ts_or_none(m.sent_at)),
+            m.id,
+            "msg_",
         )  # fmt: skip
 
     def update_outbox_sent(self, message_id: str, sent_at: datetime) -> None:
         # What update_outbox() writes for the row as stored, marked sent (_record).
-        self._exec(
+        self._keyed_write(
             "UPDATE outbox SET status = 'sent', attempts = attempts + 1, last_error = NULL, "
-            f"sent_at = ? WHERE {_OUTBOX_ID}",
-            (_ts(sent_at), *_by_id(message_id, "msg_")),
+            "sent_at = ? WHERE ",
+            _OUTBOX_UNNUMBERED,
+            (_ts(sent_at),),
+            message_id,
+            "msg_",
         )
 
     def get_outbox(self, message_id: str) -> OutboxMessage | None:
-        row = self._one(
-            f"SELECT {_OUTBOX_COLS} FROM outbox WHERE {_OUTBOX_ID}", _by_id(message_id, "msg_")
+        row = self._keyed_one(
+            f"SELECT {_OUTBOX_COLS} FROM outbox WHERE ", _OUTBOX_UNNUMBERED, message_id, "msg_"
         )
         return None if row is None else _outbox(row)
 
@@ -621,11 +662,10 @@ _SEND_MARKS_SQL: Final = (
     "WHERE i.email_key = ? AND o.kind = 'invitation' AND o.created_at > ? "
     "ORDER BY o.created_at DESC LIMIT 1 OFFSET ?)"
 )
-#: An invitation and its inviter's membership (none for SYSTEM or a removed member).
+#: An invitation and its inviter's membership (none for SYSTEM or a removed member); the
+#: WHERE clause is completed by _keyed_one().
 _INVITATION_INVITER_SQL: Final = (
     f"SELECT {_qualified(_INVITATION_COLS, 'i')}, {_qualified(_MEMBER_COLS, 'm')} "
     "FROM invitations i LEFT JOIN members m "
-    "ON m.account_id = i.account_id AND m.user_id = i.invited_by "
-    f"WHERE i.key IN (?, (SELECT key FROM invitations WHERE id = ? AND {NUMBERED_INVITATION})) "
-    "AND i.id = ?"
+    "ON m.account_id = i.account_id AND m.user_id = i.invited_by WHERE "
 )
