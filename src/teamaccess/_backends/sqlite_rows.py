@@ -71,7 +71,26 @@ def _ts(value: datetime) -> str:
             f"SQLiteStore stores timezone-aware datetimes only, not {value!r}; "
             "use datetime.now(UTC) or a Clock"
         )
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if type(value) is not datetime or value.tzinfo is not UTC:
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    # A use case writes its one "now" into several columns (an invite: the invitation,
+    # its outbox row, its audit event): each instant is formatted once. Only in UTC: two
+    # equal times in one local zone may be the two instants of a repeated hour (fold).
+    found = _TS_MEMO.get(value)
+    if found is None:
+        found = value.isoformat(timespec="microseconds")
+        if len(_TS_MEMO) >= 16:
+            _TS_MEMO.clear()
+        _TS_MEMO[value] = found
+    return found
+
+
+_TS_MEMO: dict[datetime, str] = {}
+
+
+def _json_object(text: Any) -> Any:
+    """``json.loads(text)``: the empty object most rows' metadata is, without the decoder."""
+    return {} if text == "{}" else json.loads(text)
 
 
 def _ts_or_none(value: datetime | None) -> str | None:
@@ -149,7 +168,7 @@ def _member(row: Row) -> Member:
             granted_by=row[6],
             status=row[7],
             access_until=_dt_or_none(row[8]),
-            metadata=json.loads(row[9]),
+            metadata=_json_object(row[9]),
         )
     except _DECODE_ERRORS as exc:
         raise _unreadable("a member row", exc) from exc
@@ -173,7 +192,7 @@ def _invitation(row: Row) -> Invitation:
             language=row[12],
             access_until=_dt_or_none(row[13]),
             note=row[14],
-            metadata=json.loads(row[15]),
+            metadata=_json_object(row[15]),
         )
     except _DECODE_ERRORS as exc:
         raise _unreadable("an invitation row", exc) from exc
