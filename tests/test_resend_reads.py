@@ -73,7 +73,6 @@ class TestOneStatement:
         assert len(before) == 1, before
         team.close()
 
-
     def test_the_read_searches_indexes(self, tmp_path: Path) -> None:
         """Each table is searched by a key, however many rows there are."""
         from teamaccess._backends.sqlite_unit import _INVITATION_ACCOUNT_MEMBER_SQL
