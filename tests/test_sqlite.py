@@ -682,6 +682,78 @@ class TestHotPath:
         large = steps("acc03999", "u3")
         assert large == small
 
+    def test_adding_a_member_does_the_same_work_in_a_large_account(self, db: Path) -> None:
+        store = SQLiteStore(db)
+        with store.begin() as uow:
+            uow.add_account(
+                Account(id="acc", name="A", owner_id="o", owner_email="o@example.org",
+                        created_at=START)
+            )  # fmt: skip
+            uow.commit()
+
+        def add(user_id: str) -> int:
+            count = 0
+
+            def tick() -> int:
+                nonlocal count
+                count += 1
+                return 0
+
+            with store.begin() as uow:
+                store.db.conn.set_progress_handler(tick, 1)
+                try:
+                    uow.add_member(member(user_id), f"{user_id}@example.org")
+                finally:
+                    store.db.conn.set_progress_handler(None, 1)
+                uow.commit()
+            return count
+
+        def member(user_id: str) -> Member:
+            email = f"{user_id}@example.org"
+            return Member(account_id="acc", user_id=user_id, email=email, role="member",
+                          permissions=P("billing.view"), joined_at=START)  # fmt: skip
+
+        def fill(first: int, last: int) -> None:
+            with store.begin() as uow:
+                for n in range(first, last):
+                    uow.add_member(member(f"u{n:04}"), f"u{n:04}@example.org")
+                uow.commit()
+
+        fill(0, 2)
+        small = add("x1")
+        fill(2, 800)
+        # The same user ids sort to the same place; only the account's size differs.
+        assert add("x2") == small
+        store.close()
+
+    def test_members_of_one_instant_keep_their_order_across_files_and_stores(
+        self, db: Path
+    ) -> None:
+        team = open_team(db)
+        acc = team.create_account(name="Alt", owner_id="owner", owner_email="chef@muster.de")
+        add_member(team, acc.id, "u-z", P("billing.view"))
+        team.close()
+        # Numbered 1, 2, ... per account, as earlier versions of the store wrote them.
+        conn = raw(db)
+        conn.execute("UPDATE members SET seq = CASE role WHEN 'owner' THEN 1 ELSE 2 END")
+        conn.close()
+        first, second = open_team(db), open_team(db)
+        add_member(second, acc.id, "u-a", P("billing.view"))
+        add_member(first, acc.id, "u-m", P("billing.view"))
+        add_member(second, acc.id, "u-b", P("billing.view"))
+        # The clock is frozen: every member joined at the same instant.
+        assert {m.joined_at for m in first.members(acc.id)} == {START}
+        for team in (first, second):
+            assert [m.user_id for m in team.members(acc.id)] == [
+                "owner",
+                "u-z",
+                "u-a",
+                "u-m",
+                "u-b",
+            ]
+        first.close()
+        second.close()
+
     def test_revocation_is_seen_at_once_by_another_store(self, db: Path, account: Account) -> None:
         writer, reader = open_team(db), open_team(db)
         add_member(writer, account.id, "u2", P("billing.view", "billing.pay"))

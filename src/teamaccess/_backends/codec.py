@@ -69,10 +69,14 @@ def metadata_text(metadata: Mapping[str, object]) -> str:
     return json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
 
 
+_DETAILS_ENCODER = json.JSONEncoder(sort_keys=True)
+
+
 def details_text(details: Mapping[str, object]) -> str:
     """An audit event's details as stored; a value JSON cannot hold is the caller's error."""
     try:
-        return json.dumps(dict(details), sort_keys=True)
+        # json.dumps(dict(details), sort_keys=True), without a new encoder every call
+        return _DETAILS_ENCODER.encode(dict(details))
     except (TypeError, ValueError) as exc:
         raise ValidationError(
             f"audit event details must be JSON values (str, int, list, dict ...): {exc}"

@@ -15,6 +15,7 @@ from .._permissions import PermissionSet
 from .codec import details_text
 from .sqlite_rows import (
     _is_unique_violation,
+    _member_seq,
     _metadata_text,
     _perms_text,
     _stored_status,
@@ -30,18 +31,11 @@ __all__ = ["add_many"]
 _ACCOUNT_SQL = (
     "INSERT INTO accounts (id, name, owner_id, owner_email, created_at) VALUES (?, ?, ?, ?, ?)"
 )
-# Members of an account added in the same call are numbered here; any other account's
-# next number is read from the file, as add_member() does.
-_MEMBER_NEW_SQL = (
+# Each member's seq from _member_seq(), as add_member() writes it: nothing is read first.
+_MEMBER_SQL = (
     "INSERT INTO members (account_id, user_id, email, role, permissions, joined_at, "
     "granted_by, status, access_until, metadata, email_key, seq) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_MEMBER_OLD_SQL = (
-    "INSERT INTO members (account_id, user_id, email, role, permissions, joined_at, "
-    "granted_by, status, access_until, metadata, email_key, seq) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-    "(SELECT coalesce(max(seq), 0) + 1 FROM members WHERE account_id = ?))"
 )
 _CONTACT_SQL = (
     "INSERT INTO contacts (id, account_id, name, email, email_key, company, phone, role, "
@@ -92,27 +86,18 @@ def add_many(
             found = texts[id(value)] = (value, _perms_text(value))
         return found[1]
 
-    new = {a.id for a in accounts}
-    numbers: dict[str, int] = {}
-    fresh: list[tuple[Any, ...]] = []
-    old: list[tuple[Any, ...]] = []
+    rows: list[tuple[Any, ...]] = []
     for m, key in members:
-        values = (
+        rows.append((
             m.account_id, m.user_id, m.email, m.role, perms(m.permissions), ts(m.joined_at),
             m.granted_by, _stored_status(m.status), _ts_or_none(m.access_until),
-            _metadata_text(m.metadata) if m.metadata else "{}", key,
-        )  # fmt: skip
-        if m.account_id in new:
-            numbers[m.account_id] = seq = numbers.get(m.account_id, 0) + 1
-            fresh.append((*values, seq))
-        else:
-            old.append((*values, m.account_id))
+            _metadata_text(m.metadata) if m.metadata else "{}", key, _member_seq(),
+        ))  # fmt: skip
     details = [details_text(e.details) for e in events]
     steps: list[tuple[str, Iterable[tuple[Any, ...]]]] = [
         (_ACCOUNT_SQL, [(a.id, a.name, a.owner_id, a.owner_email, ts(a.created_at))
                         for a in accounts]),
-        (_MEMBER_NEW_SQL, fresh),
-        (_MEMBER_OLD_SQL, old),
+        (_MEMBER_SQL, rows),
         (_CONTACT_SQL, [(c.id, c.account_id, c.name, c.email, key, c.company, c.phone, c.role,
                          _ts_or_none(c.created_at)) for c, key in contacts]),
         (_CATEGORY_SQL, [(category, c.id) for c, _key in contacts

@@ -47,6 +47,7 @@ from .sqlite_rows import (
     _invitation,
     _is_unique_violation,
     _member,
+    _member_seq,
     _metadata_text,
     _outbox,
     _outbox_params,
@@ -203,12 +204,11 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     def add_member(self, member: Member, email_key: str) -> None:
         self._exec(
             f"INSERT INTO members ({_MEMBER_COLS}, email_key, seq) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "(SELECT coalesce(max(seq), 0) + 1 FROM members WHERE account_id = ?))",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (member.account_id, member.user_id, member.email, member.role,
              _perms_text(member.permissions), _ts(member.joined_at), member.granted_by,
              _stored_status(member.status), _ts_or_none(member.access_until),
-             _metadata_text(member.metadata), email_key, member.account_id),
+             _metadata_text(member.metadata), email_key, _member_seq()),
             lambda: AlreadyMember(
                 f"{member.email} is already a member of account {member.account_id!r}"
             ),

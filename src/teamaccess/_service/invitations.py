@@ -143,6 +143,11 @@ class _Invitations(_Delivery):
         # holds the write lock; the write unit then checks every rule afresh and stores
         # the invitation and its outbox row together, or nothing.
         account, inviter = self._glance(account_id, actor_id)
+        # That read already tells whether the actor may invite at all: a refusal costs no
+        # template and no token. (The write unit decides, under the lock.)
+        held = self._held(account_id, actor_id, inviter)
+        self._require_held(held, account_id, actor_id, "users.manage")
+        self._no_escalation(actor_id, held, wanted, "grant these permissions")
         # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names the owner.
         inviter_email = account.owner_email if inviter is None else inviter.email
         now = self.clock.now()
@@ -222,8 +227,15 @@ class _Invitations(_Delivery):
         # Rendered before the write unit (see invite()), which checks everything afresh.
         with self._read() as uow:
             seen = self._invitation(uow, invitation_id)
-            account = self._account(uow, seen.account_id)
-            inviter_email = self._inviter_email(uow, account, actor_id)
+            account, actor = self._account_actor(uow, seen.account_id, actor_id)
+        # What that read shows refused is refused before any template or token work.
+        held = self._held(seen.account_id, actor_id, actor)
+        self._require_held(held, seen.account_id, actor_id, "users.manage")
+        self._no_escalation(actor_id, held, seen.permissions, "resend this invitation")
+        if seen.status != "pending":
+            self._raise_closed(seen)  # a closed invitation never opens again
+        # SYSTEM resends on the owner's behalf, so the mail names the owner.
+        inviter_email = account.owner_email if actor is None else actor.email
         now = self.clock.now()
         token, digest = self._tokens.issue(seen.id)
         resent = attrs.evolve(
