@@ -184,10 +184,15 @@ class TestSchema7:
         SQLiteStore(db).close()
         from teamaccess._backends.sqlite_rows import (
             _BY_KEY,
+            _INVITATION_BY_KEY_I,
             _INVITATION_UNNUMBERED,
+            _INVITATION_UNNUMBERED_I,
             _OUTBOX_UNNUMBERED,
         )
-        from teamaccess._backends.sqlite_unit import _INVITATION_INVITER_SQL
+        from teamaccess._backends.sqlite_unit import (
+            _INVITATION_ACCOUNT_MEMBER_SQL,
+            _INVITATION_INVITER_SQL,
+        )
 
         for table, unnumbered in (
             ("invitations", _INVITATION_UNNUMBERED),
@@ -196,11 +201,16 @@ class TestSchema7:
             heads = [f"SELECT id FROM {table} WHERE ",
                      f"UPDATE {table} SET status = 'x' WHERE ",
                      f"DELETE FROM {table} WHERE "]  # fmt: skip
-            if table == "invitations":
-                heads.append(_INVITATION_INVITER_SQL)
             for head in heads:
                 by_key = plan(db, head + _BY_KEY, 7, "inv_0000000000000007")
                 assert "USING INTEGER PRIMARY KEY (rowid=?)" in by_key, by_key
                 by_id = plan(db, head + unnumbered, "inv_1")
                 assert f"INDEX {table}_id (id=?)" in by_id, by_id
                 assert "SCAN" not in by_key + by_id
+        # the joins, with the invitation as "i"
+        for head, user in ((_INVITATION_INVITER_SQL, ()), (_INVITATION_ACCOUNT_MEMBER_SQL, ("u",))):
+            by_key = plan(db, head + _INVITATION_BY_KEY_I, *user, 7, "inv_0000000000000007")
+            assert "SEARCH i USING INTEGER PRIMARY KEY (rowid=?)" in by_key, by_key
+            by_id = plan(db, head + _INVITATION_UNNUMBERED_I, *user, "inv_1")
+            assert "SEARCH i USING INDEX invitations_id (id=?)" in by_id, by_id
+            assert "SCAN" not in by_key + by_id

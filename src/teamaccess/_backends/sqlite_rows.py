@@ -31,8 +31,10 @@ __all__ = [
     "_DECODE_ERRORS",
     "_EVENT_COLS",
     "_GRANTS",
+    "_INVITATION_BY_KEY_I",
     "_INVITATION_COLS",
     "_INVITATION_UNNUMBERED",
+    "_INVITATION_UNNUMBERED_I",
     "_MEMBER_COLS",
     "_OUTBOX_COLS",
     "_OUTBOX_UNNUMBERED",
@@ -327,6 +329,9 @@ def _id_number(value: str, prefix: str) -> int | None:
 _BY_KEY: Final = "key = ? AND id = ?"
 _INVITATION_UNNUMBERED: Final = f"id = ? AND {NUMBERED_INVITATION}"
 _OUTBOX_UNNUMBERED: Final = f"id = ? AND {NUMBERED_OUTBOX}"
+# The same for invitations as "i" in a join with a table of its own id column.
+_INVITATION_BY_KEY_I: Final = "i.key = ? AND i.id = ?"
+_INVITATION_UNNUMBERED_I: Final = "i.id = ? AND i.id IS NOT printf('inv_%016x', i.key)"
 
 
 def _is_unique_violation(exc: sqlite3.IntegrityError) -> bool:

@@ -36,8 +36,10 @@ from .sqlite_rows import (
     _CONTACT_COLS,
     _DECODE_ERRORS,
     _EVENT_COLS,
+    _INVITATION_BY_KEY_I,
     _INVITATION_COLS,
     _INVITATION_UNNUMBERED,
+    _INVITATION_UNNUMBERED_I,
     _MEMBER_COLS,
     _OUTBOX_COLS,
     _OUTBOX_UNNUMBERED,
@@ -158,12 +160,14 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         rows = self._all(sql, params)
         return rows[0] if rows else None
 
-    def _keyed_one(self, sql: str, unnumbered: str, row_id: str, prefix: str) -> Row | None:
-        """One row by id: *sql* ends in a WHERE clause the caller completes with _BY_KEY
-        or *unnumbered* (see sqlite_rows)."""
+    def _keyed_one(
+        self, sql: str, unnumbered: str, row_id: str, prefix: str, by_key: str = _BY_KEY
+    ) -> Row | None:
+        """One row by id: *sql* ends in a WHERE clause completed with *by_key* or
+        *unnumbered* (see sqlite_rows)."""
         number = _id_number(row_id, prefix)
         if number is not None:
-            row = self._one(sql + _BY_KEY, (number, row_id))
+            row = self._one(sql + by_key, (number, row_id))
             if row is not None:
                 return row
         return self._one(sql + unnumbered, (row_id,))
@@ -420,7 +424,11 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
 
     def invitation_and_inviter(self, invitation_id: str) -> tuple[Invitation | None, Member | None]:
         row = self._keyed_one(
-            _INVITATION_INVITER_SQL, _INVITATION_UNNUMBERED, invitation_id, "inv_"
+            _INVITATION_INVITER_SQL,
+            _INVITATION_UNNUMBERED_I,
+            invitation_id,
+            "inv_",
+            _INVITATION_BY_KEY_I,
         )
         if row is None:
             return None, None
@@ -640,6 +648,15 @@ def _account_member(row: Row | None) -> tuple[Account | None, Member | None]:
     return _account(row), None if row[5] is None else _member(row[5:])
 
 
+def _invitation_account_member(
+    row: Row | None,
+) -> tuple[Invitation | None, Account | None, Member | None]:
+    if row is None:
+        return None, None, None
+    account = None if row[16] is None else _account(row[16:21])
+    return _invitation(row[:16]), account, None if row[21] is None else _member(row[21:])
+
+
 #: The account and one user's membership in it (a LEFT JOIN: the user may be none).
 _ACCOUNT_MEMBER_SQL: Final = (
     f"SELECT {_ACCOUNT_COLS}, {_qualified(_MEMBER_COLS, 'm')} FROM accounts a "
@@ -662,8 +679,17 @@ _SEND_MARKS_SQL: Final = (
     "WHERE i.email_key = ? AND o.kind = 'invitation' AND o.created_at > ? "
     "ORDER BY o.created_at DESC LIMIT 1 OFFSET ?)"
 )
-#: An invitation and its inviter's membership (none for SYSTEM or a removed member); the
-#: WHERE clause is completed by _keyed_one().
+#: An invitation, its account and one user's membership there (the read before a resend's
+#: mail is rendered): get_invitation()'s, get_account()'s and get_member()'s conditions.
+#: This and the next end in WHERE, completed with _INVITATION_BY_KEY_I or
+#: _INVITATION_UNNUMBERED_I (qualified: accounts has an id column too).
+_INVITATION_ACCOUNT_MEMBER_SQL: Final = (
+    f"SELECT {_qualified(_INVITATION_COLS, 'i')}, {_ACCOUNT_COLS}, "
+    f"{_qualified(_MEMBER_COLS, 'm')} FROM invitations i "
+    "LEFT JOIN accounts a ON a.id = i.account_id "
+    "LEFT JOIN members m ON m.account_id = i.account_id AND m.user_id = ? WHERE "
+)
+#: An invitation and its inviter's membership (none for SYSTEM or a removed member).
 _INVITATION_INVITER_SQL: Final = (
     f"SELECT {_qualified(_INVITATION_COLS, 'i')}, {_qualified(_MEMBER_COLS, 'm')} "
     "FROM invitations i LEFT JOIN members m "
