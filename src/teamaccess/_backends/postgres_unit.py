@@ -44,7 +44,15 @@ from .postgres_schema import (
 if TYPE_CHECKING:
     from .postgres import PostgresStore
 
-__all__ = ["PgUnitOfWork", "account_member_of", "grant_of", "perms", "tuples", "unstorable"]
+__all__ = [
+    "PgUnitOfWork",
+    "account_member_of",
+    "grant_of",
+    "invitation_account_member_of",
+    "perms",
+    "tuples",
+    "unstorable",
+]
 
 Connection = psycopg.Connection[Any]
 
@@ -173,6 +181,17 @@ def account_member_of(row: Row | None) -> tuple[Account | None, Member | None]:
     if row is None:
         return None, None
     return _account(row), None if row[5] is None else _member(row[5:])
+
+
+def invitation_account_member_of(
+    row: Row | None,
+) -> tuple[Invitation | None, Account | None, Member | None]:
+    """The answer of ``invitation_account_member()`` from a row of
+    ``Statements.invitation_account_member``."""
+    if row is None:
+        return None, None, None
+    account = None if row[16] is None else _account(row[16:21])
+    return _invitation(row[:16]), account, None if row[21] is None else _member(row[21:])
 
 
 _savepoints = iter(range(1, 2**62))

@@ -561,6 +561,15 @@ def _account_member(row: Row | None) -> tuple[Account | None, Member | None]:
     return _account(row), None if row[5] is None else _member(row[5:])
 
 
+def _invitation_account_member(
+    row: Row | None,
+) -> tuple[Invitation | None, Account | None, Member | None]:
+    if row is None:
+        return None, None, None
+    account = None if row[16] is None else _account(row[16:21])
+    return _invitation(row[:16]), account, None if row[21] is None else _member(row[21:])
+
+
 #: The account and one user's membership in it (a LEFT JOIN: the user may be none).
 _ACCOUNT_MEMBER_SQL: Final = (
     f"SELECT {_ACCOUNT_COLS}, {_qualified(_MEMBER_COLS, 'm')} FROM accounts a "
@@ -582,6 +591,14 @@ _SEND_MARKS_SQL: Final = (
     "(SELECT o.created_at FROM invitations i JOIN outbox o ON o.invitation_id = i.id "
     "WHERE i.email_key = ? AND o.kind = 'invitation' AND o.created_at > ? "
     "ORDER BY o.created_at DESC LIMIT 1 OFFSET ?)"
+)
+#: An invitation, its account and one user's membership there (the read before a resend's
+#: mail is rendered): get_invitation()'s, get_account()'s and get_member()'s conditions.
+_INVITATION_ACCOUNT_MEMBER_SQL: Final = (
+    f"SELECT {_qualified(_INVITATION_COLS, 'i')}, {_ACCOUNT_COLS}, "
+    f"{_qualified(_MEMBER_COLS, 'm')} FROM invitations i "
+    "LEFT JOIN accounts a ON a.id = i.account_id "
+    "LEFT JOIN members m ON m.account_id = i.account_id AND m.user_id = ? WHERE i.id = ?"
 )
 #: An invitation and its inviter's membership (none for SYSTEM or a removed member).
 _INVITATION_INVITER_SQL: Final = (
