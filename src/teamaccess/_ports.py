@@ -290,7 +290,10 @@ class CombinedReads(Protocol):
     ``update_outbox()`` calls) named below, which is always correct. A store may also
     have ``account_member()`` itself: the same answer from one consistent read of
     committed state, outside any unit (the read before an invitation mail is rendered;
-    the write unit checks it afresh).
+    the write unit checks it afresh). So too ``invitation_account_member(invitation_id,
+    user_id)``, a store's own only: ``(get_invitation(invitation_id), get_account(its
+    account_id), get_member(its account_id, user_id))``, or ``(None, None, None)`` if
+    there is no such invitation (the read before a resend's mail is rendered).
     """
 
     def account_member(self, account_id: str, user_id: str) -> tuple[Account | None, Member | None]:

@@ -22,6 +22,9 @@ Design notes (the why, briefly):
   what it later writes over. A rule that spans accounts locks a key of its own the same
   way: ``to <address>`` (mail to one address) and ``user <id>`` (a writer reading a
   user's accounts, as the per-user account limit does).
+- **Round trips.** A unit's ``BEGIN`` and its locks are queued and sent with the next
+  statement whose answer it needs, in psycopg's pipeline mode: one round trip, the
+  statements still run one after the other (see ``PgUnitOfWork._pipeline``).
 - **Reads.** ``read()`` is one ``REPEATABLE READ READ ONLY`` transaction (one snapshot);
   ``grant()``, ``recipients()`` and ``account_member()`` are single autocommit statements
   of committed state (``grant()`` reads the whole row in a second one for a suspended or
@@ -55,12 +58,19 @@ from psycopg.pq import TransactionStatus
 from .._errors import StorageError, TeamAccessError, ValidationError
 from .._permissions import PermissionSet
 from .postgres_schema import MIGRATIONS, TABLES, Statements
-from .postgres_unit import PgUnitOfWork, account_member_of, grant_of, tuples, unstorable
+from .postgres_unit import (
+    PgUnitOfWork,
+    account_member_of,
+    grant_of,
+    invitation_account_member_of,
+    tuples,
+    unstorable,
+)
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
-    from .._domain import Account, Member
+    from .._domain import Account, Invitation, Member
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -529,6 +539,37 @@ class PostgresStore:
         finally:
             self._putconn(conn)
         return account_member_of(row)
+
+    def invitation_account_member(
+        self, invitation_id: str, user_id: str
+    ) -> tuple[Invitation | None, Account | None, Member | None]:
+        """The invitation, its account and *user_id*'s membership there, as a unit's
+        ``get_invitation()``, ``get_account()`` and ``get_member()`` read them: one
+        autocommit statement of committed state, taking no lock (the optional
+        ``CombinedReads`` capability of a store: the read before a resend's mail is
+        rendered)."""
+        if getattr(self._local, "conn", None) is not None:
+            with self.read() as uow:
+                inv = uow.get_invitation(invitation_id)
+                if inv is None:
+                    return None, None, None
+                account, member = uow.account_member(inv.account_id, user_id)
+                return inv, account, member
+        conn = self._getconn()
+        try:
+            row = (
+                tuples(conn)
+                .execute(self._sql.invitation_account_member, (user_id, invitation_id))
+                .fetchone()
+            )
+            _end_read(conn)
+        except (psycopg.Error, UnicodeEncodeError) as exc:
+            if unstorable(exc):
+                return None, None, None  # never stored, so no such invitation
+            raise self._error(exc, "reading an invitation") from exc
+        finally:
+            self._putconn(conn)
+        return invitation_account_member_of(row)
 
     @contextmanager
     def join(self, connection: Connection) -> Iterator[Connection]:

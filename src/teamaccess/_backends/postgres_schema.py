@@ -208,6 +208,12 @@ class Statements:
             "ON o.invitation_id = i.id WHERE i.email_key = %s AND o.kind = 'invitation' "
             "AND o.created_at > %s ORDER BY o.created_at DESC LIMIT 1 OFFSET %s)"
         )
+        self.invitation_account_member = (
+            f"SELECT {_qualified(_INVITATION_COLS, 'i')}, {_qualified(_ACCOUNT_COLS, 'a')}, "
+            f"{_qualified(_MEMBER_COLS, 'm')} FROM {s}.invitations i "
+            f"LEFT JOIN {s}.accounts a ON a.id = i.account_id LEFT JOIN {s}.members m "
+            "ON m.account_id = i.account_id AND m.user_id = %s WHERE i.id = %s"
+        )
         self.invitation_and_inviter = (
             f"SELECT {_qualified(_INVITATION_COLS, 'i')}, {_qualified(_MEMBER_COLS, 'm')} "
             f"FROM {s}.invitations i LEFT JOIN {s}.members m "

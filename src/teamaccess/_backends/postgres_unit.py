@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Sequence
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,11 +45,23 @@ from .postgres_schema import (
 if TYPE_CHECKING:
     from .postgres import PostgresStore
 
-__all__ = ["PgUnitOfWork", "account_member_of", "grant_of", "perms", "tuples", "unstorable"]
+__all__ = [
+    "PgUnitOfWork",
+    "account_member_of",
+    "grant_of",
+    "invitation_account_member_of",
+    "perms",
+    "tuples",
+    "unstorable",
+]
 
 Connection = psycopg.Connection[Any]
 Row = tuple[Any, ...]
 Params = tuple[Any, ...] | list[Any] | dict[str, Any]
+# A statement whose answer can wait: its SQL, its parameters, what it is doing (for the
+# error), whether an argument no row can hold makes it a no-op (as a read of such a key
+# finds nothing), and what to do with its rows once they are in.
+_Step = tuple[str, Params | None, str, bool, "Callable[[list[Row]], None] | None"]
 
 
 def tuples(conn: Connection) -> psycopg.Cursor[Row]:
@@ -184,6 +197,17 @@ def account_member_of(row: Row | None) -> tuple[Account | None, Member | None]:
     return _account(row), None if row[5] is None else _member(row[5:])
 
 
+def invitation_account_member_of(
+    row: Row | None,
+) -> tuple[Invitation | None, Account | None, Member | None]:
+    """The answer of ``invitation_account_member()`` from a row of
+    ``Statements.invitation_account_member``."""
+    if row is None:
+        return None, None, None
+    account = None if row[16] is None else _account(row[16:21])
+    return _invitation(row[:16]), account, None if row[21] is None else _member(row[21:])
+
+
 def unstorable(exc: BaseException) -> bool:
     """An argument no row can hold: a lone surrogate or a NUL character."""
     return isinstance(exc, UnicodeEncodeError) or (
@@ -191,7 +215,20 @@ def unstorable(exc: BaseException) -> bool:
     )
 
 
+def _client_side(exc: BaseException) -> bool:
+    """An error psycopg raised before sending the statement (an argument it cannot
+    encode), as opposed to the server's answer, which carries an SQLSTATE."""
+    return isinstance(exc, UnicodeEncodeError) or (
+        isinstance(exc, psycopg.Error)
+        and exc.sqlstate is None
+        and not isinstance(exc, psycopg.OperationalError)
+    )
+
+
 _savepoints = iter(range(1, 2**62))
+# Pipeline mode needs libpq 14 or later (psycopg[binary] bundles one); with an older
+# libpq the queued statements go one round trip each, as before.
+_PIPELINE = psycopg.Pipeline.is_supported()
 
 
 class PgUnitOfWork(_PgPrivacyQueries):
@@ -220,6 +257,9 @@ class PgUnitOfWork(_PgPrivacyQueries):
         self._seen: dict[str, str] = {}
         # account of each invitation this unit read (cancel_outbox() needs no lock then)
         self._accounts_of: dict[str, str] = {}
+        # Statements whose answer nothing waits for (the unit's BEGIN, its locks): sent
+        # with the next statement whose answer is needed, in one round trip (_send).
+        self._queued: list[_Step] = []
         self.committed = False
 
     # transaction control
@@ -231,33 +271,36 @@ class PgUnitOfWork(_PgPrivacyQueries):
             raise self._s._error(exc, doing) from exc
 
     def start(self) -> None:
+        """Queue the statements that open the unit; the first statement sent takes them
+        along (one statement each: a pipeline carries no multi-statement string)."""
         conn = self._conn
+        doing = "starting a unit of work"
         if self._nested:
-            self._run(f"SAVEPOINT {self._savepoint}", "starting a nested unit of work")
+            self._queue(f"SAVEPOINT {self._savepoint}", None, "starting a nested unit of work")
         elif conn.autocommit:
             if self._write:
                 # READ COMMITTED whatever the server's default: each statement after a
                 # lock reads what the lock's previous holder committed.
-                begin = "BEGIN ISOLATION LEVEL READ COMMITTED"
-                if self._relaxed:
-                    begin += "; SET LOCAL synchronous_commit = off"
+                self._queue("BEGIN ISOLATION LEVEL READ COMMITTED", None, doing)
             else:
-                begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-            self._run(begin, "starting a unit of work")
+                self._queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", None, doing)
         else:
             # psycopg opens the transaction itself on a connection not in autocommit mode
-            setting = (
+            self._queue(
                 "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
                 if self._write
-                else "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                else "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                None,
+                doing,
             )
-            if self._write and self._relaxed:
-                setting += "; SET LOCAL synchronous_commit = off"
-            self._run(setting, "starting a unit of work")
+        if self._write and self._relaxed and not self._nested:
+            self._queue("SET LOCAL synchronous_commit = off", None, doing)
         self._open = True
 
     def commit(self) -> None:
         if self._open:
+            if self._queued:  # nothing waits for them, but they were asked for
+                self._flush()
             self._open = False
             if self._nested:
                 self._run(f"RELEASE SAVEPOINT {self._savepoint}", "committing a nested unit")
@@ -279,6 +322,7 @@ class PgUnitOfWork(_PgPrivacyQueries):
         self._open = False
         self._locked.clear()
         self._seen.clear()
+        self._queued.clear()
         conn = self._conn
         try:
             if conn.broken or conn.closed:
@@ -302,19 +346,97 @@ class PgUnitOfWork(_PgPrivacyQueries):
 
     # statement helpers
 
-    def _exec(self, sql: str, params: Params) -> psycopg.Cursor[Any]:
+    def _queue(
+        self,
+        sql: str,
+        params: Params | None,
+        doing: str = "running a query",
+        unstorable_is_none: bool = False,
+        then: Callable[[list[Row]], None] | None = None,
+    ) -> None:
+        self._queued.append((sql, params, doing, unstorable_is_none, then))
+
+    def _flush(self) -> None:
+        """Send the queued statements now, in one round trip."""
+        steps, self._queued = self._queued, []
+        self._pipeline(steps)
+
+    def _send(
+        self, sql: str, params: Params, unstorable_is_none: bool = False
+    ) -> psycopg.Cursor[Any]:
+        """Run *sql* after the queued statements, all in one round trip; its cursor.
+
+        Without queued statements it is a plain ``execute``. An argument no row can hold
+        raises ``UnicodeEncodeError`` or a ``DataError`` (the caller decides what that
+        means); any other error is a ``StorageError``.
+        """
         if not self._open:
             self.start()
+        if not self._queued:
+            try:
+                return tuples(self._conn).execute(sql, params)
+            except (psycopg.Error, UnicodeEncodeError) as exc:
+                if unstorable_is_none and unstorable(exc):
+                    raise
+                raise self._s._error(exc, "running a query") from exc
+        steps, self._queued = self._queued, []
+        steps.append((sql, params, "running a query", False, None))
+        return self._pipeline(steps, unstorable_is_none)
+
+    def _pipeline(self, steps: list[_Step], last_unstorable: bool = False) -> psycopg.Cursor[Any]:
+        """Run *steps* in order in psycopg's pipeline mode: each goes to the server without
+        waiting for the answer to the one before, and the server runs them one after the
+        other as if each had been sent alone (so a read after a lock reads what the lock's
+        last holder committed). The first that fails raises what it raises alone; the
+        server skips the rest. Returns the last step's cursor."""
+        conn = self._conn
+        cursors: list[psycopg.Cursor[Any]] = []
+        first: BaseException | None = None  # the first failure, in the order sent
+        failed_at = -1
+        skipped: set[int] = set()
         try:
-            return tuples(self._conn).execute(sql, params)
-        except (psycopg.Error, UnicodeEncodeError) as exc:
-            raise self._s._error(exc, "running a query") from exc
+            with conn.pipeline() if _PIPELINE else nullcontext():
+                for n, (sql, params, _, unstorable_ok, _) in enumerate(steps):
+                    cursor = tuples(conn)
+                    cursors.append(cursor)
+                    try:
+                        cursor.execute(sql, params)
+                    except (psycopg.Error, UnicodeEncodeError) as exc:
+                        if _client_side(exc):
+                            # Never sent; the steps before it still run (at the sync).
+                            if unstorable_ok and unstorable(exc):
+                                skipped.add(n)
+                                continue
+                            first, failed_at = exc, n
+                        else:  # an earlier step's answer, met while sending this one
+                            first = exc
+                        break
+        except psycopg.Error as exc:
+            # A step the server ran failed: it comes before a later step's client-side
+            # error, and is the cause of any "pipeline aborted" that follows it.
+            if first is None or _client_side(first):
+                first, failed_at = exc, -1
+        if first is not None:
+            if failed_at < 0:  # the first step without an answer is the one that failed
+                failed_at = next(
+                    (n for n, c in enumerate(cursors) if c.pgresult is None and n not in skipped),
+                    len(steps) - 1,
+                )
+            if failed_at == len(steps) - 1 and last_unstorable and unstorable(first):
+                raise first
+            raise self._s._error(first, steps[failed_at][2]) from first
+        for n, (cursor, step) in enumerate(zip(cursors, steps, strict=False)):
+            then = step[4]
+            if then is not None and n not in skipped:
+                then(cursor.fetchall())
+        return cursors[-1]
+
+    def _exec(self, sql: str, params: Params) -> psycopg.Cursor[Any]:
+        return self._send(sql, params)
 
     def _all(self, sql: str, params: Params, unstorable_is_none: bool = False) -> list[Row]:
-        if not self._open:
-            self.start()
         try:
-            return tuples(self._conn).execute(sql, params).fetchall()
+            return self._send(sql, params, unstorable_is_none).fetchall()
         except (psycopg.Error, UnicodeEncodeError) as exc:
             if unstorable_is_none and unstorable(exc):
                 return []
@@ -335,18 +457,27 @@ class PgUnitOfWork(_PgPrivacyQueries):
         return self._exec(sql, params).rowcount == 1
 
     def _lock(self, account_id: str) -> None:
-        """Serialise writers of *account_id* until this unit's transaction ends."""
+        """Serialise writers of *account_id* until this unit's transaction ends.
+
+        Queued: the statement that needs the lock takes it along, right behind it."""
         if self._write and account_id not in self._locked:
-            self._exec(self._q.lock, (self._s._lock_space, account_id))
+            self._queue(self._q.lock, (self._s._lock_space, account_id))
             self._locked.add(account_id)
 
     def _lock_row(self, table: str, row_id: str) -> None:
-        """Lock the account of the row *row_id* of *table*, before reading the row."""
+        """Lock the account of the row *row_id* of *table*, before reading the row
+        (queued, like :meth:`_lock`)."""
         if self._write:
-            for account_id, _ in self._all(
-                self._q.lock_via[table], (self._s._lock_space, row_id), True
-            ):
-                self._locked.add(account_id)
+            self._queue(
+                self._q.lock_via[table],
+                (self._s._lock_space, row_id),
+                unstorable_is_none=True,
+                then=self._note_locked,
+            )
+
+    def _note_locked(self, rows: list[Row]) -> None:
+        for account_id, _ in rows:
+            self._locked.add(account_id)
 
     # many new rows at once (BulkUnitOfWork)
 
@@ -398,6 +529,8 @@ class PgUnitOfWork(_PgPrivacyQueries):
         ]  # fmt: skip
         if not self._open:
             self.start()
+        if self._queued:
+            self._flush()
         for sql, params, conflict in steps:
             if not params:
                 continue
@@ -650,7 +783,7 @@ class PgUnitOfWork(_PgPrivacyQueries):
         if self._write:
             space = self._s._lock_space
             if account_id not in self._locked and mail_key not in self._locked:
-                self._exec(self._q.lock_two, (space, account_id, space, mail_key))
+                self._queue(self._q.lock_two, (space, account_id, space, mail_key))
                 self._locked.update((account_id, mail_key))
             else:
                 self._lock(account_id)
@@ -684,10 +817,12 @@ class PgUnitOfWork(_PgPrivacyQueries):
         # What update_outbox() of each pending row with status "cancelled" writes, after
         # its lock of the rows' account unless this unit holds it already.
         if self._write and self._accounts_of.get(invitation_id) not in self._locked:
-            for account_id, _ in self._all(
-                self._q.lock_outbox_of, (self._s._lock_space, invitation_id), True
-            ):
-                self._locked.add(account_id)
+            self._queue(
+                self._q.lock_outbox_of,
+                (self._s._lock_space, invitation_id),
+                unstorable_is_none=True,
+                then=self._note_locked,
+            )
         self._exec(
             f"UPDATE {self._q.s}.outbox SET status = 'cancelled' "
             "WHERE invitation_id = %s AND status = 'pending'",

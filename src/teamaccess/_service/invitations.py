@@ -10,6 +10,7 @@ import attrs
 from .._domain import (
     SEND_ACTIONS,
     SYSTEM,
+    Account,
     Invitation,
     InvitationStatus,
     Member,
@@ -41,7 +42,8 @@ from .checks import (
     _check_note,
     _check_until,
     _check_user,
-    _new_id,
+    _no_account,
+    _numbered_id,
     _Work,
 )
 from .delivery import _Delivery
@@ -151,7 +153,7 @@ class _Invitations(_Delivery):
         # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names the owner.
         inviter_email = account.owner_email if inviter is None else inviter.email
         now = self.clock.now()
-        inv_id = _new_id("inv")
+        inv_id = _numbered_id("inv")
         token, digest = self._tokens.issue(inv_id)
         inv = Invitation(
             id=inv_id,
@@ -225,9 +227,7 @@ class _Invitations(_Delivery):
         """
         _check_ids(invitation_id=invitation_id, actor_id=actor_id)
         # Rendered before the write unit (see invite()), which checks everything afresh.
-        with self._read() as uow:
-            seen = self._invitation(uow, invitation_id)
-            account, actor = self._account_actor(uow, seen.account_id, actor_id)
+        seen, account, actor = self._glance_invitation(invitation_id, actor_id)
         # What that read shows refused is refused before any template or token work.
         held = self._held(seen.account_id, actor_id, actor)
         self._require_held(held, seen.account_id, actor_id, "users.manage")
@@ -281,6 +281,26 @@ class _Invitations(_Delivery):
                 work, inv.account_id, actor_id, "invitation.resent", inv.id, email=inv.email
             )
         return self._hand_over(inv, token, row, message)
+
+    def _glance_invitation(
+        self, invitation_id: str, actor_id: str
+    ) -> tuple[Invitation, Account, Member | None]:
+        """The invitation, its account and the actor's membership there, for rendering a
+        resend's mail before the write unit (see :meth:`_glance`): one statement where
+        the store itself has ``invitation_account_member()``."""
+        look = getattr(self._store, "invitation_account_member", None)
+        if look is None:
+            with self._read() as uow:
+                seen = self._invitation(uow, invitation_id)
+                return seen, *self._account_actor(uow, seen.account_id, actor_id)
+        found: tuple[Invitation | None, Account | None, Member | None]
+        found = look(invitation_id, actor_id)
+        inv, account, actor = found
+        if inv is None:
+            raise _no_invitation(invitation_id)
+        if account is None:
+            raise _no_account(inv.account_id)
+        return inv, account, None if actor_id == SYSTEM else actor
 
     def _hand_over(
         self, inv: Invitation, token: str, row: OutboxMessage, message: EmailMessage
@@ -442,9 +462,7 @@ class _Invitations(_Delivery):
     def _invitation(self, uow: UnitOfWork, invitation_id: str) -> Invitation:
         inv = uow.get_invitation(invitation_id)
         if inv is None:
-            raise InvitationNotFound(
-                f"no invitation {invitation_id!r}; pending_invitations(account_id) lists them"
-            )
+            raise _no_invitation(invitation_id)
         return inv
 
     def _by_token(self, uow: UnitOfWork, token: str) -> Invitation:
@@ -530,6 +548,12 @@ class _Invitations(_Delivery):
         self._cancel_mail(work, inv.id)
         self._audit(work, inv.account_id, actor_id, f"invitation.{status}", inv.id, **details)
         return closed
+
+
+def _no_invitation(invitation_id: str) -> InvitationNotFound:
+    return InvitationNotFound(
+        f"no invitation {invitation_id!r}; pending_invitations(account_id) lists them"
+    )
 
 
 def _token_matches(inv: Invitation | None, token: str) -> Invitation:

@@ -67,6 +67,37 @@ class CombinedReadsContract:
             uow.commit()
         assert look("acc1", "u1") == (expected[0], c.member("u1"))
 
+    def test_store_invitation_account_member_reads_committed_state(self, seeded: Store) -> None:
+        look = _method(seeded, "invitation_account_member")
+        with seeded.begin() as uow:
+            uow.add_member(c.member("u1"), c.key("u1"))
+            uow.add_account(c.account("acc2", owner="boss2"))
+            uow.add_member(c.member("u2", account_id="acc2"), c.key("u2"))
+            uow.add_invitation(c.invitation("inv1", invited_by="u1"), "new@example.org")
+            uow.add_invitation(c.invitation("inv2", account_id="acc2"), "new@example.org")
+            closed = c.invitation("inv3", "old@example.org", status="revoked")
+            uow.add_invitation(closed, "old@example.org")
+            uow.commit()
+        with seeded.read() as uow:
+            for inv_id, user_id in (
+                ("inv1", "owner"), ("inv1", "u1"), ("inv1", "nobody"), ("inv1", "u2"),
+                ("inv2", "u2"), ("inv2", "u1"), ("inv3", "owner"),
+            ):  # fmt: skip
+                inv = uow.get_invitation(inv_id)
+                assert inv is not None
+                account = uow.get_account(inv.account_id)
+                expected = (inv, account, uow.get_member(inv.account_id, user_id))
+                assert look(inv_id, user_id) == expected, (inv_id, user_id)
+        assert look("inv1", "u2")[2] is None  # a member of another account only
+        assert look("inv2", "u2")[2] == c.member("u2", account_id="acc2")
+        assert look("nope", "owner") == (None, None, None)
+        with seeded.begin() as uow:
+            uow.add_member(c.member("u3"), c.key("u3"))
+            uow.add_invitation(c.invitation("inv4", "d@example.org"), "d@example.org")
+            # not committed: rolled back when the unit ends
+        assert look("inv1", "u3")[2] is None
+        assert look("inv4", "owner") == (None, None, None)
+
     def test_address_in_use(self, seeded: Store) -> None:
         with seeded.begin() as uow:
             _method(uow, "address_in_use")
