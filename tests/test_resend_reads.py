@@ -75,18 +75,27 @@ class TestOneStatement:
 
     def test_the_read_searches_indexes(self, tmp_path: Path) -> None:
         """Each table is searched by a key, however many rows there are."""
+        from teamaccess._backends.sqlite_rows import (
+            _INVITATION_BY_KEY_I,
+            _INVITATION_UNNUMBERED_I,
+        )
         from teamaccess._backends.sqlite_unit import _INVITATION_ACCOUNT_MEMBER_SQL
 
         store = SQLiteStore(tmp_path / "t.db")
-        plan = [
-            row[-1]
-            for row in store.db.execute(
-                "EXPLAIN QUERY PLAN " + _INVITATION_ACCOUNT_MEMBER_SQL, ("u", "inv")
-            ).fetchall()
-        ]
+        # schema 7: the invitation by its key, or (an id without its number) by its id
+        for where, params in (
+            (_INVITATION_BY_KEY_I, ("u", 7, "inv_0000000000000007")),
+            (_INVITATION_UNNUMBERED_I, ("u", "inv")),
+        ):
+            plan = [
+                row[-1]
+                for row in store.db.execute(
+                    "EXPLAIN QUERY PLAN " + _INVITATION_ACCOUNT_MEMBER_SQL + where, params
+                ).fetchall()
+            ]
+            assert len(plan) == 3, plan
+            assert all(step.startswith("SEARCH ") for step in plan), plan
         store.close()
-        assert len(plan) == 3, plan
-        assert all(step.startswith("SEARCH ") for step in plan), plan
 
 
 class TestSameAnswers:

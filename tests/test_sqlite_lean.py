@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import SECRET, START
+from tests.sqlite_older import older_file
 
 from teamaccess import (
     AlreadyInvited,
@@ -56,16 +57,15 @@ class TestVersion6:
         db = tmp_path / "team.db"
         clock = FrozenClock(START)
         mailer = FailingMailer(failing=True)
-        # Every version before 6 (today's service writes the member columns of version 3).
+        # The last version before 4, holding what today's service wrote.
         before = sqlite_backend.MIGRATIONS.index(sqlite_schema._migration_4)
-        monkeypatch.setattr(sqlite_backend, "MIGRATIONS", sqlite_backend.MIGRATIONS[:before])
-        old, acc = filled(db, mailer, clock)
-        assert old.store.schema_version == before  # type: ignore[attr-defined]
+        today = tmp_path / "today.db"
+        old, acc = filled(today, mailer, clock)
         log = old.audit_log(acc)
         waiting = old.pending_messages()
         old.close()
+        older_file(today, db, before)
         assert "sqlite_autoindex_events_1" in indexes(db)
-        monkeypatch.undo()
 
         team = TeamAccess(SQLiteStore(db), mailer, secret_key=SECRET, clock=clock)
         assert team.store.schema_version == len(sqlite_backend.MIGRATIONS)  # type: ignore[attr-defined]
@@ -126,9 +126,9 @@ class TestSchema6:
         clock = FrozenClock(START)
         mailer = FailingMailer(failing=False)
         before = sqlite_backend.MIGRATIONS.index(sqlite_schema._migration_6)
-        monkeypatch.setattr(sqlite_backend, "MIGRATIONS", sqlite_backend.MIGRATIONS[:before])
+        today = tmp_path / "today.db"
         old = TeamAccess(
-            SQLiteStore(db), mailer, secret_key=SECRET, clock=clock, rate_limit=4,
+            SQLiteStore(today), mailer, secret_key=SECRET, clock=clock, rate_limit=4,
             recipient_rate_limit=3,
         )  # fmt: skip
         acc = old.create_account(name="Alt", owner_id="owner", owner_email="chef@muster.de")
@@ -142,11 +142,10 @@ class TestSchema6:
         taken = old.invite(other.id, actor_id="owner2", email="pia@example.org", permissions=perms)
         assert taken.token is not None
         old.accept_invitation(taken.token, user_id="pia", email="pia@example.org")
-        assert old.store.schema_version == before  # type: ignore[attr-defined]
         listed = old.invitations(acc.id)
         old.close()
+        older_file(today, db, before)
         assert "invitations_email_key" in indexes(db)
-        monkeypatch.undo()
 
         team = TeamAccess(
             SQLiteStore(db), mailer, secret_key=SECRET, clock=clock, rate_limit=4,
@@ -166,7 +165,10 @@ class TestSchema6:
         conn = sqlite3.connect(db)
         with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
             conn.execute(
-                "INSERT INTO invitations SELECT 'inv_twin', account_id, email, email_key, "
+                "INSERT INTO invitations (id, account_id, email, email_key, permissions, "
+                "invited_by, status, created_at, expires_at, token_hash, closed_at, "
+                "accepted_by, sent_count, language, access_until, note, metadata) "
+                "SELECT 'inv_twin', account_id, email, email_key, "
                 "permissions, invited_by, status, created_at, expires_at, token_hash, "
                 "closed_at, accepted_by, sent_count, language, access_until, note, metadata "
                 "FROM invitations WHERE id = ?",

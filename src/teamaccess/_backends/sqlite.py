@@ -49,9 +49,12 @@ from .._permissions import PermissionSet
 from .sqlite_rows import (
     _ACTIVE_GRANTS,
     _GRANTS,
+    _INVITATION_BY_KEY_I,
+    _INVITATION_UNNUMBERED_I,
     _active_grant,
     _create_private,
     _grant,
+    _id_number,
     _milliseconds,
 )
 from .sqlite_schema import _TABLES, APPLICATION_ID, MIGRATIONS
@@ -516,10 +519,21 @@ class SQLiteStore:
         of a store: the read before a resend's mail is rendered)."""
         with self._lock:
             try:
-                rows = self._connection().execute(
-                    _INVITATION_ACCOUNT_MEMBER_SQL, (user_id, invitation_id)
-                )
-                found = rows.fetchone()
+                conn = self._connection()
+                # By the key first, then among rows stored without their number (see
+                # _SQLiteUnitOfWork._keyed_one): two statements only for those.
+                number = _id_number(invitation_id, "inv_")
+                found = None
+                if number is not None:
+                    found = conn.execute(
+                        _INVITATION_ACCOUNT_MEMBER_SQL + _INVITATION_BY_KEY_I,
+                        (user_id, number, invitation_id),
+                    ).fetchone()
+                if found is None:
+                    found = conn.execute(
+                        _INVITATION_ACCOUNT_MEMBER_SQL + _INVITATION_UNNUMBERED_I,
+                        (user_id, invitation_id),
+                    ).fetchone()
             except UnicodeEncodeError:
                 return None, None, None  # never stored, so no such invitation
             except sqlite3.Error as exc:

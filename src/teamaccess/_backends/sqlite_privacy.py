@@ -55,6 +55,16 @@ class _PrivacyQueries:
 
         def _all(self, sql: str, params: tuple[Any, ...] | list[Any]) -> list[Row]: ...
 
+        def _keyed_write(
+            self,
+            sql: str,
+            unnumbered: str,
+            head: tuple[Any, ...],
+            row_id: str,
+            prefix: str,
+            conflict: Callable[[], TeamAccessError] | None = None,
+        ) -> None: ...
+
     def members_involving(
         self, user_ids: Collection[str], email_keys: Collection[str]
     ) -> list[Member]:
@@ -115,10 +125,15 @@ class _PrivacyQueries:
         return [_rows._outbox(r) for r in rows]
 
     def delete_invitation(self, invitation_id: str) -> None:
-        self._exec("DELETE FROM invitations WHERE id = ?", (invitation_id,))
+        self._keyed_write(
+            "DELETE FROM invitations WHERE ", _rows._INVITATION_UNNUMBERED, (), invitation_id,
+            "inv_",
+        )  # fmt: skip
 
     def delete_outbox(self, message_id: str) -> None:
-        self._exec("DELETE FROM outbox WHERE id = ?", (message_id,))
+        self._keyed_write(
+            "DELETE FROM outbox WHERE ", _rows._OUTBOX_UNNUMBERED, (), message_id, "msg_"
+        )
 
     def update_event(self, event: AuditEvent) -> None:
         details = details_text(event.details)

@@ -21,17 +21,23 @@ from .codec import metadata_text as _metadata_text
 from .codec import parse_perms as _perms
 from .codec import perms_text as _perms_text
 from .codec import unreadable as _unreadable
+from .sqlite_schema import NUMBERED_INVITATION, NUMBERED_OUTBOX
 
 __all__ = [
     "_ACCOUNT_COLS",
     "_ACTIVE_GRANTS",
+    "_BY_KEY",
     "_CONTACT_COLS",
     "_DECODE_ERRORS",
     "_EVENT_COLS",
     "_GRANTS",
+    "_INVITATION_BY_KEY_I",
     "_INVITATION_COLS",
+    "_INVITATION_UNNUMBERED",
+    "_INVITATION_UNNUMBERED_I",
     "_MEMBER_COLS",
     "_OUTBOX_COLS",
+    "_OUTBOX_UNNUMBERED",
     "Row",
     "_account",
     "_active_grant",
@@ -41,6 +47,7 @@ __all__ = [
     "_dt_or_none",
     "_event",
     "_grant",
+    "_id_number",
     "_invitation",
     "_is_unique_violation",
     "_member",
@@ -248,10 +255,11 @@ def _outbox(row: Row) -> OutboxMessage:
 
 
 def _outbox_params(m: OutboxMessage) -> tuple[Any, ...]:
+    """The columns of an outbox row after its key and id, in the table's order."""
     return (
         m.account_id, m.kind, m.recipient, m.message_id, _ts(m.created_at),
         _ts(m.next_attempt_at), m.status, m.message, m.invitation_id, m.attempts,
-        m.last_error, _ts_or_none(m.sent_at), m.id,
+        m.last_error, _ts_or_none(m.sent_at),
     )  # fmt: skip
 
 
@@ -297,6 +305,33 @@ def _milliseconds(seconds: float) -> int:
     """*seconds* for ``PRAGMA busy_timeout``: never negative, and capped, since SQLite keeps
     it in a C int (an infinite timeout waits about 25 days between retries)."""
     return int(min(max(seconds, 0.0), (2**31 - 1) / 1000) * 1000)
+
+
+def _id_number(value: str, prefix: str) -> int | None:
+    """The key a row whose id is *value* is stored under: the number in an id of the
+    form *prefix* and 16 lowercase hex digits (schema 7), or None for any other id."""
+    if len(value) != len(prefix) + 16 or not value.startswith(prefix):
+        return None
+    digits = value[len(prefix) :]
+    try:
+        number = int(digits, 16)
+    except ValueError:
+        return None
+    # int() also takes "+", "_", spaces and capitals: only the exact form is numbered, so
+    # the id is printf('<prefix>%016x', key) of its row.
+    return number if number < 2**63 and f"{number:016x}" == digits else None
+
+
+# One row by its id (schema 7): first by its key, for an id with a number (one rowid
+# search: the rows the service writes); if no row is there, through the partial index of
+# rows stored without their number (an older file's rows, ids of any other form). Built
+# from the schema's constants only: no value is put into the text.
+_BY_KEY: Final = "key = ? AND id = ?"
+_INVITATION_UNNUMBERED: Final = f"id = ? AND {NUMBERED_INVITATION}"
+_OUTBOX_UNNUMBERED: Final = f"id = ? AND {NUMBERED_OUTBOX}"
+# The same for invitations as "i" in a join with a table of its own id column.
+_INVITATION_BY_KEY_I: Final = "i.key = ? AND i.id = ?"
+_INVITATION_UNNUMBERED_I: Final = "i.id = ? AND i.id IS NOT printf('inv_%016x', i.key)"
 
 
 def _is_unique_violation(exc: sqlite3.IntegrityError) -> bool:

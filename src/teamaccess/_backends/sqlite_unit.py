@@ -32,18 +32,24 @@ from .codec import details_text
 from .sqlite_privacy import _PrivacyQueries
 from .sqlite_rows import (
     _ACCOUNT_COLS,
+    _BY_KEY,
     _CONTACT_COLS,
     _DECODE_ERRORS,
     _EVENT_COLS,
+    _INVITATION_BY_KEY_I,
     _INVITATION_COLS,
+    _INVITATION_UNNUMBERED,
+    _INVITATION_UNNUMBERED_I,
     _MEMBER_COLS,
     _OUTBOX_COLS,
+    _OUTBOX_UNNUMBERED,
     Row,
     _account,
     _contact,
     _dt,
     _dt_or_none,
     _event,
+    _id_number,
     _invitation,
     _is_unique_violation,
     _member,
@@ -154,6 +160,63 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         rows = self._all(sql, params)
         return rows[0] if rows else None
 
+    def _keyed_one(
+        self, sql: str, unnumbered: str, row_id: str, prefix: str, by_key: str = _BY_KEY
+    ) -> Row | None:
+        """One row by id: *sql* ends in a WHERE clause completed with *by_key* or
+        *unnumbered* (see sqlite_rows)."""
+        number = _id_number(row_id, prefix)
+        if number is not None:
+            row = self._one(sql + by_key, (number, row_id))
+            if row is not None:
+                return row
+        return self._one(sql + unnumbered, (row_id,))
+
+    def _keyed_write(
+        self,
+        sql: str,
+        unnumbered: str,
+        head: tuple[Any, ...],
+        row_id: str,
+        prefix: str,
+        conflict: Callable[[], TeamAccessError] | None = None,
+    ) -> None:
+        """An UPDATE or DELETE of one row by id (as :meth:`_keyed_one` finds it), *head*
+        the values before the WHERE clause."""
+        number = _id_number(row_id, prefix)
+        if (
+            number is not None
+            and self._exec(sql + _BY_KEY, (*head, number, row_id), conflict).rowcount
+        ):
+            return
+        self._exec(sql + unnumbered, (*head, row_id), conflict)
+
+    def _add_numbered(
+        self,
+        table: str,
+        sql: str,
+        params: tuple[Any, ...],
+        conflict: Callable[[], TeamAccessError],
+    ) -> None:
+        """Run the INSERT *sql*, whose first value is the row's key and second its id: the
+        number in the id (schema 7), or NULL, so that SQLite picks one, for an id without
+        one or whose number another row holds (a row written without it, by hand or by
+        another program)."""
+        number = params[0]
+        if number is not None:
+            try:
+                self._exec(sql, params, _KeyTaken)
+                return
+            except _KeyTaken as taken:
+                cause = taken.__cause__
+                if getattr(cause, "sqlite_errorname", "") != "SQLITE_CONSTRAINT_PRIMARYKEY":
+                    raise conflict() from cause
+                held = self._one(f"SELECT id FROM {table} WHERE key = ?", (number,))
+                if held is not None and held[0] == params[1]:
+                    raise conflict() from cause  # the same id: a row that exists already
+            params = (None, *params[1:])
+        self._exec(sql, params, conflict)
+
     # many new rows at once (BulkUnitOfWork)
 
     def add_many(
@@ -257,13 +320,14 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     def add_invitation(self, invitation: Invitation, email_key: str) -> None:
         # The token itself is never written: only its hash.
         i = invitation
-        self._exec(
-            f"INSERT INTO invitations ({_INVITATION_COLS}, email_key) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (i.id, i.account_id, i.email, _perms_text(i.permissions), i.invited_by, i.status,
-             _ts(i.created_at), _ts(i.expires_at), i.token_hash, _ts_or_none(i.closed_at),
-             i.accepted_by, i.sent_count, i.language, _ts_or_none(i.access_until), i.note,
-             _metadata_text(i.metadata), email_key),
+        self._add_numbered(
+            "invitations",
+            f"INSERT INTO invitations (key, {_INVITATION_COLS}, email_key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_id_number(i.id, "inv_"), i.id, i.account_id, i.email, _perms_text(i.permissions),
+             i.invited_by, i.status, _ts(i.created_at), _ts(i.expires_at), i.token_hash,
+             _ts_or_none(i.closed_at), i.accepted_by, i.sent_count, i.language,
+             _ts_or_none(i.access_until), i.note, _metadata_text(i.metadata), email_key),
             lambda: self._invitation_conflict(i),
         )  # fmt: skip
 
@@ -273,8 +337,11 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         return AlreadyInvited(f"{invitation.email} has a pending invitation already")
 
     def get_invitation(self, invitation_id: str) -> Invitation | None:
-        row = self._one(
-            f"SELECT {_INVITATION_COLS} FROM invitations WHERE id = ?", (invitation_id,)
+        row = self._keyed_one(
+            f"SELECT {_INVITATION_COLS} FROM invitations WHERE ",
+            _INVITATION_UNNUMBERED,
+            invitation_id,
+            "inv_",
         )
         return None if row is None else _invitation(row)
 
@@ -282,13 +349,16 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         i = invitation
         # Only the columns that may change: SQLite rewrites every index holding a column
         # of the SET list, so naming the fixed ones cost two index pages per update.
-        self._exec(
+        self._keyed_write(
             "UPDATE invitations SET permissions = ?, invited_by = ?, status = ?, "
             "expires_at = ?, token_hash = ?, closed_at = ?, accepted_by = ?, sent_count = ?, "
-            "language = ?, access_until = ?, note = ?, metadata = ? WHERE id = ?",
+            "language = ?, access_until = ?, note = ?, metadata = ? WHERE ",
+            _INVITATION_UNNUMBERED,
             (_perms_text(i.permissions), i.invited_by, i.status, _ts(i.expires_at),
              i.token_hash, _ts_or_none(i.closed_at), i.accepted_by, i.sent_count, i.language,
-             _ts_or_none(i.access_until), i.note, _metadata_text(i.metadata), i.id),
+             _ts_or_none(i.access_until), i.note, _metadata_text(i.metadata)),
+            i.id,
+            "inv_",
             lambda: AlreadyInvited(f"{i.email} has a pending invitation already"),
         )  # fmt: skip
 
@@ -353,7 +423,13 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
             raise _unreadable("an audit event or outbox time", exc) from exc
 
     def invitation_and_inviter(self, invitation_id: str) -> tuple[Invitation | None, Member | None]:
-        row = self._one(_INVITATION_INVITER_SQL, (invitation_id,))
+        row = self._keyed_one(
+            _INVITATION_INVITER_SQL,
+            _INVITATION_UNNUMBERED_I,
+            invitation_id,
+            "inv_",
+            _INVITATION_BY_KEY_I,
+        )
         if row is None:
             return None, None
         inviter = None if row[16] is None else _member(row[16:])
@@ -470,34 +546,43 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     # outbox
 
     def add_outbox(self, message: OutboxMessage) -> None:
-        self._exec(
-            "INSERT INTO outbox (account_id, kind, recipient, message_id, created_at, "
-            "next_attempt_at, status, message, invitation_id, attempts, last_error, sent_at, "
-            "id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            _outbox_params(message),
+        self._add_numbered(
+            "outbox",
+            "INSERT INTO outbox (key, id, account_id, kind, recipient, message_id, "
+            "created_at, next_attempt_at, status, message, invitation_id, attempts, "
+            "last_error, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_id_number(message.id, "msg_"), message.id, *_outbox_params(message)),
             lambda: Conflict(f"outbox message {message.id!r} exists already"),
         )
 
     def update_outbox(self, message: OutboxMessage) -> None:
         m = message
         # The delivery state only (see update_invitation): the invitation index stays put.
-        self._exec(
+        self._keyed_write(
             "UPDATE outbox SET next_attempt_at = ?, status = ?, attempts = ?, "
-            "last_error = ?, sent_at = ? WHERE id = ?",
+            "last_error = ?, sent_at = ? WHERE ",
+            _OUTBOX_UNNUMBERED,
             (_ts(m.next_attempt_at), m.status, m.attempts, m.last_error,
-             _ts_or_none(m.sent_at), m.id),
+             _ts_or_none(m.sent_at)),
+            m.id,
+            "msg_",
         )  # fmt: skip
 
     def update_outbox_sent(self, message_id: str, sent_at: datetime) -> None:
         # What update_outbox() writes for the row as stored, marked sent (_record).
-        self._exec(
+        self._keyed_write(
             "UPDATE outbox SET status = 'sent', attempts = attempts + 1, last_error = NULL, "
-            "sent_at = ? WHERE id = ?",
-            (_ts(sent_at), message_id),
+            "sent_at = ? WHERE ",
+            _OUTBOX_UNNUMBERED,
+            (_ts(sent_at),),
+            message_id,
+            "msg_",
         )
 
     def get_outbox(self, message_id: str) -> OutboxMessage | None:
-        row = self._one(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE id = ?", (message_id,))
+        row = self._keyed_one(
+            f"SELECT {_OUTBOX_COLS} FROM outbox WHERE ", _OUTBOX_UNNUMBERED, message_id, "msg_"
+        )
         return None if row is None else _outbox(row)
 
     def outbox(
@@ -538,17 +623,19 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         due = self.outbox(status="pending", due_before=now, limit=max(limit, 0))
         if not due:
             return []
-        lease = _ts(lease_until)
-        ids = [m.id for m in due]
-        for start in range(0, len(ids), 500):  # under SQLite's limit of bound parameters
-            chunk = ids[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            self._exec(
-                f"UPDATE outbox SET next_attempt_at = ? WHERE id IN ({marks}) "
-                "AND status = 'pending' AND next_attempt_at <= ?",
-                (lease, *chunk, _ts(now)),
-            )
+        # The rows just read, chosen again by the same query: the write lock is held, so
+        # nothing has changed them since (schema 7 has no index on every id to find them by).
+        self._exec(
+            "UPDATE outbox SET next_attempt_at = ? WHERE key IN (SELECT key FROM outbox "
+            "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY created_at, id "
+            "LIMIT ?)",
+            (_ts(lease_until), _ts(now), max(limit, 0)),
+        )
         return [attrs.evolve(m, next_attempt_at=lease_until) for m in due]
+
+
+class _KeyTaken(Conflict):
+    """An INSERT of a numbered row met a unique key (see _add_numbered)."""
 
 
 def _qualified(cols: str, table: str) -> str:
@@ -594,15 +681,17 @@ _SEND_MARKS_SQL: Final = (
 )
 #: An invitation, its account and one user's membership there (the read before a resend's
 #: mail is rendered): get_invitation()'s, get_account()'s and get_member()'s conditions.
+#: This and the next end in WHERE, completed with _INVITATION_BY_KEY_I or
+#: _INVITATION_UNNUMBERED_I (qualified: accounts has an id column too).
 _INVITATION_ACCOUNT_MEMBER_SQL: Final = (
     f"SELECT {_qualified(_INVITATION_COLS, 'i')}, {_ACCOUNT_COLS}, "
     f"{_qualified(_MEMBER_COLS, 'm')} FROM invitations i "
     "LEFT JOIN accounts a ON a.id = i.account_id "
-    "LEFT JOIN members m ON m.account_id = i.account_id AND m.user_id = ? WHERE i.id = ?"
+    "LEFT JOIN members m ON m.account_id = i.account_id AND m.user_id = ? WHERE "
 )
 #: An invitation and its inviter's membership (none for SYSTEM or a removed member).
 _INVITATION_INVITER_SQL: Final = (
     f"SELECT {_qualified(_INVITATION_COLS, 'i')}, {_qualified(_MEMBER_COLS, 'm')} "
     "FROM invitations i LEFT JOIN members m "
-    "ON m.account_id = i.account_id AND m.user_id = i.invited_by WHERE i.id = ?"
+    "ON m.account_id = i.account_id AND m.user_id = i.invited_by WHERE "
 )

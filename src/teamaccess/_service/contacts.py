@@ -30,6 +30,7 @@ from .checks import (
     _new_id,
     _no_account,
     _not_str,
+    _numbered_id,
     _token_hex,
 )
 from .delivery import _Delivery
@@ -277,7 +278,7 @@ class _Contacts(_Delivery):
             unbuilt = []
             for to, message_id, message, error in prepared:
                 row = OutboxMessage(
-                    id=_new_id("msg"),
+                    id=_numbered_id("msg"),
                     account_id=account_id,
                     kind=f"notification.{category}",
                     recipient=to,

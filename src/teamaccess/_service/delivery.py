@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 from .checks import (
     _check_id,
     _log,
-    _new_id,
+    _numbered_id,
     _token_hex,
     _Work,
 )
@@ -102,7 +102,7 @@ class _Delivery(_Core):
 
     def _invitation_row(self, inv: Invitation, now: datetime) -> OutboxMessage:
         return OutboxMessage(
-            id=_new_id("msg"),
+            id=_numbered_id("msg"),
             account_id=inv.account_id,
             kind="invitation",
             recipient=inv.email,

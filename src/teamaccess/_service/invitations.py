@@ -43,8 +43,8 @@ from .checks import (
     _check_note,
     _check_until,
     _check_user,
-    _new_id,
     _no_account,
+    _numbered_id,
     _Work,
 )
 from .delivery import _Delivery
@@ -154,7 +154,7 @@ class _Invitations(_Delivery):
         # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names the owner.
         inviter_email = account.owner_email if inviter is None else inviter.email
         now = self.clock.now()
-        inv_id = _new_id("inv")
+        inv_id = _numbered_id("inv")
         token, digest = self._tokens.issue(inv_id)
         inv = Invitation(
             id=inv_id,
