@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage
 from string import Template
 from typing import Any
@@ -26,7 +26,7 @@ from teamaccess import (
     NotificationContext,
     SmtpMailer,
 )
-from teamaccess._mail.templates import _fill, _pieces
+from teamaccess._mail.templates import _fill, _pieces, _when
 from teamaccess._service.delivery import _is_batch_mailer
 
 # Text a vendor's strings may hold: placeholders of both forms, "$$", a "$" before
@@ -67,6 +67,34 @@ class TestFillAsSafeSubstitute:
         # A value holding a placeholder stays as it is, as safe_substitute() leaves it.
         pieces = _pieces(Template("$a and $b"))
         assert _fill(pieces, {"a": "$b", "b": "${a}"}) == "$b and ${a}"
+
+
+_FORMAT_PIECES = ["%Y", "%m", "%d", "%H", "%M", "%S", "%f", "%%", "%", "%-d", "%Om", "%EY"]
+_FORMAT_PIECES += ["%Z", "%z", "%a", "%B", "%p", "%c", "%y", "%j", " ", "-", ".", ":", "(UTC)"]
+_FORMAT_PIECES += ["é", "%%Y", "%%%M"]
+_FORMAT_BITS = st.sampled_from(_FORMAT_PIECES)
+date_formats = st.lists(_FORMAT_BITS, max_size=8).map("".join)
+_zoned_times = st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+) | st.datetimes(
+    min_value=datetime(1970, 1, 2),
+    max_value=datetime(2200, 1, 1),
+    timezones=st.sampled_from([timezone(timedelta(hours=5, minutes=30)), UTC]),
+)
+
+
+class TestWhenAsStrftime:
+    @settings(max_examples=500)
+    @given(st.lists(st.tuples(_zoned_times, date_formats), max_size=6))
+    @example([(datetime(2026, 1, 1, 12, 0, 1, tzinfo=UTC), "%H:%M:%S")] * 2)
+    @example([(datetime(999, 1, 1, tzinfo=UTC), "%Y-%m-%d")])
+    def test_the_same_text(self, values: list[tuple[datetime, str]]) -> None:
+        for value, date_format in values:
+            expected = value.astimezone(UTC).strftime(date_format)
+            assert _when(value, date_format) == expected
+            # the same minute a second later: from the memo where the format allows
+            later = value + timedelta(seconds=1, microseconds=1)
+            assert _when(later, date_format) == later.astimezone(UTC).strftime(date_format)
 
 
 class _OldTemplates(DefaultTemplates):
@@ -130,9 +158,10 @@ vendor_strings = st.dictionaries(
                 "invitation.expires",
                 "notification.footer",
                 "brand",
+                "date.format",
             ]
         ),
-        st.one_of(template_texts, _hostile),
+        st.one_of(template_texts, _hostile, date_formats),
         max_size=4,
     ),
     max_size=2,

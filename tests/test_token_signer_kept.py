@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from itsdangerous import BadData
+from itsdangerous import BadData, URLSafeSerializer
 
 from teamaccess import InvalidInvitation
-from teamaccess._tokens import TokenSigner
+from teamaccess._tokens import SALTS, TokenSigner
 
 KEYS = ["k" * 32, "n" * 32]
 
@@ -29,6 +31,48 @@ def _opened(signer: TokenSigner, token: str) -> Any:
         return signer.open(token)
     except InvalidInvitation:
         return InvalidInvitation
+
+
+def _plain(keys: list[str]) -> URLSafeSerializer:
+    """The serializer as itsdangerous makes it by default, for the same keys and salt."""
+    return URLSafeSerializer([k.encode() for k in keys], salt=SALTS["invitation"])
+
+
+class TestAsItsdangerousDefault:
+    """HMAC-SHA1 through hashlib and hmac.digest(), and no try at compressing: the tokens
+    are the default serializer's, and it reads them."""
+
+    @settings(max_examples=200)
+    @given(st.text(max_size=40), st.sampled_from([KEYS, KEYS[:1], ["é" * 8]]))
+    def test_issued_tokens_read_by_the_default_serializer(
+        self, subject: str, keys: list[str]
+    ) -> None:
+        token = TokenSigner(keys).issue(subject)[0]
+        plain = _plain(keys)
+        payload = plain.loads(token)
+        assert payload[0] == subject
+        compressed = plain.dumps(payload)
+        if not compressed.startswith("."):  # the default serializer did not compress
+            assert compressed == token
+
+    @settings(max_examples=200)
+    @given(st.lists(st.text(max_size=30), min_size=2, max_size=2), st.booleans())
+    def test_default_tokens_open(self, payload: list[str], long: bool) -> None:
+        if long:  # compressible, so the default serializer compresses it
+            payload = [payload[0], payload[1] + "a" * 200]
+        token = _plain(KEYS).dumps(payload)
+        assert TokenSigner(KEYS).open(token) == payload[0]
+        assert TokenSigner(list(reversed(KEYS))).open(token) == payload[0]
+
+    def test_the_mac_is_hmac_sha1(self) -> None:
+        from teamaccess._tokens import _HmacSha1
+
+        key, value = b"k" * 20, b"value"
+        mac = hmac.new(key, value, hashlib.sha1).digest()
+        assert _HmacSha1().get_signature(key, value) == mac
+        assert _HmacSha1().verify_signature(key, value, mac)
+        assert not _HmacSha1().verify_signature(key, value, mac[:-1] + bytes([mac[-1] ^ 1]))
+        assert not _HmacSha1().verify_signature(key, value + b"x", mac)
 
 
 class TestKeptSigner:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._errors import InvalidInvitation, ValidationError
 
 if TYPE_CHECKING:
+    import json
+
     from itsdangerous import URLSafeSerializer
 
 # itsdangerous, hashlib, hmac and secrets are imported where used: together they cost
@@ -46,9 +49,17 @@ class TokenSigner:
             )
         # itsdangerous wants all-str or all-bytes keys
         as_bytes = [k.encode() if isinstance(k, str) else k for k in valid]
+        import hashlib
+
         from itsdangerous import URLSafeSerializer
 
-        self._serializer: URLSafeSerializer = URLSafeSerializer(as_bytes, salt=SALTS[purpose])
+        # itsdangerous' defaults, HMAC-SHA1 over a SHA-1 derived key, with the SHA-1 of
+        # hashlib itself and the MAC in one OpenSSL call: its default SHA-1 is a Python
+        # function, which hmac cannot hand to OpenSSL, so every MAC ran hmac's Python class.
+        signing = {"digest_method": hashlib.sha1, "algorithm": _HmacSha1()}
+        self._serializer: URLSafeSerializer = URLSafeSerializer(
+            as_bytes, salt=SALTS[purpose], signer_kwargs=signing
+        )
         # dumps() and loads() make a new Signer every call (about 2 us); it holds only the
         # keys and the salt, and signs and verifies the same, so one is made here. The
         # serializer has no fallback signers: this one is all loads() would try.
@@ -58,9 +69,14 @@ class TokenSigner:
         """A new token for *subject_id* and its hash. A fresh nonce makes every token unique."""
         import secrets
 
-        # self._serializer.dumps(...), with the kept signer
-        payload = self._serializer.dump_payload([subject_id, secrets.token_urlsafe(16)])
-        token = self._signer.sign(payload).decode("ascii")
+        from itsdangerous.encoding import base64_encode
+
+        # self._serializer.dumps(...) with the kept signer, and without its try at zlib: a
+        # payload this short never came out shorter compressed (the margin was at least 4
+        # bytes in 300,000 tries), and setting up a compressor cost more than signing. A
+        # payload that is not compressed is read as ever (loads() tells them apart).
+        text = _compact_json().encode([subject_id, secrets.token_urlsafe(16)])
+        token = self._signer.sign(base64_encode(text.encode())).decode("ascii")
         return token, token_hash(token)
 
     def open(self, token: object) -> str:
@@ -88,6 +104,29 @@ class TokenSigner:
         ):
             raise InvalidInvitation("this invitation link is invalid; ask for a new invitation")
         return str(payload[0])
+
+
+class _HmacSha1:
+    """itsdangerous' ``HMACAlgorithm()`` (HMAC with SHA-1), computed by ``hmac.digest()``."""
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        import hmac
+
+        return hmac.digest(key, value, "sha1")
+
+    def verify_signature(self, key: bytes, value: bytes, sig: bytes) -> bool:
+        import hmac
+
+        return hmac.compare_digest(sig, hmac.digest(key, value, "sha1"))
+
+
+@functools.cache
+def _compact_json() -> json.JSONEncoder:
+    """The serializer's JSON (itsdangerous' compact form), one kept encoder; json loads
+    with the first token, not with teamaccess."""
+    import json
+
+    return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def token_hash(token: str) -> str:

@@ -101,9 +101,10 @@ def check_stored(source: bytes) -> None:
 
 
 # What besides LF ends a line for the stdlib parser (str.splitlines) or is a BREAKS
-# character: bytes that send a stored message (or text a fresh one) the full way.
-_ODD_BYTES: Final = re.compile(rb"[\x00\r\x0b\x0c\x1c-\x1e]")
-_ODD_TEXT: Final = re.compile(r"[\x00\r\x0b\x0c\x1c-\x1e]")
+# character: bytes that send a stored message (or text a fresh one) the full way. Found
+# by deleting every other byte (bytes.translate, one C pass), not a regular expression.
+_ODD: Final = b"\x00\r\x0b\x0c\x1c\x1d\x1e"
+_NOT_ODD: Final = bytes(b for b in range(256) if b not in _ODD)
 _FIELD_TEXT: Final = re.compile(r"([!-9;-~]+):")
 # Shapes the stdlib reads as written: one plain address, a plain Message-ID, the
 # builder's multipart Content-Type. Anything else is read by the stdlib's header parser.
@@ -184,7 +185,7 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
     each part plain text or ``multipart/alternative`` of text parts, split at boundary
     lines that are exactly the builder's. ``tests/test_queued_wire.py`` compares the two.
     """
-    if not source.isascii() or _ODD_BYTES.search(source) is not None:
+    if not source.isascii() or source.translate(None, _NOT_ODD):
         return None
     text = source.decode("ascii")
     end = text.find("\n\n")
@@ -221,7 +222,7 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
     envelope_from = _envelope_sender(str(sender))
     if envelope_from is None or not envelope_from.isascii():
         return None  # no address, or not ASCII: the full way decides
-    if boundary and _text_parts(text[end + 2 :].split("\n"), boundary) is None:
+    if boundary and _text_parts(text[end + 2 :], boundary) is None:
         return None
     return to, source.replace(b"\n", b"\r\n"), envelope_from
 
@@ -248,33 +249,56 @@ def _maintype(content_type: str) -> str:
     return ctype.split("/")[0] if ctype.count("/") == 1 else "text"
 
 
-def _text_parts(lines: list[str], boundary: str) -> list[list[tuple[str, str]]] | None:
-    """The header fields of each part of a ``multipart/alternative`` body (as
-    :func:`_fields` gives them) if it is text parts whose headers read cleanly, split at
-    lines that are exactly ``--boundary`` and one ``--boundary--``; else ``None``."""
+def _text_parts(body: str, boundary: str) -> list[list[tuple[str, str]]] | None:
+    """The header fields of each part of a ``multipart/alternative`` *body* (its lines
+    split at ``"\n"``; as :func:`_fields` gives them) if it is text parts whose headers
+    read cleanly, split at lines that are exactly ``--boundary`` and one
+    ``--boundary--``; else ``None``.
+
+    The body is searched for the lines that start with the delimiter, not read line by
+    line in Python (a mail's body is most of its lines): each part is the text between
+    two such lines, and only its header lines are split."""
     delimiter = "--" + boundary
-    parts: list[list[str]] = []
-    current: list[str] | None = None
+    size = len(delimiter)
+    find = body.find
+    after_newline = "\n" + delimiter
+    # the start of each line that starts with the delimiter, in order
+    if body.startswith(delimiter):
+        start = 0
+    else:
+        start = find(after_newline)
+        if start != -1:
+            start += 1
+    parts: list[str] = []  # the text of each part's lines, joined by "\n"
+    opened = -1  # where the lines of the part being read start, if one is
     closed = False
-    for line in lines:
-        if line.startswith(delimiter):
-            rest = line[len(delimiter) :]
-            # The stdlib also takes "--boundary  " or a line after the end as one.
-            if closed or rest not in ("", "--"):
-                return None
-            if current is not None:
-                parts.append(current)
-            current = [] if rest == "" else None
+    while start != -1:
+        end = find("\n", start + size)
+        rest = body[start + size :] if end == -1 else body[start + size : end]
+        # The stdlib also takes "--boundary  " or a line after the end as one.
+        if closed or rest not in ("", "--"):
+            return None
+        if opened != -1:
+            if start == opened:
+                return None  # a part without a single line: no empty line ends its headers
+            parts.append(body[opened : start - 1])
+        if end == -1:
+            opened = -1
             closed = rest == "--"
-        elif current is not None:
-            current.append(line)
+            break
+        opened = end + 1 if rest == "" else -1
+        closed = rest == "--"
+        start = find(after_newline, end)
+        if start != -1:
+            start += 1
     if not closed or not parts:
         return None
     read = []
     for part in parts:
-        if "" not in part:
+        head = _head_lines(part)
+        if head is None:
             return None
-        fields = _fields(part[: part.index("")])
+        fields = _fields(head)
         if fields is None:
             return None
         maintype = None
@@ -288,6 +312,19 @@ def _text_parts(lines: list[str], boundary: str) -> list[list[tuple[str, str]]] 
             return None
         read.append(fields)
     return read
+
+
+def _head_lines(part: str) -> list[str] | None:
+    """The lines of *part* (split at ``"\n"``) before its first empty line; ``None`` if
+    none of its lines is empty."""
+    if part == "" or part[0] == "\n":
+        return []
+    end = part.find("\n\n")
+    if end == -1:
+        if part[-1] != "\n":
+            return None
+        end = len(part) - 1  # the last line is the empty one
+    return part[:end].split("\n")
 
 
 # The headers whose raw text, in these shapes, the parser reads without error and
@@ -356,6 +393,13 @@ def _same_fields(part: Message, fields: list[tuple[str, str]]) -> bool:
     return True
 
 
+def _crlf_lines(wire: bytes) -> bool:
+    """Whether *wire* holds no CR but those of CR LF (none is left once they are made LF)
+    and none of the other bytes the parser ends a line at."""
+    odd = wire.translate(None, _NOT_ODD)
+    return len(odd) == wire.count(b"\r\n") and not odd.strip(b"\r")
+
+
 def _read_as_built(message: EmailMessage, recipient: str, wire: bytes) -> str | None:
     """The envelope recipient if *wire*, which *message* was just written to, reads back
     as *message*, seen from its bytes alone; ``None`` if that is not shown here, and the
@@ -376,9 +420,9 @@ def _read_as_built(message: EmailMessage, recipient: str, wire: bytes) -> str | 
 
     if not wire.isascii():
         return None
-    text = wire.decode("ascii").replace("\r\n", "\n")
-    if _ODD_TEXT.search(text) is not None:
+    if not _crlf_lines(wire):
         return None
+    text = wire.decode("ascii").replace("\r\n", "\n")
     end = text.find("\n\n")
     head = _fields(text[:end].split("\n"), "\n") if end != -1 else None
     if head is None or not _same_fields(message, head):
@@ -411,7 +455,7 @@ def _read_as_built(message: EmailMessage, recipient: str, wire: bytes) -> str | 
     if alternative is None:
         return None
     boundary = alternative.group(1) or alternative.group(2)
-    read = _text_parts(text[end + 2 :].split("\n"), boundary)
+    read = _text_parts(text[end + 2 :], boundary)
     if read is None or len(read) != len(parts):
         return None
     for part, fields in zip(parts, read, strict=True):

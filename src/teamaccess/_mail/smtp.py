@@ -333,10 +333,20 @@ def _transmit(
         return smtp.send_message(message, to_addrs=to_addrs)
     from .gate import _envelope_sender  # read once per From value (the same in every mail)
 
-    resent = message.get_all("Resent-Date")
-    if resent is not None:
+    # One pass over the headers for what send_message() reads in three: a Resent-Date,
+    # else the first Sender, else the first From.
+    resent = False
+    found: dict[str, tuple[str, object]] = {}
+    for name, raw in message.raw_items():
+        key = name.lower()
+        if key == "resent-date":
+            resent = True
+        elif key in ("sender", "from") and key not in found:
+            found[key] = (name, raw)
+    if resent:
         return smtp.send_message(message, to_addrs=to_addrs)
-    sender = message["Sender"] if "Sender" in message else message["From"]
+    first = found.get("sender") or found.get("from")
+    sender = None if first is None else message.policy.header_fetch_parse(*first)  # type: ignore[arg-type]
     from_addr = _envelope_sender(str(sender))
     if from_addr is None:
         # No sender address (the last check refuses such a From): send_message() decides.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, _GeneratorContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -112,13 +112,16 @@ class _Batching(_Delivery):
         self._notify_listeners(state.events)
         self._send_deferred(state.deferred)
 
-    @contextmanager
-    def _write(self, now: datetime | None = None) -> Iterator[_Work]:
+    def _write(self, now: datetime | None = None) -> _GeneratorContextManager[_Work]:
         state = self._batch_state()
         if state is None:
-            with super()._write(now) as work:
-                yield work
-            return
+            # The unit itself, not one wrapped around it: a generator layer less per unit.
+            return super()._write(now)
+        return self._batched(state, now)
+
+    @contextmanager
+    def _batched(self, state: _BatchState, now: datetime | None) -> Iterator[_Work]:
+        """A use case's unit of work inside the batch: the batch's own unit, tracked."""
         tracked = _Tracked(state.uow)
         work = _Work(cast(UnitOfWork, tracked), self.clock.now() if now is None else now)
         try:
