@@ -23,6 +23,7 @@ __all__ = [
     "BulkUnitOfWork",
     "Clock",
     "CombinedReads",
+    "DeferredWrites",
     "Mailer",
     "Store",
     "SystemClock",
@@ -336,6 +337,26 @@ class CombinedReads(Protocol):
         """Mark the outbox row sent, as ``update_outbox()`` of the row as stored with
         ``status="sent"``, ``attempts + 1``, ``last_error=None`` and *sent_at* would; no
         row, no change."""
+        ...
+
+
+class DeferredWrites(Protocol):
+    """An optional capability of a ``UnitOfWork``: writes that may reach the store
+    together, without a wait for each one's answer.
+
+    The service uses it around writes it makes one after the other without reading
+    between them (an invitation, its outbox row and its audit event; an acceptance's
+    member, invitation, outbox and event); without it, each write is made alone, which is
+    always correct.
+    """
+
+    def deferred(self) -> AbstractContextManager[None]:
+        """Inside the block, the writes (``add_*``, ``update_invitation``,
+        ``cancel_outbox``) may be sent with the next read or when the block ends. Each
+        raises the error it would raise alone (``Conflict`` and its subclasses), but at
+        the latest when the block ends, the first in order; the unit may then hold the
+        writes sent after it, and must be discarded, as after ``add_many``'s
+        ``Conflict``. A read inside the block sees every write before it."""
         ...
 
 

@@ -22,9 +22,10 @@ Design notes (the why, briefly):
   what it later writes over. A rule that spans accounts locks a key of its own the same
   way: ``to <address>`` (mail to one address) and ``user <id>`` (a writer reading a
   user's accounts, as the per-user account limit does).
-- **Round trips.** A unit's ``BEGIN`` and its locks are queued and sent with the next
-  statement whose answer it needs, in psycopg's pipeline mode: one round trip, the
-  statements still run one after the other (see ``PgUnitOfWork._pipeline``).
+- **Round trips.** A unit's ``BEGIN`` and its locks (and, inside ``deferred()``, its
+  writes) are queued and sent with the next statement whose answer it needs, in
+  psycopg's pipeline mode: one round trip, the statements still run one after the other
+  (see postgres_pipe.py).
 - **Reads.** ``read()`` is one ``REPEATABLE READ READ ONLY`` transaction (one snapshot);
   ``grant()``, ``recipients()`` and ``account_member()`` are single autocommit statements
   of committed state (``grant()`` reads the whole row in a second one for a suspended or

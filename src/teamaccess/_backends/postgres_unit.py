@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Sequence
-from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
-from psycopg.rows import tuple_row
 
 from .._domain import (
     SEND_ACTIONS,
@@ -32,6 +30,7 @@ from .codec import metadata_text as _metadata_text
 from .codec import parse_perms as perms
 from .codec import perms_text as _perms_text
 from .codec import unreadable as _unreadable
+from .postgres_pipe import PgStatements, Row, tuples, unstorable
 from .postgres_privacy import _PgPrivacyQueries
 from .postgres_schema import (
     _ACCOUNT_COLS,
@@ -56,19 +55,6 @@ __all__ = [
 ]
 
 Connection = psycopg.Connection[Any]
-Row = tuple[Any, ...]
-Params = tuple[Any, ...] | list[Any] | dict[str, Any]
-# A statement whose answer can wait: its SQL, its parameters, what it is doing (for the
-# error), whether an argument no row can hold makes it a no-op (as a read of such a key
-# finds nothing), and what to do with its rows once they are in.
-_Step = tuple[str, Params | None, str, bool, "Callable[[list[Row]], None] | None"]
-
-
-def tuples(conn: Connection) -> psycopg.Cursor[Row]:
-    """A cursor on *conn* whose rows are tuples, whatever row factory the connection has
-    (the application's pool may hand out connections returning dicts): every read
-    here takes its columns by position."""
-    return conn.cursor(row_factory=tuple_row)
 
 
 # -- value conversion ---------------------------------------------------------------------
@@ -208,30 +194,10 @@ def invitation_account_member_of(
     return _invitation(row[:16]), account, None if row[21] is None else _member(row[21:])
 
 
-def unstorable(exc: BaseException) -> bool:
-    """An argument no row can hold: a lone surrogate or a NUL character."""
-    return isinstance(exc, UnicodeEncodeError) or (
-        isinstance(exc, psycopg.DataError) and "NUL" in str(exc)
-    )
-
-
-def _client_side(exc: BaseException) -> bool:
-    """An error psycopg raised before sending the statement (an argument it cannot
-    encode), as opposed to the server's answer, which carries an SQLSTATE."""
-    return isinstance(exc, UnicodeEncodeError) or (
-        isinstance(exc, psycopg.Error)
-        and exc.sqlstate is None
-        and not isinstance(exc, psycopg.OperationalError)
-    )
-
-
 _savepoints = iter(range(1, 2**62))
-# Pipeline mode needs libpq 14 or later (psycopg[binary] bundles one); with an older
-# libpq the queued statements go one round trip each, as before.
-_PIPELINE = psycopg.Pipeline.is_supported()
 
 
-class PgUnitOfWork(_PgPrivacyQueries):
+class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
     """One transaction (or, nested in another unit or in join(), one savepoint)."""
 
     def __init__(
@@ -251,15 +217,11 @@ class PgUnitOfWork(_PgPrivacyQueries):
         self._relaxed = relaxed
         self._savepoint = f"teamaccess_{next(_savepoints)}"
         self._open = False
-        # accounts whose advisory lock this unit holds (cleared when its transaction ends)
-        self._locked: set[str] = set()
+        self._init_queue()
         # status of each invitation as this unit read it: its update is conditional on it
         self._seen: dict[str, str] = {}
         # account of each invitation this unit read (cancel_outbox() needs no lock then)
         self._accounts_of: dict[str, str] = {}
-        # Statements whose answer nothing waits for (the unit's BEGIN, its locks): sent
-        # with the next statement whose answer is needed, in one round trip (_send).
-        self._queued: list[_Step] = []
         self.committed = False
 
     # transaction control
@@ -275,6 +237,7 @@ class PgUnitOfWork(_PgPrivacyQueries):
         along (one statement each: a pipeline carries no multi-statement string)."""
         conn = self._conn
         doing = "starting a unit of work"
+        self._open = True  # before the first _queue(), which would start it again
         if self._nested:
             self._queue(f"SAVEPOINT {self._savepoint}", None, "starting a nested unit of work")
         elif conn.autocommit:
@@ -295,7 +258,6 @@ class PgUnitOfWork(_PgPrivacyQueries):
             )
         if self._write and self._relaxed and not self._nested:
             self._queue("SET LOCAL synchronous_commit = off", None, doing)
-        self._open = True
 
     def commit(self) -> None:
         if self._open:
@@ -343,141 +305,6 @@ class PgUnitOfWork(_PgPrivacyQueries):
         except psycopg.Error as exc:
             if not quiet:  # never hide the error that caused the rollback
                 raise self._s._error(exc, "rolling back") from exc
-
-    # statement helpers
-
-    def _queue(
-        self,
-        sql: str,
-        params: Params | None,
-        doing: str = "running a query",
-        unstorable_is_none: bool = False,
-        then: Callable[[list[Row]], None] | None = None,
-    ) -> None:
-        self._queued.append((sql, params, doing, unstorable_is_none, then))
-
-    def _flush(self) -> None:
-        """Send the queued statements now, in one round trip."""
-        steps, self._queued = self._queued, []
-        self._pipeline(steps)
-
-    def _send(
-        self, sql: str, params: Params, unstorable_is_none: bool = False
-    ) -> psycopg.Cursor[Any]:
-        """Run *sql* after the queued statements, all in one round trip; its cursor.
-
-        Without queued statements it is a plain ``execute``. An argument no row can hold
-        raises ``UnicodeEncodeError`` or a ``DataError`` (the caller decides what that
-        means); any other error is a ``StorageError``.
-        """
-        if not self._open:
-            self.start()
-        if not self._queued:
-            try:
-                return tuples(self._conn).execute(sql, params)
-            except (psycopg.Error, UnicodeEncodeError) as exc:
-                if unstorable_is_none and unstorable(exc):
-                    raise
-                raise self._s._error(exc, "running a query") from exc
-        steps, self._queued = self._queued, []
-        steps.append((sql, params, "running a query", False, None))
-        return self._pipeline(steps, unstorable_is_none)
-
-    def _pipeline(self, steps: list[_Step], last_unstorable: bool = False) -> psycopg.Cursor[Any]:
-        """Run *steps* in order in psycopg's pipeline mode: each goes to the server without
-        waiting for the answer to the one before, and the server runs them one after the
-        other as if each had been sent alone (so a read after a lock reads what the lock's
-        last holder committed). The first that fails raises what it raises alone; the
-        server skips the rest. Returns the last step's cursor."""
-        conn = self._conn
-        cursors: list[psycopg.Cursor[Any]] = []
-        first: BaseException | None = None  # the first failure, in the order sent
-        failed_at = -1
-        skipped: set[int] = set()
-        try:
-            with conn.pipeline() if _PIPELINE else nullcontext():
-                for n, (sql, params, _, unstorable_ok, _) in enumerate(steps):
-                    cursor = tuples(conn)
-                    cursors.append(cursor)
-                    try:
-                        cursor.execute(sql, params)
-                    except (psycopg.Error, UnicodeEncodeError) as exc:
-                        if _client_side(exc):
-                            # Never sent; the steps before it still run (at the sync).
-                            if unstorable_ok and unstorable(exc):
-                                skipped.add(n)
-                                continue
-                            first, failed_at = exc, n
-                        else:  # an earlier step's answer, met while sending this one
-                            first = exc
-                        break
-        except psycopg.Error as exc:
-            # A step the server ran failed: it comes before a later step's client-side
-            # error, and is the cause of any "pipeline aborted" that follows it.
-            if first is None or _client_side(first):
-                first, failed_at = exc, -1
-        if first is not None:
-            if failed_at < 0:  # the first step without an answer is the one that failed
-                failed_at = next(
-                    (n for n, c in enumerate(cursors) if c.pgresult is None and n not in skipped),
-                    len(steps) - 1,
-                )
-            if failed_at == len(steps) - 1 and last_unstorable and unstorable(first):
-                raise first
-            raise self._s._error(first, steps[failed_at][2]) from first
-        for n, (cursor, step) in enumerate(zip(cursors, steps, strict=False)):
-            then = step[4]
-            if then is not None and n not in skipped:
-                then(cursor.fetchall())
-        return cursors[-1]
-
-    def _exec(self, sql: str, params: Params) -> psycopg.Cursor[Any]:
-        return self._send(sql, params)
-
-    def _all(self, sql: str, params: Params, unstorable_is_none: bool = False) -> list[Row]:
-        try:
-            return self._send(sql, params, unstorable_is_none).fetchall()
-        except (psycopg.Error, UnicodeEncodeError) as exc:
-            if unstorable_is_none and unstorable(exc):
-                return []
-            raise self._s._error(exc, "running a query") from exc
-
-    def _one(
-        self, sql: str, params: tuple[Any, ...], unstorable_is_none: bool = False
-    ) -> Row | None:
-        rows = self._all(sql, params, unstorable_is_none)
-        return rows[0] if rows else None
-
-    def _insert(self, sql: str, params: tuple[Any, ...]) -> bool:
-        """Run an ``INSERT ... ON CONFLICT DO NOTHING``; False if a unique key was taken.
-
-        ON CONFLICT rather than catching the violation: an error would abort the whole
-        transaction, and a unit stays usable after a ``Conflict``.
-        """
-        return self._exec(sql, params).rowcount == 1
-
-    def _lock(self, account_id: str) -> None:
-        """Serialise writers of *account_id* until this unit's transaction ends.
-
-        Queued: the statement that needs the lock takes it along, right behind it."""
-        if self._write and account_id not in self._locked:
-            self._queue(self._q.lock, (self._s._lock_space, account_id))
-            self._locked.add(account_id)
-
-    def _lock_row(self, table: str, row_id: str) -> None:
-        """Lock the account of the row *row_id* of *table*, before reading the row
-        (queued, like :meth:`_lock`)."""
-        if self._write:
-            self._queue(
-                self._q.lock_via[table],
-                (self._s._lock_space, row_id),
-                unstorable_is_none=True,
-                then=self._note_locked,
-            )
-
-    def _note_locked(self, rows: list[Row]) -> None:
-        for account_id, _ in rows:
-            self._locked.add(account_id)
 
     # many new rows at once (BulkUnitOfWork)
 
@@ -550,12 +377,12 @@ class PgUnitOfWork(_PgPrivacyQueries):
     def add_account(self, account: Account) -> None:
         a = account
         self._lock(a.id)
-        if not self._insert(
+        self._insert(
             f"INSERT INTO {self._q.s}.accounts (id, name, owner_id, owner_email, created_at) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (a.id, a.name, a.owner_id, a.owner_email, _ts(a.created_at)),
-        ):
-            raise Conflict(f"account {a.id!r} exists already")
+            lambda: Conflict(f"account {a.id!r} exists already"),
+        )  # fmt: skip
 
     def get_account(self, account_id: str) -> Account | None:
         self._lock(account_id)
@@ -593,14 +420,14 @@ class PgUnitOfWork(_PgPrivacyQueries):
     def add_member(self, member: Member, email_key: str) -> None:
         m = member
         self._lock(m.account_id)
-        if not self._insert(
+        self._insert(
             f"INSERT INTO {self._q.s}.members ({_MEMBER_COLS}, email_key) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (m.account_id, m.user_id, m.email, m.role, _perms_text(m.permissions),
              _ts(m.joined_at), m.granted_by, _stored_status(m.status),
              _ts_or_none(m.access_until), _metadata_text(m.metadata), email_key),
-        ):  # fmt: skip
-            raise AlreadyMember(f"{m.email} is already a member of account {m.account_id!r}")
+            lambda: AlreadyMember(f"{m.email} is already a member of account {m.account_id!r}"),
+        )  # fmt: skip
 
     def get_member(self, account_id: str, user_id: str) -> Member | None:
         self._lock(account_id)
@@ -657,7 +484,13 @@ class PgUnitOfWork(_PgPrivacyQueries):
         # The token itself is never written: only its hash.
         i = invitation
         self._lock(i.account_id)
-        if not self._insert(
+
+        def taken() -> Conflict:
+            if self.get_invitation(i.id) is not None:
+                return Conflict(f"invitation {i.id!r} exists already")
+            return AlreadyInvited(f"{i.email} has a pending invitation already")
+
+        self._insert(
             f"INSERT INTO {self._q.s}.invitations ({_INVITATION_COLS}, email_key) VALUES "
             "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT DO NOTHING",
@@ -665,10 +498,8 @@ class PgUnitOfWork(_PgPrivacyQueries):
              _ts(i.created_at), _ts(i.expires_at), i.token_hash, _ts_or_none(i.closed_at),
              i.accepted_by, i.sent_count, i.language, _ts_or_none(i.access_until), i.note,
              _metadata_text(i.metadata), email_key),
-        ):  # fmt: skip
-            if self.get_invitation(i.id) is not None:
-                raise Conflict(f"invitation {i.id!r} exists already")
-            raise AlreadyInvited(f"{i.email} has a pending invitation already")
+            taken,
+        )  # fmt: skip
 
     def get_invitation(self, invitation_id: str) -> Invitation | None:
         self._lock_row("invitations", invitation_id)
@@ -694,7 +525,21 @@ class PgUnitOfWork(_PgPrivacyQueries):
         # account lock already keeps other writers out; this holds without it too).
         seen = self._seen.get(i.id)
         s = self._q.s
-        done = self._exec(
+
+        def check(cursor: psycopg.Cursor[Any]) -> None:
+            if cursor.rowcount:
+                self._seen[i.id] = i.status
+                return
+            now = self._one(f"SELECT status FROM {s}.invitations WHERE id = %s", (i.id,), True)
+            if now is not None and seen is not None and now[0] != seen:
+                raise Conflict(
+                    f"invitation {i.id} became {now[0]!r} in another transaction after this "
+                    f"one read it as {seen!r}; nothing was changed - retry"
+                )
+            if now is not None and i.status == "pending":
+                raise AlreadyInvited(f"{i.email} has a pending invitation already")
+
+        self._write_later(
             f"UPDATE {s}.invitations i SET permissions = %s, invited_by = %s, status = %s, "
             "expires_at = %s, token_hash = %s, closed_at = %s, accepted_by = %s, "
             "sent_count = %s, language = %s, access_until = %s, note = %s, metadata = %s "
@@ -707,18 +552,8 @@ class PgUnitOfWork(_PgPrivacyQueries):
              i.token_hash, _ts_or_none(i.closed_at), i.accepted_by, i.sent_count, i.language,
              _ts_or_none(i.access_until), i.note, _metadata_text(i.metadata), i.id, i.status,
              seen, seen),
-        ).rowcount  # fmt: skip
-        if done:
-            self._seen[i.id] = i.status
-            return
-        now = self._one(f"SELECT status FROM {s}.invitations WHERE id = %s", (i.id,), True)
-        if now is not None and seen is not None and now[0] != seen:
-            raise Conflict(
-                f"invitation {i.id} became {now[0]!r} in another transaction after this one "
-                f"read it as {seen!r}; nothing was changed - retry"
-            )
-        if now is not None and i.status == "pending":
-            raise AlreadyInvited(f"{i.email} has a pending invitation already")
+            check,
+        )  # fmt: skip
 
     def pending_invitation_for(self, account_id: str, email_key: str) -> Invitation | None:
         self._lock(account_id)
@@ -823,7 +658,7 @@ class PgUnitOfWork(_PgPrivacyQueries):
                 unstorable_is_none=True,
                 then=self._note_locked,
             )
-        self._exec(
+        self._write_later(
             f"UPDATE {self._q.s}.outbox SET status = 'cancelled' "
             "WHERE invitation_id = %s AND status = 'pending'",
             (invitation_id,),
@@ -843,14 +678,14 @@ class PgUnitOfWork(_PgPrivacyQueries):
     def add_contact(self, contact: Contact, email_key: str) -> None:
         c = contact
         self._lock(c.account_id)
-        if not self._insert(
+        self._insert(
             f"INSERT INTO {self._q.s}.contacts (id, account_id, name, email, email_key, "
             "company, phone, role, created_at, categories) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (c.id, c.account_id, c.name, c.email, email_key, c.company, c.phone, c.role,
              _ts_or_none(c.created_at), sorted(c.categories)),
-        ):  # fmt: skip
-            raise Conflict(f"contact {c.id!r} exists already")
+            lambda: Conflict(f"contact {c.id!r} exists already"),
+        )  # fmt: skip
 
     def get_contact(self, contact_id: str) -> Contact | None:
         self._lock_row("contacts", contact_id)
@@ -891,12 +726,12 @@ class PgUnitOfWork(_PgPrivacyQueries):
         e = event
         details = details_text(e.details)
         self._lock(e.account_id)
-        if not self._insert(
+        self._insert(
             f"INSERT INTO {self._q.s}.events ({_EVENT_COLS}) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (e.id, e.account_id, _ts(e.at), e.actor_id, e.action, e.target, details),
-        ):
-            raise Conflict(f"audit event {e.id!r} exists already")
+            lambda: Conflict(f"audit event {e.id!r} exists already"),
+        )  # fmt: skip
 
     def events(self, account_id: str, *, limit: int) -> list[AuditEvent]:
         if limit <= 0:
@@ -943,14 +778,14 @@ class PgUnitOfWork(_PgPrivacyQueries):
     def add_outbox(self, message: OutboxMessage) -> None:
         m = message
         self._lock(m.account_id)
-        if not self._insert(
+        self._insert(
             f"INSERT INTO {self._q.s}.outbox ({_OUTBOX_COLS}) VALUES "
             "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (m.id, m.account_id, m.kind, m.recipient, m.message_id, _ts(m.created_at),
              _ts(m.next_attempt_at), m.status, m.message, m.invitation_id, m.attempts,
              m.last_error, _ts_or_none(m.sent_at)),
-        ):  # fmt: skip
-            raise Conflict(f"outbox message {m.id!r} exists already")
+            lambda: Conflict(f"outbox message {m.id!r} exists already"),
+        )  # fmt: skip
 
     def update_outbox(self, message: OutboxMessage) -> None:
         m = message

@@ -250,13 +250,13 @@ def build_message(
     accepts; only an address whose local part is not ASCII needs SMTPUTF8, and the
     message is then built for it.
     """
+    added = {} if headers is None else _check_added(headers)
     fields = {
         "From": sender,
         "To": to,
         "Subject": subject,
         "Message-ID": message_id,
         "Content-Language": language,
-        **(headers or {}),
     }
     # The stdlib email package costs ~20 ms to import; only sending mail needs it.
     from email.message import EmailMessage
@@ -269,19 +269,105 @@ def build_message(
     msg["From"] = _address_field(utf8, "From", sender)
     msg["To"] = str(_header_address("To", to)[0])
     msg["Date"] = format_datetime(date) if date is not None else format_datetime(datetime.now(UTC))
-    for name, value in fields.items():
-        if name not in ("From", "To") and not name.lower().startswith("content-"):
-            msg[name] = value
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id
+    for name, value in added.items():
+        if not name.lower().startswith("content-"):
+            _add_header(msg, name, value)
     msg.set_content(text)
     if html is not None:
         msg.add_alternative(html, subtype="html")
         _set_boundary(msg)
     # Content-* headers go on last: set_content() drops them and add_alternative() moves
     # them into the first part, which lost Content-Language before.
-    for name, value in fields.items():
+    msg["Content-Language"] = language
+    for name, value in added.items():
         if name.lower().startswith("content-"):
-            msg[name] = value
+            _add_header(msg, name, value)
+    if added:
+        _check_written(msg, added, utf8)
     return msg
+
+
+#: A header name: RFC 5322's printable ASCII but the colon, short enough to fit a line
+#: with its colon (the stdlib's folder fails on longer ones).
+_FIELD_NAME: Final = re.compile(r"[!-9;-~]{1,76}")
+
+#: The headers build_message() writes itself, and the argument each comes from.
+_BUILT: Final = {
+    "from": "sender", "to": "to", "subject": "subject", "date": "date",
+    "message-id": "message_id", "content-language": "language", "mime-version": "text",
+    "content-type": "text", "content-transfer-encoding": "text",
+}  # fmt: skip
+
+
+def _check_added(headers: object) -> dict[str, str]:
+    """*headers* (``build_message(headers=...)``), checked as far as they can be alone."""
+    if not isinstance(headers, dict):
+        raise ValidationError(
+            f"headers must be a dict of header names to values, like {{'Reply-To': "
+            f"'support@example.com'}}, not {type(headers).__name__}"
+        )
+    seen: set[str] = set()
+    for name, value in headers.items():
+        if not isinstance(name, str):
+            raise ValidationError(
+                f"mail header name {name!r} must be a string, like 'X-Panel-Account'"
+            )
+        if _FIELD_NAME.fullmatch(name) is None:
+            raise ValidationError(
+                f"mail header name {name[:80]!r} is not a header name: use 1 to 76 printable "
+                "ASCII characters with no space or colon, like 'X-Panel-Account'"
+            )
+        key = name.lower()
+        if key in _BUILT:
+            raise ValidationError(
+                f"mail header {name} is written by build_message itself (from "
+                f"{_BUILT[key]}=); leave it out of headers"
+            )
+        if key in seen:
+            raise ValidationError(
+                f"mail header {name} is given twice (header names ignore case); give it once"
+            )
+        seen.add(key)
+        check_line(f"mail header {name}", value)
+    return headers
+
+
+def _refused(name: str, value: str, exc: BaseException) -> ValidationError:
+    shown = repr(value[:40]) + ("..." if len(value) > 40 else "")
+    return ValidationError(
+        f"mail header {name} cannot carry {shown}: "
+        f"the standard library refuses it ({type(exc).__name__}); for an address header "
+        "give addresses like 'Name <name@example.com>', for a date a date like "
+        "email.utils.format_datetime() writes"
+    )
+
+
+def _add_header(msg: EmailMessage, name: str, value: str) -> None:
+    try:
+        msg[name] = value
+    except Exception as exc:
+        # The header's parser refused it (a date it cannot read; comments nested deeper
+        # than it recurses): a ValueError, TypeError or RecursionError of the stdlib.
+        raise _refused(name, value, exc) from None
+
+
+def _check_written(msg: EmailMessage, added: dict[str, str], utf8: bool) -> None:
+    """Write each added header as a mailer will, so that a value the stdlib stored but
+    cannot write is refused now, by name, and never while the mail is sent."""
+    keys = {name.lower(): name for name in added}
+    writers = (wire_policy(utf8), msg.policy)
+    for name, value in msg.raw_items():
+        given = keys.get(name.lower())
+        if given is None:
+            continue
+        try:
+            for writer in writers:
+                writer.fold_binary(name, value)
+                writer.fold(name, value)
+        except Exception as exc:
+            raise _refused(given, added[given], exc) from None
 
 
 # The same boundary in every mail: the stdlib compiles a regular expression for each
@@ -387,11 +473,34 @@ class FileMailer:
         """Write *message* to a new file, atomically: a temporary file (mode 0600) that is
         synced and then linked under its final name, so a crash never leaves an empty or
         half-written ``.eml``, and no file is ever overwritten. The directory is created
-        0700; an existing one keeps its mode."""
+        0700; an existing one keeps its mode.
+
+        The service hands over instead the bytes its last check before sending wrote and
+        read (as it does to ``SmtpMailer``), so the file holds what was checked; a
+        subclass that overrides this method is called with every message."""
+        self._write(message.as_bytes())
+
+    def _sends_wire(self) -> bool:
+        """Whether the service may hand over checked bytes (``_send_checked``,
+        ``_send_wire``) rather than call ``send()``: only while ``send()`` is this
+        class's own, so a subclass's override sees every message."""
+        return type(self).send is FileMailer.send
+
+    def _send_checked(
+        self, message: EmailMessage, wire: bytes | None, envelope_to: str | None
+    ) -> None:
+        """``send()`` of *wire*, the message as the last check before sending wrote and
+        read it (``CRLF``), when given."""
+        self._write(message.as_bytes() if wire is None else _mail_file(wire))
+
+    def _send_wire(self, wire: bytes, sender: str, envelope_to: str) -> None:
+        """Write *wire*, a stored message as ``gate.stored_wire()`` checked it."""
+        self._write(_mail_file(wire))
+
+    def _write(self, data: bytes) -> None:
         import secrets
         import time
 
-        data = message.as_bytes()
         tmp = None
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -426,3 +535,10 @@ class FileMailer:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+
+
+def _mail_file(wire: bytes) -> bytes:
+    """*wire* (``CRLF`` line ends, as SMTP carries it) with the ``LF`` line ends of a mail
+    file, as a Unix mail server stores what it receives: byte for byte the same text, and
+    back to *wire* by the reverse replacement (a wire form has no bare ``LF``)."""
+    return wire.replace(b"\r\n", b"\n")

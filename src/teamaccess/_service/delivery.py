@@ -587,13 +587,14 @@ FULL_WAY: Final = _FullWay()
 
 
 def _sends_wire(smtp: ModuleType | None, mailer: Mailer) -> bool:
-    """Whether *mailer* is an ``SmtpMailer`` (or its batch) that takes checked bytes
-    rather than a ``send()`` call; *smtp* is its module if loaded (else it cannot be)."""
-    return (
-        smtp is not None
-        and isinstance(mailer, smtp.SmtpMailer | smtp._Batch)
-        and mailer._sends_wire()
-    )
+    """Whether *mailer* is an ``SmtpMailer`` (or its batch) or a ``FileMailer`` that takes
+    checked bytes rather than a ``send()`` call; *smtp* is the SMTP module if loaded (else
+    the mailer cannot be an ``SmtpMailer``)."""
+    from .._mail.mailers import FileMailer  # loaded with the last check, which uses it
+
+    if smtp is not None and isinstance(mailer, smtp.SmtpMailer | smtp._Batch):
+        return bool(mailer._sends_wire())
+    return isinstance(mailer, FileMailer) and mailer._sends_wire()
 
 
 def _refused(row: OutboxMessage, exc: Exception) -> _Refusal:

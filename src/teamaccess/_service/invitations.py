@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -204,18 +205,19 @@ class _Invitations(_Delivery):
                 else:
                     self._close_invitation(work, existing, "expired", SYSTEM)
             self._check_rates(work, account_id, address.email, address.key)
-            uow.add_invitation(inv, address.key)
-            self._queue_invitation(work, inv, fresh=True, row=row)
-            self._audit(
-                work,
-                account_id,
-                actor_id,
-                "invitation.sent",
-                inv_id,
-                email=address.email,
-                permissions=wanted.to_list(),
-                **({} if until is None else {"access_until": until.isoformat()}),
-            )
+            with _together(uow):  # nothing below reads what these write
+                uow.add_invitation(inv, address.key)
+                self._queue_invitation(work, inv, fresh=True, row=row)
+                self._audit(
+                    work,
+                    account_id,
+                    actor_id,
+                    "invitation.sent",
+                    inv_id,
+                    email=address.email,
+                    permissions=wanted.to_list(),
+                    **({} if until is None else {"access_until": until.isoformat()}),
+                )
         return self._hand_over(inv, token, row, message)
 
     def resend_invitation(self, invitation_id: str, *, actor_id: str) -> Invitation:
@@ -410,27 +412,31 @@ class _Invitations(_Delivery):
                     metadata=inv.metadata,
                 )
                 try:
-                    # Every store refuses a second membership of the user or the address
-                    # (the Store contract checks it), so no read asks first.
-                    uow.add_member(member, address.key)
+                    with _together(uow):
+                        # Every store refuses a second membership of the user or the
+                        # address (the Store contract checks it), so no read asks first.
+                        # Only this add raises AlreadyMember here.
+                        uow.add_member(member, address.key)
+                        uow.update_invitation(
+                            attrs.evolve(
+                                inv, status="accepted", closed_at=work.now, accepted_by=user_id
+                            )
+                        )
+                        self._cancel_mail(work, inv.id)
+                        self._audit(
+                            work,
+                            inv.account_id,
+                            user_id,
+                            "invitation.accepted",
+                            inv.id,
+                            email=address.email,
+                            permissions=inv.permissions.to_list(),
+                        )
                 except AlreadyMember:
                     raise AlreadyMember(
                         f"user {user_id!r} ({address.email}) is already a member of this "
                         "account; nothing to accept"
                     ) from None
-                uow.update_invitation(
-                    attrs.evolve(inv, status="accepted", closed_at=work.now, accepted_by=user_id)
-                )
-                self._cancel_mail(work, inv.id)
-                self._audit(
-                    work,
-                    inv.account_id,
-                    user_id,
-                    "invitation.accepted",
-                    inv.id,
-                    email=address.email,
-                    permissions=inv.permissions.to_list(),
-                )
                 # With require_email_match=False the member may have joined under another
                 # address than the invited one; a pending invitation for that address would
                 # now invite a member, so it is closed.
@@ -548,6 +554,16 @@ class _Invitations(_Delivery):
         self._cancel_mail(work, inv.id)
         self._audit(work, inv.account_id, actor_id, f"invitation.{status}", inv.id, **details)
         return closed
+
+
+def _together(uow: UnitOfWork) -> AbstractContextManager[None]:
+    """The unit's ``deferred()`` where it has one (``DeferredWrites``): the writes in the
+    block may reach the store together, their errors raised by the block's end."""
+    deferred = getattr(uow, "deferred", None)
+    if deferred is None:
+        return nullcontext()
+    block: AbstractContextManager[None] = deferred()
+    return block
 
 
 def _no_invitation(invitation_id: str) -> InvitationNotFound:

@@ -223,3 +223,57 @@ class CombinedReadsContract:
             before["m1"], status="sent", attempts=3, last_error=None, sent_at=c.at(30)
         )
         assert after == {**before, "m1": sent}
+
+    # deferred writes: the optional capability ``DeferredWrites``
+
+    def test_deferred_writes_are_written(self, seeded: Store) -> None:
+        inv = c.invitation("inv1")
+        with seeded.begin() as uow:
+            later = _method(uow, "deferred")
+            with later():
+                uow.add_invitation(inv, "new@example.org")
+                uow.add_outbox(c.outbox("m1", kind="invitation", invitation_id="inv1"))
+                uow.add_event(c.event("e1"))
+                # a read inside the block sees the writes before it
+                assert uow.get_invitation("inv1") == inv
+                uow.add_member(c.member("u1"), c.key("u1"))
+                uow.update_invitation(attrs.evolve(inv, status="accepted", accepted_by="u1"))
+                uow.cancel_outbox("inv1")  # type: ignore[attr-defined]
+            uow.commit()
+        with seeded.read() as uow:
+            assert uow.get_invitation("inv1") == attrs.evolve(
+                inv, status="accepted", accepted_by="u1"
+            )
+            assert [m.status for m in uow.outbox(invitation_id="inv1")] == ["cancelled"]
+            assert [e.id for e in uow.events("acc1", limit=5)] == ["e1"]
+            assert uow.get_member("acc1", "u1") == c.member("u1")
+
+    def test_deferred_writes_raise_what_each_raises_alone(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            _method(uow, "deferred")
+            uow.add_invitation(c.invitation("inv1"), "new@example.org")
+            uow.add_event(c.event("e1"))
+            uow.commit()
+        from .._errors import AlreadyInvited, AlreadyMember, Conflict
+
+        cases: list[tuple[type[Exception], Callable[[Any], object]]] = [
+            (AlreadyMember, lambda u: u.add_member(c.member("owner"), c.key("owner"))),
+            (AlreadyMember, lambda u: u.add_member(c.member("u9"), c.key("owner"))),
+            (AlreadyInvited, lambda u: u.add_invitation(c.invitation("inv2"), "new@example.org")),
+            (Conflict, lambda u: u.add_event(c.event("e1"))),
+            (Conflict, lambda u: u.add_account(c.account())),
+        ]
+        for error, write in cases:
+            caught: list[BaseException] = []
+            with seeded.begin() as uow:
+                try:
+                    with uow.deferred():  # type: ignore[attr-defined]
+                        uow.add_event(c.event("e2"))  # before the failing write
+                        write(uow)
+                        uow.add_outbox(c.outbox("m2"))  # after it
+                except Conflict as exc:
+                    caught.append(exc)
+            assert [type(e) for e in caught] == [error]
+            with seeded.read() as uow:  # the discarded unit left nothing
+                assert [e.id for e in uow.events("acc1", limit=5)] == ["e1"]
+                assert uow.outbox() == []
