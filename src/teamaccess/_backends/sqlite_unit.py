@@ -205,8 +205,11 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         number = params[0]
         if number is not None:
             try:
-                self._exec(sql, params, _KeyTaken)
-                return
+                # Not if a row stored without its number holds the id (its key was taken
+                # when it was written, and may be free now): the id index has only those.
+                if self._exec(*_unless_unnumbered(table, sql, params), _KeyTaken).rowcount:
+                    return
+                raise conflict()
             except _KeyTaken as taken:
                 cause = taken.__cause__
                 if getattr(cause, "sqlite_errorname", "") != "SQLITE_CONSTRAINT_PRIMARYKEY":
@@ -620,18 +623,47 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         # A write unit holds the one write lock from BEGIN IMMEDIATE on, so no other unit
         # can claim between this read and the conditional UPDATE; the condition repeats
         # the read's so a row is only ever moved while due.
-        due = self.outbox(status="pending", due_before=now, limit=max(limit, 0))
-        if not due:
-            return []
-        # The rows just read, chosen again by the same query: the write lock is held, so
-        # nothing has changed them since (schema 7 has no index on every id to find them by).
-        self._exec(
-            "UPDATE outbox SET next_attempt_at = ? WHERE key IN (SELECT key FROM outbox "
-            "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY created_at, id "
-            "LIMIT ?)",
-            (_ts(lease_until), _ts(now), max(limit, 0)),
+        # The outbox() query for due mail, with each row's key (schema 7: no index on every
+        # id), so the UPDATE finds the rows by rowid.
+        rows = self._all(
+            f"SELECT key, {_OUTBOX_COLS} FROM outbox WHERE status = 'pending' "
+            "AND next_attempt_at <= ? ORDER BY created_at, id LIMIT ?",
+            (_ts(now), max(limit, 0)),
         )
+        if not rows:
+            return []
+        due = [_outbox(r[1:]) for r in rows]
+        lease = _ts(lease_until)
+        keys = [r[0] for r in rows]
+        for start in range(0, len(keys), 500):  # under SQLite's limit of bound parameters
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            self._exec(
+                f"UPDATE outbox SET next_attempt_at = ? WHERE key IN ({marks}) "
+                "AND status = 'pending' AND next_attempt_at <= ?",
+                (lease, *chunk, _ts(now)),
+            )
         return [attrs.evolve(m, next_attempt_at=lease_until) for m in due]
+
+
+# The INSERT of a row under its number, unless the id is in the table's id index.
+_GUARDED: dict[str, str] = {}
+_UNNUMBERED: Final = {"invitations": _INVITATION_UNNUMBERED, "outbox": _OUTBOX_UNNUMBERED}
+
+
+def _unless_unnumbered(
+    table: str, sql: str, params: tuple[Any, ...]
+) -> tuple[str, tuple[Any, ...]]:
+    """*sql* (``INSERT INTO table (...) VALUES (...)``) as an INSERT that writes nothing if
+    a row of *table* stored without its number has the id ``params[1]``; its parameters."""
+    guarded = _GUARDED.get(sql)
+    if guarded is None:
+        head, _, marks = sql.partition(" VALUES (")
+        guarded = _GUARDED[sql] = (
+            f"{head} SELECT {marks[:-1]} WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {table} WHERE {_UNNUMBERED[table]})"
+        )
+    return guarded, (*params, params[1])
 
 
 class _KeyTaken(Conflict):
