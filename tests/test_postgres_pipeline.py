@@ -17,7 +17,14 @@ from typing import IO, Any
 import pytest
 from tests.conftest import SECRET, START, drop_postgres_schema, postgres_conninfo, postgres_schema
 
-from teamaccess import MemoryMailer, PermissionSet, PostgresStore, StorageError, TeamAccess
+from teamaccess import (
+    Conflict,
+    MemoryMailer,
+    PermissionSet,
+    PostgresStore,
+    StorageError,
+    TeamAccess,
+)
 from teamaccess._backends import postgres_pipe
 from teamaccess.testing import FrozenClock
 from teamaccess.testing import contract as c
@@ -186,3 +193,14 @@ def test_an_id_no_row_can_hold_reads_nothing_after_a_lock(
         account, _ = uow.account_member("acc1", "owner")
         assert account is not None
         uow.commit()
+
+
+def test_a_nested_unit_sees_the_writes_a_deferred_block_queued(store: PostgresStore) -> None:
+    with store.begin() as uow, uow.deferred():
+        uow.add_member(c.member("u1", permissions=PermissionSet.of("billing.view")), c.key("u1"))
+        # the store's own reads inside a unit run in a nested unit on the same connection
+        assert store.grant("acc1", "u1") == (PermissionSet.of("billing.view"), None)
+        assert store.account_member("acc1", "u1")[1] is not None
+        uow.add_member(c.member("u1"), c.key("u1"))  # taken: its error waits
+        with pytest.raises(Conflict):  # and comes out before the nested unit starts
+            store.grant("acc1", "u1")

@@ -212,3 +212,71 @@ class TestResend:
         admin_mail, system_mail = (_text(m) for m in mailer.outbox[-2:])
         assert "admin@example.org" in admin_mail
         assert "chef@muster.de" in system_mail
+
+
+class _Slow(DefaultTemplates):
+    """Templates whose rendering takes *seconds* of the injected clock."""
+
+    def __init__(self, clock: FrozenClock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def invitation(self, context: InvitationContext) -> RenderedMail:
+        self.clock.advance(timedelta(seconds=self.seconds))
+        return super().invitation(context)
+
+
+class TestAccessEndingWhileRendering:
+    """The actor's access ends by the clock alone while the mail renders: the write unit
+    checks it against the time it decides at, not the time taken before rendering."""
+
+    @pytest.fixture
+    def slow(self, store: Store, clock: FrozenClock) -> tuple[TeamAccess, MemoryMailer, Account]:
+        mailer = MemoryMailer()
+        quick = TeamAccess(store, mailer, secret_key=SECRET, clock=clock)
+        acc = quick.create_account(name="Muster", owner_id="owner", owner_email="c@muster.de")
+        add_member(quick, acc.id, "admin", P("users.manage", "billing.view"))
+        # Access ends half a second from now; rendering takes a second.
+        until = clock.now() + timedelta(milliseconds=500)
+        quick.set_access_until(acc.id, "admin", until, actor_id="owner")
+        team = TeamAccess(
+            store, mailer, secret_key=SECRET, clock=clock, templates=_Slow(clock, 1.0)
+        )
+        return team, mailer, acc
+
+    def test_invite(self, slow: tuple[TeamAccess, MemoryMailer, Account]) -> None:
+        team, mailer, acc = slow
+        before, sent = _state(team, acc.id), len(mailer.outbox)
+        with pytest.raises(PermissionDenied, match=r"^user 'admin' is expired in account "):
+            team.invite(acc.id, actor_id="admin", email="neu@example.org", permissions=P())
+        assert _state(team, acc.id) == before
+        assert len(mailer.outbox) == sent
+
+    def test_resend(
+        self, slow: tuple[TeamAccess, MemoryMailer, Account], clock: FrozenClock
+    ) -> None:
+        team, mailer, acc = slow
+        inv = team.invite(acc.id, actor_id="owner", email="neu@example.org", permissions=P())
+        # The owner's invite rendered for a second already: access ended before the resend
+        # began, so give the admin a fresh half second first.
+        quick = TeamAccess(team.store, MemoryMailer(), secret_key=SECRET, clock=clock)
+        until = clock.now() + timedelta(milliseconds=500)
+        quick.set_access_until(acc.id, "admin", until, actor_id="owner")
+        before, sent = _state(team, acc.id), len(mailer.outbox)
+        with pytest.raises(PermissionDenied, match=r"^user 'admin' is expired in account "):
+            team.resend_invitation(inv.id, actor_id="admin")
+        assert _state(team, acc.id) == before
+        assert len(mailer.outbox) == sent
+
+    def test_an_actor_whose_access_lasts_is_recorded_at_the_time_before_rendering(
+        self, slow: tuple[TeamAccess, MemoryMailer, Account], clock: FrozenClock
+    ) -> None:
+        """The invitation and its event keep the time the mail was rendered for (its
+        Date header and lifetime), and the actor held its access then and at the write."""
+        team, mailer, acc = slow
+        start = clock.now()
+        inv = team.invite(acc.id, actor_id="owner", email="neu@example.org", permissions=P())
+        assert inv.created_at == start
+        assert clock.now() == start + timedelta(seconds=1)
+        assert team.audit_log(acc.id, limit=1)[0].at == start
+        assert mailer.outbox[-1]["Date"].datetime == start

@@ -86,7 +86,7 @@ class TestTimes:
         for i in range(1000):
             at = start + timedelta(microseconds=i)
             assert _ts(at) == _plain_ts(at)
-        assert len(sqlite_rows._TS_MEMO) <= 16
+        assert len(sqlite_rows._TS_MEMO) <= 64
 
 
 _json_values = st.recursive(

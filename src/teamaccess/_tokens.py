@@ -85,7 +85,7 @@ class TokenSigner:
         # decode would raise UnicodeEncodeError in itsdangerous) is simply not one.
         if not isinstance(token, str) or not token or len(token) > 1000 or not token.isascii():
             raise InvalidInvitation("this is not an invitation link; copy the whole link")
-        from itsdangerous import BadData
+        from itsdangerous.exc import BadData  # the module: no importlib call for a package
 
         try:
             # self._serializer.loads(token), with the kept signer

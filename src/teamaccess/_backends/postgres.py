@@ -420,18 +420,28 @@ class PostgresStore:
             # savepoint on the same connection, sharing the outer transaction's fate.
             if self._closed:
                 self._getconn()  # raises the "closed" error
+            units: list[PgUnitOfWork] = getattr(local, "units", [])
+            for open_unit in units:
+                # What the open units queued (writes in a deferred() block) goes first:
+                # this unit's statements must see them.
+                if open_unit._queued:
+                    open_unit._flush()
             uow = PgUnitOfWork(self, outer, write=write, nested=True)
+            local.units = [*units, uow]
             try:
                 yield uow
             except BaseException:
                 uow.rollback(quiet=True)
                 raise
+            finally:
+                local.units = units
             uow.rollback(quiet=False)
             return
         conn = self._getconn()
         local.conn = conn
         try:
             uow = PgUnitOfWork(self, conn, write=write, nested=False, relaxed=relaxed)
+            local.units = [uow]
             try:
                 yield uow
             except BaseException:
@@ -440,6 +450,7 @@ class PostgresStore:
             uow.rollback(quiet=False)
         finally:
             local.conn = None
+            local.units = []
             self._putconn(conn)
 
     def grant(self, account_id: str, user_id: str) -> tuple[PermissionSet, datetime | None] | None:

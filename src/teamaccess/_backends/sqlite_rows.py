@@ -86,7 +86,7 @@ def _ts(value: datetime) -> str:
     found = _TS_MEMO.get(value)
     if found is None:
         found = value.isoformat(timespec="microseconds")
-        if len(_TS_MEMO) >= 16:
+        if len(_TS_MEMO) >= 64:
             _TS_MEMO.clear()
         _TS_MEMO[value] = found
     return found

@@ -623,17 +623,26 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         # A write unit holds the one write lock from BEGIN IMMEDIATE on, so no other unit
         # can claim between this read and the conditional UPDATE; the condition repeats
         # the read's so a row is only ever moved while due.
-        due = self.outbox(status="pending", due_before=now, limit=max(limit, 0))
-        if not due:
-            return []
-        # The rows just read, chosen again by the same query: the write lock is held, so
-        # nothing has changed them since (schema 7 has no index on every id to find them by).
-        self._exec(
-            "UPDATE outbox SET next_attempt_at = ? WHERE key IN (SELECT key FROM outbox "
-            "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY created_at, id "
-            "LIMIT ?)",
-            (_ts(lease_until), _ts(now), max(limit, 0)),
+        # The outbox() query for due mail, with each row's key (schema 7: no index on every
+        # id), so the UPDATE finds the rows by rowid.
+        rows = self._all(
+            f"SELECT key, {_OUTBOX_COLS} FROM outbox WHERE status = 'pending' "
+            "AND next_attempt_at <= ? ORDER BY created_at, id LIMIT ?",
+            (_ts(now), max(limit, 0)),
         )
+        if not rows:
+            return []
+        due = [_outbox(r[1:]) for r in rows]
+        lease = _ts(lease_until)
+        keys = [r[0] for r in rows]
+        for start in range(0, len(keys), 500):  # under SQLite's limit of bound parameters
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            self._exec(
+                f"UPDATE outbox SET next_attempt_at = ? WHERE key IN ({marks}) "
+                "AND status = 'pending' AND next_attempt_at <= ?",
+                (lease, *chunk, _ts(now)),
+            )
         return [attrs.evolve(m, next_attempt_at=lease_until) for m in due]
 
 

@@ -24,6 +24,11 @@ from typing import TYPE_CHECKING, Final
 
 from .._emails import BREAKS
 
+# At the top, not in each function: a relative import inside a function resolves its
+# package through importlib's Python code on every call (about 2 us). The mailers
+# module loads without the email package, and nothing loads this one but mail.
+from .mailers import _fetched, expected_recipient, parsing_policy, wire_policy
+
 if TYPE_CHECKING:
     from email.message import EmailMessage, Message
 
@@ -160,8 +165,6 @@ def _read(name: str, value: str) -> str | None:
     """The header as the full check reads it (the same parse, shared with it), or
     ``None`` if reading it fails or it holds a line break."""
     from email.errors import MessageError
-
-    from .mailers import _fetched, parsing_policy
 
     try:
         header = _fetched(parsing_policy(), name, value)
@@ -416,8 +419,6 @@ def _read_as_built(message: EmailMessage, recipient: str, wire: bytes) -> str | 
     that is exactly the recipient, a plain address. ``tests/test_gate_reads.py`` holds it
     to the full check on hostile and random messages.
     """
-    from .mailers import expected_recipient
-
     if not wire.isascii():
         return None
     if not _crlf_lines(wire):
@@ -487,10 +488,7 @@ def check_wire(
     read with its UTF-8 headers as text. Any other *source* is written out and read back
     like a built message.
     """
-    from email import message_from_string
     from email.errors import MessageError
-
-    from .mailers import expected_recipient, parsing_policy, wire_policy
 
     # UTF-8 parsed as bytes reads differently as text (below) than it did as *message*,
     # and a CR alone ends a line for the parser: such bytes take the full way.
@@ -533,6 +531,8 @@ def check_wire(
                 wire = message.as_bytes(policy=wire_policy(utf8))
             # Parsed as text: the bytes parser reads a header's UTF-8 (SMTPUTF8) as
             # escaped bytes, which would read as another address than the one built.
+            from email import message_from_string  # only here: a package's import costs a call
+
             parsed = message_from_string(
                 wire.decode("utf-8", "surrogateescape"), policy=parsing_policy()
             )
@@ -609,8 +609,6 @@ def _read_as_sent(message: EmailMessage, recipient: str) -> bool:
     """Whether *message*, parsed from bytes that are not ASCII, was read as the check
     reads its wire form: headers as UTF-8 text (``parse_stored()`` sets ``utf8`` for
     that), for a recipient whose mail goes out with SMTPUTF8, so as UTF-8."""
-    from .mailers import expected_recipient
-
     if not getattr(message.policy, "utf8", False):
         return False
     try:

@@ -18,6 +18,7 @@ from typing import Any, Final, Literal, get_args
 
 from .._emails import check_line
 from .._errors import DeliveryFailed, ValidationError
+from .gate import _envelope_sender  # read once per From value (the same in every mail)
 
 __all__ = ["SmtpMailer"]
 
@@ -331,8 +332,6 @@ def _transmit(
     """
     if wire is None or to_addrs is None:
         return smtp.send_message(message, to_addrs=to_addrs)
-    from .gate import _envelope_sender  # read once per From value (the same in every mail)
-
     # One pass over the headers for what send_message() reads in three: a Resent-Date,
     # else the first Sender, else the first From.
     resent = False
