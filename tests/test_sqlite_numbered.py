@@ -5,8 +5,10 @@ index on the id; older files, old tokens and ids of any other form keep working.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -126,6 +128,29 @@ class TestSchema7:
         assert sorted(made) == made
         assert len(set(made)) == 20
         team.close()
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+    def test_a_forked_process_does_not_count_on_from_its_parent(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from teamaccess._service import checks
+
+        # The parent's last number a minute ahead of the clock: it counts on from there.
+        ahead = (time.time_ns() // 1_000_000 + 60_000) << 21
+        monkeypatch.setattr(checks, "_last_number", ahead)
+        assert checks._numbered_id("inv") == f"inv_{ahead + 1:016x}"
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its own ids, from the clock
+            os.close(read)
+            os.write(write, checks._numbered_id("inv").encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            child = pipe.read().decode()
+        os.waitpid(pid, 0)
+        assert re.fullmatch(r"inv_[0-9a-f]{16}", child)
+        assert int(child[4:], 16) < ahead
 
     def test_an_id_whose_number_another_row_holds_is_stored_and_found(self, tmp_path: Path) -> None:
         db = tmp_path / "team.db"

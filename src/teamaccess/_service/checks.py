@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -91,6 +92,16 @@ def _new_id(prefix: str) -> str:
 
 _last_number = 0
 _number_lock = threading.Lock()
+
+
+def _forget_last_number() -> None:
+    # Processes forked from one (a pre-forking server) would otherwise count on from the
+    # same last number and, within one millisecond, make the same next id.
+    global _last_number
+    _last_number = 0
+
+
+os.register_at_fork(after_in_child=_forget_last_number)
 
 
 def _numbered_id(prefix: str) -> str:

@@ -590,7 +590,8 @@ def _sends_wire(smtp: ModuleType | None, mailer: Mailer) -> bool:
     """Whether *mailer* is an ``SmtpMailer`` (or its batch) or a ``FileMailer`` that takes
     checked bytes rather than a ``send()`` call; *smtp* is the SMTP module if loaded (else
     the mailer cannot be an ``SmtpMailer``)."""
-    from .._mail.mailers import FileMailer  # loaded with the last check, which uses it
+    # loaded with the last check, which uses it; absolute: see _render_invitation()
+    from teamaccess._mail.mailers import FileMailer
 
     if smtp is not None and isinstance(mailer, smtp.SmtpMailer | smtp._Batch):
         return bool(mailer._sends_wire())
