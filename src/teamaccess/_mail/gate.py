@@ -198,6 +198,7 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
     if head is None:
         return None
     to = sender = None
+    raw_sender = ""
     boundary = ""
     for name, value in head:
         key = name.lower()
@@ -217,7 +218,7 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
             if header is None:
                 return None
             if key == "from":
-                sender = header
+                sender, raw_sender = header, value
             elif key == "content-type" and _maintype(header) != "text":
                 return None  # another shape of multipart, or a message inside
     if to is None or sender is None:
@@ -225,6 +226,11 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
     envelope_from = _envelope_sender(str(sender))
     if envelope_from is None or not envelope_from.isascii():
         return None  # no address, or not ASCII: the full way decides
+    if _envelope_sender(raw_sender) != envelope_from:
+        # The full check reads the address from the stored text; the parsed header may
+        # have dropped a stray quote ('Pa"nel <a@b>' reads as '"Panel <a@b>"'), and
+        # then the full check refuses what this would send.
+        return None
     if boundary and _text_parts(text[end + 2 :], boundary) is None:
         return None
     return to, source.replace(b"\n", b"\r\n"), envelope_from

@@ -106,8 +106,9 @@ os.register_at_fork(after_in_child=_forget_last_number)
 
 def _numbered_id(prefix: str) -> str:
     """An id that sorts by time: *prefix*, "_" and 16 hex digits of a 63-bit number, the
-    milliseconds since 1970 (until the year 2109) and 21 random bits, never repeated or
-    going back within a process.
+    milliseconds since 1970 (until the year 2109) and 21 bits, random for a millisecond's
+    first id and counted up from it for the rest, never repeated or going back within a
+    process.
 
     Invitations and outbox rows get these: ``SQLiteStore`` keeps such a row under its
     number (a new row goes at the end of its table, and no index on the id is written).
@@ -118,8 +119,15 @@ def _numbered_id(prefix: str) -> str:
 
     global _last_number
     with _number_lock:
-        stamp = (time.time_ns() // 1_000_000) << 21 | secrets.randbits(21)
-        _last_number = number = max(_last_number + 1, stamp)
+        millisecond = time.time_ns() // 1_000_000
+        if millisecond > _last_number >> 21:
+            number = max(_last_number + 1, millisecond << 21 | secrets.randbits(21))
+        else:
+            # The rest of a millisecond's ids follow its first. Each drawn anew and kept
+            # only if above the last, they piled up below the millisecond's top, where
+            # another process's burst piles up too: two bursts shared hundreds of ids.
+            number = _last_number + 1
+        _last_number = number
     return f"{prefix}_{number:016x}"
 
 
