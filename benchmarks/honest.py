@@ -159,7 +159,7 @@ class HonestFloor:
         address = email_validator.validate_email(email, check_deliverability=False)
         inv_id = _numbered_id("inv")
         msg_id = _numbered_id("msg")
-        inv_key, msg_key = int(inv_id[4:], 16), int(msg_id[4:], 16)
+        inv_key, msg_key = int(inv_id[4:20], 16), int(msg_id[4:20], 16)
         token, digest = self.tokens.issue(inv_id)
         execute("BEGIN IMMEDIATE")
         execute(
@@ -220,7 +220,7 @@ class HonestFloor:
         execute(f"PRAGMA synchronous = {self.synchronous}")
         # accept: verify, then the member in, the invitation closed, the event
         opened = self.tokens.open(token)
-        key = int(opened[4:], 16)
+        key = int(opened[4:20], 16)
         execute("BEGIN IMMEDIATE")
         row = execute(
             "SELECT account_id, email, email_key, permissions, invited_by FROM invitations "

@@ -308,17 +308,18 @@ def _milliseconds(seconds: float) -> int:
 
 
 def _id_number(value: str, prefix: str) -> int | None:
-    """The key a row whose id is *value* is stored under: the number in an id of the
-    form *prefix* and 16 lowercase hex digits (schema 7), or None for any other id."""
-    if len(value) != len(prefix) + 16 or not value.startswith(prefix):
+    """The key a row whose id is *value* is stored under: the number in an id that starts
+    with *prefix* and 16 lowercase hex digits, whatever follows (schema 7), or None for
+    any other id."""
+    if len(value) < len(prefix) + 16 or not value.startswith(prefix):
         return None
-    digits = value[len(prefix) :]
+    digits = value[len(prefix) : len(prefix) + 16]
     try:
         number = int(digits, 16)
     except ValueError:
         return None
     # int() also takes "+", "_", spaces and capitals: only the exact form is numbered, so
-    # the id is printf('<prefix>%016x', key) of its row.
+    # the id starts with printf('<prefix>%016x', key) of its row.
     return number if number < 2**63 and f"{number:016x}" == digits else None
 
 
@@ -331,7 +332,9 @@ _INVITATION_UNNUMBERED: Final = f"id = ? AND {NUMBERED_INVITATION}"
 _OUTBOX_UNNUMBERED: Final = f"id = ? AND {NUMBERED_OUTBOX}"
 # The same for invitations as "i" in a join with a table of its own id column.
 _INVITATION_BY_KEY_I: Final = "i.key = ? AND i.id = ?"
-_INVITATION_UNNUMBERED_I: Final = "i.id = ? AND i.id IS NOT printf('inv_%016x', i.key)"
+_INVITATION_UNNUMBERED_I: Final = (
+    "i.id = ? AND substr(i.id, 1, 20) IS NOT printf('inv_%016x', i.key)"
+)
 
 
 def _is_unique_violation(exc: sqlite3.IntegrityError) -> bool:

@@ -31,12 +31,12 @@ INVITATION_ADDRESS_KEY: Final = (
     "email_key, account_id, CASE WHEN status = 'pending' THEN '' ELSE id END"
 )
 
-#: Schema 7: a row whose id is its table's prefix and its key as 16 hex digits (what the
-#: service writes) is found by its key; any other (rows from before, ids from elsewhere) by
-#: the partial index on id, which holds those only. Queries repeat the text word for word,
-#: or SQLite will not use that index.
-NUMBERED_INVITATION: Final = "id IS NOT printf('inv_%016x', key)"
-NUMBERED_OUTBOX: Final = "id IS NOT printf('msg_%016x', key)"
+#: Schema 7: a row whose id starts with its table's prefix and its key as 16 hex digits
+#: (what the service writes, with a random tail) is found by its key; any other (rows
+#: from before, ids from elsewhere) by the partial index on id, which holds those only.
+#: Queries repeat the text word for word, or SQLite will not use that index.
+NUMBERED_INVITATION: Final = "substr(id, 1, 20) IS NOT printf('inv_%016x', key)"
+NUMBERED_OUTBOX: Final = "substr(id, 1, 20) IS NOT printf('msg_%016x', key)"
 
 Migration = Callable[[Any], None]  # takes a sqlite_utils.Database inside a transaction
 
@@ -310,12 +310,13 @@ def _migration_7(db: Any) -> None:
 
 # Version 6 wrote about 24 pages per invite + accept, 13 of them at invite; two were the
 # id indexes of invitations and outbox (random text ids, each entry into a random leaf).
-# The service now writes ids whose 16 hex digits are a number that grows with time (the
-# millisecond, then random bits), and the row is stored under that number, its rowid: a
-# look-up by id is a rowid search, a new row goes at the end of the table, and no id index
-# is written. Rows of an older file (their ids random) keep their rowid and are found
-# through a partial index on id that holds only the rows not stored under their id's
-# number: empty in a new file, and never written by the service's inserts.
+# The service now writes ids whose first 16 hex digits are a number that grows with time
+# (the millisecond, then random bits; a random tail follows), and the row is stored under
+# that number, its rowid: a look-up by id is a rowid search, a new row goes at the end
+# of the table, and no id index is written. Rows of an older file (their ids random) keep
+# their rowid and are found through a partial index on id that holds only the rows not
+# stored under their id's number: empty in a new file, and written by the service's
+# inserts only for the second of two ids with the same number.
 # Tried before and left: the same tables WITHOUT ROWID on time-ordered ids (an index
 # B-tree splits its right edge by redistributing full pages, about half a page a row).
 _INVITATION_COLUMNS_7: Final = (

@@ -105,10 +105,16 @@ os.register_at_fork(after_in_child=_forget_last_number)
 
 
 def _numbered_id(prefix: str) -> str:
-    """An id that sorts by time: *prefix*, "_" and 16 hex digits of a 63-bit number, the
+    """An id that sorts by time: *prefix*, "_", 16 hex digits of a 63-bit number, the
     milliseconds since 1970 (until the year 2109) and 21 bits, random for a millisecond's
     first id and counted up from it for the rest, never repeated or going back within a
-    process.
+    process; then 8 random hex digits.
+
+    Two processes can make the same number in the same millisecond (about one pair in
+    two million); the random tail keeps their ids apart, and ``SQLiteStore`` stores the
+    second row without its number. Without the tail the second invite or ``notify()``
+    failed with ``Conflict``: about once in 16 ten-second runs of four processes
+    notifying a thousand recipients a second.
 
     Invitations and outbox rows get these: ``SQLiteStore`` keeps such a row under its
     number (a new row goes at the end of its table, and no index on the id is written).
@@ -128,7 +134,7 @@ def _numbered_id(prefix: str) -> str:
             # another process's burst piles up too: two bursts shared hundreds of ids.
             number = _last_number + 1
         _last_number = number
-    return f"{prefix}_{number:016x}"
+    return f"{prefix}_{number:016x}{secrets.token_hex(4)}"
 
 
 def _check_id(what: str, value: object) -> str:
