@@ -113,7 +113,7 @@ class SQLiteStore:
     >>> from teamaccess import SQLiteStore
     >>> store = SQLiteStore(":memory:")
     >>> store.schema_version
-    2
+    7
     >>> store.close()
     """
 
