@@ -148,6 +148,35 @@ def store(schema: str) -> Iterator[PostgresStore]:
         yield store
 
 
+def test_a_statement_timeout_is_named_for_what_it_is(schema: str) -> None:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+    with ConnectionPool(
+        postgres_conninfo(), min_size=1, max_size=2,
+        kwargs={"autocommit": True, "options": "-c statement_timeout=200"}, open=True,
+    ) as pool:  # fmt: skip
+        store = PostgresStore(pool, schema=schema)
+        with store.begin() as uow:
+            uow.add_account(c.account())
+            uow.add_member(c.member("owner", role="owner"), c.key("owner"))
+            uow.commit()
+        with psycopg.connect(postgres_conninfo(), autocommit=True) as other:
+            other.execute(
+                "SELECT pg_advisory_lock(%s::integer, hashtext('acc1'))", (store._lock_space,)
+            )
+            with pytest.raises(StorageError) as caught, store.begin() as uow:
+                uow.account_member("acc1", "owner")  # waits for the lock past the timeout
+            other.execute(
+                "SELECT pg_advisory_unlock(%s::integer, hashtext('acc1'))", (store._lock_space,)
+            )
+        store.close()
+    message = str(caught.value)
+    assert isinstance(caught.value.__cause__, psycopg.errors.QueryCanceled)
+    assert "stopped waiting for a lock or a statement" in message
+    assert "lost its connection" not in message
+
+
 def test_a_lock_timeout_fails_the_read_and_leaves_nothing_written(
     store: PostgresStore, pipelined: bool
 ) -> None:
@@ -173,6 +202,9 @@ def test_a_lock_timeout_fails_the_read_and_leaves_nothing_written(
     message = str(caught.value)
     assert "lock timeout" in message
     assert "while running a query" in message
+    # what happened, not "could not be reached or lost its connection"
+    assert "stopped waiting for a lock or a statement" in message
+    assert "lost its connection" not in message
     assert not isinstance(caught.value.__cause__, psycopg.errors.PipelineAborted)
     with store.read() as uow:
         assert uow.contacts("acc2") == []  # the unit's earlier write is gone

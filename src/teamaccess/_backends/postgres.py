@@ -338,6 +338,14 @@ class PostgresStore:
             hint = "refused this database user; grant it the rights on the schema"
         elif isinstance(exc, pg_errors.DeadlockDetected | pg_errors.SerializationFailure):
             hint = "met a concurrent transaction and gave up; retry"
+        elif isinstance(exc, pg_errors.LockNotAvailable | pg_errors.QueryCanceled):
+            # psycopg counts both as OperationalError: not a lost connection, a wait cut
+            # short by the server's lock_timeout or statement_timeout (or a cancel)
+            hint = (
+                "stopped waiting for a lock or a statement (the server's lock_timeout or "
+                "statement_timeout, or a cancel); retry, or raise those settings on the "
+                "connections the store uses"
+            )
         elif isinstance(exc, psycopg.OperationalError) and doing == "connecting":
             hint = (
                 "could not be reached; check the host, port, database name and user, and "
