@@ -148,9 +148,7 @@ class _Invitations(_Delivery):
         account, inviter = self._glance(account_id, actor_id)
         # That read already tells whether the actor may invite at all: a refusal costs no
         # template and no token. (The write unit decides, under the lock.)
-        held = self._held(account_id, actor_id, inviter)
-        self._require_held(held, account_id, actor_id, "users.manage")
-        self._no_escalation(actor_id, held, wanted, "grant these permissions")
+        self._may_invite(account_id, actor_id, inviter, wanted, "grant these permissions")
         # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names the owner.
         inviter_email = account.owner_email if inviter is None else inviter.email
         now = self.clock.now()
@@ -176,9 +174,7 @@ class _Invitations(_Delivery):
         with self._write(now) as work:
             uow = work.uow
             account, actor = self._account_actor(uow, account_id, actor_id)
-            held = self._held(account_id, actor_id, actor)
-            self._require_held(held, account_id, actor_id, "users.manage")
-            self._no_escalation(actor_id, held, wanted, "grant these permissions")
+            self._may_invite(account_id, actor_id, actor, wanted, "grant these permissions")
             is_member, existing = self._address_in_use(uow, account_id, address.key)
             if is_member:
                 raise AlreadyMember(
@@ -231,9 +227,9 @@ class _Invitations(_Delivery):
         # Rendered before the write unit (see invite()), which checks everything afresh.
         seen, account, actor = self._glance_invitation(invitation_id, actor_id)
         # What that read shows refused is refused before any template or token work.
-        held = self._held(seen.account_id, actor_id, actor)
-        self._require_held(held, seen.account_id, actor_id, "users.manage")
-        self._no_escalation(actor_id, held, seen.permissions, "resend this invitation")
+        self._may_invite(
+            seen.account_id, actor_id, actor, seen.permissions, "resend this invitation"
+        )
         if seen.status != "pending":
             self._raise_closed(seen)  # a closed invitation never opens again
         # SYSTEM resends on the owner's behalf, so the mail names the owner.
@@ -283,6 +279,21 @@ class _Invitations(_Delivery):
                 work, inv.account_id, actor_id, "invitation.resent", inv.id, email=inv.email
             )
         return self._hand_over(inv, token, row, message)
+
+    def _may_invite(
+        self,
+        account_id: str,
+        actor_id: str,
+        actor: Member | None,
+        wanted: PermissionSet,
+        what: str,
+    ) -> None:
+        """Refuse unless *actor* (its membership as read, None for SYSTEM) holds
+        users.manage and every permission in *wanted*: one check for the read before
+        rendering and the write unit, so both refuse alike."""
+        held = self._held(account_id, actor_id, actor)
+        self._require_held(held, account_id, actor_id, "users.manage")
+        self._no_escalation(actor_id, held, wanted, what)
 
     def _glance_invitation(
         self, invitation_id: str, actor_id: str
