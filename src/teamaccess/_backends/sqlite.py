@@ -52,9 +52,9 @@ from .sqlite_rows import (
     _INVITATION_BY_KEY_I,
     _INVITATION_UNNUMBERED_I,
     _active_grant,
+    _by_id,
     _create_private,
     _grant,
-    _id_number,
     _milliseconds,
 )
 from .sqlite_schema import _TABLES, APPLICATION_ID, MIGRATIONS
@@ -519,21 +519,14 @@ class SQLiteStore:
         of a store: the read before a resend's mail is rendered)."""
         with self._lock:
             try:
-                conn = self._connection()
-                # By the key first, then among rows stored without their number (see
+                execute = self._connection().execute
+                # By the key first, then among rows stored without their number (as
                 # _SQLiteUnitOfWork._keyed_one): two statements only for those.
-                number = _id_number(invitation_id, "inv_")
-                found = None
-                if number is not None:
-                    found = conn.execute(
-                        _INVITATION_ACCOUNT_MEMBER_SQL + _INVITATION_BY_KEY_I,
-                        (user_id, number, invitation_id),
-                    ).fetchone()
-                if found is None:
-                    found = conn.execute(
-                        _INVITATION_ACCOUNT_MEMBER_SQL + _INVITATION_UNNUMBERED_I,
-                        (user_id, invitation_id),
-                    ).fetchone()
+                found = _by_id(
+                    lambda sql, params: execute(sql, params).fetchone(),
+                    _INVITATION_ACCOUNT_MEMBER_SQL, _INVITATION_BY_KEY_I,
+                    _INVITATION_UNNUMBERED_I, (user_id,), invitation_id, "inv_",
+                )  # fmt: skip
             except UnicodeEncodeError:
                 return None, None, None  # never stored, so no such invitation
             except sqlite3.Error as exc:

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -41,6 +42,7 @@ __all__ = [
     "Row",
     "_account",
     "_active_grant",
+    "_by_id",
     "_contact",
     "_create_private",
     "_dt",
@@ -335,6 +337,26 @@ _INVITATION_BY_KEY_I: Final = "i.key = ? AND i.id = ?"
 _INVITATION_UNNUMBERED_I: Final = (
     "i.id = ? AND substr(i.id, 1, 20) IS NOT printf('inv_%016x', i.key)"
 )
+
+
+def _by_id(
+    one: Callable[[str, tuple[Any, ...]], Row | None],
+    sql: str,
+    by_key: str,
+    unnumbered: str,
+    head: tuple[Any, ...],
+    row_id: str,
+    prefix: str,
+) -> Row | None:
+    """One row by its id, read with *one*: *sql* ends in a WHERE clause completed with
+    *by_key* (the values *head*, the key, the id) or, if that finds nothing, with
+    *unnumbered* (*head*, the id); the key only for an id with a number."""
+    number = _id_number(row_id, prefix)
+    if number is not None:
+        row = one(sql + by_key, (*head, number, row_id))
+        if row is not None:
+            return row
+    return one(sql + unnumbered, (*head, row_id))
 
 
 def _is_unique_violation(exc: sqlite3.IntegrityError) -> bool:

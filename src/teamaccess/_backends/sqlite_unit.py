@@ -45,6 +45,7 @@ from .sqlite_rows import (
     _OUTBOX_UNNUMBERED,
     Row,
     _account,
+    _by_id,
     _contact,
     _dt,
     _dt_or_none,
@@ -165,12 +166,7 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     ) -> Row | None:
         """One row by id: *sql* ends in a WHERE clause completed with *by_key* or
         *unnumbered* (see sqlite_rows)."""
-        number = _id_number(row_id, prefix)
-        if number is not None:
-            row = self._one(sql + by_key, (number, row_id))
-            if row is not None:
-                return row
-        return self._one(sql + unnumbered, (row_id,))
+        return _by_id(self._one, sql, by_key, unnumbered, (), row_id, prefix)
 
     def _keyed_write(
         self,
