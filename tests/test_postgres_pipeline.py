@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import attrs
 import pytest
 from tests.conftest import SECRET, START, drop_postgres_schema, postgres_conninfo, postgres_schema
 
@@ -356,3 +357,35 @@ def test_resend_revoke_and_decline_round_trips(
     else:
         assert found == {"resend": [(19, 19)] * 2, "revoke": [(8, 8)] * 2,
                          "decline": [(7, 7)] * 2}  # fmt: skip
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="psycopg traces libpq on Linux only")
+def test_update_contact_takes_its_accounts_lock_once(tmp_path: Path, schema: str) -> None:
+    """A unit whose first statement is update_contact() locks the contact's account with
+    one statement (it took the same lock twice, by the row and by the account)."""
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+    wire = Wire(tmp_path / "wire.trace")
+    with ConnectionPool(
+        postgres_conninfo(), min_size=1, max_size=1, configure=wire.configure,
+        kwargs={"autocommit": True, "prepare_threshold": None}, open=True,
+    ) as pool, psycopg.connect(postgres_conninfo(), autocommit=True) as raw:  # fmt: skip
+        store = PostgresStore(pool, schema=schema)
+        with store.begin() as uow:
+            uow.add_account(c.account())
+            uow.add_contact(c.contact("ct1"), "ct1@example.org")
+            uow.commit()
+        changed = attrs.evolve(c.contact("ct1"), name="Renamed")
+        with store.begin() as uow:
+            before = counts(wire.messages())
+            uow.update_contact(changed, "ct1@example.org")
+            sent = counts(wire.messages())
+            assert locks_held(store, raw, ("acc1", "acc2")) == {"acc1"}
+            uow.commit()
+        with store.read() as uow:
+            assert uow.get_contact("ct1") == changed
+        store.close()
+    wire.close()
+    # BEGIN, the account's lock and the update, in one round trip
+    assert (sent[0] - before[0], sent[1] - before[1]) == (1, 3)
