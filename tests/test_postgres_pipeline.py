@@ -236,3 +236,73 @@ def test_a_nested_unit_sees_the_writes_a_deferred_block_queued(store: PostgresSt
         uow.add_member(c.member("u1"), c.key("u1"))  # taken: its error waits
         with pytest.raises(Conflict):  # and comes out before the nested unit starts
             store.grant("acc1", "u1")
+
+
+def locks_held(store: PostgresStore, raw: Any, keys: tuple[str, ...]) -> set[str]:
+    """The keys of *keys* whose advisory lock another session cannot take now (in
+    autocommit, a lock it gets is released when its statement ends)."""
+    return {
+        key
+        for key in keys
+        if not raw.execute(
+            "SELECT pg_try_advisory_xact_lock(%s::integer, hashtext(%s))",
+            (store._lock_space, key),
+        ).fetchone()[0]
+    }
+
+
+def test_a_lock_queued_behind_a_statement_that_never_went_is_taken_on_next_use(
+    store: PostgresStore, pipelined: bool
+) -> None:
+    """psycopg refuses a write's argument before sending it: the lock queued behind the
+    write was never sent either, and the unit does not count it as held."""
+    import psycopg
+
+    def two_writes(uow: Any) -> None:
+        with uow.deferred():
+            uow.add_contact(c.contact("ct1"), "ct1\x00@example.org")  # psycopg refuses NUL
+            uow.add_contact(c.contact("ct2", account_id="acc2"), "ct2@example.org")
+
+    with psycopg.connect(postgres_conninfo(), autocommit=True) as raw, store.begin() as uow:
+        uow.get_account("acc1")  # the unit has begun and holds acc1's lock
+        with pytest.raises(StorageError, match="NUL character"):
+            two_writes(uow)
+        assert locks_held(store, raw, ("acc1", "acc2")) == {"acc1"}
+        # The same unit goes on: its next use of acc2 takes acc2's lock, and writes.
+        uow.add_contact(c.contact("ct2", account_id="acc2"), "ct2@example.org")
+        assert locks_held(store, raw, ("acc1", "acc2")) == {"acc1", "acc2"}
+        uow.commit()
+    with store.read() as uow:
+        assert [x.id for x in uow.contacts("acc2")] == ["ct2"]
+        assert uow.contacts("acc1") == []
+
+
+@pytest.mark.parametrize("noticed", [False, True], ids=["unnoticed", "noticed"])
+def test_a_transaction_begun_on_a_killed_connection_says_so(
+    store: PostgresStore, pipelined: bool, noticed: bool
+) -> None:
+    """The backend is gone before the unit's first statement: the error says the unit was
+    beginning its transaction, whether psycopg learns it from the server's answer or knew
+    it already (the connection closed before the first statement could be sent)."""
+    import psycopg
+
+    def unit(other: Any) -> None:
+        with store.begin() as uow:
+            conn = uow._conn
+            other.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+            if noticed:
+                with pytest.raises(psycopg.OperationalError):
+                    conn.execute("SELECT 1")
+                assert conn.closed
+            uow.get_account("acc1")
+
+    with (
+        psycopg.connect(postgres_conninfo(), autocommit=True) as other,
+        pytest.raises(StorageError) as caught,
+    ):
+        unit(other)
+    message = str(caught.value)
+    assert "while beginning the transaction" in message
+    assert "lost its connection" in message
+    with store.begin() as uow:  # the pool opened a new connection
+        assert uow.get_account("acc1") is not None
