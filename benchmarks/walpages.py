@@ -1,4 +1,5 @@
-"""Which B-tree writes which WAL pages in an invite + accept, the library's and the floor's.
+"""Which B-tree writes which WAL pages in an invite + accept: the library's, the floor's,
+and the floor's with the library's indexes (``benchmarks.indexed``).
 
     python -m benchmarks.walpages [--warm 300] [--rounds 200]
 
@@ -6,8 +7,9 @@ Both sides run *warm* invite + accept rounds first (so the trees have the size t
 in the benchmark), then *rounds* more with automatic checkpoints off. Each frame of the
 WAL names its page; ``dbstat`` names the B-tree that page belongs to; a frame that ends
 a commit closes that commit. Printed: pages per round for each commit (invite, delivery
-record, accept) and each B-tree, and the SQL statements per round. A count, not a time:
-it does not depend on the machine's load.
+record, accept) and each B-tree, and the SQL statements per round; then each B-tree's
+pages a round on the three sides beside each other. A count, not a time: it does not
+depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from teamaccess import PermissionSet, SQLiteStore, TeamAccess
 
 from ._data import SECRET
 from .honest import HonestFloor, SerialisingMailer, count_statements, restart_wal
+from .indexed import IndexedFloor
 
 COMMITS = ("invite", "delivery record", "accept")
 _FRAME_HEADER = 24
@@ -96,6 +99,22 @@ def _report(name: str, per_commit: list[Counter[str]], statements: float, page_s
         print(f"  {label}: {sum(c.values()):.2f} ({trees})")
 
 
+def _beside(sides: list[tuple[str, list[Counter[str]]]]) -> None:
+    """Each B-tree's pages a round (the three commits together), one column a side."""
+    totals = []
+    for _name, per_commit in sides:
+        total: Counter[str] = Counter()
+        for c in per_commit:
+            total.update(c)
+        totals.append(total)
+    trees = sorted(set().union(*totals), key=lambda t: (-totals[0][t], t))
+    width = max(len(t) for t in trees)
+    print(f"\npages a round, B-tree by B-tree: {' | '.join(name for name, _ in sides)}")
+    for tree in [*trees, "all"]:
+        cells = "".join(f"{sum(t.values()) if tree == 'all' else t[tree]:9.2f}" for t in totals)
+        print(f"  {tree:<{width}}{cells}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.walpages", description=__doc__)
     parser.add_argument("--warm", type=int, default=300, help="rounds before counting")
@@ -103,6 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="teamaccess-walpages-") as tmp:
         path, floor_path = Path(tmp) / "library.db", Path(tmp) / "floor.db"
+        indexed_path = Path(tmp) / "indexed.db"
         store = SQLiteStore(path)
         team = TeamAccess(store, SerialisingMailer(), secret_key=SECRET, rate_limit=10**9)
         owners = {}
@@ -114,6 +134,7 @@ def main() -> None:
         perms = PermissionSet.of("billing.view")
         ids = list(owners)
         floor = HonestFloor(floor_path, "FULL")
+        indexed = IndexedFloor(indexed_path, "FULL", ids)
         counter = iter(range(10**9))
 
         def fresh(n: int) -> list[tuple[str, str, str]]:
@@ -135,11 +156,15 @@ def main() -> None:
                 library(*a)
             for a in fresh(args.warm):
                 floor(*a)
+            for a in fresh(args.warm):
+                indexed(*a)
             conn = store.db.conn
             lib = pages(path, conn, library, fresh(args.rounds))
             lib_statements = count_statements(conn, library, fresh(10))
             low = pages(floor_path, floor.conn, floor, fresh(args.rounds))
             low_statements = count_statements(floor.conn, floor, fresh(10))
+            ixd = pages(indexed_path, indexed.conn, indexed, fresh(args.rounds))
+            ixd_statements = count_statements(indexed.conn, indexed, fresh(10))
             size = int(conn.execute("PRAGMA page_size").fetchone()[0])
             print(
                 f"schema version {store.schema_version}, {args.warm} invite + accept rounds "
@@ -147,7 +172,16 @@ def main() -> None:
             )
             _report("library", lib, lib_statements, size)
             _report("floor (tables with only primary keys)", low, low_statements, size)
+            _report(
+                f"floor with the library's indexes ({len(indexed.schema.indexes)} indexes, "
+                "REFERENCES, secure_delete)",
+                ixd,
+                ixd_statements,
+                size,
+            )
+            _beside([("library", lib), ("floor", low), ("indexed floor", ixd)])
         finally:
+            indexed.close()
             floor.close()
             team.close()
 

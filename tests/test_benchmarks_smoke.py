@@ -23,6 +23,11 @@ FIGURES = [
     "invite + accept (informational), SQLiteStore, synchronous=NORMAL",
     "WAL bytes per invite + accept, synchronous=FULL",
     "SQL statements per invite + accept",
+    "invite + accept against the indexed floor (informational), synchronous=FULL",
+    "invite + accept, indexed floor against the floor (informational), synchronous=FULL",
+    "invite + accept against the indexed floor (informational), synchronous=NORMAL",
+    "invite + accept, indexed floor against the floor (informational), synchronous=NORMAL",
+    "WAL bytes per invite + accept against the indexed floor (informational)",
     "recipients(),",
     "import teamaccess (subprocess)",
     "invite + accept, MemoryStore,",
@@ -250,7 +255,7 @@ class TestManyProcessesErrors:
 
 
 def test_walpages_names_the_b_tree_of_every_page_written() -> None:
-    """`python -m benchmarks.walpages` counts the pages of both sides' three commits."""
+    """`python -m benchmarks.walpages` counts the pages of all three sides' three commits."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.walpages", "--warm", "5", "--rounds", "5"],
         cwd=ROOT,
@@ -260,13 +265,106 @@ def test_walpages_names_the_b_tree_of_every_page_written() -> None:
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    for side in ("library: ", "floor (tables with only primary keys): "):
+    for side in (
+        "library: ",
+        "floor (tables with only primary keys): ",
+        "floor with the library's indexes (",
+    ):
         [line] = [line for line in out.splitlines() if line.startswith(side)]
         assert re.search(r"[\d.]+ pages \([\d.]+ KiB\), \d+ statements per round", line), out
     # the library's rule indexes appear by name
     for tree in ("invitations_address", "members_email_key", "outbox_due", "events_sends"):
         assert f"{tree} " in out, out
-    assert out.count("  invite: ") == out.count("  accept: ") == 2, out
+    assert out.count("  invite: ") == out.count("  accept: ") == 3, out
+    # each B-tree beside: the library's, the floor's and the indexed floor's pages a round
+    beside = out.split("pages a round, B-tree by B-tree: library | floor | indexed floor\n")[1]
+    rows = {}
+    for line in beside.splitlines():
+        tree, *cells = line.strip().rsplit(None, 3)
+        rows[tree] = [float(c) for c in cells]
+    assert rows, out
+    assert all(len(c) == 3 for c in rows.values()), beside
+    # an index the floor has not and the indexed floor has
+    assert rows["members_user"][1] == 0 < rows["members_user"][2], beside
+    assert rows["all"][2] > rows["all"][1], beside
+
+
+class TestIndexedFloor:
+    """The floor with the library's indexes carries exactly what the library's schema has."""
+
+    TABLES = ("events", "invitations", "members", "outbox")
+
+    @pytest.fixture
+    def indexed(self, monkeypatch: pytest.MonkeyPatch) -> Any:
+        monkeypatch.syspath_prepend(str(ROOT))
+        from benchmarks import indexed
+
+        return indexed
+
+    def _schema(self, conn: sqlite3.Connection) -> tuple[Any, ...]:
+        indexes = conn.execute(
+            "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' "
+            "AND sql IS NOT NULL AND tbl_name IN (?, ?, ?, ?) ORDER BY name",
+            self.TABLES,
+        ).fetchall()
+        references = [
+            [fk[2:] for fk in conn.execute(f"PRAGMA foreign_key_list({t})")] for t in self.TABLES
+        ]
+        pragmas = [
+            conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("foreign_keys", "secure_delete")
+        ]
+        return indexes, references, pragmas
+
+    def test_same_indexes_references_and_settings_as_the_library(
+        self, indexed: Any, tmp_path: Path
+    ) -> None:
+        from teamaccess import SQLiteStore
+
+        store = SQLiteStore(tmp_path / "library.db")
+        floor = indexed.IndexedFloor(tmp_path / "floor.db", "FULL", ["acc_1"])
+        try:
+            library = self._schema(store.db.conn)
+            assert len(library[0]) >= 10, library  # what there is to copy
+            assert any(library[1]), library
+            assert self._schema(floor.conn) == library
+        finally:
+            floor.close()
+            store.close()
+
+    def test_the_rules_hold_on_its_rows(self, indexed: Any, tmp_path: Path) -> None:
+        floor = indexed.IndexedFloor(tmp_path / "floor.db", "NORMAL", ["acc_1"])
+        try:
+            floor("acc_1", "ann@example.com", "u1")
+            # one member per address in an account: the library's unique index
+            with pytest.raises(sqlite3.IntegrityError, match=r"members\.account_id, members"):
+                floor("acc_1", "Ann@example.com", "u2")
+            floor.conn.execute("ROLLBACK")
+            # every row's account exists: the library's references, enforced
+            with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+                floor("acc_2", "bob@example.com", "u3")
+        finally:
+            floor.close()
+
+
+def test_indexed_splits_the_gap_between_library_and_floor() -> None:
+    """`python -m benchmarks.indexed` times the three sides in turn and splits the gap."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.indexed", "--warm", "5", "--rounds", "3",
+         "--batch", "2", "--synchronous", "NORMAL"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    t = r"-?[\d.]+ (?:ns|us|ms)"
+    for side in ("library", "indexed floor", "floor"):
+        assert re.search(rf"^\| {side} \| {t} \| {t} \| {t} \| {t} \| \d+ \|$", out, re.M), out
+    # the three parts, each with its share of the gap (a share may come out below zero)
+    parts = re.findall(rf"^  the library[^:]+: ({t}) \((-?\d+)%\)$", out, re.M)
+    assert len(parts) == 3, out
+    assert re.search(r"^the gap, library - floor: .* CPU a call \([\d.]+x\); of it:$", out, re.M)
 
 
 def _table_rows(flag: str) -> tuple[list[str], str]:
@@ -293,7 +391,7 @@ def test_only_import_prints_just_the_import_figure() -> None:
 def test_only_invite_prints_just_the_invite_accept_figures() -> None:
     """`python -m benchmarks --quick --only-invite` prints the invite + accept lines."""
     rows, out = _table_rows("--only-invite")
-    assert len(rows) == 6, out  # the header, its rule and four figures
+    assert len(rows) == 11, out  # the header, its rule and nine figures
     assert all("invite + accept" in row for row in rows[2:]), out
 
 

@@ -223,6 +223,18 @@ class UnitOfWork(Protocol):
         A-Z; oldest first (as ``outbox()``)."""
         ...
 
+    def outbox_texts(self, *, after: int = 0, limit: int = 500) -> list[tuple[int, OutboxMessage]]:
+        """Outbox rows of every account that hold text: a stored ``message`` or a
+        ``last_error``. Each comes with its place in the store, an int above 0 that grows
+        with the rows added; those placed after *after*, in that order, at most *limit*
+        (the caller pages through them with the last place it got)."""
+        ...
+
+    def rewrite_outbox(self, message: OutboxMessage) -> None:
+        """Write ``message`` and ``last_error`` of the row ``message.id``; the rest stays
+        (an erasure rewrites text that names the person in mail to others)."""
+        ...
+
     def delete_invitation(self, invitation_id: str) -> None: ...
     def delete_outbox(self, message_id: str) -> None: ...
     def update_event(self, event: AuditEvent) -> None:

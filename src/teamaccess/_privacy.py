@@ -63,6 +63,12 @@ class ErasureReport:
     events: int = 0
     #: pending invitations the person had sent, revoked with their membership
     revoked_invitations: int = 0
+    #: mail to others (waiting or sent) whose text or delivery error named the person,
+    #: now with ``[erased]`` in its place
+    messages_redacted: int = 0
+    #: mail waiting for others that named the person and could not be rewritten safely,
+    #: cancelled instead (its ``last_error`` says so)
+    messages_cancelled: int = 0
 
     @property
     def removed(self) -> int:

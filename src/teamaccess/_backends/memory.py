@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +47,10 @@ class MemoryStore:
         self._contact_keys: dict[str, str] = {}  # contact id -> email_key
         self._events: dict[str, list[AuditEvent]] = {}
         self._outbox: dict[str, OutboxMessage] = {}
+        # message id -> its place (outbox_texts()): the order rows were added, which the
+        # dict's order is not once a rollback puts a deleted row back at its end.
+        self._outbox_places: dict[str, int] = {}
+        self._outbox_counter = itertools.count(1)
         self._event_order: dict[str, int] = {}  # event id -> sequence, across accounts
         # Indexes on what is looked up, so no use case scans every row of a big test
         # suite's store. An "id set" is a dict with None values: it keeps insertion order,
@@ -369,6 +375,7 @@ class _MemoryUnitOfWork:
         if message.id in self._s._outbox:
             raise Conflict(f"outbox message {message.id!r} exists already")
         self._put(self._s._outbox, message.id, message)
+        self._put(self._s._outbox_places, message.id, next(self._s._outbox_counter))
         self._index(self._s._outbox_status, message.status, message.id)
         if message.invitation_id is not None:
             self._index(self._s._invitation_outbox, message.invitation_id, message.id)
@@ -483,6 +490,21 @@ class _MemoryUnitOfWork:
         ]
         return sorted(found, key=lambda m: (m.created_at, m.id))
 
+    def outbox_texts(self, *, after: int = 0, limit: int = 500) -> list[tuple[int, OutboxMessage]]:
+        places = self._s._outbox_places
+        found = (
+            (places[m.id], m)
+            for m in self._s._outbox.values()
+            if places[m.id] > after and (m.message is not None or m.last_error is not None)
+        )
+        return heapq.nsmallest(max(limit, 0), found, key=lambda pair: pair[0])
+
+    def rewrite_outbox(self, message: OutboxMessage) -> None:
+        old = self._s._outbox.get(message.id)
+        if old is not None:
+            kept = attrs.evolve(old, message=message.message, last_error=message.last_error)
+            self._put(self._s._outbox, message.id, kept)
+
     def delete_invitation(self, invitation_id: str) -> None:
         inv = self._s._invitations.get(invitation_id)
         if inv is None:
@@ -504,6 +526,7 @@ class _MemoryUnitOfWork:
         if old.invitation_id is not None:
             self._unindex(self._s._invitation_outbox, old.invitation_id, message_id)
         self._drop(self._s._outbox, message_id)
+        self._drop(self._s._outbox_places, message_id)
 
     def update_event(self, event: AuditEvent) -> None:
         for log in self._s._events.values():

@@ -15,6 +15,7 @@ from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import tuple_row
 
 if TYPE_CHECKING:
@@ -28,8 +29,9 @@ Params = tuple[Any, ...] | list[Any] | dict[str, Any]
 Then = Callable[["psycopg.Cursor[Any]"], None]
 # A statement that can wait: its SQL, its parameters, what it is doing (for the error),
 # whether an argument no row can hold makes it a no-op (as a read of such a key finds
-# nothing), and what to do with its cursor once the answer is in.
-_Step = tuple[str, Params | None, str, bool, Then | None]
+# nothing), what to do with its cursor once the answer is in, and the advisory lock keys
+# it takes (held once the server has answered it).
+_Step = tuple[str, Params | None, str, bool, Then | None, tuple[str, ...]]
 
 # Pipeline mode needs libpq 14 or later (psycopg[binary] bundles one); with an older
 # libpq the queued statements go one round trip each.
@@ -75,6 +77,9 @@ class PgStatements:
     def _init_queue(self) -> None:
         # accounts whose advisory lock this unit holds (cleared when its transaction ends)
         self._locked: set[str] = set()
+        # lock keys queued and not yet answered: held once answered, dropped if never
+        # sent (a statement before them failed), so the next use takes them again
+        self._locking: set[str] = set()
         # statements whose answer nothing waits for yet (see the module's docstring)
         self._queued: list[_Step] = []
         # inside deferred(): writes are queued too
@@ -87,10 +92,17 @@ class PgStatements:
         doing: str = "running a query",
         unstorable_is_none: bool = False,
         then: Then | None = None,
+        holds: tuple[str, ...] = (),
     ) -> None:
         if not self._open:  # the unit's BEGIN goes first
             self.start()
-        self._queued.append((sql, params, doing, unstorable_is_none, then))
+        self._queued.append((sql, params, doing, unstorable_is_none, then, holds))
+        self._locking.update(holds)
+
+    def _holds(self, key: str) -> bool:
+        """Whether this unit holds *key*'s lock, or has queued it: a queued lock runs
+        before anything queued or sent after it, and if it fails, so does that."""
+        return key in self._locked or key in self._locking
 
     def _flush(self) -> None:
         """Send the queued statements now, in one round trip."""
@@ -132,7 +144,7 @@ class PgStatements:
                     raise
                 raise self._s._error(exc, "running a query") from exc
         steps, self._queued = self._queued, []
-        steps.append((sql, params, "running a query", False, None))
+        steps.append((sql, params, "running a query", False, None, ()))
         return self._pipeline(steps, unstorable_is_none)
 
     def _pipeline(self, steps: list[_Step], last_unstorable: bool = False) -> psycopg.Cursor[Any]:
@@ -145,7 +157,7 @@ class PgStatements:
         skipped: set[int] = set()
         try:
             with conn.pipeline() if _PIPELINE else nullcontext():
-                for n, (sql, params, _, unstorable_ok, _) in enumerate(steps):
+                for n, (sql, params, _, unstorable_ok, _, _) in enumerate(steps):
                     cursor = tuples(conn)
                     cursors.append(cursor)
                     try:
@@ -165,10 +177,18 @@ class PgStatements:
             # error, and is the cause of any "pipeline aborted" that follows it.
             if first is None or _client_side(first):
                 first, failed_at = exc, -1
+        self._settle_locks(steps, cursors, skipped)
         if first is not None:
-            if failed_at < 0:  # the first step without an answer is the one that failed
+            if failed_at < 0:
+                # The first step without an answer is the one that failed: one never
+                # reached counts too (a connection known to be closed fails before the
+                # first cursor, and the first step is the unit's BEGIN).
                 failed_at = next(
-                    (n for n, c in enumerate(cursors) if c.pgresult is None and n not in skipped),
+                    (
+                        n
+                        for n in range(len(steps))
+                        if n not in skipped and (n >= len(cursors) or cursors[n].pgresult is None)
+                    ),
                     len(steps) - 1,
                 )
             if failed_at == len(steps) - 1 and last_unstorable and unstorable(first):
@@ -179,6 +199,21 @@ class PgStatements:
             if then is not None and n not in skipped:
                 then(cursor)
         return cursors[-1]
+
+    def _settle_locks(
+        self, steps: list[_Step], cursors: list[psycopg.Cursor[Any]], skipped: set[int]
+    ) -> None:
+        """The locks of *steps* the server answered are held; the others were never
+        taken (a step before them failed), and are no longer counted as queued."""
+        for n, step in enumerate(steps):
+            keys = step[5]
+            if not keys:
+                continue
+            self._locking.difference_update(keys)
+            if n < len(cursors) and n not in skipped:
+                result = cursors[n].pgresult
+                if result is not None and result.status == pq.ExecStatus.TUPLES_OK:
+                    self._locked.update(keys)
 
     def _exec(self, sql: str, params: Params) -> psycopg.Cursor[Any]:
         return self._send(sql, params)
@@ -225,9 +260,8 @@ class PgStatements:
         """Serialise writers of *account_id* until this unit's transaction ends.
 
         Queued: the statement that needs the lock takes it along, right behind it."""
-        if self._write and account_id not in self._locked:
-            self._queue(self._q.lock, (self._s._lock_space, account_id))
-            self._locked.add(account_id)
+        if self._write and not self._holds(account_id):
+            self._queue(self._q.lock, (self._s._lock_space, account_id), holds=(account_id,))
 
     def _lock_row(self, table: str, row_id: str) -> None:
         """Lock the account of the row *row_id* of *table*, before reading the row

@@ -118,6 +118,22 @@ class _PgPrivacyQueries:
         )
         return [_pu._outbox(r) for r in rows]
 
+    def outbox_texts(self, *, after: int = 0, limit: int = 500) -> list[tuple[int, OutboxMessage]]:
+        rows = self._all(
+            f"SELECT seq, {_OUTBOX_COLS} FROM {self._q.s}.outbox WHERE seq > %s "
+            "AND (message IS NOT NULL OR last_error IS NOT NULL) ORDER BY seq LIMIT %s",
+            (after, max(limit, 0)),
+            True,
+        )
+        return [(r[0], _pu._outbox(r[1:])) for r in rows]
+
+    def rewrite_outbox(self, message: OutboxMessage) -> None:
+        self._lock_row("outbox", message.id)
+        self._exec(
+            f"UPDATE {self._q.s}.outbox SET message = %s, last_error = %s WHERE id = %s",
+            (message.message, message.last_error, message.id),
+        )
+
     def delete_invitation(self, invitation_id: str) -> None:
         self._lock_row("invitations", invitation_id)
         self._exec(f"DELETE FROM {self._q.s}.invitations WHERE id = %s", (invitation_id,))

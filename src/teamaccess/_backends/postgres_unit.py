@@ -236,7 +236,7 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
         """Queue the statements that open the unit; the first statement sent takes them
         along (one statement each: a pipeline carries no multi-statement string)."""
         conn = self._conn
-        doing = "starting a unit of work"
+        doing = "beginning the transaction"
         self._open = True  # before the first _queue(), which would start it again
         if self._nested:
             self._queue(f"SAVEPOINT {self._savepoint}", None, "starting a nested unit of work")
@@ -275,6 +275,7 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
                     raise self._s._error(exc, "committing") from exc
             if not self._nested:
                 self._locked.clear()
+                self._locking.clear()
         # like MemoryStore: whatever follows a commit is discarded unless committed again
         self.committed = True
 
@@ -283,6 +284,7 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
             return
         self._open = False
         self._locked.clear()
+        self._locking.clear()
         self._seen.clear()
         self._queued.clear()
         conn = self._conn
@@ -517,7 +519,7 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
 
     def update_invitation(self, invitation: Invitation) -> None:
         i = invitation
-        if i.account_id not in self._locked:
+        if not self._holds(i.account_id):
             self._lock_row("invitations", i.id)
         # A second pending invitation for the address would break the unique index and,
         # with it, the whole transaction: the guard turns it into AlreadyInvited instead.
@@ -617,9 +619,12 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
         mail_key = f"to {email_key}"
         if self._write:
             space = self._s._lock_space
-            if account_id not in self._locked and mail_key not in self._locked:
-                self._queue(self._q.lock_two, (space, account_id, space, mail_key))
-                self._locked.update((account_id, mail_key))
+            if not self._holds(account_id) and not self._holds(mail_key):
+                self._queue(
+                    self._q.lock_two,
+                    (space, account_id, space, mail_key),
+                    holds=(account_id, mail_key),
+                )
             else:
                 self._lock(account_id)
                 self._lock(mail_key)
@@ -651,7 +656,8 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
     def cancel_outbox(self, invitation_id: str) -> None:
         # What update_outbox() of each pending row with status "cancelled" writes, after
         # its lock of the rows' account unless this unit holds it already.
-        if self._write and self._accounts_of.get(invitation_id) not in self._locked:
+        account_id = self._accounts_of.get(invitation_id)
+        if self._write and (account_id is None or not self._holds(account_id)):
             self._queue(
                 self._q.lock_outbox_of,
                 (self._s._lock_space, invitation_id),
@@ -696,9 +702,9 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
 
     def update_contact(self, contact: Contact, email_key: str) -> None:
         c = contact
-        if c.account_id not in self._locked:
-            self._lock_row("contacts", c.id)
-            self._lock(c.account_id)
+        # The account's lock alone: a contact stays in the account it was added to (the
+        # service writes back the contact it read), so its row's account is this one.
+        self._lock(c.account_id)
         self._exec(
             f"UPDATE {self._q.s}.contacts SET account_id = %s, name = %s, email = %s, "
             "email_key = %s, company = %s, phone = %s, role = %s, created_at = %s, "
@@ -789,7 +795,7 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
 
     def update_outbox(self, message: OutboxMessage) -> None:
         m = message
-        if m.account_id not in self._locked:
+        if not self._holds(m.account_id):
             self._lock_row("outbox", m.id)
         self._exec(
             f"UPDATE {self._q.s}.outbox SET next_attempt_at = %s, status = %s, attempts = %s, "

@@ -124,6 +124,24 @@ class _PrivacyQueries:
         )
         return [_rows._outbox(r) for r in rows]
 
+    def outbox_texts(self, *, after: int = 0, limit: int = 500) -> list[tuple[int, OutboxMessage]]:
+        # The row's key (its rowid) is its place: a walk of the table's own B-tree.
+        rows = self._all(
+            f"SELECT key, {_rows._OUTBOX_COLS} FROM outbox WHERE key > ? "
+            "AND (message IS NOT NULL OR last_error IS NOT NULL) ORDER BY key LIMIT ?",
+            (after, max(limit, 0)),
+        )
+        return [(r[0], _rows._outbox(r[1:])) for r in rows]
+
+    def rewrite_outbox(self, message: OutboxMessage) -> None:
+        self._keyed_write(
+            "UPDATE outbox SET message = ?, last_error = ? WHERE ",
+            _rows._OUTBOX_UNNUMBERED,
+            (message.message, message.last_error),
+            message.id,
+            "msg_",
+        )
+
     def delete_invitation(self, invitation_id: str) -> None:
         self._keyed_write(
             "DELETE FROM invitations WHERE ", _rows._INVITATION_UNNUMBERED, (), invitation_id,

@@ -152,9 +152,10 @@ def _usage_message(exc: click.UsageError) -> str:
     "--mail",
     envvar="TEAMACCESS_MAIL",
     metavar="URL",
-    help="Where mail goes: smtp://[USER@]HOST[:PORT]?security=starttls|tls|plain, or "
-    "file:DIR for .eml files (default file:outbox). The SMTP password is read only from "
-    "env TEAMACCESS_SMTP_PASSWORD (env TEAMACCESS_MAIL).",
+    help="Where mail goes: smtp://[USER@]HOST[:PORT]?security=starttls|tls|plain, "
+    "file:DIR for .eml files (default file:outbox), or python:MODULE:FACTORY for your own "
+    "mailer (FACTORY() returns it). The SMTP password is read only from env "
+    "TEAMACCESS_SMTP_PASSWORD (env TEAMACCESS_MAIL).",
 )
 @click.option(
     "--delivery",
@@ -235,6 +236,9 @@ def cli(
         outbox = chosen.outbox or outbox
         smtp_host, smtp_port = chosen.smtp_host, chosen.smtp_port
         smtp_security, smtp_user = chosen.smtp_security, chosen.smtp_user
+        mailer_factory = chosen.mailer_factory
+    else:
+        mailer_factory = None
     settings = Settings(
         db=db,
         schema=schema,
@@ -247,6 +251,7 @@ def cli(
         language=language,
         sender=sender,
         delivery=delivery,
+        mailer_factory=mailer_factory,
     )
     ctx.obj = settings
     ctx.call_on_close(settings.close)
@@ -351,7 +356,7 @@ def mail_json(queued: Sequence[str] = ()) -> dict[str, Any]:
     if settings.delivery == "queue":
         status, recipients = "queued", list(queued)
     else:
-        status = "sent" if settings.smtp_host else "written"
+        status = "sent" if settings.sends else "written"
         recipients = list(settings.sent)
     settings.sent.clear()
     return {"status": status, "to": recipients, "via": settings.mail_url}

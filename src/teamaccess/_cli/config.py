@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import attrs
 
@@ -65,14 +66,21 @@ class ConfigError(ValidationError):
 
 # -- the mail setting -------------------------------------------------------------------
 
-_MAIL_FORMS = "smtp://[USER@]HOST[:PORT][?security=starttls|tls|plain] or file:DIR"
+_MAIL_FORMS = (
+    "smtp://[USER@]HOST[:PORT][?security=starttls|tls|plain], file:DIR or python:MODULE:FACTORY"
+)
+#: ``python:package.module:factory`` (dotted names, as an entry point spells them)
+_DOTTED = r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)"
+_FACTORY_FORM = re.compile(f"python:{_DOTTED}:{_DOTTED}")
 
 
 @attrs.frozen
 class MailSetting:
-    """Where the command hands over mail: an SMTP server or a folder of ``.eml`` files."""
+    """Where the command hands over mail: an SMTP server, a folder of ``.eml`` files, or
+    the vendor's own mailer, made by a factory named ``module:attribute``."""
 
     outbox: str | None = None
+    mailer_factory: str | None = None
     smtp_host: str | None = None
     smtp_port: int | None = None
     smtp_security: Literal["plain", "starttls", "tls"] = "starttls"
@@ -80,8 +88,18 @@ class MailSetting:
 
 
 def parse_mail(url: str) -> MailSetting:
-    """``--mail``: ``smtp://user@host:587?security=starttls`` or ``file:DIR``."""
+    """``--mail``: ``smtp://user@host:587?security=starttls``, ``file:DIR`` or
+    ``python:MODULE:FACTORY``."""
     from urllib.parse import parse_qs, unquote, urlsplit
+
+    if url.startswith("python:"):
+        match = _FACTORY_FORM.fullmatch(url)
+        if match is None:
+            raise ConfigError(
+                "--mail python: needs a module and a factory in it, e.g. "
+                "python:mypanel.mail:make_mailer (dotted Python names, no spaces)"
+            )
+        return MailSetting(mailer_factory=f"{match[1]}:{match[2]}")
 
     if url.startswith("file:"):
         folder = url[len("file:") :]
@@ -239,6 +257,47 @@ def _read_secret_file(path: Path) -> str:
     )
 
 
+def load_mailer(spec: str) -> Mailer:
+    """The Mailer that the callable named by *spec* (``module:attribute``) returns when
+    called with no arguments; what goes wrong is a ``ConfigError`` saying what to do."""
+    import importlib
+
+    module_name, _, attribute = spec.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:  # its own code may raise anything while it loads
+        raise ConfigError(
+            f"--mail python:{spec}: could not import {module_name} "
+            f"({type(exc).__name__}: {exc}); install it or put its folder on PYTHONPATH"
+        ) from None
+    for name in attribute.split("."):
+        try:
+            target = getattr(target, name)
+        except AttributeError:
+            raise ConfigError(
+                f"--mail python:{spec}: {module_name} has no {attribute}; name a function "
+                "or class in it that returns a mailer"
+            ) from None
+    if not callable(target):
+        raise ConfigError(
+            f"--mail python:{spec}: {attribute} is not callable; name a function or class "
+            "that takes no arguments and returns a mailer"
+        )
+    try:
+        mailer = target()
+    except Exception as exc:
+        raise ConfigError(
+            f"--mail python:{spec}: {attribute}() raised {type(exc).__name__}: {exc}; fix "
+            "its settings (it is called with no arguments)"
+        ) from None
+    if not callable(getattr(mailer, "send", None)):
+        raise ConfigError(
+            f"--mail python:{spec}: {attribute}() returned {type(mailer).__name__}, which "
+            "has no send(message) method; return a teamaccess Mailer"
+        )
+    return cast("Mailer", mailer)
+
+
 @attrs.define
 class Settings:
     """Everything the group options and environment decide."""
@@ -256,6 +315,8 @@ class Settings:
     schema: str = "teamaccess"
     #: "now" (send in the command) or "queue" (a worker, `deliver --watch`, sends)
     delivery: Literal["now", "queue"] = "now"
+    #: ``module:attribute`` of a callable that returns the vendor's own Mailer
+    mailer_factory: str | None = None
     _team: TeamAccess | None = None
     #: recipients of the mail sent so far, to say where it went (never the bodies: tokens)
     sent: list[str] = attrs.field(factory=list)
@@ -295,7 +356,15 @@ class Settings:
         store: Store = SQLiteStore(self.db)
         return store
 
+    @property
+    def sends(self) -> bool:
+        """Whether mail leaves the machine (an SMTP server or the vendor's own mailer),
+        as opposed to being written as files."""
+        return bool(self.smtp_host or self.mailer_factory)
+
     def mailer(self) -> Mailer:
+        if self.mailer_factory:
+            return load_mailer(self.mailer_factory)
         if self.smtp_host:
             from .. import SmtpMailer
 
@@ -318,7 +387,10 @@ class Settings:
 
     @property
     def mail_target(self) -> str:
-        """Where mail goes, for people: ``SMTP server host:port`` or the folder."""
+        """Where mail goes, for people: ``SMTP server host:port``, the vendor's mailer
+        or the folder."""
+        if self.mailer_factory:
+            return f"the mailer from {self.mailer_factory}"
         if self.smtp_host:
             return f"SMTP server {self.smtp_host}:{self.smtp_port_in_use}"
         return f"{self.outbox}{os.sep}"
@@ -326,6 +398,8 @@ class Settings:
     @property
     def mail_url(self) -> str:
         """Where mail goes, as a ``--mail`` value (never a password)."""
+        if self.mailer_factory:
+            return f"python:{self.mailer_factory}"
         if self.smtp_host:
             from urllib.parse import quote
 
@@ -340,6 +414,8 @@ class Settings:
         """One line saying where the mail to *recipient* went, never calling a file sent."""
         if self.delivery == "queue":
             return f"mail to {recipient} queued in the outbox; 'teamaccess deliver' sends it"
+        if self.mailer_factory:
+            return f"mail to {recipient} handed to {self.mail_target}"
         if self.smtp_host:
             return f"mail to {recipient} sent to {self.mail_target}"
         return f"mail to {recipient} written to {self.mail_target} (a file: not sent)"
@@ -367,7 +443,7 @@ class Settings:
                     f"the directory {Path(self.db).parent} of the database does not exist; "
                     "create it or pass another --db"
                 )
-            if self.smtp_host:
+            if self.sends:
                 # Said in the command's words before TeamAccess says it in the library's.
                 for value, option, env in (
                     (self.accept_url, "--accept-url", "TEAMACCESS_ACCEPT_URL"),
@@ -375,7 +451,7 @@ class Settings:
                 ):
                     if not value:
                         raise ConfigError(
-                            f"mail goes to a real SMTP server, so set {option} (or {env}); "
+                            f"mail goes to {self.mail_target}, so set {option} (or {env}); "
                             "the example default must not reach real people"
                         )
             options: dict[str, Any] = {"language": self.language, "delivery": self.delivery}

@@ -110,7 +110,7 @@ def _sentence(rows: Sequence[OutboxMessage]) -> str:
     summary = _summary(rows)
     settings = _settings()
     done = summary["delivered"]
-    if settings.smtp_host:
+    if settings.sends:
         words = f"{done} sent to {settings.mail_target}"
     else:
         words = f"{done} written as files to {settings.mail_target} (not sent)"

@@ -170,5 +170,5 @@ def demo() -> None:
     click.echo()
     click.echo(f"Done. Look around:  teamaccess members {account.id}")
     click.echo(f"                    teamaccess audit {account.id}")
-    if not settings.smtp_host:
+    if not settings.sends:
         click.echo(f"The mails are .eml files in {settings.outbox}{os.sep}")

@@ -59,12 +59,15 @@ _UNIT_METHODS: Final = (
     "outbox_with", "delete_invitation", "delete_outbox", "update_event",
     "purge_invitations", "purge_outbox", "purge_events",
 )  # fmt: skip
+#: What an erasure needs besides: mail to others that names the person is rewritten.
+_ERASE_METHODS: Final = ("outbox_texts", "rewrite_outbox")
 
 
-def _check_unit(uow: UnitOfWork, *, scrub: object) -> None:
+def _check_unit(uow: UnitOfWork, *, scrub: object, erase: bool = False) -> None:
     """A store written before the personal-data protocol gets a clear error, not an
     AttributeError halfway through an erasure (and nothing is written)."""
-    missing = [m for m in _UNIT_METHODS if not callable(getattr(uow, m, None))]
+    needed = _UNIT_METHODS + _ERASE_METHODS if erase else _UNIT_METHODS
+    missing = [m for m in needed if not callable(getattr(uow, m, None))]
     if not callable(scrub):
         missing.append("Store.scrub")
     if missing:
@@ -229,7 +232,7 @@ class _PrivacyWork:
         uid, address = self._request(user_id, email)
         with self.team._write() as work:
             uow = work.uow
-            _check_unit(uow, scrub=getattr(self.team._store, "scrub", None))
+            _check_unit(uow, scrub=getattr(self.team._store, "scrub", None), erase=True)
             self._may_erase(uow, actor_id, uid, address)
             person = self._find(uow, uid, address)
             owned = [m for m in person.memberships if m.is_owner]
@@ -263,6 +266,8 @@ class _PrivacyWork:
             messages=total["messages"],
             events=total["events"],
             revoked_invitations=total["revoked_invitations"],
+            messages_redacted=total["messages_redacted"],
+            messages_cancelled=total["messages_cancelled"],
         )
         if counts:
             self.team._store.scrub()
@@ -306,6 +311,7 @@ class _PrivacyWork:
             if _key(row.recipient) in person.addresses:
                 uow.delete_outbox(row.id)
                 counts[row.account_id]["messages"] += 1
+        self._redact_mail(work, person, counts)
         for event in uow.events_with(matcher.needles):
             if _mentions(matcher, event):
                 uow.update_event(
@@ -324,6 +330,45 @@ class _PrivacyWork:
                 )
                 counts[event.account_id]["events"] += 1
         return counts
+
+    @staticmethod
+    def _redact_mail(work: _Work, person: _Person, counts: dict[str, Counter[str]]) -> None:
+        """The person taken out of mail to others: their address in a vendor's text of a
+        stored message (waiting or sent), and in any row's delivery error. A waiting
+        message that cannot be rewritten safely is cancelled; of a sent or cancelled one
+        the stored copy is dropped."""
+        from .._mail.redact import Redactor, Unrewritable, redact_message
+
+        uow = work.uow
+        forms = {a.email for a in person.addresses.values()} | person.keys
+        redactor = Redactor(forms, person.user_ids)
+        after = 0
+        while page := uow.outbox_texts(after=after, limit=500):
+            after = page[-1][0]
+            for _, row in page:
+                message, error, status = row.message, row.last_error, row.status
+                if error is not None and redactor.found(error):
+                    error = redactor.sub(error)
+                if message is not None:
+                    try:
+                        message = redact_message(message, row.recipient, redactor) or message
+                    except Unrewritable as exc:
+                        message = None
+                        if row.status == "pending":
+                            status = "cancelled"
+                            error = (
+                                "cancelled by an erasure: it named the erased person and "
+                                f"could not be rewritten safely ({exc})"
+                            )
+                if (message, error, status) == (row.message, row.last_error, row.status):
+                    continue
+                changed = attrs.evolve(row, message=message, last_error=error, status=status)
+                if status != row.status:
+                    uow.update_outbox(changed)
+                    counts[row.account_id]["messages_cancelled"] += 1
+                else:
+                    counts[row.account_id]["messages_redacted"] += 1
+                uow.rewrite_outbox(changed)
 
     # -- retention ----------------------------------------------------------------------
 

@@ -124,6 +124,59 @@ class PrivacyContract:
             assert [m.id for m in uow.outbox_with({"@example."})] == ["m1", "m2", "m3"]
             assert uow.outbox_with({"nobody"}) == []
 
+    def test_outbox_texts(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            uow.add_outbox(c.outbox("m3", minute=3))
+            uow.add_outbox(c.outbox("m1", minute=1, kind="invitation", message=None))
+            uow.add_outbox(c.outbox("m2", minute=2, message=None, last_error="550 refused"))
+            uow.add_outbox(c.outbox("m4", minute=0, status="sent"))
+            uow.commit()
+        with seeded.read() as uow:
+            every = uow.outbox_texts()
+            # in the order added, whatever their times; m1 holds no text
+            assert [m.id for _, m in every] == ["m3", "m2", "m4"]
+            places = [p for p, _ in every]
+            assert places == sorted(set(places))
+            assert places[0] > 0
+            assert every[2][1] == c.outbox("m4", minute=0, status="sent")
+            assert every[1][1].last_error == "550 refused"
+            first = uow.outbox_texts(limit=2)
+            assert first == every[:2]
+            assert uow.outbox_texts(after=first[-1][0], limit=2) == every[2:]
+            assert uow.outbox_texts(after=places[-1]) == []
+
+    def test_rewrite_outbox_writes_message_and_error_only(
+        self, seeded: Store, reopen: Callable[[Store], Store]
+    ) -> None:
+        row = c.outbox("m1", attempts=2, last_error="550 <pia@example.org> full")
+        with seeded.begin() as uow:
+            uow.add_outbox(row)
+            uow.add_outbox(c.outbox("m2"))
+            uow.commit()
+        with seeded.begin() as uow:
+            uow.rewrite_outbox(
+                attrs.evolve(row, message=b"Subject: x\r\n\r\n[erased]\r\n",
+                             last_error="550 <[erased]> full", status="sent",
+                             recipient="changed@example.org", attempts=9)
+            )  # fmt: skip
+            uow.rewrite_outbox(c.outbox("ghost"))
+            uow.commit()
+        with seeded.begin() as uow:
+            uow.rewrite_outbox(attrs.evolve(row, message=None, last_error="not committed"))
+        store = reopen(seeded)
+        with store.read() as uow:
+            assert uow.get_outbox("m1") == attrs.evolve(
+                row, message=b"Subject: x\r\n\r\n[erased]\r\n", last_error="550 <[erased]> full"
+            )
+            assert uow.get_outbox("m2") == c.outbox("m2")
+            assert uow.get_outbox("ghost") is None
+        with store.begin() as uow:
+            uow.rewrite_outbox(attrs.evolve(row, message=None, last_error=None))
+            uow.commit()
+        with store.read() as uow:
+            assert uow.get_outbox("m1") == attrs.evolve(row, message=None, last_error=None)
+            assert [m.id for _, m in uow.outbox_texts()] == ["m2"]
+
     def test_delete_invitation_frees_its_address(
         self, seeded: Store, reopen: Callable[[Store], Store]
     ) -> None:

@@ -1,0 +1,175 @@
+"""An erased person taken out of mail to others: a queued message's text and headers, and a
+delivery error's text.
+
+A vendor's notice (``notify(..., text=...)``) may name the person in mail that waits for
+other recipients, and a server's refusal may quote their address in another row's error.
+The stored message holds the address encoded (quoted-printable, base64, RFC 2047), so it
+is decoded with the library's own parser, the forms are replaced in the decoded text, and
+the message is built again with ``build_message()``, as ``notify()`` built it. The new
+bytes must pass the last check before sending and read back as the redacted text, or the
+message is not rewritten at all (:class:`Unrewritable`).
+
+This module loads with an erasure, never with ``import teamaccess``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from html.entities import codepoint2name
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+__all__ = ["PLACEHOLDER", "Redactor", "Unrewritable", "redact_message"]
+
+#: What stands in a text to others where the person was named. Not the pseudonym: that
+#: would tell the other recipient which audit entries are the person's.
+PLACEHOLDER: Final = "[erased]"
+
+#: A user id shorter than this is not looked for in free text: "42" or "1234" are far more
+#: likely an amount or an invoice number there than the person.
+MIN_FREE_TEXT_ID: Final = 6
+
+# What may stand before an address's local part and after its domain, and still be part
+# of a longer address ("x.pia@example.org", "pia@example.org.uk"). A sentence's full stop
+# after the domain is not: "write to pia@example.org." names the address.
+_BEFORE: Final = r"(?<![\w.+-])"
+_AFTER: Final = r"(?![\w-]|\.[\w-])"
+
+
+def _char(c: str) -> str:
+    """A pattern for one character of an address as a text may write it: itself, or (for
+    the characters a mail text escapes) an HTML character reference, URL quoting or
+    quoted-printable, in either case of the hex digits."""
+    if c.isascii() and c != "@":
+        return re.escape(c)
+    code = ord(c)
+    utf8 = c.encode()
+    forms = [
+        re.escape(c),
+        f"&#0*{code};",
+        f"&#x0*{code:x};",
+        "".join(f"%{b:02x}" for b in utf8),
+        "".join(f"={b:02x}" for b in utf8),
+    ]
+    if code in codepoint2name:
+        forms.append(f"&{codepoint2name[code]};")
+    if c == "@":
+        forms.append("&commat;")
+    return "(?:" + "|".join(forms) + ")"
+
+
+class Redactor:
+    """Finds one person in free text and replaces them with :data:`PLACEHOLDER`.
+
+    *addresses*: every form of their addresses (as typed, normalised, the ASCII domain);
+    the match ignores case and also finds the escaped forms :func:`_char` lists. A user id
+    is found as a whole word, if it is at least :data:`MIN_FREE_TEXT_ID` long.
+    """
+
+    def __init__(self, addresses: Iterable[str], user_ids: Iterable[str]) -> None:
+        forms = sorted({a for a in addresses if a}, key=len, reverse=True)
+        ids = sorted({u for u in user_ids if len(u) >= MIN_FREE_TEXT_ID}, key=len, reverse=True)
+        alternatives = [_BEFORE + "(?:" + "".join(map(_char, f)) + ")" + _AFTER for f in forms]
+        alternatives += [rf"(?<![\w-]){re.escape(u)}(?![\w-])" for u in ids]
+        self._pattern = re.compile("|".join(alternatives), re.IGNORECASE) if alternatives else None
+
+    def found(self, text: str | None) -> bool:
+        return text is not None and self._pattern is not None and bool(self._pattern.search(text))
+
+    def sub(self, text: str) -> str:
+        return text if self._pattern is None else self._pattern.sub(PLACEHOLDER, text)
+
+
+class Unrewritable(Exception):
+    """The message cannot be rewritten safely; the text says why (never quoting it)."""
+
+
+#: Headers the service writes from its own settings and the row: the person in one of
+#: them is not a vendor's text, and changing it would change where the mail goes.
+_FIXED: Final = ("From", "To", "Date", "Message-ID", "Content-Language")
+
+
+def _parts(msg: EmailMessage) -> tuple[EmailMessage, EmailMessage | None]:
+    """The text part and the HTML part (if any) of a message of the builder's shape."""
+    from email.message import EmailMessage
+
+    if not msg.is_multipart():
+        if msg.get_content_type() != "text/plain":
+            raise Unrewritable(f"it is {msg.get_content_type()}, not a message the library built")
+        return msg, None
+    payload = msg.get_payload()
+    parts = [p for p in payload if isinstance(p, EmailMessage)] if isinstance(payload, list) else []
+    if (
+        msg.get_content_type() != "multipart/alternative"
+        or not isinstance(payload, list)
+        or len(parts) != len(payload)
+        or [p.get_content_type() for p in parts] != ["text/plain", "text/html"]
+    ):
+        raise Unrewritable("its parts are not the text and HTML parts the library builds")
+    return parts[0], parts[1]
+
+
+def _read(msg: EmailMessage) -> tuple[dict[str, str], str, str | None]:
+    headers = {}
+    for name in (*_FIXED, "Subject"):
+        value = msg[name]
+        if value is None and name != "Subject":
+            raise Unrewritable(f"it has no {name} header")
+        headers[name] = "" if value is None else str(value)
+    text_part, html_part = _parts(msg)
+    text = text_part.get_content()
+    html = None if html_part is None else html_part.get_content()
+    if not isinstance(text, str) or not (html is None or isinstance(html, str)):
+        raise Unrewritable("a part of it is not text")
+    return headers, text, html
+
+
+def redact_message(source: bytes, recipient: str, redactor: Redactor) -> bytes | None:
+    """*source* (a stored message to *recipient*) with the person replaced in its subject
+    and text parts, built anew; ``None`` if the person is not in it.
+
+    Raises :class:`Unrewritable` if it cannot be done safely: the message is not of the
+    builder's shape, the person is in a header the service writes itself, or the new
+    bytes would not pass the last check before sending or read back differently.
+    """
+    from email.errors import MessageError
+    from email.utils import parsedate_to_datetime
+
+    from .._errors import TeamAccessError
+    from .gate import MailRefused, check_stored, check_wire
+    from .mailers import build_message, parse_stored
+
+    try:
+        headers, text, html = _read(parse_stored(source))
+    except (MessageError, LookupError, ValueError, TypeError, AttributeError) as exc:
+        raise Unrewritable(f"it cannot be read ({type(exc).__name__})") from None
+    if not any(redactor.found(v) for v in (*headers.values(), text, html)):
+        return None
+    fixed = [name for name in _FIXED if redactor.found(headers[name])]
+    if fixed:
+        raise Unrewritable(f"the person is in its {', '.join(fixed)} header")
+    subject, text = redactor.sub(headers["Subject"]), redactor.sub(text)
+    html = None if html is None else redactor.sub(html)
+    try:
+        rebuilt = build_message(
+            sender=headers["From"],
+            to=recipient,
+            subject=subject,
+            text=text,
+            html=html,
+            message_id=headers["Message-ID"],
+            language=headers["Content-Language"],
+            date=parsedate_to_datetime(headers["Date"]),
+        ).as_bytes()
+        # The last check before sending, as deliver_pending() runs it on the stored bytes.
+        check_stored(rebuilt)
+        check_wire(parse_stored(rebuilt), recipient)
+        again = _read(parse_stored(rebuilt))
+    except (MailRefused, TeamAccessError, MessageError, ValueError, TypeError) as exc:
+        raise Unrewritable(f"its rewritten form is refused ({type(exc).__name__})") from None
+    if again != ({**headers, "Subject": subject}, text, html):
+        raise Unrewritable("its rewritten form reads back differently")
+    return rebuilt
