@@ -201,6 +201,30 @@ class TestWaitingMail:
             for name in ("To", "From", "Message-ID", "Date", "Content-Language"):
                 assert back[name] == parse_stored(before[to])[name], name
 
+    def test_to_an_address_that_needs_smtputf8(
+        self, store: Store, clock: FrozenClock, server: SmtpServer
+    ) -> None:
+        team = make(store, clock, SmtpMailer(server.host, server.port), delivery="queue")
+        acc = setup(team, clock)
+        zoe = "zoë@other.example"  # a local part that is not ASCII: a UTF-8 message
+        team.add_contact(acc, actor_id="olga", name="Zoë", email=zoe, categories=["billing"])
+        notify(team, acc)
+        was = content(parse_stored(stored(team)[zoe]))
+
+        team.erase_person(user_id=PIA, actor_id=SYSTEM)
+
+        done = team.deliver_pending()
+        assert {r.status for r in done} == {"sent"}
+        [received] = [r for r in server.received if r.rcpt_tos == [zoe]]
+        assert_no_form(received.content)
+        back = message_from_bytes(received.content, policy=policy.SMTPUTF8)
+        assert isinstance(back, EmailMessage)
+        assert content(back) == (
+            erased(SUBJECT),
+            was[1].replace(named(TEXT), erased(TEXT)),
+            (was[2] or "").replace(named(HTML), erased(HTML)),
+        )
+
     def test_sent_mail_keeps_no_form_either(self, store: Store, clock: FrozenClock) -> None:
         mailer = MemoryMailer()
         team = make(store, clock, mailer)
