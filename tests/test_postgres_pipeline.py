@@ -10,10 +10,11 @@ it did alone, and leaves nothing written. Needs TEAMACCESS_TEST_POSTGRES.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import attrs
 import pytest
 from tests.conftest import SECRET, START, drop_postgres_schema, postgres_conninfo, postgres_schema
 
@@ -306,3 +307,85 @@ def test_a_transaction_begun_on_a_killed_connection_says_so(
     assert "lost its connection" in message
     with store.begin() as uow:  # the pool opened a new connection
         assert uow.get_account("acc1") is not None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="psycopg traces libpq on Linux only")
+def test_resend_revoke_and_decline_round_trips(
+    tmp_path: Path, schema: str, pipelined: bool
+) -> None:
+    from psycopg_pool import ConnectionPool
+
+    wire = Wire(tmp_path / "wire.trace")
+    with ConnectionPool(
+        postgres_conninfo(), min_size=1, max_size=1, configure=wire.configure,
+        kwargs={"autocommit": True, "prepare_threshold": None}, open=True,
+    ) as pool:  # fmt: skip
+        store = PostgresStore(pool, schema=schema)
+        team = TeamAccess(store, MemoryMailer(), secret_key=SECRET, clock=FrozenClock(START))
+        account = team.create_account(name="A", owner_id="boss", owner_email="b@example.org")
+        perms = PermissionSet.of("billing.view")
+        found: dict[str, list[tuple[int, int]]] = {"resend": [], "revoke": [], "decline": []}
+
+        def count(name: str, call: Callable[[], object]) -> None:
+            before = counts(wire.messages())
+            call()
+            after = counts(wire.messages())
+            found[name].append((after[0] - before[0], after[1] - before[1]))
+
+        for k in range(2):
+            inv = team.invite(account.id, actor_id="boss", email=f"r{k}@example.org",
+                              permissions=perms)  # fmt: skip
+            count("resend", lambda: team.resend_invitation(inv.id, actor_id="boss"))  # noqa: B023
+            count("revoke", lambda: team.revoke_invitation(inv.id, actor_id="boss"))  # noqa: B023
+            other = team.invite(account.id, actor_id="boss", email=f"d{k}@example.org",
+                                permissions=perms)  # fmt: skip
+            assert other.token is not None
+            token = other.token
+            count("decline", lambda: team.decline_invitation(token))  # noqa: B023
+        statuses = {i.email: i.status for i in team.invitations(account.id)}
+        team.close()
+    wire.close()
+    assert statuses == {"r0@example.org": "revoked", "r1@example.org": "revoked",
+                        "d0@example.org": "declined", "d1@example.org": "declined"}  # fmt: skip
+    # (round trips, statements). The resend's include its sent record (its own unit).
+    # Before the writes were deferred: 13, 6 and 5 round trips. Now the resend's
+    # invitation update, its outbox cancel and insert and its event go together, and so
+    # do the invitation update, outbox cancel and event of a revoke or decline.
+    if pipelined:
+        assert found == {"resend": [(10, 19)] * 2, "revoke": [(4, 8)] * 2,
+                         "decline": [(3, 7)] * 2}  # fmt: skip
+    else:
+        assert found == {"resend": [(19, 19)] * 2, "revoke": [(8, 8)] * 2,
+                         "decline": [(7, 7)] * 2}  # fmt: skip
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="psycopg traces libpq on Linux only")
+def test_update_contact_takes_its_accounts_lock_once(tmp_path: Path, schema: str) -> None:
+    """A unit whose first statement is update_contact() locks the contact's account with
+    one statement (it took the same lock twice, by the row and by the account)."""
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+    wire = Wire(tmp_path / "wire.trace")
+    with ConnectionPool(
+        postgres_conninfo(), min_size=1, max_size=1, configure=wire.configure,
+        kwargs={"autocommit": True, "prepare_threshold": None}, open=True,
+    ) as pool, psycopg.connect(postgres_conninfo(), autocommit=True) as raw:  # fmt: skip
+        store = PostgresStore(pool, schema=schema)
+        with store.begin() as uow:
+            uow.add_account(c.account())
+            uow.add_contact(c.contact("ct1"), "ct1@example.org")
+            uow.commit()
+        changed = attrs.evolve(c.contact("ct1"), name="Renamed")
+        with store.begin() as uow:
+            before = counts(wire.messages())
+            uow.update_contact(changed, "ct1@example.org")
+            sent = counts(wire.messages())
+            assert locks_held(store, raw, ("acc1", "acc2")) == {"acc1"}
+            uow.commit()
+        with store.read() as uow:
+            assert uow.get_contact("ct1") == changed
+        store.close()
+    wire.close()
+    # BEGIN, the account's lock and the update, in one round trip
+    assert (sent[0] - before[0], sent[1] - before[1]) == (1, 3)

@@ -702,9 +702,9 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
 
     def update_contact(self, contact: Contact, email_key: str) -> None:
         c = contact
-        if c.account_id not in self._locked:
-            self._lock_row("contacts", c.id)
-            self._lock(c.account_id)
+        # The account's lock alone: a contact stays in the account it was added to (the
+        # service writes back the contact it read), so its row's account is this one.
+        self._lock(c.account_id)
         self._exec(
             f"UPDATE {self._q.s}.contacts SET account_id = %s, name = %s, email = %s, "
             "email_key = %s, company = %s, phone = %s, role = %s, created_at = %s, "

@@ -273,11 +273,12 @@ class _Invitations(_Delivery):
                 sent_count=inv.sent_count + 1,
                 invited_by=actor_id,
             )
-            uow.update_invitation(inv)
-            self._queue_invitation(work, inv, row=row)
-            self._audit(
-                work, inv.account_id, actor_id, "invitation.resent", inv.id, email=inv.email
-            )
+            with _together(uow):  # nothing below reads what these write
+                uow.update_invitation(inv)
+                self._queue_invitation(work, inv, row=row)
+                self._audit(
+                    work, inv.account_id, actor_id, "invitation.resent", inv.id, email=inv.email
+                )
         return self._hand_over(inv, token, row, message)
 
     def _may_invite(
@@ -561,9 +562,10 @@ class _Invitations(_Delivery):
         **details: Any,
     ) -> Invitation:
         closed = attrs.evolve(inv, status=status, closed_at=work.now)
-        work.uow.update_invitation(closed)
-        self._cancel_mail(work, inv.id)
-        self._audit(work, inv.account_id, actor_id, f"invitation.{status}", inv.id, **details)
+        with _together(work.uow):  # three writes, none reading what another wrote
+            work.uow.update_invitation(closed)
+            self._cancel_mail(work, inv.id)
+            self._audit(work, inv.account_id, actor_id, f"invitation.{status}", inv.id, **details)
         return closed
 
 
