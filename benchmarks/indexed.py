@@ -17,12 +17,18 @@ library's side of the comparison, with its checks, audit details, templates and 
 
 from __future__ import annotations
 
+import gc
 import re
 import sqlite3
+import statistics
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ._timing import fmt_ns
 from .honest import _LEAN_SCHEMA, HonestFloor
 
 #: The connection settings copied from the library's connection.
@@ -149,3 +155,133 @@ class IndexedFloor(HonestFloor):
             now = self.conn.execute(f"PRAGMA {pragma}").fetchone()[0]
             if now != value:
                 raise RuntimeError(f"PRAGMA {pragma} stays {now}, the library has {value}")
+
+
+# -- python -m benchmarks.indexed: where the gap goes, side by side --------------------
+
+_SQLITE_TYPES = ("sqlite3.Connection", "sqlite3.Cursor")
+
+
+def _sql_time(call: Callable[..., None], args: list[tuple[str, str, str]]) -> float:
+    """CPU nanoseconds per call spent inside sqlite3's C methods (statements, commits,
+    fetches), by cProfile on the process's CPU clock."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile(time.process_time_ns, 1e-9)
+    profile.enable()
+    try:
+        for a in args:
+            call(*a)
+    finally:
+        profile.disable()
+    stats = pstats.Stats(profile).stats  # (file, line, name) -> (.., .., tottime, ..)
+    spent = sum(
+        entry[2]
+        for (file, _line, name), entry in stats.items()
+        if file == "~" and any(t in name for t in _SQLITE_TYPES)
+    )
+    return float(spent) * 1e9 / len(args)
+
+
+def _three_way(
+    sides: dict[str, Callable[..., None]], fresh: Callable[[int], Any], rounds: int, batch: int
+) -> dict[str, tuple[float, float]]:
+    """Median CPU and wall nanoseconds per call of each side, the sides timed in turn in
+    every round (the order rotating), so a burst of load falls on all of them."""
+    cpu: dict[str, list[float]] = {name: [] for name in sides}
+    wall: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(rounds + 1):  # the first round warms up
+            for name in names[r % 3 :] + names[: r % 3]:
+                args = fresh(batch)
+                c0, w0 = time.process_time_ns(), time.perf_counter_ns()
+                for a in args:
+                    sides[name](*a)
+                c1, w1 = time.process_time_ns(), time.perf_counter_ns()
+                if r:
+                    cpu[name].append((c1 - c0) / batch)
+                    wall[name].append((w1 - w0) / batch)
+            gc.collect()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return {n: (statistics.median(cpu[n]), statistics.median(wall[n])) for n in names}
+
+
+def gap(synchronous: str, warm: int, rounds: int, batch: int, workdir: Path) -> None:
+    """Print the three sides at *synchronous* and the gap between library and floor,
+    split into the indexes, the library's other SQL and its work outside SQL."""
+    from .honest import count_statements
+    from .pairs import QUICK, _InviteRun
+
+    run = _InviteRun(QUICK, workdir, synchronous)
+    sides = {"library": run.library, "indexed floor": run.indexed, "floor": run.floor}
+    for call in sides.values():
+        for a in run.fresh(warm):
+            call(*a)
+    conns = {"library": run.store.db.conn, "indexed floor": run.indexed.conn,
+             "floor": run.floor.conn}  # fmt: skip
+    sql = {name: _sql_time(call, run.fresh(max(rounds * batch // 4, 10)))
+           for name, call in sides.items()}  # fmt: skip
+    statements = {n: count_statements(conns[n], sides[n], run.fresh(10)) for n in sides}
+    times = _three_way(sides, run.fresh, rounds, batch)
+    print(
+        f"\ninvite + accept, synchronous={synchronous}: {warm} rounds first, then {rounds} "
+        f"rounds of {batch} calls a side, the three sides in turn; medians per call. SQL: "
+        "CPU inside sqlite3's C calls (cProfile on the CPU clock, a run of its own)\n"
+    )
+    print("| side | CPU | wall | SQL (CPU) | CPU outside SQL | statements |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in sides:
+        c, w = times[name]
+        print(
+            f"| {name} | {fmt_ns(c)} | {fmt_ns(w)} | {fmt_ns(sql[name])} | "
+            f"{fmt_ns(c - sql[name])} | {statements[name]:.0f} |"
+        )
+    lib, ixd, low = (times[n][0] for n in sides)
+    whole = lib - low
+    parts = (
+        ("the library's indexes, references (indexed floor - floor, CPU)", ixd - low),
+        ("the library's other SQL (its SQL - the indexed floor's)",
+         sql["library"] - sql["indexed floor"]),
+        ("the library outside SQL (its CPU outside SQL - the indexed floor's)",
+         (lib - sql["library"]) - (ixd - sql["indexed floor"])),
+    )  # fmt: skip
+    print(f"\nthe gap, library - floor: {fmt_ns(whole)} CPU a call ({lib / low:.2f}x); of it:")
+    for what, part in parts:
+        print(f"  {what}: {fmt_ns(part)} ({part / whole:.0%})")
+    w_lib = times["library"][1]
+    print(
+        f"wall: library {w_lib / times['floor'][1]:.2f}x the floor, "
+        f"{w_lib / times['indexed floor'][1]:.2f}x the indexed floor; indexed floor "
+        f"{times['indexed floor'][1] / times['floor'][1]:.2f}x the floor"
+    )
+    run.floor.close()
+    run.indexed.close()
+    run.team.close()
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.indexed",
+        description="Where the invite + accept gap goes: the library, the floor with the "
+        "library's indexes and the floor, timed in turn.",
+    )
+    parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), action="append")
+    parser.add_argument("--warm", type=int, default=300, help="calls a side before timing")
+    parser.add_argument("--rounds", type=int, default=60, help="rounds timed")
+    parser.add_argument("--batch", type=int, default=20, help="calls a side per round")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="teamaccess-indexed-") as tmp:
+        for synchronous in args.synchronous or ("NORMAL", "FULL"):
+            gap(synchronous, args.warm, args.rounds, args.batch, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

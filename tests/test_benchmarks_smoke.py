@@ -346,6 +346,27 @@ class TestIndexedFloor:
             floor.close()
 
 
+def test_indexed_splits_the_gap_between_library_and_floor() -> None:
+    """`python -m benchmarks.indexed` times the three sides in turn and splits the gap."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.indexed", "--warm", "5", "--rounds", "3",
+         "--batch", "2", "--synchronous", "NORMAL"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    t = r"-?[\d.]+ (?:ns|us|ms)"
+    for side in ("library", "indexed floor", "floor"):
+        assert re.search(rf"^\| {side} \| {t} \| {t} \| {t} \| {t} \| \d+ \|$", out, re.M), out
+    # the three parts, each with its share of the gap (a share may come out below zero)
+    parts = re.findall(rf"^  the library[^:]+: ({t}) \((-?\d+)%\)$", out, re.M)
+    assert len(parts) == 3, out
+    assert re.search(r"^the gap, library - floor: .* CPU a call \([\d.]+x\); of it:$", out, re.M)
+
+
 def _table_rows(flag: str) -> tuple[list[str], str]:
     """The table rows `python -m benchmarks --quick FLAG` prints, and its whole output."""
     done = subprocess.run(
