@@ -1,7 +1,8 @@
 """Erasure in mail to others: a vendor's notice that names the person, waiting for or sent
 to other recipients, and delivery errors that quote the person's address, on every
 backend. The waiting mail still goes out, to a real SMTP server, with the person's
-address replaced in every form and everything else as it was."""
+address replaced in every form and everything else as it was. Also the free text of
+others' rows: invitation notes and metadata, member metadata, contact fields."""
 
 from __future__ import annotations
 
@@ -201,6 +202,30 @@ class TestWaitingMail:
             for name in ("To", "From", "Message-ID", "Date", "Content-Language"):
                 assert back[name] == parse_stored(before[to])[name], name
 
+    def test_to_an_address_that_needs_smtputf8(
+        self, store: Store, clock: FrozenClock, server: SmtpServer
+    ) -> None:
+        team = make(store, clock, SmtpMailer(server.host, server.port), delivery="queue")
+        acc = setup(team, clock)
+        zoe = "zoë@other.example"  # a local part that is not ASCII: a UTF-8 message
+        team.add_contact(acc, actor_id="olga", name="Zoë", email=zoe, categories=["billing"])
+        notify(team, acc)
+        was = content(parse_stored(stored(team)[zoe]))
+
+        team.erase_person(user_id=PIA, actor_id=SYSTEM)
+
+        done = team.deliver_pending()
+        assert {r.status for r in done} == {"sent"}
+        [received] = [r for r in server.received if r.rcpt_tos == [zoe]]
+        assert_no_form(received.content)
+        back = message_from_bytes(received.content, policy=policy.SMTPUTF8)
+        assert isinstance(back, EmailMessage)
+        assert content(back) == (
+            erased(SUBJECT),
+            was[1].replace(named(TEXT), erased(TEXT)),
+            (was[2] or "").replace(named(HTML), erased(HTML)),
+        )
+
     def test_sent_mail_keeps_no_form_either(self, store: Store, clock: FrozenClock) -> None:
         mailer = MemoryMailer()
         team = make(store, clock, mailer)
@@ -319,3 +344,48 @@ class TestCannotBeRewritten:
         assert (cancelled.status, cancelled.message) == ("cancelled", None)
         assert "not a message the library built" in (cancelled.last_error or "")
         assert (kept.status, kept.message) == ("sent", None)
+
+
+class TestFreeTextOfOthers:
+    """Notes, metadata and contact fields of other people's rows lose the person too."""
+
+    def test_notes_metadata_and_contact_fields(self, store: Store, clock: FrozenClock) -> None:
+        mailer = MemoryMailer()
+        team = make(store, clock, mailer)
+        acc = setup(team, clock)
+        inv = team.invite(
+            acc, actor_id="olga", email="max@other.example", permissions=PermissionSet.of(),
+            note=f"Du übernimmst von {PIA_EMAIL}.", metadata={"replaces": [PIA_ACCEPTED], "n": 1},
+        )  # fmt: skip
+        team.accept_invitation(inv.token or "", user_id="max", email="max@other.example")
+        waiting = team.invite(
+            acc, actor_id="olga", email="new@other.example", permissions=PermissionSet.of(),
+            note=f"Ansprechpartner war {PIA_EMAIL.upper()}", metadata={"ticket": PIA},
+        )  # fmt: skip
+        other = team.add_contact(
+            acc, actor_id="olga", name="Vertretung", email="deputy@other.example",
+            categories=["general"], role=f"Vertritt {PIA_EMAIL}", company="Bücher AG",
+        )  # fmt: skip
+        mailer.outbox.clear()
+
+        report = team.erase_person(user_id=PIA, actor_id=SYSTEM)
+
+        assert report.texts_redacted == 4  # max's membership and invitation, new's, deputy's
+        member = team.get_member(acc, "max")
+        assert member.metadata == {"replaces": [ERASED], "n": 1}
+        [pending] = team.pending_invitations(acc)
+        assert pending.id == waiting.id
+        assert pending.note == f"Ansprechpartner war {ERASED}"
+        assert pending.metadata == {"ticket": ERASED}
+        [deputy] = [c for c in team.contacts(acc) if c.id == other.id]
+        assert (deputy.role, deputy.company, deputy.name) == (
+            f"Vertritt {ERASED}",
+            "Bücher AG",
+            "Vertretung",
+        )
+        # The note goes out in the invitation mail: a resend says [erased].
+        team.resend_invitation(waiting.id, actor_id="olga")
+        [mail] = mailer.outbox
+        text = content(mail)[1]
+        assert f"Ansprechpartner war {ERASED}" in text
+        assert "jörg" not in decoded_text(mail)

@@ -223,6 +223,23 @@ class UnitOfWork(Protocol):
         A-Z; oldest first (as ``outbox()``)."""
         ...
 
+    def members_with_text(self, needles: Collection[str]) -> list[Member]:
+        """Memberships in every account with a string in ``metadata`` (inside lists and
+        mappings too) that contains one of *needles*, ignoring the case of A-Z; ordered as
+        ``members_involving()``. (A coarse search: the service looks closer.)"""
+        ...
+
+    def invitations_with_text(self, needles: Collection[str]) -> list[Invitation]:
+        """Invitations in every account whose ``note`` or a string in ``metadata``
+        contains one of *needles*, ignoring the case of A-Z; ordered as
+        ``invitations_involving()``."""
+        ...
+
+    def contacts_with_text(self, needles: Collection[str]) -> list[Contact]:
+        """Contacts in every account whose ``name``, ``company``, ``phone`` or ``role``
+        contains one of *needles*, ignoring the case of A-Z; in the order added."""
+        ...
+
     def outbox_texts(self, *, after: int = 0, limit: int = 500) -> list[tuple[int, OutboxMessage]]:
         """Outbox rows of every account that hold text: a stored ``message`` or a
         ``last_error``. Each comes with its place in the store, an int above 0 that grows

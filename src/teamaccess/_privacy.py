@@ -69,6 +69,10 @@ class ErasureReport:
     #: mail waiting for others that named the person and could not be rewritten safely,
     #: cancelled instead (its ``last_error`` says so)
     messages_cancelled: int = 0
+    #: rows of others whose free text named the person (an invitation's note or
+    #: metadata, a member's metadata, a contact's name, company, phone or role), now with
+    #: ``[erased]`` in its place
+    texts_redacted: int = 0
 
     @property
     def removed(self) -> int:

@@ -16,7 +16,7 @@ from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMe
 from .._errors import AlreadyInvited, AlreadyMember, Conflict, StorageError
 from .._permissions import PermissionSet
 from .._ports import add_each
-from .search import _ascii_lower, mentions
+from .search import _ascii_lower, any_contains, mentions
 
 __all__ = ["MemoryStore"]
 
@@ -480,6 +480,25 @@ class _MemoryUnitOfWork:
         # one list per account: the sequence ids in _event_order say what came first
         order = self._s._event_order
         return sorted(found, key=lambda e: order.get(e.id, 0))
+
+    def members_with_text(self, needles: Collection[str]) -> list[Member]:
+        found = [m for m in self._s._members.values() if any_contains([m.metadata], needles)]
+        return sorted(found, key=lambda m: (m.joined_at, m.account_id, m.user_id))
+
+    def invitations_with_text(self, needles: Collection[str]) -> list[Invitation]:
+        found = [
+            inv
+            for inv in self._s._invitations.values()
+            if any_contains([inv.note, inv.metadata], needles)
+        ]
+        return sorted(found, key=lambda i: i.created_at)
+
+    def contacts_with_text(self, needles: Collection[str]) -> list[Contact]:
+        return [
+            c
+            for c in self._s._contacts.values()
+            if any_contains([c.name, c.company, c.phone, c.role], needles)
+        ]
 
     def outbox_with(self, needles: Collection[str]) -> list[OutboxMessage]:
         lowered = [_ascii_lower(n) for n in needles]

@@ -43,6 +43,16 @@ Row = tuple[Any, ...]
 _FOLD = "translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
 
 
+def _in_json(column: str) -> str:
+    """A subquery: a string in the JSON text *column*, nested ones too, holds a needle of
+    the ``%(n)s`` parameter."""
+    value = _FOLD.format("(v #>> '{}')")
+    return (
+        f"SELECT 1 FROM jsonb_path_query(({column})::jsonb, 'strict $.**') v, "
+        f"unnest(%(n)s::text[]) n WHERE jsonb_typeof(v) = 'string' AND strpos({value}, n) > 0"
+    )
+
+
 def _needles(values: Collection[str]) -> list[str]:
     return sorted({_ascii_lower(v) for v in values})
 
@@ -107,6 +117,38 @@ class _PgPrivacyQueries:
             True,
         )
         return [_pu._event(r) for r in rows]
+
+    def members_with_text(self, needles: Collection[str]) -> list[Member]:
+        rows = self._all(
+            f"SELECT {_MEMBER_COLS} FROM {self._q.s}.members m WHERE EXISTS ("
+            f"{_in_json('m.metadata')}) ORDER BY joined_at, account_id, user_id",
+            {"n": _needles(needles)},
+            True,
+        )
+        return [_pu._member(r) for r in rows]
+
+    def invitations_with_text(self, needles: Collection[str]) -> list[Invitation]:
+        note = _FOLD.format("i.note")
+        rows = self._all(
+            f"SELECT {_INVITATION_COLS} FROM {self._q.s}.invitations i WHERE EXISTS ("
+            f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE strpos({note}, n) > 0) OR EXISTS ("
+            f"{_in_json('i.metadata')}) ORDER BY created_at, seq",
+            {"n": _needles(needles)},
+            True,
+        )
+        return [_pu._invitation(r) for r in rows]
+
+    def contacts_with_text(self, needles: Collection[str]) -> list[Contact]:
+        found = " OR ".join(
+            f"strpos({_FOLD.format(col)}, n) > 0" for col in ("name", "company", "phone", "role")
+        )
+        rows = self._all(
+            f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts WHERE EXISTS ("
+            f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE {found}) ORDER BY seq",
+            {"n": _needles(needles)},
+            True,
+        )
+        return [_pu._contact(r) for r in rows]
 
     def outbox_with(self, needles: Collection[str]) -> list[OutboxMessage]:
         rows = self._all(

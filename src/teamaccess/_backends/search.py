@@ -3,9 +3,9 @@ do: ASCII case folding, as SQL's ``lower()`` does, so every backend can agree on
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
-__all__ = ["mentions"]
+__all__ = ["any_contains", "mentions"]
 
 
 def mentions(
@@ -16,6 +16,14 @@ def mentions(
     letters. (Stores may do it in SQL; this is the reference.)"""
     lowered = [_ascii_lower(n) for n in needles]
     return any(_contains(v, lowered) for v in (actor_id, target, details))
+
+
+def any_contains(values: Iterable[object], needles: Collection[str]) -> bool:
+    """Whether a string among *values* (or inside a list or mapping of them) contains one
+    of *needles*, ignoring the case of ASCII letters: the reference of the ``*_with_text``
+    searches."""
+    lowered = [_ascii_lower(n) for n in needles]
+    return any(_contains(v, lowered) for v in values)
 
 
 def _contains(value: object, needles: list[str]) -> bool:

@@ -37,6 +37,16 @@ def _needles(values: Collection[str]) -> str:
     return json.dumps(sorted({_ascii_lower(v) for v in values}))
 
 
+# Every string in a JSON column, nested ones too, decoded (the stored text escapes
+# non-ASCII characters), against the needles in ?1.
+_IN_JSON = (
+    "SELECT 1 FROM json_tree({}) t, json_each(?1) n "
+    "WHERE t.type = 'text' AND instr(lower(t.value), n.value)"
+)
+#: The contact fields a person may be named in besides the address.
+_CONTACT_TEXT = ("name", "company", "phone", "role")
+
+
 class _PrivacyQueries:
     """A mixin of ``_SQLiteUnitOfWork``: the privacy part of the ``UnitOfWork`` protocol."""
 
@@ -114,6 +124,32 @@ class _PrivacyQueries:
             self._event_seqs = {}
         self._event_seqs.update((r[0], r[-1]) for r in rows)
         return [_rows._event(r) for r in rows]
+
+    def members_with_text(self, needles: Collection[str]) -> list[Member]:
+        rows = self._all(
+            f"SELECT {_rows._MEMBER_COLS} FROM members m WHERE EXISTS ("
+            f"{_IN_JSON.format('m.metadata')}) ORDER BY joined_at, account_id, user_id",
+            (_needles(needles),),
+        )
+        return [_rows._member(r) for r in rows]
+
+    def invitations_with_text(self, needles: Collection[str]) -> list[Invitation]:
+        rows = self._all(
+            f"SELECT {_rows._INVITATION_COLS} FROM invitations i WHERE EXISTS ("
+            "SELECT 1 FROM json_each(?1) n WHERE instr(lower(i.note), n.value)) OR EXISTS ("
+            f"{_IN_JSON.format('i.metadata')}) ORDER BY created_at, id",
+            (_needles(needles),),
+        )
+        return [_rows._invitation(r) for r in rows]
+
+    def contacts_with_text(self, needles: Collection[str]) -> list[Contact]:
+        found = " OR ".join(f"instr(lower(c.{col}), n.value)" for col in _CONTACT_TEXT)
+        rows = self._all(
+            f"SELECT {_rows._CONTACT_COLS} FROM contacts c WHERE EXISTS ("
+            f"SELECT 1 FROM json_each(?1) n WHERE {found}) ORDER BY c.seq",
+            (_needles(needles),),
+        )
+        return [_rows._contact(r) for r in rows]
 
     def outbox_with(self, needles: Collection[str]) -> list[OutboxMessage]:
         rows = self._all(

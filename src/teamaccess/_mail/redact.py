@@ -15,14 +15,14 @@ This module loads with an erasure, never with ``import teamaccess``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from html.entities import codepoint2name
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
-__all__ = ["PLACEHOLDER", "Redactor", "Unrewritable", "redact_message"]
+__all__ = ["PLACEHOLDER", "Redactor", "Unrewritable", "free_text_needles", "redact_message"]
 
 #: What stands in a text to others where the person was named. Not the pseudonym: that
 #: would tell the other recipient which audit entries are the person's.
@@ -81,6 +81,41 @@ class Redactor:
 
     def sub(self, text: str) -> str:
         return text if self._pattern is None else self._pattern.sub(PLACEHOLDER, text)
+
+    def found_value(self, value: object) -> bool:
+        """Whether *value* (a string, or a list or mapping of them, nested) names the person."""
+        if isinstance(value, str):
+            return self.found(value)
+        if isinstance(value, Mapping):
+            return any(self.found_value(v) for v in value.values())
+        if isinstance(value, list | tuple):
+            return any(self.found_value(v) for v in value)
+        return False
+
+    def sub_value(self, value: Any) -> Any:
+        """*value* with :meth:`sub` applied to every string in it (keys stay)."""
+        if isinstance(value, str):
+            return self.sub(value)
+        if isinstance(value, Mapping):
+            return {k: self.sub_value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.sub_value(v) for v in value]
+        return value
+
+
+def free_text_needles(addresses: Iterable[str], user_ids: Iterable[str]) -> set[str]:
+    """Texts for a store's coarse search (which folds A-Z only) that every way of writing
+    one of *addresses* in free text contains: an ASCII address itself; for one that is
+    not ASCII, each run of four or more ASCII characters of its domain (the domain's
+    other letters may be in any case there). And each user id."""
+    found = set(user_ids)
+    for address in addresses:
+        if address.isascii():
+            found.add(address)
+        else:
+            found.update(re.findall(r"[!-~]{4,}", address.rpartition("@")[2]))
+            found.add(address.upper())
+    return found
 
 
 class Unrewritable(Exception):

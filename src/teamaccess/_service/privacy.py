@@ -49,8 +49,9 @@ class _Privacy(_Core):
         invitation sent to their addresses, the contacts with their addresses and every
         outbox row addressed to them; in the audit log, on the members and invitations
         of others, their ids and addresses become one pseudonym; in mail to others (a
-        vendor's text, a delivery error) that names them, ``[erased]``, and waiting mail
-        that cannot be rewritten safely is cancelled. Each account touched
+        vendor's text, a delivery error) and in the free text of others' rows (notes,
+        metadata, contact fields) that names them, ``[erased]``; waiting mail that cannot
+        be rewritten safely is cancelled. Each account touched
         gets a ``person.erased`` event naming only the pseudonym. Then the store is
         scrubbed (SQLite: VACUUM and a WAL checkpoint), so nothing of theirs stays in
         its files.

@@ -20,6 +20,7 @@ from .._privacy import ErasureReport, PersonMatcher, PurgeReport
 from .checks import _check_id, _check_user, _Work
 
 if TYPE_CHECKING:
+    from .._mail.redact import Redactor
     from .team import TeamAccess
 
 __all__ = ["_PrivacyWork"]
@@ -60,7 +61,10 @@ _UNIT_METHODS: Final = (
     "purge_invitations", "purge_outbox", "purge_events",
 )  # fmt: skip
 #: What an erasure needs besides: mail to others that names the person is rewritten.
-_ERASE_METHODS: Final = ("outbox_texts", "rewrite_outbox")
+_ERASE_METHODS: Final = (
+    "outbox_texts", "rewrite_outbox", "members_with_text", "invitations_with_text",
+    "contacts_with_text",
+)  # fmt: skip
 
 
 def _check_unit(uow: UnitOfWork, *, scrub: object, erase: bool = False) -> None:
@@ -268,6 +272,7 @@ class _PrivacyWork:
             revoked_invitations=total["revoked_invitations"],
             messages_redacted=total["messages_redacted"],
             messages_cancelled=total["messages_cancelled"],
+            texts_redacted=total["texts_redacted"],
         )
         if counts:
             self.team._store.scrub()
@@ -312,6 +317,7 @@ class _PrivacyWork:
                 uow.delete_outbox(row.id)
                 counts[row.account_id]["messages"] += 1
         self._redact_mail(work, person, counts)
+        self._redact_texts(work, person, counts)
         for event in uow.events_with(matcher.needles):
             if _mentions(matcher, event):
                 uow.update_event(
@@ -337,11 +343,10 @@ class _PrivacyWork:
         stored message (waiting or sent), and in any row's delivery error. A waiting
         message that cannot be rewritten safely is cancelled; of a sent or cancelled one
         the stored copy is dropped."""
-        from .._mail.redact import Redactor, Unrewritable, redact_message
+        from .._mail.redact import Unrewritable, redact_message
 
         uow = work.uow
-        forms = {a.email for a in person.addresses.values()} | person.keys
-        redactor = Redactor(forms, person.user_ids)
+        redactor = _redactor(person)
         after = 0
         while page := uow.outbox_texts(after=after, limit=500):
             after = page[-1][0]
@@ -369,6 +374,40 @@ class _PrivacyWork:
                 else:
                     counts[row.account_id]["messages_redacted"] += 1
                 uow.rewrite_outbox(changed)
+
+    @staticmethod
+    def _redact_texts(work: _Work, person: _Person, counts: dict[str, Counter[str]]) -> None:
+        """The person taken out of what others' rows say of them in free text: the note
+        and metadata of invitations to others (a note goes out in the invitation mail),
+        the metadata of other members, the name, company, phone and role of other
+        contacts. Their own rows are gone by now."""
+        from .._mail.redact import free_text_needles
+
+        uow = work.uow
+        redactor = _redactor(person)
+        forms = {a.email for a in person.addresses.values()} | person.keys
+        needles = free_text_needles(forms, person.user_ids)
+        for m in uow.members_with_text(needles):
+            if redactor.found_value(m.metadata):
+                uow.update_member(attrs.evolve(m, metadata=redactor.sub_value(m.metadata)))
+                counts[m.account_id]["texts_redacted"] += 1
+        for inv in uow.invitations_with_text(needles):
+            if redactor.found(inv.note) or redactor.found_value(inv.metadata):
+                uow.update_invitation(
+                    attrs.evolve(
+                        inv, note=redactor.sub(inv.note), metadata=redactor.sub_value(inv.metadata)
+                    )
+                )
+                counts[inv.account_id]["texts_redacted"] += 1
+        for c in uow.contacts_with_text(needles):
+            if any(redactor.found(v) for v in (c.name, c.company, c.phone, c.role)):
+                sub = redactor.sub
+                changed = attrs.evolve(
+                    c, name=sub(c.name), company=sub(c.company), phone=sub(c.phone),
+                    role=sub(c.role),
+                )  # fmt: skip
+                uow.update_contact(changed, _key(c.email))
+                counts[c.account_id]["texts_redacted"] += 1
 
     # -- retention ----------------------------------------------------------------------
 
@@ -405,6 +444,13 @@ class _PrivacyWork:
         if scrub and report.total:
             self.team._store.scrub()
         return report
+
+
+def _redactor(person: _Person) -> Redactor:
+    from .._mail.redact import Redactor
+
+    forms = {a.email for a in person.addresses.values()} | person.keys
+    return Redactor(forms, person.user_ids)
 
 
 def _exported_event(event: AuditEvent, matcher: PersonMatcher) -> dict[str, Any]:

@@ -124,6 +124,63 @@ class PrivacyContract:
             assert [m.id for m in uow.outbox_with({"@example."})] == ["m1", "m2", "m3"]
             assert uow.outbox_with({"nobody"}) == []
 
+    def test_members_with_text(self, seeded: Store) -> None:
+        _second_account(seeded)
+        noted = attrs.evolve(
+            c.member("u1", minute=5), metadata={"deputy": ["x", "Pia@Example.ORG"]}
+        )
+        with seeded.begin() as uow:
+            uow.add_member(noted, c.key("u1"))
+            uow.add_member(c.member("u2", minute=2), c.key("u2"))  # named in its address only
+            uow.add_member(
+                attrs.evolve(c.member("u3", account_id="acc2", minute=3),
+                             metadata={"pia@example.org": 1, "n": "Jörg"}),
+                c.key("u3"),
+            )  # fmt: skip
+            uow.commit()
+        with seeded.read() as uow:
+            assert uow.members_with_text({"pia@example.org"}) == [noted]
+            assert [m.user_id for m in uow.members_with_text({"jÖrg", "deputy"})] == []
+            assert [m.user_id for m in uow.members_with_text({"Jö", "pia@"})] == ["u3", "u1"]
+            assert uow.members_with_text({"u2@example"}) == []
+            assert uow.members_with_text(()) == []
+
+    def test_invitations_with_text(self, seeded: Store) -> None:
+        _second_account(seeded)
+        i1 = attrs.evolve(c.invitation("i1", minute=3), note="Vertretung für PIA@example.org")
+        i2 = attrs.evolve(
+            c.invitation("i2", "b@example.org", account_id="acc2"),
+            metadata={"ticket": {"by": "pia@example.org"}, "n": 7},
+        )
+        with seeded.begin() as uow:
+            uow.add_invitation(i1, "new@example.org")
+            uow.add_invitation(i2, "b@example.org")
+            uow.add_invitation(c.invitation("i3", "pia@example.org", minute=4), "pia@example.org")
+            uow.commit()
+        with seeded.read() as uow:
+            assert uow.invitations_with_text({"pia@example.org"}) == [i2, i1]
+            assert uow.invitations_with_text({"vertretung"}) == [i1]
+            assert uow.invitations_with_text({"7", "ticket"}) == []  # values only, as text
+            assert uow.invitations_with_text(()) == []
+
+    def test_contacts_with_text(self, seeded: Store) -> None:
+        named = [
+            attrs.evolve(c.contact("c1"), name="Stellvertretung PIA@example.org"),
+            attrs.evolve(c.contact("c2"), company="pia@example.org GmbH"),
+            attrs.evolve(c.contact("c3"), phone="+49 pia@example.org"),
+            attrs.evolve(c.contact("c4"), role="für pia@Example.org"),
+        ]
+        five = attrs.evolve(c.contact("c5"), email="pia@example.org")
+        with seeded.begin() as uow:
+            for one in named:
+                uow.add_contact(one, f"{one.id}@example.org")
+            uow.add_contact(five, "pia@example.org")
+            uow.commit()
+        with seeded.read() as uow:
+            assert uow.contacts_with_text({"pia@example.org"}) == named  # not five's address
+            assert uow.contacts_with_text({"BUCHHALTUNG"}) == [*named[:3], five]
+            assert uow.contacts_with_text({"nobody"}) == []
+
     def test_outbox_texts(self, seeded: Store) -> None:
         with seeded.begin() as uow:
             uow.add_outbox(c.outbox("m3", minute=3))
