@@ -78,11 +78,11 @@ def full_check(
         raise MailRefused(f"it cannot be written as a mail ({type(exc).__name__})") from None
     if any(n.lower() in _RECIPIENT_HEADERS or n.lower().startswith("resent-") for n in parsed):
         raise MailRefused("it names other recipients")
-    # smtplib takes the envelope sender from the one From: it must be local@domain.
+    # smtplib takes the envelope sender from the one From: it must be local@domain, as a
+    # server reads it in MAIL FROM.
     senders = [raw for name, raw in parsed.raw_items() if name.lower() == "from"]
     sender = getaddresses([str(senders[0])]) if len(senders) == 1 else []
-    local, at, domain = sender[0][1].rpartition("@") if sender else ("", "", "")
-    if not (local and at and domain):
+    if not sender or not _a_path(sender[0][1]):
         raise MailRefused("its From header names no sender address")
     try:
         to_headers = parsed.get_all("To") or []
@@ -97,6 +97,38 @@ def full_check(
     if len(to_headers) != 1 or len(addresses) != 1 or addresses[0].addr_spec != expected or junk:
         raise MailRefused("its To header does not name exactly the stored recipient")
     return expected, wire
+
+
+def _atoms(text: str) -> bool:
+    """Dot-separated runs of printable characters other than space and RFC 5322's
+    specials."""
+    return all(
+        run and run.isprintable() and not set(run) & set(' "(),:;<>@[\\]')
+        for run in text.split(".")
+    )
+
+
+def _quoted(text: str) -> bool:
+    """One quoted string: a quote, characters (a backslash escapes the next), a quote."""
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return False
+    inner, escaped = text[1:-1], False
+    for char in inner:
+        if char in "\r\n":
+            return False
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            return False
+    return not escaped
+
+
+def _a_path(address: str) -> bool:
+    """An address a server reads as itself in MAIL FROM."""
+    local, at, domain = address.rpartition("@")
+    return bool(at) and (_atoms(local) or _quoted(local)) and _atoms(domain)
 
 
 def verdict(check: object, message: EmailMessage, recipient: str = RECIPIENT) -> object:

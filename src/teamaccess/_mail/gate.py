@@ -269,7 +269,7 @@ def _envelope_sender(sender: str) -> str | None:
     except RecursionError:  # comments nested deeper than it recurses (see _UNREADABLE)
         return None
     address = senders[0][1] if senders else ""
-    return address if _PATH.fullmatch(address) is not None else None
+    return address if address.isprintable() and _PATH.fullmatch(address) is not None else None
 
 
 def _maintype(content_type: str) -> str:
