@@ -177,7 +177,8 @@ class PgStatements:
             # error, and is the cause of any "pipeline aborted" that follows it.
             if first is None or _client_side(first):
                 first, failed_at = exc, -1
-        self._settle_locks(steps, cursors, skipped)
+        finally:  # whatever escapes, the locks are counted as the server answered them
+            self._settle_locks(steps, cursors, skipped)
         if first is not None:
             if failed_at < 0:
                 # The first step without an answer is the one that failed: one never
