@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.test_cli import Cli, account, member, run
+from tests.test_cli import OP, Cli, account, member, run
 
 __all__ = ["account", "run"]  # fixtures, imported for pytest
 
@@ -30,6 +30,15 @@ class TestExportAndErase:
         assert b"pia@example.net" not in data
         wal = run.folder / "teamaccess.db-wal"
         assert not wal.exists() or b"pia@example.net" not in wal.read_bytes().lower()
+
+    def test_erase_says_what_it_rewrote_in_others_rows(self, run: Cli, account: str) -> None:
+        member(run, account, "pia", "pia@example.net", "billing.view")
+        run("contacts", "add", account, "--name", "Deputy", "--email", "d@example.org",
+            "--category", "billing", "--role", "stands in for pia@example.net", *OP)  # fmt: skip
+        plain = run("erase", *OP, "--user", "pia", "--yes").stdout
+        assert "0 message(s) and 1 text(s) now say [erased]" in plain
+        [deputy] = run.json("contacts", "list", account)
+        assert deputy["role"] == "stands in for [erased]"
 
     def test_erase_asks_first(self, run: Cli, account: str) -> None:
         member(run, account, "pia", "pia@example.net", "billing.view")

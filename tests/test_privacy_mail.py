@@ -226,6 +226,39 @@ class TestWaitingMail:
             (was[2] or "").replace(named(HTML), erased(HTML)),
         )
 
+    @pytest.mark.parametrize(
+        "subject",
+        [
+            # Read back, these lost or gained a space the stdlib's encoded words decide on.
+            f"{PIA_EMAIL.upper()} <b> {PIA} {PIA_EMAIL} 日本語 &amp;",
+            f"😀 {PIA_EMAIL} Rechnung    &amp; {PIA_ACCEPTED}",
+            f"{PIA_EMAIL} 😀 <b> {PIA}    € 日本語 Straße",
+            f"äöü    {'x' * 90} {PIA_EMAIL}",
+        ],
+    )
+    def test_subjects_the_stdlib_refolds(self, clock: FrozenClock, subject: str) -> None:
+        from teamaccess import MemoryStore
+
+        mailer = MemoryMailer()
+        team = make(MemoryStore(), clock, mailer, delivery="queue")
+        acc = setup(team, clock)
+        team.add_contact(acc, actor_id="olga", name="Zoë", email="zoë@other.example",
+                         categories=["billing"])  # fmt: skip
+        team.notify(acc, "billing", subject=subject, text=f"Von {PIA_EMAIL}.")
+
+        report = team.erase_person(user_id=PIA, actor_id=SYSTEM)
+
+        assert (report.messages_redacted, report.messages_cancelled) == (3, 0)
+        assert {r.status for r in team.deliver_pending()} == {"sent"}
+        assert len(mailer.outbox) == 3
+        for msg in mailer.outbox:
+            assert "jörg" not in decoded_text(msg)
+            assert "".join(str(msg["Subject"]).split()) == "".join(
+                subject.replace(PIA_EMAIL.upper(), ERASED).replace(PIA_EMAIL, ERASED)
+                .replace(PIA_ACCEPTED, ERASED).replace(PIA, ERASED).split()
+            )  # fmt: skip
+            assert content(msg)[1].startswith(f"Von {ERASED}.")
+
     def test_sent_mail_keeps_no_form_either(self, store: Store, clock: FrozenClock) -> None:
         mailer = MemoryMailer()
         team = make(store, clock, mailer)

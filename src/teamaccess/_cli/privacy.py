@@ -62,6 +62,12 @@ def erase(user_id: str | None, email: str | None, actor: str, yes: bool, as_json
         f"{report.contacts} contact(s), {report.messages} message(s); "
         f"{report.events} audit event(s) now name {report.pseudonym}"
     )
+    if report.messages_redacted or report.texts_redacted or report.messages_cancelled:
+        click.echo(
+            f"in others' mail and rows: {report.messages_redacted} message(s) and "
+            f"{report.texts_redacted} text(s) now say [erased]; "
+            f"{report.messages_cancelled} waiting message(s) cancelled (could not be rewritten)"
+        )
 
 
 def _days(value: int | None) -> timedelta | None:
