@@ -15,6 +15,7 @@ This module loads with an erasure, never with ``import teamaccess``.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from html.entities import codepoint2name
 from typing import TYPE_CHECKING, Any, Final
@@ -46,14 +47,16 @@ def _char(c: str) -> str:
     if c.isascii() and c != "@":
         return re.escape(c)
     code = ord(c)
-    utf8 = c.encode()
-    forms = [
-        re.escape(c),
-        f"&#0*{code};",
-        f"&#x0*{code:x};",
-        "".join(f"%{b:02x}" for b in utf8),
-        "".join(f"={b:02x}" for b in utf8),
-    ]
+    forms = [re.escape(c), f"&#0*{code};", f"&#x0*{code:x};"]
+    # A text may hold a letter decomposed (NFD: "o" and a combining diaeresis, as macOS
+    # writes file names and some keyboards type); the address is stored composed.
+    for written in dict.fromkeys((c, unicodedata.normalize("NFD", c))):
+        utf8 = written.encode()
+        forms += [
+            re.escape(written),
+            "".join(f"%{b:02x}" for b in utf8),
+            "".join(f"={b:02x}" for b in utf8),
+        ]
     if code in codepoint2name:
         forms.append(f"&{codepoint2name[code]};")
     if c == "@":
@@ -73,11 +76,18 @@ class Redactor:
         forms = sorted({a for a in addresses if a}, key=len, reverse=True)
         ids = sorted({u for u in user_ids if len(u) >= MIN_FREE_TEXT_ID}, key=len, reverse=True)
         alternatives = [_BEFORE + "(?:" + "".join(map(_char, f)) + ")" + _AFTER for f in forms]
-        alternatives += [rf"(?<![\w-]){re.escape(u)}(?![\w-])" for u in ids]
+        self._addresses = re.compile("|".join(alternatives), re.IGNORECASE) if forms else None
+        # An id is not part of a longer word or of an address ("user-7@other.example",
+        # "x@user-7.example" are someone else's).
+        alternatives += [rf"(?<![\w.@+-]){re.escape(u)}(?![\w-]|[.@][\w-])" for u in ids]
         self._pattern = re.compile("|".join(alternatives), re.IGNORECASE) if alternatives else None
 
     def found(self, text: str | None) -> bool:
         return text is not None and self._pattern is not None and bool(self._pattern.search(text))
+
+    def found_address(self, text: str) -> bool:
+        """Whether *text* holds one of the person's addresses (their ids not counted)."""
+        return self._addresses is not None and bool(self._addresses.search(text))
 
     def sub(self, text: str) -> str:
         return text if self._pattern is None else self._pattern.sub(PLACEHOLDER, text)
@@ -185,9 +195,12 @@ def redact_message(source: bytes, recipient: str, redactor: Redactor) -> bytes |
         headers, text, html = _read(parse_stored(source))
     except (MessageError, LookupError, ValueError, TypeError, AttributeError) as exc:
         raise Unrewritable(f"it cannot be read ({type(exc).__name__})") from None
-    if not any(redactor.found(v) for v in (*headers.values(), text, html)):
+    # The headers the service writes hold its own settings, the recipient and generated
+    # values: an id there is a word of the vendor's sender ("Support <support@...>") or of
+    # a Message-ID, never the person; only their address there is them.
+    fixed = [name for name in _FIXED if redactor.found_address(headers[name])]
+    if not fixed and not any(redactor.found(v) for v in (headers["Subject"], text, html)):
         return None
-    fixed = [name for name in _FIXED if redactor.found(headers[name])]
     if fixed:
         raise Unrewritable(f"the person is in its {', '.join(fixed)} header")
     # Stripped: a UTF-8 header is read back with a space before its value, and white
@@ -212,7 +225,9 @@ def redact_message(source: bytes, recipient: str, redactor: Redactor) -> bytes |
     except (MailRefused, TeamAccessError, MessageError, ValueError, TypeError) as exc:
         raise Unrewritable(f"its rewritten form is refused ({type(exc).__name__})") from None
     headers_again, text_again, html_again = again
-    if redactor.found_value([*headers_again.values(), text_again, html_again]):
+    if redactor.found_value([headers_again["Subject"], text_again, html_again]) or any(
+        redactor.found_address(headers_again[name]) for name in _FIXED
+    ):
         raise Unrewritable("its rewritten form still names the person")
     # The stdlib reads a subject's white space back differently from what it was given
     # (a space before a UTF-8 header's value, or between two encoded words, comes or
