@@ -38,22 +38,22 @@ from teamaccess._mail import gate
 from teamaccess._ports import Mailer
 from teamaccess.testing import FrozenClock
 
-Verdict = tuple[str, bytes] | str
-CHECK_WIRE = gate.check_wire
-READ_AS_BUILT = gate._read_as_built
+Verdict = tuple[str, bytes, str] | str
+CHECK_SENT = gate.check_sent
+READ_AS_BUILT = gate._envelope_as_built
 
 
 class BothWays:
-    """Stands in for ``gate.check_wire``: checks each mail the full way (on a copy) and
+    """Stands in for ``gate.check_sent``: checks each mail the full way (on a copy) and
     as the library does, and fails the test if they differ."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.real = CHECK_WIRE
+        self.real = CHECK_SENT
         self.fast = READ_AS_BUILT
         self.checked: list[Verdict] = []
         self.took_bytes_way = 0
         self.monkeypatch = monkeypatch
-        monkeypatch.setattr(gate, "check_wire", self)
+        monkeypatch.setattr(gate, "check_sent", self)
 
     def _verdict(self, message: EmailMessage, recipient: str, source: bytes | None) -> Verdict:
         # A body that holds the builder's boundary gets a random one: the same for both.
@@ -65,10 +65,10 @@ class BothWays:
 
     def __call__(
         self, message: EmailMessage, recipient: str, source: bytes | None = None
-    ) -> tuple[str, bytes]:
+    ) -> tuple[str, bytes, str]:
         twin = copy.deepcopy(message)
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(gate, "_read_as_built", lambda *args: None)
+            patch.setattr(gate, "_envelope_as_built", lambda *args: None)
             full = self._verdict(twin, recipient, source)
         seen: list[object] = []
 
@@ -77,7 +77,7 @@ class BothWays:
             return seen[-1]
 
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(gate, "_read_as_built", spy)
+            patch.setattr(gate, "_envelope_as_built", spy)
             got = self._verdict(message, recipient, source)
         assert got == full
         if recipient != "probe@example.com":  # the sender check when the service is made
@@ -195,6 +195,7 @@ def test_the_server_receives_the_bytes_both_ways_checked(
     invite_once(SmtpMailer(server.host, server.port), **args)
     sent = [v for v in both.checked if not isinstance(v, str)]
     assert sent, both.checked
-    assert [(r.rcpt_tos, r.content) for r in server.received] == [
-        ([envelope], wire) for envelope, wire in sent
+    # From the sender the check approved, to its recipient, the bytes it read.
+    assert [(r.mail_from, r.rcpt_tos, r.content) for r in server.received] == [
+        (sender, [envelope], wire) for envelope, wire, sender in sent
     ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests import strategies as ts
 
@@ -149,3 +151,102 @@ class TestPlainAddressShortcut:
         from teamaccess._emails import _SPECIAL_USE
 
         assert sorted(_SPECIAL_USE) == sorted(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+
+
+#: Names a vendor adds to email-validator's list of special-use domains: its internal
+#: zones, one label or several, and names that are the start or end of others.
+_VENDOR_NAMES = ["intern", "corp.example", "example.com", "b.de", "mail"]
+_VENDOR_DOMAINS = st.sampled_from(
+    ["corp.example", "x.corp.example", "xcorp.example", "corp.example.de", "example.com",
+     "mail.example.com", "b.de", "ab.de", "b.de.x", "host.intern", "intern.de", "mail.de",
+     "a.mail", "CORP.Example", "B.DE", "x.Intern", "shop.de", "a.test", "a.local"]
+)  # fmt: skip
+
+
+def _normalized(value: str) -> object:
+    """What normalize_email() (the shortcut first, the full check behind it) makes of it."""
+    try:
+        return normalize_email(value)
+    except InvalidEmail:
+        return "refused"
+
+
+class TestVendorSpecialUseDomains:
+    """Names a vendor adds to ``email_validator.SPECIAL_USE_DOMAIN_NAMES`` (the list the
+    full check consults) are refused by the shortcut too, and a change to the list is
+    seen at once, not answered from the address cache."""
+
+    @pytest.fixture(params=["replaced", "appended"])
+    def vendor_list(
+        self, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    ) -> Iterator[None]:
+        import email_validator
+
+        names = email_validator.SPECIAL_USE_DOMAIN_NAMES
+        if request.param == "replaced":
+            monkeypatch.setattr(
+                email_validator, "SPECIAL_USE_DOMAIN_NAMES", [*names, *_VENDOR_NAMES]
+            )
+            yield
+            return
+        # changed in place, as its documentation shows
+        names.extend(_VENDOR_NAMES)
+        try:
+            yield
+        finally:
+            del names[-len(_VENDOR_NAMES) :]
+
+    # The list stays as the fixture set it for every example.
+    @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(local=st.sampled_from(["a", "Chef.Name", "x+y"]), domain=_VENDOR_DOMAINS)
+    def test_both_paths_refuse_the_same(self, vendor_list: None, local: str, domain: str) -> None:
+        from teamaccess._emails import _plain
+
+        value = f"{local}@{domain}"
+        full = _full(value)
+        assert _normalized(value) == full
+        shortcut = _plain(value)
+        if shortcut is not None:
+            assert shortcut == full
+
+    @pytest.mark.parametrize("value", ["a@corp.example", "a@x.corp.example", "a@host.intern",
+                                       "a@example.com", "a@CORP.example"])  # fmt: skip
+    def test_refused(self, vendor_list: None, value: str) -> None:
+        with pytest.raises(InvalidEmail, match="special-use or reserved"):
+            normalize_email(value)
+
+    def test_a_change_after_an_address_was_cached(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import email_validator
+
+        from teamaccess._emails import _plain
+
+        assert normalize_email("kunde@corp.example").email == "kunde@corp.example"
+        names = email_validator.SPECIAL_USE_DOMAIN_NAMES
+        monkeypatch.setattr(email_validator, "SPECIAL_USE_DOMAIN_NAMES", names)
+        names.append("corp.example")
+        try:
+            assert _plain("kunde@corp.example") is None
+            with pytest.raises(InvalidEmail, match="special-use"):
+                normalize_email("kunde@corp.example")
+        finally:
+            names.remove("corp.example")
+        assert normalize_email("kunde@corp.example").email == "kunde@corp.example"
+
+    def test_a_name_dropped_from_the_list_is_accepted_by_both(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import email_validator
+
+        names = [n for n in email_validator.SPECIAL_USE_DOMAIN_NAMES if n != "local"]
+        monkeypatch.setattr(email_validator, "SPECIAL_USE_DOMAIN_NAMES", names)
+        assert _normalized("a@host.local") == _full("a@host.local") != "refused"
+
+    def test_a_list_that_is_no_list_of_names_leaves_every_address_to_the_full_check(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import email_validator
+
+        from teamaccess._emails import _plain
+
+        monkeypatch.setattr(email_validator, "SPECIAL_USE_DOMAIN_NAMES", ("test", 5))
+        assert _plain("a@shop.de") is None

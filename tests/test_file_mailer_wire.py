@@ -29,14 +29,14 @@ class _Checked:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.wires: list[bytes] = []
-        check = gate.check_wire
+        check = gate.check_sent
 
-        def recording(*args: Any, **kw: Any) -> tuple[str, bytes]:
-            envelope, wire = check(*args, **kw)
+        def recording(*args: Any, **kw: Any) -> tuple[str, bytes, str]:
+            envelope, wire, sender = check(*args, **kw)
             self.wires.append(wire)
-            return envelope, wire
+            return envelope, wire, sender
 
-        monkeypatch.setattr(gate, "check_wire", recording)
+        monkeypatch.setattr(gate, "check_sent", recording)
 
 
 @pytest.fixture

@@ -99,7 +99,7 @@ def test_the_fast_path_lets_through_only_what_the_full_check_sends_alike(
 
 @pytest.mark.parametrize(
     ("name", "fast"),
-    [("Panel", True), ('"Panel', True), ('Pa"nel', False), ('Panel"', False), ('Pa\\"nel', False)],
+    [("Panel", True), ('"Panel', False), ('Pa"nel', False), ('Panel"', False), ('Pa\\"nel', False)],
 )
 def test_a_stray_quote_in_the_sender_name(name: str, fast: bool) -> None:
     # The parsed From drops the quote; the full check reads the stored text, where it

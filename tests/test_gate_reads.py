@@ -10,6 +10,7 @@ from email import message_from_string
 from email.errors import MessageError, NonASCIILocalPartDefect
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
+from typing import cast
 
 import pytest
 from hypothesis import given
@@ -24,6 +25,7 @@ from teamaccess._mail.gate import (
     MailRefused,
     _read_as_built,
     check_wire,
+    envelope_header,
 )
 from teamaccess._mail.mailers import (
     build_message,
@@ -33,8 +35,7 @@ from teamaccess._mail.mailers import (
 )
 
 RECIPIENT = "bob@example.com"
-_RECIPIENT_HEADERS = {"cc", "bcc", "resent-to", "resent-cc", "resent-bcc", "resent-from",
-                      "resent-sender"}  # fmt: skip
+_RECIPIENT_HEADERS = {"cc", "bcc", "sender"}  # and every Resent-* header
 
 
 def full_check(
@@ -75,13 +76,13 @@ def full_check(
     # the same parser on a From that is "<" alone.
     except (MessageError, AttributeError, ValueError, LookupError, TypeError, UnicodeError) as exc:
         raise MailRefused(f"it cannot be written as a mail ({type(exc).__name__})") from None
-    if _RECIPIENT_HEADERS.intersection(name.lower() for name in parsed):
+    if any(n.lower() in _RECIPIENT_HEADERS or n.lower().startswith("resent-") for n in parsed):
         raise MailRefused("it names other recipients")
-    # smtplib takes the envelope sender from the one From: it must be local@domain.
+    # smtplib takes the envelope sender from the one From: it must be local@domain, as a
+    # server reads it in MAIL FROM.
     senders = [raw for name, raw in parsed.raw_items() if name.lower() == "from"]
     sender = getaddresses([str(senders[0])]) if len(senders) == 1 else []
-    local, at, domain = sender[0][1].rpartition("@") if sender else ("", "", "")
-    if not (local and at and domain):
+    if not sender or not _a_path(sender[0][1]):
         raise MailRefused("its From header names no sender address")
     try:
         to_headers = parsed.get_all("To") or []
@@ -98,6 +99,38 @@ def full_check(
     return expected, wire
 
 
+def _atoms(text: str) -> bool:
+    """Dot-separated runs of printable characters other than space and RFC 5322's
+    specials."""
+    return all(
+        run and run.isprintable() and not set(run) & set(' "(),:;<>@[\\]')
+        for run in text.split(".")
+    )
+
+
+def _quoted(text: str) -> bool:
+    """One quoted string: a quote, characters (a backslash escapes the next), a quote."""
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return False
+    inner, escaped = text[1:-1], False
+    for char in inner:
+        if char in "\r\n":
+            return False
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            return False
+    return not escaped
+
+
+def _a_path(address: str) -> bool:
+    """An address a server reads as itself in MAIL FROM."""
+    local, at, domain = address.rpartition("@")
+    return bool(at) and (_atoms(local) or _quoted(local)) and _atoms(domain)
+
+
 def verdict(check: object, message: EmailMessage, recipient: str = RECIPIENT) -> object:
     try:
         return check(message, recipient)  # type: ignore[operator]
@@ -112,6 +145,8 @@ def both(make: object, recipient: str = RECIPIENT) -> tuple[object, object]:
 
 
 def built(**changes: object) -> EmailMessage:
+    """A built message; ``headers=`` that the builder refuses for the envelope (Cc, Bcc,
+    Sender, Resent-*) are added afterwards, as a program may add them, for the check."""
     fields: dict[str, object] = {
         "sender": "Panel <noreply@panel.example.net>", "to": RECIPIENT,
         "subject": "Alice invites you to Firma 1", "text": "Hello,\n\nlink\n",
@@ -119,7 +154,16 @@ def built(**changes: object) -> EmailMessage:
         "language": "en", "date": datetime(2026, 11, 30, 16, 4, 23, tzinfo=UTC),
     }  # fmt: skip
     fields.update(changes)
-    return build_message(**fields)  # type: ignore[arg-type]
+    headers = cast("dict[str, str]", fields.pop("headers", None) or {})
+    later = {name: value for name, value in headers.items() if envelope_header(name)}
+    fields["headers"] = {name: v for name, v in headers.items() if name not in later}
+    message = build_message(**fields)  # type: ignore[arg-type]
+    for name, value in later.items():
+        try:
+            message[name] = value
+        except Exception as exc:  # the stdlib refuses the value: so does the builder
+            raise ValidationError(f"mail header {name}: {exc}") from None
+    return message
 
 
 def raw_header(name: str, value: str) -> object:

@@ -1,6 +1,5 @@
-"""``SmtpMailer`` takes the envelope sender of a checked mail from its headers in one
-pass: held to the former three reads (``get_all("Resent-Date")``, ``"Sender" in``, then
-``message["Sender"]`` or ``message["From"]``), kept here as the oracle."""
+"""``SmtpMailer`` sends a checked mail from the envelope sender the last check approved,
+whatever headers the message object holds: the sender is not read a second time."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from teamaccess._mail.gate import _envelope_sender
 from teamaccess._mail.mailers import build_message, wire_policy
 from teamaccess._mail.smtp import _transmit
 
@@ -37,24 +35,6 @@ class _Recorder:
         return True
 
 
-def _old_transmit(
-    smtp: Any, message: EmailMessage, wire: bytes, to_addrs: list[str]
-) -> dict[str, Any]:
-    resent = message.get_all("Resent-Date")
-    if resent is not None:
-        return smtp.send_message(message, to_addrs=to_addrs)  # type: ignore[no-any-return]
-    sender = message["Sender"] if "Sender" in message else message["From"]
-    from_addr = _envelope_sender(str(sender))
-    if from_addr is None:
-        return smtp.send_message(message, to_addrs=to_addrs)  # type: ignore[no-any-return]
-    if not (from_addr + "".join(to_addrs)).isascii():
-        smtp.ehlo_or_helo_if_needed()
-        if not smtp.has_extn("smtputf8"):
-            return smtp.send_message(message, to_addrs=to_addrs)  # type: ignore[no-any-return]
-        return smtp.sendmail(from_addr, to_addrs, wire, ["SMTPUTF8", "BODY=8BITMIME"])  # type: ignore[no-any-return]
-    return smtp.sendmail(from_addr, to_addrs, wire)  # type: ignore[no-any-return]
-
-
 _EXTRA = st.sampled_from(
     [
         ("Sender", "Other <other@example.org>"),
@@ -73,7 +53,9 @@ _EXTRA = st.sampled_from(
 @pytest.mark.parametrize("sender", ["Panel <noreply@panel.example.net>", "noreply@панель.example"])
 @settings(max_examples=150, deadline=None)
 @given(extra=st.lists(_EXTRA, max_size=4), drop_from=st.booleans())
-def test_as_the_three_reads(sender: str, extra: list[tuple[str, str]], drop_from: bool) -> None:
+def test_from_the_approved_sender(
+    sender: str, extra: list[tuple[str, str]], drop_from: bool
+) -> None:
     message = build_message(
         sender=sender,
         to="bob@example.com",
@@ -83,14 +65,39 @@ def test_as_the_three_reads(sender: str, extra: list[tuple[str, str]], drop_from
         message_id="<abc@panel.example.net>",
         language="en",
     )
+    approved = "approved@panel.example.net"
     if drop_from:
         del message["From"]
     for name, value in extra:
-        # a second From or Sender as an altered stored mail may hold it (the policy
-        # refuses to add one)
+        # a second From, a Sender or a Resent-Date, as an altered stored mail may hold
+        # them (the policy refuses to add some)
         message._headers.append(message.policy.header_store_parse(name, value))  # type: ignore[attr-defined]
     wire = message.as_bytes(policy=wire_policy(False))
-    new, old = _Recorder(), _Recorder()
-    _transmit(new, message, wire, ["bob@example.com"])  # type: ignore[arg-type]
-    _old_transmit(old, message, wire, ["bob@example.com"])
-    assert new.calls == old.calls
+    smtp = _Recorder()
+    _transmit(smtp, message, wire, ["bob@example.com"], approved)  # type: ignore[arg-type]
+    assert smtp.calls == [("sendmail", approved, ("bob@example.com",), wire, ())]
+
+
+@pytest.mark.parametrize(("wire", "sender"), [(None, "a@example.org"), (b"x", None)])
+def test_without_a_check_send_message_decides(wire: bytes | None, sender: str | None) -> None:
+    message = build_message(
+        sender="Panel <noreply@panel.example.net>", to="bob@example.com", subject="Hello",
+        text="Hello", html=None, message_id="<abc@panel.example.net>", language="en",
+    )  # fmt: skip
+    smtp = _Recorder()
+    _transmit(smtp, message, wire, ["bob@example.com"], sender)  # type: ignore[arg-type]
+    assert smtp.calls == [("send_message", ["bob@example.com"])]
+
+
+def test_a_sender_not_ascii_asks_for_smtputf8() -> None:
+    message = build_message(
+        sender="Panel <noreply@panel.example.net>", to="bob@example.com", subject="Hello",
+        text="Hello", html=None, message_id="<abc@panel.example.net>", language="en",
+    )  # fmt: skip
+    smtp = _Recorder()
+    _transmit(smtp, message, b"wire", ["bob@example.com"], "jörg@example.net")  # type: ignore[arg-type]
+    assert smtp.calls == [
+        ("ehlo",),
+        ("sendmail", "jörg@example.net", ("bob@example.com",), b"wire",
+         (["SMTPUTF8", "BODY=8BITMIME"],)),
+    ]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from functools import lru_cache
 from typing import Final
 
@@ -122,8 +123,44 @@ class Address:
 _SPECIAL_USE: Final = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
 _PLAIN: list[re.Pattern[str]] = []
 
+#: The special-use names in force, as the fast path matches them: one-label names, and
+#: names of several labels; ``None`` if email-validator's list is no list of names.
+_Names = tuple[frozenset[str], tuple[str, ...]] | None
+_DEFAULT: Final[_Names] = (_SPECIAL_USE, ())
+#: email-validator's list as last read (a copy, to see a change), and what it gave.
+_IN_FORCE: list[tuple[list[object], _Names]] = []
+
+
+def _special_use() -> _Names:
+    """The special-use domain names the full check refuses, as the fast path reads them.
+
+    email-validator documents ``SPECIAL_USE_DOMAIN_NAMES`` as a list a vendor may change
+    (add its internal domains, drop one). Until the module is loaded nobody has changed
+    it, and its import costs ~20 ms that the fast path saves; once loaded, its list is
+    compared with the copy last read (a few string identities) and read again if it
+    differs. The result is part of the address cache's key, so a changed list is never
+    answered from before the change.
+    """
+    module = sys.modules.get("email_validator")
+    if module is None:
+        return _DEFAULT
+    names = getattr(module, "SPECIAL_USE_DOMAIN_NAMES", None)
+    if _IN_FORCE and names == _IN_FORCE[0][0]:
+        return _IN_FORCE[0][1]
+    read: _Names = None  # not a list of names: the full check meets it, for every address
+    if isinstance(names, list | tuple) and all(isinstance(name, str) for name in names):
+        labels = frozenset(name for name in names if "." not in name)
+        read = (labels, tuple(name for name in names if "." in name))
+    _IN_FORCE[:] = [(list(names) if isinstance(names, list | tuple) else [names], read)]
+    return read
+
 
 def _plain(value: str) -> Address | None:
+    """:func:`_plain_under` the special-use names in force."""
+    return _plain_under(value, _special_use())
+
+
+def _plain_under(value: str, special_use: _Names) -> Address | None:
     """The address email-validator and the header check would make of *value*, if it is
     plain ASCII (a dot-atom of letters, digits and ``_+-`` at a domain of lower-hyphen-
     digit labels whose last ends in a letter, within every length limit); else ``None``,
@@ -151,18 +188,29 @@ def _plain(value: str) -> Address | None:
     # Punycode to decode: both are left to the full check, as is anything long.
     if len(local) > 64 or len(domain) > 253 or "--" in domain or domain.startswith("-"):
         return None
-    # A special-use name is a whole last label ("x.test", "localhost"); the regular
-    # expression has made sure there is a dot.
-    tld = domain.rpartition(".")[2]
-    if tld.startswith("-") or tld in _SPECIAL_USE:
+    # A special-use name is a whole last label ("x.test", "localhost") or, added by a
+    # vendor, several ("corp.example"), matched as email-validator matches them; the
+    # regular expression has made sure there is a dot.
+    if special_use is None:
         return None
+    labels, longer = special_use
+    tld = domain.rpartition(".")[2]
+    if tld.startswith("-") or tld in labels:
+        return None
+    for name in longer:
+        if domain == name or domain.endswith("." + name):
+            return None
     return Address(f"{local}@{domain}", f"{local.lower()}@{domain}")
 
 
-@lru_cache(maxsize=4096)
 def _validate(value: str, check_deliverability: bool) -> Address:
+    return _validate_cached(value, check_deliverability, _special_use())
+
+
+@lru_cache(maxsize=4096)
+def _validate_cached(value: str, check_deliverability: bool, special_use: _Names) -> Address:
     if not check_deliverability:
-        plain = _plain(value)
+        plain = _plain_under(value, special_use)
         if plain is not None:
             return plain
     return _validate_fully(value, check_deliverability)

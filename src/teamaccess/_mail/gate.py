@@ -35,16 +35,27 @@ if TYPE_CHECKING:
 __all__ = [
     "MailRefused",
     "check_outgoing",
+    "check_sent",
     "check_stored",
     "check_wire",
+    "envelope_header",
     "scrub_error",
     "stored_wire",
 ]
 
-# Headers that add recipients to a message, for smtplib or a relay: none may appear.
-_RECIPIENT_HEADERS = frozenset(
-    ("cc", "bcc", "resent-to", "resent-cc", "resent-bcc", "resent-from", "resent-sender")
-)
+# Headers a mailer reads for the envelope: smtplib's send_message() and ``sendmail -t``
+# take recipients from Cc and Bcc, the sender from Sender, and both from the Resent-*
+# headers once a Resent-Date is there. None may appear, so that the envelope is the To
+# and the From that were built, whoever sends the message. build_message(headers=...)
+# refuses them by this same test (:func:`envelope_header`).
+_ENVELOPE_HEADERS: Final = frozenset(("cc", "bcc", "sender"))
+
+
+def envelope_header(name: str) -> bool:
+    """Whether a header named *name* is one the last check refuses in any mail: one that
+    adds recipients or names another sender for a mailer (Cc, Bcc, Sender, Resent-*)."""
+    key = name.lower()
+    return key in _ENVELOPE_HEADERS or key.startswith("resent-")
 
 
 class MailRefused(Exception):
@@ -236,11 +247,21 @@ def stored_wire(source: bytes, recipient: str) -> tuple[str, bytes, str] | None:
     return to, source.replace(b"\n", b"\r\n"), envelope_from
 
 
+# An RFC 5321 path, as a server reads MAIL FROM: a local part that is a dot-atom (UTF-8
+# allowed, for SMTPUTF8) or one quoted string, at a domain of labels.
+_ATOM: Final = r"[^\s\x00-\x1f\x7f\"(),.:;<>@\[\\\]]+"
+_PATH: Final = re.compile(
+    rf'(?:{_ATOM}(?:\.{_ATOM})*|"(?:[^"\\\r\n]|\\[^\r\n])*")@{_ATOM}(?:\.{_ATOM})*'
+)
+
+
 @functools.lru_cache(maxsize=64)
 def _envelope_sender(sender: str) -> str | None:
     """The envelope sender ``smtplib``'s ``send_message()`` takes from this ``From``
     (the same in every mail of a run); ``None`` if that is no address, ``local@domain``
-    (``smtplib`` would fail on every retry, or send ``<>``, the null sender of bounces)."""
+    (``smtplib`` would fail on every retry, or send ``<>``, the null sender of bounces),
+    or not one a server reads as itself in ``MAIL FROM`` ('"x" c@d' goes out as it is,
+    and a server reads '"x c"@d', a sender the check never saw)."""
     from email.utils import getaddresses
 
     try:
@@ -248,8 +269,7 @@ def _envelope_sender(sender: str) -> str | None:
     except RecursionError:  # comments nested deeper than it recurses (see _UNREADABLE)
         return None
     address = senders[0][1] if senders else ""
-    local, at, domain = address.rpartition("@")
-    return address if at and local and domain else None
+    return address if address.isprintable() and _PATH.fullmatch(address) is not None else None
 
 
 def _maintype(content_type: str) -> str:
@@ -410,9 +430,17 @@ def _crlf_lines(wire: bytes) -> bool:
 
 
 def _read_as_built(message: EmailMessage, recipient: str, wire: bytes) -> str | None:
-    """The envelope recipient if *wire*, which *message* was just written to, reads back
-    as *message*, seen from its bytes alone; ``None`` if that is not shown here, and the
-    full check, which parses *wire* back, decides.
+    """The envelope recipient of :func:`_envelope_as_built`, or ``None``."""
+    envelope = _envelope_as_built(message, recipient, wire)
+    return None if envelope is None else envelope[0]
+
+
+def _envelope_as_built(
+    message: EmailMessage, recipient: str, wire: bytes
+) -> tuple[str, str] | None:
+    """The envelope recipient and sender if *wire*, which *message* was just written to,
+    reads back as *message*, seen from its bytes alone; ``None`` if that is not shown
+    here, and the full check, which parses *wire* back, decides.
 
     For the plain shape ``build_message()`` writes (ASCII, no encoded To): what is let
     through is what the full check lets through, with the same envelope recipient. The
@@ -439,7 +467,7 @@ def _read_as_built(message: EmailMessage, recipient: str, wire: bytes) -> str | 
     content_type = None
     for name, value in head:
         key = name.lower()
-        if key in _RECIPIENT_HEADERS:
+        if envelope_header(key):
             return None
         if key == "to":
             to.append(value)
@@ -450,14 +478,17 @@ def _read_as_built(message: EmailMessage, recipient: str, wire: bytes) -> str | 
     expected = expected_recipient(recipient)
     if to != [expected] or not _plain("To", expected):
         return None
-    if len(senders) != 1 or "\n" in senders[0] or _envelope_sender(senders[0]) is None:
+    if len(senders) != 1 or "\n" in senders[0]:
+        return None
+    sender = _envelope_sender(senders[0])
+    if sender is None:
         return None
     parts = list(message.iter_parts())
     if not parts:
         if message.is_multipart():
             return None  # a multipart without parts: the full way reads what it is
         header = _read("Content-Type", content_type) if content_type is not None else "text"
-        return expected if header is not None and _maintype(header) == "text" else None
+        return (expected, sender) if header is not None and _maintype(header) == "text" else None
     alternative = _ALTERNATIVE.match(content_type or "")
     if alternative is None:
         return None
@@ -468,7 +499,7 @@ def _read_as_built(message: EmailMessage, recipient: str, wire: bytes) -> str | 
     for part, fields in zip(parts, read, strict=True):
         if part.is_multipart() or not _same_fields(part, fields):
             return None
-    return expected
+    return expected, sender
 
 
 def check_outgoing(message: EmailMessage, recipient: str) -> str:
@@ -483,8 +514,18 @@ def check_outgoing(message: EmailMessage, recipient: str) -> str:
 def check_wire(
     message: EmailMessage, recipient: str, source: bytes | None = None
 ) -> tuple[str, bytes]:
+    """The envelope recipient and wire form of :func:`check_sent`."""
+    envelope, wire, _ = check_sent(message, recipient, source)
+    return envelope, wire
+
+
+def check_sent(
+    message: EmailMessage, recipient: str, source: bytes | None = None
+) -> tuple[str, bytes, str]:
     """:func:`check_outgoing`, also returning the wire form it checked (``CRLF`` line
-    ends), which the caller then sends as it is instead of writing the message again.
+    ends), which the caller then sends as it is instead of writing the message again,
+    and the envelope sender it approved (the address of the one ``From``), which the
+    caller sends from: the sender is read in this one place, from what was checked.
 
     *source* is the bytes *message* was parsed from (a queued message), for a caller that
     sends the returned wire form. If they are ASCII with no CR, the wire form is *source*
@@ -510,14 +551,14 @@ def check_wire(
         # below, which parses them back, decides about anything else.
         try:
             wire = message.as_bytes(policy=wire_policy(utf8))
-            envelope = _read_as_built(message, recipient, wire)
+            envelope = _envelope_as_built(message, recipient, wire)
         except Exception:
             # Whatever writing or the bytes-only reading trips over, the full way meets
             # it again and says what it is.
             envelope = None
         if envelope is not None:
             assert wire is not None
-            return envelope, wire
+            return envelope[0], wire, envelope[1]
     try:
         for part in message.walk():
             for name, raw in part.raw_items():
@@ -568,12 +609,15 @@ def check_wire(
                         raise MailRefused(
                             f"its {name.lower()} header reads differently on the wire"
                         )
-        found = _RECIPIENT_HEADERS.intersection(name.lower() for name in parsed)
+        found = {name.lower() for name in parsed if envelope_header(name)}
         if found:
-            raise MailRefused(f"it names other recipients ({', '.join(sorted(found))} headers)")
+            raise MailRefused(
+                f"it names other recipients or another sender ({', '.join(sorted(found))} headers)"
+            )
         to_raw = [raw for name, raw in parsed.raw_items() if name.lower() == "to"]
         senders = [raw for name, raw in parsed.raw_items() if name.lower() == "from"]
-        if len(senders) != 1 or _envelope_sender(str(senders[0])) is None:
+        sender = _envelope_sender(str(senders[0])) if len(senders) == 1 else None
+        if sender is None:
             raise MailRefused("its From header names no sender address (an altered outbox row?)")
     except MailRefused:
         raise
@@ -587,7 +631,7 @@ def check_wire(
         raise MailRefused("its stored recipient is not a mail address") from None
     if len(to_raw) == 1 and to_raw[0] == expected and _plain("To", to_raw[0]):
         # A bare addr-spec is read as exactly that one mailbox: no need to parse it.
-        return expected, wire
+        return expected, wire, sender
     try:
         to_headers = parsed.get_all("To") or []
         addresses = [a for header in to_headers for a in header.addresses]
@@ -596,7 +640,7 @@ def check_wire(
         to_headers, addresses, junk = [], [], True
     if len(to_headers) != 1 or len(addresses) != 1 or addresses[0].addr_spec != expected or junk:
         raise MailRefused(f"its To header does not name exactly the stored recipient {recipient}")
-    return expected, wire
+    return expected, wire, sender
 
 
 def _misread(defect: Exception) -> bool:

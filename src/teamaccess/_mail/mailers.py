@@ -286,6 +286,7 @@ def build_message(
             _add_header(msg, name, value)
     if added:
         _check_written(msg, added, utf8)
+        _check_sendable(msg, to, added, fields, text, html, date)
     return msg
 
 
@@ -303,6 +304,9 @@ _BUILT: Final = {
 
 def _check_added(headers: object) -> dict[str, str]:
     """*headers* (``build_message(headers=...)``), checked as far as they can be alone."""
+    # Here, not at the top: the last check's module imports this one.
+    from .gate import envelope_header
+
     if not isinstance(headers, dict):
         raise ValidationError(
             f"headers must be a dict of header names to values, like {{'Reply-To': "
@@ -328,6 +332,12 @@ def _check_added(headers: object) -> dict[str, str]:
         if key in seen:
             raise ValidationError(
                 f"mail header {name} is given twice (header names ignore case); give it once"
+            )
+        if envelope_header(name):
+            raise ValidationError(
+                f"mail header {name} is refused by the last check before sending: a mailer "
+                "reads it for the envelope (more recipients, or another sender than From); "
+                "send one message per recipient, and put a reply address in Reply-To"
             )
         seen.add(key)
         check_line(f"mail header {name}", value)
@@ -363,11 +373,73 @@ def _check_written(msg: EmailMessage, added: dict[str, str], utf8: bool) -> None
         if given is None:
             continue
         try:
+            lines = []
             for writer in writers:
-                writer.fold_binary(name, value)
-                writer.fold(name, value)
+                lines += writer.fold_binary(name, value).splitlines()
+                lines += writer.fold(name, value).encode("utf-8", "surrogateescape").splitlines()
         except Exception as exc:
             raise _refused(given, added[given], exc) from None
+        # The stdlib writes a word it cannot fold (an address, an id) on one line however
+        # long; a server refuses a line over RFC 5322's 998 characters, or breaks it.
+        longest = max(map(len, lines), default=0)
+        if longest > _LINE_LIMIT:
+            raise ValidationError(
+                f"mail header {given} cannot be written in lines of at most {_LINE_LIMIT} "
+                f"characters, as mail requires (one would be {longest}): it holds a word too "
+                "long to fold; shorten it or put spaces in it"
+            )
+
+
+#: The longest line RFC 5322 allows, without its CR LF.
+_LINE_LIMIT: Final = 998
+
+
+def _check_sendable(
+    msg: EmailMessage,
+    to: str,
+    added: dict[str, str],
+    fields: dict[str, str],
+    text: str,
+    html: str | None,
+    date: datetime | None,
+) -> None:
+    """Refuse added headers that would have the last check before sending refuse *msg*.
+
+    The check itself decides (``gate.check_outgoing``, which writes the mail as a server
+    gets it and reads it back), so the builder refuses exactly what it would. A mail it
+    refuses without the added headers too (a sender this Python cannot write) is not
+    theirs to answer for: the service refuses such a sender when it is made.
+    """
+    from .gate import MailRefused, check_outgoing
+
+    try:
+        check_outgoing(msg, to)
+    except MailRefused as exc:
+        reason = str(exc)
+    else:
+        return
+
+    def without(headers: dict[str, str] | None) -> EmailMessage:
+        return build_message(
+            sender=fields["From"], to=to, subject=fields["Subject"], text=text, html=html,
+            message_id=fields["Message-ID"], language=fields["Content-Language"],
+            headers=headers, date=date,
+        )  # fmt: skip
+
+    try:
+        check_outgoing(without(None), to)
+    except MailRefused:
+        return
+    names = list(added)
+    if len(names) > 1:
+        for name in names:
+            without({name: added[name]})  # raises for the header that is refused alone
+    raise ValidationError(
+        f"mail header{'s' if len(names) > 1 else ''} {', '.join(names)}: the last check "
+        f"before sending would refuse this mail ({reason}); leave the header out or give "
+        "a plain value (an address like 'Name <name@example.com>', text without encoded "
+        "words)"
+    )
 
 
 # The same boundary in every mail: the stdlib compiles a regular expression for each
@@ -487,10 +559,14 @@ class FileMailer:
         return type(self).send is FileMailer.send
 
     def _send_checked(
-        self, message: EmailMessage, wire: bytes | None, envelope_to: str | None
+        self,
+        message: EmailMessage,
+        wire: bytes | None,
+        envelope_to: str | None,
+        sender: str | None = None,
     ) -> None:
         """``send()`` of *wire*, the message as the last check before sending wrote and
-        read it (``CRLF``), when given."""
+        read it (``CRLF``), when given (a file has no envelope: *sender* is unused)."""
         self._write(message.as_bytes() if wire is None else _mail_file(wire))
 
     def _send_wire(self, wire: bytes, sender: str, envelope_to: str) -> None:

@@ -18,7 +18,6 @@ from typing import Any, Final, Literal, get_args
 
 from .._emails import check_line
 from .._errors import DeliveryFailed, ValidationError
-from .gate import _envelope_sender  # read once per From value (the same in every mail)
 
 __all__ = ["SmtpMailer"]
 
@@ -215,12 +214,17 @@ class SmtpMailer:
         return type(self).send is SmtpMailer.send
 
     def _send_checked(
-        self, message: EmailMessage, wire: bytes | None, envelope_to: str | None
+        self,
+        message: EmailMessage,
+        wire: bytes | None,
+        envelope_to: str | None,
+        sender: str | None = None,
     ) -> None:
         """``send()``; *wire* is the message as the last check before sending wrote and
-        read it (``CRLF``), sent as it is when given."""
+        read it (``CRLF``), sent as it is from *sender*, the envelope sender that check
+        approved, when both are given."""
         to_addrs = _envelope(envelope_to)
-        self._deliver(lambda smtp: _transmit(smtp, message, wire, to_addrs))
+        self._deliver(lambda smtp: _transmit(smtp, message, wire, to_addrs, sender))
 
     def _send_wire(self, wire: bytes, sender: str, envelope_to: str) -> None:
         """Send *wire*, a stored message in the form ``gate.stored_wire()`` checked, from
@@ -320,43 +324,32 @@ def _envelope(envelope_to: str | None) -> list[str] | None:
 
 
 def _transmit(
-    smtp: smtplib.SMTP, message: EmailMessage, wire: bytes | None, to_addrs: list[str] | None
+    smtp: smtplib.SMTP,
+    message: EmailMessage,
+    wire: bytes | None,
+    to_addrs: list[str] | None,
+    sender: str | None,
 ) -> dict[str, tuple[int, bytes]]:
-    """``smtp.send_message(message, to_addrs=to_addrs)``, sending *wire* if given.
+    """``smtp.send_message(message, to_addrs=to_addrs)``, sending *wire* from *sender*
+    if both are given.
 
     *wire* is the message's wire form as the last check before sending read it (``CRLF``
-    line ends; see ``gate.check_wire``), so what goes out is what was checked. The
-    envelope sender is taken from the headers as ``send_message()`` takes it; for an
-    address that is not ASCII the options are those ``send_message()`` gives (SMTPUTF8,
-    8BITMIME), and a server that does not offer SMTPUTF8 gets nothing.
+    line ends; see ``gate.check_sent``), and *sender* the envelope sender that check
+    approved, so what goes out, and from where, is what was checked: the sender is not
+    read from the headers a second time (on an altered outbox row a second reading could
+    name another address). For an address that is not ASCII the options are those
+    ``send_message()`` gives (SMTPUTF8, 8BITMIME), and a server that does not offer
+    SMTPUTF8 gets nothing.
     """
-    if wire is None or to_addrs is None:
+    if wire is None or to_addrs is None or sender is None:
         return smtp.send_message(message, to_addrs=to_addrs)
-    # One pass over the headers for what send_message() reads in three: a Resent-Date,
-    # else the first Sender, else the first From.
-    resent = False
-    found: dict[str, tuple[str, object]] = {}
-    for name, raw in message.raw_items():
-        key = name.lower()
-        if key == "resent-date":
-            resent = True
-        elif key in ("sender", "from") and key not in found:
-            found[key] = (name, raw)
-    if resent:
-        return smtp.send_message(message, to_addrs=to_addrs)
-    first = found.get("sender") or found.get("from")
-    sender = None if first is None else message.policy.header_fetch_parse(*first)  # type: ignore[arg-type]
-    from_addr = _envelope_sender(str(sender))
-    if from_addr is None:
-        # No sender address (the last check refuses such a From): send_message() decides.
-        return smtp.send_message(message, to_addrs=to_addrs)
-    if not (from_addr + "".join(to_addrs)).isascii():
+    if not (sender + "".join(to_addrs)).isascii():
         smtp.ehlo_or_helo_if_needed()
         if not smtp.has_extn("smtputf8"):
             # send_message() raises the stdlib's own error for this.
             return smtp.send_message(message, to_addrs=to_addrs)
-        return smtp.sendmail(from_addr, to_addrs, wire, ["SMTPUTF8", "BODY=8BITMIME"])
-    return smtp.sendmail(from_addr, to_addrs, wire)
+        return smtp.sendmail(sender, to_addrs, wire, ["SMTPUTF8", "BODY=8BITMIME"])
+    return smtp.sendmail(sender, to_addrs, wire)
 
 
 _ENVELOPE_KW: dict[type, bool] = {}
@@ -424,11 +417,15 @@ class _Batch:
         return self._mailer._sends_wire()
 
     def _send_checked(
-        self, message: EmailMessage, wire: bytes | None, envelope_to: str | None
+        self,
+        message: EmailMessage,
+        wire: bytes | None,
+        envelope_to: str | None,
+        sender: str | None = None,
     ) -> None:
         """``send()``, sending *wire* as ``SmtpMailer._send_checked()`` does."""
         to_addrs = _envelope(envelope_to)
-        self._deliver(lambda smtp: _transmit(smtp, message, wire, to_addrs))
+        self._deliver(lambda smtp: _transmit(smtp, message, wire, to_addrs, sender))
 
     def _send_wire(self, wire: bytes, sender: str, envelope_to: str) -> None:
         """``SmtpMailer._send_wire()`` over the batch's connection."""

@@ -211,8 +211,8 @@ class _Delivery(_Core):
         it is never sent). *source*: the bytes *message* was parsed from, if it was."""
         from teamaccess._mail.gate import (  # absolute: see _render_invitation()
             MailRefused,
+            check_sent,
             check_stored,
-            check_wire,
             scrub_error,
         )
 
@@ -229,12 +229,15 @@ class _Delivery(_Core):
                 # Stored bytes go out as they are (SmtpMailer): they must be what was built
                 # as a server reads them, not only as the stdlib parser reads them.
                 check_stored(source)
-            envelope, wire = check_wire(message, row.recipient, source if sends_wire else None)
+            envelope, wire, sender = check_sent(
+                message, row.recipient, source if sends_wire else None
+            )
         except MailRefused as exc:
             return _refused(row, exc)
         try:
             if sends_wire:
-                target._send_checked(message, wire, envelope)  # type: ignore[attr-defined]
+                # From the sender the check approved: read in that one place.
+                target._send_checked(message, wire, envelope, sender)  # type: ignore[attr-defined]
             elif self._mailer_takes_envelope(target):
                 target.send(message, envelope_to=envelope)  # type: ignore[call-arg]
             else:
