@@ -257,6 +257,17 @@ def _read_secret_file(path: Path) -> str:
     )
 
 
+def _raised(exc: BaseException) -> str:
+    """What *exc* says, even if its own ``__str__`` fails (the vendor's code is any code)."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = "(its message cannot be read)"
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: exit({exc.code!r}) was called"
+    return f"{type(exc).__name__}: {text}"
+
+
 def load_mailer(spec: str) -> Mailer:
     """The Mailer that the callable named by *spec* (``module:attribute``) returns when
     called with no arguments; what goes wrong is a ``ConfigError`` saying what to do."""
@@ -265,10 +276,12 @@ def load_mailer(spec: str) -> Mailer:
     module_name, _, attribute = spec.partition(":")
     try:
         target: Any = importlib.import_module(module_name)
-    except Exception as exc:  # its own code may raise anything while it loads
+    # Its own code may raise anything while it loads, or call sys.exit() (which would end
+    # the command without a word).
+    except (Exception, SystemExit) as exc:
         raise ConfigError(
             f"--mail python:{spec}: could not import {module_name} "
-            f"({type(exc).__name__}: {exc}); install it or put its folder on PYTHONPATH"
+            f"({_raised(exc)}); install it or put its folder on PYTHONPATH"
         ) from None
     for name in attribute.split("."):
         try:
@@ -278,6 +291,11 @@ def load_mailer(spec: str) -> Mailer:
                 f"--mail python:{spec}: {module_name} has no {attribute}; name a function "
                 "or class in it that returns a mailer"
             ) from None
+        except Exception as exc:  # a module's __getattr__ or a property may raise anything
+            raise ConfigError(
+                f"--mail python:{spec}: reading {name} raised {_raised(exc)}; name a "
+                "function or class that returns a mailer"
+            ) from None
     if not callable(target):
         raise ConfigError(
             f"--mail python:{spec}: {attribute} is not callable; name a function or class "
@@ -285,12 +303,19 @@ def load_mailer(spec: str) -> Mailer:
         )
     try:
         mailer = target()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ConfigError(
-            f"--mail python:{spec}: {attribute}() raised {type(exc).__name__}: {exc}; fix "
+            f"--mail python:{spec}: {attribute}() raised {_raised(exc)}; fix "
             "its settings (it is called with no arguments)"
         ) from None
-    if not callable(getattr(mailer, "send", None)):
+    try:
+        send = getattr(mailer, "send", None)
+    except Exception as exc:  # a property named send
+        raise ConfigError(
+            f"--mail python:{spec}: reading send of what {attribute}() returned raised "
+            f"{_raised(exc)}; return a teamaccess Mailer"
+        ) from None
+    if not callable(send):
         raise ConfigError(
             f"--mail python:{spec}: {attribute}() returned {type(mailer).__name__}, which "
             "has no send(message) method; return a teamaccess Mailer"
