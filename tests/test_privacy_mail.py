@@ -422,3 +422,15 @@ class TestFreeTextOfOthers:
         text = content(mail)[1]
         assert f"Ansprechpartner war {ERASED}" in text
         assert "jörg" not in decoded_text(mail)
+
+    def test_the_vendors_subject_in_the_audit_log(self, store: Store, clock: FrozenClock) -> None:
+        team = make(store, clock, MemoryMailer())
+        acc = setup(team, clock)
+        subject = f"Neu: {PIA_EMAIL.upper()}. Kunde {PIA}, nicht x-{PIA}"
+        team.notify(acc, "general", subject=subject, text="x")
+
+        report = team.erase_person(user_id=PIA, actor_id=SYSTEM)
+
+        [queued] = [e for e in team.audit_log(acc) if e.action == "notification.queued"]
+        name = report.pseudonym
+        assert queued.details["subject"] == f"Neu: {name}. Kunde {name}, nicht x-{PIA}"

@@ -69,14 +69,18 @@ def _char(c: str) -> str:
 
 
 class Redactor:
-    """Finds one person in free text and replaces them with :data:`PLACEHOLDER`.
+    """Finds one person in free text and replaces them with *replacement*
+    (:data:`PLACEHOLDER` unless given).
 
     *addresses*: every form of their addresses (as typed, normalised, the ASCII domain);
     the match ignores case and also finds the escaped forms :func:`_char` lists. A user id
     is found as a whole word, if it is at least :data:`MIN_FREE_TEXT_ID` long.
     """
 
-    def __init__(self, addresses: Iterable[str], user_ids: Iterable[str]) -> None:
+    def __init__(
+        self, addresses: Iterable[str], user_ids: Iterable[str], replacement: str = PLACEHOLDER
+    ) -> None:
+        self.replacement = replacement
         forms = sorted({a for a in addresses if a}, key=len, reverse=True)
         ids = sorted({u for u in user_ids if len(u) >= MIN_FREE_TEXT_ID}, key=len, reverse=True)
         alternatives = [_BEFORE + "(?:" + "".join(map(_char, f)) + ")" + _AFTER for f in forms]
@@ -87,7 +91,9 @@ class Redactor:
         return text is not None and self._pattern is not None and bool(self._pattern.search(text))
 
     def sub(self, text: str) -> str:
-        return text if self._pattern is None else self._pattern.sub(PLACEHOLDER, text)
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda _: self.replacement, text)
 
     def found_value(self, value: object) -> bool:
         """Whether *value* (a string, or a list or mapping of them, nested) names the person."""

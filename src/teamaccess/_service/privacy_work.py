@@ -348,8 +348,11 @@ class _PrivacyWork:
                 counts[row.account_id]["messages"] += 1
         self._redact_mail(work, person, counts, verdicts)
         self._redact_texts(work, person, counts)
-        for event in uow.events_with(matcher.needles):
-            if _mentions(matcher, event):
+        # A vendor's text in the details (a notification's subject) is free text: the
+        # person is looked for there as in mail to others, but replaced by the pseudonym.
+        free = _redactor(person, pseudonym)
+        for event in uow.events_with(matcher.needles | _free_needles(person)):
+            if _mentions(matcher, event) or free.found_value(event.details):
                 uow.update_event(
                     attrs.evolve(
                         event,
@@ -360,7 +363,8 @@ class _PrivacyWork:
                             else matcher.replace_text(event.target, pseudonym)
                         ),
                         details={
-                            k: matcher.replace_value(v, pseudonym) for k, v in event.details.items()
+                            k: free.sub_value(matcher.replace_value(v, pseudonym))
+                            for k, v in event.details.items()
                         },
                     )
                 )
@@ -417,12 +421,9 @@ class _PrivacyWork:
         and metadata of invitations to others (a note goes out in the invitation mail),
         the metadata of other members, the name, company, phone and role of other
         contacts. Their own rows are gone by now."""
-        from .._mail.redact import free_text_needles
-
         uow = work.uow
         redactor = _redactor(person)
-        forms = {a.email for a in person.addresses.values()} | person.keys
-        needles = free_text_needles(forms, person.user_ids)
+        needles = _free_needles(person)
         for m in uow.members_with_text(needles):
             if redactor.found_value(m.metadata):
                 uow.update_member(attrs.evolve(m, metadata=redactor.sub_value(m.metadata)))
@@ -488,11 +489,19 @@ def _who(person: _Person) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(forms), frozenset(person.user_ids)
 
 
-def _redactor(person: _Person) -> Redactor:
-    from .._mail.redact import Redactor
+def _redactor(person: _Person, replacement: str | None = None) -> Redactor:
+    from .._mail.redact import PLACEHOLDER, Redactor
 
     forms = {a.email for a in person.addresses.values()} | person.keys
-    return Redactor(forms, person.user_ids)
+    return Redactor(forms, person.user_ids, replacement or PLACEHOLDER)
+
+
+def _free_needles(person: _Person) -> set[str]:
+    """The coarse search's needles for the person in free text."""
+    from .._mail.redact import free_text_needles
+
+    forms = {a.email for a in person.addresses.values()} | person.keys
+    return free_text_needles(forms, person.user_ids)
 
 
 def _exported_event(event: AuditEvent, matcher: PersonMatcher) -> dict[str, Any]:
