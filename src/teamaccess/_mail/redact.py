@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
-__all__ = ["PLACEHOLDER", "Redactor", "Unrewritable", "free_text_needles", "redact_message"]
+__all__ = [
+    "PLACEHOLDER",
+    "Redactor",
+    "Unrewritable",
+    "Verdicts",
+    "free_text_needles",
+    "redact_message",
+]
 
 #: What stands in a text to others where the person was named. Not the pseudonym: that
 #: would tell the other recipient which audit entries are the person's.
@@ -245,3 +252,59 @@ def redact_message(source: bytes, recipient: str, redactor: Redactor) -> bytes |
     ):
         raise Unrewritable("its rewritten form reads back differently")
     return rebuilt
+
+
+#: How many bytes of rewritten messages :class:`Verdicts` keeps at most; a message past
+#: that is rewritten again in the write unit (a vendor's notice naming the person, sent to
+#: a very large list).
+KEPT_BYTES: Final = 64 * 1024 * 1024
+
+
+class Verdicts:
+    """What :func:`redact_message` said of stored messages, worked out before the
+    erasure's write unit opens and looked up in it, so the unit does not parse them while
+    other writers wait.
+
+    Kept by a digest of the recipient and the message's bytes: a message added or changed
+    between the two is a miss and is parsed in the unit, as every message was before.
+    Only a digest and the verdict are kept (the rewritten bytes for the few messages that
+    name the person, up to :data:`KEPT_BYTES`), never every message.
+    """
+
+    def __init__(self, redactor: Redactor, who: object = None) -> None:
+        self.redactor = redactor
+        self.who = who  # whom the redactor looks for, as the caller tells them apart
+        self._known: dict[bytes, bytes | str | None] = {}
+        self._kept = 0
+
+    @staticmethod
+    def _digest(source: bytes, recipient: str) -> bytes:
+        import hashlib
+
+        digest = hashlib.blake2b(recipient.encode("utf-8", "surrogatepass"), digest_size=16)
+        digest.update(b"\0")  # a recipient holds no NUL: where it ends is unambiguous
+        digest.update(source)
+        return digest.digest()
+
+    def learn(self, source: bytes, recipient: str) -> None:
+        """Work out and keep the verdict on *source*, a stored message to *recipient*."""
+        verdict: bytes | str | None
+        try:
+            verdict = redact_message(source, recipient, self.redactor)
+        except Unrewritable as exc:
+            verdict = str(exc)
+        if isinstance(verdict, bytes):
+            if self._kept + len(verdict) > KEPT_BYTES:
+                return
+            self._kept += len(verdict)
+        self._known[self._digest(source, recipient)] = verdict
+
+    def redact(self, source: bytes, recipient: str) -> bytes | None:
+        """As :func:`redact_message`, from the kept verdict where there is one."""
+        key = self._digest(source, recipient)
+        if key not in self._known:
+            return redact_message(source, recipient, self.redactor)
+        verdict = self._known[key]
+        if isinstance(verdict, str):
+            raise Unrewritable(verdict)
+        return verdict

@@ -20,7 +20,7 @@ from .._privacy import ErasureReport, PersonMatcher, PurgeReport
 from .checks import _check_id, _check_user, _Work
 
 if TYPE_CHECKING:
-    from .._mail.redact import Redactor
+    from .._mail.redact import Redactor, Verdicts
     from .team import TeamAccess
 
 __all__ = ["_PrivacyWork"]
@@ -234,6 +234,7 @@ class _PrivacyWork:
         """See ``TeamAccess.erase_person()``."""
         actor_id = _check_id("actor_id", actor_id)
         uid, address = self._request(user_id, email)
+        verdicts = self._judge_mail(actor_id, uid, address)
         with self.team._write() as work:
             uow = work.uow
             _check_unit(uow, scrub=getattr(self.team._store, "scrub", None), erase=True)
@@ -248,7 +249,7 @@ class _PrivacyWork:
                     "then erase"
                 )
             pseudonym = self._pseudonym(person)
-            counts = self._erase(work, person, pseudonym)
+            counts = self._erase(work, person, pseudonym, verdicts)
             total = Counter[str]()
             for account_id, done in sorted(counts.items()):
                 total.update(done)
@@ -278,7 +279,36 @@ class _PrivacyWork:
             self.team._store.scrub()
         return report
 
-    def _erase(self, work: _Work, person: _Person, pseudonym: str) -> dict[str, Counter[str]]:
+    def _judge_mail(
+        self, actor_id: str, user_id: str | None, address: Address | None
+    ) -> Verdicts | None:
+        """The verdict on every stored message, worked out before the write unit: parsing
+        them takes seconds with a month of sent mail kept, and other writers would wait
+        for all of it. Read in short units, a page at a time, and parsed outside them.
+        ``None`` where the write unit is going to refuse the erasure anyway."""
+        from .._mail.redact import Verdicts
+
+        with self.team._read() as uow:
+            _check_unit(uow, scrub=getattr(self.team._store, "scrub", None), erase=True)
+            self._may_erase(uow, actor_id, user_id, address)
+            person = self._find(uow, user_id, address)
+        if any(m.is_owner for m in person.memberships):
+            return None
+        verdicts = Verdicts(_redactor(person), _who(person))
+        after = 0
+        while True:
+            with self.team._read() as uow:
+                page = uow.outbox_texts(after=after, limit=500)
+            if not page:
+                return verdicts
+            after = page[-1][0]
+            for _, row in page:
+                if row.message is not None:
+                    verdicts.learn(row.message, row.recipient)
+
+    def _erase(
+        self, work: _Work, person: _Person, pseudonym: str, verdicts: Verdicts | None
+    ) -> dict[str, Counter[str]]:
         """Every change of an erasure, counted per account."""
         uow = work.uow
         ids = person.user_ids
@@ -316,7 +346,7 @@ class _PrivacyWork:
             if _key(row.recipient) in person.addresses:
                 uow.delete_outbox(row.id)
                 counts[row.account_id]["messages"] += 1
-        self._redact_mail(work, person, counts)
+        self._redact_mail(work, person, counts, verdicts)
         self._redact_texts(work, person, counts)
         # A vendor's text in the details (a notification's subject) is free text: the
         # person is looked for there as in mail to others, but replaced by the pseudonym.
@@ -342,15 +372,21 @@ class _PrivacyWork:
         return counts
 
     @staticmethod
-    def _redact_mail(work: _Work, person: _Person, counts: dict[str, Counter[str]]) -> None:
+    def _redact_mail(
+        work: _Work, person: _Person, counts: dict[str, Counter[str]], verdicts: Verdicts | None
+    ) -> None:
         """The person taken out of mail to others: their address in a vendor's text of a
         stored message (waiting or sent), and in any row's delivery error. A waiting
         message that cannot be rewritten safely is cancelled; of a sent or cancelled one
-        the stored copy is dropped."""
-        from .._mail.redact import Unrewritable, redact_message
+        the stored copy is dropped. A message *verdicts* judged before the unit is not
+        parsed again; the error text, short, is always read here."""
+        from .._mail.redact import Unrewritable, Verdicts
 
         uow = work.uow
         redactor = _redactor(person)
+        if verdicts is None or verdicts.who != _who(person):
+            # Someone joined or left under the person's ids since: judge it all afresh.
+            verdicts = Verdicts(redactor, _who(person))
         after = 0
         while page := uow.outbox_texts(after=after, limit=500):
             after = page[-1][0]
@@ -360,7 +396,7 @@ class _PrivacyWork:
                     error = redactor.sub(error)
                 if message is not None:
                     try:
-                        message = redact_message(message, row.recipient, redactor) or message
+                        message = verdicts.redact(message, row.recipient) or message
                     except Unrewritable as exc:
                         message = None
                         if row.status == "pending":
@@ -445,6 +481,12 @@ class _PrivacyWork:
         if scrub and report.total:
             self.team._store.scrub()
         return report
+
+
+def _who(person: _Person) -> tuple[frozenset[str], frozenset[str]]:
+    """What a redactor looks for: a verdict stands only for the same forms and ids."""
+    forms = {a.email for a in person.addresses.values()} | person.keys
+    return frozenset(forms), frozenset(person.user_ids)
 
 
 def _redactor(person: _Person, replacement: str | None = None) -> Redactor:
