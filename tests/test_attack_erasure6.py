@@ -3,9 +3,13 @@ that survived, and text that is not the person that was rewritten or cancelled."
 
 from __future__ import annotations
 
+import sqlite3
 import unicodedata
+from pathlib import Path
 
-from teamaccess import SYSTEM, MemoryMailer, PermissionSet, Store
+import pytest
+
+from teamaccess import SYSTEM, MemoryMailer, PermissionSet, SQLiteStore, StorageError, Store
 from teamaccess.testing import FrozenClock
 
 from .test_privacy_mail import ERASED, OTHER, PIA, PIA_EMAIL, content, make, setup
@@ -78,3 +82,25 @@ def test_an_id_inside_another_address_stays(store: Store, clock: FrozenClock) ->
     team.deliver_pending()
     for msg in team.mailer.outbox:  # type: ignore[attr-defined]
         assert content(msg)[1].startswith(f"{others}; {ERASED}.\n")
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("last_error", "x'00ff'"), ("message", "99999999999"), ("message", "123")],
+)
+def test_an_outbox_value_of_another_type_is_a_storage_error(
+    tmp_path: Path, clock: FrozenClock, column: str, value: str
+) -> None:
+    # Another program wrote a BLOB where text belongs, or a number where the message is.
+    team = make(SQLiteStore(tmp_path / "t.db"), clock, MemoryMailer(), delivery="queue")
+    acc = setup(team, clock)
+    team.notify(acc, "billing", subject="Invoice", text=f"Ask {PIA_EMAIL}")
+    team._store.close()
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        sql = f"UPDATE outbox SET {column} = {value} WHERE recipient = ?"  # noqa: S608
+        conn.execute(sql, (OTHER,))
+    conn.close()
+    team = make(SQLiteStore(tmp_path / "t.db"), clock, MemoryMailer(), delivery="queue")
+    with pytest.raises(StorageError, match=f"in the {column} column"):
+        team.erase_person(user_id=PIA, actor_id=SYSTEM)
+    team._store.close()

@@ -237,6 +237,11 @@ def _event(row: Row) -> AuditEvent:
 
 def _outbox(row: Row) -> OutboxMessage:
     try:
+        if row[11] is not None and type(row[11]) is not str:
+            raise TypeError(_not_text(row[11], "last_error"))
+        if row[8] is not None and type(row[8]) is not bytes:
+            # bytes() of a number is that many NUL bytes (a huge one: no memory left).
+            raise TypeError(f"{type(row[8]).__name__} in the message column, where a BLOB belongs")
         return OutboxMessage(
             id=row[0],
             account_id=row[1],
