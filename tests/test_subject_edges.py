@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tests.conftest import SECRET
 
-from teamaccess import MemoryMailer, SQLiteStore, TeamAccess
+from teamaccess import MemoryMailer, SQLiteStore, TeamAccess, ValidationError
 from teamaccess._mail.gate import check_stored, check_wire
 from teamaccess._mail.mailers import build_message, parse_stored
 
@@ -102,3 +102,12 @@ def test_every_built_subject_passes_the_last_check_as_stored(subject: str) -> No
     assert all(line.strip() for line in header.split(b"\n"))
     # The stdlib may add or drop a space between encoded words on reading back.
     assert subject_read_back(raw).split() == subject.split()
+
+
+@pytest.mark.parametrize("subject", ["Rechnung\n", "\r\nRechnung", "Über\u2028", "x\x00 "])
+def test_a_line_break_at_an_edge_is_refused_not_dropped(subject: str) -> None:
+    with pytest.raises(ValidationError, match=r"^mail header Subject contains a line break"):
+        build_message(
+            sender="Panel <noreply@panel.example>", to="k@example.org", subject=subject,
+            text="x", html=None, message_id="<m1@panel.example>", language="de",
+        )  # fmt: skip

@@ -253,10 +253,6 @@ def build_message(
     message is then built for it.
     """
     added = {} if headers is None else _check_added(headers)
-    # Python 3.11's folder gives a long subject that ends in white space a last line of
-    # white space only, which the last check refuses as a damaged header (the mail was
-    # cancelled unsent); the edges carry no meaning, so they go.
-    subject = subject.strip()
     fields = {
         "From": sender,
         "To": to,
@@ -270,6 +266,11 @@ def build_message(
 
     for name, value in fields.items():
         check_line(f"mail header {name}", value)
+    # Python 3.11's folder gives a long subject that ends in white space a last line of
+    # white space only, which the last check refuses as a damaged header (the mail was
+    # cancelled unsent); the edges carry no meaning, so they go (after the check above:
+    # a line break is refused, never dropped).
+    subject = subject.strip()
     utf8 = _header_address("From", sender)[1] or _header_address("To", to)[1]
     msg = EmailMessage(policy=_policy(utf8))
     msg["From"] = _address_field(utf8, "From", sender)
