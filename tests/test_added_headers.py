@@ -11,7 +11,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from teamaccess import ValidationError
@@ -234,8 +234,10 @@ def test_what_is_accepted_fits_in_lines_and_reads_back(headers: dict[str, str]) 
     _accepted_fits_and_reads_back(headers)
 
 
+# 500 examples: under CI's derandomized profile each takes about 0.12 s (long values,
+# written and read back by two policies).
 @pytest.mark.slow
-@settings(max_examples=4000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.dictionaries(_LONG_NAMES, _LONG_VALUES, min_size=1, max_size=2))
 def test_what_is_accepted_fits_in_lines_and_reads_back_many(headers: dict[str, str]) -> None:
     _accepted_fits_and_reads_back(headers)
@@ -268,11 +270,16 @@ AGREEMENT = [
 
 
 def _builder_refuses(name: str, value: str) -> bool:
+    return _builder_refusal(name, value) is not None
+
+
+def _builder_refusal(name: str, value: str) -> str | None:
+    """The builder's ``ValidationError`` message for the added header, or None."""
     try:
         built({name: value})
-    except ValidationError:
-        return True
-    return False
+    except ValidationError as exc:
+        return str(exc)
+    return None
 
 
 def _last_check_refuses(name: str, value: str) -> bool:
@@ -341,7 +348,15 @@ class TestTheBuilderRefusesWhatTheLastCheckRefuses:
 
     @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.sampled_from([name for name, _ in AGREEMENT]), HOSTILE_TEXT)
+    @example("Reply-To", "a" * 1000 + "@example.org")  # too long to fold: the builder's own
     def test_hostile_values(self, name: str, value: str) -> None:
         if any(c in value for c in "\r\n\x00") or "\ud800" in value or "\udcff" in value:
             return  # refused by the builder's line check before any header is made
-        assert _builder_refuses(name, value) == _last_check_refuses(name, value)
+        refusal = _builder_refusal(name, value)
+        if refusal is not None and not _last_check_refuses(name, value):
+            # The builder also refuses a value it cannot write in lines of 998 octets (a
+            # word too long to fold), which a mail made some other way reaches the check
+            # with; nothing else may it refuse that the check lets through.
+            assert "cannot be written in lines of at most 998" in refusal, refusal
+        else:
+            assert (refusal is not None) == _last_check_refuses(name, value)

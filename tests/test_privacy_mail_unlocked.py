@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 import pytest
 
-from teamaccess import SYSTEM, MemoryMailer, SQLiteStore, Store, TeamAccess
+from teamaccess import SYSTEM, MemoryMailer, PermissionSet, SQLiteStore, Store, TeamAccess
 from teamaccess._mail import redact
 from teamaccess._mail.mailers import build_message, parse_stored
 from teamaccess.testing import FrozenClock
@@ -214,3 +214,32 @@ class TestChangedBetween:
         assert texts[(OLGA, "Zweite")].startswith(f"Nachfolger von {ERASED}.")
         assert (OLGA, erased(SUBJECT)) not in texts  # the stale verdict was not used
         assert (OTHER, erased(SUBJECT)) in texts
+
+    def test_the_person_gains_an_address_in_between(
+        self, store: Store, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        team = make(store, clock, MemoryMailer(), delivery="queue")
+        acc = setup(team, clock)
+        new = "pia.neu@other.example"
+        # Not hers yet when the scan reads it: the scan's verdict is "names nobody".
+        team.notify(acc, "billing", subject="Invoice", text=f"Fragen an {new}.")
+        watch = Watch(monkeypatch, store, lambda: None)
+
+        def between() -> None:
+            now = make(store, clock, MemoryMailer())  # sends at once: the token is set
+            second = now.create_account(name="Zwei", owner_id="zoe", owner_email=OTHER)
+            inv = now.invite(second.id, actor_id="zoe", email=new, permissions=PermissionSet.of())
+            now.accept_invitation(inv.token or "", user_id=PIA, email=new)
+
+        watch.between = between
+
+        report = team.erase_person(user_id=PIA, actor_id=SYSTEM)
+
+        # Whom the erasure looks for changed: every message is judged again in the unit.
+        assert sorted(watch.before) == sorted([OLGA, OTHER, HER])
+        assert sorted(watch.inside) == sorted([OLGA, OTHER])
+        assert new in report.addresses
+        assert report.messages_redacted == 2
+        for m in team.pending_messages():
+            if m.message is not None and m.kind != "invitation":
+                assert content(parse_stored(m.message))[1].startswith(f"Fragen an {ERASED}.")

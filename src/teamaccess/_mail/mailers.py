@@ -246,6 +246,8 @@ def build_message(
 ) -> EmailMessage:
     """A multipart/alternative message; every header value checked for line breaks first.
 
+    White space around *subject* is dropped.
+
     Address domains are written in their ASCII (IDNA) form, which every mail server
     accepts; only an address whose local part is not ASCII needs SMTPUTF8, and the
     message is then built for it.
@@ -264,12 +266,23 @@ def build_message(
 
     for name, value in fields.items():
         check_line(f"mail header {name}", value)
+    # Python 3.11's folder gives a long subject that ends in white space a last line of
+    # white space only, which the last check refuses as a damaged header (the mail was
+    # cancelled unsent); the edges carry no meaning, so they go (after the check above:
+    # a line break is refused, never dropped).
+    subject = subject.strip()
     utf8 = _header_address("From", sender)[1] or _header_address("To", to)[1]
     msg = EmailMessage(policy=_policy(utf8))
     msg["From"] = _address_field(utf8, "From", sender)
     msg["To"] = str(_header_address("To", to)[0])
     msg["Date"] = format_datetime(date) if date is not None else format_datetime(datetime.now(UTC))
-    msg["Subject"] = subject
+    if utf8 or subject.isascii():
+        msg["Subject"] = subject
+    else:
+        # Written as encoded words by hand: Python 3.11's folder can drop the space
+        # between two encoded words at a fold, so the check before sending refused the
+        # mail sent now, and mail sent from the outbox arrived with words run together.
+        msg.set_raw("Subject", _encoded_words(subject))
     msg["Message-ID"] = message_id
     for name, value in added.items():
         if not name.lower().startswith("content-"):
@@ -288,6 +301,37 @@ def build_message(
         _check_written(msg, added, utf8)
         _check_sendable(msg, to, added, fields, text, html, date)
     return msg
+
+
+# Characters an encoded word of the "Q" form may hold as they are, in any header (RFC 2047
+# section 5, rule 3); a space is "_", anything else "=XX" for each of its UTF-8 bytes.
+_Q_LITERAL: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
+
+
+def _encoded_words(text: str) -> str:
+    """*text* as RFC 2047 "Q" encoded words, folded one to a line: every character, white
+    space included, is inside a word (white space between two words is not text), no
+    character is split across two words, and each line fits in 78 characters after a
+    ``Subject: `` (an encoded word is at most 75)."""
+    words: list[str] = []
+    current: list[str] = []
+    size = 0
+    room = 78 - len("Subject: ") - len("=?utf-8?q??=")
+    for char in text:
+        if char in _Q_LITERAL:
+            piece = char
+        elif char == " ":
+            piece = "_"
+        else:
+            piece = "".join(f"={byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
+        if current and size + len(piece) > room:
+            words.append("".join(current))
+            current, size = [], 0
+            room = 75 - len("=?utf-8?q??=")
+        current.append(piece)
+        size += len(piece)
+    words.append("".join(current))
+    return "\n ".join(f"=?utf-8?q?{word}?=" for word in words)
 
 
 #: A header name: RFC 5322's printable ASCII but the colon, short enough to fit a line
