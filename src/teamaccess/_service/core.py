@@ -495,6 +495,14 @@ def _check_sender_survives(sender: str) -> None:
     try:
         check_outgoing(message, probe)
     except MailRefused as exc:
+        from .._mail.gate import _envelope_sender
+
+        if _envelope_sender(str(message["From"])) is None:
+            raise ValidationError(
+                f"sender {sender!r}: its address is not one a mail server reads as the "
+                "envelope sender (MAIL FROM); use a local part of letters, digits and dots "
+                "(or one quoted string) at a domain name, not an address literal"
+            ) from None
         raise ValidationError(
             f"sender {sender!r} does not survive the trip through a mail header on this "
             f"Python ({exc}); shorten the name before the address, or keep it ASCII"
