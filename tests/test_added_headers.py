@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from teamaccess import ValidationError
+from teamaccess._emails import BREAKS
 from teamaccess._mail.mailers import build_message, wire_policy
 
 
@@ -349,9 +350,12 @@ class TestTheBuilderRefusesWhatTheLastCheckRefuses:
     @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.sampled_from([name for name, _ in AGREEMENT]), HOSTILE_TEXT)
     @example("Reply-To", "a" * 1000 + "@example.org")  # too long to fold: the builder's own
+    @example("Reply-To", "::\u2028")  # a line break the builder refuses first
     def test_hostile_values(self, name: str, value: str) -> None:
-        if any(c in value for c in "\r\n\x00") or "\ud800" in value or "\udcff" in value:
-            return  # refused by the builder's line check before any header is made
+        if not BREAKS.isdisjoint(value) or "\ud800" in value or "\udcff" in value:
+            # refused by the builder's line check before any header is made (U+2028 too,
+            # which the stdlib would encode when it adds the header itself)
+            return
         refusal = _builder_refusal(name, value)
         if refusal is not None and not _last_check_refuses(name, value):
             # The builder also refuses a value it cannot write in lines of 998 octets (a
