@@ -4,16 +4,11 @@ and leaves no file behind."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from tests.conftest import SECRET
-from tests.test_cli_wire import ACCEPT_URL, SENDER
-
-from teamaccess._cli import cli
+from tests.test_cli_mailer_factory import assert_refused_creating_nothing
 
 MODULE = """
 import sys
@@ -68,20 +63,6 @@ def test_a_factory_failing_otherwise_is_refused_and_creates_nothing(
     folder.mkdir()
     (folder / "vendor6.py").write_text(MODULE, encoding="utf-8")
     (folder / "vendor6_exits.py").write_text(EXITS_ON_IMPORT, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(folder))
     for name in ("vendor6", "vendor6_exits"):
         monkeypatch.delitem(sys.modules, name, raising=False)
-    env = {k: None for k in os.environ if k.startswith("TEAMACCESS_")}
-    env["TEAMACCESS_SECRET_KEY"] = SECRET
-    result = CliRunner(env=env).invoke(
-        cli,
-        ["--mail", f"python:{factory}", "--sender", SENDER, "--accept-url", ACCEPT_URL,
-         "accounts", "create", "--name", "A", "--owner-id", "o", "--owner-email",
-         "o@example.org"],
-    )  # fmt: skip
-    assert result.exit_code == 3, (result.output, result.exception)
-    assert f"--mail python:{factory}: " in result.stderr
-    assert says in result.stderr
-    assert "Traceback" not in result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["vendor"]
+    assert_refused_creating_nothing(tmp_path, folder, monkeypatch, factory, says)

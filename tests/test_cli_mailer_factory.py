@@ -169,9 +169,17 @@ def test_a_factory_that_cannot_give_a_mailer_is_refused_and_creates_nothing(
     factory: str,
     says: str,
 ) -> None:
+    monkeypatch.delitem(sys.modules, "vendormail", raising=False)
+    assert_refused_creating_nothing(tmp_path, vendor, monkeypatch, factory, says)
+
+
+def assert_refused_creating_nothing(
+    tmp_path: Path, vendor: Path, monkeypatch: pytest.MonkeyPatch, factory: str, says: str
+) -> None:
+    """``accounts create`` with ``--mail python:{factory}``, the vendor's modules in
+    *vendor* (a folder in *tmp_path*): refused with exit 3 and *says*, no file made."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(vendor))
-    monkeypatch.delitem(sys.modules, "vendormail", raising=False)
     env = {k: None for k in os.environ if k.startswith("TEAMACCESS_")}
     env["TEAMACCESS_SECRET_KEY"] = SECRET
     result = CliRunner(env=env).invoke(
@@ -184,4 +192,4 @@ def test_a_factory_that_cannot_give_a_mailer_is_refused_and_creates_nothing(
     assert f"--mail python:{factory}: " in result.stderr
     assert says in result.stderr
     assert "Traceback" not in result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["vendor"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [vendor.name]
