@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Final, TypeGuard
 
@@ -72,6 +72,9 @@ class _Delivery(_Core):
     #: sends through the mailer itself, so ``SmtpMailer`` keeps sending checked bytes and
     #: an override keeps its calls.
     _on_sent: Callable[[OutboxMessage], None] | None = None
+
+    #: See :meth:`_unrecorded`; made on first use.
+    _late_records: dict[str, tuple[OutboxMessage, datetime]] | None = None
 
     def accept_link(self, token: str) -> str:
         """The link of the invitation mail for *token*, built from ``accept_url``.
@@ -335,6 +338,61 @@ class _Delivery(_Core):
             self._on_sent(done)
         return done
 
+    def _unrecorded(self) -> dict[str, tuple[OutboxMessage, datetime]]:
+        """Messages this instance sent whose record failed (the store was locked, full,
+        or unreachable), by id: the row as it was sent, and when."""
+        late = self._late_records
+        if late is None:
+            late = self._late_records = {}
+        return late
+
+    def _keep_unrecorded(self, row: OutboxMessage, exc: StorageError) -> None:
+        """Remember a sent message the store could not record, to record it later: left
+        as it is, the row would be due again once its lease ends, and go twice."""
+        self._unrecorded()[row.id] = (row, self.clock.now())
+        _log().error(
+            "mail %s to %s was sent, but recording it failed (%s); recorded on the next "
+            "delivery by this process, else sent again once its lease ends",
+            row.id, row.recipient, exc,
+        )  # fmt: skip
+
+    def _record_late(self) -> None:
+        """Record the sends :meth:`_keep_unrecorded` remembered, before the lease of their
+        rows ends; ``StorageError`` if the store still fails (they stay remembered)."""
+        late = self._unrecorded()
+        if not late:
+            return
+        done: list[OutboxMessage] = []
+        with self._record_unit() as uow:
+            for row, at in list(late.values()):
+                current = uow.get_outbox(row.id)
+                # Another run took the row once the lease ended: it is that run's now.
+                if _still_ours(current, row):
+                    assert current is not None
+                    done.append(self._outcome(current, None, at))
+                    uow.update_outbox(done[-1])
+            uow.commit()
+        for row, _at in list(late.values()):
+            late.pop(row.id, None)
+        if self._on_sent is not None:
+            for sent in done:
+                self._on_sent(sent)
+
+    def _record_run(self, row: OutboxMessage, error: str | None) -> OutboxMessage:
+        """:meth:`_record` in a ``deliver_pending()`` run; a sent message the store fails
+        to record is remembered and named in the ``StorageError``."""
+        try:
+            return self._record(row, error)
+        except StorageError as exc:
+            if error is not None:
+                raise
+            self._keep_unrecorded(row, exc)
+            raise StorageError(
+                f"mail {row.id} was sent, but recording it failed: {exc}. The next "
+                "deliver_pending() of this TeamAccess records it first; the messages this "
+                "run did not try wait for their delivery lease to end"
+            ) from exc
+
     def _outcome(self, current: OutboxMessage, error: str | None, now: datetime) -> OutboxMessage:
         """*current*, the row as stored, after a try to send it that ended in *error*."""
         if error is None:
@@ -371,13 +429,46 @@ class _Delivery(_Core):
             batch = ()
         failed = list(unbuilt)
         refused = len(unbuilt)
+        stopped: StorageError | None = None
+        if batch and self._late_records:
+            with suppress(StorageError):  # still failing: they wait for the next try
+                self._record_late()
         with self._sending(bool(batch)) as mailer:
-            for row, message in batch:
+            for index, (row, message) in enumerate(batch):
                 error = self._send(row, message, mailer)
-                self._record(row, error, returned=False)
                 if error is not None:
                     failed.append(row.id)
                     refused += isinstance(error, _Refusal)
+                try:
+                    self._record(row, error, returned=False)
+                except StorageError as exc:
+                    # The call's rows are committed; only how sending went is not. The
+                    # store is failing: send no more now (each would go unrecorded, and
+                    # so go again); the rest wait in the outbox for their lease to end.
+                    if error is None:
+                        self._keep_unrecorded(row, exc)
+                    failed.extend(r.id for r, _ in batch[index + 1 :])
+                    stopped = exc
+                    break
+        if stopped is not None and failed:
+            if invitation is not None:
+                what = (
+                    f"the invitation {invitation.id} is saved and deliver_pending() retries "
+                    "its mail once its delivery lease ends"
+                )
+            else:
+                what = (
+                    "they wait in the outbox and deliver_pending() sends them once their "
+                    "delivery lease ends; do not call notify() again, or the messages that "
+                    "went now go twice"
+                )
+            raise DeliveryFailed(
+                f"{len(failed)} of {len(batch) + len(unbuilt)} message(s) could not be sent "
+                f"now: the database failed while recording how sending went ({stopped}); "
+                f"{what}",
+                message_ids=failed,
+                invitation=invitation,
+            )
         if failed:
             if refused == len(failed):
                 what = (
@@ -439,6 +530,9 @@ class _Delivery(_Core):
                 "deliver_pending() sends mail, which must not leave before the host "
                 "application's transaction commits; call it after leaving store.join()"
             )
+        # What an earlier run sent but could not record goes first: claimed again once
+        # its lease ends, it would go twice.
+        self._record_late()
         now = self.clock.now()
         lease_until = now + self.delivery_lease
         claimed = self._claim(now, lease_until, limit)
@@ -458,7 +552,7 @@ class _Delivery(_Core):
                 if sends_wire and row.kind != "invitation" and row.message is not None:
                     outcome = self._send_stored(row, mailer._send_wire)  # type: ignore[attr-defined]
                     if not isinstance(outcome, _FullWay):
-                        results.append(self._record(row, outcome))
+                        results.append(self._record_run(row, outcome))
                         continue
                 try:
                     prepared = self._prepare(row)
@@ -475,7 +569,7 @@ class _Delivery(_Core):
                 # A queued notification was parsed from the row's bytes (an invitation's
                 # mail is rendered now): the last check may use them.
                 source = row.message if row.kind != "invitation" else None
-                results.append(self._record(row, self._send(row, prepared, mailer, source)))
+                results.append(self._record_run(row, self._send(row, prepared, mailer, source)))
         return results
 
     def _claim(self, now: datetime, lease_until: datetime, limit: int) -> list[OutboxMessage]:

@@ -1,0 +1,220 @@
+"""Faults of the environment, with real components: the database locked by another
+connection (or full, or refusing connections) at the worst moment. Each failure is a
+``TeamAccessError`` that says what happened and what to do, nothing is half-written, the
+library recovers once the fault clears, and no mail goes out twice."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from tests.conftest import (
+    SECRET,
+    START,
+    drop_postgres_schema,
+    postgres_conninfo,
+    prepare_postgres_schema,
+)
+
+from teamaccess import (
+    DeliveryFailed,
+    MemoryMailer,
+    PermissionSet,
+    SQLiteStore,
+    StorageError,
+    TeamAccess,
+)
+from teamaccess.testing import FrozenClock
+
+LEASE = timedelta(minutes=5)
+
+
+class LockingMailer(MemoryMailer):
+    """Delivers, then (once armed) has another connection take the file's write lock, as
+    another process's long write does while the mail is on its way."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.armed = False
+        self.other: sqlite3.Connection | None = None
+
+    def send(self, message: EmailMessage) -> None:
+        super().send(message)
+        if self.armed and self.other is None:
+            self.other = sqlite3.connect(self.path, isolation_level=None)
+            self.other.execute("BEGIN IMMEDIATE")
+
+    def unlock(self) -> None:
+        self.armed = False
+        if self.other is not None:
+            self.other.execute("ROLLBACK")
+            self.other.close()
+            self.other = None
+
+    def to(self, address: str) -> int:
+        return sum(m["To"] == address for m in self.outbox)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(START)
+
+
+@pytest.fixture
+def mailer(tmp_path: Path) -> LockingMailer:
+    return LockingMailer(tmp_path / "team.db")
+
+
+def open_team(mailer: LockingMailer, clock: FrozenClock, delivery: str = "now") -> TeamAccess:
+    # A short busy timeout: the lock is held for good until the test lets go.
+    store = SQLiteStore(mailer.path, timeout=0.1)
+    return TeamAccess(store, mailer, secret_key=SECRET, clock=clock, delivery=delivery)  # type: ignore[arg-type]
+
+
+def with_contacts(team: TeamAccess, *addresses: str) -> str:
+    account = team.create_account(name="Muster", owner_id="owner", owner_email="o@example.org")
+    for n, address in enumerate(addresses):
+        team.add_contact(
+            account.id, actor_id="owner", name=f"C{n}", email=address, categories=["billing"]
+        )
+    return account.id
+
+
+class TestLockedWhileRecordingASentMail:
+    """The mail went out; recording that fails because another writer holds the lock."""
+
+    def test_invite_returns_the_invitation_and_its_mail_goes_once(
+        self, mailer: LockingMailer, clock: FrozenClock
+    ) -> None:
+        team = open_team(mailer, clock)
+        account = team.create_account(name="Muster", owner_id="owner", owner_email="o@ex.org")
+        mailer.armed = True
+        # The invitation is saved and its mail delivered: that is what invite() promises,
+        # so it returns (a StorageError saying "retry" would make the caller try again
+        # and meet AlreadyInvited, with the first link killed by a later resend).
+        inv = team.invite(
+            account.id, actor_id="owner", email="new@example.org", permissions=PermissionSet.all()
+        )
+        assert inv.token is not None
+        assert mailer.to("new@example.org") == 1
+        mailer.unlock()
+        clock.advance(LEASE * 3)
+        assert team.deliver_pending() == []
+        assert mailer.to("new@example.org") == 1
+        assert team.pending_messages() == []
+        # The link that went out still works: no later mail replaced its token.
+        member = team.accept_invitation(inv.token, user_id="new", email="new@example.org")
+        assert member.user_id == "new"
+        team.close()
+
+    def test_notify_says_what_went_and_nothing_goes_twice(
+        self, mailer: LockingMailer, clock: FrozenClock
+    ) -> None:
+        team = open_team(mailer, clock)
+        account_id = with_contacts(team, "a@example.org", "b@example.org")
+        mailer.armed = True
+        # The owner's mail went; recording it failed. A StorageError saying "retry" would
+        # have the caller notify everyone again. The others wait in the outbox.
+        with pytest.raises(DeliveryFailed, match=r"2 of 3 .*deliver_pending\(\)") as failed:
+            team.notify(account_id, "billing", subject="Invoice", text="Your invoice")
+        assert "do not call notify() again" in str(failed.value)
+        assert "locked" in str(failed.value)
+        assert len(failed.value.message_ids) == 2
+        assert mailer.to("o@example.org") == 1
+        assert len(mailer.outbox) == 1
+        mailer.unlock()
+        clock.advance(LEASE * 3)
+        sent = team.deliver_pending()
+        assert sorted(r.recipient for r in sent) == ["a@example.org", "b@example.org"]
+        assert all(r.status == "sent" for r in sent)
+        clock.advance(LEASE * 3)
+        assert team.deliver_pending() == []
+        assert [mailer.to(a) for a in ("o@example.org", "a@example.org", "b@example.org")] == [
+            1,
+            1,
+            1,
+        ]
+        team.close()
+
+    def test_the_worker_records_it_on_its_next_run_and_sends_it_once(
+        self, mailer: LockingMailer, clock: FrozenClock
+    ) -> None:
+        team = open_team(mailer, clock, delivery="queue")
+        account_id = with_contacts(team, "a@example.org")
+        team.notify(account_id, "billing", subject="Invoice", text="Your invoice")
+        mailer.armed = True
+        with pytest.raises(StorageError, match=r"was sent, but recording it failed.*locked"):
+            team.deliver_pending()
+        assert len(mailer.outbox) == 1
+        mailer.unlock()
+        # The next run (the worker's next round) first records what it sent; the message
+        # it never tried waits for its lease, then goes once.
+        assert team.deliver_pending() == []
+        assert len(team.pending_messages()) == 1
+        clock.advance(LEASE * 3)
+        assert [r.status for r in team.deliver_pending()] == ["sent"]
+        clock.advance(LEASE * 3)
+        assert team.deliver_pending() == []
+        assert [mailer.to(a) for a in ("o@example.org", "a@example.org")] == [1, 1]
+        team.close()
+
+
+class KillingMailer(MemoryMailer):
+    """Delivers, then (once armed) has the server end the store's connections, as a
+    restart or a failover does while the mail is on its way."""
+
+    def __init__(self, schema: str) -> None:
+        super().__init__()
+        self.schema = schema
+        self.armed = False
+
+    def send(self, message: EmailMessage) -> None:
+        super().send(message)
+        if self.armed:
+            self.armed = False
+            import psycopg
+
+            with psycopg.connect(postgres_conninfo(), autocommit=True) as admin:
+                killed = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE pid <> pg_backend_pid() AND application_name = %s",
+                    (self.schema,),
+                ).fetchone()
+            assert killed is not None
+            assert killed[0] >= 1
+
+
+@pytest.mark.postgres
+def test_postgres_connection_lost_while_recording_a_sent_invitation(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    import psycopg.conninfo
+
+    from teamaccess import PostgresStore
+
+    schema = prepare_postgres_schema(tmp_path)
+    # Named, so the mailer ends this store's connections and no other.
+    conninfo = psycopg.conninfo.make_conninfo(postgres_conninfo(), application_name=schema)
+    store = PostgresStore(conninfo, schema=schema, max_size=1)
+    mailer = KillingMailer(schema)
+    try:
+        team = TeamAccess(store, mailer, secret_key=SECRET, clock=clock)
+        account = team.create_account(name="Muster", owner_id="owner", owner_email="o@ex.org")
+        mailer.armed = True
+        inv = team.invite(
+            account.id, actor_id="owner", email="new@example.org", permissions=PermissionSet.all()
+        )
+        assert inv.token is not None
+        assert len(mailer.outbox) == 1
+        assert team.deliver_pending() == []  # records the sent mail on a new connection
+        clock.advance(LEASE * 3)
+        assert team.deliver_pending() == []
+        assert len(mailer.outbox) == 1
+        assert team.accept_invitation(inv.token, user_id="new", email="new@example.org")
+    finally:
+        store.close()
+        drop_postgres_schema(tmp_path)
