@@ -16,6 +16,7 @@ from tests.conftest import (
     START,
     drop_postgres_schema,
     postgres_conninfo,
+    postgres_schema,
     prepare_postgres_schema,
 )
 
@@ -218,3 +219,62 @@ def test_postgres_connection_lost_while_recording_a_sent_invitation(
     finally:
         store.close()
         drop_postgres_schema(tmp_path)
+
+
+@pytest.mark.postgres
+def test_postgres_refusing_new_connections_is_named_not_blamed_on_the_pool(
+    tmp_path: Path,
+) -> None:
+    """A server that refuses new connections (its max_connections, a role's CONNECTION
+    LIMIT) is what the error names, not a pool too small: a larger pool would make it
+    worse. Once it accepts again, the store's pool reconnects by itself."""
+    import psycopg
+    import psycopg.conninfo
+
+    from teamaccess import PostgresStore
+
+    schema = postgres_schema(tmp_path)  # made by the role's store, dropped here
+    role = f"r{schema}"
+    admin = psycopg.connect(postgres_conninfo(), autocommit=True)
+    superuser = admin.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    if superuser.fetchone() != (True,):
+        admin.close()
+        pytest.skip("needs a superuser on the test server to make a role with a limit")
+    admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    admin.execute(f'GRANT CREATE ON DATABASE "{admin.info.dbname}" TO "{role}"')
+    conninfo = psycopg.conninfo.make_conninfo(postgres_conninfo(), user=role)
+    store = PostgresStore(conninfo, schema=schema, max_size=1, timeout=1)
+    try:
+        team = TeamAccess(store, MemoryMailer(), secret_key=SECRET)
+        account = team.create_account(name="Muster", owner_id="owner", owner_email="o@ex.org")
+        admin.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT 0')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+        )
+        messages = []
+        for _ in range(2):  # the call the lost connection breaks, then one that waits
+            with pytest.raises(StorageError) as refused:
+                team.can("owner", account.id, "billing.view")
+            messages.append(str(refused.value))
+        assert "too many connections" in messages[-1]
+        assert "larger pool" not in messages[-1]
+        assert "CONNECTION LIMIT" in messages[-1]
+        assert all(role not in m or "password" not in m for m in messages)
+        admin.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT -1')
+        for _ in range(10):  # the pool's reconnection backs off for a second or so
+            try:
+                assert team.can("owner", account.id, "billing.view")
+                break
+            except StorageError:
+                continue
+        else:
+            pytest.fail("the store did not reconnect once the server accepted connections")
+    finally:
+        store.close()
+        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+        )
+        admin.execute(f'REVOKE CREATE ON DATABASE "{admin.info.dbname}" FROM "{role}"')
+        admin.execute(f'DROP ROLE "{role}"')
+        admin.close()
