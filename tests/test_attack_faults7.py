@@ -278,3 +278,62 @@ def test_postgres_refusing_new_connections_is_named_not_blamed_on_the_pool(
         admin.execute(f'REVOKE CREATE ON DATABASE "{admin.info.dbname}" FROM "{role}"')
         admin.execute(f'DROP ROLE "{role}"')
         admin.close()
+
+
+# A child with a file size limit, as a disk quota or a full disk under a limit looks to
+# SQLite: writes fail with EFBIG (the signal that would kill the process is ignored).
+FILE_SIZE_CHILD = """
+import json, resource, signal, sys
+from teamaccess import MemoryMailer, PermissionSet, SQLiteStore, TeamAccess
+path, limit = sys.argv[1], int(sys.argv[2])
+team = TeamAccess(SQLiteStore(path), MemoryMailer(), secret_key="k" * 32)
+account = team.accounts_for("o")[0]
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+try:
+    team.invite(account.id, actor_id="o", email="new@example.org",
+                permissions=PermissionSet.all())
+    out = {"ok": True}
+except Exception as exc:
+    out = {"error": type(exc).__name__, "mro": [c.__name__ for c in type(exc).__mro__],
+           "message": str(exc)}
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+out["mails"] = len(team._mailer.outbox)
+out["after"] = team.invite(account.id, actor_id="o", email="new@example.org",
+                           permissions=PermissionSet.all()).email
+print(json.dumps(out))
+"""
+
+
+def test_a_file_size_limit_is_named_and_leaves_nothing_written(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    if not hasattr(__import__("signal"), "SIGXFSZ"):
+        pytest.skip("no file size limits on this system")
+    path = tmp_path / "team.db"
+    team = TeamAccess(SQLiteStore(path), MemoryMailer(), secret_key=SECRET)
+    team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
+    team.close()
+    limit = 4096  # less than one WAL frame: the commit cannot be written
+    proc = subprocess.run(
+        [sys.executable, "-c", FILE_SIZE_CHILD, str(path), str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert "StorageError" in out["mro"], out
+    assert "could not be written" in out["message"]
+    assert "quota" in out["message"]
+    assert "check the file and retry" not in out["message"]
+    # Nothing of the failed call: no mail, and the second invite() was not AlreadyInvited.
+    assert out["mails"] == 0
+    assert out["after"] == "new@example.org"
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert check.execute("SELECT count(*) FROM invitations").fetchone() == (1,)
+    check.close()
