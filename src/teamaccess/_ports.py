@@ -404,7 +404,8 @@ class DeferredWrites(Protocol):
     """
 
     def deferred(self) -> AbstractContextManager[None]:
-        """Inside the block, the writes (``add_*``, ``update_invitation``,
+        """Inside the block, the writes (``add_*``, ``update_account``, ``update_member``,
+        ``update_contact``, ``update_invitation``, ``delete_member``, ``delete_contact``,
         ``cancel_outbox``) may be sent with the next read or when the block ends. Each
         raises the error it would raise alone (``Conflict`` and its subclasses), but at
         the latest when the block ends, the first in order; the unit may then hold the

@@ -220,8 +220,9 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
         self._init_queue()
         # status of each invitation as this unit read it: its update is conditional on it
         self._seen: dict[str, str] = {}
-        # account of each invitation this unit read (cancel_outbox() needs no lock then)
-        self._accounts_of: dict[str, str] = {}
+        # account of each invitation this unit read (cancel_outbox() needs no lock then),
+        # and of each contact, by ("contacts", id) (delete_contact() needs none then)
+        self._accounts_of: dict[str | tuple[str, str], str] = {}
         self.committed = False
 
     # transaction control
@@ -396,7 +397,7 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
     def update_account(self, account: Account) -> None:
         a = account
         self._lock(a.id)
-        self._exec(
+        self._write_later(
             f"UPDATE {self._q.s}.accounts SET name = %s, owner_id = %s, owner_email = %s, "
             "created_at = %s WHERE id = %s",
             (a.name, a.owner_id, a.owner_email, _ts(a.created_at), a.id),
@@ -454,7 +455,7 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
     def update_member(self, member: Member) -> None:
         m = member
         self._lock(m.account_id)
-        self._exec(
+        self._write_later(
             f"UPDATE {self._q.s}.members SET email = %s, role = %s, permissions = %s, "
             "joined_at = %s, granted_by = %s, status = %s, access_until = %s, metadata = %s "
             "WHERE account_id = %s AND user_id = %s",
@@ -465,7 +466,7 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
 
     def delete_member(self, account_id: str, user_id: str) -> None:
         self._lock(account_id)
-        self._exec(
+        self._write_later(
             f"DELETE FROM {self._q.s}.members WHERE account_id = %s AND user_id = %s",
             (account_id, user_id),
         )
@@ -698,14 +699,17 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
         row = self._one(
             f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts WHERE id = %s", (contact_id,), True
         )
-        return None if row is None else _contact(row)
+        if row is None:
+            return None
+        self._accounts_of[("contacts", row[0])] = row[1]
+        return _contact(row)
 
     def update_contact(self, contact: Contact, email_key: str) -> None:
         c = contact
         # The account's lock alone: a contact stays in the account it was added to (the
         # service writes back the contact it read), so its row's account is this one.
         self._lock(c.account_id)
-        self._exec(
+        self._write_later(
             f"UPDATE {self._q.s}.contacts SET account_id = %s, name = %s, email = %s, "
             "email_key = %s, company = %s, phone = %s, role = %s, created_at = %s, "
             "categories = %s WHERE id = %s",
@@ -714,8 +718,12 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
         )  # fmt: skip
 
     def delete_contact(self, contact_id: str) -> None:
-        self._lock_row("contacts", contact_id)
-        self._exec(f"DELETE FROM {self._q.s}.contacts WHERE id = %s", (contact_id,))
+        # Through the row, unless this unit read the contact and holds its account's
+        # lock already (the same lock: a contact stays in the account it was added to).
+        account_id = self._accounts_of.get(("contacts", contact_id))
+        if account_id is None or not self._holds(account_id):
+            self._lock_row("contacts", contact_id)
+        self._write_later(f"DELETE FROM {self._q.s}.contacts WHERE id = %s", (contact_id,))
 
     def contacts(self, account_id: str) -> list[Contact]:
         self._lock(account_id)

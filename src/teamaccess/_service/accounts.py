@@ -31,6 +31,7 @@ from .checks import (
     _check_user,
     _new_id,
     _not_str,
+    _together,
     _Work,
 )
 from .invitations import _Invitations
@@ -76,19 +77,20 @@ class _Accounts(_Invitations):
                 owner_email=address.email,
                 created_at=work.now,
             )
-            work.uow.add_account(account)
-            work.uow.add_member(
-                Member(
-                    account_id=account.id,
-                    user_id=owner_id,
-                    email=address.email,
-                    role="owner",
-                    permissions=_ALL,
-                    joined_at=work.now,
-                ),
-                address.key,
-            )
-            self._audit(work, account.id, owner_id, "account.created", account.id, name=name)
+            with _together(work.uow):  # three new rows, none read back
+                work.uow.add_account(account)
+                work.uow.add_member(
+                    Member(
+                        account_id=account.id,
+                        user_id=owner_id,
+                        email=address.email,
+                        role="owner",
+                        permissions=_ALL,
+                        joined_at=work.now,
+                    ),
+                    address.key,
+                )
+                self._audit(work, account.id, owner_id, "account.created", account.id, name=name)
         return account
 
     def get_account(self, account_id: str) -> Account:
@@ -107,11 +109,13 @@ class _Accounts(_Invitations):
         _check_ids(account_id=account_id, actor_id=actor_id)
         name = check_name("account name", name)
         with self._write() as work:
-            account = self._account(work.uow, account_id)
-            self._require(work.uow, account_id, actor_id, "profile.edit")
+            account, actor = self._account_actor(work.uow, account_id, actor_id)
+            held = self._held(account_id, actor_id, actor)
+            self._require_held(held, account_id, actor_id, "profile.edit")
             account = attrs.evolve(account, name=name)
-            work.uow.update_account(account)
-            self._audit(work, account_id, actor_id, "account.renamed", account_id, name=name)
+            with _together(work.uow):  # the change and its event, neither read back
+                work.uow.update_account(account)
+                self._audit(work, account_id, actor_id, "account.renamed", account_id, name=name)
         return account
 
     def transfer_ownership(self, account_id: str, *, actor_id: str, to_user_id: str) -> Account:
@@ -119,13 +123,14 @@ class _Accounts(_Invitations):
         _check_ids(account_id=account_id, actor_id=actor_id, to_user_id=to_user_id)
         with self._write() as work:
             uow = work.uow
-            account = self._account(uow, account_id)
+            # the account and the new owner's membership in one read where the unit can
+            account, found = self._account_actor(uow, account_id, to_user_id)
             if actor_id not in (account.owner_id, SYSTEM):
                 raise OwnershipRequired(
                     f"only the owner of account {account_id!r} can transfer ownership; "
                     "ask the owner, or the vendor's support (teamaccess.SYSTEM)"
                 )
-            new_owner = self._member(uow, account_id, to_user_id)
+            new_owner = self._found_member(account_id, to_user_id, found)
             if new_owner.is_owner:
                 raise Conflict(f"user {to_user_id!r} already owns account {account_id!r}")
             status = new_owner.status_at(work.now)
@@ -135,26 +140,27 @@ class _Accounts(_Invitations):
                     "or extend its access before making it the owner"
                 )
             old_owner = self._member(uow, account_id, account.owner_id)
-            uow.update_member(
-                attrs.evolve(old_owner, role="member", permissions=_ALL, granted_by=actor_id)
-            )
-            # The owner's access never ends.
-            uow.update_member(
-                attrs.evolve(
-                    new_owner, role="owner", permissions=_ALL, granted_by=actor_id,
-                    access_until=None,
-                )
-            )  # fmt: skip
             account = attrs.evolve(account, owner_id=to_user_id, owner_email=new_owner.email)
-            uow.update_account(account)
-            self._audit(
-                work,
-                account_id,
-                actor_id,
-                "account.ownership_transferred",
-                to_user_id,
-                previous_owner=old_owner.user_id,
-            )
+            with _together(uow):  # four writes, none reading what another wrote
+                uow.update_member(
+                    attrs.evolve(old_owner, role="member", permissions=_ALL, granted_by=actor_id)
+                )
+                # The owner's access never ends.
+                uow.update_member(
+                    attrs.evolve(
+                        new_owner, role="owner", permissions=_ALL, granted_by=actor_id,
+                        access_until=None,
+                    )
+                )  # fmt: skip
+                uow.update_account(account)
+                self._audit(
+                    work,
+                    account_id,
+                    actor_id,
+                    "account.ownership_transferred",
+                    to_user_id,
+                    previous_owner=old_owner.user_id,
+                )
         return account
 
     def members(self, account_id: str) -> list[Member]:
@@ -183,8 +189,10 @@ class _Accounts(_Invitations):
         wanted = self._permission_set(permissions)
         with self._write() as work:
             uow = work.uow
-            self._account(uow, account_id)
-            held = self._require(uow, account_id, actor_id, "users.manage")
+            # the account and the actor's membership in one read where the unit can
+            _, actor = self._account_actor(uow, account_id, actor_id)
+            held = self._held(account_id, actor_id, actor)
+            self._require_held(held, account_id, actor_id, "users.manage")
             target = self._member(uow, account_id, user_id)
             if target.is_owner:
                 raise OwnershipRequired(
@@ -193,16 +201,17 @@ class _Accounts(_Invitations):
             self._no_escalation(actor_id, held, target.permissions, f"change user {user_id!r}")
             self._no_escalation(actor_id, held, wanted, "grant these permissions")
             member = attrs.evolve(target, permissions=wanted, granted_by=actor_id)
-            uow.update_member(member)
-            self._audit(
-                work,
-                account_id,
-                actor_id,
-                "member.permissions_changed",
-                user_id,
-                before=target.permissions.to_list(),
-                after=wanted.to_list(),
-            )
+            with _together(uow):  # the change and its event, neither read back
+                uow.update_member(member)
+                self._audit(
+                    work,
+                    account_id,
+                    actor_id,
+                    "member.permissions_changed",
+                    user_id,
+                    before=target.permissions.to_list(),
+                    after=wanted.to_list(),
+                )
         return self._member_now(member, work.now)
 
     def remove_member(self, account_id: str, user_id: str, *, actor_id: str) -> None:
@@ -213,8 +222,9 @@ class _Accounts(_Invitations):
         _check_ids(account_id=account_id, user_id=user_id, actor_id=actor_id)
         with self._write() as work:
             uow = work.uow
-            self._account(uow, account_id)
-            target = self._member(uow, account_id, user_id)
+            # the account and the member's membership in one read where the unit can
+            _, found = self._account_actor(uow, account_id, user_id)
+            target = self._found_member(account_id, user_id, found)
             if target.is_owner:
                 raise OwnershipRequired(
                     "the owner cannot be removed or leave; transfer ownership first"
@@ -222,11 +232,14 @@ class _Accounts(_Invitations):
             if actor_id != user_id:
                 held = self._require(uow, account_id, actor_id, "users.manage")
                 self._no_escalation(actor_id, held, target.permissions, f"remove user {user_id!r}")
-            uow.delete_member(account_id, user_id)
             action = "member.left" if actor_id == user_id else "member.removed"
-            self._audit(work, account_id, actor_id, action, user_id)
-            for inv in uow.invitations(account_id, status="pending", invited_by=user_id):
-                self._close_invitation(work, inv, "revoked", actor_id, reason="inviter removed")
+            # The delete and its event go with the read of the member's invitations, and
+            # their closes together after it; none reads what those write.
+            with _together(uow):
+                uow.delete_member(account_id, user_id)
+                self._audit(work, account_id, actor_id, action, user_id)
+                for inv in uow.invitations(account_id, status="pending", invited_by=user_id):
+                    self._close_invitation(work, inv, "revoked", actor_id, reason="inviter removed")
 
     def can(
         self, user_id: str, account_id: str, permission: str, *, resource: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -46,6 +47,7 @@ __all__ = [
     "_no_account",
     "_not_str",
     "_numbered_id",
+    "_together",
     "_token_hex",
 ]
 
@@ -264,6 +266,16 @@ def _check_user(what: str, value: object) -> str:
             f"{what} cannot be teamaccess.SYSTEM; pass the id of a user of your application"
         )
     return user_id
+
+
+def _together(uow: UnitOfWork) -> AbstractContextManager[None]:
+    """The unit's ``deferred()`` where it has one (``DeferredWrites``): the writes in the
+    block may reach the store together, their errors raised by the block's end."""
+    deferred = getattr(uow, "deferred", None)
+    if deferred is None:
+        return nullcontext()
+    block: AbstractContextManager[None] = deferred()
+    return block
 
 
 class _Work:

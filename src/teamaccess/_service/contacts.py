@@ -31,6 +31,7 @@ from .checks import (
     _no_account,
     _not_str,
     _numbered_id,
+    _together,
     _token_hex,
 )
 from .delivery import _Delivery
@@ -87,8 +88,9 @@ class _Contacts(_Delivery):
         cats = self.categories.check(categories)
         extra = self._contact_details(details, _CONTACT_FIELDS)
         with self._write() as work:
-            self._account(work.uow, account_id)
-            self._require(work.uow, account_id, actor_id, "contacts.manage")
+            _, actor = self._account_actor(work.uow, account_id, actor_id)
+            held = self._held(account_id, actor_id, actor)
+            self._require_held(held, account_id, actor_id, "contacts.manage")
             contact = Contact(
                 id=_new_id("con"),
                 account_id=account_id,
@@ -98,16 +100,17 @@ class _Contacts(_Delivery):
                 created_at=work.now,
                 **extra,
             )
-            work.uow.add_contact(contact, address.key)
-            self._audit(
-                work,
-                account_id,
-                actor_id,
-                "contact.added",
-                contact.id,
-                email=address.email,
-                categories=sorted(cats),
-            )
+            with _together(work.uow):  # the contact and its event, neither read back
+                work.uow.add_contact(contact, address.key)
+                self._audit(
+                    work,
+                    account_id,
+                    actor_id,
+                    "contact.added",
+                    contact.id,
+                    email=address.email,
+                    categories=sorted(cats),
+                )
         return contact
 
     def update_contact(self, contact_id: str, *, actor_id: str, **changes: Any) -> Contact:
@@ -140,15 +143,16 @@ class _Contacts(_Delivery):
             if updated == contact:
                 return contact  # nothing changed, so nothing to write or audit
             key = (address or normalize_email(contact.email)).key
-            work.uow.update_contact(updated, key)
-            self._audit(
-                work,
-                contact.account_id,
-                actor_id,
-                "contact.updated",
-                contact_id,
-                changed=sorted(update),
-            )
+            with _together(work.uow):  # the change and its event, neither read back
+                work.uow.update_contact(updated, key)
+                self._audit(
+                    work,
+                    contact.account_id,
+                    actor_id,
+                    "contact.updated",
+                    contact_id,
+                    changed=sorted(update),
+                )
         return updated
 
     def remove_contact(self, contact_id: str, *, actor_id: str) -> None:
@@ -156,11 +160,12 @@ class _Contacts(_Delivery):
         with self._write() as work:
             contact = self._contact(work.uow, contact_id)
             self._require(work.uow, contact.account_id, actor_id, "contacts.manage")
-            work.uow.delete_contact(contact_id)
-            self._audit(
-                work, contact.account_id, actor_id, "contact.removed", contact_id,
-                email=contact.email,
-            )  # fmt: skip
+            with _together(work.uow):  # the delete and its event, neither read back
+                work.uow.delete_contact(contact_id)
+                self._audit(
+                    work, contact.account_id, actor_id, "contact.removed", contact_id,
+                    email=contact.email,
+                )  # fmt: skip
 
     def get_contact(self, contact_id: str) -> Contact:
         _check_id("contact_id", contact_id)
@@ -276,35 +281,36 @@ class _Contacts(_Delivery):
             self._account(work.uow, account_id)
             batch = []
             unbuilt = []
-            for to, message_id, message, error in prepared:
-                row = OutboxMessage(
-                    id=_numbered_id("msg"),
-                    account_id=account_id,
-                    kind=f"notification.{category}",
-                    recipient=to,
-                    message_id=message_id,
-                    created_at=work.now,
-                    next_attempt_at=self._due_at(work.now),
-                    message=message.as_bytes() if message is not None else None,
+            with _together(work.uow):  # the rows and the event, none read back
+                for to, message_id, message, error in prepared:
+                    row = OutboxMessage(
+                        id=_numbered_id("msg"),
+                        account_id=account_id,
+                        kind=f"notification.{category}",
+                        recipient=to,
+                        message_id=message_id,
+                        created_at=work.now,
+                        next_attempt_at=self._due_at(work.now),
+                        message=message.as_bytes() if message is not None else None,
+                    )
+                    if message is None:
+                        row = attrs.evolve(
+                            row, status="cancelled",
+                            last_error=f"refused before sending: it cannot be built: {error}",
+                        )  # fmt: skip
+                        unbuilt.append(row.id)
+                    work.uow.add_outbox(row)
+                    if message is not None:
+                        batch.append((row, message))
+                self._audit(
+                    work,
+                    account_id,
+                    SYSTEM,
+                    "notification.queued",
+                    category,
+                    subject=subject,
+                    recipients=len(addresses),
                 )
-                if message is None:
-                    row = attrs.evolve(
-                        row, status="cancelled",
-                        last_error=f"refused before sending: it cannot be built: {error}",
-                    )  # fmt: skip
-                    unbuilt.append(row.id)
-                work.uow.add_outbox(row)
-                if message is not None:
-                    batch.append((row, message))
-            self._audit(
-                work,
-                account_id,
-                SYSTEM,
-                "notification.queued",
-                category,
-                subject=subject,
-                recipients=len(addresses),
-            )
         # Queued, the worker sends them; a message that could not be built is reported
         # either way.
         self._deliver_now(batch if self.delivery == "now" else (), None, unbuilt)

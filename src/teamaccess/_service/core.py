@@ -339,7 +339,11 @@ class _Core:
 
     @staticmethod
     def _member(uow: UnitOfWork, account_id: str, user_id: str) -> Member:
-        member = uow.get_member(account_id, user_id)
+        return _Core._found_member(account_id, user_id, uow.get_member(account_id, user_id))
+
+    @staticmethod
+    def _found_member(account_id: str, user_id: str, member: Member | None) -> Member:
+        """*member* (the membership of *user_id* as read); ``MemberNotFound`` if none."""
         if member is None:
             raise MemberNotFound(
                 f"user {user_id!r} is not a member of account {account_id!r}; "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +44,7 @@ from .checks import (
     _check_user,
     _no_account,
     _numbered_id,
+    _together,
     _Work,
 )
 from .delivery import _Delivery
@@ -247,8 +247,11 @@ class _Invitations(_Delivery):
         message = self._render_invitation(account, resent, inviter_email, token, row, now)
         with self._write(now) as work:
             uow = work.uow
-            inv = self._invitation(uow, invitation_id)
-            held = self._require(uow, inv.account_id, actor_id, "users.manage")
+            inv, inviter = self._invitation_and_inviter(uow, invitation_id)
+            held = self._require_held(
+                self._held(inv.account_id, actor_id, self._actor(uow, inv, inviter, actor_id)),
+                inv.account_id, actor_id, "users.manage",
+            )  # fmt: skip
             self._no_escalation(actor_id, held, inv.permissions, "resend this invitation")
             if inv.status != "pending":
                 self._raise_closed(inv)
@@ -257,7 +260,7 @@ class _Invitations(_Delivery):
                     f"{inv.email} has become a member meanwhile; revoke invitation {inv.id} "
                     "instead of resending it"
                 )
-            if self._inviter_lost_rights(uow, inv):
+            if self._inviter_lost(inv, inviter):
                 raise InvitationRevoked(
                     f"invitation {inv.id} counts as revoked: the member who sent it may no "
                     "longer grant it; send a new invitation instead"
@@ -334,8 +337,11 @@ class _Invitations(_Delivery):
         _check_ids(invitation_id=invitation_id, actor_id=actor_id)
         with self._write() as work:
             uow = work.uow
-            inv = self._invitation(uow, invitation_id)
-            held = self._require(uow, inv.account_id, actor_id, "users.manage")
+            inv, inviter = self._invitation_and_inviter(uow, invitation_id)
+            held = self._require_held(
+                self._held(inv.account_id, actor_id, self._actor(uow, inv, inviter, actor_id)),
+                inv.account_id, actor_id, "users.manage",
+            )  # fmt: skip
             if actor_id != inv.invited_by:
                 self._no_escalation(actor_id, held, inv.permissions, "revoke this invitation")
             if inv.status == "revoked":
@@ -483,6 +489,35 @@ class _Invitations(_Delivery):
             raise _no_invitation(invitation_id)
         return inv
 
+    def _invitation_and_inviter(
+        self, uow: UnitOfWork, invitation_id: str
+    ) -> tuple[Invitation, Member | None]:
+        """:meth:`_invitation` and the inviter's membership (``None`` for SYSTEM), in one
+        read where the unit has ``invitation_and_inviter()`` (``CombinedReads``)."""
+        both = getattr(uow, "invitation_and_inviter", None)
+        if both is None:
+            inv = self._invitation(uow, invitation_id)
+            if inv.invited_by == SYSTEM:
+                return inv, None
+            return inv, uow.get_member(inv.account_id, inv.invited_by)
+        found: tuple[Invitation | None, Member | None] = both(invitation_id)
+        if found[0] is None:
+            raise _no_invitation(invitation_id)
+        return found[0], None if found[0].invited_by == SYSTEM else found[1]
+
+    @staticmethod
+    def _actor(
+        uow: UnitOfWork, inv: Invitation, inviter: Member | None, actor_id: str
+    ) -> Member | None:
+        """The membership of *actor_id* in the invitation's account: the inviter's as
+        read with the invitation when the actor sent it, else read now (no read for
+        SYSTEM)."""
+        if actor_id == SYSTEM:
+            return None
+        if actor_id == inv.invited_by:
+            return inviter
+        return uow.get_member(inv.account_id, actor_id)
+
     def _by_token(self, uow: UnitOfWork, token: str) -> Invitation:
         inv_id = self._tokens.open(token)
         return _token_matches(uow.get_invitation(inv_id), token)
@@ -567,16 +602,6 @@ class _Invitations(_Delivery):
             self._cancel_mail(work, inv.id)
             self._audit(work, inv.account_id, actor_id, f"invitation.{status}", inv.id, **details)
         return closed
-
-
-def _together(uow: UnitOfWork) -> AbstractContextManager[None]:
-    """The unit's ``deferred()`` where it has one (``DeferredWrites``): the writes in the
-    block may reach the store together, their errors raised by the block's end."""
-    deferred = getattr(uow, "deferred", None)
-    if deferred is None:
-        return nullcontext()
-    block: AbstractContextManager[None] = deferred()
-    return block
 
 
 def _no_invitation(invitation_id: str) -> InvitationNotFound:

@@ -9,7 +9,7 @@ import attrs
 
 from .._domain import Member, MemberStatus
 from .._errors import OwnershipRequired
-from .checks import _check_ids, _check_until, _Work
+from .checks import _check_ids, _check_until, _together, _Work
 from .core import _Core
 
 __all__ = ["_Lifecycle"]
@@ -49,16 +49,17 @@ class _Lifecycle(_Core):
             until = _check_until("until", until, work.now)
             target = self._target(work, account_id, user_id, actor_id, "end the access of")
             member = attrs.evolve(target, access_until=until)
-            work.uow.update_member(member)
-            self._audit(
-                work,
-                account_id,
-                actor_id,
-                "member.access_until_set",
-                user_id,
-                before=_iso(target.access_until),
-                after=_iso(until),
-            )
+            with _together(work.uow):  # the change and its event, neither read back
+                work.uow.update_member(member)
+                self._audit(
+                    work,
+                    account_id,
+                    actor_id,
+                    "member.access_until_set",
+                    user_id,
+                    before=_iso(target.access_until),
+                    after=_iso(until),
+                )
         return self._member_now(member, work.now)
 
     def _change_state(self, account_id: str, user_id: str, actor_id: str, change: str) -> Member:
@@ -71,9 +72,10 @@ class _Lifecycle(_Core):
                 # Nothing to change, so nothing to audit: a retried request is harmless.
                 return self._member_now(target, work.now)
             member = attrs.evolve(target, status=wanted)
-            work.uow.update_member(member)
             action = "member.suspended" if suspend else "member.reactivated"
-            self._audit(work, account_id, actor_id, action, user_id)
+            with _together(work.uow):  # the change and its event, neither read back
+                work.uow.update_member(member)
+                self._audit(work, account_id, actor_id, action, user_id)
         return self._member_now(member, work.now)
 
     def _target(
@@ -81,8 +83,10 @@ class _Lifecycle(_Core):
     ) -> Member:
         """The member *actor_id* may change, as stored; the same rules as set_permissions."""
         uow = work.uow
-        self._account(uow, account_id)
-        held = self._require(uow, account_id, actor_id, "users.manage")
+        # the account and the actor's membership in one read where the unit can
+        _, actor = self._account_actor(uow, account_id, actor_id)
+        held = self._held(account_id, actor_id, actor)
+        self._require_held(held, account_id, actor_id, "users.manage")
         target = self._member(uow, account_id, user_id)
         if target.is_owner:
             raise OwnershipRequired(

@@ -277,3 +277,32 @@ class CombinedReadsContract:
             with seeded.read() as uow:  # the discarded unit left nothing
                 assert [e.id for e in uow.events("acc1", limit=5)] == ["e1"]
                 assert uow.outbox() == []
+
+    def test_deferred_updates_and_deletes_are_written(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            later = _method(uow, "deferred")
+            uow.add_member(c.member("u1"), c.key("u1"))
+            uow.add_member(c.member("u2"), c.key("u2"))
+            uow.add_contact(c.contact("ct1"), "ct1@example.org")
+            uow.add_contact(c.contact("ct2"), "ct2@example.org")
+            uow.commit()
+        renamed = attrs.evolve(c.account(), name="Renamed")
+        changed = attrs.evolve(c.member("u1"), permissions=PermissionSet.of("billing.pay"))
+        contact = attrs.evolve(c.contact("ct1"), name="Renamed")
+        with seeded.begin() as uow:
+            with later():
+                uow.update_account(renamed)
+                uow.update_member(changed)
+                uow.delete_member("acc1", "u2")
+                uow.update_contact(contact, "ct1@example.org")
+                uow.delete_contact("ct2")
+                uow.add_event(c.event("e1"))
+                # a read inside the block sees the writes before it
+                assert [m.user_id for m in uow.members("acc1")] == ["owner", "u1"]
+            uow.commit()
+        with seeded.read() as uow:
+            assert uow.get_account("acc1") == renamed
+            assert uow.get_member("acc1", "u1") == changed
+            assert uow.get_member("acc1", "u2") is None
+            assert uow.contacts("acc1") == [contact]
+            assert [e.id for e in uow.events("acc1", limit=5)] == ["e1"]
