@@ -16,6 +16,7 @@ from tests.conftest import (
     START,
     drop_postgres_schema,
     postgres_conninfo,
+    postgres_schema,
     prepare_postgres_schema,
 )
 
@@ -218,3 +219,121 @@ def test_postgres_connection_lost_while_recording_a_sent_invitation(
     finally:
         store.close()
         drop_postgres_schema(tmp_path)
+
+
+@pytest.mark.postgres
+def test_postgres_refusing_new_connections_is_named_not_blamed_on_the_pool(
+    tmp_path: Path,
+) -> None:
+    """A server that refuses new connections (its max_connections, a role's CONNECTION
+    LIMIT) is what the error names, not a pool too small: a larger pool would make it
+    worse. Once it accepts again, the store's pool reconnects by itself."""
+    import psycopg
+    import psycopg.conninfo
+
+    from teamaccess import PostgresStore
+
+    schema = postgres_schema(tmp_path)  # made by the role's store, dropped here
+    role = f"r{schema}"
+    admin = psycopg.connect(postgres_conninfo(), autocommit=True)
+    superuser = admin.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    if superuser.fetchone() != (True,):
+        admin.close()
+        pytest.skip("needs a superuser on the test server to make a role with a limit")
+    admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    admin.execute(f'GRANT CREATE ON DATABASE "{admin.info.dbname}" TO "{role}"')
+    conninfo = psycopg.conninfo.make_conninfo(postgres_conninfo(), user=role)
+    store = PostgresStore(conninfo, schema=schema, max_size=1, timeout=1)
+    try:
+        team = TeamAccess(store, MemoryMailer(), secret_key=SECRET)
+        account = team.create_account(name="Muster", owner_id="owner", owner_email="o@ex.org")
+        admin.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT 0')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+        )
+        messages = []
+        for _ in range(2):  # the call the lost connection breaks, then one that waits
+            with pytest.raises(StorageError) as refused:
+                team.can("owner", account.id, "billing.view")
+            messages.append(str(refused.value))
+        assert "too many connections" in messages[-1]
+        assert "larger pool" not in messages[-1]
+        assert "CONNECTION LIMIT" in messages[-1]
+        assert all(role not in m or "password" not in m for m in messages)
+        admin.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT -1')
+        for _ in range(10):  # the pool's reconnection backs off for a second or so
+            try:
+                assert team.can("owner", account.id, "billing.view")
+                break
+            except StorageError:
+                continue
+        else:
+            pytest.fail("the store did not reconnect once the server accepted connections")
+    finally:
+        store.close()
+        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+        )
+        admin.execute(f'REVOKE CREATE ON DATABASE "{admin.info.dbname}" FROM "{role}"')
+        admin.execute(f'DROP ROLE "{role}"')
+        admin.close()
+
+
+# A child with a file size limit, as a disk quota or a full disk under a limit looks to
+# SQLite: writes fail with EFBIG (the signal that would kill the process is ignored).
+FILE_SIZE_CHILD = """
+import json, resource, signal, sys
+from teamaccess import MemoryMailer, PermissionSet, SQLiteStore, TeamAccess
+path, limit = sys.argv[1], int(sys.argv[2])
+team = TeamAccess(SQLiteStore(path), MemoryMailer(), secret_key="k" * 32)
+account = team.accounts_for("o")[0]
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+try:
+    team.invite(account.id, actor_id="o", email="new@example.org",
+                permissions=PermissionSet.all())
+    out = {"ok": True}
+except Exception as exc:
+    out = {"error": type(exc).__name__, "mro": [c.__name__ for c in type(exc).__mro__],
+           "message": str(exc)}
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+out["mails"] = len(team._mailer.outbox)
+out["after"] = team.invite(account.id, actor_id="o", email="new@example.org",
+                           permissions=PermissionSet.all()).email
+print(json.dumps(out))
+"""
+
+
+def test_a_file_size_limit_is_named_and_leaves_nothing_written(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    if not hasattr(__import__("signal"), "SIGXFSZ"):
+        pytest.skip("no file size limits on this system")
+    path = tmp_path / "team.db"
+    team = TeamAccess(SQLiteStore(path), MemoryMailer(), secret_key=SECRET)
+    team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
+    team.close()
+    limit = 4096  # less than one WAL frame: the commit cannot be written
+    proc = subprocess.run(
+        [sys.executable, "-c", FILE_SIZE_CHILD, str(path), str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert "StorageError" in out["mro"], out
+    assert "could not be written" in out["message"]
+    assert "quota" in out["message"]
+    assert "check the file and retry" not in out["message"]
+    # Nothing of the failed call: no mail, and the second invite() was not AlreadyInvited.
+    assert out["mails"] == 0
+    assert out["after"] == "new@example.org"
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert check.execute("SELECT count(*) FROM invitations").fetchone() == (1,)
+    check.close()

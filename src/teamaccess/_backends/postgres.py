@@ -327,7 +327,16 @@ class PostgresStore:
         # libpq's messages run over several lines; an error stays one line.
         text = " ".join(str(exc).split()) or type(exc).__name__
         where = f"the teamaccess schema {self.schema!r} in the {self._where}"
-        if isinstance(exc, PoolTimeout):
+        refusal = self._refusal() if isinstance(exc, PoolTimeout) else None
+        if refusal is not None:
+            # Not a pool too small (a larger one would make it worse): the pool could not
+            # replace the connections it lost, and says only that it timed out.
+            hint = (
+                f"had no connection within {self.timeout} s, and the server refuses a new "
+                f"one ({refusal}); check that it is up and accepts connections (its "
+                "max_connections, a role's or database's CONNECTION LIMIT), then retry"
+            )
+        elif isinstance(exc, PoolTimeout):
             hint = (
                 f"had no free connection within {self.timeout} s; retry, or give the store a "
                 "larger pool (max_size=) or a longer timeout="
@@ -364,6 +373,25 @@ class PostgresStore:
         else:
             hint = "failed; check the server and retry"
         return StorageError(f"{where} {hint} (while {doing}: {text})")
+
+    def _refusal(self) -> str | None:
+        """Why the server refuses a new connection (a pool timed out), or ``None`` if it
+        takes one: the pool only says it waited, so one connection is tried here."""
+        pool = self._pool
+        conninfo = None if pool is None else pool.conninfo
+        if pool is None or not isinstance(conninfo, str):
+            return None
+        try:
+            given = pool.kwargs
+            kwargs = dict((given() if callable(given) else given) or {})
+            kwargs.setdefault("connect_timeout", max(2, int(self.timeout)))
+            pool.connection_class.connect(conninfo, **kwargs).close()
+        except psycopg.Error as exc:
+            # libpq's text names the server, never the password.
+            return " ".join(str(exc).split()) or type(exc).__name__
+        except Exception:  # a connection_class or kwargs of the application's own
+            return None
+        return None
 
     def _getconn(self) -> Connection:
         pool = self._pool

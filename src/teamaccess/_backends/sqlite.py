@@ -346,6 +346,14 @@ class SQLiteStore:
             hint = "is read-only; open a writable file, or fix the file's permissions"
         elif name == "SQLITE_FULL" or "full" in text:
             hint = "is full (no space left on the disk); free some space and retry"
+        elif name.startswith("SQLITE_IOERR"):
+            # A write past a disk quota or a file size limit is an I/O error to SQLite,
+            # not SQLITE_FULL (that is ENOSPC alone); so is a failing disk.
+            hint = (
+                "could not be written or read (an I/O error: a disk quota or file size "
+                "limit reached, the disk full or failing); free space or raise the limit, "
+                "check the disk, then retry"
+            )
         elif name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in text:
             hint = (
                 "is not a SQLite database or is damaged; point SQLiteStore at a teamaccess "
