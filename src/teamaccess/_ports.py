@@ -211,11 +211,13 @@ class UnitOfWork(Protocol):
         order they were added."""
         ...
 
-    def events_with(self, needles: Collection[str]) -> list[AuditEvent]:
-        """Events of every account whose ``actor_id``, ``target`` or any string in
-        ``details`` (inside lists and mappings too) contains one of *needles*, ignoring
-        the case of the ASCII letters A-Z only; in the order they were added. (A coarse
-        search: the service looks closer.)"""
+    def events_with(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[AuditEvent]:
+        """Events of every account (of *accounts* only, if given) whose ``actor_id``,
+        ``target`` or any string in ``details`` (inside lists and mappings too) contains
+        one of *needles*, ignoring the case of the ASCII letters A-Z only; in the order
+        they were added. (A coarse search: the service looks closer.)"""
         ...
 
     def outbox_with(self, needles: Collection[str]) -> list[OutboxMessage]:
@@ -223,21 +225,43 @@ class UnitOfWork(Protocol):
         A-Z; oldest first (as ``outbox()``)."""
         ...
 
-    def members_with_text(self, needles: Collection[str]) -> list[Member]:
-        """Memberships in every account with a string in ``metadata`` (inside lists and
-        mappings too) that contains one of *needles*, ignoring the case of A-Z; ordered as
-        ``members_involving()``. (A coarse search: the service looks closer.)"""
+    def members_with_text(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Member]:
+        """Memberships in every account (of *accounts* only, if given) with a string in
+        ``metadata`` (inside lists and mappings too) that contains one of *needles*,
+        ignoring the case of A-Z; ordered as ``members_involving()``. (A coarse search:
+        the service looks closer.)"""
         ...
 
-    def invitations_with_text(self, needles: Collection[str]) -> list[Invitation]:
-        """Invitations in every account whose ``note`` or a string in ``metadata``
-        contains one of *needles*, ignoring the case of A-Z; ordered as
-        ``invitations_involving()``."""
+    def invitations_with_text(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Invitation]:
+        """Invitations in every account (of *accounts* only, if given) whose ``note`` or
+        a string in ``metadata`` contains one of *needles*, ignoring the case of A-Z;
+        ordered as ``invitations_involving()``."""
         ...
 
-    def contacts_with_text(self, needles: Collection[str]) -> list[Contact]:
-        """Contacts in every account whose ``name``, ``company``, ``phone`` or ``role``
-        contains one of *needles*, ignoring the case of A-Z; in the order added."""
+    def contacts_with_text(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Contact]:
+        """Contacts in every account (of *accounts* only, if given) whose ``name``,
+        ``company``, ``phone`` or ``role`` contains one of *needles*, ignoring the case of
+        A-Z; in the order added."""
+        ...
+
+    def event_mark(self) -> object:
+        """Where the audit log ends now: an opaque value to pass to ``changed_accounts()``
+        in a later unit."""
+        ...
+
+    def changed_accounts(self, mark: object) -> set[str] | None:
+        """The accounts that got an event, or had one rewritten, since ``event_mark()``
+        returned *mark* (more may be named), or ``None`` if the store cannot tell (say the
+        log was cut back past the mark). Every change a use case makes writes an event in
+        the changed row's account, so an erasure searches others' free text before its
+        write unit and, inside it, only in the accounts this names besides those it
+        found. (Optional: without it, the erasure searches every account inside.)"""
         ...
 
     def outbox_texts(self, *, after: int = 0, limit: int = 500) -> list[tuple[int, OutboxMessage]]:

@@ -52,6 +52,10 @@ class MemoryStore:
         self._outbox_places: dict[str, int] = {}
         self._outbox_counter = itertools.count(1)
         self._event_order: dict[str, int] = {}  # event id -> sequence, across accounts
+        # account -> the event count when its log last changed (changed_accounts());
+        # kept through a rollback: naming an account too many is allowed
+        self._event_count = 0
+        self._log_changed: dict[str, int] = {}
         # Indexes on what is looked up, so no use case scans every row of a big test
         # suite's store. An "id set" is a dict with None values: it keeps insertion order,
         # which is the order the lists below promise, and it undoes like any other table.
@@ -343,7 +347,20 @@ class _MemoryUnitOfWork:
         log = self._s._events.setdefault(event.account_id, [])
         log.append(event)
         self._undo.append(lambda: log.remove(event))
+        self._log_changed_in(event.account_id)
         self._put(self._s._event_order, event.id, len(self._s._event_order))
+
+    def _log_changed_in(self, account_id: str) -> None:
+        self._s._event_count += 1
+        self._s._log_changed[account_id] = self._s._event_count
+
+    def event_mark(self) -> object:
+        return ("events", self._s._event_count)
+
+    def changed_accounts(self, mark: object) -> set[str] | None:
+        if not (isinstance(mark, tuple) and len(mark) == 2 and mark[0] == "events"):
+            return None
+        return {a for a, count in self._s._log_changed.items() if count > mark[1]}
 
     def events(self, account_id: str, *, limit: int) -> list[AuditEvent]:
         log = self._s._events.get(account_id, [])
@@ -470,10 +487,13 @@ class _MemoryUnitOfWork:
         contact_keys = self._s._contact_keys
         return [c for c in self._s._contacts.values() if contact_keys.get(c.id) in keys]
 
-    def events_with(self, needles: Collection[str]) -> list[AuditEvent]:
+    def events_with(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[AuditEvent]:
+        logs = self._s._events
         found = [
             e
-            for log in self._s._events.values()
+            for log in (logs.values() if accounts is None else (logs.get(a, []) for a in accounts))
             for e in log
             if mentions(e.actor_id, e.target, e.details, needles)
         ]
@@ -481,24 +501,41 @@ class _MemoryUnitOfWork:
         order = self._s._event_order
         return sorted(found, key=lambda e: order.get(e.id, 0))
 
-    def members_with_text(self, needles: Collection[str]) -> list[Member]:
-        found = [m for m in self._s._members.values() if any_contains([m.metadata], needles)]
+    def members_with_text(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Member]:
+        s = self._s
+        rows: Iterable[Member] = (
+            s._members.values()
+            if accounts is None
+            else (s._members[(a, u)] for a in accounts for u in s._account_members.get(a, ()))
+        )
+        found = [m for m in rows if any_contains([m.metadata], needles)]
         return sorted(found, key=lambda m: (m.joined_at, m.account_id, m.user_id))
 
-    def invitations_with_text(self, needles: Collection[str]) -> list[Invitation]:
-        found = [
-            inv
-            for inv in self._s._invitations.values()
-            if any_contains([inv.note, inv.metadata], needles)
-        ]
+    def invitations_with_text(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Invitation]:
+        s = self._s
+        rows: Iterable[Invitation] = (
+            s._invitations.values()
+            if accounts is None
+            else (s._invitations[i] for a in accounts for i in s._account_invitations.get(a, ()))
+        )
+        found = [inv for inv in rows if any_contains([inv.note, inv.metadata], needles)]
         return sorted(found, key=lambda i: i.created_at)
 
-    def contacts_with_text(self, needles: Collection[str]) -> list[Contact]:
-        return [
-            c
-            for c in self._s._contacts.values()
-            if any_contains([c.name, c.company, c.phone, c.role], needles)
-        ]
+    def contacts_with_text(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Contact]:
+        s = self._s
+        if accounts is None:
+            rows: Iterable[Contact] = s._contacts.values()
+        else:
+            # in the order added, as over every account
+            ids = {i for a in accounts for i in s._account_contacts.get(a, ())}
+            rows = (c for i, c in s._contacts.items() if i in ids)
+        return [c for c in rows if any_contains([c.name, c.company, c.phone, c.role], needles)]
 
     def outbox_with(self, needles: Collection[str]) -> list[OutboxMessage]:
         lowered = [_ascii_lower(n) for n in needles]
@@ -551,6 +588,7 @@ class _MemoryUnitOfWork:
         for log in self._s._events.values():
             for i, old in enumerate(log):
                 if old.id == event.id:
+                    self._log_changed_in(old.account_id)
                     self._replace(
                         log,
                         i,

@@ -57,6 +57,14 @@ def _needles(values: Collection[str]) -> list[str]:
     return sorted({_ascii_lower(v) for v in values})
 
 
+def _only(column: str, accounts: Collection[str] | None) -> tuple[str, dict[str, Any]]:
+    """The condition and parameter that keep a search to *accounts* (through each table's
+    index on its account), or nothing for every account."""
+    if accounts is None:
+        return "", {}
+    return f" AND {column} = ANY (%(a)s)", {"a": sorted(set(accounts))}
+
+
 class _PgPrivacyQueries:
     """A mixin of ``PgUnitOfWork``: the privacy part of the ``UnitOfWork`` protocol."""
 
@@ -102,50 +110,63 @@ class _PgPrivacyQueries:
         )
         return [_pu._contact(r) for r in rows]
 
-    def events_with(self, needles: Collection[str]) -> list[AuditEvent]:
+    def events_with(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[AuditEvent]:
         # Every string in details, nested ones too, decoded from the stored JSON text.
         actor, target = _FOLD.format("e.actor_id"), _FOLD.format("e.target")
         value = _FOLD.format("(v #>> '{}')")
+        only, more = _only("e.account_id", accounts)
         rows = self._all(
-            f"SELECT {_EVENT_COLS} FROM {self._q.s}.events e WHERE EXISTS ("
+            f"SELECT {_EVENT_COLS} FROM {self._q.s}.events e WHERE (EXISTS ("
             f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE strpos({actor}, n) > 0 "
             f"OR strpos({target}, n) > 0) OR EXISTS ("
             "SELECT 1 FROM jsonb_path_query(e.details::jsonb, 'strict $.**') v, "
             "unnest(%(n)s::text[]) n "
-            f"WHERE jsonb_typeof(v) = 'string' AND strpos({value}, n) > 0) ORDER BY e.seq",
-            {"n": _needles(needles)},
+            f"WHERE jsonb_typeof(v) = 'string' AND strpos({value}, n) > 0)){only} "
+            "ORDER BY e.seq",
+            {"n": _needles(needles), **more},
             True,
         )
         return [_pu._event(r) for r in rows]
 
-    def members_with_text(self, needles: Collection[str]) -> list[Member]:
+    def members_with_text(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Member]:
+        only, more = _only("m.account_id", accounts)
         rows = self._all(
             f"SELECT {_MEMBER_COLS} FROM {self._q.s}.members m WHERE EXISTS ("
-            f"{_in_json('m.metadata')}) ORDER BY joined_at, account_id, user_id",
-            {"n": _needles(needles)},
+            f"{_in_json('m.metadata')}){only} ORDER BY joined_at, account_id, user_id",
+            {"n": _needles(needles), **more},
             True,
         )
         return [_pu._member(r) for r in rows]
 
-    def invitations_with_text(self, needles: Collection[str]) -> list[Invitation]:
+    def invitations_with_text(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Invitation]:
         note = _FOLD.format("i.note")
+        only, more = _only("i.account_id", accounts)
         rows = self._all(
-            f"SELECT {_INVITATION_COLS} FROM {self._q.s}.invitations i WHERE EXISTS ("
+            f"SELECT {_INVITATION_COLS} FROM {self._q.s}.invitations i WHERE (EXISTS ("
             f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE strpos({note}, n) > 0) OR EXISTS ("
-            f"{_in_json('i.metadata')}) ORDER BY created_at, seq",
-            {"n": _needles(needles)},
+            f"{_in_json('i.metadata')})){only} ORDER BY created_at, seq",
+            {"n": _needles(needles), **more},
             True,
         )
         return [_pu._invitation(r) for r in rows]
 
-    def contacts_with_text(self, needles: Collection[str]) -> list[Contact]:
+    def contacts_with_text(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Contact]:
         found = " OR ".join(
             f"strpos({_FOLD.format(col)}, n) > 0" for col in ("name", "company", "phone", "role")
         )
+        only, more = _only("account_id", accounts)
         rows = self._all(
             f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts WHERE EXISTS ("
-            f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE {found}) ORDER BY seq",
-            {"n": _needles(needles)},
+            f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE {found}){only} ORDER BY seq",
+            {"n": _needles(needles), **more},
             True,
         )
         return [_pu._contact(r) for r in rows]
@@ -159,6 +180,32 @@ class _PgPrivacyQueries:
             True,
         )
         return [_pu._outbox(r) for r in rows]
+
+    def event_mark(self) -> object:
+        # The newest seq and the transactions still running now. An identity is taken
+        # when a row is inserted, not when it commits: a transaction running now may
+        # commit an event with a lower seq later, so its rows are named by their xmin.
+        # One that starts later takes higher seqs than any now.
+        rows = self._all(
+            f"SELECT (SELECT coalesce(max(seq), 0) FROM {self._q.s}.events), "
+            "(SELECT coalesce(array_agg(x::text), '{}') "
+            "FROM pg_snapshot_xip(pg_current_snapshot()) x)",
+            (),
+        )
+        seq, running = rows[0]
+        # as 32-bit xids, which a row's xmin holds (an xid8 modulo 2**32)
+        return ("events", int(seq), tuple(str(int(x) % 2**32) for x in running))
+
+    def changed_accounts(self, mark: object) -> set[str] | None:
+        if not (isinstance(mark, tuple) and len(mark) == 3 and mark[0] == "events"):
+            return None
+        _, seq, running = mark
+        rows = self._all(
+            f"SELECT DISTINCT account_id FROM {self._q.s}.events "
+            "WHERE seq > %s OR xmin = ANY (%s::text[]::xid[])",
+            (seq, list(running)),
+        )
+        return {r[0] for r in rows}
 
     def outbox_texts(self, *, after: int = 0, limit: int = 500) -> list[tuple[int, OutboxMessage]]:
         rows = self._all(

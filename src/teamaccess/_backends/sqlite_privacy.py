@@ -47,6 +47,14 @@ _IN_JSON = (
 _CONTACT_TEXT = ("name", "company", "phone", "role")
 
 
+def _only(alias: str, accounts: Collection[str] | None) -> tuple[str, tuple[str, ...]]:
+    """The condition and parameter that keep a search to *accounts* (through each table's
+    index on its account), or nothing for every account."""
+    if accounts is None:
+        return "", ()
+    return f" AND {alias}.account_id IN (SELECT value FROM json_each(?2))", (_list(accounts),)
+
+
 class _PrivacyQueries:
     """A mixin of ``_SQLiteUnitOfWork``: the privacy part of the ``UnitOfWork`` protocol."""
 
@@ -109,45 +117,57 @@ class _PrivacyQueries:
         )
         return [_rows._contact(r) for r in rows]
 
-    def events_with(self, needles: Collection[str]) -> list[AuditEvent]:
+    def events_with(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[AuditEvent]:
         # json_tree walks every string in details, nested ones too, decoded: the stored
         # text escapes non-ASCII characters, so searching the raw JSON would miss them.
+        only, more = _only("e", accounts)
         rows = self._all(
-            f"SELECT {_rows._EVENT_COLS}, seq FROM events e WHERE EXISTS ("
+            f"SELECT {_rows._EVENT_COLS}, seq FROM events e WHERE (EXISTS ("
             "SELECT 1 FROM json_each(?1) n WHERE instr(lower(e.actor_id), n.value) "
             "OR instr(lower(e.target), n.value)) OR EXISTS ("
             "SELECT 1 FROM json_tree(e.details) t, json_each(?1) n "
-            "WHERE t.type = 'text' AND instr(lower(t.value), n.value)) ORDER BY e.seq",
-            (_needles(needles),),
+            f"WHERE t.type = 'text' AND instr(lower(t.value), n.value))){only} ORDER BY e.seq",
+            (_needles(needles), *more),
         )
         if self._event_seqs is None:
             self._event_seqs = {}
         self._event_seqs.update((r[0], r[-1]) for r in rows)
         return [_rows._event(r) for r in rows]
 
-    def members_with_text(self, needles: Collection[str]) -> list[Member]:
+    def members_with_text(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Member]:
+        only, more = _only("m", accounts)
         rows = self._all(
             f"SELECT {_rows._MEMBER_COLS} FROM members m WHERE EXISTS ("
-            f"{_IN_JSON.format('m.metadata')}) ORDER BY joined_at, account_id, user_id",
-            (_needles(needles),),
+            f"{_IN_JSON.format('m.metadata')}){only} ORDER BY joined_at, account_id, user_id",
+            (_needles(needles), *more),
         )
         return [_rows._member(r) for r in rows]
 
-    def invitations_with_text(self, needles: Collection[str]) -> list[Invitation]:
+    def invitations_with_text(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Invitation]:
+        only, more = _only("i", accounts)
         rows = self._all(
-            f"SELECT {_rows._INVITATION_COLS} FROM invitations i WHERE EXISTS ("
+            f"SELECT {_rows._INVITATION_COLS} FROM invitations i WHERE (EXISTS ("
             "SELECT 1 FROM json_each(?1) n WHERE instr(lower(i.note), n.value)) OR EXISTS ("
-            f"{_IN_JSON.format('i.metadata')}) ORDER BY created_at, id",
-            (_needles(needles),),
+            f"{_IN_JSON.format('i.metadata')})){only} ORDER BY created_at, id",
+            (_needles(needles), *more),
         )
         return [_rows._invitation(r) for r in rows]
 
-    def contacts_with_text(self, needles: Collection[str]) -> list[Contact]:
+    def contacts_with_text(
+        self, needles: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Contact]:
         found = " OR ".join(f"instr(lower(c.{col}), n.value)" for col in _CONTACT_TEXT)
+        only, more = _only("c", accounts)
         rows = self._all(
             f"SELECT {_rows._CONTACT_COLS} FROM contacts c WHERE EXISTS ("
-            f"SELECT 1 FROM json_each(?1) n WHERE {found}) ORDER BY c.seq",
-            (_needles(needles),),
+            f"SELECT 1 FROM json_each(?1) n WHERE {found}){only} ORDER BY c.seq",
+            (_needles(needles), *more),
         )
         return [_rows._contact(r) for r in rows]
 
@@ -159,6 +179,27 @@ class _PrivacyQueries:
             (_needles(needles),),
         )
         return [_rows._outbox(r) for r in rows]
+
+    def event_mark(self) -> object:
+        # The newest event's rowid and id: rows added later get a higher rowid as long as
+        # that row is there (SQLite gives max(rowid) + 1), which changed_accounts() checks.
+        rows = self._all("SELECT seq, id FROM events ORDER BY seq DESC LIMIT 1", ())
+        return ("events", rows[0][0], rows[0][1]) if rows else ("events", 0, None)
+
+    def changed_accounts(self, mark: object) -> set[str] | None:
+        if not (isinstance(mark, tuple) and len(mark) == 3 and mark[0] == "events"):
+            return None
+        _, seq, event_id = mark
+        # From the marked row on (a range of the rowid's own B-tree): if it is gone, a
+        # row added since may have taken its rowid or a lower one, and nobody can tell.
+        rows = self._all(
+            "SELECT seq, id, account_id FROM events WHERE seq >= ? ORDER BY seq", (seq,)
+        )
+        if event_id is not None:
+            if not rows or (rows[0][0], rows[0][1]) != (seq, event_id):
+                return None
+            rows = rows[1:]
+        return {r[2] for r in rows}
 
     def outbox_texts(self, *, after: int = 0, limit: int = 500) -> list[tuple[int, OutboxMessage]]:
         # The row's key (its rowid) is its place: a walk of the table's own B-tree.

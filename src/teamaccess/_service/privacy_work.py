@@ -5,7 +5,7 @@ This module loads on the first of these calls, whose methods are in ``privacy``.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -52,6 +52,25 @@ class _Person:
 
 def _key(address: str) -> str:
     return normalize_email(address).key
+
+
+class _Found:
+    """What the search of others' free text before the write unit found: the accounts
+    of the rows it matched, for whom, and where the audit log ended when it began."""
+
+    def __init__(
+        self, mark: object, who: tuple[frozenset[str], frozenset[str]], accounts: set[str]
+    ) -> None:
+        self.mark = mark
+        self.who = who
+        self.accounts = accounts
+
+
+def _narrows(uow: UnitOfWork) -> bool:
+    """Whether the store tells which accounts changed (optional in the Store protocol)."""
+    return callable(getattr(uow, "event_mark", None)) and callable(
+        getattr(uow, "changed_accounts", None)
+    )
 
 
 #: What a store needs for this module (the personal-data part of the Store protocol).
@@ -234,7 +253,7 @@ class _PrivacyWork:
         """See ``TeamAccess.erase_person()``."""
         actor_id = _check_id("actor_id", actor_id)
         uid, address = self._request(user_id, email)
-        verdicts = self._judge_mail(actor_id, uid, address)
+        verdicts, found = self._before_unit(actor_id, uid, address)
         with self.team._write() as work:
             uow = work.uow
             _check_unit(uow, scrub=getattr(self.team._store, "scrub", None), erase=True)
@@ -249,7 +268,7 @@ class _PrivacyWork:
                     "then erase"
                 )
             pseudonym = self._pseudonym(person)
-            counts = self._erase(work, person, pseudonym, verdicts)
+            counts = self._erase(work, person, pseudonym, verdicts, found)
             total = Counter[str]()
             for account_id, done in sorted(counts.items()):
                 total.update(done)
@@ -279,21 +298,48 @@ class _PrivacyWork:
             self.team._store.scrub()
         return report
 
-    def _judge_mail(
+    def _before_unit(
         self, actor_id: str, user_id: str | None, address: Address | None
-    ) -> Verdicts | None:
-        """The verdict on every stored message, worked out before the write unit: parsing
-        them takes seconds with a month of sent mail kept, and other writers would wait
-        for all of it. Read in short units, a page at a time, and parsed outside them.
-        ``None`` where the write unit is going to refuse the erasure anyway."""
-        from .._mail.redact import Verdicts
-
+    ) -> tuple[Verdicts | None, _Found | None]:
+        """What an erasure works out before its write unit, where other writers do not
+        wait for it: the verdict on every stored message, and the accounts whose free
+        text names the person. ``None`` where the write unit is going to refuse the
+        erasure anyway (or the store cannot tell what changed since)."""
         with self.team._read() as uow:
             _check_unit(uow, scrub=getattr(self.team._store, "scrub", None), erase=True)
             self._may_erase(uow, actor_id, user_id, address)
+            # First: whatever is written after it, the unit looks at again.
+            mark = uow.event_mark() if _narrows(uow) else None
             person = self._find(uow, user_id, address)
         if any(m.is_owner for m in person.memberships):
-            return None
+            return None, None
+        found = None if mark is None else self._search_texts(person, mark)
+        return self._judge_mail(person), found
+
+    def _search_texts(self, person: _Person, mark: object) -> _Found:
+        """The accounts with free text the unit's searches would find now: on a store of
+        100,000 accounts they take seconds, which other writers would wait for. Each in a
+        read unit of its own; the unit searches these accounts again, and those whose
+        audit log grew since *mark* (every change writes an event in its account)."""
+        needles = _free_needles(person)
+        searches: list[Callable[[UnitOfWork], list[Any]]] = [
+            lambda uow: uow.members_with_text(needles),
+            lambda uow: uow.invitations_with_text(needles),
+            lambda uow: uow.contacts_with_text(needles),
+            lambda uow: uow.events_with(person.matcher().needles | needles),
+        ]
+        accounts: set[str] = set()
+        for search in searches:
+            with self.team._read() as uow:
+                accounts.update(row.account_id for row in search(uow))
+        return _Found(mark, _who(person), accounts)
+
+    def _judge_mail(self, person: _Person) -> Verdicts:
+        """The verdict on every stored message, worked out before the write unit: parsing
+        them takes seconds with a month of sent mail kept, and other writers would wait
+        for all of it. Read in short units, a page at a time, and parsed outside them."""
+        from .._mail.redact import Verdicts
+
         verdicts = Verdicts(_redactor(person), _who(person))
         after = 0
         while True:
@@ -307,7 +353,12 @@ class _PrivacyWork:
                     verdicts.learn(row.message, row.recipient)
 
     def _erase(
-        self, work: _Work, person: _Person, pseudonym: str, verdicts: Verdicts | None
+        self,
+        work: _Work,
+        person: _Person,
+        pseudonym: str,
+        verdicts: Verdicts | None,
+        found: _Found | None,
     ) -> dict[str, Counter[str]]:
         """Every change of an erasure, counted per account."""
         uow = work.uow
@@ -347,11 +398,12 @@ class _PrivacyWork:
                 uow.delete_outbox(row.id)
                 counts[row.account_id]["messages"] += 1
         self._redact_mail(work, person, counts, verdicts)
-        self._redact_texts(work, person, counts)
+        where = _where(uow, person, found)
+        self._redact_texts(work, person, counts, where)
         # A vendor's text in the details (a notification's subject) is free text: the
         # person is looked for there as in mail to others, but replaced by the pseudonym.
         free = _redactor(person, pseudonym)
-        for event in uow.events_with(matcher.needles | _free_needles(person)):
+        for event in uow.events_with(matcher.needles | _free_needles(person), **where):
             if _mentions(matcher, event) or free.found_value(event.details):
                 uow.update_event(
                     attrs.evolve(
@@ -416,19 +468,22 @@ class _PrivacyWork:
                 uow.rewrite_outbox(changed)
 
     @staticmethod
-    def _redact_texts(work: _Work, person: _Person, counts: dict[str, Counter[str]]) -> None:
+    def _redact_texts(
+        work: _Work, person: _Person, counts: dict[str, Counter[str]], where: dict[str, Any]
+    ) -> None:
         """The person taken out of what others' rows say of them in free text: the note
         and metadata of invitations to others (a note goes out in the invitation mail),
         the metadata of other members, the name, company, phone and role of other
-        contacts. Their own rows are gone by now."""
+        contacts. Their own rows are gone by now. *where* keeps the searches to the
+        accounts that may hold such text (see ``_where()``)."""
         uow = work.uow
         redactor = _redactor(person)
         needles = _free_needles(person)
-        for m in uow.members_with_text(needles):
+        for m in uow.members_with_text(needles, **where):
             if redactor.found_value(m.metadata):
                 uow.update_member(attrs.evolve(m, metadata=redactor.sub_value(m.metadata)))
                 counts[m.account_id]["texts_redacted"] += 1
-        for inv in uow.invitations_with_text(needles):
+        for inv in uow.invitations_with_text(needles, **where):
             if redactor.found(inv.note) or redactor.found_value(inv.metadata):
                 uow.update_invitation(
                     attrs.evolve(
@@ -436,7 +491,7 @@ class _PrivacyWork:
                     )
                 )
                 counts[inv.account_id]["texts_redacted"] += 1
-        for c in uow.contacts_with_text(needles):
+        for c in uow.contacts_with_text(needles, **where):
             if any(redactor.found(v) for v in (c.name, c.company, c.phone, c.role)):
                 sub = redactor.sub
                 changed = attrs.evolve(
@@ -481,6 +536,19 @@ class _PrivacyWork:
         if scrub and report.total:
             self.team._store.scrub()
         return report
+
+
+def _where(uow: UnitOfWork, person: _Person, found: _Found | None) -> dict[str, Any]:
+    """How the write unit's searches of free text are kept short: to the accounts the
+    search before it found, and those that changed since (``accounts=``); every account
+    (no argument) if the person is not whom that search looked for, or the store cannot
+    tell what changed."""
+    if found is None or found.who != _who(person):
+        return {}
+    changed = uow.changed_accounts(found.mark)
+    if changed is None:
+        return {}
+    return {"accounts": sorted(found.accounts | changed)}
 
 
 def _who(person: _Person) -> tuple[frozenset[str], frozenset[str]]:

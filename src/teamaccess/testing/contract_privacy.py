@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+import pytest
 
 from .._domain import AuditEvent, Invitation, InvitationStatus
 from .._ports import Store
@@ -26,6 +27,22 @@ def _second_account(store: Store) -> None:
         uow.add_account(c.account("acc2", minute=1, owner="boss"))
         uow.add_member(c.member("boss", account_id="acc2", role="owner", minute=1), c.key("boss"))
         uow.commit()
+
+
+def _changed_accounts(store: Store) -> Callable[[Any, object], set[str] | None]:
+    """``changed_accounts`` of the store's units, or a skip: it is optional."""
+    with store.read() as uow:
+        if not (
+            callable(getattr(uow, "event_mark", None))
+            and callable(getattr(uow, "changed_accounts", None))
+        ):
+            pytest.skip("this store has no changed_accounts() (an optional capability)")
+
+    def changed(uow: Any, mark: object) -> set[str] | None:
+        found: set[str] | None = uow.changed_accounts(mark)
+        return found
+
+    return changed
 
 
 def _event(event_id: str, account_id: str = "acc1", **changes: Any) -> AuditEvent:
@@ -180,6 +197,95 @@ class PrivacyContract:
             assert uow.contacts_with_text({"pia@example.org"}) == named  # not five's address
             assert uow.contacts_with_text({"BUCHHALTUNG"}) == [*named[:3], five]
             assert uow.contacts_with_text({"nobody"}) == []
+
+    def test_searches_kept_to_accounts(self, seeded: Store) -> None:
+        """With ``accounts=``, each search of free text finds what it finds over every
+        account, in the same order, in those accounts only."""
+        _changed_accounts(seeded)  # the keyword comes with the capability
+        _second_account(seeded)
+        with seeded.begin() as uow:
+            uow.add_account(c.account("acc3", minute=2, owner="third"))
+            uow.add_member(c.member("third", account_id="acc3", role="owner", minute=2), "t")
+            for n, account_id in enumerate(("acc1", "acc2", "acc3", "acc1")):
+                named = f"für pia@example.org {n}"
+                uow.add_member(
+                    attrs.evolve(
+                        c.member(f"u{n}", account_id=account_id, minute=5 + n),
+                        metadata={"deputy": [named]},
+                    ),
+                    c.key(f"u{n}"),
+                )
+                uow.add_invitation(
+                    attrs.evolve(
+                        c.invitation(f"i{n}", f"i{n}@example.org", account_id=account_id),
+                        note=named,
+                    ),
+                    f"i{n}@example.org",
+                )
+                uow.add_contact(
+                    attrs.evolve(c.contact(f"c{n}"), account_id=account_id, role=named),
+                    f"c{n}@example.org",
+                )
+                uow.add_event(_event(f"e{n}", account_id, details={"who": named}))
+            uow.commit()
+        with seeded.read() as uow:
+            for search in (
+                uow.members_with_text,
+                uow.invitations_with_text,
+                uow.contacts_with_text,
+                uow.events_with,
+            ):
+                every = search({"PIA@example.org"})
+                assert len(every) == 4
+                for accounts in (["acc1"], ["acc2", "acc3"], ["acc3", "nowhere"]):
+                    kept = search({"PIA@example.org"}, accounts=accounts)
+                    assert kept == [r for r in every if r.account_id in accounts]
+                assert search({"pia@example.org"}, accounts=[]) == []
+
+    def test_changed_accounts(self, seeded: Store) -> None:
+        """The accounts whose log grew after a mark are named (more may be)."""
+        changed = _changed_accounts(seeded)
+        _second_account(seeded)
+        with seeded.begin() as uow:
+            uow.add_event(_event("e1"))
+            uow.commit()
+        with seeded.read() as uow:
+            mark = uow.event_mark()
+            # (more may be named: PostgreSQL names those of every transaction that was
+            # still running when the mark was taken, whatever it wrote before)
+            assert (changed(uow, mark) or set()) <= {"acc1", "acc2"}
+        with seeded.begin() as uow:
+            uow.add_event(_event("e2", "acc2"))
+            uow.add_event(_event("e3", "acc2"))
+            uow.commit()
+        with seeded.begin() as uow:
+            uow.add_event(_event("e4", "acc1"))
+            # not committed: it never happened
+        with seeded.read() as uow:
+            grown = changed(uow, mark)
+            assert grown is not None
+            assert "acc2" in grown
+            assert grown <= {"acc1", "acc2"}
+            assert changed(uow, "not a mark") is None
+
+    def test_changed_accounts_after_the_log_is_cut(self, seeded: Store) -> None:
+        """The marked event purged and new ones added: the answer names the accounts of
+        the new ones, or is None (the store cannot tell)."""
+        changed = _changed_accounts(seeded)
+        _second_account(seeded)
+        with seeded.begin() as uow:
+            uow.add_event(_event("e1"))
+            uow.add_event(_event("e2", "acc2"))
+            uow.commit()
+        with seeded.read() as uow:
+            mark = uow.event_mark()
+        with seeded.begin() as uow:
+            assert uow.purge_events(c.at(60)) == 2
+            uow.add_event(_event("e3", "acc2", at=c.at(61)))
+            uow.commit()
+        with seeded.read() as uow:
+            grown = changed(uow, mark)
+            assert grown is None or "acc2" in grown
 
     def test_outbox_texts(self, seeded: Store) -> None:
         with seeded.begin() as uow:
