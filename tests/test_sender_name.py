@@ -161,3 +161,18 @@ def test_any_name_that_passes_the_other_rules_works(
     check_stored(stored)
     assert check_sent(parse_stored(stored), to, stored)[2] == ADDRESS
     assert check_sent(parse_stored(stored), to)[2] == ADDRESS
+
+
+def test_a_copied_message_is_written_the_same() -> None:
+    """A mailer may copy the message it gets (smtplib's send_message() does)."""
+    import copy
+
+    name = name_of(105)
+    built = build_message(
+        sender=f"{name} <{ADDRESS}>", to="bob@example.org", subject="s", text="t",
+        html=None, message_id="<m@example.com>", language="de",
+    )  # fmt: skip
+    wire = built.as_bytes(policy=policy.SMTP)
+    for again in (copy.deepcopy(built), copy.copy(built)):
+        assert again.as_bytes(policy=policy.SMTP) == wire
+        assert_reads_back(again, name)

@@ -526,6 +526,7 @@ def _address_field(utf8: bool, header: str, value: str) -> str:
         if lines is not None:
             field = _hand_folded(factory[header])(header, address)
             field.lines = lines
+            field.made_from = (utf8, header, value)
             return cast("str", field)
     return cast("str", factory(header, address))
 
@@ -538,6 +539,12 @@ def _hand_folded(base: type) -> type:
 
     class HandFolded(base):  # type: ignore[misc]
         lines: tuple[str, ...]
+        made_from: tuple[bool, str, str]
+
+        def __reduce__(self) -> tuple[object, tuple[bool, str, str]]:
+            # A stdlib header deep-copies (and pickles) as its base class, which folds
+            # the name itself again: a copy.deepcopy() of a message is this header.
+            return _address_field, self.made_from
 
         def fold(self, *, policy: EmailPolicy[EmailMessage]) -> str:
             linesep: str = policy.linesep
