@@ -9,6 +9,7 @@ import sqlite3
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from tests.conftest import (
@@ -337,3 +338,84 @@ def test_a_file_size_limit_is_named_and_leaves_nothing_written(tmp_path: Path) -
     assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert check.execute("SELECT count(*) FROM invitations").fetchone() == (1,)
     check.close()
+
+
+def fill(out: BinaryIO) -> None:
+    while True:
+        out.write(b"\0" * 4096)
+
+
+@pytest.mark.postgres
+def test_postgres_server_disk_full_is_named_and_leaves_nothing_written(tmp_path: Path) -> None:
+    """The server's disk full (here: a tablespace on a 1 MiB tmpfs that is filled up) is
+    a server without space, not "a lost connection": retrying at once changes nothing,
+    freeing space does. Nothing of the call stays; the next call after works."""
+    import os
+    import subprocess
+    import tempfile
+
+    import psycopg
+
+    from teamaccess import PostgresStore
+
+    admin = psycopg.connect(postgres_conninfo(), autocommit=True)
+    datadir = admin.execute("SHOW data_directory").fetchone()
+    if datadir is None or not os.path.isdir(datadir[0]) or os.geteuid() != 0:
+        admin.close()
+        pytest.skip("needs root and a superuser on a local test server (a tablespace on tmpfs)")
+    # Under /tmp, not the test's directory: the server's user must reach it.
+    space = Path(tempfile.mkdtemp(prefix="teamaccess-space-"))
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(space)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        admin.close()
+        space.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    schema = postgres_schema(tmp_path)
+    tablespace = f"ts_{schema}"
+    store = None
+    try:
+        owner = os.stat(datadir[0])
+        os.chown(space, owner.st_uid, owner.st_gid)
+        admin.execute(f"CREATE TABLESPACE \"{tablespace}\" LOCATION '{space}'")
+        store = PostgresStore(postgres_conninfo(), schema=schema, max_size=1)
+        team = TeamAccess(store, MemoryMailer(), secret_key=SECRET)
+        account = team.create_account(name="Muster", owner_id="owner", owner_email="o@ex.org")
+        admin.execute(f'ALTER TABLE "{schema}".contacts SET TABLESPACE "{tablespace}"')
+        filler = space / "filler"
+        with filler.open("wb", buffering=0) as out, pytest.raises(OSError, match="No space"):
+            fill(out)
+
+        def add_until_it_fails() -> None:
+            for n in range(100):  # the table's first page fills after a few rows
+                team.add_contact(
+                    account.id, actor_id="owner", name="X" * 200, email=f"c{n}@example.org",
+                    categories=["billing"],
+                )  # fmt: skip
+
+        with pytest.raises(StorageError) as full:
+            add_until_it_fails()
+        message = str(full.value)
+        assert "lost its connection" not in message
+        assert "disk" in message
+        assert "free space" in message
+        stored = len(team.contacts(account.id))
+        events = len(team.audit_log(account.id, limit=1000))
+        assert events == 1 + stored  # each stored contact has its event; the failed none
+        filler.unlink()
+        team.add_contact(
+            account.id, actor_id="owner", name="After", email="after@example.org",
+            categories=["billing"],
+        )  # fmt: skip
+        assert team.contacts(account.id)[-1].name == "After"
+    finally:
+        if store is not None:
+            store.close()
+        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.execute(f'DROP TABLESPACE IF EXISTS "{tablespace}"')
+        subprocess.run(["umount", str(space)], check=False)
+        space.rmdir()
+        admin.close()

@@ -355,6 +355,22 @@ class PostgresStore:
                 "statement_timeout, or a cancel); retry, or raise those settings on the "
                 "connections the store uses"
             )
+        elif isinstance(exc, pg_errors.DiskFull):
+            # psycopg counts the server's own resource errors (class 53) and I/O errors
+            # (58) as OperationalError too: the connection is fine, retrying at once is not.
+            hint = (
+                "is on a server whose disk is full; free space on the database server (its "
+                "data or WAL volume), then retry"
+            )
+        elif isinstance(exc, psycopg.OperationalError) and (exc.sqlstate or "")[:2] in (
+            "53",
+            "58",
+        ):
+            hint = (
+                "is on a server that ran out of a resource or failed to read or write its "
+                "files (memory, a configured limit, an I/O error); check the server's log "
+                "and resources, then retry"
+            )
         elif isinstance(exc, psycopg.OperationalError) and doing == "connecting":
             hint = (
                 "could not be reached; check the host, port, database name and user, and "

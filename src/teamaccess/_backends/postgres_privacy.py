@@ -78,34 +78,47 @@ class _PgPrivacyQueries:
         def _lock_row(self, table: str, row_id: str) -> None: ...
 
     def members_involving(
-        self, user_ids: Collection[str], email_keys: Collection[str]
+        self,
+        user_ids: Collection[str],
+        email_keys: Collection[str],
+        *,
+        accounts: Collection[str] | None = None,
     ) -> list[Member]:
+        only, more = _only("account_id", accounts)
         rows = self._all(
-            f"SELECT {_MEMBER_COLS} FROM {self._q.s}.members WHERE user_id = ANY (%(ids)s) "
-            "OR granted_by = ANY (%(ids)s) OR email_key = ANY (%(keys)s) "
+            f"SELECT {_MEMBER_COLS} FROM {self._q.s}.members WHERE (user_id = ANY (%(ids)s) "
+            f"OR granted_by = ANY (%(ids)s) OR email_key = ANY (%(keys)s)){only} "
             "ORDER BY joined_at, account_id, user_id",
-            {"ids": sorted(set(user_ids)), "keys": sorted(set(email_keys))},
+            {"ids": sorted(set(user_ids)), "keys": sorted(set(email_keys)), **more},
             True,
         )
         return [_pu._member(r) for r in rows]
 
     def invitations_involving(
-        self, user_ids: Collection[str], email_keys: Collection[str]
+        self,
+        user_ids: Collection[str],
+        email_keys: Collection[str],
+        *,
+        accounts: Collection[str] | None = None,
     ) -> list[Invitation]:
+        only, more = _only("account_id", accounts)
         rows = self._all(
             f"SELECT {_INVITATION_COLS} FROM {self._q.s}.invitations "
-            "WHERE email_key = ANY (%(keys)s) OR invited_by = ANY (%(ids)s) "
-            "OR accepted_by = ANY (%(ids)s) ORDER BY created_at, seq",
-            {"ids": sorted(set(user_ids)), "keys": sorted(set(email_keys))},
+            "WHERE (email_key = ANY (%(keys)s) OR invited_by = ANY (%(ids)s) "
+            f"OR accepted_by = ANY (%(ids)s)){only} ORDER BY created_at, seq",
+            {"ids": sorted(set(user_ids)), "keys": sorted(set(email_keys)), **more},
             True,
         )
         return [_pu._invitation(r) for r in rows]
 
-    def contacts_with(self, email_keys: Collection[str]) -> list[Contact]:
+    def contacts_with(
+        self, email_keys: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Contact]:
+        only, more = _only("account_id", accounts)
         rows = self._all(
-            f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts WHERE email_key = ANY (%s) "
-            "ORDER BY seq",
-            (sorted(set(email_keys)),),
+            f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts "
+            f"WHERE email_key = ANY (%(keys)s){only} ORDER BY seq",
+            {"keys": sorted(set(email_keys)), **more},
             True,
         )
         return [_pu._contact(r) for r in rows]
