@@ -78,12 +78,13 @@ WRITES: list[tuple[str, Call]] = [
 ]  # fmt: skip
 
 # (round trips, statements) of each, pipelined; one by one, a round trip per statement.
-# Before this grouping (each write and its event alone, the account and the actor in two
-# reads, the invitation and the inviter too): create_account 5, rename_account 5,
-# set_permissions, suspend_member, set_access_until and forget_resource 6,
-# add_contact, update_contact and remove_contact 5, notify (two recipients, with the
-# two sent records) 12, transfer_ownership 8, remove_member 8 (the member had sent a
-# pending invitation, which it revokes) and leave 7 (the same), resend 10, revoke 4.
+# Before this grouping (each write and its event alone; the account and the actor, the
+# contact and the actor, the invitation and the inviter each read in two statements):
+# create_account 5, rename_account 5, set_permissions, suspend_member, set_access_until
+# and forget_resource 6, add_contact, update_contact and remove_contact 5, notify (two
+# recipients, with the two sent records) 12, transfer_ownership 8, remove_member 8 (the
+# member had sent a pending invitation, which it revokes) and leave 7 (the same),
+# resend 10, revoke 4.
 TRIPS = {
     "create_account": (3, 8),
     "rename_account": (3, 6),
@@ -92,8 +93,8 @@ TRIPS = {
     "set_access_until": (4, 7),
     "forget_resource": (5, 7),
     "add_contact": (3, 6),
-    "update_contact": (4, 7),
-    "remove_contact": (4, 7),
+    "update_contact": (3, 6),
+    "remove_contact": (3, 6),
     "notify": (10, 21),
     "transfer_ownership": (4, 9),
     "remove_member": (5, 12),
@@ -240,12 +241,13 @@ def test_a_first_write_the_server_refuses_keeps_the_writes_after_it_out(
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="psycopg traces libpq on Linux only")
-@pytest.mark.parametrize("read_first", [True, False], ids=["read-first", "unread"])
+@pytest.mark.parametrize("read", ["get_contact", "contact_and_member", "unread"])
 def test_delete_contact_takes_its_accounts_lock_once(
-    tmp_path: Path, schema: str, read_first: bool
+    tmp_path: Path, schema: str, read: str
 ) -> None:
-    """A contact this unit read has its account locked already: its delete sends no
-    second lock of it. Unread, the delete locks its account through the row."""
+    """A contact this unit read (alone or with a membership) has its account locked
+    already: its delete sends no second lock of it. Unread, the delete locks its account
+    through the row."""
     from psycopg_pool import ConnectionPool
 
     wire = Wire(tmp_path / "wire.trace")
@@ -257,11 +259,17 @@ def test_delete_contact_takes_its_accounts_lock_once(
         with store.begin() as uow:
             uow.add_account(c.account())
             uow.add_account(c.account("acc2", owner="boss2"))
+            uow.add_member(c.member("owner", role="owner"), c.key("owner"))
             uow.add_contact(c.contact("ct1"), "ct1@example.org")
             uow.commit()
         with store.begin() as uow:
-            if read_first:
+            if read == "get_contact":
                 assert uow.get_contact("ct1") is not None
+            elif read == "contact_and_member":
+                found = uow.contact_and_member("ct1", "owner")
+                assert found == (c.contact("ct1"), c.member("owner", role="owner"))
+                # the read took the contact's account's lock, and no other
+                assert locks_held(store, raw, ("acc1", "acc2")) == {"acc1"}
             before = counts(wire.messages())
             uow.delete_contact("ct1")
             sent = counts(wire.messages())
@@ -273,7 +281,8 @@ def test_delete_contact_takes_its_accounts_lock_once(
         store.close()
     wire.close()
     # read first: the delete alone; unread: BEGIN, the lock through the row, the delete
-    assert (sent[0] - before[0], sent[1] - before[1]) == ((1, 1) if read_first else (1, 3))
+    expected = (1, 3) if read == "unread" else (1, 1)
+    assert (sent[0] - before[0], sent[1] - before[1]) == expected
 
 
 def test_a_contact_read_in_another_unit_is_locked_through_its_row(schema: str) -> None:

@@ -191,24 +191,35 @@ class UnitOfWork(Protocol):
 
     # personal data: export, erasure and retention (every account at once)
     def members_involving(
-        self, user_ids: Collection[str], email_keys: Collection[str]
+        self,
+        user_ids: Collection[str],
+        email_keys: Collection[str],
+        *,
+        accounts: Collection[str] | None = None,
     ) -> list[Member]:
-        """Memberships in every account whose user is one of *user_ids*, whose address's
-        key is one of *email_keys*, or whose ``granted_by`` is one of *user_ids*; ordered
-        by ``joined_at``, then account id and user id."""
+        """Memberships in every account (of *accounts* only, if given) whose user is one
+        of *user_ids*, whose address's key is one of *email_keys*, or whose
+        ``granted_by`` is one of *user_ids*; ordered by ``joined_at``, then account id
+        and user id."""
         ...
 
     def invitations_involving(
-        self, user_ids: Collection[str], email_keys: Collection[str]
+        self,
+        user_ids: Collection[str],
+        email_keys: Collection[str],
+        *,
+        accounts: Collection[str] | None = None,
     ) -> list[Invitation]:
-        """Invitations in every account sent to one of *email_keys*, or whose
-        ``invited_by`` or ``accepted_by`` is one of *user_ids*; oldest first (as
-        ``invitations()``, ``token_hash`` as ``get_invitation()``)."""
+        """Invitations in every account (of *accounts* only, if given) sent to one of
+        *email_keys*, or whose ``invited_by`` or ``accepted_by`` is one of *user_ids*;
+        oldest first (as ``invitations()``, ``token_hash`` as ``get_invitation()``)."""
         ...
 
-    def contacts_with(self, email_keys: Collection[str]) -> list[Contact]:
-        """Contacts in every account whose address's key is one of *email_keys*, in the
-        order they were added."""
+    def contacts_with(
+        self, email_keys: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Contact]:
+        """Contacts in every account (of *accounts* only, if given) whose address's key is
+        one of *email_keys*, in the order they were added."""
         ...
 
     def events_with(
@@ -379,6 +390,13 @@ class CombinedReads(Protocol):
     def invitation_and_inviter(self, invitation_id: str) -> tuple[Invitation | None, Member | None]:
         """``get_invitation(invitation_id)`` and its inviter's membership
         (``get_member(account_id, invited_by)``); ``(None, None)`` if there is none."""
+        ...
+
+    def contact_and_member(
+        self, contact_id: str, user_id: str
+    ) -> tuple[Contact | None, Member | None]:
+        """``get_contact(contact_id)`` and *user_id*'s membership in its account
+        (``get_member(account_id, user_id)``); ``(None, None)`` if there is no contact."""
         ...
 
     def cancel_outbox(self, invitation_id: str) -> None:

@@ -459,33 +459,56 @@ class _MemoryUnitOfWork:
     # personal data (export, erasure, retention): rare, so plain scans of every row
 
     def members_involving(
-        self, user_ids: Collection[str], email_keys: Collection[str]
+        self,
+        user_ids: Collection[str],
+        email_keys: Collection[str],
+        *,
+        accounts: Collection[str] | None = None,
     ) -> list[Member]:
         ids, keys = set(user_ids), set(email_keys)
+        kept = None if accounts is None else set(accounts)
         found = [
             m
             for k, m in self._s._members.items()
-            if m.user_id in ids or m.granted_by in ids or self._s._member_email_keys.get(k) in keys
+            if (
+                m.user_id in ids or m.granted_by in ids or self._s._member_email_keys.get(k) in keys
+            )
+            and (kept is None or m.account_id in kept)
         ]
         return sorted(found, key=lambda m: (m.joined_at, m.account_id, m.user_id))
 
     def invitations_involving(
-        self, user_ids: Collection[str], email_keys: Collection[str]
+        self,
+        user_ids: Collection[str],
+        email_keys: Collection[str],
+        *,
+        accounts: Collection[str] | None = None,
     ) -> list[Invitation]:
         ids, keys = set(user_ids), set(email_keys)
+        kept = None if accounts is None else set(accounts)
         found = [
             inv
             for inv in self._s._invitations.values()
-            if self._s._invitation_keys.get(inv.id) in keys
-            or inv.invited_by in ids
-            or inv.accepted_by in ids
+            if (
+                self._s._invitation_keys.get(inv.id) in keys
+                or inv.invited_by in ids
+                or inv.accepted_by in ids
+            )
+            and (kept is None or inv.account_id in kept)
         ]
         return sorted(found, key=lambda i: i.created_at)
 
-    def contacts_with(self, email_keys: Collection[str]) -> list[Contact]:
+    def contacts_with(
+        self, email_keys: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Contact]:
         keys = set(email_keys)
+        kept = None if accounts is None else set(accounts)
         contact_keys = self._s._contact_keys
-        return [c for c in self._s._contacts.values() if contact_keys.get(c.id) in keys]
+        return [
+            c
+            for c in self._s._contacts.values()
+            if contact_keys.get(c.id) in keys and (kept is None or c.account_id in kept)
+        ]
 
     def events_with(
         self, needles: Collection[str], *, accounts: Collection[str] | None = None

@@ -78,34 +78,47 @@ class _PgPrivacyQueries:
         def _lock_row(self, table: str, row_id: str) -> None: ...
 
     def members_involving(
-        self, user_ids: Collection[str], email_keys: Collection[str]
+        self,
+        user_ids: Collection[str],
+        email_keys: Collection[str],
+        *,
+        accounts: Collection[str] | None = None,
     ) -> list[Member]:
+        only, more = _only("account_id", accounts)
         rows = self._all(
-            f"SELECT {_MEMBER_COLS} FROM {self._q.s}.members WHERE user_id = ANY (%(ids)s) "
-            "OR granted_by = ANY (%(ids)s) OR email_key = ANY (%(keys)s) "
+            f"SELECT {_MEMBER_COLS} FROM {self._q.s}.members WHERE (user_id = ANY (%(ids)s) "
+            f"OR granted_by = ANY (%(ids)s) OR email_key = ANY (%(keys)s)){only} "
             "ORDER BY joined_at, account_id, user_id",
-            {"ids": sorted(set(user_ids)), "keys": sorted(set(email_keys))},
+            {"ids": sorted(set(user_ids)), "keys": sorted(set(email_keys)), **more},
             True,
         )
         return [_pu._member(r) for r in rows]
 
     def invitations_involving(
-        self, user_ids: Collection[str], email_keys: Collection[str]
+        self,
+        user_ids: Collection[str],
+        email_keys: Collection[str],
+        *,
+        accounts: Collection[str] | None = None,
     ) -> list[Invitation]:
+        only, more = _only("account_id", accounts)
         rows = self._all(
             f"SELECT {_INVITATION_COLS} FROM {self._q.s}.invitations "
-            "WHERE email_key = ANY (%(keys)s) OR invited_by = ANY (%(ids)s) "
-            "OR accepted_by = ANY (%(ids)s) ORDER BY created_at, seq",
-            {"ids": sorted(set(user_ids)), "keys": sorted(set(email_keys))},
+            "WHERE (email_key = ANY (%(keys)s) OR invited_by = ANY (%(ids)s) "
+            f"OR accepted_by = ANY (%(ids)s)){only} ORDER BY created_at, seq",
+            {"ids": sorted(set(user_ids)), "keys": sorted(set(email_keys)), **more},
             True,
         )
         return [_pu._invitation(r) for r in rows]
 
-    def contacts_with(self, email_keys: Collection[str]) -> list[Contact]:
+    def contacts_with(
+        self, email_keys: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Contact]:
+        only, more = _only("account_id", accounts)
         rows = self._all(
-            f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts WHERE email_key = ANY (%s) "
-            "ORDER BY seq",
-            (sorted(set(email_keys)),),
+            f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts "
+            f"WHERE email_key = ANY (%(keys)s){only} ORDER BY seq",
+            {"keys": sorted(set(email_keys)), **more},
             True,
         )
         return [_pu._contact(r) for r in rows]
@@ -182,28 +195,35 @@ class _PgPrivacyQueries:
         return [_pu._outbox(r) for r in rows]
 
     def event_mark(self) -> object:
-        # The newest seq and the transactions still running now. An identity is taken
-        # when a row is inserted, not when it commits: a transaction running now may
-        # commit an event with a lower seq later, so its rows are named by their xmin.
-        # One that starts later takes higher seqs than any now.
+        # The newest seq and the oldest transaction still running now. An identity is
+        # taken when a row is inserted, not when it commits: a transaction running now
+        # (or one that took its seq now and its xid just after) may commit an event
+        # with a lower seq later. Its rows carry an xid at or after that oldest one,
+        # also when they were written in a savepoint (a subtransaction's xid, which the
+        # snapshot's list of running transactions does not name, is newer than its
+        # parent's).
         rows = self._all(
             f"SELECT (SELECT coalesce(max(seq), 0) FROM {self._q.s}.events), "
-            "(SELECT coalesce(array_agg(x::text), '{}') "
-            "FROM pg_snapshot_xip(pg_current_snapshot()) x)",
+            "pg_snapshot_xmin(pg_current_snapshot())::text",
             (),
         )
-        seq, running = rows[0]
-        # as 32-bit xids, which a row's xmin holds (an xid8 modulo 2**32)
-        return ("events", int(seq), tuple(str(int(x) % 2**32) for x in running))
+        seq, oldest = rows[0]
+        # as a 32-bit xid, which a row's xmin holds (an xid8 modulo 2**32)
+        return ("events", int(seq), str(int(oldest) % 2**32))
 
     def changed_accounts(self, mark: object) -> set[str] | None:
-        if not (isinstance(mark, tuple) and len(mark) == 3 and mark[0] == "events"):
+        if not (
+            isinstance(mark, tuple) and len(mark) == 3 and mark[0] == "events"
+            and isinstance(mark[2], str)
+        ):  # fmt: skip
             return None
-        _, seq, running = mark
+        _, seq, oldest = mark
+        # age() counts back from the newest xid, so the comparison holds across the
+        # 32-bit xid's wraparound; a frozen row's age is the largest there is.
         rows = self._all(
             f"SELECT DISTINCT account_id FROM {self._q.s}.events "
-            "WHERE seq > %s OR xmin = ANY (%s::text[]::xid[])",
-            (seq, list(running)),
+            "WHERE seq > %s OR age(xmin) <= age(%s::text::xid)",
+            (seq, oldest),
         )
         return {r[0] for r in rows}
 

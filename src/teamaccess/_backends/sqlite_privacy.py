@@ -47,12 +47,15 @@ _IN_JSON = (
 _CONTACT_TEXT = ("name", "company", "phone", "role")
 
 
-def _only(alias: str, accounts: Collection[str] | None) -> tuple[str, tuple[str, ...]]:
-    """The condition and parameter that keep a search to *accounts* (through each table's
-    index on its account), or nothing for every account."""
+def _only(
+    alias: str, accounts: Collection[str] | None, number: int = 2
+) -> tuple[str, tuple[str, ...]]:
+    """The condition and parameter (number *number*) that keep a search to *accounts*
+    (through each table's index on its account), or nothing for every account."""
     if accounts is None:
         return "", ()
-    return f" AND {alias}.account_id IN (SELECT value FROM json_each(?2))", (_list(accounts),)
+    found = f" AND {alias}.account_id IN (SELECT value FROM json_each(?{number}))"
+    return found, (_list(accounts),)
 
 
 class _PrivacyQueries:
@@ -84,36 +87,49 @@ class _PrivacyQueries:
         ) -> None: ...
 
     def members_involving(
-        self, user_ids: Collection[str], email_keys: Collection[str]
+        self,
+        user_ids: Collection[str],
+        email_keys: Collection[str],
+        *,
+        accounts: Collection[str] | None = None,
     ) -> list[Member]:
+        only, more = _only("m", accounts, 3)
         rows = self._all(
-            f"SELECT {_rows._MEMBER_COLS} FROM members "
-            "WHERE user_id IN (SELECT value FROM json_each(?1)) "
+            f"SELECT {_rows._MEMBER_COLS} FROM members m "
+            "WHERE (user_id IN (SELECT value FROM json_each(?1)) "
             "OR granted_by IN (SELECT value FROM json_each(?1)) "
-            "OR email_key IN (SELECT value FROM json_each(?2)) "
+            f"OR email_key IN (SELECT value FROM json_each(?2))){only} "
             "ORDER BY joined_at, account_id, user_id",
-            (_list(user_ids), _list(email_keys)),
+            (_list(user_ids), _list(email_keys), *more),
         )
         return [_rows._member(r) for r in rows]
 
     def invitations_involving(
-        self, user_ids: Collection[str], email_keys: Collection[str]
+        self,
+        user_ids: Collection[str],
+        email_keys: Collection[str],
+        *,
+        accounts: Collection[str] | None = None,
     ) -> list[Invitation]:
+        only, more = _only("i", accounts, 3)
         rows = self._all(
-            f"SELECT {_rows._INVITATION_COLS} FROM invitations "
-            "WHERE email_key IN (SELECT value FROM json_each(?2)) "
+            f"SELECT {_rows._INVITATION_COLS} FROM invitations i "
+            "WHERE (email_key IN (SELECT value FROM json_each(?2)) "
             "OR invited_by IN (SELECT value FROM json_each(?1)) "
-            "OR accepted_by IN (SELECT value FROM json_each(?1)) "
+            f"OR accepted_by IN (SELECT value FROM json_each(?1))){only} "
             "ORDER BY created_at, id",
-            (_list(user_ids), _list(email_keys)),
+            (_list(user_ids), _list(email_keys), *more),
         )
         return [_rows._invitation(r) for r in rows]
 
-    def contacts_with(self, email_keys: Collection[str]) -> list[Contact]:
+    def contacts_with(
+        self, email_keys: Collection[str], *, accounts: Collection[str] | None = None
+    ) -> list[Contact]:
+        only, more = _only("c", accounts)
         rows = self._all(
             f"SELECT {_rows._CONTACT_COLS} FROM contacts c "
-            "WHERE c.email_key IN (SELECT value FROM json_each(?)) ORDER BY c.seq",
-            (_list(email_keys),),
+            f"WHERE c.email_key IN (SELECT value FROM json_each(?1)){only} ORDER BY c.seq",
+            (_list(email_keys), *more),
         )
         return [_rows._contact(r) for r in rows]
 

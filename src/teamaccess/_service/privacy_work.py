@@ -36,6 +36,8 @@ class _Person:
         self.user_ids = user_ids
         self.addresses = addresses  # key -> the address as first seen
         self.memberships: list[Member] = []
+        # the accounts of every membership the last search returned (granted ones too)
+        self.near: set[str] = set()
 
     @property
     def keys(self) -> set[str]:
@@ -55,15 +57,22 @@ def _key(address: str) -> str:
 
 
 class _Found:
-    """What the search of others' free text before the write unit found: the accounts
-    of the rows it matched, for whom, and where the audit log ended when it began."""
+    """What the searches before the write unit found: for whom, where the audit log
+    ended when they began, the accounts of the rows that name the person in free text,
+    and those of the person's own rows (memberships, invitations, contacts, and the
+    memberships they granted)."""
 
     def __init__(
-        self, mark: object, who: tuple[frozenset[str], frozenset[str]], accounts: set[str]
+        self,
+        mark: object,
+        who: tuple[frozenset[str], frozenset[str]],
+        accounts: set[str],
+        involving: set[str],
     ) -> None:
         self.mark = mark
         self.who = who
         self.accounts = accounts
+        self.involving = involving
 
 
 def _narrows(uow: UnitOfWork) -> bool:
@@ -120,18 +129,23 @@ class _PrivacyWork:
         return uid, address
 
     @staticmethod
-    def _find(uow: UnitOfWork, user_id: str | None, address: Address | None) -> _Person:
+    def _find(
+        uow: UnitOfWork,
+        user_id: str | None,
+        address: Address | None,
+        scope: Mapping[str, Any] | None = None,
+    ) -> _Person:
         """The person: the ids and addresses given, and those their memberships link to
         (a user's addresses in every account, every user of an address), until no new
-        one turns up."""
+        one turns up. *scope* (``accounts=``) keeps the search to some accounts."""
         person = _Person(
             {user_id} if user_id is not None else set(),
             {address.key: address} if address is not None else {},
         )
         while True:
-            found = [
-                m for m in uow.members_involving(person.user_ids, person.keys) if person.owns(m)
-            ]
+            rows = uow.members_involving(person.user_ids, person.keys, **(scope or {}))
+            person.near = {m.account_id for m in rows}
+            found = [m for m in rows if person.owns(m)]
             before = (len(person.user_ids), len(person.addresses))
             for m in found:
                 person.user_ids.add(m.user_id)
@@ -258,7 +272,17 @@ class _PrivacyWork:
             uow = work.uow
             _check_unit(uow, scrub=getattr(self.team._store, "scrub", None), erase=True)
             self._may_erase(uow, actor_id, uid, address)
-            person = self._find(uow, uid, address)
+            changed = None if found is None else uow.changed_accounts(found.mark)
+            if found is None or changed is None:
+                found = None
+                person = self._find(uow, uid, address)
+            else:
+                near = {"accounts": sorted(found.involving | changed)}
+                person = self._find(uow, uid, address, near)
+                if _who(person) != found.who:
+                    # Whom it looks for changed since the searches: every account again.
+                    found = None
+                    person = self._find(uow, uid, address)
             owned = [m for m in person.memberships if m.is_owner]
             if owned:
                 which = ", ".join(sorted({repr(m.account_id) for m in owned}))
@@ -268,7 +292,7 @@ class _PrivacyWork:
                     "then erase"
                 )
             pseudonym = self._pseudonym(person)
-            counts = self._erase(work, person, pseudonym, verdicts, found)
+            counts = self._erase(work, person, pseudonym, verdicts, found, changed)
             total = Counter[str]()
             for account_id, done in sorted(counts.items()):
                 total.update(done)
@@ -332,7 +356,15 @@ class _PrivacyWork:
         for search in searches:
             with self.team._read() as uow:
                 accounts.update(row.account_id for row in search(uow))
-        return _Found(mark, _who(person), accounts)
+        # The person's own rows, which the unit deletes or pseudonymises, found the same
+        # way (a membership's account came with finding the person).
+        involving = set(person.near)
+        with self.team._read() as uow:
+            found = uow.invitations_involving(person.user_ids, person.keys)
+            involving.update(inv.account_id for inv in found)
+        with self.team._read() as uow:
+            involving.update(c.account_id for c in uow.contacts_with(person.keys))
+        return _Found(mark, _who(person), accounts, involving)
 
     def _judge_mail(self, person: _Person) -> Verdicts:
         """The verdict on every stored message, worked out before the write unit: parsing
@@ -359,9 +391,19 @@ class _PrivacyWork:
         pseudonym: str,
         verdicts: Verdicts | None,
         found: _Found | None,
+        changed: set[str] | None,
     ) -> dict[str, Counter[str]]:
-        """Every change of an erasure, counted per account."""
+        """Every change of an erasure, counted per account. With *found* (the searches
+        before the unit, for this person) and *changed* (the accounts whose audit log grew
+        since), each search here keeps to the accounts that may hold what it looks for:
+        every change writes an event in its account, so a row in another account is as
+        those searches saw it."""
         uow = work.uow
+        near: dict[str, Any] = {}
+        where: dict[str, Any] = {}
+        if found is not None and changed is not None:
+            near = {"accounts": sorted(found.involving | changed)}
+            where = {"accounts": sorted(found.accounts | changed)}
         ids = person.user_ids
         counts: dict[str, Counter[str]] = defaultdict(Counter)
         for m in person.memberships:
@@ -372,11 +414,11 @@ class _PrivacyWork:
                 uow.update_invitation(attrs.evolve(inv, status="revoked", closed_at=work.now))
                 self.team._cancel_mail(work, inv.id)
                 counts[m.account_id]["revoked_invitations"] += 1
-        for m in uow.members_involving(ids, ()):
+        for m in uow.members_involving(ids, (), **near):
             if m.granted_by in ids and not person.owns(m):
                 uow.update_member(attrs.evolve(m, granted_by=pseudonym))
                 counts[m.account_id]["members_pseudonymised"] += 1
-        for inv in uow.invitations_involving(ids, person.keys):
+        for inv in uow.invitations_involving(ids, person.keys, **near):
             if _key(inv.email) in person.addresses:
                 uow.delete_invitation(inv.id)
                 counts[inv.account_id]["invitations"] += 1
@@ -389,7 +431,7 @@ class _PrivacyWork:
                     )
                 )
                 counts[inv.account_id]["invitations_pseudonymised"] += 1
-        for contact in uow.contacts_with(person.keys):
+        for contact in uow.contacts_with(person.keys, **near):
             uow.delete_contact(contact.id)
             counts[contact.account_id]["contacts"] += 1
         matcher = person.matcher()
@@ -398,7 +440,6 @@ class _PrivacyWork:
                 uow.delete_outbox(row.id)
                 counts[row.account_id]["messages"] += 1
         self._redact_mail(work, person, counts, verdicts)
-        where = _where(uow, person, found)
         self._redact_texts(work, person, counts, where)
         # A vendor's text in the details (a notification's subject) is free text: the
         # person is looked for there as in mail to others, but replaced by the pseudonym.
@@ -475,7 +516,7 @@ class _PrivacyWork:
         and metadata of invitations to others (a note goes out in the invitation mail),
         the metadata of other members, the name, company, phone and role of other
         contacts. Their own rows are gone by now. *where* keeps the searches to the
-        accounts that may hold such text (see ``_where()``)."""
+        accounts that may hold such text (see ``_erase()``)."""
         uow = work.uow
         redactor = _redactor(person)
         needles = _free_needles(person)
@@ -536,19 +577,6 @@ class _PrivacyWork:
         if scrub and report.total:
             self.team._store.scrub()
         return report
-
-
-def _where(uow: UnitOfWork, person: _Person, found: _Found | None) -> dict[str, Any]:
-    """How the write unit's searches of free text are kept short: to the accounts the
-    search before it found, and those that changed since (``accounts=``); every account
-    (no argument) if the person is not whom that search looked for, or the store cannot
-    tell what changed."""
-    if found is None or found.who != _who(person):
-        return {}
-    changed = uow.changed_accounts(found.mark)
-    if changed is None:
-        return {}
-    return {"accounts": sorted(found.accounts | changed)}
 
 
 def _who(person: _Person) -> tuple[frozenset[str], frozenset[str]]:

@@ -242,6 +242,44 @@ class PrivacyContract:
                     assert kept == [r for r in every if r.account_id in accounts]
                 assert search({"pia@example.org"}, accounts=[]) == []
 
+    def test_person_searches_kept_to_accounts(self, seeded: Store) -> None:
+        """With ``accounts=``, the searches for a person's own rows find what they find
+        over every account, in the same order, in those accounts only."""
+        _changed_accounts(seeded)  # the keyword comes with the capability
+        _second_account(seeded)
+        with seeded.begin() as uow:
+            for account_id, minute in (("acc1", 5), ("acc2", 6)):
+                uow.add_member(c.member("u1", account_id=account_id, minute=minute), c.key("u1"))
+                uow.add_member(
+                    attrs.evolve(
+                        c.member(f"g-{account_id}", account_id=account_id, minute=minute),
+                        granted_by="u1",
+                    ),
+                    c.key(f"g-{account_id}"),
+                )
+                uow.add_invitation(
+                    c.invitation(f"i-{account_id}", "pia@example.org", account_id=account_id),
+                    "pia@example.org",
+                )
+                uow.add_contact(
+                    attrs.evolve(c.contact(f"c-{account_id}"), account_id=account_id),
+                    "pia@example.org",
+                )
+            uow.commit()
+        with seeded.read() as uow:
+            searches: list[Callable[..., list[Any]]] = [
+                lambda **kw: uow.members_involving({"u1"}, {"pia@example.org"}, **kw),
+                lambda **kw: uow.invitations_involving({"u1"}, {"pia@example.org"}, **kw),
+                lambda **kw: uow.contacts_with({"pia@example.org"}, **kw),
+            ]
+            for search in searches:
+                every = search()
+                assert {r.account_id for r in every} == {"acc1", "acc2"}
+                for accounts in (["acc1"], ["acc2", "nowhere"], ["acc1", "acc2"]):
+                    kept = search(accounts=accounts)
+                    assert kept == [r for r in every if r.account_id in accounts]
+                assert search(accounts=[]) == []
+
     def test_changed_accounts(self, seeded: Store) -> None:
         """The accounts whose log grew after a mark are named (more may be)."""
         changed = _changed_accounts(seeded)
