@@ -195,28 +195,35 @@ class _PgPrivacyQueries:
         return [_pu._outbox(r) for r in rows]
 
     def event_mark(self) -> object:
-        # The newest seq and the transactions still running now. An identity is taken
-        # when a row is inserted, not when it commits: a transaction running now may
-        # commit an event with a lower seq later, so its rows are named by their xmin.
-        # One that starts later takes higher seqs than any now.
+        # The newest seq and the oldest transaction still running now. An identity is
+        # taken when a row is inserted, not when it commits: a transaction running now
+        # (or one that took its seq now and its xid just after) may commit an event
+        # with a lower seq later. Its rows carry an xid at or after that oldest one,
+        # also when they were written in a savepoint (a subtransaction's xid, which the
+        # snapshot's list of running transactions does not name, is newer than its
+        # parent's).
         rows = self._all(
             f"SELECT (SELECT coalesce(max(seq), 0) FROM {self._q.s}.events), "
-            "(SELECT coalesce(array_agg(x::text), '{}') "
-            "FROM pg_snapshot_xip(pg_current_snapshot()) x)",
+            "pg_snapshot_xmin(pg_current_snapshot())::text",
             (),
         )
-        seq, running = rows[0]
-        # as 32-bit xids, which a row's xmin holds (an xid8 modulo 2**32)
-        return ("events", int(seq), tuple(str(int(x) % 2**32) for x in running))
+        seq, oldest = rows[0]
+        # as a 32-bit xid, which a row's xmin holds (an xid8 modulo 2**32)
+        return ("events", int(seq), str(int(oldest) % 2**32))
 
     def changed_accounts(self, mark: object) -> set[str] | None:
-        if not (isinstance(mark, tuple) and len(mark) == 3 and mark[0] == "events"):
+        if not (
+            isinstance(mark, tuple) and len(mark) == 3 and mark[0] == "events"
+            and isinstance(mark[2], str)
+        ):  # fmt: skip
             return None
-        _, seq, running = mark
+        _, seq, oldest = mark
+        # age() counts back from the newest xid, so the comparison holds across the
+        # 32-bit xid's wraparound; a frozen row's age is the largest there is.
         rows = self._all(
             f"SELECT DISTINCT account_id FROM {self._q.s}.events "
-            "WHERE seq > %s OR xmin = ANY (%s::text[]::xid[])",
-            (seq, list(running)),
+            "WHERE seq > %s OR age(xmin) <= age(%s::text::xid)",
+            (seq, oldest),
         )
         return {r[0] for r in rows}
 
