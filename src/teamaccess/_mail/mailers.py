@@ -13,7 +13,7 @@ from .._emails import check_line
 from .._errors import StorageError, ValidationError
 
 if TYPE_CHECKING:
-    from email.headerregistry import Address, HeaderRegistry
+    from email.headerregistry import Address, AddressHeader, HeaderRegistry
     from email.message import EmailMessage
     from email.policy import EmailPolicy
     from pathlib import Path
@@ -675,6 +675,8 @@ def _header_address(header: str, value: str) -> tuple[Address, bool]:
     import idna
 
     try:
+        if header == "From":
+            _one_sender(value)
         name, addr = parseaddr(value)
     except RecursionError:  # it reads a comment in a comment by calling itself
         raise ValidationError(
@@ -704,6 +706,45 @@ def _header_address(header: str, value: str) -> tuple[Address, bool]:
                 f"mail header {header}: the domain of {addr!r} is not a valid IDN domain"
             ) from exc
     return Address(display_name=name, username=local, domain=domain), not local.isascii()
+
+
+def _one_sender(value: str) -> None:
+    """Refuse a sender the address parser would cut down: a group (``Shop: <a@b>;``),
+    whose name it drops, or several addresses, or text after the address, of which it
+    keeps the first."""
+    from email.errors import MessageError
+    from email.headerregistry import HeaderRegistry
+    from email.utils import getaddresses, parseaddr
+
+    try:
+        header = cast("AddressHeader", HeaderRegistry()("From", value))
+        groups = [group for group in header.groups if group.display_name is not None]
+        addresses = [address for group in header.groups for address in group.addresses]
+    except (MessageError, AttributeError, ValueError, LookupError, TypeError):
+        return  # the parser trips over it: the check of the sender's mail decides
+    if groups:
+        group = groups[0]
+        inside = parseaddr(value)[1]
+        if "@" not in inside:
+            inside = "noreply@example.com"
+        raise ValidationError(
+            f"sender {value!r} is written as a group (a name, a colon, addresses and a "
+            "semicolon), which a From header cannot carry: its name would be lost; write "
+            f"the name before one address in angle brackets, like "
+            f"{f'{group.display_name} <{inside}>'!r}"
+        )
+    if len(addresses) > 1:
+        raise ValidationError(
+            f"sender {value!r} names {len(addresses)} addresses; a mail goes out from one: "
+            "give one address, like 'Customer Center <noreply@example.com>'"
+        )
+    if len([pair for pair in getaddresses([value]) if pair != ("", "")]) > 1 or (
+        value.rstrip().endswith(";")
+    ):
+        raise ValidationError(
+            f"sender {value!r} has text after its address that a mail header drops; give "
+            "the name before the address, like 'Customer Center <noreply@example.com>'"
+        )
 
 
 def expected_recipient(address: str) -> str:
