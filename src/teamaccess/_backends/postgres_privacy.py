@@ -199,26 +199,43 @@ class _PgPrivacyQueries:
         # when a row is inserted, not when it commits: a transaction running now may
         # commit an event with a lower seq later, so its rows are named by their xmin.
         # One that starts later takes higher seqs than any now.
+        # The same for the outbox.
+        s = self._q.s
         rows = self._all(
-            f"SELECT (SELECT coalesce(max(seq), 0) FROM {self._q.s}.events), "
+            f"SELECT (SELECT coalesce(max(seq), 0) FROM {s}.events), "
             "(SELECT coalesce(array_agg(x::text), '{}') "
-            "FROM pg_snapshot_xip(pg_current_snapshot()) x)",
+            "FROM pg_snapshot_xip(pg_current_snapshot()) x), "
+            f"(SELECT coalesce(max(seq), 0) FROM {s}.outbox)",
             (),
         )
-        seq, running = rows[0]
+        seq, running, mail = rows[0]
         # as 32-bit xids, which a row's xmin holds (an xid8 modulo 2**32)
-        return ("events", int(seq), tuple(str(int(x) % 2**32) for x in running))
+        return ("events", int(seq), tuple(str(int(x) % 2**32) for x in running), int(mail))
 
     def changed_accounts(self, mark: object) -> set[str] | None:
-        if not (isinstance(mark, tuple) and len(mark) == 3 and mark[0] == "events"):
+        if not (isinstance(mark, tuple) and len(mark) == 4 and mark[0] == "events"):
             return None
-        _, seq, running = mark
+        _, seq, running, _ = mark
         rows = self._all(
             f"SELECT DISTINCT account_id FROM {self._q.s}.events "
             "WHERE seq > %s OR xmin = ANY (%s::text[]::xid[])",
             (seq, list(running)),
         )
         return {r[0] for r in rows}
+
+    def outbox_since(self, needles: Collection[str], mark: object) -> list[OutboxMessage] | None:
+        if not (isinstance(mark, tuple) and len(mark) == 4 and mark[0] == "events"):
+            return None
+        _, _, running, seq = mark
+        rows = self._all(
+            f"SELECT {_OUTBOX_COLS} FROM {self._q.s}.outbox "
+            "WHERE (seq > %(seq)s OR xmin = ANY (%(running)s::text[]::xid[])) AND EXISTS ("
+            "SELECT 1 FROM unnest(%(n)s::text[]) n "
+            f"WHERE strpos({_FOLD.format('recipient')}, n) > 0) ORDER BY created_at, seq",
+            {"seq": seq, "running": list(running), "n": _needles(needles)},
+            True,
+        )
+        return [_pu._outbox(r) for r in rows]
 
     def outbox_texts(self, *, after: int = 0, limit: int = 500) -> list[tuple[int, OutboxMessage]]:
         rows = self._all(
