@@ -78,12 +78,13 @@ WRITES: list[tuple[str, Call]] = [
 ]  # fmt: skip
 
 # (round trips, statements) of each, pipelined; one by one, a round trip per statement.
-# Before this grouping (each write and its event alone, the account and the actor in two
-# reads, the invitation and the inviter too): create_account 5, rename_account 5,
-# set_permissions, suspend_member, set_access_until and forget_resource 6,
-# add_contact, update_contact and remove_contact 5, notify (two recipients, with the
-# two sent records) 12, transfer_ownership 8, remove_member 8 (the member had sent a
-# pending invitation, which it revokes) and leave 7 (the same), resend 10, revoke 4.
+# Before this grouping (each write and its event alone; the account and the actor, the
+# contact and the actor, the invitation and the inviter each read in two statements):
+# create_account 5, rename_account 5, set_permissions, suspend_member, set_access_until
+# and forget_resource 6, add_contact, update_contact and remove_contact 5, notify (two
+# recipients, with the two sent records) 12, transfer_ownership 8, remove_member 8 (the
+# member had sent a pending invitation, which it revokes) and leave 7 (the same),
+# resend 10, revoke 4.
 TRIPS = {
     "create_account": (3, 8),
     "rename_account": (3, 6),
@@ -92,8 +93,8 @@ TRIPS = {
     "set_access_until": (4, 7),
     "forget_resource": (5, 7),
     "add_contact": (3, 6),
-    "update_contact": (4, 7),
-    "remove_contact": (4, 7),
+    "update_contact": (3, 6),
+    "remove_contact": (3, 6),
     "notify": (10, 21),
     "transfer_ownership": (4, 9),
     "remove_member": (5, 12),
@@ -240,12 +241,13 @@ def test_a_first_write_the_server_refuses_keeps_the_writes_after_it_out(
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="psycopg traces libpq on Linux only")
-@pytest.mark.parametrize("read_first", [True, False], ids=["read-first", "unread"])
+@pytest.mark.parametrize("read", ["get_contact", "contact_and_member", "unread"])
 def test_delete_contact_takes_its_accounts_lock_once(
-    tmp_path: Path, schema: str, read_first: bool
+    tmp_path: Path, schema: str, read: str
 ) -> None:
-    """A contact this unit read has its account locked already: its delete sends no
-    second lock of it. Unread, the delete locks its account through the row."""
+    """A contact this unit read (alone or with a membership) has its account locked
+    already: its delete sends no second lock of it. Unread, the delete locks its account
+    through the row."""
     from psycopg_pool import ConnectionPool
 
     wire = Wire(tmp_path / "wire.trace")
@@ -257,11 +259,17 @@ def test_delete_contact_takes_its_accounts_lock_once(
         with store.begin() as uow:
             uow.add_account(c.account())
             uow.add_account(c.account("acc2", owner="boss2"))
+            uow.add_member(c.member("owner", role="owner"), c.key("owner"))
             uow.add_contact(c.contact("ct1"), "ct1@example.org")
             uow.commit()
         with store.begin() as uow:
-            if read_first:
+            if read == "get_contact":
                 assert uow.get_contact("ct1") is not None
+            elif read == "contact_and_member":
+                found = uow.contact_and_member("ct1", "owner")
+                assert found == (c.contact("ct1"), c.member("owner", role="owner"))
+                # the read took the contact's account's lock, and no other
+                assert locks_held(store, raw, ("acc1", "acc2")) == {"acc1"}
             before = counts(wire.messages())
             uow.delete_contact("ct1")
             sent = counts(wire.messages())
@@ -273,7 +281,8 @@ def test_delete_contact_takes_its_accounts_lock_once(
         store.close()
     wire.close()
     # read first: the delete alone; unread: BEGIN, the lock through the row, the delete
-    assert (sent[0] - before[0], sent[1] - before[1]) == ((1, 1) if read_first else (1, 3))
+    expected = (1, 3) if read == "unread" else (1, 1)
+    assert (sent[0] - before[0], sent[1] - before[1]) == expected
 
 
 def test_a_contact_read_in_another_unit_is_locked_through_its_row(schema: str) -> None:
@@ -311,3 +320,99 @@ def test_an_actor_that_is_the_inviter_is_read_once(
         team.resend_invitation(ids["inv"], actor_id=SYSTEM)
     assert tables(schema) == before
     assert team.revoke_invitation(ids["inv"], actor_id=SYSTEM).status == "revoked"
+
+
+class _Flaky(MemoryMailer):
+    """A mailer that fails its next send when told to, as a server down for a moment."""
+
+    fail_next = False
+
+    def send(self, message: Any) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("the mail server is down for a moment")
+        super().send(message)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="psycopg traces libpq on Linux only")
+def test_a_queued_invitation_mail_reads_its_inviter_once(
+    tmp_path: Path, schema: str, pipelined: bool
+) -> None:
+    """The worker reads the invitation with its inviter's membership, which also names
+    the mail's sender, and writes the new token's hash with its event together."""
+    from psycopg_pool import ConnectionPool
+
+    wire = Wire(tmp_path / "wire.trace")
+    mailer = _Flaky()
+    clock = FrozenClock(START)
+    with ConnectionPool(
+        postgres_conninfo(), min_size=1, max_size=1, configure=wire.configure,
+        kwargs={"autocommit": True, "prepare_threshold": None}, open=True,
+    ) as pool:  # fmt: skip
+        store = PostgresStore(pool, schema=schema)
+        ids = seed(TeamAccess(store, MemoryMailer(), secret_key=SECRET, clock=clock))
+        team = TeamAccess(store, mailer, secret_key=SECRET, clock=clock, delivery="queue")
+        team.deliver_pending()  # nothing due
+        found = []
+        for k in range(2):  # the first try fails, the retry mints a new link, audited
+            team.invite(ids["acc"], actor_id="u1", email=f"q{k}@example.org",
+                        permissions=P("billing.view"))  # fmt: skip
+            mailer.fail_next = True
+            before = counts(wire.messages())
+            assert [r.status for r in team.deliver_pending()] == ["pending"]
+            failed = counts(wire.messages())
+            clock.advance(timedelta(hours=1))
+            assert [r.status for r in team.deliver_pending()] == ["sent"]
+            sent = counts(wire.messages())
+            found.append(
+                (
+                    (failed[0] - before[0], failed[1] - before[1]),
+                    (sent[0] - failed[0], sent[1] - failed[1]),
+                )
+            )
+        assert [e.action for e in team.audit_log(ids["acc"], limit=2)] == [
+            "invitation.mail_retried", "invitation.sent"
+        ]  # fmt: skip
+        team.close()
+    wire.close()
+    # the inviter's address, read with the invitation, is in each mail
+    assert [m.as_string().count("u1@example.org") > 0 for m in mailer.outbox] == [True, True]
+    # (round trips, statements) of the failed first try, then of the retry. Before:
+    # ((12, 19), (13, 20)): the invitation and its inviter read apart, the inviter read
+    # again for the mail, the retry's event sent after the new hash.
+    if pipelined:
+        assert found == [((10, 17), (10, 18))] * 2
+    else:
+        assert found == [((17, 17), (18, 18))] * 2
+
+
+def test_a_retry_whose_event_cannot_be_written_keeps_the_old_link(
+    schema: str, pipelined: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry's new token hash and its event go together: the event's id taken, the
+    row's try fails with the Conflict it raised alone, and the hash stays the old one."""
+    mailer = _Flaky()
+    clock = FrozenClock(START)
+    store = PostgresStore(postgres_conninfo(), schema=schema, max_size=1)
+    ids = seed(TeamAccess(store, MemoryMailer(), secret_key=SECRET, clock=clock))
+    team = TeamAccess(store, mailer, secret_key=SECRET, clock=clock, delivery="queue")
+    inv = team.invite(ids["acc"], actor_id="u1", email="q@example.org", permissions=P())
+    mailer.fail_next = True
+    assert [r.status for r in team.deliver_pending()] == ["pending"]
+    clock.advance(timedelta(hours=1))
+    before = tables(schema)
+    taken = team.audit_log(ids["acc"], limit=1)[0].id
+    monkeypatch.setattr(core, "_new_id", lambda prefix: taken)
+    [row] = team.deliver_pending()
+    monkeypatch.undo()
+    assert row.status == "pending"
+    assert row.last_error is not None
+    assert f"Conflict: audit event {taken!r} exists already" in row.last_error
+    after = tables(schema)
+    assert after["invitations"] == before["invitations"]  # the old hash
+    assert after["events"] == before["events"]
+    assert mailer.outbox == []
+    clock.advance(timedelta(hours=1))
+    assert [r.status for r in team.deliver_pending()] == ["sent"]
+    assert [str(m["To"]) for m in mailer.outbox] == [inv.email]
+    team.close()

@@ -400,6 +400,13 @@ class CombinedReads(Protocol):
         (``get_member(account_id, invited_by)``); ``(None, None)`` if there is none."""
         ...
 
+    def contact_and_member(
+        self, contact_id: str, user_id: str
+    ) -> tuple[Contact | None, Member | None]:
+        """``get_contact(contact_id)`` and *user_id*'s membership in its account
+        (``get_member(account_id, user_id)``); ``(None, None)`` if there is no contact."""
+        ...
+
     def cancel_outbox(self, invitation_id: str) -> None:
         """Set ``status = "cancelled"`` on the invitation's ``pending`` outbox rows, as
         ``update_outbox()`` of each would; the rest of each row stays."""

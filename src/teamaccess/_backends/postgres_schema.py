@@ -219,6 +219,11 @@ class Statements:
             f"FROM {s}.invitations i LEFT JOIN {s}.members m "
             "ON m.account_id = i.account_id AND m.user_id = i.invited_by WHERE i.id = %s"
         )
+        self.contact_and_member = (
+            f"SELECT {_qualified(_CONTACT_COLS, 'c')}, {_qualified(_MEMBER_COLS, 'm')} "
+            f"FROM {s}.contacts c LEFT JOIN {s}.members m "
+            "ON m.account_id = c.account_id AND m.user_id = %s WHERE c.id = %s"
+        )
         # Two locks in one round trip, in the order the single reads take them.
         self.lock_two = (
             "SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s)), "

@@ -654,6 +654,17 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
         self._accounts_of[row[0]] = row[1]
         return _invitation(row), None if row[16] is None else _member(row[16:])
 
+    def contact_and_member(
+        self, contact_id: str, user_id: str
+    ) -> tuple[Contact | None, Member | None]:
+        # get_contact()'s lock (the account, through the row), which is also get_member()'s.
+        self._lock_row("contacts", contact_id)
+        row = self._one(self._q.contact_and_member, (user_id, contact_id), True)
+        if row is None:
+            return None, None
+        self._accounts_of[("contacts", row[0])] = row[1]
+        return _contact(row), None if row[9] is None else _member(row[9:])
+
     def cancel_outbox(self, invitation_id: str) -> None:
         # What update_outbox() of each pending row with status "cancelled" writes, after
         # its lock of the rows' account unless this unit holds it already.

@@ -10,6 +10,7 @@ import attrs
 from .._domain import (
     SYSTEM,
     Contact,
+    Member,
     OutboxMessage,
 )
 from .._emails import SUBJECT_LIMIT, check_length, check_line, check_name, normalize_email
@@ -45,7 +46,24 @@ class _Contacts(_Delivery):
     def _contact(self, uow: UnitOfWork, contact_id: str) -> Contact:
         contact = uow.get_contact(contact_id)
         if contact is None:
-            raise ContactNotFound(f"no contact {contact_id!r}; contacts(account_id) lists them")
+            raise _no_contact(contact_id)
+        return contact
+
+    def _contact_manager(self, uow: UnitOfWork, contact_id: str, actor_id: str) -> Contact:
+        """The contact, once *actor_id* is found to hold ``contacts.manage`` in its
+        account: the contact and the actor's membership in one read where the unit has
+        ``contact_and_member()`` (``CombinedReads``)."""
+        both = getattr(uow, "contact_and_member", None)
+        if both is None:
+            contact = self._contact(uow, contact_id)
+            actor = None if actor_id == SYSTEM else uow.get_member(contact.account_id, actor_id)
+        else:
+            found: tuple[Contact | None, Member | None] = both(contact_id, actor_id)
+            if found[0] is None:
+                raise _no_contact(contact_id)
+            contact, actor = found[0], None if actor_id == SYSTEM else found[1]
+        held = self._held(contact.account_id, actor_id, actor)
+        self._require_held(held, contact.account_id, actor_id, "contacts.manage")
         return contact
 
     @staticmethod
@@ -132,8 +150,7 @@ class _Contacts(_Delivery):
             else None
         )
         with self._write() as work:
-            contact = self._contact(work.uow, contact_id)
-            self._require(work.uow, contact.account_id, actor_id, "contacts.manage")
+            contact = self._contact_manager(work.uow, contact_id, actor_id)
             update: dict[str, Any] = dict(fields)
             if address is not None:
                 update["email"] = address.email
@@ -158,8 +175,7 @@ class _Contacts(_Delivery):
     def remove_contact(self, contact_id: str, *, actor_id: str) -> None:
         _check_ids(contact_id=contact_id, actor_id=actor_id)
         with self._write() as work:
-            contact = self._contact(work.uow, contact_id)
-            self._require(work.uow, contact.account_id, actor_id, "contacts.manage")
+            contact = self._contact_manager(work.uow, contact_id, actor_id)
             with _together(work.uow):  # the delete and its event, neither read back
                 work.uow.delete_contact(contact_id)
                 self._audit(
@@ -315,3 +331,7 @@ class _Contacts(_Delivery):
         # either way.
         self._deliver_now(batch if self.delivery == "now" else (), None, unbuilt)
         return addresses
+
+
+def _no_contact(contact_id: str) -> ContactNotFound:
+    return ContactNotFound(f"no contact {contact_id!r}; contacts(account_id) lists them")

@@ -182,6 +182,26 @@ class CombinedReadsContract:
             assert both("inv2") == (uow.get_invitation("inv2"), None)
             assert both("nope") == (None, None)
 
+    def test_contact_and_member(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            _method(uow, "contact_and_member")
+            uow.add_account(c.account("acc2", owner="boss2"))
+            uow.add_member(c.member("u1"), c.key("u1"))
+            uow.add_contact(c.contact("ct1"), "ct1@example.org")
+            uow.add_contact(c.contact("ct2", account_id="acc2"), "ct2@example.org")
+            uow.commit()
+        with seeded.read() as uow:
+            both = _method(uow, "contact_and_member")
+            for contact_id, account_id, user_id in (
+                ("ct1", "acc1", "u1"), ("ct1", "acc1", "owner"), ("ct1", "acc1", "nobody"),
+                ("ct2", "acc2", "u1"),
+            ):  # fmt: skip
+                expected = (uow.get_contact(contact_id), uow.get_member(account_id, user_id))
+                assert expected[0] is not None
+                assert both(contact_id, user_id) == expected
+            assert both("ct2", "u1")[1] is None  # a member of another account only
+            assert both("nope", "u1") == (None, None)
+
     def test_cancel_outbox(self, seeded: Store) -> None:
         with seeded.begin() as uow:
             _method(uow, "cancel_outbox")
