@@ -320,3 +320,99 @@ def test_an_actor_that_is_the_inviter_is_read_once(
         team.resend_invitation(ids["inv"], actor_id=SYSTEM)
     assert tables(schema) == before
     assert team.revoke_invitation(ids["inv"], actor_id=SYSTEM).status == "revoked"
+
+
+class _Flaky(MemoryMailer):
+    """A mailer that fails its next send when told to, as a server down for a moment."""
+
+    fail_next = False
+
+    def send(self, message: Any) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("the mail server is down for a moment")
+        super().send(message)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="psycopg traces libpq on Linux only")
+def test_a_queued_invitation_mail_reads_its_inviter_once(
+    tmp_path: Path, schema: str, pipelined: bool
+) -> None:
+    """The worker reads the invitation with its inviter's membership, which also names
+    the mail's sender, and writes the new token's hash with its event together."""
+    from psycopg_pool import ConnectionPool
+
+    wire = Wire(tmp_path / "wire.trace")
+    mailer = _Flaky()
+    clock = FrozenClock(START)
+    with ConnectionPool(
+        postgres_conninfo(), min_size=1, max_size=1, configure=wire.configure,
+        kwargs={"autocommit": True, "prepare_threshold": None}, open=True,
+    ) as pool:  # fmt: skip
+        store = PostgresStore(pool, schema=schema)
+        ids = seed(TeamAccess(store, MemoryMailer(), secret_key=SECRET, clock=clock))
+        team = TeamAccess(store, mailer, secret_key=SECRET, clock=clock, delivery="queue")
+        team.deliver_pending()  # nothing due
+        found = []
+        for k in range(2):  # the first try fails, the retry mints a new link, audited
+            team.invite(ids["acc"], actor_id="u1", email=f"q{k}@example.org",
+                        permissions=P("billing.view"))  # fmt: skip
+            mailer.fail_next = True
+            before = counts(wire.messages())
+            assert [r.status for r in team.deliver_pending()] == ["pending"]
+            failed = counts(wire.messages())
+            clock.advance(timedelta(hours=1))
+            assert [r.status for r in team.deliver_pending()] == ["sent"]
+            sent = counts(wire.messages())
+            found.append(
+                (
+                    (failed[0] - before[0], failed[1] - before[1]),
+                    (sent[0] - failed[0], sent[1] - failed[1]),
+                )
+            )
+        assert [e.action for e in team.audit_log(ids["acc"], limit=2)] == [
+            "invitation.mail_retried", "invitation.sent"
+        ]  # fmt: skip
+        team.close()
+    wire.close()
+    # the inviter's address, read with the invitation, is in each mail
+    assert [m.as_string().count("u1@example.org") > 0 for m in mailer.outbox] == [True, True]
+    # (round trips, statements) of the failed first try, then of the retry. Before:
+    # ((12, 19), (13, 20)): the invitation and its inviter read apart, the inviter read
+    # again for the mail, the retry's event sent after the new hash.
+    if pipelined:
+        assert found == [((10, 17), (10, 18))] * 2
+    else:
+        assert found == [((17, 17), (18, 18))] * 2
+
+
+def test_a_retry_whose_event_cannot_be_written_keeps_the_old_link(
+    schema: str, pipelined: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry's new token hash and its event go together: the event's id taken, the
+    row's try fails with the Conflict it raised alone, and the hash stays the old one."""
+    mailer = _Flaky()
+    clock = FrozenClock(START)
+    store = PostgresStore(postgres_conninfo(), schema=schema, max_size=1)
+    ids = seed(TeamAccess(store, MemoryMailer(), secret_key=SECRET, clock=clock))
+    team = TeamAccess(store, mailer, secret_key=SECRET, clock=clock, delivery="queue")
+    inv = team.invite(ids["acc"], actor_id="u1", email="q@example.org", permissions=P())
+    mailer.fail_next = True
+    assert [r.status for r in team.deliver_pending()] == ["pending"]
+    clock.advance(timedelta(hours=1))
+    before = tables(schema)
+    taken = team.audit_log(ids["acc"], limit=1)[0].id
+    monkeypatch.setattr(core, "_new_id", lambda prefix: taken)
+    [row] = team.deliver_pending()
+    monkeypatch.undo()
+    assert row.status == "pending"
+    assert row.last_error is not None
+    assert f"Conflict: audit event {taken!r} exists already" in row.last_error
+    after = tables(schema)
+    assert after["invitations"] == before["invitations"]  # the old hash
+    assert after["events"] == before["events"]
+    assert mailer.outbox == []
+    clock.advance(timedelta(hours=1))
+    assert [r.status for r in team.deliver_pending()] == ["sent"]
+    assert [str(m["To"]) for m in mailer.outbox] == [inv.email]
+    team.close()

@@ -14,6 +14,7 @@ from .._domain import (
     SYSTEM,
     Account,
     Invitation,
+    Member,
     OutboxMessage,
 )
 from .._errors import (
@@ -30,6 +31,7 @@ from .checks import (
     _check_id,
     _log,
     _numbered_id,
+    _together,
     _token_hex,
     _Work,
 )
@@ -142,10 +144,20 @@ class _Delivery(_Core):
             work.uow.update_outbox(attrs.evolve(row, status="cancelled"))
 
     @staticmethod
-    def _inviter_email(uow: UnitOfWork, account: Account, invited_by: str) -> str:
-        inviter = uow.get_member(account.id, invited_by)
-        # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names the owner.
-        return inviter.email if inviter is not None else account.owner_email
+    def _stored_invitation(
+        uow: UnitOfWork, invitation_id: str
+    ) -> tuple[Invitation | None, Member | None]:
+        """``get_invitation()`` and the inviter's membership (``None`` for SYSTEM), in one
+        read where the unit has ``invitation_and_inviter()`` (``CombinedReads``)."""
+        both = getattr(uow, "invitation_and_inviter", None)
+        if both is None:
+            inv = uow.get_invitation(invitation_id)
+            if inv is None or inv.invited_by == SYSTEM:
+                return inv, None
+            return inv, uow.get_member(inv.account_id, inv.invited_by)
+        found: tuple[Invitation | None, Member | None] = both(invitation_id)
+        inv, inviter = found
+        return inv, None if inv is None or inv.invited_by == SYSTEM else inviter
 
     def _render_invitation(
         self,
@@ -648,29 +660,32 @@ class _Delivery(_Core):
             if not _still_ours(current, row):
                 return None
             assert current is not None
-            inv = work.uow.get_invitation(current.invitation_id or "")
+            inv, inviter = self._stored_invitation(work.uow, current.invitation_id or "")
             if (
                 inv is None
                 or inv.status != "pending"
                 or inv.is_expired(work.now)
                 # Acceptance would call it revoked; do not mail a link that cannot work.
-                or self._inviter_lost_rights(work.uow, inv)
+                or self._inviter_lost(inv, inviter)
             ):
                 work.uow.update_outbox(attrs.evolve(current, status="cancelled"))
                 return None
             account = self._account(work.uow, inv.account_id)
-            inviter_email = self._inviter_email(work.uow, account, inv.invited_by)
+            # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names
+            # the owner.
+            inviter_email = inviter.email if inviter is not None else account.owner_email
             # The token is minted now, as the mail is built: tokens are never stored, and
             # one of an earlier attempt was never delivered. Only its hash replaces the old.
             token, digest = self._tokens.issue(inv.id)
             inv = attrs.evolve(inv, token_hash=digest)
-            work.uow.update_invitation(inv)
-            if current.attempts:
-                # A new link replaces one already mailed (or tried): a change, audited.
-                self._audit(
-                    work, inv.account_id, SYSTEM, "invitation.mail_retried", inv.id,
-                    email=inv.email, attempt=current.attempts + 1,
-                )  # fmt: skip
+            with _together(work.uow):  # the new hash and its event, neither read back
+                work.uow.update_invitation(inv)
+                if current.attempts:
+                    # A new link replaces one already mailed (or tried): a change, audited.
+                    self._audit(
+                        work, inv.account_id, SYSTEM, "invitation.mail_retried", inv.id,
+                        email=inv.email, attempt=current.attempts + 1,
+                    )  # fmt: skip
         # Rendered after the commit, outside the write lock. If it fails, the caller
         # records the failure; the row backs off and is retried.
         return self._render_invitation(account, inv, inviter_email, token, current, work.now)

@@ -494,16 +494,10 @@ class _Invitations(_Delivery):
     ) -> tuple[Invitation, Member | None]:
         """:meth:`_invitation` and the inviter's membership (``None`` for SYSTEM), in one
         read where the unit has ``invitation_and_inviter()`` (``CombinedReads``)."""
-        both = getattr(uow, "invitation_and_inviter", None)
-        if both is None:
-            inv = self._invitation(uow, invitation_id)
-            if inv.invited_by == SYSTEM:
-                return inv, None
-            return inv, uow.get_member(inv.account_id, inv.invited_by)
-        found: tuple[Invitation | None, Member | None] = both(invitation_id)
-        if found[0] is None:
+        inv, inviter = self._stored_invitation(uow, invitation_id)
+        if inv is None:
             raise _no_invitation(invitation_id)
-        return found[0], None if found[0].invited_by == SYSTEM else found[1]
+        return inv, inviter
 
     @staticmethod
     def _actor(
