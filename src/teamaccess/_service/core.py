@@ -483,10 +483,11 @@ class _Core:
 def _check_sender_survives(sender: str) -> None:
     """Refuse, at construction, a sender that every mail would be refused for.
 
-    The last check before sending reads each mail back as a server would. A long name
-    that is not ASCII is folded into several encoded words, and this Python's parser
-    reads some such folds back with a space inside a word; every mail to an ASCII address
-    would then be refused. Found here, it is one clear error instead of no mail at all.
+    The last check before sending reads each mail back as a server would. The builder
+    writes a name that is not ASCII as encoded words split at its spaces; a word too long
+    for one encoded word is split by the stdlib, and this Python's parser reads such a
+    split back with a space inside the word; every mail to an ASCII address would then be
+    refused. Found here, it is one clear error instead of no mail at all.
     """
     from .._mail.gate import MailRefused, check_outgoing
     from .._mail.mailers import build_message
@@ -506,6 +507,16 @@ def _check_sender_survives(sender: str) -> None:
                 f"sender {sender!r}: its address is not one a mail server reads as the "
                 "envelope sender (MAIL FROM); use a local part of letters, digits and dots "
                 "(or one quoted string) at a domain name, not an address literal"
+            ) from None
+        from .._mail.mailers import unencodable_word
+
+        word = unencodable_word(sender)
+        if word is not None:
+            raise ValidationError(
+                f"sender {sender!r}: the word {word!r} of its name is too long to be written "
+                "in a mail header on this Python (a word that is not ASCII fits in about 45 "
+                "bytes of UTF-8, some 15 characters of Chinese or Japanese); put a space in "
+                "it or shorten it"
             ) from None
         raise ValidationError(
             f"sender {sender!r} does not survive the trip through a mail header on this "
