@@ -1,8 +1,8 @@
 """The erasure's search of others' free text before its write unit must not miss text a
-concurrent transaction commits meanwhile. On PostgreSQL the units a host runs inside
-``store.join()`` are savepoints, so the rows they write carry a subtransaction's id, not
-the id of the host's transaction that was running when the erasure began. Needs
-TEAMACCESS_TEST_POSTGRES."""
+concurrent transaction commits meanwhile: here a host's transaction (its units inside
+``store.join()`` are savepoints, whose rows carry a subtransaction's id) that the
+erasure's unit waits for, and that commits a contact naming the person in another
+account. Needs TEAMACCESS_TEST_POSTGRES."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ def store(tmp_path: Path) -> Iterator[PostgresStore]:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="PostgresStore.changed_accounts() matches the xids running at the mark, but a row a "
-    "savepoint wrote carries the subtransaction's xid; comparing age(xmin) with the mark's "
-    "oldest running xid covers both",
+    reason="erase_person() reads changed_accounts(mark) before its unit waits for the "
+    "accounts' locks (taken by its first writes); text committed during that wait is in no "
+    "account the free-text searches keep to: read it again just before those searches",
 )
 def test_text_a_joined_host_transaction_commits_during_the_erasure_is_erased(
     store: PostgresStore,
