@@ -38,7 +38,7 @@ class Spy:
         self.in_unit = False
         with store.read() as uow:
             unit_type = type(uow)
-        for name in SEARCHES:
+        for name in (*SEARCHES, "outbox_with"):
             real = getattr(unit_type, name)
 
             def search(
@@ -74,6 +74,8 @@ class Spy:
         assert {name for name, _ in self.inside} == set(SEARCHES)
         found: set[str] = set()
         for name, kept in self.inside:
+            if name == "outbox_with":
+                continue
             assert kept is not None, f"{name} searched every account inside the write unit"
             found |= kept
         return found
@@ -144,11 +146,13 @@ class TestSearchedBeforeTheUnit:
         report = team.erase_person(email=PIA_EMAIL, actor_id=SYSTEM)
 
         searched = spy.searched()
+        assert "outbox_with" not in {name for name, _ in spy.inside}  # every row's recipient
         assert not searched & set(fillers)
         assert home in searched
         assert len(searched) <= 3  # home and the two accounts whose text names her
         assert report.texts_redacted == 2
         assert report.memberships == 1
+        assert report.messages == 1  # her invitation's mail
         assert names_her(team, every_account(team)) == []
 
 
@@ -183,17 +187,23 @@ class TestWrittenInBetween:
                 permissions=PermissionSet.of(), metadata={"deputy": [PIA_EMAIL]},
             )  # fmt: skip
             other.accept_invitation(inv.token or "", user_id="joins", email="joins@y.example")
+            # And mail to her: an invitation (deleted with its mail).
+            other.invite(
+                fillers[4], actor_id="f4", email=PIA_EMAIL.upper(), permissions=PermissionSet.of()
+            )
 
         spy.between = between
 
         report = team.erase_person(email=PIA_EMAIL, actor_id=SYSTEM)
 
         searched = spy.searched()
-        assert set(changed) <= searched
-        assert not searched & set(fillers[4:])
+        assert set(changed + fillers[4:5]) <= searched
+        assert not searched & set(fillers[5:])
         # the two found before, the four in between, and the invitation the new member
         # accepted (its metadata names her too)
         assert report.texts_redacted == 2 + 5
+        assert (report.invitations, report.messages) == (2, 2)
+        assert [i.email for i in team.pending_invitations(fillers[4])] == ["i4@y.example"]
         assert names_her(team, every_account(team)) == []
 
     def test_the_log_cut_back_in_between(

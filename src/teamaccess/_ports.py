@@ -275,6 +275,14 @@ class UnitOfWork(Protocol):
         found. (Optional: without it, the erasure searches every account inside.)"""
         ...
 
+    def outbox_since(self, needles: Collection[str], mark: object) -> list[OutboxMessage] | None:
+        """Outbox rows added since ``event_mark()`` returned *mark* whose ``recipient``
+        contains one of *needles*, as ``outbox_with()`` finds them (more may be
+        returned), or ``None`` if the store cannot tell which rows were added since.
+        (Optional: an erasure searches the rows before its write unit, and inside it
+        only these and those it found.)"""
+        ...
+
     def outbox_texts(self, *, after: int = 0, limit: int = 500) -> list[tuple[int, OutboxMessage]]:
         """Outbox rows of every account that hold text: a stored ``message`` or a
         ``last_error``. Each comes with its place in the store, an int above 0 that grows

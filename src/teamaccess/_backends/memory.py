@@ -355,12 +355,25 @@ class _MemoryUnitOfWork:
         self._s._log_changed[account_id] = self._s._event_count
 
     def event_mark(self) -> object:
-        return ("events", self._s._event_count)
+        # the outbox's newest place besides: a row added later gets a higher one
+        return ("events", self._s._event_count, max(self._s._outbox_places.values(), default=0))
 
     def changed_accounts(self, mark: object) -> set[str] | None:
-        if not (isinstance(mark, tuple) and len(mark) == 2 and mark[0] == "events"):
+        if not (isinstance(mark, tuple) and len(mark) == 3 and mark[0] == "events"):
             return None
         return {a for a, count in self._s._log_changed.items() if count > mark[1]}
+
+    def outbox_since(self, needles: Collection[str], mark: object) -> list[OutboxMessage] | None:
+        if not (isinstance(mark, tuple) and len(mark) == 3 and mark[0] == "events"):
+            return None
+        places = self._s._outbox_places
+        lowered = [_ascii_lower(n) for n in needles]
+        found = [
+            m
+            for m in self._s._outbox.values()
+            if places[m.id] > mark[2] and any(n in _ascii_lower(m.recipient) for n in lowered)
+        ]
+        return sorted(found, key=lambda m: (m.created_at, m.id))
 
     def events(self, account_id: str, *, limit: int) -> list[AuditEvent]:
         log = self._s._events.get(account_id, [])

@@ -53,6 +53,17 @@ def _in_json(column: str) -> str:
     )
 
 
+def _pg_mark(mark: object) -> tuple[int, str, int] | None:
+    """The events' newest seq, the oldest running xid and the outbox's newest seq of a
+    mark event_mark() gave, or None for anything else."""
+    if not (isinstance(mark, tuple) and len(mark) == 4 and mark[0] == "events"):
+        return None
+    _, seq, oldest, mail = mark
+    if isinstance(seq, int) and isinstance(oldest, str) and isinstance(mail, int):
+        return seq, oldest, mail
+    return None
+
+
 def _needles(values: Collection[str]) -> list[str]:
     return sorted({_ascii_lower(v) for v in values})
 
@@ -201,23 +212,23 @@ class _PgPrivacyQueries:
         # with a lower seq later. Its rows carry an xid at or after that oldest one,
         # also when they were written in a savepoint (a subtransaction's xid, which the
         # snapshot's list of running transactions does not name, is newer than its
-        # parent's).
+        # parent's). The outbox's newest seq besides, for outbox_since().
+        s = self._q.s
         rows = self._all(
-            f"SELECT (SELECT coalesce(max(seq), 0) FROM {self._q.s}.events), "
-            "pg_snapshot_xmin(pg_current_snapshot())::text",
+            f"SELECT (SELECT coalesce(max(seq), 0) FROM {s}.events), "
+            "pg_snapshot_xmin(pg_current_snapshot())::text, "
+            f"(SELECT coalesce(max(seq), 0) FROM {s}.outbox)",
             (),
         )
-        seq, oldest = rows[0]
+        seq, oldest, mail = rows[0]
         # as a 32-bit xid, which a row's xmin holds (an xid8 modulo 2**32)
-        return ("events", int(seq), str(int(oldest) % 2**32))
+        return ("events", int(seq), str(int(oldest) % 2**32), int(mail))
 
     def changed_accounts(self, mark: object) -> set[str] | None:
-        if not (
-            isinstance(mark, tuple) and len(mark) == 3 and mark[0] == "events"
-            and isinstance(mark[2], str)
-        ):  # fmt: skip
+        parts = _pg_mark(mark)
+        if parts is None:
             return None
-        _, seq, oldest = mark
+        seq, oldest, _ = parts
         # age() counts back from the newest xid, so the comparison holds across the
         # 32-bit xid's wraparound; a frozen row's age is the largest there is.
         rows = self._all(
@@ -226,6 +237,22 @@ class _PgPrivacyQueries:
             (seq, oldest),
         )
         return {r[0] for r in rows}
+
+    def outbox_since(self, needles: Collection[str], mark: object) -> list[OutboxMessage] | None:
+        parts = _pg_mark(mark)
+        if parts is None:
+            return None
+        _, oldest, seq = parts
+        # as changed_accounts() finds the events written since the mark
+        rows = self._all(
+            f"SELECT {_OUTBOX_COLS} FROM {self._q.s}.outbox "
+            "WHERE (seq > %(seq)s OR age(xmin) <= age(%(oldest)s::text::xid)) AND EXISTS ("
+            "SELECT 1 FROM unnest(%(n)s::text[]) n "
+            f"WHERE strpos({_FOLD.format('recipient')}, n) > 0) ORDER BY created_at, seq",
+            {"seq": seq, "oldest": oldest, "n": _needles(needles)},
+            True,
+        )
+        return [_pu._outbox(r) for r in rows]
 
     def outbox_texts(self, *, after: int = 0, limit: int = 500) -> list[tuple[int, OutboxMessage]]:
         rows = self._all(

@@ -199,13 +199,21 @@ class _PrivacyQueries:
     def event_mark(self) -> object:
         # The newest event's rowid and id: rows added later get a higher rowid as long as
         # that row is there (SQLite gives max(rowid) + 1), which changed_accounts() checks.
-        rows = self._all("SELECT seq, id FROM events ORDER BY seq DESC LIMIT 1", ())
-        return ("events", rows[0][0], rows[0][1]) if rows else ("events", 0, None)
+        # The same for the outbox (its key is the rowid).
+        event = self._all("SELECT seq, id FROM events ORDER BY seq DESC LIMIT 1", ())
+        mail = self._all(
+            f"SELECT key, {_rows._OUTBOX_COLS} FROM outbox ORDER BY key DESC LIMIT 1", ()
+        )
+        return (
+            "events",
+            *(event[0] if event else (0, None)),
+            *((mail[0][0], _rows._outbox(mail[0][1:]).id) if mail else (0, None)),
+        )
 
     def changed_accounts(self, mark: object) -> set[str] | None:
-        if not (isinstance(mark, tuple) and len(mark) == 3 and mark[0] == "events"):
+        if not (isinstance(mark, tuple) and len(mark) == 5 and mark[0] == "events"):
             return None
-        _, seq, event_id = mark
+        _, seq, event_id, _, _ = mark
         # From the marked row on (a range of the rowid's own B-tree): if it is gone, a
         # row added since may have taken its rowid or a lower one, and nobody can tell.
         rows = self._all(
@@ -216,6 +224,24 @@ class _PrivacyQueries:
                 return None
             rows = rows[1:]
         return {r[2] for r in rows}
+
+    def outbox_since(self, needles: Collection[str], mark: object) -> list[OutboxMessage] | None:
+        if not (isinstance(mark, tuple) and len(mark) == 5 and mark[0] == "events"):
+            return None
+        _, _, _, key, message_id = mark
+        # From the marked row on, which must still be there (as in changed_accounts()).
+        rows = self._all(
+            f"SELECT key, {_rows._OUTBOX_COLS} FROM outbox WHERE key >= ?1 AND (key = ?1 "
+            "OR EXISTS (SELECT 1 FROM json_each(?2) n WHERE instr(lower(recipient), n.value))) "
+            "ORDER BY key",
+            (key, _needles(needles)),
+        )
+        found = [(r[0], _rows._outbox(r[1:])) for r in rows]
+        if message_id is not None:
+            if not found or (found[0][0], found[0][1].id) != (key, message_id):
+                return None
+            found = found[1:]
+        return [row for _, row in found]
 
     def outbox_texts(self, *, after: int = 0, limit: int = 500) -> list[tuple[int, OutboxMessage]]:
         # The row's key (its rowid) is its place: a walk of the table's own B-tree.

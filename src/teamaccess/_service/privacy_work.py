@@ -60,7 +60,7 @@ class _Found:
     """What the searches before the write unit found: for whom, where the audit log
     ended when they began, the accounts of the rows that name the person in free text,
     and those of the person's own rows (memberships, invitations, contacts, and the
-    memberships they granted)."""
+    memberships they granted), and the mail addressed to them."""
 
     def __init__(
         self,
@@ -68,11 +68,13 @@ class _Found:
         who: tuple[frozenset[str], frozenset[str]],
         accounts: set[str],
         involving: set[str],
+        mail: list[str],
     ) -> None:
         self.mark = mark
         self.who = who
         self.accounts = accounts
         self.involving = involving
+        self.mail = mail  # the outbox rows addressed to them (a coarse search's ids)
 
 
 def _narrows(uow: UnitOfWork) -> bool:
@@ -364,7 +366,11 @@ class _PrivacyWork:
             involving.update(inv.account_id for inv in found)
         with self.team._read() as uow:
             involving.update(c.account_id for c in uow.contacts_with(person.keys))
-        return _Found(mark, _who(person), accounts, involving)
+            # (the outbox has no index on the account: rows added later are found by place)
+            mail = []
+            if callable(getattr(uow, "outbox_since", None)):
+                mail = [row.id for row in uow.outbox_with(person.matcher().needles)]
+        return _Found(mark, _who(person), accounts, involving, mail)
 
     def _judge_mail(self, person: _Person) -> Verdicts:
         """The verdict on every stored message, worked out before the write unit: parsing
@@ -435,7 +441,7 @@ class _PrivacyWork:
             uow.delete_contact(contact.id)
             counts[contact.account_id]["contacts"] += 1
         matcher = person.matcher()
-        for row in uow.outbox_with(matcher.needles):
+        for row in _mail_to(uow, matcher, found):
             if _key(row.recipient) in person.addresses:
                 uow.delete_outbox(row.id)
                 counts[row.account_id]["messages"] += 1
@@ -577,6 +583,18 @@ class _PrivacyWork:
         if scrub and report.total:
             self.team._store.scrub()
         return report
+
+
+def _mail_to(uow: UnitOfWork, matcher: PersonMatcher, found: _Found | None) -> list[OutboxMessage]:
+    """The outbox rows whose recipient may be the person (``outbox_with()``): with
+    *found*, those it found before the unit, read again by id, and those added since."""
+    if found is not None and callable(getattr(uow, "outbox_since", None)):
+        later = uow.outbox_since(matcher.needles, found.mark)
+        if later is not None:
+            known = [row for row in map(uow.get_outbox, found.mail) if row is not None]
+            ids = {row.id for row in known}
+            return known + [row for row in later if row.id not in ids]
+    return uow.outbox_with(matcher.needles)
 
 
 def _who(person: _Person) -> tuple[frozenset[str], frozenset[str]]:

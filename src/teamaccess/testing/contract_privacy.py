@@ -306,6 +306,41 @@ class PrivacyContract:
             assert grown <= {"acc1", "acc2"}
             assert changed(uow, "not a mark") is None
 
+    def test_outbox_since(self, seeded: Store) -> None:
+        """The rows added after a mark whose recipient holds a needle, as
+        ``outbox_with()`` finds them (more may be returned)."""
+        _changed_accounts(seeded)
+        with seeded.read() as uow:
+            since = getattr(uow, "outbox_since", None)
+            if not callable(since):
+                pytest.skip("this store has no outbox_since() (an optional capability)")
+        with seeded.begin() as uow:
+            uow.add_outbox(c.outbox("m1", minute=1, recipient="pia@example.org"))
+            uow.commit()
+        with seeded.read() as uow:
+            mark = uow.event_mark()
+            assert [m.id for m in uow.outbox_since({"pia@"}, mark) or []] in ([], ["m1"])
+        with seeded.begin() as uow:
+            uow.add_outbox(c.outbox("m2", minute=2, recipient="Pia@Example.org"))
+            uow.add_outbox(c.outbox("m3", minute=3, recipient="xy@example.com"))
+            uow.commit()
+        with seeded.read() as uow:
+            found = uow.outbox_since({"PIA@EXAMPLE.ORG"}, mark)
+            assert found is not None
+            assert "m2" in [m.id for m in found]
+            assert all("pia@example.org" in m.recipient.lower() for m in found)
+            assert uow.outbox_since({"pia@"}, "not a mark") is None
+        with seeded.begin() as uow:
+            uow.delete_outbox("m1")
+            uow.delete_outbox("m2")
+            uow.delete_outbox("m3")
+            uow.add_outbox(c.outbox("m4", minute=4, recipient="pia@example.org"))
+            uow.commit()
+        with seeded.read() as uow:
+            # every row after the mark gone, one added: named, or None (cannot tell)
+            later = uow.outbox_since({"pia@example.org"}, mark)
+            assert later is None or [m.id for m in later] == ["m4"]
+
     def test_changed_accounts_after_the_log_is_cut(self, seeded: Store) -> None:
         """The marked event purged and new ones added: the answer names the accounts of
         the new ones, or is None (the store cannot tell)."""
