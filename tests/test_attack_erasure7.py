@@ -28,12 +28,6 @@ def store(tmp_path: Path) -> Iterator[PostgresStore]:
     drop_postgres_schema(tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="erase_person() reads changed_accounts(mark) before its unit waits for the "
-    "accounts' locks (taken by its first writes); text committed during that wait is in no "
-    "account the free-text searches keep to: read it again just before those searches",
-)
 def test_text_a_joined_host_transaction_commits_during_the_erasure_is_erased(
     store: PostgresStore,
 ) -> None:

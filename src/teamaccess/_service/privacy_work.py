@@ -405,11 +405,6 @@ class _PrivacyWork:
         every change writes an event in its account, so a row in another account is as
         those searches saw it."""
         uow = work.uow
-        near: dict[str, Any] = {}
-        where: dict[str, Any] = {}
-        if found is not None and changed is not None:
-            near = {"accounts": sorted(found.involving | changed)}
-            where = {"accounts": sorted(found.accounts | changed)}
         ids = person.user_ids
         counts: dict[str, Counter[str]] = defaultdict(Counter)
         for m in person.memberships:
@@ -420,6 +415,11 @@ class _PrivacyWork:
                 uow.update_invitation(attrs.evolve(inv, status="revoked", closed_at=work.now))
                 self.team._cancel_mail(work, inv.id)
                 counts[m.account_id]["revoked_invitations"] += 1
+        # The writes above may have waited for another writer's lock on the person's
+        # accounts (on PostgreSQL a unit does not hold its accounts from its start): what
+        # that writer committed meanwhile is in the searches below as it would be in a
+        # search of every account, so what changed is read again now.
+        near, where = _kept(uow, found, changed)
         for m in uow.members_involving(ids, (), **near):
             if m.granted_by in ids and not person.owns(m):
                 uow.update_member(attrs.evolve(m, granted_by=pseudonym))
@@ -446,10 +446,12 @@ class _PrivacyWork:
                 uow.delete_outbox(row.id)
                 counts[row.account_id]["messages"] += 1
         self._redact_mail(work, person, counts, verdicts)
-        self._redact_texts(work, person, counts, where)
+        # Read again for the same reason: the rewrites above may have waited too.
+        self._redact_texts(work, person, counts, _kept(uow, found, changed)[1])
         # A vendor's text in the details (a notification's subject) is free text: the
         # person is looked for there as in mail to others, but replaced by the pseudonym.
         free = _redactor(person, pseudonym)
+        where = _kept(uow, found, changed)[1]
         for event in uow.events_with(matcher.needles | _free_needles(person), **where):
             if _mentions(matcher, event) or free.found_value(event.details):
                 uow.update_event(
@@ -595,6 +597,25 @@ def _mail_to(uow: UnitOfWork, matcher: PersonMatcher, found: _Found | None) -> l
             ids = {row.id for row in known}
             return known + [row for row in later if row.id not in ids]
     return uow.outbox_with(matcher.needles)
+
+
+def _kept(
+    uow: UnitOfWork, found: _Found | None, changed: set[str] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``accounts=`` that keep the unit's searches of the person's own rows (*near*)
+    and of others' free text (*where*) to the accounts the searches before it found and
+    those whose audit log grew since, read afresh; no keyword (every account) where the
+    searches before did not look for this person or the store cannot tell any more."""
+    if found is None or changed is None:
+        return {}, {}
+    now = uow.changed_accounts(found.mark)
+    if now is None:
+        return {}, {}
+    now |= changed
+    return (
+        {"accounts": sorted(found.involving | now)},
+        {"accounts": sorted(found.accounts | now)},
+    )
 
 
 def _who(person: _Person) -> tuple[frozenset[str], frozenset[str]]:
