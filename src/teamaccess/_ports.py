@@ -267,9 +267,10 @@ class UnitOfWork(Protocol):
         ...
 
     def changed_accounts(self, mark: object) -> set[str] | None:
-        """The accounts that got an event, or had one rewritten, since ``event_mark()``
-        returned *mark* (more may be named), or ``None`` if the store cannot tell (say the
-        log was cut back past the mark). Every change a use case makes writes an event in
+        """The accounts that got an event since ``event_mark()`` returned *mark* (more may
+        be named; an event rewritten by ``update_event()``, which only an erasure does and
+        which only takes text out, need not be), or ``None`` if the store cannot tell (say
+        the log was cut back past the mark). Every change a use case makes writes an event in
         the changed row's account, so an erasure searches others' free text before its
         write unit and, inside it, only in the accounts this names besides those it
         found. (Optional: without it, the erasure searches every account inside.)"""
