@@ -35,13 +35,6 @@ def test_a_quoted_name_that_looks_like_an_address_is_a_name() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TeamAccess(sender=...) reads the sender with email.utils.parseaddr(), which takes "
-    "the first address and drops the rest; refusing a sender that getaddresses() splits in "
-    "more than one, or whose strict parse is not one plain mailbox (a group, an invalid "
-    "mailbox), keeps the configured address",
-)
 @pytest.mark.parametrize(
     "sender",
     [

@@ -731,7 +731,8 @@ def _one_sender(value: str) -> None:
             f"sender {value!r} is written as a group (a name, a colon, addresses and a "
             "semicolon), which a From header cannot carry: its name would be lost; write "
             f"the name before one address in angle brackets, like "
-            f"{f'{group.display_name} <{inside}>'!r}"
+            f"{f'{group.display_name} <{inside}>'!r}, and quote a name that holds a colon, "
+            f"like {_quoted(value, inside)!r}"
         )
     if len(addresses) > 1:
         raise ValidationError(
@@ -743,8 +744,18 @@ def _one_sender(value: str) -> None:
     ):
         raise ValidationError(
             f"sender {value!r} has text after its address that a mail header drops; give "
-            "the name before the address, like 'Customer Center <noreply@example.com>'"
+            "one address with the name before it, and quote a name that holds an address "
+            "or punctuation, like '\"support@example.com\" <noreply@example.com>'"
         )
+
+
+def _quoted(value: str, address: str) -> str:
+    """*value*'s text before its address, quoted as one name, before *address*."""
+    name = value.split("<", 1)[0].strip().rstrip(";").strip()
+    if address in name and "<" not in value:
+        name = name.replace(address, "").strip()
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}" <{address}>'
 
 
 def expected_recipient(address: str) -> str:
