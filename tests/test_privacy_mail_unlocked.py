@@ -5,9 +5,7 @@ changed since, on every backend."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from collections.abc import Callable
 
 import attrs
 import pytest
@@ -31,12 +29,13 @@ from .test_privacy_mail import (
     setup,
     stored,
 )
+from .unit_hook import UnitHook
 
 OLGA = "olga@shop.example"
 HER = PIA_EMAIL.replace("Bü", "bü")  # her rows' recipient, as stored
 
 
-class Watch:
+class Watch(UnitHook):
     """Counts the parses of stored messages, those made while the erasure's write unit
     is open apart; *during* runs at the first parse."""
 
@@ -44,13 +43,10 @@ class Watch:
         self, monkeypatch: pytest.MonkeyPatch, store: Store, during: Callable[[], None]
     ) -> None:
         self.store = store
-        self.in_unit = False
         self.before: list[str] = []
         self.inside: list[str] = []
         self.during: Callable[[], None] | None = during
-        self.between: Callable[[], None] | None = None
         real_redact = redact.redact_message
-        real_begin = store.begin
 
         def parse(source: bytes, recipient: str, redactor: redact.Redactor) -> bytes | None:
             (self.inside if self.in_unit else self.before).append(recipient)
@@ -59,23 +55,8 @@ class Watch:
                 during()
             return real_redact(source, recipient, redactor)
 
-        @contextmanager
-        def unit(*args: Any, **kwargs: Any) -> Iterator[Any]:
-            if self.between is not None:
-                between, self.between = self.between, None
-                between()
-            with real_begin(*args, **kwargs) as uow:
-                self.in_unit = True
-                try:
-                    yield uow
-                finally:
-                    self.in_unit = False
-
-        def begin(*args: Any, **kwargs: Any) -> AbstractContextManager[Any]:
-            return unit(*args, **kwargs)
-
         monkeypatch.setattr(redact, "redact_message", parse)
-        monkeypatch.setattr(store, "begin", begin)
+        super().__init__(monkeypatch, store)
 
 
 def foreign_row(team: TeamAccess) -> str:

@@ -5,14 +5,14 @@ whose audit log grew since; what is written in between is still found, on every 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
 
 from teamaccess import SYSTEM, MemoryMailer, PermissionSet, Store, TeamAccess
 from teamaccess.testing import FrozenClock
+
+from .unit_hook import UnitHook
 
 PIA = "pia-user"
 PIA_EMAIL = "pia.person@victim.example"
@@ -27,15 +27,13 @@ def make(store: Store, clock: FrozenClock) -> TeamAccess:
     return TeamAccess(store, MemoryMailer(), secret_key="s" * 32, clock=clock, pseudonym_key="k")
 
 
-class Spy:
+class Spy(UnitHook):
     """Records the free-text searches made while the erasure's write unit is open, with
     the accounts each was kept to (``None``: every account); *between* runs once, after
     the searches before the unit and before the unit opens."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, store: Store) -> None:
         self.inside: list[tuple[str, frozenset[str] | None]] = []
-        self.between: Callable[[], None] | None = None
-        self.in_unit = False
         with store.read() as uow:
             unit_type = type(uow)
         for name in (*SEARCHES, "outbox_with"):
@@ -50,24 +48,7 @@ class Spy:
                 return _real(uow, *args, **kw)
 
             monkeypatch.setattr(unit_type, name, search)
-        real_begin = store.begin
-
-        @contextmanager
-        def unit(*args: Any, **kwargs: Any) -> Iterator[Any]:
-            if self.between is not None:
-                between, self.between = self.between, None
-                between()
-            with real_begin(*args, **kwargs) as uow:
-                self.in_unit = True
-                try:
-                    yield uow
-                finally:
-                    self.in_unit = False
-
-        def begin(*args: Any, **kwargs: Any) -> AbstractContextManager[Any]:
-            return unit(*args, **kwargs)
-
-        monkeypatch.setattr(store, "begin", begin)
+        super().__init__(monkeypatch, store)
 
     def searched(self) -> set[str]:
         """Every account a search inside the unit looked at; fails if one looked at all."""
