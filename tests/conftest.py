@@ -132,6 +132,23 @@ def drop_postgres_schema(path: Path) -> None:
     _FREE.append(free)
 
 
+@pytest.fixture
+def schema(tmp_path: Path) -> Iterator[str]:
+    """A PostgreSQL schema of the test's own for a store to create, dropped after it."""
+    yield postgres_schema(tmp_path)
+    drop_postgres_schema(tmp_path)
+
+
+@pytest.fixture(params=[True, False], ids=["pipelined", "one-by-one"])
+def pipelined(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both ways PostgresStore sends queued statements: pipelined, and one round trip
+    each (what a libpq older than 14 gets)."""
+    from teamaccess._backends import postgres_pipe
+
+    monkeypatch.setattr(postgres_pipe, "_PIPELINE", request.param)
+    return bool(request.param)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _drop_free_postgres_schemas() -> Iterator[None]:
     yield

@@ -5,11 +5,10 @@ connection serves the next call. Needs TEAMACCESS_TEST_POSTGRES."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
-from tests.conftest import SECRET, START, drop_postgres_schema, postgres_conninfo, postgres_schema
+from tests.conftest import SECRET, START, postgres_conninfo
 
 from teamaccess import (
     AlreadyMember,
@@ -21,23 +20,10 @@ from teamaccess import (
     StorageError,
     TeamAccess,
 )
-from teamaccess._backends import postgres_pipe
 from teamaccess.testing import FrozenClock
 from teamaccess.testing import contract as c
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def schema(tmp_path: Path) -> Iterator[str]:
-    yield postgres_schema(tmp_path)
-    drop_postgres_schema(tmp_path)
-
-
-@pytest.fixture(params=[True, False], ids=["pipelined", "one-by-one"])
-def pipelined(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    monkeypatch.setattr(postgres_pipe, "_PIPELINE", request.param)
-    return bool(request.param)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from tests.conftest import SECRET, START, drop_postgres_schema, postgres_conninfo, postgres_schema
+from tests.conftest import SECRET, START, postgres_conninfo
 from tests.test_postgres_pipeline import Wire, counts, locks_held
 
 from teamaccess import (
@@ -28,7 +28,6 @@ from teamaccess import (
     StorageError,
     TeamAccess,
 )
-from teamaccess._backends import postgres_pipe
 from teamaccess._service import core
 from teamaccess.testing import FrozenClock
 from teamaccess.testing import contract as c
@@ -36,18 +35,6 @@ from teamaccess.testing import contract as c
 pytestmark = pytest.mark.postgres
 
 P = PermissionSet.of
-
-
-@pytest.fixture
-def schema(tmp_path: Path) -> Iterator[str]:
-    yield postgres_schema(tmp_path)
-    drop_postgres_schema(tmp_path)
-
-
-@pytest.fixture(params=[True, False], ids=["pipelined", "one-by-one"])
-def pipelined(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    monkeypatch.setattr(postgres_pipe, "_PIPELINE", request.param)
-    return bool(request.param)
 
 
 # Each public write changed here, on an account of "boss" with a member "u1" who may

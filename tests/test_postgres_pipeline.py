@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import attrs
 import pytest
-from tests.conftest import SECRET, START, drop_postgres_schema, postgres_conninfo, postgres_schema
+from tests.conftest import SECRET, START, postgres_conninfo
 
 from teamaccess import (
     Conflict,
@@ -26,25 +26,10 @@ from teamaccess import (
     StorageError,
     TeamAccess,
 )
-from teamaccess._backends import postgres_pipe
 from teamaccess.testing import FrozenClock
 from teamaccess.testing import contract as c
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def schema(tmp_path: Path) -> Iterator[str]:
-    yield postgres_schema(tmp_path)
-    drop_postgres_schema(tmp_path)
-
-
-@pytest.fixture(params=[True, False], ids=["pipelined", "one-by-one"])
-def pipelined(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Both ways of sending queued statements: pipelined, and one round trip each (what
-    a libpq older than 14 gets)."""
-    monkeypatch.setattr(postgres_pipe, "_PIPELINE", request.param)
-    return bool(request.param)
 
 
 class Wire:
