@@ -628,6 +628,9 @@ class _Delivery(_Core):
                     continue
                 if prepared is None:
                     continue
+                if isinstance(prepared, OutboxMessage):
+                    results.append(prepared)  # cancelled: its invitation is not pending
+                    continue
                 # A queued notification was parsed from the row's bytes (an invitation's
                 # mail is rendered now): the last check may use them.
                 source = row.message if row.kind != "invitation" else None
@@ -696,8 +699,9 @@ class _Delivery(_Core):
                 # none of them.
                 _log().warning("closing the mail batch failed: %s: %s", type(exc).__name__, exc)
 
-    def _prepare(self, row: OutboxMessage) -> EmailMessage | None:
-        """The message of a claimed row; ``None`` if it is no longer to be sent."""
+    def _prepare(self, row: OutboxMessage) -> EmailMessage | OutboxMessage | None:
+        """The message of a claimed row; the row cancelled if its invitation is no longer
+        to be mailed; ``None`` if the row is no longer this run's."""
         if row.kind != "invitation":
             from .._mail.mailers import parse_stored
 
@@ -718,8 +722,9 @@ class _Delivery(_Core):
                 # Acceptance would call it revoked; do not mail a link that cannot work.
                 or self._inviter_lost(inv, inviter)
             ):
-                work.uow.update_outbox(attrs.evolve(current, status="cancelled"))
-                return None
+                cancelled = attrs.evolve(current, status="cancelled")
+                work.uow.update_outbox(cancelled)
+                return cancelled
             account = self._account(work.uow, inv.account_id)
             # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names
             # the owner.
