@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from tests.conftest import SECRET
 from tests.smtp_server import SmtpServer
+from tests.test_cli import Cli
 
 from teamaccess import (
+    Catalog,
     DeliveryFailed,
     MemoryStore,
     PermissionSet,
@@ -122,3 +125,24 @@ class TestDeliverPendingReturnsCancelledRows:
         assert (row.id, row.status) == (failed.value.message_ids[0], "cancelled")
         assert len(down.outbox) == sent_before
         assert team.pending_messages() == []
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.chdir(tmp_path)
+    return Cli(tmp_path)
+
+
+class TestCatalogInGerman:
+    """cli.md: `teamaccess catalog [--language de]` shows the permissions in that language;
+    permissions.md: the default catalog has German descriptions. Only the labels were
+    German, the descriptions English."""
+
+    def test_labels_and_descriptions_in_the_language(self, run: Cli) -> None:
+        german = run("catalog", "--language", "de").stdout
+        english = run("catalog").stdout
+        for permission in Catalog.default():
+            assert permission.description_de
+            assert permission.description_de in german
+            assert permission.description not in german
+            assert permission.description in english
