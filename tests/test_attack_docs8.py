@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -146,3 +147,27 @@ class TestCatalogInGerman:
             assert permission.description_de in german
             assert permission.description not in german
             assert permission.description in english
+
+
+class TestSchemaHistoryIsDocumented:
+    """backends.md lists what each schema version changed; it listed SQLite's 1, 2 and 7
+    (of 7) and PostgreSQL's 1 (of 3), and cli.md's `migrate` example printed version 1."""
+
+    @staticmethod
+    def _versions(section: str) -> list[int]:
+        text = (Path(__file__).parents[1] / "docs" / "backends.md").read_text()
+        part = text.split(section, 1)[1].split("\n## ", 1)[0].split("\n### ", 2)
+        table = next(p for p in part if "| version | what it changed |" in p)
+        return [int(m) for m in re.findall(r"^\| *(\d+) \|", table, re.MULTILINE)]
+
+    def test_every_sqlite_migration(self) -> None:
+        from teamaccess._backends.sqlite_schema import MIGRATIONS
+
+        assert self._versions("## `SQLiteStore`") == list(range(1, len(MIGRATIONS) + 1))
+
+    def test_every_postgres_migration(self) -> None:
+        from teamaccess._backends.postgres_schema import MIGRATIONS
+
+        assert self._versions("## `PostgresStore`") == list(range(1, len(MIGRATIONS) + 1))
+        cli = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+        assert f"(schema teamaccess): schema version {len(MIGRATIONS)}, up to date" in cli
