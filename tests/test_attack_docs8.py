@@ -171,3 +171,16 @@ class TestSchemaHistoryIsDocumented:
         assert self._versions("## `PostgresStore`") == list(range(1, len(MIGRATIONS) + 1))
         cli = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
         assert f"(schema teamaccess): schema version {len(MIGRATIONS)}, up to date" in cli
+
+
+def test_the_quick_start_names_every_dependency() -> None:
+    """index.md names the dependencies; it left out idna, which pyproject.toml requires."""
+    import tomllib
+
+    root = Path(__file__).parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[\[<>=!~ ;]", dep, maxsplit=1)[0] for dep in project["dependencies"]}
+    text = (root / "docs" / "index.md").read_text()
+    sentence = text.split("The dependencies are ", 1)[1].split(".\n", 1)[0]
+    listed = {name.strip() for name in re.split(r",|\band\b", sentence.replace("\n", " "))}
+    assert listed - {""} == names
