@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -19,6 +20,7 @@ from .._domain import (
 )
 from .._errors import (
     DeliveryFailed,
+    DeliveryRefused,
     StorageError,
     ValidationError,
 )
@@ -64,6 +66,20 @@ def _is_batch_mailer(mailer: Mailer) -> TypeGuard[BatchMailer]:
 
 class _Refusal(str):
     """The error text of a message the last check refused: recorded, never retried."""
+
+
+class _Bounced(str):
+    """The error text of a message the mailer says was refused for good
+    (``DeliveryRefused``): retried until ``give_up_after`` such refusals in a row."""
+
+
+#: How a pending row's ``last_error`` counts its permanent refusals in a row. The count
+#: lives in the reason the row shows (every store keeps ``last_error`` as written), so no
+#: store, schema or contract changes; any other failure writes its own text over it,
+#: and so starts the count afresh.
+#: How ``last_error`` begins on a row closed after them.
+_UNDELIVERABLE: Final = "undeliverable: "
+_IN_A_ROW: Final = re.compile(r"refused for good \((\d+) in a row")
 
 
 class _Delivery(_Core):
@@ -262,7 +278,7 @@ class _Delivery(_Core):
             if row.kind == "invitation":
                 # A server's rejection may quote the message, and with it the accept link.
                 error = scrub_error(error, message)
-            return _failed(row, error)
+            return _failed(row, error, bounced=isinstance(exc, DeliveryRefused))
         return None
 
     @staticmethod
@@ -292,7 +308,9 @@ class _Delivery(_Core):
             send_wire(wire, sender, envelope)
         except Exception as exc:
             # No invitation, so no link to scrub from the error.
-            return _failed(row, f"{type(exc).__name__}: {exc}")
+            return _failed(
+                row, f"{type(exc).__name__}: {exc}", bounced=isinstance(exc, DeliveryRefused)
+            )
         return None
 
     def _mailer_takes_envelope(self, mailer: Mailer) -> bool:
@@ -332,6 +350,7 @@ class _Delivery(_Core):
         by one ``UPDATE`` where the unit has ``update_outbox_sent()`` (``CombinedReads``).
         """
         now = self.clock.now()
+        work: _Work | None = None
         # Not durable: lost in a power cut, this record means the mail goes out again (at
         # least once, as promised; an invitation's with a new link). It saves an fsync per
         # mail.
@@ -345,7 +364,19 @@ class _Delivery(_Core):
             else:
                 done = self._outcome(uow.get_outbox(row.id) or row, error, now)
                 uow.update_outbox(done)
+                if isinstance(error, _Bounced) and done.status == "cancelled":
+                    # The owner sees in the account's log that mail to this address
+                    # bounced (a contact to correct, an invitation to send elsewhere).
+                    work = _Work(uow, now)
+                    self._audit(
+                        work, done.account_id, SYSTEM, "mail.bounced", done.id,
+                        email=done.recipient, kind=done.kind, invitation=done.invitation_id,
+                        attempts=done.attempts, error=str(error),
+                    )  # fmt: skip
             uow.commit()
+        if work is not None:
+            _log().error("mail %s to %s closed: %s", done.id, done.recipient, done.last_error)
+            self._tell_listeners(work.events)
         if error is None and self._on_sent is not None:
             self._on_sent(done)
         return done
@@ -418,6 +449,20 @@ class _Delivery(_Core):
                 current, status="cancelled", attempts=current.attempts + 1,
                 last_error=str(error),
             )  # fmt: skip
+        if isinstance(error, _Bounced):
+            refusals = _refusals_in_row(current.last_error) + 1
+            if refusals >= self.give_up_after:
+                # The server said so often enough: a real MTA would have bounced it.
+                return attrs.evolve(
+                    current, status="cancelled", attempts=current.attempts + 1,
+                    last_error=(
+                        f"{_UNDELIVERABLE}refused for good {refusals} time(s) in a row, "
+                        f"not retried: {error}"
+                    ),
+                )  # fmt: skip
+            error = (
+                f"refused for good ({refusals} in a row; closed at {self.give_up_after}): {error}"
+            )
         # The exponent is capped: timedelta overflows near 2**40 minutes, which a row
         # failing every few hours for weeks would otherwise reach.
         factor = 2 ** min(current.attempts, 30)
@@ -441,6 +486,7 @@ class _Delivery(_Core):
             batch = ()
         failed = list(unbuilt)
         refused = len(unbuilt)
+        bounced = 0  # refused by the server give_up_after times in a row: closed
         stopped: StorageError | None = None
         if batch and self._late_records:
             with suppress(StorageError):  # still failing: they wait for the next try
@@ -452,7 +498,8 @@ class _Delivery(_Core):
                     failed.append(row.id)
                     refused += isinstance(error, _Refusal)
                 try:
-                    self._record(row, error, returned=False)
+                    done = self._record(row, error, returned=False)
+                    bounced += done.status == "cancelled" and isinstance(error, _Bounced)
                 except StorageError as exc:
                     # The call's rows are committed; only how sending went is not. The
                     # store is failing: send no more now (each would go unrecorded, and
@@ -488,6 +535,11 @@ class _Delivery(_Core):
                     "the mail's headers or recipients); pending_messages() does not list "
                     "them, their outbox rows say why"
                 )
+            elif refused + bounced == len(failed):
+                what = (
+                    "the last check before sending, or the mail server for good, refused "
+                    "them; pending_messages() does not list them, their outbox rows say why"
+                )
             elif invitation is not None:
                 what = (
                     f"the invitation {invitation.id} is saved and its mail will be retried "
@@ -514,6 +566,23 @@ class _Delivery(_Core):
             # Few rows wait at any time, so they are filtered here rather than in a query
             # every backend would have to add.
             return [m for m in uow.outbox(status="pending") if m.account_id == account_id]
+
+    def undeliverable_messages(self, account_id: str | None = None) -> list[OutboxMessage]:
+        """Outbox messages closed because the mail server refused them for good
+        ``give_up_after`` times in a row (status ``cancelled``, the server's reply in
+        ``last_error``), oldest first; only *account_id*'s if given (``AccountNotFound``
+        if there is no such account). ``purge()`` drops them with the other closed mail."""
+        if account_id is not None:
+            _check_id("account_id", account_id)
+        with self._read() as uow:
+            if account_id is not None:
+                self._account(uow, account_id)
+            return [
+                m
+                for m in uow.outbox(status="cancelled")
+                if (m.last_error or "").startswith(_UNDELIVERABLE)
+                and account_id in (None, m.account_id)
+            ]
 
     def deliver_pending(
         self, *, limit: int = 100, stop: Callable[[], bool] | None = None
@@ -721,11 +790,17 @@ def _refused(row: OutboxMessage, exc: Exception) -> _Refusal:
     return refusal
 
 
-def _failed(row: OutboxMessage, error: str) -> str:
+def _failed(row: OutboxMessage, error: str, *, bounced: bool = False) -> str:
     error = error[:500]
     # Never log the message: an invitation carries its token in the body.
     _log().warning("delivery of %s to %s failed: %s", row.id, row.recipient, error)
-    return error
+    return _Bounced(error) if bounced else error
+
+
+def _refusals_in_row(last_error: str | None) -> int:
+    """The permanent refusals in a row that *last_error*, a pending row's, counts."""
+    found = _IN_A_ROW.match(last_error or "")
+    return int(found[1]) if found else 0
 
 
 def _still_ours(current: OutboxMessage | None, claimed: OutboxMessage) -> bool:
