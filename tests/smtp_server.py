@@ -83,18 +83,30 @@ class _Handler:
         self.blocked = threading.Event()
         self.released = threading.Event()
         self.accept_held = False
+        #: a reply to RCPT TO (say "550 5.1.1 no such user") and one to DATA (say "554
+        #: 5.6.0 content rejected") for chosen recipients; what is answered is counted
+        self.rcpt_replies: dict[str, str] = {}
+        self.data_replies: dict[str, str] = {}
+        self.answered: list[tuple[str, str]] = []
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
     ) -> str:
         if address.lower() in self.refuse:
             return "550 5.1.1 mailbox unavailable"
+        if address.lower() in self.rcpt_replies:
+            self.answered.append(("RCPT", address.lower()))
+            return self.rcpt_replies[address.lower()]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
+        for to in envelope.rcpt_tos:
+            if to.lower() in self.data_replies:
+                self.answered.append(("DATA", to.lower()))
+                return self.data_replies[to.lower()]
         self.messages += 1
         if self.messages == self.block_at:
             # Hold the reply to this message: the client has it "in hand" until released.
@@ -149,7 +161,8 @@ class SmtpServer:
     *unanswered* = n keeps the n-th message but drops its connection before replying.
     *delay* slows every message down by that many seconds; with *block_at* = n the reply
     to the n-th message waits for :meth:`release` (``blocked`` says it is waiting), as a
-    client killed or stopped mid-send experiences it.
+    client killed or stopped mid-send experiences it. *rcpt_replies* and *data_replies*
+    map a recipient to the reply its ``RCPT TO`` or its message's ``DATA`` gets.
     """
 
     def __init__(
@@ -165,12 +178,16 @@ class SmtpServer:
         unanswered: int | None = None,
         delay: float = 0.0,
         block_at: int | None = None,
+        rcpt_replies: Mapping[str, str] | None = None,
+        data_replies: Mapping[str, str] | None = None,
     ) -> None:
         self.host = HOST
         self.port = port if port is not None else free_port()
         self._handler = _Handler(refuse, drop_after, unanswered)
         self._handler.delay = delay
         self._handler.block_at = block_at
+        self._handler.rcpt_replies = {k.lower(): v for k, v in (rcpt_replies or {}).items()}
+        self._handler.data_replies = {k.lower(): v for k, v in (data_replies or {}).items()}
         kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
         if mode != "plain":
             assert certs is not None, "TLS needs test certificates"
@@ -199,6 +216,16 @@ class SmtpServer:
     @property
     def received(self) -> list[Received]:
         return self._handler.received
+
+    @property
+    def rcpt_replies(self) -> dict[str, str]:
+        """The replies chosen for ``RCPT TO``, by lower-case recipient; change at will."""
+        return self._handler.rcpt_replies
+
+    @property
+    def answered(self) -> list[tuple[str, str]]:
+        """``("RCPT" or "DATA", recipient)`` for each chosen reply given, in order."""
+        return self._handler.answered
 
     @property
     def blocked(self) -> threading.Event:

@@ -401,3 +401,22 @@ def test_only_memory_prints_just_the_memory_store_figure() -> None:
     assert len(rows) == 3, out  # the header, its rule and the figure
     assert "MemoryStore" in rows[2], out
     assert rows[2].rstrip(" |").endswith(("PASS", "MISS")), out
+
+
+def test_erasure_benchmark_erases_the_person_from_each_fresh_copy() -> None:
+    """`python -m benchmarks.erasure` erases the same person from a fresh copy each run."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.erasure", "--accounts", "60", "--runs", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    runs = [line for line in done.stdout.splitlines() if line.startswith("run ")]
+    assert len(runs) == 2, done.stdout
+    # three memberships, two contacts, two invitations and their two mails, every time
+    assert all("'removed': [3, 2, 2, 2], 'texts_redacted': 4" in line for line in runs), runs
+    assert re.search(
+        r": whole [\d.]+-[\d.]+ s; unit [\d.]+-[\d.]+ s; changed_accounts x", done.stdout
+    )

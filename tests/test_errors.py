@@ -34,6 +34,7 @@ TREE: dict[str, tuple[str, type[Exception] | None]] = {
     "EmailMismatch": ("InvitationError", None),
     "RateLimited": ("TeamAccessError", None),
     "DeliveryFailed": ("TeamAccessError", None),
+    "DeliveryRefused": ("DeliveryFailed", None),
     "StorageError": ("TeamAccessError", None),
     "ImportInterrupted": ("StorageError", None),
 }

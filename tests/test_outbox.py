@@ -230,7 +230,7 @@ class TestFailedInvitation:
         failed_invite(fteam, facc)
         failing.failing = False
         clock.advance(timedelta(days=7))
-        assert fteam.deliver_pending() == []
+        assert [row.status for row in fteam.deliver_pending()] == ["cancelled"]
         assert fteam.pending_messages() == []
         assert failing.outbox == []
 
@@ -247,7 +247,7 @@ class TestFailedInvitation:
         fteam.set_permissions(facc.id, "manager", P("billing.view"), actor_id="owner")
         failing.failing = False
         clock.advance(timedelta(minutes=1))
-        assert fteam.deliver_pending() == []
+        assert [row.status for row in fteam.deliver_pending()] == ["cancelled"]
         assert fteam.pending_messages() == []
         assert [m["To"] for m in failing.outbox] == ["manager@example.org"]
 

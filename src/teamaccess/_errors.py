@@ -27,6 +27,7 @@ builtin it resembles, so ``except ValueError`` or ``except LookupError`` keep wo
     │   └── EmailMismatch
     ├── RateLimited
     ├── DeliveryFailed
+    │   └── DeliveryRefused
     └── StorageError
         └── ImportInterrupted
 
@@ -51,6 +52,7 @@ __all__ = [
     "Conflict",
     "ContactNotFound",
     "DeliveryFailed",
+    "DeliveryRefused",
     "EmailMismatch",
     "ImportInterrupted",
     "InvalidEmail",
@@ -211,6 +213,31 @@ class DeliveryFailed(TeamAccessError):
         self.invitation = invitation
         #: its id (also given without the invitation, e.g. by a third-party mailer)
         self.invitation_id = invitation.id if invitation is not None else invitation_id
+
+
+class DeliveryRefused(DeliveryFailed):
+    """The mail server refused this message for good: its recipient (a permanent ``5xx``
+    reply to ``RCPT TO``) or its content (a ``5xx`` to ``DATA``), not the panel's own
+    settings.
+
+    ``SmtpMailer`` raises it for such replies; a third-party ``Mailer`` raises it to say
+    the same (any other exception counts as a failure worth retrying). A message refused
+    so ``give_up_after`` times in a row is closed: its outbox row is ``cancelled`` and a
+    ``mail.bounced`` audit event is written in its account. *code* is the server's
+    reply code, if known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        message_ids: Sequence[str] = (),
+        invitation_id: str | None = None,
+    ) -> None:
+        super().__init__(message, message_ids=message_ids, invitation_id=invitation_id)
+        #: the server's reply code (e.g. 550), if the mailer knows it
+        self.code = code
 
 
 class StorageError(TeamAccessError):

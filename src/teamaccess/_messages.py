@@ -16,6 +16,7 @@ from ._errors import (
     Conflict,
     ContactNotFound,
     DeliveryFailed,
+    DeliveryRefused,
     EmailMismatch,
     ImportInterrupted,
     InvalidEmail,
@@ -161,6 +162,10 @@ _MESSAGES: dict[type[TeamAccessError], tuple[str, str]] = {
         "automatically; you need not do anything.",
         "Die Änderung wurde gespeichert, aber die E-Mail konnte noch nicht versendet werden. "
         "Sie wird automatisch erneut versendet; Sie müssen nichts tun.",
+    ),
+    DeliveryRefused: (
+        "The mail server refused the email to this address. Please check the address.",
+        "Der Mailserver hat die E-Mail an diese Adresse abgelehnt. Bitte prüfen Sie die Adresse.",
     ),
     StorageError: (
         "The service is briefly unavailable; nothing was changed. Please try again in a moment.",

@@ -280,8 +280,9 @@ class UnitOfWork(Protocol):
         """Outbox rows added since ``event_mark()`` returned *mark* whose ``recipient``
         contains one of *needles*, as ``outbox_with()`` finds them (more may be
         returned), or ``None`` if the store cannot tell which rows were added since.
-        (Optional: an erasure searches the rows before its write unit, and inside it
-        only these and those it found.)"""
+        Rows the calling unit added itself need not be returned (an erasure adds none
+        before it asks). (Optional: an erasure searches the rows before its write unit,
+        and inside it only these and those it found.)"""
         ...
 
     def outbox_texts(self, *, after: int = 0, limit: int = 500) -> list[tuple[int, OutboxMessage]]:

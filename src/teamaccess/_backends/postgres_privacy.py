@@ -53,14 +53,19 @@ def _in_json(column: str) -> str:
     )
 
 
-def _pg_mark(mark: object) -> tuple[int, str, int] | None:
-    """The events' newest seq, the oldest running xid and the outbox's newest seq of a
-    mark event_mark() gave, or None for anything else."""
-    if not (isinstance(mark, tuple) and len(mark) == 4 and mark[0] == "events"):
+def _pg_mark(mark: object) -> tuple[int, str, int, str] | None:
+    """The events' newest seq, the oldest running xid, the outbox's newest seq and the
+    snapshot of a mark event_mark() gave, or None for anything else."""
+    if not (isinstance(mark, tuple) and len(mark) == 5 and mark[0] == "events"):
         return None
-    _, seq, oldest, mail = mark
-    if isinstance(seq, int) and isinstance(oldest, str) and isinstance(mail, int):
-        return seq, oldest, mail
+    _, seq, oldest, mail, snapshot = mark
+    if (
+        isinstance(seq, int)
+        and isinstance(oldest, str)
+        and isinstance(mail, int)
+        and isinstance(snapshot, str)
+    ):
+        return seq, oldest, mail, snapshot
     return None
 
 
@@ -82,6 +87,9 @@ class _PgPrivacyQueries:
     if TYPE_CHECKING:
         _q: Statements
         _locked: set[str]
+        _locking: set[str]
+        # (mark, snapshot, accounts) of this unit's last full changed_accounts() read
+        _changes_read: tuple[object, str, frozenset[str]]
 
         def _exec(self, sql: str, params: Any) -> psycopg.Cursor[Any]: ...
         def _all(self, sql: str, params: Any, unstorable_is_none: bool = False) -> list[Row]: ...
@@ -212,44 +220,64 @@ class _PgPrivacyQueries:
         # with a lower seq later. Its rows carry an xid at or after that oldest one,
         # also when they were written in a savepoint (a subtransaction's xid, which the
         # snapshot's list of running transactions does not name, is newer than its
-        # parent's). The outbox's newest seq besides, for outbox_since().
+        # parent's). The outbox's newest seq besides, for outbox_since(); and the
+        # snapshot itself, which tells a later read whether anything committed since.
         s = self._q.s
         rows = self._all(
             f"SELECT (SELECT coalesce(max(seq), 0) FROM {s}.events), "
             "pg_snapshot_xmin(pg_current_snapshot())::text, "
-            f"(SELECT coalesce(max(seq), 0) FROM {s}.outbox)",
+            f"(SELECT coalesce(max(seq), 0) FROM {s}.outbox), pg_current_snapshot()::text",
             (),
         )
-        seq, oldest, mail = rows[0]
+        seq, oldest, mail, snapshot = rows[0]
         # as a 32-bit xid, which a row's xmin holds (an xid8 modulo 2**32)
-        return ("events", int(seq), str(int(oldest) % 2**32), int(mail))
+        return ("events", int(seq), str(int(oldest) % 2**32), int(mail), str(snapshot))
 
     def changed_accounts(self, mark: object) -> set[str] | None:
         parts = _pg_mark(mark)
         if parts is None:
             return None
-        seq, oldest, _ = parts
+        seq, oldest, _, then = parts
+        # Reading every event's xmin is a scan of the log. A snapshot (xmin:xmax:running
+        # xids) changes whenever a transaction ends, so where this statement's equals the
+        # mark's, or that of this unit's last scan for the same mark, no other
+        # transaction committed in between: the answer is the one known for it, and this
+        # unit's own events, in accounts it has locked (every write locks first).
+        last = getattr(self, "_changes_read", None)
+        known = {then: frozenset[str]()}
+        if last is not None and last[0] == mark:
+            known[last[1]] = last[2]
         # age() counts back from the newest xid, so the comparison holds across the
-        # 32-bit xid's wraparound; a frozen row's age is the largest there is.
+        # 32-bit xid's wraparound; a frozen row's age is the largest there is. The
+        # scan runs only where the CASE needs it (an InitPlan runs when first used).
         rows = self._all(
+            "SELECT x.snap, CASE WHEN x.snap = ANY (%(known)s::text[]) THEN NULL ELSE ARRAY("
             f"SELECT DISTINCT account_id FROM {self._q.s}.events "
-            "WHERE seq > %s OR age(xmin) <= age(%s::text::xid)",
-            (seq, oldest),
+            "WHERE seq > %(seq)s OR age(xmin) <= age(%(oldest)s::text::xid)) END "
+            "FROM (SELECT pg_current_snapshot()::text AS snap) x",
+            {"known": sorted(known), "seq": seq, "oldest": oldest},
         )
-        return {r[0] for r in rows}
+        snapshot, accounts = rows[0]
+        if accounts is None:
+            return set(known[snapshot]) | self._locked | self._locking
+        self._changes_read = (mark, snapshot, frozenset(accounts))
+        return set(accounts)
 
     def outbox_since(self, needles: Collection[str], mark: object) -> list[OutboxMessage] | None:
         parts = _pg_mark(mark)
         if parts is None:
             return None
-        _, oldest, seq = parts
-        # as changed_accounts() finds the events written since the mark
+        _, oldest, seq, then = parts
+        # As changed_accounts() finds the events written since the mark; and, as there,
+        # nothing another transaction committed where the snapshot is still the mark's
+        # (the comparison is a one-time filter: the table is not read then).
         rows = self._all(
             f"SELECT {_OUTBOX_COLS} FROM {self._q.s}.outbox "
-            "WHERE (seq > %(seq)s OR age(xmin) <= age(%(oldest)s::text::xid)) AND EXISTS ("
+            "WHERE pg_current_snapshot()::text <> %(then)s "
+            "AND (seq > %(seq)s OR age(xmin) <= age(%(oldest)s::text::xid)) AND EXISTS ("
             "SELECT 1 FROM unnest(%(n)s::text[]) n "
             f"WHERE strpos({_FOLD.format('recipient')}, n) > 0) ORDER BY created_at, seq",
-            {"seq": seq, "oldest": oldest, "n": _needles(needles)},
+            {"then": then, "seq": seq, "oldest": oldest, "n": _needles(needles)},
             True,
         )
         return [_pu._outbox(r) for r in rows]

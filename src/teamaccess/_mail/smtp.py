@@ -2,7 +2,9 @@
 
 Loaded only when ``teamaccess.SmtpMailer`` is first used. Every failure is raised as
 ``DeliveryFailed`` naming the server and the step that failed; the service records it in
-the outbox and ``deliver_pending()`` retries. Errors and logs never contain the message
+the outbox and ``deliver_pending()`` retries. A refusal of the message's own recipient or
+content for good is a ``DeliveryRefused``, which the service stops retrying after
+``give_up_after`` in a row. Errors and logs never contain the message
 body, which may hold an invitation token.
 """
 
@@ -17,7 +19,7 @@ from email.message import EmailMessage
 from typing import Any, Final, Literal, get_args
 
 from .._emails import check_line
-from .._errors import DeliveryFailed, ValidationError
+from .._errors import DeliveryFailed, DeliveryRefused, ValidationError
 
 __all__ = ["SmtpMailer"]
 
@@ -249,8 +251,10 @@ class SmtpMailer:
         The connection opens with the first message, secured and logged in as ``send()``
         does, and carries up to *max_per_connection* messages. When the server has
         dropped it (or closes it with ``421``) before taking a message, the message goes
-        again over a new connection, once; a message the server refuses fails alone, and
-        the next one gets a new connection. The connection is closed when the block ends.
+        again over a new connection, once. A message the server refuses fails alone: after
+        a refusal of its recipient or content the next message goes over the same
+        connection, after any other failure over a new one. The connection is closed when
+        the block ends.
 
         >>> mailer = SmtpMailer("mail.example.com", security="starttls",
         ...                     username="panel", password="s3cret")
@@ -267,6 +271,13 @@ class SmtpMailer:
     def _failure(self, exc: BaseException, step: str) -> DeliveryFailed:
         """*exc*, raised during *step*, as the ``DeliveryFailed`` a caller sees."""
         if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            refusals = list(exc.recipients.values())
+            if refusals and all(_for_good(code, text, rcpt=True) for code, text in refusals):
+                return DeliveryRefused(
+                    f"{self._where} refused every recipient "
+                    f"({self._refusals(exc.recipients)}) for good; check the address",
+                    code=refusals[0][0],
+                )
             return DeliveryFailed(
                 f"{self._where} refused every recipient ({self._refusals(exc.recipients)}); "
                 "check the address"
@@ -286,6 +297,15 @@ class SmtpMailer:
             return DeliveryFailed(
                 f"{self._where} does not support what {step} needs ({exc}); "
                 "check the security setting (STARTTLS, login) for this server"
+            )
+        if isinstance(exc, smtplib.SMTPDataError) and _for_good(
+            exc.smtp_code, exc.smtp_error, rcpt=False
+        ):
+            return DeliveryRefused(
+                f"{self._where} refused the message for good "
+                f"({_reply(exc.smtp_code, exc.smtp_error)}); it will not take this message "
+                "as it is",
+                code=exc.smtp_code,
             )
         if isinstance(exc, smtplib.SMTPResponseException):
             return DeliveryFailed(
@@ -371,11 +391,37 @@ def _takes_envelope(cls: type[SmtpMailer]) -> bool:
     return known
 
 
+def _for_good(code: int, text: bytes | str, *, rcpt: bool) -> bool:
+    """Whether a reply to ``RCPT TO`` (*rcpt*) or to ``DATA`` refuses this message's
+    recipient or content for good, so that sending it again cannot help.
+
+    Not every ``5xx`` does: ``530``/``535`` ask for a login (the panel's settings);
+    ``552`` to ``RCPT TO`` is a full mailbox, which RFC 5321 (4.5.3.1.10) says to treat
+    as temporary; and an enhanced status of class 7 (``5.7.x``, RFC 3463: security or
+    policy) names relaying, authentication, SPF, DKIM or DMARC as often as the
+    recipient, that is the sender's configuration, so it is retried like a ``4xx``.
+    """
+    if not 500 <= code < 600 or code in (530, 535) or (rcpt and code == 552):
+        return False
+    if isinstance(text, bytes):
+        text = text.decode("ascii", "replace")
+    return not text.lstrip().startswith("5.7.")
+
+
 def _dropped(exc: BaseException) -> bool:
     """Whether *exc* says the connection is gone (or going), not that a message is bad."""
     if isinstance(exc, smtplib.SMTPResponseException):
         return exc.smtp_code == 421  # "service not available, closing transmission channel"
     return isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError)
+
+
+def _own_refusal(exc: BaseException) -> bool:
+    """Whether *exc* refuses one message's recipient or content, after which smtplib has
+    reset the transaction (``RSET``) and the connection is still good (not ``421``)."""
+    return (
+        isinstance(exc, smtplib.SMTPRecipientsRefused)
+        and all(code != 421 for code, _ in exc.recipients.values())
+    ) or (isinstance(exc, smtplib.SMTPDataError) and exc.smtp_code != 421)
 
 
 class _Batch:
@@ -453,7 +499,11 @@ class _Batch:
                 refused = transmit(smtp)
             except (smtplib.SMTPException, OSError) as exc:
                 handed_over = isinstance(self._smtp, _Tracking) and self._smtp.data_started
-                self.close()  # after any failure the next message starts afresh
+                if _own_refusal(exc):
+                    # smtplib reset the transaction: the connection serves the next one.
+                    self._sent += 1
+                    raise mailer._failure(exc, progress[0]) from exc
+                self.close()  # after any other failure the next message starts afresh
                 if tries > 0 and progress[0] == "send" and _dropped(exc) and not handed_over:
                     continue
                 raise mailer._failure(exc, progress[0]) from exc

@@ -13,7 +13,14 @@ from .._domain import (
     Member,
     OutboxMessage,
 )
-from .._emails import SUBJECT_LIMIT, check_length, check_line, check_name, normalize_email
+from .._emails import (
+    SUBJECT_LIMIT,
+    check_length,
+    check_line,
+    check_name,
+    check_no_encoded_word,
+    normalize_email,
+)
 from .._errors import (
     ContactNotFound,
     TeamAccessError,
@@ -237,6 +244,9 @@ class _Contacts(_Delivery):
         check_line("category", category)
         check_line("subject", subject)
         check_length("subject", subject, SUBJECT_LIMIT)
+        # The stdlib decodes an encoded word in an ASCII subject: the mail would say
+        # other words, or, with a decoded line break, be stored and then refused unsent.
+        check_no_encoded_word("subject", subject)
         _check_text("text", text)
         if html is not None:
             _check_text("html", html, "a string or None")

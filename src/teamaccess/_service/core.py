@@ -54,6 +54,13 @@ __all__ = ["_Core"]
 _EXAMPLE_ACCEPT_URL: Final = "https://panel.example.com/invitations/accept?token={token}"
 _EXAMPLE_SENDER: Final = "Customer Center <noreply@panel.example.com>"
 
+#: Permanent refusals in a row after which a message is closed. Not 1: some servers
+#: answer ``5xx`` for what is temporary (a mailbox created later that day, a full one, a
+#: misconfiguration soon fixed). With the default backoff the twelfth refusal comes about
+#: 20 hours after the first, so a working day's fix still gets the mail; the server sees
+#: the address twelve times in all, not four times a day for ever.
+GIVE_UP_AFTER: Final = 12
+
 
 class _Core:
     """Settings and plumbing every use case shares: the unit of work, audit, rule checks."""
@@ -83,6 +90,7 @@ class _Core:
         check_deliverability: bool = False,
         retry_backoff: timedelta = timedelta(minutes=1),
         max_retry_backoff: timedelta = timedelta(hours=6),
+        give_up_after: int = GIVE_UP_AFTER,
         delivery: Literal["now", "queue"] = "now",
         delivery_lease: timedelta = _DELIVERY_LEASE,
         retention: Retention | None = None,
@@ -205,6 +213,14 @@ class _Core:
                 raise ValidationError(f"{name} must be a positive timedelta, not {value!r}")
         self.retry_backoff = retry_backoff
         self.max_retry_backoff = max_retry_backoff
+        if isinstance(give_up_after, bool) or not isinstance(give_up_after, int):
+            raise ValidationError(
+                "give_up_after must be an integer (permanent refusals in a row before a "
+                f"message is closed), not {give_up_after!r}"
+            )
+        if give_up_after < 1:
+            raise ValidationError(f"give_up_after must be at least 1, not {give_up_after}")
+        self.give_up_after = give_up_after
         if delivery not in ("now", "queue"):
             raise ValidationError(
                 f"delivery must be 'now' (send in the call) or 'queue' (a worker sends with "
@@ -266,7 +282,11 @@ class _Core:
             work = _Work(uow, self.clock.now() if now is None else now)
             yield work
             uow.commit()
-        for event in work.events:
+        self._tell_listeners(work.events)
+
+    def _tell_listeners(self, events: Sequence[AuditEvent]) -> None:
+        """Call the listeners with *events*, once their change is committed."""
+        for event in events:
             for listener in self._listeners:
                 try:
                     listener(event)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -19,6 +20,7 @@ from .._domain import (
 )
 from .._errors import (
     DeliveryFailed,
+    DeliveryRefused,
     StorageError,
     ValidationError,
 )
@@ -64,6 +66,18 @@ def _is_batch_mailer(mailer: Mailer) -> TypeGuard[BatchMailer]:
 
 class _Refusal(str):
     """The error text of a message the last check refused: recorded, never retried."""
+
+
+class _Bounced(str):
+    """The error text of a message the mailer says was refused for good
+    (``DeliveryRefused``): retried until ``give_up_after`` such refusals in a row."""
+
+
+#: How a pending row's ``last_error`` counts its permanent refusals in a row. The count
+#: lives in the reason the row shows (every store keeps ``last_error`` as written), so no
+#: store, schema or contract changes; any other failure writes its own text over it,
+#: and so starts the count afresh.
+_IN_A_ROW: Final = re.compile(r"refused for good \((\d+) in a row")
 
 
 class _Delivery(_Core):
@@ -262,7 +276,7 @@ class _Delivery(_Core):
             if row.kind == "invitation":
                 # A server's rejection may quote the message, and with it the accept link.
                 error = scrub_error(error, message)
-            return _failed(row, error)
+            return _failed(row, error, bounced=isinstance(exc, DeliveryRefused))
         return None
 
     @staticmethod
@@ -292,7 +306,9 @@ class _Delivery(_Core):
             send_wire(wire, sender, envelope)
         except Exception as exc:
             # No invitation, so no link to scrub from the error.
-            return _failed(row, f"{type(exc).__name__}: {exc}")
+            return _failed(
+                row, f"{type(exc).__name__}: {exc}", bounced=isinstance(exc, DeliveryRefused)
+            )
         return None
 
     def _mailer_takes_envelope(self, mailer: Mailer) -> bool:
@@ -332,6 +348,7 @@ class _Delivery(_Core):
         by one ``UPDATE`` where the unit has ``update_outbox_sent()`` (``CombinedReads``).
         """
         now = self.clock.now()
+        work: _Work | None = None
         # Not durable: lost in a power cut, this record means the mail goes out again (at
         # least once, as promised; an invitation's with a new link). It saves an fsync per
         # mail.
@@ -345,7 +362,19 @@ class _Delivery(_Core):
             else:
                 done = self._outcome(uow.get_outbox(row.id) or row, error, now)
                 uow.update_outbox(done)
+                if isinstance(error, _Bounced) and done.status == "cancelled":
+                    # The owner sees in the account's log that mail to this address
+                    # bounced (a contact to correct, an invitation to send elsewhere).
+                    work = _Work(uow, now)
+                    self._audit(
+                        work, done.account_id, SYSTEM, "mail.bounced", done.id,
+                        email=done.recipient, kind=done.kind, invitation=done.invitation_id,
+                        attempts=done.attempts, error=str(error),
+                    )  # fmt: skip
             uow.commit()
+        if work is not None:
+            _log().error("mail %s to %s closed: %s", done.id, done.recipient, done.last_error)
+            self._tell_listeners(work.events)
         if error is None and self._on_sent is not None:
             self._on_sent(done)
         return done
@@ -418,6 +447,20 @@ class _Delivery(_Core):
                 current, status="cancelled", attempts=current.attempts + 1,
                 last_error=str(error),
             )  # fmt: skip
+        if isinstance(error, _Bounced):
+            refusals = _refusals_in_row(current.last_error) + 1
+            if refusals >= self.give_up_after:
+                # The server said so often enough: a real MTA would have bounced it.
+                return attrs.evolve(
+                    current, status="cancelled", attempts=current.attempts + 1,
+                    last_error=(
+                        f"undeliverable: refused for good {refusals} time(s) in a row, "
+                        f"not retried: {error}"
+                    ),
+                )  # fmt: skip
+            error = (
+                f"refused for good ({refusals} in a row; closed at {self.give_up_after}): {error}"
+            )
         # The exponent is capped: timedelta overflows near 2**40 minutes, which a row
         # failing every few hours for weeks would otherwise reach.
         factor = 2 ** min(current.attempts, 30)
@@ -441,6 +484,7 @@ class _Delivery(_Core):
             batch = ()
         failed = list(unbuilt)
         refused = len(unbuilt)
+        bounced = 0  # refused by the server give_up_after times in a row: closed
         stopped: StorageError | None = None
         if batch and self._late_records:
             with suppress(StorageError):  # still failing: they wait for the next try
@@ -452,7 +496,8 @@ class _Delivery(_Core):
                     failed.append(row.id)
                     refused += isinstance(error, _Refusal)
                 try:
-                    self._record(row, error, returned=False)
+                    done = self._record(row, error, returned=False)
+                    bounced += done.status == "cancelled" and isinstance(error, _Bounced)
                 except StorageError as exc:
                     # The call's rows are committed; only how sending went is not. The
                     # store is failing: send no more now (each would go unrecorded, and
@@ -487,6 +532,11 @@ class _Delivery(_Core):
                     "the last check before sending refused them (a value would have changed "
                     "the mail's headers or recipients); pending_messages() does not list "
                     "them, their outbox rows say why"
+                )
+            elif refused + bounced == len(failed):
+                what = (
+                    "the last check before sending, or the mail server for good, refused "
+                    "them; pending_messages() does not list them, their outbox rows say why"
                 )
             elif invitation is not None:
                 what = (
@@ -578,6 +628,9 @@ class _Delivery(_Core):
                     continue
                 if prepared is None:
                     continue
+                if isinstance(prepared, OutboxMessage):
+                    results.append(prepared)  # cancelled: its invitation is not pending
+                    continue
                 # A queued notification was parsed from the row's bytes (an invitation's
                 # mail is rendered now): the last check may use them.
                 source = row.message if row.kind != "invitation" else None
@@ -646,8 +699,9 @@ class _Delivery(_Core):
                 # none of them.
                 _log().warning("closing the mail batch failed: %s: %s", type(exc).__name__, exc)
 
-    def _prepare(self, row: OutboxMessage) -> EmailMessage | None:
-        """The message of a claimed row; ``None`` if it is no longer to be sent."""
+    def _prepare(self, row: OutboxMessage) -> EmailMessage | OutboxMessage | None:
+        """The message of a claimed row; the row cancelled if its invitation is no longer
+        to be mailed; ``None`` if the row is no longer this run's."""
         if row.kind != "invitation":
             from .._mail.mailers import parse_stored
 
@@ -668,8 +722,9 @@ class _Delivery(_Core):
                 # Acceptance would call it revoked; do not mail a link that cannot work.
                 or self._inviter_lost(inv, inviter)
             ):
-                work.uow.update_outbox(attrs.evolve(current, status="cancelled"))
-                return None
+                cancelled = attrs.evolve(current, status="cancelled")
+                work.uow.update_outbox(cancelled)
+                return cancelled
             account = self._account(work.uow, inv.account_id)
             # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names
             # the owner.
@@ -716,11 +771,17 @@ def _refused(row: OutboxMessage, exc: Exception) -> _Refusal:
     return refusal
 
 
-def _failed(row: OutboxMessage, error: str) -> str:
+def _failed(row: OutboxMessage, error: str, *, bounced: bool = False) -> str:
     error = error[:500]
     # Never log the message: an invitation carries its token in the body.
     _log().warning("delivery of %s to %s failed: %s", row.id, row.recipient, error)
-    return error
+    return _Bounced(error) if bounced else error
+
+
+def _refusals_in_row(last_error: str | None) -> int:
+    """The permanent refusals in a row that *last_error*, a pending row's, counts."""
+    found = _IN_A_ROW.match(last_error or "")
+    return int(found[1]) if found else 0
 
 
 def _still_ours(current: OutboxMessage | None, claimed: OutboxMessage) -> bool:

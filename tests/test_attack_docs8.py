@@ -1,0 +1,124 @@
+"""What the documentation promises, held against the code: each test names the promise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from tests.conftest import SECRET
+from tests.smtp_server import SmtpServer
+
+from teamaccess import (
+    DeliveryFailed,
+    MemoryStore,
+    PermissionSet,
+    SmtpMailer,
+    TeamAccess,
+    ValidationError,
+)
+from teamaccess.testing import FailingMailer, FrozenClock
+
+#: Subjects holding RFC 2047 encoded-word syntax, which the standard library decodes.
+SUBJECTS = [
+    "Invoice =?utf-8?q?hello_world?= due",  # would arrive as "Invoice hello world due"
+    "=?utf-8?q?Rechnung=0D=0ABcc:_eve@example.com?=",  # a decoded line break
+    "Rechnung =?utf-8?b?w7Y=?= für Sie",
+]
+
+
+@pytest.fixture
+def server() -> Iterator[SmtpServer]:
+    with SmtpServer(smtputf8=True) as running:
+        yield running
+
+
+class TestSubjectWithEncodedWords:
+    """contacts-and-mail.md: a subject with a line break is a ValidationError and nothing is
+    stored or sent; a value that would inject a header is a ValidationError. A subject
+    holding an encoded word was decoded by the standard library: the mail said other
+    words, or, with an encoded line break, was stored, refused by the last check and
+    cancelled (DeliveryFailed). It is refused as in names, before anything is stored."""
+
+    @pytest.mark.parametrize("delivery", ["now", "queue"])
+    @pytest.mark.parametrize("subject", SUBJECTS)
+    def test_refused_before_anything_is_stored(
+        self, server: SmtpServer, subject: str, delivery: str
+    ) -> None:
+        store = MemoryStore()
+        team = TeamAccess(
+            store, SmtpMailer(server.host, server.port), secret_key=SECRET,
+            sender="Panel <noreply@panel.example.net>",
+            accept_url="https://panel.example.net/accept", delivery=delivery,
+        )  # fmt: skip
+        acc = team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
+        before = team.audit_log(acc.id)
+        with pytest.raises(ValidationError, match="subject contains RFC 2047 encoded-word"):
+            team.notify(acc.id, "billing", subject=subject, text="t")
+        with store.read() as uow:
+            assert uow.outbox() == []
+        assert team.audit_log(acc.id) == before
+        assert team.deliver_pending() == []
+        assert server.received == []
+        # The same words written plainly go out as written.
+        plain = subject.replace("=?", "= ?")
+        team.notify(acc.id, "billing", subject=plain, text="t")
+        team.deliver_pending()
+        [got] = server.received
+        assert got.message["Subject"] == plain
+        assert got.message.get_all("Bcc") is None
+
+
+class TestDeliverPendingReturnsCancelledRows:
+    """api.md: deliver_pending() returns the rows as they are afterwards; its docstring
+    says sent, failed and waiting again, or cancelled; `teamaccess deliver --json` counts
+    `cancelled` from them. A claimed invitation mail cancelled because its invitation was
+    no longer pending was left out."""
+
+    def _waiting_invitation(self) -> tuple[TeamAccess, FailingMailer, FrozenClock, DeliveryFailed]:
+        clock = FrozenClock(datetime(2026, 5, 1, 9, tzinfo=UTC))
+        down = FailingMailer()
+        team = TeamAccess(MemoryStore(), down, secret_key=SECRET, clock=clock)
+        acc = team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
+        with pytest.raises(DeliveryFailed) as failed:
+            team.invite(
+                acc.id, actor_id="o", email="d@example.org", permissions=PermissionSet.none()
+            )
+        down.failing = False
+        return team, down, clock, failed.value
+
+    def test_an_expired_invitations_mail(self) -> None:
+        team, down, clock, failed = self._waiting_invitation()
+        clock.advance(timedelta(days=8))
+        [row] = team.deliver_pending()
+        assert (row.id, row.status) == (failed.message_ids[0], "cancelled")
+        assert down.outbox == []
+        assert team.pending_messages() == []
+
+    def test_the_mail_of_an_inviter_who_lost_the_right(self) -> None:
+        clock = FrozenClock(datetime(2026, 5, 1, 9, tzinfo=UTC))
+        down = FailingMailer(failing=False)
+        team = TeamAccess(MemoryStore(), down, secret_key=SECRET, clock=clock)
+        acc = team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
+        admin = team.invite(
+            acc.id,
+            actor_id="o",
+            email="a@example.org",
+            permissions=PermissionSet.of("users.manage"),
+        )
+        assert admin.token is not None
+        team.accept_invitation(admin.token, user_id="a", email="a@example.org")
+        down.failing = True
+        with pytest.raises(DeliveryFailed) as failed:
+            team.invite(
+                acc.id, actor_id="a", email="d@example.org", permissions=PermissionSet.none()
+            )
+        down.failing = False
+        # Acceptance would call the invitation revoked: its mail is not sent.
+        team.set_permissions(acc.id, "a", PermissionSet.none(), actor_id="o")
+        clock.advance(timedelta(minutes=1))
+        sent_before = len(down.outbox)
+        [row] = team.deliver_pending()
+        assert (row.id, row.status) == (failed.value.message_ids[0], "cancelled")
+        assert len(down.outbox) == sent_before
+        assert team.pending_messages() == []
