@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from tests.conftest import SECRET
 from tests.smtp_server import SmtpServer
+from tests.test_cli import Cli
 
 from teamaccess import (
+    Catalog,
     DeliveryFailed,
     MemoryStore,
     PermissionSet,
@@ -122,3 +126,61 @@ class TestDeliverPendingReturnsCancelledRows:
         assert (row.id, row.status) == (failed.value.message_ids[0], "cancelled")
         assert len(down.outbox) == sent_before
         assert team.pending_messages() == []
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.chdir(tmp_path)
+    return Cli(tmp_path)
+
+
+class TestCatalogInGerman:
+    """cli.md: `teamaccess catalog [--language de]` shows the permissions in that language;
+    permissions.md: the default catalog has German descriptions. Only the labels were
+    German, the descriptions English."""
+
+    def test_labels_and_descriptions_in_the_language(self, run: Cli) -> None:
+        german = run("catalog", "--language", "de").stdout
+        english = run("catalog").stdout
+        for permission in Catalog.default():
+            assert permission.description_de
+            assert permission.description_de in german
+            assert permission.description not in german
+            assert permission.description in english
+
+
+class TestSchemaHistoryIsDocumented:
+    """backends.md lists what each schema version changed; it listed SQLite's 1, 2 and 7
+    (of 7) and PostgreSQL's 1 (of 3), and cli.md's `migrate` example printed version 1."""
+
+    @staticmethod
+    def _versions(section: str) -> list[int]:
+        text = (Path(__file__).parents[1] / "docs" / "backends.md").read_text()
+        part = text.split(section, 1)[1].split("\n## ", 1)[0].split("\n### ", 2)
+        table = next(p for p in part if "| version | what it changed |" in p)
+        return [int(m) for m in re.findall(r"^\| *(\d+) \|", table, re.MULTILINE)]
+
+    def test_every_sqlite_migration(self) -> None:
+        from teamaccess._backends.sqlite_schema import MIGRATIONS
+
+        assert self._versions("## `SQLiteStore`") == list(range(1, len(MIGRATIONS) + 1))
+
+    def test_every_postgres_migration(self) -> None:
+        from teamaccess._backends.postgres_schema import MIGRATIONS
+
+        assert self._versions("## `PostgresStore`") == list(range(1, len(MIGRATIONS) + 1))
+        cli = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+        assert f"(schema teamaccess): schema version {len(MIGRATIONS)}, up to date" in cli
+
+
+def test_the_quick_start_names_every_dependency() -> None:
+    """index.md names the dependencies; it left out idna, which pyproject.toml requires."""
+    import tomllib
+
+    root = Path(__file__).parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[\[<>=!~ ;]", dep, maxsplit=1)[0] for dep in project["dependencies"]}
+    text = (root / "docs" / "index.md").read_text()
+    sentence = text.split("The dependencies are ", 1)[1].split(".\n", 1)[0]
+    listed = {name.strip() for name in re.split(r",|\band\b", sentence.replace("\n", " "))}
+    assert listed - {""} == names

@@ -147,7 +147,7 @@ def catalog(language: str, as_json: bool) -> None:
         return
     table(
         ["PERMISSION", "GROUP", "LABEL", "DESCRIPTION"],
-        [(p.name, p.group, p.label_for(language), p.description) for p in perms],
+        [(p.name, p.group, p.label_for(language), p.description_for(language)) for p in perms],
         "no permissions",
     )
     click.echo()
