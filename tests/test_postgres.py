@@ -568,7 +568,8 @@ class TestDeliveryWorkers:
 
 
 class TestServerRestart:
-    """A restart of the server fails the calls it interrupts, and the next call works."""
+    """After a restart of the server, the first call of each kind works: it meets a pooled
+    connection the restart closed, and goes again on a fresh one."""
 
     @pytest.fixture
     def own_server(self) -> Iterator[tuple[str, str]]:
@@ -590,34 +591,49 @@ class TestServerRestart:
             subprocess.run([script, "stop", directory], capture_output=True, timeout=60)
 
     @pytest.mark.slow
-    def test_next_call_works(self, conninfo: str, own_server: tuple[str, str]) -> None:
+    def test_first_call_after_a_restart_works(
+        self, conninfo: str, own_server: tuple[str, str]
+    ) -> None:
         url, directory = own_server
-        team = TeamAccess(PostgresStore(url, max_size=3), MemoryMailer(), secret_key=SECRET)
+        store = PostgresStore(url, max_size=3)
+        mailer = MemoryMailer()
+        team = TeamAccess(store, mailer, secret_key=SECRET)
+        queued = TeamAccess(store, mailer, secret_key=SECRET, delivery="queue")
         account = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
-        # Several idle connections in the pool, all of which the restart kills.
-        barrier = threading.Barrier(3)
 
-        def hold() -> None:
-            with team.store.read() as uow:
-                barrier.wait(10)
-                uow.get_account(account.id)
+        def restart() -> None:
+            # Several idle connections in the pool, all of which the restart kills.
+            barrier = threading.Barrier(3)
 
-        threads = [threading.Thread(target=hold) for _ in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(10)
+            def hold() -> None:
+                with store.read() as uow:
+                    barrier.wait(10)
+                    uow.get_account(account.id)
+
+            threads = [threading.Thread(target=hold) for _ in range(3)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(10)
+            subprocess.run(
+                [str(ROOT / ".ci" / "postgres"), "restart", directory], check=True, timeout=120
+            )
+
+        restart()
         assert team.can("o", account.id, "billing.view")
-        subprocess.run(
-            [str(ROOT / ".ci" / "postgres"), "restart", directory], check=True, timeout=120
-        )
-        with pytest.raises(StorageError, match="lost its connection"):
-            team.can("o", account.id, "billing.view")
-        # The next call works, and so does every kind after it.
-        assert team.can("o", account.id, "billing.view")
-        assert team.get_account(account.id).name == "A"
+        restart()
+        team.invite(account.id, actor_id="o", email="a@example.org", permissions=P())
+        assert len(mailer.outbox) == 1
+        restart()
+        assert [m.user_id for m in team.members(account.id)] == ["o"]
+        queued.invite(account.id, actor_id="o", email="b@example.org", permissions=P())
+        assert len(mailer.outbox) == 1
+        restart()
+        assert [m.status for m in queued.deliver_pending()] == ["sent"]
+        restart()
         team.rename_account(account.id, actor_id="o", name="B")
         assert team.get_account(account.id).name == "B"
+        assert sorted(str(m["To"]) for m in mailer.outbox) == ["a@example.org", "b@example.org"]
         team.close()
 
 

@@ -36,8 +36,12 @@ Design notes (the why, briefly):
   migrate once. A newer version than this code knows is refused before anything is
   written.
 - **Errors.** Every psycopg error becomes a ``StorageError`` naming the server and schema
-  (never a password); a unique violation the matching ``Conflict``. A lost connection
-  fails the call it broke; the pool is then checked so the next call gets a live one.
+  (never a password); a unique violation the matching ``Conflict``. A pooled connection
+  the server closed while it was idle (a restart) is found by the first call that uses
+  it, and that call goes again, once, on a fresh connection: a lone read, or a unit whose
+  first round trip failed (its COMMIT is never in that one, so nothing was committed).
+  A connection lost later in a unit fails the call; the pool is then checked so the next
+  call gets a live one. No retry inside ``join()``: the transaction is the host's.
 - **Joining the host's transaction.** Inside ``join(conn)`` every unit of this store in
   the calling thread is a savepoint on the vendor's connection; nothing is committed.
 """
@@ -46,6 +50,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -58,6 +63,7 @@ from psycopg.pq import TransactionStatus
 
 from .._errors import StorageError, TeamAccessError, ValidationError
 from .._permissions import PermissionSet
+from .postgres_pipe import PgStatements, Row, lost
 from .postgres_schema import MIGRATIONS, TABLES, Statements
 from .postgres_unit import (
     PgUnitOfWork,
@@ -78,6 +84,10 @@ __all__ = ["MIGRATIONS", "PostgresStore"]
 Connection = psycopg.Connection[Any]
 
 _SCHEMA_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# How long, in seconds, the answer to "does the server take a new connection?" is kept:
+# under a storm of pool timeouts, one direct connection per this many seconds, not one
+# per timed-out call.
+_REFUSAL_KEPT = 5.0
 
 
 def _end_read(conn: Connection) -> None:
@@ -147,6 +157,9 @@ class PostgresStore:
         self._lock_space = _lock_space(schema)
         self._local = threading.local()
         self._closed = False
+        # one refusal diagnosis at a time, and when the last one was made, and its answer
+        self._refusal_lock = threading.Lock()
+        self._refusal_answer: tuple[float, str | None] = (float("-inf"), None)
         # grant()'s cursor on each pool connection, reused: a new one per call cost about
         # 8 us of a can() of some 35 us on a local server. A connection is used by one
         # thread at a time, and so is its cursor.
@@ -392,7 +405,20 @@ class PostgresStore:
 
     def _refusal(self) -> str | None:
         """Why the server refuses a new connection (a pool timed out), or ``None`` if it
-        takes one: the pool only says it waited, so one connection is tried here."""
+        takes one: the pool only says it waited, so one connection is tried here.
+
+        One at a time, and the answer is kept for ``_REFUSAL_KEPT`` seconds: when many
+        calls time out together, the others wait for that one answer instead of each
+        opening a connection to a server that may be short of them already."""
+        with self._refusal_lock:
+            at, answer = self._refusal_answer
+            if time.monotonic() - at < _REFUSAL_KEPT:
+                return answer
+            answer = self._try_connecting()
+            self._refusal_answer = (time.monotonic(), answer)
+            return answer
+
+    def _try_connecting(self) -> str | None:
         pool = self._pool
         conninfo = None if pool is None else pool.conninfo
         if pool is None or not isinstance(conninfo, str):
@@ -427,30 +453,60 @@ class PostgresStore:
             with suppress(psycopg.Error):
                 conn.close()
             return
-        lost = conn.broken or conn.closed
+        dead = conn.broken or conn.closed
         with suppress(psycopg.Error):
             pool.putconn(conn)
-        if lost:
+        if dead:
             # The server went away (a restart): the other idle connections are dead too.
             # Checking them now means the next call gets a live one, not the next error.
             with suppress(psycopg.Error):
                 pool.check()
+
+    def _replace_connection(self, uow: PgStatements) -> None:
+        """Give *uow* a fresh pooled connection for its own, which was found dead (see
+        ``PgStatements._pipeline``); the dead one goes back to the pool, which drops it
+        and checks the other idle ones."""
+        local = self._local
+        self._putconn(uow._conn)
+        local.conn = None  # given back: the unit's end must not give it back again
+        conn = self._getconn()
+        uow._conn = local.conn = conn
+
+    def _lone_read(
+        self, sql: str, params: tuple[Any, ...] | dict[str, Any], doing: str
+    ) -> list[Row] | None:
+        """The rows of one autocommit statement of committed state, or ``None`` for an
+        argument no row can hold. A connection the server had closed (a restart) is
+        replaced and the statement runs again, once: a read changes nothing."""
+        for again in (False, True):
+            conn = self._getconn()
+            try:
+                rows = tuples(conn).execute(sql, params).fetchall()
+                _end_read(conn)
+                return rows
+            except (psycopg.Error, UnicodeEncodeError) as exc:
+                if unstorable(exc):
+                    return None
+                if again or not lost(conn, exc):
+                    raise self._error(exc, doing) from exc
+            finally:
+                self._putconn(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the Store protocol -------------------------------------------------------------
 
     @property
     def schema_version(self) -> int:
         """The version of the schema in the database."""
-        conn = self._joined() or self._getconn()
-        try:
-            row = tuples(conn).execute(self._sql.version).fetchone()
-            if conn is not self._joined():
-                _end_read(conn)
-        except psycopg.Error as exc:
-            raise self._error(exc, "reading its schema version") from exc
-        finally:
-            if conn is not self._joined():
-                self._putconn(conn)
+        conn = self._joined()
+        if conn is None:
+            rows = self._lone_read(self._sql.version, (), "reading its schema version")
+            row = rows[0] if rows else None
+        else:
+            try:
+                row = tuples(conn).execute(self._sql.version).fetchone()
+            except psycopg.Error as exc:
+                raise self._error(exc, "reading its schema version") from exc
         return 0 if row is None else int(row[0])
 
     def _joined(self) -> Connection | None:
@@ -478,7 +534,11 @@ class PostgresStore:
                 # this unit's statements must see them.
                 if open_unit._queued:
                     open_unit._flush()
-            uow = PgUnitOfWork(self, outer, write=write, nested=True)
+                # The connection now carries more than the outer unit's own statements:
+                # no retry of its first round trip on another one.
+                open_unit._fresh = False
+            # (the flush may have replaced a dead connection: the outer unit's one now)
+            uow = PgUnitOfWork(self, local.conn, write=write, nested=True)
             local.units = [*units, uow]
             try:
                 yield uow
@@ -501,11 +561,17 @@ class PostgresStore:
                 raise
             uow.rollback(quiet=False)
         finally:
+            # the unit's connection: a fresh one if the first was found dead, None if
+            # that one went back to the pool and no other could be had
+            held = local.conn
             local.conn = None
             local.units = []
-            self._putconn(conn)
+            if held is not None:
+                self._putconn(held)
 
-    def grant(self, account_id: str, user_id: str) -> tuple[PermissionSet, datetime | None] | None:
+    def grant(
+        self, account_id: str, user_id: str, *, _again: bool = False
+    ) -> tuple[PermissionSet, datetime | None] | None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             return self._grant_on(conn, account_id, user_id)
@@ -533,10 +599,15 @@ class PostgresStore:
             if unstorable(exc):
                 # An id no row can hold names no member: MemoryStore's answer.
                 return None
-            raise self._error(exc, "looking up a permission") from exc
+            if _again or not lost(conn, exc):
+                raise self._error(exc, "looking up a permission") from exc
+        else:
+            return None if row is None else grant_of(row)
         finally:
             self._putconn(conn)
-        return None if row is None else grant_of(row)
+        # The pooled connection was one the server had closed (a restart): a read
+        # changes nothing, so it goes again, once, on a fresh connection.
+        return self.grant(account_id, user_id, _again=True)
 
     def _grant_cursor(self, conn: Connection) -> psycopg.Cursor[Any]:
         # Forget the cursors of connections the pool has closed (replaced, or broken).
@@ -564,20 +635,12 @@ class PostgresStore:
             with self.read() as uow:
                 rows = uow._all(self._sql.recipients, {"a": account_id, "c": category}, True)
         else:
-            conn = self._getconn()
-            try:
-                rows = (
-                    tuples(conn)
-                    .execute(self._sql.recipients, {"a": account_id, "c": category})
-                    .fetchall()
-                )
-                _end_read(conn)
-            except (psycopg.Error, UnicodeEncodeError) as exc:
-                if unstorable(exc):
-                    return None  # never stored, so no such account (see grant())
-                raise self._error(exc, "looking up recipients") from exc
-            finally:
-                self._putconn(conn)
+            found = self._lone_read(
+                self._sql.recipients, {"a": account_id, "c": category}, "looking up recipients"
+            )
+            if found is None:
+                return None  # never stored, so no such account (see grant())
+            rows = found
         if not rows:
             return None
         rows.sort(key=lambda r: (r[0], r[1]))  # owner first, then contacts by seq
@@ -592,17 +655,12 @@ class PostgresStore:
         if getattr(self._local, "conn", None) is not None:
             with self.read() as uow:
                 return uow.account_member(account_id, user_id)
-        conn = self._getconn()
-        try:
-            row = tuples(conn).execute(self._sql.account_member, (user_id, account_id)).fetchone()
-            _end_read(conn)
-        except (psycopg.Error, UnicodeEncodeError) as exc:
-            if unstorable(exc):
-                return None, None  # never stored, so no such account (see grant())
-            raise self._error(exc, "reading an account") from exc
-        finally:
-            self._putconn(conn)
-        return account_member_of(row)
+        rows = self._lone_read(
+            self._sql.account_member, (user_id, account_id), "reading an account"
+        )
+        if rows is None:
+            return None, None  # never stored, so no such account (see grant())
+        return account_member_of(rows[0] if rows else None)
 
     def invitation_account_member(
         self, invitation_id: str, user_id: str
@@ -619,21 +677,12 @@ class PostgresStore:
                     return None, None, None
                 account, member = uow.account_member(inv.account_id, user_id)
                 return inv, account, member
-        conn = self._getconn()
-        try:
-            row = (
-                tuples(conn)
-                .execute(self._sql.invitation_account_member, (user_id, invitation_id))
-                .fetchone()
-            )
-            _end_read(conn)
-        except (psycopg.Error, UnicodeEncodeError) as exc:
-            if unstorable(exc):
-                return None, None, None  # never stored, so no such invitation
-            raise self._error(exc, "reading an invitation") from exc
-        finally:
-            self._putconn(conn)
-        return invitation_account_member_of(row)
+        rows = self._lone_read(
+            self._sql.invitation_account_member, (user_id, invitation_id), "reading an invitation"
+        )
+        if rows is None:
+            return None, None, None  # never stored, so no such invitation
+        return invitation_account_member_of(rows[0] if rows else None)
 
     @contextmanager
     def join(self, connection: Connection) -> Iterator[Connection]:

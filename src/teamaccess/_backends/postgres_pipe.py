@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .postgres import PostgresStore
     from .postgres_schema import Statements
 
-__all__ = ["Params", "PgStatements", "Row", "tuples", "unstorable"]
+__all__ = ["Params", "PgStatements", "Row", "lost", "tuples", "unstorable"]
 
 Row = tuple[Any, ...]
 Params = tuple[Any, ...] | list[Any] | dict[str, Any]
@@ -50,6 +50,13 @@ def unstorable(exc: BaseException) -> bool:
     return isinstance(exc, UnicodeEncodeError) or (
         isinstance(exc, psycopg.DataError) and "NUL" in str(exc)
     )
+
+
+def lost(conn: psycopg.Connection[Any], exc: BaseException) -> bool:
+    """*exc* came from *conn*'s end: the server closed it (a restart, a failover,
+    ``pg_terminate_backend``) or the network dropped it. A server that ends a session rolls
+    back its open transaction."""
+    return isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken)
 
 
 def _client_side(exc: BaseException) -> bool:
@@ -84,6 +91,9 @@ class PgStatements:
         self._queued: list[_Step] = []
         # inside deferred(): writes are queued too
         self._deferring = False
+        # nothing of this unit has been answered yet on its own pooled connection (see
+        # _pipeline): the unit's own transaction, never a savepoint or the host's
+        self._fresh = False
 
     def _queue(
         self,
@@ -151,6 +161,7 @@ class PgStatements:
         """Run *steps* in order in one round trip (see the module's docstring); the last
         step's cursor. Each step's ``then`` runs once all answers are in, in order."""
         conn = self._conn
+        fresh, self._fresh = self._fresh, False  # whatever happens, something was sent
         cursors: list[psycopg.Cursor[Any]] = []
         first: BaseException | None = None  # the first failure, in the order sent
         failed_at = -1
@@ -180,6 +191,15 @@ class PgStatements:
         finally:  # whatever escapes, the locks are counted as the server answered them
             self._settle_locks(steps, cursors, skipped)
         if first is not None:
+            if fresh and lost(conn, first):
+                # The unit's first round trip, and the connection is gone: the pool had
+                # kept one the server closed meanwhile (a restart). That round trip
+                # never holds the COMMIT, so nothing of it was committed (the server
+                # rolls back a transaction whose connection ends, and its locks with
+                # it): all of it goes again, once, on a fresh connection.
+                self._locked.clear()
+                self._s._replace_connection(self)
+                return self._pipeline(steps, last_unstorable)
             if failed_at < 0:
                 # The first step without an answer is the one that failed: one never
                 # reached counts too (a connection known to be closed fails before the

@@ -218,6 +218,7 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
         self._savepoint = f"teamaccess_{next(_savepoints)}"
         self._open = False
         self._init_queue()
+        self._fresh = not nested
         # status of each invitation as this unit read it: its update is conditional on it
         self._seen: dict[str, str] = {}
         # account of each invitation this unit read (cancel_outbox() needs no lock then),
