@@ -6,9 +6,14 @@ real SMTP server (aiosmtpd) on every backend."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from tests.conftest import SECRET
@@ -16,6 +21,7 @@ from tests.smtp_server import HOST, Certificates, SmtpServer, free_port
 
 from teamaccess import (
     SYSTEM,
+    AccountNotFound,
     AuditEvent,
     DeliveryFailed,
     DeliveryRefused,
@@ -358,3 +364,68 @@ class TestSetting:
     def test_refused(self, store: Store, value: object) -> None:
         with pytest.raises(ValidationError, match="give_up_after must be"):
             TeamAccess(store, MemoryMailer(), secret_key=SECRET, give_up_after=value)  # type: ignore[arg-type]
+
+
+class TestListing:
+    """undeliverable_messages() and `teamaccess deliver --list --undeliverable` show the
+    closed messages and why; pending_messages() no longer does."""
+
+    def test_undeliverable_messages(
+        self, store: Store, clock: FrozenClock, smtp: SmtpServer
+    ) -> None:
+        team = queued_team(store, clock, SmtpMailer(HOST, smtp.port), give_up_after=1)
+        mine = with_contacts(team, DEAD, FINE[0])
+        other = team.create_account(name="Andere AG", owner_id="o2", owner_email="o2@andere.de")
+        team.add_contact(other.id, actor_id="o2", name="S", email=SPAM, categories=["billing"])
+        team.notify(mine, "billing", subject="S", text="T")
+        team.notify(other.id, "billing", subject="S", text="T")
+        assert team.undeliverable_messages() == []
+        run(team, clock)
+        closed = team.undeliverable_messages()
+        assert [m.recipient for m in closed] == [DEAD, SPAM]
+        assert {m.status for m in closed} == {"cancelled"}
+        assert [m.recipient for m in team.undeliverable_messages(mine)] == [DEAD]
+        assert [m.recipient for m in team.undeliverable_messages(other.id)] == [SPAM]
+        assert team.pending_messages() == []
+        with pytest.raises(AccountNotFound):
+            team.undeliverable_messages("acc_nope")
+
+    def test_the_cli_lists_them(self, tmp_path: Path, clock: FrozenClock, smtp: SmtpServer) -> None:
+        from teamaccess import SQLiteStore
+
+        db = tmp_path / "teamaccess.db"
+        team = queued_team(SQLiteStore(db), clock, SmtpMailer(HOST, smtp.port), give_up_after=1)
+        account_id = with_contacts(team, DEAD)
+        team.notify(account_id, "billing", subject="S", text="T")
+        [closed] = [r for r in run(team, clock).values() if r.status == "cancelled"]
+        team.close()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")}
+        proc = subprocess.run(
+            [sys.executable, "-m", "teamaccess", "--db", str(db), "deliver", "--list",
+             "--undeliverable", "--json"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        [shown] = json.loads(proc.stdout)
+        assert (shown["id"], shown["recipient"], shown["status"]) == (closed.id, DEAD, "cancelled")
+        assert shown["last_error"].startswith("undeliverable: refused for good 1 time(s)")
+        assert "550 5.1.1" in shown["last_error"]
+        table = subprocess.run(
+            [sys.executable, "-m", "teamaccess", "--db", str(db), "deliver", "--list",
+             "--undeliverable"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert table.returncode == 0, table.stderr
+        assert DEAD in table.stdout
+        assert "undeliverable: refused for good" in table.stdout
+        waiting = subprocess.run(
+            [sys.executable, "-m", "teamaccess", "--db", str(db), "deliver", "--list", "--json"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert json.loads(waiting.stdout) == []
+        alone = subprocess.run(
+            [sys.executable, "-m", "teamaccess", "--db", str(db), "deliver", "--undeliverable"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert alone.returncode == 2
+        assert "--undeliverable goes with --list" in alone.stderr

@@ -140,6 +140,7 @@ CALLS = [
         "account_id": c.account_id, "category": "billing", "subject": "Rechnung",
         "text": "Ihre Rechnung", "html": "<p>Ihre Rechnung</p>", "language": "de"}),
     Call("pending_messages", (), lambda c: {"account_id": c.account_id}),
+    Call("undeliverable_messages", (), lambda c: {"account_id": c.account_id}),
     Call("deliver_pending", (), lambda c: {"limit": 10}),
     Call("audit_log", ("account_id",), lambda c: {"account_id": c.account_id, "limit": 10}),
     Call("add_listener", ("listener",), lambda c: {"listener": lambda event: None}),
@@ -174,6 +175,7 @@ WRONG: dict[str, list[object]] = {
 }
 # Parameters where None is a valid value: pending_messages(None) lists every account's.
 NONE_MEANS_ALL = {("pending_messages", "account_id")}
+NONE_MEANS_ALL |= {("undeliverable_messages", "account_id")}
 # import_accounts(progress=None) shows no progress.
 NONE_MEANS_ALL |= {("import_accounts", "progress")}
 # export_person() and erase_person() take a user id, an address, or both.

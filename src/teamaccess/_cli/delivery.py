@@ -30,6 +30,11 @@ EXIT_INTERRUPTED = 130
 @click.option("--limit", default=100, show_default=True, help="At most this many per batch.")
 @click.option("--list", "only_list", is_flag=True, help="Only list waiting messages.")
 @click.option("--account", "account_id", help="With --list: only this account's messages.")
+@click.option(
+    "--undeliverable",
+    is_flag=True,
+    help="With --list: the messages closed because the server refused them for good.",
+)
 @click.option("--watch", is_flag=True, help="Keep delivering until SIGTERM or Ctrl-C.")
 @click.option(
     "--interval",
@@ -57,6 +62,7 @@ def deliver(
     limit: int,
     only_list: bool,
     account_id: str | None,
+    undeliverable: bool,
     watch: bool,
     interval: float,
     max_interval: float,
@@ -70,12 +76,17 @@ def deliver(
     """
     if account_id is not None and not only_list:
         raise click.UsageError("--account goes with --list; deliver sends every due message")
+    if undeliverable and not only_list:
+        raise click.UsageError("--undeliverable goes with --list")
     if only_list and watch:
         raise click.UsageError("--list shows what waits once; leave out --watch")
     team = _team(read_only=only_list, existing=True)
     team.delivery_lease = timedelta(seconds=lease)
     if only_list:
-        rows = team.pending_messages(account_id)
+        if undeliverable:
+            rows = team.undeliverable_messages(account_id)
+        else:
+            rows = team.pending_messages(account_id)
         if as_json:
             emit_json(rows)
         else:

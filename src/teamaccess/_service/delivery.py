@@ -77,6 +77,8 @@ class _Bounced(str):
 #: lives in the reason the row shows (every store keeps ``last_error`` as written), so no
 #: store, schema or contract changes; any other failure writes its own text over it,
 #: and so starts the count afresh.
+#: How ``last_error`` begins on a row closed after them.
+_UNDELIVERABLE: Final = "undeliverable: "
 _IN_A_ROW: Final = re.compile(r"refused for good \((\d+) in a row")
 
 
@@ -454,7 +456,7 @@ class _Delivery(_Core):
                 return attrs.evolve(
                     current, status="cancelled", attempts=current.attempts + 1,
                     last_error=(
-                        f"undeliverable: refused for good {refusals} time(s) in a row, "
+                        f"{_UNDELIVERABLE}refused for good {refusals} time(s) in a row, "
                         f"not retried: {error}"
                     ),
                 )  # fmt: skip
@@ -564,6 +566,23 @@ class _Delivery(_Core):
             # Few rows wait at any time, so they are filtered here rather than in a query
             # every backend would have to add.
             return [m for m in uow.outbox(status="pending") if m.account_id == account_id]
+
+    def undeliverable_messages(self, account_id: str | None = None) -> list[OutboxMessage]:
+        """Outbox messages closed because the mail server refused them for good
+        ``give_up_after`` times in a row (status ``cancelled``, the server's reply in
+        ``last_error``), oldest first; only *account_id*'s if given (``AccountNotFound``
+        if there is no such account). ``purge()`` drops them with the other closed mail."""
+        if account_id is not None:
+            _check_id("account_id", account_id)
+        with self._read() as uow:
+            if account_id is not None:
+                self._account(uow, account_id)
+            return [
+                m
+                for m in uow.outbox(status="cancelled")
+                if (m.last_error or "").startswith(_UNDELIVERABLE)
+                and account_id in (None, m.account_id)
+            ]
 
     def deliver_pending(
         self, *, limit: int = 100, stop: Callable[[], bool] | None = None
