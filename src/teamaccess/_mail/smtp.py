@@ -10,6 +10,7 @@ body, which may hold an invitation token.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from collections.abc import Callable, Iterator
@@ -391,21 +392,43 @@ def _takes_envelope(cls: type[SmtpMailer]) -> bool:
     return known
 
 
+#: An enhanced status code (RFC 3463) where servers write it: after the reply code (RFC
+#: 2034), or at the end in parentheses (qmail: "... (#5.1.1)").
+_STATUS: Final = re.compile(r"^\s*5\.(\d{1,3})\.(\d{1,3})\b|\(#5\.(\d{1,3})\.(\d{1,3})\)\s*$")
+
+#: The enhanced statuses that refuse the recipient's mailbox itself (RFC 3463, RFC 7505):
+#: bad mailbox (X.1.1), bad system (X.1.2), bad address syntax (X.1.3), moved (X.1.6),
+#: null MX (X.1.10), mailbox disabled (X.2.1).
+_RECIPIENT_GONE: Final = frozenset({(1, 1), (1, 2), (1, 3), (1, 6), (1, 10), (2, 1)})
+
+#: ... and those that refuse a message's content: too big for the system (X.3.4), any
+#: media error (X.6.x).
+_CONTENT_REFUSED: Final = frozenset({(3, 4)})
+
+
 def _for_good(code: int, text: bytes | str, *, rcpt: bool) -> bool:
     """Whether a reply to ``RCPT TO`` (*rcpt*) or to ``DATA`` refuses this message's
     recipient or content for good, so that sending it again cannot help.
 
-    Not every ``5xx`` does: ``530``/``535`` ask for a login (the panel's settings);
-    ``552`` to ``RCPT TO`` is a full mailbox, which RFC 5321 (4.5.3.1.10) says to treat
-    as temporary; and an enhanced status of class 7 (``5.7.x``, RFC 3463: security or
-    policy) names relaying, authentication, SPF, DKIM or DMARC as often as the
-    recipient, that is the sender's configuration, so it is retried like a ``4xx``.
+    Only a ``5xx`` whose enhanced status code names the recipient's mailbox (``RCPT
+    TO``) or the content (``DATA``) does. A reply without one, or with any other, is
+    retried like a ``4xx``: relaying denied, a refused login or sender (``5.7.x``,
+    ``5.1.7``, ``5.1.8``), a full mailbox (``5.2.2``) and words alone ("550 relay not
+    permitted", as Exim says it) are the panel's settings or a passing state as often
+    as the recipient, and closing mail on them would close every message the panel
+    sends until its relay is fixed.
     """
-    if not 500 <= code < 600 or code in (530, 535) or (rcpt and code == 552):
+    if not 500 <= code < 600:
         return False
     if isinstance(text, bytes):
         text = text.decode("ascii", "replace")
-    return not text.lstrip().startswith("5.7.")
+    found = _STATUS.search(text.split("\n", 1)[0]) or _STATUS.search(text.rstrip())
+    if found is None:
+        return False
+    subject, detail = (int(n) for n in (found[1] or found[3], found[2] or found[4]))
+    if rcpt:
+        return (subject, detail) in _RECIPIENT_GONE
+    return subject == 6 or (subject, detail) in _CONTENT_REFUSED
 
 
 def _dropped(exc: BaseException) -> bool:
@@ -422,6 +445,22 @@ def _own_refusal(exc: BaseException) -> bool:
         isinstance(exc, smtplib.SMTPRecipientsRefused)
         and all(code != 421 for code, _ in exc.recipients.values())
     ) or (isinstance(exc, smtplib.SMTPDataError) and exc.smtp_code != 421)
+
+
+def _reset(smtp: smtplib.SMTP, exc: BaseException) -> bool:
+    """Whether the mail transaction on *smtp* is reset after *exc*, one message's refusal.
+
+    ``sendmail()`` resets it after refused recipients and after a refused content, but a
+    refusal of the ``DATA`` command itself is raised by ``data()`` before that: the
+    transaction stays open and a strict server (Postfix) refuses the next ``MAIL FROM``
+    as nested. So it is reset here; if that fails, the connection is not kept."""
+    if not isinstance(exc, smtplib.SMTPDataError):
+        return True
+    try:
+        code, _ = smtp.rset()
+    except (smtplib.SMTPException, OSError):
+        return False
+    return code == 250
 
 
 class _Batch:
@@ -499,8 +538,8 @@ class _Batch:
                 refused = transmit(smtp)
             except (smtplib.SMTPException, OSError) as exc:
                 handed_over = isinstance(self._smtp, _Tracking) and self._smtp.data_started
-                if _own_refusal(exc):
-                    # smtplib reset the transaction: the connection serves the next one.
+                if _own_refusal(exc) and _reset(smtp, exc):
+                    # The transaction is reset: the connection serves the next one.
                     self._sent += 1
                     raise mailer._failure(exc, progress[0]) from exc
                 self.close()  # after any other failure the next message starts afresh
