@@ -285,27 +285,34 @@ def _builder_refusal(name: str, value: str) -> str | None:
 
 def _last_check_refuses(name: str, value: str) -> bool:
     """The last check before sending on the same mail, the header added by the stdlib
-    itself (the builder would refuse it before the check ever saw it)."""
+    itself (the builder would refuse it before the check ever saw it); the same verdict
+    with the header where the builder puts it and appended last."""
     from teamaccess._mail.gate import MailRefused, check_outgoing
 
-    message = built(None)
-    try:
-        message[name] = value
-    except Exception:
-        return True  # the stdlib stores no such header: no mail to check
-    if not name.lower().startswith("content-"):
-        # Where the builder puts it: after Message-ID, before the MIME headers. A value
-        # the stdlib folds into a line that is no field's (Python 3.11 writes a long
-        # comment so) ends the header block there, whatever follows it: appended last it
-        # would end the block after every real header, and the check would not see it.
-        fields = message._headers  # type: ignore[attr-defined]  # the stdlib has no insert
-        at = 1 + next(i for i, (n, _) in enumerate(fields) if n.lower() == "message-id")
-        fields.insert(at, fields.pop())
-    try:
-        check_outgoing(message, "kunde@example.org")
-    except MailRefused:
-        return True
-    return False
+    verdicts = []
+    for where in ("built", "last"):
+        message = built(None)
+        try:
+            message[name] = value
+        except Exception:
+            return True  # the stdlib stores no such header: no mail to check
+        if where == "built" and not name.lower().startswith("content-"):
+            # Where the builder puts it: after Message-ID, before the MIME headers. A
+            # value the stdlib folds into a line that is no field's (Python 3.11 writes a
+            # long comment so) ends the stdlib parser's header block there: appended last,
+            # it ends it after every real header, and only the check's own reading of the
+            # header lines sees it.
+            fields = message._headers  # type: ignore[attr-defined]  # the stdlib has no insert
+            at = 1 + next(i for i, (n, _) in enumerate(fields) if n.lower() == "message-id")
+            fields.insert(at, fields.pop())
+        try:
+            check_outgoing(message, "kunde@example.org")
+        except MailRefused:
+            verdicts.append(True)
+        else:
+            verdicts.append(False)
+    assert verdicts[0] == verdicts[1], (name, value)
+    return verdicts[0]
 
 
 class TestTheBuilderRefusesWhatTheLastCheckRefuses:

@@ -3,7 +3,8 @@
 Every message passes :func:`check_outgoing` right before ``Mailer.send()``. It is
 serialised as a mail server would get it (``policy.SMTP``, or ``policy.SMTPUTF8`` for a
 message built for SMTPUTF8), parsed back, and refused unless the parsed form has exactly
-the headers that were built, in every part, and its only recipient is the address the
+the headers that were built, in every part, every header line is a field or its
+continuation (:func:`_malformed_head`), and its only recipient is the address the
 outbox row stores. Python before 3.11.10 / 3.12.5 writes a header value that an RFC 2047
 encoded word decoded to CR/LF as it is, so the value becomes new header lines (``Bcc:``)
 or a new body (CPython gh-121650); later versions still differ in how they refold
@@ -153,11 +154,11 @@ _UNREADABLE: Final = (
 def _fields(lines: list[str], fold: str = "") -> list[tuple[str, str]] | None:
     """Header lines as (name, value) as ``policy.default`` reads them (a folded value
     joined without its line ends, or with *fold* where they were); ``None`` if a line is
-    not a field or its continuation."""
+    not a field or its continuation, or is white space alone (see :func:`_bad_line`)."""
     fields: list[tuple[str, str]] = []
     for line in lines:
         if line[:1] in (" ", "\t"):
-            if not fields:
+            if not fields or not line.strip(" \t"):
                 return None
             name, value = fields[-1]
             fields[-1] = (name, value + fold + line)
@@ -508,6 +509,59 @@ def _envelope_as_built(
 _LINE_LIMIT: Final = 998
 
 
+def _bad_line(lines: list[str]) -> int | None:
+    """The index of the first of *lines* (a header block) that is neither a field
+    (``Name:``, no space before the colon) nor the folded continuation of one (white
+    space first, after a field, and more than white space); ``None`` if there is none."""
+    for index, line in enumerate(lines):
+        if line[:1] in (" ", "\t"):
+            if index and line.strip(" \t"):
+                continue
+        elif _FIELD_TEXT.match(line) is not None:
+            continue
+        return index
+    return None
+
+
+def _malformed_head(wire: bytes, parsed: Message) -> str | None:
+    """Why a header block of *wire* (the message's, and each part's after a boundary
+    line of a multipart *parsed* holds) is not well formed, or ``None`` if all are.
+
+    The stdlib parser ends the headers at a line that is no field and reads the rest as
+    the body, and it skips a continuation with no field before it; a mail server or mail
+    program reads on, and takes a ``Bcc`` after such a line, or a ``Bcc : x`` (a space
+    before the colon), as a header. Some end the headers at a line of white space alone.
+    A header value can be folded into such lines (Python 3.11 writes a long comment on a
+    line of its own, with no white space first), and a message made elsewhere can hold
+    them: comparing what the parser read cannot see it, so the lines are read here.
+    """
+    text = wire.decode("utf-8", "surrogateescape")
+    starts = [0]
+    for part in parsed.walk():
+        boundary = part.get_boundary() if part.is_multipart() else None
+        if boundary:
+            # The lines the parser splits a multipart at (with white space after them,
+            # too); the part's own header block follows each but the closing one.
+            delimiter = re.compile(rf"(?:\A|(?<=\r\n))--{re.escape(boundary)}(--)?[ \t]*\r\n")
+            starts += [found.end() for found in delimiter.finditer(text) if not found.group(1)]
+    for number, start in enumerate(sorted(set(starts))):
+        if text.startswith("\r\n", start):
+            continue  # no headers: the empty line first
+        end = text.find("\r\n\r\n", start)
+        head = text[start:] if end == -1 else text[start:end]
+        if "\r" in head.replace("\r\n", "") or "\n" in head.replace("\r\n", ""):
+            return "its wire form has a line end other than CR LF in a header block"
+        lines = head.split("\r\n")
+        index = _bad_line(lines)
+        if index is not None:
+            where = "its headers" if not number else f"the headers of part {number}"
+            return (
+                f"its wire form has a line in {where} that is no header field (line "
+                f"{index + 1}); a mail server reads the lines after it otherwise"
+            )
+    return None
+
+
 def check_outgoing(message: EmailMessage, recipient: str) -> str:
     """The envelope recipient of *message*, which must go to *recipient* alone.
 
@@ -589,6 +643,9 @@ def check_sent(
             parsed = message_from_string(
                 wire.decode("utf-8", "surrogateescape"), policy=parsing_policy()
             )
+        bad = _malformed_head(wire, parsed)
+        if bad is not None:
+            raise MailRefused(bad)
         if max(map(len, wire.split(b"\r\n"))) > _LINE_LIMIT:
             # A server refuses such a line, or breaks it where it likes (the builder
             # refuses an added header written so; check_stored() a stored one).

@@ -272,16 +272,23 @@ def build_message(
     # a line break is refused, never dropped).
     subject = subject.strip()
     utf8 = _header_address("From", sender)[1] or _header_address("To", to)[1]
+    if len(subject) > _SUBJECT_ROOM and (utf8 or subject.isascii()):
+        # Folded by the stdlib: it writes a run of white space between two long words as
+        # a line of white space alone, which some servers read as the end of the headers
+        # (the last check refuses such a mail), so a run is written as one space.
+        subject = " ".join(filter(None, subject.replace("\t", " ").split(" ")))
     msg = EmailMessage(policy=_policy(utf8))
     msg["From"] = _address_field(utf8, "From", sender)
     msg["To"] = str(_header_address("To", to)[0])
     msg["Date"] = format_datetime(date) if date is not None else format_datetime(datetime.now(UTC))
-    if utf8 or subject.isascii():
+    if (utf8 or subject.isascii()) and max(map(len, subject.split(" "))) <= _SUBJECT_WORD:
         msg["Subject"] = subject
     else:
         # Written as encoded words by hand: Python 3.11's folder can drop the space
         # between two encoded words at a fold, so the check before sending refused the
         # mail sent now, and mail sent from the outbox arrived with words run together.
+        # It writes an ASCII word too long for a line as such words too, and drops the
+        # spaces around it.
         msg.set_raw("Subject", _encoded_words(subject))
     msg["Message-ID"] = message_id
     for name, value in added.items():
@@ -301,6 +308,13 @@ def build_message(
         _check_written(msg, added, utf8)
         _check_sendable(msg, to, added, fields, text, html, date)
     return msg
+
+
+#: The longest ASCII subject written on the line of its ``Subject: ``; a longer one is
+#: folded by the stdlib.
+_SUBJECT_ROOM: Final = 78 - len("Subject: ")
+#: The longest word of an ASCII subject the stdlib folds onto a line of its own.
+_SUBJECT_WORD: Final = 76
 
 
 # Characters an encoded word of the "Q" form may hold as they are, in any header (RFC 2047
