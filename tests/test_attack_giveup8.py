@@ -162,3 +162,16 @@ def test_a_batch_after_a_refused_data_command_sends_the_next_message() -> None:
     assert "554" in outcomes[0]
     assert outcomes[1:] == ["sent"]
     assert server.delivered == [["b@example.org"]]
+
+
+def test_a_server_without_smtputf8_is_named_as_such() -> None:
+    """contacts-and-mail.md: an address whose local part is not ASCII needs a server that
+    offers SMTPUTF8, and is otherwise a DeliveryFailed naming the missing extension. It
+    said so in the standard library's words and then told to check the STARTTLS and login
+    settings, which cannot help."""
+    to = "jörg@example.org"
+    with SmtpServer() as server, pytest.raises(DeliveryFailed) as info:  # no SMTPUTF8
+        SmtpMailer(HOST, server.port).send(message(to), envelope_to=to)
+    assert "does not offer SMTPUTF8" in str(info.value)
+    assert "STARTTLS" not in str(info.value)
+    assert not isinstance(info.value, DeliveryRefused)

@@ -294,6 +294,12 @@ class SmtpMailer:
                 f"{self._where} rejected the login of {self.username!r} "
                 f"({_reply(exc.smtp_code, exc.smtp_error)}); check username and password"
             )
+        if isinstance(exc, smtplib.SMTPNotSupportedError) and "SMTPUTF8" in str(exc):
+            return DeliveryFailed(
+                f"{self._where} does not offer SMTPUTF8, which an address whose part "
+                "before the @ is not ASCII needs; send through a server that offers it, or "
+                "use an ASCII address for this recipient"
+            )
         if isinstance(exc, smtplib.SMTPNotSupportedError):
             return DeliveryFailed(
                 f"{self._where} does not support what {step} needs ({exc}); "
