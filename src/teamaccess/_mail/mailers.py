@@ -98,6 +98,9 @@ def _policy(utf8: bool) -> EmailPolicy[EmailMessage]:
         return value.isascii() and value.isprintable() and value != "" and "=?" not in value
 
     class _Policy(EmailPolicy):
+        def __reduce__(self) -> tuple[object, tuple[str, bool, dict[str, object]]]:
+            return _same_policy, ("build", self.utf8, _changes(self, _policy(self.utf8)))
+
         def header_store_parse(self, name: str, value: object) -> tuple[str, str]:
             if type(value) is str:
                 key = name.lower()
@@ -126,6 +129,10 @@ def parsing_policy(utf8: bool = False) -> EmailPolicy[EmailMessage]:
     from email.policy import EmailPolicy
 
     class _Parsing(EmailPolicy):
+        def __reduce__(self) -> tuple[object, tuple[str, bool, dict[str, object]]]:
+            base = parsing_policy(self.utf8)
+            return _same_policy, ("parse", self.utf8, _changes(self, base))
+
         def header_fetch_parse(self, name: str, value: str) -> str:
             if hasattr(value, "name"):
                 return value  # already a header object
@@ -149,6 +156,28 @@ def parsing_policy(utf8: bool = False) -> EmailPolicy[EmailMessage]:
     # policy.default is EmailPolicy() with no arguments; the same, plus the two changes.
     parsing = _Parsing(header_factory=_policy(False).header_factory, utf8=utf8)
     return cast("EmailPolicy[EmailMessage]", parsing)
+
+
+def _changes(policy: object, base: object) -> dict[str, object]:
+    """The settings *policy* has that *base* (one of the same class) has not: what a
+    ``clone()`` of *base* needs to give *policy* again."""
+    own = vars(base)
+    return {k: v for k, v in vars(policy).items() if own.get(k, _ABSENT) is not v}
+
+
+def _same_policy(kind: str, utf8: bool, changes: dict[str, Any]) -> EmailPolicy[EmailMessage]:
+    """The builder's (*kind* ``"build"``) or the parsing policy, with *changes*: what an
+    unpickled message gets back. The policy classes are made on first use (the email
+    package loads only when mail is sent), so a pickle names this function instead:
+    a task queue (Celery, RQ) pickles the messages it carries."""
+    if kind == "build":
+        return _policy(utf8).clone(**changes) if changes else _policy(utf8)
+    if changes == {"linesep": "\r\n"}:
+        return wire_policy(utf8)  # the one object the wire caches are keyed by
+    # parsing_policy() and parsing_policy(False) are two cache entries; the code asks
+    # for the first.
+    parsing = parsing_policy(True) if utf8 else parsing_policy()
+    return parsing.clone(**changes) if changes else parsing
 
 
 def parse_stored(source: bytes) -> EmailMessage:
