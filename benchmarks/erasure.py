@@ -8,13 +8,16 @@ The data is made once: *accounts* accounts, each with its owner, two members wit
 metadata, two contacts and an invitation with a note, its mail sent; the person to
 erase is a member of three accounts, has a contact and a waiting invitation in two
 more, and others' free text names them in four more. Each run erases the person from a
-fresh copy of it (a copied file; on PostgreSQL a database made from the first as a
-template, from ``TEAMACCESS_TEST_POSTGRES``). With ``--code``, each tree's ``src`` (this
-one's first) runs in turn, a subprocess each, so code before and after a change
-alternate in one sitting. ``--self`` erases as the person themselves (``actor_id`` equal
-to the user id, with an address), else as ``teamaccess.SYSTEM``. Printed per run: the
-whole erasure, the write unit, and the calls and time of ``changed_accounts()`` and
-``outbox_since()`` inside it; then each tree's spread (lowest-highest).
+fresh copy of it: a copied file, or on PostgreSQL a database made from the first as a
+template, on the server of ``TEAMACCESS_BENCH_POSTGRES`` or else
+``TEAMACCESS_TEST_POSTGRES`` (both databases are dropped at the end). With ``--code``,
+each tree's ``src`` (this one's first) runs in turn, a subprocess each, so code before
+and after a change alternate in one sitting. ``--writer S``: another connection commits
+a write every S seconds meanwhile (PostgreSQL's snapshot then changes all the time).
+``--self`` erases as the person themselves (``actor_id`` equal to the user id, with an
+address), else as ``teamaccess.SYSTEM``. Printed per run: the whole erasure, the write
+unit, and the calls and time of ``changed_accounts()`` and ``outbox_since()`` inside
+it; then each tree's spread (lowest-highest).
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -135,16 +139,23 @@ def _fill(team: TeamAccess, store: Store, accounts: int) -> None:
     _invitations(store, accounts)
 
 
+def _pg_server() -> str:
+    for name in ("TEAMACCESS_BENCH_POSTGRES", "TEAMACCESS_TEST_POSTGRES"):
+        if os.environ.get(name):
+            return os.environ[name]
+    raise SystemExit("set TEAMACCESS_BENCH_POSTGRES to a server's connection string")
+
+
 def _pg_url(dbname: str) -> str:
     from psycopg.conninfo import make_conninfo
 
-    return make_conninfo(os.environ["TEAMACCESS_TEST_POSTGRES"], dbname=dbname)
+    return make_conninfo(_pg_server(), dbname=dbname)
 
 
 def _pg_admin() -> Any:
     import psycopg
 
-    return psycopg.connect(os.environ["TEAMACCESS_TEST_POSTGRES"], autocommit=True)
+    return psycopg.connect(_pg_server(), autocommit=True)
 
 
 def build(backend: str, accounts: int, where: Path) -> str:
@@ -176,7 +187,7 @@ def build(backend: str, accounts: int, where: Path) -> str:
 
 
 @contextmanager
-def _copy(backend: str, template: str, where: Path) -> Iterator[Store]:
+def _copy(backend: str, template: str, where: Path) -> Iterator[tuple[Store, Any]]:
     if backend == "sqlite":
         from teamaccess import SQLiteStore
 
@@ -186,7 +197,7 @@ def _copy(backend: str, template: str, where: Path) -> Iterator[Store]:
         shutil.copyfile(template, path)
         store: Store = SQLiteStore(path)
         try:
-            yield store
+            yield store, lambda: SQLiteStore(path)
         finally:
             store.close()
         return
@@ -197,17 +208,53 @@ def _copy(backend: str, template: str, where: Path) -> Iterator[Store]:
         admin.execute(f"CREATE DATABASE erasure_run TEMPLATE {template}")
     store = PostgresStore(_pg_url("erasure_run"))
     try:
-        yield store
+        yield store, lambda: PostgresStore(_pg_url("erasure_run"))
     finally:
         store.close()
 
 
-def measure(backend: str, template: str, where: Path, self_erasure: bool) -> dict[str, Any]:
+class Writer:
+    """Another process's writes beside the erasure: a contact added in one of 20 accounts
+    that do not name the person, every *pause* seconds, each its own transaction."""
+
+    def __init__(self, opener: Any, pause: float) -> None:
+        self.store = opener()
+        self.team = TeamAccess(self.store, NullMailer(), secret_key=SECRET)
+        self.pause = pause
+        self.stop = threading.Event()
+        self.writes = 0
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            a = 50 + self.writes % 20
+            self.team.add_contact(
+                f"K-{a}", actor_id=f"owner{a}", name=f"Neu {self.writes}",
+                email=f"neu{self.writes}@kunde{a}.example", categories=["billing"],
+            )  # fmt: skip
+            self.writes += 1
+            time.sleep(self.pause)
+
+    def __enter__(self) -> Writer:
+        self.thread.start()
+        time.sleep(0.2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.store.close()
+
+
+def measure(
+    backend: str, template: str, where: Path, self_erasure: bool, writer: float | None = None
+) -> dict[str, Any]:
     """One erasure on a fresh copy: seconds of the whole call and of its write unit, and
-    the calls and seconds of changed_accounts() and outbox_since() inside it."""
+    the calls and seconds of changed_accounts() and outbox_since() inside it; with
+    *writer*, another connection writes every *writer* seconds meanwhile."""
     out: dict[str, Any] = {"unit": 0.0, **{f"{n}_calls": 0 for n in TIMED}}
     out.update({f"{n}_s": 0.0 for n in TIMED})
-    with _copy(backend, template, where) as store:
+    with _copy(backend, template, where) as (store, opener):
         team = TeamAccess(store, NullMailer(), secret_key=SECRET, pseudonym_key="k" * 32)
         real_begin = store.begin
 
@@ -233,12 +280,15 @@ def measure(backend: str, template: str, where: Path, self_erasure: bool) -> dic
             out["unit"] += time.perf_counter() - started
 
         store.begin = begin  # type: ignore[method-assign]
-        started = time.perf_counter()
-        if self_erasure:
-            report = team.erase_person(user_id=PIA, email=PIA_EMAIL, actor_id=PIA)
-        else:
-            report = team.erase_person(user_id=PIA, actor_id=SYSTEM)
-        out["total"] = time.perf_counter() - started
+        with Writer(opener, writer) if writer is not None else nullcontext() as busy:
+            started = time.perf_counter()
+            if self_erasure:
+                report = team.erase_person(user_id=PIA, email=PIA_EMAIL, actor_id=PIA)
+            else:
+                report = team.erase_person(user_id=PIA, actor_id=SYSTEM)
+            out["total"] = time.perf_counter() - started
+        if busy is not None:
+            out["writes"] = busy.writes
     out["removed"] = [report.memberships, report.contacts, report.invitations, report.messages]
     out["texts_redacted"] = report.texts_redacted
     return out
@@ -255,11 +305,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--code", action="append", default=[], help="another tree to run")
     parser.add_argument("--self", action="store_true", dest="self_erasure")
+    parser.add_argument("--writer", type=float, help="another writer, a commit every N s")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # a subprocess's one run
     args = parser.parse_args()
     if args.measure:
         template, where = json.loads(args.measure)
-        print(json.dumps(measure(args.backend, template, Path(where), args.self_erasure)))
+        got = measure(args.backend, template, Path(where), args.self_erasure, args.writer)
+        print(json.dumps(got))
         return
     trees = [str(Path(__file__).resolve().parents[1]), *args.code]
     with tempfile.TemporaryDirectory() as tmp:
@@ -276,6 +328,8 @@ def main() -> None:
                         "--measure", json.dumps([template, str(where)])]  # fmt: skip
                 if args.self_erasure:
                     argv.append("--self")
+                if args.writer is not None:
+                    argv += ["--writer", str(args.writer)]
                 done = subprocess.run(
                     argv, env=env, cwd=trees[0], capture_output=True, text=True, check=True
                 )

@@ -386,3 +386,18 @@ def test_a_storm_of_pool_timeouts_asks_the_server_once(
             assert len(errors) == 10
             assert "larger pool" in errors[-1]
             assert CountingConnection.opened == opened + 2
+
+
+def test_a_store_opened_on_a_pool_whose_idle_connections_the_server_closed(
+    schema: str, server: Server
+) -> None:
+    from psycopg_pool import ConnectionPool
+
+    with ConnectionPool(
+        named(schema), min_size=2, max_size=2, kwargs={"autocommit": True}, open=True
+    ) as pool:
+        pool.wait()
+        assert server.end() == 2
+        store = PostgresStore(pool, schema=schema)
+        assert bad_returns(store) == 1
+        assert store.schema_version >= 1

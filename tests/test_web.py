@@ -7,6 +7,7 @@ import ast
 import re
 import subprocess
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,6 +18,8 @@ flask = pytest.importorskip("flask", reason="pip install -e '.[test]' installs t
 from flask.testing import FlaskClient  # noqa: E402
 
 from teamaccess import (  # noqa: E402
+    DeliveryFailed,
+    DeliveryRefused,
     MemoryMailer,
     MemoryStore,
     PermissionSet,
@@ -661,6 +664,26 @@ class TestActivity:
         assert "Älter" not in second
         assert "Neuer" in second
         assert panel.get("max", page + "?page=x")[0] == 200
+
+    def test_a_bounced_mail_is_shown(self, panel: Panel, monkeypatch: pytest.MonkeyPatch) -> None:
+        send = panel.mailer.send
+
+        def refuse(message: EmailMessage, **kwargs: object) -> None:
+            if message["To"] == "weg@x.de":
+                raise DeliveryRefused("550 5.1.1 no such user", code=550)
+            send(message)
+
+        monkeypatch.setattr(panel.mailer, "send", refuse)
+        panel.team.give_up_after = 1
+        panel.team.add_contact(panel.account, actor_id="max", name="Weg",
+                               email="weg@x.de", categories=["general"])  # fmt: skip
+        with pytest.raises(DeliveryFailed, match="for good"):
+            panel.team.notify(panel.account, "general", subject="S", text="T")
+        page = f"/team/accounts/{panel.account}/activity"
+        _, english = panel.get("max", page)
+        assert "stopped the mail to weg@x.de: the mail server refused it for good" in english
+        _, german = panel.get("max", page, "de")
+        assert "hat die E-Mail an weg@x.de eingestellt" in german
 
 
 class TestTemplates:

@@ -172,12 +172,19 @@ class PostgresStore:
             self._own_pool = False
             given = conninfo_or_pool.conninfo  # a string, or a function that makes one
             self._where = _describe(given if isinstance(given, str) else "")
-            conn = self._getconn()
-            try:
-                self._prepare(conn)
-            finally:
-                self._putconn(conn)
-            return
+            for again in (False, True):
+                conn = self._getconn()
+                try:
+                    self._prepare(conn)
+                    return
+                except StorageError:
+                    # An idle connection of the application's pool that the server had
+                    # closed (a restart): once more on a fresh one. Preparing again is
+                    # safe whatever was committed: it reads the version under its lock.
+                    if again or not (conn.closed or conn.broken):
+                        raise
+                finally:
+                    self._putconn(conn)
         if not isinstance(conninfo_or_pool, str):
             raise ValidationError(
                 "PostgresStore takes a connection string like 'postgresql://user@host/db' or "

@@ -242,8 +242,14 @@ class _PrivacyWork:
 
     @staticmethod
     def _may_erase(
-        uow: UnitOfWork, actor_id: str, user_id: str | None, address: Address | None
+        uow: UnitOfWork,
+        actor_id: str,
+        user_id: str | None,
+        address: Address | None,
+        near: list[str] | None = None,
     ) -> None:
+        """Refuses anyone but the vendor and the person; *near*, if given, the accounts
+        that may hold the person's memberships (see ``erase_person()``)."""
         if actor_id == SYSTEM:
             return
         if user_id is None or actor_id != user_id:
@@ -254,7 +260,9 @@ class _PrivacyWork:
                 user_id=actor_id,
             )
         if address is not None:
-            own = _PrivacyWork._find(uow, user_id, None)
+            own = _PrivacyWork._find(
+                uow, user_id, None, None if near is None else {"accounts": near}
+            )
             if address.key not in own.addresses:
                 raise PermissionDenied(
                     f"{address.email} is not an address of user {user_id!r}; a person may "
@@ -273,14 +281,14 @@ class _PrivacyWork:
         with self.team._write() as work:
             uow = work.uow
             _check_unit(uow, scrub=getattr(self.team._store, "scrub", None), erase=True)
-            self._may_erase(uow, actor_id, uid, address)
             changed = None if found is None else uow.changed_accounts(found.mark)
+            near = None if found is None or changed is None else sorted(found.involving | changed)
+            self._may_erase(uow, actor_id, uid, address, near)
             if found is None or changed is None:
                 found = None
                 person = self._find(uow, uid, address)
             else:
-                near = {"accounts": sorted(found.involving | changed)}
-                person = self._find(uow, uid, address, near)
+                person = self._find(uow, uid, address, {"accounts": near})
                 if _who(person) != found.who:
                     # Whom it looks for changed since the searches: every account again.
                     found = None

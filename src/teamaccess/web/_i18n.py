@@ -240,6 +240,8 @@ GERMAN: dict[str, str] = {
     "changed the contact {target}": "hat den Kontakt {target} geändert",
     "removed the contact {target}": "hat den Kontakt {target} entfernt",
     "sent a notice ({target})": "hat eine Mitteilung versendet ({target})",
+    "stopped the mail to {target}: the mail server refused it for good": "hat die E-Mail an "
+    "{target} eingestellt: der Mailserver lehnt sie endgültig ab",
     "erased the personal data of {target}": "hat die personenbezogenen Daten von {target} gelöscht",
     # errors
     "Not allowed": "Nicht erlaubt",

@@ -80,6 +80,7 @@ _ACTIONS = {
     "contact.updated": "changed the contact {target}",
     "contact.removed": "removed the contact {target}",
     "notification.queued": "sent a notice ({target})",
+    "mail.bounced": "stopped the mail to {target}: the mail server refused it for good",
     "person.erased": "erased the personal data of {target}",
 }
 
