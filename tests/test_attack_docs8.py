@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from tests.conftest import SECRET
@@ -15,6 +17,7 @@ from tests.test_cli import Cli
 from teamaccess import (
     Catalog,
     DeliveryFailed,
+    MemoryMailer,
     MemoryStore,
     PermissionSet,
     SmtpMailer,
@@ -184,3 +187,49 @@ def test_the_quick_start_names_every_dependency() -> None:
     sentence = text.split("The dependencies are ", 1)[1].split(".\n", 1)[0]
     listed = {name.strip() for name in re.split(r",|\band\b", sentence.replace("\n", " "))}
     assert listed - {""} == names
+
+
+class TestSenderIsTheAddressWritten:
+    """contacts-and-mail.md: `sender=` is one address, with or without a name before it; a
+    second address and text after the address are refused. These were accepted, and the
+    mail went out from another address than the one written: the parser joins the words
+    of an address written without angle brackets, reads an unclosed comment's rest (a
+    second address in it) as the name, and takes text before angle brackets that reads as
+    an address for the address."""
+
+    REFUSED: ClassVar[dict[str, str]] = {
+        "a name without angle brackets": "Customer Center noreply@example.com",
+        "words after the address": "noreply@example.com Customer Center",
+        "an unclosed comment holding a second address": (
+            "info@shop.example (Shop <noreply@example.com>"
+        ),
+        "an unclosed comment": "noreply@example.com (Customer Center",
+        "an address before the angle brackets": "info@shop.example,(): <noreply@example.com>",
+        "a comment the parser joins to the domain": "noreply@example.com (a;)b)",
+    }
+
+    @pytest.mark.parametrize("sender", REFUSED.values(), ids=REFUSED.keys())
+    def test_refused_when_the_service_is_made(self, sender: str) -> None:
+        with pytest.raises(ValidationError, match=r"^sender .*<noreply@example\.com>"):
+            TeamAccess(MemoryStore(), MemoryMailer(), secret_key=SECRET, sender=sender)
+
+    @pytest.mark.parametrize(
+        ("sender", "address"),
+        [
+            ("Customer Center <noreply@example.com>", "noreply@example.com"),
+            ("noreply@example.com (Customer Center)", "noreply@example.com"),
+            ("noreply@example.com", "noreply@example.com"),
+            ('"Shop <info@shop.example>" <noreply@example.com>', "noreply@example.com"),
+            ("Shop (info@shop.example) <noreply@example.com>", "noreply@example.com"),
+            ('"no reply"@example.com', '"no reply"@example.com'),
+            ("Müller GmbH <info@müller.example>", "info@xn--mller-kva.example"),
+        ],
+    )
+    def test_what_is_written_goes_out(self, sender: str, address: str) -> None:
+        mailer = MemoryMailer()
+        team = TeamAccess(MemoryStore(), mailer, secret_key=SECRET, sender=sender)
+        acc = team.create_account(name="Muster", owner_id="o", owner_email="o@example.org")
+        team.notify(acc.id, "billing", subject="Rechnung", text="t")
+        [sent] = mailer.outbox
+        back = message_from_bytes(sent.as_bytes(policy=policy.SMTP), policy=policy.default)
+        assert [a.addr_spec for a in back["From"].addresses] == [address]

@@ -537,6 +537,10 @@ class PostgresStore:
                 self._getconn()  # raises the "closed" error
             units: list[PgUnitOfWork] = getattr(local, "units", [])
             for open_unit in units:
+                if not open_unit._open:
+                    # An outer unit that has sent nothing yet: its BEGIN (or savepoint)
+                    # goes first, or this unit's savepoint would have no transaction.
+                    open_unit.start()
                 # What the open units queued (writes in a deferred() block) goes first:
                 # this unit's statements must see them.
                 if open_unit._queued:

@@ -716,6 +716,8 @@ def _header_address(header: str, value: str) -> tuple[Address, bool]:
                 "it, like '\"no reply\"@example.com'"
             )
         local = unquote(local)
+    if header == "From":
+        _as_written(value, addr)
     if not at or not local or not domain:
         raise ValidationError(
             f"mail header {header} needs an address like 'Name <noreply@example.com>', "
@@ -762,6 +764,15 @@ def _one_sender(value: str) -> None:
             f"sender {value!r} names {len(addresses)} addresses; a mail goes out from one: "
             "give one address, like 'Customer Center <noreply@example.com>'"
         )
+    if _unclosed_comment(value):
+        # The parser reads the rest of the value as a comment, which becomes the name:
+        # an address there ("info@shop.example (Shop <noreply@shop.example>") was
+        # dropped, and the mail went out from the first one.
+        raise ValidationError(
+            f"sender {value!r} opens a parenthesis it does not close, so a mail header "
+            "reads all after it as the name; close it, or give one address with the name "
+            "before it, like 'Customer Center <noreply@example.com>'"
+        )
     if len([pair for pair in getaddresses([value]) if pair != ("", "")]) > 1 or (
         value.rstrip().endswith(";")
     ):
@@ -770,6 +781,47 @@ def _one_sender(value: str) -> None:
             "one address with the name before it, and quote a name that holds an address "
             "or punctuation, like '\"support@example.com\" <noreply@example.com>'"
         )
+
+
+def _as_written(value: str, addr: str) -> None:
+    """Refuse a sender whose address, as the parser reads it, is not the one written: the
+    parser joins the words of an address without angle brackets ("Shop noreply@x.example"
+    is the address "Shop noreply"@x.example, "noreply@x.example Shop" is
+    noreply@x.exampleShop), and takes text before the angle brackets for the address if it
+    reads as one. The mail went out from that address."""
+    bracketed = value[value.rfind("<") + 1 :].split(">", 1)[0].strip() if "<" in value else None
+    local = addr.rpartition("@")[0]
+    joined = not local.startswith('"') and any(char.isspace() for char in local)
+    if addr not in value or joined or bracketed not in (None, addr):
+        words = [word for word in value.split() if "@" in word]
+        written = bracketed or (words[-1].strip("<>(),;:") if words else "noreply@example.com")
+        raise ValidationError(
+            f"sender {value!r} reads as the address {addr!r}; write the address in angle "
+            "brackets after the name, like 'Customer Center <noreply@example.com>', and "
+            f"quote a name that holds an address or punctuation, like "
+            f"{_quoted(value, bracketed or written)!r}"
+        )
+
+
+def _unclosed_comment(value: str) -> bool:
+    """Whether *value* opens a comment, ``(``, outside a quoted string, and does not close
+    it (comments nest; a backslash escapes the next character in both)."""
+    depth = 0
+    quoted = escaped = False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif quoted:
+            quoted = char != '"'
+        elif char == "(":
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+        elif char == '"' and not depth:
+            quoted = True
+    return depth > 0
 
 
 def _quoted(value: str, address: str) -> str:
