@@ -201,7 +201,7 @@ def test_a_name_an_rfc_2047_reader_reads_otherwise_is_refused() -> None:
     message["From"] = Address(display_name=name, username="noreply", domain="example.com")
     assert message["From"].addresses[0].display_name == name
     with pytest.raises(
-        ValidationError, match=f"reads its name in a mail header as '{_FULL}Müller <"
+        ValidationError, match=f"reads its name in a mail header as '{_FULL}Müller'"
     ):
         _check_name_reads_back(sender_for(name), message)
     # The builder's own From for the same name reads back, and passes.

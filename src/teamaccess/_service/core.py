@@ -556,7 +556,6 @@ def _check_name_reads_back(sender: str, message: EmailMessage) -> None:
     there alone is lost to them. Here the ``From`` of the probe is decoded as RFC 2047
     says and must read as the name (runs of spaces as one, as the builder writes it).
     """
-    from email import policy
     from email.errors import HeaderParseError
     from email.header import decode_header, make_header
 
@@ -564,16 +563,24 @@ def _check_name_reads_back(sender: str, message: EmailMessage) -> None:
     if address.display_name.isascii():
         return
     name = " ".join(filter(None, address.display_name.split(" ")))
-    head = message.as_bytes(policy=policy.SMTP).split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    # Written as it is sent: an address that is not ASCII makes it an SMTPUTF8 mail.
+    wire = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    head = wire.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
     start = next(i for i, line in enumerate(head) if line.startswith(b"From: "))
     lines = [head[start]]
     lines += itertools.takewhile(lambda line: line[:1] in (b" ", b"\t"), head[start + 1 :])
-    raw = b"".join(lines)[len(b"From: ") :].decode("ascii", "replace")
+    raw = b"".join(lines)[len(b"From: ") :].decode("utf-8", "replace")
+    # Only the name is decoded: an address that is not ASCII is UTF-8 as it is.
+    expected, suffix = name, f" <{address.addr_spec}>"
+    if raw.endswith(suffix):
+        raw = raw[: -len(suffix)]
+    else:
+        expected += suffix
     try:
         read = str(make_header(decode_header(raw)))
     except (HeaderParseError, ValueError, LookupError):
         read = raw
-    if read != f"{name} <{address.addr_spec}>":
+    if read != expected:
         raise ValidationError(
             f"sender {sender!r}: a mail program reads its name in a mail header as "
             f"{read!r}, not as given; shorten the name before the address, or keep it "
