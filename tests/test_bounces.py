@@ -10,13 +10,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from tests.conftest import SECRET
+from tests.conftest import SECRET, SHARED
 from tests.smtp_server import HOST, Certificates, SmtpServer, free_port
 
 from teamaccess import (
@@ -429,3 +429,25 @@ class TestListing:
         )  # fmt: skip
         assert alone.returncode == 2
         assert "--undeliverable goes with --list" in alone.stderr
+
+
+class TestCountIsStored:
+    """The count of refusals in a row is in the store, not in the process that saw them:
+    another TeamAccess on the same database (a restarted worker) goes on counting."""
+
+    @pytest.mark.parametrize("backend", SHARED, indirect=True)
+    def test_a_new_process_goes_on_counting(
+        self, store_factory: Callable[[], Store], clock: FrozenClock, smtp: SmtpServer
+    ) -> None:
+        first = queued_team(store_factory(), clock, SmtpMailer(HOST, smtp.port))
+        with_contacts(first, DEAD)
+        first.notify(first.accounts_for("owner")[0].id, "billing", subject="S", text="T")
+        assert run(first, clock)[DEAD].status == "pending"
+        assert run(first, clock)[DEAD].status == "pending"
+        first.close()
+        restarted = queued_team(store_factory(), clock, SmtpMailer(HOST, smtp.port))
+        [waiting] = restarted.pending_messages()
+        assert waiting.last_error is not None
+        assert waiting.last_error.startswith("refused for good (2 in a row; closed at 3)")
+        assert run(restarted, clock)[DEAD].status == "cancelled"
+        assert smtp.answered.count(("RCPT", DEAD)) == 3

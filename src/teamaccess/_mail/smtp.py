@@ -10,6 +10,7 @@ body, which may hold an invitation token.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from collections.abc import Callable, Iterator
@@ -293,6 +294,12 @@ class SmtpMailer:
                 f"{self._where} rejected the login of {self.username!r} "
                 f"({_reply(exc.smtp_code, exc.smtp_error)}); check username and password"
             )
+        if isinstance(exc, smtplib.SMTPNotSupportedError) and "SMTPUTF8" in str(exc):
+            return DeliveryFailed(
+                f"{self._where} does not offer SMTPUTF8, which an address whose part "
+                "before the @ is not ASCII needs; send through a server that offers it, or "
+                "use an ASCII address for this recipient"
+            )
         if isinstance(exc, smtplib.SMTPNotSupportedError):
             return DeliveryFailed(
                 f"{self._where} does not support what {step} needs ({exc}); "
@@ -405,7 +412,17 @@ def _for_good(code: int, text: bytes | str, *, rcpt: bool) -> bool:
         return False
     if isinstance(text, bytes):
         text = text.decode("ascii", "replace")
-    return not text.lstrip().startswith("5.7.")
+    return _PANELS_SIDE.search(text) is None
+
+
+#: A reply that names the panel's side, whatever its code: an enhanced status of class 7
+#: anywhere in it (qmail writes it last, "(#5.7.1)"), one about the sender's address
+#: (X.1.7, X.1.8: Postfix checks the sender at RCPT TO by default), or, from a server
+#: without enhanced status codes (Exim), words of relaying, of the sender or of a login.
+_PANELS_SIDE: Final = re.compile(
+    r"\b[45]\.7\.\d{1,3}\b|\b[45]\.1\.[78]\b|\brelay|\bsender\b|authenticat",
+    re.IGNORECASE,
+)
 
 
 def _dropped(exc: BaseException) -> bool:
@@ -500,7 +517,15 @@ class _Batch:
             except (smtplib.SMTPException, OSError) as exc:
                 handed_over = isinstance(self._smtp, _Tracking) and self._smtp.data_started
                 if _own_refusal(exc):
-                    # smtplib reset the transaction: the connection serves the next one.
+                    # The connection serves the next message once the transaction is
+                    # reset. smtplib resets it after a refused recipient or content, but
+                    # not after a refused DATA command (data() raises before sendmail()
+                    # can); a second RSET is harmless.
+                    if isinstance(exc, smtplib.SMTPDataError) and self._smtp is not None:
+                        try:
+                            self._smtp.rset()
+                        except (smtplib.SMTPException, OSError):
+                            self.close()
                     self._sent += 1
                     raise mailer._failure(exc, progress[0]) from exc
                 self.close()  # after any other failure the next message starts afresh
