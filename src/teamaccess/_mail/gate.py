@@ -683,7 +683,10 @@ def check_sent(
             )
         to_raw = [raw for name, raw in parsed.raw_items() if name.lower() == "to"]
         senders = [raw for name, raw in parsed.raw_items() if name.lower() == "from"]
-        sender = _envelope_sender(str(senders[0])) if len(senders) == 1 else None
+        # Unfolded, as smtplib reads the header (a fold inside a quoted name is not
+        # white space to the address parser).
+        unfolded = str(senders[0]).replace("\r", "").replace("\n", "") if senders else ""
+        sender = _envelope_sender(unfolded) if len(senders) == 1 else None
         if sender is None:
             raise MailRefused("its From header names no sender address (an altered outbox row?)")
     except MailRefused:

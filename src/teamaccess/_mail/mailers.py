@@ -98,6 +98,9 @@ def _policy(utf8: bool) -> EmailPolicy[EmailMessage]:
         return value.isascii() and value.isprintable() and value != "" and "=?" not in value
 
     class _Policy(EmailPolicy):
+        def __reduce__(self) -> tuple[object, tuple[str, bool, dict[str, object]]]:
+            return _same_policy, ("build", self.utf8, _changes(self, _policy(self.utf8)))
+
         def header_store_parse(self, name: str, value: object) -> tuple[str, str]:
             if type(value) is str:
                 key = name.lower()
@@ -126,6 +129,10 @@ def parsing_policy(utf8: bool = False) -> EmailPolicy[EmailMessage]:
     from email.policy import EmailPolicy
 
     class _Parsing(EmailPolicy):
+        def __reduce__(self) -> tuple[object, tuple[str, bool, dict[str, object]]]:
+            base = parsing_policy(self.utf8)
+            return _same_policy, ("parse", self.utf8, _changes(self, base))
+
         def header_fetch_parse(self, name: str, value: str) -> str:
             if hasattr(value, "name"):
                 return value  # already a header object
@@ -149,6 +156,28 @@ def parsing_policy(utf8: bool = False) -> EmailPolicy[EmailMessage]:
     # policy.default is EmailPolicy() with no arguments; the same, plus the two changes.
     parsing = _Parsing(header_factory=_policy(False).header_factory, utf8=utf8)
     return cast("EmailPolicy[EmailMessage]", parsing)
+
+
+def _changes(policy: object, base: object) -> dict[str, object]:
+    """The settings *policy* has that *base* (one of the same class) has not: what a
+    ``clone()`` of *base* needs to give *policy* again."""
+    own = vars(base)
+    return {k: v for k, v in vars(policy).items() if own.get(k, _ABSENT) is not v}
+
+
+def _same_policy(kind: str, utf8: bool, changes: dict[str, Any]) -> EmailPolicy[EmailMessage]:
+    """The builder's (*kind* ``"build"``) or the parsing policy, with *changes*: what an
+    unpickled message gets back. The policy classes are made on first use (the email
+    package loads only when mail is sent), so a pickle names this function instead:
+    a task queue (Celery, RQ) pickles the messages it carries."""
+    if kind == "build":
+        return _policy(utf8).clone(**changes) if changes else _policy(utf8)
+    if changes == {"linesep": "\r\n"}:
+        return wire_policy(utf8)  # the one object the wire caches are keyed by
+    # parsing_policy() and parsing_policy(False) are two cache entries; the code asks
+    # for the first.
+    parsing = parsing_policy(True) if utf8 else parsing_policy()
+    return parsing.clone(**changes) if changes else parsing
 
 
 def parse_stored(source: bytes) -> EmailMessage:
@@ -542,7 +571,61 @@ def _address_field(utf8: bool, header: str, value: str) -> str:
             field.lines = lines
             field.made_from = (utf8, header, value)
             return cast("str", field)
+    elif _needs_quoting(address.display_name):
+        from email.headerregistry import Address
+
+        # Runs of spaces are written as one, as in a name that is not ASCII: a fold at
+        # one would leave a line of white space alone.
+        name = " ".join(filter(None, address.display_name.strip(" ").split(" ")))
+        lines = _quoted_lines(name, address.addr_spec, len(header) + 2)
+        if lines is not None:
+            address = Address(display_name=name, username=address.username, domain=address.domain)
+            field = _hand_folded(factory[header])(header, address)
+            field.lines = lines
+            field.made_from = (utf8, header, value)
+            return cast("str", field)
     return cast("str", factory(header, address))
+
+
+def _needs_quoting(name: str) -> bool:
+    """Whether ASCII *name* is written as a quoted string: it holds a character that is
+    neither ``atext`` nor a space (a colon, a comma, a parenthesis...)."""
+    return bool(name) and not _ATEXT.issuperset(name.replace(" ", ""))
+
+
+def _quoted_lines(name: str, addr_spec: str, indent: int) -> tuple[str, ...] | None:
+    """ASCII *name* as one quoted string before ``<addr_spec>``, folded only at its
+    single spaces, each line at most 78 characters (the first after *indent*); ``None``
+    if it fits on one line (the stdlib writes that as it is) or cannot be written so (a
+    word too long for a line, a tab or a run of spaces, which a fold could turn into a
+    line of white space alone), and the stdlib writes it, as before.
+
+    Python 3.11's folder breaks a quoted string that does not fit on a line into words
+    outside the quotes: a name with a colon or a semicolon was then read as a group, one
+    with a comma as two addresses, one with parentheses as a comment, and the last check
+    refused every mail from that sender. A fold inside a quoted string is white space
+    kept in it (RFC 5322 section 3.2.4): every reader unfolds it back to the name.
+    """
+    if not name.isascii() or not name.isprintable() or "  " in name:
+        return None
+    quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    tokens = [*quoted.split(" "), f"<{addr_spec}>"]
+    if indent + len(quoted) + 1 + len(tokens[-1]) <= 78 or "" in tokens:
+        return None
+    lines: list[str] = []
+    line = ""
+    for token in tokens:
+        if not line:
+            line = token
+        elif len(line) + 1 + len(token) + (indent if not lines else 1) <= 78:
+            line = f"{line} {token}"
+        else:
+            lines.append(line)
+            line = token
+    lines.append(line)
+    if len(lines[0]) + indent > 78 or max(map(len, lines[1:]), default=0) + 1 > 78:
+        return None
+    return tuple(lines)
 
 
 @functools.cache
