@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from tests.conftest import SECRET, START
 from tests.smtp_server import SmtpServer
@@ -126,7 +126,15 @@ _CHARS = st.sampled_from(
 _WORDS = st.lists(st.text(_CHARS, min_size=1, max_size=24), min_size=1, max_size=14)
 
 
+# A word that fills an encoded word alone, so the space after it fits in neither: once
+# written by the stdlib, which lost that space to RFC 2047 readers or split the word.
+_FULL = "00000000000ÄÄÄÄÄスススススススス"
+
+
 @settings(max_examples=300, deadline=None)
+@example(words=[_FULL], where=1, umlaut="Müller", utf8_recipient=False)
+@example(words=[_FULL, ":"], where=0, umlaut="Müller", utf8_recipient=False)
+@example(words=[_FULL, _FULL], where=2, umlaut="Süd", utf8_recipient=True)
 @given(
     words=_WORDS,
     where=st.integers(0, 14),
@@ -176,3 +184,30 @@ def test_a_copied_message_is_written_the_same() -> None:
     for again in (copy.deepcopy(built), copy.copy(built)):
         assert again.as_bytes(policy=policy.SMTP) == wire
         assert_reads_back(again, name)
+
+
+def test_a_name_an_rfc_2047_reader_reads_otherwise_is_refused() -> None:
+    """The net under the writer: the stdlib's folder writes this name as two encoded
+    words with only white space between them, which RFC 2047 readers drop, and this
+    Python's parser (the last check's) reads the space all the same. Such a From is
+    refused when the service is made, saying how the name reads."""
+    from email.headerregistry import Address
+
+    from teamaccess import ValidationError
+    from teamaccess._service.core import _check_name_reads_back
+
+    name = f"{_FULL} Müller"
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = Address(display_name=name, username="noreply", domain="example.com")
+    assert message["From"].addresses[0].display_name == name
+    with pytest.raises(
+        ValidationError, match=f"reads its name in a mail header as '{_FULL}Müller'"
+    ):
+        _check_name_reads_back(sender_for(name), message)
+    # The builder's own From for the same name reads back, and passes.
+    built = build_message(
+        sender=sender_for(name), to="bob@example.org", subject="s", text="t", html=None,
+        message_id="<m@example.com>", language="de",
+    )  # fmt: skip
+    _check_name_reads_back(sender_for(name), built)
+    assert_reads_back(built, name)

@@ -676,13 +676,14 @@ def _phrase_word(text: str) -> str:
 
 def _encoded_run(text: str) -> list[str] | None:
     """*text* (words that must be encoded, one space apart) as encoded words, split only
-    at a space, which goes inside the word before it; ``None`` if a word alone does not
-    fit in one.
+    at a space, which goes inside the word before it, else the word after it, else an
+    encoded word of its own; ``None`` if a word alone does not fit in one.
 
     Split inside a word, Python 3.11's parser reads the name with a space there (it keeps
     the white space between two encoded words in a name, where RFC 2047 drops it). Split
-    at a space kept in the word before, every reader reads that space: one, as RFC 2047
-    says, or two, as Python 3.11 does (the last check compares white space as one).
+    at a space kept in an encoded word, every reader reads that space: one, as RFC 2047
+    says, or more, as Python 3.11 does (the last check compares white space as one). A
+    space left between two encoded words alone, RFC 2047 readers drop.
     """
     pieces = text.split(" ")
     chunks: list[str] = []
@@ -692,10 +693,18 @@ def _encoded_run(text: str) -> list[str] | None:
             current = f"{current} {piece}"
             continue
         word = _phrase_word(current + " ")
+        if len(word) <= _WORD_ROOM:
+            chunks.append(word)
+            current = piece
+            continue
+        word = _phrase_word(current)
         if len(word) > _WORD_ROOM:
             return None
         chunks.append(word)
-        current = piece
+        current = " " + piece
+        if len(_phrase_word(current)) > _WORD_ROOM:
+            chunks.append(_phrase_word(" "))
+            current = piece
     word = _phrase_word(current)
     if len(word) > _WORD_ROOM:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
@@ -29,6 +30,8 @@ from .._tokens import SecretKey, TokenSigner
 
 if TYPE_CHECKING:
     # The mail modules load with the first TeamAccess or mail, not with the package.
+    from email.message import EmailMessage
+
     from .._mail.templates import Templates
 
     # ...and the privacy classes with their first use.
@@ -542,6 +545,47 @@ def _check_sender_survives(sender: str) -> None:
             f"sender {sender!r} does not survive the trip through a mail header on this "
             f"Python ({exc}); shorten the name before the address, or keep it ASCII"
         ) from None
+    _check_name_reads_back(sender, message)
+
+
+def _check_name_reads_back(sender: str, message: EmailMessage) -> None:
+    """Refuse a sender whose name, not ASCII, a mail program reads otherwise.
+
+    The last check reads a mail with this Python's parser, which keeps the white space
+    between two encoded words in a name; RFC 2047 readers drop it, so a space written
+    there alone is lost to them. Here the ``From`` of the probe is decoded as RFC 2047
+    says and must read as the name (runs of spaces as one, as the builder writes it).
+    """
+    from email.errors import HeaderParseError
+    from email.header import decode_header, make_header
+
+    address = message["From"].addresses[0]
+    if address.display_name.isascii():
+        return
+    name = " ".join(filter(None, address.display_name.split(" ")))
+    # Written as it is sent: an address that is not ASCII makes it an SMTPUTF8 mail.
+    wire = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    head = wire.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    start = next(i for i, line in enumerate(head) if line.startswith(b"From: "))
+    lines = [head[start]]
+    lines += itertools.takewhile(lambda line: line[:1] in (b" ", b"\t"), head[start + 1 :])
+    raw = b"".join(lines)[len(b"From: ") :].decode("utf-8", "replace")
+    # Only the name is decoded: an address that is not ASCII is UTF-8 as it is.
+    expected, suffix = name, f" <{address.addr_spec}>"
+    if raw.endswith(suffix):
+        raw = raw[: -len(suffix)]
+    else:
+        expected += suffix
+    try:
+        read = str(make_header(decode_header(raw)))
+    except (HeaderParseError, ValueError, LookupError):
+        read = raw
+    if read != expected:
+        raise ValidationError(
+            f"sender {sender!r}: a mail program reads its name in a mail header as "
+            f"{read!r}, not as given; shorten the name before the address, or keep it "
+            "ASCII"
+        )
 
 
 def _msgid_domain(sender: str) -> str:
