@@ -5,15 +5,16 @@ of the check that parsed every header of the built and the read-back message."""
 from __future__ import annotations
 
 import email.policy
+import re
 from datetime import UTC, datetime
 from email import message_from_string
 from email.errors import MessageError, NonASCIILocalPartDefect
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import format_datetime, getaddresses
 from typing import cast
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from teamaccess import ValidationError
@@ -64,6 +65,8 @@ def full_check(
         built = list(message.walk())
         built_headers = [headers(part) for part in built]  # type: ignore[arg-type]
         sent = list(parsed.walk())
+        if not _heads_well_formed(wire.decode("utf-8", "surrogateescape"), sent):
+            raise MailRefused("a header block holds a line that is no field")
         if len(built) != len(sent):
             raise MailRefused("its wire form has other parts")
         for mine, theirs in zip(built_headers, sent, strict=True):
@@ -97,6 +100,31 @@ def full_check(
     if len(to_headers) != 1 or len(addresses) != 1 or addresses[0].addr_spec != expected or junk:
         raise MailRefused("its To header does not name exactly the stored recipient")
     return expected, wire
+
+
+def _heads_well_formed(text: str, parts: list[Message]) -> bool:
+    """Whether every header block of the wire form *text* (the message's, and each part's
+    after a boundary line) holds only fields (``Name:``) and their continuations (white
+    space first, after a field, and more than white space): a mail server reads a line
+    that is neither otherwise than the stdlib's parser does."""
+    starts = [0]
+    for part in parts:
+        boundary = part.get_boundary() if part.is_multipart() else None
+        if boundary:
+            line = re.compile(rf"(?:\A|(?<=\r\n))--{re.escape(boundary)}[ \t]*\r\n")
+            starts += [found.end() for found in line.finditer(text)]
+    for start in starts:
+        end = text.find("\r\n\r\n", start)
+        head = text[start:] if end == -1 else text[start:end]
+        if not head or text.startswith("\r\n", start):
+            continue
+        for index, line in enumerate(head.split("\r\n")):
+            if line[:1] in (" ", "\t"):
+                if not index or not line.strip(" \t"):
+                    return False
+            elif re.match(r"[!-9;-~]+:", line) is None:
+                return False
+    return True
 
 
 def _atoms(text: str) -> bool:
@@ -380,6 +408,9 @@ class TestTheBytesOnlyWay:
              'multipart/alternative; boundary="=_teamaccess_alternative_part"',
              "text/plain; charset*=utf-8''%0A", "bob@example.com", "eve@example.com"])),
     )  # fmt: skip
+    # Python 3.11 folds this into a continuation of white space alone, which the check
+    # refuses (a server may end the headers there); a random seed drew it.
+    @example(part=1, name="From", value=" \x0c ")
     def test_hostile_stored_headers(self, part: int, name: str, value: str) -> None:
         """A header of any part replaced by raw text, as a program may set it."""
 
