@@ -11,11 +11,9 @@ a real SMTP server, sent now and from the queue.
 
 from __future__ import annotations
 
-import smtplib
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.headerregistry import Address
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tests.conftest import SECRET
 from tests.smtp_server import SmtpServer
+from tests.test_envelope_send_message import SendMessageMailer
 
 from teamaccess import (
     MemoryMailer,
@@ -76,17 +75,6 @@ def test_written_as_one_quoted_string_and_read_back(name: str) -> None:
         assert (address.display_name, address.addr_spec) == (name, ADDRESS)
         assert len(read.groups) == 1
         assert read.groups[0].display_name is None
-
-
-class SendMessageMailer:
-    """A vendor's mailer: smtplib's ``send_message()``, which reads From itself."""
-
-    def __init__(self, server: SmtpServer) -> None:
-        self.server = server
-
-    def send(self, message: EmailMessage) -> None:
-        with smtplib.SMTP(self.server.host, self.server.port) as smtp:
-            smtp.send_message(message)
 
 
 @pytest.fixture(scope="module")

@@ -612,6 +612,13 @@ def _quoted_lines(name: str, addr_spec: str, indent: int) -> tuple[str, ...] | N
     tokens = [*quoted.split(" "), f"<{addr_spec}>"]
     if indent + len(quoted) + 1 + len(tokens[-1]) <= 78 or "" in tokens:
         return None
+    return _packed(tokens, indent)
+
+
+def _packed(tokens: list[str], indent: int) -> tuple[str, ...] | None:
+    """*tokens* joined by spaces into lines of at most 78 characters, the first after
+    *indent* characters (the header's name), the others after the one space a fold
+    adds; ``None`` if a token does not fit on a line."""
     lines: list[str] = []
     line = ""
     for token in tokens:
@@ -751,20 +758,7 @@ def _phrase_lines(name: str, addr_spec: str, indent: int) -> tuple[str, ...] | N
             return None
         tokens += encoded
     tokens.append(f"<{addr_spec}>")
-    lines: list[str] = []
-    line = ""
-    for token in tokens:
-        if not line:
-            line = token
-        elif len(line) + 1 + len(token) + (indent if not lines else 1) <= 78:
-            line = f"{line} {token}"
-        else:
-            lines.append(line)
-            line = token
-    lines.append(line)
-    if len(lines[0]) + indent > 78 or max(map(len, lines[1:]), default=0) + 1 > 78:
-        return None
-    return tuple(lines)
+    return _packed(tokens, indent)
 
 
 # A local part that is one quoted string (RFC 5322 quoted-string, no folding).
