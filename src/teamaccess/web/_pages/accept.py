@@ -1,0 +1,93 @@
+"""The page the invitation link opens: accept or decline, logged in or not."""
+
+from __future__ import annotations
+
+from ... import (
+    Conflict,
+    InvitationError,
+    InvitationExpired,
+    InvitationRevoked,
+    InvitationUsed,
+    ValidationError,
+    error_message,
+    normalize_email,
+)
+from .._core import Redirect, Render, Request, Result
+from .._i18n import translate
+from .._view import permission_groups, person
+from .base import _Forbidden, _PageBase, _status, _with_query
+
+__all__ = ["AcceptPage"]
+
+
+class AcceptPage(_PageBase):
+    """The page the invitation link opens: accept or decline, logged in or not."""
+
+    def _accept(self, request: Request) -> Result:
+        lang = request.language
+        token = request.value("token") if request.method == "POST" else request.arg("token")
+        if not token:
+            raise _Forbidden(translate("This page needs the link from the invitation mail.", lang))
+        inv = self.team.inspect_invitation(token)
+        if inv.status != "pending":
+            self._raise_status(inv.status)
+        account = self.team.get_account(inv.account_id)
+        emails = self._emails(inv.account_id)
+        user = request.user
+        state = "login"
+        if user is not None:
+            if self.team.require_email_match and (
+                normalize_email(user.email).key != normalize_email(inv.email).key
+            ):
+                state = "mismatch"
+            elif user.id in emails:
+                state = "member"
+            else:
+                state = "ready"
+        error = ""
+        status = 200
+        if request.method == "POST":
+            action = request.value("action")
+            if action == "decline":
+                self.team.decline_invitation(token)
+                return Render("teamaccess/declined.html", {"account_name": account.name})
+            if user is None:
+                # Back to this invitation after the login: the POST's path has no token.
+                back = _with_query(request.path, token=token)
+                return Redirect(location=self._hook(self.login_url, back))
+            try:
+                member = self.team.accept_invitation(token, user_id=user.id, email=user.email)
+            except (InvitationError, Conflict, ValidationError) as exc:
+                error = error_message(exc, lang)
+                status = _status(exc)
+            else:
+                notice = translate("Welcome to {account}.", lang).format(account=account.name)
+                if self.home_url is not None:
+                    return Redirect(location=self.home_url(member.account_id), notice=notice)
+                return Redirect("users", {"account_id": member.account_id}, notice=notice)
+        # Sent back here after the login; the URL already holds the token.
+        back = request.path
+        context = {
+            "invitation": inv,
+            "token": token,
+            "account_name": account.name,
+            "inviter": person(inv.invited_by, emails, lang)
+            if inv.invited_by in emails
+            else account.owner_email,
+            "all": inv.permissions.is_all,
+            "groups": permission_groups(self.team.catalog, lang, only=inv.permissions),
+            "state": state,
+            "error": error,
+            "login_url": self._hook(self.login_url, back),
+            "register_url": self._hook(self.register_url, back) if self.register_url else "",
+            "logout_url": self.logout_url or "",
+        }
+        return Render("teamaccess/accept.html", context, status)
+
+    @staticmethod
+    def _raise_status(status: str) -> None:
+        if status == "accepted":
+            raise InvitationUsed("already accepted")
+        if status == "expired":
+            raise InvitationExpired("expired")
+        raise InvitationRevoked(status)
