@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Final
 from .._emails import BREAKS
 
 # At the top, not in each function: a relative import inside a function resolves its
-# package through importlib's Python code on every call (about 2 us). The mailers
-# module loads without the email package, and nothing loads this one but mail.
-from .mailers import _fetched, expected_recipient, parsing_policy, wire_policy
+# package through importlib's Python code on every call (about 2 us). These modules
+# load without the email package, and nothing loads this one but mail.
+from .addresses import expected_recipient
+from .policies import _fetched, parsing_policy, wire_policy
 
 if TYPE_CHECKING:
     from email.message import EmailMessage, Message
