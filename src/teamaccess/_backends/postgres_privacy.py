@@ -27,7 +27,7 @@ from .postgres_schema import (
     _MEMBER_COLS,
     _OUTBOX_COLS,
 )
-from .search import _ascii_lower
+from .search import AT_FORMS, ESCAPES, _ascii_lower
 
 if TYPE_CHECKING:
     import psycopg
@@ -43,13 +43,53 @@ Row = tuple[Any, ...]
 _FOLD = "translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
 
 
-def _in_json(column: str) -> str:
-    """A subquery: a string in the JSON text *column*, nested ones too, holds a needle of
-    the ``%(n)s`` parameter."""
-    value = _FOLD.format("(v #>> '{}')")
+#: A string value *v* of ``jsonb_path_query()``, as text.
+_STRING = "(v #>> '{}')"
+
+
+def _odd(text: str) -> str:
+    """The condition that the SQL expression *text* holds a character that is not ASCII
+    (its byte and character lengths differ) or starts an escape: one of ``ESCAPES``."""
+    escape = " OR ".join(f"strpos({text}, '{e}') > 0" for e in ESCAPES)
+    return f"({escape} OR octet_length({text}) <> char_length({text}))"
+
+
+def _disguised(text: str) -> str:
+    """The condition that the SQL expression *text* may write an address otherwise
+    (``search.disguised()``), the rarer half first: most text is plain ASCII. A "%" is
+    doubled, since every query here has parameters."""
+    at = " OR ".join(f"strpos({text}, '{form}') > 0" for form in AT_FORMS)
+    return f"({_odd(text)} AND ({at}))".replace("%", "%%")
+
+
+def _hidden(needles: Collection[str]) -> bool:
+    """Whether the search also finds text that may write an address otherwise: where a
+    needle is an address."""
+    return any("@" in n for n in needles)
+
+
+def _in_json(column: str, hidden: bool) -> str:
+    """The condition that a string in the JSON text *column*, nested ones too, decoded,
+    holds a needle of the ``%(n)s`` parameter, or with *hidden*, may write an address
+    otherwise. Reading the text as JSON and walking its strings costs more than a search
+    of the stored text, so that comes first: text without a character that is not ASCII
+    or a backslash escapes nothing and holds every string as it is (a key too, which the
+    walk then tells apart); only other text may hold an address written otherwise. Most
+    rows hold no metadata at all: ``{}``."""
+    strings = f"jsonb_path_query(({column})::jsonb, 'strict $.**') v"
+    walk = (
+        f"EXISTS (SELECT 1 FROM {strings}, unnest(%(n)s::text[]) n "
+        f"WHERE jsonb_typeof(v) = 'string' AND strpos({_FOLD.format(_STRING)}, n) > 0)"
+    )
+    if hidden:
+        walk += (
+            f" OR EXISTS (SELECT 1 FROM {strings} "
+            f"WHERE jsonb_typeof(v) = 'string' AND {_disguised(_STRING)})"
+        )
     return (
-        f"SELECT 1 FROM jsonb_path_query(({column})::jsonb, 'strict $.**') v, "
-        f"unnest(%(n)s::text[]) n WHERE jsonb_typeof(v) = 'string' AND strpos({value}, n) > 0"
+        f"({column} <> '{{}}' AND (EXISTS (SELECT 1 FROM unnest(%(n)s::text[]) n "
+        f"WHERE strpos({_FOLD.format(column)}, n) > 0) OR {_odd(column).replace('%', '%%')}) "
+        f"AND ({walk}))"
     )
 
 
@@ -147,15 +187,12 @@ class _PgPrivacyQueries:
     ) -> list[AuditEvent]:
         # Every string in details, nested ones too, decoded from the stored JSON text.
         actor, target = _FOLD.format("e.actor_id"), _FOLD.format("e.target")
-        value = _FOLD.format("(v #>> '{}')")
         only, more = _only("e.account_id", accounts)
+        details = _in_json("e.details", _hidden(needles))
         rows = self._all(
             f"SELECT {_EVENT_COLS} FROM {self._q.s}.events e WHERE (EXISTS ("
             f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE strpos({actor}, n) > 0 "
-            f"OR strpos({target}, n) > 0) OR EXISTS ("
-            "SELECT 1 FROM jsonb_path_query(e.details::jsonb, 'strict $.**') v, "
-            "unnest(%(n)s::text[]) n "
-            f"WHERE jsonb_typeof(v) = 'string' AND strpos({value}, n) > 0)){only} "
+            f"OR strpos({target}, n) > 0) OR {details}){only} "
             "ORDER BY e.seq",
             {"n": _needles(needles), **more},
             True,
@@ -166,9 +203,10 @@ class _PgPrivacyQueries:
         self, needles: Collection[str], *, accounts: Collection[str] | None = None
     ) -> list[Member]:
         only, more = _only("m.account_id", accounts)
+        metadata = _in_json("m.metadata", _hidden(needles))
         rows = self._all(
-            f"SELECT {_MEMBER_COLS} FROM {self._q.s}.members m WHERE EXISTS ("
-            f"{_in_json('m.metadata')}){only} ORDER BY joined_at, account_id, user_id",
+            f"SELECT {_MEMBER_COLS} FROM {self._q.s}.members m WHERE {metadata}{only} "
+            "ORDER BY joined_at, account_id, user_id",
             {"n": _needles(needles), **more},
             True,
         )
@@ -179,10 +217,14 @@ class _PgPrivacyQueries:
     ) -> list[Invitation]:
         note = _FOLD.format("i.note")
         only, more = _only("i.account_id", accounts)
+        hidden = ""
+        if _hidden(needles):
+            hidden = f" OR {_disguised('i.note')}"
+        metadata = _in_json("i.metadata", _hidden(needles))
         rows = self._all(
             f"SELECT {_INVITATION_COLS} FROM {self._q.s}.invitations i WHERE (EXISTS ("
-            f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE strpos({note}, n) > 0) OR EXISTS ("
-            f"{_in_json('i.metadata')})){only} ORDER BY created_at, seq",
+            f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE strpos({note}, n) > 0) OR "
+            f"{metadata}{hidden}){only} ORDER BY created_at, seq",
             {"n": _needles(needles), **more},
             True,
         )
@@ -191,13 +233,13 @@ class _PgPrivacyQueries:
     def contacts_with_text(
         self, needles: Collection[str], *, accounts: Collection[str] | None = None
     ) -> list[Contact]:
-        found = " OR ".join(
-            f"strpos({_FOLD.format(col)}, n) > 0" for col in ("name", "company", "phone", "role")
-        )
+        columns = ("name", "company", "phone", "role")
+        found = " OR ".join(f"strpos({_FOLD.format(col)}, n) > 0" for col in columns)
         only, more = _only("account_id", accounts)
+        hidden = "".join(f" OR {_disguised(col)}" for col in columns) if _hidden(needles) else ""
         rows = self._all(
-            f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts WHERE EXISTS ("
-            f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE {found}){only} ORDER BY seq",
+            f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts WHERE (EXISTS ("
+            f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE {found}){hidden}){only} ORDER BY seq",
             {"n": _needles(needles), **more},
             True,
         )
