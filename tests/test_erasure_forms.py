@@ -3,7 +3,8 @@
 """Erasure finds the person's address in others' free text however it is written there:
 full-width letters or "@", invisible characters inside it, JSON escapes, HTML character
 references, percent-encoding, any case. On every backend, and on a real SQLite file,
-whose bytes (and its WAL's) hold no form of it afterwards."""
+whose bytes (and its WAL's) hold no form of it afterwards. A numeric user id is not a
+word to look for in free text (an invoice number or a phone number may equal it)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from teamaccess import SYSTEM, DeliveryFailed, PermissionSet, SQLiteStore, Store, TeamAccess
 from teamaccess._mail.redact import Redactor
+from teamaccess._privacy import PersonMatcher
 from teamaccess.testing import FailingMailer, FrozenClock
 
 from .conftest import SECRET
@@ -194,3 +196,45 @@ class TestNotErasedOnPurpose:
         redactor = Redactor([PIA_EMAIL], [PIA])
         text = "&lt;b&gt;Frag&nbsp;pia.person&#64;agentur.example%21 \\u00e4 ＡＢＣ\u200b"
         assert redactor.sub(text) == f"&lt;b&gt;Frag&nbsp;{ERASED}%21 \\u00e4 ＡＢＣ\u200b"
+
+
+class TestNumericIds:
+    """A user id of digits alone is a number in free text, not the person."""
+
+    def test_a_number_equal_to_the_id_stays_in_free_text(
+        self, store: Store, clock: FrozenClock
+    ) -> None:
+        team = make(store, clock, FailingMailer(failing=False))
+        acc = team.create_account(name="Shop", owner_id="olga", owner_email="olga@shop.example").id
+        inv = team.invite(acc, actor_id="olga", email=PIA_EMAIL, permissions=PermissionSet.of())
+        team.accept_invitation(inv.token or "", user_id="4711000", email=PIA_EMAIL)
+        team.add_contact(
+            acc, actor_id="olga", name="Buchhaltung", email="books@shop.example",
+            categories=["billing"], phone="+49 30 4711000", role="Rechnung 4711000",
+        )  # fmt: skip
+        team.invite(
+            acc, actor_id="olga", email="new@other.example", permissions=PermissionSet.of(),
+            note="Kundennummer 4711000", metadata={"order": "4711000"},
+        )  # fmt: skip
+
+        report = team.erase_person(user_id="4711000", actor_id=SYSTEM)
+
+        assert report.memberships == 1
+        assert report.texts_redacted == 0
+        [contact] = team.contacts(acc)
+        assert (contact.phone, contact.role) == ("+49 30 4711000", "Rechnung 4711000")
+        [pending] = team.pending_invitations(acc)
+        assert (pending.note, pending.metadata) == ("Kundennummer 4711000", {"order": "4711000"})
+        # Where the library itself wrote the id (who acted, on whom), it is the person.
+        joined = [e for e in team.audit_log(acc) if e.action == "invitation.accepted"]
+        assert joined
+        assert all(e.actor_id == report.pseudonym for e in joined)
+        assert all("4711000" not in (e.actor_id, e.target) for e in team.audit_log(acc))
+
+    def test_an_id_with_a_letter_is_still_a_word_to_find(self) -> None:
+        redactor = Redactor([], ["4711000", "u4711000", "12-34-56-78"])
+        assert redactor.sub("Nr. 4711000, u4711000, 12-34-56-78") == (
+            f"Nr. 4711000, {ERASED}, 12-34-56-78"
+        )
+        # The structured fields still compare ids whole.
+        assert PersonMatcher(["4711000"], []).replace_text("4711000", "erased:x") == "erased:x"

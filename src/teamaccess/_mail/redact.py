@@ -41,6 +41,15 @@ PLACEHOLDER: Final = "[erased]"
 MIN_FREE_TEXT_ID: Final = 6
 
 
+def _names_person(user_id: str) -> bool:
+    """Whether *user_id*, standing in free text, names the person: it has at least
+    :data:`MIN_FREE_TEXT_ID` characters and a letter. An id of digits alone ("4711000", a
+    database's serial number) is a number there, as likely an invoice number, an amount, a
+    postcode or part of a phone number equal to it by chance; the fields that hold user
+    ids (an event's actor and target, ``granted_by``, ``invited_by``) still find it."""
+    return len(user_id) >= MIN_FREE_TEXT_ID and any(c.isalpha() for c in user_id)
+
+
 # What may stand before an address's local part and after its domain, and still be part
 # of a longer address ("x.pia@example.org", "pia@example.org.uk"). A sentence's full stop
 # after the domain is not: "write to pia@example.org." names the address.
@@ -152,7 +161,7 @@ class Redactor:
     address in a text as it reads (:func:`_folded`): written with JSON escapes, HTML
     character references or percent-encoding of any character, full-width letters or "@",
     invisible characters inside. A user id is found as written, as a whole word, if it is
-    at least :data:`MIN_FREE_TEXT_ID` long.
+    at least :data:`MIN_FREE_TEXT_ID` long and holds a letter (see :func:`_names_person`).
     """
 
     def __init__(
@@ -160,7 +169,7 @@ class Redactor:
     ) -> None:
         self.replacement = replacement
         forms = sorted({a for a in addresses if a}, key=len, reverse=True)
-        ids = sorted({u for u in user_ids if len(u) >= MIN_FREE_TEXT_ID}, key=len, reverse=True)
+        ids = sorted({u for u in user_ids if _names_person(u)}, key=len, reverse=True)
         alternatives = [_BEFORE + "(?:" + "".join(map(_char, f)) + ")" + _AFTER for f in forms]
         self._addresses = re.compile("|".join(alternatives), re.IGNORECASE) if forms else None
         # An id is not part of a longer word or of an address ("user-7@other.example",
@@ -235,10 +244,10 @@ def free_text_needles(addresses: Iterable[str], user_ids: Iterable[str]) -> set[
     """Texts for a store's coarse search (which folds A-Z only) that every way of writing
     one of *addresses* in free text contains: an ASCII address itself; for one that is
     not ASCII, each run of four or more ASCII characters of its domain (the domain's
-    other letters may be in any case there). And each user id.
+    other letters may be in any case there). And each user id :class:`Redactor` looks for.
     (A store's search also finds text that may hold an address written otherwise:
     ``teamaccess._backends.search.disguised``.)"""
-    found = set(user_ids)
+    found = {u for u in user_ids if _names_person(u)}
     for address in addresses:
         if address.isascii():
             found.add(address)
