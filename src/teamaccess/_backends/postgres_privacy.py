@@ -43,23 +43,33 @@ Row = tuple[Any, ...]
 _FOLD = "translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
 
 
-#: A string value *v* of ``jsonb_path_query()``, as text.
-_STRING = "(v #>> '{}')"
-
-
-def _odd(text: str) -> str:
-    """The condition that the SQL expression *text* holds a character that is not ASCII
-    (its byte and character lengths differ) or starts an escape: one of ``ESCAPES``."""
-    escape = " OR ".join(f"strpos({text}, '{e}') > 0" for e in ESCAPES)
-    return f"({escape} OR octet_length({text}) <> char_length({text}))"
+#: A regular expression: a character that is not ASCII, or one that starts an escape
+#: (``search.ESCAPES``).
+_ODD = "[" + "".join(e.replace("\\", "\\\\") for e in ESCAPES) + r"]|[^\x01-\x7f]"
+#: A regular expression: an "@" in some form (``search.AT_FORMS``; a JSON escape's
+#: backslash escaped).
+_AT = "|".join(form.replace("\\", "\\\\") for form in AT_FORMS)
 
 
 def _disguised(text: str) -> str:
     """The condition that the SQL expression *text* may write an address otherwise
-    (``search.disguised()``), the rarer half first: most text is plain ASCII. A "%" is
-    doubled, since every query here has parameters."""
-    at = " OR ".join(f"strpos({text}, '{form}') > 0" for form in AT_FORMS)
-    return f"({_odd(text)} AND ({at}))".replace("%", "%%")
+    (``search.disguised()``): two regular expressions, not a function call a form (the
+    planner's estimate grows with each, and past ``jit_inline_above_cost`` compiling the
+    query takes longer than running it). A "%" is doubled: every query has parameters."""
+    return f"({text} ~ '{_ODD}' AND {text} ~ '{_AT}')".replace("%", "%%")
+
+
+def _json_disguised(column: str) -> str:
+    """The condition that a string in the JSON text *column* may write an address
+    otherwise. The stored text holds such a string only if it holds a character that is
+    not ASCII or starts an escape itself (a backslash is escaped, and a character that is
+    not ASCII written as itself or as a ``\\u`` escape), so that is checked first; then
+    one ``jsonb_path_exists()`` call, not a walk of its own (see ``_disguised()``)."""
+    odd, at = (r.replace("\\", "\\\\").replace('"', '\\"') for r in (_ODD, _AT))
+    path = f'strict $.** ? (@.type() == "string" && @ like_regex "{odd}" && @ like_regex "{at}")'
+    return (f"({column} ~ '{_ODD}' AND jsonb_path_exists(({column})::jsonb, '{path}'))").replace(
+        "%", "%%"
+    )
 
 
 def _hidden(needles: Collection[str]) -> bool:
@@ -69,28 +79,15 @@ def _hidden(needles: Collection[str]) -> bool:
 
 
 def _in_json(column: str, hidden: bool) -> str:
-    """The condition that a string in the JSON text *column*, nested ones too, decoded,
-    holds a needle of the ``%(n)s`` parameter, or with *hidden*, may write an address
-    otherwise. Reading the text as JSON and walking its strings costs more than a search
-    of the stored text, so that comes first: text without a character that is not ASCII
-    or a backslash escapes nothing and holds every string as it is (a key too, which the
-    walk then tells apart); only other text may hold an address written otherwise. Most
-    rows hold no metadata at all: ``{}``."""
-    strings = f"jsonb_path_query(({column})::jsonb, 'strict $.**') v"
-    walk = (
-        f"EXISTS (SELECT 1 FROM {strings}, unnest(%(n)s::text[]) n "
-        f"WHERE jsonb_typeof(v) = 'string' AND strpos({_FOLD.format(_STRING)}, n) > 0)"
+    """The condition that a string in the JSON text *column*, nested ones too, holds a
+    needle of the ``%(n)s`` parameter (decoded: the stored text escapes characters), or
+    with *hidden*, may write an address otherwise."""
+    value = _FOLD.format("(v #>> '{}')")
+    found = (
+        f"EXISTS (SELECT 1 FROM jsonb_path_query(({column})::jsonb, 'strict $.**') v, "
+        f"unnest(%(n)s::text[]) n WHERE jsonb_typeof(v) = 'string' AND strpos({value}, n) > 0)"
     )
-    if hidden:
-        walk += (
-            f" OR EXISTS (SELECT 1 FROM {strings} "
-            f"WHERE jsonb_typeof(v) = 'string' AND {_disguised(_STRING)})"
-        )
-    return (
-        f"({column} <> '{{}}' AND (EXISTS (SELECT 1 FROM unnest(%(n)s::text[]) n "
-        f"WHERE strpos({_FOLD.format(column)}, n) > 0) OR {_odd(column).replace('%', '%%')}) "
-        f"AND ({walk}))"
-    )
+    return f"({found} OR {_json_disguised(column)})" if hidden else found
 
 
 def _pg_mark(mark: object) -> tuple[int, str, int, str] | None:
@@ -236,10 +233,15 @@ class _PgPrivacyQueries:
         columns = ("name", "company", "phone", "role")
         found = " OR ".join(f"strpos({_FOLD.format(col)}, n) > 0" for col in columns)
         only, more = _only("account_id", accounts)
-        hidden = "".join(f" OR {_disguised(col)}" for col in columns) if _hidden(needles) else ""
+        if _hidden(needles):
+            # The fields as one text, a regular expression a row, not one a field; inside
+            # the search of the needles (for an address), so it stays one semi-join,
+            # which the server may run in parallel.
+            joined = f"concat_ws(' ', {', '.join(columns)})"
+            found += f" OR (strpos(n, '@') > 0 AND {_disguised(joined)})"
         rows = self._all(
-            f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts WHERE (EXISTS ("
-            f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE {found}){hidden}){only} ORDER BY seq",
+            f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts WHERE EXISTS ("
+            f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE {found}){only} ORDER BY seq",
             {"n": _needles(needles), **more},
             True,
         )
