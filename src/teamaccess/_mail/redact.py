@@ -14,6 +14,7 @@ This module loads with an erasure, never with ``import teamaccess``.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -83,7 +84,7 @@ def _char(c: str) -> str:
 
 #: Characters that do not show, dropped from a text before an address is looked for in
 #: it: "pia@exa\u200bmple.org" reads as the address.
-_INVISIBLE: Final = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+_INVISIBLE: Final = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 #: One character written escaped: a JSON escape (a surrogate pair as one), an HTML
 #: character reference, or one character's UTF-8 bytes percent-encoded.
 _ESCAPE: Final = re.compile(
@@ -95,6 +96,7 @@ _ESCAPE: Final = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def _unescaped(escape: str) -> str:
     """The character *escape* (a match of :data:`_ESCAPE`) stands for."""
     import html
@@ -122,8 +124,11 @@ def _folded(text: str) -> str:
     full-width "@") replaced by their plain form (NFKC), invisible characters dropped."""
     import unicodedata
 
-    plain = _ESCAPE.sub(lambda m: _unescaped(m.group()), text)
-    return unicodedata.normalize("NFKC", plain).translate(_INVISIBLE)
+    if "\\" in text or "&" in text or "%" in text:
+        text = _ESCAPE.sub(lambda m: _unescaped(m.group()), text)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    return _INVISIBLE.sub("", text) if _INVISIBLE.search(text) else text
 
 
 def _units(text: str) -> tuple[str, list[int], list[int]]:
@@ -139,13 +144,13 @@ def _units(text: str) -> tuple[str, list[int], list[int]]:
         pieces = [(i, i + 1, text[i]) for i in range(at, m.start())]
         pieces.append((m.start(), m.end(), _unescaped(m.group())))
         for start, end, piece in pieces:
-            read = unicodedata.normalize("NFKC", piece).translate(_INVISIBLE)
+            read = _INVISIBLE.sub("", unicodedata.normalize("NFKC", piece))
             folded.append(read)
             starts += [start] * len(read)
             ends += [end] * len(read)
         at = m.end()
     for i in range(at, len(text)):
-        read = unicodedata.normalize("NFKC", text[i]).translate(_INVISIBLE)
+        read = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text[i]))
         folded.append(read)
         starts += [i] * len(read)
         ends += [i + 1] * len(read)
@@ -172,6 +177,7 @@ class Redactor:
         ids = sorted({u for u in user_ids if _names_person(u)}, key=len, reverse=True)
         alternatives = [_BEFORE + "(?:" + "".join(map(_char, f)) + ")" + _AFTER for f in forms]
         self._addresses = re.compile("|".join(alternatives), re.IGNORECASE) if forms else None
+        self._folded_forms = tuple({unicodedata.normalize("NFKC", f).lower() for f in forms})
         # An id is not part of a longer word or of an address ("user-7@other.example",
         # "x@user-7.example" are someone else's).
         alternatives += [rf"(?<![\w.@+-]){re.escape(u)}(?![\w-]|[.@][\w-])" for u in ids]
@@ -189,17 +195,21 @@ class Redactor:
         return bool(self._addresses.search(text)) or self._found_disguised(text)
 
     def _found_disguised(self, text: str) -> bool:
-        return (
-            self._addresses is not None
-            and _disguisable(text)
-            and bool(self._addresses.search(_folded(text)))
-        )
+        if self._addresses is None or not _disguisable(text):
+            return False
+        folded = _folded(text)
+        # A substring search first: the address reads as itself in the folded text, and
+        # most texts (a notification's parts, parsed for every erasure) do not hold it.
+        lowered = folded.lower()
+        if not any(form in lowered for form in self._folded_forms):
+            return False
+        return bool(self._addresses.search(folded))
 
     def sub(self, text: str) -> str:
         if self._pattern is None:
             return text
         text = self._pattern.sub(lambda _: self.replacement, text)
-        if self._addresses is None or not _disguisable(text):
+        if not self._found_disguised(text):
             return text
         # An address written otherwise: found in the text as it reads, and the characters
         # and escapes it was read from replaced, the rest of the text left as it is.
