@@ -401,3 +401,33 @@ def test_a_store_opened_on_a_pool_whose_idle_connections_the_server_closed(
         store = PostgresStore(pool, schema=schema)
         assert bad_returns(store) == 1
         assert store.schema_version >= 1
+
+
+def test_scrub_after_the_sessions_ended_works_first_time(schema: str, server: Server) -> None:
+    """scrub() (a VACUUM, outside any transaction) meets a pooled connection the server
+    closed: it goes again, once, on a fresh one (a VACUUM commits nothing a caller relies
+    on), and the tables are vacuumed."""
+    store = PostgresStore(named(schema), schema=schema, max_size=3)
+
+    def vacuums() -> int:
+        row = server.admin.execute(
+            "SELECT vacuum_count FROM pg_stat_user_tables WHERE schemaname = %s "
+            "AND relname = 'members'",
+            (schema,),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    try:
+        fill(store, 3)
+        assert server.end() == 3
+        before, vacuumed = bad_returns(store), vacuums()
+        store.scrub()
+        assert bad_returns(store) == before + 1
+        assert vacuums() == vacuumed + 1
+        # and once more with nothing dead: one VACUUM, no retry
+        store.scrub()
+        assert bad_returns(store) == before + 1
+        assert vacuums() == vacuumed + 2
+    finally:
+        store.close()

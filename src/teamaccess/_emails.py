@@ -261,7 +261,7 @@ def _check_renders(address: str) -> None:
     stored, not found out when the first mail to it is built (and fails every recipient)."""
     from email.errors import MessageError
 
-    from ._mail.mailers import build_message
+    from ._mail.builder import build_message
 
     try:
         message = build_message(

@@ -38,8 +38,9 @@ Design notes (the why, briefly):
 - **Errors.** Every psycopg error becomes a ``StorageError`` naming the server and schema
   (never a password); a unique violation the matching ``Conflict``. A pooled connection
   the server closed while it was idle (a restart) is found by the first call that uses
-  it, and that call goes again, once, on a fresh connection: a lone read, or a unit whose
-  first round trip failed (its COMMIT is never in that one, so nothing was committed).
+  it, and that call goes again, once, on a fresh connection: a lone read, ``scrub()``'s
+  ``VACUUM``, or a unit whose first round trip failed (its COMMIT is never in that one,
+  so nothing was committed).
   A connection lost later in a unit fails the call; the pool is then checked so the next
   call gets a live one. No retry inside ``join()``: the transaction is the host's.
 - **Joining the host's transaction.** Inside ``join(conn)`` every unit of this store in
@@ -756,22 +757,28 @@ class PostgresStore:
             return
         if getattr(self._local, "conn", None) is not None:
             raise StorageError("scrub() cannot run inside a unit of work; call it after it")
-        conn = self._getconn()
         s = self._sql.s
         tables = ", ".join(
             f"{s}.{t}" for t in ("accounts", "members", "invitations", "contacts", "events",
                                  "outbox")
         )  # fmt: skip
-        autocommit = conn.autocommit
-        try:
-            conn.autocommit = True  # VACUUM cannot run inside a transaction block
-            tuples(conn).execute(f"VACUUM {tables}")
-        except psycopg.Error as exc:
-            raise self._error(exc, "vacuuming its tables") from exc
-        finally:
-            with suppress(psycopg.Error):
-                conn.autocommit = autocommit
-            self._putconn(conn)
+        for again in (False, True):
+            conn = self._getconn()
+            autocommit = conn.autocommit
+            try:
+                conn.autocommit = True  # VACUUM cannot run inside a transaction block
+                tuples(conn).execute(f"VACUUM {tables}")
+                return
+            except psycopg.Error as exc:
+                # A pooled connection the server closed (a restart): once more on a fresh
+                # one, like a lone read. A VACUUM commits nothing a caller relies on, and
+                # running it twice is harmless.
+                if again or not lost(conn, exc):
+                    raise self._error(exc, "vacuuming its tables") from exc
+            finally:
+                with suppress(psycopg.Error):
+                    conn.autocommit = autocommit
+                self._putconn(conn)
 
     def close(self) -> None:
         """Close the store's own pool (never one it was given). Safe to call twice."""

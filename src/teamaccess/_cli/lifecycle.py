@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import click
 
-from .._errors import ValidationError
 from .app import _team, actor_option, cli, json_option
 from .output import _when, emit_json
 
@@ -24,13 +23,14 @@ __all__ = [
 
 def parse_instant(value: str | None, what: str) -> datetime | None:
     """An ISO 8601 instant from the command line; without a zone it is UTC. ``never`` or
-    an empty value is ``None``."""
+    an empty value is ``None``. A value of another form is a usage error (exit 2), as
+    click makes one of a number that is not one."""
     if value is None or value.strip().lower() in ("", "never"):
         return None
     try:
         instant = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise ValidationError(
+        raise click.UsageError(
             f"{what} {value!r} is not an ISO 8601 date or time; write e.g. 2026-12-31 or "
             "2026-12-31T18:00+01:00, or 'never'"
         ) from None
@@ -44,11 +44,11 @@ def parse_metadata(value: str | None) -> dict[str, object] | None:
     try:
         data = json.loads(value)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-        raise ValidationError(
+        raise click.UsageError(
             f'--metadata must be a JSON object such as \'{{"customer_no": "4711"}}\': {exc}'
         ) from None
     if not isinstance(data, dict):
-        raise ValidationError('--metadata must be a JSON object, e.g. \'{"customer_no": "4711"}\'')
+        raise click.UsageError('--metadata must be a JSON object, e.g. \'{"customer_no": "4711"}\'')
     return data
 
 

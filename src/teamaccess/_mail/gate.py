@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Final
 from .._emails import BREAKS
 
 # At the top, not in each function: a relative import inside a function resolves its
-# package through importlib's Python code on every call (about 2 us). The mailers
-# module loads without the email package, and nothing loads this one but mail.
-from .mailers import _fetched, expected_recipient, parsing_policy, wire_policy
+# package through importlib's Python code on every call (about 2 us). These modules
+# load without the email package, and nothing loads this one but mail.
+from .addresses import expected_recipient
+from .policies import _fetched, parsing_policy, wire_policy
 
 if TYPE_CHECKING:
     from email.message import EmailMessage, Message
@@ -621,6 +622,8 @@ def check_sent(
             return envelope[0], wire, envelope[1]
     try:
         for part in message.walk():
+            if _carries_message(part):
+                raise MailRefused(_ATTACHED)
             for name, raw in part.raw_items():
                 # Plain text has no line break, and its parse has none either (_plain).
                 value = raw if _plain(name, raw) else _read_header(part, name, raw)
@@ -643,6 +646,8 @@ def check_sent(
             parsed = message_from_string(
                 wire.decode("utf-8", "surrogateescape"), policy=parsing_policy()
             )
+        if parsed is not message and any(map(_carries_message, parsed.walk())):
+            raise MailRefused(_ATTACHED)
         bad = _malformed_head(wire, parsed)
         if bad is not None:
             raise MailRefused(bad)
@@ -711,6 +716,43 @@ def check_sent(
     if len(to_headers) != 1 or len(addresses) != 1 or addresses[0].addr_spec != expected or junk:
         raise MailRefused(f"its To header does not name exactly the stored recipient {recipient}")
     return expected, wire, sender
+
+
+_ATTACHED: Final = (
+    "it carries an attached message (a message/* part), whose own From and recipients a "
+    "mail program shows as the panel's; the builder makes none (an altered outbox row?)"
+)
+
+
+def _carries_message(part: Message) -> bool:
+    """Whether *part* is a ``message/*`` part (``rfc822``, ``global``, ``partial``,
+    ``external-body``...), as the parser or a lenient reader takes its type.
+
+    Its header block is no header block of the mail: the checks of the mail's headers
+    never read it, and a mail program shows its ``From``, ``To`` and ``Bcc`` as those of
+    a message the panel sent (``message/partial`` is even reassembled with them, and
+    ``message/external-body`` may have the reader fetch the body by mail). The builder
+    never makes one, so it is refused, not scanned: no header in it would be the right
+    one. A ``multipart/digest``'s parts are ``message/rfc822`` when they name no type.
+    """
+    if part.get_content_maintype() == "message":
+        return True
+    for name, raw in part.raw_items():
+        if name.lower() == "content-type":
+            kind = _type_read_leniently(str(raw))
+            if kind.startswith("message") or kind.endswith("/digest"):
+                return True
+    return False
+
+
+def _type_read_leniently(value: str) -> str:
+    """The ``type/subtype`` of a ``Content-Type`` value with comments, white space and
+    quotes dropped, in lower case: the stdlib reads ``message /rfc822`` or
+    ``"message/rfc822"`` as no message, a mail program may not."""
+    previous = None
+    while previous != value:
+        previous, value = value, re.sub(r"\([^()]*\)", "", value)
+    return re.sub(r'[\s"]', "", value.partition(";")[0]).lower()
 
 
 def _misread(defect: Exception) -> bool:

@@ -327,8 +327,9 @@ def redact_message(source: bytes, recipient: str, redactor: Redactor) -> bytes |
     from email.utils import parsedate_to_datetime
 
     from .._errors import TeamAccessError
+    from .builder import build_message
     from .gate import MailRefused, check_stored, check_wire
-    from .mailers import build_message, parse_stored
+    from .policies import parse_stored
 
     try:
         headers, text, html = _read(parse_stored(source))

@@ -1,0 +1,7 @@
+"""The page handlers, one module per page or group of pages (``base`` holds the steps
+they share); :class:`Pages` combines them."""
+
+from .base import UrlHook
+from .pages import Pages
+
+__all__ = ["Pages", "UrlHook"]

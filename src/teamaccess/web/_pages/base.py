@@ -1,0 +1,255 @@
+"""The steps every page shares: the login, the membership, the permission a page
+needs, the confirmation page and the permission chooser of the forms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+from ... import (
+    Account,
+    AccountNotFound,
+    Conflict,
+    DeliveryFailed,
+    InvitationError,
+    Member,
+    MemberNotFound,
+    NotFound,
+    OwnershipRequired,
+    PermissionDenied,
+    PermissionSet,
+    RateLimited,
+    StorageError,
+    TeamAccess,
+    TeamAccessError,
+    ValidationError,
+)
+from .._core import Render, Request, User
+from .._i18n import translate
+from .._view import permission_groups
+
+__all__ = ["UrlHook"]
+
+UrlHook = str | Callable[[str], str]
+
+_STATUS: tuple[tuple[type[TeamAccessError], int], ...] = (
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (InvitationError, 410),
+    (Conflict, 409),
+    (ValidationError, 400),
+    (RateLimited, 429),
+    (StorageError, 503),
+    (DeliveryFailed, 202),
+)
+
+
+def _status(exc: TeamAccessError) -> int:
+    return next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+
+
+def _with_query(path: str, **values: str) -> str:
+    """*path* with query parameters *values* set (others kept)."""
+    base, _, query = path.partition("?")
+    pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in values]
+    return f"{base}?{urlencode([*pairs, *values.items()])}"
+
+
+class _LoginRequired(Exception):
+    """Raised by a handler that needs a logged-in user; becomes the redirect to the login."""
+
+
+class _Forbidden(Exception):
+    """The user may see the account but not this page (a 403 page, not an error class)."""
+
+
+class _PageBase:
+    """What the page mixins share; :class:`Pages` sets the attributes."""
+
+    team: TeamAccess
+    login_url: UrlHook
+    register_url: UrlHook | None
+    logout_url: str | None
+    home_url: Callable[[str], str] | None
+    page_size: int
+
+    @staticmethod
+    def _hook(hook: UrlHook, next_path: str) -> str:
+        if callable(hook):
+            return hook(next_path)
+        return hook.replace("{next}", quote(next_path, safe=""))
+
+    @staticmethod
+    def _message(request: Request, status: int, title: str, text: str) -> Render:
+        """A page with *title* (translated here) and *text* (in the user's language)."""
+        return Render(
+            "teamaccess/error.html",
+            {"title": translate(title, request.language), "message": text},
+            status,
+        )
+
+    # -- shared steps -----------------------------------------------------------------
+
+    @staticmethod
+    def _user(request: Request) -> User:
+        if request.user is None:
+            raise _LoginRequired
+        return request.user
+
+    def _membership(self, request: Request, account_id: str) -> tuple[User, Account, Member]:
+        """The user, the account and the user's membership; a stranger sees "not found"."""
+        user = self._user(request)
+        try:
+            account = self.team.get_account(account_id)
+            me = self.team.get_member(account_id, user.id)
+        except (AccountNotFound, MemberNotFound):
+            # One answer for both: a stranger cannot probe which account ids exist.
+            raise AccountNotFound(f"no account {account_id!r} for this user") from None
+        return user, account, me
+
+    def _base(self, account: Account, me: Member, section: str) -> dict[str, Any]:
+        team = self.team
+        return {
+            "account": account,
+            "me": me,
+            "section": section,
+            "can_manage_users": team.can(me.user_id, account.id, "users.manage"),
+            "can_manage_contacts": team.can(me.user_id, account.id, "contacts.manage"),
+            "held": me.permissions,
+        }
+
+    def _require_page(self, me: Member, account: Account, permission: str, lang: str) -> None:
+        if not self.team.can(me.user_id, account.id, permission):
+            label = self.team.catalog[permission].label_for(lang)
+            raise _Forbidden(
+                translate(
+                    "This page needs the permission “{label}”. Ask the account owner to grant it.",
+                    lang,
+                ).format(label=label)
+            )
+
+    # -- confirmation -----------------------------------------------------------------
+
+    @staticmethod
+    def _confirmed(request: Request) -> bool:
+        """Whether this is the confirmation page's POST. A GET, or a POST without it (an
+        old form, a misclick that skipped the page), shows that page and changes nothing."""
+        return request.method == "POST" and request.value("confirm") == "yes"
+
+    def _changeable(self, me: Member, account: Account, user_id: str, lang: str) -> Member:
+        """The member *me* is about to remove or suspend, for the page that asks first.
+
+        The library decides on the confirmed POST; these are its rules as far as the
+        page can tell, so nobody is asked to confirm what would then be refused.
+        """
+        self._require_page(me, account, "users.manage", lang)
+        target = self.team.get_member(account.id, user_id)
+        if target.is_owner:
+            raise OwnershipRequired("the owner cannot be removed or suspended")
+        if not target.permissions.issubset(me.permissions):
+            raise PermissionDenied("the member holds permissions the actor does not")
+        return target
+
+    def _confirm(
+        self,
+        request: Request,
+        account: Account,
+        me: Member,
+        section: str,
+        *,
+        title: str,
+        question: str,
+        effects: list[str],
+        button: str,
+        action: tuple[str, Mapping[str, str]],
+        cancel: tuple[str, Mapping[str, str]],
+    ) -> Render:
+        """The page that names who is affected and what happens, with a confirm button
+        (a POST with ``confirm=yes``) and a link back to *cancel*."""
+        context = self._base(account, me, section)
+        context.update(
+            confirm={
+                "title": title,
+                "question": question,
+                "effects": effects,
+                "button": button,
+                "endpoint": action[0],
+                "params": dict(action[1]),
+                "fields": {},
+                "cancel": cancel[0],
+                "cancel_params": dict(cancel[1]),
+            }
+        )
+        return Render("teamaccess/confirm.html", context)
+
+    def _scopes(self, permissions: PermissionSet, lang: str) -> list[dict[str, str]]:
+        """Grants on single resources: each permission's label and its resource ids."""
+        by_permission: dict[str, list[str]] = {}
+        for name, resource in sorted(permissions.scopes):
+            by_permission.setdefault(name, []).append(resource)
+        return [
+            {"label": self.team.catalog[name].label_for(lang), "resources": ", ".join(ids)}
+            for name, ids in by_permission.items()
+            if name in self.team.catalog
+        ]
+
+    def _emails(self, account_id: str) -> dict[str, str]:
+        return {m.user_id: m.email for m in self.team.members(account_id)}
+
+    def _chosen(self, request: Request) -> PermissionSet:
+        """The permissions a form chose: all, a preset, or the ticked boxes."""
+        scope = request.value("scope")
+        if scope == "all":
+            return PermissionSet.all()
+        if scope.startswith("preset:"):
+            return self.team.catalog.preset(scope.partition(":")[2])
+        return PermissionSet.of(*request.values("permission"))
+
+    @staticmethod
+    def _scope(request: Request) -> str:
+        scope = request.value("scope")
+        return scope if scope == "all" or scope.startswith("preset:") else "selected"
+
+    @staticmethod
+    def _nothing_chosen(request: Request) -> bool:
+        return _PageBase._scope(request) == "selected" and not request.values("permission")
+
+    @staticmethod
+    def _day(value: str) -> datetime | None:
+        """A form's date (``2026-12-31``) as the start of that day in UTC; ``None`` if empty.
+
+        ``ValueError`` for anything else; the caller words it.
+        """
+        if not value.strip():
+            return None
+        day = date.fromisoformat(value.strip())
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+    def _chooser(
+        self, me: Member, lang: str, *, scope: str, selected: Iterable[str]
+    ) -> dict[str, Any]:
+        """The "all / select" block of a form: only what the actor may grant is offered."""
+        catalog = self.team.catalog
+        presets = [
+            {
+                "value": f"preset:{p.name}",
+                "label": p.label_for(lang),
+                "permissions": ", ".join(
+                    catalog[n].label_for(lang) for n in catalog.names() if n in p.permissions
+                ),
+            }
+            for p in catalog.presets()
+            # Offer only what this member may grant; the library would refuse the rest.
+            if p.permissions.issubset(me.permissions)
+        ]
+        return {
+            "scope": scope,
+            "groups": permission_groups(
+                catalog, lang, only=me.permissions, checked=frozenset(selected)
+            ),
+            "can_grant_all": me.permissions.is_all,
+            "presets": presets,
+        }

@@ -1,0 +1,195 @@
+"""One member's pages: permissions, suspend and reactivate, the end date, remove
+and leave (each asking first where it cannot be undone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+from ... import (
+    Account,
+    Conflict,
+    Member,
+    OwnershipRequired,
+    PermissionDenied,
+    PermissionSet,
+    ValidationError,
+    error_message,
+)
+from .._core import Redirect, Render, Request, Result
+from .._i18n import translate
+from .._view import format_datetime
+from .base import _PageBase
+
+__all__ = ["MemberPages"]
+
+
+class MemberPages(_PageBase):
+    """One member's pages: permissions, suspend and reactivate, the end date, remove"""
+
+    # -- one member ------------------------------------------------------------------
+
+    def _member(self, request: Request, account_id: str, user_id: str) -> Result:
+        user, account, me = self._membership(request, account_id)
+        lang = request.language
+        self._require_page(me, account, "users.manage", lang)
+        target = self.team.get_member(account_id, user_id)
+        error = ""
+        status = 200
+        if request.method == "POST":
+            if self._nothing_chosen(request):
+                error = translate("Choose at least one permission, or give all permissions.", lang)
+            else:
+                try:
+                    # Grants on single resources are not in this form: they are kept.
+                    chosen = self._chosen(request) | PermissionSet(scopes=target.permissions.scopes)
+                    self.team.set_permissions(account_id, user_id, chosen, actor_id=user.id)
+                except (ValidationError, Conflict, PermissionDenied) as exc:
+                    error = error_message(exc, lang, catalog=self.team.catalog)
+                else:
+                    notice = translate("The permissions of {email} are saved.", lang)
+                    return Redirect(
+                        "users",
+                        {"account_id": account_id},
+                        notice=notice.format(email=target.email),
+                    )
+            status = 400
+            scope = self._scope(request)
+            selected: Iterable[str] = request.values("permission")
+        else:
+            scope = "all" if target.permissions.is_all else "selected"
+            selected = target.permissions.resolve(self.team.catalog)
+        context = self._base(account, me, "users")
+        context.update(
+            target=target,
+            error=error,
+            editable=not target.is_owner and target.user_id != me.user_id,
+            chooser=self._chooser(me, lang, scope=scope, selected=selected),
+            scopes=self._scopes(target.permissions, lang),
+            until=request.value("until") if request.method == "POST" else "",
+            until_error="",
+        )
+        return Render("teamaccess/member.html", context, status)
+
+    def _suspend(self, request: Request, account_id: str, user_id: str) -> Result:
+        user, account, me = self._membership(request, account_id)
+        if not self._confirmed(request):
+            lang = request.language
+            target = self._changeable(me, account, user_id, lang)
+            back = {"account_id": account_id, "user_id": user_id}
+            if target.status == "suspended":
+                return Redirect("member", back)  # nothing to confirm
+            return self._confirm(
+                request, account, me, "users",
+                title=translate("Suspend user", lang),
+                question=translate("Suspend {email} in {account}?", lang).format(
+                    email=target.email, account=account.name),
+                effects=[
+                    translate("From now on they can use none of their permissions; the "
+                              "permissions are kept.", lang),
+                    translate("While they are suspended, open invitations they sent cannot "
+                              "be accepted: an attempt revokes the invitation.", lang),
+                    translate("You can reactivate them on their page at any time.", lang),
+                ],
+                button=translate("Suspend user", lang),
+                action=("suspend", back),
+                cancel=("member", back),
+            )  # fmt: skip
+        member = self.team.suspend_member(account_id, user_id, actor_id=user.id)
+        notice = translate("{email} is suspended: their permissions are kept but unusable "
+                           "until you reactivate them.", request.language)  # fmt: skip
+        return Redirect("member", {"account_id": account_id, "user_id": user_id},
+                        notice=notice.format(email=member.email))  # fmt: skip
+
+    def _reactivate(self, request: Request, account_id: str, user_id: str) -> Result:
+        user, _, _ = self._membership(request, account_id)
+        member = self.team.reactivate_member(account_id, user_id, actor_id=user.id)
+        notice = translate("{email} is active again.", request.language)
+        return Redirect("member", {"account_id": account_id, "user_id": user_id},
+                        notice=notice.format(email=member.email))  # fmt: skip
+
+    def _access_until(self, request: Request, account_id: str, user_id: str) -> Result:
+        user, _, _ = self._membership(request, account_id)
+        lang = request.language
+        raw = "" if request.value("action") == "clear" else request.value("until")
+        try:
+            until = self._day(raw)
+            member = self.team.set_access_until(account_id, user_id, until, actor_id=user.id)
+        except ValueError as exc:
+            # A date the form could not read, or one the library refuses (not in the future).
+            page = self._member(attrs.evolve(request, method="GET"), account_id, user_id)
+            if isinstance(page, Render):
+                page.context.update(
+                    until=raw,
+                    until_error=translate("Choose a day in the future.", lang)
+                    if isinstance(exc, ValidationError)
+                    else translate("Please enter a date such as 2026-12-31.", lang),
+                )
+                return attrs.evolve(page, status=400)
+            return page
+        if member.access_until is None:
+            notice = translate("The access of {email} no longer ends.", lang)
+        else:
+            notice = translate("The access of {email} ends on {day}.", lang)
+        day = format_datetime(member.access_until, lang)
+        return Redirect("member", {"account_id": account_id, "user_id": user_id},
+                        notice=notice.format(email=member.email, day=day))  # fmt: skip
+
+    def _remove_member(self, request: Request, account_id: str, user_id: str) -> Result:
+        user, account, me = self._membership(request, account_id)
+        lang = request.language
+        if not self._confirmed(request):
+            return self._confirm_removal(request, account, me, user_id)
+        target = self.team.get_member(account_id, user_id)
+        self.team.remove_member(account_id, user_id, actor_id=user.id)
+        if user_id == user.id:
+            notice = translate("You have left {account}.", lang)
+            account = self.team.get_account(account_id)
+            return Redirect("index", notice=notice.format(account=account.name))
+        notice = translate("{email} was removed.", lang).format(email=target.email)
+        return Redirect("users", {"account_id": account_id}, notice=notice)
+
+    def _confirm_removal(
+        self, request: Request, account: Account, me: Member, user_id: str
+    ) -> Render:
+        """The page that asks before removing *user_id* (or before *me* leaves)."""
+        lang = request.language
+        back = {"account_id": account.id}
+        action = ("remove_member", {"account_id": account.id, "user_id": user_id})
+        if user_id == me.user_id:
+            if me.is_owner:
+                raise OwnershipRequired("the owner cannot leave; transfer ownership first")
+            return self._confirm(
+                request, account, me, "users",
+                title=translate("Leave account", lang),
+                question=translate("Leave {account}?", lang).format(account=account.name),
+                effects=[
+                    translate("You lose access to this customer account, and every "
+                              "permission in it, at once.", lang),
+                    translate("Open invitations you sent are revoked: their links stop "
+                              "working.", lang),
+                    translate("To come back, you need a new invitation.", lang),
+                ],
+                button=translate("Leave account", lang),
+                action=action,
+                cancel=("users", back),
+            )  # fmt: skip
+        target = self._changeable(me, account, user_id, lang)
+        return self._confirm(
+            request, account, me, "users",
+            title=translate("Remove user", lang),
+            question=translate("Remove {email} from {account}?", lang).format(
+                email=target.email, account=account.name),
+            effects=[
+                translate("They lose access to this customer account, and every permission "
+                          "in it, at once.", lang),
+                translate("Open invitations they sent are revoked: their links stop "
+                          "working.", lang),
+                translate("To give them access again, send a new invitation.", lang),
+            ],
+            button=translate("Remove user", lang),
+            action=action,
+            cancel=("users", back),
+        )  # fmt: skip

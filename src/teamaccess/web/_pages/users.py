@@ -1,0 +1,225 @@
+"""The users page (Benutzerverwaltung): the list of users, the invite form and the
+rows of open invitations (resend, revoke); the account chooser.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from ... import (
+    NOTE_MAX_LENGTH,
+    AlreadyInvited,
+    Conflict,
+    DeliveryFailed,
+    InvalidEmail,
+    Invitation,
+    InvitationNotFound,
+    PermissionDenied,
+    RateLimited,
+    TeamAccessError,
+    UnknownPermission,
+    ValidationError,
+    error_message,
+)
+from .._core import Redirect, Render, Request, Result
+from .._i18n import translate
+from .._view import permission_groups, person
+from .base import _PageBase
+
+__all__ = ["UsersPages"]
+
+#: how long after an invitation the same form posted again counts as a double click
+_DOUBLE_SUBMIT = timedelta(minutes=2)
+
+
+class UsersPages(_PageBase):
+    """The users page (Benutzerverwaltung): the list of users, the invite form and the"""
+
+    # -- accounts ---------------------------------------------------------------------
+
+    def _index(self, request: Request) -> Result:
+        user = self._user(request)
+        accounts = self.team.accounts_for(user.id)
+        if len(accounts) == 1 and not request.notices:
+            return Redirect("users", {"account_id": accounts[0].id})
+        return Render("teamaccess/index.html", {"accounts": accounts})
+
+    # -- users --------------------------------------------------------------------------
+
+    def _users(
+        self,
+        request: Request,
+        account_id: str,
+        *,
+        form: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> Result:
+        _, account, me = self._membership(request, account_id)
+        lang = request.language
+        context = self._base(account, me, "users")
+        manage = context["can_manage_users"]
+        emails = self._emails(account_id)
+        members = []
+        for member in self.team.members(account_id):
+            is_me = member.user_id == me.user_id
+            members.append(
+                {
+                    "member": member,
+                    "is_me": is_me,
+                    "all": member.permissions.is_all,
+                    "groups": permission_groups(self.team.catalog, lang, only=member.permissions),
+                    "scopes": self._scopes(member.permissions, lang),
+                    # A hint for the buttons only: the library decides on the POST.
+                    "manageable": manage
+                    and not is_me
+                    and not member.is_owner
+                    and member.permissions.issubset(me.permissions),
+                    "can_leave": is_me and not member.is_owner,
+                }
+            )
+        invitations = [
+            {
+                "invitation": inv,
+                "all": inv.permissions.is_all,
+                "groups": permission_groups(self.team.catalog, lang, only=inv.permissions),
+                "scopes": self._scopes(inv.permissions, lang),
+                "inviter": person(inv.invited_by, emails, lang),
+            }
+            for inv in (self.team.pending_invitations(account_id) if manage else [])
+        ]
+        form = form or {"email": "", "scope": "all", "selected": (), "note": "", "until": ""}
+        context.update(
+            members=members,
+            invitations=invitations,
+            form=form,
+            errors=errors or {},
+            chooser=self._chooser(me, lang, scope=form["scope"], selected=form["selected"]),
+            note_max=NOTE_MAX_LENGTH,
+        )
+        return Render("teamaccess/users.html", context, status)
+
+    def _invite(self, request: Request, account_id: str) -> Result:
+        user, account, me = self._membership(request, account_id)
+        lang = request.language
+        self._require_page(me, account, "users.manage", lang)
+        form: dict[str, Any] = {
+            "email": request.value("email").strip(),
+            "scope": self._scope(request),
+            "selected": request.values("permission"),
+            "note": request.value("note"),
+            "until": request.value("until").strip(),
+        }
+        errors: dict[str, str] = {}
+        try:
+            until = self._day(form["until"])
+        except ValueError:
+            errors["until"] = translate("Please enter a date such as 2026-12-31.", lang)
+        if not form["email"]:
+            errors["email"] = translate("Please enter the email address to invite.", lang)
+        elif self._nothing_chosen(request):
+            errors["permissions"] = translate(
+                "Choose at least one permission, or give all permissions.", lang
+            )
+        elif not errors:
+            extra: dict[str, Any] = {}
+            if form["note"].strip():
+                extra["note"] = form["note"]
+            if until is not None:
+                extra["access_until"] = until
+            try:
+                inv = self.team.invite(
+                    account_id,
+                    actor_id=user.id,
+                    email=form["email"],
+                    permissions=self._chosen(request),
+                    language=lang,
+                    **extra,
+                )
+            except DeliveryFailed:
+                # Stored; the mail waits in the outbox and is retried.
+                return Redirect(
+                    "users",
+                    {"account_id": account_id},
+                    notice=error_message(DeliveryFailed(""), lang),
+                )
+            except (InvalidEmail, ValidationError, Conflict, RateLimited, PermissionDenied) as exc:
+                if isinstance(exc, AlreadyInvited) and self._just_sent(exc, user.id, request):
+                    # The form sent twice (a double click): the first one did the work.
+                    notice = translate("The invitation to {email} is on its way.", lang)
+                    return Redirect("users", {"account_id": account_id},
+                                    notice=notice.format(email=form["email"]))  # fmt: skip
+                field = self._invite_field(exc, form)
+                errors[field] = error_message(exc, lang, catalog=self.team.catalog)
+                if field == "until":
+                    errors[field] = translate("Choose a day in the future.", lang)
+                if isinstance(exc, AlreadyInvited) and exc.invitation_id:
+                    form["pending_id"] = exc.invitation_id  # the page links to its row
+            else:
+                notice = translate("The invitation to {email} is on its way.", lang)
+                return Redirect(
+                    "users", {"account_id": account_id}, notice=notice.format(email=inv.email)
+                )
+        return self._users(request, account_id, form=form, errors=errors, status=400)
+
+    def _just_sent(self, exc: AlreadyInvited, actor_id: str, request: Request) -> bool:
+        """Whether the open invitation is this form's own, sent moments ago: the same
+        inviter, the same permissions, sent once, within the last two minutes."""
+        if not exc.invitation_id:
+            return False
+        inv = self.team.get_invitation(exc.invitation_id)
+        return (
+            inv.status == "pending"
+            and inv.invited_by == actor_id
+            and inv.sent_count == 1
+            and self.team.clock.now() - inv.created_at <= _DOUBLE_SUBMIT
+            and inv.permissions == self._chosen(request)
+        )
+
+    @staticmethod
+    def _invite_field(exc: TeamAccessError, form: dict[str, Any]) -> str:
+        """Which field of the invite form an error belongs next to."""
+        if isinstance(exc, UnknownPermission):
+            return "permissions"
+        if isinstance(exc, ValidationError) and not isinstance(exc, InvalidEmail):
+            text = str(exc)
+            if text.startswith("note"):
+                return "note"
+            if text.startswith("access_until"):
+                return "until"
+        return "email"
+
+    def _resend(self, request: Request, account_id: str, invitation_id: str) -> Result:
+        user, account, me = self._membership(request, account_id)
+        lang = request.language
+        self._require_page(me, account, "users.manage", lang)
+        inv = self._own_invitation(account_id, invitation_id)
+        notice = translate("The invitation to {email} was sent again.", lang)
+        seen = request.value("sent_count")
+        if seen and seen != str(inv.sent_count):
+            # Sent again since this page showed it: a double click, or a second tab. One
+            # more mail would only kill the link the person was just sent.
+            return Redirect(
+                "users", {"account_id": account_id}, notice=notice.format(email=inv.email)
+            )
+        try:
+            self.team.resend_invitation(inv.id, actor_id=user.id)
+        except DeliveryFailed:
+            return Redirect("users", {"account_id": account_id},
+                            notice=error_message(DeliveryFailed(""), lang))  # fmt: skip
+        return Redirect("users", {"account_id": account_id}, notice=notice.format(email=inv.email))
+
+    def _revoke(self, request: Request, account_id: str, invitation_id: str) -> Result:
+        user, _, _ = self._membership(request, account_id)
+        inv = self._own_invitation(account_id, invitation_id)
+        self.team.revoke_invitation(inv.id, actor_id=user.id)
+        notice = translate("The invitation to {email} was revoked.", request.language)
+        return Redirect("users", {"account_id": account_id}, notice=notice.format(email=inv.email))
+
+    def _own_invitation(self, account_id: str, invitation_id: str) -> Invitation:
+        inv = self.team.get_invitation(invitation_id)
+        if inv.account_id != account_id:
+            # An id from another account in this account's URL: as if it did not exist.
+            raise InvitationNotFound(f"no invitation {invitation_id!r} in this account")
+        return inv
