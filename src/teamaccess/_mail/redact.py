@@ -209,7 +209,7 @@ class Redactor:
         if self._pattern is None:
             return text
         text = self._pattern.sub(lambda _: self.replacement, text)
-        if not self._found_disguised(text):
+        if self._addresses is None or not self._found_disguised(text):
             return text
         # An address written otherwise: found in the text as it reads, and the characters
         # and escapes it was read from replaced, the rest of the text left as it is.
