@@ -5,6 +5,7 @@ the failure is the process's own (signals, a user who may not read a folder)."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -19,7 +20,9 @@ import click
 import pytest
 from tests.test_cli import OP, REAL_LINKS, Cli, account, free_port, member, run
 
+import teamaccess
 from teamaccess._cli import EXIT_CODES, cli
+from teamaccess._cli.words import _REWRITES
 
 __all__ = ["account", "run"]  # fixtures, imported for pytest
 
@@ -114,6 +117,32 @@ class TestTheCommandsWords:
         line = run.error("invite", account, "x@example.com", "--all", "--until", "2001-01-01",
                          *OP, code=3)  # fmt: skip
         assert "the end of access 2001-01-01 00:00 is not in the future" in line
+
+    def test_every_rewrite_names_words_the_library_says(self) -> None:
+        """A hint the library words differently would leak its Python name again."""
+        texts = _library_texts()
+        for pattern, _ in _REWRITES:
+            if pattern.pattern == "^access_until (?=\\d)":
+                continue  # built from two values; test_settings_named_as_options has it
+            assert any(pattern.search(text) for text in texts), pattern.pattern
+
+
+def _library_texts() -> list[str]:
+    """Every string the library (not the command) writes, an f-string's values as X."""
+    texts = []
+    for path in Path(teamaccess.__file__).parent.rglob("*.py"):
+        if "_cli" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.JoinedStr):
+                texts.append(
+                    "".join(
+                        str(v.value) if isinstance(v, ast.Constant) else "X" for v in node.values
+                    )
+                )
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                texts.append(node.value)
+    return texts
 
 
 class TestNoTraceback:
