@@ -79,7 +79,13 @@ _WORD = st.one_of(
     st.sampled_from(["Shop,", "GmbH", "\t", "a\tb", "x" * 66, "y" * 70, "z" * 71, "w" * 77]),
     st.integers(60, 90).map(lambda n: "v" * n),
 )
-NAMES = st.lists(_WORD, min_size=1, max_size=14).map(lambda words: "Shop, " + " ".join(words))
+# Without encoded-word syntax ("=?" ... "?="), which the service refuses in any sender
+# for its own reason.
+NAMES = (
+    st.lists(_WORD, min_size=1, max_size=14)
+    .map(lambda words: "Shop, " + " ".join(words))
+    .filter(lambda name: "=?" not in name)
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
