@@ -24,6 +24,7 @@ from teamaccess import (  # noqa: E402
     MemoryStore,
     PermissionSet,
     TeamAccess,
+    ValidationError,
 )
 from teamaccess.testing import FrozenClock  # noqa: E402
 from teamaccess.web import (  # noqa: E402
@@ -267,6 +268,8 @@ class TestUsersPage:
 
     def test_already_invited_and_member_inline(self, panel: Panel) -> None:
         panel.invite("anna@x.de")
+        # Later than a double click (see test_web_walk.py for that).
+        panel.clock.advance(timedelta(minutes=3))
         _, body, _ = panel.post(
             "max", panel.users() + "/invite", {"email": "anna@x.de", "scope": "all"}
         )
@@ -386,6 +389,24 @@ class TestStrangers:
         response = panel.client("max").get(panel.users())
         assert response.headers["Cache-Control"] == "no-store"
         assert response.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["Referrer-Policy"] == "same-origin"
+
+    def test_a_panel_replaces_or_drops_a_header(self, panel: Panel) -> None:
+        """A layout that loads scripts brings its own policy; the others stay."""
+        own = "default-src 'self'; frame-ancestors 'none'"
+        panel.app.register_blueprint(
+            blueprint(panel.team, current_user=lambda: User("max", USERS["max"]),
+                      headers={"Content-Security-Policy": own, "X-Frame-Options": None}),
+            url_prefix="/own", name="own",
+        )  # fmt: skip
+        response = panel.app.test_client().get(f"/own/accounts/{panel.account}/users")
+        assert response.status_code == 200
+        assert response.headers["Content-Security-Policy"] == own
+        assert "X-Frame-Options" not in response.headers
+        assert response.headers["Cache-Control"] == "no-store"
+        with pytest.raises(ValidationError, match="one line of text"):
+            blueprint(panel.team, current_user=lambda: None, headers={"X-A": "1\r\nX-B: 2"})
 
 
 class TestCsrf:
@@ -531,7 +552,15 @@ class TestAcceptPage:
         assert panel.team.can("bea", panel.account, "billing.view")
         _, body = panel.get("bea", panel.users())
         assert notices(body) == ["Welcome to Muster GmbH."]
-        status, body = panel.get("bea", link)
+        # The link again (Back, a second click): she is in, so off to the account.
+        status, _, location = panel.post(
+            "bea", "/team/invitations/accept", {"token": token, "action": "accept"}
+        )
+        assert (status, location) == (303, panel.users())
+        _, body = panel.get("bea", panel.users())
+        assert notices(body) == ["You are a user of Muster GmbH."]
+        # Anyone else is told the link is used.
+        status, body = panel.get(None, link)
         assert status == 410
         assert "already been accepted" in body
 
@@ -568,9 +597,20 @@ class TestAcceptPage:
         status, body, _ = panel.post(
             None, "/team/invitations/accept", {"token": token, "action": "decline"}
         )
+        # It cannot be undone: a page asks first, and nothing has changed yet.
+        assert status == 200
+        assert "Decline the invitation to “Muster GmbH”?" in body
+        assert len(panel.team.pending_invitations(panel.account)) == 1
+        status, body, _ = panel.post(
+            None, "/team/invitations/accept",
+            {"token": token, "action": "decline", "confirm": "yes"},
+        )  # fmt: skip
         assert status == 200
         assert "You declined the invitation to “Muster GmbH”" in body
         assert panel.team.pending_invitations(panel.account) == []
+        status, body = panel.get(None, panel.link(), "de")
+        assert status == 410
+        assert "Sie haben diese Einladung abgelehnt" in body
 
     def test_expired(self, panel: Panel) -> None:
         panel.invite("buchhaltung@muster.de", "billing.view")
@@ -737,7 +777,8 @@ class TestTemplates:
             words |= set(re.findall(r'_\("([^"]+)"', text))
             words |= set(re.findall(r"_\('([^']+)'", text))
         source = Path(TEMPLATE_DIR).parent
-        for path in source.glob("_*.py"):
+        # every module of the package, the handlers in _pages/ included
+        for path in source.rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if (
                     isinstance(node, ast.Call)

@@ -85,11 +85,16 @@ class Request:
 
 @attrs.frozen
 class Render:
-    """Render *template* (a name such as ``"teamaccess/users.html"``) with *context*."""
+    """Render *template* (a name such as ``"teamaccess/users.html"``) with *context*.
+
+    *headers* are this page's own, sent over ``HEADERS`` (the accept page's stricter
+    ``Referrer-Policy``).
+    """
 
     template: str
     context: dict[str, Any]
     status: int = 200
+    headers: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -137,14 +142,29 @@ ROUTES: tuple[Route, ...] = (
     Route("/invitations/accept", "accept", ("GET", "POST")),
 )
 
-#: headers for every page: never cached (the accept page's URL holds a token), never framed
-#: (a framed accept button could be clicked for the user), no token in a Referer
+#: the Content-Security-Policy of every page. The pages run no script and load only the
+#: stylesheet: nothing from another origin, no inline script or style (an injected tag does
+#: nothing), no plugin, no <base> that would re-point the links, and no framing. No
+#: form-action: the accept form may redirect to a login page on another origin.
+_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'none'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+
+#: headers for every page: never cached (the accept page's URL holds a token, the others
+#: personal data), never framed (a framed accept button could be clicked for the user), no
+#: path in a Referer to another site
 HEADERS: Mapping[str, str] = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
+    "Content-Security-Policy": _CONTENT_SECURITY_POLICY,
     "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
+
+#: the accept page's URL holds the invitation token: its Referer names the site only, even
+#: to the panel's own stylesheet and login page (whose access log may keep a Referer)
+_TOKEN_PAGE_HEADERS: Mapping[str, str] = {"Referrer-Policy": "strict-origin"}
 
 
 def pick_language(accept_language: str | None, chosen: str | None = None) -> str:

@@ -188,6 +188,15 @@ GERMAN: dict[str, str] = {
     "Welcome to {account}.": "Willkommen bei {account}.",
     "This page needs the link from the invitation mail.": "Diese Seite braucht den Link aus "
     "der Einladungs-E-Mail.",
+    "You are a user of {account}.": "Sie sind Benutzer von {account}.",
+    "You declined this invitation, so the link no longer works. To join the account after "
+    "all, ask for a new invitation.": "Sie haben diese Einladung abgelehnt, daher funktioniert "
+    "der Link nicht mehr. Um dem Konto doch beizutreten, bitten Sie um eine neue Einladung.",
+    "Decline the invitation to “{account}”?": "Die Einladung zu „{account}“ ablehnen?",
+    "The link stops working, for good.": "Der Link funktioniert danach nicht mehr, endgültig.",
+    "To join the account later, you need a new invitation.": "Um dem Konto später "
+    "beizutreten, brauchen Sie eine neue Einladung.",
+    "At most {limit} characters, please.": "Bitte höchstens {limit} Zeichen.",
     # contacts
     "Contacts never log in. They receive the chosen kinds of email, for example invoices for "
     "your bookkeeping.": "Kontakte melden sich nie an. Sie erhalten die gewählten E-Mails, "

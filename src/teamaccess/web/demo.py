@@ -177,6 +177,9 @@ def create_app(
 
     app = flask.Flask(__name__, template_folder="demo_templates")
     app.secret_key = key
+    # A form posted from another site carries no session (so no CSRF token to match), and
+    # a link from another site still arrives logged in.
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.extensions["teamaccess"] = team
     app.extensions["teamaccess.users"] = users
 

@@ -45,16 +45,24 @@ def blueprint(
     home_url: Callable[[str], str] | None = None,
     translations: Mapping[str, Mapping[str, str]] | None = None,
     name: str = "teamaccess",
+    headers: Mapping[str, str | None] | None = None,
 ) -> flask.Blueprint:
     """The pages of ``ROUTES`` as a blueprint named *name*; register it under a prefix.
 
     *current_user* returns the logged-in :class:`User` (id and verified address), or
     ``None``. *login_url* and *register_url* are your panel's pages: a string with
     ``{next}`` or a callable taking the path to come back to. Pass a ready
-    :class:`Pages` instead of *team* to configure it yourself.
+    :class:`Pages` instead of *team* to configure it yourself. *headers* replace entries
+    of ``HEADERS`` (``None`` drops one): a panel layout that loads scripts needs its own
+    ``Content-Security-Policy``.
     """
     if not callable(current_user):
         raise ValidationError("current_user must be a callable returning a User or None")
+    sent = {**HEADERS, **(headers or {})}
+    for key, value in sent.items():
+        if value is not None and (not isinstance(value, str) or set(value) & set("\r\n\0")):
+            raise ValidationError(f"headers[{key!r}] must be one line of text or None")
+    page_headers = {key: value for key, value in sent.items() if value is not None}
     pages = (
         team
         if isinstance(team, Pages)
@@ -116,7 +124,9 @@ def blueprint(
                 static_url=url("static", filename="teamaccess.css"),
             )
             response = flask.make_response(html, result.status)
-        response.headers.update(HEADERS)
+            response.headers.update(result.headers)
+        for key, value in page_headers.items():
+            response.headers.setdefault(key, value)
         return response
 
     for route in ROUTES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ... import (
     Conflict,
+    Invitation,
     InvitationError,
     InvitationExpired,
     InvitationRevoked,
@@ -29,11 +30,11 @@ class AcceptPage(_PageBase):
         if not token:
             raise _Forbidden(translate("This page needs the link from the invitation mail.", lang))
         inv = self.team.inspect_invitation(token)
+        user = request.user
         if inv.status != "pending":
-            self._raise_status(inv.status)
+            return self._closed(request, inv)
         account = self.team.get_account(inv.account_id)
         emails = self._emails(inv.account_id)
-        user = request.user
         state = "login"
         if user is not None:
             if self.team.require_email_match and (
@@ -49,6 +50,8 @@ class AcceptPage(_PageBase):
         if request.method == "POST":
             action = request.value("action")
             if action == "decline":
+                if request.value("confirm") != "yes":
+                    return self._confirm_decline(request, token, account.name)
                 self.team.decline_invitation(token)
                 return Render("teamaccess/declined.html", {"account_name": account.name})
             if user is None:
@@ -62,9 +65,7 @@ class AcceptPage(_PageBase):
                 status = _status(exc)
             else:
                 notice = translate("Welcome to {account}.", lang).format(account=account.name)
-                if self.home_url is not None:
-                    return Redirect(location=self.home_url(member.account_id), notice=notice)
-                return Redirect("users", {"account_id": member.account_id}, notice=notice)
+                return self._welcome(member.account_id, notice)
         # Sent back here after the login; the URL already holds the token.
         back = request.path
         context = {
@@ -84,10 +85,50 @@ class AcceptPage(_PageBase):
         }
         return Render("teamaccess/accept.html", context, status)
 
-    @staticmethod
-    def _raise_status(status: str) -> None:
-        if status == "accepted":
+    def _closed(self, request: Request, inv: Invitation) -> Result:
+        """The link of an invitation that is no longer open."""
+        lang = request.language
+        user = request.user
+        if inv.status == "accepted":
+            if user is not None and user.id in self._emails(inv.account_id):
+                # A second click on "Accept" (or Back after it): the user is in, so there
+                # is nothing to refuse; take them where the first click went.
+                account = self.team.get_account(inv.account_id)
+                notice = translate("You are a user of {account}.", lang)
+                return self._welcome(inv.account_id, notice.format(account=account.name))
             raise InvitationUsed("already accepted")
-        if status == "expired":
+        if inv.status == "expired":
             raise InvitationExpired("expired")
-        raise InvitationRevoked(status)
+        if inv.status == "declined":
+            # Not "withdrawn": the invitee declined it, on this link.
+            return self._message(request, 410, "Invitation not valid", translate(
+                "You declined this invitation, so the link no longer works. To join the "
+                "account after all, ask for a new invitation.", lang))  # fmt: skip
+        raise InvitationRevoked(inv.status)
+
+    def _welcome(self, account_id: str, notice: str) -> Redirect:
+        if self.home_url is not None:
+            return Redirect(location=self.home_url(account_id), notice=notice)
+        return Redirect("users", {"account_id": account_id}, notice=notice)
+
+    def _confirm_decline(self, request: Request, token: str, account_name: str) -> Render:
+        """Declining cannot be undone: the page asks first, as removing a member does."""
+        lang = request.language
+        return Render(
+            "teamaccess/confirm.html",
+            {"confirm": {
+                "title": translate("Decline invitation", lang),
+                "question": translate("Decline the invitation to “{account}”?", lang).format(
+                    account=account_name),
+                "effects": [
+                    translate("The link stops working, for good.", lang),
+                    translate("To join the account later, you need a new invitation.", lang),
+                ],
+                "button": translate("Decline invitation", lang),
+                "endpoint": "accept",
+                "params": {},
+                "fields": {"token": token, "action": "decline"},
+                "cancel": "accept",
+                "cancel_params": {"token": token},
+            }},
+        )  # fmt: skip

@@ -82,6 +82,15 @@ class _PageBase:
             return hook(next_path)
         return hook.replace("{next}", quote(next_path, safe=""))
 
+    @staticmethod
+    def _message(request: Request, status: int, title: str, text: str) -> Render:
+        """A page with *title* (translated here) and *text* (in the user's language)."""
+        return Render(
+            "teamaccess/error.html",
+            {"title": translate(title, request.language), "message": text},
+            status,
+        )
+
     # -- shared steps -----------------------------------------------------------------
 
     @staticmethod
@@ -169,6 +178,7 @@ class _PageBase:
                 "button": button,
                 "endpoint": action[0],
                 "params": dict(action[1]),
+                "fields": {},
                 "cancel": cancel[0],
                 "cancel_params": dict(cancel[1]),
             }

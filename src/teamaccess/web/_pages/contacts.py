@@ -14,8 +14,10 @@ from ... import (
     UnknownCategory,
     ValidationError,
     error_message,
+    normalize_email,
 )
 from ... import Contact as _Contact
+from ..._emails import NAME_LIMIT
 from .._core import Redirect, Render, Request, Result
 from .._i18n import translate
 from .base import _PageBase
@@ -37,12 +39,32 @@ class ContactPages(_PageBase):
             "categories": request.values("category"),
         }
 
+    def _saved_already(self, account_id: str, form: dict[str, Any]) -> bool:
+        """Whether the account has a contact with exactly these details."""
+        try:
+            key = normalize_email(form["email"]).key
+        except ValidationError:
+            return False  # the library words the error
+        return any(
+            c.name == form["name"]
+            and normalize_email(c.email).key == key
+            and c.categories == frozenset(form["categories"])
+            and (c.company, c.phone, c.role) == (form["company"], form["phone"], form["role"])
+            for c in self.team.contacts(account_id)
+        )
+
     def _contact_errors(self, form: dict[str, Any], lang: str) -> dict[str, str]:
         errors = {}
         if not form["name"]:
             errors["name"] = translate("Please enter a name.", lang)
         if not form["email"]:
             errors["email"] = translate("Please enter an email address.", lang)
+        for field in ("name", "company", "phone", "role"):
+            if len(form[field]) > NAME_LIMIT:
+                # Said at the field, with the limit: the library's error names no field.
+                errors[field] = translate("At most {limit} characters, please.", lang).format(
+                    limit=NAME_LIMIT
+                )
         return errors
 
     @staticmethod
@@ -72,6 +94,11 @@ class ContactPages(_PageBase):
             self._require_page(me, account, "contacts.manage", lang)
             form = self._contact_form(request)
             errors = self._contact_errors(form, lang)
+            if not errors and self._saved_already(account_id, form):
+                # The form sent twice (a double click): the first one saved it.
+                notice = translate("The contact {name} is saved.", lang)
+                return Redirect("contacts", {"account_id": account_id},
+                                notice=notice.format(name=form["name"]))  # fmt: skip
             if not errors:
                 try:
                     contact = self.team.add_contact(
@@ -95,6 +122,7 @@ class ContactPages(_PageBase):
             form=form,
             errors=errors,
             categories=self._categories(lang, form["categories"]),
+            text_max=NAME_LIMIT,
         )
         return Render("teamaccess/contacts.html", context, status)
 
@@ -134,6 +162,7 @@ class ContactPages(_PageBase):
             form=form,
             errors=errors,
             categories=self._categories(lang, form["categories"]),
+            text_max=NAME_LIMIT,
         )
         return Render("teamaccess/contact.html", context, status)
 

@@ -19,7 +19,7 @@ from ... import (
     ValidationError,
     error_message,
 )
-from .._core import LANGUAGES, ROUTES, Redirect, Render, Request, Result
+from .._core import _TOKEN_PAGE_HEADERS, LANGUAGES, ROUTES, Redirect, Render, Request, Result
 from .._i18n import translate
 from .._view import format_date, format_datetime
 from .accept import AcceptPage
@@ -76,6 +76,17 @@ class Pages(UsersPages, MemberPages, AcceptPage, ContactPages, ActivityPage, _Pa
         """Run the page *endpoint* (see ``ROUTES``) for *request*."""
         lang = request.language if request.language in LANGUAGES else "en"
         request = attrs.evolve(request, language=lang)
+        result = self._run(endpoint, request, params)
+        if isinstance(result, Render):
+            self._common(result.context, request)
+            if endpoint == "accept":
+                # Every answer to the invitation link, error pages included: its URL
+                # holds the token.
+                result = attrs.evolve(result, headers={**result.headers, **_TOKEN_PAGE_HEADERS})
+        return result
+
+    def _run(self, endpoint: str, request: Request, params: Mapping[str, str]) -> Result:
+        lang = request.language
         if request.method == "POST":
             sent = request.value("csrf_token")
             if not request.csrf_token or not hmac.compare_digest(
@@ -87,16 +98,13 @@ class Pages(UsersPages, MemberPages, AcceptPage, ContactPages, ActivityPage, _Pa
                               "Reload the page and try again.", lang),
                 )  # fmt: skip
         try:
-            result = self._handlers[endpoint](request, **params)
+            return self._handlers[endpoint](request, **params)
         except _LoginRequired:
             return Redirect(location=self._hook(self.login_url, request.path))
         except _Forbidden as exc:
             return self._message(request, 403, "Not allowed", str(exc))
         except TeamAccessError as exc:
             return self._error(request, exc)
-        if isinstance(result, Render):
-            self._common(result.context, request)
-        return result
 
     def _common(self, context: dict[str, Any], request: Request) -> None:
         lang = request.language
@@ -124,15 +132,6 @@ class Pages(UsersPages, MemberPages, AcceptPage, ContactPages, ActivityPage, _Pa
         if own is not None and text in own:
             return own[text]
         return translate(text, language)
-
-    def _message(self, request: Request, status: int, title: str, text: str) -> Render:
-        page = Render(
-            "teamaccess/error.html",
-            {"title": translate(title, request.language), "message": text},
-            status,
-        )
-        self._common(page.context, request)
-        return page
 
     def _error(self, request: Request, exc: TeamAccessError) -> Render:
         status = _status(exc)

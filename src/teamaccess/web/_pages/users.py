@@ -4,6 +4,7 @@ rows of open invitations (resend, revoke); the account chooser.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from ... import (
@@ -27,6 +28,9 @@ from .._view import permission_groups, person
 from .base import _PageBase
 
 __all__ = ["UsersPages"]
+
+#: how long after an invitation the same form posted again counts as a double click
+_DOUBLE_SUBMIT = timedelta(minutes=2)
 
 
 class UsersPages(_PageBase):
@@ -141,6 +145,11 @@ class UsersPages(_PageBase):
                     notice=error_message(DeliveryFailed(""), lang),
                 )
             except (InvalidEmail, ValidationError, Conflict, RateLimited, PermissionDenied) as exc:
+                if isinstance(exc, AlreadyInvited) and self._just_sent(exc, user.id, request):
+                    # The form sent twice (a double click): the first one did the work.
+                    notice = translate("The invitation to {email} is on its way.", lang)
+                    return Redirect("users", {"account_id": account_id},
+                                    notice=notice.format(email=form["email"]))  # fmt: skip
                 field = self._invite_field(exc, form)
                 errors[field] = error_message(exc, lang, catalog=self.team.catalog)
                 if field == "until":
@@ -153,6 +162,20 @@ class UsersPages(_PageBase):
                     "users", {"account_id": account_id}, notice=notice.format(email=inv.email)
                 )
         return self._users(request, account_id, form=form, errors=errors, status=400)
+
+    def _just_sent(self, exc: AlreadyInvited, actor_id: str, request: Request) -> bool:
+        """Whether the open invitation is this form's own, sent moments ago: the same
+        inviter, the same permissions, sent once, within the last two minutes."""
+        if not exc.invitation_id:
+            return False
+        inv = self.team.get_invitation(exc.invitation_id)
+        return (
+            inv.status == "pending"
+            and inv.invited_by == actor_id
+            and inv.sent_count == 1
+            and self.team.clock.now() - inv.created_at <= _DOUBLE_SUBMIT
+            and inv.permissions == self._chosen(request)
+        )
 
     @staticmethod
     def _invite_field(exc: TeamAccessError, form: dict[str, Any]) -> str:
@@ -168,15 +191,23 @@ class UsersPages(_PageBase):
         return "email"
 
     def _resend(self, request: Request, account_id: str, invitation_id: str) -> Result:
-        user, _, _ = self._membership(request, account_id)
-        inv = self._own_invitation(account_id, invitation_id)
+        user, account, me = self._membership(request, account_id)
         lang = request.language
+        self._require_page(me, account, "users.manage", lang)
+        inv = self._own_invitation(account_id, invitation_id)
+        notice = translate("The invitation to {email} was sent again.", lang)
+        seen = request.value("sent_count")
+        if seen and seen != str(inv.sent_count):
+            # Sent again since this page showed it: a double click, or a second tab. One
+            # more mail would only kill the link the person was just sent.
+            return Redirect(
+                "users", {"account_id": account_id}, notice=notice.format(email=inv.email)
+            )
         try:
             self.team.resend_invitation(inv.id, actor_id=user.id)
         except DeliveryFailed:
             return Redirect("users", {"account_id": account_id},
                             notice=error_message(DeliveryFailed(""), lang))  # fmt: skip
-        notice = translate("The invitation to {email} was sent again.", lang)
         return Redirect("users", {"account_id": account_id}, notice=notice.format(email=inv.email))
 
     def _revoke(self, request: Request, account_id: str, invitation_id: str) -> Result:
