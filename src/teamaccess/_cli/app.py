@@ -26,9 +26,10 @@ from .._permissions import PermissionSet
 if TYPE_CHECKING:
     from .._service import TeamAccess
 
-from .config import Settings, parse_mail
+from .config import Settings, is_postgres, parse_mail
+from .words import for_operators
 
-__all__ = ["EXIT_CODES", "cli", "main"]
+__all__ = ["EXIT_CODES", "EXIT_INTERRUPTED", "Integer", "cli", "main"]
 
 #: Exit status per error family; the first matching class wins.
 EXIT_CODES: tuple[tuple[type[TeamAccessError], int], ...] = (
@@ -43,8 +44,17 @@ EXIT_CODES: tuple[tuple[type[TeamAccessError], int], ...] = (
 )
 EXIT_USAGE = 2
 EXIT_OTHER = 1
+#: Ctrl-C (SIGINT), or SIGTERM to the worker: 128 + SIGINT, as shells report it.
+EXIT_INTERRUPTED = 130
 
 F = TypeVar("F", bound=Callable[..., Any])
+COMMAND_LINE = click.core.ParameterSource.COMMANDLINE
+
+
+class Integer(click.IntRange):
+    """An integer within a range, named so in messages ("'x' is not a valid integer")."""
+
+    name = "integer"
 
 
 def exit_code_for(error: TeamAccessError) -> int:
@@ -81,7 +91,9 @@ class TeamAccessGroup(click.Group):
             sys.exit(result if isinstance(result, int) else 0)
         except TeamAccessError as exc:
             code = exit_code_for(exc)
-            message = str(exc)
+            message = for_operators(str(exc))
+            if isinstance(exc, DeliveryFailed) and "deliver --list" not in message:
+                message += " ('teamaccess deliver --list' shows the error)"
         except _NO_ARGS_IS_HELP as exc:
             # A bare `teamaccess` (or group) shows its help, as click itself does.
             exc.show()
@@ -92,9 +104,14 @@ class TeamAccessGroup(click.Group):
         except click.ClickException as exc:
             code = exc.exit_code
             message = exc.format_message()
-        except click.Abort:
-            code = EXIT_OTHER
-            message = "aborted"
+        except click.Abort as exc:
+            # click turns Ctrl-C into Abort; a unit of work it cut short was rolled back.
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                code = EXIT_INTERRUPTED
+                message = "interrupted; any change not yet committed was rolled back"
+            else:
+                code = EXIT_OTHER
+                message = "aborted"
         click.echo(f"error: {message}", err=True)
         sys.exit(code)
 
@@ -125,8 +142,11 @@ def _discard(ctx: click.Context) -> None:
 
 
 def _usage_message(exc: click.UsageError) -> str:
-    text = exc.format_message().rstrip(".")
-    text = text[:1].lower() + text[1:]
+    text = exc.format_message()
+    if text.endswith(".") and not text.endswith("..."):
+        text = text[:-1]
+    if text[1:2].islower():  # "No such option" reads on as "no such ..."; "UNTIL" stays
+        text = text[:1].lower() + text[1:]
     path = exc.ctx.command_path if exc.ctx is not None else "teamaccess"
     return f"{text}; see '{path} --help'"
 
@@ -221,6 +241,8 @@ def cli(
     Works on ./teamaccess.db and writes mail to ./outbox unless told otherwise.
     Start with:  teamaccess demo
     """
+    if not is_postgres(db) and ctx.get_parameter_source("schema") is COMMAND_LINE:
+        raise click.UsageError("--schema goes with a PostgreSQL --db (postgresql://...)")
     if mail is not None:
         old = [
             f"--{name.replace('_', '-')}"
@@ -327,10 +349,27 @@ def chosen_permissions(grant_all: bool, grant_none: bool, names: Sequence[str]) 
     return PermissionSet.from_list(listed)
 
 
+def read_stdin(what: str) -> str:
+    """All of stdin as UTF-8 text; other bytes are a ``ValidationError`` naming *what*."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream someone put in its place
+        return sys.stdin.read()
+    return decode_utf8(stream.read(), what)
+
+
+def decode_utf8(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from None
+
+
 def read_token(token: str | None) -> str:
     """The token from the argument, or from stdin for '-' or none (keeps it out of `ps`)."""
     if token in (None, "-"):
-        token = sys.stdin.read()
+        token = read_stdin("the token on stdin")
     token = (token or "").strip()
     if not token:
         raise click.UsageError("give the invitation token as an argument or on stdin")

@@ -24,6 +24,7 @@ __all__ = [
     "ConfigError",
     "MailSetting",
     "Settings",
+    "exists",
     "is_postgres",
     "load_or_create_secret",
     "parse_mail",
@@ -216,6 +217,21 @@ def remove_if_new_and_unused(path: Path) -> bool:
         return False  # busy (in use) or unreadable: keeping a file is always safe
     finally:
         conn.close()
+
+
+def exists(path: Path) -> bool:
+    """Whether *path* exists; a folder on the way this process may not enter is a
+    ``ConfigError`` (``Path.exists()`` raises ``PermissionError`` there)."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot look at {path}: {exc.strerror}; run the command as a user who may "
+            "read the database's folder, or pass another --db"
+        ) from None
+    return True
 
 
 def _has_no_rows(conn: Any) -> bool:
@@ -452,20 +468,21 @@ class Settings:
             from .._service import TeamAccess
 
             sqlite_file = self.db != ":memory:" and not is_postgres(self.db)
-            if sqlite_file and read_only and not Path(self.db).exists():
+            if sqlite_file and read_only and not exists(Path(self.db)):
                 raise ConfigError(
                     f"there is no database {self.db} yet, so nothing to show; create an "
                     "account first (teamaccess accounts create) or pass --db"
                 )
-            if sqlite_file and existing and not Path(self.db).exists():
+            if sqlite_file and existing and not exists(Path(self.db)):
                 # Creating one would report success on a mistyped path (a cron job).
                 raise ConfigError(
                     f"there is no database {self.db}, so nothing to do; check --db (or "
                     "TEAMACCESS_DB), or create an account first (teamaccess accounts create)"
                 )
-            if sqlite_file and not Path(self.db).parent.is_dir():
+            folder = Path(self.db).parent
+            if sqlite_file and not (exists(folder) and folder.is_dir()):
                 raise ConfigError(
-                    f"the directory {Path(self.db).parent} of the database does not exist; "
+                    f"the directory {folder} of the database does not exist; "
                     "create it or pass another --db"
                 )
             if self.sends:

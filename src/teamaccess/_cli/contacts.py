@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -11,7 +11,17 @@ import click
 if TYPE_CHECKING:
     pass
 
-from .app import _mail_note, _team, actor_option, cli, json_option, mail_json
+from .._errors import ValidationError
+from .app import (
+    _mail_note,
+    _team,
+    actor_option,
+    cli,
+    decode_utf8,
+    json_option,
+    mail_json,
+    read_stdin,
+)
 from .output import emit_json, show_contacts
 
 __all__ = [
@@ -137,7 +147,9 @@ def contacts_update(
     if categories:
         changes["categories"] = _categories(categories)
     if not changes:
-        raise click.UsageError("nothing to change; give --name, --email, --category, ...")
+        raise click.UsageError(
+            "nothing to change; give --name, --email, --category, --company, --phone or --role"
+        )
     contact = _team().update_contact(contact_id, actor_id=actor, **changes)
     if as_json:
         emit_json(contact)
@@ -173,7 +185,12 @@ def recipients(account_id: str, category: str, as_json: bool) -> None:
 @click.argument("category")
 @click.option("--subject", required=True)
 @click.option("--text", required=True, help="Plain-text body; '-' reads it from stdin.")
-@click.option("--html", "html_file", type=click.File("r"), help="File with an HTML body.")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File with an HTML body (UTF-8).",
+)
 @click.option("--language", type=click.Choice(["en", "de"]), help="Language of this mail.")
 @json_option
 def notify(
@@ -181,14 +198,20 @@ def notify(
     category: str,
     subject: str,
     text: str,
-    html_file: Any,
+    html_file: Path | None,
     language: str | None,
     as_json: bool,
 ) -> None:
     """Mail CATEGORY's recipients, one message each."""
     if text == "-":
-        text = sys.stdin.read()
-    html = html_file.read() if html_file is not None else None
+        text = read_stdin("the text on stdin")
+    html = None
+    if html_file is not None:
+        try:
+            data = html_file.read_bytes()
+        except OSError as exc:
+            raise ValidationError(f"cannot read {html_file}: {exc.strerror}") from None
+        html = decode_utf8(data, str(html_file))
     sent = _team().notify(
         account_id, category, subject=subject, text=text, html=html, language=language
     )

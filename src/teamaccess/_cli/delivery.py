@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,22 +14,49 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._errors import StorageError
-from .app import _settings, _team, cli, json_option
+from .._service.core import GIVE_UP_AFTER
+from .app import EXIT_INTERRUPTED, Integer, _settings, _team, cli, json_option
 from .output import emit_json, emit_json_line, show_outbox
+from .words import for_operators
 
 if TYPE_CHECKING:
     from types import FrameType
 
     from .._domain import OutboxMessage
+    from .._service import TeamAccess
 
 __all__ = ["EXIT_INTERRUPTED", "deliver"]
 
-#: The exit status of a worker stopped by SIGTERM or Ctrl-C (128 + SIGINT, as shells do).
-EXIT_INTERRUPTED = 130
+#: The pauses before each retry of a one-off run to record the sends its database error
+#: left unrecorded; each retry may also wait out the database's own busy timeout.
+RECORD_RETRIES = (0.0, 2.0, 4.0)
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds within a range; ``nan`` is refused (it passes every
+    comparison, and a worker would then never sleep)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
+
+
+#: A day: longer waits or leases are a typo (and would overflow a timedelta near 1e300).
+_DAY = 86400.0
 
 
 @cli.command()
-@click.option("--limit", default=100, show_default=True, help="At most this many per batch.")
+@click.option(
+    "--limit",
+    type=Integer(min=1),
+    default=100,
+    show_default=True,
+    help="At most this many per batch.",
+)
 @click.option("--list", "only_list", is_flag=True, help="Only list waiting messages.")
 @click.option("--account", "account_id", help="With --list: only this account's messages.")
 @click.option(
@@ -38,24 +67,35 @@ EXIT_INTERRUPTED = 130
 @click.option("--watch", is_flag=True, help="Keep delivering until SIGTERM or Ctrl-C.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.01),
+    type=Seconds(min=0.01, max=_DAY),
     default=5.0,
     show_default=True,
     help="With --watch: seconds between looks at an empty outbox.",
 )
 @click.option(
     "--max-interval",
-    type=click.FloatRange(min=0.01),
+    type=Seconds(min=0.01, max=_DAY),
     default=60.0,
     show_default=True,
     help="With --watch: the longest wait while idle or failing (the backoff's cap).",
 )
 @click.option(
     "--lease",
-    type=click.FloatRange(min=1),
+    type=Seconds(min=1, max=_DAY),
     default=300.0,
     show_default=True,
     help="Seconds a batch owns its messages; a killed worker's are due again after it.",
+)
+@click.option(
+    "--give-up-after",
+    envvar="TEAMACCESS_GIVE_UP_AFTER",
+    type=Integer(min=1),
+    default=GIVE_UP_AFTER,
+    show_default=True,
+    metavar="N",
+    help="Close a message the mail server refused for good N times in a row; "
+    "1 closes it at the first refusal, as a mail server bounces (env "
+    "TEAMACCESS_GIVE_UP_AFTER).",
 )
 @json_option
 def deliver(
@@ -67,12 +107,15 @@ def deliver(
     interval: float,
     max_interval: float,
     lease: float,
+    give_up_after: int,
     as_json: bool,
 ) -> None:
-    """Send the mail waiting in the outbox (deliver_pending).
+    """Send the mail waiting in the outbox: what could not be sent at once, and all of
+    it with --delivery queue.
 
     Once by default; with --watch as a worker that runs until SIGTERM or Ctrl-C, prints a
-    line per batch, and exits 130 after finishing the message in hand.
+    line per batch, and exits 130 after finishing the message in hand (so does a run
+    without --watch that is interrupted).
     """
     if account_id is not None and not only_list:
         raise click.UsageError("--account goes with --list; deliver sends every due message")
@@ -82,6 +125,7 @@ def deliver(
         raise click.UsageError("--list shows what waits once; leave out --watch")
     team = _team(read_only=only_list, existing=True)
     team.delivery_lease = timedelta(seconds=lease)
+    team.give_up_after = give_up_after
     if only_list:
         if undeliverable:
             rows = team.undeliverable_messages(account_id)
@@ -95,13 +139,62 @@ def deliver(
     if watch:
         _watch(limit, interval, max(interval, max_interval), as_json)
         return
-    rows = team.deliver_pending(limit=limit)
+    # Ctrl-C or SIGTERM as the worker takes them: the message in hand is finished and
+    # recorded, the rest handed back; a send cut off unrecorded would go twice.
+    stop = _Stop()
+    with stop.installed():
+        rows = _deliver_once(team, limit, stop)
     waiting = len(team.pending_messages())
     if as_json:
         emit_json({"messages": rows, **_summary(rows), "waiting": waiting})
-        return
-    show_outbox(rows)
-    click.echo(f"{_sentence(rows)}; {waiting} still waiting")
+    else:
+        show_outbox(rows)
+        click.echo(f"{_sentence(rows)}; {waiting} still waiting")
+    if stop():
+        click.echo(
+            "error: interrupted; the message in hand was finished and recorded, the "
+            "rest wait for the next 'teamaccess deliver'",
+            err=True,
+        )
+        raise SystemExit(EXIT_INTERRUPTED)
+
+
+def _deliver_once(team: TeamAccess, limit: int, stop: _Stop) -> list[OutboxMessage]:
+    """One run; on a database error after the server took a message, try a few times to
+    record the send before exiting: unrecorded, it goes again once its lease ends."""
+    try:
+        return team.deliver_pending(limit=limit, stop=stop)
+    except StorageError as exc:
+        sent = list(team._unrecorded())
+        if not sent:
+            raise
+        cause = for_operators(str(exc.__cause__ or exc))
+        ids = ", ".join(sent)
+        failure: StorageError | None = None
+        for pause in RECORD_RETRIES:
+            time.sleep(pause)
+            try:
+                team._record_late()
+            except StorageError as again:
+                failure = again
+            else:
+                failure = None
+                break
+        lease = int(team.delivery_lease.total_seconds())
+        if failure is None:
+            raise StorageError(
+                f"the database failed during delivery ({cause}); message(s) {ids} had gone "
+                "out and were recorded on a retry, so they do not go again. The messages "
+                f"not tried wait until their lease ends ({lease} s); then run 'teamaccess "
+                "deliver' again"
+            ) from exc
+        raise StorageError(
+            f"message(s) {ids} went out, but the database failed while recording that, "
+            f"also on {len(RECORD_RETRIES)} retries ({cause}); they may go out twice: "
+            f"once their lease ends ({lease} s after this run began) they are due again, "
+            "and the next run sends them a second time (with the same Message-ID). The "
+            "messages not tried wait until their lease ends too"
+        ) from failure
 
 
 def _summary(rows: Sequence[OutboxMessage]) -> dict[str, Any]:
@@ -146,6 +239,11 @@ class _Stop:
         def handler(signum: int, frame: FrameType | None) -> None:
             self.requested = True
 
+        if threading.current_thread() is not threading.main_thread():
+            # Only the main thread may set handlers (a host running the command in a
+            # thread); there, Ctrl-C stays the interpreter's.
+            yield
+            return
         previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             yield
@@ -168,7 +266,7 @@ def _watch(limit: int, interval: float, max_interval: float, as_json: bool) -> N
                 noted.clear()
             except StorageError as exc:
                 # The database is locked or unreachable for a while: say so, back off.
-                click.echo(f"error: {exc}", err=True)
+                click.echo(f"error: {for_operators(str(exc))}", err=True)
                 rows = []
             else:
                 if rows:

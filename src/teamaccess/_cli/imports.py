@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,9 +22,10 @@ import attrs
 import click
 
 from .._errors import ImportInterrupted, InvalidImport, ValidationError
-from .app import _settings, cli, json_option
-from .config import is_postgres
+from .app import EXIT_INTERRUPTED, Integer, _settings, cli, json_option
+from .config import exists, is_postgres
 from .output import emit_json
+from .words import for_operators
 
 if TYPE_CHECKING:
     from .._service.import_rows import ImportProblem
@@ -121,6 +123,10 @@ def read_accounts(
         ) from None
     except csv.Error as exc:
         raise ValidationError(f"{path.name} is not a readable CSV file: {exc}") from None
+    except OSError as exc:  # unreadable, or gone, since the command line was checked
+        raise ValidationError(
+            f"cannot read {path}: {exc.strerror}; check the file and its permissions"
+        ) from None
     for ref, at in lines.items():
         if at.owner is None:
             problems.append(LineProblem(at.first, f"account {ref!r} has no line with role owner"))
@@ -251,7 +257,7 @@ def _bars(show: bool) -> Iterator[Callable[[str, int, int], None]]:
     help="Leave out accounts whose id exists (to resume an interrupted import).",
 )
 @click.option(
-    "--chunk-size", type=click.IntRange(min=1), default=1000, show_default=True,
+    "--chunk-size", type=Integer(min=1), default=1000, show_default=True,
     help="Accounts per commit.",
 )  # fmt: skip
 @click.option("--delimiter", default=",", show_default=True, help="The CSV field separator.")
@@ -271,7 +277,7 @@ def import_command(
     settings = _settings()
     checking = dry_run or bool(problems)
     sqlite_file = settings.db != ":memory:" and not is_postgres(settings.db)
-    if checking and sqlite_file and not Path(settings.db).exists():
+    if checking and sqlite_file and not exists(Path(settings.db)):
         # No file, so no account exists yet: the same checks run against an empty
         # database in memory, and a check creates no file.
         settings = attrs.evolve(settings, db=":memory:")
@@ -282,20 +288,53 @@ def import_command(
     bad = {p.line for p in problems}
     checked = [i for i, at in enumerate(lines) if not bad & _all_lines(at)]
     created = []
+    # How far the writing got: each "write" progress call follows a commit.
+    stored = 0
+
+    def counted(progress: Callable[[str, int, int], None]) -> Callable[[str, int, int], None]:
+        def call(phase: str, done: int, total: int) -> None:
+            nonlocal stored
+            if phase == "write":
+                stored = done
+            progress(phase, done, total)
+
+        return call
+
     try:
         if problems:
             team.import_accounts([rows[i] for i in checked], existing=existing, dry_run=True)
         else:
             with _bars(not as_json and sys.stderr.isatty()) as progress:
                 created = team.import_accounts(
-                    rows, existing=existing, chunk_size=chunk_size, progress=progress,
+                    rows, existing=existing, chunk_size=chunk_size, progress=counted(progress),
                     dry_run=dry_run,
                 )  # fmt: skip
+    except KeyboardInterrupt:
+        # The chunk in hand was rolled back; the ones before it are committed.
+        if stored:
+            said = (
+                f"interrupted after the first {stored} of {len(rows)} account(s) of "
+                f"{file.name} were stored; run the same command with --skip-existing to "
+                "import the rest"
+            )
+        else:
+            said = f"interrupted; nothing from {file.name} was imported"
+        click.echo(f"error: {said}", err=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
     except ImportInterrupted as exc:
+        if exc.imported:
+            said = (
+                f"the import stopped after {len(exc.imported)} account(s), which are "
+                f"stored; the rest is not ({exc.__cause__}). Fix the cause, then run the "
+                "same command with --skip-existing to import the rest"
+            )
+        else:
+            said = (
+                f"the import stopped before any account was stored ({exc.__cause__}); fix "
+                "the cause, then run the same command again"
+            )
         raise ImportInterrupted(
-            f"the import stopped after {len(exc.imported)} account(s), which are stored; "
-            f"the rest is not ({exc.__cause__}). Fix the cause, then run the same command "
-            "with --skip-existing to import the rest",
+            said,
             imported=exc.imported,
             done=exc.done,
         ) from exc
@@ -303,7 +342,7 @@ def import_command(
         problems += [
             LineProblem(
                 lines[checked[p.row]].of(p),
-                p.message.replace("pass existing='skip'", "pass --skip-existing"),
+                _csv_words(p.message),
             )
             for p in exc.problems
         ]
@@ -324,6 +363,15 @@ def import_command(
         f"({members} member(s) and {contacts} contact(s) in the file)"
         + (f"; skipped {skipped} that exist" if skipped else "")
     )
+
+
+def _csv_words(message: str) -> str:
+    """A row problem of ``import_accounts()`` in the file's words: its columns (the
+    owner's id is in user_id) and the command's options."""
+    message = message.replace("pass existing='skip'", "pass --skip-existing")
+    message = re.sub(r"^owner_id\b", "user_id", message)
+    message = re.sub(r"^owner_email\b", "email", message)
+    return for_operators(message, names=False)
 
 
 def _all_lines(at: _Lines) -> set[int]:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import click
 
-from .._errors import ValidationError
 from .app import _team, actor_option, cli, json_option
 from .output import _when, emit_json
 
@@ -24,13 +23,14 @@ __all__ = [
 
 def parse_instant(value: str | None, what: str) -> datetime | None:
     """An ISO 8601 instant from the command line; without a zone it is UTC. ``never`` or
-    an empty value is ``None``."""
+    an empty value is ``None``. A value of another form is a usage error (exit 2), as
+    click makes one of a number that is not one."""
     if value is None or value.strip().lower() in ("", "never"):
         return None
     try:
         instant = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise ValidationError(
+        raise click.UsageError(
             f"{what} {value!r} is not an ISO 8601 date or time; write e.g. 2026-12-31 or "
             "2026-12-31T18:00+01:00, or 'never'"
         ) from None
@@ -44,11 +44,11 @@ def parse_metadata(value: str | None) -> dict[str, object] | None:
     try:
         data = json.loads(value)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-        raise ValidationError(
+        raise click.UsageError(
             f'--metadata must be a JSON object such as \'{{"customer_no": "4711"}}\': {exc}'
         ) from None
     if not isinstance(data, dict):
-        raise ValidationError('--metadata must be a JSON object, e.g. \'{"customer_no": "4711"}\'')
+        raise click.UsageError('--metadata must be a JSON object, e.g. \'{"customer_no": "4711"}\'')
     return data
 
 
@@ -108,7 +108,9 @@ def access_until(account_id: str, user_id: str, until: str, actor: str, as_json:
 @json_option
 def resources(account_id: str, user_id: str, permission: str, as_json: bool) -> None:
     """The resources on which USER_ID may use PERMISSION: 'all' or their ids."""
-    found = _team(read_only=True).resources_for(user_id, account_id, permission)
+    team = _team(read_only=True)
+    team.get_account(account_id)  # a mistyped account is not "none"
+    found = team.resources_for(user_id, account_id, permission)
     if as_json:
         emit_json({"all": found.is_all, "ids": sorted(found.ids)})
     elif found.is_all:

@@ -9,7 +9,15 @@ import click
 if TYPE_CHECKING:
     pass
 
-from .app import _team, actor_option, chosen_permissions, cli, json_option, permission_options
+from .app import (
+    Integer,
+    _team,
+    actor_option,
+    chosen_permissions,
+    cli,
+    json_option,
+    permission_options,
+)
 from .output import _perms, emit_json, show_events, show_members, table
 
 __all__ = [
@@ -60,7 +68,8 @@ def permissions() -> None:
 def permissions_show(account_id: str, user_id: str, as_json: bool) -> None:
     """Every permission of the catalog, yes or no for USER_ID."""
     team = _team(read_only=True)
-    team.get_account(account_id)
+    # A mistyped user id must not read as "no" for every permission.
+    team.get_member(account_id, user_id)
     rows = [(p.name, "yes" if team.can(user_id, account_id, p.name) else "no", p.label)
             for p in team.catalog]  # fmt: skip
     if as_json:
@@ -89,6 +98,8 @@ def permissions_check(
 ) -> None:
     """May USER_ID use each PERMISSION in ACCOUNT_ID (on --resource)?"""
     team = _team(read_only=True)
+    # A mistyped account must not read as "no" (can() answers no for one that is not).
+    team.get_account(account_id)
     results = {
         name: team.can(user_id, account_id, name, resource=resource) for name in permission_names
     }
@@ -162,7 +173,8 @@ def catalog(language: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("account_id")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", type=Integer(min=1), default=50, show_default=True,
+              help="At most this many events.")  # fmt: skip
 @json_option
 def audit(account_id: str, limit: int, as_json: bool) -> None:
     """The account's audit log, newest first."""

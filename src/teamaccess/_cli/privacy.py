@@ -11,7 +11,7 @@ import attrs
 import click
 
 from .._privacy import Retention
-from .app import _team, actor_option, cli, json_option
+from .app import Integer, _team, actor_option, cli, json_option
 from .output import emit_json
 
 __all__ = ["erase", "export", "purge"]
@@ -51,8 +51,17 @@ def erase(user_id: str | None, email: str | None, actor: str, yes: bool, as_json
     _named(user_id, email)
     if not yes:
         who = " and ".join(v for v in (user_id, email) if v)
-        # On stderr, so --json output stays one document.
-        click.confirm(f"erase {who} everywhere? This cannot be undone", abort=True, err=True)
+        try:
+            # On stderr, so --json output stays one document.
+            sure = click.confirm(f"erase {who} everywhere? This cannot be undone", err=True)
+        except click.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                raise
+            sure = False  # stdin closed without an answer (a script without --yes)
+        if not sure:
+            raise click.ClickException(
+                f"nothing was erased: erasing {who} needs a 'y' at the question, or --yes"
+            )
     report = _team(existing=True).erase_person(user_id=user_id, email=email, actor_id=actor)
     if as_json:
         emit_json({**attrs.asdict(report), "removed": report.removed})
@@ -75,12 +84,14 @@ def _days(value: int | None) -> timedelta | None:
 
 
 _DEFAULT = Retention()
+_MAX_DAYS = 36525
 
 
 def _period_option(name: str, what: str, default: timedelta) -> Callable[[F], F]:
     return click.option(
         f"--{name}",
-        type=click.IntRange(min=1),
+        # A century at most: far more overflows the dates (a typo, not a policy).
+        type=Integer(min=1, max=_MAX_DAYS),
         metavar="DAYS",
         help=f"Keep {what} this many days (default {default.days}).",
     )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from .app import cli
+from .app import Integer, cli
 
 __all__ = ["web_demo"]
 
 
 @cli.command("web-demo")
-@click.option("--port", type=int, default=8000, show_default=True,
+@click.option("--port", type=Integer(0, 65535), default=8000, show_default=True,
               help="Port on 127.0.0.1 (0: any free one).")  # fmt: skip
 @click.option("--dir", "directory", default="teamaccess-web-demo", show_default=True,
               help="Folder for the demo's SQLite file, mails and users.")  # fmt: skip

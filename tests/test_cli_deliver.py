@@ -1,0 +1,232 @@
+"""``teamaccess deliver`` against a real SMTP server (aiosmtpd) and a SQLite file:
+``--give-up-after`` closes what the server refuses for good, and a one-off run whose
+database fails after the server took a message records that send before it exits, or
+names the messages that may go twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import SECRET
+from tests.smtp_server import HOST, SmtpServer
+
+from teamaccess import SmtpMailer, SQLiteStore, TeamAccess
+
+DEAD = "weg@example.org"  # the server answers 550 5.1.1 to RCPT TO for it
+NO_USER = "550 5.1.1 <weg@example.org>: no such user"
+LINKS = (
+    "--accept-url", "https://panel.example.com/accept?token={token}",
+    "--sender", "Panel <noreply@panel.example.com>",
+)  # fmt: skip
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer(rcpt_replies={DEAD: NO_USER}) as server:
+        yield server
+
+
+def queued(db: Path, server: SmtpServer, *recipients: str) -> None:
+    """An account whose billing contacts *recipients* each have a notice waiting."""
+    team = TeamAccess(
+        SQLiteStore(db), SmtpMailer(HOST, server.port), secret_key=SECRET, delivery="queue",
+        accept_url="https://panel.example.com/accept?token={token}",
+        sender="Panel <noreply@panel.example.com>",
+    )  # fmt: skip
+    account = team.create_account(name="Muster GmbH", owner_id="max", owner_email="m@muster.de")
+    for i, email in enumerate(recipients):
+        team.add_contact(account.id, actor_id="max", name=f"K{i}", email=email,
+                         categories=["billing"])  # fmt: skip
+    team.notify(account.id, "billing", subject="Rechnung", text="Ihre Rechnung")
+    team.close()
+
+
+def deliver(
+    db: Path, server: SmtpServer, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "teamaccess", "--db", str(db), "--mail",
+         f"smtp://{HOST}:{server.port}?security=plain", *LINKS, "deliver", *args],
+        env={**clean, "TEAMACCESS_SECRET_KEY": SECRET, **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def once(
+    db: Path, server: SmtpServer, *args: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    proc = deliver(db, server, "--json", *args, env=env)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+class TestGiveUpAfter:
+    """--give-up-after N (TEAMACCESS_GIVE_UP_AFTER) closes a message refused N times."""
+
+    def test_one_closes_at_the_first_refusal(self, tmp_path: Path, smtp: SmtpServer) -> None:
+        db = tmp_path / "team.db"
+        queued(db, smtp, DEAD, "k@example.org")
+        result = once(db, smtp, "--give-up-after", "1")
+        rows = {r["recipient"]: r for r in result["messages"]}
+        assert rows[DEAD]["status"] == "cancelled"
+        assert rows[DEAD]["last_error"].startswith("undeliverable: refused for good 1 time(s)")
+        assert NO_USER in rows[DEAD]["last_error"]
+        assert rows["k@example.org"]["status"] == "sent"
+        assert (result["cancelled"], result["delivered"]) == (1, 2)  # the owner's and k's
+        assert [m.rcpt_tos for m in smtp.received if DEAD in m.rcpt_tos] == []
+        assert ("RCPT", DEAD) in smtp.answered
+        proc = subprocess.run(
+            [sys.executable, "-m", "teamaccess", "--db", str(db), "deliver", "--list",
+             "--undeliverable", "--json"],
+            capture_output=True, text=True, timeout=120,
+            env={k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")},
+        )  # fmt: skip
+        [closed] = json.loads(proc.stdout)
+        assert closed["recipient"] == DEAD
+
+    @pytest.mark.parametrize(
+        ("args", "env", "closed_at"),
+        [
+            ((), {}, 12),
+            (("--give-up-after", "3"), {}, 3),
+            ((), {"TEAMACCESS_GIVE_UP_AFTER": "5"}, 5),
+            (("--give-up-after", "4"), {"TEAMACCESS_GIVE_UP_AFTER": "1"}, 4),
+        ],
+    )
+    def test_counted_against_the_option_the_variable_or_twelve(
+        self,
+        tmp_path: Path,
+        smtp: SmtpServer,
+        args: tuple[str, ...],
+        env: dict[str, str],
+        closed_at: int,
+    ) -> None:
+        db = tmp_path / "team.db"
+        queued(db, smtp, DEAD)
+        rows = {r["recipient"]: r for r in once(db, smtp, *args, env=env)["messages"]}
+        assert rows[DEAD]["status"] == "pending"
+        assert rows[DEAD]["last_error"].startswith(
+            f"refused for good (1 in a row; closed at {closed_at})"
+        )
+
+    def test_the_watch_worker_closes_too(self, tmp_path: Path, smtp: SmtpServer) -> None:
+        db = tmp_path / "team.db"
+        queued(db, smtp, DEAD)
+        proc = deliver(db, smtp, "--watch", "--interval", "0.2",
+                       env={"TEAMACCESS_GIVE_UP_AFTER": "1"})  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and ("RCPT", DEAD) not in smtp.answered:
+                time.sleep(0.1)
+            time.sleep(0.5)  # the record after the refusal
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=60)
+        assert proc.returncode == 130
+        with sqlite3.connect(db) as con:
+            [(status, error)] = con.execute(
+                "SELECT status, last_error FROM outbox WHERE recipient = ?", (DEAD,)
+            ).fetchall()
+        assert status == "cancelled"
+        assert error.startswith("undeliverable: ")
+
+
+class TestSendsRecordedBeforeExit:
+    """A one-off run whose database fails after the server took a message retries the
+    record, and says which messages went and whether they may go again."""
+
+    def run_with_the_database_locked(
+        self, tmp_path: Path, unlock_after: float | None
+    ) -> tuple[subprocess.Popen[str], str, Path]:
+        db = tmp_path / "team.db"
+        with SmtpServer(block_at=1) as server:
+            queued(db, server)  # the owner's notice only
+            proc = deliver(db, server)
+            assert server.blocked.wait(60), "the message never reached the server"
+            locker = sqlite3.connect(db, isolation_level=None)
+            locker.execute("BEGIN EXCLUSIVE")
+            server.release(accept=True)  # the server takes it; recording it fails
+            try:
+                if unlock_after is not None:
+                    time.sleep(unlock_after)
+                    locker.execute("ROLLBACK")
+                _, err = proc.communicate(timeout=120)
+            finally:
+                locker.close()
+            assert len(server.received) == 1
+        return proc, err, db
+
+    def test_recorded_on_a_retry(self, tmp_path: Path) -> None:
+        # The first record waits out the 5 s busy timeout; the retry finds the lock gone.
+        proc, err, db = self.run_with_the_database_locked(tmp_path, unlock_after=6.5)
+        assert proc.returncode == 10, err
+        with sqlite3.connect(db) as con:
+            [(msg_id, status)] = con.execute("SELECT id, status FROM outbox").fetchall()
+        assert status == "sent"
+        assert err == (
+            "error: the database failed during delivery (the teamaccess database "
+            f"{db} is locked by another connection and stayed locked past the 5.0 s "
+            "timeout; retry once the other process is done (while starting a unit of work: "
+            f"database is locked)); message(s) {msg_id} had gone out and were recorded on a "
+            "retry, so they do not go again. The messages not tried wait until their lease "
+            "ends (300 s); then run 'teamaccess deliver' again\n"
+        )
+
+    @pytest.mark.slow
+    def test_named_when_every_retry_fails(self, tmp_path: Path) -> None:
+        proc, err, db = self.run_with_the_database_locked(tmp_path, unlock_after=None)
+        assert proc.returncode == 10, err
+        with sqlite3.connect(db) as con:
+            [(msg_id, status)] = con.execute("SELECT id, status FROM outbox").fetchall()
+        assert status == "pending"
+        assert err.startswith(f"error: message(s) {msg_id} went out, but the database failed")
+        assert "also on 3 retries" in err
+        assert "they may go out twice: once their lease ends (300 s after this run" in err
+
+
+class TestInterrupted:
+    """Ctrl-C stops a one-off run as it stops the worker: the message in hand is
+    finished and recorded (never cut off unrecorded, to go twice), the rest handed back."""
+
+    def test_the_message_in_hand_is_finished(self, tmp_path: Path) -> None:
+        db = tmp_path / "team.db"
+        with SmtpServer(block_at=1) as server:
+            queued(db, server, "k1@example.org", "k2@example.org")
+            proc = deliver(db, server, "--json")
+            assert server.blocked.wait(60), "the first message never reached the server"
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.5)  # the signal lands while the reply is held back
+            server.release(accept=True)
+            out, err = proc.communicate(timeout=60)
+            assert len(server.received) == 1
+        assert proc.returncode == 130, err
+        assert err == (
+            "error: interrupted; the message in hand was finished and recorded, the rest "
+            "wait for the next 'teamaccess deliver'\n"
+        )
+        result = json.loads(out)
+        assert (result["delivered"], result["waiting"]) == (1, 2)
+        with sqlite3.connect(db) as con:
+            rows = con.execute("SELECT status, next_attempt_at FROM outbox").fetchall()
+        assert sorted(status for status, _ in rows) == ["pending", "pending", "sent"]
+        # handed back, due at once: not left to wait out the lease
+        now = time.time()
+        assert all(
+            datetime.fromisoformat(due).timestamp() <= now
+            for status, due in rows
+            if status == "pending"
+        )
