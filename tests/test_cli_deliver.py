@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +196,37 @@ class TestSendsRecordedBeforeExit:
         assert err.startswith(f"error: message(s) {msg_id} went out, but the database failed")
         assert "also on 3 retries" in err
         assert "they may go out twice: once their lease ends (300 s after this run" in err
+
+
+class TestInterrupted:
+    """Ctrl-C stops a one-off run as it stops the worker: the message in hand is
+    finished and recorded (never cut off unrecorded, to go twice), the rest handed back."""
+
+    def test_the_message_in_hand_is_finished(self, tmp_path: Path) -> None:
+        db = tmp_path / "team.db"
+        with SmtpServer(block_at=1) as server:
+            queued(db, server, "k1@example.org", "k2@example.org")
+            proc = deliver(db, server, "--json")
+            assert server.blocked.wait(60), "the first message never reached the server"
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.5)  # the signal lands while the reply is held back
+            server.release(accept=True)
+            out, err = proc.communicate(timeout=60)
+            assert len(server.received) == 1
+        assert proc.returncode == 130, err
+        assert err == (
+            "error: interrupted; the message in hand was finished and recorded, the rest "
+            "wait for the next 'teamaccess deliver'\n"
+        )
+        result = json.loads(out)
+        assert (result["delivered"], result["waiting"]) == (1, 2)
+        with sqlite3.connect(db) as con:
+            rows = con.execute("SELECT status, next_attempt_at FROM outbox").fetchall()
+        assert sorted(status for status, _ in rows) == ["pending", "pending", "sent"]
+        # handed back, due at once: not left to wait out the lease
+        now = time.time()
+        assert all(
+            datetime.fromisoformat(due).timestamp() <= now
+            for status, due in rows
+            if status == "pending"
+        )

@@ -5,6 +5,7 @@ the failure is the process's own (signals, a user who may not read a folder)."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -17,9 +18,12 @@ from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 from tests.test_cli import OP, REAL_LINKS, Cli, account, free_port, member, run
 
+import teamaccess
 from teamaccess._cli import EXIT_CODES, cli
+from teamaccess._cli.words import _NAMES, _REWRITES
 
 __all__ = ["account", "run"]  # fixtures, imported for pytest
 
@@ -115,6 +119,81 @@ class TestTheCommandsWords:
                          *OP, code=3)  # fmt: skip
         assert "the end of access 2001-01-01 00:00 is not in the future" in line
 
+    @pytest.mark.parametrize(
+        ("args", "said"),
+        [
+            (("members", ""), "error: ACCOUNT_ID must not be empty"),
+            (("remove", "acc_1", "", *OP), "error: USER_ID must not be empty"),
+            (("contacts", "show", ""), "error: CONTACT_ID must not be empty"),
+            (("revoke", "", *OP), "error: INVITATION_ID must not be empty"),
+            (("accounts", "create", "--name", "A", "--owner-id", "", "--owner-email",
+              "a@example.com"), "error: --owner-id must not be empty"),
+            (("accounts", "create", "--name", "A", "--owner-id", "teamaccess:system",
+              "--owner-email", "a@example.com"),
+             "error: --owner-id cannot be the operator (teamaccess:system)"),
+            (("erase", "--user", "pia", "--as", "bob", "--yes"),
+             "error: only the vendor (--as system, acting on a request) or the person "
+             "themselves (--as the user named by --user) may erase"),
+            (("transfer", "ACCOUNT", "max", "--as", "bob"),
+             "ask the owner, or the vendor's support (--as system)"),
+        ],
+    )  # fmt: skip
+    def test_ids_and_who_acts(
+        self, run: Cli, account: str, args: tuple[str, ...], said: str
+    ) -> None:
+        args = tuple(account if a == "ACCOUNT" else a for a in args)
+        result = CliRunner(env=run.env).invoke(cli, list(args))
+        assert result.exit_code in (3, 5, 6), result.stderr
+        assert said in operators_words(result.stderr)
+
+    def test_import_problems_name_the_files_columns(self, run: Cli) -> None:
+        (run.folder / "c.csv").write_text(
+            "account,account_name,role,user_id,email\n"
+            "K-1,M,owner,,m@example.com\nK-2,N,owner,teamaccess:system,n@example.com\n"
+        )
+        result = CliRunner(env=run.env).invoke(cli, ["import", "c.csv"])
+        assert result.exit_code == 3
+        assert operators_words(result.stderr).splitlines()[1:] == [
+            "  line 2: user_id is missing",
+            "  line 3: user_id cannot be the operator (teamaccess:system); pass the id of a "
+            "user of your application",
+        ]
+
+    def test_every_rewrite_names_words_the_library_says(self) -> None:
+        """A hint the library words differently would leak its Python name again."""
+        texts = _library_texts()
+        for pattern, _ in _REWRITES + _NAMES:
+            if pattern.pattern.startswith(
+                (
+                    "^access_until",
+                    "^owner_id",
+                    "^account_id",
+                    "^user_id",
+                    "^contact_id",
+                    "^invitation_id",
+                )
+            ):
+                continue  # the name is a value in the f-string; the tests above run it
+            assert any(pattern.search(text) for text in texts), pattern.pattern
+
+
+def _library_texts() -> list[str]:
+    """Every string the library (not the command) writes, an f-string's values as X."""
+    texts = []
+    for path in Path(teamaccess.__file__).parent.rglob("*.py"):
+        if "_cli" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.JoinedStr):
+                texts.append(
+                    "".join(
+                        str(v.value) if isinstance(v, ast.Constant) else "X" for v in node.values
+                    )
+                )
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                texts.append(node.value)
+    return texts
+
 
 class TestNoTraceback:
     """Input that raised a stdlib exception is one error line saying what to do."""
@@ -156,9 +235,15 @@ class TestNoTraceback:
         run.env["TEAMACCESS_SCHEMA"] = "crm"  # set for every command: left alone
         run("members", account)
 
-    def test_a_mistyped_user_is_no_member(self, run: Cli, account: str) -> None:
+    def test_a_mistyped_user_or_account_is_not_found(self, run: Cli, account: str) -> None:
         line = run.error("permissions", "show", account, "mxa", code=4)
         assert "user 'mxa' is not a member" in operators_words(line)
+        # nor a mistyped account as "no" or "none"
+        line = run.error("permissions", "check", "acc_nope", "max", "billing.view", code=4)
+        assert "no account 'acc_nope'" in line
+        assert "no account 'acc_nope'" in run.error(
+            "resources", "acc_nope", "max", "billing.view", code=4
+        )
 
     @pytest.mark.skipif(
         os.geteuid() != 0 or shutil.which("setpriv") is None,

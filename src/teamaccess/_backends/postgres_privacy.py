@@ -27,7 +27,7 @@ from .postgres_schema import (
     _MEMBER_COLS,
     _OUTBOX_COLS,
 )
-from .search import _ascii_lower
+from .search import AT_FORMS, ESCAPES, _ascii_lower
 
 if TYPE_CHECKING:
     import psycopg
@@ -43,14 +43,51 @@ Row = tuple[Any, ...]
 _FOLD = "translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
 
 
-def _in_json(column: str) -> str:
-    """A subquery: a string in the JSON text *column*, nested ones too, holds a needle of
-    the ``%(n)s`` parameter."""
-    value = _FOLD.format("(v #>> '{}')")
-    return (
-        f"SELECT 1 FROM jsonb_path_query(({column})::jsonb, 'strict $.**') v, "
-        f"unnest(%(n)s::text[]) n WHERE jsonb_typeof(v) = 'string' AND strpos({value}, n) > 0"
+#: A regular expression: a character that is not ASCII, or one that starts an escape
+#: (``search.ESCAPES``).
+_ODD = "[" + "".join(e.replace("\\", "\\\\") for e in ESCAPES) + r"]|[^\x01-\x7f]"
+#: A regular expression: an "@" in some form (``search.AT_FORMS``; a JSON escape's
+#: backslash escaped).
+_AT = "|".join(form.replace("\\", "\\\\") for form in AT_FORMS)
+
+
+def _disguised(text: str) -> str:
+    """The condition that the SQL expression *text* may write an address otherwise
+    (``search.disguised()``): two regular expressions, not a function call a form (the
+    planner's estimate grows with each, and past ``jit_inline_above_cost`` compiling the
+    query takes longer than running it). A "%" is doubled: every query has parameters."""
+    return f"({text} ~ '{_ODD}' AND {text} ~ '{_AT}')".replace("%", "%%")
+
+
+def _json_disguised(column: str) -> str:
+    """The condition that a string in the JSON text *column* may write an address
+    otherwise. The stored text holds such a string only if it holds a character that is
+    not ASCII or starts an escape itself (a backslash is escaped, and a character that is
+    not ASCII written as itself or as a ``\\u`` escape), so that is checked first; then
+    one ``jsonb_path_exists()`` call, not a walk of its own (see ``_disguised()``)."""
+    odd, at = (r.replace("\\", "\\\\").replace('"', '\\"') for r in (_ODD, _AT))
+    path = f'strict $.** ? (@.type() == "string" && @ like_regex "{odd}" && @ like_regex "{at}")'
+    return (f"({column} ~ '{_ODD}' AND jsonb_path_exists(({column})::jsonb, '{path}'))").replace(
+        "%", "%%"
     )
+
+
+def _hidden(needles: Collection[str]) -> bool:
+    """Whether the search also finds text that may write an address otherwise: where a
+    needle is an address."""
+    return any("@" in n for n in needles)
+
+
+def _in_json(column: str, hidden: bool) -> str:
+    """The condition that a string in the JSON text *column*, nested ones too, holds a
+    needle of the ``%(n)s`` parameter (decoded: the stored text escapes characters), or
+    with *hidden*, may write an address otherwise."""
+    value = _FOLD.format("(v #>> '{}')")
+    found = (
+        f"EXISTS (SELECT 1 FROM jsonb_path_query(({column})::jsonb, 'strict $.**') v, "
+        f"unnest(%(n)s::text[]) n WHERE jsonb_typeof(v) = 'string' AND strpos({value}, n) > 0)"
+    )
+    return f"({found} OR {_json_disguised(column)})" if hidden else found
 
 
 def _pg_mark(mark: object) -> tuple[int, str, int, str] | None:
@@ -147,15 +184,12 @@ class _PgPrivacyQueries:
     ) -> list[AuditEvent]:
         # Every string in details, nested ones too, decoded from the stored JSON text.
         actor, target = _FOLD.format("e.actor_id"), _FOLD.format("e.target")
-        value = _FOLD.format("(v #>> '{}')")
         only, more = _only("e.account_id", accounts)
+        details = _in_json("e.details", _hidden(needles))
         rows = self._all(
             f"SELECT {_EVENT_COLS} FROM {self._q.s}.events e WHERE (EXISTS ("
             f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE strpos({actor}, n) > 0 "
-            f"OR strpos({target}, n) > 0) OR EXISTS ("
-            "SELECT 1 FROM jsonb_path_query(e.details::jsonb, 'strict $.**') v, "
-            "unnest(%(n)s::text[]) n "
-            f"WHERE jsonb_typeof(v) = 'string' AND strpos({value}, n) > 0)){only} "
+            f"OR strpos({target}, n) > 0) OR {details}){only} "
             "ORDER BY e.seq",
             {"n": _needles(needles), **more},
             True,
@@ -166,9 +200,10 @@ class _PgPrivacyQueries:
         self, needles: Collection[str], *, accounts: Collection[str] | None = None
     ) -> list[Member]:
         only, more = _only("m.account_id", accounts)
+        metadata = _in_json("m.metadata", _hidden(needles))
         rows = self._all(
-            f"SELECT {_MEMBER_COLS} FROM {self._q.s}.members m WHERE EXISTS ("
-            f"{_in_json('m.metadata')}){only} ORDER BY joined_at, account_id, user_id",
+            f"SELECT {_MEMBER_COLS} FROM {self._q.s}.members m WHERE {metadata}{only} "
+            "ORDER BY joined_at, account_id, user_id",
             {"n": _needles(needles), **more},
             True,
         )
@@ -179,10 +214,14 @@ class _PgPrivacyQueries:
     ) -> list[Invitation]:
         note = _FOLD.format("i.note")
         only, more = _only("i.account_id", accounts)
+        hidden = ""
+        if _hidden(needles):
+            hidden = f" OR {_disguised('i.note')}"
+        metadata = _in_json("i.metadata", _hidden(needles))
         rows = self._all(
             f"SELECT {_INVITATION_COLS} FROM {self._q.s}.invitations i WHERE (EXISTS ("
-            f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE strpos({note}, n) > 0) OR EXISTS ("
-            f"{_in_json('i.metadata')})){only} ORDER BY created_at, seq",
+            f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE strpos({note}, n) > 0) OR "
+            f"{metadata}{hidden}){only} ORDER BY created_at, seq",
             {"n": _needles(needles), **more},
             True,
         )
@@ -191,10 +230,15 @@ class _PgPrivacyQueries:
     def contacts_with_text(
         self, needles: Collection[str], *, accounts: Collection[str] | None = None
     ) -> list[Contact]:
-        found = " OR ".join(
-            f"strpos({_FOLD.format(col)}, n) > 0" for col in ("name", "company", "phone", "role")
-        )
+        columns = ("name", "company", "phone", "role")
+        found = " OR ".join(f"strpos({_FOLD.format(col)}, n) > 0" for col in columns)
         only, more = _only("account_id", accounts)
+        if _hidden(needles):
+            # The fields as one text, a regular expression a row, not one a field; inside
+            # the search of the needles (for an address), so it stays one semi-join,
+            # which the server may run in parallel.
+            joined = f"concat_ws(' ', {', '.join(columns)})"
+            found += f" OR (strpos(n, '@') > 0 AND {_disguised(joined)})"
         rows = self._all(
             f"SELECT {_CONTACT_COLS} FROM {self._q.s}.contacts WHERE EXISTS ("
             f"SELECT 1 FROM unnest(%(n)s::text[]) n WHERE {found}){only} ORDER BY seq",

@@ -21,7 +21,7 @@ from .._domain import AuditEvent, Contact, Invitation, Member, OutboxMessage
 from .._errors import TeamAccessError
 from . import sqlite_rows as _rows
 from .codec import details_text
-from .search import _ascii_lower
+from .search import AT_FORMS, ESCAPES, _ascii_lower
 
 __all__ = ["_PrivacyQueries"]
 
@@ -37,12 +37,49 @@ def _needles(values: Collection[str]) -> str:
     return json.dumps(sorted({_ascii_lower(v) for v in values}))
 
 
-# Every string in a JSON column, nested ones too, decoded (the stored text escapes
-# non-ASCII characters), against the needles in ?1.
-_IN_JSON = (
-    "SELECT 1 FROM json_tree({}) t, json_each(?1) n "
-    "WHERE t.type = 'text' AND instr(lower(t.value), n.value)"
-)
+def _odd(text: str) -> str:
+    """The condition that the SQL expression *text* holds a character that is not ASCII
+    (its byte and character lengths differ) or starts an escape: one of ``ESCAPES``."""
+    escape = " OR ".join(f"instr({text}, '{e}')" for e in ESCAPES)
+    return f"({escape} OR length(CAST({text} AS BLOB)) != length({text}))"
+
+
+def _disguised(text: str) -> str:
+    """The condition that the SQL expression *text* may write an address otherwise
+    (``search.disguised()``), the rarer half first: most text is plain ASCII."""
+    at = " OR ".join(f"instr({text}, '{form}')" for form in AT_FORMS)
+    return f"({_odd(text)} AND ({at}))"
+
+
+def _hidden(needles: Collection[str]) -> bool:
+    """Whether the search also finds text that may write an address otherwise: where a
+    needle is an address."""
+    return any("@" in n for n in needles)
+
+
+def _in_json(column: str, hidden: bool) -> str:
+    """The condition that a string in the JSON text *column*, nested ones too, decoded,
+    holds a needle of ?1 (json_tree walks them: the stored text escapes characters), or
+    with *hidden*, may write an address otherwise. Walking the strings costs more than a
+    search of the stored text, so that comes first: text without a character that is not
+    ASCII or a backslash escapes nothing and holds every string as it is (a key too, which
+    the walk then tells apart); only other text may hold an address written otherwise.
+    Most rows hold no metadata at all: ``{}``."""
+    walk = (
+        f"EXISTS (SELECT 1 FROM json_tree({column}) t, json_each(?1) n "
+        "WHERE t.type = 'text' AND instr(lower(t.value), n.value))"
+    )
+    if hidden:
+        walk += (
+            f" OR EXISTS (SELECT 1 FROM json_tree({column}) t "
+            f"WHERE t.type = 'text' AND {_disguised('t.value')})"
+        )
+    return (
+        f"({column} != '{{}}' AND (EXISTS (SELECT 1 FROM json_each(?1) n "
+        f"WHERE instr(lower({column}), n.value)) OR {_odd(column)}) AND ({walk}))"
+    )
+
+
 #: The contact fields a person may be named in besides the address.
 _CONTACT_TEXT = ("name", "company", "phone", "role")
 
@@ -139,12 +176,11 @@ class _PrivacyQueries:
         # json_tree walks every string in details, nested ones too, decoded: the stored
         # text escapes non-ASCII characters, so searching the raw JSON would miss them.
         only, more = _only("e", accounts)
+        details = _in_json("e.details", _hidden(needles))
         rows = self._all(
             f"SELECT {_rows._EVENT_COLS}, seq FROM events e WHERE (EXISTS ("
             "SELECT 1 FROM json_each(?1) n WHERE instr(lower(e.actor_id), n.value) "
-            "OR instr(lower(e.target), n.value)) OR EXISTS ("
-            "SELECT 1 FROM json_tree(e.details) t, json_each(?1) n "
-            f"WHERE t.type = 'text' AND instr(lower(t.value), n.value))){only} ORDER BY e.seq",
+            f"OR instr(lower(e.target), n.value)) OR {details}){only} ORDER BY e.seq",
             (_needles(needles), *more),
         )
         if self._event_seqs is None:
@@ -156,9 +192,10 @@ class _PrivacyQueries:
         self, needles: Collection[str], *, accounts: Collection[str] | None = None
     ) -> list[Member]:
         only, more = _only("m", accounts)
+        metadata = _in_json("m.metadata", _hidden(needles))
         rows = self._all(
-            f"SELECT {_rows._MEMBER_COLS} FROM members m WHERE EXISTS ("
-            f"{_IN_JSON.format('m.metadata')}){only} ORDER BY joined_at, account_id, user_id",
+            f"SELECT {_rows._MEMBER_COLS} FROM members m WHERE {metadata}{only} "
+            "ORDER BY joined_at, account_id, user_id",
             (_needles(needles), *more),
         )
         return [_rows._member(r) for r in rows]
@@ -167,10 +204,11 @@ class _PrivacyQueries:
         self, needles: Collection[str], *, accounts: Collection[str] | None = None
     ) -> list[Invitation]:
         only, more = _only("i", accounts)
+        hidden = f" OR {_disguised('i.note')}" if _hidden(needles) else ""
         rows = self._all(
             f"SELECT {_rows._INVITATION_COLS} FROM invitations i WHERE (EXISTS ("
-            "SELECT 1 FROM json_each(?1) n WHERE instr(lower(i.note), n.value)) OR EXISTS ("
-            f"{_IN_JSON.format('i.metadata')})){only} ORDER BY created_at, id",
+            "SELECT 1 FROM json_each(?1) n WHERE instr(lower(i.note), n.value)) OR "
+            f"{_in_json('i.metadata', _hidden(needles))}{hidden}){only} ORDER BY created_at, id",
             (_needles(needles), *more),
         )
         return [_rows._invitation(r) for r in rows]
@@ -180,9 +218,12 @@ class _PrivacyQueries:
     ) -> list[Contact]:
         found = " OR ".join(f"instr(lower(c.{col}), n.value)" for col in _CONTACT_TEXT)
         only, more = _only("c", accounts)
+        hidden = ""
+        if _hidden(needles):
+            hidden = "".join(f" OR {_disguised(f'c.{col}')}" for col in _CONTACT_TEXT)
         rows = self._all(
-            f"SELECT {_rows._CONTACT_COLS} FROM contacts c WHERE EXISTS ("
-            f"SELECT 1 FROM json_each(?1) n WHERE {found}){only} ORDER BY c.seq",
+            f"SELECT {_rows._CONTACT_COLS} FROM contacts c WHERE (EXISTS ("
+            f"SELECT 1 FROM json_each(?1) n WHERE {found}){hidden}){only} ORDER BY c.seq",
             (_needles(needles), *more),
         )
         return [_rows._contact(r) for r in rows]

@@ -6,8 +6,10 @@ by ``import teamaccess``. It works on an embedded default: a SQLite file (``./te
 mail written as ``.eml`` files to ``./outbox`` unless SMTP settings are given, and a secret
 key generated once and kept next to the database.
 
-Exit status: 0 on success, 2 for a usage error, and one code per error family (see
-``EXIT_CODES``), so a script can tell "not found" from "not allowed".
+Exit status: 0 on success, 2 for a usage error, one code per error family (see
+``EXIT_CODES``), so a script can tell "not found" from "not allowed", and 130 for Ctrl-C
+(``EXIT_INTERRUPTED``); the same on every command, as docs/cli.md tabulates them. Error
+lines say what to type, not what to call (``words``).
 
 One module per area: ``app`` (the group, its options and shared helpers), ``config`` (the
 settings), ``output`` (text and JSON), and the commands in ``accounts``, ``members``,

@@ -142,7 +142,9 @@ def _discard(ctx: click.Context) -> None:
 
 
 def _usage_message(exc: click.UsageError) -> str:
-    text = exc.format_message().rstrip(".")
+    text = exc.format_message()
+    if text.endswith(".") and not text.endswith("..."):
+        text = text[:-1]
     if text[1:2].islower():  # "No such option" reads on as "no such ..."; "UNTIL" stays
         text = text[:1].lower() + text[1:]
     path = exc.ctx.command_path if exc.ctx is not None else "teamaccess"

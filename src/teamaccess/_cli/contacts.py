@@ -147,7 +147,9 @@ def contacts_update(
     if categories:
         changes["categories"] = _categories(categories)
     if not changes:
-        raise click.UsageError("nothing to change; give --name, --email, --category, ...")
+        raise click.UsageError(
+            "nothing to change; give --name, --email, --category, --company, --phone or --role"
+        )
     contact = _team().update_contact(contact_id, actor_id=actor, **changes)
     if as_json:
         emit_json(contact)

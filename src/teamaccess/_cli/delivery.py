@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -109,10 +110,12 @@ def deliver(
     give_up_after: int,
     as_json: bool,
 ) -> None:
-    """Send the mail waiting in the outbox (deliver_pending).
+    """Send the mail waiting in the outbox: what could not be sent at once, and all of
+    it with --delivery queue.
 
     Once by default; with --watch as a worker that runs until SIGTERM or Ctrl-C, prints a
-    line per batch, and exits 130 after finishing the message in hand.
+    line per batch, and exits 130 after finishing the message in hand (so does a run
+    without --watch that is interrupted).
     """
     if account_id is not None and not only_list:
         raise click.UsageError("--account goes with --list; deliver sends every due message")
@@ -136,20 +139,31 @@ def deliver(
     if watch:
         _watch(limit, interval, max(interval, max_interval), as_json)
         return
-    rows = _deliver_once(team, limit)
+    # Ctrl-C or SIGTERM as the worker takes them: the message in hand is finished and
+    # recorded, the rest handed back; a send cut off unrecorded would go twice.
+    stop = _Stop()
+    with stop.installed():
+        rows = _deliver_once(team, limit, stop)
     waiting = len(team.pending_messages())
     if as_json:
         emit_json({"messages": rows, **_summary(rows), "waiting": waiting})
-        return
-    show_outbox(rows)
-    click.echo(f"{_sentence(rows)}; {waiting} still waiting")
+    else:
+        show_outbox(rows)
+        click.echo(f"{_sentence(rows)}; {waiting} still waiting")
+    if stop():
+        click.echo(
+            "error: interrupted; the message in hand was finished and recorded, the "
+            "rest wait for the next 'teamaccess deliver'",
+            err=True,
+        )
+        raise SystemExit(EXIT_INTERRUPTED)
 
 
-def _deliver_once(team: TeamAccess, limit: int) -> list[OutboxMessage]:
+def _deliver_once(team: TeamAccess, limit: int, stop: _Stop) -> list[OutboxMessage]:
     """One run; on a database error after the server took a message, try a few times to
     record the send before exiting: unrecorded, it goes again once its lease ends."""
     try:
-        return team.deliver_pending(limit=limit)
+        return team.deliver_pending(limit=limit, stop=stop)
     except StorageError as exc:
         sent = list(team._unrecorded())
         if not sent:
@@ -225,6 +239,11 @@ class _Stop:
         def handler(signum: int, frame: FrameType | None) -> None:
             self.requested = True
 
+        if threading.current_thread() is not threading.main_thread():
+            # Only the main thread may set handlers (a host running the command in a
+            # thread); there, Ctrl-C stays the interpreter's.
+            yield
+            return
         previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             yield

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -341,7 +342,7 @@ def import_command(
         problems += [
             LineProblem(
                 lines[checked[p.row]].of(p),
-                for_operators(p.message.replace("pass existing='skip'", "pass --skip-existing")),
+                _csv_words(p.message),
             )
             for p in exc.problems
         ]
@@ -362,6 +363,15 @@ def import_command(
         f"({members} member(s) and {contacts} contact(s) in the file)"
         + (f"; skipped {skipped} that exist" if skipped else "")
     )
+
+
+def _csv_words(message: str) -> str:
+    """A row problem of ``import_accounts()`` in the file's words: its columns (the
+    owner's id is in user_id) and the command's options."""
+    message = message.replace("pass existing='skip'", "pass --skip-existing")
+    message = re.sub(r"^owner_id\b", "user_id", message)
+    message = re.sub(r"^owner_email\b", "email", message)
+    return for_operators(message, names=False)
 
 
 def _all_lines(at: _Lines) -> set[int]:

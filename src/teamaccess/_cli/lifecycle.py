@@ -108,7 +108,9 @@ def access_until(account_id: str, user_id: str, until: str, actor: str, as_json:
 @json_option
 def resources(account_id: str, user_id: str, permission: str, as_json: bool) -> None:
     """The resources on which USER_ID may use PERMISSION: 'all' or their ids."""
-    found = _team(read_only=True).resources_for(user_id, account_id, permission)
+    team = _team(read_only=True)
+    team.get_account(account_id)  # a mistyped account is not "none"
+    found = team.resources_for(user_id, account_id, permission)
     if as_json:
         emit_json({"all": found.is_all, "ids": sorted(found.ids)})
     elif found.is_all:

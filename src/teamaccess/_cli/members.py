@@ -98,6 +98,8 @@ def permissions_check(
 ) -> None:
     """May USER_ID use each PERMISSION in ACCOUNT_ID (on --resource)?"""
     team = _team(read_only=True)
+    # A mistyped account must not read as "no" (can() answers no for one that is not).
+    team.get_account(account_id)
     results = {
         name: team.can(user_id, account_id, name, resource=resource) for name in permission_names
     }

@@ -47,17 +47,38 @@ _REWRITES: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"pass PostgresStore\(\.\.\., schema=\.\.\.\) a new or empty schema",
          "pass --schema a new or empty schema"),
         (r"open a new PostgresStore", "run the command again"),
+        # who acts: --as, not actor_id=
+        (r"\(actor_id=teamaccess\.SYSTEM, acting on a request\)",
+         "(--as system, acting on a request)"),
+        (r"\(actor_id equal to user_id\)", "(--as the user named by --user)"),
+        (r"with actor_id=teamaccess\.SYSTEM\)", "with --as system)"),
+        (r"\(teamaccess\.SYSTEM\)", "(--as system)"),
+        (r"cannot be teamaccess\.SYSTEM", "cannot be the operator (teamaccess:system)"),
+    )
+)  # fmt: skip
+
+#: Rewrites of a message that names a parameter first: the command's option or argument.
+_NAMES: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
+    (re.compile(pattern), words)
+    for pattern, words in (
         # settings named as the constructor's parameters
         (r"^accept_url\b", "--accept-url (TEAMACCESS_ACCEPT_URL)"),
         (r"^sender\b", "--sender (TEAMACCESS_SENDER)"),
         (r"^schema( names)?\b", r"--schema\1 (TEAMACCESS_SCHEMA)"),
         (r"^access_until (?=\d)", "the end of access "),
+        # an id argument, as the command's help names it
+        (r"^owner_id\b", "--owner-id"),
+        (r"^account_id\b", "ACCOUNT_ID"),
+        (r"^user_id\b", "USER_ID"),
+        (r"^contact_id\b", "CONTACT_ID"),
+        (r"^invitation_id\b", "INVITATION_ID"),
     )
 )  # fmt: skip
 
 
-def for_operators(message: str) -> str:
-    """*message* with each hint at a Python call replaced by the command to type."""
-    for pattern, words in _REWRITES:
+def for_operators(message: str, *, names: bool = True) -> str:
+    """*message* with each hint at a Python call replaced by the command to type, and
+    (*names*) a parameter it starts with by the option or argument the command has."""
+    for pattern, words in _REWRITES + _NAMES if names else _REWRITES:
         message = pattern.sub(words, message)
     return message

@@ -14,6 +14,7 @@ This module loads with an erasure, never with ``import teamaccess``.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -39,6 +40,16 @@ PLACEHOLDER: Final = "[erased]"
 #: A user id shorter than this is not looked for in free text: "42" or "1234" are far more
 #: likely an amount or an invoice number there than the person.
 MIN_FREE_TEXT_ID: Final = 6
+
+
+def _names_person(user_id: str) -> bool:
+    """Whether *user_id*, standing in free text, names the person: it has at least
+    :data:`MIN_FREE_TEXT_ID` characters and a letter. An id of digits alone ("4711000", a
+    database's serial number) is a number there, as likely an invoice number, an amount, a
+    postcode or part of a phone number equal to it by chance; the fields that hold user
+    ids (an event's actor and target, ``granted_by``, ``invited_by``) still find it."""
+    return len(user_id) >= MIN_FREE_TEXT_ID and any(c.isalpha() for c in user_id)
+
 
 # What may stand before an address's local part and after its domain, and still be part
 # of a longer address ("x.pia@example.org", "pia@example.org.uk"). A sentence's full stop
@@ -71,13 +82,91 @@ def _char(c: str) -> str:
     return "(?:" + "|".join(forms) + ")"
 
 
+#: Characters that do not show, dropped from a text before an address is looked for in
+#: it: "pia@exa\u200bmple.org" reads as the address.
+_INVISIBLE: Final = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+#: One character written escaped: a JSON escape (a surrogate pair as one), an HTML
+#: character reference, or one character's UTF-8 bytes percent-encoded.
+_ESCAPE: Final = re.compile(
+    r"\\u(?:d[89ab][0-9a-f]{2}\\ud[c-f][0-9a-f]{2}|[0-9a-f]{4})"
+    r"|&(?:#[0-9]{1,7};?|#x[0-9a-f]{1,6};?|[a-z][a-z0-9]{1,31};)"
+    r"|%[0-7][0-9a-f]|%[cd][0-9a-f]%[89ab][0-9a-f]|%e[0-9a-f](?:%[89ab][0-9a-f]){2}"
+    r"|%f[0-7](?:%[89ab][0-9a-f]){3}",
+    re.IGNORECASE,
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _unescaped(escape: str) -> str:
+    """The character *escape* (a match of :data:`_ESCAPE`) stands for."""
+    import html
+
+    if escape[0] == "\\":
+        units = [int(escape[i + 2 : i + 6], 16) for i in range(0, len(escape), 6)]
+        if len(units) == 2:
+            return chr(0x10000 + ((units[0] - 0xD800) << 10) + units[1] - 0xDC00)
+        return chr(units[0])
+    if escape[0] == "&":
+        return html.unescape(escape)
+    return bytes.fromhex(escape.replace("%", "")).decode("utf-8", "replace")
+
+
+def _disguisable(text: str) -> bool:
+    """Whether *text* may hold an address written otherwise than in plain ASCII (as every
+    store's coarse search of free text finds it)."""
+    from .._backends.search import disguised
+
+    return disguised(text)
+
+
+def _folded(text: str) -> str:
+    """*text* as it reads: escapes decoded, compatibility forms (full-width letters, the
+    full-width "@") replaced by their plain form (NFKC), invisible characters dropped."""
+    import unicodedata
+
+    if "\\" in text or "&" in text or "%" in text:
+        text = _ESCAPE.sub(lambda m: _unescaped(m.group()), text)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    return _INVISIBLE.sub("", text) if _INVISIBLE.search(text) else text
+
+
+def _units(text: str) -> tuple[str, list[int], list[int]]:
+    """:func:`_folded`, a character or escape at a time, with where each folded character
+    comes from: the start and end in *text* of the character or escape it was read from."""
+    import unicodedata
+
+    folded: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    at = 0
+    for m in _ESCAPE.finditer(text):
+        pieces = [(i, i + 1, text[i]) for i in range(at, m.start())]
+        pieces.append((m.start(), m.end(), _unescaped(m.group())))
+        for start, end, piece in pieces:
+            read = _INVISIBLE.sub("", unicodedata.normalize("NFKC", piece))
+            folded.append(read)
+            starts += [start] * len(read)
+            ends += [end] * len(read)
+        at = m.end()
+    for i in range(at, len(text)):
+        read = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text[i]))
+        folded.append(read)
+        starts += [i] * len(read)
+        ends += [i + 1] * len(read)
+    return "".join(folded), starts, ends
+
+
 class Redactor:
     """Finds one person in free text and replaces them with *replacement*
     (:data:`PLACEHOLDER` unless given).
 
     *addresses*: every form of their addresses (as typed, normalised, the ASCII domain);
-    the match ignores case and also finds the escaped forms :func:`_char` lists. A user id
-    is found as a whole word, if it is at least :data:`MIN_FREE_TEXT_ID` long.
+    the match ignores case and also finds the escaped forms :func:`_char` lists, and the
+    address in a text as it reads (:func:`_folded`): written with JSON escapes, HTML
+    character references or percent-encoding of any character, full-width letters or "@",
+    invisible characters inside. A user id is found as written, as a whole word, if it is
+    at least :data:`MIN_FREE_TEXT_ID` long and holds a letter (see :func:`_names_person`).
     """
 
     def __init__(
@@ -85,25 +174,60 @@ class Redactor:
     ) -> None:
         self.replacement = replacement
         forms = sorted({a for a in addresses if a}, key=len, reverse=True)
-        ids = sorted({u for u in user_ids if len(u) >= MIN_FREE_TEXT_ID}, key=len, reverse=True)
+        ids = sorted({u for u in user_ids if _names_person(u)}, key=len, reverse=True)
         alternatives = [_BEFORE + "(?:" + "".join(map(_char, f)) + ")" + _AFTER for f in forms]
         self._addresses = re.compile("|".join(alternatives), re.IGNORECASE) if forms else None
+        self._folded_forms = tuple({unicodedata.normalize("NFKC", f).lower() for f in forms})
         # An id is not part of a longer word or of an address ("user-7@other.example",
         # "x@user-7.example" are someone else's).
         alternatives += [rf"(?<![\w.@+-]){re.escape(u)}(?![\w-]|[.@][\w-])" for u in ids]
         self._pattern = re.compile("|".join(alternatives), re.IGNORECASE) if alternatives else None
 
     def found(self, text: str | None) -> bool:
-        return text is not None and self._pattern is not None and bool(self._pattern.search(text))
+        if text is None or self._pattern is None:
+            return False
+        return bool(self._pattern.search(text)) or self._found_disguised(text)
 
     def found_address(self, text: str) -> bool:
         """Whether *text* holds one of the person's addresses (their ids not counted)."""
-        return self._addresses is not None and bool(self._addresses.search(text))
+        if self._addresses is None:
+            return False
+        return bool(self._addresses.search(text)) or self._found_disguised(text)
+
+    def _found_disguised(self, text: str) -> bool:
+        if self._addresses is None or not _disguisable(text):
+            return False
+        folded = _folded(text)
+        # A substring search first: the address reads as itself in the folded text, and
+        # most texts (a notification's parts, parsed for every erasure) do not hold it.
+        lowered = folded.lower()
+        if not any(form in lowered for form in self._folded_forms):
+            return False
+        return bool(self._addresses.search(folded))
 
     def sub(self, text: str) -> str:
         if self._pattern is None:
             return text
-        return self._pattern.sub(lambda _: self.replacement, text)
+        text = self._pattern.sub(lambda _: self.replacement, text)
+        if self._addresses is None or not self._found_disguised(text):
+            return text
+        # An address written otherwise: found in the text as it reads, and the characters
+        # and escapes it was read from replaced, the rest of the text left as it is.
+        folded, starts, ends = _units(text)
+        spans: list[list[int]] = []
+        for m in self._addresses.finditer(folded):
+            start, end = starts[m.start()], ends[m.end() - 1]
+            if spans and start < spans[-1][1]:  # read from one escape or character
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
+        for start, end in reversed(spans):
+            text = text[:start] + self.replacement + text[end:]
+        if self._found_disguised(text):
+            # Folded as a whole it still reads as the address (a form that reads so only
+            # across characters, say a letter and a combining mark apart): the whole text.
+            return self.replacement
+        return text
 
     def found_value(self, value: object) -> bool:
         """Whether *value* (a string, or a list or mapping of them, nested) names the person."""
@@ -130,8 +254,10 @@ def free_text_needles(addresses: Iterable[str], user_ids: Iterable[str]) -> set[
     """Texts for a store's coarse search (which folds A-Z only) that every way of writing
     one of *addresses* in free text contains: an ASCII address itself; for one that is
     not ASCII, each run of four or more ASCII characters of its domain (the domain's
-    other letters may be in any case there). And each user id."""
-    found = set(user_ids)
+    other letters may be in any case there). And each user id :class:`Redactor` looks for.
+    (A store's search also finds text that may hold an address written otherwise:
+    ``teamaccess._backends.search.disguised``.)"""
+    found = {u for u in user_ids if _names_person(u)}
     for address in addresses:
         if address.isascii():
             found.add(address)

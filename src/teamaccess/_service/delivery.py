@@ -375,7 +375,10 @@ class _Delivery(_Core):
                     )  # fmt: skip
             uow.commit()
         if work is not None:
-            _log().error("mail %s to %s closed: %s", done.id, done.recipient, done.last_error)
+            _log().error(
+                "mail %s to %s closed: %s",
+                done.id, masked(done.recipient), masked_text(done.last_error or ""),
+            )  # fmt: skip
             self._tell_listeners(work.events)
         if error is None and self._on_sent is not None:
             self._on_sent(done)
@@ -396,7 +399,7 @@ class _Delivery(_Core):
         _log().error(
             "mail %s to %s was sent, but recording it failed (%s); recorded on the next "
             "delivery by this process, else sent again once its lease ends",
-            row.id, row.recipient, exc,
+            row.id, masked(row.recipient), masked_text(str(exc)),
         )  # fmt: skip
 
     def _record_late(self) -> None:
@@ -716,7 +719,11 @@ class _Delivery(_Core):
             except Exception as exc:
                 # Every message already has its outcome recorded; a failing QUIT changes
                 # none of them.
-                _log().warning("closing the mail batch failed: %s: %s", type(exc).__name__, exc)
+                _log().warning(
+                    "closing the mail batch failed: %s: %s",
+                    type(exc).__name__,
+                    masked_text(str(exc)),
+                )
 
     def _prepare(self, row: OutboxMessage) -> EmailMessage | OutboxMessage | None:
         """The message of a claimed row; the row cancelled if its invitation is no longer
@@ -784,16 +791,38 @@ def _sends_wire(smtp: ModuleType | None, mailer: Mailer) -> bool:
     return isinstance(mailer, FileMailer) and mailer._sends_wire()
 
 
+#: An address inside a text (a server's reply, an error): a local part and a domain.
+_ADDRESS_IN_TEXT: Final = re.compile(
+    r"(?<![\w.+-])([\w.+%=!#$&'*/?^`{|}~-]+)@([\w-]+(?:\.[\w-]+)+)"
+)
+
+
+def masked(address: str) -> str:
+    """*address* as a log line shows it: the first character of its local part and its
+    domain (``j***@example.com``). Log files outlive an erasure, and are not the store's
+    to rewrite; the outbox id next to it finds the row."""
+    local, at, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}" if at and local else "***"
+
+
+def masked_text(text: str) -> str:
+    """*text* (a server's reply, an error) with every address in it masked: a server's
+    refusal usually repeats the recipient, and may name others."""
+    return _ADDRESS_IN_TEXT.sub(lambda m: f"{m.group(1)[:1]}***@{m.group(2)}", text)
+
+
 def _refused(row: OutboxMessage, exc: Exception) -> _Refusal:
     refusal = _Refusal(f"refused before sending, and not retried: {exc}")
-    _log().error("mail %s to %s %s", row.id, row.recipient, refusal)
+    _log().error("mail %s to %s %s", row.id, masked(row.recipient), masked_text(refusal))
     return refusal
 
 
 def _failed(row: OutboxMessage, error: str, *, bounced: bool = False) -> str:
     error = error[:500]
     # Never log the message: an invitation carries its token in the body.
-    _log().warning("delivery of %s to %s failed: %s", row.id, row.recipient, error)
+    _log().warning(
+        "delivery of %s to %s failed: %s", row.id, masked(row.recipient), masked_text(error)
+    )
     return _Bounced(error) if bounced else error
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 import pytest
 
-from .._domain import AuditEvent, Invitation, InvitationStatus
+from .._domain import AuditEvent, Invitation, InvitationStatus, Member
 from .._ports import Store
 
 # contract.py imports this module to define StoreContract; its helpers are looked up on
@@ -197,6 +197,40 @@ class PrivacyContract:
             assert uow.contacts_with_text({"pia@example.org"}) == named  # not five's address
             assert uow.contacts_with_text({"BUCHHALTUNG"}) == [*named[:3], five]
             assert uow.contacts_with_text({"nobody"}) == []
+
+    def test_free_text_searches_find_disguised_addresses(self, seeded: Store) -> None:
+        # Where a needle is an address, a text that may write one otherwise (an "@" in some
+        # form, and a character not ASCII or starting an escape) is found too; the
+        # erasure reads it as it shows and decides (teamaccess._backends.search.disguised).
+        hidden = [
+            "pia\uff20example.org", "p\u200bia@example.org", "pia&#64;example.org",
+            "pia%40example.org", "pia\\u0040example.org", "pia\ufe6bexample.org",
+            "Jörg: other@example.net",
+        ]  # fmt: skip
+        plain = ["other@example.net", "pia at example.org", "50% für Jörg"]
+        with seeded.begin() as uow:
+            for i, text in enumerate(hidden + plain):
+                uow.add_invitation(
+                    attrs.evolve(c.invitation(f"i{i}", minute=i), note=text), f"n{i}@example.org"
+                )
+                contact = attrs.evolve(c.contact(f"c{i}"), role=text)
+                uow.add_contact(contact, f"c{i}@example.org")
+                member = attrs.evolve(c.member(f"u{i}", minute=i), metadata={"x": [text]})
+                uow.add_member(member, c.key(f"u{i}"))
+                uow.add_event(_event(f"e{i}", details={"subject": text}))
+            uow.commit()
+        found = [f"{i}" for i in range(len(hidden))]
+        with seeded.read() as uow:
+            for search, prefix in (
+                (uow.invitations_with_text, "i"),
+                (uow.contacts_with_text, "c"),
+                (uow.members_with_text, "u"),
+                (uow.events_with, "e"),
+            ):
+                rows = search({"pia@example.org"})
+                ids = sorted(r.user_id if isinstance(r, Member) else r.id for r in rows)
+                assert ids == sorted(prefix + i for i in found), search
+                assert search({"vertretung"}) == []  # no address: no more than the needles
 
     def test_searches_kept_to_accounts(self, seeded: Store) -> None:
         """With ``accounts=``, each search of free text finds what it finds over every
