@@ -117,7 +117,9 @@ _WORD = st.one_of(
     st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=12),
     st.sampled_from(["Shop:", ";", ",", "(x)", '"', "\\", "<a@b.example>", "GmbH", "x" * 40]),
 )
-NAME_WORDS = st.lists(_WORD, min_size=2, max_size=16).map(" ".join)
+# Without encoded-word syntax ("=?" ... "?="), which the service refuses in any sender
+# for its own reason (test_mail_safety).
+NAME_WORDS = st.lists(_WORD, min_size=2, max_size=16).map(" ".join).filter(lambda n: "=?" not in n)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))

@@ -352,3 +352,25 @@ def test_a_phone_375_px_wide(demo: Demo) -> None:
     demo.users(bea)  # a member without "Manage users": the read-only page
     width = bea.evaluate("[document.documentElement.scrollWidth, innerWidth]")
     assert width[0] <= width[1]
+
+
+def test_skip_link_and_row_buttons_name_their_row(demo: Demo) -> None:
+    """The first Tab offers a way past the panel's links; each row's buttons say whose
+    row they act on (a screen reader reads "Remove", "Remove", … otherwise)."""
+    demo.join(BOOKKEEPER, "billing.view")
+    owner = owner_window(demo, "de")
+    demo.invite(owner, "dev@agentur.de", "services.view")
+    demo.users(owner)
+    owner.keyboard.press("Tab")
+    skip = owner.get_by_role("link", name="Zum Inhalt springen")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    owner.keyboard.press("Enter")
+    owner.keyboard.press("Tab")
+    expect(owner.locator(".ta-tabs a").first).to_be_focused()  # the panel's links skipped
+    for name in [f"Bearbeiten: {BOOKKEEPER}", f"Entfernen: {BOOKKEEPER}"]:
+        expect(owner.get_by_role("link", name=name, exact=True)).to_have_count(1)
+    for name in ["Erneut senden: dev@agentur.de", "Zurückziehen: dev@agentur.de"]:
+        expect(owner.get_by_role("button", name=name, exact=True)).to_have_count(1)
+    owner.get_by_role("link", name=f"Entfernen: {BOOKKEEPER}", exact=True).click()
+    expect(owner.locator(".ta-lead")).to_contain_text(BOOKKEEPER)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from email.message import EmailMessage
     from email.policy import EmailPolicy
 
-__all__ = ["unencodable_word"]
+__all__ = ["unencodable_word", "unfoldable_quoted"]
 
 
 # Characters an encoded word of the "Q" form may hold as they are, in any header (RFC 2047
@@ -93,6 +93,51 @@ def _quoted_lines(name: str, addr_spec: str, indent: int) -> tuple[str, ...] | N
     if indent + len(quoted) + 1 + len(tokens[-1]) <= 78 or "" in tokens:
         return None
     return _packed(tokens, indent)
+
+
+def unfoldable_quoted(value: str) -> str | None:
+    """Why the ASCII name of sender *value*, written as one quoted string too long for a
+    line, cannot be folded as :func:`_quoted_lines` folds it (so the stdlib writes it,
+    and Python 3.11 breaks it into words outside the quotes), as a sentence saying what
+    to change; ``None`` if it can, or is not such a name.
+
+    A fold goes only at a space: a word that does not fit on a line cannot be folded,
+    and a tab (or another control character) is kept out of the folded form, since a
+    fold next to it leaves a line of white space alone, which some servers read as the
+    end of the headers.
+    """
+    address = _header_address("From", value)[0]
+    if not address.display_name.isascii() or not _needs_quoting(address.display_name):
+        return None
+    name = " ".join(filter(None, address.display_name.strip(" ").split(" ")))
+    quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if _INDENT + len(quoted) + len(f" <{address.addr_spec}>") <= 78:
+        return None  # on one line, as the stdlib writes it
+    odd = next((char for char in name if not char.isprintable()), None)
+    if odd is not None:
+        what = "a tab" if odd == "\t" else f"the control character {odd!r}"
+        return (
+            f"its name holds {what}, and a name in quotes this long is folded onto several "
+            "lines of a mail header, which cannot be done safely around it; replace it "
+            "with a space"
+        )
+    for index, (word, token) in enumerate(zip(name.split(" "), quoted.split(" "), strict=True)):
+        room = 78 - _INDENT if index == 0 else 77  # a continuation line starts with a space
+        if len(token) > room:
+            shown = repr(word) if len(word) <= 40 else repr(word[:20] + "..." + word[-8:])
+            return (
+                f"the word {shown} of its name is {len(word)} characters long, too long "
+                "for a line of a mail header inside the quotes around the name; put a "
+                f"space in it or shorten it to at most {_WORD_IN_QUOTES} characters"
+            )
+    return None
+
+
+#: Where a ``From`` header's value starts: after ``From: ``.
+_INDENT: Final = len("From: ")
+#: The longest word of a quoted name that fits on a line wherever it stands: the first
+#: one shares its line with ``From: "``.
+_WORD_IN_QUOTES: Final = 78 - _INDENT - 2
 
 
 def _packed(tokens: list[str], indent: int) -> tuple[str, ...] | None:

@@ -541,6 +541,11 @@ def _check_sender_survives(sender: str) -> None:
                 "bytes of UTF-8, some 15 characters of Chinese or Japanese); put a space in "
                 "it or shorten it"
             ) from None
+        from .._mail.sender import unfoldable_quoted
+
+        why = unfoldable_quoted(sender)
+        if why is not None:
+            raise ValidationError(f"sender {sender!r}: {why}") from None
         raise ValidationError(
             f"sender {sender!r} does not survive the trip through a mail header on this "
             f"Python ({exc}); shorten the name before the address, or keep it ASCII"

@@ -16,6 +16,7 @@ GERMAN: dict[str, str] = {
     "Users": "Benutzerverwaltung",
     "Contacts": "Kontakte",
     "Activity": "Aktivität",
+    "Skip to content": "Zum Inhalt springen",
     "Pages": "Seiten",
     "My customer accounts": "Meine Kundenkonten",
     "To my customer accounts": "Zu meinen Kundenkonten",
