@@ -54,8 +54,14 @@ def _names_person(user_id: str) -> bool:
 # What may stand before an address's local part and after its domain, and still be part
 # of a longer address ("x.pia@example.org", "pia@example.org.uk"). A sentence's full stop
 # after the domain is not: "write to pia@example.org." names the address.
-_BEFORE: Final = r"(?<![\w.+-])"
+# An apostrophe inside a word is part of one too ("o'connor@example.org" is not
+# "connor@example.org"); one after a space or at the start is a quote.
+_BEFORE: Final = r"(?<![\w.+-])(?<!\w['\u2019])"
 _AFTER: Final = r"(?![\w-]|\.[\w-])"
+# The same, for the characters next to a match as the text reads there: a neighbour may be
+# written as an escape ("pia&#46;connor@...", HTML's "o&#x27;connor@...").
+_LONGER_BEFORE: Final = re.compile(r"(?:[\w.+-]|\w['\u2019])\Z")
+_LONGER_AFTER: Final = re.compile(r"[\w-]|\.[\w-]")
 
 
 def _char(c: str) -> str:
@@ -131,6 +137,15 @@ def _folded(text: str) -> str:
     return _INVISIBLE.sub("", text) if _INVISIBLE.search(text) else text
 
 
+def _continued(match: re.Match[str]) -> bool:
+    """Whether the characters next to *match* (in the text as written) read as more of
+    a longer address: an escaped neighbour is read as the character it stands for."""
+    text, start, end = match.string, match.start(), match.end()
+    # 16 characters hold the longest escape before (a JSON surrogate pair is 12).
+    before = _folded(text[max(0, start - 16) : start])
+    return bool(_LONGER_BEFORE.search(before) or _LONGER_AFTER.match(_folded(text[end : end + 32])))
+
+
 def _units(text: str) -> tuple[str, list[int], list[int]]:
     """:func:`_folded`, a character or escape at a time, with where each folded character
     comes from: the start and end in *text* of the character or escape it was read from."""
@@ -186,13 +201,17 @@ class Redactor:
     def found(self, text: str | None) -> bool:
         if text is None or self._pattern is None:
             return False
-        return bool(self._pattern.search(text)) or self._found_disguised(text)
+        return self._search(self._pattern, text) or self._found_disguised(text)
+
+    @staticmethod
+    def _search(pattern: re.Pattern[str], text: str) -> bool:
+        return any(not _continued(m) for m in pattern.finditer(text))
 
     def found_address(self, text: str) -> bool:
         """Whether *text* holds one of the person's addresses (their ids not counted)."""
         if self._addresses is None:
             return False
-        return bool(self._addresses.search(text)) or self._found_disguised(text)
+        return self._search(self._addresses, text) or self._found_disguised(text)
 
     def _found_disguised(self, text: str) -> bool:
         if self._addresses is None or not _disguisable(text):
@@ -208,7 +227,7 @@ class Redactor:
     def sub(self, text: str) -> str:
         if self._pattern is None:
             return text
-        text = self._pattern.sub(lambda _: self.replacement, text)
+        text = self._pattern.sub(lambda m: m.group() if _continued(m) else self.replacement, text)
         if self._addresses is None or not self._found_disguised(text):
             return text
         # An address written otherwise: found in the text as it reads, and the characters
