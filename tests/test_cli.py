@@ -727,6 +727,11 @@ class TestMailSetting:
             ("smtp://mail.example.com?security=ssl", "security must be starttls, tls or plain"),
             ("smtp://mail.example.com?tls=1", "knows only ?security="),
             ("smtp://mail.example.com:99999", "bad port"),
+            # a password with '/', '?' or '#' ends the host part: the parser's error
+            # quotes its start as the port
+            ("smtp://panel:s3cret/x@mail.example.com", "bad port"),
+            ("smtp://panel:s3cret?x@mail.example.com", "bad port"),
+            ("smtp://panel:s3cret#x@mail.example.com", "bad port"),
             ("smtp:///nohost", "names no SMTP host"),
             ("file:", "needs a folder"),
         ],

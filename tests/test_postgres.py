@@ -249,6 +249,23 @@ class TestOpening:
         with pytest.raises(ValidationError, match="connection string"):
             PostgresStore(42)  # type: ignore[arg-type]
 
+    @pytest.mark.parametrize(
+        "conninfo",
+        [
+            # libpq quotes what it trips over: the password, or the whole URL
+            "postgresql://u:hunter2%zz@127.0.0.1:1/db",
+            "postgresql://u:hunter2@[::1/db",
+            # a '/' ends the host part: the user became the host, "hunter2" the port
+            # and "xyz@127.0.0.1:1/db" the database, each named in the error
+            "postgresql://u:hunter2/xyz@127.0.0.1:1/db",
+        ],
+    )
+    def test_bad_url_never_shows_its_password(self, conninfo: str) -> None:
+        with pytest.raises(ValidationError) as info:
+            PostgresStore(conninfo)
+        assert "hunter2" not in str(info.value)
+        assert "xyz" not in str(info.value)
+
     def test_unreachable_server_is_a_storage_error(self, tmp_path: Path) -> None:
         with pytest.raises(StorageError, match="could not be reached") as info:
             PostgresStore(f"host={tmp_path} port=1 dbname=x user=u password=hunter2")

@@ -194,12 +194,30 @@ class PostgresStore:
         from psycopg.conninfo import conninfo_to_dict
 
         try:
-            conninfo_to_dict(conninfo_or_pool)
+            params = conninfo_to_dict(conninfo_or_pool)
         except psycopg.Error as exc:
+            # libpq quotes the text it trips over, which may be the password or the
+            # whole URL with it: the quoted parts are not shown.
+            said = re.sub(r'"[^"]*"', '"(not shown)"', str(exc)).strip()
+            said = said.replace(conninfo_or_pool, "(not shown)")
             raise ValidationError(
-                f"not a PostgreSQL connection string ({exc}); pass one like "
+                f"not a PostgreSQL connection string ({said}); pass one like "
                 "'postgresql://user@host/dbname' or 'host=... dbname=...'"
             ) from None
+        if (
+            conninfo_or_pool.startswith(("postgresql:", "postgres:"))
+            and "user" not in params
+            and "@" in str(params.get("dbname", ""))
+        ):
+            # A '/' in the password ends libpq's host part there: it reads the user as
+            # the host, the password's start as the port and its rest as the database,
+            # and every message would show them.
+            raise ValidationError(
+                "the postgresql:// URL's user or password holds a character the URL form "
+                "takes as the end of the host ('/'); percent-encode it ('/' as %2F), or "
+                "pass 'host=... dbname=... user=...' and the password in PGPASSWORD "
+                "(the URL is not shown: it holds the password)"
+            )
         self._where = _describe(conninfo_or_pool)
         self._own_pool = True
         # Opened directly first: a server that cannot be reached says why, where a pool

@@ -116,8 +116,14 @@ def parse_mail(url: str) -> MailSetting:
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"--mail has a bad port ({exc}); use {_MAIL_FORMS}") from None
+    except ValueError:
+        # Not the parser's text: it quotes the "port", which is the start of the password
+        # when one holds '/', '?' or '#' (the host part ends there).
+        raise ConfigError(
+            "--mail has a bad port (a number from 0 to 65535 after the host), or a user "
+            "part holding '/', '?' or '#'; the password goes only in "
+            f"TEAMACCESS_SMTP_PASSWORD; use {_MAIL_FORMS}"
+        ) from None
     if parts.password is not None:
         raise ConfigError(
             "--mail must not hold the SMTP password (it would show in the process list); "
