@@ -425,10 +425,12 @@ def _same_fields(part: Message, fields: list[tuple[str, str]]) -> bool:
 
 
 def _crlf_lines(wire: bytes) -> bool:
-    """Whether *wire* holds no CR but those of CR LF (none is left once they are made LF)
-    and none of the other bytes the parser ends a line at."""
+    """Whether *wire* holds no CR or LF but those of CR LF (none is left once they are
+    made LF) and none of the other bytes the parser ends a line at. A bare LF counts: the
+    parser ends a line there, a server that reads CR LF alone does not."""
     odd = wire.translate(None, _NOT_ODD)
-    return len(odd) == wire.count(b"\r\n") and not odd.strip(b"\r")
+    crlf = wire.count(b"\r\n")
+    return len(odd) == crlf == wire.count(b"\n") and not odd.strip(b"\r")
 
 
 def _read_as_built(message: EmailMessage, recipient: str, wire: bytes) -> str | None:
