@@ -22,6 +22,7 @@ from teamaccess import (
     MemoryMailer,
     MemoryStore,
     PermissionSet,
+    Retention,
     SQLiteStore,
     Store,
     TeamAccess,
@@ -370,6 +371,44 @@ class TestWrongTypeInSettings:
             categories=["billing"],
         )
         assert (team.rate_limit, team.language, team.categories.names()) == (3, "de", ("billing",))
+
+
+#: The durations among the settings, each with a sensible value.
+DURATIONS = (
+    "invitation_ttl", "rate_window", "recipient_rate_window", "account_rate_window",
+    "retry_backoff", "max_retry_backoff", "delivery_lease",
+)  # fmt: skip
+
+
+class TestDurationsInRange:
+    """A duration past any sensible length is refused when built, not found out as a
+    bare OverflowError when it is first added to the clock."""
+
+    @pytest.mark.parametrize("setting", DURATIONS)
+    def test_setting(self, store: Store, setting: str) -> None:
+        with pytest.raises(ValidationError, match=f"{setting} .*at most 100 years"):
+            TeamAccess(
+                store, MemoryMailer(), secret_key=SECRET, **{setting: timedelta(days=999_999_999)}
+            )
+
+    @pytest.mark.parametrize("period", ["closed_invitations", "sent_mail", "audit_events"])
+    def test_retention(self, period: str) -> None:
+        with pytest.raises(ValidationError, match=f"Retention.{period} .*at most 100 years"):
+            Retention(**{period: timedelta(days=999_999_999)})
+
+    def test_a_century_still_works(self, store: Store, clock: FrozenClock) -> None:
+        century = timedelta(days=36_525)
+        team = TeamAccess(
+            store, MemoryMailer(), secret_key=SECRET, clock=clock,
+            retention=Retention(century, century, century),
+            **dict.fromkeys(DURATIONS, century),  # type: ignore[arg-type]
+        )  # fmt: skip
+        account = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
+        inv = team.invite(
+            account.id, actor_id="o", email="x@example.org", permissions=PermissionSet.of()
+        )
+        assert inv.expires_at == clock.now() + century
+        assert team.purge().total == 0
 
 
 class BytesPath:

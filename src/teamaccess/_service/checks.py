@@ -6,10 +6,11 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from .._domain import (
+    LONGEST_PERIOD,
     NOTE_MAX_LENGTH,
     SYSTEM,
     AuditEvent,
@@ -211,6 +212,14 @@ def _check_until(what: str, value: object, now: datetime) -> datetime | None:
         )
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{what} must be timezone-aware, not {value!r}; e.g. add tzinfo=UTC")
+    try:
+        # mails and stores write it in UTC, which may lie past year 9999
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(
+            f"{what} {value:%Y-%m-%d %H:%M%z} lies past the end of year 9999 in UTC; pass "
+            "an earlier instant, or None for no end"
+        ) from None
     if value <= now:
         raise ValidationError(
             f"{what} {value:%Y-%m-%d %H:%M} is not in the future; to end access now, "
@@ -230,6 +239,9 @@ def _check_timedelta(what: str, value: object, example: str) -> timedelta:
     # anything else fails with a bare TypeError.
     if not isinstance(value, timedelta):
         raise ValidationError(f"{what} must be a timedelta, e.g. {example}, not {value!r}")
+    if value > LONGEST_PERIOD:
+        # added to (or taken from) the clock, it would leave datetime's range
+        raise ValidationError(f"{what} must be at most 100 years, e.g. {example}, not {value!r}")
     return value
 
 
