@@ -13,15 +13,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import SECRET
-from tests.smtp_server import HOST, SmtpServer
+from tests.smtp_server import HOST, SmtpServer, free_port
 
-from teamaccess import SmtpMailer, SQLiteStore, TeamAccess
+from teamaccess import PermissionSet, SmtpMailer, SQLiteStore, TeamAccess
+from teamaccess.testing import FrozenClock
 
 DEAD = "weg@example.org"  # the server answers 550 5.1.1 to RCPT TO for it
 NO_USER = "550 5.1.1 <weg@example.org>: no such user"
@@ -53,23 +54,25 @@ def queued(db: Path, server: SmtpServer, *recipients: str) -> None:
 
 
 def deliver(
-    db: Path, server: SmtpServer, *args: str, env: dict[str, str] | None = None
+    db: Path, server: SmtpServer | int, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
+    """The command on *server* (or on a port number where nothing may listen)."""
+    port = server if isinstance(server, int) else server.port
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")}
     return subprocess.Popen(
         [sys.executable, "-m", "teamaccess", "--db", str(db), "--mail",
-         f"smtp://{HOST}:{server.port}?security=plain", *LINKS, "deliver", *args],
+         f"smtp://{HOST}:{port}?security=plain", *LINKS, "deliver", *args],
         env={**clean, "TEAMACCESS_SECRET_KEY": SECRET, **(env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
 
 def once(
-    db: Path, server: SmtpServer, *args: str, env: dict[str, str] | None = None
+    db: Path, server: SmtpServer, *args: str, env: dict[str, str] | None = None, code: int = 0
 ) -> dict[str, Any]:
     proc = deliver(db, server, "--json", *args, env=env)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert proc.returncode == code, err
     result: dict[str, Any] = json.loads(out)
     return result
 
@@ -80,7 +83,7 @@ class TestGiveUpAfter:
     def test_one_closes_at_the_first_refusal(self, tmp_path: Path, smtp: SmtpServer) -> None:
         db = tmp_path / "team.db"
         queued(db, smtp, DEAD, "k@example.org")
-        result = once(db, smtp, "--give-up-after", "1")
+        result = once(db, smtp, "--give-up-after", "1", code=11)  # the others went
         rows = {r["recipient"]: r for r in result["messages"]}
         assert rows[DEAD]["status"] == "cancelled"
         assert rows[DEAD]["last_error"].startswith("undeliverable: refused for good 1 time(s)")
@@ -117,7 +120,8 @@ class TestGiveUpAfter:
     ) -> None:
         db = tmp_path / "team.db"
         queued(db, smtp, DEAD)
-        rows = {r["recipient"]: r for r in once(db, smtp, *args, env=env)["messages"]}
+        result = once(db, smtp, *args, env=env, code=11)  # the owner's went
+        rows = {r["recipient"]: r for r in result["messages"]}
         assert rows[DEAD]["status"] == "pending"
         assert rows[DEAD]["last_error"].startswith(
             f"refused for good (1 in a row; closed at {closed_at})"
@@ -143,6 +147,84 @@ class TestGiveUpAfter:
             ).fetchall()
         assert status == "cancelled"
         assert error.startswith("undeliverable: ")
+
+
+class TestExitStatus:
+    """A one-off run says by its exit status whether its mail went: 0 all of it (or there
+    was none), 9 none of it, 11 only some. The summary goes to stdout all the same."""
+
+    def test_all_sent_is_0(self, tmp_path: Path, smtp: SmtpServer) -> None:
+        db = tmp_path / "team.db"
+        queued(db, smtp, "k@example.org")
+        assert once(db, smtp)["delivered"] == 2
+        # and a run with nothing due
+        assert once(db, smtp)["messages"] == []
+
+    def test_a_server_that_is_down_is_9(self, tmp_path: Path) -> None:
+        db = tmp_path / "team.db"
+        with SmtpServer() as server:
+            queued(db, server, "k@example.org")
+        down = free_port()  # nothing listens there
+        proc = deliver(db, down)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 9, err
+        assert out.endswith(f"0 sent to SMTP server {HOST}:{down}, 2 failed (retried "
+                            "later); 2 still waiting\n")  # fmt: skip
+        assert err == (
+            "error: nothing could be sent: 2 failed and wait to be retried "
+            "('teamaccess deliver --list')\n"
+        )
+        with sqlite3.connect(db) as con:
+            assert con.execute("SELECT DISTINCT status FROM outbox").fetchall() == [("pending",)]
+
+    def test_a_server_that_refuses_every_recipient_is_9(self, tmp_path: Path) -> None:
+        owner = "m@muster.de"
+        with SmtpServer(rcpt_replies={DEAD: NO_USER, owner: NO_USER}) as server:
+            db = tmp_path / "team.db"
+            queued(db, server, DEAD)
+            result = once(db, server, code=9)
+            assert (result["delivered"], result["failed"]) == (0, 2)
+            assert server.received == []
+            # closed at the first refusal: still nothing sent, and it says so (the two
+            # refused before wait for their retry, so only the new two are due)
+            queued(db, server, DEAD)
+            proc = deliver(db, server, "--give-up-after", "1")
+            _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 9, err
+        assert err == ("error: nothing could be sent: 2 refused for good and closed, not retried\n")
+
+    def test_some_sent_is_11(self, tmp_path: Path, smtp: SmtpServer) -> None:
+        db = tmp_path / "team.db"
+        queued(db, smtp, DEAD, "k@example.org")
+        proc = deliver(db, smtp)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 11, err
+        assert out.endswith(", 1 failed (retried later); 1 still waiting\n")
+        assert err == (
+            "error: 1 of 3 message(s) could not be sent: 1 failed and wait to be retried "
+            "('teamaccess deliver --list')\n"
+        )
+        assert [m.rcpt_tos for m in smtp.received] == [["m@muster.de"], ["k@example.org"]]
+
+    def test_a_cancelled_invitation_is_no_failure(self, tmp_path: Path, smtp: SmtpServer) -> None:
+        db = tmp_path / "team.db"
+        # Invited three weeks ago, and the mail never went: the invitation has expired,
+        # so the run cancels its mail instead of sending a dead link. Nothing failed.
+        team = TeamAccess(
+            SQLiteStore(db), SmtpMailer(HOST, smtp.port), secret_key=SECRET, delivery="queue",
+            accept_url="https://panel.example.com/accept?token={token}",
+            sender="Panel <noreply@panel.example.com>",
+            clock=FrozenClock(datetime.now(UTC) - timedelta(days=21)),
+        )  # fmt: skip
+        try:
+            account = team.create_account(name="M", owner_id="max", owner_email="m@muster.de")
+            team.invite(account.id, actor_id="max", email="dev@example.org",
+                        permissions=PermissionSet.none())  # fmt: skip
+        finally:
+            team.close()
+        result = once(db, smtp)
+        assert [r["status"] for r in result["messages"]] == ["cancelled"]
+        assert smtp.received == []
 
 
 class TestSendsRecordedBeforeExit:

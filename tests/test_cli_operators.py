@@ -23,6 +23,7 @@ from tests.test_cli import OP, REAL_LINKS, Cli, account, free_port, member, run
 
 import teamaccess
 from teamaccess._cli import EXIT_CODES, cli
+from teamaccess._cli.app import EXIT_SOME_NOT_SENT
 from teamaccess._cli.words import _NAMES, _REWRITES
 
 __all__ = ["account", "run"]  # fixtures, imported for pytest
@@ -348,7 +349,7 @@ class TestExitStatus:
         assert {int(k): v for k, v in rows.items()} == {
             code: family.__name__ for family, code in EXIT_CODES
         }
-        for code in (0, 1, 2, 130):
+        for code in (0, 1, 2, EXIT_SOME_NOT_SENT, 130):
             assert re.search(rf"^\| {code} \| ", docs, re.MULTILINE), code
 
 

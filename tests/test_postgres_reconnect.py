@@ -8,6 +8,7 @@ host's transaction nothing is retried. And a storm of pool timeouts asks the ser
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -228,6 +229,67 @@ def test_a_connection_lost_in_the_middle_of_a_write_fails_it_and_nothing_is_writ
         # the next call works
         team.invite(account.id, actor_id="owner", email="new@example.org", permissions=P())
         assert len(mailer.outbox) == 1
+    finally:
+        team.close()
+
+
+def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """psycopg's warnings, but the pool's: its note that it dropped a dead connection
+    ("discarding closed connection") is how the pool tells an operator, and stays."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("psycopg") and not r.name.startswith("psycopg.pool")
+    ]
+
+
+@pytest.mark.parametrize("when", ["first", "later"])
+def test_a_connection_lost_at_a_bulk_write_logs_nothing(
+    schema: str,
+    server: Server,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    when: str,
+) -> None:
+    """import_accounts()' pipelined bulk write meets a connection the server ended. As
+    the unit's first round trip it goes again on a fresh connection and succeeds; after
+    a read of the unit it fails with the store's own error and nothing is written. Either
+    way psycopg logs nothing (it logged "error ignored terminating <psycopg.Pipeline
+    [BAD]>" on leaving the pipeline executemany had opened for itself)."""
+    team = open_team(schema, MemoryMailer(), clock)
+    store = team.store
+    assert isinstance(store, PostgresStore)
+    real = PgUnitOfWork.add_many
+
+    def add_many(uow: PgUnitOfWork, **rows: Any) -> None:
+        if when == "later":
+            uow.get_account("none")  # the unit's first round trip
+        server.end([uow._conn.info.backend_pid])
+        real(uow, **rows)
+
+    rows = [
+        {"name": f"Kunde {n}", "owner_id": f"owner{n}", "owner_email": f"chef{n}@example.org",
+         "members": [{"user_id": f"u{n}", "email": f"u{n}@example.org",
+                      "permissions": ["billing.view"]}]}
+        for n in range(3)
+    ]  # fmt: skip
+    names = ["Kunde 0", "Kunde 1", "Kunde 2"]
+    try:
+        team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+        monkeypatch.setattr(PgUnitOfWork, "add_many", add_many)
+        caplog.set_level(logging.WARNING, logger="psycopg")
+        if when == "first":
+            assert [a.name for a in team.import_accounts(rows)] == names
+            assert bad_returns(store) == 1
+        else:
+            with pytest.raises(StorageError, match=r"lost its connection.*writing rows"):
+                team.import_accounts(rows)
+            monkeypatch.undo()
+            assert team.accounts_for("owner1") == []
+            # the next call works, on a fresh connection
+            assert [a.name for a in team.import_accounts(rows)] == names
+        assert warnings(caplog) == []
     finally:
         team.close()
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .postgres import PostgresStore
     from .postgres_schema import Statements
 
-__all__ = ["Params", "PgStatements", "Row", "lost", "tuples", "unstorable"]
+__all__ = ["Params", "PgStatements", "Row", "lost", "many", "tuples", "unstorable"]
 
 Row = tuple[Any, ...]
 Params = tuple[Any, ...] | list[Any] | dict[str, Any]
@@ -57,6 +57,35 @@ def lost(conn: psycopg.Connection[Any], exc: BaseException) -> bool:
     ``pg_terminate_backend``) or the network dropped it. A server that ends a session rolls
     back its open transaction."""
     return isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken)
+
+
+def many(conn: psycopg.Connection[Any], sql: str, params: list[tuple[Any, ...]]) -> int:
+    """Run *sql* once per tuple of *params* (``executemany``); the rows it wrote.
+
+    psycopg pipelines an ``executemany`` in a pipeline of its own, and when the connection
+    is lost in it (a restart, ``pg_terminate_backend``), leaving that pipeline fails too and
+    psycopg logs "error ignored terminating <psycopg.Pipeline [BAD]>" on the way out. In a
+    pipeline of ours, left with no exception pending, nothing is logged: the error raised
+    is the first one met, in the block or on leaving it.
+    """
+    if not psycopg.Pipeline.is_supported():
+        with tuples(conn) as cursor:
+            cursor.executemany(sql, params)
+            return cursor.rowcount
+    first: BaseException | None = None
+    with tuples(conn) as cursor:
+        try:
+            with conn.pipeline():
+                try:
+                    cursor.executemany(sql, params)
+                except (psycopg.Error, UnicodeEncodeError) as exc:
+                    first = exc
+        except psycopg.Error as exc:  # leaving the pipeline: its sync met the same end
+            first = first or exc
+        if first is not None:
+            raise first
+        # Only now: inside the pipeline the answers were not in yet.
+        return cursor.rowcount
 
 
 def _client_side(exc: BaseException) -> bool:

@@ -30,7 +30,7 @@ from .codec import metadata_text as _metadata_text
 from .codec import parse_perms as perms
 from .codec import perms_text as _perms_text
 from .codec import unreadable as _unreadable
-from .postgres_pipe import PgStatements, Row, tuples, unstorable
+from .postgres_pipe import PgStatements, Row, many, tuples, unstorable
 from .postgres_privacy import _PgPrivacyQueries
 from .postgres_schema import (
     _ACCOUNT_COLS,
@@ -366,9 +366,7 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
             if not params:
                 continue
             try:
-                with tuples(self._conn) as cursor:
-                    cursor.executemany(sql, params)
-                    written = cursor.rowcount
+                written = many(self._conn, sql, params)
             except (psycopg.Error, UnicodeEncodeError) as exc:
                 raise self._s._error(exc, "writing rows") from exc
             # ON CONFLICT DO NOTHING, as in the single adds: a taken key writes no row

@@ -29,7 +29,15 @@ if TYPE_CHECKING:
 from .config import Settings, is_postgres, parse_mail
 from .words import for_operators
 
-__all__ = ["EXIT_CODES", "EXIT_INTERRUPTED", "Integer", "cli", "main"]
+__all__ = [
+    "EXIT_CODES",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOTHING_SENT",
+    "EXIT_SOME_NOT_SENT",
+    "Integer",
+    "cli",
+    "main",
+]
 
 #: Exit status per error family; the first matching class wins.
 EXIT_CODES: tuple[tuple[type[TeamAccessError], int], ...] = (
@@ -44,6 +52,10 @@ EXIT_CODES: tuple[tuple[type[TeamAccessError], int], ...] = (
 )
 EXIT_USAGE = 2
 EXIT_OTHER = 1
+#: A one-off `deliver` that sent nothing of what it tried: DeliveryFailed's status.
+EXIT_NOTHING_SENT = 9
+#: A one-off `deliver` that sent some of what it tried, and not the rest.
+EXIT_SOME_NOT_SENT = 11
 #: Ctrl-C (SIGINT), or SIGTERM to the worker: 128 + SIGINT, as shells report it.
 EXIT_INTERRUPTED = 130
 

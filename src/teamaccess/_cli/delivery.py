@@ -15,7 +15,17 @@ import click
 
 from .._errors import StorageError
 from .._service.core import GIVE_UP_AFTER
-from .app import EXIT_INTERRUPTED, Integer, _settings, _team, cli, json_option
+from .._service.delivery import _REFUSED, _UNDELIVERABLE
+from .app import (
+    EXIT_INTERRUPTED,
+    EXIT_NOTHING_SENT,
+    EXIT_SOME_NOT_SENT,
+    Integer,
+    _settings,
+    _team,
+    cli,
+    json_option,
+)
 from .output import emit_json, emit_json_line, show_outbox
 from .words import for_operators
 
@@ -157,6 +167,37 @@ def deliver(
             err=True,
         )
         raise SystemExit(EXIT_INTERRUPTED)
+    _exit_unless_all_sent(rows)
+
+
+def _exit_unless_all_sent(rows: Sequence[OutboxMessage]) -> None:
+    """Exit 9 if nothing of what the run tried could be sent, 11 if only some of it: a
+    script or cron job must be able to tell, not only a reader of the summary line."""
+    sent = sum(r.status == "sent" for r in rows)
+    failed = sum(r.status == "pending" for r in rows)
+    # Closed for good this run: refused by the last check, or by the server once too
+    # often. A message cancelled because its invitation is no longer pending is no failure.
+    closed = sum(
+        r.status == "cancelled" and (r.last_error or "").startswith((_REFUSED, _UNDELIVERABLE))
+        for r in rows
+    )
+    if not failed and not closed:
+        return
+    parts = []
+    if failed:
+        parts.append(f"{failed} failed and wait to be retried ('teamaccess deliver --list')")
+    if closed:
+        parts.append(f"{closed} refused for good and closed, not retried")
+    what = " and ".join(parts)
+    if sent:
+        click.echo(
+            f"error: {failed + closed} of {sent + failed + closed} message(s) could not be "
+            f"sent: {what}",
+            err=True,
+        )
+        raise SystemExit(EXIT_SOME_NOT_SENT)
+    click.echo(f"error: nothing could be sent: {what}", err=True)
+    raise SystemExit(EXIT_NOTHING_SENT)
 
 
 def _deliver_once(team: TeamAccess, limit: int, stop: _Stop) -> list[OutboxMessage]:

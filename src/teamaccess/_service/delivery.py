@@ -79,6 +79,8 @@ class _Bounced(str):
 #: and so starts the count afresh.
 #: How ``last_error`` begins on a row closed after them.
 _UNDELIVERABLE: Final = "undeliverable: "
+#: How ``last_error`` begins on a row the last check refused (closed, never retried).
+_REFUSED: Final = "refused before sending, and not retried: "
 _IN_A_ROW: Final = re.compile(r"refused for good \((\d+) in a row")
 
 
@@ -815,7 +817,7 @@ def masked_text(text: str) -> str:
 
 
 def _refused(row: OutboxMessage, exc: Exception) -> _Refusal:
-    refusal = _Refusal(f"refused before sending, and not retried: {exc}")
+    refusal = _Refusal(f"{_REFUSED}{exc}")
     _log().error("mail %s to %s %s", row.id, masked(row.recipient), masked_text(refusal))
     return refusal
 
