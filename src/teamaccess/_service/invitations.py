@@ -451,9 +451,12 @@ class _Invitations(_Delivery):
                             permissions=inv.permissions.to_list(),
                         )
                 except AlreadyMember:
+                    # Stores refuse a second membership of the user and of the address
+                    # alike; with require_email_match=False the address may be another
+                    # member's, so the message names both.
                     raise AlreadyMember(
-                        f"user {user_id!r} ({address.email}) is already a member of this "
-                        "account; nothing to accept"
+                        f"user {user_id!r} or the address {address.email} is already a member "
+                        "of this account; nothing to accept"
                     ) from None
                 # With require_email_match=False the member may have joined under another
                 # address than the invited one; a pending invitation for that address would
