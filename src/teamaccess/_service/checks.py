@@ -218,7 +218,7 @@ def _check_until(what: str, value: object, now: datetime) -> datetime | None:
     except OverflowError:
         raise ValidationError(
             f"{what} {value:%Y-%m-%d %H:%M%z} lies past the end of year 9999 in UTC; pass "
-            "an earlier instant, or None for no end"
+            "an earlier instant"
         ) from None
     if value <= now:
         raise ValidationError(
