@@ -18,6 +18,7 @@ from tests.conftest import SECRET, START, add_member
 
 from teamaccess import (
     SYSTEM,
+    InvalidImport,
     InvalidInvitation,
     MemoryMailer,
     MemoryStore,
@@ -409,6 +410,44 @@ class TestDurationsInRange:
         )
         assert inv.expires_at == clock.now() + century
         assert team.purge().total == 0
+
+
+class TestUserIdLength:
+    """A user id that becomes an owner or a member has at most 255 characters, on every
+    backend: PostgreSQL cannot index a longer one that does not compress (about 2,700
+    bytes), and refused it as a lost connection to retry, while the others stored it."""
+
+    LONG = "".join(chr(0x1F600 + i % 64) for i in range(256))  # 4 UTF-8 bytes each
+
+    def test_owner(self, team: TeamAccess) -> None:
+        with pytest.raises(ValidationError, match="owner_id is 256 characters long; the limit"):
+            team.create_account(name="A", owner_id=self.LONG, owner_email="o@example.org")
+        assert team.accounts_for(self.LONG) == []
+        longest = self.LONG[:255]
+        account = team.create_account(name="A", owner_id=longest, owner_email="o@example.org")
+        assert [a.id for a in team.accounts_for(longest)] == [account.id]
+
+    def test_member(self, team: TeamAccess) -> None:
+        account = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
+        inv = team.invite(
+            account.id, actor_id="o", email="x@example.org", permissions=PermissionSet.of()
+        )
+        assert inv.token is not None
+        with pytest.raises(ValidationError, match="user_id is 256 characters long; the limit"):
+            team.accept_invitation(inv.token, user_id=self.LONG, email="x@example.org")
+        assert team.get_invitation(inv.id).status == "pending"
+        member = team.accept_invitation(inv.token, user_id=self.LONG[1:], email="x@example.org")
+        assert team.get_member(account.id, self.LONG[1:]) == member
+
+    def test_import(self, team: TeamAccess) -> None:
+        row = {"name": "A", "owner_id": "o", "owner_email": "o@example.org"}
+        member = {"user_id": self.LONG, "email": "x@example.org", "permissions": []}
+        with pytest.raises(InvalidImport) as info:
+            team.import_accounts([{**row, "owner_id": self.LONG}, {**row, "members": [member]}])
+        assert [(p.row, p.message) for p in info.value.problems] == [
+            (0, "owner_id is 256 characters long; the limit is 255, shorten it"),
+            (1, "user_id is 256 characters long; the limit is 255, shorten it"),
+        ]
 
 
 class BytesPath:

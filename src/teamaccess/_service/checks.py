@@ -38,6 +38,7 @@ __all__ = [
     "_check_ids",
     "_check_listener",
     "_check_methods",
+    "_check_new_user",
     "_check_note",
     "_check_text",
     "_check_timedelta",
@@ -278,6 +279,19 @@ def _check_user(what: str, value: object) -> str:
             f"{what} cannot be teamaccess.SYSTEM; pass the id of a user of your application"
         )
     return user_id
+
+
+#: The longest user id that becomes an owner or a member (OpenID Connect's longest
+#: ``sub``). PostgreSQL indexes (account, user) in at most ~2,700 bytes, which a longer
+#: id may pass; every backend holds the same limit.
+USER_ID_MAX_LENGTH: Final = 255
+
+
+def _check_new_user(what: str, value: object) -> str:
+    """:func:`_check_user`, for an id about to be stored as an owner or a member: at most
+    :data:`USER_ID_MAX_LENGTH` characters. (Ids stored before the limit still act, are
+    found and can be erased.)"""
+    return check_length(what, _check_user(what, value), USER_ID_MAX_LENGTH)
 
 
 def _together(uow: UnitOfWork) -> AbstractContextManager[None]:

@@ -39,9 +39,9 @@ if TYPE_CHECKING:
 from .checks import (
     _check_id,
     _check_ids,
+    _check_new_user,
     _check_note,
     _check_until,
-    _check_user,
     _no_account,
     _numbered_id,
     _together,
@@ -399,7 +399,7 @@ class _Invitations(_Delivery):
         *email* is the address the host application verified for the user; it must be the
         invited one unless ``require_email_match=False``.
         """
-        user_id = _check_user("user_id", user_id)
+        user_id = _check_new_user("user_id", user_id)
         address = normalize_email(email, check_deliverability=False, what="email")
         member: Member | None = None
         with self._write() as work:
