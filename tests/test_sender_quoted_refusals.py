@@ -7,19 +7,16 @@ written so that the last check passes every mail and the name reads back as give
 
 from __future__ import annotations
 
-from email import message_from_bytes, policy
 from email.headerregistry import Address
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tests.conftest import SECRET
+from tests.test_sender_quoted import ADDRESS, read_back
 
 from teamaccess import MemoryMailer, MemoryStore, TeamAccess, ValidationError
-from teamaccess._mail.builder import build_message
-from teamaccess._mail.gate import check_outgoing
 
-ADDRESS = "noreply@panel.example.com"
 LONG = "Billing and Invoicing Department of Example Hosting GmbH, North Region"
 
 
@@ -60,20 +57,6 @@ class TestRefusals:
         make(sender_of("Shop,\tSupport"))
 
 
-def _reads_back(sender: str, name: str) -> None:
-    message = build_message(
-        sender=sender, to="kunde@example.org", subject="s", text="t", html=None,
-        message_id="<m1@panel.example.com>", language="de",
-    )  # fmt: skip
-    check_outgoing(message, "kunde@example.org")
-    read = message_from_bytes(message.as_bytes(policy=policy.SMTP), policy=policy.default)
-    [address] = read["From"].addresses
-    # The builder writes a run of spaces as one (a fold there would leave white space
-    # alone on a line); a tab a short name keeps.
-    assert address.addr_spec == ADDRESS
-    assert address.display_name == " ".join(filter(None, name.strip(" ").split(" ")))
-
-
 _WORD = st.one_of(
     st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=12),
     st.sampled_from(["Shop,", "GmbH", "\t", "a\tb", "x" * 66, "y" * 70, "z" * 71, "w" * 77]),
@@ -105,4 +88,5 @@ def test_every_quoted_name_is_written_or_refused_with_its_reason(name: str) -> N
             max(map(len, words)) > 70 and "characters long" in text
         ), text
         return
-    _reads_back(sender, name)
+    address = read_back(sender)
+    assert (address.display_name, address.addr_spec) == (name, ADDRESS)
