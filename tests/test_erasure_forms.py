@@ -12,6 +12,7 @@ import contextlib
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -281,3 +282,119 @@ class TestNumericIds:
         )
         # The structured fields still compare ids whole.
         assert PersonMatcher(["4711000"], []).replace_text("4711000", "erased:x") == "erased:x"
+
+
+def _records(store: Store, accounts: list[str]) -> dict[tuple[str, str], object]:
+    """Every row of *accounts* (and the whole outbox), by kind and id."""
+    found: dict[tuple[str, str], object] = {}
+    with store.read() as uow:
+        for acc in accounts:
+            found.update({("member", f"{acc}/{m.user_id}"): m for m in uow.members(acc)})
+            found.update({("invitation", i.id): i for i in uow.invitations(acc)})
+            found.update({("contact", c.id): c for c in uow.contacts(acc)})
+            found.update({("event", e.id): e for e in uow.events(acc, limit=10_000)})
+        found.update({("mail", m.id): m for m in uow.outbox()})
+    return found
+
+
+def _listed(document: dict[str, Any]) -> set[tuple[str, str]]:
+    """The rows a person's export lists, by kind and id as :func:`_records` names them."""
+    listed = {("member", f"{m['account_id']}/{m['user_id']}") for m in document["memberships"]}
+    for key in ("invitations_received", "invitations_sent"):
+        listed |= {("invitation", i["id"]) for i in document[key]}
+    listed |= {("contact", c["id"]) for c in document["contacts"]}
+    listed |= {("mail", m["id"]) for m in document["mail"]}
+    listed |= {("event", e["id"]) for e in document["audit_events"]}
+    for entry in document["mentions"]:
+        row = entry["id"]
+        listed.add(
+            (entry["kind"], f"{entry['account_id']}/{row}" if entry["kind"] == "member" else row)
+        )
+    return listed
+
+
+def _export_then_erase(
+    store: Store, team: TeamAccess, accounts: list[str], **person: str
+) -> tuple[dict[str, Any], set[tuple[str, str]]]:
+    """The person's export, and the rows their erasure then deleted or changed."""
+    document = team.export_person(**person)
+    json.dumps(document)  # JSON-ready as it is
+    before = _records(store, accounts)
+    team.erase_person(**person, actor_id=SYSTEM)
+    after = _records(store, accounts)
+    return document, {key for key, row in before.items() if after.get(key) != row}
+
+
+class TestExportListsWhatErasureTouches:
+    """A person's export lists every row their erasure then deletes or rewrites, however
+    the address is written in others' text (Art. 15 and Art. 17 agree), and no more."""
+
+    @pytest.mark.parametrize("name", FORMS)
+    def test_each_form(self, store: Store, clock: FrozenClock, name: str) -> None:
+        form = FORMS[name]
+        mailer = FailingMailer(failing=False)
+        team = make(store, clock, mailer)
+        acc = fill(team, mailer, form)
+
+        document, touched = _export_then_erase(store, team, [acc], user_id=PIA)
+
+        assert _listed(document) == touched
+        mentions = {(m["kind"], m["id"]): m["fields"] for m in document["mentions"]}
+        # max's membership and invitation, new's invitation, the deputy: as the erasure
+        # counts them in texts_redacted; and the notice to the deputy (and to olga).
+        [new] = team.pending_invitations(acc)
+        assert mentions[("member", "max")] == {"metadata": {"replaces": [f"Vertretung für {form}"]}}
+        assert mentions[("invitation", new.id)] == {
+            "note": f"Frag {form} nach dem Zugang",
+            "metadata": {"ticket": form},
+        }
+        [deputy] = [m for m in document["mentions"] if m["kind"] == "contact"]
+        assert deputy["fields"] == {"role": f"vertritt <{form}>"}
+        assert deputy["account_name"] == "Shop"
+        mail = [m["fields"] for m in document["mentions"] if m["kind"] == "mail"]
+        assert len(mail) == 2  # the notice to olga and to the deputy
+        for fields in mail:
+            assert fields["status"] == "pending"
+            assert fields["last_error"] == f"ConnectionError: 550 mailbox {form} unavailable"
+            assert Redactor([PIA_EMAIL], []).found(fields["subject"]), fields
+        # The notification's event names her in the vendor's subject.
+        [notified] = [e for e in document["audit_events"] if "subject" in e["details"]]
+        assert notified["details"]["subject"] == f"Neu: {form}"
+
+    @pytest.mark.parametrize("other", OTHERS)
+    def test_another_persons_longer_address_is_not_listed(
+        self, store: Store, clock: FrozenClock, other: str
+    ) -> None:
+        mailer = FailingMailer(failing=False)
+        team = make(store, clock, mailer)
+        acc = fill(team, mailer, other)
+
+        document, touched = _export_then_erase(store, team, [acc], user_id=PIA)
+
+        assert document["mentions"] == []
+        assert _listed(document) == touched
+        assert other not in json.dumps(document, ensure_ascii=False)
+        # The audit log tells them apart too: the vendor's subject keeps the address.
+        subjects = {e.details.get("subject") for e in team.audit_log(acc)} - {None}
+        assert subjects == {f"Neu: {other}"}
+
+    def test_a_numeric_id_in_free_text_is_not_listed(
+        self, store: Store, clock: FrozenClock
+    ) -> None:
+        team = make(store, clock, FailingMailer(failing=False))
+        acc = team.create_account(name="Shop", owner_id="olga", owner_email="olga@shop.example").id
+        inv = team.invite(acc, actor_id="olga", email=PIA_EMAIL, permissions=PermissionSet.of())
+        team.accept_invitation(inv.token or "", user_id="4711000", email=PIA_EMAIL)
+        team.add_contact(
+            acc, actor_id="olga", name="Buchhaltung", email="books@shop.example",
+            categories=["billing"], phone="+49 30 4711000", role="Rechnung 4711000",
+        )  # fmt: skip
+        team.invite(
+            acc, actor_id="olga", email="new@other.example", permissions=PermissionSet.of(),
+            note="Kundennummer 4711000", metadata={"order": "4711000"},
+        )  # fmt: skip
+
+        document, touched = _export_then_erase(store, team, [acc], user_id="4711000")
+
+        assert document["mentions"] == []
+        assert _listed(document) == touched

@@ -9,7 +9,7 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -90,7 +90,13 @@ class Panel:
         return self.clients[key]
 
     def get(self, user: str | None, path: str, language: str = "en") -> tuple[int, str]:
-        response = self.client(user, language).get(path)
+        """The page at *path*; the invitation link's first answer, a redirect to the page
+        without the token in its URL, is followed as the browser does."""
+        client = self.client(user, language)
+        response = client.get(path)
+        location = response.headers.get("Location", "")
+        if "token=" in path and location.startswith("/team/invitations/accept?invitation="):
+            response = client.get(location)
         return response.status_code, response.get_data(as_text=True)
 
     def post(
@@ -534,7 +540,10 @@ class TestAcceptPage:
         assert "Rechnungen einsehen" in body
         assert "Rechnungen bezahlen" in body
         assert "09.03.2026, 09:00 UTC" in body
-        assert 'href="/login?next=%2Fteam%2Finvitations%2Faccept%3Ftoken%3D' in body
+        assert 'href="/login?next=%2Fteam%2Finvitations%2Faccept%3Finvitation%3D' in body
+        token = panel.link().split("token=", 1)[1]
+        # only in the decline form's POST body, in no link
+        assert body.count(token) == body.count(f'name="token" value="{token}"') == 1
         assert 'href="/register?next=' in body
         assert panel.team.audit_log(panel.account) == before
         assert panel.team.pending_invitations(panel.account)[0].status == "pending"
@@ -571,7 +580,13 @@ class TestAcceptPage:
             None, "/team/invitations/accept", {"token": token, "action": "accept"}
         )
         assert status == 303
-        assert location == "/login?next=" + quote(f"/team/invitations/accept?token={token}", "")
+        assert location.startswith(
+            "/login?next=" + quote("/team/invitations/accept?invitation=", "")
+        )
+        assert token not in location
+        # Back from the login, the clean URL shows this invitation.
+        back = unquote(location.partition("next=")[2])
+        assert "buchhaltung@muster.de" in panel.get(None, back)[1]
         assert panel.team.pending_invitations(panel.account) != []
 
     def test_other_address_says_so(self, panel: Panel) -> None:
@@ -828,10 +843,12 @@ class TestDemo:
                          mails)  # fmt: skip
         assert link is not None
         bea = app.test_client()
+        clean = bea.get(link.group(1)).headers["Location"]  # the link, without its token
+        assert clean.startswith("/team/invitations/accept?invitation=")
         response = bea.post("/register", data={"name": "Bea", "email": "bea@muster.de",
-                                               "next": link.group(1)})  # fmt: skip
-        assert response.headers["Location"] == link.group(1)
-        page = bea.get(link.group(1)).get_data(as_text=True)
+                                               "next": clean})  # fmt: skip
+        assert response.headers["Location"] == clean
+        page = bea.get(clean).get_data(as_text=True)
         assert 'value="accept"' in page
         assert bea.get(f"/panel/{account.id}/invoices").status_code == 302  # not yet
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)

@@ -14,6 +14,7 @@ from playwright.sync_api import Locator, Page, Request, Route, expect
 from tests.test_web_browser import BOOKKEEPER, OWNER, Demo, browser, demo, shoot
 
 from teamaccess import PermissionSet
+from teamaccess.web import open_invitations
 
 __all__ = ["browser", "demo"]  # the fixtures, imported for pytest
 
@@ -37,6 +38,11 @@ def invited(demo: Demo) -> str:
                            permissions=PermissionSet.all())  # fmt: skip
     assert inv.token is not None
     return inv.token
+
+
+def kept(demo: Demo, cookie: str) -> dict[str, str]:
+    """What the cookie of opened invitation links holds."""
+    return open_invitations(demo.app.secret_key or "", cookie)
 
 
 def posts(page: Page) -> list[str]:
@@ -139,12 +145,15 @@ class TestHeaders:
             )
             route.fulfill(response=response, body=body)
 
-        invitee.route(link, add_a_link)
+        invitee.goto(link)  # on to the page without the token in its URL
+        # (a route sees no request that follows a redirect: the page is loaded again)
+        clean = invitee.url
+        invitee.route(clean, add_a_link)
         invitee.route(f"{OTHER_SITE}/**", lambda route: route.fulfill(body="help"))
-        invitee.goto(link)
+        invitee.goto(clean)
         invitee.locator("main").get_by_role("link", name="Log in").click()
         expect(invitee.locator("#ta-email")).to_be_visible()
-        invitee.goto(link)
+        invitee.goto(clean)
         invitee.click("#help")
         expect(invitee).to_have_url(f"{OTHER_SITE}/help")
         css = [url for url in referers if url.endswith("teamaccess.css")]
@@ -155,6 +164,69 @@ class TestHeaders:
         assert login
         assert referers[login[0]] == f"{demo.base}/"
         assert not [r for r in referers.values() if token in r]
+
+    def test_the_token_leaves_the_url_after_the_first_request(self, demo: Demo) -> None:
+        """Logged out, the mailed link: the login page's URL, and every request after the
+        first, hold no token; two links opened in one browser keep their own pages; once
+        accepted, the browser keeps no token."""
+        token = invited(demo)
+        other = demo.team.invite(
+            demo.account.id,
+            actor_id=demo.account.owner_id,
+            email="dev@agentur.de",
+            permissions=PermissionSet.all(),
+        ).token
+        assert other is not None
+        link = f"{demo.base}/team/invitations/accept?token={token}"
+        other_link = f"{demo.base}/team/invitations/accept?token={other}"
+        bea = demo.window()
+        seen: list[Request] = []
+        bea.context.on("request", lambda r: seen.append(r))
+        bea.goto(link)
+        clean = bea.url
+        assert clean.startswith(f"{demo.base}/team/invitations/accept?invitation=")
+        expect(bea.locator(".ta-facts")).to_contain_text(BOOKKEEPER)
+        # the second invitation, opened in another tab of the same browser
+        tab = bea.context.new_page()
+        tab.goto(other_link)
+        expect(tab.locator(".ta-facts")).to_contain_text("dev@agentur.de")
+        bea.locator("main").get_by_role("link", name="Log in").click()
+        expect(bea.locator("#ta-email")).to_be_visible()
+        assert bea.url.startswith(f"{demo.base}/login?next=")
+        assert token not in bea.url
+        bea.go_back()  # no login yet: she registers
+        bea.get_by_role("link", name="Register", exact=True).click()
+        assert token not in bea.url
+        bea.fill("#ta-name", "Bea")
+        bea.fill("#ta-email", BOOKKEEPER)
+        bea.click("button[type=submit]")
+        expect(bea).to_have_url(clean)  # back on her own invitation, not the other tab's
+        expect(bea.locator(".ta-facts")).to_contain_text(BOOKKEEPER)
+        [cookie] = [c for c in bea.context.cookies() if c["name"] == "teamaccess_invitations"]
+        assert cookie["path"] == "/team/invitations/accept"
+        assert cookie["httpOnly"]
+        assert cookie["sameSite"] == "Lax"
+        assert cookie["expires"] > 0  # not kept for the browser's life: an hour
+        assert set(kept(demo, cookie["value"]).values()) == {token, other}
+        bea.click("button[value=accept]")
+        expect(bea.locator(".ta-notice")).to_have_text("Welcome to Muster GmbH.")
+        assert [r.url for r in seen if token in r.url] == [link]
+        assert [r.url for r in seen if other in r.url] == [other_link]
+        carried = []
+        for request in seen[1:]:
+            headers = request.all_headers()
+            for name, value in headers.items():
+                assert token not in value, (request.url, name)
+            # the cookie (where the token is, signed) goes to the accept page alone
+            if "teamaccess_invitations=" in headers.get("cookie", ""):
+                carried.append(request.url)
+        assert carried
+        assert all(url.startswith(f"{demo.base}/team/invitations/accept") for url in carried)
+        # The token left with the answer; the other tab's link is still kept.
+        [cookie] = [c for c in bea.context.cookies() if c["name"] == "teamaccess_invitations"]
+        assert set(kept(demo, cookie["value"]).values()) == {other, f"accepted:{demo.account.id}"}
+        tab.reload()
+        expect(tab.locator(".ta-facts")).to_contain_text("dev@agentur.de")
 
     def test_a_form_posted_from_another_site_changes_nothing(self, demo: Demo) -> None:
         owner = owner_window(demo)
@@ -246,11 +318,13 @@ def test_decline_asks_first_and_the_link_says_who_declined(demo: Demo) -> None:
     link = f"{demo.base}/team/invitations/accept?token={token}"
     page = demo.window("de")
     page.goto(link)
+    clean = page.url
+    assert token not in clean
     page.get_by_role("button", name="Einladung ablehnen").click()
     expect(page.locator(".ta-lead")).to_have_text("Die Einladung zu „Muster GmbH“ ablehnen?")
     shoot(page, "decline-confirm-de")
     page.get_by_role("link", name="Abbrechen").click()
-    expect(page).to_have_url(link)
+    expect(page).to_have_url(clean)
     assert len(demo.team.pending_invitations(demo.account.id)) == 1
     page.get_by_role("button", name="Einladung ablehnen").click()
     page.locator(".ta-confirm").get_by_role("button", name="Einladung ablehnen").click()

@@ -98,6 +98,15 @@ class PurgeReport:
 _EDGE = r"""\s:;,<>()\[\]"'"""
 
 
+def _longer(match: re.Match[str]) -> bool:
+    """Whether *match* is part of another person's longer address as the text reads, as
+    free text is read for an erasure: an apostrophe inside a word ("o'connor@...") or an
+    escaped neighbour ("o&#x27;connor@...", "x&#46;connor@...") is part of a local part."""
+    from ._mail.redact import _continued
+
+    return _continued(match)
+
+
 class PersonMatcher:
     """Recognises one person in stored values: an id by equality, an address anywhere in
     a string (case-insensitively, as a whole address), and replaces both with a pseudonym.
@@ -133,7 +142,9 @@ class PersonMatcher:
     def in_text(self, value: str) -> bool:
         if value in self.user_ids:
             return True
-        return self._pattern is not None and self._pattern.search(value) is not None
+        return self._pattern is not None and any(
+            not _longer(m) for m in self._pattern.finditer(value)
+        )
 
     def in_value(self, value: object) -> bool:
         """Whether *value* (a string, or a list or mapping of them, nested) mentions the person."""
@@ -150,7 +161,7 @@ class PersonMatcher:
             return pseudonym
         if self._pattern is None:
             return value
-        return self._pattern.sub(pseudonym, value)
+        return self._pattern.sub(lambda m: m.group() if _longer(m) else pseudonym, value)
 
     def replace_value(self, value: object, pseudonym: str) -> object:
         if isinstance(value, str):

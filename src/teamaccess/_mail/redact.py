@@ -30,6 +30,7 @@ __all__ = [
     "Unrewritable",
     "Verdicts",
     "free_text_needles",
+    "named_parts",
     "redact_message",
 ]
 
@@ -330,6 +331,36 @@ def _read(msg: EmailMessage) -> tuple[dict[str, str], str, str | None]:
     return headers, text, html
 
 
+def _named(
+    headers: dict[str, str], text: str, html: str | None, redactor: Redactor
+) -> dict[str, str]:
+    """The headers and parts of a message that name the person, as they read."""
+    # The headers the service writes hold its own settings, the recipient and generated
+    # values: an id there is a word of the vendor's sender ("Support <support@...>") or of
+    # a Message-ID, never the person; only their address there is them.
+    found = {name: headers[name] for name in _FIXED if redactor.found_address(headers[name])}
+    for name, value in (("Subject", headers["Subject"]), ("text", text), ("html", html)):
+        if value is not None and redactor.found(value):
+            found[name] = value
+    return found
+
+
+def named_parts(source: bytes, redactor: Redactor) -> dict[str, str]:
+    """Where *source* (a stored message) names the person, as :func:`redact_message`
+    finds them: the subject, the text and HTML parts, and a header the service writes
+    that holds their address, each as it reads; empty if it names them nowhere or is not
+    a message the library built (which cannot be read for them)."""
+    from email.errors import MessageError
+
+    from .policies import parse_stored
+
+    try:
+        headers, text, html = _read(parse_stored(source))
+    except (Unrewritable, MessageError, LookupError, ValueError, TypeError, AttributeError):
+        return {}
+    return _named(headers, text, html, redactor)
+
+
 def _squeezed(value: str) -> str:
     return "".join(value.split())
 
@@ -354,12 +385,10 @@ def redact_message(source: bytes, recipient: str, redactor: Redactor) -> bytes |
         headers, text, html = _read(parse_stored(source))
     except (MessageError, LookupError, ValueError, TypeError, AttributeError) as exc:
         raise Unrewritable(f"it cannot be read ({type(exc).__name__})") from None
-    # The headers the service writes hold its own settings, the recipient and generated
-    # values: an id there is a word of the vendor's sender ("Support <support@...>") or of
-    # a Message-ID, never the person; only their address there is them.
-    fixed = [name for name in _FIXED if redactor.found_address(headers[name])]
-    if not fixed and not any(redactor.found(v) for v in (headers["Subject"], text, html)):
+    named = _named(headers, text, html, redactor)
+    if not named:
         return None
+    fixed = [name for name in _FIXED if name in named]
     if fixed:
         raise Unrewritable(f"the person is in its {', '.join(fixed)} header")
     # Stripped: a UTF-8 header is read back with a space before its value, and white

@@ -11,10 +11,17 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from .._domain import SEND_ACTIONS, SYSTEM, AuditEvent, Member, OutboxMessage
+from .._domain import (
+    SEND_ACTIONS,
+    SYSTEM,
+    AuditEvent,
+    Contact,
+    Invitation,
+    Member,
+    OutboxMessage,
+)
 from .._emails import Address, normalize_email
 from .._errors import OwnershipRequired, PermissionDenied, StorageError, ValidationError
-from .._permissions import PermissionSet
 from .._ports import UnitOfWork
 from .._privacy import ErasureReport, PersonMatcher, PurgeReport
 from .checks import _check_id, _check_user, _Work
@@ -24,9 +31,6 @@ if TYPE_CHECKING:
     from .team import TeamAccess
 
 __all__ = ["_PrivacyWork"]
-
-#: Names the export document's format; a new version of the document gets a new number.
-EXPORT_FORMAT = "teamaccess.person-export.v1"
 
 
 class _Person:
@@ -163,69 +167,10 @@ class _PrivacyWork:
         self, *, user_id: str | None = None, email: str | None = None
     ) -> dict[str, Any]:
         """See ``TeamAccess.export_person()``."""
+        from .privacy_export import export_document
+
         uid, address = self._request(user_id, email)
-        now = self.team.clock.now()
-        with self.team._read() as uow:
-            _check_unit(uow, scrub=getattr(self.team._store, "scrub", None))
-            person = self._find(uow, uid, address)
-            matcher = person.matcher()
-            names: dict[str, str] = {}
-
-            def account_name(account_id: str) -> str | None:
-                if account_id not in names:
-                    account = uow.get_account(account_id)
-                    names[account_id] = "" if account is None else account.name
-                return names[account_id] or None
-
-            owned = [uow.get_account(m.account_id) for m in person.memberships if m.is_owner]
-            received, sent = [], []
-            for inv in uow.invitations_involving(person.user_ids, person.keys):
-                shown = {
-                    **_plain(inv),
-                    "status": self.team._status_now(uow, inv, now),
-                    "account_name": account_name(inv.account_id),
-                }
-                if _key(inv.email) in person.addresses or inv.accepted_by in person.user_ids:
-                    received.append(shown)
-                if inv.invited_by in person.user_ids:
-                    sent.append(shown)
-            document: dict[str, Any] = {
-                "format": EXPORT_FORMAT,
-                "exported_at": now.isoformat(),
-                "request": {
-                    "user_id": uid,
-                    "email": None if address is None else address.email,
-                },
-                "user_ids": sorted(person.user_ids),
-                "addresses": sorted(a.email for a in person.addresses.values()),
-                "accounts_owned": [_plain(a) for a in owned if a is not None],
-                "memberships": [
-                    # the status as the service reports it: "expired" past access_until
-                    {
-                        **_plain(m),
-                        "status": m.status_at(now),
-                        "account_name": account_name(m.account_id),
-                    }
-                    for m in person.memberships
-                ],
-                "invitations_received": received,
-                "invitations_sent": sent,
-                "contacts": [
-                    {**_plain(c), "account_name": account_name(c.account_id)}
-                    for c in uow.contacts_with(person.keys)
-                ],
-                "mail": [
-                    _mail(row)
-                    for row in uow.outbox_with(matcher.needles)
-                    if _key(row.recipient) in person.addresses
-                ],
-                "audit_events": [
-                    _exported_event(e, matcher)
-                    for e in uow.events_with(matcher.needles)
-                    if _mentions(matcher, e)
-                ],
-            }
-        return document
+        return export_document(self, uid, address)
 
     # -- erasure ------------------------------------------------------------------------
 
@@ -360,7 +305,7 @@ class _PrivacyWork:
             lambda uow: uow.members_with_text(needles),
             lambda uow: uow.invitations_with_text(needles),
             lambda uow: uow.contacts_with_text(needles),
-            lambda uow: uow.events_with(person.matcher().needles | needles),
+            lambda uow: uow.events_with(_event_needles(person)),
         ]
         accounts: set[str] = set()
         for search in searches:
@@ -429,7 +374,7 @@ class _PrivacyWork:
         # search of every account, so what changed is read again now.
         near, where = _kept(uow, found, changed)
         for m in uow.members_involving(ids, (), **near):
-            if m.granted_by in ids and not person.owns(m):
+            if _granted_by(person, m):
                 uow.update_member(attrs.evolve(m, granted_by=pseudonym))
                 counts[m.account_id]["members_pseudonymised"] += 1
         for inv in uow.invitations_involving(ids, person.keys, **near):
@@ -460,8 +405,8 @@ class _PrivacyWork:
         # person is looked for there as in mail to others, but replaced by the pseudonym.
         free = _redactor(person, pseudonym)
         where = _kept(uow, found, changed)[1]
-        for event in uow.events_with(matcher.needles | _free_needles(person), **where):
-            if _mentions(matcher, event) or free.found_value(event.details):
+        for event in uow.events_with(_event_needles(person), **where):
+            if _names_in_event(matcher, free, event):
                 uow.update_event(
                     attrs.evolve(
                         event,
@@ -537,11 +482,11 @@ class _PrivacyWork:
         redactor = _redactor(person)
         needles = _free_needles(person)
         for m in uow.members_with_text(needles, **where):
-            if redactor.found_value(m.metadata):
+            if _naming(redactor, m):
                 uow.update_member(attrs.evolve(m, metadata=redactor.sub_value(m.metadata)))
                 counts[m.account_id]["texts_redacted"] += 1
         for inv in uow.invitations_with_text(needles, **where):
-            if redactor.found(inv.note) or redactor.found_value(inv.metadata):
+            if _naming(redactor, inv):
                 uow.update_invitation(
                     attrs.evolve(
                         inv, note=redactor.sub(inv.note), metadata=redactor.sub_value(inv.metadata)
@@ -549,7 +494,7 @@ class _PrivacyWork:
                 )
                 counts[inv.account_id]["texts_redacted"] += 1
         for c in uow.contacts_with_text(needles, **where):
-            if any(redactor.found(v) for v in (c.name, c.company, c.phone, c.role)):
+            if _naming(redactor, c):
                 sub = redactor.sub
                 changed = attrs.evolve(
                     c, name=sub(c.name), company=sub(c.company), phone=sub(c.phone),
@@ -647,19 +592,37 @@ def _free_needles(person: _Person) -> set[str]:
     return free_text_needles(forms, person.user_ids)
 
 
-def _exported_event(event: AuditEvent, matcher: PersonMatcher) -> dict[str, Any]:
-    """An event as the person's export shows it. An import's event lists every member
-    it added; the export keeps the person's own entries and the count, not the other
-    members' ids, which are theirs to ask for."""
-    shown: dict[str, Any] = _plain(event)
-    members = event.details.get("members")
-    if event.action == "account.imported" and isinstance(members, list):
-        shown["details"] = {
-            **shown["details"],
-            "members": [m for m in members if matcher.in_value(m)],
-            "member_count": len(members),
-        }
-    return shown
+#: The free text of others' rows an erasure looks for the person in (and rewrites), and
+#: the export lists where it names them.
+_FREE_FIELDS: Final[Mapping[type, tuple[str, ...]]] = {
+    Member: ("metadata",),
+    Invitation: ("note", "metadata"),
+    Contact: ("name", "company", "phone", "role"),
+}
+
+
+def _naming(redactor: Redactor, row: Member | Invitation | Contact) -> dict[str, Any]:
+    """The free-text fields of *row* (another's membership, invitation or contact) that
+    name the person, as stored; empty if none does."""
+    values = {name: getattr(row, name) for name in _FREE_FIELDS[type(row)]}
+    return {name: value for name, value in values.items() if redactor.found_value(value)}
+
+
+def _granted_by(person: _Person, member: Member) -> bool:
+    """Whether *member* is another's membership the person granted (its ``granted_by``
+    becomes the pseudonym)."""
+    return member.granted_by in person.user_ids and not person.owns(member)
+
+
+def _event_needles(person: _Person) -> set[str]:
+    """The coarse search's needles for the events that may name the person."""
+    return set(person.matcher().needles) | _free_needles(person)
+
+
+def _names_in_event(matcher: PersonMatcher, free: Redactor, event: AuditEvent) -> bool:
+    """Whether *event* names the person: as actor or target, in the details as a whole
+    id or address, or in a vendor's text there however the address is written."""
+    return _mentions(matcher, event) or free.found_value(event.details)
 
 
 def _names_account(event: AuditEvent) -> bool:
@@ -675,48 +638,3 @@ def _mentions(matcher: PersonMatcher, event: AuditEvent) -> bool:
         or (not _names_account(event) and matcher.in_text(event.target))
         or matcher.in_value(event.details)
     )
-
-
-def _mail(row: OutboxMessage) -> dict[str, Any]:
-    """An outbox row without its message: the subject, where one is stored.
-
-    Invitation rows store no message (it holds a token, rendered when sent); a
-    notification's body is the account's text to all its recipients, not the person's.
-    """
-    shown: dict[str, Any] = _plain(row)
-    subject = None
-    if row.message is not None:
-        from email import policy
-        from email.parser import BytesHeaderParser
-
-        headers = BytesHeaderParser(policy=policy.default).parsebytes(row.message)
-        subject = headers["Subject"]
-    shown["subject"] = None if subject is None else str(subject)
-    return shown
-
-
-_HIDDEN = frozenset({"token", "token_hash", "message"})
-
-
-def _plain(value: object) -> Any:
-    """*value* as JSON-ready data: attrs objects as dicts (every field, so fields added
-    later are exported too), times as ISO strings; never a token, hash or stored mail."""
-    if isinstance(value, PermissionSet):
-        return value.to_list()
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, frozenset | set):
-        return sorted(_plain(v) for v in value)
-    if attrs.has(type(value)):
-        return {
-            f.name: _plain(getattr(value, f.name))
-            for f in attrs.fields(type(value))  # type: ignore[arg-type]
-            if f.name not in _HIDDEN
-        }
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)

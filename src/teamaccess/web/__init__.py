@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ._core import (
     HEADERS,
+    INVITATION_COOKIE_MAX_AGE,
     LANGUAGES,
     ROUTES,
     Redirect,
@@ -18,13 +19,16 @@ from ._core import (
     Result,
     Route,
     User,
+    open_invitations,
     pick_language,
+    seal_invitations,
 )
 from ._pages import Pages
 from ._templates import STATIC_DIR, TEMPLATE_DIR, environment, render
 
 __all__ = [
     "HEADERS",
+    "INVITATION_COOKIE_MAX_AGE",
     "LANGUAGES",
     "ROUTES",
     "STATIC_DIR",
@@ -37,6 +41,8 @@ __all__ = [
     "Route",
     "User",
     "environment",
+    "open_invitations",
     "pick_language",
     "render",
+    "seal_invitations",
 ]

@@ -15,6 +15,7 @@ import attrs
 
 __all__ = [
     "HEADERS",
+    "INVITATION_COOKIE_MAX_AGE",
     "LANGUAGES",
     "ROUTES",
     "Redirect",
@@ -23,7 +24,9 @@ __all__ = [
     "Result",
     "Route",
     "User",
+    "open_invitations",
     "pick_language",
+    "seal_invitations",
 ]
 
 
@@ -50,6 +53,10 @@ def _lists(value: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     }
 
 
+def _pairs(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value)
+
+
 @attrs.frozen
 class Request:
     """One request, framework-free.
@@ -58,6 +65,8 @@ class Request:
     ``path`` is this page's path and query, where the login page sends the user back to.
     ``csrf_token`` is the session's token: a POST whose form does not carry the same
     ``csrf_token`` is refused. ``notices`` are the one-time messages of the last redirect.
+    ``invitations`` are the invitation links the browser keeps (see
+    :func:`open_invitations`): the accept page takes the token out of its URL at once.
     """
 
     method: str
@@ -68,6 +77,7 @@ class Request:
     path: str = "/"
     csrf_token: str = ""
     notices: Sequence[str] = ()
+    invitations: Mapping[str, str] = attrs.field(factory=dict, converter=_pairs)
 
     def value(self, name: str) -> str:
         """The first value of form field *name*, or ``""``."""
@@ -88,13 +98,15 @@ class Render:
     """Render *template* (a name such as ``"teamaccess/users.html"``) with *context*.
 
     *headers* are this page's own, sent over ``HEADERS`` (the accept page's stricter
-    ``Referrer-Policy``).
+    ``Referrer-Policy``). *invitations*, unless ``None``, is what the browser keeps from
+    now on (empty: nothing; see :func:`seal_invitations`).
     """
 
     template: str
     context: dict[str, Any]
     status: int = 200
     headers: Mapping[str, str] = attrs.field(factory=dict)
+    invitations: Mapping[str, str] | None = None
 
 
 @attrs.frozen
@@ -102,6 +114,7 @@ class Redirect:
     """Go to page *endpoint* with *params* (the adapter builds its URL), or to *location*.
 
     *notice* is shown once on the next page. 303 after a POST: a reload never posts again.
+    *invitations* as for :class:`Render`.
     """
 
     endpoint: str = ""
@@ -109,6 +122,7 @@ class Redirect:
     location: str = ""
     notice: str = ""
     status: int = 303
+    invitations: Mapping[str, str] | None = None
 
 
 Result = Render | Redirect
@@ -151,7 +165,7 @@ _CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'"
 )
 
-#: headers for every page: never cached (the accept page's URL holds a token, the others
+#: headers for every page: never cached (the accept page holds a token, the others
 #: personal data), never framed (a framed accept button could be clicked for the user), no
 #: path in a Referer to another site
 HEADERS: Mapping[str, str] = {
@@ -162,9 +176,54 @@ HEADERS: Mapping[str, str] = {
     "X-Content-Type-Options": "nosniff",
 }
 
-#: the accept page's URL holds the invitation token: its Referer names the site only, even
-#: to the panel's own stylesheet and login page (whose access log may keep a Referer)
+#: the invitation link's first URL holds the token, and the page holds it in its forms: its
+#: Referer names the site only, even to the panel's own stylesheet and login page (whose
+#: access log may keep a Referer)
 _TOKEN_PAGE_HEADERS: Mapping[str, str] = {"Referrer-Policy": "strict-origin"}
+
+
+#: how long a browser keeps an opened invitation link (long enough to register or log in)
+INVITATION_COOKIE_MAX_AGE = 3600
+
+#: a browser keeps at most this many opened invitation links, the newest
+_KEPT_INVITATIONS = 5
+
+_INVITATIONS_SALT = "teamaccess.web.invitations.v1"
+
+
+def seal_invitations(secret_key: str | bytes, invitations: Mapping[str, str]) -> str:
+    """*invitations* (a ``Render``'s or ``Redirect``'s) as the value of the cookie that keeps
+    them, signed with *secret_key* and dated.
+
+    The adapter sends it ``HttpOnly``, ``SameSite=Lax``, with ``Max-Age``
+    ``INVITATION_COOKIE_MAX_AGE`` and its path set to the accept page's, so it goes to
+    nothing else: the invitation token stays out of every URL, log and ``Referer``.
+    """
+    from itsdangerous import URLSafeTimedSerializer
+
+    return URLSafeTimedSerializer(secret_key, salt=_INVITATIONS_SALT).dumps(dict(invitations))
+
+
+def open_invitations(secret_key: str | bytes, value: str | None) -> dict[str, str]:
+    """What a cookie made by :func:`seal_invitations` holds, for ``Request.invitations``.
+
+    Empty for no cookie, an altered one, another key's or one older than
+    ``INVITATION_COOKIE_MAX_AGE``: the page then asks for the link from the mail again.
+    """
+    if not value or not secret_key:
+        return {}
+    from itsdangerous import BadData, URLSafeTimedSerializer
+
+    try:
+        kept = URLSafeTimedSerializer(secret_key, salt=_INVITATIONS_SALT).loads(
+            value, max_age=INVITATION_COOKIE_MAX_AGE
+        )
+    except BadData:
+        return {}
+    if not isinstance(kept, dict):
+        return {}
+    pairs = [(k, v) for k, v in kept.items() if isinstance(k, str) and isinstance(v, str)]
+    return dict(pairs[-_KEPT_INVITATIONS:])
 
 
 def pick_language(accept_language: str | None, chosen: str | None = None) -> str:

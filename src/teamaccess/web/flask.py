@@ -12,7 +12,9 @@
     )
 
 The blueprint keeps three things in Flask's signed session (so the app needs a
-``secret_key``): the CSRF token, the chosen language and the one-time notices.
+``secret_key``): the CSRF token, the chosen language and the one-time notices. The
+invitation links a browser opened go into a cookie of their own, signed with the same key
+and sent only to the accept page (``seal_invitations``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,18 @@ import flask
 from werkzeug.wrappers import Response
 
 from .. import TeamAccess, ValidationError
-from ._core import HEADERS, LANGUAGES, ROUTES, Redirect, Request, User, pick_language
+from ._core import (
+    HEADERS,
+    INVITATION_COOKIE_MAX_AGE,
+    LANGUAGES,
+    ROUTES,
+    Redirect,
+    Request,
+    User,
+    open_invitations,
+    pick_language,
+    seal_invitations,
+)
 from ._pages import Pages, UrlHook
 
 __all__ = ["blueprint"]
@@ -78,6 +91,9 @@ def blueprint(
         static_url_path="/teamaccess-static",
     )
 
+    # One cookie per blueprint, so two mounted blueprints keep their links apart.
+    cookie = f"{name}_invitations"
+
     def url(endpoint: str, **params: Any) -> str:
         return flask.url_for(f"{name}.{endpoint}", **params)
 
@@ -87,6 +103,7 @@ def blueprint(
                 "the Flask app needs a secret_key: the teamaccess pages keep their CSRF token "
                 "in its session"
             )
+        secret = flask.current_app.secret_key
         req = flask.request
         session = flask.session
         csrf = session.get(_CSRF)
@@ -108,6 +125,7 @@ def blueprint(
             path=path,
             csrf_token=csrf,
             notices=notices if isinstance(notices, list) else [],
+            invitations=open_invitations(secret, req.cookies.get(cookie)),
         )
         endpoint = (req.endpoint or "").rpartition(".")[2]
         result = pages.handle(endpoint, request, **params)
@@ -125,6 +143,19 @@ def blueprint(
             )
             response = flask.make_response(html, result.status)
             response.headers.update(result.headers)
+        if result.invitations is not None:
+            # Scoped to the accept page: no other page, the login neither, ever gets it.
+            path, secure = url("accept"), req.is_secure
+            if result.invitations:
+                response.set_cookie(
+                    cookie, seal_invitations(secret, result.invitations),
+                    max_age=INVITATION_COOKIE_MAX_AGE, path=path, secure=secure, httponly=True,
+                    samesite="Lax",
+                )  # fmt: skip
+            else:
+                response.delete_cookie(
+                    cookie, path=path, secure=secure, httponly=True, samesite="Lax"
+                )
         for key, value in page_headers.items():
             response.headers.setdefault(key, value)
         return response

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
+
+import attrs
+
 from ... import (
     Conflict,
     Invitation,
@@ -13,7 +18,7 @@ from ... import (
     error_message,
     normalize_email,
 )
-from .._core import Redirect, Render, Request, Result
+from .._core import _KEPT_INVITATIONS, Redirect, Render, Request, Result
 from .._i18n import translate
 from .._view import permission_groups, person
 from .base import _Forbidden, _PageBase, _status, _with_query
@@ -21,18 +26,65 @@ from .base import _Forbidden, _PageBase, _status, _with_query
 __all__ = ["AcceptPage"]
 
 
+def _slot(token: str) -> str:
+    """The name of *token* in the page's clean URL (``?invitation=``): one per link, so two
+    invitations open in one browser stay apart, and it tells nothing about the token."""
+    data = b"teamaccess.web.invitation-link\0" + token.encode("utf-8", "replace")
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _keep(kept: Mapping[str, str], slot: str, value: str) -> dict[str, str]:
+    """*kept* with *value* in *slot*, as the newest; the oldest dropped beyond the limit."""
+    others = [(s, t) for s, t in kept.items() if s != slot][-(_KEPT_INVITATIONS - 1) :]
+    return {**dict(others), slot: value}
+
+
+#: what a slot holds once its invitation is accepted, instead of the token: the account, so
+#: Back to the link (or a second click) leads into it
+_ACCEPTED = "accepted:"
+
+
 class AcceptPage(_PageBase):
     """The page the invitation link opens: accept or decline, logged in or not."""
 
     def _accept(self, request: Request) -> Result:
         lang = request.language
-        token = request.value("token") if request.method == "POST" else request.arg("token")
+        if request.method == "POST":
+            token = request.value("token")
+        elif request.arg("token"):
+            # The link from the mail: the only request whose URL holds the token. It goes
+            # into a cookie for this page alone and the browser on to the clean URL, so the
+            # token is in no login link's `next`, access log or history from here on. A bad
+            # link gets its error page here, and no cookie.
+            token = request.arg("token")
+            self.team.inspect_invitation(token)
+            slot = _slot(token)
+            kept = _keep(request.invitations, slot, token)
+            return Redirect("accept", {"invitation": slot}, invitations=kept)
+        else:
+            token = request.invitations.get(request.arg("invitation"), "")
+            if token.startswith(_ACCEPTED):
+                return self._accepted_before(request, token.removeprefix(_ACCEPTED))
         if not token:
             raise _Forbidden(translate("This page needs the link from the invitation mail.", lang))
         inv = self.team.inspect_invitation(token)
         user = request.user
+        slot = _slot(token)
+        # Kept (again) if this browser does not hold it: an expired cookie, a form posted
+        # from a page opened before, so "Cancel" and the way back from the login work.
+        keep = (
+            _keep(request.invitations, slot, token)
+            if request.invitations.get(slot) != token
+            else None
+        )
+        # Answered: the token leaves the browser; an accepted one leaves its account behind.
+        declined = {s: t for s, t in request.invitations.items() if s != slot}
+        accepted = _keep(request.invitations, slot, _ACCEPTED + inv.account_id)
         if inv.status != "pending":
-            return self._closed(request, inv)
+            closed = self._closed(request, inv)
+            if isinstance(closed, Redirect):
+                return attrs.evolve(closed, invitations=accepted)
+            return closed
         account = self.team.get_account(inv.account_id)
         emails = self._emails(inv.account_id)
         state = "login"
@@ -51,13 +103,16 @@ class AcceptPage(_PageBase):
             action = request.value("action")
             if action == "decline":
                 if request.value("confirm") != "yes":
-                    return self._confirm_decline(request, token, account.name)
+                    page = self._confirm_decline(request, token, account.name)
+                    return attrs.evolve(page, invitations=keep)
                 self.team.decline_invitation(token)
-                return Render("teamaccess/declined.html", {"account_name": account.name})
+                return Render(
+                    "teamaccess/declined.html", {"account_name": account.name}, invitations=declined
+                )
             if user is None:
-                # Back to this invitation after the login: the POST's path has no token.
-                back = _with_query(request.path, token=token)
-                return Redirect(location=self._hook(self.login_url, back))
+                # Back to this invitation after the login, by its clean URL.
+                back = _with_query(request.path.partition("?")[0], invitation=slot)
+                return Redirect(location=self._hook(self.login_url, back), invitations=keep)
             try:
                 member = self.team.accept_invitation(token, user_id=user.id, email=user.email)
             except (InvitationError, Conflict, ValidationError) as exc:
@@ -65,9 +120,9 @@ class AcceptPage(_PageBase):
                 status = _status(exc)
             else:
                 notice = translate("Welcome to {account}.", lang).format(account=account.name)
-                return self._welcome(member.account_id, notice)
-        # Sent back here after the login; the URL already holds the token.
-        back = request.path
+                return attrs.evolve(self._welcome(member.account_id, notice), invitations=accepted)
+        # Sent back here after the login, by the clean URL: the token is in no `next`.
+        back = _with_query(request.path.partition("?")[0], invitation=slot)
         context = {
             "invitation": inv,
             "token": token,
@@ -83,7 +138,7 @@ class AcceptPage(_PageBase):
             "register_url": self._hook(self.register_url, back) if self.register_url else "",
             "logout_url": self.logout_url or "",
         }
-        return Render("teamaccess/accept.html", context, status)
+        return Render("teamaccess/accept.html", context, status, invitations=keep)
 
     def _closed(self, request: Request, inv: Invitation) -> Result:
         """The link of an invitation that is no longer open."""
@@ -105,6 +160,18 @@ class AcceptPage(_PageBase):
                 "You declined this invitation, so the link no longer works. To join the "
                 "account after all, ask for a new invitation.", lang))  # fmt: skip
         raise InvitationRevoked(inv.status)
+
+    def _accepted_before(self, request: Request, account_id: str) -> Result:
+        """The clean URL of a link accepted in this browser: into the account, for its
+        member; anyone else needs the link (the token is no longer kept)."""
+        user = request.user
+        if user is not None and user.id in self._emails(account_id):
+            account = self.team.get_account(account_id)
+            notice = translate("You are a user of {account}.", request.language)
+            return self._welcome(account_id, notice.format(account=account.name))
+        raise _Forbidden(
+            translate("This page needs the link from the invitation mail.", request.language)
+        )
 
     def _welcome(self, account_id: str, notice: str) -> Redirect:
         if self.home_url is not None:
@@ -129,6 +196,6 @@ class AcceptPage(_PageBase):
                 "params": {},
                 "fields": {"token": token, "action": "decline"},
                 "cancel": "accept",
-                "cancel_params": {"token": token},
+                "cancel_params": {"invitation": _slot(token)},
             }},
         )  # fmt: skip
