@@ -232,7 +232,12 @@ class TestUpdateAndRemove:
         with writes_nothing(team, account.id, mailer):
             with pytest.raises(ValidationError, match="line break"):
                 team.update_contact(contact.id, actor_id="owner", name="A\r\nB")
-            with pytest.raises(ValidationError, match="unknown contact field"):
+            # the list of fields to use names every one update_contact() takes
+            with pytest.raises(
+                ValidationError,
+                match=r"unknown contact field\(s\) mobile; use: name, email, categories, company, "
+                "phone, role$",
+            ):
                 team.update_contact(contact.id, actor_id="owner", mobile="1")
             with pytest.raises(UnknownCategory):
                 team.update_contact(contact.id, actor_id="owner", categories=["nope"])

@@ -18,10 +18,12 @@ from tests.conftest import SECRET, START, add_member
 
 from teamaccess import (
     SYSTEM,
+    InvalidImport,
     InvalidInvitation,
     MemoryMailer,
     MemoryStore,
     PermissionSet,
+    Retention,
     SQLiteStore,
     Store,
     TeamAccess,
@@ -370,6 +372,82 @@ class TestWrongTypeInSettings:
             categories=["billing"],
         )
         assert (team.rate_limit, team.language, team.categories.names()) == (3, "de", ("billing",))
+
+
+#: The durations among the settings, each with a sensible value.
+DURATIONS = (
+    "invitation_ttl", "rate_window", "recipient_rate_window", "account_rate_window",
+    "retry_backoff", "max_retry_backoff", "delivery_lease",
+)  # fmt: skip
+
+
+class TestDurationsInRange:
+    """A duration past any sensible length is refused when built, not found out as a
+    bare OverflowError when it is first added to the clock."""
+
+    @pytest.mark.parametrize("setting", DURATIONS)
+    def test_setting(self, store: Store, setting: str) -> None:
+        with pytest.raises(ValidationError, match=f"{setting} .*at most 100 years"):
+            TeamAccess(
+                store, MemoryMailer(), secret_key=SECRET, **{setting: timedelta(days=999_999_999)}
+            )
+
+    @pytest.mark.parametrize("period", ["closed_invitations", "sent_mail", "audit_events"])
+    def test_retention(self, period: str) -> None:
+        with pytest.raises(ValidationError, match=f"Retention.{period} .*at most 100 years"):
+            Retention(**{period: timedelta(days=999_999_999)})
+
+    def test_a_century_still_works(self, store: Store, clock: FrozenClock) -> None:
+        century = timedelta(days=36_525)
+        team = TeamAccess(
+            store, MemoryMailer(), secret_key=SECRET, clock=clock,
+            retention=Retention(century, century, century),
+            **dict.fromkeys(DURATIONS, century),  # type: ignore[arg-type]
+        )  # fmt: skip
+        account = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
+        inv = team.invite(
+            account.id, actor_id="o", email="x@example.org", permissions=PermissionSet.of()
+        )
+        assert inv.expires_at == clock.now() + century
+        assert team.purge().total == 0
+
+
+class TestUserIdLength:
+    """A user id that becomes an owner or a member has at most 255 characters, on every
+    backend: PostgreSQL cannot index a longer one that does not compress (about 2,700
+    bytes), and refused it as a lost connection to retry, while the others stored it."""
+
+    LONG = "".join(chr(0x1F600 + i % 64) for i in range(256))  # 4 UTF-8 bytes each
+
+    def test_owner(self, team: TeamAccess) -> None:
+        with pytest.raises(ValidationError, match="owner_id is 256 characters long; the limit"):
+            team.create_account(name="A", owner_id=self.LONG, owner_email="o@example.org")
+        assert team.accounts_for(self.LONG) == []
+        longest = self.LONG[:255]
+        account = team.create_account(name="A", owner_id=longest, owner_email="o@example.org")
+        assert [a.id for a in team.accounts_for(longest)] == [account.id]
+
+    def test_member(self, team: TeamAccess) -> None:
+        account = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
+        inv = team.invite(
+            account.id, actor_id="o", email="x@example.org", permissions=PermissionSet.of()
+        )
+        assert inv.token is not None
+        with pytest.raises(ValidationError, match="user_id is 256 characters long; the limit"):
+            team.accept_invitation(inv.token, user_id=self.LONG, email="x@example.org")
+        assert team.get_invitation(inv.id).status == "pending"
+        member = team.accept_invitation(inv.token, user_id=self.LONG[1:], email="x@example.org")
+        assert team.get_member(account.id, self.LONG[1:]) == member
+
+    def test_import(self, team: TeamAccess) -> None:
+        row = {"name": "A", "owner_id": "o", "owner_email": "o@example.org"}
+        member = {"user_id": self.LONG, "email": "x@example.org", "permissions": []}
+        with pytest.raises(InvalidImport) as info:
+            team.import_accounts([{**row, "owner_id": self.LONG}, {**row, "members": [member]}])
+        assert [(p.row, p.message) for p in info.value.problems] == [
+            (0, "owner_id is 256 characters long; the limit is 255, shorten it"),
+            (1, "user_id is 256 characters long; the limit is 255, shorten it"),
+        ]
 
 
 class BytesPath:

@@ -254,6 +254,22 @@ class TestSingleUse:
             team.accept_invitation(token_of(inv), user_id="u2", email="second@agentur.de")
         assert team.get_invitation(inv.id).status == "pending"
 
+    def test_address_of_another_member(
+        self, store: Store, clock: FrozenClock, mailer: MemoryMailer
+    ) -> None:
+        # Without email binding a new user may accept from an address a member has: the
+        # error told that user it was a member already, and there was "nothing to accept".
+        team = TeamAccess(store, mailer, secret_key=SECRET, clock=clock, require_email_match=False)
+        account = team.create_account(name="A", owner_id="owner", owner_email="chef@muster.de")
+        add_member(team, account.id, "u2", P())
+        inv = invite(team, account, "new@agentur.de")
+        with pytest.raises(AlreadyMember) as info:
+            team.accept_invitation(token_of(inv), user_id="u3", email="u2@example.org")
+        assert "user 'u3' is already a member" not in str(info.value)
+        assert "or the address u2@example.org" in str(info.value)
+        assert team.get_invitation(inv.id).status == "pending"
+        assert [m.user_id for m in team.members(account.id)] == ["owner", "u2"]
+
 
 class TestResend:
     """resend_invitation() issues a new token, kills the old one, restarts the lifetime."""

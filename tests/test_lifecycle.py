@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from tests.conftest import START, add_member
@@ -159,6 +159,8 @@ class TestAccessUntil:
             (START - timedelta(days=1), "not in the future"),
             (datetime(2027, 1, 1), "timezone-aware"),
             ("2027-01-01", "datetime"),
+            # the last minute of year 9999 west of UTC is past datetime's range in UTC
+            (datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-5))), "9999"),
         ],
     )
     def test_bad_instant(

@@ -170,6 +170,24 @@ class TestFailedInvitation:
         assert failing.attempts == 6
         assert team.pending_messages()[0].attempts == 6
 
+    def test_backoff_of_days_keeps_retrying(
+        self, store: Store, failing: FailingMailer, clock: FrozenClock
+    ) -> None:
+        # A backoff of a day doubled 30 times is past timedelta's range: the 31st failure
+        # raised OverflowError out of deliver_pending() instead of being recorded.
+        team = make_team(
+            store, failing, clock,
+            retry_backoff=timedelta(days=1), max_retry_backoff=timedelta(days=7),
+        )  # fmt: skip
+        account = team.create_account(name="A", owner_id="owner", owner_email="chef@muster.de")
+        with pytest.raises(DeliveryFailed):
+            team.notify(account.id, "general", subject="Wartung", text="Heute Nacht.")
+        for _ in range(31):
+            clock.advance(timedelta(days=7))
+            [tried] = team.deliver_pending()
+        assert (tried.status, tried.attempts) == ("pending", 32)
+        assert tried.next_attempt_at == clock.now() + timedelta(days=7)
+
     def test_retry_delivers_once(
         self, fteam: TeamAccess, facc: Account, failing: FailingMailer, clock: FrozenClock
     ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 import attrs
@@ -14,6 +14,7 @@ from ._permissions import PermissionSet
 from ._repr import attrs_repr
 
 __all__ = [
+    "LONGEST_PERIOD",
     "METADATA_MAX_BYTES",
     "NOTE_MAX_LENGTH",
     "SEND_ACTIONS",
@@ -27,6 +28,7 @@ __all__ = [
     "MemberStatus",
     "OutboxMessage",
     "check_metadata",
+    "check_period",
 ]
 
 #: ``actor_id`` for the vendor's own staff or automation. It passes every permission
@@ -48,6 +50,22 @@ MemberStatus = Literal["active", "suspended", "expired"]
 NOTE_MAX_LENGTH: Final = 500
 #: The largest ``metadata`` dict, as compact JSON in UTF-8 bytes.
 METADATA_MAX_BYTES: Final = 2048
+
+
+#: The longest duration a setting takes (a lifetime, a window, a retention period): a
+#: century. Longer ones are typos (``days=`` for ``minutes=``), and added to the clock
+#: they leave datetime's range (year 9999).
+LONGEST_PERIOD: Final = timedelta(days=36_525)
+
+
+def check_period(what: str, value: timedelta) -> timedelta:
+    """*value* if it is positive and at most :data:`LONGEST_PERIOD`, else a
+    ``ValidationError`` naming *what*."""
+    if value <= timedelta(0) or value > LONGEST_PERIOD:
+        raise ValidationError(
+            f"{what} must be positive and at most 100 years, e.g. timedelta(days=90), not {value!r}"
+        )
+    return value
 
 
 def check_metadata(value: object) -> dict[str, object]:

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import attrs
 
+from ._domain import check_period
 from ._errors import ValidationError
 
 __all__ = ["ErasureReport", "PersonMatcher", "PurgeReport", "Retention"]
@@ -23,6 +24,8 @@ def _period(_instance: object, attribute: attrs.Attribute[timedelta], value: obj
             f"Retention.{attribute.name} must be a positive timedelta, e.g. "
             f"timedelta(days=90), not {value!r}"
         )
+    # purge() subtracts it from the clock, which a longer one takes before year 1
+    check_period(f"Retention.{attribute.name}", value)
 
 
 @attrs.frozen

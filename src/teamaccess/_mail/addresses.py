@@ -49,6 +49,7 @@ def _header_address(header: str, value: str) -> tuple[Address, bool]:
         local = unquote(local)
     if header == "From":
         _as_written(value, addr)
+        _one_space(value, name)
     if not at or not local or not domain:
         raise ValidationError(
             f"mail header {header} needs an address like 'Name <noreply@example.com>', "
@@ -132,6 +133,21 @@ def _as_written(value: str, addr: str) -> None:
             f"quote a name that holds an address or punctuation, like "
             f"{_quoted(value, bracketed or written)!r}"
         )
+
+
+def _one_space(value: str, name: str) -> None:
+    """Refuse a sender whose name holds several spaces in a row: a mail program reads a
+    run of spaces in a name outside quotes as one, and the builder writes a long name
+    (quoted, or encoded words) folded at its spaces, where a run would leave a line of
+    white space alone; the name would go out otherwise than typed."""
+    written = value[: value.rfind("<")] if "<" in value else name
+    if "  " not in written.strip() and "  " not in name.strip(" "):
+        return
+    single = " ".join(filter(None, value.split(" ")))
+    raise ValidationError(
+        f"sender {value!r}: its name holds several spaces in a row, which a mail header "
+        f"writes as one; write one space between words, like {single!r}"
+    )
 
 
 def _unclosed_comment(value: str) -> bool:

@@ -60,16 +60,21 @@ def build_message(
     # a line break is refused, never dropped).
     subject = subject.strip()
     utf8 = _header_address("From", sender)[1] or _header_address("To", to)[1]
-    if len(subject) > _SUBJECT_ROOM and (utf8 or subject.isascii()):
-        # Folded by the stdlib: it writes a run of white space between two long words as
-        # a line of white space alone, which some servers read as the end of the headers
-        # (the last check refuses such a mail), so a run is written as one space.
-        subject = " ".join(filter(None, subject.replace("\t", " ").split(" ")))
+    # Folded by the stdlib, a long subject with a run of spaces or a tab loses it: a run
+    # between two long words is written as a line of white space alone (which some
+    # servers read as the end of the headers; the last check refuses such a mail), and a
+    # fold at a run is read back as one space. As encoded words, each space and tab is
+    # text inside a word and reads back as typed.
+    spaced = len(subject) > _SUBJECT_ROOM and ("  " in subject or "\t" in subject)
     msg = EmailMessage(policy=_policy(utf8))
     msg["From"] = _address_field(utf8, "From", sender)
     msg["To"] = str(_header_address("To", to)[0])
     msg["Date"] = format_datetime(date) if date is not None else format_datetime(datetime.now(UTC))
-    if (utf8 or subject.isascii()) and max(map(len, subject.split(" "))) <= _SUBJECT_WORD:
+    if (
+        not spaced
+        and (utf8 or subject.isascii())
+        and max(map(len, subject.split(" "))) <= _SUBJECT_WORD
+    ):
         msg["Subject"] = subject
     else:
         # Written as encoded words by hand: Python 3.11's folder can drop the space

@@ -42,7 +42,8 @@ def _address_field(utf8: bool, header: str, value: str) -> str:
 
         # Runs of spaces are written as one: reading a name split into several encoded
         # words gives back, on Python 3.11, a space more at the split, and a name read
-        # back and built again (a rewritten queued mail) must be written the same.
+        # back and built again (a rewritten queued mail) must be written the same. (A
+        # sender with a run in its name is refused before: addresses._one_space.)
         name = " ".join(filter(None, address.display_name.strip(" ").split(" ")))
         address = Address(display_name=name, username=address.username, domain=address.domain)
         lines = _phrase_lines(name, address.addr_spec, len(header) + 2)

@@ -28,7 +28,7 @@ from .checks import (
     _ALL,
     _check_id,
     _check_ids,
-    _check_user,
+    _check_new_user,
     _new_id,
     _not_str,
     _together,
@@ -64,7 +64,7 @@ class _Accounts(_Invitations):
     def create_account(self, *, name: str, owner_id: str, owner_email: str) -> Account:
         """Create an account whose owner holds every permission."""
         name = check_name("account name", name)
-        owner_id = _check_user("owner_id", owner_id)
+        owner_id = _check_new_user("owner_id", owner_id)
         address = normalize_email(
             owner_email, check_deliverability=self.check_deliverability, what="owner_email"
         )

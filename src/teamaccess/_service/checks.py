@@ -6,10 +6,11 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from .._domain import (
+    LONGEST_PERIOD,
     NOTE_MAX_LENGTH,
     SYSTEM,
     AuditEvent,
@@ -37,6 +38,7 @@ __all__ = [
     "_check_ids",
     "_check_listener",
     "_check_methods",
+    "_check_new_user",
     "_check_note",
     "_check_text",
     "_check_timedelta",
@@ -211,6 +213,14 @@ def _check_until(what: str, value: object, now: datetime) -> datetime | None:
         )
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{what} must be timezone-aware, not {value!r}; e.g. add tzinfo=UTC")
+    try:
+        # mails and stores write it in UTC, which may lie past year 9999
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(
+            f"{what} {value:%Y-%m-%d %H:%M%z} lies past the end of year 9999 in UTC; pass "
+            "an earlier instant"
+        ) from None
     if value <= now:
         raise ValidationError(
             f"{what} {value:%Y-%m-%d %H:%M} is not in the future; to end access now, "
@@ -230,6 +240,9 @@ def _check_timedelta(what: str, value: object, example: str) -> timedelta:
     # anything else fails with a bare TypeError.
     if not isinstance(value, timedelta):
         raise ValidationError(f"{what} must be a timedelta, e.g. {example}, not {value!r}")
+    if value > LONGEST_PERIOD:
+        # added to (or taken from) the clock, it would leave datetime's range
+        raise ValidationError(f"{what} must be at most 100 years, e.g. {example}, not {value!r}")
     return value
 
 
@@ -266,6 +279,19 @@ def _check_user(what: str, value: object) -> str:
             f"{what} cannot be teamaccess.SYSTEM; pass the id of a user of your application"
         )
     return user_id
+
+
+#: The longest user id that becomes an owner or a member (OpenID Connect's longest
+#: ``sub``). PostgreSQL indexes (account, user) in at most ~2,700 bytes, which a longer
+#: id may pass; every backend holds the same limit.
+USER_ID_MAX_LENGTH: Final = 255
+
+
+def _check_new_user(what: str, value: object) -> str:
+    """:func:`_check_user`, for an id about to be stored as an owner or a member: at most
+    :data:`USER_ID_MAX_LENGTH` characters. (Ids stored before the limit still act, are
+    found and can be erased.)"""
+    return check_length(what, _check_user(what, value), USER_ID_MAX_LENGTH)
 
 
 def _together(uow: UnitOfWork) -> AbstractContextManager[None]:

@@ -141,9 +141,10 @@ class _Contacts(_Delivery):
     def update_contact(self, contact_id: str, *, actor_id: str, **changes: Any) -> Contact:
         """Change ``name``, ``email``, ``categories``, ``company``, ``phone`` or ``role``."""
         _check_ids(contact_id=contact_id, actor_id=actor_id)
+        # categories is allowed (and checked below), so the error names it among the fields
         fields = self._contact_details(
             {k: v for k, v in changes.items() if k != "categories"},
-            ("name", "email", *_CONTACT_FIELDS),
+            ("name", "email", "categories", *_CONTACT_FIELDS),
         )
         if "categories" in changes:
             fields_cats: frozenset[str] | None = self.categories.check(changes["categories"])

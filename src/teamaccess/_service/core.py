@@ -214,6 +214,7 @@ class _Core:
             # Used only after a failed send, where a bad value would lose the failure.
             if not isinstance(value, timedelta) or value <= timedelta(0):
                 raise ValidationError(f"{name} must be a positive timedelta, not {value!r}")
+            _check_timedelta(name, value, "timedelta(hours=6)")
         self.retry_backoff = retry_backoff
         self.max_retry_backoff = max_retry_backoff
         if isinstance(give_up_after, bool) or not isinstance(give_up_after, int):

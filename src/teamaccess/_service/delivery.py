@@ -468,9 +468,12 @@ class _Delivery(_Core):
             error = (
                 f"refused for good ({refusals} in a row; closed at {self.give_up_after}): {error}"
             )
-        # The exponent is capped: timedelta overflows near 2**40 minutes, which a row
-        # failing every few hours for weeks would otherwise reach.
-        factor = 2 ** min(current.attempts, 30)
+        # The factor is capped where the cap takes over: timedelta overflows near 2**30
+        # days, which a row failing for weeks would otherwise reach (with a backoff of
+        # a day, at the 31st failure).
+        factor = min(
+            2 ** min(current.attempts, 30), self.max_retry_backoff // self.retry_backoff + 1
+        )
         backoff = min(self.retry_backoff * factor, self.max_retry_backoff)
         return attrs.evolve(
             current, attempts=current.attempts + 1, last_error=error,

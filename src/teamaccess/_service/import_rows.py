@@ -35,7 +35,7 @@ from .._errors import (
 )
 from .._permissions import PermissionSet
 from .._ports import add_each
-from .checks import _CONTACT_FIELDS, _check_id, _check_until, _check_user, _new_id, _Work
+from .checks import _CONTACT_FIELDS, _check_id, _check_new_user, _check_until, _new_id, _Work
 from .contacts import _Contacts
 
 if TYPE_CHECKING:
@@ -286,7 +286,7 @@ class _Importer:
             fail(exc)
         try:
             if raw.get("owner_id") is not None and raw.get("owner_email") is not None:
-                owner_id = _check_user("owner_id", raw["owner_id"])
+                owner_id = _check_new_user("owner_id", raw["owner_id"])
                 address = normalize_email(
                     raw["owner_email"],
                     check_deliverability=self.team.check_deliverability,
@@ -362,7 +362,7 @@ class _Importer:
         for required in ("user_id", "email", "permissions"):
             if raw.get(required) is None:
                 raise ValidationError(f"{required} is missing")
-        user_id = _check_user("user_id", raw["user_id"])
+        user_id = _check_new_user("user_id", raw["user_id"])
         address = normalize_email(
             raw["email"], check_deliverability=self.team.check_deliverability, what="email"
         )

@@ -39,9 +39,9 @@ if TYPE_CHECKING:
 from .checks import (
     _check_id,
     _check_ids,
+    _check_new_user,
     _check_note,
     _check_until,
-    _check_user,
     _no_account,
     _numbered_id,
     _together,
@@ -399,7 +399,7 @@ class _Invitations(_Delivery):
         *email* is the address the host application verified for the user; it must be the
         invited one unless ``require_email_match=False``.
         """
-        user_id = _check_user("user_id", user_id)
+        user_id = _check_new_user("user_id", user_id)
         address = normalize_email(email, check_deliverability=False, what="email")
         member: Member | None = None
         with self._write() as work:
@@ -451,9 +451,12 @@ class _Invitations(_Delivery):
                             permissions=inv.permissions.to_list(),
                         )
                 except AlreadyMember:
+                    # Stores refuse a second membership of the user and of the address
+                    # alike; with require_email_match=False the address may be another
+                    # member's, so the message names both.
                     raise AlreadyMember(
-                        f"user {user_id!r} ({address.email}) is already a member of this "
-                        "account; nothing to accept"
+                        f"user {user_id!r} or the address {address.email} is already a member "
+                        "of this account; nothing to accept"
                     ) from None
                 # With require_email_match=False the member may have joined under another
                 # address than the invited one; a pending invitation for that address would
