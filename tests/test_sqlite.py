@@ -478,6 +478,19 @@ class TestStorageErrors:
         assert reader.can("owner", account.id, "billing.pay")  # still usable
         reader.close()
 
+    def test_immutable_open(self, db: Path, team: TeamAccess, account: Account) -> None:
+        # immutable=1 reads a file as it is, with no -shm (what a reader in a read-only
+        # directory needs); its journal mode reads "delete" and cannot become WAL, which
+        # must not refuse the file.
+        team.close()
+        assert not db.with_name("team.db-wal").exists()
+        reader = open_team(f"file:{db}?mode=ro&immutable=1")
+        assert reader.can("owner", account.id, "billing.pay")
+        with pytest.raises(StorageError, match=r"immutable=1 is read-only"):
+            reader.create_account(name="B", owner_id="o", owner_email="o@example.org")
+        reader.close()
+        assert sorted(p.name for p in db.parent.iterdir()) == ["team.db"]
+
     @pytest.mark.skipif(
         hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes read-only files"
     )

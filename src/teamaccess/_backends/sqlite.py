@@ -95,6 +95,18 @@ _RECIPIENTS_SQL: Final = (
     "INDEXED BY contact_categories_recipients WHERE account_id = ?1 AND category = ?2"
 )
 
+
+def _immutable(path: str) -> bool:
+    """Whether *path* is a ``file:`` URI with ``immutable=1``: SQLite reads such a file
+    as it is, with no journal, so its journal mode reads ``delete`` and cannot change."""
+    if not path.startswith("file:"):
+        return False
+    from urllib.parse import parse_qsl, urlsplit
+
+    query = dict(parse_qsl(urlsplit(path).query))
+    return query.get("immutable", "").lower() in ("1", "true", "yes", "on")
+
+
 # -- the store ----------------------------------------------------------------------------
 
 
@@ -241,7 +253,7 @@ class SQLiteStore:
         # Deleted rows are overwritten with zeros, not left in free space, so an erased
         # address is not in the file (docs/privacy.md). Some builds have it on already.
         conn.execute("PRAGMA secure_delete = ON")
-        if self.path != ":memory:" and "mode=memory" not in self.path:
+        if self.path != ":memory:" and "mode=memory" not in self.path and not _immutable(self.path):
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StorageError(

@@ -390,13 +390,22 @@ class Settings:
             return secrets.token_urlsafe(32)
         return load_or_create_secret(path, self.created)
 
-    def store(self) -> Store:
+    def store(self, *, read_only: bool = False) -> Store:
+        """The database; a SQLite file this user may not write is opened read-only for a
+        *read_only* command, and refused before opening for any other."""
         if is_postgres(self.db):
             from .. import PostgresStore
 
             return PostgresStore(self.db, schema=self.schema)
         from .. import SQLiteStore
+        from .readonly import read_only_uri, refuse_writing, unwritable
 
+        if _is_sqlite_file(self.db) and exists(Path(self.db)) and Path(self.db).is_file():
+            why = unwritable(Path(self.db))
+            if why is not None:
+                if not read_only:
+                    raise refuse_writing(self.db, why)
+                return SQLiteStore(read_only_uri(self.db))
         if _is_sqlite_file(self.db) and _create_new(Path(self.db)):
             self.created.append(Path(self.db))
 
@@ -513,7 +522,7 @@ class Settings:
                 options["pseudonym_key"] = pseudonym_key
             mailer = self.mailer()
             # The database first: the key file is written only once it opened cleanly.
-            store = self.store()
+            store = self.store(read_only=read_only)
             try:
                 secret = self.secret_key(read_only=read_only)
                 team = TeamAccess(store, mailer, secret_key=secret, **options)
