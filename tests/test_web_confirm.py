@@ -287,3 +287,83 @@ def test_mail_already_waiting_for_a_removed_contact_still_goes_out() -> None:
     team.remove_contact(contact.id, actor_id="o")
     team.deliver_pending()
     assert sorted(str(m["To"]) for m in mailer.outbox) == ["k@example.org", "o@example.org"]
+
+
+class TestConfirmedTwice:
+    """Two tabs, or a double click the double-submit guard missed: the second confirmation
+    lands where the first one did, with a notice, not on a "not found" page."""
+
+    def test_remove_a_member_twice(self, panel: Panel) -> None:
+        # both tabs show the page that asks, then each confirms
+        _, first = panel.get("max", panel.users() + "/bea/remove")
+        _, second = panel.get("max", panel.users() + "/bea/remove")
+        action, fields = confirm_form(first)
+        assert panel.client("max").post(action, data=fields).status_code == 303
+        _, body = panel.get("max", panel.users())
+        assert notices(body) == ["buchhaltung@muster.de was removed."]
+        action, fields = confirm_form(second)
+        response = panel.client("max").post(action, data=fields)
+        assert (response.status_code, response.headers["Location"]) == (303, panel.users())
+        _, body = panel.get("max", panel.users())
+        assert notices(body) == ["This user was already removed."]
+        assert members(panel) == ["max"]
+
+    def test_in_german(self, panel: Panel) -> None:
+        path = panel.users() + "/bea/remove"
+        for _ in range(2):
+            status, _, location = panel.post("max", path, {"confirm": "yes"}, "de")
+            assert (status, location) == (303, panel.users())
+        _, body = panel.get("max", panel.users(), "de")
+        assert notices(body) == ["Diese Person wurde bereits entfernt."]
+
+    def test_after_they_left(self, panel: Panel) -> None:
+        panel.post("bea", panel.users() + "/bea/remove", {"confirm": "yes"})
+        status, _, location = panel.post("max", panel.users() + "/bea/remove", {"confirm": "yes"})
+        assert (status, location) == (303, panel.users())
+
+    def test_an_id_never_in_the_account_is_still_not_found(self, panel: Panel) -> None:
+        status, body, _ = panel.post("max", panel.users() + "/nobody/remove", {"confirm": "yes"})
+        assert status == 404
+        assert "not (or no longer) a user" in body
+
+    def test_without_users_manage_still_not_allowed(self, panel: Panel) -> None:
+        panel.join("anna", "billing.view")
+        panel.post("max", panel.users() + "/anna/remove", {"confirm": "yes"})
+        status, body, _ = panel.post("bea", panel.users() + "/anna/remove", {"confirm": "yes"})
+        assert status == 403
+        assert "“Manage users”" in body
+
+    def test_revoke_an_invitation_twice(self, panel: Panel) -> None:
+        panel.invite("neu@muster.de", "billing.view")
+        [inv] = panel.team.pending_invitations(panel.account)
+        path = f"/team/accounts/{panel.account}/invitations/{inv.id}/revoke"
+        outbox = len(panel.mailer.outbox)
+        for notice in ["The invitation to neu@muster.de was revoked.",
+                       "The invitation to neu@muster.de was already revoked."]:  # fmt: skip
+            status, _, location = panel.post("max", path, {})
+            assert (status, location) == (303, panel.users())
+            assert notices(panel.get("max", panel.users())[1]) == [notice]
+        assert panel.team.get_invitation(inv.id).status == "revoked"
+        assert len(panel.mailer.outbox) == outbox
+        status, _, _ = panel.post("max", path, {}, "de")
+        _, body = panel.get("max", panel.users(), "de")
+        assert notices(body) == ["Die Einladung an neu@muster.de wurde bereits zurückgezogen."]
+
+    def test_remove_a_contact_twice(self, panel: Panel) -> None:
+        contact = panel.team.add_contact(
+            panel.account, actor_id="max", name="Steuerbüro Klein",
+            email="kanzlei@steuer.example", categories=["billing"],
+        )  # fmt: skip
+        page = f"/team/accounts/{panel.account}/contacts"
+        path = f"{page}/{contact.id}/remove"
+        for notice in ["The contact Steuerbüro Klein was removed.",
+                       "This contact was already removed."]:  # fmt: skip
+            status, _, location = panel.post("max", path, {"confirm": "yes"})
+            assert (status, location) == (303, page)
+            assert notices(panel.get("max", page)[1]) == [notice]
+        panel.post("max", path, {"confirm": "yes"}, "de")
+        _, body = panel.get("max", page, "de")
+        assert notices(body) == ["Dieser Kontakt wurde bereits entfernt."]
+        # the page that asks, for a removed contact, is still "not found"
+        assert panel.get("max", path)[0] == 404
+        assert panel.post("max", f"{page}/con_nope/remove", {"confirm": "yes"})[0] == 404

@@ -293,6 +293,22 @@ class TestTwice:
         assert len(sent) == 1
         assert [c.name for c in demo.team.contacts(demo.account.id)] == ["Steuerbüro Klein"]
 
+    def test_remove_in_two_tabs(self, demo: Demo) -> None:
+        """Both tabs ask; the second confirmation lands on the users page, not an error."""
+        demo.join(BOOKKEEPER, "billing.view")
+        owner = owner_window(demo)
+        tabs = [owner, owner.context.new_page()]
+        for tab in tabs:
+            demo.users(tab)
+            tab.get_by_role("link", name=f"Remove: {BOOKKEEPER}", exact=True).click()
+            expect(tab.locator(".ta-lead")).to_contain_text(BOOKKEEPER)
+        tabs[0].get_by_role("button", name="Remove user").click()
+        expect(tabs[0].locator(".ta-notice")).to_have_text(f"{BOOKKEEPER} was removed.")
+        tabs[1].get_by_role("button", name="Remove user").click()
+        expect(tabs[1].locator(".ta-notice")).to_have_text("This user was already removed.")
+        expect(tabs[1].locator("h2").first).to_have_text("Users")
+        assert [m.email for m in demo.team.members(demo.account.id)] == [OWNER]
+
     def test_accept_and_back(self, demo: Demo) -> None:
         owner = owner_window(demo)
         demo.invite(owner, BOOKKEEPER, "billing.view")

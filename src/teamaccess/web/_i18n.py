@@ -82,6 +82,9 @@ GERMAN: dict[str, str] = {
     "{email} was removed.": "{email} wurde entfernt.",
     "The invitation to {email} was sent again.": "Die Einladung an {email} wurde erneut versendet.",
     "The invitation to {email} was revoked.": "Die Einladung an {email} wurde zurückgezogen.",
+    "The invitation to {email} was already revoked.": "Die Einladung an {email} wurde bereits "
+    "zurückgezogen.",
+    "This user was already removed.": "Diese Person wurde bereits entfernt.",
     # members over time: states, end dates, presets, notes, single resources
     "suspended": "gesperrt",
     "access ended": "Zugriff beendet",
@@ -220,6 +223,7 @@ GERMAN: dict[str, str] = {
     "Please enter an email address.": "Bitte geben Sie eine E-Mail-Adresse ein.",
     "The contact {name} is saved.": "Der Kontakt {name} ist gespeichert.",
     "The contact {name} was removed.": "Der Kontakt {name} wurde entfernt.",
+    "This contact was already removed.": "Dieser Kontakt wurde bereits entfernt.",
     # activity
     "When": "Wann",
     "Who": "Wer",

@@ -47,6 +47,10 @@ _STATUS: tuple[tuple[type[TeamAccessError], int], ...] = (
 )
 
 
+#: how many of an account's newest events a second confirmation looks back through
+_LATELY = 200
+
+
 def _status(exc: TeamAccessError) -> int:
     return next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
 
@@ -195,6 +199,13 @@ class _PageBase:
             for name, ids in by_permission.items()
             if name in self.team.catalog
         ]
+
+    def _removed_lately(self, account_id: str, actions: tuple[str, ...], target: str) -> bool:
+        """Whether the account's newest events remove *target*: a removal confirmed twice
+        (two tabs, a double click) finds the first one's. An id that was never in the
+        account finds nothing, and stays "not found"."""
+        events = self.team.audit_log(account_id, limit=_LATELY)
+        return any(e.action in actions and e.target == target for e in events)
 
     def _emails(self, account_id: str) -> dict[str, str]:
         return {m.user_id: m.email for m in self.team.members(account_id)}

@@ -168,7 +168,18 @@ class ContactPages(_PageBase):
 
     def _remove_contact(self, request: Request, account_id: str, contact_id: str) -> Result:
         user, account, me = self._membership(request, account_id)
-        contact = self._own_contact(account_id, contact_id)
+        try:
+            contact = self._own_contact(account_id, contact_id)
+        except ContactNotFound:
+            if not self._confirmed(request):
+                raise
+            # Confirmed twice (two tabs, a double click): the first one removed it, and
+            # this one lands where that one did.
+            self._require_page(me, account, "contacts.manage", request.language)
+            if not self._removed_lately(account_id, ("contact.removed",), contact_id):
+                raise
+            notice = translate("This contact was already removed.", request.language)
+            return Redirect("contacts", {"account_id": account_id}, notice=notice)
         if not self._confirmed(request):
             lang = request.language
             self._require_page(me, account, "contacts.manage", lang)

@@ -12,6 +12,7 @@ from ... import (
     Account,
     Conflict,
     Member,
+    MemberNotFound,
     OwnershipRequired,
     PermissionDenied,
     PermissionSet,
@@ -142,8 +143,17 @@ class MemberPages(_PageBase):
         lang = request.language
         if not self._confirmed(request):
             return self._confirm_removal(request, account, me, user_id)
-        target = self.team.get_member(account_id, user_id)
-        self.team.remove_member(account_id, user_id, actor_id=user.id)
+        try:
+            target = self.team.get_member(account_id, user_id)
+            self.team.remove_member(account_id, user_id, actor_id=user.id)
+        except MemberNotFound:
+            # Confirmed twice (two tabs, a double click): the first one removed them, and
+            # this one lands where that one did.
+            self._require_page(me, account, "users.manage", lang)
+            if not self._removed_lately(account_id, ("member.removed", "member.left"), user_id):
+                raise
+            notice = translate("This user was already removed.", lang)
+            return Redirect("users", {"account_id": account_id}, notice=notice)
         if user_id == user.id:
             notice = translate("You have left {account}.", lang)
             account = self.team.get_account(account_id)

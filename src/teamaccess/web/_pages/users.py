@@ -213,6 +213,12 @@ class UsersPages(_PageBase):
     def _revoke(self, request: Request, account_id: str, invitation_id: str) -> Result:
         user, _, _ = self._membership(request, account_id)
         inv = self._own_invitation(account_id, invitation_id)
+        if inv.status == "revoked":
+            # Sent twice (two tabs, a double click): say so, rather than "was revoked" again.
+            notice = translate("The invitation to {email} was already revoked.", request.language)
+            return Redirect(
+                "users", {"account_id": account_id}, notice=notice.format(email=inv.email)
+            )
         self.team.revoke_invitation(inv.id, actor_id=user.id)
         notice = translate("The invitation to {email} was revoked.", request.language)
         return Redirect("users", {"account_id": account_id}, notice=notice.format(email=inv.email))
