@@ -367,6 +367,10 @@ class TestInterrupted:
         return subprocess.Popen(
             [sys.executable, "-m", "teamaccess", *args], cwd=folder, env=clean,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # Ctrl-C as a terminal sends it: a test run started in the background (a CI
+            # step under `&`, nohup) passes SIGINT on ignored, and Python then rightly
+            # leaves it ignored.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
 
     def test_while_reading_a_token(self, tmp_path: Path) -> None:
