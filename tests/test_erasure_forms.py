@@ -242,24 +242,31 @@ class TestNotErasedOnPurpose:
         assert redactor.sub(text) == f"&lt;b&gt;Frag&nbsp;{ERASED}%21 \\u00e4 ＡＢＣ\u200b"
 
 
+def with_numeric_id(store: Store, clock: FrozenClock) -> tuple[TeamAccess, str]:
+    """An account where Pia's user id is "4711000", and the number also stands in a
+    contact's phone and role and in another invitation's note and metadata."""
+    team = make(store, clock, FailingMailer(failing=False))
+    acc = team.create_account(name="Shop", owner_id="olga", owner_email="olga@shop.example").id
+    inv = team.invite(acc, actor_id="olga", email=PIA_EMAIL, permissions=PermissionSet.of())
+    team.accept_invitation(inv.token or "", user_id="4711000", email=PIA_EMAIL)
+    team.add_contact(
+        acc, actor_id="olga", name="Buchhaltung", email="books@shop.example",
+        categories=["billing"], phone="+49 30 4711000", role="Rechnung 4711000",
+    )  # fmt: skip
+    team.invite(
+        acc, actor_id="olga", email="new@other.example", permissions=PermissionSet.of(),
+        note="Kundennummer 4711000", metadata={"order": "4711000"},
+    )  # fmt: skip
+    return team, acc
+
+
 class TestNumericIds:
     """A user id of digits alone is a number in free text, not the person."""
 
     def test_a_number_equal_to_the_id_stays_in_free_text(
         self, store: Store, clock: FrozenClock
     ) -> None:
-        team = make(store, clock, FailingMailer(failing=False))
-        acc = team.create_account(name="Shop", owner_id="olga", owner_email="olga@shop.example").id
-        inv = team.invite(acc, actor_id="olga", email=PIA_EMAIL, permissions=PermissionSet.of())
-        team.accept_invitation(inv.token or "", user_id="4711000", email=PIA_EMAIL)
-        team.add_contact(
-            acc, actor_id="olga", name="Buchhaltung", email="books@shop.example",
-            categories=["billing"], phone="+49 30 4711000", role="Rechnung 4711000",
-        )  # fmt: skip
-        team.invite(
-            acc, actor_id="olga", email="new@other.example", permissions=PermissionSet.of(),
-            note="Kundennummer 4711000", metadata={"order": "4711000"},
-        )  # fmt: skip
+        team, acc = with_numeric_id(store, clock)
 
         report = team.erase_person(user_id="4711000", actor_id=SYSTEM)
 
@@ -381,18 +388,7 @@ class TestExportListsWhatErasureTouches:
     def test_a_numeric_id_in_free_text_is_not_listed(
         self, store: Store, clock: FrozenClock
     ) -> None:
-        team = make(store, clock, FailingMailer(failing=False))
-        acc = team.create_account(name="Shop", owner_id="olga", owner_email="olga@shop.example").id
-        inv = team.invite(acc, actor_id="olga", email=PIA_EMAIL, permissions=PermissionSet.of())
-        team.accept_invitation(inv.token or "", user_id="4711000", email=PIA_EMAIL)
-        team.add_contact(
-            acc, actor_id="olga", name="Buchhaltung", email="books@shop.example",
-            categories=["billing"], phone="+49 30 4711000", role="Rechnung 4711000",
-        )  # fmt: skip
-        team.invite(
-            acc, actor_id="olga", email="new@other.example", permissions=PermissionSet.of(),
-            note="Kundennummer 4711000", metadata={"order": "4711000"},
-        )  # fmt: skip
+        team, acc = with_numeric_id(store, clock)
 
         document, touched = _export_then_erase(store, team, [acc], user_id="4711000")
 
