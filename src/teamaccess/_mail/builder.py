@@ -70,9 +70,12 @@ def build_message(
     msg["From"] = _address_field(utf8, "From", sender)
     msg["To"] = str(_header_address("To", to)[0])
     msg["Date"] = format_datetime(date) if date is not None else format_datetime(datetime.now(UTC))
-    if (
+    folded = _utf8_folded(subject) if utf8 and not subject.isascii() else None
+    if folded is not None:
+        msg.set_raw("Subject", folded)
+    elif (
         not spaced
-        and (utf8 or subject.isascii())
+        and (subject.isascii() or (utf8 and _fits(subject)))
         and max(map(len, subject.split(" "))) <= _SUBJECT_WORD
     ):
         msg["Subject"] = subject
@@ -108,6 +111,46 @@ def build_message(
 _SUBJECT_ROOM: Final = 78 - len("Subject: ")
 #: The longest word of an ASCII subject the stdlib folds onto a line of its own.
 _SUBJECT_WORD: Final = 76
+
+
+def _fits(subject: str) -> bool:
+    """Whether ``Subject: `` and *subject* fit on one line of 78 bytes as UTF-8."""
+    return len("Subject: ".encode()) + len(subject.encode("utf-8", "surrogatepass")) <= 78
+
+
+def _utf8_folded(subject: str) -> str | None:
+    """Non-ASCII *subject* (SMTPUTF8 mail) written as UTF-8, folded at its spaces into
+    lines of at most 78 bytes; ``None`` if it fits on one line (the stdlib writes it as
+    it is) or cannot be folded so, and is written as the stdlib or :func:`_encoded_words`
+    writes it, as before.
+
+    Python 3.11's folder measures a line in characters: a UTF-8 subject went out in a
+    line of up to 78 characters, each of up to 4 bytes, where RFC 5322 asks for 78 bytes
+    at most. A fold goes only at a single space (a fold is the space read back); a word
+    too long for a line (CJK or emoji without spaces), a run of spaces, a character that
+    is not printable or text that looks like an encoded word (which a reader would
+    decode) goes to encoded words, every line of which fits.
+    """
+    if _fits(subject):
+        return None
+    if not subject.isprintable() or "  " in subject or "=?" in subject:
+        return None
+    lines: list[str] = []
+    line = ""
+    room = 78 - len("Subject: ")
+    for word in subject.split(" "):
+        size = len(word.encode("utf-8", "surrogatepass"))
+        if not line:
+            line = word
+        elif len(line.encode("utf-8", "surrogatepass")) + 1 + size <= room:
+            line = f"{line} {word}"
+        else:
+            lines.append(line)
+            line, room = word, 78 - 1  # a continuation line starts with the space
+        if len(line.encode("utf-8", "surrogatepass")) > room:
+            return None
+    lines.append(line)
+    return "\n ".join(lines)
 
 
 def _encoded_words(text: str) -> str:
