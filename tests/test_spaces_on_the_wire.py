@@ -161,6 +161,30 @@ class TestSenderName:
         assert mailer.outbox == []
 
     @pytest.mark.parametrize(
+        "sender",
+        [
+            '"Kundencenter:  ' + "Abteilung " * 8 + '" <noreply@panel.example>',
+            "Jörg   Müller " + "Straße " * 10 + "<noreply@panel.example>",
+        ],
+    )
+    def test_refused_before_the_name_is_written(self, sender: str) -> None:
+        # What writes a long name (sender.py) folds at single spaces only and squeezes
+        # none: each of its ways in reads the sender through the check that refuses it.
+        from teamaccess._mail.sender import _address_field, unfoldable_quoted
+
+        for write in (
+            lambda: build_message(
+                sender=sender, to="k@example.org", subject="x", text="x", html=None,
+                message_id="<x@panel.example>", language="de",
+            ),
+            lambda: _address_field(False, "From", sender),
+            lambda: _address_field(True, "From", sender),
+            lambda: unfoldable_quoted(sender),
+        ):  # fmt: skip
+            with pytest.raises(ValidationError, match=r"several spaces in a row"):
+                write()
+
+    @pytest.mark.parametrize(
         ("sender", "name"),
         [
             ("Anna Schmidt <noreply@panel.example>", "Anna Schmidt"),

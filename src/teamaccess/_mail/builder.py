@@ -115,7 +115,7 @@ _SUBJECT_WORD: Final = 76
 
 def _fits(subject: str) -> bool:
     """Whether ``Subject: `` and *subject* fit on one line of 78 bytes as UTF-8."""
-    return len("Subject: ".encode()) + len(subject.encode("utf-8", "surrogatepass")) <= 78
+    return len(b"Subject: ") + len(subject.encode("utf-8", "surrogatepass")) <= 78
 
 
 def _utf8_folded(subject: str) -> str | None:

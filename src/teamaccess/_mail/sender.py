@@ -40,11 +40,10 @@ def _address_field(utf8: bool, header: str, value: str) -> str:
     if not address.display_name.isascii():
         from email.headerregistry import Address
 
-        # Runs of spaces are written as one: reading a name split into several encoded
-        # words gives back, on Python 3.11, a space more at the split, and a name read
-        # back and built again (a rewritten queued mail) must be written the same. (A
-        # sender with a run in its name is refused before: addresses._one_space.)
-        name = " ".join(filter(None, address.display_name.strip(" ").split(" ")))
+        # No run of spaces to fold at: a sender with one in its name is refused before
+        # (addresses._one_space), as reading a name split into encoded words gives back,
+        # on Python 3.11, a space more at the split.
+        name = address.display_name.strip(" ")
         address = Address(display_name=name, username=address.username, domain=address.domain)
         lines = _phrase_lines(name, address.addr_spec, len(header) + 2)
         if lines is not None:
@@ -55,9 +54,9 @@ def _address_field(utf8: bool, header: str, value: str) -> str:
     elif _needs_quoting(address.display_name):
         from email.headerregistry import Address
 
-        # Runs of spaces are written as one, as in a name that is not ASCII: a fold at
+        # No run of spaces, as in a name that is not ASCII (refused before): a fold at
         # one would leave a line of white space alone.
-        name = " ".join(filter(None, address.display_name.strip(" ").split(" ")))
+        name = address.display_name.strip(" ")
         lines = _quoted_lines(name, address.addr_spec, len(header) + 2)
         if lines is not None:
             address = Address(display_name=name, username=address.username, domain=address.domain)
@@ -78,8 +77,9 @@ def _quoted_lines(name: str, addr_spec: str, indent: int) -> tuple[str, ...] | N
     """ASCII *name* as one quoted string before ``<addr_spec>``, folded only at its
     single spaces, each line at most 78 characters (the first after *indent*); ``None``
     if it fits on one line (the stdlib writes that as it is) or cannot be written so (a
-    word too long for a line, a tab or a run of spaces, which a fold could turn into a
-    line of white space alone), and the stdlib writes it, as before.
+    word too long for a line, a tab, which a fold could turn into a line of white space
+    alone), and the stdlib writes it, as before. *name* holds no run of spaces: a sender
+    with one is refused before (``addresses._one_space``).
 
     Python 3.11's folder breaks a quoted string that does not fit on a line into words
     outside the quotes: a name with a colon or a semicolon was then read as a group, one
@@ -87,11 +87,11 @@ def _quoted_lines(name: str, addr_spec: str, indent: int) -> tuple[str, ...] | N
     refused every mail from that sender. A fold inside a quoted string is white space
     kept in it (RFC 5322 section 3.2.4): every reader unfolds it back to the name.
     """
-    if not name.isascii() or not name.isprintable() or "  " in name:
+    if not name.isascii() or not name.isprintable():
         return None
     quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     tokens = [*quoted.split(" "), f"<{addr_spec}>"]
-    if indent + len(quoted) + 1 + len(tokens[-1]) <= 78 or "" in tokens:
+    if indent + len(quoted) + 1 + len(tokens[-1]) <= 78:
         return None
     return _packed(tokens, indent)
 
@@ -110,7 +110,7 @@ def unfoldable_quoted(value: str) -> str | None:
     address = _header_address("From", value)[0]
     if not address.display_name.isascii() or not _needs_quoting(address.display_name):
         return None
-    name = " ".join(filter(None, address.display_name.strip(" ").split(" ")))
+    name = address.display_name.strip(" ")
     quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if _INDENT + len(quoted) + len(f" <{address.addr_spec}>") <= 78:
         return None  # on one line, as the stdlib writes it
