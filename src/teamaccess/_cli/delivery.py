@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .._errors import StorageError
-from .._service.core import GIVE_UP_AFTER
+from .._service.core import EXPIRE_AFTER, GIVE_UP_AFTER
 from .._service.delivery import _REFUSED, _UNDELIVERABLE
 from .app import (
     EXIT_INTERRUPTED,
@@ -107,6 +107,16 @@ _DAY = 86400.0
     "1 closes it at the first refusal, as a mail server bounces (env "
     "TEAMACCESS_GIVE_UP_AFTER).",
 )
+@click.option(
+    "--expire-after",
+    envvar="TEAMACCESS_EXPIRE_AFTER",
+    type=Integer(min=1, max=24 * 365 * 100),
+    default=int(EXPIRE_AFTER.total_seconds()) // 3600,
+    show_default=True,
+    metavar="HOURS",
+    help="Close a message still not delivered this many hours after it was queued, at its "
+    "next failed try, as a mail server bounds its queue (env TEAMACCESS_EXPIRE_AFTER).",
+)
 @json_option
 def deliver(
     limit: int,
@@ -118,6 +128,7 @@ def deliver(
     max_interval: float,
     lease: float,
     give_up_after: int,
+    expire_after: int,
     as_json: bool,
 ) -> None:
     """Send the mail waiting in the outbox: what could not be sent at once, and all of
@@ -136,6 +147,7 @@ def deliver(
     team = _team(read_only=only_list, existing=True)
     team.delivery_lease = timedelta(seconds=lease)
     team.give_up_after = give_up_after
+    team.expire_after = timedelta(hours=expire_after)
     if only_list:
         if undeliverable:
             rows = team.undeliverable_messages(account_id)

@@ -63,6 +63,10 @@ _EXAMPLE_SENDER: Final = "Customer Center <noreply@panel.example.com>"
 #: 20 hours after the first, so a working day's fix still gets the mail; the server sees
 #: the address twelve times in all, not four times a day for ever.
 GIVE_UP_AFTER: Final = 12
+#: How long a message may wait in the outbox before it is closed as expired, as a mail
+#: server bounds its queue (Postfix: 5 days): a message whose tries alternate between
+#: refusals and network failures never reaches ``give_up_after`` refusals in a row.
+EXPIRE_AFTER: Final = timedelta(days=5)
 
 
 class _Core:
@@ -94,6 +98,7 @@ class _Core:
         retry_backoff: timedelta = timedelta(minutes=1),
         max_retry_backoff: timedelta = timedelta(hours=6),
         give_up_after: int = GIVE_UP_AFTER,
+        expire_after: timedelta = EXPIRE_AFTER,
         delivery: Literal["now", "queue"] = "now",
         delivery_lease: timedelta = _DELIVERY_LEASE,
         retention: Retention | None = None,
@@ -225,6 +230,13 @@ class _Core:
         if give_up_after < 1:
             raise ValidationError(f"give_up_after must be at least 1, not {give_up_after}")
         self.give_up_after = give_up_after
+        if not isinstance(expire_after, timedelta) or expire_after <= timedelta(0):
+            raise ValidationError(
+                "expire_after must be a positive timedelta (how long a message may wait in "
+                f"the outbox), like timedelta(days=5), not {expire_after!r}"
+            )
+        _check_timedelta("expire_after", expire_after, "timedelta(days=5)")
+        self.expire_after = expire_after
         if delivery not in ("now", "queue"):
             raise ValidationError(
                 f"delivery must be 'now' (send in the call) or 'queue' (a worker sends with "

@@ -6,7 +6,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final, TypeGuard
 
 import attrs
@@ -79,6 +79,18 @@ class _Bounced(str):
 #: and so starts the count afresh.
 #: How ``last_error`` begins on a row closed after them.
 _UNDELIVERABLE: Final = "undeliverable: "
+#: How ``last_error`` begins on a row closed after waiting ``expire_after``.
+_EXPIRED: Final = _UNDELIVERABLE + "expired: "
+
+
+def _days(span: timedelta) -> str:
+    """*span* as a person reads it: days and hours, or hours and minutes."""
+    hours, rest = divmod(int(span.total_seconds()), 3600)
+    if hours >= 24:
+        return f"{hours // 24} d {hours % 24} h"
+    return f"{hours} h {rest // 60} min"
+
+
 #: How ``last_error`` begins on a row the last check refused (closed, never retried).
 _REFUSED: Final = "refused before sending, and not retried: "
 _IN_A_ROW: Final = re.compile(r"refused for good \((\d+) in a row")
@@ -366,7 +378,16 @@ class _Delivery(_Core):
             else:
                 done = self._outcome(uow.get_outbox(row.id) or row, error, now)
                 uow.update_outbox(done)
-                if isinstance(error, _Bounced) and done.status == "cancelled":
+                expired = (done.last_error or "").startswith(_EXPIRED)
+                if expired and done.status == "cancelled" and error is not None:
+                    # The owner sees in the account's log that the mail never went out.
+                    work = _Work(uow, now)
+                    self._audit(
+                        work, done.account_id, SYSTEM, "mail.expired", done.id,
+                        email=done.recipient, kind=done.kind, invitation=done.invitation_id,
+                        attempts=done.attempts, error=str(error),
+                    )  # fmt: skip
+                elif isinstance(error, _Bounced) and done.status == "cancelled":
                     # The owner sees in the account's log that mail to this address
                     # bounced (a contact to correct, an invitation to send elsewhere).
                     work = _Work(uow, now)
@@ -468,6 +489,16 @@ class _Delivery(_Core):
             error = (
                 f"refused for good ({refusals} in a row; closed at {self.give_up_after}): {error}"
             )
+        age = now - current.created_at
+        if age >= self.expire_after:
+            # Past the queue lifetime: a mail server would have returned it by now.
+            return attrs.evolve(
+                current, status="cancelled", attempts=current.attempts + 1,
+                last_error=(
+                    f"{_EXPIRED}waited {_days(age)} in the outbox (expire_after "
+                    f"{_days(self.expire_after)}), not retried; last error: {error}"
+                ),
+            )  # fmt: skip
         # The factor is capped where the cap takes over: timedelta overflows near 2**30
         # days, which a row failing for weeks would otherwise reach (with a backoff of
         # a day, at the 31st failure).

@@ -81,6 +81,7 @@ _ACTIONS = {
     "contact.removed": "removed the contact {target}",
     "notification.queued": "sent a notice ({target})",
     "mail.bounced": "stopped the mail to {target}: the mail server refused it for good",
+    "mail.expired": "stopped the mail to {target}: it waited too long to be delivered",
     "person.erased": "erased the personal data of {target}",
 }
 
