@@ -174,10 +174,12 @@ class TestFailedInvitation:
         self, store: Store, failing: FailingMailer, clock: FrozenClock
     ) -> None:
         # A backoff of a day doubled 30 times is past timedelta's range: the 31st failure
-        # raised OverflowError out of deliver_pending() instead of being recorded.
+        # raised OverflowError out of deliver_pending() instead of being recorded. (A
+        # queue lifetime past the 31 weeks, or the message would be closed as expired.)
         team = make_team(
             store, failing, clock,
             retry_backoff=timedelta(days=1), max_retry_backoff=timedelta(days=7),
+            expire_after=timedelta(days=365),
         )  # fmt: skip
         account = team.create_account(name="A", owner_id="owner", owner_email="chef@muster.de")
         with pytest.raises(DeliveryFailed):

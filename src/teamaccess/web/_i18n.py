@@ -260,6 +260,8 @@ GERMAN: dict[str, str] = {
     "sent a notice ({target})": "hat eine Mitteilung versendet ({target})",
     "stopped the mail to {target}: the mail server refused it for good": "hat die E-Mail an "
     "{target} eingestellt: der Mailserver lehnt sie endgültig ab",
+    "stopped the mail to {target}: it waited too long to be delivered": "hat die E-Mail an "
+    "{target} eingestellt: sie wartete zu lange auf die Zustellung",
     "erased the personal data of {target}": "hat die personenbezogenen Daten von {target} gelöscht",
     # errors
     "Not allowed": "Nicht erlaubt",
