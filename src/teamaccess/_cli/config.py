@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import attrs
 
 from .._errors import (
+    StorageError,
     ValidationError,
 )
 
@@ -405,7 +406,12 @@ class Settings:
             if why is not None:
                 if not read_only:
                     raise refuse_writing(self.db, why)
-                return SQLiteStore(read_only_uri(self.db))
+                uri = read_only_uri(self.db)
+                try:
+                    return SQLiteStore(uri)
+                except StorageError as exc:
+                    # The operator gave a path; the URI is how this command opens it.
+                    raise StorageError(str(exc).replace(uri, self.db)) from exc
         if _is_sqlite_file(self.db) and _create_new(Path(self.db)):
             self.created.append(Path(self.db))
 
