@@ -56,6 +56,7 @@ def test_alternating_failures_are_closed_once_expired(store: Store, clock: Froze
     # Before that it waited, its refusals never two in a row.
     assert [s for s, _ in statuses[:-1]] == ["pending"] * (len(statuses) - 1)
     assert (clock.now() - closed.created_at) >= timedelta(hours=30)
+    assert closed.next_attempt_at == clock.now()  # when it was closed, for --list --refused
     events = [e for e in refusing.audit_log(acc) if e.action == "mail.expired"]
     assert [e.target for e in events] == [closed.id]
     assert events[0].details["email"] == DEAD
@@ -109,5 +110,13 @@ def test_through_the_command(
         assert row["status"] == "cancelled"
         assert row["last_error"].startswith("undeliverable: expired: waited 1 d 0 h")
         assert "(expire_after 12 h 0 min)" in row["last_error"]
+        listed = subprocess.run(
+            [sys.executable, "-m", "teamaccess", "--db", str(db), "deliver", "--list",
+             "--refused", "--json"],
+            env={**clean, "TEAMACCESS_SECRET_KEY": SECRET},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        [shown] = json.loads(listed.stdout)
+        assert (shown["id"], shown["closed_at"]) == (row["id"], row["next_attempt_at"])
     else:
         assert row["status"] == "pending"

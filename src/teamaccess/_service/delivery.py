@@ -501,6 +501,7 @@ class _Delivery(_Core):
                     f"{_EXPIRED}waited {_days(age)} in the outbox (expire_after "
                     f"{_days(self.expire_after)}), not retried; last error: {error}"
                 ),
+                next_attempt_at=now,  # when it was closed, as for a refused one
             )  # fmt: skip
         # The factor is capped where the cap takes over: timedelta overflows near 2**30
         # days, which a row failing for weeks would otherwise reach (with a backoff of
