@@ -130,6 +130,8 @@ _PIECES = st.sampled_from(["Über", "Rechnung", "für", "日本語", "x" * 30, "
 @given(st.lists(_PIECES, min_size=1, max_size=40).map("".join))
 @example("a" + " " * 80 + "b")
 @example("\t" * 100)
+@example("x" * 70)  # a first word too long for the line of "Subject:"
+@example("x" * 76 + " Rechnung")
 def test_every_subject_reads_back_as_typed(subject: str) -> None:
     message = build_message(
         sender="Panel <noreply@panel.example>", to="k@example.org", subject=subject,

@@ -77,6 +77,7 @@ def build_message(
         not spaced
         and (subject.isascii() or (utf8 and _fits(subject)))
         and max(map(len, subject.split(" "))) <= _SUBJECT_WORD
+        and len(subject.split(" ", 1)[0]) <= _SUBJECT_ROOM
     ):
         msg["Subject"] = subject
     else:
@@ -84,7 +85,9 @@ def build_message(
         # between two encoded words at a fold, so the check before sending refused the
         # mail sent now, and mail sent from the outbox arrived with words run together.
         # It writes an ASCII word too long for a line as such words too, and drops the
-        # spaces around it.
+        # spaces around it. A first word too long for the line of ``Subject:`` it folds
+        # onto the next line, and Python 3.11's parser reads that fold back as a leading
+        # space of the subject: such a subject goes here too.
         msg.set_raw("Subject", _encoded_words(subject))
     msg["Message-ID"] = message_id
     for name, value in added.items():
