@@ -8,6 +8,8 @@ with ``CI=true``, without Chromium).
 from __future__ import annotations
 
 import re
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page, Request, Route, expect
@@ -222,11 +224,44 @@ class TestHeaders:
                 carried.append(request.url)
         assert carried
         assert all(url.startswith(f"{demo.base}/team/invitations/accept") for url in carried)
-        # The token left with the answer; the other tab's link is still kept.
+        # The token left with the answer, and no account id took its place; the other
+        # tab's link is still kept.
         [cookie] = [c for c in bea.context.cookies() if c["name"] == "teamaccess_invitations"]
-        assert set(kept(demo, cookie["value"]).values()) == {other, f"accepted:{demo.account.id}"}
+        assert set(kept(demo, cookie["value"]).values()) == {other}
         tab.reload()
         expect(tab.locator(".ta-facts")).to_contain_text("dev@agentur.de")
+
+    def test_the_cookie_keeps_the_least_for_the_least_time(self, demo: Demo) -> None:
+        """As Chromium stores it: the link's cookie holds the token under the slot, lives
+        no longer than the invitation (here, access ending in ten minutes), and is gone
+        once accepted: no account id stays behind. Back still leads into the account."""
+        ends = datetime.now(UTC) + timedelta(minutes=10)
+        inv = demo.team.invite(demo.account.id, actor_id=demo.account.owner_id,
+                               email=BOOKKEEPER, permissions=PermissionSet.of("billing.view"),
+                               access_until=ends)  # fmt: skip
+        assert inv.token is not None
+        bea = demo.window()
+        bea.goto(f"{demo.base}/team/invitations/accept?token={inv.token}")
+        clean = bea.url
+        [cookie] = [c for c in bea.context.cookies() if c["name"] == "teamaccess_invitations"]
+        assert cookie["path"] == "/team/invitations/accept"
+        assert cookie["httpOnly"]
+        assert cookie["sameSite"] == "Lax"
+        assert time.time() < cookie["expires"] <= ends.timestamp() + 1
+        slot = clean.partition("invitation=")[2]
+        assert kept(demo, cookie["value"]) == {slot: inv.token}
+        assert demo.account.id not in str(kept(demo, cookie["value"]))
+        demo.register(bea)
+        bea.click("button[value=accept]")
+        expect(bea.locator(".ta-notice")).to_have_text("Welcome to Muster GmbH.")
+        assert [c for c in bea.context.cookies() if c["name"] == "teamaccess_invitations"] == []
+        bea.goto(clean)  # Back to the link, as a bookmark or the history has it
+        expect(bea.locator(".ta-notice")).to_have_text("You are a user of Muster GmbH.")
+        assert bea.url == f"{demo.base}/panel/{demo.account.id}"
+        stranger = demo.window()
+        response = stranger.goto(clean)
+        assert response is not None
+        assert response.status == 403  # the clean URL lets nobody else in
 
     def test_a_form_posted_from_another_site_changes_nothing(self, demo: Demo) -> None:
         owner = owner_window(demo)
@@ -308,6 +343,34 @@ class TestTwice:
         expect(tabs[1].locator(".ta-notice")).to_have_text("This user was already removed.")
         expect(tabs[1].locator("h2").first).to_have_text("Users")
         assert [m.email for m in demo.team.members(demo.account.id)] == [OWNER]
+
+    def test_revoke_after_the_invitee_accepted(self, demo: Demo) -> None:
+        """The owner's page still offers "Revoke" when the invitee accepts in her own
+        browser; the click lands on the users page with a notice, not an error page."""
+        owner = owner_window(demo)
+        demo.invite(owner, BOOKKEEPER, "billing.view")
+        link = demo.newest_link(owner, BOOKKEEPER)
+        demo.users(owner)
+        revoke = owner.get_by_role("button", name=f"Revoke: {BOOKKEEPER}", exact=True)
+        expect(revoke).to_be_visible()
+        bea = demo.window()
+        bea.goto(link)
+        demo.register(bea)
+        bea.click("button[value=accept]")
+        expect(bea.locator(".ta-notice")).to_have_text("Welcome to Muster GmbH.")
+        with owner.expect_navigation() as navigation:
+            revoke.click()
+        expect(owner.locator(".ta-notice")).to_have_text(
+            f"The invitation to {BOOKKEEPER} was already accepted."
+        )
+        assert navigation.value is not None
+        assert navigation.value.status == 200
+        expect(owner).to_have_url(f"{demo.base}/team/accounts/{demo.account.id}/users")
+        expect(owner.locator(".ta-error-box")).to_have_count(0)
+        expect(owner.get_by_role("link", name=f"Remove: {BOOKKEEPER}", exact=True)).to_be_visible()
+        expect(owner.get_by_role("button", name=f"Revoke: {BOOKKEEPER}")).to_have_count(0)
+        bea.reload()  # and she is still in
+        expect(bea.locator(".ta-panel-nav").get_by_role("link", name="Invoices")).to_be_visible()
 
     def test_accept_and_back(self, demo: Demo) -> None:
         owner = owner_window(demo)

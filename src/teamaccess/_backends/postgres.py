@@ -89,6 +89,21 @@ _SCHEMA_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # under a storm of pool timeouts, one direct connection per this many seconds, not one
 # per timed-out call.
 _REFUSAL_KEPT = 5.0
+# libpq's TCP settings for the store's own connections, unless the connection string sets
+# them: a server that vanishes without a word (a cut network, a crashed host, a failover
+# behind a silent firewall) is found dead after about a minute, not after the kernel's
+# defaults (two hours of silence for keepalives; some fifteen minutes of retransmission
+# for a statement sent into the void), so a call waiting on it fails and the next one
+# gets a fresh connection. Keepalives probe only while the connection is silent (a call
+# waiting for a lock or an answer); tcp_user_timeout covers a statement the server never
+# acknowledged. A long statement the server is working on is not cut short by either.
+_TCP_DEFAULTS: Final = {
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "60000",
+}
 
 
 def _end_read(conn: Connection) -> None:
@@ -220,11 +235,16 @@ class PostgresStore:
             )
         self._where = _describe(conninfo_or_pool)
         self._own_pool = True
+        # The TCP defaults, each unless the caller's connection string sets it.
+        from psycopg.conninfo import make_conninfo
+
+        missing = {k: v for k, v in _TCP_DEFAULTS.items() if k not in params}
+        conninfo = make_conninfo(conninfo_or_pool, **missing) if missing else conninfo_or_pool
         # Opened directly first: a server that cannot be reached says why, where a pool
         # would only time out; and the migration needs one connection, not a pool.
         try:
             conn = psycopg.connect(
-                conninfo_or_pool,
+                conninfo,
                 autocommit=True,
                 prepare_threshold=None,
                 connect_timeout=max(2, int(self.timeout)),
@@ -236,7 +256,7 @@ class PostgresStore:
         finally:
             conn.close()
         self._pool = ConnectionPool(
-            conninfo_or_pool,
+            conninfo,
             min_size=1,
             max_size=max_size,
             timeout=self.timeout,
