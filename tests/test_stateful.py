@@ -490,7 +490,10 @@ class TeamMachine(RuleBasedStateMachine):
         m = self.model
         member = m.members.get(target)
         error: type[TeamAccessError] | None = None
-        if member is None:
+        if actor != target and m.may_manage(actor) is not None:
+            # the actor is judged before the target: no membership oracle
+            error = PermissionDenied
+        elif member is None:
             error = MemberNotFound
         elif target == m.owner:
             error = OwnershipRequired

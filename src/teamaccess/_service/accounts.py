@@ -222,15 +222,22 @@ class _Accounts(_Invitations):
         _check_ids(account_id=account_id, user_id=user_id, actor_id=actor_id)
         with self._write() as work:
             uow = work.uow
-            # the account and the member's membership in one read where the unit can
-            _, found = self._account_actor(uow, account_id, user_id)
-            target = self._found_member(account_id, user_id, found)
+            # The actor is judged before the target is read: an outsider must get the same
+            # refusal whether the user is a member, the owner or no one (no membership
+            # oracle). Leaving (actor == target) reads the member's own row in that read.
+            _, actor = self._account_actor(uow, account_id, actor_id)
+            held = None
+            if actor_id != user_id:
+                held = self._held(account_id, actor_id, actor)
+                self._require_held(held, account_id, actor_id, "users.manage")
+                target = self._member(uow, account_id, user_id)
+            else:
+                target = self._found_member(account_id, user_id, actor)
             if target.is_owner:
                 raise OwnershipRequired(
                     "the owner cannot be removed or leave; transfer ownership first"
                 )
-            if actor_id != user_id:
-                held = self._require(uow, account_id, actor_id, "users.manage")
+            if held is not None:
                 self._no_escalation(actor_id, held, target.permissions, f"remove user {user_id!r}")
             action = "member.left" if actor_id == user_id else "member.removed"
             # The delete and its event go with the read of the member's invitations, and
