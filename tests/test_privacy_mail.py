@@ -434,3 +434,75 @@ class TestFreeTextOfOthers:
         [queued] = [e for e in team.audit_log(acc) if e.action == "notification.queued"]
         name = report.pseudonym
         assert queued.details["subject"] == f"Neu: {name}. Kunde {name}, nicht x-{PIA}"
+
+
+def _damaged(body: str, *, head: str = "", cte: str = "8bit") -> bytes:
+    """A stored message another program or a damaged row holds: HTML alone, to OTHER."""
+    return (
+        "From: Panel <noreply@panel.example>\nTo: other@other.example\nSubject: x\n"
+        "Date: Fri, 01 May 2026 09:00:00 +0000\nMessage-ID: <d@panel.example>\n"
+        f"{head}MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n"
+        f"Content-Transfer-Encoding: {cte}\n\n{body}\n"
+    ).encode()
+
+
+class TestUnrelatedDamagedMail:
+    """A damaged or foreign message that does not name the person stays as it was."""
+
+    #: Rows the erasure cannot read as the builder's, none naming her (someone else is).
+    UNRELATED = {
+        "foreign-shape": _damaged("<p>Write to anna@other.example</p>"),
+        "no-language": _damaged("<p>Plain</p>").replace(b"Content-Language: de\n", b""),
+        "truncated": b"From: Panel <noreply@panel.example>\nTo: other@oth",
+        "not-utf8": b"From: \xff\xfe <x@panel.example>\nTo: other@other.example\n\n\xff\n",
+        "base64-other": _damaged("PHA+YW5uYUBvdGhlci5leGFtcGxlPC9wPg==", cte="base64"),
+    }
+    #: Rows of the same kinds that do name her, in a form only a decoder finds.
+    NAMING = {
+        "base64-her": _damaged(
+            __import__("base64").b64encode(f"<p>{PIA_EMAIL}</p>".encode()).decode(),
+            cte="base64",
+        ),
+        "qp-soft-break": _damaged(
+            "<p>J=C3=B6rg.Pia@B=C3=BC=\ncher.example</p>", cte="quoted-printable"
+        ),
+        "header-word": _damaged(
+            "<p>x</p>", head="X-Note: =?utf-8?q?J=C3=B6rg=2EPia=40B=C3=BCcher=2Eexample?=\n"
+        ),
+    }
+
+    def test_left_exactly_as_they_were(self, store: Store, clock: FrozenClock) -> None:
+        import attrs
+
+        team = make(store, clock, MemoryMailer(), delivery="queue")
+        acc = setup(team, clock)
+        team.notify(acc, "billing", subject="Invoice", text="Your invoice")
+        with team._store.read() as uow:
+            template = next(m for m in uow.outbox(status="pending") if m.recipient == OTHER)
+        rows = {}
+        with team._store.begin() as uow:
+            for n, (name, source) in enumerate({**self.UNRELATED, **self.NAMING}.items()):
+                for status in ("pending", "sent"):
+                    row = attrs.evolve(
+                        template, id=f"msg-{name}-{status}", status=status, message=source,
+                        attempts=n, last_error=f"451 try again later ({name})",
+                    )  # fmt: skip
+                    uow.add_outbox(row)
+                    rows[row.id] = row
+            uow.commit()
+
+        report = team.erase_person(user_id=PIA, actor_id=SYSTEM)
+
+        with team._store.read() as uow:
+            after = {i: uow.get_outbox(i) for i in rows}
+        for name in self.UNRELATED:
+            for status in ("pending", "sent"):
+                i = f"msg-{name}-{status}"
+                assert after[i] == rows[i], name
+        for name in self.NAMING:
+            pending, sent = after[f"msg-{name}-pending"], after[f"msg-{name}-sent"]
+            assert pending is not None
+            assert sent is not None
+            assert (pending.status, pending.message) == ("cancelled", None), name
+            assert (sent.status, sent.message) == ("sent", None), name
+        assert report.messages_cancelled == len(self.NAMING)

@@ -349,6 +349,59 @@ class TestConfirmedTwice:
         _, body = panel.get("max", panel.users(), "de")
         assert notices(body) == ["Die Einladung an neu@muster.de wurde bereits zurückgezogen."]
 
+    def test_revoke_an_invitation_accepted_meanwhile(self, panel: Panel) -> None:
+        """Two tabs: the owner's users page still shows the invitation with "Revoke" when
+        the invitee accepts; the click lands on the users page with a notice, not a 410."""
+        token = panel.invite(USERS["anna"], "billing.view")
+        [inv] = panel.team.pending_invitations(panel.account)
+        panel.team.accept_invitation(token, user_id="anna", email=USERS["anna"])
+        path = f"/team/accounts/{panel.account}/invitations/{inv.id}/revoke"
+        status, _, location = panel.post("max", path, {})
+        assert (status, location) == (303, panel.users())
+        _, body = panel.get("max", panel.users())
+        assert notices(body) == ["The invitation to dev@agentur.de was already accepted."]
+        assert panel.team.get_invitation(inv.id).status == "accepted"
+        assert "anna" in members(panel)  # the revoke took nothing from the new member
+        panel.post("max", path, {}, "de")
+        _, body = panel.get("max", panel.users(), "de")
+        assert notices(body) == ["Die Einladung an dev@agentur.de wurde bereits angenommen."]
+
+    def test_revoke_an_invitation_declined_meanwhile(self, panel: Panel) -> None:
+        token = panel.invite(USERS["anna"], "billing.view")
+        [inv] = panel.team.pending_invitations(panel.account)
+        panel.team.decline_invitation(token)
+        path = f"/team/accounts/{panel.account}/invitations/{inv.id}/revoke"
+        status, _, location = panel.post("max", path, {})
+        assert (status, location) == (303, panel.users())
+        _, body = panel.get("max", panel.users())
+        assert notices(body) == ["The invitation to dev@agentur.de was already declined."]
+        assert panel.team.get_invitation(inv.id).status == "declined"
+
+    def test_revoke_while_the_invitee_accepts(
+        self, panel: Panel, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Accepted between the page's read of the invitation and its revoke: the same
+        notice. The invitee's accept runs, for real, right after that read."""
+        token = panel.invite(USERS["anna"], "billing.view")
+        [inv] = panel.team.pending_invitations(panel.account)
+        read = panel.team.get_invitation
+
+        def read_then_accept(invitation_id: str) -> object:
+            seen = read(invitation_id)
+            if seen.status == "pending":
+                panel.team.accept_invitation(token, user_id="anna", email=USERS["anna"])
+            return seen
+
+        path = f"/team/accounts/{panel.account}/invitations/{inv.id}/revoke"
+        panel.get("max", panel.users())  # the CSRF token, before the hook is in place
+        monkeypatch.setattr(panel.team, "get_invitation", read_then_accept)
+        status, _, location = panel.post("max", path, {})
+        monkeypatch.undo()
+        assert (status, location) == (303, panel.users())
+        _, body = panel.get("max", panel.users())
+        assert notices(body) == ["The invitation to dev@agentur.de was already accepted."]
+        assert "anna" in members(panel)
+
     def test_remove_a_contact_twice(self, panel: Panel) -> None:
         contact = panel.team.add_contact(
             panel.account, actor_id="max", name="Steuerbüro Klein",

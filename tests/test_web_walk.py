@@ -309,6 +309,34 @@ class TestTwice:
         expect(tabs[1].locator("h2").first).to_have_text("Users")
         assert [m.email for m in demo.team.members(demo.account.id)] == [OWNER]
 
+    def test_revoke_after_the_invitee_accepted(self, demo: Demo) -> None:
+        """The owner's page still offers "Revoke" when the invitee accepts in her own
+        browser; the click lands on the users page with a notice, not an error page."""
+        owner = owner_window(demo)
+        demo.invite(owner, BOOKKEEPER, "billing.view")
+        link = demo.newest_link(owner, BOOKKEEPER)
+        demo.users(owner)
+        revoke = owner.get_by_role("button", name=f"Revoke: {BOOKKEEPER}", exact=True)
+        expect(revoke).to_be_visible()
+        bea = demo.window()
+        bea.goto(link)
+        demo.register(bea)
+        bea.click("button[value=accept]")
+        expect(bea.locator(".ta-notice")).to_have_text("Welcome to Muster GmbH.")
+        with owner.expect_navigation() as navigation:
+            revoke.click()
+        expect(owner.locator(".ta-notice")).to_have_text(
+            f"The invitation to {BOOKKEEPER} was already accepted."
+        )
+        assert navigation.value is not None
+        assert navigation.value.status == 200
+        expect(owner).to_have_url(f"{demo.base}/team/accounts/{demo.account.id}/users")
+        expect(owner.locator(".ta-error-box")).to_have_count(0)
+        expect(owner.get_by_role("link", name=f"Remove: {BOOKKEEPER}", exact=True)).to_be_visible()
+        expect(owner.get_by_role("button", name=f"Revoke: {BOOKKEEPER}")).to_have_count(0)
+        bea.reload()  # and she is still in
+        expect(bea.locator(".ta-panel-nav").get_by_role("link", name="Invoices")).to_be_visible()
+
     def test_accept_and_back(self, demo: Demo) -> None:
         owner = owner_window(demo)
         demo.invite(owner, BOOKKEEPER, "billing.view")

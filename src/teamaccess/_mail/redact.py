@@ -361,17 +361,51 @@ def named_parts(source: bytes, redactor: Redactor) -> dict[str, str]:
     return _named(headers, text, html, redactor)
 
 
+def _named_anywhere(source: bytes, redactor: Redactor) -> bool:
+    """Whether *source*, a stored message that is not of the builder's shape or cannot be
+    read as one (a damaged or foreign row), names the person anywhere: in its bytes as
+    they stand (quoted-printable soft line breaks joined), or in a header or part as a
+    lenient reader decodes them (RFC 2047 words, quoted-printable, base64). A message
+    that names someone else is none of the erasure's business and stays as it is; one
+    that even the lenient reader fails on may name them (``True``)."""
+    from email import message_from_bytes
+    from email import policy as email_policy
+    from email.header import decode_header, make_header
+
+    texts = [
+        source.decode("utf-8", "replace"),
+        re.sub(rb"=\r?\n", b"", source).decode("utf-8", "replace"),
+    ]
+    try:
+        msg = message_from_bytes(source, policy=email_policy.compat32)
+        for part in msg.walk():
+            for value in part.values():
+                texts.append(str(make_header(decode_header(str(value)))))
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                charset = part.get_content_charset() or "utf-8"
+                try:
+                    texts.append(payload.decode(charset, "replace"))
+                except LookupError:  # a charset Python does not know
+                    texts.append(payload.decode("utf-8", "replace"))
+    except Exception:  # whatever fails, the message may name them
+        return True
+    return any(redactor.found(text) for text in texts)
+
+
 def _squeezed(value: str) -> str:
     return "".join(value.split())
 
 
 def redact_message(source: bytes, recipient: str, redactor: Redactor) -> bytes | None:
     """*source* (a stored message to *recipient*) with the person replaced in its subject
-    and text parts, built anew; ``None`` if the person is not in it.
+    and text parts, built anew; ``None`` if the person is not in it (a message that is not
+    of the builder's shape, or cannot be read, included: see :func:`_named_anywhere`).
 
-    Raises :class:`Unrewritable` if it cannot be done safely: the message is not of the
-    builder's shape, the person is in a header the service writes itself, or the new
-    bytes would not pass the last check before sending or read back differently.
+    Raises :class:`Unrewritable` if it cannot be done safely: the message names the
+    person but is not of the builder's shape, the person is in a header the service
+    writes itself, or the new bytes would not pass the last check before sending or
+    read back differently.
     """
     from email.errors import MessageError
     from email.utils import parsedate_to_datetime
@@ -383,7 +417,14 @@ def redact_message(source: bytes, recipient: str, redactor: Redactor) -> bytes |
 
     try:
         headers, text, html = _read(parse_stored(source))
+    except Unrewritable:
+        # Not of the builder's shape: it is only the erasure's business if it names them.
+        if not _named_anywhere(source, redactor):
+            return None
+        raise
     except (MessageError, LookupError, ValueError, TypeError, AttributeError) as exc:
+        if not _named_anywhere(source, redactor):
+            return None
         raise Unrewritable(f"it cannot be read ({type(exc).__name__})") from None
     named = _named(headers, text, html, redactor)
     if not named:

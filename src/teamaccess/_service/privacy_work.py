@@ -431,9 +431,10 @@ class _PrivacyWork:
     ) -> None:
         """The person taken out of mail to others: their address in a vendor's text of a
         stored message (waiting or sent), and in any row's delivery error. A waiting
-        message that cannot be rewritten safely is cancelled; of a sent or cancelled one
-        the stored copy is dropped. A message *verdicts* judged before the unit is not
-        parsed again; the error text, short, is always read here."""
+        message that names them and cannot be rewritten safely is cancelled; of a sent or
+        cancelled one the stored copy is dropped. A damaged or foreign message that does
+        not name them is left as it is, bytes and status. A message *verdicts* judged
+        before the unit is not parsed again; the error text, short, is always read here."""
         from .._mail.redact import Unrewritable, Verdicts
 
         uow = work.uow

@@ -84,6 +84,10 @@ GERMAN: dict[str, str] = {
     "The invitation to {email} was revoked.": "Die Einladung an {email} wurde zurückgezogen.",
     "The invitation to {email} was already revoked.": "Die Einladung an {email} wurde bereits "
     "zurückgezogen.",
+    "The invitation to {email} was already accepted.": "Die Einladung an {email} wurde "
+    "bereits angenommen.",
+    "The invitation to {email} was already declined.": "Die Einladung an {email} wurde "
+    "bereits abgelehnt.",
     "This user was already removed.": "Diese Person wurde bereits entfernt.",
     # members over time: states, end dates, presets, notes, single resources
     "suspended": "gesperrt",

@@ -15,6 +15,8 @@ from ... import (
     InvalidEmail,
     Invitation,
     InvitationNotFound,
+    InvitationRevoked,
+    InvitationUsed,
     PermissionDenied,
     RateLimited,
     TeamAccessError,
@@ -31,6 +33,9 @@ __all__ = ["UsersPages"]
 
 #: how long after an invitation the same form posted again counts as a double click
 _DOUBLE_SUBMIT = timedelta(minutes=2)
+
+#: how an invitation is left once its invitee answered it
+_ANSWERED = ("accepted", "declined")
 
 
 class UsersPages(_PageBase):
@@ -219,9 +224,30 @@ class UsersPages(_PageBase):
             return Redirect(
                 "users", {"account_id": account_id}, notice=notice.format(email=inv.email)
             )
-        self.team.revoke_invitation(inv.id, actor_id=user.id)
+        if inv.status in _ANSWERED:
+            return self._answered_meanwhile(request, inv)
+        try:
+            self.team.revoke_invitation(inv.id, actor_id=user.id)
+        except (InvitationUsed, InvitationRevoked):
+            # Answered between the read above and the revoke: the same notice.
+            inv = self._own_invitation(account_id, invitation_id)
+            if inv.status not in _ANSWERED:
+                raise
+            return self._answered_meanwhile(request, inv)
         notice = translate("The invitation to {email} was revoked.", request.language)
         return Redirect("users", {"account_id": account_id}, notice=notice.format(email=inv.email))
+
+    @staticmethod
+    def _answered_meanwhile(request: Request, inv: Invitation) -> Redirect:
+        """The page showed "Revoke" on an invitation its invitee has answered since (two
+        tabs): the users page says how it was answered, instead of an error page."""
+        if inv.status == "accepted":
+            notice = translate("The invitation to {email} was already accepted.", request.language)
+        else:
+            notice = translate("The invitation to {email} was already declined.", request.language)
+        return Redirect(
+            "users", {"account_id": inv.account_id}, notice=notice.format(email=inv.email)
+        )
 
     def _own_invitation(self, account_id: str, invitation_id: str) -> Invitation:
         inv = self.team.get_invitation(invitation_id)
