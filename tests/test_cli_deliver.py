@@ -312,3 +312,103 @@ class TestInterrupted:
             for status, due in rows
             if status == "pending"
         )
+
+
+def listing(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "teamaccess", "--db", str(db), "deliver", *args],
+        capture_output=True, text=True, timeout=120, env=clean,
+    )  # fmt: skip
+
+
+class TestListRefused:
+    """`deliver --list --refused` shows what never went out: the messages the last check
+    refused and those the server refused for good, with the reason and when."""
+
+    def test_both_kinds_with_reason_and_when(self, tmp_path: Path, smtp: SmtpServer) -> None:
+        db = tmp_path / "team.db"
+        queued(db, smtp, DEAD, "k@example.org", "k2@example.org")
+        with sqlite3.connect(db) as con:
+            [(row_id, message)] = con.execute(
+                "SELECT id, message FROM outbox WHERE recipient = 'k2@example.org'"
+            ).fetchall()
+            altered = bytes(message).replace(b"Subject:", b"Bcc: eve@example.com\nSubject:")
+            con.execute("UPDATE outbox SET message = ? WHERE id = ?", (altered, row_id))
+        con.close()
+        before = datetime.now(UTC)
+        once(db, smtp, "--give-up-after", "1", code=11)
+        after = datetime.now(UTC)
+
+        proc = listing(db, "--list", "--refused", "--json")
+        assert proc.returncode == 0, proc.stderr
+        rows = {r["recipient"]: r for r in json.loads(proc.stdout)}
+        assert sorted(rows) == ["k2@example.org", DEAD]  # not the sent ones
+        assert rows["k2@example.org"]["id"] == row_id
+        assert rows["k2@example.org"]["last_error"].startswith("refused before sending")
+        assert rows[DEAD]["last_error"].startswith("undeliverable: refused for good 1")
+        for row in rows.values():
+            assert row["account_id"].startswith("acc_")
+            assert before <= datetime.fromisoformat(row["closed_at"]) <= after
+
+        table = listing(db, "--list", "--refused")
+        assert table.returncode == 0, table.stderr
+        header, _, *lines = table.stdout.splitlines()
+        assert header.split() == ["ID", "ACCOUNT", "TO", "CLOSED", "REASON"]
+        assert len(lines) == 2
+        [line] = [x for x in lines if row_id in x]
+        assert "k2@example.org" in line
+        assert f"{after:%Y-%m-%d}" in line
+        assert "refused before sending, and not retried" in line
+
+        # --account narrows it; --undeliverable still shows only the server's refusals
+        account = rows[DEAD]["account_id"]
+        assert len(json.loads(listing(db, "--list", "--refused", "--account", account,
+                                      "--json").stdout)) == 2  # fmt: skip
+        [only] = json.loads(listing(db, "--list", "--undeliverable", "--json").stdout)
+        assert only["recipient"] == DEAD
+
+    def test_none_and_misuse(self, tmp_path: Path, smtp: SmtpServer) -> None:
+        db = tmp_path / "team.db"
+        queued(db, smtp, "k@example.org")
+        empty = listing(db, "--list", "--refused")
+        assert (empty.returncode, empty.stdout) == (0, "no refused messages\n")
+        unknown = listing(db, "--list", "--refused", "--account", "acc_nope")
+        assert unknown.returncode == 4, unknown.stderr
+        alone = listing(db, "--refused")
+        assert alone.returncode == 2
+        assert "--refused goes with --list" in alone.stderr
+        both = listing(db, "--list", "--refused", "--undeliverable")
+        assert both.returncode == 2
+        assert "give one of the two" in both.stderr
+
+
+class TestZeroIsAUsageError:
+    """`deliver --limit 0` and `purge --sent-mail 0` are refused alike (exit status 2, the
+    option and its range named) and change nothing: the mail still waits, none is purged."""
+
+    def test_deliver_limit_0_and_purge_sent_mail_0(self, tmp_path: Path, smtp: SmtpServer) -> None:
+        db = tmp_path / "team.db"
+        queued(db, smtp, "k@example.org")
+        zero = deliver(db, smtp, "--limit", "0")
+        _, err = zero.communicate(timeout=120)
+        assert zero.returncode == 2
+        assert err == (
+            "error: invalid value for '--limit': 0 is not in the range x>=1; see "
+            "'teamaccess deliver --help'\n"
+        )
+        assert smtp.received == []
+        once(db, smtp)  # both go
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")}
+        purge = subprocess.run(
+            [sys.executable, "-m", "teamaccess", "--db", str(db), "purge", "--sent-mail", "0"],
+            capture_output=True, text=True, timeout=120, env=clean,
+        )  # fmt: skip
+        assert purge.returncode == 2
+        assert purge.stderr == (
+            "error: invalid value for '--sent-mail': 0 is not in the range 1<=x<=36525; see "
+            "'teamaccess purge --help'\n"
+        )
+        with sqlite3.connect(db) as con:
+            assert con.execute("SELECT status FROM outbox").fetchall() == [("sent",), ("sent",)]
+        con.close()

@@ -218,6 +218,56 @@ class TestBadFiles:
         assert "is not UTF-8 text" in proc.stderr
         assert "Traceback" not in proc.stderr
 
+    def test_not_utf8_far_into_the_file_names_the_file_offset_and_line(
+        self, tmp_path: Path
+    ) -> None:
+        # Far past the first chunk the text reader decodes, so a chunk's offset would
+        # be wrong; "ü" in Latin-1 is the byte 0xfc.
+        owners = "".join(
+            f"K-{i},Firma {i},owner,u-{i},o{i}@example.de,,,,,,\n" for i in range(3000)
+        )
+        data = (HEADER + owners).encode() + "K-x,Müller,owner,u-x,x@y.de,,,,,,\n".encode("latin-1")
+        (tmp_path / "latin1.csv").write_bytes(data)
+        offset = data.index(b"\xfc")
+        assert offset > 100_000
+        proc = run(tmp_path, "import", "latin1.csv", code=3)
+        assert proc.stderr == (
+            f"error: latin1.csv is not UTF-8 text (invalid start byte at byte {offset}, "
+            "line 3002); save it as CSV in UTF-8\n"
+        )
+        # a character cut off at the end of the file
+        (tmp_path / "cut.csv").write_bytes(HEADER.encode() + "K-1,Mü".encode()[:-1])
+        proc = run(tmp_path, "import", "cut.csv", code=3)
+        assert "at the end of the file" in proc.stderr
+        assert not (tmp_path / "teamaccess.db").exists()
+
+    def test_access_until_without_a_time_zone(self, tmp_path: Path) -> None:
+        text = HEADER + (
+            "K-1,Muster GmbH,owner,u-1,chef@muster.de,,,,,,\n"
+            "K-1,,member,u-2,buha@muster.de,billing.view,2030-01-31T00:00:00,,,,\n"
+        )
+        proc = run(tmp_path, "import", write(tmp_path, text), code=3)
+        assert proc.stderr.splitlines()[1:] == [
+            "  line 3: access_until '2030-01-31T00:00:00' has no time zone; write the date "
+            "and time with its offset from UTC, like 2027-01-31T00:00:00+00:00 or "
+            "2027-01-31T00:00:00+01:00"
+        ]
+        assert not (tmp_path / "teamaccess.db").exists()
+
+    def test_an_integer_longer_than_python_converts_in_metadata(self, tmp_path: Path) -> None:
+        limit = sys.get_int_max_str_digits()
+        text = HEADER + (
+            "K-1,Muster GmbH,owner,u-1,chef@muster.de,,,,,,\n"
+            f'K-1,,member,u-2,buha@muster.de,billing.view,,"{{""no"": {"7" * 5000}}}",,,\n'
+        )
+        proc = run(tmp_path, "import", write(tmp_path, text), code=3)
+        assert proc.stderr.splitlines()[1:] == [
+            f"  line 3: metadata holds an integer of 5000 digits and may hold integers of "
+            f"at most {limit} digits (Python's limit on converting them); write a longer "
+            'number as a string, like {"customer_no": "12345678901234567890"}'
+        ]
+        assert not (tmp_path / "teamaccess.db").exists()
+
     def test_missing_file_is_a_usage_error(self, tmp_path: Path) -> None:
         proc = run(tmp_path, "import", "nowhere.csv", code=2)
         assert "nowhere.csv" in proc.stderr

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import SECRET
+from tests.sqlite_older import older_file
 
 from teamaccess import FileMailer, PermissionSet, SQLiteStore, TeamAccess
+from teamaccess._backends.sqlite import MIGRATIONS
 
 
 class ReadOnly:
@@ -212,3 +214,35 @@ class TestReadOnly:
             "the database once as its owner (e.g. 'teamaccess migrate'), which writes the "
             "changes into the file, then read it again\n"
         )
+
+
+class TestOlderSchema:
+    """A read-only file of an older schema cannot be upgraded where it is: reading
+    commands say to run 'teamaccess migrate' as its owner, not SQLite's "attempt to write
+    a readonly database", and change nothing."""
+
+    @pytest.mark.parametrize("folder_too", [False, True], ids=["file", "file-and-folder"])
+    def test_reading_commands_say_to_migrate(
+        self, folder: Path, read_only: ReadOnly, folder_too: bool
+    ) -> None:
+        today = folder.parent / "today.db"
+        (folder / "team.db").rename(today)
+        older_file(today, folder / "team.db", 3)
+        read_only(folder / "team.db", *([folder] if folder_too else []))
+        before = digest(folder)
+        account = (folder / "account").read_text()
+        for args in (("members", account), ("deliver", "--list"), ("audit", account)):
+            proc = command(folder, *args)
+            assert proc.returncode == 10, (args, proc.stderr)
+            assert proc.stderr == (
+                f"error: the teamaccess database {folder / 'team.db'} has schema version 3, "
+                f"older than this teamaccess's {len(MIGRATIONS)}, and is opened read-only, so "
+                "it cannot be upgraded: run 'teamaccess migrate' once as a user who may write "
+                "it (the file's owner), then read it again (the file was not changed)\n"
+            ), args
+        assert digest(folder)["team.db"] == before["team.db"]
+        # what the message says to do works
+        read_only.undo()
+        assert command(folder, "migrate").returncode == 0
+        read_only(folder / "team.db", *([folder] if folder_too else []))
+        check_reads(folder)

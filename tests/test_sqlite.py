@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import pytest
 from tests.conftest import SECRET, START, add_member
+from tests.sqlite_older import older_file
 
 from teamaccess import (
     Account,
@@ -295,6 +296,29 @@ class TestMigrations:
         upgraded.close()
         # opening again with the same code changes nothing more
         assert SQLiteStore(db).schema_version == latest + 1
+
+    def test_an_older_file_opened_read_only_says_to_open_it_writable(
+        self, db: Path, tmp_path: Path
+    ) -> None:
+        # Upgrading writes: opened read-only, the reason is the schema, not SQLite's
+        # "attempt to write a readonly database".
+        open_team(db).close()
+        older = tmp_path / "older.db"
+        older_file(db, older, 3)
+        before = older.read_bytes()
+        for options in ("mode=ro", "immutable=1"):
+            uri = f"file:{older}?{options}"
+            with pytest.raises(StorageError) as raised:
+                SQLiteStore(uri)
+            assert str(raised.value) == (
+                f"the teamaccess database {uri} has schema version 3, older than this "
+                f"teamaccess's {len(sqlite_backend.MIGRATIONS)}, and is opened read-only, so "
+                "it cannot be upgraded: open it once writable, as a user who may write it "
+                "(SQLiteStore on its path upgrades it), then read it again (the file was not "
+                "changed)"
+            )
+        assert older.read_bytes() == before
+        assert SQLiteStore(older).schema_version == len(sqlite_backend.MIGRATIONS)
 
     def test_failed_migration_leaves_the_old_version(
         self, db: Path, monkeypatch: pytest.MonkeyPatch

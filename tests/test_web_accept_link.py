@@ -5,6 +5,7 @@ is in ``test_web_walk.py``)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from urllib.parse import unquote
 
 import pytest
@@ -14,6 +15,7 @@ pytest.importorskip("flask", reason="pip install -e '.[test]' installs the web e
 from tests.test_web import USERS, Panel, notices
 from werkzeug.test import TestResponse
 
+from teamaccess import PermissionSet
 from teamaccess.web import (
     INVITATION_COOKIE_MAX_AGE,
     Pages,
@@ -82,6 +84,25 @@ class TestTheLinkIsCleaned:
         assert "SameSite=Lax" in cookie
         assert "Secure" not in cookie  # plain http here; https gets Secure (below)
         assert first.headers["Referrer-Policy"] == "same-origin"
+
+    @pytest.mark.parametrize(
+        ("left", "max_age"),
+        [(timedelta(minutes=20), 1200), (timedelta(hours=5), INVITATION_COOKIE_MAX_AGE)],
+    )
+    def test_kept_no_longer_than_the_invitation_lives(
+        self, panel: Panel, left: timedelta, max_age: int
+    ) -> None:
+        panel.invite(USERS["bea"], "billing.view")
+        panel.clock.advance(panel.team.invitation_ttl - left)
+        first = panel.client(None).get(panel.link())
+        assert f"Max-Age={max_age};" in set_cookie(first)
+
+    def test_kept_no_longer_than_the_access_it_offers(self, panel: Panel) -> None:
+        panel.team.invite(panel.account, actor_id="max", email=USERS["bea"],
+                          permissions=PermissionSet.of("billing.view"),
+                          access_until=panel.clock.now() + timedelta(minutes=5))  # fmt: skip
+        first = panel.client(None).get(panel.link())
+        assert "Max-Age=300;" in set_cookie(first)
 
     def test_secure_over_https(self, panel: Panel) -> None:
         panel.invite(USERS["bea"], "billing.view")
@@ -161,10 +182,9 @@ class TestTwoInvitations:
         kept = set_cookie(response)
         assert "Max-Age" in kept
         assert panel.team.can("bea", panel.account, "billing.view")
-        # The accepted one's token is forgotten (Back leads into the account); the other
-        # is still there.
+        # The accepted one is forgotten, account and all (Back still leads into the
+        # account); the other is still there.
         assert kept_by(panel, "bea") == {
-            first.partition("=")[2]: f"accepted:{panel.account}",
             other.partition("=")[2]: panel.link().split("token=", 1)[1],
         }
         response = panel.client("bea").get(first)
@@ -182,8 +202,10 @@ class TestTwoInvitations:
         response = client.post(
             ACCEPT, data={"csrf_token": csrf_of(body), "token": token, "action": "accept"}
         )
+        # Nothing is left: the cookie goes, with the token and without an account id.
+        assert set_cookie(response).startswith("teamaccess_invitations=;")
         assert f"Path={ACCEPT}" in set_cookie(response)
-        assert kept_by(panel, "bea") == {location.partition("=")[2]: f"accepted:{panel.account}"}
+        assert panel.client("bea").get_cookie(COOKIE, path=ACCEPT) is None
         # Back to the link: she is in, so into the account.
         response = client.get(location)
         assert response.headers["Location"] == panel.users()

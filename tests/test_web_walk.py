@@ -8,6 +8,8 @@ with ``CI=true``, without Chromium).
 from __future__ import annotations
 
 import re
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page, Request, Route, expect
@@ -222,11 +224,44 @@ class TestHeaders:
                 carried.append(request.url)
         assert carried
         assert all(url.startswith(f"{demo.base}/team/invitations/accept") for url in carried)
-        # The token left with the answer; the other tab's link is still kept.
+        # The token left with the answer, and no account id took its place; the other
+        # tab's link is still kept.
         [cookie] = [c for c in bea.context.cookies() if c["name"] == "teamaccess_invitations"]
-        assert set(kept(demo, cookie["value"]).values()) == {other, f"accepted:{demo.account.id}"}
+        assert set(kept(demo, cookie["value"]).values()) == {other}
         tab.reload()
         expect(tab.locator(".ta-facts")).to_contain_text("dev@agentur.de")
+
+    def test_the_cookie_keeps_the_least_for_the_least_time(self, demo: Demo) -> None:
+        """As Chromium stores it: the link's cookie holds the token under the slot, lives
+        no longer than the invitation (here, access ending in ten minutes), and is gone
+        once accepted: no account id stays behind. Back still leads into the account."""
+        ends = datetime.now(UTC) + timedelta(minutes=10)
+        inv = demo.team.invite(demo.account.id, actor_id=demo.account.owner_id,
+                               email=BOOKKEEPER, permissions=PermissionSet.of("billing.view"),
+                               access_until=ends)  # fmt: skip
+        assert inv.token is not None
+        bea = demo.window()
+        bea.goto(f"{demo.base}/team/invitations/accept?token={inv.token}")
+        clean = bea.url
+        [cookie] = [c for c in bea.context.cookies() if c["name"] == "teamaccess_invitations"]
+        assert cookie["path"] == "/team/invitations/accept"
+        assert cookie["httpOnly"]
+        assert cookie["sameSite"] == "Lax"
+        assert time.time() < cookie["expires"] <= ends.timestamp() + 1
+        slot = clean.partition("invitation=")[2]
+        assert kept(demo, cookie["value"]) == {slot: inv.token}
+        assert demo.account.id not in str(kept(demo, cookie["value"]))
+        demo.register(bea)
+        bea.click("button[value=accept]")
+        expect(bea.locator(".ta-notice")).to_have_text("Welcome to Muster GmbH.")
+        assert [c for c in bea.context.cookies() if c["name"] == "teamaccess_invitations"] == []
+        bea.goto(clean)  # Back to the link, as a bookmark or the history has it
+        expect(bea.locator(".ta-notice")).to_have_text("You are a user of Muster GmbH.")
+        assert bea.url == f"{demo.base}/panel/{demo.account.id}"
+        stranger = demo.window()
+        response = stranger.goto(clean)
+        assert response is not None
+        assert response.status == 403  # the clean URL lets nobody else in
 
     def test_a_form_posted_from_another_site_changes_nothing(self, demo: Demo) -> None:
         owner = owner_window(demo)

@@ -96,6 +96,17 @@ _RECIPIENTS_SQL: Final = (
 )
 
 
+def _read_only(path: str) -> bool:
+    """Whether *path* is a ``file:`` URI SQLite opens read-only (``mode=ro`` or
+    ``immutable=1``)."""
+    if not path.startswith("file:"):
+        return False
+    from urllib.parse import parse_qsl, urlsplit
+
+    query = dict(parse_qsl(urlsplit(path).query))
+    return query.get("mode", "").lower() == "ro" or _immutable(path)
+
+
 def _immutable(path: str) -> bool:
     """Whether *path* is a ``file:`` URI with ``immutable=1``: SQLite reads such a file
     as it is, with no journal, so its journal mode reads ``delete`` and cannot change."""
@@ -249,6 +260,16 @@ class SQLiteStore:
         # Read before writing anything: a foreign file must stay byte-for-byte intact.
         version, app_id, tables = self._header(conn)
         self._classify(version, app_id, tables)
+        if app_id == APPLICATION_ID and version < len(MIGRATIONS) and _read_only(self.path):
+            # Upgrading writes; opened read-only, SQLite would only say "attempt to write
+            # a readonly database", which does not say that the schema is the reason.
+            raise StorageError(
+                f"the teamaccess database {self.path} has schema version {version}, older "
+                f"than this teamaccess's {len(MIGRATIONS)}, and is opened read-only, so it "
+                "cannot be upgraded: open it once writable, as a user who may write it "
+                "(SQLiteStore on its path upgrades it), then read it again (the file was "
+                "not changed)"
+            )
         conn.execute("PRAGMA foreign_keys = ON")
         # Deleted rows are overwritten with zeros, not left in free space, so an erased
         # address is not in the file (docs/privacy.md). Some builds have it on already.

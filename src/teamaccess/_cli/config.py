@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import stat
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import attrs
 
 from .._errors import (
+    StorageError,
     ValidationError,
 )
 
@@ -251,11 +253,41 @@ def _has_no_rows(conn: Any) -> bool:
 def _read_secret(path: Path) -> str:
     try:
         return _read_secret_file(path)
+    except PermissionError as exc:
+        raise ConfigError(
+            f"cannot read the secret key file {path}: {exc.strerror} for this user "
+            f"({_file_mode(path)}); run the command as the user who owns it, with the "
+            f"file's mode 600 (as that user: chmod 600 {path}), or set "
+            "TEAMACCESS_SECRET_KEY to the key it holds"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        # A key this command wrote is ASCII; other bytes are a wrong or damaged file.
+        raise ConfigError(
+            f"the secret key file {path} holds a byte that is not ASCII at offset "
+            f"{exc.start}; it is not a key this command wrote: put the right key file "
+            "back, or delete it to generate a new key (open invitations then stop "
+            "working), or set TEAMACCESS_SECRET_KEY"
+        ) from exc
     except OSError as exc:
         raise ConfigError(
             f"cannot read the secret key file {path}: {exc.strerror}; fix its permissions "
             "or set TEAMACCESS_SECRET_KEY"
         ) from exc
+
+
+def _file_mode(path: Path) -> str:
+    """*path*'s mode and owner, as an error message shows them."""
+    try:
+        info = path.stat()
+    except OSError:
+        return "mode unknown"
+    try:
+        import pwd
+
+        owner = pwd.getpwuid(info.st_uid).pw_name
+    except (ImportError, KeyError):
+        owner = f"uid {info.st_uid}"
+    return f"mode {stat.S_IMODE(info.st_mode):03o}, owner {owner}"
 
 
 def _read_secret_file(path: Path) -> str:
@@ -405,7 +437,12 @@ class Settings:
             if why is not None:
                 if not read_only:
                     raise refuse_writing(self.db, why)
-                return SQLiteStore(read_only_uri(self.db))
+                uri = read_only_uri(self.db)
+                try:
+                    return SQLiteStore(uri)
+                except StorageError as exc:
+                    # The operator gave a path; the URI is how this command opens it.
+                    raise StorageError(str(exc).replace(uri, self.db)) from exc
         if _is_sqlite_file(self.db) and _create_new(Path(self.db)):
             self.created.append(Path(self.db))
 

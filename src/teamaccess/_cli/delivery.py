@@ -26,7 +26,7 @@ from .app import (
     cli,
     json_option,
 )
-from .output import emit_json, emit_json_line, show_outbox
+from .output import emit_json, emit_json_line, plain, show_outbox, show_refused
 from .words import for_operators
 
 if TYPE_CHECKING:
@@ -74,6 +74,12 @@ _DAY = 86400.0
     is_flag=True,
     help="With --list: the messages closed because the server refused them for good.",
 )
+@click.option(
+    "--refused",
+    is_flag=True,
+    help="With --list: every message closed as refused, by the last check before sending "
+    "or by the server for good, with its reason and when.",
+)
 @click.option("--watch", is_flag=True, help="Keep delivering until SIGTERM or Ctrl-C.")
 @click.option(
     "--interval",
@@ -113,6 +119,7 @@ def deliver(
     only_list: bool,
     account_id: str | None,
     undeliverable: bool,
+    refused: bool,
     watch: bool,
     interval: float,
     max_interval: float,
@@ -131,12 +138,25 @@ def deliver(
         raise click.UsageError("--account goes with --list; deliver sends every due message")
     if undeliverable and not only_list:
         raise click.UsageError("--undeliverable goes with --list")
+    if refused and not only_list:
+        raise click.UsageError("--refused goes with --list")
+    if refused and undeliverable:
+        raise click.UsageError(
+            "--refused lists the undeliverable messages too; give one of the two"
+        )
     if only_list and watch:
         raise click.UsageError("--list shows what waits once; leave out --watch")
     team = _team(read_only=only_list, existing=True)
     team.delivery_lease = timedelta(seconds=lease)
     team.give_up_after = give_up_after
     if only_list:
+        if refused:
+            closed = team._closed_messages(account_id, (_REFUSED, _UNDELIVERABLE))
+            if as_json:
+                emit_json([{**plain(r), "closed_at": plain(r.next_attempt_at)} for r in closed])
+            else:
+                show_refused(closed)
+            return
         if undeliverable:
             rows = team.undeliverable_messages(account_id)
         else:

@@ -8,6 +8,7 @@ nothing is imported. docs/cli.md describes the format.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import re
@@ -117,9 +118,11 @@ def read_accounts(
                 record = dict.fromkeys(header, "") | dict(zip(header, values, strict=False))
                 _read_line(record, line, rows, lines, problems)
     except UnicodeDecodeError as exc:
+        # exc.start counts from the start of the chunk the text reader decoded, not of
+        # the file: find the byte again, counting from the file's start.
+        where = _first_bad_byte(path)
         raise ValidationError(
-            f"{path.name} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-            "save it as CSV in UTF-8"
+            f"{path.name} is not UTF-8 text ({exc.reason} at {where}); save it as CSV in UTF-8"
         ) from None
     except csv.Error as exc:
         raise ValidationError(f"{path.name} is not a readable CSV file: {exc}") from None
@@ -131,6 +134,48 @@ def read_accounts(
         if at.owner is None:
             problems.append(LineProblem(at.first, f"account {ref!r} has no line with role owner"))
     return list(rows.values()), list(lines.values()), problems, ends
+
+
+def _too_many_digits(exc: ValueError) -> str | None:
+    """What to say of metadata holding an integer longer than Python converts (its
+    message otherwise reads as malformed JSON), or ``None`` for another error."""
+    found = re.search(r"limit \((\d+) digits\)", str(exc))
+    if found is None or "integer string conversion" not in str(exc):
+        return None
+    limit = found.group(1)
+    length = re.search(r"value has (\d+) digits", str(exc))
+    size = f"of {length.group(1)} digits " if length else ""
+    return (
+        f"metadata holds an integer {size}and may hold integers of at most {limit} "
+        "digits (Python's limit on converting them); write a longer number as a string, "
+        'like {"customer_no": "12345678901234567890"}'
+    )
+
+
+def _first_bad_byte(path: Path) -> str:
+    """Where *path*'s first byte that is not UTF-8 is, as "byte N, line L", counted from
+    the start of the file (the first byte is 0, the first line 1)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    read = newlines = 0
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 16):
+                # Bytes of a character split across chunks wait in the decoder.
+                pending = len(decoder.getstate()[0])
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    # exc.object is the pending bytes (never a line break) and the chunk.
+                    line = newlines + exc.object[: exc.start].count(b"\n") + 1
+                    return f"byte {read - pending + exc.start}, line {line}"
+                read += len(chunk)
+                newlines += chunk.count(b"\n")
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return f"the end of the file (byte {read}, a character cut off)"
+    except OSError:
+        pass
+    return "a byte it no longer has (the file changed while it was read)"
 
 
 def _read_line(
@@ -176,16 +221,28 @@ def _read_line(
         }  # fmt: skip
         if value.get("access_until"):
             try:
-                member["access_until"] = datetime.fromisoformat(value["access_until"])
+                until = datetime.fromisoformat(value["access_until"])
             except ValueError:
                 return fail(
                     f"access_until {value['access_until']!r} is not a date and time like "
                     "2027-01-31T00:00:00+00:00"
                 )
+            if until.utcoffset() is None:
+                # A time without its offset could be any zone's: the file says which.
+                return fail(
+                    f"access_until {value['access_until']!r} has no time zone; write the "
+                    "date and time with its offset from UTC, like 2027-01-31T00:00:00+00:00 "
+                    "or 2027-01-31T00:00:00+01:00"
+                )
+            member["access_until"] = until
         if value.get("metadata"):
             try:
                 member["metadata"] = json.loads(value["metadata"])
-            except (ValueError, RecursionError):  # nested deeper than the parser recurses
+            except ValueError as exc:
+                if (digits := _too_many_digits(exc)) is not None:
+                    return fail(digits)
+                return fail('metadata must be a JSON object like {"customer_no": "4711"}')
+            except RecursionError:  # nested deeper than the parser recurses
                 return fail('metadata must be a JSON object like {"customer_no": "4711"}')
         row.setdefault("members", []).append(member)
         at.members.append(line)

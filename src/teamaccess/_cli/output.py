@@ -24,6 +24,7 @@ __all__ = [
     "show_members",
     "show_outbox",
     "show_record",
+    "show_refused",
     "table",
 ]
 
@@ -151,6 +152,17 @@ def show_outbox(rows: Sequence[OutboxMessage]) -> None:
         [(r.id, r.kind, r.recipient, r.status, r.attempts, r.last_error or "") for r in rows],
         "no messages",
     )
+
+
+def show_refused(rows: Sequence[OutboxMessage]) -> None:
+    """Closed messages that never went out; a closed row is never due again, so its
+    ``next_attempt_at`` is when it was closed."""
+    table(
+        ["ID", "ACCOUNT", "TO", "CLOSED", "REASON"],
+        [(r.id, r.account_id, r.recipient, _when(r.next_attempt_at), r.last_error or "")
+         for r in rows],
+        "no refused messages",
+    )  # fmt: skip
 
 
 def show_record(pairs: Sequence[tuple[str, object]]) -> None:

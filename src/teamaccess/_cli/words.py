@@ -40,6 +40,9 @@ _REWRITES: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"call store\.scrub\(\) again", "run 'teamaccess purge' again"),
         # the database
         (r"point SQLiteStore at", "point --db at"),
+        (r"open it once writable, as a user who may write it \(SQLiteStore on its path "
+         r"upgrades it\)",
+         "run 'teamaccess migrate' once as a user who may write it (the file's owner)"),
         (r"retry, or open it with a longer SQLiteStore\(\.\.\., timeout=\.\.\.\)",
          "retry once the other process is done"),
         (r"retry, or give the store a larger pool \(max_size=\) or a longer timeout=",

@@ -450,9 +450,11 @@ class _Delivery(_Core):
             )  # fmt: skip
         if isinstance(error, _Refusal):
             # Sending it again would be refused again: the row is closed with its reason.
+            # A closed row is never due again: its next_attempt_at keeps when it was
+            # closed, which `teamaccess deliver --list --refused` shows.
             return attrs.evolve(
                 current, status="cancelled", attempts=current.attempts + 1,
-                last_error=str(error),
+                last_error=str(error), next_attempt_at=now,
             )  # fmt: skip
         if isinstance(error, _Bounced):
             refusals = _refusals_in_row(current.last_error) + 1
@@ -464,6 +466,7 @@ class _Delivery(_Core):
                         f"{_UNDELIVERABLE}refused for good {refusals} time(s) in a row, "
                         f"not retried: {error}"
                     ),
+                    next_attempt_at=now,
                 )  # fmt: skip
             error = (
                 f"refused for good ({refusals} in a row; closed at {self.give_up_after}): {error}"
@@ -580,6 +583,13 @@ class _Delivery(_Core):
         ``give_up_after`` times in a row (status ``cancelled``, the server's reply in
         ``last_error``), oldest first; only *account_id*'s if given (``AccountNotFound``
         if there is no such account). ``purge()`` drops them with the other closed mail."""
+        return self._closed_messages(account_id, (_UNDELIVERABLE,))
+
+    def _closed_messages(
+        self, account_id: str | None, reasons: tuple[str, ...]
+    ) -> list[OutboxMessage]:
+        """Cancelled outbox rows whose ``last_error`` begins with one of *reasons*,
+        oldest first; only *account_id*'s if given."""
         if account_id is not None:
             _check_id("account_id", account_id)
         with self._read() as uow:
@@ -588,8 +598,7 @@ class _Delivery(_Core):
             return [
                 m
                 for m in uow.outbox(status="cancelled")
-                if (m.last_error or "").startswith(_UNDELIVERABLE)
-                and account_id in (None, m.account_id)
+                if (m.last_error or "").startswith(reasons) and account_id in (None, m.account_id)
             ]
 
     def deliver_pending(

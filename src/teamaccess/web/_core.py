@@ -99,7 +99,8 @@ class Render:
 
     *headers* are this page's own, sent over ``HEADERS`` (the accept page's stricter
     ``Referrer-Policy``). *invitations*, unless ``None``, is what the browser keeps from
-    now on (empty: nothing; see :func:`seal_invitations`).
+    now on (empty: nothing; see :func:`seal_invitations`), for *invitations_max_age*
+    seconds (``None``: ``INVITATION_COOKIE_MAX_AGE``).
     """
 
     template: str
@@ -107,6 +108,7 @@ class Render:
     status: int = 200
     headers: Mapping[str, str] = attrs.field(factory=dict)
     invitations: Mapping[str, str] | None = None
+    invitations_max_age: int | None = None
 
 
 @attrs.frozen
@@ -114,7 +116,7 @@ class Redirect:
     """Go to page *endpoint* with *params* (the adapter builds its URL), or to *location*.
 
     *notice* is shown once on the next page. 303 after a POST: a reload never posts again.
-    *invitations* as for :class:`Render`.
+    *invitations* and *invitations_max_age* as for :class:`Render`.
     """
 
     endpoint: str = ""
@@ -123,6 +125,7 @@ class Redirect:
     notice: str = ""
     status: int = 303
     invitations: Mapping[str, str] | None = None
+    invitations_max_age: int | None = None
 
 
 Result = Render | Redirect

@@ -146,11 +146,12 @@ def blueprint(
         if result.invitations is not None:
             # Scoped to the accept page: no other page, the login neither, ever gets it.
             path, secure = url("accept"), req.is_secure
+            max_age = result.invitations_max_age
             if result.invitations:
                 response.set_cookie(
                     cookie, seal_invitations(secret, result.invitations),
-                    max_age=INVITATION_COOKIE_MAX_AGE, path=path, secure=secure, httponly=True,
-                    samesite="Lax",
+                    max_age=INVITATION_COOKIE_MAX_AGE if max_age is None else max_age,
+                    path=path, secure=secure, httponly=True, samesite="Lax",
                 )  # fmt: skip
             else:
                 response.delete_cookie(

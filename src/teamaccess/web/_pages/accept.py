@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import datetime
 
 import attrs
 
@@ -18,7 +19,14 @@ from ... import (
     error_message,
     normalize_email,
 )
-from .._core import _KEPT_INVITATIONS, Redirect, Render, Request, Result
+from .._core import (
+    _KEPT_INVITATIONS,
+    INVITATION_COOKIE_MAX_AGE,
+    Redirect,
+    Render,
+    Request,
+    Result,
+)
 from .._i18n import translate
 from .._view import permission_groups, person
 from .base import _Forbidden, _PageBase, _status, _with_query
@@ -26,10 +34,12 @@ from .base import _Forbidden, _PageBase, _status, _with_query
 __all__ = ["AcceptPage"]
 
 
-def _slot(token: str) -> str:
-    """The name of *token* in the page's clean URL (``?invitation=``): one per link, so two
-    invitations open in one browser stay apart, and it tells nothing about the token."""
-    data = b"teamaccess.web.invitation-link\0" + token.encode("utf-8", "replace")
+def _slot(invitation_id: str) -> str:
+    """The name of an invitation in the page's clean URL (``?invitation=``): one per
+    invitation, so two open in one browser stay apart. A hash of its id, not of the token:
+    it tells nothing about the token, and once the token is gone from the browser (the
+    invitation accepted) the page still finds the invitation among the member's own."""
+    data = b"teamaccess.web.invitation-link\0" + invitation_id.encode("utf-8", "replace")
     return hashlib.sha256(data).hexdigest()[:16]
 
 
@@ -39,9 +49,18 @@ def _keep(kept: Mapping[str, str], slot: str, value: str) -> dict[str, str]:
     return {**dict(others), slot: value}
 
 
-#: what a slot holds once its invitation is accepted, instead of the token: the account, so
-#: Back to the link (or a second click) leads into it
-_ACCEPTED = "accepted:"
+def _life(inv: Invitation, now: datetime) -> int:
+    """How long the browser keeps the link of *inv*: an hour at most, and never past the
+    invitation's own end (its expiry, or the end of the access it offers). A link no
+    longer open is kept a minute, for the redirect to the page that says so."""
+    if inv.status != "pending":
+        return _CLOSED_LIFE
+    end = inv.expires_at if inv.access_until is None else min(inv.expires_at, inv.access_until)
+    return max(1, min(INVITATION_COOKIE_MAX_AGE, int((end - now).total_seconds())))
+
+
+#: seconds a browser keeps the link of an invitation that is no longer open
+_CLOSED_LIFE = 60
 
 
 class AcceptPage(_PageBase):
@@ -57,19 +76,21 @@ class AcceptPage(_PageBase):
             # token is in no login link's `next`, access log or history from here on. A bad
             # link gets its error page here, and no cookie.
             token = request.arg("token")
-            self.team.inspect_invitation(token)
-            slot = _slot(token)
+            inv = self.team.inspect_invitation(token)
+            slot = _slot(inv.id)
             kept = _keep(request.invitations, slot, token)
-            return Redirect("accept", {"invitation": slot}, invitations=kept)
+            return Redirect("accept", {"invitation": slot}, invitations=kept,
+                            invitations_max_age=_life(inv, self.team.clock.now()))  # fmt: skip
         else:
             token = request.invitations.get(request.arg("invitation"), "")
-            if token.startswith(_ACCEPTED):
-                return self._accepted_before(request, token.removeprefix(_ACCEPTED))
+            if not token:
+                return self._accepted_before(request, request.arg("invitation"))
         if not token:
             raise _Forbidden(translate("This page needs the link from the invitation mail.", lang))
         inv = self.team.inspect_invitation(token)
         user = request.user
-        slot = _slot(token)
+        slot = _slot(inv.id)
+        life = _life(inv, self.team.clock.now())
         # Kept (again) if this browser does not hold it: an expired cookie, a form posted
         # from a page opened before, so "Cancel" and the way back from the login work.
         keep = (
@@ -77,13 +98,13 @@ class AcceptPage(_PageBase):
             if request.invitations.get(slot) != token
             else None
         )
-        # Answered: the token leaves the browser; an accepted one leaves its account behind.
-        declined = {s: t for s, t in request.invitations.items() if s != slot}
-        accepted = _keep(request.invitations, slot, _ACCEPTED + inv.account_id)
+        # Answered (accepted or declined): the token leaves the browser, and nothing takes
+        # its place; Back to the link finds the invitation by the slot among the member's.
+        answered = {s: t for s, t in request.invitations.items() if s != slot}
         if inv.status != "pending":
             closed = self._closed(request, inv)
             if isinstance(closed, Redirect):
-                return attrs.evolve(closed, invitations=accepted)
+                return attrs.evolve(closed, invitations=answered)
             return closed
         account = self.team.get_account(inv.account_id)
         emails = self._emails(inv.account_id)
@@ -103,16 +124,17 @@ class AcceptPage(_PageBase):
             action = request.value("action")
             if action == "decline":
                 if request.value("confirm") != "yes":
-                    page = self._confirm_decline(request, token, account.name)
-                    return attrs.evolve(page, invitations=keep)
+                    page = self._confirm_decline(request, token, slot, account.name)
+                    return attrs.evolve(page, invitations=keep, invitations_max_age=life)
                 self.team.decline_invitation(token)
                 return Render(
-                    "teamaccess/declined.html", {"account_name": account.name}, invitations=declined
+                    "teamaccess/declined.html", {"account_name": account.name}, invitations=answered
                 )
             if user is None:
                 # Back to this invitation after the login, by its clean URL.
                 back = _with_query(request.path.partition("?")[0], invitation=slot)
-                return Redirect(location=self._hook(self.login_url, back), invitations=keep)
+                return Redirect(location=self._hook(self.login_url, back), invitations=keep,
+                                invitations_max_age=life)  # fmt: skip
             try:
                 member = self.team.accept_invitation(token, user_id=user.id, email=user.email)
             except (InvitationError, Conflict, ValidationError) as exc:
@@ -120,7 +142,7 @@ class AcceptPage(_PageBase):
                 status = _status(exc)
             else:
                 notice = translate("Welcome to {account}.", lang).format(account=account.name)
-                return attrs.evolve(self._welcome(member.account_id, notice), invitations=accepted)
+                return attrs.evolve(self._welcome(member.account_id, notice), invitations=answered)
         # Sent back here after the login, by the clean URL: the token is in no `next`.
         back = _with_query(request.path.partition("?")[0], invitation=slot)
         context = {
@@ -138,7 +160,8 @@ class AcceptPage(_PageBase):
             "register_url": self._hook(self.register_url, back) if self.register_url else "",
             "logout_url": self.logout_url or "",
         }
-        return Render("teamaccess/accept.html", context, status, invitations=keep)
+        return Render("teamaccess/accept.html", context, status, invitations=keep,
+                      invitations_max_age=life)  # fmt: skip
 
     def _closed(self, request: Request, inv: Invitation) -> Result:
         """The link of an invitation that is no longer open."""
@@ -161,14 +184,17 @@ class AcceptPage(_PageBase):
                 "account after all, ask for a new invitation.", lang))  # fmt: skip
         raise InvitationRevoked(inv.status)
 
-    def _accepted_before(self, request: Request, account_id: str) -> Result:
-        """The clean URL of a link accepted in this browser: into the account, for its
-        member; anyone else needs the link (the token is no longer kept)."""
+    def _accepted_before(self, request: Request, slot: str) -> Result:
+        """The clean URL without a kept token: Back to a link accepted in this browser
+        leads its member into the account, found by *slot* among the invitations the
+        logged-in user accepted; anyone else needs the link from the mail."""
         user = request.user
-        if user is not None and user.id in self._emails(account_id):
-            account = self.team.get_account(account_id)
-            notice = translate("You are a user of {account}.", request.language)
-            return self._welcome(account_id, notice.format(account=account.name))
+        if user is not None and slot:
+            for account in self.team.accounts_for(user.id):
+                for inv in self.team.invitations(account.id):
+                    if inv.accepted_by == user.id and _slot(inv.id) == slot:
+                        notice = translate("You are a user of {account}.", request.language)
+                        return self._welcome(account.id, notice.format(account=account.name))
         raise _Forbidden(
             translate("This page needs the link from the invitation mail.", request.language)
         )
@@ -178,7 +204,9 @@ class AcceptPage(_PageBase):
             return Redirect(location=self.home_url(account_id), notice=notice)
         return Redirect("users", {"account_id": account_id}, notice=notice)
 
-    def _confirm_decline(self, request: Request, token: str, account_name: str) -> Render:
+    def _confirm_decline(
+        self, request: Request, token: str, slot: str, account_name: str
+    ) -> Render:
         """Declining cannot be undone: the page asks first, as removing a member does."""
         lang = request.language
         return Render(
@@ -196,6 +224,6 @@ class AcceptPage(_PageBase):
                 "params": {},
                 "fields": {"token": token, "action": "decline"},
                 "cancel": "accept",
-                "cancel_params": {"invitation": _slot(token)},
+                "cancel_params": {"invitation": slot},
             }},
         )  # fmt: skip
