@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("flask", reason="pip install -e '.[test]' installs the web extra")
 
-from tests.test_web import USERS, Panel
+from tests.web_panel import USERS, Panel
 
 from teamaccess import PermissionSet, SQLiteStore, TeamAccess
 from teamaccess.web import ROUTES

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("flask", reason="pip install -e '.[test]' installs the web extra")
 
-from tests.test_web import USERS, Panel, notices
+from tests.web_panel import USERS, Panel, notices
 from werkzeug.test import TestResponse
 
 from teamaccess import PermissionSet

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("flask", reason="pip install -e '.[test]' installs the web extra")
 
-from tests.test_web import USERS, Panel, notices
+from tests.web_panel import USERS, Panel, notices
 
 from teamaccess import (
     InvitationRevoked,

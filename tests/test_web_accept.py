@@ -1,0 +1,132 @@
+"""The page the invitation link opens, through the Flask blueprint: accept, decline,
+logged in or not, and links no longer valid."""
+
+from datetime import timedelta
+from urllib.parse import quote, unquote
+
+import pytest
+
+flask = pytest.importorskip("flask", reason="pip install -e '.[test]' installs the web extra")
+
+from tests.web_panel import (  # noqa: E402
+    Panel,
+    notices,
+    panel,
+)
+
+__all__ = ["panel"]  # the fixture, imported for pytest
+
+
+class TestAcceptPage:
+    """Who invited, to what, until when; GET changes nothing; accept and decline are POSTs."""
+
+    def test_shows_the_invitation_and_changes_nothing(self, panel: Panel) -> None:
+        panel.invite("buchhaltung@muster.de", "billing.view", "billing.pay")
+        before = panel.team.audit_log(panel.account)
+        status, body = panel.get(None, panel.link(), "de")
+        assert status == 200
+        assert "chef@muster.de lädt Sie ein, im Kundenkonto „Muster GmbH“ mitzuarbeiten." in body
+        assert "buchhaltung@muster.de" in body
+        assert "Rechnungen einsehen" in body
+        assert "Rechnungen bezahlen" in body
+        assert "09.03.2026, 09:00 UTC" in body
+        assert 'href="/login?next=%2Fteam%2Finvitations%2Faccept%3Finvitation%3D' in body
+        token = panel.link().split("token=", 1)[1]
+        # only in the decline form's POST body, in no link
+        assert body.count(token) == body.count(f'name="token" value="{token}"') == 1
+        assert 'href="/register?next=' in body
+        assert panel.team.audit_log(panel.account) == before
+        assert panel.team.pending_invitations(panel.account)[0].status == "pending"
+
+    def test_accept_logged_in(self, panel: Panel) -> None:
+        panel.invite("buchhaltung@muster.de", "billing.view")
+        link = panel.link()
+        _, body = panel.get("bea", link)
+        assert "Accept invitation" in body
+        token = link.split("token=", 1)[1]
+        status, _, location = panel.post(
+            "bea", "/team/invitations/accept", {"token": token, "action": "accept"}
+        )
+        assert (status, location) == (303, panel.users())
+        assert panel.team.can("bea", panel.account, "billing.view")
+        _, body = panel.get("bea", panel.users())
+        assert notices(body) == ["Welcome to Muster GmbH."]
+        # The link again (Back, a second click): she is in, so off to the account.
+        status, _, location = panel.post(
+            "bea", "/team/invitations/accept", {"token": token, "action": "accept"}
+        )
+        assert (status, location) == (303, panel.users())
+        _, body = panel.get("bea", panel.users())
+        assert notices(body) == ["You are a user of Muster GmbH."]
+        # Anyone else is told the link is used.
+        status, body = panel.get(None, link)
+        assert status == 410
+        assert "already been accepted" in body
+
+    def test_post_without_login_goes_to_login(self, panel: Panel) -> None:
+        panel.invite("buchhaltung@muster.de", "billing.view")
+        token = panel.link().split("token=", 1)[1]
+        status, _, location = panel.post(
+            None, "/team/invitations/accept", {"token": token, "action": "accept"}
+        )
+        assert status == 303
+        assert location.startswith(
+            "/login?next=" + quote("/team/invitations/accept?invitation=", "")
+        )
+        assert token not in location
+        # Back from the login, the clean URL shows this invitation.
+        back = unquote(location.partition("next=")[2])
+        assert "buchhaltung@muster.de" in panel.get(None, back)[1]
+        assert panel.team.pending_invitations(panel.account) != []
+
+    def test_other_address_says_so(self, panel: Panel) -> None:
+        panel.invite("buchhaltung@muster.de", "billing.view")
+        status, body = panel.get("anna", panel.link(), "de")
+        assert status == 200
+        assert ("Sie sind als dev@agentur.de angemeldet, aber diese Einladung gilt für "
+                "buchhaltung@muster.de.") in body  # fmt: skip
+        assert 'href="/logout"' in body
+        assert 'value="accept"' not in body
+        token = panel.link().split("token=", 1)[1]
+        status, body, _ = panel.post(
+            "anna", "/team/invitations/accept", {"token": token, "action": "accept"}, "de"
+        )
+        assert status == 410
+        assert "ging an eine andere E-Mail-Adresse" in body
+        assert "Traceback" not in body
+        assert not panel.team.can("anna", panel.account, "billing.view")
+
+    def test_decline(self, panel: Panel) -> None:
+        panel.invite("buchhaltung@muster.de", "billing.view")
+        token = panel.link().split("token=", 1)[1]
+        status, body, _ = panel.post(
+            None, "/team/invitations/accept", {"token": token, "action": "decline"}
+        )
+        # It cannot be undone: a page asks first, and nothing has changed yet.
+        assert status == 200
+        assert "Decline the invitation to “Muster GmbH”?" in body
+        assert len(panel.team.pending_invitations(panel.account)) == 1
+        status, body, _ = panel.post(
+            None, "/team/invitations/accept",
+            {"token": token, "action": "decline", "confirm": "yes"},
+        )  # fmt: skip
+        assert status == 200
+        assert "You declined the invitation to “Muster GmbH”" in body
+        assert panel.team.pending_invitations(panel.account) == []
+        status, body = panel.get(None, panel.link(), "de")
+        assert status == 410
+        assert "Sie haben diese Einladung abgelehnt" in body
+
+    def test_expired(self, panel: Panel) -> None:
+        panel.invite("buchhaltung@muster.de", "billing.view")
+        panel.clock.advance(timedelta(days=8))
+        status, body = panel.get(None, panel.link())
+        assert status == 410
+        assert "This invitation has expired." in body
+
+    @pytest.mark.parametrize("query", ["", "?token=", "?token=garbage"])
+    def test_bad_links(self, panel: Panel, query: str) -> None:
+        status, body = panel.get(None, "/team/invitations/accept" + query)
+        assert status in (403, 410)
+        assert "Invalid" not in body
+        assert "Traceback" not in body
