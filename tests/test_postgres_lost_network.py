@@ -177,3 +177,44 @@ def test_a_session_ended_mid_transaction_frees_its_lock_for_the_next_writer(
         assert "lost its connection" in str(error)
     finally:
         store.close()
+
+
+def test_a_program_limit_is_a_clear_error_not_a_lost_connection(schema: str) -> None:
+    """SQLSTATE class 54 (here 54000, an index row too long) is the input's fault: the
+    same call fails the same way every time, so the message says so and the store keeps
+    its connection (nothing goes again) and wrote nothing."""
+    import secrets
+    from datetime import UTC, datetime
+
+    from teamaccess._domain import Account
+
+    store = PostgresStore(postgres_conninfo(), schema=schema, max_size=1)
+    try:
+        assert store._pool is not None
+        before = store._pool.get_stats().get("returns_bad", 0)
+        # random hex: the server cannot compress it below its index row limit (2704 bytes)
+        huge = secrets.token_hex(4000)
+        account = Account(
+            id=huge, name="A", owner_id="o", owner_email="o@example.org",
+            created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )  # fmt: skip
+
+        def add() -> None:
+            with store.begin() as uow:
+                uow.add_account(account)
+                uow.commit()
+
+        with pytest.raises(StorageError) as raised:
+            add()
+        text = str(raised.value)
+        assert "past one of the server's limits" in text
+        assert "do not retry" in text
+        assert "lost its connection" not in text
+        cause = raised.value.__cause__
+        assert getattr(cause, "sqlstate", "").startswith("54"), cause
+        # the connection was not taken for a lost one, and nothing was written
+        assert store._pool.get_stats().get("returns_bad", 0) == before
+        with store.read() as uow:
+            assert uow.get_account(huge) is None
+    finally:
+        store.close()

@@ -41,6 +41,8 @@ class TestRefusedSettings:
             (" LISTEN_Addresses =localhost", "listens on no TCP address"),
             ("port=5432", "the port the PORT argument"),
             ("unix_socket_directories=/tmp", "the socket is DIR"),
+            ("hba_file=/etc/postgresql/pg_hba.conf", "lets in only its own user"),
+            (" Ident_File =/tmp/ident.conf", "lets in only its own user"),
             ("include=/etc/postgresql/extra.conf", "an included file"),
             ("include_dir=conf.d", "an included file"),
             ("include_if_exists=extra.conf", "an included file"),

@@ -421,6 +421,15 @@ class PostgresStore:
                 "is on a server whose disk is full; free space on the database server (its "
                 "data or WAL volume), then retry"
             )
+        elif isinstance(exc, psycopg.Error) and (exc.sqlstate or "")[:2] == "54":
+            # A program limit (a value too long for an index, an expression too deep, too
+            # many arguments): psycopg counts it as OperationalError, but the connection
+            # is fine and the same call fails the same way every time; never retried.
+            hint = (
+                "refused a statement past one of the server's limits (a value too long for "
+                "an index, too many items in one call, an expression too deep); nothing of "
+                "it was written - shorten the values or split the call, do not retry as is"
+            )
         elif isinstance(exc, psycopg.OperationalError) and (exc.sqlstate or "")[:2] in (
             "53",
             "58",
