@@ -446,6 +446,9 @@ def _damaged(body: str, *, head: str = "", cte: str = "8bit") -> bytes:
     ).encode()
 
 
+_HER_B64 = __import__("base64").b64encode(f"<p>{PIA_EMAIL}</p>".encode()).decode()
+
+
 class TestUnrelatedDamagedMail:
     """A damaged or foreign message that does not name the person stays as it was."""
 
@@ -469,6 +472,19 @@ class TestUnrelatedDamagedMail:
         "header-word": _damaged(
             "<p>x</p>", head="X-Note: =?utf-8?q?J=C3=B6rg=2EPia=40B=C3=BCcher=2Eexample?=\n"
         ),
+        # Damaged so that the reader leaves her address encoded: a boundary that is not
+        # the one declared, a misspelt encoding, a nested message in base64.
+        "broken-boundary": _damaged(
+            f"--BBB\nContent-Type: text/html; charset=utf-8\n"
+            f"Content-Transfer-Encoding: base64\n\n{_HER_B64}\n--BBB--",
+        ).replace(b"text/html; charset=utf-8", b'multipart/alternative; boundary="AAA"', 1),
+        "encoding-typo": _damaged(_HER_B64, cte="base-64"),
+        "nested-base64": _damaged(
+            __import__("base64")
+            .b64encode(f"Subject: x\nContent-Type: text/html\n\n<p>{PIA_EMAIL}</p>\n".encode())
+            .decode(),
+            cte="base64",
+        ).replace(b"text/html; charset=utf-8", b"message/rfc822", 1),
     }
 
     def test_left_exactly_as_they_were(self, store: Store, clock: FrozenClock) -> None:

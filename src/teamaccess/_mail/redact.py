@@ -361,6 +361,12 @@ def named_parts(source: bytes, redactor: Redactor) -> dict[str, str]:
     return _named(headers, text, html, redactor)
 
 
+#: The transfer encodings a part's body may have that the lenient reader decodes, and
+#: those a multipart or message part may have (RFC 2045, 6.4).
+_DECODED: Final = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
+_BARE: Final = frozenset({"7bit", "8bit", "binary"})
+
+
 def _named_anywhere(source: bytes, redactor: Redactor) -> bool:
     """Whether *source*, a stored message that is not of the builder's shape or cannot be
     read as one (a damaged or foreign row), names the person anywhere: in its bytes as
@@ -379,6 +385,14 @@ def _named_anywhere(source: bytes, redactor: Redactor) -> bool:
     try:
         msg = message_from_bytes(source, policy=email_policy.compat32)
         for part in msg.walk():
+            # What the reader could not take apart as written (a boundary that is not
+            # there, an encoding it does not know, a nested message in base64) it
+            # leaves encoded, and the person may be in it: such a message counts as
+            # naming them, as before this lenient reading.
+            encoding = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+            nested = part.get_content_maintype() in ("multipart", "message")
+            if part.defects or encoding not in (_BARE if nested else _DECODED):
+                return True
             for value in part.values():
                 texts.append(str(make_header(decode_header(str(value)))))
             payload = part.get_payload(decode=True)
