@@ -218,3 +218,21 @@ def test_a_program_limit_is_a_clear_error_not_a_lost_connection(schema: str) -> 
             assert uow.get_account(huge) is None
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("libpq", "has_user_timeout"), [(180006, True), (120000, True), (110022, False)]
+)
+def test_tcp_user_timeout_only_where_libpq_knows_it(libpq: int, has_user_timeout: bool) -> None:
+    # libpq 11 and older refuse a connection string naming tcp_user_timeout; the store
+    # leaves it out there and keeps the keepalives.
+    import psycopg.conninfo
+
+    from teamaccess._backends.postgres import _tcp_defaults
+
+    defaults = _tcp_defaults(libpq)
+    assert ("tcp_user_timeout" in defaults) is has_user_timeout
+    assert defaults["keepalives"] == "1"
+    assert "keepalives_idle" in psycopg.conninfo.conninfo_to_dict(
+        psycopg.conninfo.make_conninfo("dbname=x", **defaults)
+    )

@@ -106,6 +106,14 @@ _TCP_DEFAULTS: Final = {
 }
 
 
+def _tcp_defaults(libpq: int) -> dict[str, str]:
+    """:data:`_TCP_DEFAULTS` that the libpq of version *libpq* knows: ``tcp_user_timeout``
+    came with libpq 12, and an older one refuses a connection string that names it."""
+    if libpq >= 120000:
+        return dict(_TCP_DEFAULTS)
+    return {k: v for k, v in _TCP_DEFAULTS.items() if k != "tcp_user_timeout"}
+
+
 def _end_read(conn: Connection) -> None:
     """End the transaction psycopg opened for a lone read on a connection of the
     application's pool that is not in autocommit mode (the pool would warn)."""
@@ -238,7 +246,8 @@ class PostgresStore:
         # The TCP defaults, each unless the caller's connection string sets it.
         from psycopg.conninfo import make_conninfo
 
-        missing = {k: v for k, v in _TCP_DEFAULTS.items() if k not in params}
+        defaults = _tcp_defaults(psycopg.pq.version())
+        missing = {k: v for k, v in defaults.items() if k not in params}
         conninfo = make_conninfo(conninfo_or_pool, **missing) if missing else conninfo_or_pool
         # Opened directly first: a server that cannot be reached says why, where a pool
         # would only time out; and the migration needs one connection, not a pool.
