@@ -167,6 +167,42 @@ class TestTwoInvitations:
         _, body = panel.get(None, second)
         assert "zweite@muster.de" in body
 
+    def test_a_second_link_does_not_cut_the_first_ones_life(self, panel: Panel) -> None:
+        panel.invite(USERS["bea"], "billing.view")
+        long_link = panel.link()
+        panel.invite("zweite@muster.de", "billing.view")
+        declined = panel.link()
+        panel.team.decline_invitation(declined.split("token=", 1)[1])
+        first, _ = open_link(panel, None, long_link)
+        # The declined one's link is kept a minute, for the page that says so; the
+        # cookie that holds both lives as long as the first still does.
+        response = panel.client(None).get(declined)
+        assert f"Max-Age={INVITATION_COOKIE_MAX_AGE};" in set_cookie(response)
+        panel.clock.advance(timedelta(minutes=2))
+        status, body = panel.get(None, first)
+        assert status == 200
+        assert "buchhaltung@muster.de" in body
+
+    def test_a_longer_link_opened_later_outlives_a_short_one(self, panel: Panel) -> None:
+        # Five minutes of access left on the first; the second, opened later, has an
+        # hour: the cookie lives the hour, and a link over by then leaves it.
+        panel.team.invite(panel.account, actor_id="max", email=USERS["bea"],
+                          permissions=PermissionSet.of("billing.view"),
+                          access_until=panel.clock.now() + timedelta(minutes=5))  # fmt: skip
+        short_link = panel.link()
+        panel.invite("zweite@muster.de", "billing.view")
+        long_link = panel.link()
+        open_link(panel, None, short_link)
+        response = panel.client(None).get(long_link)
+        assert f"Max-Age={INVITATION_COOKIE_MAX_AGE};" in set_cookie(response)
+        assert len(kept_by(panel, None)) == 2
+        panel.clock.advance(panel.team.invitation_ttl + timedelta(minutes=1))
+        panel.invite("dritte@muster.de", "billing.view")
+        third = panel.client(None).get(panel.link())
+        # Both earlier invitations have expired by now: only the third is kept.
+        assert list(kept_by(panel, None).values()) == [panel.link().split("token=", 1)[1]]
+        assert third.status_code == 303
+
     def test_accepting_forgets_only_that_one(self, panel: Panel) -> None:
         panel.invite(USERS["bea"], "billing.view")
         bea_link = panel.link()

@@ -55,8 +55,12 @@ def _life(inv: Invitation, now: datetime) -> int:
     longer open is kept a minute, for the redirect to the page that says so."""
     if inv.status != "pending":
         return _CLOSED_LIFE
-    end = inv.expires_at if inv.access_until is None else min(inv.expires_at, inv.access_until)
-    return max(1, min(INVITATION_COOKIE_MAX_AGE, int((end - now).total_seconds())))
+    return max(1, min(INVITATION_COOKIE_MAX_AGE, int((_end(inv) - now).total_seconds())))
+
+
+def _end(inv: Invitation) -> datetime:
+    """When *inv* is over: its expiry, or the end of the access it offers if sooner."""
+    return inv.expires_at if inv.access_until is None else min(inv.expires_at, inv.access_until)
 
 
 #: seconds a browser keeps the link of an invitation that is no longer open
@@ -78,9 +82,9 @@ class AcceptPage(_PageBase):
             token = request.arg("token")
             inv = self.team.inspect_invitation(token)
             slot = _slot(inv.id)
-            kept = _keep(request.invitations, slot, token)
+            kept, kept_life = self._kept(request.invitations, slot, token, inv)
             return Redirect("accept", {"invitation": slot}, invitations=kept,
-                            invitations_max_age=_life(inv, self.team.clock.now()))  # fmt: skip
+                            invitations_max_age=kept_life)  # fmt: skip
         else:
             token = request.invitations.get(request.arg("invitation"), "")
             if not token:
@@ -90,21 +94,19 @@ class AcceptPage(_PageBase):
         inv = self.team.inspect_invitation(token)
         user = request.user
         slot = _slot(inv.id)
-        life = _life(inv, self.team.clock.now())
         # Kept (again) if this browser does not hold it: an expired cookie, a form posted
         # from a page opened before, so "Cancel" and the way back from the login work.
-        keep = (
-            _keep(request.invitations, slot, token)
-            if request.invitations.get(slot) != token
-            else None
-        )
+        keep: dict[str, str] | None = None
+        life = None
+        if request.invitations.get(slot) != token:
+            keep, life = self._kept(request.invitations, slot, token, inv)
         # Answered (accepted or declined): the token leaves the browser, and nothing takes
         # its place; Back to the link finds the invitation by the slot among the member's.
-        answered = {s: t for s, t in request.invitations.items() if s != slot}
+        answered, answered_life = self._kept(request.invitations, slot, None, inv)
         if inv.status != "pending":
             closed = self._closed(request, inv)
             if isinstance(closed, Redirect):
-                return attrs.evolve(closed, invitations=answered)
+                return attrs.evolve(closed, invitations=answered, invitations_max_age=answered_life)
             return closed
         account = self.team.get_account(inv.account_id)
         emails = self._emails(inv.account_id)
@@ -128,8 +130,9 @@ class AcceptPage(_PageBase):
                     return attrs.evolve(page, invitations=keep, invitations_max_age=life)
                 self.team.decline_invitation(token)
                 return Render(
-                    "teamaccess/declined.html", {"account_name": account.name}, invitations=answered
-                )
+                    "teamaccess/declined.html", {"account_name": account.name},
+                    invitations=answered, invitations_max_age=answered_life,
+                )  # fmt: skip
             if user is None:
                 # Back to this invitation after the login, by its clean URL.
                 back = _with_query(request.path.partition("?")[0], invitation=slot)
@@ -142,7 +145,10 @@ class AcceptPage(_PageBase):
                 status = _status(exc)
             else:
                 notice = translate("Welcome to {account}.", lang).format(account=account.name)
-                return attrs.evolve(self._welcome(member.account_id, notice), invitations=answered)
+                return attrs.evolve(
+                    self._welcome(member.account_id, notice),
+                    invitations=answered, invitations_max_age=answered_life,
+                )  # fmt: skip
         # Sent back here after the login, by the clean URL: the token is in no `next`.
         back = _with_query(request.path.partition("?")[0], invitation=slot)
         context = {
@@ -162,6 +168,31 @@ class AcceptPage(_PageBase):
         }
         return Render("teamaccess/accept.html", context, status, invitations=keep,
                       invitations_max_age=life)  # fmt: skip
+
+    def _kept(
+        self, kept: Mapping[str, str], slot: str, token: str | None, inv: Invitation
+    ) -> tuple[dict[str, str], int]:
+        """The browser's links with *token* (of *inv*) in *slot*, or without *slot* when
+        *token* is ``None`` (answered), and how long the cookie holding them lives: as long
+        as the longest-lived of them, so opening a second link does not cut the first
+        one's life short. Another link whose invitation is over (answered, revoked,
+        expired, or no longer readable) leaves the cookie."""
+        from ... import TeamAccessError
+
+        now = self.team.clock.now()
+        lives = {} if token is None else {slot: _life(inv, now)}
+        for other, other_token in kept.items():
+            if other == slot:
+                continue
+            try:
+                other_inv = self.team.inspect_invitation(other_token)
+            except TeamAccessError:  # no longer readable: a key rotated away, say
+                continue
+            if other_inv.status == "pending" and _end(other_inv) > now:
+                lives[other] = _life(other_inv, now)
+        links = _keep(kept, slot, token) if token is not None else kept
+        keep = {s: t for s, t in links.items() if s in lives}
+        return keep, max((lives[s] for s in keep), default=0)
 
     def _closed(self, request: Request, inv: Invitation) -> Result:
         """The link of an invitation that is no longer open."""
