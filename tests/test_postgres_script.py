@@ -4,11 +4,15 @@ given, and whatever is changed in the data directory afterwards."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +102,85 @@ def test_no_tcp_whatever_the_data_directory_says_later(directory: str) -> None:
     assert restarted.returncode == 0, restarted.stderr
     assert show("listen_addresses") == ("", "command line")
     assert tcp_refused(PORT)
+
+
+def stop_server(directory: str) -> None:
+    """Stops the server and keeps the cluster, as a reboot or a crash would leave it."""
+    pid_file = Path(directory) / "data" / "postmaster.pid"
+    os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)  # a fast shutdown
+    deadline = time.monotonic() + 60
+    while pid_file.exists():
+        assert time.monotonic() < deadline, "the server did not stop"
+        time.sleep(0.05)
+
+
+def started(directory: str, *args: str) -> str:
+    done = run("start", directory, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def ask(url: str, sql: str) -> Any:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(sql).fetchone()
+        assert row is not None
+        return row[0]
+
+
+@pytest.mark.postgres
+class TestStartAgain:
+    """A start on a DIR that already holds a cluster applies the port and settings given,
+    keeps the data, and prints a URL the server answers on."""
+
+    @pytest.mark.parametrize("running", [True, False], ids=["running", "stopped"])
+    def test_new_port_and_settings_applied(self, directory: str, running: bool) -> None:
+        import psycopg
+
+        first = started(directory, str(PORT), "fsync=off", "cluster_name=first")
+        with psycopg.connect(first, autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept AS SELECT 7 AS n")
+        if not running:
+            stop_server(directory)
+
+        url = started(directory, str(PORT + 1), "cluster_name=second")
+
+        assert url == first.replace(f"port={PORT}", f"port={PORT + 1}")
+        assert url == run("url", directory).stdout.strip()
+        assert ask(url, "SELECT current_setting('port')") == str(PORT + 1)
+        assert ask(url, "SELECT current_setting('cluster_name')") == "second"
+        assert ask(url, "SELECT current_setting('fsync')") == "on"  # no longer given
+        assert ask(url, "SELECT n FROM kept") == 7
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(first, connect_timeout=5).close()  # nothing on the old socket
+
+    def test_the_same_start_leaves_the_server_running(self, directory: str) -> None:
+        import psycopg
+
+        url = started(directory, str(PORT), "fsync=off")
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert started(directory, str(PORT), "fsync=off") == url
+            assert conn.execute("SELECT 1").fetchone() == (1,)  # not restarted under it
+
+    def test_a_bad_setting_corrected_by_the_next_start(self, directory: str) -> None:
+        failed = run("start", directory, str(PORT), "fsync=perhaps")
+        assert failed.returncode == 1
+        assert failed.stdout == ""
+        assert "fsync" in failed.stderr  # the server's log says which setting
+
+        url = started(directory, str(PORT), "fsync=off")
+        assert ask(url, "SELECT current_setting('fsync')") == "off"
+
+
+@pytest.mark.postgres
+def test_a_relative_dir(directory: str) -> None:
+    """A DIR relative to the working directory names the same socket in the URL and for
+    the server, which runs in its data directory."""
+    path = Path(directory)
+    done = subprocess.run(
+        [SCRIPT, "start", path.name, str(PORT)],
+        cwd=path.parent, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert ask(done.stdout.strip(), "SELECT current_setting('port')") == str(PORT)
