@@ -407,6 +407,21 @@ def _named_anywhere(source: bytes, redactor: Redactor) -> bool:
     return any(redactor.found(text) for text in texts)
 
 
+def _raw(msg: EmailMessage, name: str) -> str:
+    """The first *name* header of *msg* as it is written (folded lines and all)."""
+    return next(str(value) for key, value in msg.raw_items() if key.lower() == name.lower())
+
+
+def _with_raw(msg: EmailMessage, name: str, raw: str) -> EmailMessage:
+    """*msg* with its *name* header written as *raw*, in the same place among the others."""
+    items = list(msg.raw_items())
+    for key in dict.fromkeys(key.lower() for key, _ in items):
+        del msg[key]
+    for key, value in items:
+        msg.set_raw(key, raw if key.lower() == name.lower() else value)
+    return msg
+
+
 def _squeezed(value: str) -> str:
     return "".join(value.split())
 
@@ -430,7 +445,8 @@ def redact_message(source: bytes, recipient: str, redactor: Redactor) -> bytes |
     from .policies import parse_stored
 
     try:
-        headers, text, html = _read(parse_stored(source))
+        original = parse_stored(source)
+        headers, text, html = _read(original)
     except Unrewritable:
         # Not of the builder's shape: it is only the erasure's business if it names them.
         if not _named_anywhere(source, redactor):
@@ -451,8 +467,13 @@ def redact_message(source: bytes, recipient: str, redactor: Redactor) -> bytes |
     subject, text = redactor.sub(headers["Subject"]).strip(), redactor.sub(text)
     html = None if html is None else redactor.sub(html)
     try:
-        rebuilt = build_message(
-            sender=headers["From"],
+        # The From header is kept as it is stored, not built again from the name as it
+        # reads: Python 3.11 reads a long name that is not ASCII (encoded words split over
+        # lines) back with a space more at the split, which the builder refuses, so every
+        # such message was cancelled. The builder is given the address alone, for the
+        # policy (an address that is not ASCII makes it a UTF-8 mail).
+        built = build_message(
+            sender=original["From"].addresses[0].addr_spec,
             to=recipient,
             subject=subject,
             text=text,
@@ -460,12 +481,16 @@ def redact_message(source: bytes, recipient: str, redactor: Redactor) -> bytes |
             message_id=headers["Message-ID"],
             language=headers["Content-Language"],
             date=parsedate_to_datetime(headers["Date"]),
-        ).as_bytes()
+        )
+        rebuilt = _with_raw(built, "From", _raw(original, "From")).as_bytes()
         # The last check before sending, as deliver_pending() runs it on the stored bytes.
         check_stored(rebuilt)
         check_wire(parse_stored(rebuilt), recipient)
         again = _read(parse_stored(rebuilt))
-    except (MailRefused, TeamAccessError, MessageError, ValueError, TypeError) as exc:
+    except (
+        MailRefused, TeamAccessError, MessageError, ValueError, TypeError, AttributeError,
+        IndexError,
+    ) as exc:  # fmt: skip
         raise Unrewritable(f"its rewritten form is refused ({type(exc).__name__})") from None
     headers_again, text_again, html_again = again
     if redactor.found_value([headers_again["Subject"], text_again, html_again]) or any(
