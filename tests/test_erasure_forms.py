@@ -394,3 +394,28 @@ class TestExportListsWhatErasureTouches:
 
         assert document["mentions"] == []
         assert _listed(document) == touched
+
+    def test_the_waiting_mail_of_invitations_they_sent(
+        self, store: Store, clock: FrozenClock
+    ) -> None:
+        at_once = make(store, clock, FailingMailer(failing=False))  # its token is in the mail
+        acc = at_once.create_account(name="Shop", owner_id="olga", owner_email="o@shop.example").id
+        inv = at_once.invite(acc, actor_id="olga", email=PIA_EMAIL, permissions=PermissionSet.all())
+        at_once.accept_invitation(inv.token or "", user_id=PIA, email=PIA_EMAIL)
+        team = TeamAccess(
+            store, FailingMailer(failing=False), secret_key=SECRET, clock=clock,
+            pseudonym_key="k", delivery="queue",
+            accept_url="https://panel.example.net/accept?token={token}",
+        )  # fmt: skip
+        sent = team.invite(
+            acc, actor_id=PIA, email="max@other.example", permissions=PermissionSet.of()
+        )
+        [waiting] = [m for m in team.pending_messages() if m.invitation_id == sent.id]
+
+        document, touched = _export_then_erase(store, team, [acc], user_id=PIA)
+
+        # Revoked with the membership, as remove_member() does: its mail is cancelled.
+        assert ("mail", waiting.id) in touched
+        assert _listed(document) == touched
+        [entry] = [m for m in document["mentions"] if m["id"] == waiting.id]
+        assert entry["fields"] == {"status": "pending", "invitation_id": sent.id}

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from email.message import EmailMessage
 
 __all__ = [
+    "IN_THE_BYTES",
     "PLACEHOLDER",
+    "UNREADABLE",
     "Redactor",
     "Unrewritable",
     "Verdicts",
@@ -348,8 +350,10 @@ def _named(
 def named_parts(source: bytes, redactor: Redactor) -> dict[str, str]:
     """Where *source* (a stored message) names the person, as :func:`redact_message`
     finds them: the subject, the text and HTML parts, and a header the service writes
-    that holds their address, each as it reads; empty if it names them nowhere or is not
-    a message the library built (which cannot be read for them)."""
+    that holds their address, each as it reads; empty if it names them nowhere. A
+    message that is not of the builder's shape or cannot be read is searched as the
+    erasure searches it (:func:`_named_leniently`), so every message the erasure
+    rewrites, cancels or drops is listed."""
     from email.errors import MessageError
 
     from .policies import parse_stored
@@ -357,7 +361,7 @@ def named_parts(source: bytes, redactor: Redactor) -> dict[str, str]:
     try:
         headers, text, html = _read(parse_stored(source))
     except (Unrewritable, MessageError, LookupError, ValueError, TypeError, AttributeError):
-        return {}
+        return _named_leniently(source, redactor)
     return _named(headers, text, html, redactor)
 
 
@@ -366,45 +370,90 @@ def named_parts(source: bytes, redactor: Redactor) -> dict[str, str]:
 _DECODED: Final = frozenset({"7bit", "8bit", "binary", "base64", "quoted-printable"})
 _BARE: Final = frozenset({"7bit", "8bit", "binary"})
 
+#: What :func:`_named_leniently` says of a message it cannot search whole: it may name
+#: the person, and it never quotes it.
+UNREADABLE: Final = (
+    "a damaged message (its parts or encodings cannot be read whole); it may name the person"
+)
+#: What it says of a message whose bytes name the person where no decoded part does.
+IN_THE_BYTES: Final = "a damaged message whose stored bytes name the person"
 
-def _named_anywhere(source: bytes, redactor: Redactor) -> bool:
-    """Whether *source*, a stored message that is not of the builder's shape or cannot be
-    read as one (a damaged or foreign row), names the person anywhere: in its bytes as
-    they stand (quoted-printable soft line breaks joined), or in a header or part as a
-    lenient reader decodes them (RFC 2047 words, quoted-printable, base64). A message
-    that names someone else is none of the erasure's business and stays as it is; one
-    that even the lenient reader fails on may name them (``True``)."""
+
+def _named_leniently(source: bytes, redactor: Redactor) -> dict[str, str]:
+    """Where *source*, a stored message that is not of the builder's shape or cannot be
+    read as one (a damaged or foreign row), names the person: each header (by its name,
+    lower case) and each part (``text``, ``html``, or its content type) that names them
+    as a lenient reader decodes them (RFC 2047 words, quoted-printable, base64), or
+    ``message`` where only its bytes as they stand do (quoted-printable soft line breaks
+    joined). A message that names someone else is none of the erasure's business and
+    stays as it is (empty). One that even the lenient reader fails on may name them:
+    ``message`` is then :data:`UNREADABLE`."""
     from email import message_from_bytes
     from email import policy as email_policy
     from email.header import decode_header, make_header
 
-    texts = [
-        source.decode("utf-8", "replace"),
-        re.sub(rb"=\r?\n", b"", source).decode("utf-8", "replace"),
-    ]
+    found: dict[str, str] = {}
+
+    def note(where: str, text: str) -> None:
+        if redactor.found(text):
+            found[where] = f"{found[where]}\n{text}" if where in found else text
+
     try:
         msg = message_from_bytes(source, policy=email_policy.compat32)
         for part in msg.walk():
             # What the reader could not take apart as written (a boundary that is not
             # there, an encoding it does not know, a nested message in base64) it
             # leaves encoded, and the person may be in it: such a message counts as
-            # naming them, as before this lenient reading.
+            # naming them.
             encoding = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
             nested = part.get_content_maintype() in ("multipart", "message")
             if part.defects or encoding not in (_BARE if nested else _DECODED):
-                return True
-            for value in part.values():
-                texts.append(str(make_header(decode_header(str(value)))))
+                return {"message": UNREADABLE}
+            for name, value in part.items():
+                note(name.lower(), str(make_header(decode_header(str(value)))))
             payload = part.get_payload(decode=True)
             if isinstance(payload, bytes):
                 charset = part.get_content_charset() or "utf-8"
                 try:
-                    texts.append(payload.decode(charset, "replace"))
+                    decoded = payload.decode(charset, "replace")
                 except LookupError:  # a charset Python does not know
-                    texts.append(payload.decode("utf-8", "replace"))
+                    decoded = payload.decode("utf-8", "replace")
+                kind = part.get_content_type()
+                note(_PART_NAMES.get(kind, kind), decoded)
     except Exception:  # whatever fails, the message may name them
-        return True
-    return any(redactor.found(text) for text in texts)
+        return {"message": UNREADABLE}
+    if not found and any(
+        redactor.found(text.decode("utf-8", "replace"))
+        for text in (source, re.sub(rb"=\r?\n", b"", source))
+    ):
+        found["message"] = IN_THE_BYTES
+    return found
+
+
+#: How :func:`_named_leniently` names a part of the types the builder writes, as
+#: :func:`named_parts` names them in a message of the builder's shape.
+_PART_NAMES: Final = {"text/plain": "text", "text/html": "html"}
+
+
+def _named_anywhere(source: bytes, redactor: Redactor) -> bool:
+    """Whether *source*, a damaged or foreign message, names the person anywhere (see
+    :func:`_named_leniently`)."""
+    return bool(_named_leniently(source, redactor))
+
+
+def _raw(msg: EmailMessage, name: str) -> str:
+    """The first *name* header of *msg* as it is written (folded lines and all)."""
+    return next(str(value) for key, value in msg.raw_items() if key.lower() == name.lower())
+
+
+def _with_raw(msg: EmailMessage, name: str, raw: str) -> EmailMessage:
+    """*msg* with its *name* header written as *raw*, in the same place among the others."""
+    items = list(msg.raw_items())
+    for key in dict.fromkeys(key.lower() for key, _ in items):
+        del msg[key]
+    for key, value in items:
+        msg.set_raw(key, raw if key.lower() == name.lower() else value)
+    return msg
 
 
 def _squeezed(value: str) -> str:
@@ -430,7 +479,8 @@ def redact_message(source: bytes, recipient: str, redactor: Redactor) -> bytes |
     from .policies import parse_stored
 
     try:
-        headers, text, html = _read(parse_stored(source))
+        original = parse_stored(source)
+        headers, text, html = _read(original)
     except Unrewritable:
         # Not of the builder's shape: it is only the erasure's business if it names them.
         if not _named_anywhere(source, redactor):
@@ -451,8 +501,13 @@ def redact_message(source: bytes, recipient: str, redactor: Redactor) -> bytes |
     subject, text = redactor.sub(headers["Subject"]).strip(), redactor.sub(text)
     html = None if html is None else redactor.sub(html)
     try:
-        rebuilt = build_message(
-            sender=headers["From"],
+        # The From header is kept as it is stored, not built again from the name as it
+        # reads: Python 3.11 reads a long name that is not ASCII (encoded words split over
+        # lines) back with a space more at the split, which the builder refuses, so every
+        # such message was cancelled. The builder is given the address alone, for the
+        # policy (an address that is not ASCII makes it a UTF-8 mail).
+        built = build_message(
+            sender=original["From"].addresses[0].addr_spec,
             to=recipient,
             subject=subject,
             text=text,
@@ -460,12 +515,16 @@ def redact_message(source: bytes, recipient: str, redactor: Redactor) -> bytes |
             message_id=headers["Message-ID"],
             language=headers["Content-Language"],
             date=parsedate_to_datetime(headers["Date"]),
-        ).as_bytes()
+        )
+        rebuilt = _with_raw(built, "From", _raw(original, "From")).as_bytes()
         # The last check before sending, as deliver_pending() runs it on the stored bytes.
         check_stored(rebuilt)
         check_wire(parse_stored(rebuilt), recipient)
         again = _read(parse_stored(rebuilt))
-    except (MailRefused, TeamAccessError, MessageError, ValueError, TypeError) as exc:
+    except (
+        MailRefused, TeamAccessError, MessageError, ValueError, TypeError, AttributeError,
+        IndexError,
+    ) as exc:  # fmt: skip
         raise Unrewritable(f"its rewritten form is refused ({type(exc).__name__})") from None
     headers_again, text_again, html_again = again
     if redactor.found_value([headers_again["Subject"], text_again, html_again]) or any(

@@ -117,8 +117,9 @@ def export_document(
 def _mentions_of(uow: UnitOfWork, person: _Person, free: Redactor) -> list[dict[str, Any]]:
     """Others' rows that name the person, as the erasure finds and rewrites them: the
     free text of their memberships, invitations and contacts, the memberships the person
-    granted, and mail to others whose subject, text or delivery error names them. Each
-    with the fields that name them, as stored (mail: as it reads)."""
+    granted, the waiting mail of the invitations they sent (which the erasure cancels),
+    and mail to others whose subject, text or delivery error names them. Each with the
+    fields that name them, as stored (mail: as it reads)."""
     from .._mail.redact import named_parts
 
     needles = _free_needles(person)
@@ -134,6 +135,12 @@ def _mentions_of(uow: UnitOfWork, person: _Person, free: Redactor) -> list[dict[
     for m in uow.members_involving(person.user_ids, ()):
         if _granted_by(person, m):
             add("member", m.account_id, m.user_id, {"granted_by": m.granted_by})
+    # The erasure revokes the invitations the person sent that are pending, as
+    # remove_member() does, and cancels their waiting mail to the invitee.
+    for m in person.memberships:
+        for inv in uow.invitations(m.account_id, status="pending", invited_by=m.user_id):
+            for row in uow.outbox(status="pending", invitation_id=inv.id):
+                add("mail", row.account_id, row.id, {"status": row.status, "invitation_id": inv.id})
     # The person's own rows are in their own keys (and go whole in an erasure).
     for m in uow.members_with_text(needles):
         if not person.owns(m) and (fields := _naming(free, m)):

@@ -1,0 +1,75 @@
+"""A person's export lists the damaged or foreign messages to others that their erasure
+then cancels or drops, found with the erasure's lenient search (its bytes, every header
+and part decoded; a message that cannot be read whole counts as naming them), and not
+those it leaves as they were. On every backend."""
+
+from __future__ import annotations
+
+import attrs
+
+from teamaccess import MemoryMailer, Store, TeamAccess
+from teamaccess._mail.redact import IN_THE_BYTES, UNREADABLE
+from teamaccess.testing import FrozenClock
+
+from . import test_erasure_forms as forms
+from . import test_privacy_mail as privacy_mail
+
+PIA, PIA_EMAIL, OTHER = privacy_mail.PIA, privacy_mail.PIA_EMAIL, privacy_mail.OTHER
+DAMAGED = privacy_mail.TestUnrelatedDamagedMail
+#: Her address in UTF-8 in a part that says it is Latin-1: decoded as declared it reads
+#: otherwise, only the stored bytes as they stand name her.
+WRONG_CHARSET = privacy_mail._damaged(f"<p>{PIA_EMAIL}</p>").replace(b"utf-8", b"iso-8859-1")
+NAMING = {**DAMAGED.NAMING, "wrong-charset": WRONG_CHARSET}
+#: What the export says of each row naming her: the field and what it holds.
+EXPECTED = {
+    "base64-her": ("html", f"<p>{PIA_EMAIL}</p>"),
+    "qp-soft-break": ("html", f"<p>{PIA_EMAIL}</p>\n"),
+    "header-word": ("x-note", PIA_EMAIL),
+    "broken-boundary": ("message", UNREADABLE),
+    "encoding-typo": ("message", UNREADABLE),
+    "nested-base64": ("message", UNREADABLE),
+    "wrong-charset": ("message", IN_THE_BYTES),
+}
+
+
+def with_damaged_rows(store: Store, clock: FrozenClock) -> tuple[TeamAccess, str]:
+    """A team whose outbox holds, waiting and sent, to another recipient, each damaged
+    or foreign message: those naming her and those that do not; the account."""
+    team = privacy_mail.make(store, clock, MemoryMailer(), delivery="queue")
+    acc = privacy_mail.setup(team, clock)
+    team.notify(acc, "billing", subject="Invoice", text="Your invoice")
+    with team._store.read() as uow:
+        template = next(m for m in uow.outbox(status="pending") if m.recipient == OTHER)
+    with team._store.begin() as uow:
+        for n, (name, source) in enumerate({**DAMAGED.UNRELATED, **NAMING}.items()):
+            for status in ("pending", "sent"):
+                row = attrs.evolve(
+                    template, id=f"msg-{name}-{status}", status=status, message=source,
+                    attempts=n, last_error=f"451 try again later ({name})",
+                )  # fmt: skip
+                uow.add_outbox(row)
+        uow.commit()
+    return team, acc
+
+
+def test_the_export_lists_what_the_erasure_cancels(store: Store, clock: FrozenClock) -> None:
+    team, acc = with_damaged_rows(store, clock)
+
+    document, touched = forms._export_then_erase(store, team, [acc], user_id=PIA)
+
+    assert forms._listed(document) == touched
+    mail = {m["id"]: m["fields"] for m in document["mentions"] if m["kind"] == "mail"}
+    for name in DAMAGED.UNRELATED:
+        for status in ("pending", "sent"):
+            assert f"msg-{name}-{status}" not in mail, name
+            assert ("mail", f"msg-{name}-{status}") not in touched, name
+    for name, (field, value) in EXPECTED.items():
+        for status in ("pending", "sent"):
+            row = f"msg-{name}-{status}"
+            assert ("mail", row) in touched, name
+            assert mail[row] == {"status": status, field: value}, name
+    with team._store.read() as uow:
+        for name in NAMING:
+            pending = uow.get_outbox(f"msg-{name}-pending")
+            assert pending is not None
+            assert (pending.status, pending.message) == ("cancelled", None), name
