@@ -420,6 +420,13 @@ class CombinedReads(Protocol):
         row, no change."""
         ...
 
+    def invitations_accepted_by(self, user_id: str) -> list[Invitation]:
+        """The invitations in every account whose ``accepted_by`` is *user_id*, oldest
+        first (as ``invitations_involving([user_id], ())`` keeps them, ``token_hash`` as
+        ``get_invitation()``), found through an index on ``accepted_by``: the cost
+        follows the user's own acceptances, not the invitations of their accounts."""
+        ...
+
 
 class DeferredWrites(Protocol):
     """An optional capability of a ``UnitOfWork``: writes that may reach the store

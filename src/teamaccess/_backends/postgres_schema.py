@@ -130,7 +130,19 @@ _SCHEMA_RECIPIENT_INDEX: Final = (
     "CREATE INDEX invitations_email_key ON {s}.invitations (email_key)",
 )
 
-MIGRATIONS: list[tuple[str, ...]] = [_SCHEMA_1, _SCHEMA_MEMBERS, _SCHEMA_RECIPIENT_INDEX]
+# The invitations a user accepted, across accounts: the way back to an accepted link.
+# Partial: only an acceptance writes it.
+_SCHEMA_ACCEPTED_INDEX: Final = (
+    "CREATE INDEX invitations_accepted_by ON {s}.invitations (accepted_by) "
+    "WHERE accepted_by IS NOT NULL",
+)
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    _SCHEMA_1,
+    _SCHEMA_MEMBERS,
+    _SCHEMA_RECIPIENT_INDEX,
+    _SCHEMA_ACCEPTED_INDEX,
+]
 
 #: Tables every teamaccess schema has; a schema missing one is damaged.
 TABLES: Final = frozenset(

@@ -589,6 +589,16 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
     # combined reads: the optional capability ``CombinedReads`` (_ports.py), one
     # statement where the use cases would otherwise run two, after the same locks
 
+    def invitations_accepted_by(self, user_id: str) -> list[Invitation]:
+        # Across accounts, as invitations_involving(): a read, under no account's lock.
+        rows = self._all(
+            f"SELECT {_INVITATION_COLS} FROM {self._q.s}.invitations WHERE accepted_by = %s "
+            "ORDER BY created_at, seq",
+            (user_id,),
+            True,
+        )
+        return [_invitation(r) for r in rows]
+
     def account_member(self, account_id: str, user_id: str) -> tuple[Account | None, Member | None]:
         self._lock(account_id)
         return account_member_of(self._one(self._q.account_member, (user_id, account_id), True))

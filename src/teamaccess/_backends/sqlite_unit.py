@@ -390,6 +390,15 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     # combined reads: the optional capability ``CombinedReads`` (_ports.py), one
     # statement where the use cases would otherwise run two
 
+    def invitations_accepted_by(self, user_id: str) -> list[Invitation]:
+        # "accepted_by = ?" implies the partial index's "IS NOT NULL", so SQLite uses it
+        rows = self._all(
+            f"SELECT {_INVITATION_COLS} FROM invitations WHERE accepted_by = ? "
+            "ORDER BY created_at, id",
+            (user_id,),
+        )
+        return [_invitation(r) for r in rows]
+
     def account_member(self, account_id: str, user_id: str) -> tuple[Account | None, Member | None]:
         row = self._one(_ACCOUNT_MEMBER_SQL, (user_id, account_id))
         return _account_member(row)

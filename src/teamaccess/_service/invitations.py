@@ -374,6 +374,24 @@ class _Invitations(_Delivery):
                 for i in uow.invitations(account_id)
             ]
 
+    def invitations_accepted_by(self, user_id: str) -> list[Invitation]:
+        """The invitations *user_id* accepted, in every account, oldest first.
+
+        The way back to an accepted invitation (the web pages' Back after "Accept"): a
+        store with ``invitations_accepted_by()`` (``CombinedReads``) reads only these,
+        through an index; any other finds them among the user's own invitations.
+        """
+        _check_id("user_id", user_id)
+        with self._read() as uow:
+            accepted = getattr(uow, "invitations_accepted_by", None)
+            if callable(accepted):
+                found: list[Invitation] = accepted(user_id)
+            else:
+                found = [
+                    i for i in uow.invitations_involving([user_id], ()) if i.accepted_by == user_id
+                ]
+        return [attrs.evolve(i, token_hash=None) for i in found]
+
     def get_invitation(self, invitation_id: str) -> Invitation:
         _check_id("invitation_id", invitation_id)
         now = self.clock.now()

@@ -182,6 +182,33 @@ class CombinedReadsContract:
             assert both("inv2") == (uow.get_invitation("inv2"), None)
             assert both("nope") == (None, None)
 
+    def test_invitations_accepted_by(self, seeded: Store) -> None:
+        with seeded.begin() as uow:
+            _method(uow, "invitations_accepted_by")
+            uow.add_account(c.account("acc2", owner="boss2"))
+            accepted = [
+                attrs.evolve(c.invitation(i, f"{i}@example.org", account_id=a, minute=m),
+                             status="accepted", accepted_by=by, closed_at=c.at(9))
+                for i, a, m, by in (("inv3", "acc2", 1, "u1"), ("inv1", "acc1", 2, "u1"),
+                                    ("inv2", "acc1", 3, "u2"))
+            ]  # fmt: skip
+            for inv in accepted:
+                uow.add_invitation(attrs.evolve(inv, status="pending", accepted_by=None,
+                                                closed_at=None), inv.email)  # fmt: skip
+                uow.update_invitation(inv)
+            # sent by u1, not accepted by anyone: not among u1's acceptances
+            uow.add_invitation(c.invitation("inv4", "d@example.org", invited_by="u1"),
+                               "d@example.org")  # fmt: skip
+            uow.commit()
+        with seeded.read() as uow:
+            mine = _method(uow, "invitations_accepted_by")
+            expected = [i for i in uow.invitations_involving(["u1"], ()) if i.accepted_by == "u1"]
+            assert [i.id for i in expected] == ["inv3", "inv1"]  # oldest first, any account
+            assert mine("u1") == expected
+            assert [i.id for i in mine("u2")] == ["inv2"]
+            assert mine("nobody") == []
+            assert mine("u1\x00") == []  # what no store holds matches nothing
+
     def test_contact_and_member(self, seeded: Store) -> None:
         with seeded.begin() as uow:
             _method(uow, "contact_and_member")

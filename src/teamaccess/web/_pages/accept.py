@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -15,6 +16,7 @@ from ... import (
     InvitationExpired,
     InvitationRevoked,
     InvitationUsed,
+    MemberNotFound,
     ValidationError,
     error_message,
     normalize_email,
@@ -41,6 +43,10 @@ def _slot(invitation_id: str) -> str:
     invitation accepted) the page still finds the invitation among the member's own."""
     data = b"teamaccess.web.invitation-link\0" + invitation_id.encode("utf-8", "replace")
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+#: what _slot() writes; any other ``?invitation=`` names no invitation
+_SLOT = re.compile(r"[0-9a-f]{16}")
 
 
 def _keep(kept: Mapping[str, str], slot: str, value: str) -> dict[str, str]:
@@ -218,14 +224,22 @@ class AcceptPage(_PageBase):
     def _accepted_before(self, request: Request, slot: str) -> Result:
         """The clean URL without a kept token: Back to a link accepted in this browser
         leads its member into the account, found by *slot* among the invitations the
-        logged-in user accepted; anyone else needs the link from the mail."""
+        logged-in user accepted; anyone else needs the link from the mail.
+
+        Anyone logged in can send any *slot*, so its cost must not grow with the input
+        or with the user's accounts: one that _slot() cannot have written is refused
+        before any read, and a well-formed one reads the user's own acceptances only."""
         user = request.user
-        if user is not None and slot:
-            for account in self.team.accounts_for(user.id):
-                for inv in self.team.invitations(account.id):
-                    if inv.accepted_by == user.id and _slot(inv.id) == slot:
-                        notice = translate("You are a user of {account}.", request.language)
-                        return self._welcome(account.id, notice.format(account=account.name))
+        if user is not None and _SLOT.fullmatch(slot):
+            for inv in self.team.invitations_accepted_by(user.id):
+                if _slot(inv.id) == slot:
+                    try:  # still a user there (one who left needs a new invitation)
+                        self.team.get_member(inv.account_id, user.id)
+                    except MemberNotFound:
+                        break
+                    account = self.team.get_account(inv.account_id)
+                    notice = translate("You are a user of {account}.", request.language)
+                    return self._welcome(account.id, notice.format(account=account.name))
         raise _Forbidden(
             translate("This page needs the link from the invitation mail.", request.language)
         )
