@@ -19,7 +19,14 @@ DAMAGED = privacy_mail.TestUnrelatedDamagedMail
 #: Her address in UTF-8 in a part that says it is Latin-1: decoded as declared it reads
 #: otherwise, only the stored bytes as they stand name her.
 WRONG_CHARSET = privacy_mail._damaged(f"<p>{PIA_EMAIL}</p>").replace(b"utf-8", b"iso-8859-1")
-NAMING = {**DAMAGED.NAMING, "wrong-charset": WRONG_CHARSET}
+_HER_WORD = "=?utf-8?q?J=C3=B6rg=2EPia=40B=C3=BCcher=2Eexample?="
+NAMING = {
+    **DAMAGED.NAMING,
+    "wrong-charset": WRONG_CHARSET,
+    # Headers named as the row's own fields: shown beside them, never in their place.
+    "status-header": privacy_mail._damaged("<p>x</p>", head=f"Status: {_HER_WORD}\n"),
+    "last-error-header": privacy_mail._damaged("<p>x</p>", head=f"Last_Error: {_HER_WORD}\n"),
+}
 #: What the export says of each row naming her: the field and what it holds.
 EXPECTED = {
     "base64-her": ("html", f"<p>{PIA_EMAIL}</p>"),
@@ -29,6 +36,8 @@ EXPECTED = {
     "encoding-typo": ("message", UNREADABLE),
     "nested-base64": ("message", UNREADABLE),
     "wrong-charset": ("message", IN_THE_BYTES),
+    "status-header": ("header status", PIA_EMAIL),
+    "last-error-header": ("header last_error", PIA_EMAIL),
 }
 
 

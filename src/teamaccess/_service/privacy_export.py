@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -157,15 +157,23 @@ def _mentions_of(uow: UnitOfWork, person: _Person, free: Redactor) -> list[dict[
         for _, row in page:
             if _key(row.recipient) in person.addresses:
                 continue  # mail to the person is in "mail"
-            named: dict[str, Any] = {}
+            fields: dict[str, Any] = {"status": row.status}
             if row.last_error is not None and free.found(row.last_error):
-                named["last_error"] = row.last_error
+                fields["last_error"] = row.last_error
             if row.message is not None:
-                parts = named_parts(row.message, free)
-                named.update({name.lower(): value for name, value in parts.items()})
-            if named:
-                add("mail", row.account_id, row.id, {"status": row.status, **named})
+                for name, value in named_parts(row.message, free).items():
+                    # A foreign message's header may be called "Status" too: it must not
+                    # stand in for the row's own field.
+                    key = name.lower()
+                    fields[f"header {key}" if key in _ROW_FIELDS else key] = value
+            if len(fields) > 1:
+                add("mail", row.account_id, row.id, fields)
     return list(found.values())
+
+
+#: The outbox row's own fields in a mail's mentions; a header of the same name is shown
+#: as ``header <name>``.
+_ROW_FIELDS: Final = frozenset({"status", "last_error"})
 
 
 def _exported_event(event: AuditEvent, matcher: PersonMatcher) -> dict[str, Any]:
