@@ -172,6 +172,44 @@ class TestStartAgain:
         url = started(directory, str(PORT), "fsync=off")
         assert ask(url, "SELECT current_setting('fsync')") == "off"
 
+    def test_a_cluster_of_the_older_script(self, directory: str) -> None:
+        """The unmarked lines an older version of the script appended after initdb's
+        text go as its block does: settings not given again are the defaults."""
+        first = started(directory, str(PORT), "fsync=off")
+        stop_server(directory)
+        conf = Path(directory) / "data" / "postgresql.conf"
+        text = conf.read_text()
+        begin = text.index("# .ci/postgres start: the settings")
+        block = text[begin:].splitlines()[1:-1]  # the lines without their markers
+        conf.write_text(text[:begin] + "\n".join(block) + "\n")
+        assert "fsync = 'off'" in conf.read_text()
+
+        url = started(directory, str(PORT), "cluster_name=new")
+
+        assert url == first
+        assert ask(url, "SELECT current_setting('fsync')") == "on"
+        assert ask(url, "SELECT current_setting('cluster_name')") == "new"
+        assert "fsync = 'off'" not in conf.read_text()
+
+
+@pytest.mark.postgres
+def test_the_port_stays_whatever_alter_system_says(directory: str) -> None:
+    """A port or socket directory set with ALTER SYSTEM does not move the socket away
+    from the URL printed, at a restart or at the next start."""
+    url = started(directory, str(PORT))
+    ask(url, "SELECT 1")
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER SYSTEM SET port = {PORT + 7}")
+        conn.execute("ALTER SYSTEM SET unix_socket_directories = '/tmp'")
+    restarted = run("restart", directory)
+    assert restarted.returncode == 0, restarted.stderr
+    assert ask(url, "SELECT current_setting('port')") == str(PORT)
+    stop_server(directory)
+    assert started(directory, str(PORT)) == url
+    assert ask(url, "SELECT current_setting('port')") == str(PORT)
+
 
 @pytest.mark.postgres
 def test_a_relative_dir(directory: str) -> None:
