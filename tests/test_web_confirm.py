@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -365,6 +366,41 @@ class TestConfirmedTwice:
         panel.post("max", path, {}, "de")
         _, body = panel.get("max", panel.users(), "de")
         assert notices(body) == ["Die Einladung an dev@agentur.de wurde bereits angenommen."]
+
+    def test_revoke_an_invitation_expired_meanwhile(self, panel: Panel) -> None:
+        """The users page was opened before the invitation expired: "Revoke" says it had
+        expired already, and that it is now revoked, so no resend brings it back."""
+        panel.invite("neu@muster.de", "billing.view")
+        [inv] = panel.team.pending_invitations(panel.account)
+        panel.clock.advance(timedelta(days=8))
+        assert panel.team.get_invitation(inv.id).status == "expired"
+        path = f"/team/accounts/{panel.account}/invitations/{inv.id}/revoke"
+        status, _, location = panel.post("max", path, {})
+        assert (status, location) == (303, panel.users())
+        _, body = panel.get("max", panel.users())
+        assert notices(body) == [
+            "The invitation to neu@muster.de had already expired, so its link no longer "
+            "worked. It is now revoked as well and cannot be sent again."
+        ]
+        assert panel.team.get_invitation(inv.id).status == "revoked"
+        with pytest.raises(InvitationRevoked):
+            panel.team.resend_invitation(inv.id, actor_id="max")
+        panel.post("max", path, {}, "de")  # revoked now: the second click says so
+        _, body = panel.get("max", panel.users(), "de")
+        assert notices(body) == ["Die Einladung an neu@muster.de wurde bereits zurückgezogen."]
+
+    def test_revoke_an_expired_invitation_in_german(self, panel: Panel) -> None:
+        panel.invite("neu@muster.de", "billing.view")
+        [inv] = panel.team.pending_invitations(panel.account)
+        panel.clock.advance(timedelta(days=8))
+        path = f"/team/accounts/{panel.account}/invitations/{inv.id}/revoke"
+        panel.post("max", path, {}, "de")
+        _, body = panel.get("max", panel.users(), "de")
+        assert notices(body) == [
+            "Die Einladung an neu@muster.de war bereits abgelaufen, ihr Link funktionierte "
+            "also nicht mehr. Sie ist jetzt auch zurückgezogen und kann nicht erneut "
+            "gesendet werden."
+        ]
 
     def test_revoke_an_invitation_declined_meanwhile(self, panel: Panel) -> None:
         token = panel.invite(USERS["anna"], "billing.view")

@@ -471,38 +471,29 @@ class _Delivery(_Core):
             )  # fmt: skip
         if isinstance(error, _Refusal):
             # Sending it again would be refused again: the row is closed with its reason.
-            # A closed row is never due again: its next_attempt_at keeps when it was
-            # closed, which `teamaccess deliver --list --refused` shows.
-            return attrs.evolve(
-                current, status="cancelled", attempts=current.attempts + 1,
-                last_error=str(error), next_attempt_at=now,
-            )  # fmt: skip
+            return _closed(current, str(error), now)
         if isinstance(error, _Bounced):
             refusals = _refusals_in_row(current.last_error) + 1
             if refusals >= self.give_up_after:
                 # The server said so often enough: a real MTA would have bounced it.
-                return attrs.evolve(
-                    current, status="cancelled", attempts=current.attempts + 1,
-                    last_error=(
-                        f"{_UNDELIVERABLE}refused for good {refusals} time(s) in a row, "
-                        f"not retried: {error}"
-                    ),
-                    next_attempt_at=now,
-                )  # fmt: skip
+                return _closed(
+                    current,
+                    f"{_UNDELIVERABLE}refused for good {refusals} time(s) in a row, "
+                    f"not retried: {error}",
+                    now,
+                )
             error = (
                 f"refused for good ({refusals} in a row; closed at {self.give_up_after}): {error}"
             )
         age = now - current.created_at
         if age >= self.expire_after:
             # Past the queue lifetime: a mail server would have returned it by now.
-            return attrs.evolve(
-                current, status="cancelled", attempts=current.attempts + 1,
-                last_error=(
-                    f"{_EXPIRED}waited {_days(age)} in the outbox (expire_after "
-                    f"{_days(self.expire_after)}), not retried; last error: {error}"
-                ),
-                next_attempt_at=now,  # when it was closed, as for a refused one
-            )  # fmt: skip
+            return _closed(
+                current,
+                f"{_EXPIRED}waited {_days(age)} in the outbox (expire_after "
+                f"{_days(self.expire_after)}), not retried; last error: {error}",
+                now,
+            )
         # The factor is capped where the cap takes over: timedelta overflows near 2**30
         # days, which a row failing for weeks would otherwise reach (with a backoff of
         # a day, at the 31st failure).
@@ -870,6 +861,17 @@ def _failed(row: OutboxMessage, error: str, *, bounced: bool = False) -> str:
         "delivery of %s to %s failed: %s", row.id, masked(row.recipient), masked_text(error)
     )
     return _Bounced(error) if bounced else error
+
+
+def _closed(current: OutboxMessage, reason: str, now: datetime) -> OutboxMessage:
+    """*current* after a try that closes it for good (refused, bounced, expired).
+
+    A closed row is never due again, so its ``next_attempt_at`` keeps when it was closed,
+    which ``teamaccess deliver --list --refused`` shows."""
+    return attrs.evolve(
+        current, status="cancelled", attempts=current.attempts + 1, last_error=reason,
+        next_attempt_at=now,
+    )  # fmt: skip
 
 
 def _refusals_in_row(last_error: str | None) -> int:

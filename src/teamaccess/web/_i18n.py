@@ -82,6 +82,10 @@ GERMAN: dict[str, str] = {
     "{email} was removed.": "{email} wurde entfernt.",
     "The invitation to {email} was sent again.": "Die Einladung an {email} wurde erneut versendet.",
     "The invitation to {email} was revoked.": "Die Einladung an {email} wurde zurückgezogen.",
+    "The invitation to {email} had already expired, so its link no longer worked. It is now "
+    "revoked as well and cannot be sent again.": "Die Einladung an {email} war bereits "
+    "abgelaufen, ihr Link funktionierte also nicht mehr. Sie ist jetzt auch zurückgezogen "
+    "und kann nicht erneut gesendet werden.",
     "The invitation to {email} was already revoked.": "Die Einladung an {email} wurde bereits "
     "zurückgezogen.",
     "The invitation to {email} was already accepted.": "Die Einladung an {email} wurde "

@@ -226,6 +226,9 @@ class UsersPages(_PageBase):
             )
         if inv.status in _ANSWERED:
             return self._answered_meanwhile(request, inv)
+        # Past its lifetime while the page was open: its link already no longer worked,
+        # which the notice says rather than claim the click stopped it.
+        expired = inv.status == "expired"
         try:
             self.team.revoke_invitation(inv.id, actor_id=user.id)
         except (InvitationUsed, InvitationRevoked):
@@ -234,7 +237,14 @@ class UsersPages(_PageBase):
             if inv.status not in _ANSWERED:
                 raise
             return self._answered_meanwhile(request, inv)
-        notice = translate("The invitation to {email} was revoked.", request.language)
+        if expired:
+            notice = translate(
+                "The invitation to {email} had already expired, so its link no longer "
+                "worked. It is now revoked as well and cannot be sent again.",
+                request.language,
+            )
+        else:
+            notice = translate("The invitation to {email} was revoked.", request.language)
         return Redirect("users", {"account_id": account_id}, notice=notice.format(email=inv.email))
 
     @staticmethod
