@@ -167,6 +167,7 @@ class TestTheCommandsWords:
             if pattern.pattern.startswith(
                 (
                     "^access_until",
+                    "^until",
                     "^owner_id",
                     "^account_id",
                     "^user_id",

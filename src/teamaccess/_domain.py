@@ -29,6 +29,7 @@ __all__ = [
     "OutboxMessage",
     "check_metadata",
     "check_period",
+    "integer_too_long",
 ]
 
 #: ``actor_id`` for the vendor's own staff or automation. It passes every permission
@@ -85,10 +86,13 @@ def check_metadata(value: object) -> dict[str, object]:
             raise ValidationError(f"metadata keys must be strings, not {key!r}")
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError) as exc:
+    except RecursionError:
         raise ValidationError(
-            f"metadata must hold only JSON values (str, int, float, bool, None, list, dict): {exc}"
+            "metadata is nested too deeply to write as JSON; keep it within "
+            f"{METADATA_MAX_BYTES} bytes (store an id here and the rest in your own database)"
         ) from None
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(_unwritable(exc)) from None
     try:
         size = len(text.encode())
     except UnicodeEncodeError:
@@ -102,6 +106,51 @@ def check_metadata(value: object) -> dict[str, object]:
         )
     result: dict[str, object] = json.loads(text)
     return result
+
+
+def integer_too_long(exc: ValueError) -> str | None:
+    """What to say of metadata holding an integer longer than Python converts to or from
+    text (``json`` says only "integer string conversion"), or ``None`` for another error.
+    """
+    import re
+
+    found = re.search(r"limit \((\d+) digits\)", str(exc))
+    if found is None or "integer string conversion" not in str(exc):
+        return None
+    limit = found.group(1)
+    length = re.search(r"value has (\d+) digits", str(exc))
+    size = f"of {length.group(1)} digits" if length else f"of more than {limit} digits"
+    return (
+        f"metadata holds an integer {size} and may hold integers of at most {limit} "
+        "digits (Python's limit on converting them); write a longer number as a string, "
+        'like {"customer_no": "12345678901234567890"}'
+    )
+
+
+def _unwritable(exc: TypeError | ValueError) -> str:
+    """What to say of metadata ``json.dumps`` refuses, in words a vendor acts on."""
+    import re
+
+    text = str(exc)
+    if isinstance(exc, ValueError):
+        if (digits := integer_too_long(exc)) is not None:
+            return digits
+        if "Out of range float" in text:
+            return (
+                "metadata holds NaN or an infinity, which JSON cannot carry; write it as a "
+                'string, like {"ratio": "NaN"}, or leave it out'
+            )
+        if "Circular reference" in text:
+            return "metadata holds itself (a circular reference); pass plain, copied data"
+    found = re.search(r"Object of type (\w+)|keys must be .*, not (\w+)$", text)
+    if found is not None:
+        where = "a value" if found.group(1) else "a key"
+        kind = found.group(1) or found.group(2)
+        return (
+            f"metadata must hold only JSON values (str, int, float, bool, None, list, dict, "
+            f"with str keys); {where} is a {kind}"
+        )
+    return f"metadata must hold only JSON values (str, int, float, bool, None, list, dict): {exc}"
 
 
 def _line(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:

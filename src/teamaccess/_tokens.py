@@ -16,12 +16,22 @@ if TYPE_CHECKING:
 # itsdangerous, hashlib, hmac and secrets are imported where used: together they cost
 # ~15 ms of `import teamaccess`, and a process that only checks permissions never signs.
 
-__all__ = ["TokenSigner"]
+__all__ = ["TokenSigner", "unencodable_key"]
 
 # One salt per purpose, so a signature made for one use never verifies for another.
 SALTS = {"invitation": "teamaccess.invitation.v1"}
 
 SecretKey = str | bytes
+
+
+def unencodable_key(what: str) -> str:
+    """What to say of a key (a str) that does not encode as UTF-8: a lone surrogate, as
+    ``os.environ`` makes of a byte that is not UTF-8."""
+    return (
+        f"{what} is not valid Unicode text (it holds a lone surrogate, as a byte that is "
+        "not UTF-8 in an environment variable becomes); set it to ASCII text, e.g. from: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
 
 
 class TokenSigner:
@@ -48,7 +58,10 @@ class TokenSigner:
                 "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         # itsdangerous wants all-str or all-bytes keys
-        as_bytes = [k.encode() if isinstance(k, str) else k for k in valid]
+        try:
+            as_bytes = [k.encode() if isinstance(k, str) else k for k in valid]
+        except UnicodeEncodeError:
+            raise ValidationError(unencodable_key("secret_key")) from None
         import hashlib
 
         from itsdangerous import URLSafeSerializer

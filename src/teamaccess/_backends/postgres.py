@@ -126,6 +126,14 @@ def _lock_space(schema: str) -> int:
     return zlib.crc32(f"teamaccess:{schema}".encode()) - 2**31
 
 
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _describe(conninfo: str) -> str:
     """Where the server is, without the password."""
     from psycopg.conninfo import conninfo_to_dict
@@ -216,6 +224,15 @@ class PostgresStore:
             )
         from psycopg.conninfo import conninfo_to_dict
 
+        if "\x00" in conninfo_or_pool or not _encodes(conninfo_or_pool):
+            # libpq reads a C string: it would connect to what comes before a NUL. And
+            # a lone surrogate (a byte of an environment variable that is not UTF-8)
+            # does not encode at all. Neither is shown: the text may hold the password.
+            raise ValidationError(
+                "the PostgreSQL connection string holds a NUL character or a lone "
+                "surrogate (a byte that is not UTF-8, from the environment); pass one "
+                "like 'postgresql://user@host/dbname' in plain UTF-8 text"
+            )
         try:
             params = conninfo_to_dict(conninfo_or_pool)
         except psycopg.Error as exc:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import click
 
@@ -67,6 +68,29 @@ class Integer(click.IntRange):
     """An integer within a range, named so in messages ("'x' is not a valid integer")."""
 
     name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        # More digits than Python converts (sys.get_int_max_str_digits()) is an integer
+        # all the same: click would call it "not a valid integer", and quote every digit.
+        digits = _DIGITS.fullmatch(value) if isinstance(value, str) else None
+        limit = sys.get_int_max_str_digits()
+        count = 0 if digits is None else len(digits[1].replace("_", ""))
+        if 0 < limit < count:
+            wanted = (
+                "a shorter one"
+                if self.min is None and self.max is None
+                else f"one in the range {self._describe_range()}"
+            )
+            self.fail(
+                f"a number of {count} digits is more than the {limit} digits this command "
+                f"reads; give {wanted}",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
+_DIGITS: Final = re.compile(r"\s*[+-]?_?([0-9_]+)\s*")
 
 
 def exit_code_for(error: TeamAccessError) -> int:
@@ -207,7 +231,7 @@ def _usage_message(exc: click.UsageError) -> str:
     help="Deprecated, use --mail file:DIR.",
 )
 @click.option("--smtp-host", envvar="TEAMACCESS_SMTP_HOST", help="Deprecated, use --mail.")
-@click.option("--smtp-port", envvar="TEAMACCESS_SMTP_PORT", type=int, help="Deprecated.")
+@click.option("--smtp-port", envvar="TEAMACCESS_SMTP_PORT", type=Integer(), help="Deprecated.")
 @click.option(
     "--smtp-security",
     envvar="TEAMACCESS_SMTP_SECURITY",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import json
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ import click
 from .._errors import ImportInterrupted, InvalidImport, ValidationError
 from .app import EXIT_INTERRUPTED, Integer, _settings, cli, json_option
 from .config import exists, is_postgres
+from .metadata import read_metadata
 from .output import emit_json
 from .words import for_operators
 
@@ -136,22 +136,6 @@ def read_accounts(
     return list(rows.values()), list(lines.values()), problems, ends
 
 
-def _too_many_digits(exc: ValueError) -> str | None:
-    """What to say of metadata holding an integer longer than Python converts (its
-    message otherwise reads as malformed JSON), or ``None`` for another error."""
-    found = re.search(r"limit \((\d+) digits\)", str(exc))
-    if found is None or "integer string conversion" not in str(exc):
-        return None
-    limit = found.group(1)
-    length = re.search(r"value has (\d+) digits", str(exc))
-    size = f"of {length.group(1)} digits " if length else ""
-    return (
-        f"metadata holds an integer {size}and may hold integers of at most {limit} "
-        "digits (Python's limit on converting them); write a longer number as a string, "
-        'like {"customer_no": "12345678901234567890"}'
-    )
-
-
 def _first_bad_byte(path: Path) -> str:
     """Where *path*'s first byte that is not UTF-8 is, as "byte N, line L", counted from
     the start of the file (the first byte is 0, the first line 1)."""
@@ -237,13 +221,9 @@ def _read_line(
             member["access_until"] = until
         if value.get("metadata"):
             try:
-                member["metadata"] = json.loads(value["metadata"])
-            except ValueError as exc:
-                if (digits := _too_many_digits(exc)) is not None:
-                    return fail(digits)
-                return fail('metadata must be a JSON object like {"customer_no": "4711"}')
-            except RecursionError:  # nested deeper than the parser recurses
-                return fail('metadata must be a JSON object like {"customer_no": "4711"}')
+                member["metadata"] = read_metadata(value["metadata"])
+            except ValidationError as exc:
+                return fail(str(exc))
         row.setdefault("members", []).append(member)
         at.members.append(line)
     else:

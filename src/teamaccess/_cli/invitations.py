@@ -53,6 +53,8 @@ def invite(
 ) -> None:
     """Invite EMAIL to ACCOUNT_ID; prints the accept link once."""
     wanted = chosen_permissions(grant_all, grant_none, permission)
+    # The values first: one that does not parse opens (or creates) no database.
+    ends, data = parse_instant(until, "--until"), parse_metadata(metadata)
     team = _team()
     inv = team.invite(
         account_id,
@@ -60,9 +62,9 @@ def invite(
         email=email,
         permissions=wanted,
         language=language,
-        access_until=parse_instant(until, "--until"),
+        access_until=ends,
         note=note,
-        metadata=parse_metadata(metadata),
+        metadata=data,
     )
     if as_json:
         emit_json(_issued_json(inv))

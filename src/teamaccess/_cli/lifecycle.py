@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import click
 
+from .._errors import ValidationError
 from .app import _team, actor_option, cli, json_option
+from .metadata import read_metadata
 from .output import _when, emit_json
 
 __all__ = [
@@ -38,18 +39,14 @@ def parse_instant(value: str | None, what: str) -> datetime | None:
 
 
 def parse_metadata(value: str | None) -> dict[str, object] | None:
-    """``--metadata`` as a JSON object; the service checks its size and content."""
+    """``--metadata`` as a JSON object, read as the import's column is; the service checks
+    its size and content. Text that is not such an object is a usage error (exit 2)."""
     if value is None:
         return None
     try:
-        data = json.loads(value)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-        raise click.UsageError(
-            f'--metadata must be a JSON object such as \'{{"customer_no": "4711"}}\': {exc}'
-        ) from None
-    if not isinstance(data, dict):
-        raise click.UsageError('--metadata must be a JSON object, e.g. \'{"customer_no": "4711"}\'')
-    return data
+        return read_metadata(value)
+    except ValidationError as exc:
+        raise click.UsageError(f"--{exc}") from None
 
 
 def _done(member: object, text: str, as_json: bool) -> None:

@@ -68,7 +68,11 @@ _NAMES: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"^accept_url\b", "--accept-url (TEAMACCESS_ACCEPT_URL)"),
         (r"^sender\b", "--sender (TEAMACCESS_SENDER)"),
         (r"^schema( names)?\b", r"--schema\1 (TEAMACCESS_SCHEMA)"),
+        (r"^secret_key\b", "TEAMACCESS_SECRET_KEY"),
+        (r"^pseudonym_key\b", "TEAMACCESS_PSEUDONYM_KEY"),
+        (r"^the PostgreSQL connection string\b", "--db (TEAMACCESS_DB)"),
         (r"^access_until (?=\d)", "the end of access "),
+        (r"^until (?=\d)", "the end of access "),  # set_access_until()'s parameter
         # an id argument, as the command's help names it
         (r"^owner_id\b", "--owner-id"),
         (r"^account_id\b", "ACCOUNT_ID"),

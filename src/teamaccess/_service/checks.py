@@ -214,19 +214,28 @@ def _check_until(what: str, value: object, now: datetime) -> datetime | None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{what} must be timezone-aware, not {value!r}; e.g. add tzinfo=UTC")
     try:
-        # mails and stores write it in UTC, which may lie past year 9999
+        # mails and stores write it in UTC, which may lie past year 9999 (or before year 1)
         value.astimezone(UTC)
     except OverflowError:
+        if value.year > 1:
+            raise ValidationError(
+                f"{what} {_minute(value)}{value:%z} lies past the end of year 9999 in UTC; "
+                "pass an earlier instant"
+            ) from None
+        past = True  # before year 1 in UTC
+    else:
+        past = value <= now
+    if past:
         raise ValidationError(
-            f"{what} {value:%Y-%m-%d %H:%M%z} lies past the end of year 9999 in UTC; pass "
-            "an earlier instant"
-        ) from None
-    if value <= now:
-        raise ValidationError(
-            f"{what} {value:%Y-%m-%d %H:%M} is not in the future; to end access now, "
+            f"{what} {_minute(value)} is not in the future; to end access now, "
             "suspend or remove the member"
         )
     return value
+
+
+def _minute(value: datetime) -> str:
+    """*value* to the minute, its year in four digits (strftime writes year 1 as "1")."""
+    return f"{value.year:04d}-{value:%m-%d %H:%M}"
 
 
 def _check_flag(what: str, value: object) -> bool:

@@ -26,7 +26,7 @@ from .._errors import (
 )
 from .._permissions import Catalog, Categories, Category, PermissionSet
 from .._ports import Clock, Mailer, Store, SystemClock, UnitOfWork
-from .._tokens import SecretKey, TokenSigner
+from .._tokens import SecretKey, TokenSigner, unencodable_key
 
 if TYPE_CHECKING:
     # The mail modules load with the first TeamAccess or mail, not with the package.
@@ -657,4 +657,9 @@ def _pseudonym_key(
             "database and never changed; generate one with: "
             "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
-    return pseudonym_key.encode() if isinstance(pseudonym_key, str) else bytes(pseudonym_key)
+    if isinstance(pseudonym_key, bytes):
+        return bytes(pseudonym_key)
+    try:
+        return pseudonym_key.encode()
+    except UnicodeEncodeError:
+        raise ValidationError(unencodable_key("pseudonym_key")) from None
