@@ -82,6 +82,14 @@ class TestIntegerOptionsPastPythonsDigits:
         assert proc.returncode == 2, proc.stderr
         assert f"a number of {LIMIT + 1} digits is more than" in proc.stderr
 
+    def test_digits_of_other_scripts_count_too(self, folder: Path) -> None:
+        # int() reads any decimal digit (Arabic-Indic here), so the limit counts them.
+        arabic = "\u0669" * 5000
+        proc = command(folder, "audit", "K-1", "--limit", arabic)
+        assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
+        assert f"a number of 5000 digits is more than the {LIMIT} digits" in proc.stderr
+        assert arabic not in proc.stderr
+
     def test_give_up_after_from_the_environment(self, folder: Path) -> None:
         proc = command(folder, "deliver", TEAMACCESS_GIVE_UP_AFTER=HUGE)
         assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr

@@ -90,7 +90,7 @@ class Integer(click.IntRange):
         return super().convert(value, param, ctx)
 
 
-_DIGITS: Final = re.compile(r"\s*[+-]?_?([0-9_]+)\s*")
+_DIGITS: Final = re.compile(r"\s*[+-]?_?([\d_]+)\s*")  # \d: any digit int() reads
 
 
 def exit_code_for(error: TeamAccessError) -> int:
