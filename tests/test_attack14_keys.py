@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from tests.conftest import SECRET
 
-from teamaccess import MemoryMailer, MemoryStore, SQLiteStore, TeamAccess, ValidationError
+from teamaccess import (
+    MemoryMailer,
+    MemoryStore,
+    SQLiteStore,
+    StorageError,
+    TeamAccess,
+    ValidationError,
+)
 
 pytest.importorskip("psycopg", reason="pip install -e '.[test]' installs psycopg")
 
@@ -106,3 +113,19 @@ class TestArguments:
     def test_connection_string(self, conninfo: str) -> None:
         with pytest.raises(ValidationError, match="holds a NUL character or a lone surrogate"):
             PostgresStore(conninfo)
+
+
+@pytest.mark.postgres
+class TestConnectTimeoutOfTheCaller:
+    """A connect_timeout libpq refuses fails the store at once, saying so: the first,
+    direct connection used to override it, and then every pooled one failed unseen and
+    each call waited out the pool's timeout ("no free connection ... a larger pool")."""
+
+    def test_refused_when_the_store_opens(self, schema: str) -> None:
+        from psycopg.conninfo import make_conninfo
+
+        from .conftest import postgres_conninfo
+
+        conninfo = make_conninfo(postgres_conninfo(), connect_timeout="abc")
+        with pytest.raises(StorageError, match="bad value for connect_timeout"):
+            PostgresStore(conninfo, schema=schema, timeout=2)

@@ -169,6 +169,8 @@ class TestTheCommandsWords:
                     "^access_until",
                     "^until",
                     "^owner_id",
+                    "^owner_email",
+                    "^actor_id",
                     "^account_id",
                     "^user_id",
                     "^contact_id",

@@ -267,14 +267,14 @@ class PostgresStore:
         missing = {k: v for k, v in defaults.items() if k not in params}
         conninfo = make_conninfo(conninfo_or_pool, **missing) if missing else conninfo_or_pool
         # Opened directly first: a server that cannot be reached says why, where a pool
-        # would only time out; and the migration needs one connection, not a pool.
+        # would only time out; and the migration needs one connection, not a pool. With
+        # the caller's own connect_timeout, as the pool connects: overriding it here let
+        # a value libpq refuses pass, and then every pooled connection failed unseen.
+        wait: dict[str, Any] = {}
+        if "connect_timeout" not in params:
+            wait["connect_timeout"] = max(2, int(self.timeout))
         try:
-            conn = psycopg.connect(
-                conninfo,
-                autocommit=True,
-                prepare_threshold=None,
-                connect_timeout=max(2, int(self.timeout)),
-            )
+            conn = psycopg.connect(conninfo, autocommit=True, prepare_threshold=None, **wait)
         except psycopg.Error as exc:
             raise self._error(exc, "connecting") from exc
         try:

@@ -75,6 +75,8 @@ _NAMES: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"^until (?=\d)", "the end of access "),  # set_access_until()'s parameter
         # an id argument, as the command's help names it
         (r"^owner_id\b", "--owner-id"),
+        (r"^owner_email\b", "--owner-email"),
+        (r"^actor_id\b", "--as"),
         (r"^account_id\b", "ACCOUNT_ID"),
         (r"^user_id\b", "USER_ID"),
         (r"^contact_id\b", "CONTACT_ID"),
