@@ -157,17 +157,17 @@ def _mentions_of(uow: UnitOfWork, person: _Person, free: Redactor) -> list[dict[
         for _, row in page:
             if _key(row.recipient) in person.addresses:
                 continue  # mail to the person is in "mail"
-            fields: dict[str, Any] = {"status": row.status}
+            shown: dict[str, Any] = {"status": row.status}
             if row.last_error is not None and free.found(row.last_error):
-                fields["last_error"] = row.last_error
+                shown["last_error"] = row.last_error
             if row.message is not None:
                 for name, value in named_parts(row.message, free).items():
                     # A foreign message's header may be called "Status" too: it must not
                     # stand in for the row's own field.
                     key = name.lower()
-                    fields[f"header {key}" if key in _ROW_FIELDS else key] = value
-            if len(fields) > 1:
-                add("mail", row.account_id, row.id, fields)
+                    shown[f"header {key}" if key in _ROW_FIELDS else key] = value
+            if len(shown) > 1:
+                add("mail", row.account_id, row.id, shown)
     return list(found.values())
 
 
