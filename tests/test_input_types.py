@@ -78,6 +78,7 @@ CALLS = [
         "name": "Neu GmbH", "owner_id": "owner", "owner_email": "neu@example.com"}),
     Call("get_account", ("account_id",), lambda c: {"account_id": c.account_id}),
     Call("accounts_for", ("user_id",), lambda c: {"user_id": "owner"}),
+    Call("invitations_accepted_by", ("user_id",), lambda c: {"user_id": "owner"}),
     Call("rename_account", ("account_id",), lambda c: {
         "account_id": c.account_id, "actor_id": "owner", "name": "Neu GmbH"}),
     Call("transfer_ownership", ("account_id",), lambda c: {

@@ -136,7 +136,7 @@ class SQLiteStore:
     >>> from teamaccess import SQLiteStore
     >>> store = SQLiteStore(":memory:")
     >>> store.schema_version
-    7
+    8
     >>> store.close()
     """
 

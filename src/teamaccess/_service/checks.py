@@ -168,10 +168,16 @@ def _not_str(**values: object) -> None:
 
 def _check_text(what: str, value: object, expected: str = "a string") -> str:
     """A mail body: any text up to ``TEXT_LIMIT`` characters, line breaks allowed, but it
-    must encode (no lone surrogate)."""
+    must encode (no lone surrogate) and hold no NUL, which no mail may carry (RFC 5322)
+    and the stdlib would write raw into a 7bit part."""
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be {expected}, not {type(value).__name__}")
     check_length(what, value, TEXT_LIMIT)
+    if "\0" in value:
+        raise ValidationError(
+            f"{what} holds a NUL character, which no mail may carry; remove it (a NUL "
+            "usually means the input was read from a binary file)"
+        )
     if not value.isascii():
         try:
             value.encode()
