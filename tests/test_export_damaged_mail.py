@@ -5,9 +5,7 @@ those it leaves as they were. On every backend."""
 
 from __future__ import annotations
 
-import attrs
-
-from teamaccess import MemoryMailer, Store, TeamAccess
+from teamaccess import Store
 from teamaccess._mail.redact import IN_THE_BYTES, UNREADABLE
 from teamaccess.testing import FrozenClock
 
@@ -41,28 +39,8 @@ EXPECTED = {
 }
 
 
-def with_damaged_rows(store: Store, clock: FrozenClock) -> tuple[TeamAccess, str]:
-    """A team whose outbox holds, waiting and sent, to another recipient, each damaged
-    or foreign message: those naming her and those that do not; the account."""
-    team = privacy_mail.make(store, clock, MemoryMailer(), delivery="queue")
-    acc = privacy_mail.setup(team, clock)
-    team.notify(acc, "billing", subject="Invoice", text="Your invoice")
-    with team._store.read() as uow:
-        template = next(m for m in uow.outbox(status="pending") if m.recipient == OTHER)
-    with team._store.begin() as uow:
-        for n, (name, source) in enumerate({**DAMAGED.UNRELATED, **NAMING}.items()):
-            for status in ("pending", "sent"):
-                row = attrs.evolve(
-                    template, id=f"msg-{name}-{status}", status=status, message=source,
-                    attempts=n, last_error=f"451 try again later ({name})",
-                )  # fmt: skip
-                uow.add_outbox(row)
-        uow.commit()
-    return team, acc
-
-
 def test_the_export_lists_what_the_erasure_cancels(store: Store, clock: FrozenClock) -> None:
-    team, acc = with_damaged_rows(store, clock)
+    team, acc, _ = privacy_mail.with_damaged_rows(store, clock, {**DAMAGED.UNRELATED, **NAMING})
 
     document, touched = forms._export_then_erase(store, team, [acc], user_id=PIA)
 

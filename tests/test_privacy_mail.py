@@ -21,6 +21,7 @@ from teamaccess import (
     SYSTEM,
     DeliveryFailed,
     MemoryMailer,
+    OutboxMessage,
     PermissionSet,
     SmtpMailer,
     Store,
@@ -449,6 +450,32 @@ def _damaged(body: str, *, head: str = "", cte: str = "8bit") -> bytes:
 _HER_B64 = __import__("base64").b64encode(f"<p>{PIA_EMAIL}</p>".encode()).decode()
 
 
+def with_damaged_rows(
+    store: Store, clock: FrozenClock, sources: dict[str, bytes]
+) -> tuple[TeamAccess, str, dict[str, OutboxMessage]]:
+    """A team whose outbox holds each of *sources* as a message to OTHER, waiting and
+    sent (ids ``msg-<name>-<status>``); the account, and the rows by id."""
+    import attrs
+
+    team = make(store, clock, MemoryMailer(), delivery="queue")
+    acc = setup(team, clock)
+    team.notify(acc, "billing", subject="Invoice", text="Your invoice")
+    with team._store.read() as uow:
+        template = next(m for m in uow.outbox(status="pending") if m.recipient == OTHER)
+    rows = {}
+    with team._store.begin() as uow:
+        for n, (name, source) in enumerate(sources.items()):
+            for status in ("pending", "sent"):
+                row = attrs.evolve(
+                    template, id=f"msg-{name}-{status}", status=status, message=source,
+                    attempts=n, last_error=f"451 try again later ({name})",
+                )  # fmt: skip
+                uow.add_outbox(row)
+                rows[row.id] = row
+        uow.commit()
+    return team, acc, rows
+
+
 class TestUnrelatedDamagedMail:
     """A damaged or foreign message that does not name the person stays as it was."""
 
@@ -488,24 +515,7 @@ class TestUnrelatedDamagedMail:
     }
 
     def test_left_exactly_as_they_were(self, store: Store, clock: FrozenClock) -> None:
-        import attrs
-
-        team = make(store, clock, MemoryMailer(), delivery="queue")
-        acc = setup(team, clock)
-        team.notify(acc, "billing", subject="Invoice", text="Your invoice")
-        with team._store.read() as uow:
-            template = next(m for m in uow.outbox(status="pending") if m.recipient == OTHER)
-        rows = {}
-        with team._store.begin() as uow:
-            for n, (name, source) in enumerate({**self.UNRELATED, **self.NAMING}.items()):
-                for status in ("pending", "sent"):
-                    row = attrs.evolve(
-                        template, id=f"msg-{name}-{status}", status=status, message=source,
-                        attempts=n, last_error=f"451 try again later ({name})",
-                    )  # fmt: skip
-                    uow.add_outbox(row)
-                    rows[row.id] = row
-            uow.commit()
+        team, _, rows = with_damaged_rows(store, clock, {**self.UNRELATED, **self.NAMING})
 
         report = team.erase_person(user_id=PIA, actor_id=SYSTEM)
 
