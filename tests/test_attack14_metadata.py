@@ -8,15 +8,14 @@ nothing is stored or sent."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import SECRET
+from tests.test_attack14_numbers import command
 
 from teamaccess import (
     InvalidImport,
@@ -39,15 +38,6 @@ DIGITS = (
     "(Python's limit on converting them); write a longer number as a string, like "
     '{"customer_no": "12345678901234567890"}'
 )
-
-
-def command(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")}
-    env["TEAMACCESS_SECRET_KEY"] = SECRET
-    return subprocess.run(
-        [sys.executable, "-m", "teamaccess", *args], cwd=folder, env=env,
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
 
 
 def rows(db: Path, table: str) -> int:

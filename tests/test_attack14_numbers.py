@@ -34,7 +34,9 @@ IN_THE_PAST = (
 )
 
 
-def command(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def command(folder: Path, *args: str | bytes, **env: str) -> subprocess.CompletedProcess[str]:
+    """The installed command in *folder*, with no TEAMACCESS_* setting inherited but the
+    key, and *env* on top."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")}
     return subprocess.run(
         [sys.executable, "-m", "teamaccess", *args], cwd=folder,

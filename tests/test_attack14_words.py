@@ -4,12 +4,10 @@ surrogate) is named by the option the operator typed, not by the library's param
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.conftest import SECRET
+from tests.test_attack14_numbers import command
 
 from teamaccess import MemoryMailer, SQLiteStore, TeamAccess
 
@@ -17,15 +15,6 @@ NOT_UNICODE = (
     "is not valid Unicode text (it holds a lone surrogate); decode the input as UTF-8 "
     "before passing it\n"
 )
-
-
-def command(folder: Path, *args: str | bytes) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")}
-    env["TEAMACCESS_SECRET_KEY"] = SECRET
-    return subprocess.run(
-        [sys.executable, "-m", "teamaccess", *args], cwd=folder, env=env,
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
 
 
 class TestOptionsNamedAsTyped:
