@@ -90,3 +90,24 @@ def test_every_page_at_360_px(demo: Demo) -> None:
             if who == OWNER:
                 demo.users(page)
                 shoot(page, f"users-360-{language}")
+
+
+def test_a_personal_note_keeps_its_distance_from_the_buttons(demo: Demo) -> None:
+    """The inviter's note on the accept page ends a line's height above "Accept
+    invitation", on a desktop and on a phone (it touched the button)."""
+    team, a = demo.team, demo.account.id
+    dev = demo.app.extensions["teamaccess.users"].add("dev@agentur.example", "Dev")
+    token = team.invite(a, actor_id=demo.account.owner_id, email=dev.email,
+                        permissions=PermissionSet.of("services.view"),
+                        note="Hallo Dev,\nbitte die Server prüfen.").token  # fmt: skip
+    for width in (1200, WIDTH):
+        page = demo.window()
+        page.set_viewport_size({"width": width, "height": 740})
+        demo.login(page, dev.email)
+        page.goto(f"{demo.base}/team/invitations/accept?token={token}")
+        note = page.locator("blockquote.ta-note").bounding_box()
+        button = page.get_by_role("button", name="Accept invitation").bounding_box()
+        assert note is not None
+        assert button is not None
+        assert button["y"] - (note["y"] + note["height"]) >= 12, (width, note, button)
+        page.context.close()
