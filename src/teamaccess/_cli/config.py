@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shlex
 import stat
 from contextlib import suppress
 from pathlib import Path
@@ -152,6 +153,14 @@ def parse_mail(url: str) -> MailSetting:
 
 def secret_key_path(db: str) -> Path:
     return Path(f"{db}.secret")
+
+
+def _holds_data(db: Path) -> bool:
+    """Whether *db* is a file with something in it (an empty one counts as new)."""
+    try:
+        return db.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def load_or_create_secret(path: Path, created: list[Path] | None = None) -> str:
@@ -420,6 +429,17 @@ class Settings:
             # A command that only reads writes no key file; without one no token was
             # ever signed for this database, so a throwaway key reads the same.
             return secrets.token_urlsafe(32)
+        db = Path(self.db)
+        if db not in self.created and not path.exists() and _holds_data(db):
+            # Made by another program (a panel) that keeps its key elsewhere: a key made
+            # up here would sign links that program refuses as altered.
+            raise ConfigError(
+                f"the database {self.db} has no key file {path} beside it: the program "
+                "that made it keeps its secret key elsewhere. Set TEAMACCESS_SECRET_KEY to "
+                "that key (links this command signed with another would not open); if no "
+                "other program uses the database, create a key file: (umask 077; python -c "
+                f"'import secrets; print(secrets.token_urlsafe(32))' > {shlex.quote(str(path))})"
+            )
         return load_or_create_secret(path, self.created)
 
     def store(self, *, read_only: bool = False) -> Store:

@@ -1,0 +1,116 @@
+"""A database some other program made (the panel, with its own secret key) and no key
+file beside it: the command does not make up a key of its own, since every link it then
+signed would fail in the panel ("altered"), and a mail worker would send such links with
+exit status 0. It says to give the panel's key, with exit status 3, and writes nothing.
+Real subprocesses on a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from teamaccess import PermissionSet, SQLiteStore, TeamAccess
+from teamaccess.testing import MemoryMailer
+
+PANEL_KEY = "the-panel-key-" + "p" * 20
+URL = "https://panel.example.com/accept?token={token}"
+
+
+def panel_database(tmp_path: Path) -> tuple[Path, str]:
+    """What a panel leaves: a file with an account and a queued invitation, no key file."""
+    db = tmp_path / "team.db"
+    team = TeamAccess(SQLiteStore(db), MemoryMailer(), secret_key=PANEL_KEY, accept_url=URL,
+                      delivery="queue")  # fmt: skip
+    try:
+        account = team.create_account(name="Muster", owner_id="max", owner_email="m@muster.de")
+        team.invite(account.id, actor_id="max", email="dev@example.org",
+                    permissions=PermissionSet.of("billing.view"))  # fmt: skip
+    finally:
+        team.close()
+    return db, account.id
+
+
+def command(db: Path, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The command on *db*, its mail written as files into outbox/ beside it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")}
+    if key is not None:
+        env["TEAMACCESS_SECRET_KEY"] = key
+    return subprocess.run(
+        [sys.executable, "-m", "teamaccess", "--db", str(db), "--accept-url", URL,
+         "--mail", f"file:{db.parent / 'outbox'}", *args],
+        cwd=db.parent, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def outbox(db: Path) -> list[tuple[str, str]]:
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        return con.execute("SELECT status, recipient FROM outbox ORDER BY id").fetchall()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("deliver",),
+        ("invite", "ACCOUNT", "x@example.org", "--all", "--as", "max"),
+        ("accounts", "create", "--name", "B", "--owner-id", "b", "--owner-email", "b@b.de"),
+    ],
+    ids=["deliver", "invite", "create-account"],
+)
+def test_no_key_of_its_own_for_a_database_it_did_not_make(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    db, account = panel_database(tmp_path)
+    before = db.read_bytes(), outbox(db)
+    proc = command(db, *(account if a == "ACCOUNT" else a for a in args))
+    assert proc.returncode == 3, proc.stderr
+    key = f"{db}.secret"
+    assert proc.stderr == (
+        f"error: the database {db} has no key file {key} beside it: the program that made "
+        "it keeps its secret key elsewhere. Set TEAMACCESS_SECRET_KEY to that key (links "
+        "this command signed with another would not open); if no other program uses the "
+        f"database, create a key file: (umask 077; python -c 'import secrets; "
+        f"print(secrets.token_urlsafe(32))' > {key})\n"
+    )
+    assert not Path(key).exists()
+    assert not (tmp_path / "outbox").exists()
+    assert outbox(db) == before[1]
+
+
+def test_with_the_panel_key_the_worker_sends_a_link_the_panel_opens(tmp_path: Path) -> None:
+    db, _ = panel_database(tmp_path)
+    proc = command(db, "deliver", key=PANEL_KEY)
+    assert proc.returncode == 0, proc.stderr
+    assert not Path(f"{db}.secret").exists()
+    mails = sorted((tmp_path / "outbox").glob("*.eml"))
+    invitation = [m for m in mails if b"dev@example.org" in m.read_bytes()]
+    assert len(invitation) == 1
+    import re
+    from email import message_from_bytes, policy
+
+    read = message_from_bytes(invitation[0].read_bytes(), policy=policy.default)
+    text = read.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    token = re.search(r"token=([\w.\-]+)", text)
+    assert token is not None
+    panel = TeamAccess(SQLiteStore(db), MemoryMailer(), secret_key=PANEL_KEY, accept_url=URL)
+    try:
+        member = panel.accept_invitation(token.group(1), user_id="dev", email="dev@example.org")
+    finally:
+        panel.close()
+    assert member.user_id == "dev"
+
+
+def test_a_new_database_still_gets_its_key_file(tmp_path: Path) -> None:
+    db = tmp_path / "new.db"
+    proc = command(db, "accounts", "create", "--name", "A", "--owner-id", "a",
+                   "--owner-email", "a@a.de")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert Path(f"{db}.secret").stat().st_mode & 0o777 == 0o600
+    again = command(db, "accounts", "create", "--name", "B", "--owner-id", "b",
+                    "--owner-email", "b@b.de")  # fmt: skip
+    assert again.returncode == 0, again.stderr
