@@ -87,6 +87,19 @@ TEXTS = [
     pytest.param(
         "[7]", ' must be a JSON object like {"customer_no": "4711"}, not an array', id="array"
     ),
+    # JSON keeps the last of a key given twice and drops the other without a word.
+    pytest.param(
+        '{"no": 1, "x": {"a": 1, "b": 2, "a": 3}}',
+        ' names the key "a" twice in one object; give each key once (JSON readers keep only '
+        "one of the two values)",
+        id="key-twice",
+    ),
+    pytest.param(
+        '{"Straße": 1, "Straße": 1}',
+        ' names the key "Straße" twice in one object; give each key once (JSON readers keep '
+        "only one of the two values)",
+        id="key-twice-same-value",
+    ),
 ]
 
 
