@@ -1,6 +1,7 @@
 """A vendor's metadata that JSON or Python cannot carry: an integer past Python's limit on
 its digits, NaN, an infinity (``1e400`` reads as one), nesting past the parser's
-recursion, a value that holds itself. ``invite --metadata``, the import file's column,
+recursion, a value that holds itself, a key that is not a string (at any depth, where JSON
+would turn ``1`` into ``"1"``). ``invite --metadata``, the import file's column,
 ``invite(metadata=)`` and ``import_accounts()`` each say so in words that tell what to
 write instead, the same words for the same value, never Python's own
 (``sys.set_int_max_str_digits``, "maximum recursion depth", "Out of range float"), and
@@ -86,6 +87,19 @@ TEXTS = [
     pytest.param(
         "[7]", ' must be a JSON object like {"customer_no": "4711"}, not an array', id="array"
     ),
+    # JSON keeps the last of a key given twice and drops the other without a word.
+    pytest.param(
+        '{"no": 1, "x": {"a": 1, "b": 2, "a": 3}}',
+        ' names the key "a" twice in one object; give each key once (JSON readers keep only '
+        "one of the two values)",
+        id="key-twice",
+    ),
+    pytest.param(
+        '{"Straße": 1, "Straße": 1}',
+        ' names the key "Straße" twice in one object; give each key once (JSON readers keep '
+        "only one of the two values)",
+        id="key-twice-same-value",
+    ),
 ]
 
 
@@ -140,6 +154,13 @@ def _deep(levels: int) -> list[Any]:
     return value
 
 
+def _deep_dict(levels: int, bottom: dict[Any, Any]) -> list[Any]:
+    value: list[Any] = [bottom]
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
 def _circular() -> dict[str, Any]:
     value: dict[str, Any] = {"a": []}
     value["a"].append(value)
@@ -184,11 +205,32 @@ VALUES = [
         "str keys); a value is a set",
         id="set",
     ),
+    # Below the top a key that is not a string is refused as at the top, with the path to
+    # it: JSON would write 1 as "1" (and refuse a tuple in its own words).
     pytest.param(
         {"by": {("a", 1): "x"}},
-        "metadata must hold only JSON values (str, int, float, bool, None, list, dict, with "
-        "str keys); a key is a tuple",
+        "metadata keys must be strings, not ('a', 1) (a key of metadata['by'])",
         id="tuple-key",
+    ),
+    pytest.param(
+        {"a": {1: "x"}},
+        "metadata keys must be strings, not 1 (a key of metadata['a'])",
+        id="int-key-below",
+    ),
+    pytest.param(
+        {"a": [0, {"b": {None: 1}}]},
+        "metadata keys must be strings, not None (a key of metadata['a'][1]['b'])",
+        id="none-key-in-a-list",
+    ),
+    pytest.param(
+        {"t": ("x", {True: 1})},
+        "metadata keys must be strings, not True (a key of metadata['t'][1])",
+        id="bool-key-in-a-tuple",
+    ),
+    pytest.param(
+        {"d": _deep_dict(100_000, {2.5: "x"})},
+        "metadata keys must be strings, not 2.5 (a key of metadata['d'][0][0][0]...[0][0][0][0])",
+        id="float-key-100000-deep",
     ),
 ]
 

@@ -139,6 +139,32 @@ class TestDefaults:
         assert "there is no database teamaccess.db yet" in line
         assert not (run.folder / "teamaccess.db").exists()
 
+    @pytest.mark.parametrize(
+        ("uri", "path"),
+        [
+            ("file:team.db?mode=rwc", "team.db"),
+            ("file:team.db", "team.db"),
+            ("file:///srv/panel/my%20team.db?mode=ro", "'/srv/panel/my team.db'"),
+            ("file::memory:?cache=shared", ":memory:"),
+            ("file://db.example.com/team.db", "teamaccess.db"),
+        ],
+    )
+    @pytest.mark.parametrize("given", ["option", "env"])
+    def test_a_sqlite_uri_is_refused(self, run: Cli, uri: str, path: str, given: str) -> None:
+        """The command works on the file's path (the key file beside it, read-only
+        opening by itself), so it asks for that path: with a URI it wrote a key file named
+        after the whole URI."""
+        args = ["--db", uri] if given == "option" else []
+        run.env["TEAMACCESS_DB"] = uri if given == "env" else None
+        line = run.error(*args, "accounts", "create", "--name", "A", "--owner-id", "u1",
+                         "--owner-email", "u1@example.com", code=3)  # fmt: skip
+        assert line == (
+            "error: --db (TEAMACCESS_DB) takes the SQLite file's path, not a file: URI; give "
+            f"--db {path}. The command opens a file this user may not write read-only by "
+            "itself, and keeps the secret key beside the file"
+        )
+        assert list(run.folder.iterdir()) == []  # no database, no key file
+
     def test_outbox_option_language_and_accept_url(self, run: Cli, account: str) -> None:
         data = run.json(
             "--outbox", "mails", "--language", "de",

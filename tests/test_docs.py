@@ -145,6 +145,19 @@ class TestLinks:
                 broken.append(target)
         assert broken == [], f"{path.name} links to missing files: {broken}"
 
+    def test_tests_named_in_the_source_exist(self) -> None:
+        """A docstring or comment that sends a reader to a test file names one that exists."""
+        named = {
+            (source.relative_to(ROOT).as_posix(), target)
+            for source in sorted((ROOT / "src").rglob("*.py"))
+            for target in re.findall(r"\btests/[\w/]+\.py\b", source.read_text(encoding="utf-8"))
+        }
+        assert named  # the source does name some: the check below looks at something
+        missing = sorted(
+            (source, target) for source, target in named if not (ROOT / target).is_file()
+        )
+        assert missing == []
+
 
 class TestQuickStartMatchesCI:
     """The README's two Quick start commands exist, and CI runs the test one word for word."""

@@ -10,11 +10,12 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from tests.conftest import SECRET
 
-from teamaccess import FileMailer, PermissionSet, SQLiteStore, Store, TeamAccess
+from teamaccess import FileMailer, PermissionSet, SQLiteStore, StorageError, Store, TeamAccess
 from teamaccess.testing import FrozenClock
 
 
@@ -103,6 +104,27 @@ class TestSQLiteFileModes:
         assert shm.exists()
         assert [mode(path), mode(wal), mode(shm)] == [0o600, 0o600, 0o600]
         store.close()
+
+    @pytest.mark.parametrize(
+        "uri", ["file:{}", "file:{}?mode=rwc", "file://localhost{}", "file:{}?cache=shared"]
+    )
+    def test_new_database_through_a_uri(self, tmp_path: Path, open_umask: None, uri: str) -> None:
+        """A ``file:`` URI that creates the file creates it as a path does."""
+        path = tmp_path / "my team.db"
+        store = SQLiteStore(uri.format(quote(str(path))))
+        TeamAccess(store, FileMailer(tmp_path / "mail"), secret_key=SECRET).create_account(
+            name="A", owner_id="o", owner_email="o@example.com"
+        )
+        wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+        assert [mode(path), mode(wal), mode(shm)] == [0o600, 0o600, 0o600]
+        store.close()
+
+    def test_a_uri_that_creates_no_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.db"
+        for uri in (f"file:{path}?mode=ro", f"file:{path}?mode=rw"):
+            with pytest.raises(StorageError, match="cannot be opened"):
+                SQLiteStore(uri)
+        assert list(tmp_path.iterdir()) == []
 
     def test_existing_database_keeps_its_mode(self, tmp_path: Path, open_umask: None) -> None:
         path = tmp_path / "t.db"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -254,6 +255,39 @@ class TestMetadata:
         assert member.metadata == expected
         assert team.get_member(account.id, "a").metadata == expected
         assert team.get_member(account.id, "owner").metadata == {}
+
+    def test_what_comes_back_equals_what_was_given_at_every_depth(
+        self, team: TeamAccess, account: Account
+    ) -> None:
+        """Below the top too, keys come back as given; a tuple is a JSON array at every
+        depth and comes back as a list, from invite() as from the store."""
+        meta = {"a": {"1": "x", "b": [{"c": None}, ("d", ("e",))]}, "t": ({"f": 1.5},)}
+        expected = {"a": {"1": "x", "b": [{"c": None}, ["d", ["e"]]]}, "t": [{"f": 1.5}]}
+        inv = team.invite(account.id, actor_id="owner", email="a@example.org",
+                          permissions=P(), metadata=meta)  # fmt: skip
+        assert inv.metadata == expected
+        assert team.get_invitation(inv.id).metadata == expected
+        assert inv.token is not None
+        team.accept_invitation(inv.token, user_id="a", email="a@example.org")
+        assert team.get_member(account.id, "a").metadata == expected
+
+    @pytest.mark.parametrize(
+        ("meta", "message"),
+        [
+            ({"a": {1: "x"}}, "metadata keys must be strings, not 1 (a key of metadata['a'])"),
+            # {"1": "x"} once stored, and {1: "x", "1": "y"} as one key of the two
+            ({"a": {1: "x", "1": "y"}}, "not 1 (a key of metadata['a'])"),
+            ({"a": [{None: 1}]}, "not None (a key of metadata['a'][0])"),
+            ({"a": ({"b": {False: 1}},)}, "not False (a key of metadata['a'][0]['b'])"),
+        ],
+    )
+    def test_a_key_below_the_top_that_is_not_a_string(
+        self, team: TeamAccess, mailer: MemoryMailer, account: Account, meta: object, message: str
+    ) -> None:
+        with pytest.raises(ValidationError, match=re.escape(message)):
+            team.invite(account.id, actor_id="owner", email="a@example.org", permissions=P(),
+                        metadata=meta)  # type: ignore[arg-type]  # fmt: skip
+        assert (team.pending_invitations(account.id), mailer.outbox) == ([], [])
 
     @pytest.mark.parametrize(
         ("bad", "match"),

@@ -67,6 +67,55 @@ class TestRefusedSettings:
         assert list(Path(directory).iterdir()) == []  # no cluster, no server
 
 
+REFUSED_DIR = (
+    "refused: the socket's directory may hold only letters, digits, '.', '_', '-' and '/' "
+    "(a quote, comma or space would break the server's settings or the URL); give another, "
+    "e.g. /tmp/pg"
+)
+
+
+class TestRefusedDirectory:
+    """A DIR that cannot go into unix_socket_directories, the server's command line and
+    the URL as it is is refused with one line before anything is created."""
+
+    @pytest.mark.parametrize("name", ["it's", "a,b", "a b", 'a"b', "a&port=1", "a%2Fb"])
+    def test_refused(self, directory: str, name: str) -> None:
+        path = Path(directory) / name
+        try:
+            done = run("start", str(path), str(PORT), "fsync=off")
+            assert (done.returncode, done.stdout) == (2, "")
+            assert done.stderr == f"DIR '{path}' {REFUSED_DIR}\n"
+            assert list(Path(directory).iterdir()) == []  # no cluster, no server
+        finally:
+            run("stop", str(path))  # a server started without the check
+
+    def test_a_relative_dir_is_checked_as_the_path_it_names(self, directory: str) -> None:
+        folder = Path(directory) / "my tests"
+        folder.mkdir()
+        try:
+            done = subprocess.run([SCRIPT, "start", "pg", str(PORT)], cwd=folder,
+                                  capture_output=True, text=True, timeout=180)  # fmt: skip
+            assert (done.returncode, done.stdout) == (2, ""), done.stderr
+            assert done.stderr == f"DIR '{folder}/pg' {REFUSED_DIR}\n"
+            assert list(folder.iterdir()) == []
+        finally:
+            run("stop", str(folder / "pg"))
+
+    def test_the_default_dir_under_such_a_tmpdir(self, directory: str) -> None:
+        folder = Path(directory) / "my tmp"
+        folder.mkdir()
+        made = subprocess.run([SCRIPT, "start"], env={**os.environ, "TMPDIR": str(folder)},
+                              capture_output=True, text=True, timeout=180)  # fmt: skip
+        try:
+            assert (made.returncode, made.stdout) == (2, ""), made.stderr
+            assert made.stderr.startswith(f"DIR '{folder}/teamaccess-pg.")
+            assert made.stderr.endswith(f"{REFUSED_DIR}, or set TMPDIR to such a directory\n")
+            assert list(folder.iterdir()) == []  # the new directory is removed again
+        finally:
+            for left in folder.iterdir():
+                run("stop", str(left))
+
+
 def tcp_refused(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=5).close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 import attrs
 
@@ -70,9 +70,9 @@ def check_period(what: str, value: timedelta) -> timedelta:
 
 
 def check_metadata(value: object) -> dict[str, object]:
-    """A vendor's metadata, checked: a dict with string keys that JSON can carry, at most
-    :data:`METADATA_MAX_BYTES` as JSON. Returns the JSON round trip, so what is returned
-    later (tuples as lists) equals what is returned now."""
+    """A vendor's metadata, checked: a dict with string keys at every level that JSON can
+    carry, at most :data:`METADATA_MAX_BYTES` as JSON. Returns the JSON round trip, so
+    what is returned later (tuples as lists) equals what is returned now."""
     import json  # loads on use: import teamaccess stays light
 
     if value is None:
@@ -81,9 +81,9 @@ def check_metadata(value: object) -> dict[str, object]:
         raise ValidationError(
             f"metadata must be a dict such as {{'customer_no': '4711'}}, not {type(value).__name__}"
         )
-    for key in value:
-        if not isinstance(key, str):
-            raise ValidationError(f"metadata keys must be strings, not {key!r}")
+    refused = _key_not_a_string(value)
+    if refused is not None:
+        raise ValidationError(refused)
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except RecursionError:
@@ -106,6 +106,58 @@ def check_metadata(value: object) -> dict[str, object]:
         )
     result: dict[str, object] = json.loads(text)
     return result
+
+
+#: A step down into metadata: (the dict or list, its key or index there, the step above).
+_Step = tuple[object, object, "_Step | None"]
+#: How many keys and indexes a message shows of a path to a refused key, at each end.
+_PATH_ENDS: Final = 4
+
+
+def _key_not_a_string(value: dict[object, object]) -> str | None:
+    """What to say of a key that is not a string, at any depth of *value*, with the path
+    to the dict holding it; ``None`` if every key is a string.
+
+    JSON writes such a key below the top as a string (``1`` as ``"1"``, ``None`` as
+    ``"null"``, two keys as one), so what came back would not be what was given. Walked
+    without recursion and each container once: a value nested deeper than Python
+    recurses, or holding itself, is refused by ``json.dumps`` afterwards in its own words.
+    """
+    seen: set[int] = set()
+    todo: list[_Step] = [(value, None, None)]
+    while todo:
+        step = todo.pop()
+        node = step[0]
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, dict):
+            for key in node:
+                if not isinstance(key, str):
+                    where = _path(step)
+                    return f"metadata keys must be strings, not {key!r}" + (
+                        f" (a key of metadata{where})" if where else ""
+                    )
+            items: Iterable[tuple[object, object]] = node.items()
+        else:
+            items = enumerate(cast("list[object]", node))
+        below = [(item, key, step) for key, item in items if isinstance(item, dict | list | tuple)]
+        todo.extend(reversed(below))  # the first below is looked at first
+    return None
+
+
+def _path(step: _Step) -> str:
+    """``['a'][0]``: the keys and indexes from the top of the metadata down to *step*;
+    a long one shows its ends only."""
+    keys: list[str] = []
+    at: _Step | None = step
+    while at is not None and at[2] is not None:
+        keys.append(f"[{at[1]!r}]")
+        at = at[2]
+    keys.reverse()
+    if len(keys) > 2 * _PATH_ENDS:
+        keys[_PATH_ENDS:-_PATH_ENDS] = ["..."]
+    return "".join(keys)
 
 
 def integer_too_long(exc: ValueError) -> str | None:

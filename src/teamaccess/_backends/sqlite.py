@@ -118,6 +118,21 @@ def _immutable(path: str) -> bool:
     return query.get("immutable", "").lower() in ("1", "true", "yes", "on")
 
 
+def _file_of_uri(path: str) -> str | None:
+    """The file a ``file:`` URI has SQLite create when it is missing (no ``mode``, or
+    ``mode=rwc``; with ``immutable=1`` too, empty), to be created private first as a
+    path's is; ``None`` for a URI that creates none (``ro``, ``rw``, in memory, another
+    host)."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    parts = urlsplit(path)
+    query = dict(parse_qsl(parts.query))
+    file = unquote(parts.path)
+    if query.get("mode", "rwc") != "rwc" or file in ("", ":memory:"):
+        return None
+    return file if parts.netloc in ("", "localhost") else None
+
+
 # -- the store ----------------------------------------------------------------------------
 
 
@@ -201,6 +216,8 @@ class SQLiteStore:
         is_uri = self.path.startswith("file:")
         if not is_uri and self.path not in ("", ":memory:"):
             _create_private(self.path)
+        elif is_uri and (file := _file_of_uri(self.path)) is not None:
+            _create_private(file)  # SQLite would create it readable by every local user
         try:
             conn = sqlite3.connect(
                 self.path,

@@ -27,7 +27,7 @@ from .._permissions import PermissionSet
 if TYPE_CHECKING:
     from .._service import TeamAccess
 
-from .config import Settings, is_postgres, parse_mail
+from .config import Settings, is_postgres, parse_mail, refuse_sqlite_uri
 from .words import for_operators
 
 __all__ = [
@@ -279,6 +279,8 @@ def cli(
     """
     if not is_postgres(db) and ctx.get_parameter_source("schema") is COMMAND_LINE:
         raise click.UsageError("--schema goes with a PostgreSQL --db (postgresql://...)")
+    if db.startswith("file:"):
+        raise refuse_sqlite_uri(db)
     if mail is not None:
         old = [
             f"--{name.replace('_', '-')}"

@@ -31,6 +31,7 @@ __all__ = [
     "is_postgres",
     "load_or_create_secret",
     "parse_mail",
+    "refuse_sqlite_uri",
     "remove_if_new_and_unused",
     "safe_db_label",
     "secret_key_path",
@@ -148,6 +149,27 @@ def parse_mail(url: str) -> MailSetting:
         smtp_port=port,
         smtp_security=security,  # type: ignore[arg-type]
         smtp_user=unquote(parts.username) if parts.username else None,
+    )
+
+
+def refuse_sqlite_uri(db: str) -> ConfigError:
+    """``--db file:...``: the command works on the file's path (it opens a file this user
+    may not write read-only by itself, keeps the secret key beside it, and removes a
+    file a refused command created), so it asks for that path instead of a URI it would
+    read half as one (the key file was named after the whole URI)."""
+    import shlex
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    parts = urlsplit(db)
+    path = unquote(parts.path)
+    if path == ":memory:" or dict(parse_qsl(parts.query)).get("mode") == "memory":
+        path = ":memory:"
+    if parts.netloc not in ("", "localhost") or not path:
+        path = "teamaccess.db"
+    return ConfigError(
+        f"--db (TEAMACCESS_DB) takes the SQLite file's path, not a file: URI; give "
+        f"--db {shlex.quote(path)}. The command opens a file this user may not write "
+        "read-only by itself, and keeps the secret key beside the file"
     )
 
 

@@ -3,7 +3,9 @@ column of ``import``, read one way so that both say the same of the same text.
 
 The service checks the dict (``check_metadata``); this reads the text, where Python's own
 words would otherwise show: a parser's recursion, its limit on an integer's digits, and
-the ``NaN``, ``Infinity`` and too-large numbers it reads as floats JSON cannot carry.
+the ``NaN``, ``Infinity`` and too-large numbers it reads as floats JSON cannot carry. A
+key written twice in one object is refused too: the parser would keep the last value
+and drop the other without a word.
 """
 
 from __future__ import annotations
@@ -30,6 +32,25 @@ class _NotANumber(ValueError):
         self.written = written
 
 
+class _Twice(ValueError):
+    """A key written twice in one object of the text."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    data = dict(pairs)
+    if len(data) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Twice(key)
+            seen.add(key)
+    return data
+
+
 def _constant(written: str) -> float:
     # NaN, Infinity and -Infinity: Python's json reads them; JSON has no such values.
     raise _NotANumber(written)
@@ -46,7 +67,16 @@ def read_metadata(text: str) -> dict[str, object]:
     """*text* as a JSON object; anything else is a ``ValidationError`` whose message
     starts with "metadata" and says what to write instead."""
     try:
-        data = json.loads(text, parse_constant=_constant, parse_float=_float)
+        data = json.loads(
+            text, parse_constant=_constant, parse_float=_float, object_pairs_hook=_object
+        )
+    except _Twice as exc:
+        key = json.dumps(exc.key, ensure_ascii=False)
+        shown = key if len(key) <= 24 else f'{key[:20]}..."'
+        raise ValidationError(
+            f"metadata names the key {shown} twice in one object; give each key once (JSON "
+            "readers keep only one of the two values)"
+        ) from None
     except _NotANumber as exc:
         shown = exc.written if len(exc.written) <= 24 else f"{exc.written[:20]}..."
         raise ValidationError(

@@ -3,8 +3,9 @@
 The service's errors tell a Python caller what to call (``members(account_id)``,
 ``deliver_pending()``, ``SQLiteStore(..., timeout=...)``); an operator types commands
 and options. The command rewrites those hints before printing an error. Each rewrite
-names a hint the library gives today; tests/test_cli_words.py makes the library raise
-every one and checks what the command prints.
+names a hint the library gives today; tests/test_cli_operators.py (``TestTheCommandsWords``)
+makes the library raise them and checks what the command prints, and that every rewrite
+still matches words the library's source says.
 """
 
 from __future__ import annotations
