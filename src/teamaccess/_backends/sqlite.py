@@ -118,6 +118,19 @@ def _immutable(path: str) -> bool:
     return query.get("immutable", "").lower() in ("1", "true", "yes", "on")
 
 
+def _in_memory(path: str) -> bool:
+    """Whether *path* names an in-memory database (no file, so no WAL): ``":memory:"``,
+    or a URI such as ``file::memory:?cache=shared`` or ``file:name?mode=memory``."""
+    if path == ":memory:":
+        return True
+    if not path.startswith("file:"):
+        return False
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    parts = urlsplit(path)
+    return unquote(parts.path) == ":memory:" or dict(parse_qsl(parts.query)).get("mode") == "memory"
+
+
 def _file_of_uri(path: str) -> str | None:
     """The file a ``file:`` URI has SQLite create when it is missing (no ``mode``, or
     ``mode=rwc``; with ``immutable=1`` too, empty), to be created private first as a
@@ -291,7 +304,7 @@ class SQLiteStore:
         # Deleted rows are overwritten with zeros, not left in free space, so an erased
         # address is not in the file (docs/privacy.md). Some builds have it on already.
         conn.execute("PRAGMA secure_delete = ON")
-        if self.path != ":memory:" and "mode=memory" not in self.path and not _immutable(self.path):
+        if not _in_memory(self.path) and not _immutable(self.path):
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StorageError(
