@@ -306,7 +306,8 @@ def import_command(
 
     One line per person; the members join without invitation or mail, as the operator
     (teamaccess.SYSTEM) adds them. Every line is checked first: if any is wrong, the
-    lines are named and nothing is imported. docs/cli.md describes the columns.
+    lines are named and nothing is imported. The columns: the command-line guide,
+    https://github.com/teamaccess/teamaccess/tree/main/docs/cli.md.
     """
     if len(delimiter) != 1:
         raise click.UsageError(f"--delimiter must be one character, not {delimiter!r}")

@@ -46,7 +46,8 @@ def export(user_id: str | None, email: str | None) -> None:
 def erase(user_id: str | None, email: str | None, actor: str, yes: bool, as_json: bool) -> None:
     """Erase a person everywhere; the audit log keeps a pseudonym (Art. 17).
 
-    Set TEAMACCESS_PSEUDONYM_KEY to the key of the pseudonyms (docs/privacy.md).
+    Set TEAMACCESS_PSEUDONYM_KEY to the key of the pseudonyms (the privacy guide:
+    https://github.com/teamaccess/teamaccess/tree/main/docs/privacy.md).
     """
     _named(user_id, email)
     if not yes:
