@@ -713,6 +713,30 @@ class TestMailSetting:
             [received] = server.received
         assert (received.login, received.tls) == ("panel@muster", True)
 
+    def test_login_in_clear_is_refused(self, run: Cli, account: str) -> None:
+        run.env["TEAMACCESS_SMTP_PASSWORD"] = "s3cret"
+        before = sorted(p.name for p in run.folder.iterdir())
+        line = run.error(
+            "--mail", "smtp://panel@mail.example.com:25?security=plain", *REAL_LINKS,
+            "invite", account, "b@example.com", "--all", "--as", "max", code=3,
+        )  # fmt: skip
+        assert line == (
+            "error: --mail logs in as 'panel' with security=plain, which sends the password "
+            "to mail.example.com unencrypted; use ?security=starttls (the default) or "
+            "?security=tls, or no user for a relay that needs no login (plain with a login "
+            "only to localhost or 127.0.0.1)"
+        )
+        assert sorted(p.name for p in run.folder.iterdir()) == before  # no outbox, no file
+        assert run.json("invitations", account) == []
+
+    def test_login_in_clear_to_a_local_relay(self, run: Cli, account: str) -> None:
+        with SmtpServer(users={"panel": "s3cret"}, auth_over_plain=True) as server:
+            run.env["TEAMACCESS_SMTP_PASSWORD"] = "s3cret"
+            run.env["TEAMACCESS_MAIL"] = f"smtp://panel@{server.host}:{server.port}?security=plain"
+            run(*REAL_LINKS, "invite", account, "b@example.com", "--all", "--as", "max")
+            [received] = server.received
+        assert (received.login, received.tls) == ("panel", False)
+
     def test_file_url(self, run: Cli, account: str) -> None:
         out = run("--mail", "file:letters", "invite", account, "b@example.com", "--all",
                   "--as", "max").stdout  # fmt: skip
