@@ -356,6 +356,7 @@ class TestCleartextLogin:
             "192.168.1.1",
             "2001:db8::1",
             "localhost.example.com",
+            "localhost.",
             "127.0.0.1.example.com",
         ],
     )
@@ -386,7 +387,7 @@ class TestCleartextLogin:
         assert (got.login, got.tls) == ("panel", False)
 
     @pytest.mark.parametrize(
-        "host", ["LocalHost", "localhost.", "127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"]
+        "host", ["LocalHost", "127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"]
     )
     def test_every_loopback_form_is_allowed(self, host: str) -> None:
         mailer = SmtpMailer(host, username="panel", password="s3cret")

@@ -69,7 +69,7 @@ def is_loopback(host: str) -> bool:
 
     Only the name and the literal addresses: another name may resolve anywhere.
     """
-    if host.lower() in ("localhost", "localhost."):
+    if host.lower() == "localhost":
         return True
     try:
         address = ipaddress.ip_address(host)
