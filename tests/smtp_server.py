@@ -88,6 +88,7 @@ class _Handler:
         self.rcpt_replies: dict[str, str] = {}
         self.data_replies: dict[str, str] = {}
         self.answered: list[tuple[str, str]] = []
+        self.logins: list[str] = []
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
@@ -163,6 +164,8 @@ class SmtpServer:
     to the n-th message waits for :meth:`release` (``blocked`` says it is waiting), as a
     client killed or stopped mid-send experiences it. *rcpt_replies* and *data_replies*
     map a recipient to the reply its ``RCPT TO`` or its message's ``DATA`` gets.
+    *auth_over_plain* offers the login before any TLS too, as a careless relay does (the
+    login is then optional); ``logins`` lists every login tried, taken or not.
     """
 
     def __init__(
@@ -180,6 +183,7 @@ class SmtpServer:
         block_at: int | None = None,
         rcpt_replies: Mapping[str, str] | None = None,
         data_replies: Mapping[str, str] | None = None,
+        auth_over_plain: bool = False,
     ) -> None:
         self.host = HOST
         self.port = port if port is not None else free_port()
@@ -198,10 +202,13 @@ class SmtpServer:
                 kwargs["require_starttls"] = True
         if users is not None:
             accounts = dict(users)
+            tried = self._handler.logins
 
             def authenticator(
                 server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
             ) -> AuthResult:
+                if isinstance(auth_data, LoginPassword):
+                    tried.append(auth_data.login.decode())
                 ok = (
                     isinstance(auth_data, LoginPassword)
                     and accounts.get(auth_data.login.decode()) == auth_data.password.decode()
@@ -210,12 +217,22 @@ class SmtpServer:
                 return AuthResult(success=ok, handled=False, auth_data=login)
 
             kwargs["authenticator"] = authenticator
-            kwargs["auth_required"] = True
+            if auth_over_plain:
+                # aiosmtpd warns about a required login without TLS; an optional one it
+                # offers quietly.
+                kwargs["auth_require_tls"] = False
+            else:
+                kwargs["auth_required"] = True
         self._controller = Controller(self._handler, hostname=HOST, port=self.port, **kwargs)
 
     @property
     def received(self) -> list[Received]:
         return self._handler.received
+
+    @property
+    def logins(self) -> list[str]:
+        """The login names tried, in order, whether the password was right or not."""
+        return self._handler.logins
 
     @property
     def rcpt_replies(self) -> dict[str, str]:

@@ -7,20 +7,24 @@ import email
 import email.policy
 import json
 import os
+import re
 import shutil
 import socket
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from tests.smtp_server import Certificates, SmtpServer
 
 from teamaccess import SYSTEM
 from teamaccess._cli import cli
+from teamaccess._cli.app import Integer
 
 ENV_VARS = [
     "TEAMACCESS_DB",
@@ -739,6 +743,30 @@ class TestMailSetting:
             [received] = server.received
         assert (received.login, received.tls) == ("panel@muster", True)
 
+    def test_login_in_clear_is_refused(self, run: Cli, account: str) -> None:
+        run.env["TEAMACCESS_SMTP_PASSWORD"] = "s3cret"
+        before = sorted(p.name for p in run.folder.iterdir())
+        line = run.error(
+            "--mail", "smtp://panel@mail.example.com:25?security=plain", *REAL_LINKS,
+            "invite", account, "b@example.com", "--all", "--as", "max", code=3,
+        )  # fmt: skip
+        assert line == (
+            "error: --mail logs in as 'panel' with security=plain, which sends the password "
+            "to mail.example.com unencrypted; use ?security=starttls (the default) or "
+            "?security=tls, or no user for a relay that needs no login (plain with a login "
+            "only to localhost or 127.0.0.1)"
+        )
+        assert sorted(p.name for p in run.folder.iterdir()) == before  # no outbox, no file
+        assert run.json("invitations", account) == []
+
+    def test_login_in_clear_to_a_local_relay(self, run: Cli, account: str) -> None:
+        with SmtpServer(users={"panel": "s3cret"}, auth_over_plain=True) as server:
+            run.env["TEAMACCESS_SMTP_PASSWORD"] = "s3cret"
+            run.env["TEAMACCESS_MAIL"] = f"smtp://panel@{server.host}:{server.port}?security=plain"
+            run(*REAL_LINKS, "invite", account, "b@example.com", "--all", "--as", "max")
+            [received] = server.received
+        assert (received.login, received.tls) == ("panel", False)
+
     def test_file_url(self, run: Cli, account: str) -> None:
         out = run("--mail", "file:letters", "invite", account, "b@example.com", "--all",
                   "--as", "max").stdout  # fmt: skip
@@ -931,3 +959,42 @@ class TestErrorsInARealProcess:
         [line] = proc.stderr.splitlines()
         assert line.startswith("error: 1 of 1 message(s) could not be sent now")
         assert proc.stdout == ""
+
+
+def _commands(
+    command: click.Command, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name))
+
+
+class TestIntegerRangesInHelp:
+    """--help shows each integer option's range, and none where there is no bound."""
+
+    def test_no_bound_shows_no_range(self, run: Cli) -> None:
+        text = " ".join(run("--help").stdout.split())
+        assert "--smtp-port INTEGER Deprecated. --smtp-security" in text
+        assert "None" not in text
+
+    def test_every_integer_option(self, run: Cli) -> None:
+        shown: list[str] = []
+        for path, command in _commands(cli):
+            types = [
+                p.type
+                for p in command.params
+                if isinstance(p, click.Option) and isinstance(p.type, Integer)
+            ]
+            if not types:
+                continue
+            text = " ".join(run(*path, "--help").stdout.split())
+            assert "None" not in text, path
+            for kind in types:
+                if kind.min is None and kind.max is None:
+                    continue
+                bounds = f"x>={kind.min}" if kind.max is None else f"{kind.min}<=x<={kind.max}"
+                # the end of the option's help: "[default: 50; x>=1]" or "[x>=1]"
+                assert re.search(rf"[\[ ]{re.escape(bounds)}\]", text), (path, bounds)
+                shown.append(bounds)
+        assert {"x>=1", "1<=x<=876000", "1<=x<=36525", "0<=x<=65535"} <= set(shown)

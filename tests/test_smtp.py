@@ -264,6 +264,28 @@ class TestStartTls:
         with pytest.raises(DeliveryFailed, match="does not support what STARTTLS needs"):
             mailer.send(message())
 
+    @pytest.mark.parametrize("batch", [False, True])
+    def test_server_without_starttls_never_gets_the_password(
+        self, certs: Certificates, batch: bool
+    ) -> None:
+        # A server that offers a login in clear but no STARTTLS: the mailer stops before
+        # the login, and never falls back to sending without TLS.
+        with SmtpServer(users={"panel": "s3cret"}, auth_over_plain=True) as server:
+            mailer = SmtpMailer(
+                HOST,
+                server.port,
+                security="starttls",
+                username="panel",
+                password="s3cret",
+                ssl_context=certs.client_context(),
+            )
+            with mailer.batch() as sender:
+                send = sender.send if batch else mailer.send
+                with pytest.raises(DeliveryFailed, match="does not support what STARTTLS"):
+                    send(message())
+            assert server.logins == []
+            assert server.received == []
+
 
 class TestImplicitTls:
     """Implicit TLS (port 465 style) from the first byte."""
@@ -321,6 +343,83 @@ class TestLogin:
         with pytest.raises(DeliveryFailed, match=r"refused the sender .*\(530 .*or a login first"):
             self.mailer(auth_server, certs).send(message())
         assert auth_server.received == []
+
+
+class TestCleartextLogin:
+    """A login over security="plain" is refused when built, except to this machine."""
+
+    @pytest.mark.parametrize(
+        "host",
+        [
+            "mail.example.com",
+            "10.0.0.25",
+            "192.168.1.1",
+            "2001:db8::1",
+            "localhost.example.com",
+            "localhost.",
+            "127.0.0.1.example.com",
+        ],
+    )
+    def test_refused_before_any_connection(
+        self, host: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        connected: list[object] = []
+
+        def create_connection(address: object, *args: object, **kwargs: object) -> None:
+            connected.append(address)
+            raise OSError("no connection in this test")
+
+        monkeypatch.setattr("socket.create_connection", create_connection)
+        with pytest.raises(
+            ValidationError,
+            match=rf"^SMTP login as 'panel' with security='plain' would send the password to "
+            rf"{re.escape(host)} unencrypted; pass security=\"starttls\" or \"tls\"",
+        ) as info:
+            SmtpMailer(host, username="panel", password="s3cret")
+        assert "s3cret" not in str(info.value)
+        assert connected == []
+
+    @pytest.mark.parametrize("host", [HOST, "localhost"])
+    def test_loopback_relay_takes_a_plain_login(self, host: str) -> None:
+        with SmtpServer(users={"panel": "s3cret"}, auth_over_plain=True) as server:
+            SmtpMailer(host, server.port, username="panel", password="s3cret").send(message())
+            [got] = server.received
+        assert (got.login, got.tls) == ("panel", False)
+
+    @pytest.mark.parametrize(
+        "host", ["LocalHost", "127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"]
+    )
+    def test_every_loopback_form_is_allowed(self, host: str) -> None:
+        mailer = SmtpMailer(host, username="panel", password="s3cret")
+        assert (mailer.host, mailer.security) == (host, "plain")
+
+    def test_without_a_login_plain_is_fine(self) -> None:
+        assert SmtpMailer("mail.example.com").security == "plain"
+
+    @pytest.mark.parametrize("security", ["starttls", "tls"])
+    def test_encrypted_login_to_any_host(self, security: str) -> None:
+        mailer = SmtpMailer(
+            "mail.example.com",
+            security=security,  # type: ignore[arg-type]
+            username="panel",
+            password="s3cret",
+        )
+        assert mailer.username == "panel"
+
+    def test_explicit_opt_out(self) -> None:
+        mailer = SmtpMailer(
+            "relay.internal", username="panel", password="s3cret", allow_cleartext_login=True
+        )
+        assert (mailer.host, mailer.security, mailer.username) == (
+            "relay.internal",
+            "plain",
+            "panel",
+        )
+
+    @pytest.mark.parametrize("value", [1, "yes", None])
+    def test_opt_out_must_be_a_bool(self, value: object) -> None:
+        with pytest.raises(ValidationError, match="allow_cleartext_login must be True or False"):
+            SmtpMailer(allow_cleartext_login=value)  # type: ignore[arg-type]
 
 
 class TestRefusedRecipient:

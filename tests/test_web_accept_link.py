@@ -12,10 +12,11 @@ import pytest
 
 pytest.importorskip("flask", reason="pip install -e '.[test]' installs the web extra")
 
+from itsdangerous import URLSafeTimedSerializer
 from tests.web_panel import USERS, Panel, notices
 from werkzeug.test import TestResponse
 
-from teamaccess import PermissionSet
+from teamaccess import PermissionSet, ValidationError
 from teamaccess.web import (
     INVITATION_COOKIE_MAX_AGE,
     Pages,
@@ -300,6 +301,56 @@ class TestTwoInvitations:
         ]
 
 
+class TestKeyRotation:
+    """Rotating Flask's key with SECRET_KEY_FALLBACKS keeps the links a browser opened."""
+
+    def rotate(self, panel: Panel, *fallbacks: str) -> None:
+        panel.app.config["SECRET_KEY_FALLBACKS"] = list(fallbacks)
+        panel.app.secret_key = "the new key"
+
+    def test_a_link_opened_before_is_accepted_after(self, panel: Panel) -> None:
+        panel.invite(USERS["bea"], "billing.view")
+        link = panel.link()
+        token = link.split("token=", 1)[1]
+        location, _ = open_link(panel, "bea", link)
+        self.rotate(panel, "an older key", "test only")
+        client = panel.client("bea")
+        page = client.get(location)
+        assert page.status_code == 200
+        body = page.get_data(as_text=True)
+        assert 'value="accept"' in body
+        # Flask's session, signed with the old key too, keeps its CSRF token.
+        response = client.post(
+            ACCEPT, data={"csrf_token": csrf_of(body), "token": token, "action": "accept"}
+        )
+        assert response.headers["Location"] == panel.users()
+        assert panel.team.can("bea", panel.account, "billing.view")
+
+    def test_without_the_old_key_the_link_is_asked_for_again(self, panel: Panel) -> None:
+        panel.invite(USERS["bea"], "billing.view")
+        location, _ = open_link(panel, "bea", panel.link())
+        self.rotate(panel, "an older key")
+        status, body = panel.get("bea", location)
+        assert status == 403
+        assert "This page needs the link from the invitation mail." in body
+
+    def test_the_new_key_signs(self, panel: Panel) -> None:
+        self.rotate(panel, "test only")
+        panel.invite(USERS["bea"], "billing.view")
+        first = panel.client("bea").get(panel.link())
+        value = set_cookie(first).partition("=")[2].partition(";")[0]
+        token = panel.link().split("token=", 1)[1]
+        assert list(open_invitations("the new key", value).values()) == [token]
+        assert open_invitations("test only", value) == {}
+
+    def test_one_fallback_as_a_string(self, panel: Panel) -> None:
+        panel.invite(USERS["bea"], "billing.view")
+        location, _ = open_link(panel, "bea", panel.link())
+        panel.app.config["SECRET_KEY_FALLBACKS"] = "test only"  # not a list: one key
+        panel.app.secret_key = "the new key"
+        assert panel.get("bea", location)[0] == 200
+
+
 class TestCore:
     """Framework-free: ``Request.invitations`` in, a result's ``invitations`` out."""
 
@@ -328,6 +379,26 @@ class TestCore:
         assert open_invitations("key", sealed[:-2]) == {}
         assert open_invitations("key", None) == {}
         assert open_invitations("key", seal_invitations("key", {"a": 1})) == {}  # type: ignore[dict-item]
+
+    def test_a_list_of_keys_newest_last(self) -> None:
+        old, new = (
+            seal_invitations("old", {"a": "t1"}),
+            seal_invitations(["old", "new"], {"a": "t2"}),
+        )
+        assert open_invitations(["old", "new"], old) == {"a": "t1"}
+        assert open_invitations(("old", b"new"), new) == {"a": "t2"}
+        assert open_invitations("new", new) == {"a": "t2"}  # the newest signs
+        assert open_invitations("old", new) == {}
+        assert open_invitations(["", "other"], old) == {}
+        # An empty key is never used: a cookie signed with it could be made by anyone.
+        forged = URLSafeTimedSerializer(b"", salt="teamaccess.web.invitations.v1").dumps({"a": "x"})
+        assert open_invitations(["", "new"], forged) == {}
+        assert open_invitations([], new) == {}
+
+    @pytest.mark.parametrize("key", ["", [], [""]])
+    def test_sealing_needs_a_key(self, key: str | list[str]) -> None:
+        with pytest.raises(ValidationError, match="seal_invitations needs a secret key"):
+            seal_invitations(key, {"a": "t1"})
 
     def test_at_most_five_links_are_kept(self, panel: Panel) -> None:
         links = []

@@ -89,6 +89,13 @@ class Integer(click.IntRange):
             )
         return super().convert(value, param, ctx)
 
+    def _describe_range(self) -> str:
+        # The range in --help ("[x>=1]"): click writes "x<=None" for one with no bound at
+        # all, where there is no range to show.
+        if self.min is None and self.max is None:
+            return ""
+        return super()._describe_range()
+
 
 _DIGITS: Final = re.compile(r"\s*[+-]?_?([\d_]+)\s*")  # \d: any digit int() reads
 

@@ -144,11 +144,23 @@ def parse_mail(url: str) -> MailSetting:
     security = query.get("security", ["starttls"])[-1]
     if security not in ("starttls", "tls", "plain"):
         raise ConfigError(f"--mail security must be starttls, tls or plain, not {security!r}")
+    user = unquote(parts.username) if parts.username else None
+    if user is not None and security == "plain":
+        from .._mail.smtp import is_loopback
+
+        if not is_loopback(parts.hostname):
+            # SmtpMailer refuses it too; said here in the command's words.
+            raise ConfigError(
+                f"--mail logs in as {user!r} with security=plain, which sends the password "
+                f"to {parts.hostname} unencrypted; use ?security=starttls (the default) or "
+                "?security=tls, or no user for a relay that needs no login (plain with a "
+                "login only to localhost or 127.0.0.1)"
+            )
     return MailSetting(
         smtp_host=parts.hostname,
         smtp_port=port,
         smtp_security=security,  # type: ignore[arg-type]
-        smtp_user=unquote(parts.username) if parts.username else None,
+        smtp_user=user,
     )
 
 

@@ -10,6 +10,7 @@ body, which may hold an invitation token.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import smtplib
 import ssl
@@ -63,6 +64,22 @@ class _SMTP_SSL(_Tracking, smtplib.SMTP_SSL):
     pass
 
 
+def is_loopback(host: str) -> bool:
+    """Whether *host* names this machine: ``localhost``, ``127.0.0.0/8`` or ``::1``.
+
+    Only the name and the literal addresses: another name may resolve anywhere.
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 (Python < 3.13 says no itself)
+    return address.is_loopback
+
+
 def _reply(code: int, text: bytes | str) -> str:
     """A server reply as one short line, for an error message."""
     if isinstance(text, bytes):
@@ -77,7 +94,10 @@ class SmtpMailer:
     *security* is ``"plain"`` (no encryption; only for a relay on localhost or a trusted
     network), ``"starttls"`` (upgrade after connecting, usually port 587) or ``"tls"``
     (implicit TLS from the first byte, usually port 465). *port* defaults to 25, 587 or
-    465 accordingly. *username* and *password* log in after the connection is secured.
+    465 accordingly. *username* and *password* log in after the connection is secured;
+    with ``"plain"`` that is refused (the password would cross the network unencrypted)
+    unless *host* is a loopback address (``localhost``, ``127.0.0.0/8``, ``::1``) or
+    *allow_cleartext_login* is true, for a relay on a network you trust.
     *ssl_context* replaces the default context (system CAs, host name checked), e.g. to
     trust a private CA. *max_per_connection* caps the messages a :meth:`batch` sends over
     one connection before it opens a new one.
@@ -98,6 +118,7 @@ class SmtpMailer:
         ssl_context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
         max_per_connection: int = DEFAULT_PER_CONNECTION,
+        allow_cleartext_login: bool = False,
     ) -> None:
         check_line("SMTP host", host)
         if not host.strip():
@@ -121,6 +142,23 @@ class SmtpMailer:
             check_line("SMTP password", password)
         elif password is not None:
             raise ValidationError("an SMTP password needs a username; pass username= as well")
+        if not isinstance(allow_cleartext_login, bool):
+            raise ValidationError(
+                f"allow_cleartext_login must be True or False, not {allow_cleartext_login!r}"
+            )
+        if (
+            username is not None
+            and security == "plain"
+            and not allow_cleartext_login
+            and not is_loopback(host)
+        ):
+            # smtplib logs in over any connection whose server offers AUTH; on "plain" the
+            # password would cross the network readable by anyone on the way.
+            raise ValidationError(
+                f"SMTP login as {username!r} with security='plain' would send the password "
+                f'to {host} unencrypted; pass security="starttls" or "tls" (a relay on '
+                "this machine, localhost or 127.0.0.1, may take a plain login)"
+            )
         if ssl_context is not None and security == "plain":
             raise ValidationError(
                 "ssl_context has no effect with security='plain'; use 'starttls' or 'tls'"

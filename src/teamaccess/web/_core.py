@@ -194,31 +194,62 @@ _KEPT_INVITATIONS = 5
 _INVITATIONS_SALT = "teamaccess.web.invitations.v1"
 
 
-def seal_invitations(secret_key: str | bytes, invitations: Mapping[str, str]) -> str:
+def _keys(secret_key: str | bytes | Sequence[str | bytes]) -> list[bytes]:
+    """*secret_key* as a list of keys, newest last, without empty ones: a cookie signed
+    with an empty key could be made by anyone."""
+    keys = [secret_key] if isinstance(secret_key, str | bytes) else list(secret_key)
+    # bytes all: itsdangerous wants one type, and Flask's keys may mix them
+    return [
+        key.encode() if isinstance(key, str) else key
+        for key in keys
+        if isinstance(key, str | bytes) and key
+    ]
+
+
+def seal_invitations(
+    secret_key: str | bytes | Sequence[str | bytes], invitations: Mapping[str, str]
+) -> str:
     """*invitations* (a ``Render``'s or ``Redirect``'s) as the value of the cookie that keeps
     them, signed with *secret_key* and dated.
+
+    *secret_key* is one key, or a list for rotation, newest last (the order
+    ``TeamAccess(secret_key=...)`` takes): the newest signs.
 
     The adapter sends it ``HttpOnly``, ``SameSite=Lax``, with ``Max-Age``
     ``INVITATION_COOKIE_MAX_AGE`` and its path set to the accept page's, so it goes to
     nothing else: the invitation token stays out of every URL, log and ``Referer``.
     """
+    keys = _keys(secret_key)
+    if not keys:
+        from .._errors import ValidationError
+
+        raise ValidationError(
+            "seal_invitations needs a secret key (a non-empty string): the one your "
+            "framework signs its session with"
+        )
     from itsdangerous import URLSafeTimedSerializer
 
-    return URLSafeTimedSerializer(secret_key, salt=_INVITATIONS_SALT).dumps(dict(invitations))
+    return URLSafeTimedSerializer(keys, salt=_INVITATIONS_SALT).dumps(dict(invitations))
 
 
-def open_invitations(secret_key: str | bytes, value: str | None) -> dict[str, str]:
+def open_invitations(
+    secret_key: str | bytes | Sequence[str | bytes], value: str | None
+) -> dict[str, str]:
     """What a cookie made by :func:`seal_invitations` holds, for ``Request.invitations``.
 
-    Empty for no cookie, an altered one, another key's or one older than
-    ``INVITATION_COOKIE_MAX_AGE``: the page then asks for the link from the mail again.
+    *secret_key* is one key, or a list for rotation, newest last: a cookie signed with
+    any of them opens, so rotating the key keeps the links a browser holds (Flask's
+    ``SECRET_KEY_FALLBACKS`` followed by its ``secret_key``). Empty for no cookie, an
+    altered one, another key's or one older than ``INVITATION_COOKIE_MAX_AGE``: the page
+    then asks for the link from the mail again.
     """
-    if not value or not secret_key:
+    keys = _keys(secret_key)
+    if not value or not keys:
         return {}
     from itsdangerous import BadData, URLSafeTimedSerializer
 
     try:
-        kept = URLSafeTimedSerializer(secret_key, salt=_INVITATIONS_SALT).loads(
+        kept = URLSafeTimedSerializer(keys, salt=_INVITATIONS_SALT).loads(
             value, max_age=INVITATION_COOKIE_MAX_AGE
         )
     except BadData:

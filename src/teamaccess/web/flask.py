@@ -13,8 +13,9 @@
 
 The blueprint keeps three things in Flask's signed session (so the app needs a
 ``secret_key``): the CSRF token, the chosen language and the one-time notices. The
-invitation links a browser opened go into a cookie of their own, signed with the same key
-and sent only to the accept page (``seal_invitations``).
+invitation links a browser opened go into a cookie of their own, signed with the same key,
+opened with it or any of ``SECRET_KEY_FALLBACKS`` (Flask's key rotation), and sent only
+to the accept page (``seal_invitations``).
 """
 
 from __future__ import annotations
@@ -104,6 +105,13 @@ def blueprint(
                 "in its session"
             )
         secret = flask.current_app.secret_key
+        # The cookie of opened links is signed with the current key and opens with it or
+        # any of Flask's SECRET_KEY_FALLBACKS, as the session does, so rotating the key
+        # keeps the links a browser holds.
+        fallbacks = flask.current_app.config.get("SECRET_KEY_FALLBACKS") or []
+        if isinstance(fallbacks, str | bytes):
+            fallbacks = [fallbacks]  # one key, not a list of characters
+        keys = [*fallbacks, secret]
         req = flask.request
         session = flask.session
         csrf = session.get(_CSRF)
@@ -125,7 +133,7 @@ def blueprint(
             path=path,
             csrf_token=csrf,
             notices=notices if isinstance(notices, list) else [],
-            invitations=open_invitations(secret, req.cookies.get(cookie)),
+            invitations=open_invitations(keys, req.cookies.get(cookie)),
         )
         endpoint = (req.endpoint or "").rpartition(".")[2]
         result = pages.handle(endpoint, request, **params)
