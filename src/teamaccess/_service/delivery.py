@@ -363,7 +363,7 @@ class _Delivery(_Core):
         row back (``returned=False``) gets *row* for a sent mail, which is then recorded
         by one ``UPDATE`` where the unit has ``update_outbox_sent()`` (``CombinedReads``).
         """
-        now = self.clock.now()
+        now = self.now()
         work: _Work | None = None
         # Not durable: lost in a power cut, this record means the mail goes out again (at
         # least once, as promised; an invitation's with a new link). It saves an fsync per
@@ -418,7 +418,7 @@ class _Delivery(_Core):
     def _keep_unrecorded(self, row: OutboxMessage, exc: StorageError) -> None:
         """Remember a sent message the store could not record, to record it later: left
         as it is, the row would be due again once its lease ends, and go twice."""
-        self._unrecorded()[row.id] = (row, self.clock.now())
+        self._unrecorded()[row.id] = (row, self.now())
         _log().error(
             "mail %s to %s was sent, but recording it failed (%s); recorded on the next "
             "delivery by this process, else sent again once its lease ends",
@@ -654,7 +654,7 @@ class _Delivery(_Core):
         # What an earlier run sent but could not record goes first: claimed again once
         # its lease ends, it would go twice.
         self._record_late()
-        now = self.clock.now()
+        now = self.now()
         lease_until = now + self.delivery_lease
         claimed = self._claim(now, lease_until, limit)
         if not claimed:
@@ -667,7 +667,7 @@ class _Delivery(_Core):
             smtp = sys.modules.get("teamaccess._mail.smtp")  # loaded if mailer is SmtpMailer's
             sends_wire = _sends_wire(smtp, mailer)
             for index, row in enumerate(claimed):
-                if (stop is not None and stop()) or self.clock.now() >= last_start:
+                if (stop is not None and stop()) or self.now() >= last_start:
                     self._release(claimed[index:])
                     break
                 if sends_wire and row.kind != "invitation" and row.message is not None:
@@ -718,7 +718,7 @@ class _Delivery(_Core):
         """Hand back claimed rows not tried, due at once (those still ours)."""
         if not rows:
             return
-        now = self.clock.now()
+        now = self.now()
         with self._record_unit() as uow:
             for row in rows:
                 current = uow.get_outbox(row.id)
