@@ -390,6 +390,74 @@ class _LateClock:
         return self.good if self.budget >= 0 else self.bad
 
 
+class TestClockFailsMidway:
+    """A clock that breaks while mail is on its way: a mail that left is recorded as
+    sent (the time its send began stands in), so it never goes twice, and what a run did
+    not try is due again at once, not held for its lease."""
+
+    def _sent_rows(self, team: TeamAccess) -> list[Any]:
+        with team.store.read() as uow:
+            return uow.outbox(status="sent")
+
+    @pytest.mark.parametrize("backend_name", ["memory", "sqlite"])
+    def test_invite_sending_now(self, tmp_path: Path, backend_name: str) -> None:
+        outcomes = set()
+        for budget in range(12):
+            mailer = MemoryMailer()
+            clock = _LateClock(START, "broken", 10**6)
+            store = (
+                MemoryStore()
+                if backend_name == "memory"
+                else SQLiteStore(tmp_path / f"{budget}.db")
+            )
+            team = TeamAccess(store, mailer, secret_key=SECRET, clock=clock)
+            acc = team.create_account(name="M", owner_id="max", owner_email="chef@muster.de")
+            clock.budget = budget
+            try:
+                team.invite(acc.id, actor_id="max", email="x@agentur.de",
+                            permissions=PermissionSet.all())  # fmt: skip
+                outcomes.add("ok")
+            except ClockError:
+                outcomes.add("refused")
+                assert mailer.outbox == []  # refused: nothing was sent...
+                clock.budget = 10**6
+                assert team.invitations(acc.id) == []  # ...nor stored
+            clock.budget = 10**6
+            assert len(self._sent_rows(team)) == len(mailer.outbox)
+            assert team.pending_messages() == []
+            team.close()
+        assert outcomes == {"ok", "refused"}
+
+    @pytest.mark.parametrize("kind", ["notification", "invitation"])
+    def test_deliver_pending(self, kind: str) -> None:
+        seen = set()
+        for budget in range(14):
+            mailer = MemoryMailer()
+            clock = _LateClock(START, "broken", 10**6)
+            team = TeamAccess(MemoryStore(), mailer, secret_key=SECRET, clock=clock,
+                              delivery="queue")  # fmt: skip
+            acc = team.create_account(name="M", owner_id="max", owner_email="chef@muster.de")
+            for n in range(3):
+                if kind == "notification":
+                    team.notify(acc.id, "general", subject="S", text="T")
+                else:
+                    team.invite(acc.id, actor_id="max", email=f"x{n}@agentur.de",
+                                permissions=PermissionSet.all())  # fmt: skip
+            clock.budget = budget
+            try:
+                team.deliver_pending()
+            except ClockError:
+                seen.add(len(mailer.outbox))
+            clock.budget = 10**6
+            assert len(self._sent_rows(team)) == len(mailer.outbox)
+            waiting = team.pending_messages()
+            assert len(waiting) == 3 - len(mailer.outbox)
+            assert all(row.next_attempt_at <= START for row in waiting)
+            assert all(row.attempts == 0 for row in waiting)  # no try counted
+            team.close()
+        assert seen >= {0, 1, 2}  # the clock broke before the run, and between sends
+
+
 class TestWebPages:
     """Every reading a page makes, the pages' own included: a broken clock is the error
     page (500, the customer's words), never a traceback, and changes nothing."""
