@@ -781,6 +781,9 @@ class TestMailSetting:
             ("smtp://mail.example.com?security=ssl", "security must be starttls, tls or plain"),
             ("smtp://mail.example.com?tls=1", "knows only ?security="),
             ("smtp://mail.example.com:99999", "bad port"),
+            # SmtpMailer refuses port 0; refused here, before any command runs
+            ("smtp://mail.example.com:0", "port from 1 to 65535"),
+            ("smtp://panel@mail.example.com:00", "port from 1 to 65535"),
             # a password with '/', '?' or '#' ends the host part: the parser's error
             # quotes its start as the port
             ("smtp://panel:s3cret/x@mail.example.com", "bad port"),

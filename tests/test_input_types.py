@@ -194,7 +194,7 @@ CASES = [
 ]
 TOKEN_METHODS = ["inspect_invitation", "accept_invitation", "decline_invitation"]
 # Public methods that take no argument to get wrong.
-NO_ARGUMENTS = {"batch", "close"}
+NO_ARGUMENTS = {"batch", "close", "now"}
 
 
 @pytest.fixture

@@ -28,8 +28,9 @@ builtin it resembles, so ``except ValueError`` or ``except LookupError`` keep wo
     ├── RateLimited
     ├── DeliveryFailed
     │   └── DeliveryRefused
-    └── StorageError
-        └── ImportInterrupted
+    ├── StorageError
+    │   └── ImportInterrupted
+    └── ClockError(ValueError)
 
 Messages say what happened and what to do. No message ever contains an invitation token
 or an accept URL.
@@ -49,6 +50,7 @@ __all__ = [
     "AccountNotFound",
     "AlreadyInvited",
     "AlreadyMember",
+    "ClockError",
     "Conflict",
     "ContactNotFound",
     "DeliveryFailed",
@@ -242,6 +244,15 @@ class DeliveryRefused(DeliveryFailed):
 
 class StorageError(TeamAccessError):
     """The backend failed: the file is unusable, locked, read-only or full."""
+
+
+class ClockError(TeamAccessError, ValueError):
+    """The clock gave no usable time: its ``now()`` raised, or returned something other
+    than a timezone-aware ``datetime`` within the range the ``Clock`` protocol names.
+
+    A fault of the service's configuration, not of a caller's input (hence not a
+    ``ValidationError``); nothing was stored or sent.
+    """
 
 
 class InvalidImport(ValidationError):

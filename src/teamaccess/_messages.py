@@ -13,6 +13,7 @@ from ._errors import (
     AccountNotFound,
     AlreadyInvited,
     AlreadyMember,
+    ClockError,
     Conflict,
     ContactNotFound,
     DeliveryFailed,
@@ -171,6 +172,12 @@ _MESSAGES: dict[type[TeamAccessError], tuple[str, str]] = {
         "The service is briefly unavailable; nothing was changed. Please try again in a moment.",
         "Der Dienst ist kurz nicht erreichbar; es wurde nichts geändert. Bitte versuchen Sie "
         "es gleich noch einmal.",
+    ),
+    ClockError: (
+        "Something is wrong with the settings of this service; nothing was changed. "
+        "Please contact support.",
+        "Bei den Einstellungen dieses Dienstes stimmt etwas nicht; es wurde nichts "
+        "geändert. Bitte wenden Sie sich an den Support.",
     ),
     InvalidImport: (
         "The import file has errors; nothing was imported. Please correct the rows listed "

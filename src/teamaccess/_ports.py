@@ -10,15 +10,18 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from ._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
+from ._errors import ClockError, TeamAccessError
 from ._permissions import PermissionSet
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
 __all__ = [
+    "CLOCK_END",
+    "CLOCK_FIRST",
     "BatchMailer",
     "BulkUnitOfWork",
     "Clock",
@@ -28,14 +31,76 @@ __all__ = [
     "Store",
     "SystemClock",
     "UnitOfWork",
+    "check_clock_time",
+    "read_clock",
 ]
+
+
+#: The first instant a clock may read, and the first past the last (both in UTC). The
+#: longest period the library adds to or takes from a reading is a century
+#: (``LONGEST_PERIOD``), so any range a century inside datetime's (years 1 to 9999) would
+#: do; four-digit years also keep every date in a mail, a page and a stored row in one
+#: form (``strftime`` writes year 999 as "999").
+CLOCK_FIRST: Final = datetime(1000, 1, 1, tzinfo=UTC)
+CLOCK_END: Final = datetime(9000, 1, 1, tzinfo=UTC)
+_NEEDED: Final = "a timezone-aware datetime from the year 1000 to 8999"
 
 
 @runtime_checkable
 class Clock(Protocol):
+    """Says what time it is. ``TeamAccess`` reads it for every change and every status.
+
+    ``now()`` returns a timezone-aware ``datetime`` from the year 1000 to 8999 (in UTC),
+    so that every period the library adds or subtracts (at most a century) stays within
+    datetime's range. Any other reading, or an exception from ``now()``, is refused where
+    it is read, with ``ClockError``; nothing is stored or sent then.
+    """
+
     def now(self) -> datetime:
-        """The current time, timezone-aware."""
+        """The current time, timezone-aware, from the year 1000 to 8999."""
         ...
+
+
+def _shown(value: object) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        return f"a {type(value).__name__}"
+    return text if len(text) <= 100 else f"{text[:97]}..."
+
+
+def check_clock_time(value: object, what: str, needed: str, example: str) -> datetime:
+    """*value* if it is a time a clock may give, else ``ClockError``: "*what* <value>,
+    <why>; *needed* <the range>, e.g. *example*"."""
+    try:
+        if not isinstance(value, datetime):
+            why = "not a datetime"
+        elif value.utcoffset() is None:
+            why = "a naive datetime (no time zone)"
+        elif CLOCK_FIRST <= value < CLOCK_END:
+            return value
+        else:
+            why = "outside the years 1000 to 8999 (in UTC)"
+    except Exception as exc:  # a tzinfo whose offset cannot be read
+        why = f"whose time zone fails ({type(exc).__name__}: {exc})"
+    raise ClockError(f"{what} {_shown(value)}, {why}; {needed} {_NEEDED}, e.g. {example}")
+
+
+def read_clock(clock: Clock) -> datetime:
+    """``clock.now()``, checked (:func:`check_clock_time`); what it raises becomes a
+    ``ClockError`` too, unless it is a ``TeamAccessError`` already."""
+    try:
+        value = clock.now()
+    except TeamAccessError:
+        raise
+    except Exception as exc:
+        raise ClockError(
+            f"the clock's now() raised {type(exc).__name__}: {exc}; it must return "
+            f"{_NEEDED}, e.g. datetime.now(UTC)"
+        ) from exc
+    return check_clock_time(
+        value, "the clock's now() returned", "it must return", "datetime.now(UTC)"
+    )
 
 
 class SystemClock:

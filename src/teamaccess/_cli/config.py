@@ -124,10 +124,13 @@ def parse_mail(url: str) -> MailSetting:
         # Not the parser's text: it quotes the "port", which is the start of the password
         # when one holds '/', '?' or '#' (the host part ends there).
         raise ConfigError(
-            "--mail has a bad port (a number from 0 to 65535 after the host), or a user "
+            "--mail has a bad port (a number from 1 to 65535 after the host), or a user "
             "part holding '/', '?' or '#'; the password goes only in "
             f"TEAMACCESS_SMTP_PASSWORD; use {_MAIL_FORMS}"
         ) from None
+    if port == 0:
+        # The parser takes 0, which SmtpMailer refuses: said here, before any command runs.
+        raise ConfigError(f"--mail needs a port from 1 to 65535, not 0; use {_MAIL_FORMS}")
     if parts.password is not None:
         raise ConfigError(
             "--mail must not hold the SMTP password (it would show in the process list); "

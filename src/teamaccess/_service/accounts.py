@@ -166,7 +166,7 @@ class _Accounts(_Invitations):
     def members(self, account_id: str) -> list[Member]:
         """The owner first, then members in the order they joined."""
         _check_id("account_id", account_id)
-        now = self.clock.now()
+        now = self.now()
         with self._read() as uow:
             self._account(uow, account_id)
             return [self._member_now(m, now) for m in uow.members(account_id)]
@@ -274,7 +274,7 @@ class _Accounts(_Invitations):
             return False
         perms, until = held
         # The clock is read only for a member whose access ends: no extra work otherwise.
-        if until is not None and self.clock.now() >= until:
+        if until is not None and self.now() >= until:
             return False
         if resource is None:
             return perms.is_all or permission in perms.names
@@ -302,7 +302,7 @@ class _Accounts(_Invitations):
         if user_id == SYSTEM:
             return _ALL
         held = self._store.grant(account_id, user_id)
-        if held is None or (held[1] is not None and self.clock.now() >= held[1]):
+        if held is None or (held[1] is not None and self.now() >= held[1]):
             return PermissionSet.none()
         return held[0]
 

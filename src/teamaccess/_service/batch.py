@@ -123,7 +123,7 @@ class _Batching(_Delivery):
     def _batched(self, state: _BatchState, now: datetime | None) -> Iterator[_Work]:
         """A use case's unit of work inside the batch: the batch's own unit, tracked."""
         tracked = _Tracked(state.uow)
-        work = _Work(cast(UnitOfWork, tracked), self.clock.now() if now is None else now)
+        work = _Work(cast(UnitOfWork, tracked), self.now() if now is None else now)
         try:
             yield work
         except BaseException as exc:

@@ -258,7 +258,7 @@ class _Contacts(_Delivery):
         addresses = self.recipients(account_id, category)
         with self._read() as uow:
             account = self._account(uow, account_id)
-        now = self.clock.now()
+        now = self.now()
         # Rendered before the write unit: building a message never holds the store's
         # write lock, and a message that cannot be built stores nothing for it.
         prepared: list[tuple[str, str, EmailMessage | None, str | None]] = []

@@ -25,7 +25,7 @@ from .._errors import (
     ValidationError,
 )
 from .._permissions import Catalog, Categories, Category, PermissionSet
-from .._ports import Clock, Mailer, Store, SystemClock, UnitOfWork
+from .._ports import Clock, Mailer, Store, SystemClock, UnitOfWork, read_clock
 from .._tokens import SecretKey, TokenSigner, unencodable_key
 
 if TYPE_CHECKING:
@@ -280,6 +280,12 @@ class _Core:
     def store(self) -> Store:
         return self._store
 
+    def now(self) -> datetime:
+        """The clock's reading, checked: a timezone-aware ``datetime`` from the year 1000
+        to 8999, else ``ClockError`` (also for a ``now()`` that raises). Every use case
+        reads the time through it, so a broken clock changes nothing."""
+        return read_clock(self.clock)
+
     @property
     def mailer(self) -> Mailer:
         return self._mailer
@@ -295,7 +301,7 @@ class _Core:
     def _write(self, now: datetime | None = None) -> Iterator[_Work]:
         """A write unit; *now* is the time of a change whose mail was rendered before it."""
         with self._store.begin() as uow:
-            work = _Work(uow, self.clock.now() if now is None else now)
+            work = _Work(uow, self.now() if now is None else now)
             yield work
             uow.commit()
         self._tell_listeners(work.events)
@@ -428,7 +434,7 @@ class _Core:
                 user_id=actor_id,
                 account_id=account_id,
             )
-        status = member.status_at(self.clock.now())
+        status = member.status_at(self.now())
         if status != "active":
             # A suspended or expired member can do nothing, managing others included.
             raise PermissionDenied(
@@ -441,7 +447,7 @@ class _Core:
 
     def _member_now(self, member: Member, now: datetime | None = None) -> Member:
         """*member* as a caller sees it: ``status`` as of *now* (default: the clock)."""
-        status = member.status_at(self.clock.now() if now is None else now)
+        status = member.status_at(self.now() if now is None else now)
         return member if status == member.status else attrs.evolve(member, status=status)
 
     def _require(
@@ -509,7 +515,7 @@ class _Core:
             return False
         return (
             inviter is None
-            or not inviter.is_active(self.clock.now())
+            or not inviter.is_active(self.now())
             or "users.manage" not in inviter.permissions
             or not inv.permissions.issubset(inviter.permissions)
         )

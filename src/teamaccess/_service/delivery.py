@@ -19,9 +19,11 @@ from .._domain import (
     OutboxMessage,
 )
 from .._errors import (
+    ClockError,
     DeliveryFailed,
     DeliveryRefused,
     StorageError,
+    TeamAccessError,
     ValidationError,
 )
 from .._ports import BatchMailer, Mailer, UnitOfWork
@@ -371,7 +373,7 @@ class _Delivery(_Core):
         row back (``returned=False``) gets *row* for a sent mail, which is then recorded
         by one ``UPDATE`` where the unit has ``update_outbox_sent()`` (``CombinedReads``).
         """
-        now = self.clock.now()
+        now = self._send_time(row)
         work: _Work | None = None
         # Not durable: lost in a power cut, this record means the mail goes out again (at
         # least once, as promised; an invitation's with a new link). It saves an fsync per
@@ -415,6 +417,16 @@ class _Delivery(_Core):
             self._on_sent(done)
         return done
 
+    def _send_time(self, row: OutboxMessage) -> datetime:
+        """The time to record a try to send *row* at: the clock's; if the clock fails now
+        that the mail may have left, when the row's lease for this try began (a reading
+        that was checked). The record must not be lost to the clock: the mail would go
+        again once the lease ended."""
+        try:
+            return self.now()
+        except TeamAccessError:
+            return row.next_attempt_at - self.delivery_lease
+
     def _unrecorded(self) -> dict[str, tuple[OutboxMessage, datetime]]:
         """Messages this instance sent whose record failed (the store was locked, full,
         or unreachable), by id: the row as it was sent, and when."""
@@ -426,7 +438,7 @@ class _Delivery(_Core):
     def _keep_unrecorded(self, row: OutboxMessage, exc: StorageError) -> None:
         """Remember a sent message the store could not record, to record it later: left
         as it is, the row would be due again once its lease ends, and go twice."""
-        self._unrecorded()[row.id] = (row, self.clock.now())
+        self._unrecorded()[row.id] = (row, self._send_time(row))
         _log().error(
             "mail %s to %s was sent, but recording it failed (%s); recorded on the next "
             "delivery by this process, else sent again once its lease ends",
@@ -662,7 +674,7 @@ class _Delivery(_Core):
         # What an earlier run sent but could not record goes first: claimed again once
         # its lease ends, it would go twice.
         self._record_late()
-        now = self.clock.now()
+        now = self.now()
         lease_until = now + self.delivery_lease
         claimed = self._claim(now, lease_until, limit)
         if not claimed:
@@ -675,7 +687,7 @@ class _Delivery(_Core):
             smtp = sys.modules.get("teamaccess._mail.smtp")  # loaded if mailer is SmtpMailer's
             sends_wire = _sends_wire(smtp, mailer)
             for index, row in enumerate(claimed):
-                if (stop is not None and stop()) or self.clock.now() >= last_start:
+                if (stop is not None and stop()) or self._past(last_start, claimed[index:], now):
                     self._release(claimed[index:])
                     break
                 if sends_wire and row.kind != "invitation" and row.message is not None:
@@ -687,6 +699,11 @@ class _Delivery(_Core):
                     prepared = self._prepare(row)
                 except StorageError:
                     self._release(claimed[index:])
+                    raise
+                except ClockError:
+                    # Not the row's fault (that would count as a failed try): the run
+                    # ends, and the row and those behind it are due again at once.
+                    self._release(claimed[index:], now)
                     raise
                 except Exception as exc:
                     # A row whose mail cannot be rendered (say, a vendor template that
@@ -703,6 +720,16 @@ class _Delivery(_Core):
                 source = row.message if row.kind != "invitation" else None
                 results.append(self._record_run(row, self._send(row, prepared, mailer, source)))
         return results
+
+    def _past(self, last_start: datetime, rest: Sequence[OutboxMessage], now: datetime) -> bool:
+        """Whether the clock reads *last_start* or later. A clock that fails now ends the
+        run: what was sent is recorded, and *rest* is due again at once (from the run's
+        *now*), not held for its lease."""
+        try:
+            return self.now() >= last_start
+        except TeamAccessError:
+            self._release(rest, now)
+            raise
 
     def _claim(self, now: datetime, lease_until: datetime, limit: int) -> list[OutboxMessage]:
         with self._store.begin() as uow:
@@ -722,11 +749,12 @@ class _Delivery(_Core):
             uow.commit()
         return claimed
 
-    def _release(self, rows: Sequence[OutboxMessage]) -> None:
-        """Hand back claimed rows not tried, due at once (those still ours)."""
+    def _release(self, rows: Sequence[OutboxMessage], now: datetime | None = None) -> None:
+        """Hand back claimed rows not tried, due at once (those still ours): due from
+        *now*, by default the clock's."""
         if not rows:
             return
-        now = self.clock.now()
+        now = self.now() if now is None else now
         with self._record_unit() as uow:
             for row in rows:
                 current = uow.get_outbox(row.id)

@@ -182,7 +182,7 @@ class _Importer:
         given = list(rows)
         checked = self._check_rows(given, existing, progress)
         if dry_run:
-            now = self.team.clock.now()
+            now = self.team.now()
             return [self._account_of(r, now) for r in checked if not r.skip]
         return self._write_rows(checked, chunk_size, progress)
 
@@ -195,7 +195,7 @@ class _Importer:
         checked: list[_Row] = []
         perms: dict[object, PermissionSet] = {}
         ids: dict[str, int] = {}
-        now = self.team.clock.now()
+        now = self.team.now()
         total = len(rows)
         for i, raw in enumerate(rows):
             row = self._check_row(i, raw, problems, perms, now)

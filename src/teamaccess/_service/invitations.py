@@ -135,7 +135,7 @@ class _Invitations(_Delivery):
         account_id = _check_id("account_id", account_id)
         actor_id = _check_id("actor_id", actor_id)
         wanted = self._permission_set(permissions)
-        until = _check_until("access_until", access_until, self.clock.now())
+        until = _check_until("access_until", access_until, self.now())
         note = _check_note(note)
         meta = check_metadata(metadata)
         address = normalize_email(
@@ -151,7 +151,7 @@ class _Invitations(_Delivery):
         self._may_invite(account_id, actor_id, inviter, wanted, "grant these permissions")
         # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names the owner.
         inviter_email = account.owner_email if inviter is None else inviter.email
-        now = self.clock.now()
+        now = self.now()
         inv_id = _numbered_id("inv")
         token, digest = self._tokens.issue(inv_id)
         inv = Invitation(
@@ -234,7 +234,7 @@ class _Invitations(_Delivery):
             self._raise_closed(seen)  # a closed invitation never opens again
         # SYSTEM resends on the owner's behalf, so the mail names the owner.
         inviter_email = account.owner_email if actor is None else actor.email
-        now = self.clock.now()
+        now = self.now()
         token, digest = self._tokens.issue(seen.id)
         resent = attrs.evolve(
             seen,
@@ -354,7 +354,7 @@ class _Invitations(_Delivery):
     def pending_invitations(self, account_id: str) -> list[Invitation]:
         """Invitations still waiting for an answer, oldest first; expired ones are left out."""
         _check_id("account_id", account_id)
-        now = self.clock.now()
+        now = self.now()
         with self._read() as uow:
             self._account(uow, account_id)
             return [
@@ -366,7 +366,7 @@ class _Invitations(_Delivery):
     def invitations(self, account_id: str) -> list[Invitation]:
         """Every invitation of the account, oldest first, with its status as of now."""
         _check_id("account_id", account_id)
-        now = self.clock.now()
+        now = self.now()
         with self._read() as uow:
             self._account(uow, account_id)
             return [
@@ -394,7 +394,7 @@ class _Invitations(_Delivery):
 
     def get_invitation(self, invitation_id: str) -> Invitation:
         _check_id("invitation_id", invitation_id)
-        now = self.clock.now()
+        now = self.now()
         with self._read() as uow:
             inv = self._invitation(uow, invitation_id)
             return attrs.evolve(inv, status=self._status_now(uow, inv, now), token_hash=None)
@@ -405,7 +405,7 @@ class _Invitations(_Delivery):
         For the landing page: show the account, the address and the permissions before the
         user accepts. Raises ``InvalidInvitation`` only for a forged or replaced token.
         """
-        now = self.clock.now()
+        now = self.now()
         with self._read() as uow:
             inv = self._by_token(uow, token)
             status = self._status_now(uow, inv, now)

@@ -44,7 +44,7 @@ def export_document(
 ) -> dict[str, Any]:
     """See ``TeamAccess.export_person()``; *user_id* and *address* are checked."""
     team = work.team
-    now = team.clock.now()
+    now = team.now()
     with team._read() as uow:
         _check_unit(uow, scrub=getattr(team._store, "scrub", None))
         person = work._find(uow, user_id, address)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from .._errors import ValidationError
+from .._errors import ClockError, ValidationError
 from .._mail.mailers import MemoryMailer
+from .._ports import check_clock_time
 
 __all__ = ["FailingMailer", "FrozenClock", "MemoryMailer"]
 
@@ -26,29 +27,41 @@ class FrozenClock:
     """
 
     def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValidationError(
-                "FrozenClock needs a timezone-aware datetime, e.g. datetime(2026, 5, 1, tzinfo=UTC)"
-            )
-        self._now = start
+        # Refused here, with the ClockError the service would raise at its first reading,
+        # so a test suite learns at the line that set the time.
+        self._now = _checked(start, "FrozenClock(start) got")
 
     def now(self) -> datetime:
         return self._now
 
     def advance(self, delta: timedelta) -> datetime:
         """Move forward by *delta* and return the new time."""
+        if not isinstance(delta, timedelta):
+            raise ValidationError(
+                f"FrozenClock.advance needs a timedelta, e.g. timedelta(days=8), not {delta!r}"
+            )
         if delta < timedelta(0):
             raise ValidationError("a FrozenClock only moves forward")
-        self._now += delta
+        try:
+            later = self._now + delta
+        except OverflowError:
+            raise ClockError(
+                f"FrozenClock.advance({delta!r}) leaves datetime's range; the clock must "
+                "read a timezone-aware datetime from the year 1000 to 8999"
+            ) from None
+        self._now = _checked(later, f"FrozenClock.advance({delta!r}) would reach")
         return self._now
 
     def set(self, when: datetime) -> None:
-        if when.tzinfo is None:
-            raise ValidationError("FrozenClock.set needs a timezone-aware datetime")
-        self._now = when
+        """Jump to *when* (back in time too)."""
+        self._now = _checked(when, "FrozenClock.set got")
 
     def __repr__(self) -> str:
         return f"FrozenClock({self._now.isoformat()!r})"
+
+
+def _checked(value: object, what: str) -> datetime:
+    return check_clock_time(value, what, "pass", "datetime(2026, 5, 1, tzinfo=UTC)")
 
 
 class FailingMailer(MemoryMailer):

@@ -185,7 +185,7 @@ class AcceptPage(_PageBase):
         expired, or no longer readable) leaves the cookie."""
         from ... import TeamAccessError
 
-        now = self.team.clock.now()
+        now = self.team.now()
         lives = {} if token is None else {slot: _life(inv, now)}
         for other, other_token in kept.items():
             if other == slot:

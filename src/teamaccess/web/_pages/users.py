@@ -178,7 +178,7 @@ class UsersPages(_PageBase):
             inv.status == "pending"
             and inv.invited_by == actor_id
             and inv.sent_count == 1
-            and self.team.clock.now() - inv.created_at <= _DOUBLE_SUBMIT
+            and self.team.now() - inv.created_at <= _DOUBLE_SUBMIT
             and inv.permissions == self._chosen(request)
         )
 
