@@ -208,25 +208,17 @@ class _Delivery(_Core):
         from teamaccess._mail.templates import InvitationContext
 
         language = inv.language
-        granted = inv.permissions
         labels = [
             p.label_for(language)
             for p in self.catalog
-            if not granted.is_all and p.name in granted.names
+            if not inv.permissions.is_all and p.name in inv.permissions.names
         ]
-        scoped = granted.scoped()
+        scoped = inv.permissions.scoped()
         scoped_labels = [
             (p.label_for(language), sorted(scoped[p.name]))
             for p in self.catalog
             if p.name in scoped
         ]
-        # A permission this catalog lacks (a worker built with another catalog than the
-        # panel's) is named as stored: left out, the mail could say "no permissions".
-        if not granted.is_all:
-            labels += sorted(n for n in granted.names if n not in self.catalog)
-        scoped_labels += sorted(
-            (n, sorted(ids)) for n, ids in scoped.items() if n not in self.catalog
-        )
         rendered = self.templates.invitation(
             InvitationContext(
                 language=language,
