@@ -1,10 +1,13 @@
-"""``teamaccess export``, ``erase`` and ``purge`` on the real default (a SQLite file)."""
+"""``teamaccess export``, ``erase``, ``purge`` and ``delete-account`` on the real default
+(a SQLite file)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.test_cli import OP, Cli, account, member, run
+from tests.test_cli_operators import command, operators_words
 
 __all__ = ["account", "run"]  # fixtures, imported for pytest
 
@@ -80,3 +83,62 @@ class TestPurge:
         text = " ".join(run("purge", "--help").stdout.split())
         assert "(default 90)" in text
         assert "(default 730)" in text
+
+
+class TestDeleteAccount:
+    """``teamaccess delete-account``, run as the installed command: asks first, only for
+    the operator, and afterwards the former owner can be erased."""
+
+    def test_delete_then_erase_the_owner(self, tmp_path: Path) -> None:
+        made = command(tmp_path, "accounts", "create", "--name", "Muster GmbH",
+                       "--owner-id", "max", "--owner-email", "chef@muster.example.com",
+                       "--json")  # fmt: skip
+        account = json.loads(made.stdout)["id"]
+        owner = command(tmp_path, "delete-account", account, "--as", "max", "--yes")
+        assert owner.returncode == 5
+        assert "only the vendor (--as system) may delete an account" in operators_words(
+            owner.stderr
+        )
+        refused = command(tmp_path, "erase", "--user", "max", *OP, "--yes")
+        assert refused.returncode == 6
+        assert "delete the account ('teamaccess delete-account')" in operators_words(refused.stderr)
+        unanswered = command(tmp_path, "delete-account", account, *OP, input=b"")
+        assert unanswered.returncode == 1
+        assert f"delete account {account} with everything of it?" in unanswered.stderr
+        assert unanswered.stderr.endswith(
+            f"error: nothing was deleted: deleting account {account} needs a 'y' at the "
+            "question, or --yes\n"
+        )
+        declined = command(tmp_path, "delete-account", account, *OP, input=b"n\n")
+        assert declined.returncode == 1
+
+        done = command(tmp_path, "delete-account", account, *OP, "--yes", "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {
+            "account_id": account, "members": 1, "invitations": 0, "contacts": 0,
+            "messages": 0, "events": 1, "removed": 2,
+        }  # fmt: skip
+        for suffix in ("", "-wal"):
+            db = tmp_path / f"teamaccess.db{suffix}"
+            assert not db.exists() or b"chef@muster" not in db.read_bytes(), suffix
+        erased = command(tmp_path, "erase", "--user", "max", *OP, "--yes")
+        assert erased.returncode == 0, erased.stderr
+        again = command(tmp_path, "delete-account", account, *OP, "--yes")
+        assert again.returncode == 4
+        assert f"no account '{account}'" in again.stderr
+
+    def test_asked_with_a_y_and_no_database_created(self, tmp_path: Path) -> None:
+        made = command(tmp_path, "accounts", "create", "--name", "A", "--owner-id", "max",
+                       "--owner-email", "max@example.com", "--json")  # fmt: skip
+        account = json.loads(made.stdout)["id"]
+        done = command(tmp_path, "delete-account", account, *OP, input=b"y\n")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == (
+            f"deleted account {account}: 1 member(s), 0 invitation(s), 0 contact(s), "
+            "0 message(s), 1 audit event(s)\n"
+        )
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        missing = command(elsewhere, "delete-account", account, *OP, "--yes")
+        assert missing.returncode == 3
+        assert list(elsewhere.iterdir()) == []

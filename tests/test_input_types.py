@@ -151,6 +151,8 @@ CALLS = [
     Call("erase_person", (), lambda c: {
         "user_id": "u9", "email": "dev@agentur.de", "actor_id": SYSTEM}),
     Call("purge", (), lambda c: {"scrub": True}),
+    Call("delete_account", ("account_id",), lambda c: {
+        "account_id": c.account_id, "actor_id": SYSTEM}),
     Call("import_accounts", ("rows",), lambda c: {
         "rows": [{"id": "imp-1", "name": "Neu GmbH", "owner_id": "owner",
                   "owner_email": "neu@example.com"}],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -633,3 +633,36 @@ class TestOlderStores:
             with pytest.raises(StorageError, match=r"members_involving.*Store\.scrub"):
                 call()
         assert [e.action for e in team.audit_log(acc.id)] == ["account.created"]
+
+
+class TestMailClaimedBeforeTheErasure:
+    """A delivery run that claimed mail to the person before the erasure deleted it
+    writes nothing of it back: no row, no event naming the address."""
+
+    def test_a_refusal_recorded_after_the_erasure(
+        self, store_factory: Callable[[], Store], backend: str, store: Store, clock: FrozenClock
+    ) -> None:
+        from teamaccess import DeliveryRefused
+
+        mailer = FailingMailer(error=DeliveryRefused("550 5.1.1 no such user", code=550))
+        team = make(store, clock, mailer, delivery="queue", give_up_after=1)
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
+        team.add_contact(acc.id, actor_id="o", name="Pia", email=PIA_EMAIL,
+                         categories=["billing"])  # fmt: skip
+        team.notify(acc.id, "billing", subject="Invoice", text="Your invoice")
+        # Another connection (the panel's, as the worker runs apart) erases her after the
+        # run claimed the mail and before it sends it.
+        other = make(store if backend == "memory" else store_factory(), clock)
+        erased: list[ErasureReport] = []
+
+        def stop() -> bool:
+            if not erased:
+                erased.append(other.erase_person(email=PIA_EMAIL, actor_id=SYSTEM))
+            return False
+
+        team.deliver_pending(stop=stop)
+        assert erased[0].messages == 1
+        doc = team.export_person(email=PIA_EMAIL)
+        assert doc["audit_events"] == doc["mail"] == []
+        log = [attrs.asdict(e) for e in team.audit_log(acc.id, limit=100)]
+        assert PIA_KEY not in json.dumps(log, default=str).lower()

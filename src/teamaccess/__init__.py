@@ -63,6 +63,7 @@ from ._permissions import (
     Resources,
 )
 from ._ports import (
+    AccountDeletion,
     BatchMailer,
     BulkUnitOfWork,
     Clock,
@@ -89,7 +90,7 @@ if TYPE_CHECKING:
         Templates,
     )
     from ._messages import error_message
-    from ._privacy import ErasureReport, PurgeReport, Retention
+    from ._privacy import AccountDeletionReport, ErasureReport, PurgeReport, Retention
     from ._service.import_rows import ImportProblem
 
 __version__ = "0.1.0.dev0"
@@ -100,6 +101,8 @@ __all__ = [
     "RESOURCE_ID_MAX_LENGTH",
     "SYSTEM",
     "Account",
+    "AccountDeletion",
+    "AccountDeletionReport",
     "AccountNotFound",
     "Address",
     "AlreadyInvited",
@@ -183,8 +186,10 @@ _LAZY = {
     "NotificationContext": ("._mail.templates", "NotificationContext"),
     "RenderedMail": ("._mail.templates", "RenderedMail"),
     "Templates": ("._mail.templates", "Templates"),
-    # What only the rare calls (bulk import, export, erasure, purge) use.
+    # What only the rare calls (bulk import, export, erasure, purge, deleting an account)
+    # use.
     "ImportProblem": ("._service.import_rows", "ImportProblem"),
+    "AccountDeletionReport": ("._privacy", "AccountDeletionReport"),
     "ErasureReport": ("._privacy", "ErasureReport"),
     "PurgeReport": ("._privacy", "PurgeReport"),
     "Retention": ("._privacy", "Retention"),

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLOCK_END",
     "CLOCK_FIRST",
+    "AccountDeletion",
     "BatchMailer",
     "BulkUnitOfWork",
     "Clock",
@@ -511,6 +512,26 @@ class DeferredWrites(Protocol):
         the latest when the block ends, the first in order; the unit may then hold the
         writes sent after it, and must be discarded, as after ``add_many``'s
         ``Conflict``. A read inside the block sees every write before it."""
+        ...
+
+
+class AccountDeletion(Protocol):
+    """An optional capability of a ``UnitOfWork``: delete an account with every row of it.
+
+    ``TeamAccess.delete_account()`` needs it; with a unit without it, that call raises
+    ``StorageError`` naming it, and nothing is changed.
+    """
+
+    def delete_account(self, account_id: str) -> dict[str, int]:
+        """Delete the account *account_id* and every row that belongs to it: its members,
+        invitations, contacts (with their categories), outbox rows (whatever their status)
+        and audit events, then the account itself. How many of each were deleted, under
+        the keys ``"members"``, ``"invitations"``, ``"contacts"``, ``"messages"`` and
+        ``"events"``; all 0 if there is no such account (and nothing changes).
+
+        Written by this unit: it counts once the caller commits, and a rollback keeps
+        every row. A writer of the account that comes after the commit finds nothing (a
+        delivery run that claimed one of its outbox rows before finds the row gone)."""
         ...
 
 

@@ -1,8 +1,9 @@
-"""Personal data: retention periods, the reports of an erasure and a purge, and how a
-person's id and address are recognised and replaced by a pseudonym in stored text.
+"""Personal data: retention periods, the reports of an erasure, a purge and an account's
+deletion, and how a person's id and address are recognised and replaced by a pseudonym
+in stored text.
 
 This module loads on first use (``teamaccess.Retention``, ``team.retention``, an export,
-an erasure or a purge), not with ``import teamaccess``."""
+an erasure, a purge or an account's deletion), not with ``import teamaccess``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import attrs
 from ._domain import check_period
 from ._errors import ValidationError
 
-__all__ = ["ErasureReport", "PersonMatcher", "PurgeReport", "Retention"]
+__all__ = ["AccountDeletionReport", "ErasureReport", "PersonMatcher", "PurgeReport", "Retention"]
 
 
 def _period(_instance: object, attribute: attrs.Attribute[timedelta], value: object) -> None:
@@ -94,6 +95,24 @@ class PurgeReport:
     @property
     def total(self) -> int:
         return self.invitations + self.messages + self.events
+
+
+@attrs.frozen
+class AccountDeletionReport:
+    """What ``delete_account()`` deleted: the account and how many rows of it."""
+
+    account_id: str
+    members: int = 0
+    invitations: int = 0
+    contacts: int = 0
+    messages: int = 0
+    events: int = 0
+
+    @property
+    def removed(self) -> int:
+        """Rows deleted besides the account's own: members (the owner among them),
+        invitations, contacts, messages and audit events."""
+        return self.members + self.invitations + self.contacts + self.messages + self.events
 
 
 # Characters that end an address inside a longer text ("invitee:a@b.org", "A <a@b.org>").

@@ -696,6 +696,40 @@ class _MemoryUnitOfWork:
                 self._undo.append(undo)
         return removed
 
+    def delete_account(self, account_id: str) -> dict[str, int]:
+        s = self._s
+        if account_id not in s._accounts:
+            return dict.fromkeys(("members", "invitations", "contacts", "messages", "events"), 0)
+        users = list(s._account_members.get(account_id, ()))
+        invitations = list(s._account_invitations.get(account_id, ()))
+        contacts = list(s._account_contacts.get(account_id, ()))
+        # The outbox has no index on the account: a scan, as the erasure's searches.
+        messages = [m.id for m in s._outbox.values() if m.account_id == account_id]
+        for user_id in users:
+            self.delete_member(account_id, user_id)
+        for invitation_id in invitations:
+            self.delete_invitation(invitation_id)
+        for contact_id in contacts:
+            self.delete_contact(contact_id)
+        for message_id in messages:
+            self.delete_outbox(message_id)
+        log = s._events.get(account_id, [])
+        for event in log:
+            self._drop(s._event_order, event.id)
+        self._drop(s._events, account_id)
+        self._log_changed_in(account_id)
+        for index in (s._account_members, s._account_invitations, s._account_contacts):
+            self._drop(index, account_id)
+        self._drop(s._accounts, account_id)
+        self._drop(s._account_order, account_id)
+        return {
+            "members": len(users),
+            "invitations": len(invitations),
+            "contacts": len(contacts),
+            "messages": len(messages),
+            "events": len(log),
+        }
+
 
 def _grant(member: Member) -> tuple[PermissionSet, datetime | None]:
     """What grant() answers for *member*: a suspended member may use nothing."""

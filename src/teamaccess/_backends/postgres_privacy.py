@@ -362,6 +362,28 @@ class _PgPrivacyQueries:
             (event.actor_id, event.target, details, event.id),
         )
 
+    def delete_account(self, account_id: str) -> dict[str, int]:
+        # The account's lock first, as every writer of it takes: a writer that comes later
+        # finds nothing, and a delivery run that claimed one of its outbox rows finds the
+        # row gone when it reads it again under that lock. The account's own row last
+        # (the foreign keys).
+        self._lock(account_id)
+        s = self._q.s
+        counts = {
+            name: self._exec(
+                f"DELETE FROM {s}.{table} WHERE account_id = %s", (account_id,)
+            ).rowcount
+            for table, name in (
+                ("contacts", "contacts"),
+                ("members", "members"),
+                ("invitations", "invitations"),
+                ("outbox", "messages"),
+                ("events", "events"),
+            )
+        }
+        self._exec(f"DELETE FROM {s}.accounts WHERE id = %s", (account_id,))
+        return counts
+
     # Purges delete rows no use case changes any more (closed invitations, sent mail, old
     # events) in every account at once, so they take no account locks.
 

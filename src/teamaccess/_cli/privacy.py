@@ -1,4 +1,5 @@
-"""Commands for personal data: export a person's data, erase a person, purge old data."""
+"""Commands for personal data: export a person's data, erase a person, purge old data,
+delete an account."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from .._privacy import Retention
 from .app import Integer, _team, actor_option, cli, json_option
 from .output import emit_json
 
-__all__ = ["erase", "export", "purge"]
+__all__ = ["delete_account", "erase", "export", "purge"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,6 +79,45 @@ def erase(user_id: str | None, email: str | None, actor: str, yes: bool, as_json
             f"{report.texts_redacted} text(s) now say [erased]; "
             f"{report.messages_cancelled} waiting message(s) cancelled (could not be rewritten)"
         )
+
+
+@cli.command("delete-account")
+@click.argument("account_id")
+@actor_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def delete_account(account_id: str, actor: str, yes: bool, as_json: bool) -> None:
+    """Delete ACCOUNT_ID with its members, invitations, contacts, mail and audit log.
+
+    Only the operator may (--as system), when the customer's contract ends; afterwards
+    its former owner can be erased. Keep your own record of the deletion: the account's
+    audit log goes with it.
+    """
+    if not yes:
+        try:
+            # On stderr, so --json output stays one document.
+            sure = click.confirm(
+                f"delete account {account_id} with everything of it? This cannot be undone",
+                err=True,
+            )
+        except click.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                raise
+            sure = False  # stdin closed without an answer (a script without --yes)
+        if not sure:
+            raise click.ClickException(
+                f"nothing was deleted: deleting account {account_id} needs a 'y' at the "
+                "question, or --yes"
+            )
+    report = _team(existing=True).delete_account(account_id, actor_id=actor)
+    if as_json:
+        emit_json({**attrs.asdict(report), "removed": report.removed})
+        return
+    click.echo(
+        f"deleted account {report.account_id}: {report.members} member(s), "
+        f"{report.invitations} invitation(s), {report.contacts} contact(s), "
+        f"{report.messages} message(s), {report.events} audit event(s)"
+    )
 
 
 def _days(value: int | None) -> timedelta | None:

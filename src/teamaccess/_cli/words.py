@@ -31,6 +31,7 @@ _REWRITES: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         # what to do instead
         (r"with set_permissions\(\) instead", "with 'teamaccess permissions set' instead"),
         (r"\(transfer_ownership\(\)\)", "('teamaccess transfer')"),
+        (r"\(delete_account\(\)\)", "('teamaccess delete-account')"),
         (r"use remove_member\(\)", "use 'teamaccess remove'"),
         (r"the invitation (\S+) is saved and its mail will be retried by deliver_pending\(\) "
          r"\(or send it again with resend_invitation\(\)\)",

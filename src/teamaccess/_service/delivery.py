@@ -378,10 +378,14 @@ class _Delivery(_Core):
                 sent(row.id, now)
                 done = row
             else:
-                done = self._outcome(uow.get_outbox(row.id) or row, error, now)
+                current = uow.get_outbox(row.id)
+                done = self._outcome(current or row, error, now)
                 uow.update_outbox(done)
                 expired = (done.last_error or "").startswith(_EXPIRED)
-                if expired and done.status == "cancelled" and error is not None:
+                # A row deleted meanwhile (an erasure, a deleted account) gets nothing
+                # written back, not even an event that names its recipient.
+                closed = current is not None and done.status == "cancelled"
+                if expired and closed and error is not None:
                     # The owner sees in the account's log that the mail never went out.
                     work = _Work(uow, now)
                     self._audit(
@@ -389,7 +393,7 @@ class _Delivery(_Core):
                         email=done.recipient, kind=done.kind, invitation=done.invitation_id,
                         attempts=done.attempts, error=str(error),
                     )  # fmt: skip
-                elif isinstance(error, _Bounced) and done.status == "cancelled":
+                elif isinstance(error, _Bounced) and closed:
                     # The owner sees in the account's log that mail to this address
                     # bounced (a contact to correct, an invitation to send elsewhere).
                     work = _Work(uow, now)

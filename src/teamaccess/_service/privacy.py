@@ -1,7 +1,9 @@
-"""Personal data: export a person's data, erase a person, purge what retention lets go.
+"""Personal data: export a person's data, erase a person, purge what retention lets go,
+delete an account.
 
-Only the methods are here; the work is in ``privacy_work``, which loads on the first
-call, so ``import teamaccess`` does not pay for what a panel runs rarely.
+Only the methods are here; the work is in ``privacy_work`` and ``account_deletion``,
+which load on the first call, so ``import teamaccess`` does not pay for what a panel runs
+rarely.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .core import _Core
 
 if TYPE_CHECKING:
-    from .._privacy import ErasureReport, PurgeReport
+    from .._privacy import AccountDeletionReport, ErasureReport, PurgeReport
     from .team import TeamAccess
 
 __all__ = ["_Privacy"]
@@ -24,7 +26,8 @@ def _team(mixin: _Core) -> TeamAccess:
 
 
 class _Privacy(_Core):
-    """Personal data: export a person's data, erase a person, purge what retention lets go."""
+    """Personal data: export a person's data, erase a person, purge what retention lets go,
+    delete an account."""
 
     def export_person(
         self, *, user_id: str | None = None, email: str | None = None
@@ -58,7 +61,8 @@ class _Privacy(_Core):
 
         *actor_id* is ``teamaccess.SYSTEM`` (the vendor, acting on a request) or the
         person themselves (equal to *user_id*). An owner is refused with
-        ``OwnershipRequired``: transfer the account first.
+        ``OwnershipRequired``: transfer the account first, or delete it
+        (``delete_account()``).
         """
         from .privacy_work import _PrivacyWork  # loads on the first call
 
@@ -77,3 +81,21 @@ class _Privacy(_Core):
         from .privacy_work import _PrivacyWork  # loads on the first call
 
         return _PrivacyWork(_team(self)).purge(scrub=scrub)
+
+    def delete_account(self, account_id: str, *, actor_id: str) -> AccountDeletionReport:
+        """Delete an account with everything of it, when the customer's contract ends.
+
+        In one unit of work: its members (the owner among them), invitations (their
+        waiting mail never goes out), contacts, outbox rows and audit events, then the
+        account. Then the store is scrubbed as after an erasure, so nothing of it stays
+        in its files. Afterwards its former owner and members can be erased like anyone
+        (``erase_person()``).
+
+        Only the vendor may: *actor_id* is ``teamaccess.SYSTEM``, anyone else gets
+        ``PermissionDenied``. The account's audit log goes with it, so no event records
+        the deletion: it is logged at INFO on the ``teamaccess`` logger with the account
+        id and the counts, and the host keeps its own record of who asked for it.
+        """
+        from .account_deletion import delete_account  # loads on the first call
+
+        return delete_account(_team(self), account_id, actor_id)

@@ -243,8 +243,8 @@ class _PrivacyWork:
                 which = ", ".join(sorted({repr(m.account_id) for m in owned}))
                 raise OwnershipRequired(
                     f"this person owns the account(s) {which}; transfer ownership to "
-                    "another member (transfer_ownership()) or close the account first, "
-                    "then erase"
+                    "another member (transfer_ownership()) or, when the contract ends, "
+                    "delete the account (delete_account()) first, then erase"
                 )
             pseudonym = self._pseudonym(person)
             counts = self._erase(work, person, pseudonym, verdicts, found, changed)

@@ -34,6 +34,7 @@ from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMe
 from .._errors import AlreadyInvited, AlreadyMember, Conflict, StorageError
 from .._permissions import PermissionSet
 from .._ports import Store
+from .contract_accounts import AccountDeletionContract
 from .contract_bulk import BulkContract
 from .contract_privacy import PrivacyContract
 from .contract_reads import CombinedReadsContract
@@ -150,7 +151,7 @@ def outbox(message_id: str, *, minute: int = 0, **changes: Any) -> OutboxMessage
     return attrs.evolve(row, **changes)
 
 
-class StoreContract(PrivacyContract, BulkContract, CombinedReadsContract):
+class StoreContract(PrivacyContract, BulkContract, CombinedReadsContract, AccountDeletionContract):
     """The behaviour every ``Store`` shares; subclass it and override ``store_factory``."""
 
     #: True if every ``store_factory()`` call opens the same data anew.
