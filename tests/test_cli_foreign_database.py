@@ -34,9 +34,12 @@ def panel_database(tmp_path: Path) -> tuple[Path, str]:
     return db, account.id
 
 
-def command(db: Path, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+def command(
+    db: Path, *args: str, key: str | None = None, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The command on *db*, its mail written as files into outbox/ beside it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMACCESS_")}
+    env.update(extra or {})
     if key is not None:
         env["TEAMACCESS_SECRET_KEY"] = key
     return subprocess.run(
@@ -114,3 +117,56 @@ def test_a_new_database_still_gets_its_key_file(tmp_path: Path) -> None:
     again = command(db, "accounts", "create", "--name", "B", "--owner-id", "b",
                     "--owner-email", "b@b.de")  # fmt: skip
     assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("purge",), {}),
+        (("delete-account", "ACCOUNT", "--as", "system", "--yes"), {}),
+        (("erase", "--email", "dev@example.org", "--as", "system", "--yes"),
+         {"TEAMACCESS_PSEUDONYM_KEY": "the-pseudonym-key-" + "q" * 20}),
+    ],
+    ids=["purge", "delete-account", "erase-with-pseudonym-key"],
+)  # fmt: skip
+def test_what_signs_nothing_runs_without_the_key(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str]
+) -> None:
+    """Purging, deleting an account, and erasing with a pseudonym key of its own sign no
+    link and derive nothing from the secret key: they run on the panel's database, and
+    leave no key file."""
+    db, account = panel_database(tmp_path)
+    proc = command(db, *(account if a == "ACCOUNT" else a for a in args), extra=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not Path(f"{db}.secret").exists()
+
+
+def test_erasing_without_a_pseudonym_key_needs_the_panels_key(tmp_path: Path) -> None:
+    db, _ = panel_database(tmp_path)
+    proc = command(db, "erase", "--email", "dev@example.org", "--as", "system", "--yes")
+    assert proc.returncode == 3, proc.stderr
+    assert "Set TEAMACCESS_SECRET_KEY" in proc.stderr
+
+
+def test_migrate_first_then_invite(tmp_path: Path) -> None:
+    """``migrate`` on a new path makes the key file with the database, so the commands
+    after it find one (it made none, and the next command refused the database)."""
+    db = tmp_path / "new.db"
+    assert command(db, "migrate").returncode == 0
+    assert Path(f"{db}.secret").stat().st_mode & 0o777 == 0o600
+    made = command(db, "accounts", "create", "--name", "A", "--owner-id", "a",
+                   "--owner-email", "a@a.de")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    account = made.stdout.split()[2]
+    invited = command(db, "invite", account, "x@example.org", "--all", "--as", "a")
+    assert invited.returncode == 0, invited.stderr
+
+
+def test_a_refused_new_database_takes_its_key_file_along(tmp_path: Path) -> None:
+    """A command refused on a new path leaves neither the database nor the key file
+    it made with it."""
+    db = tmp_path / "new.db"
+    proc = command(db, "invite", "acc_00000000000000000000", "x@example.org", "--all",
+                   "--as", "a")  # fmt: skip
+    assert proc.returncode != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -514,6 +514,44 @@ class TestWebPages:
 
         assert self._sweep(request, bad) >= 2
 
+    @pytest.mark.parametrize("bad", [datetime(2026, 3, 2, 10, 0), "10:00"], ids=["naive", "str"])
+    def test_end_of_access(self, bad: object) -> None:
+        # The form's own errors are ValueErrors: a clock failing at any one reading must
+        # never read as a date typed wrong ("Please enter a date such as ...").
+        pytest.importorskip("flask")
+        from tests.web_panel import Panel
+
+        failed = 0
+        for reading in range(12):
+            panel = Panel()
+            panel.join("bea", "billing.view")
+            page = panel.users() + "/bea"
+            client = panel.client("max")
+            body = client.get(page).get_data(as_text=True)
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', body)
+            assert csrf is not None
+            before = panel.team.get_member(panel.account, "bea")
+            panel.team.clock = _OnceClock(panel.clock.now(), bad, reading)
+            response = client.post(
+                page + "/access-until", data={"until": "2026-04-01", "csrf_token": csrf[1]}
+            )
+            text = response.get_data(as_text=True)
+            assert "Please enter a date" not in text, reading
+            assert "Choose a day in the future" not in text, reading
+            if response.status_code == 500:
+                failed += 1
+                assert self.TEXT in text
+                assert panel.team.get_member(panel.account, "bea") == before
+        assert failed >= 2
+
+
+class _OnceClock(_LateClock):
+    """Bad at reading number *budget* only (a clock that hiccups once)."""
+
+    def now(self) -> Any:
+        self.budget -= 1
+        return self.bad if self.budget == -1 else self.good
+
 
 def test_system_actor_is_refused_too(clock: SwitchClock) -> None:
     team = TeamAccess(MemoryStore(), MemoryMailer(), secret_key=SECRET, clock=clock)

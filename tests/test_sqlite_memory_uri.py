@@ -1,6 +1,7 @@
 """SQLite's in-memory databases, by name or by URI, open as ``":memory:"`` does: no
 file, so no WAL to ask for (``file::memory:`` was refused as a file that "cannot use WAL
-journaling"), and the library works on them."""
+journaling"), and the library works on them. A path with a NUL, which no file can
+have, is a ValidationError (os.open raised a bare ValueError)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from teamaccess import PermissionSet, SQLiteStore, TeamAccess
+from teamaccess import PermissionSet, SQLiteStore, TeamAccess, ValidationError
 from teamaccess.testing import MemoryMailer
 
 
@@ -32,3 +33,13 @@ def test_in_memory(path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     finally:
         team.close()
     assert os.listdir(tmp_path) == []  # nothing written to disk
+
+
+@pytest.mark.parametrize("path", ["a\x00b.db", "file:d%00x.db", "file:d\x00x.db?mode=rwc"])
+def test_a_nul_in_the_path_is_refused(
+    path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match="holds a NUL character, which no file name can"):
+        SQLiteStore(path)
+    assert os.listdir(tmp_path) == []

@@ -183,6 +183,11 @@ class SQLiteStore:
         self.path = os.fspath(path)
         if not isinstance(self.path, str):  # a PathLike of bytes: the URI check needs str
             raise ValidationError("path must be a str or pathlib.Path, not a path in bytes")
+        if "\x00" in self.path or (self.path.startswith("file:") and "%00" in self.path):
+            # No file name holds a NUL; os.open() and sqlite3 raise a bare ValueError.
+            raise ValidationError(
+                f"path {self.path!r} holds a NUL character, which no file name can; remove it"
+            )
         # bool is an int, but timeout=True is a slip, not one second; NaN (the value that
         # is not equal to itself) would make the opening retries below never give up.
         # numbers.Real also lets Fraction and numpy numbers in; int | float is for mypy.

@@ -329,12 +329,13 @@ def main() -> None:
     cli.main(prog_name="teamaccess")
 
 
-def _team(*, read_only: bool = False, existing: bool = False) -> TeamAccess:
+def _team(*, read_only: bool = False, existing: bool = False, signs: bool = True) -> TeamAccess:
     """The service; a *read_only* command creates no database and no key file, nor does
-    an *existing* one (it changes only data already stored)."""
+    an *existing* one (it changes only data already stored). One that does not *sign*
+    (no link, no pseudonym) runs without the key file on a database another program made."""
     settings = click.get_current_context().find_object(Settings)
     assert settings is not None
-    return settings.team(read_only=read_only, existing=existing)
+    return settings.team(read_only=read_only, existing=existing, signs=signs)
 
 
 def _settings() -> Settings:

@@ -448,7 +448,11 @@ class Settings:
     #: files this command created (database, key file): a refused command removes them
     created: list[Path] = attrs.field(factory=list)
 
-    def secret_key(self, *, read_only: bool = False) -> str:
+    def secret_key(self, *, read_only: bool = False, signs: bool = True) -> str:
+        """The key to sign with: TEAMACCESS_SECRET_KEY, else the key file beside the
+        database. A command that neither signs nor checks a link nor derives pseudonyms
+        (not *signs*) gets a throwaway key where the key file is missing, as a
+        *read_only* one does."""
         key = os.environ.get("TEAMACCESS_SECRET_KEY", "").strip()
         if key:
             return key
@@ -468,6 +472,8 @@ class Settings:
             return secrets.token_urlsafe(32)
         db = Path(self.db)
         if db not in self.created and not path.exists() and _holds_data(db):
+            if not signs:
+                return secrets.token_urlsafe(32)
             # Made by another program (a panel) that keeps its key elsewhere: a key made
             # up here would sign links that program refuses as altered.
             raise ConfigError(
@@ -502,6 +508,10 @@ class Settings:
                     raise StorageError(str(exc).replace(uri, self.db)) from exc
         if _is_sqlite_file(self.db) and _create_new(Path(self.db)):
             self.created.append(Path(self.db))
+            # The key file comes with the database, while the file is still empty: a
+            # command that never signs (migrate) leaves one for the next, and another
+            # command starting now never sees this database with data and no key file.
+            self.secret_key()
 
         store: Store = SQLiteStore(self.db)
         return store
@@ -570,9 +580,12 @@ class Settings:
             return f"mail to {recipient} sent to {self.mail_target}"
         return f"mail to {recipient} written to {self.mail_target} (a file: not sent)"
 
-    def team(self, *, read_only: bool = False, existing: bool = False) -> TeamAccess:
+    def team(
+        self, *, read_only: bool = False, existing: bool = False, signs: bool = True
+    ) -> TeamAccess:
         """The service; *read_only* commands never create the database or the key file,
-        nor do *existing* ones (they write, but only to data already stored)."""
+        nor do *existing* ones (they write, but only to data already stored). A command
+        that does not *sign* needs no key file (see ``secret_key()``)."""
         if self._team is None:
             from .._service import TeamAccess
 
@@ -615,10 +628,10 @@ class Settings:
             if pseudonym_key:
                 options["pseudonym_key"] = pseudonym_key
             mailer = self.mailer()
-            # The database first: the key file is written only once it opened cleanly.
+            # The database first (a new one gets its key file with it).
             store = self.store(read_only=read_only)
             try:
-                secret = self.secret_key(read_only=read_only)
+                secret = self.secret_key(read_only=read_only, signs=signs)
                 team = TeamAccess(store, mailer, secret_key=secret, **options)
             except BaseException:
                 store.close()

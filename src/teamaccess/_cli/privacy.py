@@ -4,6 +4,7 @@ delete an account."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -64,7 +65,10 @@ def erase(user_id: str | None, email: str | None, actor: str, yes: bool, as_json
             raise click.ClickException(
                 f"nothing was erased: erasing {who} needs a 'y' at the question, or --yes"
             )
-    report = _team(existing=True).erase_person(user_id=user_id, email=email, actor_id=actor)
+    # Pseudonyms come from the secret key unless they have a key of their own.
+    own_key = bool(os.environ.get("TEAMACCESS_PSEUDONYM_KEY", "").strip())
+    team = _team(existing=True, signs=not own_key)
+    report = team.erase_person(user_id=user_id, email=email, actor_id=actor)
     if as_json:
         emit_json({**attrs.asdict(report), "removed": report.removed})
         return
@@ -109,7 +113,7 @@ def delete_account(account_id: str, actor: str, yes: bool, as_json: bool) -> Non
                 f"nothing was deleted: deleting account {account_id} needs a 'y' at the "
                 "question, or --yes"
             )
-    report = _team(existing=True).delete_account(account_id, actor_id=actor)
+    report = _team(existing=True, signs=False).delete_account(account_id, actor_id=actor)
     if as_json:
         emit_json({**attrs.asdict(report), "removed": report.removed})
         return
@@ -156,7 +160,7 @@ def purge(
     as_json: bool,
 ) -> None:
     """Delete what the retention periods let go; run it daily from cron."""
-    team = _team(existing=True)
+    team = _team(existing=True, signs=False)
     changes = {
         name: period
         for name, period in (

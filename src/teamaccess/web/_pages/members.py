@@ -10,6 +10,7 @@ import attrs
 
 from ... import (
     Account,
+    ClockError,
     Conflict,
     Member,
     MemberNotFound,
@@ -118,6 +119,8 @@ class MemberPages(_PageBase):
         try:
             until = self._day(raw)
             member = self.team.set_access_until(account_id, user_id, until, actor_id=user.id)
+        except ClockError:
+            raise  # a ValueError too, but the service's fault, not the form's
         except ValueError as exc:
             # A date the form could not read, or one the library refuses (not in the future).
             page = self._member(attrs.evolve(request, method="GET"), account_id, user_id)
