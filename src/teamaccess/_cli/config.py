@@ -175,12 +175,16 @@ def refuse_sqlite_uri(db: str) -> ConfigError:
     import shlex
     from urllib.parse import parse_qsl, unquote, urlsplit
 
-    parts = urlsplit(db)
-    path = unquote(parts.path)
-    if path == ":memory:" or dict(parse_qsl(parts.query)).get("mode") == "memory":
-        path = ":memory:"
-    if parts.netloc not in ("", "localhost") or not path:
+    try:
+        parts = urlsplit(db)
+    except ValueError:  # a host the parser cannot read ("file://[/team.db")
         path = "teamaccess.db"
+    else:
+        path = unquote(parts.path)
+        if path == ":memory:" or dict(parse_qsl(parts.query)).get("mode") == "memory":
+            path = ":memory:"
+        if parts.netloc not in ("", "localhost") or not path:
+            path = "teamaccess.db"
     return ConfigError(
         f"--db (TEAMACCESS_DB) takes the SQLite file's path, not a file: URI; give "
         f"--db {shlex.quote(path)}. The command opens a file this user may not write "
