@@ -58,3 +58,15 @@ class TestDeleteAccountAsks:
         result = run("delete-account", account, *OP, input="y\n")
         assert result.stdout.startswith(f"deleted account {account}: 1 member(s)")
         run.error("accounts", "show", account, code=4)
+
+
+class TestMailSecurityTwice:
+    """``--mail ...?security=tls&security=plain`` is refused: the last one won silently."""
+
+    @pytest.mark.parametrize(
+        "url", ["smtp://mail.example.com?security=tls&security=plain",
+                "smtp://localhost?security=plain&security=plain"],
+    )  # fmt: skip
+    def test_refused(self, run: Cli, url: str) -> None:
+        line = run.error("--mail", url, "accounts", "list", "max", code=3)
+        assert line == "error: --mail names ?security= 2 times; give it once, e.g. ?security=tls"

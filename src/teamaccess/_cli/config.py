@@ -144,6 +144,12 @@ def parse_mail(url: str) -> MailSetting:
     unknown = sorted(set(query) - {"security"})
     if unknown:
         raise ConfigError(f"--mail knows only ?security=, not {', '.join(unknown)}")
+    if len(query.get("security", ())) > 1:
+        # One would silently win over the other (the last, as a JSON object's keys).
+        raise ConfigError(
+            f"--mail names ?security= {len(query['security'])} times; give it once, e.g. "
+            "?security=tls"
+        )
     security = query.get("security", ["starttls"])[-1]
     if security not in ("starttls", "tls", "plain"):
         raise ConfigError(f"--mail security must be starttls, tls or plain, not {security!r}")
