@@ -165,7 +165,8 @@ class SmtpServer:
     client killed or stopped mid-send experiences it. *rcpt_replies* and *data_replies*
     map a recipient to the reply its ``RCPT TO`` or its message's ``DATA`` gets.
     *auth_over_plain* offers the login before any TLS too, as a careless relay does (the
-    login is then optional); ``logins`` lists every login tried, taken or not.
+    login is then optional); ``logins`` lists every login tried, taken or not. *host* is
+    the address it listens on (127.0.0.1 unless a test needs another).
     """
 
     def __init__(
@@ -184,8 +185,9 @@ class SmtpServer:
         rcpt_replies: Mapping[str, str] | None = None,
         data_replies: Mapping[str, str] | None = None,
         auth_over_plain: bool = False,
+        host: str = HOST,
     ) -> None:
-        self.host = HOST
+        self.host = host
         self.port = port if port is not None else free_port()
         self._handler = _Handler(refuse, drop_after, unanswered)
         self._handler.delay = delay
@@ -223,7 +225,7 @@ class SmtpServer:
                 kwargs["auth_require_tls"] = False
             else:
                 kwargs["auth_required"] = True
-        self._controller = Controller(self._handler, hostname=HOST, port=self.port, **kwargs)
+        self._controller = Controller(self._handler, hostname=host, port=self.port, **kwargs)
 
     @property
     def received(self) -> list[Received]:

@@ -104,7 +104,10 @@ class TestDeleteAccount:
         assert "delete the account ('teamaccess delete-account')" in operators_words(refused.stderr)
         unanswered = command(tmp_path, "delete-account", account, *OP, input=b"")
         assert unanswered.returncode == 1
-        assert f"delete account {account} with everything of it?" in unanswered.stderr
+        assert (
+            f"delete account {account} ('Muster GmbH', owner max) with everything of it?"
+            in unanswered.stderr
+        )
         assert unanswered.stderr.endswith(
             f"error: nothing was deleted: deleting account {account} needs a 'y' at the "
             "question, or --yes\n"

@@ -32,6 +32,7 @@ __all__ = [
     "Store",
     "SystemClock",
     "UnitOfWork",
+    "as_utc",
     "check_clock_time",
     "read_clock",
 ]
@@ -71,20 +72,47 @@ def _shown(value: object) -> str:
 
 
 def check_clock_time(value: object, what: str, needed: str, example: str) -> datetime:
-    """*value* if it is a time a clock may give, else ``ClockError``: "*what* <value>,
-    <why>; *needed* <the range>, e.g. *example*"."""
+    """*value* in UTC if it is a time a clock may give, else ``ClockError``: "*what*
+    <value>, <why>; *needed* <the range>, e.g. *example*".
+
+    What comes back is a plain ``datetime`` with ``tzinfo=UTC``, so nothing after depends
+    on the reading's zone: a zone with summer time adds and compares by the wall clock (a
+    week across its end lasted a week and an hour), a broken one may fail for a later
+    day, and a ``datetime`` subclass may do its own arithmetic.
+    """
+    if type(value) is datetime and value.tzinfo is UTC and CLOCK_FIRST <= value < CLOCK_END:
+        return value  # the usual reading, datetime.now(UTC): nothing to convert
     try:
         if not isinstance(value, datetime):
             why = "not a datetime"
-        elif value.utcoffset() is None:
+        elif (utc := as_utc(value)) is None:
             why = "a naive datetime (no time zone)"
-        elif CLOCK_FIRST <= value < CLOCK_END:
-            return value
+        elif CLOCK_FIRST <= utc < CLOCK_END:
+            return utc
         else:
             why = "outside the years 1000 to 8999 (in UTC)"
+    except OverflowError:  # UTC lies before year 1 or after 9999
+        why = "outside the years 1000 to 8999 (in UTC)"
     except Exception as exc:  # a tzinfo whose offset cannot be read
         why = f"whose time zone fails ({type(exc).__name__}: {exc})"
     raise ClockError(f"{what} {_shown(value)}, {why}; {needed} {_NEEDED}, e.g. {example}")
+
+
+def as_utc(value: datetime) -> datetime | None:
+    """*value* as a plain ``datetime`` in UTC (``tzinfo=UTC``), or ``None`` if it is naive.
+
+    The offset is read once; what the tzinfo raises, and ``OverflowError`` for an instant
+    before year 1 or after 9999 in UTC, go to the caller.
+    """
+    offset = value.utcoffset()  # datetime checks it: None, or less than a day either way
+    if offset is None:
+        return None
+    # Built from its fields: not a subclass, and no tzinfo left to ask again.
+    wall = datetime(
+        value.year, value.month, value.day, value.hour, value.minute, value.second,
+        value.microsecond,
+    )  # fmt: skip
+    return (wall - offset).replace(tzinfo=UTC)
 
 
 def read_clock(clock: Clock) -> datetime:

@@ -146,6 +146,29 @@ def _file_of_uri(path: str) -> str | None:
     return file if parts.netloc in ("", "localhost") else None
 
 
+def _check_uri(path: str) -> None:
+    """Refuse a ``file:`` URI that Python's parser, which the store's checks use, would
+    read apart from SQLite: it drops a tab, CR or LF anywhere (SQLite keeps them, so the
+    store made ``team.db`` private while SQLite created ``team<TAB>.db`` readable by all,
+    and ``?mo<TAB>de=ro`` was read-only to one and not the other), and it raises a bare
+    ``ValueError`` on a host it cannot read."""
+    from urllib.parse import urlsplit
+
+    for c in path:
+        if c < " " or c == "\x7f":
+            raise ValidationError(
+                f"the file: URI {path!r} holds the control character {c!r}; write it "
+                f"percent-encoded (%{ord(c):02X}), or pass the file's path instead of a URI"
+            )
+    try:
+        urlsplit(path)
+    except ValueError as exc:
+        raise ValidationError(
+            f"{path!r} is not a file: URI SQLite and the store read alike ({exc}); write "
+            "e.g. file:/srv/team.db?mode=ro, or pass the file's path"
+        ) from None
+
+
 # -- the store ----------------------------------------------------------------------------
 
 
@@ -188,6 +211,8 @@ class SQLiteStore:
             raise ValidationError(
                 f"path {self.path!r} holds a NUL character, which no file name can; remove it"
             )
+        if self.path.startswith("file:"):
+            _check_uri(self.path)
         # bool is an int, but timeout=True is a slip, not one second; NaN (the value that
         # is not equal to itself) would make the opening retries below never give up.
         # numbers.Real also lets Fraction and numpy numbers in; int | float is for mypy.

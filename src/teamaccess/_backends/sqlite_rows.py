@@ -299,12 +299,22 @@ def _create_private(path: str) -> None:
 
     SQLite would create it 0644 (less the umask), readable by every local user, and gives
     its -wal and -shm files the mode of the database file, so they are 0600 as well. An
-    existing file keeps its mode; an empty file is a new database to SQLite.
+    existing file keeps its mode; an empty file is a new database to SQLite. A symlink to
+    no file yet has the file it names created so.
     """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if not os.path.islink(path):
+            return
+        # A symlink (O_EXCL never follows one) to a file that may not be there yet, say
+        # on a data volume: SQLite follows it and would create that file 0644.
+        try:
+            fd = os.open(os.path.realpath(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError:
+            return
     except OSError:
-        return  # it exists, or cannot be created: sqlite3.connect() says which, if it matters
+        return  # it cannot be created: sqlite3.connect() says why, if it matters
     os.close(fd)
 
 

@@ -144,6 +144,12 @@ def parse_mail(url: str) -> MailSetting:
     unknown = sorted(set(query) - {"security"})
     if unknown:
         raise ConfigError(f"--mail knows only ?security=, not {', '.join(unknown)}")
+    if len(query.get("security", ())) > 1:
+        # One would silently win over the other (the last, as a JSON object's keys).
+        raise ConfigError(
+            f"--mail names ?security= {len(query['security'])} times; give it once, e.g. "
+            "?security=tls"
+        )
     security = query.get("security", ["starttls"])[-1]
     if security not in ("starttls", "tls", "plain"):
         raise ConfigError(f"--mail security must be starttls, tls or plain, not {security!r}")
@@ -175,12 +181,16 @@ def refuse_sqlite_uri(db: str) -> ConfigError:
     import shlex
     from urllib.parse import parse_qsl, unquote, urlsplit
 
-    parts = urlsplit(db)
-    path = unquote(parts.path)
-    if path == ":memory:" or dict(parse_qsl(parts.query)).get("mode") == "memory":
-        path = ":memory:"
-    if parts.netloc not in ("", "localhost") or not path:
+    try:
+        parts = urlsplit(db)
+    except ValueError:  # a host the parser cannot read ("file://[/team.db")
         path = "teamaccess.db"
+    else:
+        path = unquote(parts.path)
+        if path == ":memory:" or dict(parse_qsl(parts.query)).get("mode") == "memory":
+            path = ":memory:"
+        if parts.netloc not in ("", "localhost") or not path:
+            path = "teamaccess.db"
     return ConfigError(
         f"--db (TEAMACCESS_DB) takes the SQLite file's path, not a file: URI; give "
         f"--db {shlex.quote(path)}. The command opens a file this user may not write "

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import attrs
 import click
 
+from .._domain import SYSTEM
 from .._privacy import Retention
 from .app import Integer, _team, actor_option, cli, json_option
 from .output import emit_json
@@ -97,11 +98,16 @@ def delete_account(account_id: str, actor: str, yes: bool, as_json: bool) -> Non
     its former owner can be erased. Keep your own record of the deletion: the account's
     audit log goes with it.
     """
-    if not yes:
+    team = _team(existing=True, signs=False)
+    if not yes and actor == SYSTEM:
+        # Asked only when the answer decides (anyone else is refused, a missing or bad id
+        # too, by the call itself), naming whose account it is: a pasted wrong id shows.
+        account = team.get_account(account_id)
         try:
             # On stderr, so --json output stays one document.
             sure = click.confirm(
-                f"delete account {account_id} with everything of it? This cannot be undone",
+                f"delete account {account.id} ({account.name!r}, owner {account.owner_id}) "
+                "with everything of it? This cannot be undone",
                 err=True,
             )
         except click.Abort as exc:
@@ -113,7 +119,7 @@ def delete_account(account_id: str, actor: str, yes: bool, as_json: bool) -> Non
                 f"nothing was deleted: deleting account {account_id} needs a 'y' at the "
                 "question, or --yes"
             )
-    report = _team(existing=True, signs=False).delete_account(account_id, actor_id=actor)
+    report = team.delete_account(account_id, actor_id=actor)
     if as_json:
         emit_json({**attrs.asdict(report), "removed": report.removed})
         return

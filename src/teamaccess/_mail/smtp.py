@@ -15,7 +15,7 @@ import re
 import smtplib
 import ssl
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from email.message import EmailMessage
 from typing import Any, Final, Literal, get_args
@@ -183,6 +183,7 @@ class SmtpMailer:
         self.timeout = float(timeout)
         self.local_hostname = local_hostname
         self._ssl_context = ssl_context
+        self._allow_cleartext_login = allow_cleartext_login
 
     def __repr__(self) -> str:
         # The password is never shown.
@@ -222,12 +223,35 @@ class SmtpMailer:
             if self.username is not None:
                 progress[0] = "login"
                 assert self._password is not None
+                if self.security == "plain" and not self._allow_cleartext_login:
+                    self._refuse_cleartext(smtp)
                 smtp.login(self.username, self._password)
         except BaseException:
             smtp.close()
             raise
         progress[0] = "send"
         return smtp
+
+    def _refuse_cleartext(self, smtp: smtplib.SMTP) -> None:
+        """``DeliveryFailed`` unless *smtp* reached a loopback address.
+
+        The name was judged when the mailer was built; the address is what counts: a
+        ``localhost`` that a hosts file or resolver sends elsewhere, or a ``host`` or
+        ``security`` set on the mailer since, must not get the password in clear.
+        """
+        peer = ""
+        if smtp.sock is not None:
+            with suppress(OSError, IndexError, TypeError):
+                peer = str(smtp.sock.getpeername()[0])
+        if peer and is_loopback(peer):
+            return
+        where = peer or "an unknown address"
+        raise DeliveryFailed(
+            f"{self._where} is not this machine (it answered from {where}), and a login as "
+            f"{self.username!r} with security='plain' would send the password unencrypted; "
+            'nothing was sent: use security="starttls" or "tls" (or '
+            "allow_cleartext_login=True for a relay on a network you trust)"
+        )
 
     def send(self, message: EmailMessage, *, envelope_to: str | None = None) -> None:
         """Deliver *message*, or raise ``DeliveryFailed``.

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 __all__ = ["delete_account"]
 
+#: What decoding a damaged row raises, which the SQL stores chain to the ``StorageError``
+#: they raise for it (a lost connection or a full disk chains its driver's error).
+_UNREADABLE: Final = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+
 #: The counts ``AccountDeletion.delete_account()`` returns, as the report names them.
 _COUNTS: Final = ("members", "invitations", "contacts", "messages", "events")
 
@@ -49,7 +53,14 @@ def delete_account(team: TeamAccess, account_id: str, actor_id: str) -> AccountD
                 "implement them (teamaccess.testing.contract.StoreContract tests them; "
                 "scrub() may do nothing for a store without files)"
             )
-        team._account(work.uow, account_id)  # AccountNotFound if there is none
+        try:
+            team._account(work.uow, account_id)  # AccountNotFound if there is none
+        except StorageError as exc:
+            # A row that is there but cannot be read (another program wrote it, or it is
+            # damaged): deleting it is the repair the vendor asks for, and without it the
+            # owner could never be erased. Any other failure stops here.
+            if not isinstance(exc.__cause__, _UNREADABLE):
+                raise
         counts: dict[str, int] = delete(account_id)
     report = AccountDeletionReport(account_id, **{name: counts.get(name, 0) for name in _COUNTS})
     # The account's own audit log is gone with it: this record is the library's last

@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from .._domain import (
@@ -21,7 +21,7 @@ from .._errors import (
     ValidationError,
 )
 from .._permissions import PermissionSet
-from .._ports import UnitOfWork
+from .._ports import UnitOfWork, as_utc
 
 if TYPE_CHECKING:
     import logging
@@ -217,26 +217,34 @@ def _check_until(what: str, value: object, now: datetime) -> datetime | None:
             f"{what} must be a timezone-aware datetime such as datetime(2026, 12, 31, "
             f"tzinfo=UTC), or None for no end; not {type(value).__name__}"
         )
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError(f"{what} must be timezone-aware, not {value!r}; e.g. add tzinfo=UTC")
     try:
-        # mails and stores write it in UTC, which may lie past year 9999 (or before year 1)
-        value.astimezone(UTC)
+        # In UTC from here: stores, mails and comparisons never ask its zone again (one
+        # with summer time compares by the wall clock; a broken one may fail later).
+        utc = as_utc(value)
     except OverflowError:
+        # mails and stores write it in UTC, which may lie past year 9999 (or before year 1)
         if value.year > 1:
             raise ValidationError(
                 f"{what} {_minute(value)}{value:%z} lies past the end of year 9999 in UTC; "
                 "pass an earlier instant"
             ) from None
-        past = True  # before year 1 in UTC
-    else:
-        past = value <= now
-    if past:
+        raise ValidationError(
+            f"{what} {_minute(value)} is not in the future; to end access now, "
+            "suspend or remove the member"
+        ) from None
+    except Exception as exc:
+        raise ValidationError(
+            f"{what} has a time zone whose offset cannot be read ({type(exc).__name__}: "
+            f"{exc}); pass it in UTC, e.g. datetime(2026, 12, 31, tzinfo=UTC)"
+        ) from exc
+    if utc is None:
+        raise ValidationError(f"{what} must be timezone-aware, not {value!r}; e.g. add tzinfo=UTC")
+    if utc <= now:
         raise ValidationError(
             f"{what} {_minute(value)} is not in the future; to end access now, "
             "suspend or remove the member"
         )
-    return value
+    return utc
 
 
 def _minute(value: datetime) -> str:
