@@ -329,12 +329,18 @@ def main() -> None:
     cli.main(prog_name="teamaccess")
 
 
-def _team(*, read_only: bool = False, existing: bool = False, signs: bool = True) -> TeamAccess:
+def _team(
+    *, read_only: bool = False, existing: bool = False, signs: bool | None = None
+) -> TeamAccess:
     """The service; a *read_only* command creates no database and no key file, nor does
     an *existing* one (it changes only data already stored). One that does not *sign*
-    (no link, no pseudonym) runs without the key file on a database another program made."""
+    (no link, no pseudonym) runs without the secret key on a database another program
+    made, or on PostgreSQL; a *read_only* one signs nothing unless it says so (inspect
+    checks a link)."""
     settings = click.get_current_context().find_object(Settings)
     assert settings is not None
+    if signs is None:
+        signs = not read_only
     return settings.team(read_only=read_only, existing=existing, signs=signs)
 
 
