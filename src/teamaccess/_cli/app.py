@@ -425,7 +425,31 @@ def read_token(token: str | None) -> str:
     token = (token or "").strip()
     if not token:
         raise click.UsageError("give the invitation token as an argument or on stdin")
+    if token.lower().startswith(("http://", "https://")):
+        # An operator pastes the link a customer forwarded, not the part after token=.
+        return _token_of_link(token)
     return token
+
+
+def _token_of_link(link: str) -> str:
+    """The token in an accept link given whole: its ``token`` query parameter, or what
+    stands where ``--accept-url`` has ``{token}``."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    found = parse_qs(urlsplit(link).query).get("token", [])
+    if len(found) == 1 and found[0]:
+        return found[0]
+    template = _settings().accept_url or ""
+    before, marker, after = template.partition("{token}")
+    if marker and link.startswith(before) and link.endswith(after):
+        inside = link[len(before) : len(link) - len(after)]
+        if inside:
+            return unquote(inside)
+    # Never the link itself in the message: it may hold a token after all.
+    raise ValidationError(
+        "this link holds no invitation token (no token= in it, and it does not match "
+        "--accept-url); give the link from the invitation mail, or the token alone"
+    )
 
 
 def _mail_note(queued: Sequence[str] = ()) -> None:
