@@ -336,6 +336,29 @@ class TestInvitations:
         )
         assert run("invitations", account).stdout == "no invitations\n"
 
+    def test_the_whole_link_from_the_mail_is_taken(self, run: Cli, account: str) -> None:
+        """An operator pastes the link a customer forwarded; it was refused as "invalid or
+        altered, copy the whole link", which is what they had done."""
+        first = invite(run, account, "a@example.com", "billing.view")
+        assert run.json("inspect", first["accept_url"])["email"] == "a@example.com"
+        assert run("decline", input=first["accept_url"] + "\n").stdout.startswith("declined")
+        # the token in the path, where --accept-url has {token}
+        url = "https://kunden.example.com/einladung/{token}"
+        second = run.json("--accept-url", url, "invite", account, "b@example.com", "--all",
+                          "--as", "max")  # fmt: skip
+        assert "?" not in second["accept_url"]
+        data = run.json("--accept-url", url, "inspect", second["accept_url"])
+        assert data["email"] == "b@example.com"
+        joined = run("--accept-url", url, "accept", second["accept_url"], "--user", "b",
+                     "--email", "b@example.com").stdout  # fmt: skip
+        assert joined.startswith("b joined")
+
+    def test_a_link_without_a_token(self, run: Cli, account: str) -> None:
+        link = "https://panel.example.com/team/invitations/accept?invitation=0123456789abcdef"
+        line = run.error("inspect", link, code=3)
+        assert "holds no invitation token" in line
+        assert link not in line
+
     def test_no_token_given(self, run: Cli) -> None:
         line = run.error("accept", "--user", "a", "--email", "a@example.com", input="", code=2)
         assert "token" in line

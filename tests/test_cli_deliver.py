@@ -412,3 +412,40 @@ class TestZeroIsAUsageError:
         with sqlite3.connect(db) as con:
             assert con.execute("SELECT status FROM outbox").fetchall() == [("sent",), ("sent",)]
         con.close()
+
+
+class TestPrivateCa:
+    """A relay whose certificate comes from the vendor's own CA: SSL_CERT_FILE names it,
+    as docs/cli.md says, and without it the stored error says so."""
+
+    def run(self, db: Path, server: SmtpServer, env: dict[str, str]) -> dict[str, Any]:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("TEAMACCESS_", "SSL_"))}
+        proc = subprocess.run(
+            [sys.executable, "-m", "teamaccess", "--db", str(db), "--mail",
+             f"smtp://{HOST}:{server.port}?security=starttls", *LINKS, "deliver", "--json"],
+            env={**clean, "TEAMACCESS_SECRET_KEY": SECRET, **env},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        result: dict[str, Any] = json.loads(proc.stdout)
+        result["code"] = proc.returncode
+        return result
+
+    def test_ssl_cert_file_trusts_it(self, tmp_path: Path) -> None:
+        from tests.smtp_server import Certificates
+
+        certs = Certificates.create()
+        ca = tmp_path / "ca.pem"
+        certs.ca.cert_pem.write_to_path(str(ca))
+        db = tmp_path / "team.db"
+        with SmtpServer(mode="starttls", certs=certs) as server:
+            queued(db, server, "k@example.org")
+            refused = self.run(db, server, {})
+            assert refused["code"] == 9
+            assert "SSL_CERT_FILE" in refused["messages"][0]["last_error"]
+            assert server.received == []
+            with sqlite3.connect(db) as con:  # due again at once, not after the backoff
+                con.execute("UPDATE outbox SET next_attempt_at = '2000-01-01T00:00:00+00:00'")
+            sent = self.run(db, server, {"SSL_CERT_FILE": str(ca)})
+            assert sent["code"] == 0
+            assert sent["delivered"] == 2
+            assert all(r.tls for r in server.received)

@@ -76,7 +76,8 @@ def test_no_key_of_its_own_for_a_database_it_did_not_make(
     assert proc.stderr == (
         f"error: the database {db} has no key file {key} beside it: the program that made "
         "it keeps its secret key elsewhere. Set TEAMACCESS_SECRET_KEY to that key (links "
-        "this command signed with another would not open); if no other program uses the "
+        "this command signed or checked with another would not open); if no other program "
+        "uses the "
         f"database, create a key file: (umask 077; python -c 'import secrets; "
         f"print(secrets.token_urlsafe(32))' > {key})\n"
     )
@@ -138,6 +139,38 @@ def test_what_signs_nothing_runs_without_the_key(
     db, account = panel_database(tmp_path)
     proc = command(db, *(account if a == "ACCOUNT" else a for a in args), extra=env)
     assert proc.returncode == 0, proc.stderr
+    assert not Path(f"{db}.secret").exists()
+
+
+def test_inspect_asks_for_the_panels_key_rather_than_call_its_link_altered(
+    tmp_path: Path,
+) -> None:
+    """``inspect`` checks a link: with a key made up for the panel's database it told an
+    operator that the customer's genuine link was invalid or altered (exit status 7)."""
+    db, account = panel_database(tmp_path)
+    panel = TeamAccess(SQLiteStore(db), MemoryMailer(), secret_key=PANEL_KEY, accept_url=URL)
+    try:
+        token = panel.invite(account, actor_id="max", email="ops@example.org",
+                             permissions=PermissionSet.none()).token  # fmt: skip
+    finally:
+        panel.close()
+    assert token is not None
+    proc = command(db, "inspect", token)
+    assert proc.returncode == 3, proc.stderr
+    assert "has no key file" in proc.stderr
+    assert "Set TEAMACCESS_SECRET_KEY" in proc.stderr
+    assert not Path(f"{db}.secret").exists()
+    found = command(db, "inspect", token, key=PANEL_KEY)
+    assert found.returncode == 0, found.stderr
+    assert "ops@example.org" in found.stdout
+
+
+def test_listing_needs_no_key(tmp_path: Path) -> None:
+    """What only reads (members, the waiting mail) runs on the panel's database as before."""
+    db, account = panel_database(tmp_path)
+    for args in (("members", account), ("deliver", "--list"), ("audit", account)):
+        proc = command(db, *args)
+        assert proc.returncode == 0, (args, proc.stderr)
     assert not Path(f"{db}.secret").exists()
 
 

@@ -119,6 +119,50 @@ class TestSettings:
         assert "set TEAMACCESS_SECRET_KEY" in line
         assert not any(run.folder.iterdir())
 
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ("members", "ACCOUNT"),
+            ("audit", "ACCOUNT"),
+            ("invitations", "ACCOUNT"),
+            ("accounts", "list", "max"),
+            ("deliver", "--list"),
+            ("export", "--user", "max"),
+            ("purge",),
+            ("erase", "--email", "dev@example.org", "--as", "system", "--yes"),
+        ],
+        ids=lambda args: "-".join(a for a in args if a.isalpha()),
+    )
+    def test_what_signs_nothing_runs_without_the_key(self, run: Cli, args: tuple[str, ...]) -> None:
+        """A cron job's purge, a support login's listing and an erasure with a pseudonym
+        key of its own sign and check no link: they need not hold the panel's key (they
+        all stopped asking for TEAMACCESS_SECRET_KEY)."""
+        made = run.json(
+            "accounts", "create", "--name", "A", "--owner-id", "max", "--owner-email",
+            "max@example.com",
+        )["id"]  # fmt: skip
+        run("invite", made, "dev@example.org", "--all", "--as", "max")
+        run.env["TEAMACCESS_SECRET_KEY"] = None
+        run.env["TEAMACCESS_PSEUDONYM_KEY"] = "the-pseudonym-key-" + "q" * 20
+        run(*(made if a == "ACCOUNT" else a for a in args))
+
+    @pytest.mark.parametrize(
+        "args", [("inspect", "TOKEN"), ("deliver",), ("resend", "INVITATION", "--as", "max")]
+    )
+    def test_what_signs_or_checks_a_link_needs_the_key(
+        self, run: Cli, args: tuple[str, ...]
+    ) -> None:
+        made = run.json(
+            "accounts", "create", "--name", "A", "--owner-id", "max", "--owner-email",
+            "max@example.com",
+        )["id"]  # fmt: skip
+        invited = run.json("invite", made, "dev@example.org", "--all", "--as", "max")
+        run.env["TEAMACCESS_SECRET_KEY"] = None
+        run.env["TEAMACCESS_PSEUDONYM_KEY"] = "the-pseudonym-key-" + "q" * 20
+        names = {"TOKEN": invited["token"], "INVITATION": invited["id"]}
+        line = run.error(*(names.get(a, a) for a in args), code=3)
+        assert "set TEAMACCESS_SECRET_KEY" in line
+
     def test_the_password_stays_out_of_the_output(self, run: Cli) -> None:
         url = "postgresql://panel:hunter2@/nodb?host=/nonexistent-dir&port=1"
         line = run.error("--db", url, "accounts", "list", "u", code=10)

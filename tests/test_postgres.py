@@ -538,6 +538,69 @@ class TestProcesses:
             assert result["stale"] == 0, results
 
 
+def in_a_fork(work: Callable[[], object]) -> dict[str, Any]:
+    """Run *work* in a child forked from this process (as gunicorn --preload forks its
+    workers after the app was built) and return what it reported, or that it hung."""
+    import os
+    import select
+    import warnings
+
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with the pool's threads
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child's coverage is not collected)
+        try:
+            answer: dict[str, Any] = {"result": repr(work())}
+        except BaseException as exc:
+            answer = {"error": type(exc).__name__, "message": str(exc)}
+        os.write(write_end, json.dumps(answer).encode())
+        os._exit(0)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], 20)
+        if not ready:
+            os.kill(pid, 9)
+            return {"hung": True}
+        return json.loads(os.read(read_end, 65536))  # type: ignore[no-any-return]
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+
+
+class TestFork:
+    """A store opened before a fork: its pooled connections are the parent's sockets.
+    Shared by several children they hang or hand one child another's answer; the child
+    is refused, saying to open the store after the fork, and the parent goes on."""
+
+    def test_the_child_is_refused_and_told_what_to_do(self, team: TeamAccess) -> None:
+        account = team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+        assert team.can("owner", account.id, "billing.view")  # the pool is in use
+        got = in_a_fork(lambda: team.can("owner", account.id, "billing.view"))
+        assert got.get("error") == "StorageError", got
+        assert "a fork of it" in got["message"]
+        assert "in each process after the fork" in got["message"]
+        got = in_a_fork(lambda: team.members(account.id))
+        assert got.get("error") == "StorageError", got
+
+    def test_the_parent_goes_on_and_a_store_opened_in_the_child_works(
+        self, conninfo: str, schema: str, team: TeamAccess
+    ) -> None:
+        account = team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+
+        def closes_then_opens_its_own() -> object:
+            team.close()  # must not end the parent's sessions
+            own = open_team(conninfo, schema)
+            try:
+                return own.can("owner", account.id, "billing.view")
+            finally:
+                own.close()
+
+        assert in_a_fork(closes_then_opens_its_own) == {"result": "True"}
+        assert team.can("owner", account.id, "billing.view")
+        assert [m.user_id for m in team.members(account.id)] == ["owner"]
+
+
 @pytest.mark.slow
 class TestDeliveryWorkers:
     """Two worker processes drain one outbox: every mail goes out once."""

@@ -249,6 +249,19 @@ class TestStartTls:
                 mailer.send(message())
             assert server.received == []
 
+    def test_untrusted_certificate_says_how_to_trust_a_private_ca(
+        self, certs: Certificates
+    ) -> None:
+        """A relay with a certificate from the vendor's own CA is the usual case; the
+        message said only "check that the certificate is trusted", not how."""
+        with SmtpServer(mode="starttls", certs=certs) as server:
+            mailer = SmtpMailer(HOST, server.port, security="starttls")
+            with pytest.raises(DeliveryFailed) as caught:
+                mailer.send(message())
+        assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+        assert "ssl_context=ssl.create_default_context(cafile=...)" in str(caught.value)
+        assert "SSL_CERT_FILE" in str(caught.value)
+
     def test_plain_client_is_turned_away(self, certs: Certificates) -> None:
         with SmtpServer(mode="starttls", certs=certs) as server:
             with pytest.raises(

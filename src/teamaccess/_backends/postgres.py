@@ -49,9 +49,11 @@ Design notes (the why, briefly):
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -152,6 +154,23 @@ def _describe(conninfo: str) -> str:
 # -- the store ----------------------------------------------------------------------------
 
 
+#: every store of this process, for the fork handler below
+_STORES: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
+
+
+def _forked() -> None:
+    """In a child process: the pool's connections are the parent's sockets. Two processes
+    reading one socket hang, or take each other's answers (one child's can() read
+    another's row), so the child gets none of them: its next call says what to do."""
+    for store in list(_STORES):
+        store._forked_from = store._pid
+        # Kept, not closed: closing would end the parent's server sessions.
+        store._inherited, store._pool = store._pool, None
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class PostgresStore:
     """Every row in one PostgreSQL schema, shared by any number of processes and servers.
 
@@ -189,6 +208,10 @@ class PostgresStore:
         self._lock_space = _lock_space(schema)
         self._local = threading.local()
         self._closed = False
+        self._pid = os.getpid()
+        #: the process that opened the store, once this one is a fork of it
+        self._forked_from: int | None = None
+        self._inherited: ConnectionPool[Any] | None = None
         # one refusal diagnosis at a time, and when the last one was made, and its answer
         self._refusal_lock = threading.Lock()
         self._refusal_answer: tuple[float, str | None] = (float("-inf"), None)
@@ -199,6 +222,7 @@ class PostgresStore:
         self._sql = Statements(f'"{schema}"')
         from psycopg_pool import ConnectionPool
 
+        _STORES.add(self)
         if isinstance(conninfo_or_pool, ConnectionPool):
             self._pool: ConnectionPool[Any] | None = conninfo_or_pool
             self._own_pool = False
@@ -518,6 +542,15 @@ class PostgresStore:
 
     def _getconn(self) -> Connection:
         pool = self._pool
+        if self._forked_from is not None and not self._closed:
+            raise StorageError(
+                f"the PostgresStore for schema {self.schema!r} was opened in process "
+                f"{self._forked_from} and is used in process {os.getpid()}, a fork of it, "
+                "whose connections are that process's; open the store (build the "
+                "TeamAccess) in each process after the fork: in an app factory each worker "
+                "calls, not at import time under gunicorn --preload (or in its post_fork "
+                "hook; uWSGI: lazy-apps)"
+            )
         if self._closed or pool is None:
             raise StorageError(
                 f"the PostgresStore for schema {self.schema!r} is closed; open a new one"

@@ -329,12 +329,18 @@ def main() -> None:
     cli.main(prog_name="teamaccess")
 
 
-def _team(*, read_only: bool = False, existing: bool = False, signs: bool = True) -> TeamAccess:
+def _team(
+    *, read_only: bool = False, existing: bool = False, signs: bool | None = None
+) -> TeamAccess:
     """The service; a *read_only* command creates no database and no key file, nor does
     an *existing* one (it changes only data already stored). One that does not *sign*
-    (no link, no pseudonym) runs without the key file on a database another program made."""
+    (no link, no pseudonym) runs without the secret key on a database another program
+    made, or on PostgreSQL; a *read_only* one signs nothing unless it says so (inspect
+    checks a link)."""
     settings = click.get_current_context().find_object(Settings)
     assert settings is not None
+    if signs is None:
+        signs = not read_only
     return settings.team(read_only=read_only, existing=existing, signs=signs)
 
 
@@ -419,7 +425,31 @@ def read_token(token: str | None) -> str:
     token = (token or "").strip()
     if not token:
         raise click.UsageError("give the invitation token as an argument or on stdin")
+    if token.lower().startswith(("http://", "https://")):
+        # An operator pastes the link a customer forwarded, not the part after token=.
+        return _token_of_link(token)
     return token
+
+
+def _token_of_link(link: str) -> str:
+    """The token in an accept link given whole: its ``token`` query parameter, or what
+    stands where ``--accept-url`` has ``{token}``."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    found = parse_qs(urlsplit(link).query).get("token", [])
+    if len(found) == 1 and found[0]:
+        return found[0]
+    template = _settings().accept_url or ""
+    before, marker, after = template.partition("{token}")
+    if marker and link.startswith(before) and link.endswith(after):
+        inside = link[len(before) : len(link) - len(after)]
+        if inside:
+            return unquote(inside)
+    # Never the link itself in the message: it may hold a token after all.
+    raise ValidationError(
+        "this link holds no invitation token (no token= in it, and it does not match "
+        "--accept-url); give the link from the invitation mail, or the token alone"
+    )
 
 
 def _mail_note(queued: Sequence[str] = ()) -> None:

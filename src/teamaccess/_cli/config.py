@@ -467,6 +467,10 @@ class Settings:
         if key:
             return key
         if is_postgres(self.db):
+            if not signs:
+                # Nothing signed or checked: a throwaway key reads and deletes the same,
+                # and a cron job or a support login need not hold the panel's key.
+                return secrets.token_urlsafe(32)
             # No file beside a server database, and every server must sign with one key.
             raise ConfigError(
                 "with a PostgreSQL --db, set TEAMACCESS_SECRET_KEY (the same on every server "
@@ -476,24 +480,31 @@ class Settings:
         if self.db == ":memory:":
             return secrets.token_urlsafe(32)
         path = secret_key_path(self.db)
+        db = Path(self.db)
         if read_only and not path.exists():
+            if signs and _holds_data(db):
+                # Checking a link with a made-up key would call the panel's genuine
+                # links altered.
+                raise self._no_key_file(path)
             # A command that only reads writes no key file; without one no token was
             # ever signed for this database, so a throwaway key reads the same.
             return secrets.token_urlsafe(32)
-        db = Path(self.db)
         if db not in self.created and not path.exists() and _holds_data(db):
             if not signs:
                 return secrets.token_urlsafe(32)
             # Made by another program (a panel) that keeps its key elsewhere: a key made
             # up here would sign links that program refuses as altered.
-            raise ConfigError(
-                f"the database {self.db} has no key file {path} beside it: the program "
-                "that made it keeps its secret key elsewhere. Set TEAMACCESS_SECRET_KEY to "
-                "that key (links this command signed with another would not open); if no "
-                "other program uses the database, create a key file: (umask 077; python -c "
-                f"'import secrets; print(secrets.token_urlsafe(32))' > {shlex.quote(str(path))})"
-            )
+            raise self._no_key_file(path)
         return load_or_create_secret(path, self.created)
+
+    def _no_key_file(self, path: Path) -> ConfigError:
+        return ConfigError(
+            f"the database {self.db} has no key file {path} beside it: the program "
+            "that made it keeps its secret key elsewhere. Set TEAMACCESS_SECRET_KEY to "
+            "that key (links this command signed or checked with another would not open); "
+            "if no other program uses the database, create a key file: (umask 077; python "
+            f"-c 'import secrets; print(secrets.token_urlsafe(32))' > {shlex.quote(str(path))})"
+        )
 
     def store(self, *, read_only: bool = False) -> Store:
         """The database; a SQLite file this user may not write is opened read-only for a

@@ -111,7 +111,7 @@ def inspect(token: str | None, as_json: bool) -> None:
 
     TOKEN is read from stdin when left out or given as '-'.
     """
-    inv = _team(read_only=True).inspect_invitation(read_token(token))
+    inv = _team(read_only=True, signs=True).inspect_invitation(read_token(token))
     if as_json:
         emit_json(inv)
         return

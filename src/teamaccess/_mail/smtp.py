@@ -381,6 +381,14 @@ class SmtpMailer:
                 f"{self._where} answered {_reply(exc.smtp_code, exc.smtp_error)} during "
                 f"{step}; the message will be retried"
             )
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            # The usual cause: a relay whose certificate comes from the vendor's own CA.
+            return DeliveryFailed(
+                f"TLS with {self._where} failed during {step} ({exc.reason or exc}); its "
+                "certificate is not trusted for this host name: for a certificate from your "
+                "own CA, pass ssl_context=ssl.create_default_context(cafile=...), or set "
+                "SSL_CERT_FILE to that CA's file for the teamaccess command"
+            )
         if isinstance(exc, ssl.SSLError):
             return DeliveryFailed(
                 f"TLS with {self._where} failed during {step} ({exc.reason or exc}); check "
