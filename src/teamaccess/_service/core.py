@@ -75,7 +75,7 @@ class _Core:
     def __init__(
         self,
         store: Store,
-        mailer: Mailer,
+        mailer: Mailer | None,
         *,
         secret_key: SecretKey | Sequence[SecretKey],
         catalog: Catalog | None = None,
@@ -107,7 +107,16 @@ class _Core:
         # Cheap checks of every setting: a wrong type would otherwise surface as a bare
         # TypeError or AttributeError at the first use, maybe in the middle of a send.
         _check_methods("store", store, "a Store such as MemoryStore()", "begin", "read", "grant")
-        _check_methods("mailer", mailer, "a Mailer such as MemoryMailer()", "send")
+        if mailer is not None:
+            _check_methods("mailer", mailer, "a Mailer such as MemoryMailer()", "send")
+        elif delivery != "queue":
+            # Only a queue-only panel can do without one: its web servers then never hold
+            # the mail server's password, which only the worker needs.
+            raise ValidationError(
+                f"mailer=None needs delivery='queue', not {delivery!r}: without a mailer "
+                "mail can only be queued for a worker, whose TeamAccess has one and calls "
+                "deliver_pending() (or runs teamaccess deliver --watch)"
+            )
         self._store = store
         self._durable_hint = True  # until the store shows it predates begin(durable=)
         self._mailer = mailer
@@ -287,7 +296,8 @@ class _Core:
         return read_clock(self.clock)
 
     @property
-    def mailer(self) -> Mailer:
+    def mailer(self) -> Mailer | None:
+        """The mailer, or ``None`` for a queue-only ``TeamAccess`` (``mailer=None``)."""
         return self._mailer
 
     def add_listener(self, listener: Listener) -> None:
@@ -621,26 +631,32 @@ def _msgid_domain(sender: str) -> str:
     return _header_address("From", sender)[0].domain or "teamaccess.invalid"
 
 
-def _no_placeholder(mailer: Mailer, *, accept_url: str, sender: str) -> None:
-    """An SmtpMailer mails real people: the demo link and sender must not reach them."""
+def _no_placeholder(mailer: Mailer | None, *, accept_url: str, sender: str) -> None:
+    """An SmtpMailer mails real people: the demo link and sender must not reach them. So
+    does the worker of a queue-only ``TeamAccess`` (``mailer=None``), and a queued notice
+    goes out from the sender the panel wrote into it (an invitation's mail, link and
+    sender are the worker's: it is built when sent)."""
     import sys
 
     # Only if the SMTP module is loaded can the mailer be an SmtpMailer; this keeps smtplib
     # out of processes that never send over SMTP.
     smtp = sys.modules.get("teamaccess._mail.smtp")
-    if smtp is None or not isinstance(mailer, smtp.SmtpMailer):
+    if mailer is None:
+        why = "a queue-only TeamAccess (mailer=None) queues mail a worker sends to real people"
+    elif smtp is not None and isinstance(mailer, smtp.SmtpMailer):
+        why = "with an SmtpMailer the mail reaches real people"
+    else:
         return
-    if accept_url == _EXAMPLE_ACCEPT_URL:
+    if accept_url == _EXAMPLE_ACCEPT_URL and mailer is not None:
         raise ValidationError(
-            f"accept_url is still the example {accept_url!r}; with an SmtpMailer the mail "
-            "reaches real people, so pass accept_url= with your panel's accept page, "
+            f"accept_url is still the example {accept_url!r}; {why}, so pass "
+            "accept_url= with your panel's accept page, "
             "e.g. 'https://panel.your-company.com/invitations/accept?token={token}'"
         )
     if sender == _EXAMPLE_SENDER:
         raise ValidationError(
-            f"sender is still the example {sender!r}; with an SmtpMailer the mail reaches "
-            "real people, so pass sender= with your own address, "
-            "e.g. 'Customer Center <noreply@your-company.com>'"
+            f"sender is still the example {sender!r}; {why}, so pass sender= with "
+            "your own address, e.g. 'Customer Center <noreply@your-company.com>'"
         )
 
 

@@ -133,7 +133,7 @@ class _Delivery(_Core):
         """When a new outbox row is first due: after a lease, during which the call that
         wrote it sends it (``"now"``); at once if nobody sends it now (``"queue"``, or
         held back for the host's commit inside ``store.join()``)."""
-        if self.delivery == "queue" or self._mail_waits():
+        if self.delivery == "queue" or self._mailer is None or self._mail_waits():
             return now
         return now + self.delivery_lease
 
@@ -250,10 +250,10 @@ class _Delivery(_Core):
         self,
         row: OutboxMessage,
         message: EmailMessage,
-        mailer: Mailer | None = None,
+        mailer: Mailer,
         source: bytes | None = None,
     ) -> str | None:
-        """Hand *message* to *mailer* (the service's by default) once it passed the last
+        """Hand *message* to *mailer* (the run's, see :meth:`_sending`) once it passed the last
         check; the error text if it failed (a :class:`_Refusal` if the check refused it:
         it is never sent). *source*: the bytes *message* was parsed from, if it was."""
         from teamaccess._mail.gate import (  # absolute: see _render_invitation()
@@ -263,7 +263,7 @@ class _Delivery(_Core):
             scrub_error,
         )
 
-        target = self._mailer if mailer is None else mailer
+        target = mailer
         smtp = sys.modules.get("teamaccess._mail.smtp")  # loaded if target is an SmtpMailer
         # SmtpMailer (and its batches) sends the bytes the last check read, as they are:
         # the message is not written a second time, and nothing can differ between what
@@ -530,9 +530,10 @@ class _Delivery(_Core):
     ) -> None:
         """Send *batch*; *unbuilt* names rows whose message could not even be built.
 
-        Inside the host's transaction nothing is sent: the rows wait in the outbox.
+        Inside the host's transaction nothing is sent: the rows wait in the outbox; so
+        they do without a mailer (``delivery`` set to ``"now"`` after ``mailer=None``).
         """
-        if self._mail_waits():
+        if self._mail_waits() or self._mailer is None:
             batch = ()
         failed = list(unbuilt)
         refused = len(unbuilt)
@@ -667,6 +668,13 @@ class _Delivery(_Core):
                 "deliver_pending() sends mail, which must not leave before the host "
                 "application's transaction commits; call it after leaving store.join()"
             )
+        if self._mailer is None:
+            raise ValidationError(
+                "deliver_pending() needs a mailer, and this TeamAccess was built with "
+                "mailer=None (queue-only); call it on the worker's TeamAccess, built with "
+                "the same store and a mailer such as SmtpMailer(...), or run teamaccess "
+                "deliver --watch"
+            )
         # What an earlier run sent but could not record goes first: claimed again once
         # its lease ends, it would go twice.
         self._record_late()
@@ -764,6 +772,11 @@ class _Delivery(_Core):
         """The mailer for one delivery run: one batch of a ``BatchMailer``, else itself
         (and no batch opened for a run with nothing to send)."""
         mailer = self._mailer
+        if mailer is None:
+            # Nothing is sent without one: deliver_pending() refuses to run, and a call
+            # under delivery="now" leaves its mail waiting (see _deliver_now()).
+            yield _Unavailable(ValidationError("this TeamAccess has no mailer (mailer=None)"))
+            return
         if not needed or not _is_batch_mailer(mailer):
             yield mailer
             return
