@@ -433,6 +433,27 @@ def load_mailer(spec: str) -> Mailer:
     return cast("Mailer", mailer)
 
 
+def secret_key_fallbacks() -> list[str]:
+    """The older keys of ``TEAMACCESS_SECRET_KEY_FALLBACKS`` (comma-separated, oldest
+    first): they verify links during a rotation, and never sign."""
+    text = os.environ.get("TEAMACCESS_SECRET_KEY_FALLBACKS", "")
+    if not text.strip():
+        return []
+    if not os.environ.get("TEAMACCESS_SECRET_KEY", "").strip():
+        raise ConfigError(
+            "TEAMACCESS_SECRET_KEY_FALLBACKS is set without TEAMACCESS_SECRET_KEY: set "
+            "TEAMACCESS_SECRET_KEY to the newest key (it signs), and keep only the older "
+            "keys, comma-separated, in TEAMACCESS_SECRET_KEY_FALLBACKS"
+        )
+    keys = [key.strip() for key in text.split(",")]
+    if not all(keys):
+        raise ConfigError(
+            "TEAMACCESS_SECRET_KEY_FALLBACKS has an empty key: give the older keys "
+            "separated by single commas, e.g. old-key-1,old-key-2"
+        )
+    return keys
+
+
 @attrs.define
 class Settings:
     """Everything the group options and environment decide."""
@@ -653,7 +674,9 @@ class Settings:
             store = self.store(read_only=read_only)
             try:
                 secret = self.secret_key(read_only=read_only, signs=signs)
-                team = TeamAccess(store, mailer, secret_key=secret, **options)
+                # Older keys still verify (newest last, as TeamAccess takes them).
+                keys = [*secret_key_fallbacks(), secret]
+                team = TeamAccess(store, mailer, secret_key=keys, **options)
             except BaseException:
                 store.close()
                 raise
