@@ -1,6 +1,7 @@
 """The page the invitation link opens, through the Flask blueprint: accept, decline,
 logged in or not, and links no longer valid."""
 
+import re
 from datetime import timedelta
 from urllib.parse import quote, unquote
 
@@ -78,6 +79,22 @@ class TestAcceptPage:
         back = unquote(location.partition("next=")[2])
         assert "buchhaltung@muster.de" in panel.get(None, back)[1]
         assert panel.team.pending_invitations(panel.account) != []
+
+    def test_logout_comes_back_to_the_invitation(self) -> None:
+        # logout_url takes {next} as login_url does: the invitation page, by its clean
+        # URL (no token), so the right person can log in and accept there.
+        panel = Panel(logout_url="/logout?next={next}")
+        panel.invite("buchhaltung@muster.de", "billing.view")
+        token = panel.link().split("token=", 1)[1]
+        status, body = panel.get("anna", panel.link())
+        assert status == 200
+        [href] = re.findall(r'href="(/logout[^"]*)"', body)
+        assert href.startswith("/logout?next=" + quote("/team/invitations/accept?invitation=", ""))
+        assert token not in href
+        assert quote(token, "") not in href
+        back = unquote(href.partition("next=")[2])
+        status, body = panel.get("anna", back)
+        assert "buchhaltung@muster.de" in body
 
     def test_other_address_says_so(self, panel: Panel) -> None:
         panel.invite("buchhaltung@muster.de", "billing.view")

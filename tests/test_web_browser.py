@@ -9,10 +9,12 @@ screenshotted in German and English into ``web-screenshots/`` (git ignores it;
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -389,7 +391,16 @@ def test_logged_in_under_another_address(demo: Demo) -> None:
     expect(owner.locator("button[value=accept]")).to_have_count(0)
     both_languages(owner, "accept-mismatch")
     owner.get_by_role("link", name="Log out").last.click()
-    expect(owner).to_have_url(f"{demo.base}/login")
+    # The demo passes logout_url with {next}: the login page brings them back to this
+    # invitation (by its clean URL, no token), where the invited person can accept.
+    expect(owner).to_have_url(re.compile(re.escape(f"{demo.base}/login?next=")))
+    back = parse_qs(urlsplit(owner.url).query)["next"][0]
+    assert back.startswith("/team/invitations/accept?invitation=")
+    assert link.partition("token=")[2] not in owner.url
+    owner.goto(f"{demo.base}{back}")
+    demo.register(owner)  # the invited address, in the same window
+    owner.click("button[value=accept]")
+    expect(owner.locator(".ta-notice")).to_contain_text("Welcome to Muster GmbH")
 
 
 def test_preset_note_suspend_and_end_date(demo: Demo) -> None:

@@ -35,7 +35,7 @@ USERS = {
 class Panel:
     """A vendor panel: Flask, a header names the logged-in user, the blueprint at /team."""
 
-    def __init__(self, templates: Path | None = None) -> None:
+    def __init__(self, templates: Path | None = None, logout_url: str = "/logout") -> None:
         self.mailer = MemoryMailer()
         self.clock = FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
         self.team = TeamAccess(
@@ -55,7 +55,7 @@ class Panel:
         self.app.register_blueprint(
             blueprint(
                 self.team, current_user=current_user, login_url="/login?next={next}",
-                register_url="/register?next={next}", logout_url="/logout",
+                register_url="/register?next={next}", logout_url=logout_url,
             ),
             url_prefix="/team",
         )  # fmt: skip

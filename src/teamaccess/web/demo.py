@@ -193,7 +193,7 @@ def create_app(
             current_user=current_user,
             login_url=lambda next_path: flask.url_for("login", next=next_path),
             register_url=lambda next_path: flask.url_for("register", next=next_path),
-            logout_url="/logout",
+            logout_url=lambda next_path: flask.url_for("logout", next=next_path),
             home_url=lambda account_id: f"/panel/{account_id}",
             translations={"de": _GERMAN},
         ),
@@ -294,7 +294,11 @@ def create_app(
     @app.route("/logout")
     def logout() -> Response:
         flask.session.pop("demo.user", None)
-        return flask.redirect(flask.url_for("login"))
+        # Back to where the page asked from (the invitation page), once logged in again.
+        if "next" not in flask.request.values:
+            return flask.redirect(flask.url_for("login"))
+        next_path = _safe_next(flask.request.values.get("next"))
+        return flask.redirect(flask.url_for("login", next=next_path))
 
     @app.route("/mails")
     def mails() -> Response:

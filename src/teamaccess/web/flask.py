@@ -55,7 +55,7 @@ def blueprint(
     current_user: Callable[[], User | None],
     login_url: UrlHook = "/login?next={next}",
     register_url: UrlHook | None = None,
-    logout_url: str | None = None,
+    logout_url: UrlHook | None = None,
     home_url: Callable[[str], str] | None = None,
     translations: Mapping[str, Mapping[str, str]] | None = None,
     name: str = "teamaccess",
@@ -64,8 +64,8 @@ def blueprint(
     """The pages of ``ROUTES`` as a blueprint named *name*; register it under a prefix.
 
     *current_user* returns the logged-in :class:`User` (id and verified address), or
-    ``None``. *login_url* and *register_url* are your panel's pages: a string with
-    ``{next}`` or a callable taking the path to come back to. Pass a ready
+    ``None``. *login_url*, *register_url* and *logout_url* are your panel's pages: a
+    string with ``{next}`` or a callable taking the path to come back to. Pass a ready
     :class:`Pages` instead of *team* to configure it yourself. *headers* replace entries
     of ``HEADERS`` (``None`` drops one): a panel layout that loads scripts needs its own
     ``Content-Security-Policy``.

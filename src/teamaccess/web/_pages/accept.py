@@ -170,7 +170,7 @@ class AcceptPage(_PageBase):
             "error": error,
             "login_url": self._hook(self.login_url, back),
             "register_url": self._hook(self.register_url, back) if self.register_url else "",
-            "logout_url": self.logout_url or "",
+            "logout_url": self._hook(self.logout_url, back) if self.logout_url else "",
         }
         return Render("teamaccess/accept.html", context, status, invitations=keep,
                       invitations_max_age=life)  # fmt: skip

@@ -76,7 +76,7 @@ class _PageBase:
     team: TeamAccess
     login_url: UrlHook
     register_url: UrlHook | None
-    logout_url: str | None
+    logout_url: UrlHook | None
     home_url: Callable[[str], str] | None
     page_size: int
 

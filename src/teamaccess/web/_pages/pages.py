@@ -36,8 +36,10 @@ class Pages(UsersPages, MemberPages, AcceptPage, ContactPages, ActivityPage, _Pa
     """The customer-center pages for *team*.
 
     *login_url* and *register_url* are the host's pages, as a string with ``{next}``
-    (the quoted path to come back to) or a callable taking that path. *logout_url* is
-    offered to a user logged in under another address than the invited one. *home_url*
+    (the quoted path to come back to) or a callable taking that path. *logout_url*, the
+    same, is offered to a user logged in under another address than the invited one;
+    its ``{next}`` is the invitation page, so they can log in again under the invited
+    address and accept. *home_url*
     maps an account id to where a new member lands (default: the account's users page).
     *translations* adds or replaces words of the templates per language, for templates
     you override: ``{"de": {"Invoices": "Rechnungen"}}``.
@@ -49,7 +51,7 @@ class Pages(UsersPages, MemberPages, AcceptPage, ContactPages, ActivityPage, _Pa
         *,
         login_url: UrlHook = "/login?next={next}",
         register_url: UrlHook | None = None,
-        logout_url: str | None = None,
+        logout_url: UrlHook | None = None,
         home_url: Callable[[str], str] | None = None,
         page_size: int = 25,
         translations: Mapping[str, Mapping[str, str]] | None = None,
