@@ -530,3 +530,44 @@ def test_sqlite_scrub_past_a_reader_still_says_so(tmp_path: Path, clock: FrozenC
     finally:
         reader.close()
     team.close()
+
+
+class ErasingMailer(MemoryMailer):
+    """Sends; on the first message, lets another panel erase a person and waits."""
+
+    def __init__(self, erase: Callable[[], object]) -> None:
+        super().__init__()
+        self._erase = erase
+        self.erased: list[object] = []
+
+    def send(self, message: EmailMessage) -> None:
+        super().send(message)
+        if not self.erased:
+            self.erased.append(run_together(self._erase)[0])
+
+
+def test_a_run_sends_what_an_erasure_rewrote_meanwhile(
+    store_factory: Callable[[], Store], backend: str, store: Store, clock: FrozenClock
+) -> None:
+    """The run claimed notifications that name a person; while it sent the first, the
+    person was erased, which rewrote the waiting ones. The rest go out as rewritten, not
+    as the run read them when it claimed them."""
+    other = roomy(store if backend == "memory" else store_factory(), clock)
+    team = roomy(store, clock, delivery="queue")
+    acc = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
+    for n in range(2):
+        team.add_contact(acc.id, actor_id="o", name=f"C{n}", email=f"c{n}@example.org",
+                         categories=["billing"])  # fmt: skip
+    team.add_contact(acc.id, actor_id="o", name="Pia", email="pia@example.org",
+                     categories=["general"])  # fmt: skip
+    team.notify(acc.id, "billing", subject="Invoice", text="Ask pia@example.org about it.")
+    mailer = ErasingMailer(lambda: other.erase_person(email="pia@example.org", actor_id=SYSTEM))
+    team._mailer = mailer
+    team.deliver_pending()
+    assert [type(r).__name__ for r in mailer.erased] == ["ErasureReport"]
+    assert len(mailer.outbox) == 3
+    bodies = [m.get_body(("plain",)).get_content() for m in mailer.outbox]  # type: ignore[union-attr]
+    assert "pia@example.org" in bodies[0]  # on its way before the erasure
+    for body in bodies[1:]:
+        assert "pia@example.org" not in body
+        assert "[erased]" in body
