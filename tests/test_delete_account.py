@@ -201,17 +201,24 @@ class TestWaitingMail:
     def test_a_notification_claimed_before_leaves_nothing(
         self, store_factory: Callable[[], Store], backend: str, store: Store, clock: FrozenClock
     ) -> None:
-        # The run sends what it claimed and the server refuses it for good: the record
-        # of that must not write the row or a mail.bounced event (naming the recipient)
-        # back into the deleted account.
-        mailer = FailingMailer(error=DeliveryRefused("550 5.1.1 no such user", code=550))
+        # The account is deleted while the run sends its mail, and the server refuses it
+        # for good: the record of that must not write the row or a mail.bounced event
+        # (naming the recipient) back into the deleted account.
+        delete = self.meanwhile(store_factory, backend, store, clock)
+
+        class DeletingThenRefusing(FailingMailer):
+            def send(self, message: Any) -> None:
+                delete(acc.id)()  # another connection deletes the account, then the refusal
+                super().send(message)
+
+        mailer = DeletingThenRefusing(error=DeliveryRefused("550 5.1.1 no such user", code=550))
         team = _queued(store, clock, mailer, give_up_after=1)
         acc = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
         team.add_contact(acc.id, actor_id="o", name="C", email="gone.contact@example.org",
                          categories=["billing"])  # fmt: skip
         team.notify(acc.id, "billing", subject="Invoice", text="Your invoice")
-        stop = self.meanwhile(store_factory, backend, store, clock)(acc.id)
-        team.deliver_pending(stop=stop)
+        team.deliver_pending(limit=1)
+        assert mailer.attempts == 1
         assert team.pending_messages() == []
         assert team.undeliverable_messages() == []
         doc = team.export_person(email="gone.contact@example.org")

@@ -855,7 +855,11 @@ class PostgresStore:
         removed from every table and index page.
 
         Plain ``VACUUM`` takes no lock that blocks reads or writes. It does not overwrite
-        the freed space, nor the WAL and backups; docs/privacy.md says what does. Inside
+        the freed space, nor the WAL and backups; docs/privacy.md says what does. Without
+        truncating the empty pages at a table's end: that needs an exclusive lock, which
+        VACUUM waits up to five seconds for while the table is in use, and which another
+        scrub waiting for the table (two erasures or deletions at once) always denies
+        (autovacuum truncates them later). Inside
         ``join()`` the erasure is not committed yet, so nothing is done: the host runs
         ``VACUUM`` after its transaction (autovacuum does, later, in any case).
         """
@@ -873,7 +877,7 @@ class PostgresStore:
             autocommit = conn.autocommit
             try:
                 conn.autocommit = True  # VACUUM cannot run inside a transaction block
-                tuples(conn).execute(f"VACUUM {tables}")
+                tuples(conn).execute(f"VACUUM (TRUNCATE false) {tables}")
                 return
             except psycopg.Error as exc:
                 # A pooled connection the server closed (a restart): once more on a fresh

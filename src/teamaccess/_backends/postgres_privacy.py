@@ -385,22 +385,38 @@ class _PgPrivacyQueries:
         return counts
 
     # Purges delete rows no use case changes any more (closed invitations, sent mail, old
-    # events) in every account at once, so they take no account locks.
+    # events) in every account at once, so they take no account locks; and they skip a
+    # row another transaction holds (SKIP LOCKED), so they never wait for one. A purge
+    # scans in the table's physical order, while a unit that deletes or rewrites rows
+    # (delete_account(), an erasure) takes them in an index's order: waiting, the purge
+    # could hold one of that unit's rows while it waits for another, a deadlock. A skipped
+    # row is being changed or deleted; the next purge takes what is left of it.
+
+    def _purge(self, table: str, where: str, params: Any) -> int:
+        s = self._q.s
+        # A locking CTE is run once and kept (never inlined): each row is locked, or
+        # skipped, once, and the DELETE then finds it by its key.
+        return self._exec(
+            f"WITH gone AS (SELECT id FROM {s}.{table} WHERE {where} FOR UPDATE SKIP LOCKED) "
+            f"DELETE FROM {s}.{table} t USING gone WHERE t.id = gone.id",
+            params,
+        ).rowcount
 
     def purge_invitations(self, before: datetime) -> int:
-        return self._exec(
-            f"DELETE FROM {self._q.s}.invitations WHERE (status = 'pending' AND expires_at < "
-            "%(t)s) OR (status <> 'pending' AND coalesce(closed_at, expires_at) < %(t)s)",
+        return self._purge(
+            "invitations",
+            "(status = 'pending' AND expires_at < %(t)s) "
+            "OR (status <> 'pending' AND coalesce(closed_at, expires_at) < %(t)s)",
             {"t": _pu._ts(before)},
-        ).rowcount
+        )
 
     def purge_outbox(self, before: datetime) -> int:
-        return self._exec(
-            f"DELETE FROM {self._q.s}.outbox WHERE (status = 'sent' AND "
-            "coalesce(sent_at, created_at) < %(t)s) OR (status = 'cancelled' AND "
-            "created_at < %(t)s)",
+        return self._purge(
+            "outbox",
+            "(status = 'sent' AND coalesce(sent_at, created_at) < %(t)s) "
+            "OR (status = 'cancelled' AND created_at < %(t)s)",
             {"t": _pu._ts(before)},
-        ).rowcount
+        )
 
     def purge_events(
         self,
@@ -410,11 +426,9 @@ class _PgPrivacyQueries:
         keep_since: datetime | None = None,
     ) -> int:
         if keep_since is None or not keep_actions:
-            return self._exec(
-                f"DELETE FROM {self._q.s}.events WHERE at < %s", (_pu._ts(before),)
-            ).rowcount
-        return self._exec(
-            f"DELETE FROM {self._q.s}.events WHERE at < %s "
-            "AND NOT (action = ANY (%s) AND at >= %s)",
+            return self._purge("events", "at < %s", (_pu._ts(before),))
+        return self._purge(
+            "events",
+            "at < %s AND NOT (action = ANY (%s) AND at >= %s)",
             (_pu._ts(before), sorted(set(keep_actions)), _pu._ts(keep_since)),
-        ).rowcount
+        )

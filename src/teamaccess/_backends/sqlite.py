@@ -651,7 +651,15 @@ class SQLiteStore:
                 )
             try:
                 conn.execute("VACUUM")
-                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                deadline = time.monotonic() + self.timeout
+                while True:
+                    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                    # Busy at once, the busy handler not asked, while another connection
+                    # checkpoints (another scrub, a commit's automatic checkpoint): that
+                    # ends within milliseconds, so try again within the timeout.
+                    if not busy or time.monotonic() >= deadline:
+                        break
+                    time.sleep(0.005)
             except sqlite3.Error as exc:
                 raise self._error(exc, "rewriting it without deleted data") from exc
         if busy:

@@ -359,11 +359,18 @@ class _Delivery(_Core):
         return self._store.begin()
 
     def _record(
-        self, row: OutboxMessage, error: str | None, *, returned: bool = True
+        self,
+        row: OutboxMessage,
+        error: str | None,
+        *,
+        returned: bool = True,
+        ahead: tuple[str, dict[str, OutboxMessage | None]] | None = None,
     ) -> OutboxMessage:
         """Record how sending *row* went; the row as stored now. A caller that needs no
         row back (``returned=False``) gets *row* for a sent mail, which is then recorded
         by one ``UPDATE`` where the unit has ``update_outbox_sent()`` (``CombinedReads``).
+        *ahead*: the id of a row to read in the same unit, and the dict that gets it (the
+        row as stored, ``None`` if it is gone), for the run to check before it sends it.
         """
         now = self._send_time(row)
         work: _Work | None = None
@@ -402,6 +409,8 @@ class _Delivery(_Core):
                         email=done.recipient, kind=done.kind, invitation=done.invitation_id,
                         attempts=done.attempts, error=str(error),
                     )  # fmt: skip
+            if ahead is not None:
+                ahead[1][ahead[0]] = uow.get_outbox(ahead[0])
             uow.commit()
         if work is not None:
             _log().error(
@@ -463,11 +472,16 @@ class _Delivery(_Core):
             for sent in done:
                 self._on_sent(sent)
 
-    def _record_run(self, row: OutboxMessage, error: str | None) -> OutboxMessage:
+    def _record_run(
+        self,
+        row: OutboxMessage,
+        error: str | None,
+        ahead: tuple[str, dict[str, OutboxMessage | None]] | None = None,
+    ) -> OutboxMessage:
         """:meth:`_record` in a ``deliver_pending()`` run; a sent message the store fails
         to record is remembered and named in the ``StorageError``."""
         try:
-            return self._record(row, error)
+            return self._record(row, error, ahead=ahead)
         except StorageError as exc:
             if error is not None:
                 raise
@@ -687,6 +701,9 @@ class _Delivery(_Core):
         # claim the row while its mail is still on the wire.
         last_start = lease_until - self.delivery_lease / 5
         results: list[OutboxMessage] = []
+        # The next notification's row as stored, read by the unit that records the send
+        # before it (one read in a unit already open); see _current().
+        ahead: dict[str, OutboxMessage | None] = {}
         with self._sending() as mailer:
             smtp = sys.modules.get("teamaccess._mail.smtp")  # loaded if mailer is SmtpMailer's
             sends_wire = _sends_wire(smtp, mailer)
@@ -694,10 +711,20 @@ class _Delivery(_Core):
                 if (stop is not None and stop()) or self._past(last_start, claimed[index:], now):
                     self._release(claimed[index:])
                     break
+                if row.kind != "invitation":
+                    current = self._current(row, ahead, claimed[index:])
+                    if current is None:
+                        continue
+                    row = current
+                ahead = {}
+                following = claimed[index + 1] if index + 1 < len(claimed) else None
+                peek: tuple[str, dict[str, OutboxMessage | None]] | None = None
+                if following is not None and following.kind != "invitation":
+                    peek = (following.id, ahead)
                 if sends_wire and row.kind != "invitation" and row.message is not None:
                     outcome = self._send_stored(row, mailer._send_wire)  # type: ignore[attr-defined]
                     if not isinstance(outcome, _FullWay):
-                        results.append(self._record_run(row, outcome))
+                        results.append(self._record_run(row, outcome, peek))
                         continue
                 try:
                     prepared = self._prepare(row)
@@ -722,8 +749,33 @@ class _Delivery(_Core):
                 # A queued notification was parsed from the row's bytes (an invitation's
                 # mail is rendered now): the last check may use them.
                 source = row.message if row.kind != "invitation" else None
-                results.append(self._record_run(row, self._send(row, prepared, mailer, source)))
+                sent = self._send(row, prepared, mailer, source)
+                results.append(self._record_run(row, sent, peek))
         return results
+
+    def _current(
+        self,
+        row: OutboxMessage,
+        ahead: dict[str, OutboxMessage | None],
+        rest: Sequence[OutboxMessage],
+    ) -> OutboxMessage | None:
+        """The claimed notification *row* as stored now, to send; ``None`` if it is no
+        longer this run's to send: deleted (its account was, or an erasure took it),
+        cancelled, or claimed by another run. Read just before the send, so a deletion
+        committed while the run sent the rows before it stops its mail; one committed
+        later cannot (the message is on its way). The row read also carries a message an
+        erasure rewrote since the claim. *ahead* holds it if the unit that recorded the
+        previous row read it; else it is read now (a StorageError releases *rest*)."""
+        if row.id in ahead:
+            current = ahead[row.id]
+        else:
+            try:
+                with self._read() as uow:
+                    current = uow.get_outbox(row.id)
+            except StorageError:
+                self._release(rest)
+                raise
+        return current if _still_ours(current, row) else None
 
     def _past(self, last_start: datetime, rest: Sequence[OutboxMessage], now: datetime) -> bool:
         """Whether the clock reads *last_start* or later. A clock that fails now ends the

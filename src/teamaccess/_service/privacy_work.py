@@ -248,6 +248,13 @@ class _PrivacyWork:
                 )
             pseudonym = self._pseudonym(person)
             counts = self._erase(work, person, pseudonym, verdicts, found, changed)
+            for account_id in sorted(counts):
+                # An account deleted (delete_account()) after the person was found here,
+                # while this unit waited for its lock: the writes to it found nothing, and
+                # an event there would be a row of no account. Read under its lock (the
+                # writes took it), so it cannot go later in this unit.
+                if uow.get_account(account_id) is None:
+                    del counts[account_id]
             total = Counter[str]()
             for account_id, done in sorted(counts.items()):
                 total.update(done)
