@@ -482,6 +482,30 @@ class TestTheBytesOnlyWay:
             assert bytes_way(message, RECIPIENT, altered) is None
             assert oracle(message, RECIPIENT, altered) == "refused"
 
+    @pytest.mark.parametrize(
+        ("old", "new"),
+        [(b"From: Panel <noreply@panel.example.net>", b"From: Panel <eve@evil.example>"),
+         (b'Content-Type: text/plain; charset="utf-8"',
+          b'Content-Type: text/html; charset="utf-8"'),
+         (b"Content-Language: en", b"Content-Language: de"),
+         (b"Content-Transfer-Encoding: 7bit", b"Content-Transfer-Encoding: base64"),
+         (b"MIME-Version: 1.0", b"MIME-Version: 2.0")],
+    )  # fmt: skip
+    def test_a_shared_header_read_once_is_not_trusted_in_another_wire_form(
+        self, old: bytes, new: bytes
+    ) -> None:
+        """The builder shares these header objects between mails, and the check keeps its
+        verdict on each with the text it was written as: another text on the wire is
+        read again, in a mail checked after the genuine one, for the same object."""
+        message = built()
+        wire = written(message)
+        assert bytes_way(message, RECIPIENT, wire) == RECIPIENT  # the verdicts are kept
+        altered = wire.replace(old, new, 1)
+        assert altered != wire
+        assert bytes_way(message, RECIPIENT, altered) is None
+        assert bytes_way(built(), RECIPIENT, altered) is None
+        assert oracle(message, RECIPIENT, altered) == "refused"
+
 
 class TestWrittenAsTheStdlibWritesIt:
     """The wire policy folds each header object once and keeps one policy object for

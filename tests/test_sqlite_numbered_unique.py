@@ -151,20 +151,14 @@ TestNumberedIds.settings = settings(
 
 
 def test_the_check_is_a_search_of_the_small_id_index(tmp_path: Path) -> None:
-    from teamaccess._backends.sqlite_rows import _INVITATION_COLS
-    from teamaccess._backends.sqlite_unit import _unless_unnumbered
+    from teamaccess._backends.sqlite_unit import _UNNUMBERED_ID
 
     SQLiteStore(tmp_path / "team.db").close()
-    marks = ", ".join("?" * 18)
-    sql, params = _unless_unnumbered(
-        "invitations",
-        f"INSERT INTO invitations (key, {_INVITATION_COLS}, email_key) VALUES ({marks})",  # noqa: S608
-        tuple(range(18)),
-    )
     conn = sqlite3.connect(tmp_path / "team.db")
     try:
-        plan = " ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+        for table, sql in _UNNUMBERED_ID.items():
+            plan = " ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, ("x",)))
+            assert f"SEARCH {table} USING COVERING INDEX {table}_id (id=?)" in plan, plan
+            assert f"SCAN {table}" not in plan
     finally:
         conn.close()
-    assert "SEARCH invitations USING COVERING INDEX invitations_id (id=?)" in plan, plan
-    assert "SCAN invitations" not in plan

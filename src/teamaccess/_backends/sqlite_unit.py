@@ -200,12 +200,17 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         another program)."""
         number = params[0]
         if number is not None:
-            try:
-                # Not if a row stored without its number holds the id (its key was taken
-                # when it was written, and may be free now): the id index has only those.
-                if self._exec(*_unless_unnumbered(table, sql, params), _KeyTaken).rowcount:
-                    return
+            # Not if a row stored without its number holds the id (its key was taken when
+            # it was written, and may be free now): the id index has only those. A search
+            # of its own, under the unit's write lock like the INSERT: as the INSERT's
+            # condition (INSERT ... SELECT ... WHERE NOT EXISTS), it made SQLite copy the
+            # row through a temporary table, since the SELECT read the table written to,
+            # which cost twice this search.
+            if self._one(_UNNUMBERED_ID[table], (params[1],)) is not None:
                 raise conflict()
+            try:
+                self._exec(sql, params, _KeyTaken)
+                return
             except _KeyTaken as taken:
                 cause = taken.__cause__
                 if getattr(cause, "sqlite_errorname", "") != "SQLITE_CONSTRAINT_PRIMARYKEY":
@@ -651,24 +656,11 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         return [attrs.evolve(m, next_attempt_at=lease_until) for m in due]
 
 
-# The INSERT of a row under its number, unless the id is in the table's id index.
-_GUARDED: dict[str, str] = {}
+# The search for a row stored without its number that holds an id: one of the id index.
 _UNNUMBERED: Final = {"invitations": _INVITATION_UNNUMBERED, "outbox": _OUTBOX_UNNUMBERED}
-
-
-def _unless_unnumbered(
-    table: str, sql: str, params: tuple[Any, ...]
-) -> tuple[str, tuple[Any, ...]]:
-    """*sql* (``INSERT INTO table (...) VALUES (...)``) as an INSERT that writes nothing if
-    a row of *table* stored without its number has the id ``params[1]``; its parameters."""
-    guarded = _GUARDED.get(sql)
-    if guarded is None:
-        head, _, marks = sql.partition(" VALUES (")
-        guarded = _GUARDED[sql] = (
-            f"{head} SELECT {marks[:-1]} WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {table} WHERE {_UNNUMBERED[table]})"
-        )
-    return guarded, (*params, params[1])
+_UNNUMBERED_ID: Final = {
+    table: f"SELECT 1 FROM {table} WHERE {where}" for table, where in _UNNUMBERED.items()
+}
 
 
 class _KeyTaken(Conflict):

@@ -33,6 +33,7 @@ from .policies import _fetched, parsing_policy, wire_policy
 
 if TYPE_CHECKING:
     from email.message import EmailMessage, Message
+    from email.policy import Policy
 
 __all__ = [
     "MailRefused",
@@ -123,6 +124,7 @@ def check_stored(source: bytes) -> None:
 # by deleting every other byte (bytes.translate, one C pass), not a regular expression.
 _ODD: Final = b"\x00\r\x0b\x0c\x1c\x1d\x1e"
 _NOT_ODD: Final = bytes(b for b in range(256) if b not in _ODD)
+_ODD_CHARS: Final = tuple(chr(b) for b in _ODD if b != ord("\r"))
 _FIELD_TEXT: Final = re.compile(r"([!-9;-~]+):")
 # Shapes the stdlib reads as written: one plain address, a plain Message-ID, the
 # builder's multipart Content-Type. Anything else is read by the stdlib's header parser.
@@ -410,27 +412,67 @@ def _same_fields(part: Message, fields: list[tuple[str, str]]) -> bool:
     built = list(part.raw_items())
     if len(built) != len(fields):
         return False
+    policy = part.policy
     for (name, raw), (wire_name, value) in zip(built, fields, strict=True):
         if name.lower() != wire_name.lower():
             return False
-        if raw == value and _plain(name, raw):
-            continue
-        theirs = _read(wire_name, value.replace("\n", ""))
-        mine = _read_header(part, name, raw)
-        if theirs is None or not BREAKS.isdisjoint(mine):
-            return False
-        if " ".join(mine.split()) != " ".join(theirs.split()):
+        if hasattr(raw, "name"):  # a header object: its verdict may be known (_VERDICTS)
+            key = (id(raw), policy, name, wire_name, value)
+            kept = _VERDICTS.get(key)
+            if kept is None or kept[0] is not raw:
+                kept = (raw, _reads_same(policy, name, raw, wire_name, value))
+                if len(_VERDICTS) >= 1024:
+                    _VERDICTS.clear()
+                _VERDICTS[key] = kept
+            if not kept[1]:
+                return False
+        elif not (raw == value and _plain(name, raw)) and not _reads_same(
+            policy, name, raw, wire_name, value
+        ):
             return False
     return True
+
+
+def _reads_same(policy: Policy, name: str, raw: object, wire_name: str, value: str) -> bool:
+    """Whether the built header *raw* (read by *policy*) and the wire field *value* read
+    the same, neither with a line break (see :func:`_same_fields`)."""
+    theirs = _read(wire_name, value.replace("\n", ""))
+    mine = str(policy.header_fetch_parse(name, raw))  # type: ignore[arg-type]
+    if theirs is None or not BREAKS.isdisjoint(mine):
+        return False
+    return " ".join(mine.split()) == " ".join(theirs.split())
+
+
+# Most header objects a mail holds are the builder's shared ones (the sender, the parts'
+# structure, the language: policies._shared_header), written the same in every mail: the
+# verdict of :func:`_reads_same` on one and its wire text is kept, as the parses are.
+# Keyed by the object's id and kept with the object, which the entry keeps alive, so the
+# id names no other object while the entry is there (two objects with one text may hold
+# different parses); the object and the policy are immutable, so the verdict is a pure
+# function of the key. A plain dict, not lru_cache: hashing a key object in Python cost
+# what the kept verdict saves.
+_VERDICTS: dict[tuple[int, object, str, str, str], tuple[object, bool]] = {}
 
 
 def _crlf_lines(wire: bytes) -> bool:
     """Whether *wire* holds no CR or LF but those of CR LF (none is left once they are
     made LF) and none of the other bytes the parser ends a line at. A bare LF counts: the
     parser ends a line there, a server that reads CR LF alone does not."""
-    odd = wire.translate(None, _NOT_ODD)
-    crlf = wire.count(b"\r\n")
-    return len(odd) == crlf == wire.count(b"\n") and not odd.strip(b"\r")
+    text = wire.decode("latin-1")
+    return _crlf_text(text, text.replace("\r\n", "\n"))
+
+
+def _crlf_text(wire: str, text: str) -> bool:
+    """:func:`_crlf_lines` of the bytes *wire* was decoded from, given *text*, which is
+    *wire* with each CR LF made LF (as the caller reads it next): a count and a few
+    searches, where deleting every other byte (``bytes.translate``) and two counts cost
+    three times as much."""
+    return (
+        "\r" not in text  # a CR that no LF follows
+        # every LF was one of a CR LF: as many as were made LF
+        and text.count("\n") == len(wire) - len(text)
+        and not any(char in text for char in _ODD_CHARS)
+    )
 
 
 def _read_as_built(message: EmailMessage, recipient: str, wire: bytes) -> str | None:
@@ -459,9 +501,10 @@ def _envelope_as_built(
     """
     if not wire.isascii():
         return None
-    if not _crlf_lines(wire):
+    sent = wire.decode("ascii")
+    text = sent.replace("\r\n", "\n")
+    if not _crlf_text(sent, text):
         return None
-    text = wire.decode("ascii").replace("\r\n", "\n")
     end = text.find("\n\n")
     lines = text[:end].split("\n") if end != -1 else []
     # A header line over 998 characters: the full check refuses it.
