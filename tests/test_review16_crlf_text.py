@@ -29,7 +29,7 @@ _BYTES = st.binary(max_size=40) | st.lists(
 ).map(b"".join)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(_BYTES)
 @example(b"")
 @example(b"\r\r\n")
