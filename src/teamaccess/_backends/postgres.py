@@ -166,6 +166,9 @@ def _forked() -> None:
         store._forked_from = store._pid
         # Kept, not closed: closing would end the parent's server sessions.
         store._inherited, store._pool = store._pool, None
+        # Nor the connection of a unit (or join()) the forking thread had open: it is
+        # the parent's too, and a unit's calls use it without asking the pool.
+        store._local = threading.local()
 
 
 os.register_at_fork(after_in_child=_forked)

@@ -451,6 +451,15 @@ def secret_key_fallbacks() -> list[str]:
             "TEAMACCESS_SECRET_KEY_FALLBACKS has an empty key: give the older keys "
             "separated by single commas, e.g. old-key-1,old-key-2"
         )
+    for key in keys:
+        try:
+            key.encode()
+        except UnicodeEncodeError:
+            # Said here: the library's words name secret_key, which the command calls
+            # TEAMACCESS_SECRET_KEY, and that one is fine.
+            from .._tokens import unencodable_key
+
+            raise ConfigError(unencodable_key("TEAMACCESS_SECRET_KEY_FALLBACKS")) from None
     return keys
 
 

@@ -11,6 +11,7 @@ after it began writing, rolls back all of it.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, _GeneratorContextManager, contextmanager, nullcontext
@@ -18,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from .._domain import Account, AuditEvent, Invitation, Member, OutboxMessage
-from .._errors import DeliveryFailed, ValidationError
+from .._errors import DeliveryFailed, StorageError, ValidationError
 from .._ports import UnitOfWork
 from .checks import _log, _Work
 from .delivery import _Delivery
@@ -39,6 +40,7 @@ class _BatchState:
         self.events: list[AuditEvent] = []
         self.deferred: list[_Deferred] = []
         self.failed: BaseException | None = None
+        self.pid = os.getpid()
 
 
 class _Tracked:
@@ -73,6 +75,15 @@ class _Batching(_Delivery):
         if local is None:
             return None
         state: _BatchState | None = getattr(local, "state", None)
+        if state is not None and state.pid != os.getpid():
+            # A fork of the thread that opened the batch: its unit's connection is the
+            # parent's (one socket, or one SQLite file handle, read by two processes).
+            raise StorageError(
+                f"this batch was opened in process {state.pid} and is used in process "
+                f"{os.getpid()}, a fork of it, whose connections are that process's; "
+                "fork before the with team.batch() block, or open the store (build the "
+                "TeamAccess) in the child"
+            )
         return state
 
     @contextmanager

@@ -410,7 +410,10 @@ class _Delivery(_Core):
                         attempts=done.attempts, error=str(error),
                     )  # fmt: skip
             if ahead is not None:
-                ahead[1][ahead[0]] = uow.get_outbox(ahead[0])
+                # A look ahead for the run, never a reason to lose this record: a row it
+                # cannot read (damaged) is read again before its send, which then fails.
+                with suppress(StorageError):
+                    ahead[1][ahead[0]] = uow.get_outbox(ahead[0])
             uow.commit()
         if work is not None:
             _log().error(

@@ -323,10 +323,11 @@ class _Invitations(_Delivery):
         self, inv: Invitation, token: str, row: OutboxMessage, message: EmailMessage
     ) -> Invitation:
         """Send the mail now, or leave it to the worker; the invitation for the caller."""
-        if self.delivery == "queue":
+        if self.delivery == "queue" or self._mailer is None:
             # The worker mints the token its mail carries (tokens are never stored), and
             # that one replaces this, so the caller gets none that would soon stop working.
             # The mail was still rendered: a value it cannot carry is refused here, now.
+            # Without a mailer (delivery set to "now" after mailer=None) it is queued too.
             return attrs.evolve(inv, token=None, token_hash=None)
         issued = attrs.evolve(inv, token=token, token_hash=None)
         self._deliver_now([(row, message)], issued)

@@ -1,0 +1,45 @@
+"""A ``PostgresStore`` forked while a unit of work is open (say, inside ``team.batch()``
+an import hands rows to a multiprocessing pool): the child holds the parent's unit's
+connection too. It must be refused as any other use in a fork is, not read and write
+over the parent's socket (two processes on one socket hang or take each other's
+answers), and the parent's unit goes on."""
+
+from __future__ import annotations
+
+import pytest
+
+from teamaccess import TeamAccess
+
+from .test_postgres import conninfo, in_a_fork, schema, team
+
+__all__ = ["conninfo", "schema", "team"]  # fixtures, imported for pytest
+
+pytestmark = pytest.mark.postgres
+
+
+def test_a_fork_inside_a_unit_is_refused(team: TeamAccess) -> None:
+    account = team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+    with team.store.read() as uow:
+        assert uow.get_account(account.id) is not None  # the unit's connection is in use
+        got = in_a_fork(lambda: team.can("owner", account.id, "billing.view"))
+        assert got.get("error") == "StorageError", got
+        assert "a fork of it" in got["message"]
+        got = in_a_fork(lambda: team.get_account(account.id))
+        assert got.get("error") == "StorageError", got
+        assert uow.get_account(account.id) is not None
+
+
+def test_a_fork_inside_a_batch_is_refused(team: TeamAccess) -> None:
+    account = team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+    with team.batch():
+        team.can("owner", account.id, "billing.view")  # the batch's connection is in use
+        for call in (
+            lambda: team.can("owner", account.id, "billing.view"),
+            lambda: team.members(account.id),
+            lambda: team.rename_account(account.id, actor_id="owner", name="C"),
+        ):
+            got = in_a_fork(call)
+            assert got.get("error") == "StorageError", got
+            assert "fork" in got["message"]
+        team.rename_account(account.id, actor_id="owner", name="B")
+    assert team.get_account(account.id).name == "B"
