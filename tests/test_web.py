@@ -147,3 +147,29 @@ class TestCsrf:
         assert status == 400
         assert "Dieses Formular ist abgelaufen" in body
         assert panel.team.pending_invitations(panel.account) == []
+
+
+class TestSettings:
+    """A page link of the wrong type is refused when the blueprint is made: it would be a
+    500 page at the first request that draws it."""
+
+    @pytest.mark.parametrize(
+        ("setting", "says"),
+        [
+            ("login_url", "login_url must be a URL, such as '/login?next={next}'"),
+            ("register_url", "register_url must be a URL, such as '/register?next={next}'"),
+            ("logout_url", "logout_url must be a URL, such as '/logout?next={next}'"),
+            ("home_url", "home_url must be a callable taking an account id"),
+        ],
+    )
+    def test_a_wrong_type(self, panel: Panel, setting: str, says: str) -> None:
+        with pytest.raises(ValidationError, match=re.escape(says) + r".*not int$"):
+            blueprint(panel.team, current_user=lambda: None, **{setting: 5})  # type: ignore[arg-type]
+
+    def test_login_url_is_never_none(self, panel: Panel) -> None:
+        with pytest.raises(ValidationError, match=r"or a callable taking that path; not NoneType"):
+            blueprint(panel.team, current_user=lambda: None, login_url=None)  # type: ignore[arg-type]
+
+    def test_every_allowed_form(self, panel: Panel) -> None:
+        blueprint(panel.team, current_user=lambda: None, login_url=lambda path: "/in",
+                  register_url=None, logout_url="/out", home_url=lambda account: "/")  # fmt: skip

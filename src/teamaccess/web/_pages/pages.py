@@ -60,6 +60,24 @@ class Pages(UsersPages, MemberPages, AcceptPage, ContactPages, ActivityPage, _Pa
             raise ValidationError(f"team must be a TeamAccess, not {type(team).__name__}")
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
             raise ValidationError(f"page_size must be a positive integer, not {page_size!r}")
+        # Checked here: a wrong type would surface as a bare error on the first request
+        # that draws the link, as a 500 page.
+        for what, hook, may_be_none in (
+            ("login_url", login_url, False),
+            ("register_url", register_url, True),
+            ("logout_url", logout_url, True),
+        ):
+            if not (isinstance(hook, str) or callable(hook) or (hook is None and may_be_none)):
+                raise ValidationError(
+                    f"{what} must be a URL, such as '/{what[:-4]}?next={{next}}' ({{next}} is "
+                    "the path to come back to), or a callable taking that path"
+                    f"{', or None' if may_be_none else ''}; not {type(hook).__name__}"
+                )
+        if home_url is not None and not callable(home_url):
+            raise ValidationError(
+                "home_url must be a callable taking an account id and returning where a new "
+                f"member lands, or None; not {type(home_url).__name__}"
+            )
         self.team = team
         self.login_url = login_url
         self.register_url = register_url
