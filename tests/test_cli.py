@@ -1025,3 +1025,11 @@ class TestIntegerRangesInHelp:
                 assert re.search(rf"[\[ ]{re.escape(bounds)}\]", text), (path, bounds)
                 shown.append(bounds)
         assert {"x>=1", "1<=x<=876000", "1<=x<=36525", "0<=x<=65535"} <= set(shown)
+
+
+def test_migrate_says_whether_it_created_the_database(run: Cli) -> None:
+    first = run("migrate").stdout
+    again = run("migrate").stdout
+    version = run.json("migrate")["schema_version"]
+    assert first == f"teamaccess.db: created, schema version {version}\n"
+    assert again == f"teamaccess.db: schema version {version}, up to date\n"

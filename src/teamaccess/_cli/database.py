@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from .app import _settings, cli, json_option
@@ -30,5 +32,8 @@ def migrate(as_json: bool) -> None:
         where += f" (schema {settings.schema})"
     if as_json:
         emit_json({"database": where, "schema_version": version})
+        return
+    if Path(settings.db) in settings.created:
+        click.echo(f"{where}: created, schema version {version}")
         return
     click.echo(f"{where}: schema version {version}, up to date")
