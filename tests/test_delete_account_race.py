@@ -70,6 +70,21 @@ def run_together(*calls: Callable[[], object]) -> list[object]:
     return results
 
 
+def started(results: dict[str, object], name: str, call: Callable[[], object]) -> threading.Thread:
+    """*call* in a thread of its own, started; ``results[name]`` gets what it returned or
+    raised (a test waits on a lock in between, so the calls start one after another)."""
+
+    def target() -> None:
+        try:
+            results[name] = call()
+        except Exception as exc:
+            results[name] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
+
+
 def rows_of(backend: str, tmp_path: Path, account_id: str) -> dict[str, int]:
     """The account's rows in each table, counted straight in the database."""
     if backend == "sqlite":
@@ -197,22 +212,13 @@ def test_purge_and_deletion_take_rows_in_another_order(
             deleting = roomy(store_factory(), later)
             results: dict[str, object] = {}
 
-            def run(name: str, call: Callable[[], object]) -> threading.Thread:
-                def target() -> None:
-                    try:
-                        results[name] = call()
-                    except Exception as exc:
-                        results[name] = exc
-
-                thread = threading.Thread(target=target)
-                thread.start()
-                return thread
-
-            purge = run("purge", lambda: purging.purge(scrub=False))
+            purge = started(results, "purge", lambda: purging.purge(scrub=False))
             until(lambda: "purge" in results or waiters(admin) >= 1)
             # The deletion takes the account's first invitation, then waits for the next
             # (if the purge holds it).
-            delete = run("delete", lambda: deleting.delete_account(gone, actor_id=SYSTEM))
+            delete = started(
+                results, "delete", lambda: deleting.delete_account(gone, actor_id=SYSTEM)
+            )
             until(lambda: "delete" in results or waiters(admin) >= 2)
             holder.rollback()
             purge.join(30)
@@ -426,17 +432,6 @@ def test_erasure_waiting_for_an_account_deleted_before_it(
     eraser, deleter = roomy(store_factory(), clock), roomy(store_factory(), clock)
     results: dict[str, object] = {}
 
-    def run(name: str, call: Callable[[], object]) -> threading.Thread:
-        def target() -> None:
-            try:
-                results[name] = call()
-            except Exception as exc:
-                results[name] = exc
-
-        thread = threading.Thread(target=target)
-        thread.start()
-        return thread
-
     import psycopg
 
     with postgres(tmp_path) as admin, psycopg.connect(postgres_conninfo()) as holder:
@@ -444,9 +439,11 @@ def test_erasure_waiting_for_an_account_deleted_before_it(
         # deletion first.
         space = _lock_space(postgres_schema(tmp_path))
         holder.execute("SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))", (space, gone))
-        delete = run("delete", lambda: deleter.delete_account(gone, actor_id=SYSTEM))
+        delete = started(results, "delete", lambda: deleter.delete_account(gone, actor_id=SYSTEM))
         until(lambda: "delete" in results or waiters(admin) >= 1)
-        erase = run("erase", lambda: eraser.erase_person(user_id="pia", actor_id=SYSTEM))
+        erase = started(
+            results, "erase", lambda: eraser.erase_person(user_id="pia", actor_id=SYSTEM)
+        )
         until(lambda: "erase" in results or waiters(admin) >= 2)
         holder.rollback()
         delete.join(30)
