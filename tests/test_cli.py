@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 from tests.smtp_server import Certificates, SmtpServer
 
-from teamaccess import SYSTEM
+from teamaccess import SYSTEM, SQLiteStore
 from teamaccess._cli import cli
 from teamaccess._cli.app import Integer
 
@@ -1033,3 +1033,25 @@ def test_migrate_says_whether_it_created_the_database(run: Cli) -> None:
     version = run.json("migrate")["schema_version"]
     assert first == f"teamaccess.db: created, schema version {version}\n"
     assert again == f"teamaccess.db: schema version {version}, up to date\n"
+
+
+def test_migrate_says_it_upgraded_an_older_file(run: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It said "up to date" after upgrading a file, as if it had found nothing to do."""
+    from teamaccess._backends import sqlite as sqlite_backend
+
+    version = len(sqlite_backend.MIGRATIONS)
+    with monkeypatch.context() as patch:
+        patch.setattr(sqlite_backend, "MIGRATIONS", sqlite_backend.MIGRATIONS[:5])
+        SQLiteStore(run.folder / "old.db").close()
+        SQLiteStore(run.folder / "json.db").close()
+    assert run("--db", "old.db", "migrate").stdout == (
+        f"old.db: upgraded from schema version 5 to {version}\n"
+    )
+    assert (
+        run("--db", "old.db", "migrate").stdout == f"old.db: schema version {version}, up to date\n"
+    )
+    assert run.json("--db", "json.db", "migrate") == {
+        "database": "json.db", "schema_version": version, "previous_version": 5,
+    }  # fmt: skip
+    assert run.json("--db", "json.db", "migrate")["previous_version"] == version
+    assert run.json("--db", "new.db", "migrate")["previous_version"] == 0

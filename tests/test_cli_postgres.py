@@ -16,6 +16,7 @@ import tests.test_cli as base
 from tests.conftest import drop_postgres_schema, postgres_conninfo, postgres_schema
 from tests.test_cli import Cli, account  # noqa: F401 (account: a fixture used by the suites)
 
+from teamaccess import PostgresStore
 from teamaccess._backends.postgres_schema import MIGRATIONS
 
 pytestmark = pytest.mark.postgres
@@ -91,19 +92,38 @@ class TestMigrate:
         assert run.json("migrate") == {
             "database": f"{run.env['TEAMACCESS_DB']} (schema {schema})",
             "schema_version": VERSION,
+            "previous_version": 0,
         }
         out = run("migrate").stdout
         assert out.endswith(f"(schema {schema}): schema version {VERSION}, up to date\n")
+        assert run.json("migrate")["previous_version"] == VERSION
+
+    def test_says_it_created_a_new_schema(self, run: Cli, tmp_path: Path) -> None:
+        """It said "up to date" on a schema it had just made."""
+        schema = postgres_schema(tmp_path)
+        out = run("migrate").stdout
+        assert out.endswith(f"(schema {schema}): created, schema version {VERSION}\n")
+
+    def test_says_it_upgraded_an_older_schema(
+        self, run: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from teamaccess._backends import postgres as pg_backend
+
+        schema = postgres_schema(tmp_path)
+        with monkeypatch.context() as patch:
+            patch.setattr(pg_backend, "MIGRATIONS", pg_backend.MIGRATIONS[:1])
+            PostgresStore(str(run.env["TEAMACCESS_DB"]), schema=schema).close()
+        out = run("migrate").stdout
+        assert out.endswith(f"(schema {schema}): upgraded from schema version 1 to {VERSION}\n")
 
     def test_needs_no_secret_key(self, run: Cli) -> None:
         run.env["TEAMACCESS_SECRET_KEY"] = None
         assert run.json("migrate")["schema_version"] == VERSION
 
     def test_on_sqlite_too(self, run: Cli) -> None:
-        assert run.json("--db", "team.db", "migrate") == {
-            "database": "team.db",
-            "schema_version": run.json("--db", "team.db", "migrate")["schema_version"],
-        }
+        first = run.json("--db", "team.db", "migrate")
+        version = run.json("--db", "team.db", "migrate")["schema_version"]
+        assert first == {"database": "team.db", "schema_version": version, "previous_version": 0}
         assert (run.folder / "team.db").is_file()
 
 

@@ -187,6 +187,10 @@ class PostgresStore:
     Needs ``pip install 'teamaccess[postgres]'`` (psycopg 3 and psycopg-pool).
     """
 
+    #: The schema version this store found and upgraded from when it opened: 0 for a
+    #: database it created, None when it changed nothing (``teamaccess migrate`` says which).
+    _migrated_from: int | None = None
+
     def __init__(
         self,
         conninfo_or_pool: str | ConnectionPool[Any],
@@ -384,8 +388,11 @@ class PostgresStore:
                         (self._lock_space * 2**32 + 0x7461,),
                     )
                     version, tables = self._header(conn)
-                    if self._classify(version, tables):
+                    migrating = self._classify(version, tables)
+                    if migrating:
                         self._migrate(conn, version, bool(tables))
+                if migrating:
+                    self._migrated_from = version or 0
         except TeamAccessError:
             raise
         except psycopg.Error as exc:

@@ -191,6 +191,10 @@ class SQLiteStore:
     >>> store.close()
     """
 
+    #: The schema version this store found and upgraded from when it opened: 0 for a
+    #: database it created, None when it changed nothing (``teamaccess migrate`` says which).
+    _migrated_from: int | None = None
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -402,12 +406,15 @@ class SQLiteStore:
             # Re-read under the write lock: another process may have migrated meanwhile.
             version, app_id, tables = self._header(conn)
             self._classify(version, app_id, tables)
+            start = version
             for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
                 migration(db)
                 # PRAGMAs take no parameters; both values are ints we computed
                 conn.execute(f"PRAGMA user_version = {int(number)}")
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute("COMMIT")
+            if start < len(MIGRATIONS):
+                self._migrated_from = start
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

@@ -25,15 +25,23 @@ def migrate(as_json: bool) -> None:
     store = settings.store()
     try:
         version = store.schema_version  # type: ignore[attr-defined]
+        # What opening the store did: 0 made the tables, None found them up to date.
+        before: int | None = getattr(store, "_migrated_from", None)
     finally:
         store.close()
     where = safe_db_label(settings.db)
     if is_postgres(settings.db):
         where += f" (schema {settings.schema})"
+    if before is None and Path(settings.db) in settings.created:
+        before = 0  # the command made the file; another process may have made its tables
     if as_json:
-        emit_json({"database": where, "schema_version": version})
+        # The version before this command: 0 for none, the same number when up to date.
+        previous = version if before is None else before
+        emit_json({"database": where, "schema_version": version, "previous_version": previous})
         return
-    if Path(settings.db) in settings.created:
+    if before == 0:
         click.echo(f"{where}: created, schema version {version}")
-        return
-    click.echo(f"{where}: schema version {version}, up to date")
+    elif before is not None:
+        click.echo(f"{where}: upgraded from schema version {before} to {version}")
+    else:
+        click.echo(f"{where}: schema version {version}, up to date")
