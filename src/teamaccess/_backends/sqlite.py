@@ -34,6 +34,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
@@ -171,6 +172,31 @@ def _check_uri(path: str) -> None:
 
 # -- the store ----------------------------------------------------------------------------
 
+#: every store of this process open on a file, for the fork handler below
+_STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+#: the connections a forked child inherited: kept referenced, never closed or used here
+_INHERITED: list[sqlite3.Connection] = []
+
+
+def _forked() -> None:
+    """In a child process: SQLite's file locks are the parent's, not the child's (POSIX
+    locks are not inherited), so a connection used on both sides of a fork can corrupt
+    the file. The child gets none: its next call says what to do."""
+    for store in list(_STORES):
+        conn = store._conn
+        if conn is None:
+            continue
+        store._forked_from = store._pid
+        # Not closed: closing it in the child could checkpoint, or delete the WAL file
+        # the parent is writing.
+        _INHERITED.append(conn)
+        store._conn = store._grant_cursor = None
+        # Another thread of the parent may have held it at the fork: it never lets go.
+        store._lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 class SQLiteStore:
     """The reference backend: every row in one SQLite file, shared by processes.
@@ -194,6 +220,8 @@ class SQLiteStore:
     #: The schema version this store found and upgraded from when it opened: 0 for a
     #: database it created, None when it changed nothing (``teamaccess migrate`` says which).
     _migrated_from: int | None = None
+    #: the process that opened the store, once this one is a fork of it
+    _forked_from: int | None = None
 
     def __init__(
         self,
@@ -282,6 +310,10 @@ class SQLiteStore:
             raise
         self._conn = conn
         self._grant_cursor = conn.cursor()
+        # A database in memory is the child's own copy after a fork, and safe to use.
+        if conn.execute("PRAGMA database_list").fetchone()[2]:
+            self._pid = os.getpid()
+            _STORES.add(self)
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         import sqlite_utils
@@ -502,6 +534,14 @@ class SQLiteStore:
         return self._conn
 
     def _closed(self) -> StorageError:
+        if self._forked_from is not None:
+            return StorageError(
+                f"the SQLiteStore of {self.path} was opened in process {self._forked_from} "
+                f"and is used in process {os.getpid()}, a fork of it, whose file locks are "
+                "that process's; open the store (build the TeamAccess) in each process "
+                "after the fork: in an app factory each worker calls, not at import time "
+                "under gunicorn --preload (or in its post_fork hook; uWSGI: lazy-apps)"
+            )
         return StorageError(f"the teamaccess database {self.path} is closed; open a new "
                             "SQLiteStore")  # fmt: skip
 
