@@ -783,6 +783,31 @@ class TestMailSetting:
         assert sorted(p.name for p in run.folder.iterdir()) == before  # no outbox, no file
         assert run.json("invitations", account) == []
 
+    def test_login_in_clear_is_refused_in_the_old_options_words(
+        self, run: Cli, account: str
+    ) -> None:
+        """The deprecated --smtp-* options got SmtpMailer's Python wording (security=)."""
+        run.env["TEAMACCESS_SMTP_PASSWORD"] = "s3cret"
+        before = sorted(p.name for p in run.folder.iterdir())
+        line = run.error(
+            "--smtp-host", "mail.example.com", "--smtp-user", "panel", "--smtp-security",
+            "plain", *REAL_LINKS, "invite", account, "b@example.com", "--all", "--as", "max",
+            code=3,
+        )  # fmt: skip
+        assert line.startswith(
+            "error: --smtp-user 'panel' with --smtp-security plain sends the password to "
+            "mail.example.com unencrypted; use --smtp-security starttls or tls, or better "
+            "--mail smtp://USER@mail.example.com"
+        )
+        assert sorted(p.name for p in run.folder.iterdir()) == before
+        assert run.json("invitations", account) == []
+        with SmtpServer(users={"panel": "s3cret"}, auth_over_plain=True) as server:
+            run("--smtp-host", server.host, "--smtp-port", str(server.port), "--smtp-user",
+                "panel", "--smtp-security", "plain", *REAL_LINKS, "invite", account,
+                "c@example.com", "--all", "--as", "max")  # fmt: skip
+            [received] = server.received
+        assert (received.login, received.tls) == ("panel", False)
+
     def test_login_in_clear_to_a_local_relay(self, run: Cli, account: str) -> None:
         with SmtpServer(users={"panel": "s3cret"}, auth_over_plain=True) as server:
             run.env["TEAMACCESS_SMTP_PASSWORD"] = "s3cret"

@@ -27,7 +27,13 @@ from .._permissions import PermissionSet
 if TYPE_CHECKING:
     from .._service import TeamAccess
 
-from .config import Settings, is_postgres, parse_mail, refuse_sqlite_uri
+from .config import (
+    Settings,
+    is_postgres,
+    parse_mail,
+    refuse_old_cleartext_login,
+    refuse_sqlite_uri,
+)
 from .words import for_operators
 
 __all__ = [
@@ -306,6 +312,7 @@ def cli(
         mailer_factory = chosen.mailer_factory
     else:
         mailer_factory = None
+        refuse_old_cleartext_login(smtp_host, smtp_security, smtp_user)
     settings = Settings(
         db=db,
         schema=schema,

@@ -715,3 +715,19 @@ class Settings:
                 with suppress(FileNotFoundError):
                     key.unlink()
         self.created.clear()
+
+
+def refuse_old_cleartext_login(host: str | None, security: str, user: str | None) -> None:
+    """The deprecated ``--smtp-*`` options' form of ``--mail``'s refusal of a plain login
+    to another machine: ``SmtpMailer`` refuses it too, but in its Python words."""
+    if host is None or user is None or security != "plain":
+        return
+    from .._mail.smtp import is_loopback
+
+    if not is_loopback(host):
+        raise ConfigError(
+            f"--smtp-user {user!r} with --smtp-security plain sends the password to {host} "
+            "unencrypted; use --smtp-security starttls or tls, or better --mail "
+            f"smtp://USER@{host} (STARTTLS, the default), or no user for a relay that needs "
+            "no login (plain with a login only to localhost or 127.0.0.1)"
+        )
