@@ -11,10 +11,10 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from tests.conftest import SECRET
+from tests.conftest import SECRET, START
 from tests.fork_helpers import in_a_fork
 
-from teamaccess import MemoryMailer, SQLiteStore, TeamAccess
+from teamaccess import Account, MemoryMailer, SQLiteStore, StorageError, TeamAccess
 
 
 def open_team(path: Path | str) -> TeamAccess:
@@ -100,3 +100,39 @@ def test_a_database_in_memory_is_the_childs_own_copy() -> None:
 
     assert in_a_fork(writes_its_copy) == {"result": "2"}
     assert [a.id for a in team.accounts_for("owner")] == [account.id]
+
+
+def test_a_unit_open_at_the_fork_is_the_parents_alone(tmp_path: Path) -> None:
+    """A fork inside ``with store.begin()``: the child's statements, commit and rollback
+    would run on the parent's open transaction, without its locks."""
+    path = tmp_path / "team.db"
+    store = SQLiteStore(path)
+
+    def account(name: str) -> Account:
+        return Account(id=name, name=name, owner_id="o", owner_email="o@example.org",
+                       created_at=START)  # fmt: skip
+
+    with store.begin() as uow:
+        uow.add_account(account("parent"))
+
+        def in_the_child() -> object:
+            refused = []
+            for step in (lambda: uow.add_account(account("child")), uow.commit):
+                try:
+                    step()
+                except StorageError as exc:
+                    refused.append("a fork of it" in str(exc))
+            uow.rollback(quiet=False)  # the with block's end in the child: leaves it be
+            return refused
+
+        assert in_a_fork(in_the_child) == {"result": "[True, True]"}
+        uow.commit()
+    with store.read() as uow:
+        assert uow.get_account("parent") is not None
+        assert uow.get_account("child") is None
+    store.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        conn.close()

@@ -92,6 +92,8 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     # transaction control
 
     def _run(self, sql: str, doing: str) -> None:
+        if self._s._forked_from is not None:
+            raise self._s._closed()  # a unit open at a fork: the connection is the parent's
         try:
             self._conn.execute(sql)
         except sqlite3.Error as exc:
@@ -119,6 +121,8 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         if not self._open:
             return
         self._open = False
+        if self._s._forked_from is not None:
+            return  # the parent's transaction, on the parent's connection: not ours to end
         try:
             # An error such as SQLITE_FULL may already have ended the transaction.
             if self._conn.in_transaction:
@@ -141,6 +145,8 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
     ) -> sqlite3.Cursor:
         if not self._open:
             self.start()
+        elif self._s._forked_from is not None:
+            raise self._s._closed()
         try:
             return self._conn.execute(sql, params)
         except sqlite3.IntegrityError as exc:
