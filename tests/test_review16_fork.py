@@ -43,3 +43,39 @@ def test_a_fork_inside_a_batch_is_refused(team: TeamAccess) -> None:
             assert "fork" in got["message"]
         team.rename_account(account.id, actor_id="owner", name="B")
     assert team.get_account(account.id).name == "B"
+
+
+def test_a_unit_open_at_the_fork_is_the_parents_alone(team: TeamAccess) -> None:
+    """The child's statements, commit and rollback ran over the parent's socket: its end
+    of the with block rolled back the parent's transaction."""
+    from teamaccess import Account, StorageError
+
+    from .conftest import START
+
+    def account(name: str) -> Account:
+        return Account(id=name, name=name, owner_id="o", owner_email="o@example.org",
+                       created_at=START)  # fmt: skip
+
+    with team.store.begin() as uow:
+        uow.add_account(account("parent"))
+        assert uow.get_account("parent") is not None  # sent: the unit's socket is in use
+
+        def in_the_child() -> object:
+            refused = []
+            for step in (
+                lambda: uow.add_account(account("child")),
+                lambda: uow.get_account("parent"),
+                uow.commit,
+            ):
+                try:
+                    step()
+                except StorageError as exc:
+                    refused.append("a fork of it" in str(exc))
+            uow.rollback(quiet=False)  # the with block's end in the child: leaves it be
+            return refused
+
+        assert in_a_fork(in_the_child) == {"result": "[True, True, True]"}
+        uow.commit()
+    with team.store.read() as uow:
+        assert uow.get_account("parent") is not None
+        assert uow.get_account("child") is None

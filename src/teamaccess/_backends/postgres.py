@@ -550,17 +550,20 @@ class PostgresStore:
             return None
         return None
 
+    def _fork_error(self) -> StorageError:
+        return StorageError(
+            f"the PostgresStore for schema {self.schema!r} was opened in process "
+            f"{self._forked_from} and is used in process {os.getpid()}, a fork of it, "
+            "whose connections are that process's; open the store (build the "
+            "TeamAccess) in each process after the fork: in an app factory each worker "
+            "calls, not at import time under gunicorn --preload (or in its post_fork "
+            "hook; uWSGI: lazy-apps)"
+        )
+
     def _getconn(self) -> Connection:
         pool = self._pool
         if self._forked_from is not None and not self._closed:
-            raise StorageError(
-                f"the PostgresStore for schema {self.schema!r} was opened in process "
-                f"{self._forked_from} and is used in process {os.getpid()}, a fork of it, "
-                "whose connections are that process's; open the store (build the "
-                "TeamAccess) in each process after the fork: in an app factory each worker "
-                "calls, not at import time under gunicorn --preload (or in its post_fork "
-                "hook; uWSGI: lazy-apps)"
-            )
+            raise self._fork_error()
         if self._closed or pool is None:
             raise StorageError(
                 f"the PostgresStore for schema {self.schema!r} is closed; open a new one"

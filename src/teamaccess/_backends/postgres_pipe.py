@@ -175,6 +175,8 @@ class PgStatements:
         """
         if not self._open:
             self.start()
+        if self._s._forked_from is not None:
+            raise self._s._fork_error()  # a unit open at a fork: the parent's socket
         if not self._queued:
             try:
                 return tuples(self._conn).execute(sql, params)
@@ -189,6 +191,8 @@ class PgStatements:
     def _pipeline(self, steps: list[_Step], last_unstorable: bool = False) -> psycopg.Cursor[Any]:
         """Run *steps* in order in one round trip (see the module's docstring); the last
         step's cursor. Each step's ``then`` runs once all answers are in, in order."""
+        if self._s._forked_from is not None:
+            raise self._s._fork_error()
         conn = self._conn
         fresh, self._fresh = self._fresh, False  # whatever happens, something was sent
         cursors: list[psycopg.Cursor[Any]] = []

@@ -229,6 +229,8 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
     # transaction control
 
     def _run(self, sql: str, doing: str) -> None:
+        if self._s._forked_from is not None:
+            raise self._s._fork_error()  # a unit open at a fork: the parent's socket
         try:
             tuples(self._conn).execute(sql)
         except psycopg.Error as exc:
@@ -263,6 +265,8 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
 
     def commit(self) -> None:
         if self._open:
+            if self._s._forked_from is not None:
+                raise self._s._fork_error()
             if self._queued:  # nothing waits for them, but they were asked for
                 self._flush()
             self._open = False
@@ -290,6 +294,8 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
         self._seen.clear()
         self._queued.clear()
         conn = self._conn
+        if self._s._forked_from is not None:
+            return  # the parent's transaction, over the parent's socket: not ours to end
         try:
             if conn.broken or conn.closed:
                 return
