@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -75,3 +76,9 @@ def populate(team: TeamAccess, accounts: int, members: int = 10, contacts: int =
                 categories=CATEGORIES[c % len(CATEGORIES)],
             )
     return pop
+
+
+def page_size() -> int:
+    """The page size of the SQLite files the library creates here: SQLite's default, or
+    ``TEAMACCESS_BENCH_PAGE_SIZE`` (e.g. 1024) to measure ``SQLiteStore(page_size=...)``."""
+    return int(os.environ.get("TEAMACCESS_BENCH_PAGE_SIZE", "4096"))

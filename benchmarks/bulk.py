@@ -25,7 +25,7 @@ from typing import Any
 
 from teamaccess import SYSTEM, SQLiteStore, TeamAccess
 
-from ._data import GRANTS, SECRET, NullMailer
+from ._data import GRANTS, SECRET, NullMailer, page_size
 from ._timing import Result, compare
 
 MEMBERS = 10  # per account, the owner included
@@ -60,7 +60,7 @@ class PlainRows:
     """The floor of ``import_accounts()``: the rows it writes, from the same row dicts."""
 
     def __init__(self, path: Path) -> None:
-        SQLiteStore(path).close()  # the same schema, indexes and triggers
+        SQLiteStore(path, page_size=page_size()).close()  # the same schema, indexes and triggers
         self.conn = sqlite3.connect(str(path), isolation_level=None)
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA foreign_keys = ON")
@@ -105,7 +105,9 @@ class LibraryRows:
     """The library: ``import_accounts()`` on a chunk of rows (one commit)."""
 
     def __init__(self, path: Path) -> None:
-        self.team = TeamAccess(SQLiteStore(path), NullMailer(), secret_key=SECRET)
+        self.team = TeamAccess(
+            SQLiteStore(path, page_size=page_size()), NullMailer(), secret_key=SECRET
+        )
 
     def __call__(self, rows: list[dict[str, Any]]) -> None:
         self.team.import_accounts(rows, chunk_size=len(rows))
@@ -148,7 +150,9 @@ class PlainImport:
     """The floor: the same rows, ``executemany`` per table, one transaction per batch."""
 
     def __init__(self, path: Path) -> None:
-        SQLiteStore(path).close()  # the same schema and indexes as the library's file
+        SQLiteStore(
+            path, page_size=page_size()
+        ).close()  # the same schema and indexes as the library's file
         self.conn = sqlite3.connect(str(path), isolation_level=None)
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA foreign_keys = ON")
@@ -203,8 +207,8 @@ class LibraryImport:
     """The library: one ``team.batch()`` per batch of accounts, public API only."""
 
     def __init__(self, path: Path) -> None:
-        self.team = TeamAccess(SQLiteStore(path), NullMailer(), secret_key=SECRET,
-                               rate_limit=10**9)  # fmt: skip
+        self.team = TeamAccess(SQLiteStore(path, page_size=page_size()), NullMailer(),
+                               secret_key=SECRET, rate_limit=10**9)  # fmt: skip
 
     def __call__(self, batch: list[int]) -> None:
         team = self.team

@@ -108,7 +108,7 @@ class HonestFloor:
 
     label = "validate, sign+verify, mail built+serialised, same rows in 2+1 commits"
 
-    def __init__(self, path: Path, synchronous: str) -> None:
+    def __init__(self, path: Path, synchronous: str, page_size: int | None = None) -> None:
         from datetime import UTC, datetime
 
         from teamaccess import DefaultTemplates, InvitationContext
@@ -124,6 +124,8 @@ class HonestFloor:
         # policy.SMTP writes, about 0.1 ms less a mail (the library sends with it too).
         self.policy = wire_policy(False)
         self.conn = sqlite3.connect(str(path), isolation_level=None)
+        if page_size is not None:  # else SQLite's default, as the goal's floor has it
+            self.conn.execute(f"PRAGMA page_size = {int(page_size)}")
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute(f"PRAGMA synchronous = {synchronous}")
         for sql in _LEAN_SCHEMA:

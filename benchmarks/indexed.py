@@ -216,9 +216,10 @@ def gap(synchronous: str, warm: int, rounds: int, batch: int, workdir: Path) -> 
     """Print the three sides at *synchronous* and the gap between library and floor,
     split into the indexes, the library's other SQL and its work outside SQL."""
     from .honest import count_statements
+    from ._data import page_size
     from .pairs import QUICK, _InviteRun
 
-    run = _InviteRun(QUICK, workdir, synchronous)
+    run = _InviteRun(QUICK, workdir, synchronous, page_size())
     sides = {"library": run.library, "indexed floor": run.indexed, "floor": run.floor}
     for call in sides.values():
         for a in run.fresh(warm):

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from teamaccess import Catalog, MemoryStore, TeamAccess
 
-from ._data import SECRET, NullMailer, Population, populate
+from ._data import SECRET, NullMailer, Population, page_size, populate
 from ._raw import RawQueries
 from ._timing import Result, compare, fmt_ns, loop
 
@@ -258,14 +258,14 @@ class _InviteRun:
     """A TeamAccess on a fresh file with a serialising mailer, its honest floor beside it,
     and fresh ``(account_id, email, user_id)`` calls for both."""
 
-    def __init__(self, cfg: Config, workdir: Path, synchronous: str) -> None:
+    def __init__(self, cfg: Config, workdir: Path, synchronous: str, pages: int) -> None:
         from teamaccess import PermissionSet, SQLiteStore
 
         from .honest import HonestFloor, WireMailer
 
-        self.path = workdir / f"invite-{synchronous}.db"
-        self.floor_path = workdir / f"invite-floor-{synchronous}.db"
-        self.store = SQLiteStore(self.path, synchronous=synchronous)  # type: ignore[arg-type]
+        self.path = workdir / f"invite-{synchronous}-{pages}.db"
+        self.floor_path = workdir / f"invite-floor-{synchronous}-{pages}.db"
+        self.store = SQLiteStore(self.path, synchronous=synchronous, page_size=pages)  # type: ignore[arg-type]
         # the library as it sends with SmtpMailer (the checked bytes, written once), the
         # socket left out; the accept link and sender are not the examples SmtpMailer refuses
         self.team = TeamAccess(
@@ -313,13 +313,16 @@ class _InviteRun:
         return IndexedFloor(path, self.floor.synchronous, [a.id for a in self.accounts])
 
 
-_invite_runs: dict[str, _InviteRun] = {}
+_invite_runs: dict[tuple[str, int], _InviteRun] = {}
 
 
-def _invite_run(cfg: Config, workdir: Path, synchronous: str) -> _InviteRun:
-    if synchronous not in _invite_runs:
-        _invite_runs[synchronous] = _InviteRun(cfg, workdir, synchronous)
-    return _invite_runs[synchronous]
+def _invite_run(
+    cfg: Config, workdir: Path, synchronous: str, pages: int | None = None
+) -> _InviteRun:
+    key = (synchronous, page_size() if pages is None else pages)
+    if key not in _invite_runs:
+        _invite_runs[key] = _InviteRun(cfg, workdir, *key)
+    return _invite_runs[key]
 
 
 def invite_accept(cfg: Config, workdir: Path, synchronous: Literal["FULL", "NORMAL"]) -> Line:
@@ -357,6 +360,54 @@ def invite_accept_wal(cfg: Config, workdir: Path) -> Line:
         "≤ 1.5x",
         lib / floor <= 1.5,
     )
+
+
+def invite_accept_small_pages(cfg: Config, workdir: Path) -> Line:
+    """``SQLiteStore(page_size=1024)`` against the same honest floor (SQLite's default
+    pages): each commit writes a page for every page it changes, a quarter the size."""
+    run = _invite_run(cfg, workdir, "FULL", SMALL_PAGES)
+    result = compare(
+        f"invite + accept, SQLiteStore(page_size={SMALL_PAGES}) (informational), synchronous=FULL",
+        loop(run.library),
+        run.floor.label,
+        loop(run.floor),
+        run.batches,
+        rounds=cfg.rounds,
+    )
+    return ratio_line(result, None)
+
+
+def invite_accept_small_pages_wal(cfg: Config, workdir: Path) -> Line:
+    """WAL bytes per invite + accept with ``page_size=1024``, against the floor's (SQLite's
+    default pages) and, in the label, against the same floor's rows in 1 KiB pages."""
+    from .honest import HonestFloor, wal_bytes_per_call
+
+    run = _invite_run(cfg, workdir, "FULL", SMALL_PAGES)
+    n = 20
+    lib = statistics.median(
+        wal_bytes_per_call(run.path, run.library, run.fresh(n)) for _ in range(3)
+    )
+    floor = statistics.median(
+        wal_bytes_per_call(run.floor_path, run.floor, run.fresh(n)) for _ in range(3)
+    )
+    small_path = workdir / f"invite-floor-small-{SMALL_PAGES}.db"
+    small = HonestFloor(small_path, "FULL", page_size=SMALL_PAGES)
+    small_floor = statistics.median(
+        wal_bytes_per_call(small_path, small, run.fresh(n)) for _ in range(3)
+    )
+    return Line(
+        f"WAL bytes per invite + accept, SQLiteStore(page_size={SMALL_PAGES}) (informational)",
+        f"{lib / 1024:.1f} KiB",
+        f"the goal's floor (against the floor in {SMALL_PAGES}-byte pages, "
+        f"{small_floor / 1024:.1f} KiB: {lib / small_floor:.2f}x)",
+        f"{floor / 1024:.1f} KiB",
+        f"{lib / floor:.2f}x",
+        "none",
+        None,
+    )
+
+
+SMALL_PAGES = 1024
 
 
 def invite_accept_statements(cfg: Config, workdir: Path) -> Line:
@@ -539,6 +590,8 @@ INVITE_ACCEPT: tuple[Callable[[Config, Path], Line], ...] = (
     invite_accept_indexed_normal,
     indexed_floor_cost_normal,
     invite_accept_indexed_wal,
+    invite_accept_small_pages,
+    invite_accept_small_pages_wal,
 )
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ._data import CATEGORIES, GRANTS, SECRET, NullMailer
+from ._data import CATEGORIES, GRANTS, SECRET, NullMailer, page_size
 
 MEMBERS = 10  # per account, the owner included
 CONTACTS = 3  # per account
@@ -47,7 +47,7 @@ def build(path: Path, accounts: int) -> None:
     from teamaccess import Account, Contact, Member, PermissionSet, SQLiteStore, normalize_email
 
     assert normalize_email("user7-3@kunde7.example").key == "user7-3@kunde7.example"
-    store = SQLiteStore(str(path))
+    store = SQLiteStore(str(path), page_size=page_size())
     try:
         for first in range(0, accounts, BATCH):
             with store.begin() as uow:
@@ -138,7 +138,7 @@ def measure(path: Path, accounts: int, rounds: int, batch: int, active: int) -> 
     working_set = rng.sample(range(accounts), active)
     can_active, rec_active = _questions(rng, working_set, 4 * batch)
 
-    store = SQLiteStore(str(path))
+    store = SQLiteStore(str(path), page_size=page_size())
     team = TeamAccess(store, NullMailer(), secret_key=SECRET)
     raw = _raw.RawQueries(path)
     try:

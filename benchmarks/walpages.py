@@ -24,7 +24,7 @@ from pathlib import Path
 
 from teamaccess import PermissionSet, SQLiteStore, TeamAccess
 
-from ._data import SECRET
+from ._data import SECRET, page_size
 from .honest import HonestFloor, SerialisingMailer, count_statements, restart_wal
 from .indexed import IndexedFloor
 
@@ -123,7 +123,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="teamaccess-walpages-") as tmp:
         path, floor_path = Path(tmp) / "library.db", Path(tmp) / "floor.db"
         indexed_path = Path(tmp) / "indexed.db"
-        store = SQLiteStore(path)
+        store = SQLiteStore(path, page_size=page_size())
         team = TeamAccess(store, SerialisingMailer(), secret_key=SECRET, rate_limit=10**9)
         owners = {}
         for i in range(50):
@@ -165,19 +165,22 @@ def main() -> None:
             low_statements = count_statements(floor.conn, floor, fresh(10))
             ixd = pages(indexed_path, indexed.conn, indexed, fresh(args.rounds))
             ixd_statements = count_statements(indexed.conn, indexed, fresh(10))
-            size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+            def size(c: sqlite3.Connection) -> int:
+                return int(c.execute("PRAGMA page_size").fetchone()[0])
+
             print(
                 f"schema version {store.schema_version}, {args.warm} invite + accept rounds "
-                f"before, {args.rounds} counted"
+                f"before, {args.rounds} counted; the library's pages {size(conn)} bytes"
             )
-            _report("library", lib, lib_statements, size)
-            _report("floor (tables with only primary keys)", low, low_statements, size)
+            _report("library", lib, lib_statements, size(conn))
+            _report("floor (tables with only primary keys)", low, low_statements, size(floor.conn))
             _report(
                 f"floor with the library's indexes ({len(indexed.schema.indexes)} indexes, "
                 "REFERENCES, secure_delete)",
                 ixd,
                 ixd_statements,
-                size,
+                size(indexed.conn),
             )
             _beside([("library", lib), ("floor", low), ("indexed floor", ixd)])
         finally:

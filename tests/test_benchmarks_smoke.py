@@ -391,7 +391,7 @@ def test_only_import_prints_just_the_import_figure() -> None:
 def test_only_invite_prints_just_the_invite_accept_figures() -> None:
     """`python -m benchmarks --quick --only-invite` prints the invite + accept lines."""
     rows, out = _table_rows("--only-invite")
-    assert len(rows) == 11, out  # the header, its rule and nine figures
+    assert len(rows) == 13, out  # the header, its rule and eleven figures
     assert all("invite + accept" in row for row in rows[2:]), out
 
 
