@@ -136,11 +136,14 @@ def _file_of_uri(path: str) -> str | None:
     ``mode=rwc``; with ``immutable=1`` too, empty), to be created private first as a
     path's is; ``None`` for a URI that creates none (``ro``, ``rw``, in memory, another
     host)."""
-    from urllib.parse import parse_qsl, unquote, urlsplit
+    from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
     parts = urlsplit(path)
     query = dict(parse_qsl(parts.query))
-    file = unquote(parts.path)
+    # The bytes SQLite decodes, not UTF-8 text: unquote() turns "%E9" (a Latin-1 "é")
+    # into U+FFFD, so the store made "team\ufffd.db" private while SQLite created
+    # "team\xe9.db" readable by all. fsdecode() gives os.open() those bytes back.
+    file = os.fsdecode(unquote_to_bytes(parts.path))
     if query.get("mode", "rwc") != "rwc" or file in ("", ":memory:"):
         return None
     return file if parts.netloc in ("", "localhost") else None
