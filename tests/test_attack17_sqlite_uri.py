@@ -1,9 +1,11 @@
-"""Attack round 17 on the ``file:`` URIs of ``SQLiteStore``: percent-encoded bytes.
+"""Attack round 17 on ``SQLiteStore``'s file names: percent-encoded bytes in a ``file:``
+URI, and a path no file name can be written with.
 
 SQLite decodes ``%HH`` in a URI's path to that byte; the store decoded it as UTF-8
 (``unquote()``), which makes U+FFFD of a byte that starts no UTF-8 sequence. So
 ``file:team%E9.db`` (a Latin-1 "é") had the store create ``team\\ufffd.db`` private and
 SQLite create ``team\\xe9.db``, with its -wal and -shm files, readable by every local user.
+A path holding a lone surrogate raised a bare ``UnicodeEncodeError``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from teamaccess import FileMailer, SQLiteStore, TeamAccess
+from teamaccess import FileMailer, SQLiteStore, TeamAccess, ValidationError
 
 SECRET = "k" * 32
 
@@ -59,3 +61,20 @@ def test_the_file_sqlite_creates_is_the_private_one(uri: str, name: bytes, tmp_p
     # Only the database and its -wal and -shm, under the name SQLite gave them, all 0600;
     # no empty stray file under another name.
     assert modes == {name: 0o600, name + b"-wal": 0o600, name + b"-shm": 0o600}
+
+
+@pytest.mark.parametrize("path", ["team\ud800.db", "file:team\udfff.db", "file:team.db?x=\ud83d"])
+def test_a_lone_surrogate_is_refused(path: str, tmp_path: Path) -> None:
+    """A str that no file name can be written with (a lone surrogate, as a JSON
+    ``"\\ud800"`` decodes to) is a ``ValidationError``, with nothing created; it was a bare
+    ``UnicodeEncodeError`` from ``os.open()``."""
+    with pytest.raises(ValidationError, match=r"which no file name here can be written with"):
+        SQLiteStore(path)
+    assert os.listdir(tmp_path) == []
+
+
+def test_bytes_a_file_name_holds_are_fine(tmp_path: Path) -> None:
+    """What ``os.fsdecode()`` gives for a name that is no UTF-8 opens (its surrogates stand
+    for the bytes)."""
+    SQLiteStore(os.fsdecode(b"team\xff.db")).close()
+    assert _modes(tmp_path) == {b"team\xff.db": 0o600}

@@ -214,6 +214,16 @@ class SQLiteStore:
             raise ValidationError(
                 f"path {self.path!r} holds a NUL character, which no file name can; remove it"
             )
+        try:
+            os.fsencode(self.path)
+        except UnicodeEncodeError as exc:
+            # A lone surrogate (say from a JSON "\ud800"): no file name is written with
+            # it, and os.open() raised a bare UnicodeEncodeError.
+            bad = self.path[exc.start]
+            raise ValidationError(
+                f"path {self.path!r} holds {bad!r}, which no file name here can be written "
+                "with; remove it"
+            ) from None
         if self.path.startswith("file:"):
             _check_uri(self.path)
         # bool is an int, but timeout=True is a slip, not one second; NaN (the value that
