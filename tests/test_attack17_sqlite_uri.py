@@ -5,7 +5,8 @@ SQLite decodes ``%HH`` in a URI's path to that byte; the store decoded it as UTF
 (``unquote()``), which makes U+FFFD of a byte that starts no UTF-8 sequence. So
 ``file:team%E9.db`` (a Latin-1 "é") had the store create ``team\\ufffd.db`` private and
 SQLite create ``team\\xe9.db``, with its -wal and -shm files, readable by every local user.
-A path holding a lone surrogate raised a bare ``UnicodeEncodeError``.
+A path holding a lone surrogate raised a bare ``UnicodeEncodeError``. And ``immutable=2``
+is true to SQLite and was not to the store.
 """
 
 from __future__ import annotations
@@ -78,3 +79,36 @@ def test_bytes_a_file_name_holds_are_fine(tmp_path: Path) -> None:
     for the bytes)."""
     SQLiteStore(os.fsdecode(b"team\xff.db")).close()
     assert _modes(tmp_path) == {b"team\xff.db": 0o600}
+
+
+@pytest.mark.parametrize("value", ["2", "01", "0x1", "TRUE", "2abc"])
+def test_immutable_as_sqlite_reads_it(value: str, tmp_path: Path) -> None:
+    """``immutable=2`` (or ``01``, ``0x1``) is true to SQLite, which reads a boolean from a
+    leading number; the store read only ``1``, ``true``, ``yes`` and ``on``, expected WAL
+    journaling of the file SQLite opened immutable, and refused it as a file that "cannot
+    use WAL journaling", on a local file system."""
+    store = SQLiteStore("team.db")
+    account = TeamAccess(store, FileMailer(tmp_path / "mail"), secret_key=SECRET).create_account(
+        name="A", owner_id="o", owner_email="o@example.com"
+    )
+    store.close()
+    reader = SQLiteStore(f"file:team.db?immutable={value}")
+    try:
+        team = TeamAccess(reader, FileMailer(tmp_path / "mail"), secret_key=SECRET)
+        assert team.get_account(account.id).name == "A"
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("value", ["0", "00", "no", "+1", "99999999999", "0x80000000"])
+def test_not_immutable_as_sqlite_reads_it(value: str, tmp_path: Path) -> None:
+    """What SQLite reads as false (a number that is 0, or none of 32 bits) opens as usual,
+    in WAL mode, writable."""
+    store = SQLiteStore(f"file:team.db?immutable={value}")
+    try:
+        TeamAccess(store, FileMailer(tmp_path / "mail"), secret_key=SECRET).create_account(
+            name="A", owner_id="o", owner_email="o@example.com"
+        )
+        assert (tmp_path / "team.db-wal").exists()
+    finally:
+        store.close()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -114,8 +115,26 @@ def _immutable(path: str) -> bool:
         return False
     from urllib.parse import parse_qsl, urlsplit
 
-    query = dict(parse_qsl(urlsplit(path).query))
-    return query.get("immutable", "").lower() in ("1", "true", "yes", "on")
+    value = dict(parse_qsl(urlsplit(path).query)).get("immutable", "")
+    # As SQLite reads a boolean (sqlite3GetBoolean): a value starting with a digit is a
+    # number ("2" and "01" are true), else yes, true or on in any case.
+    if value[:1].isascii() and value[:1].isdigit():
+        return _sqlite_int(value) != 0
+    return value.lower() in ("true", "yes", "on")
+
+
+def _sqlite_int(text: str) -> int:
+    """*text*, which starts with a digit, as SQLite's sqlite3Atoi() reads it: its leading
+    digits (or 0x and up to 8 hex digits), 0 when that is no 32-bit integer."""
+    hexa = re.match(r"0[xX]0*([0-9a-fA-F]{0,8})([0-9a-fA-F]?)", text)
+    if hexa is not None and text[2:3] and text[2] in "0123456789abcdefABCDEF":
+        number = int(hexa[1] or "0", 16)
+        return number if number < 2**31 and not hexa[2] else 0
+    digits = re.match(r"0*([0-9]{0,11})", text)
+    assert digits is not None
+    if len(digits[1]) > 10 or int(digits[1] or "0") > 2**31 - 1:
+        return 0
+    return int(digits[1] or "0")
 
 
 def _in_memory(path: str) -> bool:
