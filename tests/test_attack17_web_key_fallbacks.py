@@ -79,7 +79,7 @@ def test_the_message_shows_no_key() -> None:
     assert "a string of 14 characters" in str(raised.value)
 
 
-@pytest.mark.parametrize("fallbacks", [None, [], ["flask-key-2026"], ("a", b"b")])
+@pytest.mark.parametrize("fallbacks", [None, [], ["flask-key-2026"], ("a", b"b"), {"old"}])
 def test_a_list_of_keys_works_and_a_forged_cookie_is_no_login(fallbacks: Any) -> None:
     app, users = _panel(fallbacks)
     client = app.test_client()

@@ -180,7 +180,9 @@ def _fallbacks(value: object) -> list[str | bytes]:
     if value is None:
         return []
     keys = None if isinstance(value, str | bytes) else value
-    if isinstance(keys, list | tuple) and all(isinstance(k, str | bytes) and k for k in keys):
+    if isinstance(keys, list | tuple | set | frozenset) and all(
+        isinstance(k, str | bytes) and k for k in keys
+    ):
         return list(keys)
     raise ValidationError(
         "SECRET_KEY_FALLBACKS must be a list of the older secret keys, each a non-empty "
@@ -197,6 +199,6 @@ def _shown_keys(value: object) -> str:
         return f"a string of {len(value)} characters"
     if isinstance(value, bytes):
         return f"a bytes value of {len(value)} bytes"
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | set | frozenset):
         return "a list holding an empty key or one that is no string"
     return f"a {type(value).__name__}"
