@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -115,8 +116,26 @@ def _immutable(path: str) -> bool:
         return False
     from urllib.parse import parse_qsl, urlsplit
 
-    query = dict(parse_qsl(urlsplit(path).query))
-    return query.get("immutable", "").lower() in ("1", "true", "yes", "on")
+    value = dict(parse_qsl(urlsplit(path).query)).get("immutable", "")
+    # As SQLite reads a boolean (sqlite3GetBoolean): a value starting with a digit is a
+    # number ("2" and "01" are true), else yes, true or on in any case.
+    if value[:1].isascii() and value[:1].isdigit():
+        return _sqlite_int(value) != 0
+    return value.lower() in ("true", "yes", "on")
+
+
+def _sqlite_int(text: str) -> int:
+    """*text*, which starts with a digit, as SQLite's sqlite3Atoi() reads it: its leading
+    digits (or 0x and up to 8 hex digits), 0 when that is no 32-bit integer."""
+    hexa = re.match(r"0[xX]0*([0-9a-fA-F]{0,8})([0-9a-fA-F]?)", text)
+    if hexa is not None and text[2:3] and text[2] in "0123456789abcdefABCDEF":
+        number = int(hexa[1] or "0", 16)
+        return number if number < 2**31 and not hexa[2] else 0
+    digits = re.match(r"0*([0-9]{0,11})", text)
+    assert digits is not None
+    if len(digits[1]) > 10 or int(digits[1] or "0") > 2**31 - 1:
+        return 0
+    return int(digits[1] or "0")
 
 
 def _in_memory(path: str) -> bool:
@@ -137,11 +156,14 @@ def _file_of_uri(path: str) -> str | None:
     ``mode=rwc``; with ``immutable=1`` too, empty), to be created private first as a
     path's is; ``None`` for a URI that creates none (``ro``, ``rw``, in memory, another
     host)."""
-    from urllib.parse import parse_qsl, unquote, urlsplit
+    from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
     parts = urlsplit(path)
     query = dict(parse_qsl(parts.query))
-    file = unquote(parts.path)
+    # The bytes SQLite decodes, not UTF-8 text: unquote() turns "%E9" (a Latin-1 "é")
+    # into U+FFFD, so the store made "team\ufffd.db" private while SQLite created
+    # "team\xe9.db" readable by all. fsdecode() gives os.open() those bytes back.
+    file = os.fsdecode(unquote_to_bytes(parts.path))
     if query.get("mode", "rwc") != "rwc" or file in ("", ":memory:"):
         return None
     return file if parts.netloc in ("", "localhost") else None
@@ -248,6 +270,16 @@ class SQLiteStore:
             raise ValidationError(
                 f"path {self.path!r} holds a NUL character, which no file name can; remove it"
             )
+        try:
+            os.fsencode(self.path)
+        except UnicodeEncodeError as exc:
+            # A lone surrogate (say from a JSON "\ud800"): no file name is written with
+            # it, and os.open() raised a bare UnicodeEncodeError.
+            bad = self.path[exc.start]
+            raise ValidationError(
+                f"path {self.path!r} holds {bad!r}, which no file name here can be written "
+                "with; remove it"
+            ) from None
         if self.path.startswith("file:"):
             _check_uri(self.path)
         # bool is an int, but timeout=True is a slip, not one second; NaN (the value that

@@ -443,7 +443,14 @@ def _token_of_link(link: str) -> str:
     stands where ``--accept-url`` has ``{token}``."""
     from urllib.parse import parse_qs, unquote, urlsplit
 
-    found = parse_qs(urlsplit(link).query).get("token", [])
+    try:
+        query = urlsplit(link).query
+    except ValueError as exc:  # a host Python's parser cannot read: "https://[panel/..."
+        unreadable = str(exc)
+        query = ""
+    else:
+        unreadable = ""
+    found = parse_qs(query).get("token", [])
     if len(found) == 1 and found[0]:
         return found[0]
     template = _settings().accept_url or ""
@@ -453,6 +460,11 @@ def _token_of_link(link: str) -> str:
         if inside:
             return unquote(inside)
     # Never the link itself in the message: it may hold a token after all.
+    if unreadable:
+        raise ValidationError(
+            f"this link cannot be read as a URL ({unreadable}); give the link from the "
+            "invitation mail as it is, or the token alone"
+        )
     raise ValidationError(
         "this link holds no invitation token (no token= in it, and it does not match "
         "--accept-url); give the link from the invitation mail, or the token alone"

@@ -45,18 +45,38 @@ def is_postgres(db: str) -> bool:
     return db.startswith(POSTGRES_SCHEMES)
 
 
+#: connection parameters libpq takes in a URL's query that hold a secret
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
 def safe_db_label(db: str) -> str:
-    """*db* for output: a PostgreSQL URL without its password."""
+    """*db* for output: a PostgreSQL URL without its password, in the user part or in the
+    query (``?password=...``, ``sslpassword=``), found where libpq finds them."""
     if not is_postgres(db):
         return db
-    from urllib.parse import urlsplit, urlunsplit
+    from urllib.parse import unquote
 
-    parts = urlsplit(db)
-    if parts.password is None:
-        return db
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    scheme, _, rest = db.partition("://")
+    # libpq: the credentials run to the first "@" before any "/" (a "?" or "#" in the
+    # password included, where Python's URL parser would end the host part there).
+    for i, c in enumerate(rest):
+        if c == "/":
+            break
+        if c == "@":
+            user, colon, _ = rest[:i].partition(":")
+            if colon:
+                rest = f"{user}:***{rest[i:]}"
+            break
+    # The query starts at the first "?" after them ("#" is no fragment to libpq), its
+    # parameters split at "&", their names percent-decoded: "pass%77ord=" is a password.
+    base, question, query = rest.partition("?")
+    if question:
+        query = "&".join(
+            f"{name}=***" if unquote(name).lower() in _SECRET_PARAMETERS else piece
+            for piece in query.split("&")
+            for name in [piece.partition("=")[0]]
+        )
+    return f"{scheme}://{base}{question}{query}"
 
 
 # -- configuration ----------------------------------------------------------------------

@@ -108,9 +108,7 @@ def blueprint(
         # The cookie of opened links is signed with the current key and opens with it or
         # any of Flask's SECRET_KEY_FALLBACKS, as the session does, so rotating the key
         # keeps the links a browser holds.
-        fallbacks = flask.current_app.config.get("SECRET_KEY_FALLBACKS") or []
-        if isinstance(fallbacks, str | bytes):
-            fallbacks = [fallbacks]  # one key, not a list of characters
+        fallbacks = _fallbacks(flask.current_app.config.get("SECRET_KEY_FALLBACKS"))
         keys = [*fallbacks, secret]
         req = flask.request
         session = flask.session
@@ -172,3 +170,35 @@ def blueprint(
     for route in ROUTES:
         bp.add_url_rule(route.rule, route.endpoint, view, methods=list(route.methods))
     return bp
+
+
+def _fallbacks(value: object) -> list[str | bytes]:
+    """Flask's ``SECRET_KEY_FALLBACKS``, which must be a list of non-empty keys: Flask's
+    session opens a cookie signed with any of them, and takes a string as a list of
+    one-character keys (``"old-key"`` is "o", "l", "d", ...) and an empty key as one, so a
+    session cookie anyone can sign (log in as anyone) would reach the pages."""
+    if value is None:
+        return []
+    keys = None if isinstance(value, str | bytes) else value
+    if isinstance(keys, list | tuple | set | frozenset) and all(
+        isinstance(k, str | bytes) and k for k in keys
+    ):
+        return list(keys)
+    raise ValidationError(
+        "SECRET_KEY_FALLBACKS must be a list of the older secret keys, each a non-empty "
+        "string, e.g. ['old-key'] (or [] when no rotation is under way), not "
+        f"{_shown_keys(value)}: Flask's session takes a string as a list of one-character "
+        "keys, and an empty key as a key, so anyone could sign a session cookie and log "
+        "in as anyone"
+    )
+
+
+def _shown_keys(value: object) -> str:
+    """What *value* is, without the keys in it."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    if isinstance(value, bytes):
+        return f"a bytes value of {len(value)} bytes"
+    if isinstance(value, list | tuple | set | frozenset):
+        return "a list holding an empty key or one that is no string"
+    return f"a {type(value).__name__}"
