@@ -360,7 +360,9 @@ class SQLiteStore:
         self._conn = conn
         self._grant_cursor = conn.cursor()
         # A database in memory is the child's own copy after a fork, and safe to use.
-        if conn.execute("PRAGMA database_list").fetchone()[2]:
+        # Compared in SQL: a file name that is not UTF-8 would not decode to str.
+        on_file = "SELECT file != '' FROM pragma_database_list WHERE name = 'main'"
+        if conn.execute(on_file).fetchone()[0]:
             self._pid = os.getpid()
             _STORES.add(self)
 
