@@ -69,8 +69,11 @@ class NotificationContext:
 @attrs.frozen
 class RenderedMail:
     subject: str
-    text: str
-    html: str
+    # An invitation's text and HTML hold the accept link with its token: kept out of
+    # repr(), as InvitationContext.accept_url is, so a template that logs or raises with
+    # what it rendered leaks no live link.
+    text: str = attrs.field(repr=False)
+    html: str = attrs.field(repr=False)
 
 
 def _escape(value: str, quote: bool = True) -> str:
