@@ -48,6 +48,7 @@ class MemoryMailer:
         self.outbox: list[EmailMessage] = []
 
     def send(self, message: EmailMessage) -> None:
+        """Append *message* to ``outbox``."""
         self.outbox.append(message)
 
     def __repr__(self) -> str:

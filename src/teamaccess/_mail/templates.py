@@ -68,6 +68,8 @@ class NotificationContext:
 
 @attrs.frozen
 class RenderedMail:
+    """What a template returns: the mail's ``subject``, ``text`` and ``html``."""
+
     subject: str
     # An invitation's text and HTML hold the accept link with its token: kept out of
     # repr(), as InvitationContext.accept_url is, so a template that logs or raises with

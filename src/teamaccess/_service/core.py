@@ -305,6 +305,7 @@ class _Core:
         self._listeners.append(_check_listener(listener))
 
     def close(self) -> None:
+        """Close the store; the ``TeamAccess`` cannot be used afterwards."""
         self._store.close()
 
     @contextmanager

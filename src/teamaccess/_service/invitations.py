@@ -394,6 +394,8 @@ class _Invitations(_Delivery):
         return [attrs.evolve(i, token_hash=None) for i in found]
 
     def get_invitation(self, invitation_id: str) -> Invitation:
+        """The invitation with its status as of now (``token`` is ``None``: only its hash
+        is stored); ``InvitationNotFound`` if there is none."""
         _check_id("invitation_id", invitation_id)
         now = self.now()
         with self._read() as uow:

@@ -33,6 +33,7 @@ class FrozenClock:
         self._now = _checked(start, "FrozenClock(start) got")
 
     def now(self) -> datetime:
+        """The time set, until ``advance()`` or ``set()`` moves it."""
         return self._now
 
     def advance(self, delta: timedelta) -> datetime:
@@ -103,6 +104,7 @@ class FailingMailer(MemoryMailer):
         self.attempts = 0
 
     def send(self, message: EmailMessage) -> None:
+        """Count the attempt; raise ``error`` while ``failing``, else keep the message."""
         self.attempts += 1
         if self.failing:
             raise self.error
