@@ -4,6 +4,7 @@ the line that made it, with what to write instead."""
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from teamaccess import (
     MemoryMailer,
     MemoryStore,
     PermissionSet,
+    RateLimited,
     TeamAccess,
     ValidationError,
 )
@@ -86,3 +88,42 @@ class TestFrozenClockBackwards:
         assert clock.now() == START
         clock.set(START - timedelta(days=1))  # what the message offers works
         assert clock.now() == START - timedelta(days=1)
+
+
+class TestRateLimitNamesItsSetting:
+    """A flood limit a test suite trips names the setting that raises it: a suite that
+    creates many accounts for one owner, or invites one address from many accounts,
+    learns which TeamAccess argument to raise instead of only when to try again."""
+
+    def _team(self, **limits: int) -> TeamAccess:
+        return TeamAccess(MemoryStore(), MemoryMailer(), secret_key=SECRET,
+                          clock=FrozenClock(START), **limits)  # fmt: skip
+
+    def test_accounts_per_user(self) -> None:
+        team = self._team(account_rate_limit=1)
+        team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        with pytest.raises(RateLimited, match=r"the limit is 1 \(account_rate_limit\)\. Try"):
+            team.create_account(name="B", owner_id="o", owner_email="o@example.com")
+
+    def test_invitations_per_account(self) -> None:
+        team = self._team(rate_limit=1)
+        account = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+        team.invite(
+            account.id, actor_id="o", email="a@example.com", permissions=PermissionSet.all()
+        )
+        with pytest.raises(RateLimited, match=r"the limit is 1 \(rate_limit\)\. Try"):
+            team.invite(account.id, actor_id="o", email="b@example.com",
+                        permissions=PermissionSet.all())  # fmt: skip
+
+    def test_invitations_per_address(self) -> None:
+        team = self._team(recipient_rate_limit=1)
+        for owner in ("o", "p"):
+            account = team.create_account(name="A", owner_id=owner, owner_email="o@example.com")
+            invite = functools.partial(
+                team.invite, account.id, actor_id=owner, email="x@example.com",
+                permissions=PermissionSet.all(),
+            )  # fmt: skip
+            if owner == "o":
+                invite()
+        with pytest.raises(RateLimited, match=r"the limit is 1 \(recipient_rate_limit\)\. Try"):
+            invite()

@@ -56,7 +56,8 @@ class _Accounts(_Invitations):
             retry_after = times[len(times) - self.account_rate_limit] + self.account_rate_window
             raise RateLimited(
                 f"user {owner_id!r} created {len(times)} accounts in the last "
-                f"{self.account_rate_window}; the limit is {self.account_rate_limit}. Try "
+                f"{self.account_rate_window}; the limit is {self.account_rate_limit} "
+                f"(account_rate_limit). Try "
                 f"again after {retry_after:%Y-%m-%d %H:%M} UTC",
                 retry_after=retry_after,
             )
