@@ -101,3 +101,16 @@ def test_rendered_invitation_mail_keeps_its_link_out() -> None:
     assert inv.token in rendered.text  # the check can fail
     assert inv.token not in repr(rendered)
     assert repr(rendered) == f"RenderedMail(subject={rendered.subject!r})"
+
+
+def test_default_templates_say_what_they_are() -> None:
+    # Was <teamaccess._mail.templates.DefaultTemplates object at 0x...>, which is what
+    # repr(team.templates) showed in a REPL.
+    assert repr(ta.DefaultTemplates()) == "DefaultTemplates(brand=None, languages=('en', 'de'))"
+    extra = ta.DefaultTemplates(brand="HostPress", strings={"fr": {"invitation.action": "Go"}})
+    assert repr(extra) == "DefaultTemplates(brand='HostPress', languages=('en', 'de', 'fr'))"
+
+    class Mine(ta.DefaultTemplates):
+        pass
+
+    assert repr(Mine()).startswith("Mine(brand=None")

@@ -241,7 +241,11 @@ class DefaultTemplates:
         self._compiled: dict[tuple[str, str], str | _Pieces] = {}
 
     def languages(self) -> tuple[str, ...]:
+        """The languages these templates write: ``en``, ``de`` and any *strings* added."""
         return tuple(self._strings)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(brand={self.brand!r}, languages={self.languages()!r})"
 
     def _t(self, language: str, key: str, values: Mapping[str, str]) -> str:
         # Each text read as a Template once per language and key, and one without a
