@@ -4,7 +4,9 @@ Copy this into your test suite: ``MemoryStore`` is a real backend (held to the s
 contract as SQLite), ``MemoryMailer`` keeps the mail in ``.outbox`` like Django's
 ``mail.outbox``, and ``FrozenClock`` moves time without sleeping.
 
-Run it with ``python -m pytest examples/test_vendor_example.py``.
+Run it with ``python -m pytest examples/test_vendor_example.py``. docs/testing.md goes
+further: reading the token from the mail, scoped access, the audit log, a failing mail
+server, tests in parallel.
 """
 
 from __future__ import annotations

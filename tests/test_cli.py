@@ -679,6 +679,10 @@ class TestErrors:
             (["accounts", "create", "--name", "A"], 2, "missing option '--owner-id'"),
             (["frobnicate"], 2, "no such command 'frobnicate'"),
             (["permissions", "check", "ACC", "max", "nope"], 3, "unknown permission 'nope'"),
+            # the forms `members --json` and the audit log show, copied into a check
+            (["permissions", "check", "ACC", "max", "services.manage@srv-1"], 2,
+             "write services.manage --resource srv-1"),
+            (["permissions", "check", "ACC", "max", "*"], 2, "name each permission to check"),
             (["resend", *OP, "inv_missing"], 4, "no invitation 'inv_missing'"),
             (["remove", *OP, "ACC", "max"], 6, "transfer ownership first"),
         ],

@@ -3,7 +3,10 @@ run, every command is described, and every relative link leads somewhere."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -104,6 +107,51 @@ class TestSnippetsRun:
         for value in namespace.values():
             if isinstance(value, teamaccess.TeamAccess):
                 value.close()
+
+
+def pytest_blocks(path: Path) -> list[str]:
+    """The blocks fenced ```python pytest: together, in order, one test module."""
+    return [
+        body
+        for info, body in FENCE.findall(path.read_text(encoding="utf-8"))
+        if info.split()[:2] == ["python", "pytest"]
+    ]
+
+
+def pytest_pages() -> list[str]:
+    return [str(p.relative_to(ROOT)) for p in sorted(DOCS.glob("*.md")) if pytest_blocks(p)]
+
+
+def run_as_test_module(blocks: list[str], folder: Path) -> subprocess.CompletedProcess[str]:
+    module = folder / "test_docs_page.py"
+    module.write_text("\n\n".join(blocks), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEAMACCESS_", "PYTEST_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error",
+         "--rootdir", str(folder), str(module)],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+class TestPytestPages:
+    """A page whose snippets are a vendor's test module (```python pytest) passes as one,
+    run by pytest in its own process, as a reader who copies it would run it."""
+
+    def test_the_testing_guide_is_one(self) -> None:
+        assert "docs/testing.md" in pytest_pages()
+
+    @pytest.mark.parametrize("rel", pytest_pages())
+    def test_module_passes(self, rel: str, tmp_path: Path) -> None:
+        blocks = pytest_blocks(ROOT / rel)
+        tests = sum(len(re.findall(r"^def test_", block, re.M)) for block in blocks)
+        proc = run_as_test_module(blocks, tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert re.search(rf"^{tests} passed", proc.stdout.splitlines()[-1]), proc.stdout
+
+    def test_the_check_can_fail(self, tmp_path: Path) -> None:
+        proc = run_as_test_module(["def test_wrong() -> None:\n    assert 1 == 2\n"], tmp_path)
+        assert proc.returncode == 1
+        assert "1 failed" in proc.stdout
 
 
 def leaf_commands(group: click.Group, prefix: str) -> list[str]:

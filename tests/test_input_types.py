@@ -73,6 +73,10 @@ class Call:
         return getattr(team, self.method)(*args, **params)
 
 
+def _added_listener(event: object) -> None:
+    """The listener the ``ctx`` fixture adds, for remove_listener() to take back."""
+
+
 CALLS = [
     Call("create_account", (), lambda c: {
         "name": "Neu GmbH", "owner_id": "owner", "owner_email": "neu@example.com"}),
@@ -147,6 +151,7 @@ CALLS = [
     Call("deliver_pending", (), lambda c: {"limit": 10}),
     Call("audit_log", ("account_id",), lambda c: {"account_id": c.account_id, "limit": 10}),
     Call("add_listener", ("listener",), lambda c: {"listener": lambda event: None}),
+    Call("remove_listener", ("listener",), lambda c: {"listener": _added_listener}),
     Call("export_person", (), lambda c: {"user_id": "u2", "email": "dev@agentur.de"}),
     Call("erase_person", (), lambda c: {
         "user_id": "u9", "email": "dev@agentur.de", "actor_id": SYSTEM}),
@@ -218,6 +223,7 @@ def ctx(team: TeamAccess) -> Ctx:
         categories=["billing"],
     )
     assert inv.token is not None
+    team.add_listener(_added_listener)
     return Ctx(acc.id, inv.id, inv.token, con.id)
 
 

@@ -79,3 +79,38 @@ def test_subclass_shows_its_own_name() -> None:
         extra: int = 0
 
     assert repr(Special("c", "C", extra=3)) == "Special(name='c', label='C', label_de='', extra=3)"
+
+
+def test_rendered_invitation_mail_keeps_its_link_out() -> None:
+    # An invitation's RenderedMail holds the accept link, token and all, in its text and
+    # HTML, as InvitationContext holds it in accept_url: a vendor template that logs or
+    # raises with what it rendered must not leak a live link (DESIGN.md: the token is
+    # never logged or put in an error). The subject stays, to tell mails apart.
+    seen: list[ta.RenderedMail] = []
+
+    class Recording(ta.DefaultTemplates):
+        def invitation(self, context: ta.InvitationContext) -> ta.RenderedMail:
+            seen.append(super().invitation(context))
+            return seen[-1]
+
+    team = ta.TeamAccess(ta.MemoryStore(), ta.MemoryMailer(), secret_key="k", templates=Recording())
+    account = team.create_account(name="A", owner_id="o", owner_email="o@example.com")
+    inv = team.invite(account.id, actor_id="o", email="x@example.com", permissions=PERMS)
+    [rendered] = seen
+    assert inv.token is not None
+    assert inv.token in rendered.text  # the check can fail
+    assert inv.token not in repr(rendered)
+    assert repr(rendered) == f"RenderedMail(subject={rendered.subject!r})"
+
+
+def test_default_templates_say_what_they_are() -> None:
+    # Was <teamaccess._mail.templates.DefaultTemplates object at 0x...>, which is what
+    # repr(team.templates) showed in a REPL.
+    assert repr(ta.DefaultTemplates()) == "DefaultTemplates(brand=None, languages=('en', 'de'))"
+    extra = ta.DefaultTemplates(brand="HostPress", strings={"fr": {"invitation.action": "Go"}})
+    assert repr(extra) == "DefaultTemplates(brand='HostPress', languages=('en', 'de', 'fr'))"
+
+    class Mine(ta.DefaultTemplates):
+        pass
+
+    assert repr(Mine()).startswith("Mine(brand=None")

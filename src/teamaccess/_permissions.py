@@ -224,6 +224,22 @@ class Catalog:
 
     def unknown(self, name: object) -> UnknownPermission:
         """The error for a name that is not in this catalog."""
+        # The forms to_list() writes, as the audit log, `members --json` and import rows
+        # show them, are what a developer copies: say what each stands for.
+        if name == "*":
+            return UnknownPermission(
+                "unknown permission '*': that is how to_list() writes all permissions; "
+                "write PermissionSet.all()"
+            )
+        if isinstance(name, str) and "@" in name:
+            permission, _, resource = name.partition("@")
+            if permission in self._by_name:
+                return UnknownPermission(
+                    f"unknown permission {name!r}: that is how to_list() writes a grant on "
+                    f"one resource; write PermissionSet.on({permission!r}, {resource!r}) "
+                    f"(or PermissionSet.from_list([...])), and ask can(user_id, account_id, "
+                    f"{permission!r}, resource={resource!r})"
+                )
         return UnknownPermission(
             f"unknown permission {name!r}; use one of the catalog's names: "
             + ", ".join(self._by_name)

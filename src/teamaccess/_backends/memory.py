@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
@@ -214,7 +214,7 @@ class _MemoryUnitOfWork:
             raise AlreadyMember(
                 f"{member.email} is already a member of account {member.account_id!r}"
             )
-        self._put(self._s._members, key, member)
+        self._put(self._s._members, key, _own(member))
         self._put(self._s._grants, key, _grant(member))
         self._put(self._s._member_keys, (member.account_id, email_key), member.user_id)
         self._put(self._s._member_email_keys, key, email_key)
@@ -222,17 +222,18 @@ class _MemoryUnitOfWork:
         self._index(self._s._user_accounts, member.user_id, member.account_id)
 
     def get_member(self, account_id: str, user_id: str) -> Member | None:
-        return self._s._members.get((account_id, user_id))
+        member = self._s._members.get((account_id, user_id))
+        return None if member is None else _own(member)
 
     def member_by_email(self, account_id: str, email_key: str) -> Member | None:
         user_id = self._s._member_keys.get((account_id, email_key))
-        return None if user_id is None else self._s._members.get((account_id, user_id))
+        return None if user_id is None else self.get_member(account_id, user_id)
 
     def update_member(self, member: Member) -> None:
         key = (member.account_id, member.user_id)
         if key not in self._s._members:
             return  # like UPDATE ... WHERE on no row
-        self._put(self._s._members, key, member)
+        self._put(self._s._members, key, _own(member))
         self._put(self._s._grants, key, _grant(member))
 
     def delete_member(self, account_id: str, user_id: str) -> None:
@@ -250,7 +251,7 @@ class _MemoryUnitOfWork:
         # stable sort keeps it for members who joined at the same instant.
         members = self._s._members
         found = [members[(account_id, u)] for u in self._s._account_members.get(account_id, ())]
-        return sorted(found, key=lambda m: (m.role != "owner", m.joined_at))
+        return [_own(m) for m in sorted(found, key=lambda m: (m.role != "owner", m.joined_at))]
 
     # invitations
     def add_invitation(self, invitation: Invitation, email_key: str) -> None:
@@ -271,7 +272,8 @@ class _MemoryUnitOfWork:
             self._put(self._s._pending, (invitation.account_id, email_key), invitation.id)
 
     def get_invitation(self, invitation_id: str) -> Invitation | None:
-        return self._s._invitations.get(invitation_id)
+        invitation = self._s._invitations.get(invitation_id)
+        return None if invitation is None else _own(invitation)
 
     def update_invitation(self, invitation: Invitation) -> None:
         old = self._s._invitations.get(invitation.id)
@@ -294,7 +296,7 @@ class _MemoryUnitOfWork:
 
     def pending_invitation_for(self, account_id: str, email_key: str) -> Invitation | None:
         inv_id = self._s._pending.get((account_id, email_key))
-        return None if inv_id is None else self._s._invitations[inv_id]
+        return None if inv_id is None else _own(self._s._invitations[inv_id])
 
     def invitations(
         self,
@@ -313,7 +315,7 @@ class _MemoryUnitOfWork:
             and (invited_by is None or inv.invited_by == invited_by)
         ]
         # dicts keep insertion order; the stable sort keeps it for equal timestamps
-        return sorted(found, key=lambda i: i.created_at)
+        return [_own(i) for i in sorted(found, key=lambda i: i.created_at)]
 
     # contacts
     def add_contact(self, contact: Contact, email_key: str) -> None:
@@ -345,6 +347,7 @@ class _MemoryUnitOfWork:
     # audit
     def add_event(self, event: AuditEvent) -> None:
         log = self._s._events.setdefault(event.account_id, [])
+        event = _own_event(event)  # a listener is handed the object given here
         log.append(event)
         self._undo.append(lambda: log.remove(event))
         self._log_changed_in(event.account_id)
@@ -377,7 +380,7 @@ class _MemoryUnitOfWork:
 
     def events(self, account_id: str, *, limit: int) -> list[AuditEvent]:
         log = self._s._events.get(account_id, [])
-        return log[::-1][:limit] if limit > 0 else []
+        return [_own_event(e) for e in log[::-1][:limit]] if limit > 0 else []
 
     def event_times(
         self, account_id: str, actions: Collection[str], since: datetime
@@ -488,7 +491,9 @@ class _MemoryUnitOfWork:
             )
             and (kept is None or m.account_id in kept)
         ]
-        return sorted(found, key=lambda m: (m.joined_at, m.account_id, m.user_id))
+        return [
+            _own(m) for m in sorted(found, key=lambda m: (m.joined_at, m.account_id, m.user_id))
+        ]
 
     def invitations_involving(
         self,
@@ -509,7 +514,7 @@ class _MemoryUnitOfWork:
             )
             and (kept is None or inv.account_id in kept)
         ]
-        return sorted(found, key=lambda i: i.created_at)
+        return [_own(i) for i in sorted(found, key=lambda i: i.created_at)]
 
     def contacts_with(
         self, email_keys: Collection[str], *, accounts: Collection[str] | None = None
@@ -535,7 +540,7 @@ class _MemoryUnitOfWork:
         ]
         # one list per account: the sequence ids in _event_order say what came first
         order = self._s._event_order
-        return sorted(found, key=lambda e: order.get(e.id, 0))
+        return [_own_event(e) for e in sorted(found, key=lambda e: order.get(e.id, 0))]
 
     def members_with_text(
         self, needles: Collection[str], *, accounts: Collection[str] | None = None
@@ -547,7 +552,9 @@ class _MemoryUnitOfWork:
             else (s._members[(a, u)] for a in accounts for u in s._account_members.get(a, ()))
         )
         found = [m for m in rows if any_contains([m.metadata], needles)]
-        return sorted(found, key=lambda m: (m.joined_at, m.account_id, m.user_id))
+        return [
+            _own(m) for m in sorted(found, key=lambda m: (m.joined_at, m.account_id, m.user_id))
+        ]
 
     def invitations_with_text(
         self, needles: Collection[str], *, accounts: Collection[str] | None = None
@@ -559,7 +566,7 @@ class _MemoryUnitOfWork:
             else (s._invitations[i] for a in accounts for i in s._account_invitations.get(a, ()))
         )
         found = [inv for inv in rows if any_contains([inv.note, inv.metadata], needles)]
-        return sorted(found, key=lambda i: i.created_at)
+        return [_own(i) for i in sorted(found, key=lambda i: i.created_at)]
 
     def contacts_with_text(
         self, needles: Collection[str], *, accounts: Collection[str] | None = None
@@ -632,7 +639,7 @@ class _MemoryUnitOfWork:
                             old,
                             actor_id=event.actor_id,
                             target=event.target,
-                            details=dict(event.details),
+                            details=_json_copy(event.details),
                         ),
                     )
                     return
@@ -739,7 +746,31 @@ def _grant(member: Member) -> tuple[PermissionSet, datetime | None]:
 
 
 def _stored(invitation: Invitation) -> Invitation:
-    """What a backend keeps: never the token itself."""
+    """What a backend keeps: never the token itself, and metadata of its own."""
     if invitation.token is None:
-        return invitation
-    return attrs.evolve(invitation, token=None)
+        return _own(invitation)
+    return attrs.evolve(invitation, token=None, metadata=_json_copy(invitation.metadata))
+
+
+def _json_copy(value: Any) -> Any:
+    """A copy of metadata or an event's details (JSON values: dicts, lists, scalars)."""
+    if isinstance(value, dict):
+        return {k: _json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(v) for v in value]
+    return value
+
+
+R = TypeVar("R", Member, Invitation)
+
+
+def _own(row: R) -> R:
+    """*row* with its metadata copied, so the caller that gave or got it and the store
+    never share a dict: a change to one must not change the other, as it cannot on a
+    backend that writes rows out. Empty metadata needs no copy."""
+    return attrs.evolve(row, metadata=_json_copy(row.metadata)) if row.metadata else row
+
+
+def _own_event(event: AuditEvent) -> AuditEvent:
+    """*event* with its details copied, as :func:`_own` copies metadata."""
+    return attrs.evolve(event, details=_json_copy(event.details)) if event.details else event

@@ -98,6 +98,19 @@ def permissions_check(
 ) -> None:
     """May USER_ID use each PERMISSION in ACCOUNT_ID (on --resource)?"""
     team = _team(read_only=True)
+    # The forms `members --json` and the audit log write grants in: the library's error
+    # would say how to write them in Python, so say it in this command's words.
+    for name in permission_names:
+        permission, at, where = name.partition("@")
+        if at and permission in team.catalog:
+            raise click.UsageError(
+                f"{name!r} is a grant on one resource: write {permission} --resource {where}"
+            )
+        if name == "*":
+            raise click.UsageError(
+                "'*' stands for all permissions: name each permission to check "
+                "(teamaccess permissions show ACCOUNT_ID USER_ID answers for every one)"
+            )
     # A mistyped account must not read as "no" (can() answers no for one that is not).
     team.get_account(account_id)
     results = {

@@ -48,10 +48,12 @@ class MemoryMailer:
         self.outbox: list[EmailMessage] = []
 
     def send(self, message: EmailMessage) -> None:
+        """Append *message* to ``outbox``."""
         self.outbox.append(message)
 
     def __repr__(self) -> str:
-        return f"<MemoryMailer outbox={len(self.outbox)}>"
+        # type(self): a subclass (FailingMailer, a vendor's own) reports its own name
+        return f"<{type(self).__name__} outbox={len(self.outbox)}>"
 
 
 class FileMailer:

@@ -68,9 +68,14 @@ class NotificationContext:
 
 @attrs.frozen
 class RenderedMail:
+    """What a template returns: the mail's ``subject``, ``text`` and ``html``."""
+
     subject: str
-    text: str
-    html: str
+    # An invitation's text and HTML hold the accept link with its token: kept out of
+    # repr(), as InvitationContext.accept_url is, so a template that logs or raises with
+    # what it rendered leaks no live link.
+    text: str = attrs.field(repr=False)
+    html: str = attrs.field(repr=False)
 
 
 def _escape(value: str, quote: bool = True) -> str:
@@ -236,7 +241,11 @@ class DefaultTemplates:
         self._compiled: dict[tuple[str, str], str | _Pieces] = {}
 
     def languages(self) -> tuple[str, ...]:
+        """The languages these templates write: ``en``, ``de`` and any *strings* added."""
         return tuple(self._strings)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(brand={self.brand!r}, languages={self.languages()!r})"
 
     def _t(self, language: str, key: str, values: Mapping[str, str]) -> str:
         # Each text read as a Template once per language and key, and one without a

@@ -56,7 +56,8 @@ class _Accounts(_Invitations):
             retry_after = times[len(times) - self.account_rate_limit] + self.account_rate_window
             raise RateLimited(
                 f"user {owner_id!r} created {len(times)} accounts in the last "
-                f"{self.account_rate_window}; the limit is {self.account_rate_limit}. Try "
+                f"{self.account_rate_window}; the limit is {self.account_rate_limit} "
+                f"(account_rate_limit). Try "
                 f"again after {retry_after:%Y-%m-%d %H:%M} UTC",
                 retry_after=retry_after,
             )
@@ -94,6 +95,7 @@ class _Accounts(_Invitations):
         return account
 
     def get_account(self, account_id: str) -> Account:
+        """The account; ``AccountNotFound`` if there is none."""
         _check_id("account_id", account_id)
         with self._read() as uow:
             return self._account(uow, account_id)
@@ -172,6 +174,7 @@ class _Accounts(_Invitations):
             return [self._member_now(m, now) for m in uow.members(account_id)]
 
     def get_member(self, account_id: str, user_id: str) -> Member:
+        """The user's membership, the owner's included; ``MemberNotFound`` for a non-member."""
         _check_ids(account_id=account_id, user_id=user_id)
         with self._read() as uow:
             self._account(uow, account_id)

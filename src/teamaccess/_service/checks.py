@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
+from types import FunctionType
 from typing import TYPE_CHECKING, Final
 
 from .._domain import (
@@ -271,11 +272,42 @@ def _check_timedelta(what: str, value: object, example: str) -> timedelta:
 
 def _check_methods(what: str, value: object, example: str, *methods: str) -> None:
     """A cheap duck-type check of a port: only that the methods used later exist."""
+    if isinstance(value, type) and any(_instance_method(value, m) for m in methods):
+        # The class passed for an instance (MemoryStore for MemoryStore()) has the methods,
+        # but each call then fails with a bare TypeError about 'self'.
+        raise ValidationError(
+            f"{what} must be an instance, {example}, not the class {value.__name__}; "
+            f"create one: {_call_of(value)}"
+        )
     for method in methods:
         if not callable(getattr(value, method, None)):
             raise ValidationError(
                 f"{what} must be {example}, with a {method}() method; not {type(value).__name__}"
             )
+
+
+def _instance_method(cls: type, name: str) -> bool:
+    """Whether *name* on *cls* is a plain function, which needs an instance to be called
+    (a staticmethod or classmethod works on the class itself)."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return isinstance(vars(klass)[name], FunctionType)
+    return False
+
+
+def _call_of(cls: type) -> str:
+    """``Name()`` if the class takes no required argument, else ``Name(...)``."""
+    import inspect  # only on this error path: it costs milliseconds at import
+
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return f"{cls.__name__}(...)"
+    required = [
+        p for p in parameters
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]  # fmt: skip
+    return f"{cls.__name__}({'...' if required else ''})"
 
 
 def _check_listener(listener: object, what: str = "listener") -> Listener:

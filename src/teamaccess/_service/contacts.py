@@ -181,6 +181,7 @@ class _Contacts(_Delivery):
         return updated
 
     def remove_contact(self, contact_id: str, *, actor_id: str) -> None:
+        """Delete the contact; needs ``contacts.manage``. Audited as ``contact.removed``."""
         _check_ids(contact_id=contact_id, actor_id=actor_id)
         with self._write() as work:
             contact = self._contact_manager(work.uow, contact_id, actor_id)
@@ -192,6 +193,7 @@ class _Contacts(_Delivery):
                 )  # fmt: skip
 
     def get_contact(self, contact_id: str) -> Contact:
+        """The contact; ``ContactNotFound`` if there is none."""
         _check_id("contact_id", contact_id)
         with self._read() as uow:
             return self._contact(uow, contact_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
@@ -217,9 +218,12 @@ class _Core:
             raise ValidationError(
                 f"listeners must be a list of callables, not {type(listeners).__name__}"
             )
-        self._listeners: list[Listener] = []
-        for listener in listeners:
-            self._listeners.append(_check_listener(listener, "each of listeners"))
+        # Replaced, never changed in place: a commit in another thread goes on with the
+        # list it began with while a listener is added or removed.
+        self._listeners: list[Listener] = [
+            _check_listener(listener, "each of listeners") for listener in listeners
+        ]
+        self._listeners_lock = threading.Lock()
         self.check_deliverability = _check_flag("check_deliverability", check_deliverability)
         for name, value in (
             ("retry_backoff", retry_backoff),
@@ -302,9 +306,26 @@ class _Core:
 
     def add_listener(self, listener: Listener) -> None:
         """Call *listener* with every ``AuditEvent``, after its change is committed."""
-        self._listeners.append(_check_listener(listener))
+        listener = _check_listener(listener)
+        with self._listeners_lock:
+            self._listeners = [*self._listeners, listener]
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling *listener*: one registration of it, by ``add_listener()`` or
+        ``listeners=``; ``ValidationError`` if it has none."""
+        with self._listeners_lock:
+            kept = list(self._listeners)
+            try:
+                kept.remove(listener)
+            except ValueError:
+                raise ValidationError(
+                    f"this listener was not added, so it cannot be removed: {listener!r}; "
+                    "pass the same object given to add_listener()"
+                ) from None
+            self._listeners = kept
 
     def close(self) -> None:
+        """Close the store; the ``TeamAccess`` cannot be used afterwards."""
         self._store.close()
 
     @contextmanager

@@ -81,7 +81,7 @@ class _Invitations(_Delivery):
             retry_after = times[len(times) - self.rate_limit] + self.rate_window
             raise RateLimited(
                 f"account {account_id!r} sent {len(times)} invitations in the last "
-                f"{self.rate_window}; the limit is {self.rate_limit}. Try again after "
+                f"{self.rate_window}; the limit is {self.rate_limit} (rate_limit). Try again after "
                 f"{retry_after:%Y-%m-%d %H:%M} UTC",
                 retry_after=retry_after,
             )
@@ -105,7 +105,8 @@ class _Invitations(_Delivery):
             raise RateLimited(
                 f"{email} has received {len(times)} invitations in the last "
                 f"{self.recipient_rate_window} (from all accounts together); the limit is "
-                f"{self.recipient_rate_limit}. Try again after {retry_after:%Y-%m-%d %H:%M} UTC",
+                f"{self.recipient_rate_limit} (recipient_rate_limit). Try again after "
+                f"{retry_after:%Y-%m-%d %H:%M} UTC",
                 retry_after=retry_after,
             )
 
@@ -394,6 +395,8 @@ class _Invitations(_Delivery):
         return [attrs.evolve(i, token_hash=None) for i in found]
 
     def get_invitation(self, invitation_id: str) -> Invitation:
+        """The invitation with its status as of now (``token`` is ``None``: only its hash
+        is stored); ``InvitationNotFound`` if there is none."""
         _check_id("invitation_id", invitation_id)
         now = self.now()
         with self._read() as uow:

@@ -33,6 +33,7 @@ class FrozenClock:
         self._now = _checked(start, "FrozenClock(start) got")
 
     def now(self) -> datetime:
+        """The time set, until ``advance()`` or ``set()`` moves it."""
         return self._now
 
     def advance(self, delta: timedelta) -> datetime:
@@ -42,7 +43,10 @@ class FrozenClock:
                 f"FrozenClock.advance needs a timedelta, e.g. timedelta(days=8), not {delta!r}"
             )
         if delta < timedelta(0):
-            raise ValidationError("a FrozenClock only moves forward")
+            raise ValidationError(
+                f"a FrozenClock only moves forward, not by {delta!r}; "
+                "to go back in time, jump to an earlier time with set(datetime)"
+            )
         try:
             later = self._now + delta
         except OverflowError:
@@ -68,19 +72,49 @@ def _checked(value: object, what: str) -> datetime:
 
 
 class FailingMailer(MemoryMailer):
-    """A ``MemoryMailer`` that raises while ``failing`` is true (a mail server that is down)."""
+    """A ``MemoryMailer`` that raises while ``failing`` is true (a mail server that is down).
 
-    def __init__(self, *, failing: bool = True, error: Exception | None = None) -> None:
+    *error* is the exception each failing ``send()`` raises, an instance or a class
+    (default ``ConnectionRefusedError("mail server is down")``); ``attempts`` counts
+    every call of ``send()``, failed or not.
+    """
+
+    def __init__(
+        self,
+        *,
+        failing: bool = True,
+        error: Exception | type[Exception] | None = None,
+    ) -> None:
         super().__init__()
+        if error is not None and not (
+            isinstance(error, Exception)
+            or (isinstance(error, type) and issubclass(error, Exception))
+        ):
+            # Refused here: raised at each send, it would fail with "exceptions must derive
+            # from BaseException" instead of the error the test meant.
+            raise ValidationError(
+                "FailingMailer(error=) must be an exception to raise, such as "
+                f"DeliveryRefused('550 5.1.1 no such user', code=550) or TimeoutError, "
+                f"not {error!r}"
+            )
         self.failing = failing
-        self.error = error or ConnectionRefusedError("mail server is down")
+        self.error: Exception | type[Exception] = error or ConnectionRefusedError(
+            "mail server is down"
+        )
         self.attempts = 0
 
     def send(self, message: EmailMessage) -> None:
+        """Count the attempt; raise ``error`` while ``failing``, else keep the message."""
         self.attempts += 1
         if self.failing:
             raise self.error
         super().send(message)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} failing={self.failing} attempts={self.attempts} "
+            f"outbox={len(self.outbox)}>"
+        )
 
 
 def __getattr__(name: str) -> object:

@@ -533,6 +533,37 @@ class StoreContract(PrivacyContract, BulkContract, CombinedReadsContract, Accoun
         with store.read() as uow:
             assert uow.get_invitation("inv1") == changed
 
+    def test_rows_share_no_dict_with_their_callers(self, seeded: Store) -> None:
+        """Changing the metadata or details of an object given to a store, or read from
+        it, changes nothing stored: as on a backend that writes its rows out, where a test
+        on the in-memory store must not pass for a reason production lacks."""
+        given_member = attrs.evolve(member("u1"), metadata={"tags": ["a"], "n": 1})
+        given_invitation = attrs.evolve(invitation("inv1"), metadata={"tags": ["a"]})
+        given_event = event("e1")
+        with seeded.begin() as uow:
+            uow.add_member(given_member, key("u1"))
+            uow.add_invitation(given_invitation, "new@example.org")
+            uow.add_event(given_event)
+            uow.commit()
+        rows: list[Any] = [given_member, given_invitation, given_event]
+        with seeded.read() as uow:
+            rows += [uow.get_member("acc1", "u1"), uow.members("acc1")[1]]
+            rows += [uow.get_invitation("inv1"), *uow.invitations("acc1")]
+            rows += uow.events("acc1", limit=5)
+        for row in rows:  # what a caller might do with a dict it holds
+            held: Any = row.details if isinstance(row, AuditEvent) else row.metadata
+            held.setdefault("tags", []).append("changed")
+            held["n"] = 2
+        with seeded.read() as uow:
+            got = uow.get_member("acc1", "u1")
+            assert got is not None
+            assert dict(got.metadata) == {"tags": ["a"], "n": 1}
+            found = uow.get_invitation("inv1")
+            assert found is not None
+            assert dict(found.metadata) == {"tags": ["a"]}
+            [logged] = uow.events("acc1", limit=5)
+            assert dict(logged.details) == dict(event("e1").details)
+
     def test_update_of_a_missing_member_writes_nothing(self, seeded: Store) -> None:
         with seeded.begin() as uow:
             uow.update_member(member("ghost"))
