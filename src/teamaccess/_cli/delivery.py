@@ -15,7 +15,7 @@ import click
 
 from .._errors import StorageError
 from .._service.core import EXPIRE_AFTER, GIVE_UP_AFTER
-from .._service.delivery import _REFUSED, _UNDELIVERABLE
+from .._service.delivery_rules import _REFUSED, _UNDELIVERABLE
 from .app import (
     EXIT_INTERRUPTED,
     EXIT_NOTHING_SENT,
