@@ -187,7 +187,7 @@ class SQLiteStore:
     >>> from teamaccess import SQLiteStore
     >>> store = SQLiteStore(":memory:")
     >>> store.schema_version
-    8
+    9
     >>> store.close()
     """
 

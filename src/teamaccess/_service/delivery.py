@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .._domain import SYSTEM, OutboxMessage
-from .._errors import ClockError, StorageError, TeamAccessError, ValidationError
+from .._errors import (
+    ClockError,
+    PermissionDenied,
+    StorageError,
+    TeamAccessError,
+    ValidationError,
+)
 from .checks import _check_id, _together
 from .delivery_rules import _UNDELIVERABLE, _FullWay, _sends_wire, _still_ours
 from .delivery_send import _Sending
@@ -60,6 +66,59 @@ class _Delivery(_Sending):
                 for m in uow.outbox(status="cancelled")
                 if (m.last_error or "").startswith(reasons) and account_id in (None, m.account_id)
             ]
+
+    def retry_waiting(self, *, actor_id: str, account_id: str | None = None) -> list[OutboxMessage]:
+        """Make the mail waiting out its retry backoff due now (only *account_id*'s if
+        given): after a broken mail setting was fixed, the next ``deliver_pending()``
+        sends it instead of waiting up to ``max_retry_backoff``. Returns the rows made
+        due, oldest first.
+
+        Only pending mail that is not leased moves: a row a delivery run (or the call
+        that wrote it) holds to send right now stays its sender's, so nothing goes twice;
+        closed mail (sent, cancelled, undeliverable) stays closed. Only the vendor may
+        (*actor_id* ``teamaccess.SYSTEM``). Each account whose mail moved gets a
+        ``mail.retried_now`` event naming its messages.
+        """
+        actor_id = _check_id("actor_id", actor_id)
+        if account_id is not None:
+            account_id = _check_id("account_id", account_id)
+        if actor_id != SYSTEM:
+            # Before the account is looked up: a customer learns nothing about other ids.
+            raise PermissionDenied(
+                "only the vendor (teamaccess.SYSTEM) may make waiting mail due now: it "
+                "is for the operator who fixed the mail setup; a customer's invitation "
+                "is sent again with resend_invitation()",
+                user_id=actor_id,
+                account_id=account_id,
+            )
+        with self._write() as work:
+            if account_id is not None:
+                self._account(work.uow, account_id)
+            retry = getattr(work.uow, "retry_outbox", None)
+            if retry is not None:
+                made: list[OutboxMessage] = retry(now=work.now, account_id=account_id)
+            else:
+                # A backend written before retry_outbox(): its begin() serialises writers
+                # (the Store protocol says so), so reading and moving the rows in one
+                # unit is as atomic as the claim it must not overtake.
+                made = [
+                    attrs.evolve(row, next_attempt_at=work.now, leased_until=None)
+                    for row in work.uow.outbox(status="pending")
+                    if row.next_attempt_at > work.now
+                    and (row.leased_until is None or row.leased_until <= work.now)
+                    and account_id in (None, row.account_id)
+                ]
+                for row in made:
+                    work.uow.update_outbox(row)
+            by_account: dict[str, list[str]] = {}
+            for row in made:
+                by_account.setdefault(row.account_id, []).append(row.id)
+            for touched, ids in by_account.items():
+                self._audit(
+                    work, touched, SYSTEM, "mail.retried_now", touched, messages=ids,
+                    count=len(ids),
+                )  # fmt: skip
+        return made
 
     def deliver_pending(
         self, *, limit: int = 100, stop: Callable[[], bool] | None = None
@@ -203,7 +262,7 @@ class _Delivery(_Sending):
                 # (the Store protocol says so), so reading and moving the rows in one
                 # unit is the same atomic claim.
                 claimed = [
-                    attrs.evolve(row, next_attempt_at=lease_until)
+                    attrs.evolve(row, next_attempt_at=lease_until, leased_until=lease_until)
                     for row in uow.outbox(status="pending", due_before=now, limit=limit)
                 ]
                 for row in claimed:
@@ -222,7 +281,7 @@ class _Delivery(_Sending):
                 current = uow.get_outbox(row.id)
                 if _still_ours(current, row):
                     assert current is not None
-                    uow.update_outbox(attrs.evolve(current, next_attempt_at=now))
+                    uow.update_outbox(attrs.evolve(current, next_attempt_at=now, leased_until=None))
             uow.commit()
 
     def _prepare(self, row: OutboxMessage) -> EmailMessage | OutboxMessage | None:
@@ -248,7 +307,7 @@ class _Delivery(_Sending):
                 # Acceptance would call it revoked; do not mail a link that cannot work.
                 or self._inviter_lost(inv, inviter)
             ):
-                cancelled = attrs.evolve(current, status="cancelled")
+                cancelled = attrs.evolve(current, status="cancelled", leased_until=None)
                 work.uow.update_outbox(cancelled)
                 return cancelled
             account = self._account(work.uow, inv.account_id)

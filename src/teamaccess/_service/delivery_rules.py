@@ -135,8 +135,14 @@ def _closed(current: OutboxMessage, reason: str, now: datetime) -> OutboxMessage
     which ``teamaccess deliver --list --refused`` shows."""
     return attrs.evolve(
         current, status="cancelled", attempts=current.attempts + 1, last_error=reason,
-        next_attempt_at=now,
+        next_attempt_at=now, leased_until=None,
     )  # fmt: skip
+
+
+def _leased(now: datetime, due: datetime) -> datetime | None:
+    """The lease of a new outbox row due at *due*: one due later than it is written
+    (*now*) is held by the call that wrote it, which sends it at once."""
+    return due if due > now else None
 
 
 def _refusals_in_row(last_error: str | None) -> int:

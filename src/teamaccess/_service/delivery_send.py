@@ -38,6 +38,7 @@ from .delivery_rules import (
     _failed,
     _FullWay,
     _is_batch_mailer,
+    _leased,
     _Refusal,
     _refusals_in_row,
     _refused,
@@ -97,6 +98,7 @@ class _Sending(_Core):
         return now + self.delivery_lease
 
     def _invitation_row(self, inv: Invitation, now: datetime) -> OutboxMessage:
+        due = self._due_at(now)
         return OutboxMessage(
             id=_numbered_id("msg"),
             account_id=inv.account_id,
@@ -104,8 +106,9 @@ class _Sending(_Core):
             recipient=inv.email,
             message_id=f"<{_token_hex(12)}@{self._msgid_domain}>",
             created_at=now,
-            next_attempt_at=self._due_at(now),
+            next_attempt_at=due,
             invitation_id=inv.id,
+            leased_until=_leased(now, due),
         )
 
     def _queue_invitation(
@@ -459,7 +462,7 @@ class _Sending(_Core):
         if error is None:
             return attrs.evolve(
                 current, status="sent", attempts=current.attempts + 1, sent_at=now,
-                last_error=None,
+                last_error=None, leased_until=None,
             )  # fmt: skip
         if isinstance(error, _Refusal):
             # Sending it again would be refused again: the row is closed with its reason.
@@ -495,7 +498,7 @@ class _Sending(_Core):
         backoff = min(self.retry_backoff * factor, self.max_retry_backoff)
         return attrs.evolve(
             current, attempts=current.attempts + 1, last_error=error,
-            next_attempt_at=now + backoff,
+            next_attempt_at=now + backoff, leased_until=None,
         )  # fmt: skip
 
     def _deliver_now(
