@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -258,3 +259,22 @@ class TestRetryNowBesideALiveWorker:
             _out, err = proc.communicate(timeout=60)
             assert proc.returncode == 2, err
             assert says in err
+
+
+class TestRetryNowWithTheWorker:
+    def test_watch_makes_waiting_mail_due_once_then_works(self, tmp_path: Path) -> None:
+        db = tmp_path / "team.db"
+        backend = Backend(lambda: SQLiteStore(db), {"TEAMACCESS_DB": str(db)})
+        _, waiting_id = waiting_invitation(backend)
+        with SmtpServer() as server:
+            worker = command(backend, server.port, "--watch", "--retry-now", "--interval", "0.05")
+            try:
+                assert worker.stdout is not None
+                assert json.loads(worker.stdout.readline()) == {"retried": [waiting_id]}
+                batch = json.loads(worker.stdout.readline())
+                assert batch["delivered"] == 1
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                _out, err = worker.communicate(timeout=60)
+            assert worker.returncode == 130, err
+            assert [r.rcpt_tos for r in server.received] == [["a@example.org"]]
