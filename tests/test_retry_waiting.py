@@ -278,3 +278,16 @@ class TestRetryNowWithTheWorker:
                 _out, err = worker.communicate(timeout=60)
             assert worker.returncode == 130, err
             assert [r.rcpt_tos for r in server.received] == [["a@example.org"]]
+
+    def test_an_unknown_account_exits_4_and_moves_nothing(self, tmp_path: Path) -> None:
+        db = tmp_path / "team.db"
+        backend = Backend(lambda: SQLiteStore(db), {"TEAMACCESS_DB": str(db)})
+        waiting_invitation(backend)
+        team = team_on(backend.store(), free_port())
+        before = team.pending_messages()
+        proc = command(backend, free_port(), "--retry-now", "--account", "acc_nope")
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 4, err
+        assert "acc_nope" in err
+        assert team.pending_messages() == before
+        team.close()
