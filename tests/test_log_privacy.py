@@ -10,7 +10,7 @@ import logging
 import pytest
 
 from teamaccess import DeliveryFailed, DeliveryRefused, Store, TeamAccess
-from teamaccess._service.delivery import masked, masked_text
+from teamaccess._service.delivery_rules import masked, masked_text
 from teamaccess.testing import FailingMailer, FrozenClock
 
 from .conftest import SECRET

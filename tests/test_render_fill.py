@@ -27,7 +27,7 @@ from teamaccess import (
     SmtpMailer,
 )
 from teamaccess._mail.templates import _fill, _pieces, _when
-from teamaccess._service.delivery import _is_batch_mailer
+from teamaccess._service.delivery_rules import _is_batch_mailer
 
 # Text a vendor's strings may hold: placeholders of both forms, "$$", a "$" before
 # something that is no name, braces, names that are only nearly the known ones.

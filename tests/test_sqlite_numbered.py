@@ -27,7 +27,7 @@ from teamaccess import (
     TeamAccess,
 )
 from teamaccess._backends.sqlite_schema import MIGRATIONS
-from teamaccess._service import delivery as delivery_module
+from teamaccess._service import delivery_send as delivery_module
 from teamaccess._service import invitations as invitations_module
 from teamaccess._service.checks import _new_id
 from teamaccess.testing import FailingMailer, FrozenClock

@@ -356,6 +356,11 @@ class OutboxMessage:
     ``kind="invitation"`` rows carry no message: the mail holds a token, and tokens are
     never stored, so the message is rendered (with a fresh token) when it is delivered.
     Every other row carries the finished message as bytes.
+
+    ``leased_until`` is set while a process holds the row to send it (a delivery run's
+    claim, or the call that wrote it under ``delivery="now"``) and cleared when the try
+    is recorded or the row handed back: a row waiting out its backoff has none, so
+    ``retry_waiting()`` can make it due without taking it from a live sender.
     """
 
     __repr__ = attrs_repr  # what attrs prints, without compiling it at import
@@ -373,3 +378,4 @@ class OutboxMessage:
     attempts: int = 0
     last_error: str | None = None
     sent_at: datetime | None = None
+    leased_until: datetime | None = None

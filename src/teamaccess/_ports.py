@@ -248,7 +248,7 @@ class UnitOfWork(Protocol):
     def add_outbox(self, message: OutboxMessage) -> None: ...
     def update_outbox(self, message: OutboxMessage) -> None:
         """Write the delivery state (``status``, ``next_attempt_at``, ``attempts``,
-        ``last_error``, ``sent_at``); the rest stays as added."""
+        ``last_error``, ``sent_at``, ``leased_until``); the rest stays as added."""
         ...
 
     def get_outbox(self, message_id: str) -> OutboxMessage | None:
@@ -279,7 +279,20 @@ class UnitOfWork(Protocol):
         return the same row. SQLite's single writer makes a conditional ``UPDATE`` enough;
         PostgreSQL selects the rows ``FOR UPDATE SKIP LOCKED``, so concurrent workers take
         different rows without waiting for each other. Written by this unit: it counts
-        once the caller commits.
+        once the caller commits. ``leased_until`` is set to *lease_until* as well.
+        """
+        ...
+
+    def retry_outbox(self, *, now: datetime, account_id: str | None = None) -> list[OutboxMessage]:
+        """Make the waiting rows (of *account_id* only, if given) due at *now*; the rows
+        made due, as written, oldest first.
+
+        A waiting row is ``pending`` with ``next_attempt_at > now`` and no lease in
+        force (``leased_until`` is ``None`` or not after *now*); each gets
+        ``next_attempt_at = now`` and ``leased_until = None``. A row a sender holds
+        (``leased_until`` after *now*) is never touched, whatever another unit does at
+        the same moment: atomic against ``claim_outbox()`` as two claims are against each
+        other. Written by this unit: it counts once the caller commits.
         """
         ...
 

@@ -425,6 +425,7 @@ class _MemoryUnitOfWork:
             attempts=m.attempts,
             last_error=m.last_error,
             sent_at=m.sent_at,
+            leased_until=m.leased_until,
         )
         self._put(self._s._outbox, message.id, kept)
         if kept.status != old.status:
@@ -467,10 +468,24 @@ class _MemoryUnitOfWork:
         # One writer at a time (the store's lock), so reading and writing here is atomic.
         claimed = []
         for row in self.outbox(status="pending", due_before=now, limit=max(limit, 0)):
-            taken = attrs.evolve(row, next_attempt_at=lease_until)
+            taken = attrs.evolve(row, next_attempt_at=lease_until, leased_until=lease_until)
             self.update_outbox(taken)
             claimed.append(taken)
         return claimed
+
+    def retry_outbox(self, *, now: datetime, account_id: str | None = None) -> list[OutboxMessage]:
+        # One writer at a time (the store's lock), so reading and writing here is atomic.
+        made_due = []
+        for row in self.outbox(status="pending"):
+            if (
+                row.next_attempt_at > now
+                and (row.leased_until is None or row.leased_until <= now)
+                and account_id in (None, row.account_id)
+            ):
+                due = attrs.evolve(row, next_attempt_at=now, leased_until=None)
+                self.update_outbox(due)
+                made_due.append(due)
+        return made_due
 
     # personal data (export, erasure, retention): rare, so plain scans of every row
 

@@ -137,11 +137,21 @@ _SCHEMA_ACCEPTED_INDEX: Final = (
     "WHERE accepted_by IS NOT NULL",
 )
 
+# A sender's lease on an outbox row, apart from a backoff: retry_waiting() makes waiting
+# mail due without taking a row from a live sender. A schema of version 4 cannot say which
+# of its pending rows are leased, so each counts as leased until it is due (its lease, or
+# its backoff, ends then). The CHECK constraints stay: PostgreSQL builds no index for IN.
+_SCHEMA_LEASE: Final = (
+    "ALTER TABLE {s}.outbox ADD COLUMN leased_until timestamptz",
+    "UPDATE {s}.outbox SET leased_until = next_attempt_at WHERE status = 'pending'",
+)
+
 MIGRATIONS: list[tuple[str, ...]] = [
     _SCHEMA_1,
     _SCHEMA_MEMBERS,
     _SCHEMA_RECIPIENT_INDEX,
     _SCHEMA_ACCEPTED_INDEX,
+    _SCHEMA_LEASE,
 ]
 
 #: Tables every teamaccess schema has; a schema missing one is damaged.
@@ -162,7 +172,7 @@ _CONTACT_COLS: Final = "id, account_id, name, email, company, phone, role, creat
 _EVENT_COLS: Final = "id, account_id, at, actor_id, action, target, details"
 _OUTBOX_COLS: Final = (
     "id, account_id, kind, recipient, message_id, created_at, next_attempt_at, status, "
-    "message, invitation_id, attempts, last_error, sent_at"
+    "message, invitation_id, attempts, last_error, sent_at, leased_until"
 )
 
 

@@ -170,7 +170,7 @@ def _outbox(r: Row) -> OutboxMessage:
             id=r[0], account_id=r[1], kind=r[2], recipient=r[3], message_id=r[4],
             created_at=_dt(r[5]), next_attempt_at=_dt(r[6]), status=r[7],
             message=None if r[8] is None else bytes(r[8]), invitation_id=r[9], attempts=r[10],
-            last_error=r[11], sent_at=_dt_or_none(r[12]),
+            last_error=r[11], sent_at=_dt_or_none(r[12]), leased_until=_dt_or_none(r[13]),
         )  # fmt: skip
     except _DECODE_ERRORS as exc:
         raise _unreadable("an outbox row", exc) from exc
@@ -702,7 +702,7 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
         self._lock_row("outbox", message_id)
         self._exec(
             f"UPDATE {self._q.s}.outbox SET status = 'sent', attempts = attempts + 1, "
-            "last_error = NULL, sent_at = %s WHERE id = %s",
+            "last_error = NULL, sent_at = %s, leased_until = NULL WHERE id = %s",
             (_ts(sent_at), message_id),
         )
 
@@ -820,10 +820,10 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
         self._lock(m.account_id)
         self._insert(
             f"INSERT INTO {self._q.s}.outbox ({_OUTBOX_COLS}) VALUES "
-            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (m.id, m.account_id, m.kind, m.recipient, m.message_id, _ts(m.created_at),
              _ts(m.next_attempt_at), m.status, m.message, m.invitation_id, m.attempts,
-             m.last_error, _ts_or_none(m.sent_at)),
+             m.last_error, _ts_or_none(m.sent_at), _ts_or_none(m.leased_until)),
             lambda: Conflict(f"outbox message {m.id!r} exists already"),
         )  # fmt: skip
 
@@ -833,9 +833,9 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
             self._lock_row("outbox", m.id)
         self._exec(
             f"UPDATE {self._q.s}.outbox SET next_attempt_at = %s, status = %s, attempts = %s, "
-            "last_error = %s, sent_at = %s WHERE id = %s",
+            "last_error = %s, sent_at = %s, leased_until = %s WHERE id = %s",
             (_ts(m.next_attempt_at), m.status, m.attempts, m.last_error,
-             _ts_or_none(m.sent_at), m.id),
+             _ts_or_none(m.sent_at), _ts_or_none(m.leased_until), m.id),
         )  # fmt: skip
 
     def get_outbox(self, message_id: str) -> OutboxMessage | None:
@@ -884,9 +884,29 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
             f"WITH due AS (SELECT id AS due_id FROM {s}.outbox "
             "WHERE status = 'pending' AND next_attempt_at <= %s "
             "ORDER BY created_at, seq LIMIT %s FOR UPDATE SKIP LOCKED), "
-            f"claimed AS (UPDATE {s}.outbox SET next_attempt_at = %s FROM due "
-            f"WHERE id = due.due_id RETURNING {_OUTBOX_COLS}, seq) "
+            f"claimed AS (UPDATE {s}.outbox SET next_attempt_at = %s, leased_until = %s "
+            f"FROM due WHERE id = due.due_id RETURNING {_OUTBOX_COLS}, seq) "
             f"SELECT {_OUTBOX_COLS} FROM claimed ORDER BY created_at, seq",
-            (_ts(now), max(limit, 0), _ts(lease_until)),
+            (_ts(now), max(limit, 0), _ts(lease_until), _ts(lease_until)),
         )
         return [_outbox(r) for r in rows]
+
+    def retry_outbox(self, *, now: datetime, account_id: str | None = None) -> list[OutboxMessage]:
+        # One statement, no account lock (as claim_outbox()): a row a claim holds at this
+        # moment is waited for, and its condition read again on the row the claim left,
+        # which has a lease; a row this UPDATE holds is skipped by a claim (SKIP LOCKED).
+        s = self._q.s
+        sql = (
+            f"WITH made AS (UPDATE {s}.outbox SET next_attempt_at = %(now)s, "
+            "leased_until = NULL WHERE status = 'pending' AND next_attempt_at > %(now)s "
+            "AND (leased_until IS NULL OR leased_until <= %(now)s)"
+        )
+        params: dict[str, Any] = {"now": _ts(now)}
+        if account_id is not None:
+            sql += " AND account_id = %(account)s"
+            params["account"] = account_id
+        sql += (
+            f" RETURNING {_OUTBOX_COLS}, seq) "
+            f"SELECT {_OUTBOX_COLS} FROM made ORDER BY created_at, seq"
+        )
+        return [_outbox(r) for r in self._all(sql, params)]

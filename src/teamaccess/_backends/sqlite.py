@@ -239,7 +239,7 @@ class SQLiteStore:
     >>> from teamaccess import SQLiteStore
     >>> store = SQLiteStore(":memory:")
     >>> store.schema_version
-    8
+    9
     >>> store.close()
     """
 

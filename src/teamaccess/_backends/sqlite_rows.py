@@ -256,6 +256,7 @@ def _outbox(row: Row) -> OutboxMessage:
             attempts=row[10],
             last_error=row[11],
             sent_at=_dt_or_none(row[12]),
+            leased_until=_dt_or_none(row[13]),
         )
     except _DECODE_ERRORS as exc:
         raise _unreadable("an outbox row", exc) from exc
@@ -266,7 +267,7 @@ def _outbox_params(m: OutboxMessage) -> tuple[Any, ...]:
     return (
         m.account_id, m.kind, m.recipient, m.message_id, _ts(m.created_at),
         _ts(m.next_attempt_at), m.status, m.message, m.invitation_id, m.attempts,
-        m.last_error, _ts_or_none(m.sent_at),
+        m.last_error, _ts_or_none(m.sent_at), _ts_or_none(m.leased_until),
     )  # fmt: skip
 
 
@@ -400,5 +401,5 @@ _CONTACT_COLS: Final = (
 _EVENT_COLS: Final = "id, account_id, at, actor_id, action, target, details"
 _OUTBOX_COLS: Final = (
     "id, account_id, kind, recipient, message_id, created_at, next_attempt_at, status, "
-    "message, invitation_id, attempts, last_error, sent_at"
+    "message, invitation_id, attempts, last_error, sent_at, leased_until"
 )

@@ -569,7 +569,8 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
             "outbox",
             "INSERT INTO outbox (key, id, account_id, kind, recipient, message_id, "
             "created_at, next_attempt_at, status, message, invitation_id, attempts, "
-            "last_error, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "last_error, sent_at, leased_until) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (_id_number(message.id, "msg_"), message.id, *_outbox_params(message)),
             lambda: Conflict(f"outbox message {message.id!r} exists already"),
         )
@@ -579,10 +580,10 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         # The delivery state only (see update_invitation): the invitation index stays put.
         self._keyed_write(
             "UPDATE outbox SET next_attempt_at = ?, status = ?, attempts = ?, "
-            "last_error = ?, sent_at = ? WHERE ",
+            "last_error = ?, sent_at = ?, leased_until = ? WHERE ",
             _OUTBOX_UNNUMBERED,
             (_ts(m.next_attempt_at), m.status, m.attempts, m.last_error,
-             _ts_or_none(m.sent_at)),
+             _ts_or_none(m.sent_at), _ts_or_none(m.leased_until)),
             m.id,
             "msg_",
         )  # fmt: skip
@@ -591,7 +592,7 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
         # What update_outbox() writes for the row as stored, marked sent (_record).
         self._keyed_write(
             "UPDATE outbox SET status = 'sent', attempts = attempts + 1, last_error = NULL, "
-            "sent_at = ? WHERE ",
+            "sent_at = ?, leased_until = NULL WHERE ",
             _OUTBOX_UNNUMBERED,
             (_ts(sent_at),),
             message_id,
@@ -655,11 +656,38 @@ class _SQLiteUnitOfWork(_PrivacyQueries):
             chunk = keys[start : start + 500]
             marks = ", ".join("?" * len(chunk))
             self._exec(
-                f"UPDATE outbox SET next_attempt_at = ? WHERE key IN ({marks}) "
-                "AND status = 'pending' AND next_attempt_at <= ?",
-                (lease, *chunk, _ts(now)),
+                # The numbered parameters come first: a bare "?" takes the next number.
+                "UPDATE outbox SET next_attempt_at = ?1, leased_until = ?1 "
+                f"WHERE status = 'pending' AND next_attempt_at <= ?2 AND key IN ({marks})",
+                (lease, _ts(now), *chunk),
             )
-        return [attrs.evolve(m, next_attempt_at=lease_until) for m in due]
+        return [attrs.evolve(m, next_attempt_at=lease_until, leased_until=lease_until) for m in due]
+
+    def retry_outbox(self, *, now: datetime, account_id: str | None = None) -> list[OutboxMessage]:
+        # The one write lock (BEGIN IMMEDIATE) keeps claims out between the read and the
+        # UPDATE, whose condition repeats the read's all the same.
+        waiting = (
+            "status = 'pending' AND next_attempt_at > ?1 "
+            "AND (leased_until IS NULL OR leased_until <= ?1)"
+        )
+        params: tuple[Any, ...] = (_ts(now),)
+        if account_id is not None:
+            waiting += " AND account_id = ?2"
+            params += (account_id,)
+        rows = self._all(
+            f"SELECT key, {_OUTBOX_COLS} FROM outbox WHERE {waiting} ORDER BY created_at, id",
+            params,
+        )
+        keys = [r[0] for r in rows]
+        for start in range(0, len(keys), 500):  # under SQLite's limit of bound parameters
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            self._exec(
+                f"UPDATE outbox SET next_attempt_at = ?1, leased_until = NULL "
+                f"WHERE {waiting} AND key IN ({marks})",
+                (*params, *chunk),
+            )
+        return [attrs.evolve(_outbox(r[1:]), next_attempt_at=now, leased_until=None) for r in rows]
 
 
 # The search for a row stored without its number that holds an id: one of the id index.

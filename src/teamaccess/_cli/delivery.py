@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .._domain import SYSTEM
 from .._errors import StorageError
 from .._service.core import EXPIRE_AFTER, GIVE_UP_AFTER
-from .._service.delivery import _REFUSED, _UNDELIVERABLE
+from .._service.delivery_rules import _REFUSED, _UNDELIVERABLE
 from .app import (
     EXIT_INTERRUPTED,
     EXIT_NOTHING_SENT,
@@ -68,7 +69,17 @@ _DAY = 86400.0
     help="At most this many per batch.",
 )
 @click.option("--list", "only_list", is_flag=True, help="Only list waiting messages.")
-@click.option("--account", "account_id", help="With --list: only this account's messages.")
+@click.option(
+    "--account",
+    "account_id",
+    help="With --list: only this account's messages; with --retry-now: only its waiting mail.",
+)
+@click.option(
+    "--retry-now",
+    is_flag=True,
+    help="First make the mail waiting out its retry backoff due now (not the messages "
+    "another worker is sending), then send as usual: after a mail setting was fixed.",
+)
 @click.option(
     "--undeliverable",
     is_flag=True,
@@ -128,6 +139,7 @@ def deliver(
     limit: int,
     only_list: bool,
     account_id: str | None,
+    retry_now: bool,
     undeliverable: bool,
     refused: bool,
     watch: bool,
@@ -145,8 +157,12 @@ def deliver(
     line per batch, and exits 130 after finishing the message in hand (so does a run
     without --watch that is interrupted).
     """
-    if account_id is not None and not only_list:
-        raise click.UsageError("--account goes with --list; deliver sends every due message")
+    if retry_now and only_list:
+        raise click.UsageError("--list only shows what waits; --retry-now changes it, give one")
+    if account_id is not None and not (only_list or retry_now):
+        raise click.UsageError(
+            "--account goes with --list or --retry-now; deliver sends every due message"
+        )
     if undeliverable and not only_list:
         raise click.UsageError("--undeliverable goes with --list")
     if refused and not only_list:
@@ -161,6 +177,12 @@ def deliver(
     team.delivery_lease = timedelta(seconds=lease)
     team.give_up_after = give_up_after
     team.expire_after = timedelta(hours=expire_after)
+    retried = None
+    if retry_now:
+        # As the vendor: the operator who runs the worker is the vendor's staff.
+        retried = team.retry_waiting(actor_id=SYSTEM, account_id=account_id)
+        if not as_json:
+            click.echo(f"{len(retried)} waiting message(s) made due now")
     if only_list:
         if refused:
             closed = team._closed_messages(account_id, (_REFUSED, _UNDELIVERABLE))
@@ -179,6 +201,8 @@ def deliver(
             show_outbox(rows)
         return
     if watch:
+        if retried is not None and as_json:
+            emit_json_line({"retried": [r.id for r in retried]})
         _watch(limit, interval, max(interval, max_interval), as_json)
         return
     # Ctrl-C or SIGTERM as the worker takes them: the message in hand is finished and
@@ -188,7 +212,8 @@ def deliver(
         rows = _deliver_once(team, limit, stop)
     waiting = len(team.pending_messages())
     if as_json:
-        emit_json({"messages": rows, **_summary(rows), "waiting": waiting})
+        retry = {} if retried is None else {"retried": [r.id for r in retried]}
+        emit_json({"messages": rows, **_summary(rows), "waiting": waiting, **retry})
     else:
         show_outbox(rows)
         click.echo(f"{_sentence(rows)}; {waiting} still waiting")

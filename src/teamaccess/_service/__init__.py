@@ -4,7 +4,8 @@
 - ``accounts``: accounts, members, ownership, the authorization hot path, the audit log
 - ``invitations``: invite, resend, revoke, inspect, accept, decline
 - ``contacts``: contacts, recipients and notifications
-- ``delivery``: the outbox, rendering and sending mail, retries
+- ``delivery``: the outbox and the worker's runs (claim, lease, retry); its send and
+  record path in ``delivery_send``, the rules of a try's outcome in ``delivery_rules``
 - ``lifecycle``: suspend and reactivate members, the instant their access ends
 - ``scopes``: grants on single resources, forgetting a deleted resource
 - ``privacy``: a person's data: export, erasure; purging what retention lets go

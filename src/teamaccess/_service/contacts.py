@@ -43,6 +43,7 @@ from .checks import (
     _token_hex,
 )
 from .delivery import _Delivery
+from .delivery_rules import _leased
 
 __all__ = ["_Contacts"]
 
@@ -310,6 +311,7 @@ class _Contacts(_Delivery):
             self._account(work.uow, account_id)
             batch = []
             unbuilt = []
+            due = self._due_at(work.now)
             with _together(work.uow):  # the rows and the event, none read back
                 for to, message_id, message, error in prepared:
                     row = OutboxMessage(
@@ -319,12 +321,13 @@ class _Contacts(_Delivery):
                         recipient=to,
                         message_id=message_id,
                         created_at=work.now,
-                        next_attempt_at=self._due_at(work.now),
+                        next_attempt_at=due,
                         message=message.as_bytes() if message is not None else None,
+                        leased_until=_leased(work.now, due),
                     )
                     if message is None:
                         row = attrs.evolve(
-                            row, status="cancelled",
+                            row, status="cancelled", leased_until=None,
                             last_error=f"refused before sending: it cannot be built: {error}",
                         )  # fmt: skip
                         unbuilt.append(row.id)

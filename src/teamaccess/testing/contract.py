@@ -909,7 +909,7 @@ class StoreContract(PrivacyContract, BulkContract, CombinedReadsContract, Accoun
         store = reopen(seeded)
         with store.read() as uow:
             assert uow.get_outbox("early") == attrs.evolve(
-                outbox("early", minute=10), next_attempt_at=lease
+                outbox("early", minute=10), next_attempt_at=lease, leased_until=lease
             )
             assert uow.get_outbox("late") == outbox("late", minute=30)
             assert uow.get_outbox("sent") == outbox("sent", minute=5, status="sent")
@@ -932,6 +932,126 @@ class StoreContract(PrivacyContract, BulkContract, CombinedReadsContract, Accoun
             assert len(uow.claim_outbox(now=at(2), lease_until=at(9), limit=1)) == 1
         with seeded.read() as uow:
             assert uow.get_outbox("m1") == outbox("m1", minute=1)
+
+    def test_outbox_keeps_the_lease_as_written(
+        self, seeded: Store, reopen: Callable[[Store], Store]
+    ) -> None:
+        held = outbox("held", minute=1, next_attempt_at=at(6), leased_until=at(6))
+        with seeded.begin() as uow:
+            uow.add_outbox(held)
+            uow.add_outbox(outbox("free", minute=2, leased_until=at(9)))
+            uow.commit()
+        with seeded.begin() as uow:
+            uow.update_outbox(attrs.evolve(held, attempts=1, leased_until=None))
+            uow.update_outbox(outbox("free", minute=2, leased_until=at(30)))
+            uow.commit()
+        with reopen(seeded).read() as uow:
+            assert uow.get_outbox("held") == attrs.evolve(held, attempts=1, leased_until=None)
+            assert uow.get_outbox("free") == outbox("free", minute=2, leased_until=at(30))
+
+    def _waiting_mail(self, store: Store) -> None:
+        """Rows of every kind for retry_outbox() at minute 10; acc2's "other" waits."""
+        with store.begin() as uow:
+            uow.add_account(account("acc2", minute=1, owner="owner2"))
+            uow.add_outbox(outbox("waiting", minute=1, next_attempt_at=at(40), attempts=1,
+                                  last_error="421 try later"))  # fmt: skip
+            uow.add_outbox(outbox("other", minute=2, account_id="acc2",
+                                  next_attempt_at=at(50), attempts=2))  # fmt: skip
+            uow.add_outbox(outbox("claimed", minute=3))
+            # Written by a call that sends it itself (delivery="now"): held until 20.
+            uow.add_outbox(outbox("sending", minute=4, next_attempt_at=at(20),
+                                  leased_until=at(20)))  # fmt: skip
+            uow.add_outbox(outbox("due", minute=5))
+            # A sender that died: its lease is over, so the row is due already.
+            uow.add_outbox(outbox("abandoned", minute=6, next_attempt_at=at(8),
+                                  leased_until=at(8)))  # fmt: skip
+            uow.add_outbox(outbox("sent", minute=7, status="sent", next_attempt_at=at(60)))
+            uow.add_outbox(outbox("closed", minute=8, status="cancelled",
+                                  next_attempt_at=at(60)))  # fmt: skip
+            uow.commit()
+        with store.begin() as uow:
+            claimed = uow.claim_outbox(now=at(3), lease_until=at(30), limit=1)
+            assert [m.id for m in claimed] == ["claimed"]
+            uow.commit()
+
+    def test_retry_outbox_makes_waiting_rows_due_and_never_a_leased_one(
+        self, seeded: Store, reopen: Callable[[Store], Store]
+    ) -> None:
+        self._waiting_mail(seeded)
+        with seeded.read() as uow:
+            before = {m.id: m for m in uow.outbox()}
+        with seeded.begin() as uow:
+            made = uow.retry_outbox(now=at(10))
+            uow.commit()
+        assert [(m.id, m.next_attempt_at, m.leased_until) for m in made] == [
+            ("waiting", at(10), None),
+            ("other", at(10), None),
+        ]
+        store = reopen(seeded)
+        with store.read() as uow:
+            after = {m.id: m for m in uow.outbox()}
+        assert after["waiting"] == attrs.evolve(before["waiting"], next_attempt_at=at(10))
+        assert after["other"] == attrs.evolve(before["other"], next_attempt_at=at(10))
+        for unmoved in ("claimed", "sending", "due", "abandoned", "sent", "closed"):
+            assert after[unmoved] == before[unmoved], unmoved
+        assert after["claimed"].leased_until == at(30)
+        with store.begin() as uow:
+            # Due now: the next claim takes them, with the rows due before.
+            taken = uow.claim_outbox(now=at(10), lease_until=at(25), limit=10)
+            assert [m.id for m in taken] == ["waiting", "other", "due", "abandoned"]
+            assert uow.retry_outbox(now=at(11)) == []
+            uow.commit()
+
+    def test_retry_outbox_of_one_account(self, seeded: Store) -> None:
+        self._waiting_mail(seeded)
+        with seeded.begin() as uow:
+            assert [m.id for m in uow.retry_outbox(now=at(10), account_id="acc2")] == ["other"]
+            uow.commit()
+        with seeded.read() as uow:
+            assert uow.get_outbox("waiting").next_attempt_at == at(40)  # type: ignore[union-attr]
+            assert uow.get_outbox("other").next_attempt_at == at(10)  # type: ignore[union-attr]
+
+    def test_retry_outbox_counts_only_when_committed(self, seeded: Store) -> None:
+        self._waiting_mail(seeded)
+        with seeded.begin() as uow:
+            assert len(uow.retry_outbox(now=at(10))) == 2
+        with seeded.read() as uow:
+            assert uow.get_outbox("waiting").next_attempt_at == at(40)  # type: ignore[union-attr]
+
+    def test_retry_outbox_never_overtakes_a_claim_in_flight(self, seeded: Store) -> None:
+        # A row whose backoff ends as the retry runs: a claim (its clock a little ahead)
+        # takes it, and a retry that read the row as waiting must not take it back.
+        with seeded.begin() as uow:
+            uow.add_outbox(outbox("m1", minute=1, next_attempt_at=at(20), attempts=1))
+            uow.commit()
+        retried: list[str] = []
+        errors: list[BaseException] = []
+
+        def operator() -> None:
+            try:
+                with seeded.begin() as uow:
+                    retried.extend(m.id for m in uow.retry_outbox(now=at(15)))
+                    uow.commit()
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=operator)
+        with seeded.begin() as uow:
+            assert [m.id for m in uow.claim_outbox(now=at(21), lease_until=at(40), limit=5)] == [
+                "m1"
+            ]
+            # The retry runs while the claim is still open: it waits for it (a single
+            # writer, or the row's lock) and then finds the row leased.
+            thread.start()
+            thread.join(timeout=0.3)
+            uow.commit()
+        thread.join()
+        assert errors == []
+        assert retried == []
+        with seeded.read() as uow:
+            row = uow.get_outbox("m1")
+        assert row is not None
+        assert (row.next_attempt_at, row.leased_until) == (at(40), at(40))
 
     def test_concurrent_claims_never_share_a_row(self, seeded: Store) -> None:
         ids = [f"m{i:02}" for i in range(12)]
