@@ -215,8 +215,8 @@ def _three_way(
 def gap(synchronous: str, warm: int, rounds: int, batch: int, workdir: Path) -> None:
     """Print the three sides at *synchronous* and the gap between library and floor,
     split into the indexes, the library's other SQL and its work outside SQL."""
-    from .honest import count_statements
     from ._data import page_size
+    from .honest import count_statements
     from .pairs import QUICK, _InviteRun
 
     run = _InviteRun(QUICK, workdir, synchronous, page_size())
