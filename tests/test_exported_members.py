@@ -73,9 +73,30 @@ class TestExportedMembers:
     def test_exported_classes_live_in_private_modules(self) -> None:
         for name in teamaccess.__all__:
             value = getattr(teamaccess, name)
-            if isinstance(value, type):
+            if isinstance(value, type) and not issubclass(value, teamaccess.TeamAccessError):
                 module = value.__module__
                 assert module.startswith("teamaccess._"), f"{name} is defined in {module}"
+
+    def test_errors_report_their_public_home(self) -> None:
+        """A traceback named teamaccess._errors.PermissionDenied; the name to catch is
+        teamaccess.PermissionDenied (STYLE: public classes report their public home)."""
+        import pickle
+        import traceback
+
+        values = [getattr(teamaccess, name) for name in teamaccess.__all__]
+        errors = [v for v in values if isinstance(v, type) and issubclass(v, BaseException)]
+        assert len(errors) >= 25
+        for error in errors:
+            assert error.__module__ == "teamaccess", error
+            assert getattr(teamaccess, error.__qualname__) is error
+        try:
+            raise teamaccess.PermissionDenied("max may not invite")
+        except teamaccess.PermissionDenied as exc:
+            text = "".join(traceback.format_exception(exc))
+            again = pickle.loads(pickle.dumps(exc))  # noqa: S301 (its own bytes)
+        assert text.endswith("teamaccess.PermissionDenied: max may not invite\n"), text
+        assert type(again) is teamaccess.PermissionDenied
+        assert str(again) == "max may not invite"
 
     def test_lazy_names_are_in_dir(self) -> None:
         assert "SQLiteStore" in dir(teamaccess)

@@ -280,3 +280,11 @@ class ImportInterrupted(StorageError):
         super().__init__(message)
         self.imported = list(imported)
         self.done = done
+
+
+# Errors report their public home, as httpx's classes do: a traceback says
+# ``teamaccess.PermissionDenied``, the name to catch, not the private module's. (The attrs
+# domain classes keep theirs: ``typing.get_type_hints()`` resolves their annotations there.)
+for _name in __all__:
+    globals()[_name].__module__ = "teamaccess"
+del _name
