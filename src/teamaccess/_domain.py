@@ -213,6 +213,7 @@ def _names(value: Iterable[str]) -> frozenset[str]:
     return frozenset(value)
 
 
+# eq=False, then eq_hash: attrs' equality and hashing, built without compiling (_repr).
 @eq_hash
 @attrs.frozen(eq=False)
 class Account:

@@ -44,6 +44,7 @@ def _check_permission_name(instance: object, attribute: attrs.Attribute[str], va
         )
 
 
+# eq=False, then eq_hash: attrs' equality and hashing, built without compiling (_repr).
 @eq_hash
 @attrs.frozen(eq=False)
 class Permission:

@@ -43,7 +43,8 @@ def eq_hash(cls: _C) -> _C:
     if any(a.eq_key is not None for a in fields):  # attrs' eq=callable: not supported
         raise TypeError(f"{cls.__name__}: eq_hash() does not take an eq key function")
     # attrgetter reads the fields in C, and its tuples compare as attrs' generated
-    # "self.a == other.a and ..." does, field by field, in order.
+    # "self.a == other.a and ..." does, field by field, in order (a tuple also takes a
+    # field that is the same object as equal, which differs only for a NaN: none here).
     compared = attrgetter(*[a.name for a in fields if a.eq])
     hashed = attrgetter(*[a.name for a in fields if (a.eq if a.hash is None else a.hash)])
     # As attrs' hash, the class is part of it: equal fields of two classes hash apart.
