@@ -8,6 +8,7 @@ import pkgutil
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import teamaccess
 
@@ -163,6 +164,30 @@ class TestLazyParts:
             if name == "PostgresStore" and importlib.util.find_spec("psycopg") is None:
                 continue
             assert _fresh(code) == [f"teamaccess{module}", "True"], name
+
+    def test_opening_a_current_sqlite_file_leaves_sqlite_utils_out(self, tmp_path: Path) -> None:
+        # sqlite-utils (with click, pluggy and more) costs several times import teamaccess;
+        # only a migration and SQLiteStore.db need it.
+        path = tmp_path / "team.db"
+        made = "import sys, teamaccess as t; t.SQLiteStore(sys.argv[1]).close(); print('ok')"
+        assert subprocess.run(
+            [sys.executable, "-c", made, str(path)], capture_output=True, text=True, check=True
+        ).stdout.split() == ["ok"]
+        code = (
+            "import sys, teamaccess as t; store = t.SQLiteStore(sys.argv[1]); "
+            "team = t.TeamAccess(store, t.MemoryMailer(), secret_key='k'); "
+            "a = team.create_account(name='A', owner_id='o', owner_email='o@example.com'); "
+            "inv = team.invite(a.id, actor_id='o', email='m@example.com', "
+            "permissions=t.PermissionSet.of('billing.view')); "
+            "team.accept_invitation(inv.token, user_id='m', email='m@example.com'); "
+            "print('sqlite_utils' in sys.modules, "
+            "*sorted({m.split('.')[0] for m in sys.modules} & {'click', 'pluggy'})); "
+            "print(store.db['members'].count, 'sqlite_utils' in sys.modules)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert out == ["False", "2", "True"]
 
     def test_the_rare_calls_load_their_modules(self) -> None:
         code = (

@@ -279,9 +279,6 @@ class SQLiteStore:
         self._grant_cursor = conn.cursor()
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
-        import sqlite_utils
-
-        db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
         # Processes that open one new file together meet SQLITE_BUSY that SQLite returns
         # without calling the busy handler (switching the journal to WAL, or reading a WAL
         # another process is setting up), so the opening steps are retried here, within
@@ -294,7 +291,7 @@ class SQLiteStore:
                 # what is left, so opening as a whole stays within the timeout.
                 left = _milliseconds(deadline - time.monotonic())
                 conn.execute(f"PRAGMA busy_timeout = {left}")
-                self._prepare_once(conn, db)
+                self._prepare_once(conn)
                 conn.execute(f"PRAGMA busy_timeout = {self._timeout_ms}")
             except TeamAccessError:
                 raise
@@ -313,9 +310,20 @@ class SQLiteStore:
             except Exception as exc:  # sqlite-utils' own errors must not escape either
                 raise self._error(exc, "preparing its schema") from exc
             break
-        self._db = db
 
-    def _prepare_once(self, conn: sqlite3.Connection, db: Any) -> None:
+    def _database(self, conn: sqlite3.Connection) -> Any:
+        """The ``sqlite_utils.Database`` on *conn*, made when first needed: a migration,
+        or :attr:`db`. Opening a file already at this version does without it, and
+        without importing sqlite-utils (which loads click, pluggy and more: many times
+        ``import teamaccess``)."""
+        if self._db is None:
+            import sqlite_utils
+
+            # Neither setting touches the connection: no PRAGMA, no plugin's functions.
+            self._db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
+        return self._db
+
+    def _prepare_once(self, conn: sqlite3.Connection) -> None:
         # Read before writing anything: a foreign file must stay byte-for-byte intact.
         version, app_id, tables = self._header(conn)
         self._classify(version, app_id, tables)
@@ -343,7 +351,7 @@ class SQLiteStore:
         # A constant from the two checked in __init__, never user text in the SQL.
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         if version < len(MIGRATIONS):
-            self._migrate(conn, db)
+            self._migrate(conn, self._database(conn))
         self._check_tables(conn)
 
     @staticmethod
@@ -476,8 +484,9 @@ class SQLiteStore:
         Read from it freely (``store.db["members"].count``); change teamaccess's tables
         only through ``TeamAccess``.
         """
-        self._connection()
-        return self._db
+        conn = self._connection()
+        with self._lock:
+            return self._database(conn)
 
     @property
     def schema_version(self) -> int:
