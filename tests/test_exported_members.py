@@ -10,6 +10,8 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
+
 import teamaccess
 
 
@@ -188,6 +190,25 @@ class TestLazyParts:
             [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
         ).stdout.split()
         assert out == ["False", "2", "True"]
+
+    def test_permission_checks_leave_the_token_signer_out(self) -> None:
+        # A process that only checks permissions never signs: itsdangerous waits for the
+        # first token, and a bad key is still refused when the TeamAccess is made.
+        code = (
+            "import sys, teamaccess as t; "
+            "team = t.TeamAccess(t.MemoryStore(), t.MemoryMailer(), secret_key='k'); "
+            "a = team.create_account(name='A', owner_id='o', owner_email='o@example.com'); "
+            "print(team.can('o', a.id, 'billing.view'), 'itsdangerous' in sys.modules); "
+            "inv = team.invite(a.id, actor_id='o', email='m@example.com', "
+            "permissions=t.PermissionSet.of('billing.view')); "
+            "team.accept_invitation(inv.token, user_id='m', email='m@example.com'); "
+            "print('itsdangerous' in sys.modules)"
+        )
+        assert _fresh(code) == ["True", "False", "True"]
+        with pytest.raises(teamaccess.ValidationError, match="secret_key"):
+            teamaccess.TeamAccess(
+                teamaccess.MemoryStore(), teamaccess.MemoryMailer(), secret_key=""
+            )
 
     def test_the_rare_calls_load_their_modules(self) -> None:
         code = (
