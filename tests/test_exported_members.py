@@ -8,6 +8,9 @@ import pkgutil
 import subprocess
 import sys
 import types
+from pathlib import Path
+
+import pytest
 
 import teamaccess
 
@@ -184,6 +187,49 @@ class TestLazyParts:
             if name == "PostgresStore" and importlib.util.find_spec("psycopg") is None:
                 continue
             assert _fresh(code) == [f"teamaccess{module}", "True"], name
+
+    def test_opening_a_current_sqlite_file_leaves_sqlite_utils_out(self, tmp_path: Path) -> None:
+        # sqlite-utils (with click, pluggy and more) costs several times import teamaccess;
+        # only a migration and SQLiteStore.db need it.
+        path = tmp_path / "team.db"
+        made = "import sys, teamaccess as t; t.SQLiteStore(sys.argv[1]).close(); print('ok')"
+        assert subprocess.run(
+            [sys.executable, "-c", made, str(path)], capture_output=True, text=True, check=True
+        ).stdout.split() == ["ok"]
+        code = (
+            "import sys, teamaccess as t; store = t.SQLiteStore(sys.argv[1]); "
+            "team = t.TeamAccess(store, t.MemoryMailer(), secret_key='k'); "
+            "a = team.create_account(name='A', owner_id='o', owner_email='o@example.com'); "
+            "inv = team.invite(a.id, actor_id='o', email='m@example.com', "
+            "permissions=t.PermissionSet.of('billing.view')); "
+            "team.accept_invitation(inv.token, user_id='m', email='m@example.com'); "
+            "print('sqlite_utils' in sys.modules, "
+            "*sorted({m.split('.')[0] for m in sys.modules} & {'click', 'pluggy'})); "
+            "print(store.db['members'].count, 'sqlite_utils' in sys.modules)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert out == ["False", "2", "True"]
+
+    def test_permission_checks_leave_the_token_signer_out(self) -> None:
+        # A process that only checks permissions never signs: itsdangerous waits for the
+        # first token, and a bad key is still refused when the TeamAccess is made.
+        code = (
+            "import sys, teamaccess as t; "
+            "team = t.TeamAccess(t.MemoryStore(), t.MemoryMailer(), secret_key='k'); "
+            "a = team.create_account(name='A', owner_id='o', owner_email='o@example.com'); "
+            "print(team.can('o', a.id, 'billing.view'), 'itsdangerous' in sys.modules); "
+            "inv = team.invite(a.id, actor_id='o', email='m@example.com', "
+            "permissions=t.PermissionSet.of('billing.view')); "
+            "team.accept_invitation(inv.token, user_id='m', email='m@example.com'); "
+            "print('itsdangerous' in sys.modules)"
+        )
+        assert _fresh(code) == ["True", "False", "True"]
+        with pytest.raises(teamaccess.ValidationError, match="secret_key"):
+            teamaccess.TeamAccess(
+                teamaccess.MemoryStore(), teamaccess.MemoryMailer(), secret_key=""
+            )
 
     def test_the_rare_calls_load_their_modules(self) -> None:
         code = (

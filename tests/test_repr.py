@@ -1,8 +1,10 @@
-"""The classes that load with the package share one __repr__ (so attrs compiles none for
-them at import); it prints exactly what attrs' generated one prints."""
+"""The classes that load with the package share one __repr__, and take an __eq__ and a
+__hash__ built from their fields (so attrs compiles none of the three for them at
+import); each behaves exactly as attrs' generated one."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +12,8 @@ import attrs
 import pytest
 
 import teamaccess as ta
-from teamaccess._repr import attrs_repr
+import teamaccess._repr
+from teamaccess._repr import attrs_repr, eq_hash
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 PERMS = ta.PermissionSet.of("billing.view") | ta.PermissionSet.on("services.manage", "srv-1")
@@ -31,17 +34,30 @@ SAMPLES: list[Any] = [
     ta.Permission("x.y", "X", "G", "d", "X de", "d de", scoped=True),
     ta.Preset("p", "P", ta.PermissionSet.of("x.y"), "P de"),
     ta.Category("c", "C", "C de"),
+    # the mail modules' classes, which load with the first TeamAccess
+    ta.InvitationContext("en", "Panel", "Shop", "a@example.com", "b@example.com",
+                         "https://x.example/accept?token=secret-token", NOW, False,
+                         ("Billing",), (("Servers", ("srv-1",)),), "Hi", NOW),
+    ta.NotificationContext("de", "Panel", "Shop", "billing", "Billing", "c@example.com",
+                           "Subject", "Text", None),
+    ta.RenderedMail("Subject", "Text", "<p>HTML</p>"),
 ]  # fmt: skip
 
 
-def _twin(obj: Any) -> Any:
-    """The same values in a twin class that attrs gives its own generated __repr__."""
-    cls = type(obj)
-    fields = attrs.fields(cls)
-    twin = attrs.make_class(
-        cls.__name__, {f.name: attrs.field(repr=f.repr) for f in fields}, frozen=True
+@functools.cache
+def _twin_class(cls: type) -> Any:
+    """A twin of *cls* that attrs gives its own generated __repr__, __eq__ and __hash__."""
+    return attrs.make_class(
+        cls.__name__,
+        {f.name: attrs.field(repr=f.repr, eq=f.eq, hash=f.hash) for f in attrs.fields(cls)},
+        frozen=True,
     )
-    return twin(**{f.name: getattr(obj, f.name) for f in fields})
+
+
+def _twin(obj: Any) -> Any:
+    """The same values in a twin class that attrs gives its own generated methods."""
+    fields = attrs.fields(type(obj))
+    return _twin_class(type(obj))(**{f.name: getattr(obj, f.name) for f in fields})
 
 
 def _as_attrs_would(obj: Any) -> str:
@@ -55,10 +71,11 @@ def test_same_repr_as_attrs(obj: Any) -> None:
 
 
 def test_secrets_stay_out() -> None:
-    inv, out = SAMPLES[2], SAMPLES[5]
+    inv, out, context = SAMPLES[2], SAMPLES[5], SAMPLES[10]
     assert "secret-token" not in repr(inv)
     assert "hash" not in repr(inv)
     assert "secret body" not in repr(out)
+    assert "secret-token" not in repr(context)
 
 
 def test_an_object_inside_itself_prints_dots() -> None:
@@ -114,3 +131,113 @@ def test_default_templates_say_what_they_are() -> None:
         pass
 
     assert repr(Mine()).startswith("Mine(brand=None")
+
+
+def _changed(obj: Any, name: str) -> Any:
+    """*obj* with the field *name* set to another value (of a type it may hold)."""
+    value = getattr(obj, name)
+    if isinstance(value, ta.PermissionSet):
+        other: Any = ta.PermissionSet.of("other.thing")
+    elif isinstance(value, bool):
+        other = not value
+    elif isinstance(value, int):
+        other = value + 1
+    elif isinstance(value, datetime):
+        other = value.replace(year=value.year + 1)
+    elif isinstance(value, frozenset):
+        other = value | {"zzz"}
+    elif isinstance(value, dict):
+        other = {**value, "zzz": 1}
+    elif isinstance(value, bytes):
+        other = value + b"z"
+    elif isinstance(value, tuple):
+        other = (*value, "zzz")
+    elif value is None:
+        other = NOW if "_at" in name or "until" in name else "zzz"
+    else:
+        other = value + "z"
+    return _with(obj, name, other)
+
+
+def _with(obj: Any, name: str, value: Any) -> Any:
+    # Set without the validators and converters: a changed value need not pass them to
+    # test equality, and attrs' own __eq__ does not look at them either.
+    copy = attrs.evolve(obj)
+    object.__setattr__(copy, name, value)
+    return copy
+
+
+@pytest.mark.parametrize("obj", SAMPLES, ids=lambda o: type(o).__name__)
+def test_no_generated_eq_or_hash(obj: Any) -> None:
+    """What import teamaccess saves: attrs compiled no __eq__ or __hash__ for the class."""
+    for method in (type(obj).__eq__, type(obj).__hash__):
+        assert method.__code__.co_filename == teamaccess._repr.__file__
+    assert type(obj).__eq__.__qualname__ == f"{type(obj).__qualname__}.__eq__"
+
+
+def _hash(obj: Any) -> int | str:
+    """hash(*obj*), or the name of the error it raises (a dict field is unhashable)."""
+    try:
+        return hash(obj)
+    except TypeError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("obj", SAMPLES, ids=lambda o: type(o).__name__)
+def test_same_eq_and_hash_as_attrs(obj: Any) -> None:
+    twin = _twin(obj)
+    copy = attrs.evolve(obj)
+    assert copy is not obj
+    assert copy == obj
+    assert (copy != obj) is False
+    assert _twin(copy) == twin
+    assert _hash(copy) == _hash(obj)
+    assert isinstance(_hash(obj), int) == isinstance(_hash(twin), int)
+    if isinstance(_hash(obj), str):  # unhashable (AuditEvent's details): the same error
+        assert _hash(obj) == _hash(twin)
+    # Another class with the same fields is never equal, either way round.
+    assert obj != twin
+    assert twin != obj
+    assert obj.__eq__(twin) is NotImplemented
+    assert obj.__eq__(None) is NotImplemented
+    for field in attrs.fields(type(obj)):
+        changed = _changed(obj, field.name)
+        assert getattr(changed, field.name) != getattr(obj, field.name)
+        twin_changed = _twin(changed)
+        assert (changed == obj) == (twin_changed == twin), field.name
+        assert (changed != obj) == (twin_changed != twin), field.name
+        assert (changed == obj) is (not field.eq), field.name
+        if isinstance(_hash(obj), int):
+            hashed = field.eq if field.hash is None else field.hash
+            # A field left out of the hash leaves it alone; attrs' twin agrees.
+            assert (_hash(changed) == _hash(obj)) is (not hashed), field.name
+            assert (_hash(twin_changed) == _hash(twin)) is (not hashed), field.name
+
+
+def test_eq_hash_hashes_the_class_in() -> None:
+    """As attrs' hash: two classes with the same fields and values hash apart."""
+
+    @eq_hash
+    @attrs.frozen(eq=False)
+    class One:
+        x: int
+
+    @eq_hash
+    @attrs.frozen(eq=False)
+    class Two:
+        x: int
+
+    assert One(1) == One(1)
+    assert hash(One(1)) == hash(One(1))
+    assert One(1) != Two(1)
+    assert hash(One(1)) != hash(Two(1))
+    assert {One(1): "a"}[One(1)] == "a"
+
+
+def test_eq_hash_refuses_an_eq_key() -> None:
+    with pytest.raises(TypeError, match="eq key"):
+
+        @eq_hash
+        @attrs.frozen(eq=False)
+        class Keyed:
+            x: str = attrs.field(eq=str.lower)

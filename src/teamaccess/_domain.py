@@ -11,7 +11,7 @@ import attrs
 from ._emails import check_line
 from ._errors import ValidationError
 from ._permissions import PermissionSet
-from ._repr import attrs_repr
+from ._repr import attrs_repr, eq_hash
 
 __all__ = [
     "LONGEST_PERIOD",
@@ -213,7 +213,9 @@ def _names(value: Iterable[str]) -> frozenset[str]:
     return frozenset(value)
 
 
-@attrs.frozen
+# eq=False, then eq_hash: attrs' equality and hashing, built without compiling (_repr).
+@eq_hash
+@attrs.frozen(eq=False)
 class Account:
     """A customer account; exactly one owner."""
 
@@ -226,7 +228,8 @@ class Account:
     created_at: datetime
 
 
-@attrs.frozen
+@eq_hash
+@attrs.frozen(eq=False)
 class Member:
     """A user who may log in to the account. The owner is a member with ``role="owner"``."""
 
@@ -263,7 +266,8 @@ class Member:
         return self.status_at(now) == "active"
 
 
-@attrs.frozen
+@eq_hash
+@attrs.frozen(eq=False)
 class Invitation:
     """An offer of membership sent by mail.
 
@@ -314,7 +318,8 @@ class Invitation:
         return self.status == "pending"
 
 
-@attrs.frozen
+@eq_hash
+@attrs.frozen(eq=False)
 class Contact:
     """Someone who never logs in but receives the chosen categories of mail."""
 
@@ -331,7 +336,8 @@ class Contact:
     created_at: datetime | None = None
 
 
-@attrs.frozen
+@eq_hash
+@attrs.frozen(eq=False)
 class AuditEvent:
     """One change, written in the same unit of work as the change itself."""
 
@@ -349,7 +355,8 @@ class AuditEvent:
 OutboxStatus = Literal["pending", "sent", "cancelled"]
 
 
-@attrs.frozen
+@eq_hash
+@attrs.frozen(eq=False)
 class OutboxMessage:
     """A mail written in the same unit of work as the change that causes it.
 

@@ -10,7 +10,7 @@ from typing import Final
 import attrs
 
 from ._errors import InvalidEmail, ValidationError
-from ._repr import attrs_repr
+from ._repr import attrs_repr, eq_hash
 
 __all__ = [
     "BREAKS",
@@ -108,7 +108,8 @@ def check_name(what: str, value: object, limit: int = NAME_LIMIT) -> str:
     return check_no_encoded_word(what, value)
 
 
-@attrs.frozen
+@eq_hash
+@attrs.frozen(eq=False)
 class Address:
     """A validated address: ``email`` to show and send to, ``key`` to compare."""
 

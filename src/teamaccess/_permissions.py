@@ -8,7 +8,7 @@ from typing import Final
 import attrs
 
 from ._errors import UnknownCategory, UnknownPermission, ValidationError
-from ._repr import attrs_repr
+from ._repr import attrs_repr, eq_hash
 
 __all__ = [
     "RESOURCE_ID_MAX_LENGTH",
@@ -44,7 +44,9 @@ def _check_permission_name(instance: object, attribute: attrs.Attribute[str], va
         )
 
 
-@attrs.frozen
+# eq=False, then eq_hash: attrs' equality and hashing, built without compiling (_repr).
+@eq_hash
+@attrs.frozen(eq=False)
 class Permission:
     """One function of the customer center a member may be allowed to use.
 
@@ -287,7 +289,8 @@ def _check_resource(resource_id: object, what: str = "resource id") -> str:
     return resource_id
 
 
-@attrs.frozen(repr=False)
+@eq_hash
+@attrs.frozen(repr=False, eq=False)
 class PermissionSet:
     """Either *all* permissions of the catalog in force, or account-wide names plus grants
     on single resources.
@@ -483,7 +486,8 @@ _ALL = PermissionSet(frozenset(), is_all=True)
 _NONE = PermissionSet(frozenset())
 
 
-@attrs.frozen(repr=False)
+@eq_hash
+@attrs.frozen(repr=False, eq=False)
 class Resources:
     """Where a member may use a permission: ``Resources.all()`` (account-wide) or the
     named resource ids (possibly none). Never ``None`` for "all".
@@ -536,7 +540,8 @@ def _preset_permissions(value: object) -> PermissionSet:
     return value
 
 
-@attrs.frozen
+@eq_hash
+@attrs.frozen(eq=False)
 class Preset:
     """A named set of permissions a panel offers with one click ("Accounting")."""
 
@@ -563,7 +568,8 @@ _DEFAULT_PRESETS = (
 )  # fmt: skip
 
 
-@attrs.frozen
+@eq_hash
+@attrs.frozen(eq=False)
 class Category:
     """A kind of mail a contact can subscribe to."""
 

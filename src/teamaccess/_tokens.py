@@ -11,7 +11,7 @@ from ._errors import InvalidInvitation, ValidationError
 if TYPE_CHECKING:
     import json
 
-    from itsdangerous import URLSafeSerializer
+    from itsdangerous import Signer, URLSafeSerializer
 
 # itsdangerous, hashlib, hmac and secrets are imported where used: together they cost
 # ~15 ms of `import teamaccess`, and a process that only checks permissions never signs.
@@ -62,21 +62,35 @@ class TokenSigner:
             as_bytes = [k.encode() if isinstance(k, str) else k for k in valid]
         except UnicodeEncodeError:
             raise ValidationError(unencodable_key("secret_key")) from None
-        import hashlib
+        self._keys = as_bytes
+        self._salt = SALTS[purpose]
+        # Made on the first token issued or opened: itsdangerous and hashlib cost a
+        # process that only checks permissions more than a millisecond, for nothing.
+        self._made: tuple[URLSafeSerializer, Signer] | None = None
 
-        from itsdangerous import URLSafeSerializer
+    @property
+    def _serializer(self) -> URLSafeSerializer:
+        return self._kept()[0]
 
-        # itsdangerous' defaults, HMAC-SHA1 over a SHA-1 derived key, with the SHA-1 of
-        # hashlib itself and the MAC in one OpenSSL call: its default SHA-1 is a Python
-        # function, which hmac cannot hand to OpenSSL, so every MAC ran hmac's Python class.
-        signing = {"digest_method": hashlib.sha1, "algorithm": _HmacSha1()}
-        self._serializer: URLSafeSerializer = URLSafeSerializer(
-            as_bytes, salt=SALTS[purpose], signer_kwargs=signing
-        )
-        # dumps() and loads() make a new Signer every call (about 2 us); it holds only the
-        # keys and the salt, and signs and verifies the same, so one is made here. The
-        # serializer has no fallback signers: this one is all loads() would try.
-        self._signer = self._serializer.make_signer()
+    def _kept(self) -> tuple[URLSafeSerializer, Signer]:
+        made = self._made
+        if made is None:
+            import hashlib
+
+            from itsdangerous import URLSafeSerializer
+
+            # itsdangerous' defaults, HMAC-SHA1 over a SHA-1 derived key, with the SHA-1
+            # of hashlib itself and the MAC in one OpenSSL call: its default SHA-1 is a
+            # Python function, which hmac cannot hand to OpenSSL, so every MAC ran hmac's
+            # Python class.
+            signing = {"digest_method": hashlib.sha1, "algorithm": _HmacSha1()}
+            serializer = URLSafeSerializer(self._keys, salt=self._salt, signer_kwargs=signing)
+            # dumps() and loads() make a new Signer every call (about 2 us); it holds only
+            # the keys and the salt, and signs and verifies the same, so one is kept. The
+            # serializer has no fallback signers: this one is all loads() would try. Two
+            # threads that make them at once make equal ones.
+            made = self._made = (serializer, serializer.make_signer())
+        return made
 
     def issue(self, subject_id: str) -> tuple[str, str]:
         """A new token for *subject_id* and its hash. A fresh nonce makes every token unique."""
@@ -89,7 +103,7 @@ class TokenSigner:
         # bytes in 300,000 tries), and setting up a compressor cost more than signing. A
         # payload that is not compressed is read as ever (loads() tells them apart).
         text = _compact_json().encode([subject_id, secrets.token_urlsafe(16)])
-        token = self._signer.sign(base64_encode(text.encode())).decode("ascii")
+        token = self._kept()[1].sign(base64_encode(text.encode())).decode("ascii")
         return token, token_hash(token)
 
     def open(self, token: object) -> str:
@@ -102,7 +116,8 @@ class TokenSigner:
 
         try:
             # self._serializer.loads(token), with the kept signer
-            payload = self._serializer.load_payload(self._signer.unsign(token.encode("ascii")))
+            serializer, signer = self._kept()
+            payload = serializer.load_payload(signer.unsign(token.encode("ascii")))
         except BadData:
             # "from None": itsdangerous' message quotes the signature, and a chained cause
             # would put that part of the token into every logged traceback.

@@ -36,8 +36,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -367,9 +366,6 @@ class SQLiteStore:
             _STORES.add(self)
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
-        import sqlite_utils
-
-        db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
         # Processes that open one new file together meet SQLITE_BUSY that SQLite returns
         # without calling the busy handler (switching the journal to WAL, or reading a WAL
         # another process is setting up), so the opening steps are retried here, within
@@ -382,7 +378,7 @@ class SQLiteStore:
                 # what is left, so opening as a whole stays within the timeout.
                 left = _milliseconds(deadline - time.monotonic())
                 conn.execute(f"PRAGMA busy_timeout = {left}")
-                self._prepare_once(conn, db)
+                self._prepare_once(conn)
                 conn.execute(f"PRAGMA busy_timeout = {self._timeout_ms}")
             except TeamAccessError:
                 raise
@@ -401,9 +397,20 @@ class SQLiteStore:
             except Exception as exc:  # sqlite-utils' own errors must not escape either
                 raise self._error(exc, "preparing its schema") from exc
             break
-        self._db = db
 
-    def _prepare_once(self, conn: sqlite3.Connection, db: Any) -> None:
+    def _database(self, conn: sqlite3.Connection) -> Any:
+        """The ``sqlite_utils.Database`` on *conn*, made when first needed: a migration,
+        or :attr:`db`. Opening a file already at this version does without it, and
+        without importing sqlite-utils (which loads click, pluggy and more: many times
+        ``import teamaccess``)."""
+        if self._db is None:
+            import sqlite_utils
+
+            # Neither setting touches the connection: no PRAGMA, no plugin's functions.
+            self._db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
+        return self._db
+
+    def _prepare_once(self, conn: sqlite3.Connection) -> None:
         # Read before writing anything: a foreign file must stay byte-for-byte intact.
         version, app_id, tables = self._header(conn)
         self._classify(version, app_id, tables)
@@ -434,7 +441,7 @@ class SQLiteStore:
         # A constant from the two checked in __init__, never user text in the SQL.
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         if version < len(MIGRATIONS):
-            self._migrate(conn, db)
+            self._migrate(conn, self._database(conn))
         self._check_tables(conn)
 
     @staticmethod
@@ -570,8 +577,9 @@ class SQLiteStore:
         Read from it freely (``store.db["members"].count``); change teamaccess's tables
         only through ``TeamAccess``.
         """
-        self._connection()
-        return self._db
+        conn = self._connection()
+        with self._lock:
+            return self._database(conn)
 
     @property
     def schema_version(self) -> int:
@@ -599,44 +607,17 @@ class SQLiteStore:
         return StorageError(f"the teamaccess database {self.path} is closed; open a new "
                             "SQLiteStore")  # fmt: skip
 
-    # begin() and read() hand out _unit()'s context manager itself: one generator layer
-    # less on every read (a profile of recipients()).
+    # begin() and read() hand out the unit's context manager itself, a class rather than
+    # a generator: entering and leaving one cost 2.4 us more as a generator, three to four
+    # times a use case (see _Unit).
     def begin(self, *, durable: bool = True) -> AbstractContextManager[_SQLiteUnitOfWork]:
         return self._unit(write=True, relaxed=not durable and self.synchronous == "FULL")
 
     def read(self) -> AbstractContextManager[_SQLiteUnitOfWork]:
         return self._unit(write=False)
 
-    @contextmanager
-    def _unit(self, *, write: bool, relaxed: bool = False) -> Iterator[_SQLiteUnitOfWork]:
-        with self._lock:
-            conn = self._connection()
-            nested = conn.in_transaction
-            # begin(durable=False): this commit at synchronous = NORMAL. SQLite refuses to
-            # change the setting inside a transaction, so it is switched around the unit,
-            # under the lock. In WAL mode the commit stays atomic, only its fsync is
-            # skipped, and the next durable commit syncs its frames too. Inside another
-            # unit (a savepoint) the outer transaction decides.
-            relax = relaxed and not nested
-            if relax:
-                self._set_synchronous(conn, "NORMAL")
-            elif self._sync_lost and not nested:
-                self._set_synchronous(conn, self.synchronous)
-            try:
-                uow = _SQLiteUnitOfWork(self, conn, write=write, nested=nested)
-                uow.start()
-                try:
-                    yield uow
-                except BaseException:
-                    uow.rollback(quiet=True)
-                    raise
-                uow.rollback(quiet=False)
-            finally:
-                if relax:
-                    # Quietly: the unit's outcome stands, and should this fail, _sync_lost
-                    # stays set and the next unit restores the level before it starts.
-                    with suppress(StorageError):
-                        self._set_synchronous(conn, self.synchronous)
+    def _unit(self, *, write: bool, relaxed: bool = False) -> _Unit:
+        return _Unit(self, write, relaxed)
 
     def _set_synchronous(self, conn: sqlite3.Connection, level: str) -> None:
         # Until the store's own level is confirmed back, the next unit restores it first.
@@ -780,3 +761,63 @@ class SQLiteStore:
                     conn.close()
                 except sqlite3.Error as exc:
                     raise self._error(exc, "closing it") from exc
+
+
+class _Unit:
+    """One unit of work on *store*'s connection, under its lock, as a context manager:
+    rolled back unless committed, also when the body raises (quietly then, so the body's
+    error is the one that propagates).
+
+    A unit with *relaxed* (``begin(durable=False)``) commits at ``synchronous = NORMAL``.
+    SQLite refuses to change the setting inside a transaction, so it is switched around
+    the unit, under the lock. In WAL mode the commit stays atomic, only its fsync is
+    skipped, and the next durable commit syncs its frames too. Inside another unit (a
+    savepoint) the outer transaction decides.
+    """
+
+    __slots__ = ("_conn", "_relax", "_relaxed", "_store", "_uow", "_write")
+
+    def __init__(self, store: SQLiteStore, write: bool, relaxed: bool) -> None:
+        self._store = store
+        self._write = write
+        self._relaxed = relaxed
+        self._relax = False
+
+    def __enter__(self) -> _SQLiteUnitOfWork:
+        store = self._store
+        store._lock.acquire()
+        try:
+            conn = self._conn = store._connection()
+            nested = conn.in_transaction
+            relax = self._relax = self._relaxed and not nested
+            if relax:
+                store._set_synchronous(conn, "NORMAL")
+            elif store._sync_lost and not nested:
+                store._set_synchronous(conn, store.synchronous)
+            try:
+                uow = self._uow = _SQLiteUnitOfWork(store, conn, write=self._write, nested=nested)
+                uow.start()
+            except BaseException:
+                self._restore()
+                raise
+        except BaseException:
+            store._lock.release()
+            raise
+        return uow
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            try:
+                # After an error, quietly: never hide the error that ended the unit.
+                self._uow.rollback(quiet=exc_type is not None)
+            finally:
+                self._restore()
+        finally:
+            self._store._lock.release()
+
+    def _restore(self) -> None:
+        if self._relax:
+            # Quietly: the unit's outcome stands, and should this fail, _sync_lost stays
+            # set and the next unit restores the level before it starts.
+            with suppress(StorageError):
+                self._store._set_synchronous(self._conn, self._store.synchronous)

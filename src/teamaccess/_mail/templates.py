@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
+from .._repr import attrs_repr, eq_hash
+
 if TYPE_CHECKING:
     from string import Template
 
@@ -28,9 +30,12 @@ __all__ = [
 ]
 
 
-@attrs.frozen
+@eq_hash  # attrs' equality and hashing, built without compiling (_repr)
+@attrs.frozen(eq=False)
 class InvitationContext:
     """What an invitation mail may say."""
+
+    __repr__ = attrs_repr  # what attrs prints, without compiling it when the module loads
 
     language: str
     brand: str
@@ -51,9 +56,12 @@ class InvitationContext:
     access_until: datetime | None = None
 
 
-@attrs.frozen
+@eq_hash  # attrs' equality and hashing, built without compiling (_repr)
+@attrs.frozen(eq=False)
 class NotificationContext:
     """What a notification to the owner and the category's contacts may say."""
+
+    __repr__ = attrs_repr  # what attrs prints, without compiling it when the module loads
 
     language: str
     brand: str
@@ -66,9 +74,12 @@ class NotificationContext:
     html: str | None
 
 
-@attrs.frozen
+@eq_hash  # attrs' equality and hashing, built without compiling (_repr)
+@attrs.frozen(eq=False)
 class RenderedMail:
     """What a template returns: the mail's ``subject``, ``text`` and ``html``."""
+
+    __repr__ = attrs_repr  # what attrs prints, without compiling it when the module loads
 
     subject: str
     # An invitation's text and HTML hold the accept link with its token: kept out of
