@@ -17,7 +17,10 @@ from teamaccess.testing import MemoryMailer
 @pytest.mark.parametrize(
     "path",
     [":memory:", "file::memory:", "file::memory:?cache=shared", "file:team?mode=memory",
-     "file:team?mode=memory&cache=shared"],
+     "file:team?mode=memory&cache=shared",
+     # SQLite's memdb VFS: an empty 0600 "team.db" was left behind, and the store was
+     # refused as a file that "cannot use WAL journaling"
+     "file:team.db?vfs=memdb", "file:/team?vfs=memdb"],
 )  # fmt: skip
 def test_in_memory(path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

@@ -139,7 +139,8 @@ def _sqlite_int(text: str) -> int:
 
 def _in_memory(path: str) -> bool:
     """Whether *path* names an in-memory database (no file, so no WAL): ``":memory:"``,
-    or a URI such as ``file::memory:?cache=shared`` or ``file:name?mode=memory``."""
+    or a URI such as ``file::memory:?cache=shared``, ``file:name?mode=memory`` or
+    ``file:/name?vfs=memdb``."""
     if path == ":memory:":
         return True
     if not path.startswith("file:"):
@@ -147,7 +148,12 @@ def _in_memory(path: str) -> bool:
     from urllib.parse import parse_qsl, unquote, urlsplit
 
     parts = urlsplit(path)
-    return unquote(parts.path) == ":memory:" or dict(parse_qsl(parts.query)).get("mode") == "memory"
+    query = dict(parse_qsl(parts.query))
+    return (
+        unquote(parts.path) == ":memory:"
+        or query.get("mode") == "memory"
+        or query.get("vfs") == "memdb"
+    )
 
 
 def _file_of_uri(path: str) -> str | None:
@@ -163,7 +169,7 @@ def _file_of_uri(path: str) -> str | None:
     # into U+FFFD, so the store made "team\ufffd.db" private while SQLite created
     # "team\xe9.db" readable by all. fsdecode() gives os.open() those bytes back.
     file = os.fsdecode(unquote_to_bytes(parts.path))
-    if query.get("mode", "rwc") != "rwc" or file in ("", ":memory:"):
+    if query.get("mode", "rwc") != "rwc" or file in ("", ":memory:") or _in_memory(path):
         return None
     return file if parts.netloc in ("", "localhost") else None
 
