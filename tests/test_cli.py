@@ -360,6 +360,17 @@ class TestInvitations:
         assert "holds no invitation token" in line
         assert link not in line
 
+    def test_a_link_from_the_mails_source(self, run: Cli, account: str) -> None:
+        """Copied from the quoted-printable source, "token=3D..." was called altered."""
+        link = invite(run, account, "a@example.com")["accept_url"]
+        source = link.replace("token=", "token=3D")
+        for args, stdin in (((source,), None), ((), source + "\n")):
+            line = run.error("inspect", *args, input=stdin, code=3)
+            assert "copied from the mail's source" in line
+            assert "=3D" in line
+            assert link.partition("token=")[2] not in line
+        assert run.json("inspect", link)["email"] == "a@example.com"
+
     def test_no_token_given(self, run: Cli) -> None:
         line = run.error("accept", "--user", "a", "--email", "a@example.com", input="", code=2)
         assert "token" in line

@@ -443,6 +443,14 @@ def _token_of_link(link: str) -> str:
     stands where ``--accept-url`` has ``{token}``."""
     from urllib.parse import parse_qs, unquote, urlsplit
 
+    if "=3D" in link.upper():
+        # A link copied from the mail's source: quoted-printable writes "=" as "=3D", which
+        # no link or token of ours holds; "token=3D..." would read as an altered token.
+        raise ValidationError(
+            "this link was copied from the mail's source, where quoted-printable writes '=' "
+            "as '=3D' (and may break the line with a '=' at its end); copy the link as the "
+            "mail program shows it, or give the token alone"
+        )
     try:
         query = urlsplit(link).query
     except ValueError as exc:  # a host Python's parser cannot read: "https://[panel/..."
