@@ -458,6 +458,16 @@ class TestInviterRechecked:
         team.remove_member(account.id, "mgr", actor_id="owner")
         self.assert_revoked(team, account, sent)
 
+    def test_inviter_removed_after_it_expired(
+        self, team: TeamAccess, account: Account, sent: Invitation, clock: FrozenClock
+    ) -> None:
+        """It was recorded as revoked, with an audit event saying the inviter was removed."""
+        clock.set(sent.expires_at + timedelta(seconds=1))
+        team.remove_member(account.id, "mgr", actor_id="owner")
+        assert team.get_invitation(sent.id).status == "expired"
+        actions = [(e.action, e.actor_id) for e in team.audit_log(account.id)[:2]]
+        assert actions == [("invitation.expired", SYSTEM), ("member.removed", "owner")]
+
     def test_inviter_lost_users_manage(
         self, team: TeamAccess, account: Account, sent: Invitation
     ) -> None:

@@ -249,7 +249,13 @@ class _Accounts(_Invitations):
                 uow.delete_member(account_id, user_id)
                 self._audit(work, account_id, actor_id, action, user_id)
                 for inv in uow.invitations(account_id, status="pending", invited_by=user_id):
-                    self._close_invitation(work, inv, "revoked", actor_id, reason="inviter removed")
+                    if inv.is_expired(work.now):
+                        # Over already, as a new invitation to the address would close it.
+                        self._close_invitation(work, inv, "expired", SYSTEM)
+                    else:
+                        self._close_invitation(
+                            work, inv, "revoked", actor_id, reason="inviter removed"
+                        )
 
     def can(
         self, user_id: str, account_id: str, permission: str, *, resource: str | None = None
