@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import SECRET, START, add_member
-from tests.test_input_types import CALLS, Call, Ctx, snapshot
+from tests.test_input_types import CALLS, Call, Ctx, _added_listener, snapshot
 
 from teamaccess import (
     SYSTEM,
@@ -114,6 +114,7 @@ def _setup(team: TeamAccess) -> Ctx:
     )  # fmt: skip
     team.delivery = "queue"
     team.notify(acc.id, "billing", subject="Rechnung", text="Ihre Rechnung")
+    team.add_listener(_added_listener)  # for remove_listener() to take back
     assert inv.token is not None
     return Ctx(acc.id, inv.id, inv.token, con.id)
 
