@@ -79,3 +79,36 @@ def test_a_unit_open_at_the_fork_is_the_parents_alone(team: TeamAccess) -> None:
     with team.store.read() as uow:
         assert uow.get_account("parent") is not None
         assert uow.get_account("child") is None
+
+
+def test_a_child_leaving_the_unit_open_at_the_fork_leaves_the_parents_session(
+    team: TeamAccess,
+) -> None:
+    """The child's way out of the with block (sys.exit() in it, or an exception) ran the
+    unit's end, which gave the connection back to a pool the child no longer has: it
+    closed it, which told the server over the parent's socket to end the session, and
+    the parent's commit failed with its transaction lost."""
+    import os
+    import warnings
+
+    from teamaccess import Account
+
+    from .conftest import START
+
+    unit = team.store.begin()
+    with unit as uow:
+        uow.add_account(Account(id="parent", name="P", owner_id="o",
+                                owner_email="o@example.org", created_at=START))  # fmt: skip
+        assert uow.get_account("parent") is not None  # sent: the unit's socket is in use
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with the pool's threads
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover (the child's coverage is not collected)
+            try:  # sys.exit() in the with block: its end runs, then the child exits
+                unit.__exit__(SystemExit, SystemExit(0), None)
+            finally:
+                os._exit(0)  # not through pytest's own exit
+        os.waitpid(pid, 0)
+        uow.commit()
+    with team.store.read() as uow:
+        assert uow.get_account("parent") is not None

@@ -7,8 +7,11 @@ after the fork; the parent goes on; a database in memory is the child's own copy
 
 from __future__ import annotations
 
+import os
+import select
 import sqlite3
 import threading
+import warnings
 from pathlib import Path
 
 from tests.conftest import SECRET, START
@@ -136,3 +139,49 @@ def test_a_unit_open_at_the_fork_is_the_parents_alone(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     finally:
         conn.close()
+
+
+def test_a_store_opened_in_the_child_keeps_its_writes_when_the_parent_closes(
+    tmp_path: Path,
+) -> None:
+    """The documented way (the parent, a pre-forking server's master, keeps its store; each
+    worker opens its own): the child's connection found the inherited one's lock state
+    in SQLite's per-process table and took no lock of its own, so the parent's close, the
+    last lock holder it saw, checkpointed and deleted the WAL the child went on writing
+    into: the child's later commits were lost."""
+    path = tmp_path / "team.db"
+    parent = open_team(path)
+    parent.create_account(name="P", owner_id="owner", owner_email="o@example.org")
+    opened_r, opened_w = os.pipe()
+    closed_r, closed_w = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with the pool's threads
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child's coverage is not collected)
+        code = 1
+        try:
+            child = open_team(path)
+            child.create_account(name="C1", owner_id="child", owner_email="c@example.org")
+            os.write(opened_w, b"1")
+            os.read(closed_r, 1)  # the parent has closed its store
+            for n in range(2, 5):
+                child.create_account(name=f"C{n}", owner_id="child", owner_email="c@example.org")
+            child.close()
+            code = 0
+        finally:
+            os._exit(code)
+    try:
+        assert select.select([opened_r], [], [], 20)[0], "the child did not open its store"
+        os.read(opened_r, 1)
+        parent.close()
+    finally:
+        os.write(closed_w, b"1")
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        names = [r[0] for r in conn.execute("SELECT name FROM accounts ORDER BY seq")]
+    finally:
+        conn.close()
+    assert names == ["P", "C1", "C2", "C3", "C4"]

@@ -575,6 +575,12 @@ class PostgresStore:
         return conn
 
     def _putconn(self, conn: Connection) -> None:
+        if self._forked_from is not None:
+            # The end, in a fork, of a unit open at the fork: the connection is the
+            # parent's. Closing it would tell the server, over the parent's socket, to
+            # end the parent's session (its transaction lost); dropped, psycopg leaves
+            # it alone in a process that did not open it.
+            return
         pool = self._pool
         if pool is None:  # closed meanwhile
             with suppress(psycopg.Error):

@@ -201,7 +201,7 @@ def _check_uri(path: str) -> None:
 
 #: every store of this process open on a file, for the fork handler below
 _STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
-#: the connections a forked child inherited: kept referenced, never closed or used here
+#: the connections a forked child inherited busy: kept referenced, never closed or used
 _INHERITED: list[sqlite3.Connection] = []
 
 
@@ -214,10 +214,24 @@ def _forked() -> None:
         if conn is None:
             continue
         store._forked_from = store._pid
-        # Not closed: closing it in the child could checkpoint, or delete the WAL file
-        # the parent is writing.
-        _INHERITED.append(conn)
         store._conn = store._grant_cursor = None
+        # Closed if it was idle at the fork: while it stays open, SQLite's table of this
+        # process's locks says they are held, so a store the child opens on the file
+        # takes none, and the parent's close, seeing no other holder, deletes the WAL the
+        # child writes into. Its close cannot checkpoint or delete anything: the parent's
+        # real locks refuse the child the exclusive lock that needs. Kept open, never
+        # used, if a thread or a transaction had it at the fork: a rollback here would
+        # write into the shared WAL index, and another thread's mutex never lets go.
+        if store._lock.acquire(blocking=False):
+            try:
+                if not conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.close()
+                    conn = None
+            finally:
+                store._lock.release()
+        if conn is not None:
+            _INHERITED.append(conn)
         # Another thread of the parent may have held it at the fork: it never lets go.
         store._lock = threading.RLock()
 
