@@ -12,7 +12,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.conftest import SECRET, drop_postgres_schema, postgres_conninfo, prepare_postgres_schema
@@ -29,9 +31,11 @@ from teamaccess import (
     PostgresStore,
     SmtpMailer,
     SQLiteStore,
+    StorageError,
     Store,
     TeamAccess,
 )
+from teamaccess.testing import FailingMailer
 
 ACCEPT = "https://panel.example.com/accept?token={token}"
 SENDER = "Panel <noreply@panel.example.com>"
@@ -291,3 +295,44 @@ class TestRetryNowWithTheWorker:
         assert "acc_nope" in err
         assert team.pending_messages() == before
         team.close()
+
+
+class _UnitBeforeTheLease:
+    """A unit of a backend written before ``retry_outbox()``: everything else passes on."""
+
+    def __init__(self, uow: object) -> None:
+        self._uow = uow
+
+    def __getattr__(self, name: str) -> object:
+        if name == "retry_outbox":
+            raise AttributeError(name)
+        return getattr(self._uow, name)
+
+
+class _StoreBeforeTheLease(MemoryStore):
+    def begin(self, *, durable: bool = True) -> Any:
+        @contextmanager
+        def unit() -> Iterator[object]:
+            with MemoryStore.begin(self, durable=durable) as uow:
+                yield _UnitBeforeTheLease(uow)
+
+        return unit()
+
+
+def test_a_store_without_retry_outbox_is_refused_and_nothing_moves() -> None:
+    """retry_waiting() emulated retry_outbox() with outbox() and update_outbox(): on a
+    store that does not keep leased_until, that made mail a worker was sending due again,
+    and it went out twice."""
+    mailer = FailingMailer()
+    team = TeamAccess(_StoreBeforeTheLease(), mailer, secret_key=SECRET)
+    account = team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+    with pytest.raises(DeliveryFailed):
+        team.invite(account.id, actor_id="owner", email="a@example.org",
+                    permissions=PermissionSet.of("billing.view"))  # fmt: skip
+    before = team.pending_messages()
+    (waiting,) = before
+    assert waiting.next_attempt_at > team.now()
+    with pytest.raises(StorageError, match=r"does not implement UnitOfWork.retry_outbox\(\)"):
+        team.retry_waiting(actor_id=SYSTEM)
+    assert team.pending_messages() == before
+    assert "mail.retried_now" not in [e.action for e in team.audit_log(account.id)]

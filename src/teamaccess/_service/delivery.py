@@ -92,24 +92,21 @@ class _Delivery(_Sending):
                 account_id=account_id,
             )
         with self._write() as work:
+            retry = getattr(work.uow, "retry_outbox", None)
+            if not callable(retry):
+                # Not emulated with outbox() and update_outbox(): a store written before
+                # the lease was recorded apart may not keep leased_until, and would give
+                # a row its sender holds as waiting, which then went out twice.
+                raise StorageError(
+                    "this store does not implement UnitOfWork.retry_outbox(), which "
+                    "retry_waiting() needs to tell waiting mail from mail a worker is "
+                    "sending; implement it, storing OutboxMessage.leased_until "
+                    "(teamaccess.testing.contract.StoreContract tests both), or wait for "
+                    "the backoff (max_retry_backoff)"
+                )
             if account_id is not None:
                 self._account(work.uow, account_id)
-            retry = getattr(work.uow, "retry_outbox", None)
-            if retry is not None:
-                made: list[OutboxMessage] = retry(now=work.now, account_id=account_id)
-            else:
-                # A backend written before retry_outbox(): its begin() serialises writers
-                # (the Store protocol says so), so reading and moving the rows in one
-                # unit is as atomic as the claim it must not overtake.
-                made = [
-                    attrs.evolve(row, next_attempt_at=work.now, leased_until=None)
-                    for row in work.uow.outbox(status="pending")
-                    if row.next_attempt_at > work.now
-                    and (row.leased_until is None or row.leased_until <= work.now)
-                    and account_id in (None, row.account_id)
-                ]
-                for row in made:
-                    work.uow.update_outbox(row)
+            made: list[OutboxMessage] = retry(now=work.now, account_id=account_id)
             by_account: dict[str, list[str]] = {}
             for row in made:
                 by_account.setdefault(row.account_id, []).append(row.id)
