@@ -149,6 +149,7 @@ CALLS = [
     Call("pending_messages", (), lambda c: {"account_id": c.account_id}),
     Call("undeliverable_messages", (), lambda c: {"account_id": c.account_id}),
     Call("deliver_pending", (), lambda c: {"limit": 10}),
+    Call("retry_waiting", (), lambda c: {"actor_id": SYSTEM, "account_id": c.account_id}),
     Call("audit_log", ("account_id",), lambda c: {"account_id": c.account_id, "limit": 10}),
     Call("add_listener", ("listener",), lambda c: {"listener": lambda event: None}),
     Call("remove_listener", ("listener",), lambda c: {"listener": _added_listener}),
@@ -186,6 +187,7 @@ WRONG: dict[str, list[object]] = {
 # Parameters where None is a valid value: pending_messages(None) lists every account's.
 NONE_MEANS_ALL = {("pending_messages", "account_id")}
 NONE_MEANS_ALL |= {("undeliverable_messages", "account_id")}
+NONE_MEANS_ALL |= {("retry_waiting", "account_id")}
 # import_accounts(progress=None) shows no progress.
 NONE_MEANS_ALL |= {("import_accounts", "progress")}
 # export_person() and erase_person() take a user id, an address, or both.
