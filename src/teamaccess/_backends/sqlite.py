@@ -252,8 +252,8 @@ class SQLiteStore:
     consistent file, but a power cut may lose the last commits (docs/backends.md).
     *page_size* is the page size in bytes of a file the store creates (an existing file
     keeps its own): each commit writes a whole page for every page it changes, so 1024
-    writes about a third of the default 4096's WAL bytes per invite or accept, for a
-    slower bulk import and a larger file (docs/backends.md).
+    writes about a third of the default 4096's WAL bytes per invite or accept, for slower
+    reads of a large file out of the cache and a larger file (docs/backends.md).
 
     >>> from teamaccess import SQLiteStore
     >>> store = SQLiteStore(":memory:")
