@@ -34,3 +34,22 @@ def in_a_fork(work: Callable[[], object]) -> dict[str, Any]:
     finally:
         os.close(read_end)
         os.waitpid(pid, 0)
+
+
+def refused_in_a_fork(uow: Any, *steps: Callable[[], object]) -> dict[str, Any]:
+    """Run *steps* on *uow*, a unit of work open at the fork, in a forked child, then end
+    the unit there as the child's ``with`` block would; what ``in_a_fork`` reports: for
+    each step, whether it was refused with the fork's ``StorageError``."""
+    from teamaccess import StorageError
+
+    def in_the_child() -> object:
+        refused = []
+        for step in steps:
+            try:
+                step()
+            except StorageError as exc:
+                refused.append("a fork of it" in str(exc))
+        uow.rollback(quiet=False)  # the with block's end in the child: leaves it be
+        return refused
+
+    return in_a_fork(in_the_child)

@@ -64,11 +64,10 @@ class Backend:
             team.close()
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    if request.param == "memory":
+def _backend(kind: str, tmp_path: Path) -> Iterator[Backend]:
+    if kind == "memory":
         yield Backend(MemoryStore, None)
-    elif request.param == "sqlite":
+    elif kind == "sqlite":
         db = tmp_path / "team.db"
         yield Backend(lambda: SQLiteStore(db), {"TEAMACCESS_DB": str(db)})
     else:
@@ -77,6 +76,11 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         env = {"TEAMACCESS_DB": to_url(conninfo), "TEAMACCESS_SCHEMA": schema}
         yield Backend(lambda: PostgresStore(conninfo, schema=schema, max_size=2), env)
         drop_postgres_schema(tmp_path)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    yield from _backend(request.param, tmp_path)
 
 
 def team_on(store: Store, port: int) -> TeamAccess:
@@ -205,15 +209,7 @@ def command(backend: Backend, port: int, *args: str) -> subprocess.Popen[str]:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """A database other processes open too."""
-    if request.param == "sqlite":
-        db = tmp_path / "team.db"
-        yield Backend(lambda: SQLiteStore(db), {"TEAMACCESS_DB": str(db)})
-    else:
-        conninfo = postgres_conninfo()
-        schema = prepare_postgres_schema(tmp_path)
-        env = {"TEAMACCESS_DB": to_url(conninfo), "TEAMACCESS_SCHEMA": schema}
-        yield Backend(lambda: PostgresStore(conninfo, schema=schema, max_size=2), env)
-        drop_postgres_schema(tmp_path)
+    yield from _backend(request.param, tmp_path)
 
 
 class TestRetryNowBesideALiveWorker:

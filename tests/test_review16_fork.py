@@ -10,6 +10,7 @@ import pytest
 
 from teamaccess import TeamAccess
 
+from .fork_helpers import refused_in_a_fork
 from .test_postgres import conninfo, in_a_fork, schema, team
 
 __all__ = ["conninfo", "schema", "team"]  # fixtures, imported for pytest
@@ -48,7 +49,7 @@ def test_a_fork_inside_a_batch_is_refused(team: TeamAccess) -> None:
 def test_a_unit_open_at_the_fork_is_the_parents_alone(team: TeamAccess) -> None:
     """The child's statements, commit and rollback ran over the parent's socket: its end
     of the with block rolled back the parent's transaction."""
-    from teamaccess import Account, StorageError
+    from teamaccess import Account
 
     from .conftest import START
 
@@ -60,21 +61,13 @@ def test_a_unit_open_at_the_fork_is_the_parents_alone(team: TeamAccess) -> None:
         uow.add_account(account("parent"))
         assert uow.get_account("parent") is not None  # sent: the unit's socket is in use
 
-        def in_the_child() -> object:
-            refused = []
-            for step in (
-                lambda: uow.add_account(account("child")),
-                lambda: uow.get_account("parent"),
-                uow.commit,
-            ):
-                try:
-                    step()
-                except StorageError as exc:
-                    refused.append("a fork of it" in str(exc))
-            uow.rollback(quiet=False)  # the with block's end in the child: leaves it be
-            return refused
-
-        assert in_a_fork(in_the_child) == {"result": "[True, True, True]"}
+        got = refused_in_a_fork(
+            uow,
+            lambda: uow.add_account(account("child")),
+            lambda: uow.get_account("parent"),
+            uow.commit,
+        )
+        assert got == {"result": "[True, True, True]"}
         uow.commit()
     with team.store.read() as uow:
         assert uow.get_account("parent") is not None

@@ -15,9 +15,9 @@ import warnings
 from pathlib import Path
 
 from tests.conftest import SECRET, START
-from tests.fork_helpers import in_a_fork
+from tests.fork_helpers import in_a_fork, refused_in_a_fork
 
-from teamaccess import Account, MemoryMailer, SQLiteStore, StorageError, TeamAccess
+from teamaccess import Account, MemoryMailer, SQLiteStore, TeamAccess
 
 
 def open_team(path: Path | str) -> TeamAccess:
@@ -118,17 +118,8 @@ def test_a_unit_open_at_the_fork_is_the_parents_alone(tmp_path: Path) -> None:
     with store.begin() as uow:
         uow.add_account(account("parent"))
 
-        def in_the_child() -> object:
-            refused = []
-            for step in (lambda: uow.add_account(account("child")), uow.commit):
-                try:
-                    step()
-                except StorageError as exc:
-                    refused.append("a fork of it" in str(exc))
-            uow.rollback(quiet=False)  # the with block's end in the child: leaves it be
-            return refused
-
-        assert in_a_fork(in_the_child) == {"result": "[True, True]"}
+        got = refused_in_a_fork(uow, lambda: uow.add_account(account("child")), uow.commit)
+        assert got == {"result": "[True, True]"}
         uow.commit()
     with store.read() as uow:
         assert uow.get_account("parent") is not None
