@@ -32,6 +32,7 @@ from .config import (
     is_postgres,
     parse_mail,
     refuse_old_cleartext_login,
+    refuse_postgres_lookalike,
     refuse_sqlite_uri,
 )
 from .words import for_operators
@@ -294,6 +295,9 @@ def cli(
         raise click.UsageError("--schema goes with a PostgreSQL --db (postgresql://...)")
     if db.startswith("file:"):
         raise refuse_sqlite_uri(db)
+    lookalike = refuse_postgres_lookalike(db)
+    if lookalike is not None:
+        raise lookalike
     if mail is not None:
         old = [
             f"--{name.replace('_', '-')}"

@@ -31,6 +31,7 @@ __all__ = [
     "is_postgres",
     "load_or_create_secret",
     "parse_mail",
+    "refuse_postgres_lookalike",
     "refuse_sqlite_uri",
     "remove_if_new_and_unused",
     "safe_db_label",
@@ -58,18 +59,22 @@ def safe_db_label(db: str) -> str:
 
     scheme, _, rest = db.partition("://")
     # libpq: the credentials run to the first "@" before any "/" (a "?" or "#" in the
-    # password included, where Python's URL parser would end the host part there).
+    # user or password included, where Python's URL parser would end the host part).
+    credentials = ""
     for i, c in enumerate(rest):
         if c == "/":
             break
         if c == "@":
             user, colon, _ = rest[:i].partition(":")
-            if colon:
-                rest = f"{user}:***{rest[i:]}"
+            credentials = f"{user}:***@" if colon else rest[: i + 1]
+            rest = rest[i + 1 :]
             break
     # The query starts at the first "?" after them ("#" is no fragment to libpq), its
     # parameters split at "&", their names percent-decoded: "pass%77ord=" is a password.
+    # A "?" in the user name is the user's: libpq reads "u?x@db/panel?password=..." as
+    # user "u?x" with that password.
     base, question, query = rest.partition("?")
+    base = credentials + base
     if question:
         query = "&".join(
             f"{name}=***" if unquote(name).lower() in _SECRET_PARAMETERS else piece
@@ -216,6 +221,80 @@ def refuse_sqlite_uri(db: str) -> ConfigError:
         f"--db {shlex.quote(path)}. The command opens a file this user may not write "
         "read-only by itself, and keeps the secret key beside the file"
     )
+
+
+#: libpq's connection keywords: "host=db password=..." is its keyword/value form
+_LIBPQ_KEYWORDS = frozenset(
+    {
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "require_auth",
+        "channel_binding",
+        "connect_timeout",
+        "client_encoding",
+        "options",
+        "application_name",
+        "fallback_application_name",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "replication",
+        "gssencmode",
+        "sslmode",
+        "requiressl",
+        "sslcompression",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslcertmode",
+        "sslrootcert",
+        "sslcrl",
+        "sslcrldir",
+        "sslsni",
+        "requirepeer",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+        "krbsrvname",
+        "gsslib",
+        "gssdelegation",
+        "service",
+        "target_session_attrs",
+        "load_balance_hosts",
+    }
+)
+
+
+def refuse_postgres_lookalike(db: str) -> ConfigError | None:
+    """A ``--db`` meant for PostgreSQL that the command would take for a SQLite file's
+    path: libpq's keyword/value form (``host=db dbname=panel password=...``), or a URL
+    whose scheme is not written exactly ``postgresql://`` (upper case, a space before
+    it, one slash). Taken as a path, such a value created a SQLite file named after it,
+    password and all, and printed it (``migrate``) or quoted it in the error. The
+    value is never shown: it may hold the password."""
+    keyword = re.match(r"\s*([A-Za-z_]+)\s*=", db)  # libpq allows spaces around "="
+    if keyword is not None and keyword[1].lower() in _LIBPQ_KEYWORDS:
+        return ConfigError(
+            "--db (TEAMACCESS_DB) takes a PostgreSQL database as a URL, not libpq's "
+            "'host=... dbname=...' form: write postgresql://USER@HOST:PORT/DBNAME and "
+            "give the password in PGPASSWORD or ~/.pgpass (the value is not shown: it may "
+            "hold a password; nothing was created)"
+        )
+    if re.match(r"\s*postgres(?:ql)?:", db, re.IGNORECASE) and not is_postgres(db):
+        return ConfigError(
+            "--db (TEAMACCESS_DB) looks like a PostgreSQL URL but does not start with "
+            "postgresql:// or postgres:// exactly (lower case, no space before it, two "
+            "slashes), so it would be taken for a SQLite file's path; write "
+            "postgresql://USER@HOST:PORT/DBNAME (the value is not shown: it may hold a "
+            "password; nothing was created)"
+        )
+    return None
 
 
 def secret_key_path(db: str) -> Path:
