@@ -232,8 +232,20 @@ def _forked() -> None:
                 store._lock.release()
         if conn is not None:
             _INHERITED.append(conn)
+            # Never freed, not even as the child ends: the list is emptied then, and the
+            # last reference's close rolls the transaction back, which cleans the
+            # parent's uncommitted frames out of the shared WAL index, so the parent's
+            # own transaction read "database disk image is malformed".
+            _keep_for_ever(conn)
         # Another thread of the parent may have held it at the fork: it never lets go.
         store._lock = threading.RLock()
+
+
+def _keep_for_ever(obj: object) -> None:
+    """One reference to *obj* nothing ever drops: Python frees it at no time, exit included."""
+    import ctypes
+
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -795,7 +807,7 @@ class _Unit:
     savepoint) the outer transaction decides.
     """
 
-    __slots__ = ("_conn", "_relax", "_relaxed", "_store", "_uow", "_write")
+    __slots__ = ("_conn", "_lock", "_relax", "_relaxed", "_store", "_uow", "_write")
 
     def __init__(self, store: SQLiteStore, write: bool, relaxed: bool) -> None:
         self._store = store
@@ -805,7 +817,10 @@ class _Unit:
 
     def __enter__(self) -> _SQLiteUnitOfWork:
         store = self._store
-        store._lock.acquire()
+        # The lock taken is the one released: a fork inside the unit gives the child's
+        # store a new lock, and releasing that one raised RuntimeError in the child.
+        lock = self._lock = store._lock
+        lock.acquire()
         try:
             conn = self._conn = store._connection()
             nested = conn.in_transaction
@@ -821,7 +836,7 @@ class _Unit:
                 self._restore()
                 raise
         except BaseException:
-            store._lock.release()
+            lock.release()
             raise
         return uow
 
@@ -833,7 +848,7 @@ class _Unit:
             finally:
                 self._restore()
         finally:
-            self._store._lock.release()
+            self._lock.release()
 
     def _restore(self) -> None:
         if self._relax:
