@@ -21,6 +21,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from tests.conftest import SECRET
+from tests.fork_helpers import in_a_fork
+
+from teamaccess import MemoryMailer, SQLiteStore, TeamAccess
+
+
+def open_team(path: str) -> TeamAccess:
+    return TeamAccess(SQLiteStore(path), MemoryMailer(), secret_key=SECRET)
+
+
 _SCRIPT = r"""
 import os, sys
 from datetime import datetime, timezone
@@ -61,3 +72,28 @@ def test_a_child_ending_normally_leaves_the_parents_transaction_whole(tmp_path: 
         "read in the unit acc_5",
         "committed 12000",
     ]
+
+
+@pytest.mark.parametrize("query", ["vfs=memdb", "vfs=memd%62", "mode=rwc&vfs=memdb"])
+def test_a_memdb_database_is_the_childs_own_copy(tmp_path: Path, query: str) -> None:
+    """SQLite's memdb VFS names a file it never opens; the store took it for one, and
+    refused a child its own copy, as docs/backends.md says a database in memory is."""
+    team = open_team(f"file:/{tmp_path.name}-team.db?{query}")
+    account = team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+
+    def writes_its_copy() -> object:
+        team.create_account(name="B", owner_id="owner", owner_email="o@example.org")
+        return len(team.accounts_for("owner"))
+
+    assert in_a_fork(writes_its_copy) == {"result": "2"}
+    assert [a.id for a in team.accounts_for("owner")] == [account.id]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_in_memory_journal_mode_is_still_a_file(tmp_path: Path) -> None:
+    # The store switches every file it opens to WAL, so the memdb test above cannot pass
+    # a file: one opened on the path is refused in the child.
+    team = open_team(f"file:{tmp_path / 'team.db'}?mode=rwc")
+    team.create_account(name="A", owner_id="owner", owner_email="o@example.org")
+    got = in_a_fork(lambda: team.accounts_for("owner"))
+    assert got.get("error") == "StorageError", got

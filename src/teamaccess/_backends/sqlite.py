@@ -391,8 +391,13 @@ class SQLiteStore:
         self._conn = conn
         self._grant_cursor = conn.cursor()
         # A database in memory is the child's own copy after a fork, and safe to use.
-        # Compared in SQL: a file name that is not UTF-8 would not decode to str.
-        on_file = "SELECT file != '' FROM pragma_database_list WHERE name = 'main'"
+        # Compared in SQL: a file name that is not UTF-8 would not decode to str. The memdb
+        # VFS ("file:/name?vfs=memdb") names a file that is none: SQLite keeps its journal
+        # in memory, which no file the store opens is in (each is switched to WAL).
+        on_file = (
+            "SELECT file != '' AND (SELECT journal_mode FROM pragma_journal_mode) != 'memory' "
+            "FROM pragma_database_list WHERE name = 'main'"
+        )
         if conn.execute(on_file).fetchone()[0]:
             self._pid = os.getpid()
             _STORES.add(self)
