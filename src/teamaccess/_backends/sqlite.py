@@ -115,7 +115,11 @@ def _immutable(path: str) -> bool:
         return False
     from urllib.parse import parse_qsl, urlsplit
 
-    value = dict(parse_qsl(urlsplit(path).query)).get("immutable", "")
+    # The first "immutable", blank or not, as SQLite looks a parameter up
+    # (sqlite3_uri_boolean): dict() kept the last, so "immutable=0&immutable=1" was
+    # immutable here, and never switched to WAL, while SQLite wrote the file as any other.
+    query = parse_qsl(urlsplit(path).query, keep_blank_values=True)
+    value = next((v for k, v in query if k == "immutable"), "")
     # As SQLite reads a boolean (sqlite3GetBoolean): a value starting with a digit is a
     # number ("2" and "01" are true), else yes, true or on in any case.
     if value[:1].isascii() and value[:1].isdigit():
