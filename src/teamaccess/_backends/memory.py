@@ -73,6 +73,16 @@ class MemoryStore:
     def __repr__(self) -> str:
         return f"<MemoryStore accounts={len(self._accounts)} members={len(self._members)}>"
 
+    def __reduce__(self) -> Any:
+        # pickle (multiprocessing's spawn and forkserver) raised a bare TypeError about a
+        # lock; a copy in another process would not share a row with this one anyway.
+        raise StorageError(
+            "a MemoryStore cannot be sent to another process (pickled, as multiprocessing "
+            "does with spawn or forkserver): its rows live in this process, and a copy "
+            "there would never share a change; for processes that share data, open a "
+            "SQLiteStore on one file (or a PostgresStore) in each of them"
+        )
+
     @contextmanager
     def begin(self, *, durable: bool = True) -> Iterator[_MemoryUnitOfWork]:
         # durable is a hint for backends that write to a disk; nothing here outlives the

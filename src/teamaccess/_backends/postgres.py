@@ -329,6 +329,16 @@ class PostgresStore:
         state = "closed" if self._closed else f"schema {self.schema!r}"
         return f"<PostgresStore {self._where} {state}>"
 
+    def __reduce__(self) -> Any:
+        # pickle (multiprocessing's spawn and forkserver) raised a bare TypeError about a
+        # lock: the pool's connections are this process's sockets.
+        raise StorageError(
+            f"the PostgresStore of {self._where} cannot be sent to another process "
+            "(pickled, as multiprocessing does with spawn or forkserver): its connections "
+            "are this process's; pass the connection string, and open the store (build "
+            "the TeamAccess) in that process"
+        )
+
     # -- opening ------------------------------------------------------------------------
 
     def _header(self, conn: Connection) -> tuple[int | None, list[str]]:

@@ -369,6 +369,16 @@ class SQLiteStore:
         state = "closed" if self._conn is None else f"schema {self.schema_version}"
         return f"<SQLiteStore {self.path!r} {state}>"
 
+    def __reduce__(self) -> Any:
+        # pickle (multiprocessing's spawn and forkserver) raised a bare TypeError about a
+        # lock: the connection and its file locks are this process's.
+        raise StorageError(
+            f"the SQLiteStore of {self.path} cannot be sent to another process (pickled, "
+            "as multiprocessing does with spawn or forkserver): its connection and file "
+            "locks are this process's; pass the path, and open the store (build the "
+            "TeamAccess) in that process"
+        )
+
     # -- opening ------------------------------------------------------------------------
 
     def _open(self) -> None:
