@@ -891,6 +891,17 @@ class PgUnitOfWork(_PgPrivacyQueries, PgStatements):
         )
         return [_outbox(r) for r in rows]
 
+    def waiting_accounts(self, *, now: datetime) -> list[str]:
+        """The accounts with rows ``retry_outbox()`` would move at *now*, sorted: for
+        ``retry_waiting()``, which moves them one account at a time (see there)."""
+        rows = self._all(
+            f"SELECT DISTINCT account_id FROM {self._q.s}.outbox WHERE status = 'pending' "
+            "AND next_attempt_at > %(now)s AND (leased_until IS NULL OR leased_until <= %(now)s) "
+            "ORDER BY account_id",
+            {"now": _ts(now)},
+        )
+        return [r[0] for r in rows]
+
     def retry_outbox(self, *, now: datetime, account_id: str | None = None) -> list[OutboxMessage]:
         # One statement, no account lock (as claim_outbox()): a row a claim holds at this
         # moment is waited for, and its condition read again on the row the claim left,

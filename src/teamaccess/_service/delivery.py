@@ -18,7 +18,7 @@ from .._errors import (
     TeamAccessError,
     ValidationError,
 )
-from .checks import _check_id, _together
+from .checks import _check_id, _no_account, _together
 from .delivery_rules import _UNDELIVERABLE, _FullWay, _sends_wire, _still_ours
 from .delivery_send import _Sending
 
@@ -91,6 +91,27 @@ class _Delivery(_Sending):
                 user_id=actor_id,
                 account_id=account_id,
             )
+        if account_id is None:
+            with self._read() as uow:
+                listing = getattr(uow, "waiting_accounts", None)
+                accounts = listing(now=self.now()) if callable(listing) else None
+            if accounts is not None:
+                # One unit per account, its lock taken before its rows (PostgreSQL): one
+                # unit over every account held the rows, then waited for each account's
+                # lock to write its event, so a writer holding an account's lock and
+                # waiting for its mail (a resend, a revocation) deadlocked with it, and
+                # with thousands of accounts the server ran out of lock slots.
+                made = []
+                for each in accounts:
+                    made += self._retry_waiting_in(each, missing_ok=True)
+                return sorted(made, key=lambda row: row.created_at)
+        return self._retry_waiting_in(account_id)
+
+    def _retry_waiting_in(
+        self, account_id: str | None, *, missing_ok: bool = False
+    ) -> list[OutboxMessage]:
+        """:meth:`retry_waiting` in one unit: *account_id*'s waiting mail, or every
+        account's (``None``); nothing for an account gone since, with *missing_ok*."""
         with self._write() as work:
             retry = getattr(work.uow, "retry_outbox", None)
             if not callable(retry):
@@ -104,8 +125,12 @@ class _Delivery(_Sending):
                     "(teamaccess.testing.contract.StoreContract tests both), or wait for "
                     "the backoff (max_retry_backoff)"
                 )
-            if account_id is not None:
-                self._account(work.uow, account_id)
+            # Its lock before its rows (the account's read takes it on PostgreSQL): the
+            # order every writer of an account keeps.
+            if account_id is not None and work.uow.get_account(account_id) is None:
+                if missing_ok:
+                    return []
+                raise _no_account(account_id)
             made: list[OutboxMessage] = retry(now=work.now, account_id=account_id)
             by_account: dict[str, list[str]] = {}
             for row in made:
