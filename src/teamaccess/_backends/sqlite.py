@@ -247,8 +247,10 @@ def _forked() -> None:
 
 def _keep_for_ever(obj: object) -> None:
     """One reference to *obj* nothing ever drops: Python frees it at no time, exit included."""
-    import ctypes
-
+    try:
+        import ctypes  # here, not at import: only a child that inherited a busy store needs it
+    except ImportError:  # a Python built without ctypes: the list's reference is all
+        return
     ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
 
 
