@@ -546,9 +546,9 @@ def import_time(cfg: Config, workdir: Path) -> list[Line]:
             samples.append(run(code))
         inside.append(run_alone())  # after the pair, so the pair stays neighbours
     # Each round's two runs are neighbours in time, so the difference within a round
-    # cancels most of the load both met; the difference of the two sides' medians does
-    # not, and across runs of 20 to 40 it wandered twice as far (docs/performance.md,
-    # "the import figure, paired").
+    # cancels much of the load both met; the difference of the two sides' medians does
+    # not: its bootstrap interval came out 1.1 to 4 times as wide, 1.6 times in the
+    # median (docs/performance.md, "The import figure, paired").
     paired = [f - b for b, f in zip(bare, full, strict=True)]
     added = statistics.median(paired)
     low, _, high = statistics.quantiles(paired, n=4)
