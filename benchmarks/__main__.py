@@ -71,7 +71,8 @@ def main() -> None:
             return
         if args.only_import:
             print(pairs.HEADER, flush=True)
-            print(pairs.import_time(cfg, workdir).row(), flush=True)
+            for line in pairs.import_time(cfg, workdir):
+                print(line.row(), flush=True)
             return
         if args.only_invite:
             print(pairs.HEADER, flush=True)

@@ -30,6 +30,7 @@ FIGURES = [
     "WAL bytes per invite + accept against the indexed floor (informational)",
     "recipients(),",
     "import teamaccess (subprocess)",
+    "import teamaccess after attrs, in the process (informational)",
     "invite + accept, MemoryStore,",
     "import_accounts(),",
     "for comparison: invite + accept in team.batch(),",
@@ -381,11 +382,16 @@ def _table_rows(flag: str) -> tuple[list[str], str]:
 
 
 def test_only_import_prints_just_the_import_figure() -> None:
-    """`python -m benchmarks --quick --only-import` prints the one line, with its verdict."""
+    """`python -m benchmarks --quick --only-import` prints the goal's line, with its
+    verdict and the spread of its rounds, then the import alone for information."""
     rows, out = _table_rows("--only-import")
-    assert len(rows) == 3, out  # the header, its rule and the figure
-    assert rows[2].startswith("| import teamaccess (subprocess) |"), out
+    assert len(rows) == 4, out  # the header, its rule, the figure and the information
     assert rows[2].rstrip(" |").endswith(("PASS", "MISS")), out
+    # the spread of the rounds' differences, whose median is the figure
+    assert re.match(r"\| import teamaccess \(subprocess\), the rounds' differences "
+                    r"[+-]\d+\.\d to [+-]\d+\.\d ms \(IQR\) \|", rows[2]), out  # fmt: skip
+    assert rows[3].startswith("| import teamaccess after attrs, in the process"), out
+    assert rows[3].rstrip(" |").endswith("INFO"), out
 
 
 def test_only_invite_prints_just_the_invite_accept_figures() -> None:
