@@ -88,7 +88,9 @@ class TestAcceptPage:
         token = panel.link().split("token=", 1)[1]
         status, body = panel.get("anna", panel.link())
         assert status == 200
-        [href] = re.findall(r'href="(/logout[^"]*)"', body)
+        # A form that posts, with the CSRF token: a link would log out on a GET.
+        [href] = re.findall(r'<form method="post" action="(/logout[^"]*)">', body)
+        assert 'name="csrf_token"' in body.partition(href)[2].partition("</form>")[0]
         assert href.startswith("/logout?next=" + quote("/team/invitations/accept?invitation=", ""))
         assert token not in href
         assert quote(token, "") not in href
@@ -102,7 +104,7 @@ class TestAcceptPage:
         assert status == 200
         assert ("Sie sind als dev@agentur.de angemeldet, aber diese Einladung gilt für "
                 "buchhaltung@muster.de.") in body  # fmt: skip
-        assert 'href="/logout"' in body
+        assert 'action="/logout"' in body
         assert 'value="accept"' not in body
         token = panel.link().split("token=", 1)[1]
         status, body, _ = panel.post(
