@@ -166,6 +166,9 @@ class AcceptPage(_PageBase):
             else account.owner_email,
             "all": inv.permissions.is_all,
             "groups": permission_groups(self.team.catalog, lang, only=inv.permissions),
+            # grants on single services: without them an invitation to some servers only
+            # read "No permissions"
+            "scopes": self._scopes(inv.permissions, lang),
             "state": state,
             "error": error,
             "login_url": self._hook(self.login_url, back),
