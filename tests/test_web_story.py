@@ -7,8 +7,8 @@ with ``CI=true``, without Chromium).
 
 from __future__ import annotations
 
-from playwright.sync_api import expect
-from tests.test_web_browser import BOOKKEEPER, Demo, browser, demo, shoot
+from playwright.sync_api import Page, expect
+from tests.test_web_browser import BOOKKEEPER, OWNER, Demo, browser, demo, shoot
 
 from teamaccess import PermissionSet
 
@@ -45,3 +45,51 @@ def test_the_invitation_page_shows_grants_on_single_services(demo: Demo) -> None
         page.goto(f"{demo.base}/team/invitations/accept?token={only.token}")
         expect(page.locator(".ta-facts")).to_contain_text("srv-9")
         expect(page.locator(".ta-facts")).not_to_contain_text(none)
+
+
+def described_by(page: Page, selector: str) -> str:
+    """What a screen reader reads after *selector*'s label: its aria-describedby texts."""
+    return str(page.locator(selector).evaluate(
+        "el => (el.getAttribute('aria-describedby') || '').split(/\\s+/).filter(Boolean)"
+        ".map(id => document.getElementById(id).textContent.trim()).join(' | ')"
+    ))  # fmt: skip
+
+
+def test_a_fields_hint_is_read_with_it(demo: Demo) -> None:
+    """The hint "At the start of that day (UTC)" belongs to the end date: linked, also beside an
+    error."""
+    owner = demo.window("de")
+    demo.login(owner, OWNER)
+    demo.users(owner)
+    hint = "Zu Beginn dieses Tages (UTC). Leer lassen für kein Ende."
+    assert described_by(owner, "#ta-until") == hint
+    owner.locator("details.ta-more summary").click()
+    owner.fill("#ta-email", BOOKKEEPER)
+    owner.fill("#ta-until", "2001-01-01")
+    owner.click("#invite button[type=submit]")
+    error = owner.locator("#ta-until-error")
+    expect(error).to_be_visible()
+    expect(owner.locator("#ta-until")).to_be_focused()
+    assert described_by(owner, "#ta-until") == f"{error.inner_text()} | {hint}"
+    owner.goto(f"{demo.base}/team/accounts/{demo.account.id}/contacts")
+    assert described_by(owner, "#ta-role") == "Zum Beispiel: Buchhaltung, Steuerberatung"
+
+
+def test_a_mail_category_error_is_at_the_boxes(demo: Demo) -> None:
+    """A category gone since the page was shown: the error is linked to the boxes, and the
+    first one has the focus, as at every other field."""
+    for language in ["en", "de"]:
+        owner = demo.window(language)
+        demo.login(owner, OWNER)
+        owner.goto(f"{demo.base}/team/accounts/{demo.account.id}/contacts")
+        owner.fill("#ta-name", "Bea")
+        owner.fill("#ta-email", BOOKKEEPER)
+        # the vendor removed a category while the form was open
+        owner.locator("input[name=category]").first.evaluate("box => box.value = 'gone'")
+        owner.click("main form button[type=submit]")
+        error = owner.locator("#ta-categories-error")
+        expect(error).to_be_visible()
+        first = "input[name=category] >> nth=0"
+        expect(owner.locator(first)).to_be_focused()
+        assert described_by(owner, first) == error.inner_text()
+        assert demo.team.contacts(demo.account.id) == []
