@@ -93,3 +93,32 @@ def test_a_mail_category_error_is_at_the_boxes(demo: Demo) -> None:
         expect(owner.locator(first)).to_be_focused()
         assert described_by(owner, first) == error.inner_text()
         assert demo.team.contacts(demo.account.id) == []
+
+
+def test_the_address_of_a_page_a_form_left_can_be_opened_again(demo: Demo) -> None:
+    """After a form with an error, the address bar shows the form's action
+    (``.../users/invite``): Enter there, or a bookmark of it, leads back to the page in the
+    user's language, not to a bare "Method Not Allowed"; and a GET changes nothing."""
+    member = demo.team.invite(demo.account.id, actor_id=demo.account.owner_id,
+                              email=BOOKKEEPER, permissions=PermissionSet.all())  # fmt: skip
+    a = demo.account.id
+    owner = demo.window("de")
+    demo.login(owner, OWNER)
+    demo.users(owner)
+    owner.fill("#ta-email", "not an address")
+    owner.click("#invite button[type=submit]")
+    expect(owner).to_have_url(f"{demo.base}/team/accounts/{a}/users/invite")
+    for path, lands in [
+        ("/users/invite", "/users"),
+        (f"/invitations/{member.id}/resend", "/users"),
+        (f"/invitations/{member.id}/revoke", "/users"),
+        (f"/users/{demo.account.owner_id}/reactivate", f"/users/{demo.account.owner_id}"),
+        (f"/users/{demo.account.owner_id}/access-until", f"/users/{demo.account.owner_id}"),
+    ]:
+        response = owner.goto(f"{demo.base}/team/accounts/{a}{path}")
+        assert response is not None
+        assert response.status == 200, path
+        expect(owner).to_have_url(f"{demo.base}/team/accounts/{a}{lands}")
+        expect(owner.locator("html")).to_have_attribute("lang", "de")
+    [pending] = demo.team.pending_invitations(a)
+    assert pending.id == member.id  # neither resent nor revoked
