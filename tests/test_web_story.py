@@ -7,6 +7,9 @@ with ``CI=true``, without Chromium).
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
+
 from playwright.sync_api import Page, expect
 from tests.test_web_browser import BOOKKEEPER, OWNER, Demo, browser, demo, shoot
 
@@ -122,3 +125,39 @@ def test_the_address_of_a_page_a_form_left_can_be_opened_again(demo: Demo) -> No
         expect(owner.locator("html")).to_have_attribute("lang", "de")
     [pending] = demo.team.pending_invitations(a)
     assert pending.id == member.id  # neither resent nor revoked
+
+
+def test_a_suspended_or_ended_member_reads_no_names(demo: Demo) -> None:
+    """ "A suspended or expired member can do nothing": the users and contacts pages list
+    other people's addresses and phone numbers, so such a member gets a page saying why
+    instead, in their language, and can still leave."""
+    team, a = demo.team, demo.account
+    bea = demo.join(BOOKKEEPER, "billing.view")
+    bea_id = next(m.user_id for m in team.members(a.id) if m.email == BOOKKEEPER)
+    team.add_contact(a.id, actor_id=a.owner_id, name="Steuerbüro Klein",
+                     email="klein@steuer.example", phone="+49 30 1234567",
+                     categories=["billing"])  # fmt: skip
+    pages = ["/users", "/contacts", f"/users/{a.owner_id}"]
+    team.suspend_member(a.id, bea_id, actor_id=a.owner_id)
+    for path in pages:
+        response = bea.goto(f"{demo.base}/team/accounts/{a.id}{path}")
+        assert response is not None
+        assert response.status == 403, path
+        expect(bea.locator(".ta-error-box")).to_have_text(
+            "Your access to Muster GmbH is suspended. The account owner can reactivate it."
+        )
+        for other in [OWNER, "klein@steuer.example", "1234567"]:
+            expect(bea.locator("main")).not_to_contain_text(other)
+    shoot(bea, "suspended-member-en")
+    team.reactivate_member(a.id, bea_id, actor_id=a.owner_id)
+    team.set_access_until(a.id, bea_id, datetime.now(UTC) + timedelta(seconds=1),
+                          actor_id=a.owner_id)  # fmt: skip
+    time.sleep(1.1)
+    bea.goto(f"{demo.base}/team/accounts/{a.id}/contacts?lang=de")
+    expect(bea.locator(".ta-error-box")).to_contain_text("Ihr Zugriff auf Muster GmbH endete am")
+    expect(bea.locator("main")).not_to_contain_text("klein@steuer.example")
+    # Leaving stays open to them.
+    bea.goto(f"{demo.base}/team/accounts/{a.id}/users/{bea_id}/remove")
+    bea.locator("main").get_by_role("button", name="Konto verlassen").click()
+    expect(bea.locator(".ta-notice")).to_contain_text("Muster GmbH")
+    assert BOOKKEEPER not in [m.email for m in team.members(a.id)]

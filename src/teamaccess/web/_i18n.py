@@ -280,6 +280,10 @@ GERMAN: dict[str, str] = {
     "This page needs the permission “{label}”. Ask the account owner to grant it.": "Diese "
     "Seite braucht die Berechtigung „{label}“. Bitten Sie den Kontoinhaber, sie Ihnen zu "
     "geben.",
+    "Your access to {account} is suspended. The account owner can reactivate it.": "Ihr "
+    "Zugriff auf {account} ist gesperrt. Der Kontoinhaber kann ihn wieder freischalten.",
+    "Your access to {account} ended on {when}. The account owner can extend it.": "Ihr "
+    "Zugriff auf {account} endete am {when}. Der Kontoinhaber kann ihn verlängern.",
 }
 
 
