@@ -7,6 +7,7 @@ with ``CI=true``, without Chromium).
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -161,3 +162,25 @@ def test_a_suspended_or_ended_member_reads_no_names(demo: Demo) -> None:
     bea.locator("main").get_by_role("button", name="Konto verlassen").click()
     expect(bea.locator(".ta-notice")).to_contain_text("Muster GmbH")
     assert BOOKKEEPER not in [m.email for m in team.members(a.id)]
+
+
+def test_an_end_date_that_has_passed_reads_in_the_past(demo: Demo) -> None:
+    team, a = demo.team, demo.account
+    demo.join(BOOKKEEPER, "billing.view")
+    bea_id = next(m.user_id for m in team.members(a.id) if m.email == BOOKKEEPER)
+    team.set_access_until(a.id, bea_id, datetime.now(UTC) + timedelta(seconds=1),
+                          actor_id=a.owner_id)  # fmt: skip
+    time.sleep(1.1)
+    for language, badge, ended, member_page in [
+        ("en", "access ended", "access ended ", "The access ended on "),
+        ("de", "Zugriff beendet", "Zugriff endete ", "Der Zugriff endete am "),
+    ]:
+        owner = demo.window(language)
+        demo.login(owner, OWNER)
+        demo.users(owner)
+        row = owner.locator("tr", has_text=BOOKKEEPER)
+        expect(row).to_contain_text(badge)
+        expect(row).to_contain_text(ended)
+        expect(row).not_to_contain_text(re.compile(r"\b(ends|endet)\b"))
+        owner.goto(f"{demo.base}/team/accounts/{a.id}/users/{bea_id}")
+        expect(owner.locator("main")).to_contain_text(member_page)
