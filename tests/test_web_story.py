@@ -184,3 +184,16 @@ def test_an_end_date_that_has_passed_reads_in_the_past(demo: Demo) -> None:
         expect(row).not_to_contain_text(re.compile(r"\b(ends|endet)\b"))
         owner.goto(f"{demo.base}/team/accounts/{a.id}/users/{bea_id}")
         expect(owner.locator("main")).to_contain_text(member_page)
+
+
+def test_asking_before_declining_has_a_heading(demo: Demo) -> None:
+    """A screen reader jumps to a page's h1: the page asking before a decline has one, as
+    every other page does."""
+    inv = demo.team.invite(demo.account.id, actor_id=demo.account.owner_id, email=BOOKKEEPER,
+                           permissions=PermissionSet.all())  # fmt: skip
+    for language, title in [("en", "Decline invitation"), ("de", "Einladung ablehnen")]:
+        page = demo.window(language)
+        page.goto(f"{demo.base}/team/invitations/accept?token={inv.token}")
+        page.click("button[value=decline]")
+        expect(page.locator("h1")).to_have_text(title)
+        expect(page).to_have_title(title)
