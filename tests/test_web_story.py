@@ -197,3 +197,17 @@ def test_asking_before_declining_has_a_heading(demo: Demo) -> None:
         page.click("button[value=decline]")
         expect(page.locator("h1")).to_have_text(title)
         expect(page).to_have_title(title)
+
+
+def test_the_panel_tells_a_suspended_member_why(demo: Demo) -> None:
+    """The demo panel's own pages: the permission is there, the access is not, so not
+    "ask the account owner to grant it"."""
+    team, a = demo.team, demo.account
+    bea = demo.join(BOOKKEEPER, "billing.view")
+    bea_id = next(m.user_id for m in team.members(a.id) if m.email == BOOKKEEPER)
+    team.suspend_member(a.id, bea_id, actor_id=a.owner_id)
+    bea.goto(f"{demo.base}/panel/{a.id}/invoices?lang=de")
+    expect(bea.locator("main")).to_contain_text(
+        "Ihr Zugriff auf Muster GmbH ist gesperrt. Der Kontoinhaber kann ihn wieder freischalten."
+    )
+    expect(bea.locator("main")).not_to_contain_text("Bitten Sie den Kontoinhaber")

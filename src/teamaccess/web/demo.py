@@ -33,6 +33,7 @@ from werkzeug.wrappers import Response
 from .. import (
     FileMailer,
     InvalidEmail,
+    Member,
     PermissionDenied,
     SQLiteStore,
     TeamAccess,
@@ -42,6 +43,7 @@ from .. import (
 )
 from ._core import HEADERS, LANGUAGES, User, pick_language
 from ._i18n import translate
+from ._view import format_datetime
 from .flask import blueprint, csrf_token
 
 __all__ = ["DemoUsers", "create_app", "main", "serve"]
@@ -365,11 +367,25 @@ def create_app(
         if not team.can(user.id, account.id, permission):
             denied = PermissionDenied("denied", permission=permission)
             message = error_message(denied, language(), catalog=team.catalog)
+            member = team.get_member(account.id, user.id)
+            if member.status != "active":
+                # Not "ask the owner to grant it": the permission is there, the access is not.
+                message = _inactive(member, account.name, language())
             return page("demo/denied.html", 403, account=account, title=title, message=message)
         return page("demo/panel_page.html", account=account, title=title, name=name,
                     label=label)  # fmt: skip
 
     return app
+
+
+def _inactive(member: Member, account_name: str, language: str) -> str:
+    """Why a suspended or expired member can use nothing, as the pages say it."""
+    if member.status == "suspended":
+        text = "Your access to {account} is suspended. The account owner can reactivate it."
+    else:
+        text = "Your access to {account} ended on {when}. The account owner can extend it."
+    when = format_datetime(member.access_until, language)
+    return translate(text, language).format(account=account_name, when=when)
 
 
 class _QuietHandler(WSGIRequestHandler):
