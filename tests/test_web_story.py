@@ -150,6 +150,10 @@ def test_a_suspended_or_ended_member_reads_no_names(demo: Demo) -> None:
         for other in [OWNER, "klein@steuer.example", "1234567"]:
             expect(bea.locator("main")).not_to_contain_text(other)
     shoot(bea, "suspended-member-en")
+    # "To my customer accounts" lists the account, not the same page again.
+    bea.get_by_role("link", name="To my customer accounts").click()
+    expect(bea.locator("h1")).to_have_text("My customer accounts")
+    expect(bea.locator("main")).to_contain_text("Muster GmbH")
     team.reactivate_member(a.id, bea_id, actor_id=a.owner_id)
     team.set_access_until(a.id, bea_id, datetime.now(UTC) + timedelta(seconds=1),
                           actor_id=a.owner_id)  # fmt: skip
