@@ -40,7 +40,7 @@ from contextlib import AbstractContextManager, suppress
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from .._domain import Account, Invitation, Member
+from .._domain import Account, Invitation, Member, OutboxMessage
 from .._errors import (
     StorageError,
     TeamAccessError,
@@ -49,14 +49,18 @@ from .._errors import (
 from .._permissions import PermissionSet
 from .sqlite_rows import (
     _ACTIVE_GRANTS,
+    _BY_KEY,
     _GRANTS,
     _INVITATION_BY_KEY_I,
     _INVITATION_UNNUMBERED_I,
+    _OUTBOX_COLS,
+    _OUTBOX_UNNUMBERED,
     _active_grant,
     _by_id,
     _create_private,
     _grant,
     _milliseconds,
+    _outbox,
 )
 from .sqlite_schema import _TABLES, APPLICATION_ID, MIGRATIONS
 from .sqlite_unit import (
@@ -95,6 +99,9 @@ _RECIPIENTS_SQL: Final = (
     "SELECT 1, seq, email, email_key FROM contact_categories "
     "INDEXED BY contact_categories_recipients WHERE account_id = ?1 AND category = ?2"
 )
+
+
+_OUTBOX_ROW_SQL: Final = f"SELECT {_OUTBOX_COLS} FROM outbox WHERE "  # noqa: S608 (constants)
 
 
 def _read_only(path: str) -> bool:
@@ -735,6 +742,23 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise self._error(exc, "reading an invitation") from exc
         return _invitation_account_member(found)
+
+    def outbox_row(self, message_id: str) -> OutboxMessage | None:
+        """The outbox row as a unit's ``get_outbox()`` reads it, in one statement of
+        committed state instead of a unit of work (the optional ``CombinedReads``
+        capability of a store: the read back of mail sent at once, before its send)."""
+        with self._lock:
+            try:
+                execute = self._connection().execute
+                found = _by_id(
+                    lambda sql, params: execute(sql, params).fetchone(),
+                    _OUTBOX_ROW_SQL, _BY_KEY, _OUTBOX_UNNUMBERED, (), message_id, "msg_",
+                )  # fmt: skip
+            except UnicodeEncodeError:
+                return None  # never stored, so no such row
+            except sqlite3.Error as exc:
+                raise self._error(exc, "reading an outbox row") from exc
+        return None if found is None else _outbox(found)
 
     def scrub(self) -> None:
         """Rewrite the file without what was deleted, and empty the WAL.
