@@ -449,6 +449,7 @@ class _PrivacyWork:
         if verdicts is None or verdicts.who != _who(person):
             # Someone joined or left under the person's ids since: judge it all afresh.
             verdicts = Verdicts(redactor, _who(person))
+
         def redacted(row: OutboxMessage) -> tuple[bytes | None, str | None, str]:
             message, error, status = row.message, row.last_error, row.status
             if error is not None and redactor.found(error):
