@@ -19,12 +19,13 @@ from .._domain import (
     Invitation,
     Member,
     OutboxMessage,
+    OutboxStatus,
 )
 from .._emails import Address, normalize_email
 from .._errors import OwnershipRequired, PermissionDenied, StorageError, ValidationError
 from .._ports import UnitOfWork
 from .._privacy import ErasureReport, PersonMatcher, PurgeReport
-from .checks import _check_id, _check_user, _Work
+from .checks import _check_id, _check_user, _scrub_after, _Work
 
 if TYPE_CHECKING:
     from .._mail.redact import Redactor, Verdicts
@@ -281,7 +282,8 @@ class _PrivacyWork:
             texts_redacted=total["texts_redacted"],
         )
         if counts:
-            self.team._store.scrub()
+            summary = f"{report.removed} row(s) deleted, {report.events} event(s) rewritten"
+            _scrub_after(self.team._store, f"the erasure ({summary})", report)
         return report
 
     def _before_unit(
@@ -450,8 +452,9 @@ class _PrivacyWork:
             # Someone joined or left under the person's ids since: judge it all afresh.
             verdicts = Verdicts(redactor, _who(person))
 
-        def redacted(row: OutboxMessage) -> tuple[bytes | None, str | None, str]:
-            message, error, status = row.message, row.last_error, row.status
+        def redacted(row: OutboxMessage) -> tuple[bytes | None, str | None, OutboxStatus]:
+            message, error = row.message, row.last_error
+            status: OutboxStatus = row.status
             if error is not None and redactor.found(error):
                 error = redactor.sub(error)
             if message is not None:
@@ -562,7 +565,7 @@ class _PrivacyWork:
                 ),
             )
         if scrub and report.total:
-            self.team._store.scrub()
+            _scrub_after(self.team._store, f"the purge ({report.total} row(s))", report)
         return report
 
 
