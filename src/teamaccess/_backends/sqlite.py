@@ -61,6 +61,7 @@ from .sqlite_rows import (
     _grant,
     _milliseconds,
     _outbox,
+    _private_if_empty,
 )
 from .sqlite_schema import _TABLES, APPLICATION_ID, MIGRATIONS
 from .sqlite_unit import (
@@ -163,11 +164,11 @@ def _in_memory(path: str) -> bool:
     )
 
 
-def _file_of_uri(path: str) -> str | None:
+def _file_of_uri(path: str, modes: tuple[str, ...] = ("rwc",)) -> str | None:
     """The file a ``file:`` URI has SQLite create when it is missing (no ``mode``, or
     ``mode=rwc``; with ``immutable=1`` too, empty), to be created private first as a
     path's is; ``None`` for a URI that creates none (``ro``, ``rw``, in memory, another
-    host)."""
+    host). With *modes*, the file of a URI opened in one of those modes."""
     from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
     parts = urlsplit(path)
@@ -176,7 +177,7 @@ def _file_of_uri(path: str) -> str | None:
     # into U+FFFD, so the store made "team\ufffd.db" private while SQLite created
     # "team\xe9.db" readable by all. fsdecode() gives os.open() those bytes back.
     file = os.fsdecode(unquote_to_bytes(parts.path))
-    if query.get("mode", "rwc") != "rwc" or file in ("", ":memory:") or _in_memory(path):
+    if query.get("mode", "rwc") not in modes or file in ("", ":memory:") or _in_memory(path):
         return None
     return file if parts.netloc in ("", "localhost") else None
 
@@ -368,6 +369,9 @@ class SQLiteStore:
             _create_private(self.path)
         elif is_uri and (file := _file_of_uri(self.path)) is not None:
             _create_private(file)  # SQLite would create it readable by every local user
+        elif is_uri and (file := _file_of_uri(self.path, ("rw",))) is not None:
+            # rw creates no file, but writes a new database into an empty one.
+            _private_if_empty(file)
         try:
             conn = sqlite3.connect(
                 self.path,
