@@ -508,7 +508,9 @@ class TeamMachine(RuleBasedStateMachine):
         if error is None:
             del m.members[target]
             for inv in sent:
-                inv.status = "revoked"
+                # One already past its end is closed as expired, as a new invitation to
+                # the address would close it; the rest as revoked.
+                inv.status = "expired" if m.now >= inv.expires_at else "revoked"
 
     @rule(actor=actors, who=targets)
     def remove(self, actor: str, who: str | int) -> None:
