@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,28 @@ class TestAStoreOnTheFileInAChildForkedInAUnit:
         assert "forked while a unit of work" in got["message"], got
         assert "fork outside any unit of work" in got["message"]
         assert str(path) in got["message"]
+
+    def test_also_when_another_thread_had_the_unit_open(self, tmp_path: Path) -> None:
+        path = tmp_path / "team.db"
+        store = SQLiteStore(path)
+        inside, done = threading.Event(), threading.Event()
+
+        def holds_a_unit() -> None:
+            with store.read() as uow:
+                uow.get_account("x")
+                inside.set()
+                done.wait(20)
+
+        thread = threading.Thread(target=holds_a_unit)
+        thread.start()
+        try:
+            assert inside.wait(20)
+            got = in_a_fork(lambda: SQLiteStore(path))
+        finally:
+            done.set()
+            thread.join()
+        assert got.get("error") == "StorageError", got
+        assert "in this thread or another" in got["message"]
 
     def test_by_another_name_of_the_file(self, tmp_path: Path) -> None:
         path = tmp_path / "team.db"
