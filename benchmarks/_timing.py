@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: One side of a comparison: ``run(batch)`` performs ``len(batch)`` operations.
-Side = Callable[[Sequence[Any]], None]
+Side = Callable[[Any], None]
 
 
 def loop(fn: Callable[..., object]) -> Side:

@@ -68,7 +68,9 @@ class PlainRows:
     def __call__(self, rows: list[dict[str, Any]]) -> None:
         at = datetime.now(UTC).isoformat(timespec="microseconds")
         texts: dict[Any, str] = {}
-        accounts, members, events = [], [], []
+        accounts: list[tuple[Any, ...]] = []
+        members: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
         for row in rows:
             acc, owner = row["id"], row["owner_id"]
             accounts.append((acc, row["name"], owner, row["owner_email"], at))
@@ -161,7 +163,11 @@ class PlainImport:
         now = datetime.now(UTC)
         at = now.isoformat()
         expires = (now + timedelta(days=7)).isoformat()
-        accounts, members, invitations, outbox, events = [], [], [], [], []
+        accounts: list[tuple[Any, ...]] = []
+        members: list[tuple[Any, ...]] = []
+        invitations: list[tuple[Any, ...]] = []
+        outbox: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
         for a in batch:
             acc = _rid("acc")
             owner, owner_email = f"owner{a}", f"chef{a}@kunde{a}.example"

@@ -175,7 +175,7 @@ def _sql_time(call: Callable[..., None], args: list[tuple[str, str, str]]) -> fl
             call(*a)
     finally:
         profile.disable()
-    stats = pstats.Stats(profile).stats  # (file, line, name) -> (.., .., tottime, ..)
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]  # (file, line, name) -> (.., .., tottime, ..)
     spent = sum(
         entry[2]
         for (file, _line, name), entry in stats.items()

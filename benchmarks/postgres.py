@@ -196,7 +196,8 @@ def _workers(mode: str, n: int, url: str, schema: str, workdir: Path, seconds: f
             proc.wait(60)
             if proc.stdout is not None:
                 proc.stdout.close()
-    return sum(c["calls"] for c in counts) / statistics.mean(c["seconds"] for c in counts)
+    calls = sum(int(c["calls"]) for c in counts)
+    return calls / statistics.mean(float(c["seconds"]) for c in counts)
 
 
 def throughput(cfg: Config, url: str, schema: str, workdir: Path) -> list[Line]:

@@ -253,7 +253,7 @@ def measure(path: Path, procs: int, writer: bool, args: list[tuple[str, str, str
                 end = start + int(seconds * 1e9)
                 for _p, pipe, _what in readers:
                     pipe.send((side, start, end))
-                calls, lat = 0, []
+                calls, lat = 0, list[int]()
                 for p, pipe, what in readers:
                     n, raw_lat, problems = _answer(pipe, p, what)
                     calls += n

@@ -127,10 +127,10 @@ def main() -> None:
         team = TeamAccess(store, SerialisingMailer(), secret_key=SECRET, rate_limit=10**9)
         owners = {}
         for i in range(50):
-            a = team.create_account(
+            account = team.create_account(
                 name=f"Firma {i}", owner_id=f"boss{i}", owner_email=f"b{i}@f.example"
             )
-            owners[a.id] = a.owner_id
+            owners[account.id] = account.owner_id
         perms = PermissionSet.of("billing.view")
         ids = list(owners)
         floor = HonestFloor(floor_path, "FULL")

@@ -88,7 +88,9 @@ class TestAcceptPage:
         token = panel.link().split("token=", 1)[1]
         status, body = panel.get("anna", panel.link())
         assert status == 200
-        [href] = re.findall(r'href="(/logout[^"]*)"', body)
+        # A form that posts, with the CSRF token: a link would log out on a GET.
+        [href] = re.findall(r'<form method="post" action="(/logout[^"]*)">', body)
+        assert 'name="csrf_token"' in body.partition(href)[2].partition("</form>")[0]
         assert href.startswith("/logout?next=" + quote("/team/invitations/accept?invitation=", ""))
         assert token not in href
         assert quote(token, "") not in href
@@ -96,13 +98,29 @@ class TestAcceptPage:
         status, body = panel.get("anna", back)
         assert "buchhaltung@muster.de" in body
 
+    def test_a_logout_on_another_site_gets_no_csrf_token(self) -> None:
+        # The pages' token is the session's secret: a logout_url on another origin (a
+        # single sign-on) gets the POST without it; it has its own protection.
+        def logout_form(url: str) -> str:
+            panel = Panel(logout_url=url)
+            panel.invite("buchhaltung@muster.de", "billing.view")
+            status, body = panel.get("anna", panel.link())
+            assert status == 200
+            [form] = [f for f in body.split("<form ")[1:] if "Log out" in f]
+            return form
+
+        for url in ["https://sso.example.com/logout?next={next}", "//sso.example.com/out",
+                    "/\\sso.example.com/out", "/\tsso.example.com/out"]:  # fmt: skip
+            assert 'name="csrf_token"' not in logout_form(url), url
+        assert 'name="csrf_token"' in logout_form("/logout?next={next}")
+
     def test_other_address_says_so(self, panel: Panel) -> None:
         panel.invite("buchhaltung@muster.de", "billing.view")
         status, body = panel.get("anna", panel.link(), "de")
         assert status == 200
         assert ("Sie sind als dev@agentur.de angemeldet, aber diese Einladung gilt für "
                 "buchhaltung@muster.de.") in body  # fmt: skip
-        assert 'href="/logout"' in body
+        assert 'action="/logout"' in body
         assert 'value="accept"' not in body
         token = panel.link().split("token=", 1)[1]
         status, body, _ = panel.post(

@@ -97,6 +97,7 @@ GERMAN: dict[str, str] = {
     "suspended": "gesperrt",
     "access ended": "Zugriff beendet",
     "access ends {when}": "Zugriff endet {when}",
+    "access ended {when}": "Zugriff endete {when}",
     "only on {resources}": "nur für {resources}",
     "Personal note and end date (optional)": "Persönliche Nachricht und Enddatum (optional)",
     "Personal note in the mail": "Persönliche Nachricht in der E-Mail",
@@ -119,6 +120,7 @@ GERMAN: dict[str, str] = {
     "Reactivate": "Wieder freischalten",
     "End date": "Enddatum",
     "The access ends on {when}.": "Der Zugriff endet am {when}.",
+    "The access ended on {when}.": "Der Zugriff endete am {when}.",
     "Save end date": "Enddatum speichern",
     "Remove end date": "Enddatum entfernen",
     "{email} is suspended: their permissions are kept but unusable until you reactivate "
@@ -280,6 +282,10 @@ GERMAN: dict[str, str] = {
     "This page needs the permission “{label}”. Ask the account owner to grant it.": "Diese "
     "Seite braucht die Berechtigung „{label}“. Bitten Sie den Kontoinhaber, sie Ihnen zu "
     "geben.",
+    "Your access to {account} is suspended. The account owner can reactivate it.": "Ihr "
+    "Zugriff auf {account} ist gesperrt. Der Kontoinhaber kann ihn wieder freischalten.",
+    "Your access to {account} ended on {when}. The account owner can extend it.": "Ihr "
+    "Zugriff auf {account} endete am {when}. Der Kontoinhaber kann ihn verlängern.",
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import email
 import email.policy
+import hmac
 import json
 import re
 import secrets
@@ -32,6 +33,7 @@ from werkzeug.wrappers import Response
 from .. import (
     FileMailer,
     InvalidEmail,
+    Member,
     PermissionDenied,
     SQLiteStore,
     TeamAccess,
@@ -41,7 +43,8 @@ from .. import (
 )
 from ._core import HEADERS, LANGUAGES, User, pick_language
 from ._i18n import translate
-from .flask import blueprint
+from ._view import format_datetime
+from .flask import blueprint, csrf_token
 
 __all__ = ["DemoUsers", "create_app", "main", "serve"]
 
@@ -82,6 +85,8 @@ _GERMAN = {
     "Password": "Passwort",
     "Ticket": "Ticket",
     "You are not logged in.": "Sie sind nicht angemeldet.",
+    "Log out?": "Abmelden?",
+    "You are logged in as {email}.": "Sie sind als {email} angemeldet.",
 }
 
 _PANEL_PAGES = {
@@ -227,6 +232,8 @@ def create_app(
                 static_url=flask.url_for("teamaccess.static", filename="teamaccess.css"),
                 user=user,
                 held=held,
+                # the pages' token, for the layout's "Log out" form and the demo's own
+                csrf_token=csrf_token(),
                 can_manage_users=held is not None and "users.manage" in held,
                 # the blueprint's one-time notices, e.g. "Welcome" after accepting
                 notices=flask.session.pop("teamaccess.notices", []),
@@ -291,14 +298,28 @@ def create_app(
         return page("demo/register.html", 400 if errors else 200, errors=errors, email=address,
                     name=name, next=next_path)  # fmt: skip
 
-    @app.route("/logout")
+    @app.route("/logout", methods=["GET", "POST"])
     def logout() -> Response:
-        flask.session.pop("demo.user", None)
+        lang = language()
         # Back to where the page asked from (the invitation page), once logged in again.
-        if "next" not in flask.request.values:
-            return flask.redirect(flask.url_for("login"))
-        next_path = _safe_next(flask.request.values.get("next"))
-        return flask.redirect(flask.url_for("login", next=next_path))
+        values = flask.request.values
+        next_path = _safe_next(values.get("next")) if "next" in values else ""
+        if current_user() is None:
+            return flask.redirect(flask.url_for("login", next=next_path or None), 303)
+        if flask.request.method == "POST":
+            # The pages' CSRF token: a form another site posts carries none (and, with
+            # SameSite=Lax, no session either).
+            sent = flask.request.form.get("csrf_token", "")
+            if hmac.compare_digest(sent.encode(), csrf_token().encode()):
+                flask.session.pop("demo.user", None)
+                return flask.redirect(flask.url_for("login", next=next_path or None), 303)
+            error = _t("The form was open too long or came from another site. Reload the "
+                       "page and try again.", lang)  # fmt: skip
+            return page("demo/logout.html", 400, title=_t("This form has expired", lang),
+                        error=error, next=next_path)  # fmt: skip
+        # A GET never logs out: a link or an <img> on any other site could send one. It
+        # asks, with the button that posts.
+        return page("demo/logout.html", title=_t("Log out?", lang), error="", next=next_path)
 
     @app.route("/mails")
     def mails() -> Response:
@@ -346,11 +367,25 @@ def create_app(
         if not team.can(user.id, account.id, permission):
             denied = PermissionDenied("denied", permission=permission)
             message = error_message(denied, language(), catalog=team.catalog)
+            member = team.get_member(account.id, user.id)
+            if member.status != "active":
+                # Not "ask the owner to grant it": the permission is there, the access is not.
+                message = _inactive(member, account.name, language())
             return page("demo/denied.html", 403, account=account, title=title, message=message)
         return page("demo/panel_page.html", account=account, title=title, name=name,
                     label=label)  # fmt: skip
 
     return app
+
+
+def _inactive(member: Member, account_name: str, language: str) -> str:
+    """Why a suspended or expired member can use nothing, as the pages say it."""
+    if member.status == "suspended":
+        text = "Your access to {account} is suspended. The account owner can reactivate it."
+    else:
+        text = "Your access to {account} ended on {when}. The account owner can extend it."
+    when = format_datetime(member.access_until, language)
+    return translate(text, language).format(account=account_name, when=when)
 
 
 class _QuietHandler(WSGIRequestHandler):

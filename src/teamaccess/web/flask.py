@@ -42,7 +42,7 @@ from ._core import (
 )
 from ._pages import Pages, UrlHook
 
-__all__ = ["blueprint"]
+__all__ = ["blueprint", "csrf_token"]
 
 _CSRF = "teamaccess.csrf"
 _LANG = "teamaccess.lang"
@@ -112,9 +112,7 @@ def blueprint(
         keys = [*fallbacks, secret]
         req = flask.request
         session = flask.session
-        csrf = session.get(_CSRF)
-        if not isinstance(csrf, str):
-            csrf = session[_CSRF] = secrets.token_urlsafe(32)
+        csrf = csrf_token()
         chosen = req.args.get("lang")
         if chosen in LANGUAGES:
             session[_LANG] = chosen
@@ -170,6 +168,20 @@ def blueprint(
     for route in ROUTES:
         bp.add_url_rule(route.rule, route.endpoint, view, methods=list(route.methods))
     return bp
+
+
+def csrf_token() -> str:
+    """The session's CSRF token, the one every form of the pages posts as ``csrf_token``.
+
+    For your panel's own forms that sit in the pages' layout, such as the "Log out" button
+    of ``teamaccess/base.html``, and for your logout view to check what the accept page's
+    "Log out" posts (compare with :func:`hmac.compare_digest`). Made on first use; needs a
+    request and the app's ``secret_key``.
+    """
+    token = flask.session.get(_CSRF)
+    if not isinstance(token, str):
+        token = flask.session[_CSRF] = secrets.token_urlsafe(32)
+    return token
 
 
 def _fallbacks(value: object) -> list[str | bytes]:

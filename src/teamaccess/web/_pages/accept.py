@@ -157,6 +157,7 @@ class AcceptPage(_PageBase):
                 )  # fmt: skip
         # Sent back here after the login, by the clean URL: the token is in no `next`.
         back = _with_query(request.path.partition("?")[0], invitation=slot)
+        logout = self._hook(self.logout_url, back) if self.logout_url else ""
         context = {
             "invitation": inv,
             "token": token,
@@ -166,11 +167,17 @@ class AcceptPage(_PageBase):
             else account.owner_email,
             "all": inv.permissions.is_all,
             "groups": permission_groups(self.team.catalog, lang, only=inv.permissions),
+            # grants on single services: without them an invitation to some servers only
+            # read "No permissions"
+            "scopes": self._scopes(inv.permissions, lang),
             "state": state,
             "error": error,
             "login_url": self._hook(self.login_url, back),
             "register_url": self._hook(self.register_url, back) if self.register_url else "",
-            "logout_url": self._hook(self.logout_url, back) if self.logout_url else "",
+            "logout_url": logout,
+            # The pages' CSRF token, the session's secret, goes to a path of this site
+            # only: a logout on another origin (a single sign-on) has its own protection.
+            "logout_token": _on_this_site(logout),
         }
         return Render("teamaccess/accept.html", context, status, invitations=keep,
                       invitations_max_age=life)  # fmt: skip
@@ -272,3 +279,9 @@ class AcceptPage(_PageBase):
                 "cancel_params": {"invitation": slot},
             }},
         )  # fmt: skip
+
+
+def _on_this_site(url: str) -> bool:
+    """Whether *url* is a path of this site: a ``/`` not followed by ``/`` or ``\\``,
+    printable ASCII only (a browser drops a tab, and reads ``\\`` as ``/``)."""
+    return re.fullmatch(r"/(?![/\\])[\x21-\x7e]*", url) is not None and "\\" not in url

@@ -29,7 +29,7 @@ from ... import (
 )
 from .._core import Render, Request, User
 from .._i18n import translate
-from .._view import permission_groups
+from .._view import format_datetime, permission_groups
 
 __all__ = ["UrlHook"]
 
@@ -103,8 +103,14 @@ class _PageBase:
             raise _LoginRequired
         return request.user
 
-    def _membership(self, request: Request, account_id: str) -> tuple[User, Account, Member]:
-        """The user, the account and the user's membership; a stranger sees "not found"."""
+    def _membership(
+        self, request: Request, account_id: str, *, leaving: bool = False
+    ) -> tuple[User, Account, Member]:
+        """The user, the account and the user's membership; a stranger sees "not found".
+
+        A suspended or expired member can do nothing, reading the account's people
+        included (addresses, phone numbers): a page that says why, unless *leaving*.
+        """
         user = self._user(request)
         try:
             account = self.team.get_account(account_id)
@@ -112,6 +118,16 @@ class _PageBase:
         except (AccountNotFound, MemberNotFound):
             # One answer for both: a stranger cannot probe which account ids exist.
             raise AccountNotFound(f"no account {account_id!r} for this user") from None
+        if me.status != "active" and not leaving:
+            lang = request.language
+            if me.status == "suspended":
+                text = translate("Your access to {account} is suspended. The account owner "
+                                 "can reactivate it.", lang)  # fmt: skip
+            else:
+                text = translate("Your access to {account} ended on {when}. The account owner "
+                                 "can extend it.", lang)  # fmt: skip
+            when = format_datetime(me.access_until, lang)
+            raise _Forbidden(text.format(account=account.name, when=when))
         return user, account, me
 
     def _base(self, account: Account, me: Member, section: str) -> dict[str, Any]:

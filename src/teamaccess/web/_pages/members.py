@@ -142,7 +142,8 @@ class MemberPages(_PageBase):
                         notice=notice.format(email=member.email, day=day))  # fmt: skip
 
     def _remove_member(self, request: Request, account_id: str, user_id: str) -> Result:
-        user, account, me = self._membership(request, account_id)
+        leaving = request.user is not None and user_id == request.user.id
+        user, account, me = self._membership(request, account_id, leaving=leaving)
         lang = request.language
         if not self._confirmed(request):
             return self._confirm_removal(request, account, me, user_id)

@@ -31,6 +31,15 @@ from .users import UsersPages
 
 __all__ = ["Pages"]
 
+#: the endpoints that are only a form's action, and the page each belongs to
+_ACTIONS = {
+    "invite": "users",
+    "resend": "users",
+    "revoke": "users",
+    "reactivate": "member",
+    "access_until": "member",
+}
+
 
 class Pages(UsersPages, MemberPages, AcceptPage, ContactPages, ActivityPage, _PageBase):
     """The customer-center pages for *team*.
@@ -107,6 +116,12 @@ class Pages(UsersPages, MemberPages, AcceptPage, ContactPages, ActivityPage, _Pa
 
     def _run(self, endpoint: str, request: Request, params: Mapping[str, str]) -> Result:
         lang = request.language
+        if request.method != "POST" and endpoint in _ACTIONS:
+            # A form's action, opened as a page: the address bar shows it after the form
+            # came back with an error. Its page, and no change (a GET never changes anything).
+            target = _ACTIONS[endpoint]
+            keep = ("account_id", "user_id") if target == "member" else ("account_id",)
+            return Redirect(target, {key: params[key] for key in keep})
         if request.method == "POST":
             sent = request.value("csrf_token")
             if not request.csrf_token or not hmac.compare_digest(

@@ -46,7 +46,13 @@ class UsersPages(_PageBase):
     def _index(self, request: Request) -> Result:
         user = self._user(request)
         accounts = self.team.accounts_for(user.id)
-        if len(accounts) == 1 and not request.notices:
+        # Not for a suspended or expired member: their account's page says why, and its
+        # "To my customer accounts" would lead straight back to it.
+        if (
+            len(accounts) == 1
+            and not request.notices
+            and self.team.get_member(accounts[0].id, user.id).status == "active"
+        ):
             return Redirect("users", {"account_id": accounts[0].id})
         return Render("teamaccess/index.html", {"accounts": accounts})
 
