@@ -37,6 +37,7 @@ TREE: dict[str, tuple[str, type[Exception] | None]] = {
     "DeliveryRefused": ("DeliveryFailed", None),
     "StorageError": ("TeamAccessError", None),
     "ImportInterrupted": ("StorageError", None),
+    "ScrubFailed": ("StorageError", None),
     # the clock port's reading: a fault of the configuration, not of the input
     "ClockError": ("TeamAccessError", ValueError),
 }

@@ -133,3 +133,60 @@ class TestSQLiteFileModes:
         store = SQLiteStore(path)
         assert mode(path) == 0o640
         store.close()
+
+
+class TestEmptyFileGiven:
+    """An empty file is a new database to SQLite, which writes it into that file with the
+    mode the file has: one the process owns is made 0600 first, as a new file is."""
+
+    def _fill(self, target: str | Path) -> SQLiteStore:
+        store = SQLiteStore(target)
+        team = TeamAccess(store, FileMailer("unused-mail"), secret_key=SECRET)
+        team.create_account(name="A", owner_id="o", owner_email="secret.owner@example.com")
+        return store
+
+    def test_empty_0644_file_becomes_0600(
+        self, tmp_path: Path, open_umask: None, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        path = tmp_path / "t.db"
+        path.touch(0o644)
+        path.chmod(0o644)
+        store = self._fill(path)
+        wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+        assert [mode(path), mode(wal), mode(shm)] == [0o600, 0o600, 0o600]
+        store.close()
+        assert path.read_bytes().startswith(b"SQLite format 3\x00")
+        assert b"secret.owner@example.com" in path.read_bytes()
+
+    @pytest.mark.parametrize("uri", ["file:{}", "file:{}?mode=rw"])
+    def test_through_a_uri(
+        self, tmp_path: Path, open_umask: None, monkeypatch: pytest.MonkeyPatch, uri: str
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        path = tmp_path / "t.db"
+        path.touch(0o664)
+        path.chmod(0o664)
+        store = self._fill(uri.format(quote(str(path))))
+        assert mode(path) == 0o600
+        store.close()
+        assert path.read_bytes().startswith(b"SQLite format 3\x00")
+
+    def test_a_file_with_data_keeps_its_mode(self, tmp_path: Path, open_umask: None) -> None:
+        """Not empty: a database (or not one, which opening then refuses) stays as it is."""
+        path = tmp_path / "t.db"
+        SQLiteStore(path).close()
+        path.chmod(0o644)
+        SQLiteStore(path).close()
+        assert mode(path) == 0o644
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the file to another user")
+    def test_empty_file_of_another_user_is_refused(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.db"
+        path.touch(0o644)
+        path.chmod(0o666)
+        os.chown(path, 65534, 65534)  # nobody
+        with pytest.raises(StorageError, match=r"chmod 600 .* or remove it"):
+            SQLiteStore(path)
+        assert path.read_bytes() == b""  # nothing written
+        assert mode(path) == 0o666

@@ -29,7 +29,8 @@ builtin it resembles, so ``except ValueError`` or ``except LookupError`` keep wo
     ├── DeliveryFailed
     │   └── DeliveryRefused
     ├── StorageError
-    │   └── ImportInterrupted
+    │   ├── ImportInterrupted
+    │   └── ScrubFailed
     └── ClockError(ValueError)
 
 Messages say what happened and what to do. No message ever contains an invitation token
@@ -70,6 +71,7 @@ __all__ = [
     "OwnershipRequired",
     "PermissionDenied",
     "RateLimited",
+    "ScrubFailed",
     "StorageError",
     "TeamAccessError",
     "UnknownCategory",
@@ -280,6 +282,23 @@ class ImportInterrupted(StorageError):
         super().__init__(message)
         self.imported = list(imported)
         self.done = done
+
+
+class ScrubFailed(StorageError):
+    """``erase_person()``, ``delete_account()`` or ``purge()`` is committed (the rows are
+    deleted), but scrubbing the store afterwards failed, so the deleted data may still
+    be in the database's files (SQLite: free pages, the WAL; PostgreSQL: dead tuples).
+
+    ``report`` is what the call would have returned (``ErasureReport``,
+    ``AccountDeletionReport`` or ``PurgeReport``). Do not repeat the call: it finds
+    nothing left to delete, and so scrubs nothing. Finish with ``store.scrub()``
+    (``teamaccess scrub``) once other connections are idle.
+    """
+
+    def __init__(self, message: str, *, report: object = None) -> None:
+        super().__init__(message)
+        #: what the committed call would have returned
+        self.report = report
 
 
 # Errors report their public home, as httpx's classes do: a traceback says

@@ -33,6 +33,7 @@ from ._errors import (
     OwnershipRequired,
     PermissionDenied,
     RateLimited,
+    ScrubFailed,
     StorageError,
     TeamAccessError,
     UnknownCategory,
@@ -184,6 +185,13 @@ _MESSAGES: dict[type[TeamAccessError], tuple[str, str]] = {
         "and import the file again.",
         "Die Importdatei enthält Fehler; es wurde nichts importiert. Bitte korrigieren Sie "
         "die genannten Zeilen und importieren Sie die Datei erneut.",
+    ),
+    ScrubFailed: (
+        "Your request was carried out and the data is deleted; a clean-up step afterwards "
+        "did not finish. Please do not repeat the request; the operator completes it.",
+        "Ihre Anfrage wurde ausgeführt und die Daten sind gelöscht; ein Aufräumschritt "
+        "danach wurde nicht abgeschlossen. Bitte wiederholen Sie die Anfrage nicht; der "
+        "Betreiber schließt ihn ab.",
     ),
     ImportInterrupted: (
         "The import stopped partway; the accounts imported so far are kept. Please run the "

@@ -475,7 +475,9 @@ class CombinedReads(Protocol):
     the write unit checks it afresh). So too ``invitation_account_member(invitation_id,
     user_id)``, a store's own only: ``(get_invitation(invitation_id), get_account(its
     account_id), get_member(its account_id, user_id))``, or ``(None, None, None)`` if
-    there is no such invitation (the read before a resend's mail is rendered).
+    there is no such invitation (the read before a resend's mail is rendered). And
+    ``outbox_row(message_id)``, a store's own only: ``get_outbox(message_id)`` in one
+    statement (the read back of mail sent at once, before its send).
     """
 
     def account_member(self, account_id: str, user_id: str) -> tuple[Account | None, Member | None]:

@@ -73,6 +73,7 @@ from .postgres_unit import (
     account_member_of,
     grant_of,
     invitation_account_member_of,
+    outbox_of,
     tuples,
     unstorable,
 )
@@ -80,7 +81,7 @@ from .postgres_unit import (
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
-    from .._domain import Account, Invitation, Member
+    from .._domain import Account, Invitation, Member, OutboxMessage
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -830,6 +831,16 @@ class PostgresStore:
         if rows is None:
             return None, None, None  # never stored, so no such invitation
         return invitation_account_member_of(rows[0] if rows else None)
+
+    def outbox_row(self, message_id: str) -> OutboxMessage | None:
+        """The outbox row as a unit's ``get_outbox()`` reads it: one autocommit
+        statement of committed state, taking no lock (the optional ``CombinedReads``
+        capability of a store: the read back of mail sent at once, before its send)."""
+        if getattr(self._local, "conn", None) is not None:
+            with self.read() as uow:
+                return uow.get_outbox(message_id)
+        rows = self._lone_read(self._sql.outbox_row, (message_id,), "reading an outbox row")
+        return outbox_of(rows[0]) if rows else None
 
     @contextmanager
     def join(self, connection: Connection) -> Iterator[Connection]:

@@ -230,6 +230,7 @@ class Statements:
             "ON o.invitation_id = i.id WHERE i.email_key = %s AND o.kind = 'invitation' "
             "AND o.created_at > %s ORDER BY o.created_at DESC LIMIT 1 OFFSET %s)"
         )
+        self.outbox_row = f"SELECT {_OUTBOX_COLS} FROM {s}.outbox WHERE id = %s"
         self.invitation_account_member = (
             f"SELECT {_qualified(_INVITATION_COLS, 'i')}, {_qualified(_ACCOUNT_COLS, 'a')}, "
             f"{_qualified(_MEMBER_COLS, 'm')} FROM {s}.invitations i "

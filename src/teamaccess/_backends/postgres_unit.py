@@ -49,6 +49,7 @@ __all__ = [
     "account_member_of",
     "grant_of",
     "invitation_account_member_of",
+    "outbox_of",
     "perms",
     "tuples",
     "unstorable",
@@ -181,6 +182,11 @@ def account_member_of(row: Row | None) -> tuple[Account | None, Member | None]:
     if row is None:
         return None, None
     return _account(row), None if row[5] is None else _member(row[5:])
+
+
+def outbox_of(row: Row) -> OutboxMessage:
+    """An outbox row read with ``Statements.outbox_row``."""
+    return _outbox(row)
 
 
 def invitation_account_member_of(

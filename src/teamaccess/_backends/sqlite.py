@@ -40,7 +40,7 @@ from contextlib import AbstractContextManager, suppress
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from .._domain import Account, Invitation, Member
+from .._domain import Account, Invitation, Member, OutboxMessage
 from .._errors import (
     StorageError,
     TeamAccessError,
@@ -49,14 +49,19 @@ from .._errors import (
 from .._permissions import PermissionSet
 from .sqlite_rows import (
     _ACTIVE_GRANTS,
+    _BY_KEY,
     _GRANTS,
     _INVITATION_BY_KEY_I,
     _INVITATION_UNNUMBERED_I,
+    _OUTBOX_COLS,
+    _OUTBOX_UNNUMBERED,
     _active_grant,
     _by_id,
     _create_private,
     _grant,
     _milliseconds,
+    _outbox,
+    _private_if_empty,
 )
 from .sqlite_schema import _TABLES, APPLICATION_ID, MIGRATIONS
 from .sqlite_unit import (
@@ -95,6 +100,9 @@ _RECIPIENTS_SQL: Final = (
     "SELECT 1, seq, email, email_key FROM contact_categories "
     "INDEXED BY contact_categories_recipients WHERE account_id = ?1 AND category = ?2"
 )
+
+
+_OUTBOX_ROW_SQL: Final = f"SELECT {_OUTBOX_COLS} FROM outbox WHERE "  # noqa: S608 (constants)
 
 
 def _read_only(path: str) -> bool:
@@ -160,11 +168,11 @@ def _in_memory(path: str) -> bool:
     )
 
 
-def _file_of_uri(path: str) -> str | None:
+def _file_of_uri(path: str, modes: tuple[str, ...] = ("rwc",)) -> str | None:
     """The file a ``file:`` URI has SQLite create when it is missing (no ``mode``, or
     ``mode=rwc``; with ``immutable=1`` too, empty), to be created private first as a
     path's is; ``None`` for a URI that creates none (``ro``, ``rw``, in memory, another
-    host)."""
+    host). With *modes*, the file of a URI opened in one of those modes."""
     from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
     parts = urlsplit(path)
@@ -173,7 +181,7 @@ def _file_of_uri(path: str) -> str | None:
     # into U+FFFD, so the store made "team\ufffd.db" private while SQLite created
     # "team\xe9.db" readable by all. fsdecode() gives os.open() those bytes back.
     file = os.fsdecode(unquote_to_bytes(parts.path))
-    if query.get("mode", "rwc") != "rwc" or file in ("", ":memory:") or _in_memory(path):
+    if query.get("mode", "rwc") not in modes or file in ("", ":memory:") or _in_memory(path):
         return None
     return file if parts.netloc in ("", "localhost") else None
 
@@ -417,6 +425,9 @@ class SQLiteStore:
             _create_private(self.path)
         elif is_uri and (file := _file_of_uri(self.path)) is not None:
             _create_private(file)  # SQLite would create it readable by every local user
+        elif is_uri and (file := _file_of_uri(self.path, ("rw",))) is not None:
+            # rw creates no file, but writes a new database into an empty one.
+            _private_if_empty(file)
         try:
             conn = sqlite3.connect(
                 self.path,
@@ -812,6 +823,23 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise self._error(exc, "reading an invitation") from exc
         return _invitation_account_member(found)
+
+    def outbox_row(self, message_id: str) -> OutboxMessage | None:
+        """The outbox row as a unit's ``get_outbox()`` reads it, in one statement of
+        committed state instead of a unit of work (the optional ``CombinedReads``
+        capability of a store: the read back of mail sent at once, before its send)."""
+        with self._lock:
+            try:
+                execute = self._connection().execute
+                found = _by_id(
+                    lambda sql, params: execute(sql, params).fetchone(),
+                    _OUTBOX_ROW_SQL, _BY_KEY, _OUTBOX_UNNUMBERED, (), message_id, "msg_",
+                )  # fmt: skip
+            except UnicodeEncodeError:
+                return None  # never stored, so no such row
+            except sqlite3.Error as exc:
+                raise self._error(exc, "reading an outbox row") from exc
+        return None if found is None else _outbox(found)
 
     def scrub(self) -> None:
         """Rewrite the file without what was deleted, and empty the WAL.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any, Final
 
 from .._domain import Account, AuditEvent, Contact, Invitation, Member, OutboxMessage
 from .._errors import (
+    StorageError,
     ValidationError,
 )
 from .._permissions import PermissionSet
@@ -60,6 +62,7 @@ __all__ = [
     "_outbox_params",
     "_perms",
     "_perms_text",
+    "_private_if_empty",
     "_stored_status",
     "_ts",
     "_ts_or_none",
@@ -300,23 +303,69 @@ def _create_private(path: str) -> None:
 
     SQLite would create it 0644 (less the umask), readable by every local user, and gives
     its -wal and -shm files the mode of the database file, so they are 0600 as well. An
-    existing file keeps its mode; an empty file is a new database to SQLite. A symlink to
-    no file yet has the file it names created so.
+    existing file with data keeps its mode; an empty file is a new database to SQLite,
+    and is made 0600 too (see :func:`_private_if_empty`). A symlink to no file yet has
+    the file it names created so.
     """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         if not os.path.islink(path):
+            _private_if_empty(path)
             return
         # A symlink (O_EXCL never follows one) to a file that may not be there yet, say
         # on a data volume: SQLite follows it and would create that file 0644.
         try:
             fd = os.open(os.path.realpath(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            _private_if_empty(path)
+            return
         except OSError:
             return
     except OSError:
         return  # it cannot be created: sqlite3.connect() says why, if it matters
     os.close(fd)
+
+
+def _private_if_empty(path: str) -> None:
+    """Make an empty file the process owns 0600 before SQLite writes a database into it.
+
+    An empty file is a new database to SQLite, which keeps the file's mode (and gives it
+    to the -wal and -shm files): a file made with ``touch`` (0644 less the umask) would
+    hold every address readable by every local user. One with data keeps its mode (the
+    operator's choice for a database); an empty one another user owns, which this
+    process cannot make private, is refused before anything is written into it.
+    """
+    if os.name != "posix":
+        return  # no Unix modes to tighten
+    try:
+        # Non-blocking: a FIFO at the path must not hang the open (SQLite refuses it).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return  # not there or not readable: sqlite3.connect() says why, if it matters
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size or not st.st_mode & 0o077:
+            return
+        if st.st_uid == os.geteuid():
+            os.fchmod(fd, 0o600)  # through the descriptor: the file checked, not a swap
+            return
+    except OSError as exc:
+        raise StorageError(
+            f"the database file {path} is empty, so SQLite would write the new database "
+            f"into it, readable by other users (mode {stat.S_IMODE(st.st_mode):04o}), "
+            f"and making it private failed ({exc}); chmod 600 it, or remove it so that "
+            "it is created 0600, and open it again"
+        ) from exc
+    finally:
+        os.close(fd)
+    raise StorageError(
+        f"the database file {path} is empty, so SQLite would write the new database into "
+        f"it, readable by other users (mode {stat.S_IMODE(st.st_mode):04o}), and it "
+        f"belongs to another user (uid {st.st_uid}), so this process cannot make it "
+        "private; as its owner, chmod 600 it, or remove it so that it is created 0600, "
+        "and open it again"
+    )
 
 
 def _milliseconds(seconds: float) -> int:

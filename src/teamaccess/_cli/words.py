@@ -39,7 +39,9 @@ _REWRITES: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
          r"(or send it again with 'teamaccess resend \1')"),
         (r"do not call notify\(\) again", "do not run 'teamaccess notify' again"),
         (r"deliver_pending\(\)", "'teamaccess deliver'"),
-        (r"call store\.scrub\(\) again", "run 'teamaccess purge' again"),
+        # purge scrubs only when it deleted something: scrub is the step on its own.
+        (r"call store\.scrub\(\) \(teamaccess scrub\)", "run 'teamaccess scrub'"),
+        (r"call store\.scrub\(\) again", "run 'teamaccess scrub'"),
         # the database
         (r"point SQLiteStore at", "point --db at"),
         (r"open it once writable, as a user who may write it \(SQLiteStore on its path "

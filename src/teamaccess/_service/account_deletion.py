@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Final
 from .._domain import SYSTEM
 from .._errors import PermissionDenied, StorageError, ValidationError
 from .._privacy import AccountDeletionReport
-from .checks import _check_id, _log
+from .checks import _check_id, _log, _scrub_after
 
 if TYPE_CHECKING:
     from .team import TeamAccess
@@ -71,5 +71,7 @@ def delete_account(team: TeamAccess, account_id: str, actor_id: str) -> AccountD
         account_id, report.members, report.invitations, report.contacts, report.messages,
         report.events,
     )  # fmt: skip
-    team._store.scrub()
+    _scrub_after(
+        team._store, f"the deletion of account {account_id} ({report.removed} row(s))", report
+    )
     return report

@@ -191,20 +191,13 @@ class _Batching(_Delivery):
         """After the commit: send the batch's mail that is still pending, in order."""
         if not deferred:
             return
-        with self._read() as uow:
-            waiting = {
-                row.id
-                for batch, _inv, _unbuilt in deferred
-                for row, _msg in batch
-                if (current := uow.get_outbox(row.id)) is not None and current.status == "pending"
-            }
         failures: list[DeliveryFailed] = []
         for batch, invitation, unbuilt in deferred:
-            keep = [(row, msg) for row, msg in batch if row.id in waiting]
-            if not keep and not unbuilt:
-                continue
+            # Each is read back before it is sent (see _Sending._still_to_send()): the
+            # batch may have cancelled or deleted its own mail, and another connection
+            # may have deleted or rewritten it since the commit.
             try:
-                super()._deliver_now(keep, invitation, unbuilt)
+                super()._deliver_now(batch, invitation, unbuilt)
             except DeliveryFailed as exc:
                 failures.append(exc)
         if failures:

@@ -19,6 +19,7 @@ from .._domain import (
 from .._emails import TEXT_LIMIT, check_length, check_line
 from .._errors import (
     AccountNotFound,
+    ScrubFailed,
     ValidationError,
 )
 from .._permissions import PermissionSet
@@ -26,6 +27,8 @@ from .._ports import UnitOfWork, as_utc
 
 if TYPE_CHECKING:
     import logging
+
+    from .._ports import Store
 
 __all__ = [
     "_ALL",
@@ -50,9 +53,28 @@ __all__ = [
     "_no_account",
     "_not_str",
     "_numbered_id",
+    "_scrub_after",
     "_together",
     "_token_hex",
 ]
+
+
+def _scrub_after(store: Store, done: str, report: object) -> None:
+    """``store.scrub()`` after *done* (what the call deleted, named without a person's
+    data) was committed: a failure here must not read as if nothing happened. The caller
+    gets ``ScrubFailed`` with *report*; repeating the call would find nothing to delete
+    and so scrub nothing, so the message says what finishes the scrub."""
+    try:
+        store.scrub()
+    except Exception as exc:
+        # Any store's failure (a third party's too): the deletion stands either way.
+        raise ScrubFailed(
+            f"{done} is committed, but scrubbing the store afterwards failed "
+            f"({type(exc).__name__}: {exc}), so the deleted data may still be in the "
+            "database's files; do not repeat the call (it finds nothing left to delete): "
+            "call store.scrub() (teamaccess scrub) once other connections are idle",
+            report=report,
+        ) from exc
 
 
 def _log() -> logging.Logger:

@@ -514,6 +514,8 @@ class _Sending(_Core):
         """
         if self._mail_waits() or self._mailer is None:
             batch = ()
+        if batch:
+            batch = self._still_to_send(batch, invitation)
         failed = list(unbuilt)
         refused = len(unbuilt)
         bounced = 0  # refused by the server give_up_after times in a row: closed
@@ -583,6 +585,52 @@ class _Sending(_Core):
                 message_ids=failed,
                 invitation=invitation,
             )
+
+    def _still_to_send(
+        self,
+        batch: Sequence[tuple[OutboxMessage, EmailMessage]],
+        invitation: Invitation | None,
+    ) -> list[tuple[OutboxMessage, EmailMessage]]:
+        """The messages of *batch* to send now, as stored now: read after the call's own
+        commit, as ``deliver_pending()`` reads each row before its send. A row a
+        deletion took since (``delete_account()``, ``erase_person()``) or that is no
+        longer this call's to send is dropped; a message an erasure rewrote goes out as
+        rewritten."""
+        from .._mail.mailers import parse_stored
+
+        look = getattr(self._store, "outbox_row", None)
+        try:
+            if look is not None:
+                # One statement a row, no unit around it (CombinedReads): each row is
+                # checked on its own, so one snapshot for all of them is not needed.
+                stored: list[OutboxMessage | None] = [look(row.id) for row, _ in batch]
+            else:
+                with self._read() as uow:
+                    stored = [uow.get_outbox(row.id) for row, _message in batch]
+        except StorageError as exc:
+            # Nothing sent: the rows are committed and wait out their delivery lease.
+            what = (
+                f"the invitation {invitation.id} is saved and deliver_pending() sends its "
+                "mail once its delivery lease ends"
+                if invitation is not None
+                else "they wait in the outbox and deliver_pending() sends them once their "
+                "delivery lease ends; do not call notify() again"
+            )
+            raise DeliveryFailed(
+                f"{len(batch)} message(s) could not be sent now: the database failed while "
+                f"reading them back before sending ({exc}); {what}",
+                message_ids=[row.id for row, _message in batch],
+                invitation=invitation,
+            ) from exc
+        keep: list[tuple[OutboxMessage, EmailMessage]] = []
+        for (row, message), current in zip(batch, stored, strict=True):
+            if current is None or not _still_ours(current, row):
+                continue
+            if current.message is not None and current.message != row.message:
+                # An erasure rewrote it (or cancelled it, above): the stored bytes go.
+                message = parse_stored(current.message)
+            keep.append((current, message))
+        return keep
 
     @contextmanager
     def _sending(self, needed: bool = True) -> Iterator[Mailer]:

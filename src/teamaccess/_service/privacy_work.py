@@ -19,12 +19,13 @@ from .._domain import (
     Invitation,
     Member,
     OutboxMessage,
+    OutboxStatus,
 )
 from .._emails import Address, normalize_email
 from .._errors import OwnershipRequired, PermissionDenied, StorageError, ValidationError
 from .._ports import UnitOfWork
 from .._privacy import ErasureReport, PersonMatcher, PurgeReport
-from .checks import _check_id, _check_user, _Work
+from .checks import _check_id, _check_user, _scrub_after, _Work
 
 if TYPE_CHECKING:
     from .._mail.redact import Redactor, Verdicts
@@ -281,7 +282,8 @@ class _PrivacyWork:
             texts_redacted=total["texts_redacted"],
         )
         if counts:
-            self.team._store.scrub()
+            summary = f"{report.removed} row(s) deleted, {report.events} event(s) rewritten"
+            _scrub_after(self.team._store, f"the erasure ({summary})", report)
         return report
 
     def _before_unit(
@@ -449,26 +451,45 @@ class _PrivacyWork:
         if verdicts is None or verdicts.who != _who(person):
             # Someone joined or left under the person's ids since: judge it all afresh.
             verdicts = Verdicts(redactor, _who(person))
+
+        def redacted(row: OutboxMessage) -> tuple[bytes | None, str | None, OutboxStatus]:
+            message, error = row.message, row.last_error
+            status: OutboxStatus = row.status
+            if error is not None and redactor.found(error):
+                error = redactor.sub(error)
+            if message is not None:
+                try:
+                    message = verdicts.redact(message, row.recipient) or message
+                except Unrewritable as exc:
+                    message = None
+                    if row.status == "pending":
+                        status = "cancelled"
+                        error = (
+                            "cancelled by an erasure: it named the erased person and "
+                            f"could not be rewritten safely ({exc})"
+                        )
+            return message, error, status
+
         after = 0
         while page := uow.outbox_texts(after=after, limit=500):
             after = page[-1][0]
             for _, row in page:
-                message, error, status = row.message, row.last_error, row.status
-                if error is not None and redactor.found(error):
-                    error = redactor.sub(error)
-                if message is not None:
-                    try:
-                        message = verdicts.redact(message, row.recipient) or message
-                    except Unrewritable as exc:
-                        message = None
-                        if row.status == "pending":
-                            status = "cancelled"
-                            error = (
-                                "cancelled by an erasure: it named the erased person and "
-                                f"could not be rewritten safely ({exc})"
-                            )
+                message, error, status = redacted(row)
                 if (message, error, status) == (row.message, row.last_error, row.status):
                     continue
+                # The page was read without a lock (PostgreSQL locks a row's account only
+                # to write it): a delivery run may have recorded a send or a failure
+                # since, or a deletion taken the row. Read it again, now under the lock,
+                # and write what this row needs, not what the page showed.
+                current = uow.get_outbox(row.id)
+                if current is None:
+                    continue
+                seen = (row.message, row.last_error, row.status)
+                row = current
+                if (row.message, row.last_error, row.status) != seen:
+                    message, error, status = redacted(row)
+                    if (message, error, status) == (row.message, row.last_error, row.status):
+                        continue
                 changed = attrs.evolve(row, message=message, last_error=error, status=status)
                 if status != row.status:
                     uow.update_outbox(changed)
@@ -544,7 +565,7 @@ class _PrivacyWork:
                 ),
             )
         if scrub and report.total:
-            self.team._store.scrub()
+            _scrub_after(self.team._store, f"the purge ({report.total} row(s))", report)
         return report
 
 

@@ -67,6 +67,29 @@ class CombinedReadsContract:
             uow.commit()
         assert look("acc1", "u1") == (expected[0], c.member("u1"))
 
+    def test_store_outbox_row_reads_committed_state(self, seeded: Store) -> None:
+        look = _method(seeded, "outbox_row")
+        stored = c.outbox("msg_1", message=b"To: u1@example.org\r\n\r\nHi\r\n")
+        with seeded.begin() as uow:
+            uow.add_outbox(stored)
+            uow.add_outbox(c.outbox("m-unnumbered"))
+            uow.commit()
+        with seeded.read() as uow:
+            assert look("msg_1") == uow.get_outbox("msg_1") == stored
+            assert look("m-unnumbered") == uow.get_outbox("m-unnumbered")
+        assert look("msg_2") is None
+        assert look("nope") is None
+        with seeded.begin() as uow:
+            uow.add_outbox(c.outbox("msg_3"))
+            uow.delete_outbox("msg_1")
+            # not committed: rolled back when the unit ends
+        assert look("msg_3") is None
+        assert look("msg_1") == stored
+        with seeded.begin() as uow:
+            uow.delete_outbox("msg_1")
+            uow.commit()
+        assert look("msg_1") is None
+
     def test_store_invitation_account_member_reads_committed_state(self, seeded: Store) -> None:
         look = _method(seeded, "invitation_account_member")
         with seeded.begin() as uow:
