@@ -215,6 +215,8 @@ def _check_uri(path: str) -> None:
 _STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
 #: the connections a forked child inherited busy: kept referenced, never closed or used
 _INHERITED: list[sqlite3.Connection] = []
+#: their files, as (device, inode): no store may open one in this process (see _open)
+_INHERITED_FILES: set[tuple[int, int]] = set()
 
 
 def _forked() -> None:
@@ -249,8 +251,32 @@ def _forked() -> None:
             # parent's uncommitted frames out of the shared WAL index, so the parent's
             # own transaction read "database disk image is malformed".
             _keep_for_ever(conn)
+            if store._file_id is not None:
+                _INHERITED_FILES.add(store._file_id)
         # Another thread of the parent may have held it at the fork: it never lets go.
         store._lock = threading.RLock()
+
+
+def _file_id(conn: sqlite3.Connection) -> tuple[int, int] | None:
+    """The (device, inode) of *conn*'s main database file, ``None`` in memory: the key
+    SQLite's own table of a process's locks uses, whatever name opened the file."""
+    # The PRAGMA, not pragma_database_list in a SELECT: that reads the schema, and so
+    # the file, before the store has checked it. As bytes: a file name that is not UTF-8
+    # would not decode to str.
+    conn.text_factory = bytes
+    try:
+        files = [row[2] for row in conn.execute("PRAGMA database_list") if row[1] == b"main"]
+    except sqlite3.Error:  # opening it says what is wrong
+        return None
+    finally:
+        conn.text_factory = str
+    if not files or not files[0]:
+        return None
+    try:
+        found = os.stat(os.fsdecode(files[0]))
+    except (OSError, ValueError):  # memdb's name for a database is no file
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _keep_for_ever(obj: object) -> None:
@@ -293,6 +319,8 @@ class SQLiteStore:
     _migrated_from: int | None = None
     #: the process that opened the store, once this one is a fork of it
     _forked_from: int | None = None
+    #: the file's (device, inode), for a store on a file
+    _file_id: tuple[int, int] | None = None
 
     def __init__(
         self,
@@ -411,6 +439,9 @@ class SQLiteStore:
         except (sqlite3.Error, ValueError, OSError) as exc:
             raise self._error(exc, "opening it") from exc
         try:
+            file_id = _file_id(conn)
+            if file_id is not None and file_id in _INHERITED_FILES:
+                raise self._forked_in_a_unit()
             self._prepare(conn)
         except BaseException:
             conn.close()
@@ -427,7 +458,20 @@ class SQLiteStore:
         )
         if conn.execute(on_file).fetchone()[0]:
             self._pid = os.getpid()
+            self._file_id = file_id
             _STORES.add(self)
+
+    def _forked_in_a_unit(self) -> StorageError:
+        return StorageError(
+            f"the teamaccess database {self.path} cannot be opened in process "
+            f"{os.getpid()}: this process was forked while a unit of work on that file was "
+            "open (in this thread or another), and SQLite counts that unit's locks as held "
+            "here for the life of the process, so a store opened here would take none (it "
+            "could not write, and could go on reading data other processes have since "
+            "changed); fork outside any unit of work (not inside store.begin() or "
+            "store.read()), or start the process with multiprocessing's 'spawn' or "
+            "'forkserver' method (nothing was opened)"
+        )
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         # Processes that open one new file together meet SQLITE_BUSY that SQLite returns

@@ -338,6 +338,16 @@ def _private_if_empty(path: str) -> None:
     """
     if os.name != "posix":
         return  # no Unix modes to tighten
+    # Decided on the name first, and a descriptor opened only for an empty file: closing
+    # any descriptor of a file drops every POSIX lock the process holds on it, those of
+    # a store already open on it in this process included, so the next process to close
+    # the file took it for unused and deleted the WAL that store went on writing into.
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return  # not there: sqlite3.connect() says why, if it matters
+    if not stat.S_ISREG(st.st_mode) or st.st_size or not st.st_mode & 0o077:
+        return
     try:
         # Non-blocking: a FIFO at the path must not hang the open (SQLite refuses it).
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)

@@ -271,6 +271,11 @@ _LIBPQ_KEYWORDS = frozenset(
 )
 
 
+_POSTGRES_LOOKALIKE = re.compile(
+    r"\s*(?:[a-z][a-z0-9.+-]*:)?postgres(?:ql)?(?:\+[a-z0-9_]*)?(?::|//)", re.IGNORECASE
+)
+
+
 def refuse_postgres_lookalike(db: str) -> ConfigError | None:
     """A ``--db`` meant for PostgreSQL that the command would take for a SQLite file's
     path: libpq's keyword/value form (``host=db dbname=panel password=...``), or a URL
@@ -286,11 +291,14 @@ def refuse_postgres_lookalike(db: str) -> ConfigError | None:
             "give the password in PGPASSWORD or ~/.pgpass (the value is not shown: it may "
             "hold a password; nothing was created)"
         )
-    if re.match(r"\s*postgres(?:ql)?:", db, re.IGNORECASE) and not is_postgres(db):
+    # Also as other tools write it: SQLAlchemy names a driver ("postgresql+psycopg://"),
+    # JDBC puts "jdbc:" first; and with its colon left out ("postgresql//").
+    if _POSTGRES_LOOKALIKE.match(db) and not is_postgres(db):
         return ConfigError(
             "--db (TEAMACCESS_DB) looks like a PostgreSQL URL but does not start with "
-            "postgresql:// or postgres:// exactly (lower case, no space before it, two "
-            "slashes), so it would be taken for a SQLite file's path; write "
+            "postgresql:// or postgres:// exactly (lower case, nothing before it such as "
+            "a space or jdbc:, no driver such as +psycopg, a colon and two slashes), so "
+            "it would be taken for a SQLite file's path; write "
             "postgresql://USER@HOST:PORT/DBNAME (the value is not shown: it may hold a "
             "password; nothing was created)"
         )

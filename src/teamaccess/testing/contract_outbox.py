@@ -236,6 +236,32 @@ class OutboxContract:
             assert uow.get_outbox("waiting").next_attempt_at == c.at(40)  # type: ignore[union-attr]
             assert uow.get_outbox("other").next_attempt_at == c.at(10)  # type: ignore[union-attr]
 
+    def test_waiting_accounts_names_the_accounts_retry_outbox_moves(self, seeded: Store) -> None:
+        # Optional (retry_waiting() without an account uses it to retry each account in
+        # a unit of its own); a backend that has it must agree with retry_outbox().
+        self._waiting_mail(seeded)
+        with seeded.begin() as uow:
+            for account_id in ("acc3", "acc4", "acc5"):
+                uow.add_account(c.account(account_id, minute=1, owner=f"owner-{account_id}"))
+            # Only what retry_outbox() leaves: a lease in force, closed mail, due mail.
+            uow.add_outbox(c.outbox("held3", minute=4, account_id="acc3",
+                                  next_attempt_at=c.at(20), leased_until=c.at(20)))  # fmt: skip
+            uow.add_outbox(c.outbox("sent4", minute=7, account_id="acc4", status="sent",
+                                  next_attempt_at=c.at(60)))  # fmt: skip
+            uow.add_outbox(c.outbox("due5", minute=5, account_id="acc5"))
+            uow.commit()
+        with seeded.read() as uow:
+            listing = getattr(uow, "waiting_accounts", None)
+            if not callable(listing):
+                pytest.skip("this store's units have no waiting_accounts() (optional)")
+            listed = listing(now=c.at(10))
+            assert listing(now=c.at(45)) == ["acc2"]  # acc1's waits until 40
+            assert listing(now=c.at(60)) == []
+        assert listed == ["acc1", "acc2"]
+        with seeded.begin() as uow:
+            moved = uow.retry_outbox(now=c.at(10))
+        assert listed == sorted({m.account_id for m in moved})
+
     def test_retry_outbox_counts_only_when_committed(self, seeded: Store) -> None:
         self._waiting_mail(seeded)
         with seeded.begin() as uow:
