@@ -346,7 +346,7 @@ class TestExitStatus:
         assert status(*down, "invite", account, "a@example.com", "--all", *OP) == 9
         (tmp_path / "junk.db").write_text("not a database " * 100)
         assert status("--db", "junk.db", "members", account) == 10
-        assert [code for _, code in EXIT_CODES] == [3, 4, 5, 6, 7, 8, 9, 10]
+        assert [code for _, code in EXIT_CODES] == [3, 4, 5, 6, 7, 8, 9, 12, 10]
 
     def test_the_table_in_the_docs(self) -> None:
         docs = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()

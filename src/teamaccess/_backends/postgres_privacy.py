@@ -342,6 +342,16 @@ class _PgPrivacyQueries:
             (message.message, message.last_error, message.id),
         )
 
+    def cancel_outbox_message(self, message_id: str) -> None:
+        # The status alone, and only of a waiting row: a delivery run claims a row without
+        # the account's lock, so a lease it committed since this unit read the row stays.
+        self._lock_row("outbox", message_id)
+        self._exec(
+            f"UPDATE {self._q.s}.outbox SET status = 'cancelled' "
+            "WHERE id = %s AND status = 'pending'",
+            (message_id,),
+        )
+
     def delete_invitation(self, invitation_id: str) -> None:
         self._lock_row("invitations", invitation_id)
         self._exec(f"DELETE FROM {self._q.s}.invitations WHERE id = %s", (invitation_id,))

@@ -222,13 +222,26 @@ _INHERITED_FILES: set[tuple[int, int]] = set()
 def _forked() -> None:
     """In a child process: SQLite's file locks are the parent's, not the child's (POSIX
     locks are not inherited), so a connection used on both sides of a fork can corrupt
-    the file. The child gets none: its next call says what to do."""
+    the file. The child gets none: its next call says what to do.
+
+    Never raises: an exception out of an at-fork handler ends it there, and a store it
+    did not reach would keep its connection in the child. Each store is handled apart."""
     for store in list(_STORES):
-        conn = store._conn
-        if conn is None:
+        try:
+            _fork_one(store)
+        except Exception:  # noqa: S112 - nothing may stop the next store's turn
+            # What matters most is done first in _fork_one: the store has no connection.
             continue
-        store._forked_from = store._pid
-        store._conn = store._grant_cursor = None
+
+
+def _fork_one(store: SQLiteStore) -> None:
+    """:func:`_forked` for one store: it gives up its connection, kept alive if busy."""
+    conn = store._conn
+    if conn is None:
+        return
+    store._forked_from = store._pid
+    store._conn = store._grant_cursor = None
+    try:
         # Closed if it was idle at the fork: while it stays open, SQLite's table of this
         # process's locks says they are held, so a store the child opens on the file
         # takes none, and the parent's close, seeing no other holder, deletes the WAL the
@@ -249,10 +262,13 @@ def _forked() -> None:
             # Never freed, not even as the child ends: the list is emptied then, and the
             # last reference's close rolls the transaction back, which cleans the
             # parent's uncommitted frames out of the shared WAL index, so the parent's
-            # own transaction read "database disk image is malformed".
-            _keep_for_ever(conn)
+            # own transaction read "database disk image is malformed". If that fails
+            # (ctypes broken), the list's reference is what is left: the rest goes on.
+            with suppress(Exception):
+                _keep_for_ever(conn)
             if store._file_id is not None:
                 _INHERITED_FILES.add(store._file_id)
+    finally:
         # Another thread of the parent may have held it at the fork: it never lets go.
         store._lock = threading.RLock()
 

@@ -18,6 +18,7 @@ from .._errors import (
     NotFound,
     PermissionDenied,
     RateLimited,
+    ScrubFailed,
     StorageError,
     TeamAccessError,
     ValidationError,
@@ -41,12 +42,15 @@ __all__ = [
     "EXIT_CODES",
     "EXIT_INTERRUPTED",
     "EXIT_NOTHING_SENT",
+    "EXIT_SCRUB_FAILED",
     "EXIT_SOME_NOT_SENT",
     "Integer",
     "cli",
     "main",
 ]
 
+#: `erase`, `delete-account` or `purge` deleted (and printed what), the scrub failed.
+EXIT_SCRUB_FAILED = 12
 #: Exit status per error family; the first matching class wins.
 EXIT_CODES: tuple[tuple[type[TeamAccessError], int], ...] = (
     (ValidationError, 3),
@@ -56,6 +60,8 @@ EXIT_CODES: tuple[tuple[type[TeamAccessError], int], ...] = (
     (InvitationError, 7),
     (RateLimited, 8),
     (DeliveryFailed, 9),
+    # Before StorageError, its family: the deletion is committed, only the scrub is left.
+    (ScrubFailed, EXIT_SCRUB_FAILED),
     (StorageError, 10),
 )
 EXIT_USAGE = 2

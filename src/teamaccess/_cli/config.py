@@ -51,37 +51,44 @@ _SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 
 
 def safe_db_label(db: str) -> str:
-    """*db* for output: a PostgreSQL URL without its password, in the user part or in the
-    query (``?password=...``, ``sslpassword=``), found where libpq finds them."""
+    """*db* for output: a PostgreSQL URL without its passwords, in the user part or in the
+    query (``?password=...``, ``sslpassword=``), wherever libpq or a reader may take one
+    to be: every such span is hidden, so a label may hide more than a password, never
+    less."""
     if not is_postgres(db):
         return db
     from urllib.parse import unquote
 
     scheme, _, rest = db.partition("://")
+    spans: list[tuple[int, int]] = []
     # libpq: the credentials run to the first "@" before any "/" (a "?" or "#" in the
     # user or password included, where Python's URL parser would end the host part).
-    credentials = ""
-    for i, c in enumerate(rest):
-        if c == "/":
-            break
-        if c == "@":
-            user, colon, _ = rest[:i].partition(":")
-            credentials = f"{user}:***@" if colon else rest[: i + 1]
-            rest = rest[i + 1 :]
-            break
-    # The query starts at the first "?" after them ("#" is no fragment to libpq), its
-    # parameters split at "&", their names percent-decoded: "pass%77ord=" is a password.
-    # A "?" in the user name is the user's: libpq reads "u?x@db/panel?password=..." as
-    # user "u?x" with that password.
-    base, question, query = rest.partition("?")
-    base = credentials + base
-    if question:
-        query = "&".join(
-            f"{name}=***" if unquote(name).lower() in _SECRET_PARAMETERS else piece
-            for piece in query.split("&")
-            for name in [piece.partition("=")[0]]
-        )
-    return f"{scheme}://{base}{question}{query}"
+    end = next((i for i, c in enumerate(rest) if c in "@/"), len(rest))
+    if end < len(rest) and rest[end] == "@" and (colon := rest.find(":", 0, end)) >= 0:
+        spans.append((colon + 1, end))
+    # A password holding an unencoded "@" ("u:p@ss@db"): libpq ends it at the first "@",
+    # whoever wrote it meant the last one before the path; hide up to that one too.
+    path = rest.find("/")
+    last = rest.rfind("@", 0, len(rest) if path < 0 else path)
+    if last >= 0 and (colon := rest.find(":", 0, last)) >= 0:
+        spans.append((colon + 1, last))
+    # A parameter's value runs to the next "&" (libpq's split; "#" is no fragment to it),
+    # its name percent-decoded ("pass%77ord=" is a password). Looked for after every "?"
+    # and "&", not only where libpq's query starts: "db?password=p@ss" is to libpq the
+    # user "db?password=p", and still the password its writer meant.
+    for found in re.finditer(r"(?=[?&]([^=&?]*)=([^&]*))", rest):
+        if unquote(found[1]).lower() in _SECRET_PARAMETERS:
+            spans.append((found.start(2), found.end(2)))
+    shown, at = [], 0
+    for start, stop in sorted(spans):
+        if stop <= at:
+            continue
+        if start >= at:
+            shown.append(rest[at:start])
+            shown.append("***")
+        at = stop
+    shown.append(rest[at:])
+    return f"{scheme}://{''.join(shown)}"
 
 
 # -- configuration ----------------------------------------------------------------------

@@ -13,13 +13,27 @@ import attrs
 import click
 
 from .._domain import SYSTEM
-from .._privacy import Retention
+from .._errors import ScrubFailed
+from .._privacy import AccountDeletionReport, ErasureReport, PurgeReport, Retention
 from .app import Integer, _team, actor_option, cli, json_option
 from .output import emit_json
 
 __all__ = ["delete_account", "erase", "export", "purge"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
+
+
+def _committed(call: Callable[[], R], kind: type[R]) -> tuple[R, ScrubFailed | None]:
+    """What *call* deleted, and its ``ScrubFailed`` if only the scrub afterwards failed:
+    the command prints the report either way (the operator's record of what went), and
+    then the failure, since repeating the command would find nothing to report."""
+    try:
+        return call(), None
+    except ScrubFailed as exc:
+        if not isinstance(exc.report, kind):
+            raise
+        return exc.report, exc
 
 
 def _person_options(func: click.decorators.FC) -> click.decorators.FC:
@@ -69,10 +83,18 @@ def erase(user_id: str | None, email: str | None, actor: str, yes: bool, as_json
     # Pseudonyms come from the secret key unless they have a key of their own.
     own_key = bool(os.environ.get("TEAMACCESS_PSEUDONYM_KEY", "").strip())
     team = _team(existing=True, signs=not own_key)
-    report = team.erase_person(user_id=user_id, email=email, actor_id=actor)
+    report, failed = _committed(
+        lambda: team.erase_person(user_id=user_id, email=email, actor_id=actor), ErasureReport
+    )
     if as_json:
         emit_json({**attrs.asdict(report), "removed": report.removed})
-        return
+    else:
+        _say_erased(report)
+    if failed is not None:
+        raise failed
+
+
+def _say_erased(report: ErasureReport) -> None:
     click.echo(
         f"erased: {report.memberships} membership(s), {report.invitations} invitation(s), "
         f"{report.contacts} contact(s), {report.messages} message(s); "
@@ -119,15 +141,19 @@ def delete_account(account_id: str, actor: str, yes: bool, as_json: bool) -> Non
                 f"nothing was deleted: deleting account {account_id} needs a 'y' at the "
                 "question, or --yes"
             )
-    report = team.delete_account(account_id, actor_id=actor)
+    report, failed = _committed(
+        lambda: team.delete_account(account_id, actor_id=actor), AccountDeletionReport
+    )
     if as_json:
         emit_json({**attrs.asdict(report), "removed": report.removed})
-        return
-    click.echo(
-        f"deleted account {report.account_id}: {report.members} member(s), "
-        f"{report.invitations} invitation(s), {report.contacts} contact(s), "
-        f"{report.messages} message(s), {report.events} audit event(s)"
-    )
+    else:
+        click.echo(
+            f"deleted account {report.account_id}: {report.members} member(s), "
+            f"{report.invitations} invitation(s), {report.contacts} contact(s), "
+            f"{report.messages} message(s), {report.events} audit event(s)"
+        )
+    if failed is not None:
+        raise failed
 
 
 def _days(value: int | None) -> timedelta | None:
@@ -177,14 +203,16 @@ def purge(
         if period is not None
     }
     team.retention = attrs.evolve(team.retention, **changes)
-    report = team.purge(scrub=not no_scrub)
+    report, failed = _committed(lambda: team.purge(scrub=not no_scrub), PurgeReport)
     if as_json:
         emit_json({**attrs.asdict(report), "total": report.total})
-        return
-    click.echo(
-        f"purged: {report.invitations} invitation(s), {report.messages} message(s), "
-        f"{report.events} audit event(s)"
-    )
+    else:
+        click.echo(
+            f"purged: {report.invitations} invitation(s), {report.messages} message(s), "
+            f"{report.events} audit event(s)"
+        )
+    if failed is not None:
+        raise failed
 
 
 @cli.command()

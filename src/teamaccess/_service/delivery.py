@@ -77,7 +77,9 @@ class _Delivery(_Sending):
         that wrote it) holds to send right now stays its sender's, so nothing goes twice;
         closed mail (sent, cancelled, undeliverable) stays closed. Only the vendor may
         (*actor_id* ``teamaccess.SYSTEM``). Each account whose mail moved gets a
-        ``mail.retried_now`` event naming its messages.
+        ``mail.retried_now`` event naming its messages. Inside ``PostgresStore.join()``
+        it needs *account_id* (``ValidationError`` without: every account's mail would
+        be locked in the application's one transaction).
         """
         actor_id = _check_id("actor_id", actor_id)
         if account_id is not None:
@@ -90,6 +92,17 @@ class _Delivery(_Sending):
                 "is sent again with resend_invitation()",
                 user_id=actor_id,
                 account_id=account_id,
+            )
+        if account_id is None and self._mail_waits():
+            # Inside PostgresStore.join() each account's unit is a savepoint of the host's
+            # one transaction: it would hold every waiting row and every account's lock
+            # until the host commits, so a writer holding an account and reaching for its
+            # mail deadlocks with it, and thousands of accounts run out of lock slots.
+            raise ValidationError(
+                "retry_waiting() for every account cannot run inside store.join(): it "
+                "would lock every account's waiting mail in the application's one "
+                "transaction; call it outside the join (each account is then its own "
+                "transaction), or per account with account_id="
             )
         if account_id is None:
             with self._read() as uow:

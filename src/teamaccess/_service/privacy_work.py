@@ -492,7 +492,11 @@ class _PrivacyWork:
                         continue
                 changed = attrs.evolve(row, message=message, last_error=error, status=status)
                 if status != row.status:
-                    uow.update_outbox(changed)
+                    cancel = getattr(uow, "cancel_outbox_message", None)
+                    if cancel is not None:
+                        cancel(row.id)  # the status alone: a worker's lease since stays
+                    else:
+                        uow.update_outbox(changed)
                     counts[row.account_id]["messages_cancelled"] += 1
                 else:
                     counts[row.account_id]["messages_redacted"] += 1
