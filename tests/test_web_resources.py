@@ -74,6 +74,8 @@ def test_an_owner_invites_with_a_grant_on_one_service(demo: Demo) -> None:
     link = demo.newest_link(owner, BOOKKEEPER)
     member = demo.window()
     member.goto(link)
+    # the invitee reads which service, by its name, before accepting
+    expect(member.locator(".ta-facts .ta-scoped")).to_have_text("only on Webhosting muster.de")
     demo.register(member, BOOKKEEPER)
     member.click("button[value=accept]")
     expect(member.locator(".ta-notice")).to_contain_text("Welcome to Muster GmbH")
@@ -132,6 +134,23 @@ def test_an_owner_changes_a_members_service_grants(demo: Demo) -> None:
     assert team.permissions_of("bea", account.id) == (
         PermissionSet.of("billing.view") | PermissionSet.on("credentials.view", "srv-9")
     )
+
+
+def test_the_service_choice_fits_a_phone(demo: Demo) -> None:
+    """At 360 px, in German, with every "where" and its services open: nothing scrolls
+    sideways."""
+    owner = demo.window("de")
+    owner.set_viewport_size({"width": 360, "height": 800})
+    demo.login(owner, OWNER)
+    invite_form(owner, demo, BOOKKEEPER)
+    for box in owner.locator(".ta-scoped-perm > .ta-check input").all():
+        box.check()
+    for radio in owner.locator("input.ta-where-some").all():
+        radio.check()
+    expect(owner.locator(".ta-resources").first).to_be_visible()
+    width = owner.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360, width
+    shoot(owner, "invite-services-360-de")
 
 
 def test_only_on_without_a_service_is_refused(demo: Demo) -> None:
