@@ -76,7 +76,10 @@ class MemberPages(_PageBase):
             if names is not None:
                 shown = {p for p, _ in target.permissions.scopes - kept.scopes}
                 selected = selected | shown
-            picked = self._picked_from(target.permissions)
+            # only the grants the form shows: one on an unlisted id is kept, not "picked"
+            picked = self._picked_from(
+                PermissionSet(scopes=target.permissions.scopes - kept.scopes)
+            )
         context = self._base(account, me, "users")
         context.update(
             target=target,
