@@ -44,6 +44,7 @@ if (_why := _missing()) is not None:
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
 
 from teamaccess import TeamAccess  # noqa: E402
+from teamaccess.web import ResourcesHook  # noqa: E402
 from teamaccess.web.demo import serve  # noqa: E402
 
 ARGS = [
@@ -69,9 +70,11 @@ def browser() -> Iterator[Browser]:
 class Demo:
     """The demo panel on a free port, and what a test needs to drive it."""
 
-    def __init__(self, browser: Browser, directory: Path) -> None:
+    def __init__(
+        self, browser: Browser, directory: Path, resources: ResourcesHook | None = None
+    ) -> None:
         self.browser = browser
-        self.server, self.app, self.base = serve(directory, port=0)
+        self.server, self.app, self.base = serve(directory, port=0, resources=resources)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.team: TeamAccess = self.app.extensions["teamaccess"]

@@ -23,7 +23,7 @@ from ._core import (
     pick_language,
     seal_invitations,
 )
-from ._pages import Pages
+from ._pages import Pages, ResourcesHook
 from ._templates import STATIC_DIR, TEMPLATE_DIR, environment, render
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Redirect",
     "Render",
     "Request",
+    "ResourcesHook",
     "Result",
     "Route",
     "User",

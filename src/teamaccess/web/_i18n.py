@@ -108,6 +108,17 @@ GERMAN: dict[str, str] = {
     "Choose a day in the future.": "Wählen Sie einen Tag in der Zukunft.",
     "On single resources": "Für einzelne Ressourcen",
     "These grants are kept when you save.": "Diese Freigaben bleiben beim Speichern erhalten.",
+    "Where “{permission}” applies": "Wofür „{permission}“ gilt",
+    "On the whole account": "Im ganzen Konto",
+    "Only on the services ticked below": "Nur für die unten angekreuzten Dienste",
+    "A service added later is not included.": "Ein später hinzugekommener Dienst ist nicht "
+    "enthalten.",
+    "This account has no services to choose from.": "Dieses Konto hat keine Dienste zur Auswahl.",
+    "Choose at least one service for “{label}”, or give it on the whole account.": "Wählen "
+    "Sie mindestens einen Dienst für „{label}“ oder geben Sie es im ganzen Konto.",
+    "“{label}” names a service this account does not have. Reload the page and choose "
+    "again.": "„{label}“ nennt einen Dienst, den dieses Konto nicht hat. Laden Sie die Seite "
+    "neu und wählen Sie erneut.",
     "Access": "Zugriff",
     "This user is suspended: their permissions are kept, but they can use none of them.": (
         "Dieser Benutzer ist gesperrt: seine Berechtigungen bleiben erhalten, aber er kann "

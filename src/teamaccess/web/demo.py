@@ -43,10 +43,11 @@ from .. import (
 )
 from ._core import HEADERS, LANGUAGES, User, pick_language
 from ._i18n import translate
+from ._pages import ResourcesHook
 from ._view import format_datetime
 from .flask import blueprint, csrf_token
 
-__all__ = ["DemoUsers", "create_app", "main", "serve"]
+__all__ = ["DEMO_SERVICES", "DemoUsers", "create_app", "main", "serve"]
 
 #: the demo's own words, beside the pages' (``_i18n.GERMAN``)
 _GERMAN = {
@@ -151,13 +152,24 @@ def _links(message: EmailMessage) -> list[str]:
     return re.findall(r"https?://\S+", str(text))
 
 
+#: the services ``main()`` gives every demo account, as a vendor's hook would list them
+DEMO_SERVICES = (
+    ("srv-1", "Webhosting muster.de"),
+    ("srv-2", "Managed Server vps-2.muster.de"),
+    ("srv-3", "E-Mail-Paket muster-shop.de"),
+)
+
+
 def create_app(
     directory: str | Path,
     *,
     base_url: str = "http://127.0.0.1:8000",
     secret_key: str | None = None,
+    resources: ResourcesHook | None = None,
 ) -> flask.Flask:
     """The demo panel on *directory*; *base_url* is where it is reached (for the mail links).
+    *resources* is the blueprint's hook listing an account's services (``None``: none,
+    and the forms grant account-wide only).
 
     ``app.extensions["teamaccess"]`` is the ``TeamAccess``, ``["teamaccess.users"]`` the
     :class:`DemoUsers`.
@@ -201,6 +213,7 @@ def create_app(
             logout_url=lambda next_path: flask.url_for("logout", next=next_path),
             home_url=lambda account_id: f"/panel/{account_id}",
             translations={"de": _GERMAN},
+            resources=resources,
         ),
         url_prefix="/team",
     )
@@ -407,16 +420,21 @@ class _Later:
 
 
 def serve(
-    directory: str | Path, *, host: str = "127.0.0.1", port: int = 8000
+    directory: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    resources: ResourcesHook | None = None,
 ) -> tuple[BaseWSGIServer, flask.Flask, str]:
-    """A server for the demo on *host*:*port* (0 picks a free port), not yet started.
+    """A server for the demo on *host*:*port* (0 picks a free port), not yet started;
+    *resources* as for :func:`create_app`.
 
     Returns the server (``serve_forever()``, ``shutdown()``), the app and its base URL.
     """
     later = _Later()
     server = make_server(host, port, later, threaded=True, request_handler=_QuietHandler)
     base_url = f"http://{host}:{server.server_port}"
-    app = create_app(directory, base_url=base_url)
+    app = create_app(directory, base_url=base_url, resources=resources)
     later.app = app
     return server, app, base_url
 
@@ -432,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="folder for the SQLite file, the mails and the demo users",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    server, _, base_url = serve(args.dir, port=args.port)
+    server, _, base_url = serve(args.dir, port=args.port, resources=lambda _: DEMO_SERVICES)
     print(f"teamaccess web demo on {base_url}/  (log in as chef@muster.de; Ctrl+C stops)")
     print(f"data in {Path(args.dir).resolve()}; mails listed at {base_url}/mails")
     sys.stdout.flush()

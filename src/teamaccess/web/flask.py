@@ -40,7 +40,7 @@ from ._core import (
     pick_language,
     seal_invitations,
 )
-from ._pages import Pages, UrlHook
+from ._pages import Pages, ResourcesHook, UrlHook
 
 __all__ = ["blueprint", "csrf_token"]
 
@@ -58,6 +58,7 @@ def blueprint(
     logout_url: UrlHook | None = None,
     home_url: Callable[[str], str] | None = None,
     translations: Mapping[str, Mapping[str, str]] | None = None,
+    resources: ResourcesHook | None = None,
     name: str = "teamaccess",
     headers: Mapping[str, str | None] | None = None,
 ) -> flask.Blueprint:
@@ -81,7 +82,8 @@ def blueprint(
         team
         if isinstance(team, Pages)
         else Pages(team, login_url=login_url, register_url=register_url,
-                   logout_url=logout_url, home_url=home_url, translations=translations)
+                   logout_url=logout_url, home_url=home_url, translations=translations,
+                   resources=resources)
     )  # fmt: skip
     bp = flask.Blueprint(
         name,

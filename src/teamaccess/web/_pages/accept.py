@@ -168,8 +168,8 @@ class AcceptPage(_PageBase):
             "all": inv.permissions.is_all,
             "groups": permission_groups(self.team.catalog, lang, only=inv.permissions),
             # grants on single services: without them an invitation to some servers only
-            # read "No permissions"
-            "scopes": self._scopes(inv.permissions, lang),
+            # read "No permissions"; by the names the vendor's hook gives them
+            "scopes": self._scopes(inv.permissions, lang, self._resource_names(inv.account_id)),
             "state": state,
             "error": error,
             "login_url": self._hook(self.login_url, back),

@@ -31,9 +31,12 @@ from .._core import Render, Request, User
 from .._i18n import translate
 from .._view import format_datetime, permission_groups
 
-__all__ = ["UrlHook"]
+__all__ = ["ResourcesHook", "UrlHook"]
 
 UrlHook = str | Callable[[str], str]
+
+#: the vendor's hook: an account id to its resources as ``(id, display name)`` pairs
+ResourcesHook = Callable[[str], Iterable[tuple[str, str]]]
 
 _STATUS: tuple[tuple[type[TeamAccessError], int], ...] = (
     (PermissionDenied, 403),
@@ -70,6 +73,11 @@ class _Forbidden(Exception):
     """The user may see the account but not this page (a 403 page, not an error class)."""
 
 
+class _BadChoice(Exception):
+    """The permission chooser's resources cannot be what the page offered (a tampered
+    form, or a service gone since): the message is in the user's language."""
+
+
 class _PageBase:
     """What the page mixins share; :class:`Pages` sets the attributes."""
 
@@ -78,6 +86,7 @@ class _PageBase:
     register_url: UrlHook | None
     logout_url: UrlHook | None
     home_url: Callable[[str], str] | None
+    resources: ResourcesHook | None
     page_size: int
 
     @staticmethod
@@ -205,11 +214,14 @@ class _PageBase:
         )
         return Render("teamaccess/confirm.html", context)
 
-    def _scopes(self, permissions: PermissionSet, lang: str) -> list[dict[str, str]]:
-        """Grants on single resources: each permission's label and its resource ids."""
+    def _scopes(
+        self, permissions: PermissionSet, lang: str, names: Mapping[str, str] | None = None
+    ) -> list[dict[str, str]]:
+        """Grants on single resources: each permission's label and its resources (by
+        their display name where the vendor's hook gives one, else by id)."""
         by_permission: dict[str, list[str]] = {}
         for name, resource in sorted(permissions.scopes):
-            by_permission.setdefault(name, []).append(resource)
+            by_permission.setdefault(name, []).append((names or {}).get(resource, resource))
         return [
             {"label": self.team.catalog[name].label_for(lang), "resources": ", ".join(ids)}
             for name, ids in by_permission.items()
@@ -226,14 +238,78 @@ class _PageBase:
     def _emails(self, account_id: str) -> dict[str, str]:
         return {m.user_id: m.email for m in self.team.members(account_id)}
 
-    def _chosen(self, request: Request) -> PermissionSet:
-        """The permissions a form chose: all, a preset, or the ticked boxes."""
+    def _resource_names(self, account_id: str) -> dict[str, str] | None:
+        """The account's resources from the vendor's hook, id to display name; ``None``
+        without the hook (the forms then offer account-wide grants only)."""
+        if self.resources is None:
+            return None
+        listed = self.resources(account_id)
+        names: dict[str, str] = {}
+        try:
+            for resource_id, name in listed:
+                if not isinstance(resource_id, str) or not isinstance(name, str):
+                    raise TypeError
+                names[resource_id] = name
+        except (TypeError, ValueError):
+            # The vendor's bug, said as such rather than as a bare unpacking error.
+            raise ValidationError(
+                "resources(account_id) must return (resource id, display name) pairs of "
+                "strings, such as [('srv-1', 'Webhosting example.com')]"
+            ) from None
+        return names
+
+    def _chosen(
+        self, request: Request, resources: Mapping[str, str] | None = None
+    ) -> PermissionSet:
+        """The permissions a form chose: all, a preset, or the ticked boxes.
+
+        With *resources* (the account's, from the vendor's hook), a ticked permission the
+        catalog marks ``scoped`` is granted "only on" the ticked resources when the form
+        says so; a resource not in *resources* is a :class:`_BadChoice`, so nothing is
+        written. Whether the actor may grant it is the library's decision.
+        """
         scope = request.value("scope")
         if scope == "all":
             return PermissionSet.all()
         if scope.startswith("preset:"):
             return self.team.catalog.preset(scope.partition(":")[2])
-        return PermissionSet.of(*request.values("permission"))
+        catalog = self.team.catalog
+        chosen = PermissionSet.none()
+        for name in request.values("permission"):
+            scoped = resources is not None and name in catalog and catalog[name].scoped
+            if not scoped or request.value(f"where:{name}") != "some":
+                chosen |= PermissionSet.of(name)
+                continue
+            assert resources is not None
+            lang = request.language
+            label = catalog[name].label_for(lang)
+            ids = list(dict.fromkeys(request.values(f"on:{name}")))
+            if not ids:
+                raise _BadChoice(translate(
+                    "Choose at least one service for “{label}”, or give it on the whole "
+                    "account.", lang).format(label=label))  # fmt: skip
+            if any(r not in resources for r in ids):
+                raise _BadChoice(translate(
+                    "“{label}” names a service this account does not have. Reload the page "
+                    "and choose again.", lang).format(label=label))  # fmt: skip
+            chosen |= PermissionSet.on(name, *ids)
+        return chosen
+
+    def _picked(self, request: Request) -> dict[str, tuple[str, frozenset[str]]]:
+        """What a posted form chose per scoped permission: ``"account"`` or ``"some"``
+        and the ticked resources (to show the form again as it was sent)."""
+        return {
+            name: (
+                "some" if request.value(f"where:{name}") == "some" else "account",
+                frozenset(request.values(f"on:{name}")),
+            )
+            for name in self.team.catalog.scoped_names()
+        }
+
+    @staticmethod
+    def _picked_from(permissions: PermissionSet) -> dict[str, tuple[str, frozenset[str]]]:
+        """What a member's grants look like in the chooser: "only on" their resources."""
+        return {name: ("some", ids) for name, ids in permissions.scoped().items()}
 
     @staticmethod
     def _scope(request: Request) -> str:
@@ -256,9 +332,21 @@ class _PageBase:
         return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
     def _chooser(
-        self, me: Member, lang: str, *, scope: str, selected: Iterable[str]
+        self,
+        me: Member,
+        lang: str,
+        *,
+        scope: str,
+        selected: Iterable[str],
+        resources: Mapping[str, str] | None = None,
+        picked: Mapping[str, tuple[str, frozenset[str]]] | None = None,
     ) -> dict[str, Any]:
-        """The "all / select" block of a form: only what the actor may grant is offered."""
+        """The "all / select" block of a form: only what the actor may grant is offered.
+
+        With *resources*, each scoped permission offers "on the whole account" (if the
+        actor holds it so) or "only on" the resources the actor holds it on; *picked*
+        is what the form shows chosen (see :meth:`_picked`).
+        """
         catalog = self.team.catalog
         presets = [
             {
@@ -272,11 +360,40 @@ class _PageBase:
             # Offer only what this member may grant; the library would refuse the rest.
             if p.permissions.issubset(me.permissions)
         ]
+        held = me.permissions
+        offered = held
+        if resources is not None:
+            # An actor holding a scoped permission on some of the listed resources only
+            # may grant it there: it is offered, "only on" those.
+            offered = held | PermissionSet.of(
+                *(
+                    name
+                    for name in catalog.scoped_names()
+                    if any(held.allows(name, r) for r in resources)
+                )
+            )
+        groups = permission_groups(catalog, lang, only=offered, checked=frozenset(selected))
+        if resources is not None:
+            picked = picked or {}
+            for group in groups:
+                for item in group["items"]:
+                    name = item["name"]
+                    if not catalog[name].scoped:
+                        continue
+                    whole = name in held
+                    mode, ids = picked.get(name, ("account", frozenset()))
+                    item["where"] = {
+                        "whole": whole,
+                        "mode": mode if whole else "some",
+                        "resources": [
+                            {"id": r, "name": label, "checked": r in ids}
+                            for r, label in resources.items()
+                            if held.allows(name, r)
+                        ],
+                    }
         return {
             "scope": scope,
-            "groups": permission_groups(
-                catalog, lang, only=me.permissions, checked=frozenset(selected)
-            ),
+            "groups": groups,
             "can_grant_all": me.permissions.is_all,
             "presets": presets,
         }

@@ -23,7 +23,7 @@ from ... import (
 from .._core import Redirect, Render, Request, Result
 from .._i18n import translate
 from .._view import format_datetime
-from .base import _PageBase
+from .base import _BadChoice, _PageBase
 
 __all__ = ["MemberPages"]
 
@@ -38,6 +38,14 @@ class MemberPages(_PageBase):
         lang = request.language
         self._require_page(me, account, "users.manage", lang)
         target = self.team.get_member(account_id, user_id)
+        names = self._resource_names(account_id)
+        # Grants on resources the form does not show (without the vendor's hook, all of
+        # them; with it, those on resources it no longer lists) are kept on save.
+        kept = PermissionSet(
+            scopes=frozenset(
+                (p, r) for p, r in target.permissions.scopes if names is None or r not in names
+            )
+        )
         error = ""
         status = 200
         if request.method == "POST":
@@ -45,9 +53,10 @@ class MemberPages(_PageBase):
                 error = translate("Choose at least one permission, or give all permissions.", lang)
             else:
                 try:
-                    # Grants on single resources are not in this form: they are kept.
-                    chosen = self._chosen(request) | PermissionSet(scopes=target.permissions.scopes)
+                    chosen = self._chosen(request, names) | kept
                     self.team.set_permissions(account_id, user_id, chosen, actor_id=user.id)
+                except _BadChoice as exc:
+                    error = str(exc)
                 except (ValidationError, Conflict, PermissionDenied) as exc:
                     error = error_message(exc, lang, catalog=self.team.catalog)
                 else:
@@ -60,16 +69,26 @@ class MemberPages(_PageBase):
             status = 400
             scope = self._scope(request)
             selected: Iterable[str] = request.values("permission")
+            picked = self._picked(request)
         else:
             scope = "all" if target.permissions.is_all else "selected"
             selected = target.permissions.resolve(self.team.catalog)
+            if names is not None:
+                shown = {p for p, _ in target.permissions.scopes - kept.scopes}
+                selected = selected | shown
+            # only the grants the form shows: one on an unlisted id is kept, not "picked"
+            picked = self._picked_from(
+                PermissionSet(scopes=target.permissions.scopes - kept.scopes)
+            )
         context = self._base(account, me, "users")
         context.update(
             target=target,
             error=error,
             editable=not target.is_owner and target.user_id != me.user_id,
-            chooser=self._chooser(me, lang, scope=scope, selected=selected),
-            scopes=self._scopes(target.permissions, lang),
+            chooser=self._chooser(
+                me, lang, scope=scope, selected=selected, resources=names, picked=picked
+            ),
+            scopes=self._scopes(kept, lang),
             until=request.value("until") if request.method == "POST" else "",
             until_error="",
         )

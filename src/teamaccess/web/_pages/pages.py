@@ -24,7 +24,15 @@ from .._i18n import translate
 from .._view import format_date, format_datetime
 from .accept import AcceptPage
 from .activity import ActivityPage
-from .base import UrlHook, _Forbidden, _LoginRequired, _PageBase, _status, _with_query
+from .base import (
+    ResourcesHook,
+    UrlHook,
+    _Forbidden,
+    _LoginRequired,
+    _PageBase,
+    _status,
+    _with_query,
+)
 from .contacts import ContactPages
 from .members import MemberPages
 from .users import UsersPages
@@ -51,7 +59,10 @@ class Pages(UsersPages, MemberPages, AcceptPage, ContactPages, ActivityPage, _Pa
     address and accept. *home_url*
     maps an account id to where a new member lands (default: the account's users page).
     *translations* adds or replaces words of the templates per language, for templates
-    you override: ``{"de": {"Invoices": "Rechnungen"}}``.
+    you override: ``{"de": {"Invoices": "Rechnungen"}}``. *resources* maps an account id
+    to its resources (services, contracts) as ``(id, display name)`` pairs: the invite
+    form and a member's page then grant the catalog's scoped permissions on the whole
+    account or only on some of them; without it they offer account-wide grants only.
     """
 
     def __init__(
@@ -64,6 +75,7 @@ class Pages(UsersPages, MemberPages, AcceptPage, ContactPages, ActivityPage, _Pa
         home_url: Callable[[str], str] | None = None,
         page_size: int = 25,
         translations: Mapping[str, Mapping[str, str]] | None = None,
+        resources: ResourcesHook | None = None,
     ) -> None:
         if not isinstance(team, TeamAccess):
             raise ValidationError(f"team must be a TeamAccess, not {type(team).__name__}")
@@ -87,7 +99,14 @@ class Pages(UsersPages, MemberPages, AcceptPage, ContactPages, ActivityPage, _Pa
                 "home_url must be a callable taking an account id and returning where a new "
                 f"member lands, or None; not {type(home_url).__name__}"
             )
+        if resources is not None and not callable(resources):
+            raise ValidationError(
+                "resources must be a callable taking an account id and returning its "
+                "(resource id, display name) pairs, such as [('srv-1', 'Webhosting "
+                f"example.com')], or None; not {type(resources).__name__}"
+            )
         self.team = team
+        self.resources = resources
         self.login_url = login_url
         self.register_url = register_url
         self.logout_url = logout_url

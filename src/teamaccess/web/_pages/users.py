@@ -18,6 +18,7 @@ from ... import (
     InvitationRevoked,
     InvitationUsed,
     PermissionDenied,
+    PermissionSet,
     RateLimited,
     TeamAccessError,
     UnknownPermission,
@@ -27,7 +28,7 @@ from ... import (
 from .._core import Redirect, Render, Request, Result
 from .._i18n import translate
 from .._view import permission_groups, person
-from .base import _PageBase
+from .base import _BadChoice, _PageBase
 
 __all__ = ["UsersPages"]
 
@@ -72,6 +73,7 @@ class UsersPages(_PageBase):
         context = self._base(account, me, "users")
         manage = context["can_manage_users"]
         emails = self._emails(account_id)
+        names = self._resource_names(account_id)
         members = []
         for member in self.team.members(account_id):
             is_me = member.user_id == me.user_id
@@ -81,7 +83,7 @@ class UsersPages(_PageBase):
                     "is_me": is_me,
                     "all": member.permissions.is_all,
                     "groups": permission_groups(self.team.catalog, lang, only=member.permissions),
-                    "scopes": self._scopes(member.permissions, lang),
+                    "scopes": self._scopes(member.permissions, lang, names),
                     # A hint for the buttons only: the library decides on the POST.
                     "manageable": manage
                     and not is_me
@@ -95,7 +97,7 @@ class UsersPages(_PageBase):
                 "invitation": inv,
                 "all": inv.permissions.is_all,
                 "groups": permission_groups(self.team.catalog, lang, only=inv.permissions),
-                "scopes": self._scopes(inv.permissions, lang),
+                "scopes": self._scopes(inv.permissions, lang, names),
                 "inviter": person(inv.invited_by, emails, lang),
             }
             for inv in (self.team.pending_invitations(account_id) if manage else [])
@@ -106,7 +108,14 @@ class UsersPages(_PageBase):
             invitations=invitations,
             form=form,
             errors=errors or {},
-            chooser=self._chooser(me, lang, scope=form["scope"], selected=form["selected"]),
+            chooser=self._chooser(
+                me,
+                lang,
+                scope=form["scope"],
+                selected=form["selected"],
+                resources=names,
+                picked=form.get("picked"),
+            ),
             note_max=NOTE_MAX_LENGTH,
         )
         return Render("teamaccess/users.html", context, status)
@@ -121,8 +130,11 @@ class UsersPages(_PageBase):
             "selected": request.values("permission"),
             "note": request.value("note"),
             "until": request.value("until").strip(),
+            "picked": self._picked(request),
         }
         errors: dict[str, str] = {}
+        names = self._resource_names(account_id)
+        chosen = PermissionSet.none()
         try:
             until = self._day(form["until"])
         except ValueError:
@@ -133,7 +145,12 @@ class UsersPages(_PageBase):
             errors["permissions"] = translate(
                 "Choose at least one permission, or give all permissions.", lang
             )
-        elif not errors:
+        else:
+            try:
+                chosen = self._chosen(request, names)
+            except _BadChoice as exc:
+                errors["permissions"] = str(exc)
+        if not errors:
             extra: dict[str, Any] = {}
             if form["note"].strip():
                 extra["note"] = form["note"]
@@ -144,7 +161,7 @@ class UsersPages(_PageBase):
                     account_id,
                     actor_id=user.id,
                     email=form["email"],
-                    permissions=self._chosen(request),
+                    permissions=chosen,
                     language=lang,
                     **extra,
                 )
@@ -156,7 +173,7 @@ class UsersPages(_PageBase):
                     notice=error_message(DeliveryFailed(""), lang),
                 )
             except (InvalidEmail, ValidationError, Conflict, RateLimited, PermissionDenied) as exc:
-                if isinstance(exc, AlreadyInvited) and self._just_sent(exc, user.id, request):
+                if isinstance(exc, AlreadyInvited) and self._just_sent(exc, user.id, chosen):
                     # The form sent twice (a double click): the first one did the work.
                     notice = translate("The invitation to {email} is on its way.", lang)
                     return Redirect("users", {"account_id": account_id},
@@ -174,7 +191,7 @@ class UsersPages(_PageBase):
                 )
         return self._users(request, account_id, form=form, errors=errors, status=400)
 
-    def _just_sent(self, exc: AlreadyInvited, actor_id: str, request: Request) -> bool:
+    def _just_sent(self, exc: AlreadyInvited, actor_id: str, chosen: PermissionSet) -> bool:
         """Whether the open invitation is this form's own, sent moments ago: the same
         inviter, the same permissions, sent once, within the last two minutes."""
         if not exc.invitation_id:
@@ -185,13 +202,15 @@ class UsersPages(_PageBase):
             and inv.invited_by == actor_id
             and inv.sent_count == 1
             and self.team.now() - inv.created_at <= _DOUBLE_SUBMIT
-            and inv.permissions == self._chosen(request)
+            and inv.permissions == chosen
         )
 
     @staticmethod
     def _invite_field(exc: TeamAccessError, form: dict[str, Any]) -> str:
         """Which field of the invite form an error belongs next to."""
-        if isinstance(exc, UnknownPermission):
+        if isinstance(exc, (UnknownPermission, PermissionDenied)):
+            # A grant beyond the actor's own (a tampered form, or the actor's own
+            # permissions changed meanwhile): the chooser is what to fix.
             return "permissions"
         if isinstance(exc, ValidationError) and not isinstance(exc, InvalidEmail):
             text = str(exc)
