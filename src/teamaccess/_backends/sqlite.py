@@ -240,6 +240,9 @@ def _fork_one(store: SQLiteStore) -> None:
     if conn is None:
         return
     store._forked_from = store._pid
+    # Held first: whatever fails below, a busy connection is never freed (its close
+    # would roll back into the shared WAL index).
+    _INHERITED.append(conn)
     store._conn = store._grant_cursor = None
     try:
         # Closed if it was idle at the fork: while it stays open, SQLite's table of this
@@ -254,11 +257,11 @@ def _fork_one(store: SQLiteStore) -> None:
                 if not conn.in_transaction:
                     with suppress(sqlite3.Error):
                         conn.close()
+                    _INHERITED.remove(conn)
                     conn = None
             finally:
                 store._lock.release()
         if conn is not None:
-            _INHERITED.append(conn)
             # Never freed, not even as the child ends: the list is emptied then, and the
             # last reference's close rolls the transaction back, which cleans the
             # parent's uncommitted frames out of the shared WAL index, so the parent's
