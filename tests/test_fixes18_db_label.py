@@ -41,6 +41,10 @@ SHAPES = [
     (f"postgresql://[::1]:5432/panel?password={S}", S),
     (f"postgresql://u:{S}@[::1]/panel", S),
     (f"postgresql://u:{S}@h1,h2:5433/panel", S),
+    # a "/" in the password (base64 makes them): the path does not start there
+    (f"postgresql://app:{S}/x+y@db/panel", f"{S}/x+y"),
+    (f"postgresql://app:a/{S}@db:5432/panel?sslmode=require", f"a/{S}"),
+    (f"postgresql://app:a/{S}@x@db/panel", f"a/{S}@x"),
 ]  # fmt: skip
 
 

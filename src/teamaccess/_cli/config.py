@@ -66,10 +66,10 @@ def safe_db_label(db: str) -> str:
     end = next((i for i, c in enumerate(rest) if c in "@/"), len(rest))
     if end < len(rest) and rest[end] == "@" and (colon := rest.find(":", 0, end)) >= 0:
         spans.append((colon + 1, end))
-    # A password holding an unencoded "@" ("u:p@ss@db"): libpq ends it at the first "@",
-    # whoever wrote it meant the last one before the path; hide up to that one too.
-    path = rest.find("/")
-    last = rest.rfind("@", 0, len(rest) if path < 0 else path)
+    # A password holding an unencoded "@" ("u:p@ss@db") or "/" ("u:ab/c@db", base64
+    # makes them): libpq ends it at the first "@" or "/", whoever wrote it meant the
+    # last "@". No "/" can tell where the path starts, so up to the last "@" of all.
+    last = rest.rfind("@")
     if last >= 0 and (colon := rest.find(":", 0, last)) >= 0:
         spans.append((colon + 1, last))
     # A parameter's value runs to the next "&" (libpq's split; "#" is no fragment to it),
