@@ -10,9 +10,15 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import flask
 import pytest
+from flask.testing import FlaskClient
 from playwright.sync_api import Browser, Route, expect
 from tests.test_web_browser import BOOKKEEPER, OWNER, Demo, browser
+
+from teamaccess import RESOURCE_ID_MAX_LENGTH, MemoryMailer, MemoryStore, TeamAccess
+from teamaccess.web import ResourcesHook, User
+from teamaccess.web.flask import blueprint
 
 __all__ = ["browser"]  # the fixture, imported for pytest
 
@@ -52,3 +58,34 @@ class TestWithoutHas:
         srv1.check()
         owner.click("#invite button[type=submit]")
         expect(owner.locator(".ta-notice")).to_contain_text(BOOKKEEPER)
+
+
+def _client(team: TeamAccess, hook: ResourcesHook, user: User) -> FlaskClient:
+    app = flask.Flask(__name__)
+    app.secret_key = "test"
+    app.register_blueprint(blueprint(team, current_user=lambda: user, resources=hook))
+    return app.test_client()
+
+
+def _csrf(client: FlaskClient) -> str:
+    with client.session_transaction() as session:
+        return str(session["teamaccess.csrf"])
+
+
+class TestHookIdsTheLibraryRefuses:
+    """A hook listing an id no grant can be on is the vendor's bug, said as such when the
+    form is shown, not once a customer saved a grant on it."""
+
+    @pytest.mark.parametrize("bad", [" srv-1", "srv-1\n", "", "x" * (RESOURCE_ID_MAX_LENGTH + 1)])
+    def test_the_page_that_calls_it_says_so(self, bad: str) -> None:
+        team = TeamAccess(MemoryStore(), MemoryMailer(), secret_key="k")
+        account = team.create_account(name="Muster GmbH", owner_id="max", owner_email=OWNER)
+        client = _client(team, lambda account_id: [(bad, "Odd")], User("max", OWNER))
+        page = client.get(f"/accounts/{account.id}/users")
+        assert page.status_code == 400
+        text = page.get_data(as_text=True)
+        # the pages' answer to a hook's bug (as for one that returns no pairs), not a
+        # form offering a service that no grant can be on
+        assert "That did not work" in text
+        assert 'name="on:services.manage"' not in text
+        assert team.pending_invitations(account.id) == []

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from ... import (
+    RESOURCE_ID_MAX_LENGTH,
     Account,
     AccountNotFound,
     Conflict,
@@ -71,6 +72,15 @@ class _LoginRequired(Exception):
 
 class _Forbidden(Exception):
     """The user may see the account but not this page (a 403 page, not an error class)."""
+
+
+def _holdable(resource_id: str) -> bool:
+    """Whether a grant can be on *resource_id* (the library's rule for resource ids)."""
+    try:
+        PermissionSet.on("resource", resource_id)
+    except ValidationError:
+        return False
+    return True
 
 
 class _BadChoice(Exception):
@@ -249,8 +259,17 @@ class _PageBase:
             for resource_id, name in listed:
                 if not isinstance(resource_id, str) or not isinstance(name, str):
                     raise TypeError
+                if not _holdable(resource_id):
+                    # Offered, it could never be granted: the save would fail instead.
+                    raise ValidationError(
+                        f"resources(account_id) listed a resource id no grant can be on, "
+                        f"{resource_id[:40]!r}: ids are non-empty single lines of at most "
+                        f"{RESOURCE_ID_MAX_LENGTH} characters, without surrounding spaces"
+                    )
                 names[resource_id] = name
-        except (TypeError, ValueError):
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ValidationError):
+                raise
             # The vendor's bug, said as such rather than as a bare unpacking error.
             raise ValidationError(
                 "resources(account_id) must return (resource id, display name) pairs of "
