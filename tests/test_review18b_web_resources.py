@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import flask
 import pytest
@@ -16,7 +17,13 @@ from flask.testing import FlaskClient
 from playwright.sync_api import Browser, Route, expect
 from tests.test_web_browser import BOOKKEEPER, OWNER, Demo, browser
 
-from teamaccess import RESOURCE_ID_MAX_LENGTH, MemoryMailer, MemoryStore, TeamAccess
+from teamaccess import (
+    RESOURCE_ID_MAX_LENGTH,
+    MemoryMailer,
+    MemoryStore,
+    PermissionSet,
+    TeamAccess,
+)
 from teamaccess.web import ResourcesHook, User
 from teamaccess.web.flask import blueprint
 
@@ -89,3 +96,76 @@ class TestHookIdsTheLibraryRefuses:
         assert "That did not work" in text
         assert 'name="on:services.manage"' not in text
         assert team.pending_invitations(account.id) == []
+
+
+class TestTheHooksListChangesWhileTheFormIsOpen:
+    """A member's page replaces the grants on the services it showed and keeps the rest:
+    what the form showed, not what the hook lists by the time it is saved."""
+
+    @pytest.fixture
+    def listed(self, browser: Browser, tmp_path: Path) -> Iterator[tuple[Demo, list[Any]]]:
+        services: list[tuple[str, str]] = list(SERVICES)
+        d = Demo(browser, tmp_path / "demo", resources=lambda account_id: list(services))
+        try:
+            yield d, services
+        finally:
+            d.close()
+
+    def _member(self, demo: Demo, permissions: PermissionSet) -> None:
+        team, account = demo.team, demo.account
+        inv = team.invite(account.id, actor_id=account.owner_id, email=BOOKKEEPER,
+                          permissions=permissions)  # fmt: skip
+        team.accept_invitation(inv.token, user_id="bea", email=BOOKKEEPER)
+
+    def test_a_grant_shown_as_kept_stays_when_its_service_comes_back(
+        self, listed: tuple[Demo, list[Any]]
+    ) -> None:
+        demo, services = listed
+        self._member(demo, PermissionSet.of("billing.view")
+                     | PermissionSet.on("services.manage", "srv-1", "srv-9"))  # fmt: skip
+        owner = demo.window()
+        demo.login(owner, OWNER)
+        owner.goto(f"{demo.base}/team/accounts/{demo.account.id}/users/bea")
+        expect(owner.locator(".ta-card .ta-scoped")).to_contain_text("srv-9")  # "kept"
+        services.append(("srv-9", "Server vps-9.muster.de"))  # listed again meanwhile
+        owner.get_by_role("button", name="Save changes").click()
+        expect(owner.locator(".ta-notice")).to_contain_text(BOOKKEEPER)
+        assert demo.team.permissions_of("bea", demo.account.id) == (
+            PermissionSet.of("billing.view") | PermissionSet.on("services.manage", "srv-1", "srv-9")
+        )
+
+    def test_a_grant_taken_away_goes_though_its_service_left_the_list(
+        self, listed: tuple[Demo, list[Any]]
+    ) -> None:
+        demo, services = listed
+        self._member(demo, PermissionSet.of("billing.view")
+                     | PermissionSet.on("services.manage", "srv-1"))  # fmt: skip
+        owner = demo.window()
+        demo.login(owner, OWNER)
+        owner.goto(f"{demo.base}/team/accounts/{demo.account.id}/users/bea")
+        owner.uncheck("input[name=permission][value='services.manage']")
+        services.remove(SERVICES[0])  # srv-1 no longer listed meanwhile
+        owner.get_by_role("button", name="Save changes").click()
+        expect(owner.locator(".ta-notice")).to_contain_text(BOOKKEEPER)
+        assert demo.team.permissions_of("bea", demo.account.id) == PermissionSet.of("billing.view")
+
+    def test_a_changed_listed_field_grants_nothing(self) -> None:
+        """The ids the form says it showed only decide which existing grants stay."""
+        team = TeamAccess(MemoryStore(), MemoryMailer(), secret_key="k")
+        account = team.create_account(name="Muster GmbH", owner_id="max", owner_email=OWNER)
+        inv = team.invite(account.id, actor_id="max", email=BOOKKEEPER,
+                          permissions=PermissionSet.on("services.manage", "srv-1"))  # fmt: skip
+        team.accept_invitation(inv.token, user_id="bea", email=BOOKKEEPER)
+        client = _client(team, lambda account_id: SERVICES, User("max", OWNER))
+        page = f"/accounts/{account.id}/users/bea"
+        assert 'name="listed" value="srv-2"' in client.get(page).get_data(as_text=True)
+        for listed, left in [
+            (["", "srv-9", "srv-2"], PermissionSet.of("billing.view")
+             | PermissionSet.on("services.manage", "srv-1")),  # "showed" not srv-1: kept
+            (["", "srv-1"], PermissionSet.of("billing.view")),  # showed srv-1: taken away
+        ]:  # fmt: skip
+            form = {"csrf_token": _csrf(client), "scope": "selected",
+                    "permission": "billing.view", "listed": listed}  # fmt: skip
+            saved = client.post(page, data=form)
+            assert saved.status_code == 303
+            assert team.permissions_of("bea", account.id) == left

@@ -4,7 +4,7 @@ and leave (each asking first where it cannot be undone).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import attrs
 
@@ -40,15 +40,18 @@ class MemberPages(_PageBase):
         target = self.team.get_member(account_id, user_id)
         names = self._resource_names(account_id)
         # Grants on resources the form does not show (without the vendor's hook, all of
-        # them; with it, those on resources it no longer lists) are kept on save.
-        kept = PermissionSet(
-            scopes=frozenset(
-                (p, r) for p, r in target.permissions.scopes if names is None or r not in names
-            )
-        )
+        # them; with it, those on resources it does not list) are kept on save.
+        kept = self._unshown(target, names)
         error = ""
         status = 200
         if request.method == "POST":
+            # Of the ids the form showed, not of those the hook lists now: a service
+            # listed again meanwhile must not drop a grant the page said it keeps, nor
+            # one gone from the list keep a grant the user took away. (A changed field
+            # can only keep or drop the member's existing grants, as the form can.)
+            showed = request.values("listed")
+            if names is not None and showed:
+                kept = self._unshown(target, {r for r in showed if r})
             if self._nothing_chosen(request):
                 error = translate("Choose at least one permission, or give all permissions.", lang)
             else:
@@ -88,11 +91,23 @@ class MemberPages(_PageBase):
             chooser=self._chooser(
                 me, lang, scope=scope, selected=selected, resources=names, picked=picked
             ),
-            scopes=self._scopes(kept, lang),
+            scopes=self._scopes(self._unshown(target, names), lang),
+            # the ids this form shows, sent back with it (the empty one says it is sent)
+            listed=None if names is None else ["", *names],
             until=request.value("until") if request.method == "POST" else "",
             until_error="",
         )
         return Render("teamaccess/member.html", context, status)
+
+    @staticmethod
+    def _unshown(target: Member, shown: Collection[str] | None) -> PermissionSet:
+        """The member's grants on resources a form that shows *shown* does not show
+        (``None``: the form shows none)."""
+        return PermissionSet(
+            scopes=frozenset(
+                (p, r) for p, r in target.permissions.scopes if shown is None or r not in shown
+            )
+        )
 
     def _suspend(self, request: Request, account_id: str, user_id: str) -> Result:
         user, account, me = self._membership(request, account_id)
