@@ -169,3 +169,27 @@ class TestTheHooksListChangesWhileTheFormIsOpen:
             saved = client.post(page, data=form)
             assert saved.status_code == 303
             assert team.permissions_of("bea", account.id) == left
+
+
+class TestAPresetGoneSinceTheFormWasShown:
+    """The invite form comes back with what was typed, the error by the permissions."""
+
+    @pytest.mark.parametrize("hook", [None, lambda account_id: SERVICES])
+    def test_the_form_comes_back(self, hook: ResourcesHook | None) -> None:
+        team = TeamAccess(MemoryStore(), MemoryMailer(), secret_key="k")
+        account = team.create_account(name="Muster GmbH", owner_id="max", owner_email=OWNER)
+        app = flask.Flask(__name__)
+        app.secret_key = "test"
+        app.register_blueprint(
+            blueprint(team, current_user=lambda: User("max", OWNER), resources=hook)
+        )
+        client = app.test_client()
+        client.get(f"/accounts/{account.id}/users")
+        form = {"csrf_token": _csrf(client), "email": BOOKKEEPER, "scope": "preset:gone",
+                "note": "Bitte die Rechnungen ab Mai prüfen."}  # fmt: skip
+        sent = client.post(f"/accounts/{account.id}/users/invite", data=form)
+        assert sent.status_code == 400
+        page = sent.get_data(as_text=True)
+        assert 'id="ta-permissions-error"' in page
+        assert "Bitte die Rechnungen ab Mai prüfen." in page
+        assert team.pending_invitations(account.id) == []

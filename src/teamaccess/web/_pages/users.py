@@ -150,6 +150,10 @@ class UsersPages(_PageBase):
                 chosen = self._chosen(request, names)
             except _BadChoice as exc:
                 errors["permissions"] = str(exc)
+            except ValidationError as exc:
+                # A preset gone since the form was shown: the form comes back, not a
+                # page that loses what was typed.
+                errors["permissions"] = error_message(exc, lang, catalog=self.team.catalog)
         if not errors:
             extra: dict[str, Any] = {}
             if form["note"].strip():
