@@ -48,7 +48,8 @@ class MemberPages(_PageBase):
             # Of the ids the form showed, not of those the hook lists now: a service
             # listed again meanwhile must not drop a grant the page said it keeps, nor
             # one gone from the list keep a grant the user took away. (A changed field
-            # can only keep or drop the member's existing grants, as the form can.)
+            # only keeps or drops the member's existing grants, which the user, holding
+            # them all, may take away with the member anyway; it grants nothing.)
             showed = request.values("listed")
             if names is not None and showed:
                 kept = self._unshown(target, {r for r in showed if r})
