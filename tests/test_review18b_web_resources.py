@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import flask
 import pytest
 from flask.testing import FlaskClient
@@ -19,6 +20,7 @@ from tests.test_web_browser import BOOKKEEPER, OWNER, Demo, browser
 
 from teamaccess import (
     RESOURCE_ID_MAX_LENGTH,
+    Catalog,
     MemoryMailer,
     MemoryStore,
     PermissionSet,
@@ -193,3 +195,36 @@ class TestAPresetGoneSinceTheFormWasShown:
         assert 'id="ta-permissions-error"' in page
         assert "Bitte die Rechnungen ab Mai prüfen." in page
         assert team.pending_invitations(account.id) == []
+
+
+class TestAGrantOnAPermissionNoLongerScoped:
+    """The vendor's catalog stopped marking a permission ``scoped`` while a member holds
+    it on one service: saving their page unchanged does not make it account-wide."""
+
+    def test_saving_the_page_as_shown_widens_nothing(self) -> None:
+        store = MemoryStore()
+        before = TeamAccess(store, MemoryMailer(), secret_key="k")
+        account = before.create_account(name="Muster GmbH", owner_id="max", owner_email=OWNER)
+        inv = before.invite(account.id, actor_id="max", email=BOOKKEEPER,
+                            permissions=PermissionSet.of("billing.view")
+                            | PermissionSet.on("firewall.unblock", "srv-1"))  # fmt: skip
+        before.accept_invitation(inv.token, user_id="bea", email=BOOKKEEPER)
+        catalog = Catalog(
+            attrs.evolve(p, scoped=False) if p.name == "firewall.unblock" else p
+            for p in Catalog.default()
+        )
+        team = TeamAccess(store, MemoryMailer(), secret_key="k", catalog=catalog)
+        client = _client(team, lambda account_id: SERVICES, User("max", OWNER))
+        page = f"/accounts/{account.id}/users/bea"
+        shown = client.get(page).get_data(as_text=True)
+        # what a browser sends for the form as shown
+        ticked = re.findall(r'name="permission" value="([^"]+)" checked', shown)
+        listed = re.findall(r'name="listed" value="([^"]*)"', shown)
+        form = {"csrf_token": _csrf(client), "scope": "selected", "permission": ticked,
+                "listed": listed}  # fmt: skip
+        client.post(page, data=form)
+        held = team.permissions_of("bea", account.id)
+        assert "firewall.unblock" not in held
+        assert held == PermissionSet.of("billing.view") | PermissionSet.on(
+            "firewall.unblock", "srv-1"
+        )

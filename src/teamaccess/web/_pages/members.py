@@ -100,13 +100,17 @@ class MemberPages(_PageBase):
         )
         return Render("teamaccess/member.html", context, status)
 
-    @staticmethod
-    def _unshown(target: Member, shown: Collection[str] | None) -> PermissionSet:
+    def _unshown(self, target: Member, shown: Collection[str] | None) -> PermissionSet:
         """The member's grants on resources a form that shows *shown* does not show
-        (``None``: the form shows none)."""
+        (``None``: the form shows none). A grant on a permission the catalog no longer
+        marks ``scoped`` is among them: the form would show its box ticked without a
+        "where", so saving the page as shown made it account-wide."""
+        catalog = self.team.catalog
         return PermissionSet(
             scopes=frozenset(
-                (p, r) for p, r in target.permissions.scopes if shown is None or r not in shown
+                (p, r)
+                for p, r in target.permissions.scopes
+                if shown is None or r not in shown or p not in catalog or not catalog[p].scoped
             )
         )
 
