@@ -23,6 +23,7 @@ from teamaccess import (
     Catalog,
     MemoryMailer,
     MemoryStore,
+    Permission,
     PermissionSet,
     TeamAccess,
 )
@@ -228,3 +229,28 @@ class TestAGrantOnAPermissionNoLongerScoped:
         assert held == PermissionSet.of("billing.view") | PermissionSet.on(
             "firewall.unblock", "srv-1"
         )
+
+
+class TestOddPermissionNames:
+    """Each "where" choice's hint is its own, whatever the vendor's permission names."""
+
+    def test_hints_are_found_by_a_screen_reader(self) -> None:
+        catalog = Catalog([
+            *Catalog.default(),
+            Permission("web.manage", "Manage web space", scoped=True),
+            Permission("web-manage", "Manage web space (old)", scoped=True),
+            Permission("dns edit", "Edit DNS", scoped=True),
+        ])  # fmt: skip
+        team = TeamAccess(MemoryStore(), MemoryMailer(), secret_key="k", catalog=catalog)
+        account = team.create_account(name="Muster GmbH", owner_id="max", owner_email=OWNER)
+        client = _client(team, lambda account_id: SERVICES, User("max", OWNER))
+        page = client.get(f"/accounts/{account.id}/users").get_data(as_text=True)
+        ids = re.findall(r'\bid="([^"]*)"', page)
+        assert len(ids) == len(set(ids)), ids
+        hints = []
+        for fieldset in re.findall(r'<fieldset class="ta-where">.*?</fieldset>', page, re.S):
+            (described,) = re.findall(r'aria-describedby="([^"]*)"', fieldset)
+            # one id, of this fieldset's own hint
+            assert f'id="{described}"' in fieldset, (described, fieldset)
+            hints.append(described)
+        assert len(hints) == 3 + len(Catalog.default().scoped_names())

@@ -394,6 +394,9 @@ class _PageBase:
         groups = permission_groups(catalog, lang, only=offered, checked=frozenset(selected))
         if resources is not None:
             picked = picked or {}
+            # Element ids by position: permission names may hold any character, and
+            # "a.b" and "a-b" would make the same id (a hint read for the wrong choice).
+            position = 0
             for group in groups:
                 for item in group["items"]:
                     name = item["name"]
@@ -401,7 +404,9 @@ class _PageBase:
                         continue
                     whole = name in held
                     mode, ids = picked.get(name, ("account", frozenset()))
+                    position += 1
                     item["where"] = {
+                        "key": f"ta-where-{position}",
                         "whole": whole,
                         "mode": mode if whole else "some",
                         "resources": [
