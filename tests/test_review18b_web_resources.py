@@ -101,6 +101,29 @@ class TestHookIdsTheLibraryRefuses:
         assert team.pending_invitations(account.id) == []
 
 
+class TestTheHooksShapes:
+    """A mapping of id to name is read as such; strings where pairs belong are refused,
+    even two-character ones that would unpack into an id and a name."""
+
+    def _page(self, hook: ResourcesHook) -> tuple[int, str]:
+        team = TeamAccess(MemoryStore(), MemoryMailer(), secret_key="k")
+        account = team.create_account(name="Muster GmbH", owner_id="max", owner_email=OWNER)
+        page = _client(team, hook, User("max", OWNER)).get(f"/accounts/{account.id}/users")
+        return page.status_code, page.get_data(as_text=True)
+
+    def test_a_mapping_of_id_to_name(self) -> None:
+        status, text = self._page(lambda account_id: dict(SERVICES))
+        assert status == 200
+        assert 'name="on:services.manage" value="srv-1"' in text
+        assert "Webhosting muster.de" in text
+
+    @pytest.mark.parametrize("listed", [["s1", "s2"], "s1", [b"s1"]])
+    def test_strings_where_pairs_belong(self, listed: Any) -> None:
+        status, text = self._page(lambda account_id: listed)
+        assert status == 400
+        assert 'name="on:services.manage"' not in text
+
+
 class TestTheHooksListChangesWhileTheFormIsOpen:
     """A member's page replaces the grants on the services it showed and keeps the rest:
     what the form showed, not what the hook lists by the time it is saved."""

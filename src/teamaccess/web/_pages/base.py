@@ -36,8 +36,9 @@ __all__ = ["ResourcesHook", "UrlHook"]
 
 UrlHook = str | Callable[[str], str]
 
-#: the vendor's hook: an account id to its resources as ``(id, display name)`` pairs
-ResourcesHook = Callable[[str], Iterable[tuple[str, str]]]
+#: the vendor's hook: an account id to its resources as ``(id, display name)`` pairs, or
+#: as a mapping of id to display name
+ResourcesHook = Callable[[str], Iterable[tuple[str, str]] | Mapping[str, str]]
 
 _STATUS: tuple[tuple[type[TeamAccessError], int], ...] = (
     (PermissionDenied, 403),
@@ -256,7 +257,13 @@ class _PageBase:
         listed = self.resources(account_id)
         names: dict[str, str] = {}
         try:
-            for resource_id, name in listed:
+            # A mapping is read as id to name; iterated, it would give its keys, and a
+            # key of two characters would unpack into an id and a name of one each.
+            pairs = listed.items() if isinstance(listed, Mapping) else listed
+            for pair in pairs:
+                if isinstance(pair, (str, bytes)):
+                    raise TypeError
+                resource_id, name = pair
                 if not isinstance(resource_id, str) or not isinstance(name, str):
                     raise TypeError
                 if not _holdable(resource_id):
@@ -273,7 +280,8 @@ class _PageBase:
             # The vendor's bug, said as such rather than as a bare unpacking error.
             raise ValidationError(
                 "resources(account_id) must return (resource id, display name) pairs of "
-                "strings, such as [('srv-1', 'Webhosting example.com')]"
+                "strings, such as [('srv-1', 'Webhosting example.com')], or a mapping of "
+                "resource id to display name"
             ) from None
         return names
 

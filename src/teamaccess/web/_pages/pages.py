@@ -60,7 +60,8 @@ class Pages(UsersPages, MemberPages, AcceptPage, ContactPages, ActivityPage, _Pa
     maps an account id to where a new member lands (default: the account's users page).
     *translations* adds or replaces words of the templates per language, for templates
     you override: ``{"de": {"Invoices": "Rechnungen"}}``. *resources* maps an account id
-    to its resources (services, contracts) as ``(id, display name)`` pairs: the invite
+    to its resources (services, contracts) as ``(id, display name)`` pairs, or a mapping
+    of id to display name: the invite
     form and a member's page then grant the catalog's scoped permissions on the whole
     account or only on some of them; without it they offer account-wide grants only.
     """
