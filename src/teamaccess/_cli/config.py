@@ -62,13 +62,11 @@ def safe_db_label(db: str) -> str:
     scheme, _, rest = db.partition("://")
     spans: list[tuple[int, int]] = []
     # libpq: the credentials run to the first "@" before any "/" (a "?" or "#" in the
-    # user or password included, where Python's URL parser would end the host part).
-    end = next((i for i, c in enumerate(rest) if c in "@/"), len(rest))
-    if end < len(rest) and rest[end] == "@" and (colon := rest.find(":", 0, end)) >= 0:
-        spans.append((colon + 1, end))
-    # A password holding an unencoded "@" ("u:p@ss@db") or "/" ("u:ab/c@db", base64
-    # makes them): libpq ends it at the first "@" or "/", whoever wrote it meant the
-    # last "@". No "/" can tell where the path starts, so up to the last "@" of all.
+    # user or password included, where Python's URL parser would end the host part). A
+    # password holding an unencoded "@" ("u:p@ss@db") or "/" ("u:ab/c@db", base64 makes
+    # them): libpq ends it at the first "@" or "/", whoever wrote it meant the last "@".
+    # No "/" can tell where the path starts, so from the first ":" up to the last "@" of
+    # all, which holds libpq's password too.
     last = rest.rfind("@")
     if last >= 0 and (colon := rest.find(":", 0, last)) >= 0:
         spans.append((colon + 1, last))
