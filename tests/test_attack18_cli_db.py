@@ -2,7 +2,8 @@
 
 A ``--db`` meant for PostgreSQL that is not a ``postgresql://`` URL exactly (libpq's
 keyword/value form ``host=... password=...``, an upper-case scheme, a space before it,
-one slash) was taken for a SQLite file's path: ``migrate`` created a SQLite file and a
+one slash, a driver as SQLAlchemy writes it, JDBC's ``jdbc:`` before it) was taken for
+a SQLite file's path: ``migrate`` created a SQLite file and a
 key file named after it, password and all, and printed the name; other forms failed
 with an error quoting it. And the label that hides the password in a URL's query read
 a ``?`` in the user name as the query's start, so ``?password=`` after it was printed.
@@ -33,6 +34,12 @@ SECRET = "s3cretpw"
         f"postgresql:/panel:{SECRET}@localhost/panel",
         f" postgresql://panel:{SECRET}@localhost/panel",
         f"POSTGRES://panel@localhost/panel?password={SECRET}",
+        # as other tools write it: SQLAlchemy's driver, JDBC, the colon left out
+        f"postgresql+psycopg://panel:{SECRET}@localhost/panel",
+        f"postgresql+psycopg2://panel:{SECRET}@localhost/panel",
+        f"postgres+asyncpg://panel:{SECRET}@localhost/panel",
+        f"jdbc:postgresql://localhost/panel?password={SECRET}",
+        f"postgresql//panel:{SECRET}@localhost/panel",
     ],
 )
 @pytest.mark.parametrize("command", [("migrate",), ("members", "acc_x")])
@@ -43,6 +50,11 @@ def test_a_postgres_lookalike_is_refused_unshown_and_creates_nothing(
     assert SECRET not in line
     assert "postgresql://USER@HOST:PORT/DBNAME" in line
     assert list(run.folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("db", ["postgres.db", "postgresql-team.db", "pg+team.db"])
+def test_a_file_named_after_postgres_is_still_a_file(run: Cli, db: str) -> None:
+    assert f"{db}: created" in run("--db", db, "migrate").stdout
 
 
 def test_the_refusal_holds_for_the_environment_variable(tmp_path: Path) -> None:
