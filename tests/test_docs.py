@@ -178,6 +178,23 @@ def markdown_files() -> list[Path]:
     return [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 
 
+def anchors_of(markdown: str) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces
+    to hyphens, a repeated heading numbered."""
+    seen: dict[str, int] = {}
+    found = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", FENCE.sub("", markdown), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        found.add(slug if count == 0 else f"{slug}-{count}")
+    return found
+
+
+def anchors(path: Path) -> set[str]:
+    return anchors_of(path.read_text(encoding="utf-8"))
+
+
 class TestLinks:
     """Relative links in the README and docs/ lead to files that exist."""
 
@@ -192,6 +209,27 @@ class TestLinks:
             if not (path.parent / file_part).exists():
                 broken.append(target)
         assert broken == [], f"{path.name} links to missing files: {broken}"
+
+    @pytest.mark.parametrize("path", markdown_files(), ids=lambda p: p.name)
+    def test_anchors_resolve(self, path: Path) -> None:
+        """A link to `file.md#heading` or `#heading` names a heading that is there."""
+        text = FENCE.sub("", path.read_text(encoding="utf-8"))
+        broken = []
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or "#" not in target:
+                continue
+            file_part, anchor = target.split("#", 1)
+            linked = (path.parent / file_part) if file_part else path
+            if linked.suffix == ".md" and linked.exists() and anchor not in anchors(linked):
+                broken.append(target)
+        assert broken == [], f"{path.name} links to headings that are not there: {broken}"
+
+    def test_anchors_as_github_writes_them(self) -> None:
+        page = "# A `b()`: c, d (2026-12-03 15:27 UTC)\n## A `b()`: c, d (2026-12-03 15:27 UTC)\n"
+        assert anchors_of(page) == {
+            "a-b-c-d-2026-12-03-1527-utc",
+            "a-b-c-d-2026-12-03-1527-utc-1",
+        }
 
     def test_tests_named_in_the_source_exist(self) -> None:
         """A docstring or comment that sends a reader to a test file names one that exists."""
