@@ -283,6 +283,10 @@ class _Invitations(_Delivery):
                 self._audit(
                     work, inv.account_id, actor_id, "invitation.resent", inv.id, email=inv.email
                 )
+        if inv.note != resent.note:
+            # An erasure took a person out of the note after the read the mail was
+            # rendered from: the mail carries the note as stored.
+            message = self._render_invitation(account, inv, inviter_email, token, row, now)
         return self._hand_over(inv, token, row, message)
 
     def _may_invite(
