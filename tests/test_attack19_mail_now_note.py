@@ -42,7 +42,8 @@ def _sent_as_stored(mailer: MemoryMailer, team: TeamAccess, token: str | None) -
     text = _parts(mailer.outbox[0])
     assert "pia@example.org" not in text
     assert "[erased]" in text
-    assert token is not None and token in text
+    assert token is not None
+    assert token in text
     assert team.deliver_pending() == []
     assert len(mailer.outbox) == 1
 
@@ -126,4 +127,5 @@ class TestNoteErasedWhileSent:
         assert len(mailer.outbox) == 1
         text = _parts(mailer.outbox[0])
         assert "pia@example.org" in text
-        assert inv.token is not None and inv.token in text
+        assert inv.token is not None
+        assert inv.token in text

@@ -682,9 +682,7 @@ class _Sending(_Core):
             return message
         # SYSTEM invites on the owner's behalf, so the mail names the owner.
         inviter_email = (
-            account.owner_email
-            if stored.invited_by == SYSTEM or inviter is None
-            else inviter.email
+            account.owner_email if stored.invited_by == SYSTEM or inviter is None else inviter.email
         )
         try:
             return self._render_invitation(
