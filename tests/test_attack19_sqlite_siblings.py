@@ -96,6 +96,17 @@ class TestOwnStaleFiles:
         store.close()
 
 
+    @ROOT
+    def test_a_group_the_database_file_does_not_give(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.db"
+        SQLiteStore(path).close()
+        wal = stale(path, "-wal", 0o640)
+        os.chown(wal, os.geteuid(), 65534)  # another group's
+        store = fill(path)
+        assert mode(wal) == 0o600
+        store.close()
+
+
 class TestRefused:
     """What the process cannot make private is refused before anything is written."""
 

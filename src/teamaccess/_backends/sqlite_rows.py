@@ -441,15 +441,15 @@ def _check_siblings(path: str) -> None:
                 "database open, and open the store again"
             )
         mode = stat.S_IMODE(st.st_mode)
+        same_group = st.st_gid == db.st_gid
         # Access every local user has to it and not to the database file; and its
-        # group's, unless that is the database file's group with no more, or no more
-        # than every user has to the database file.
+        # group's where the database file gives its own group none, or is of the same
+        # group and gives it less (a file of another group beside a database shared
+        # with a group is its creator's, as SQLite makes it, and left so).
         others = mode & 0o006 & ~db_mode
         in_group = mode & 0o060
-        group = in_group and not (
-            (in_group >> 3) & ~db_mode & 0o006 == 0
-            or (st.st_gid == db.st_gid and in_group & ~db_mode == 0)
-        )
+        group = bool(in_group) and (in_group >> 3) & ~db_mode & 0o006 != 0
+        group = group and (not db_mode & 0o060 or (same_group and in_group & ~db_mode != 0))
         if not (others or group):
             continue
         if st.st_uid != os.geteuid():
@@ -461,12 +461,15 @@ def _check_siblings(path: str) -> None:
                     f"{db_mode:o} it, or remove it once no process has the database open"
                 )
             continue  # a co-user's file, its group its creator's (see above)
+        # No more for every user than the database file gives; for the group, the
+        # database file's bits (none in another group).
+        tightened = mode & ~0o007 | mode & db_mode & 0o007
+        if group:
+            tightened = tightened & ~0o070 | (db_mode & 0o070 if same_group else 0)
         try:
             # By name: a descriptor closed here would drop the POSIX locks a store of
             # this process holds on the -shm.
-            # The database file's mode; without its group's bits in another group.
-            same_group = st.st_gid == db.st_gid
-            os.chmod(name, db_mode & (0o666 if same_group else 0o606) | 0o600)
+            os.chmod(name, tightened | 0o600)
         except OSError as exc:
             raise StorageError(
                 f"{name}, beside the database file {path}, may be read by more users "
