@@ -95,7 +95,6 @@ class TestOwnStaleFiles:
         assert mode(wal) == 0o640
         store.close()
 
-
     @ROOT
     def test_a_group_the_database_file_does_not_give(self, tmp_path: Path) -> None:
         path = tmp_path / "t.db"
