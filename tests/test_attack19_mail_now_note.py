@@ -12,7 +12,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from teamaccess import SYSTEM, MemoryMailer, PermissionSet, Store, TeamAccess
+from teamaccess import SYSTEM, DeliveryFailed, MemoryMailer, PermissionSet, Store, TeamAccess
 from teamaccess._mail.templates import DefaultTemplates, InvitationContext, RenderedMail
 from teamaccess.testing import FrozenClock
 
@@ -49,16 +49,20 @@ def _sent_as_stored(mailer: MemoryMailer, team: TeamAccess, token: str | None) -
 
 
 class Meanwhile(DefaultTemplates):
-    """Runs *change* once, while the next invitation mail renders."""
+    """Runs *change* once, while the next invitation mail renders; with *fail_after*,
+    every render after that one fails."""
 
     def __init__(self) -> None:
         super().__init__()
         self.change: Callable[[], object] | None = None
+        self.fail_after = False
 
     def invitation(self, context: InvitationContext) -> RenderedMail:
         change, self.change = self.change, None
         if change is not None:
             change()
+        elif self.fail_after:
+            raise RuntimeError("the template failed")
         return super().invitation(context)
 
 
@@ -108,6 +112,33 @@ class TestNoteErasedWhileSent:
         inv = team.resend_invitation(first.id, actor_id="o")
         assert len(erased) == 1
         _sent_as_stored(mailer, team, inv.token)
+
+    def test_resend_whose_mail_cannot_be_rendered_again(
+        self, store_factory: Callable[[], Store], clock: FrozenClock
+    ) -> None:
+        """Committed, and not sent with the old note: DeliveryFailed, and the worker
+        renders it as stored."""
+        mailer = MemoryMailer()
+        templates = Meanwhile()
+        team = make(store_factory(), clock, mailer, templates=templates)
+        other = make(store_factory(), clock)
+        acc = team.create_account(name="A", owner_id="o", owner_email="o@example.org")
+        first = team.invite(acc.id, actor_id="o", email="bea@example.org", permissions=P(),
+                            note=NOTE)  # fmt: skip
+        mailer.outbox.clear()
+        templates.change = _erase_pia(other)
+        templates.fail_after = True
+        with pytest.raises(DeliveryFailed, match="rendering its mail again") as caught:
+            team.resend_invitation(first.id, actor_id="o")
+        assert caught.value.invitation is not None
+        assert caught.value.invitation.token is None
+        assert mailer.outbox == []
+        templates.fail_after = False
+        clock.advance(team.delivery_lease)
+        assert len(team.deliver_pending()) == 1
+        text = _parts(mailer.outbox[0])
+        assert "pia@example.org" not in text
+        assert "[erased]" in text
 
     def test_a_note_left_alone_is_sent_as_rendered(
         self, store_factory: Callable[[], Store], clock: FrozenClock
