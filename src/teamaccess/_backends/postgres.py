@@ -272,10 +272,15 @@ class PostgresStore:
             # whole URL with it: the quoted parts are not shown.
             said = re.sub(r'"[^"]*"', '"(not shown)"', str(exc)).strip()
             said = said.replace(conninfo_or_pool, "(not shown)")
-            raise ValidationError(
-                f"not a PostgreSQL connection string ({said}); pass one like "
-                "'postgresql://user@host/dbname' or 'host=... dbname=...'"
-            ) from None
+            if conninfo_or_pool.startswith(("postgresql:", "postgres:")):
+                # A URL: its fix is in the URL (the command refuses the other form).
+                hint = (
+                    "write it as 'postgresql://user@host/dbname', with a '%', '@', '/', "
+                    "'?' or '#' in the user or password written as %25, %40, %2F, %3F or %23"
+                )
+            else:
+                hint = "pass one like 'postgresql://user@host/dbname' or 'host=... dbname=...'"
+            raise ValidationError(f"not a PostgreSQL connection string ({said}); {hint}") from None
         if (
             conninfo_or_pool.startswith(("postgresql:", "postgres:"))
             and "user" not in params

@@ -57,6 +57,7 @@ from .sqlite_rows import (
     _OUTBOX_UNNUMBERED,
     _active_grant,
     _by_id,
+    _check_siblings,
     _create_private,
     _grant,
     _milliseconds,
@@ -447,6 +448,10 @@ class SQLiteStore:
         elif is_uri and (file := _file_of_uri(self.path, ("rw",))) is not None:
             # rw creates no file, but writes a new database into an empty one.
             _private_if_empty(file)
+        if not is_uri and self.path not in ("", ":memory:"):
+            _check_siblings(self.path)
+        elif is_uri and (file := _file_of_uri(self.path, ("rwc", "rw", "ro"))) is not None:
+            _check_siblings(file)
         try:
             conn = sqlite3.connect(
                 self.path,

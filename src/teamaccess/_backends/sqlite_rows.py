@@ -45,6 +45,7 @@ __all__ = [
     "_account",
     "_active_grant",
     "_by_id",
+    "_check_siblings",
     "_contact",
     "_create_private",
     "_dt",
@@ -376,6 +377,106 @@ def _private_if_empty(path: str) -> None:
         "private; as its owner, chmod 600 it, or remove it so that it is created 0600, "
         "and open it again"
     )
+
+
+#: the files SQLite keeps beside a database, and writes its data into
+_SIBLINGS: Final = ("-wal", "-shm", "-journal")
+
+
+def _may_use(uid: int, db: os.stat_result) -> bool:
+    """Whether the user *uid* may read the database file *db* anyway (so a file of
+    theirs beside it shows them nothing new)."""
+    if uid in (0, db.st_uid) or db.st_mode & 0o004:
+        return True
+    if not db.st_mode & 0o040:
+        return False
+    import grp
+    import pwd
+
+    try:
+        user = pwd.getpwuid(uid)
+        return user.pw_gid == db.st_gid or user.pw_name in grp.getgrgid(db.st_gid).gr_mem
+    except KeyError:
+        return False  # a user or group the system does not know
+
+
+def _check_siblings(path: str) -> None:
+    """Refuse, or make private, a -wal, -shm or -journal file already beside the database
+    file that would let someone read (or write) what SQLite writes into it who may not
+    read the database file itself.
+
+    SQLite gives a -wal it creates the database file's mode, but writes into one that is
+    there as it is: a stale 0644 one (a database removed without it, a restore with
+    ``cp``), or one another local user made in a shared folder, a symlink included,
+    received every change. A file of this process's user is given the database file's
+    mode; one of another user who may not read the database, or that is not a plain
+    file, is refused before anything is written. A co-user's file (one who may read the
+    database) is left as it is, whatever its group: its creator's, as SQLite makes it.
+    """
+    if os.name != "posix":
+        return  # no Unix modes to compare
+    real = os.path.realpath(path)  # SQLite names the files after the resolved path
+    try:
+        db = os.stat(real)
+    except (OSError, ValueError):
+        return  # no database file yet: sqlite3.connect() says why, if it matters
+    if not stat.S_ISREG(db.st_mode):
+        return
+    db_mode = stat.S_IMODE(db.st_mode)
+    for suffix in _SIBLINGS:
+        name = real + suffix
+        try:
+            st = os.lstat(name)
+        except (OSError, ValueError):
+            continue
+        why = ""
+        if not stat.S_ISREG(st.st_mode):
+            why = "is not a plain file (SQLite would write into what it points to)"
+        elif not _may_use(st.st_uid, db):
+            why = f"belongs to another user (uid {st.st_uid}) who may not read the database"
+        if why:
+            raise StorageError(
+                f"{name}, beside the database file {path}, {why}, so SQLite would write "
+                "the database's changes into it; remove it once no process has the "
+                "database open, and open the store again"
+            )
+        mode = stat.S_IMODE(st.st_mode)
+        same_group = st.st_gid == db.st_gid
+        # Access every local user has to it and not to the database file; and its
+        # group's where the database file gives its own group none, or is of the same
+        # group and gives it less (a file of another group beside a database shared
+        # with a group is its creator's, as SQLite makes it, and left so).
+        others = mode & 0o006 & ~db_mode
+        in_group = mode & 0o060
+        group = bool(in_group) and (in_group >> 3) & ~db_mode & 0o006 != 0
+        group = group and (not db_mode & 0o060 or (same_group and in_group & ~db_mode != 0))
+        if not (others or group):
+            continue
+        if st.st_uid != os.geteuid():
+            if others:
+                raise StorageError(
+                    f"{name}, beside the database file {path}, may be read by every local "
+                    f"user (mode {mode:04o}), the database file not ({db_mode:04o}), and "
+                    f"it belongs to another user (uid {st.st_uid}); as its owner, chmod "
+                    f"{db_mode:o} it, or remove it once no process has the database open"
+                )
+            continue  # a co-user's file, its group its creator's (see above)
+        # No more for every user than the database file gives; for the group, the
+        # database file's bits (none in another group).
+        tightened = mode & ~0o007 | mode & db_mode & 0o007
+        if group:
+            tightened = tightened & ~0o070 | (db_mode & 0o070 if same_group else 0)
+        try:
+            # By name: a descriptor closed here would drop the POSIX locks a store of
+            # this process holds on the -shm.
+            os.chmod(name, tightened | 0o600)
+        except OSError as exc:
+            raise StorageError(
+                f"{name}, beside the database file {path}, may be read by more users "
+                f"(mode {mode:04o}) than the database file ({db_mode:04o}), and making "
+                f"it private failed ({exc}); chmod {db_mode:o} it, or remove it once no "
+                "process has the database open"
+            ) from exc
 
 
 def _milliseconds(seconds: float) -> int:

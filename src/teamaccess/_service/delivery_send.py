@@ -629,8 +629,75 @@ class _Sending(_Core):
             if current.message is not None and current.message != row.message:
                 # An erasure rewrote it (or cancelled it, above): the stored bytes go.
                 message = parse_stored(current.message)
+            if (
+                invitation is not None
+                and invitation.note
+                and current.kind == "invitation"
+                and current.invitation_id == invitation.id
+            ):
+                # An invitation's mail is rendered, not stored: an erasure rewrites the
+                # note it was rendered from, not this row, so the note is read back too.
+                again = self._rendered_again(current, invitation, message)
+                if again is None:
+                    continue
+                message = again
             keep.append((current, message))
         return keep
+
+    def _rendered_again(
+        self, row: OutboxMessage, invitation: Invitation, message: EmailMessage
+    ) -> EmailMessage | None:
+        """*message* (rendered from *invitation*, which carries its token), or the mail
+        rendered anew if the stored invitation's note changed since (an erasure took a
+        person out of it); ``None`` if the invitation is no longer open. One read, only
+        for an invitation with a note: without one, nothing an erasure rewrites is in
+        the mail."""
+        assert invitation.token is not None
+        look = getattr(self._store, "invitation_account_member", None)
+        try:
+            if look is not None:
+                found: tuple[Invitation | None, Account | None, Member | None]
+                found = look(invitation.id, invitation.invited_by)
+                stored, account, inviter = found
+            else:
+                with self._read() as uow:
+                    stored = uow.get_invitation(invitation.id)
+                    account = None if stored is None else uow.get_account(stored.account_id)
+                    inviter = (
+                        None
+                        if stored is None or stored.invited_by == SYSTEM
+                        else uow.get_member(stored.account_id, stored.invited_by)
+                    )
+        except StorageError as exc:
+            raise DeliveryFailed(
+                f"1 message could not be sent now: the database failed while reading its "
+                f"invitation back before sending ({exc}); the invitation {invitation.id} "
+                "is saved and deliver_pending() sends its mail once its delivery lease ends",
+                message_ids=[row.id],
+                invitation=invitation,
+            ) from exc
+        if stored is None or account is None or stored.status != "pending":
+            return None  # its row is closed or gone too, or soon will be
+        if stored.note == invitation.note:
+            return message
+        # SYSTEM invites on the owner's behalf, so the mail names the owner.
+        inviter_email = (
+            account.owner_email if stored.invited_by == SYSTEM or inviter is None else inviter.email
+        )
+        try:
+            return self._render_invitation(
+                account, stored, inviter_email, invitation.token, row, row.created_at
+            )
+        except Exception as exc:
+            # Committed, and not sent with the old note: the worker renders it again.
+            raise DeliveryFailed(
+                f"1 message could not be sent now: rendering the invitation mail again "
+                f"with its changed note failed ({type(exc).__name__}); the invitation "
+                f"{invitation.id} is saved and deliver_pending() sends its mail once its "
+                "delivery lease ends",
+                message_ids=[row.id],
+                invitation=invitation,
+            ) from exc
 
     @contextmanager
     def _sending(self, needed: bool = True) -> Iterator[Mailer]:

@@ -21,6 +21,7 @@ from .._emails import normalize_email
 from .._errors import (
     AlreadyInvited,
     AlreadyMember,
+    DeliveryFailed,
     EmailMismatch,
     InvalidInvitation,
     InvitationExpired,
@@ -283,6 +284,20 @@ class _Invitations(_Delivery):
                 self._audit(
                     work, inv.account_id, actor_id, "invitation.resent", inv.id, email=inv.email
                 )
+        if inv.note != resent.note:
+            # An erasure took a person out of the note after the read the mail was
+            # rendered from: the mail carries the note as stored.
+            try:
+                message = self._render_invitation(account, inv, inviter_email, token, row, now)
+            except Exception as exc:
+                # Committed: the row waits, and the worker renders the mail again.
+                raise DeliveryFailed(
+                    f"the invitation {inv.id} is resent, but rendering its mail again with "
+                    f"its changed note failed ({type(exc).__name__}); deliver_pending() "
+                    "sends it once its delivery lease ends",
+                    message_ids=[row.id],
+                    invitation=attrs.evolve(inv, token=None, token_hash=None),
+                ) from exc
         return self._hand_over(inv, token, row, message)
 
     def _may_invite(
