@@ -17,6 +17,11 @@ from teamaccess import (
 )
 from teamaccess._service.delivery import _Delivery
 
+flask = pytest.importorskip("flask")
+
+from teamaccess.web import Request, User  # noqa: E402  (needs the web extra)
+from teamaccess.web.flask import blueprint  # noqa: E402
+
 
 @pytest.fixture
 def team() -> TeamAccess:
@@ -91,3 +96,52 @@ class TestPermissionsAsAString:
             team.invite(
                 account.id, actor_id="max", email="d@m.de", permissions=PermissionSet.of("*")
             )
+
+
+def _panel(team: TeamAccess, current_user: object) -> flask.Flask:
+    app = flask.Flask(__name__)
+    app.secret_key = "newcomer"
+    app.config["PROPAGATE_EXCEPTIONS"] = True  # the error itself, not Flask's 500 page
+    app.register_blueprint(
+        blueprint(team, current_user=current_user),  # type: ignore[arg-type]
+        url_prefix="/team",
+    )
+    return app
+
+
+class TestTheLoggedInUser:
+    """A current_user hook returning the wrong thing is told so, in the panel's log."""
+
+    @pytest.mark.parametrize(
+        "returned", ["max", ("max", "chef@muster.de"), {"id": "max", "email": "chef@muster.de"}]
+    )
+    def test_not_a_user(self, team: TeamAccess, returned: object) -> None:
+        account = team.create_account(name="M", owner_id="max", owner_email="chef@muster.de")
+        client = _panel(team, lambda: returned).test_client()
+        wanted = re.escape("(what the current_user hook returns) must be a teamaccess.web.User")
+        with pytest.raises(ValidationError, match=wanted) as caught:
+            client.get(f"/team/accounts/{account.id}/users")
+        assert "chef@muster.de" not in str(caught.value)  # the type only, no personal data
+
+    def test_a_numeric_id(self, team: TeamAccess) -> None:
+        # An ORM's integer primary key: before, the page told the customer to check their
+        # input (a 400), and the developer nothing.
+        account = team.create_account(name="M", owner_id="42", owner_email="chef@muster.de")
+        client = _panel(team, lambda: User(42, "chef@muster.de")).test_client()  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match=re.escape("User.id must be a str, not int")):
+            client.get(f"/team/accounts/{account.id}/users")
+        ok = _panel(team, lambda: User(str(42), "chef@muster.de")).test_client()
+        assert ok.get(f"/team/accounts/{account.id}/users").status_code == 200
+
+    @pytest.mark.parametrize("field", ["id", "email", "name"])
+    def test_each_field_is_text(self, field: str) -> None:
+        values: dict[str, object] = {"id": "max", "email": "chef@muster.de", "name": "Max"}
+        values[field] = None
+        with pytest.raises(ValidationError, match=f"User.{field} must be a str, not NoneType"):
+            User(**values)  # type: ignore[arg-type]
+
+    def test_request_takes_a_user_or_none(self) -> None:
+        assert Request("GET", None).user is None
+        assert Request("GET", User("max", "chef@muster.de")).user == User("max", "chef@muster.de")
+        with pytest.raises(ValidationError, match=re.escape("must be a teamaccess.web.User")):
+            Request("GET", "max")  # type: ignore[arg-type]

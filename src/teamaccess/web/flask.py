@@ -6,7 +6,7 @@
     from teamaccess.web.flask import blueprint
 
     app.register_blueprint(
-        blueprint(team, current_user=lambda: User(g.user.id, g.user.email),
+        blueprint(team, current_user=lambda: User(str(g.user.id), g.user.email),
                   login_url="/login?next={next}", register_url="/register?next={next}"),
         url_prefix="/team",
     )
