@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from tests.conftest import drop_postgres_schema, postgres_conninfo, postgres_schema
+from tests.test_cli import Cli
+from tests.test_cli_postgres import to_url
 
 from teamaccess import (
     MemoryMailer,
     MemoryStore,
     PermissionSet,
+    SQLiteStore,
     TeamAccess,
     UnknownPermission,
     ValidationError,
@@ -21,6 +27,23 @@ flask = pytest.importorskip("flask")
 
 from teamaccess.web import Request, User  # noqa: E402  (needs the web extra)
 from teamaccess.web.flask import blueprint  # noqa: E402
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """The command in a folder of its own, with no TEAMACCESS_* settings inherited."""
+    monkeypatch.chdir(tmp_path)
+    return Cli(tmp_path)
+
+
+@pytest.fixture
+def pg_run(run: Cli) -> Iterator[Cli]:
+    """The command on the test server's database, in a schema of its own."""
+    run.env["TEAMACCESS_DB"] = to_url(postgres_conninfo())
+    run.env["TEAMACCESS_SCHEMA"] = postgres_schema(run.folder)
+    run.env["TEAMACCESS_SECRET_KEY"] = "cli-test-key"
+    yield run
+    drop_postgres_schema(run.folder)
 
 
 @pytest.fixture
@@ -145,3 +168,64 @@ class TestTheLoggedInUser:
         assert Request("GET", User("max", "chef@muster.de")).user == User("max", "chef@muster.de")
         with pytest.raises(ValidationError, match=re.escape("must be a teamaccess.web.User")):
             Request("GET", "max")  # type: ignore[arg-type]
+
+
+class TestTheCommandsKeys:
+    """A missing key is asked for as the panel's, and erase says what does instead."""
+
+    def test_an_empty_db_is_refused(self, run: Cli) -> None:
+        # --db "$PANEL_DB" with the variable unset: it failed on WAL journaling.
+        line = run.error("--db", "", "invite", "acc_1", "dev@m.de", "--all", "--as", "max", code=3)
+        assert line == (
+            "error: --db is empty: give the SQLite file's path or a postgresql:// URL (a "
+            'shell variable in --db "$VAR" may be unset); leave --db out for ./teamaccess.db'
+        )
+        assert run.error("--db", "  ", "members", "acc_1", code=3) == line
+        assert not any(run.folder.iterdir())
+
+    def test_erase_on_a_panels_file_names_the_pseudonym_key(self, run: Cli) -> None:
+        store = SQLiteStore(run.folder / "panel.db")  # the panel's, its key kept elsewhere
+        team = TeamAccess(store, MemoryMailer(), secret_key="the panel's key")
+        team.create_account(name="M", owner_id="max", owner_email="chef@muster.de")
+        team.close()
+        args = ("--db", "panel.db", "erase", "--email", "gone@muster.de", "--as", "system")
+        line = run.error(*args, "--yes", code=3)
+        assert "Set TEAMACCESS_SECRET_KEY to that key" in line
+        assert line.endswith(
+            "; erase uses the key only for the pseudonyms: if your panel sets "
+            "TeamAccess(pseudonym_key=...), set TEAMACCESS_PSEUDONYM_KEY to that instead"
+        )
+        run.env["TEAMACCESS_PSEUDONYM_KEY"] = "the panel's pseudonym key"
+        assert "erased: 0 membership(s)" in run(*args, "--yes").stdout
+
+
+@pytest.mark.postgres
+class TestTheCommandsKeysOnPostgres:
+    """On a server database the key asked for is the panel's, not a new one."""
+
+    def test_a_writing_command(self, pg_run: Cli) -> None:
+        pg_run.env["TEAMACCESS_SECRET_KEY"] = None
+        line = pg_run.error(
+            "accounts", "create", "--name", "A", "--owner-id", "u", "--owner-email", "u@m.de",
+            code=3,
+        )  # fmt: skip
+        # It said "set TEAMACCESS_SECRET_KEY (...), e.g. from: python -c ...": a new key,
+        # which signs links the panel refuses as altered.
+        assert line.startswith(
+            "error: with a PostgreSQL --db, set TEAMACCESS_SECRET_KEY to the key your panel "
+            "signs with (the newest of its TeamAccess(secret_key=...)"
+        )
+        assert "Only for a database no panel uses yet, make one" in line
+        assert "pseudonym" not in line
+
+    def test_erase(self, pg_run: Cli) -> None:
+        made = pg_run.json(
+            "accounts", "create", "--name", "A", "--owner-id", "max", "--owner-email", "m@m.de"
+        )["id"]
+        assert made
+        pg_run.env["TEAMACCESS_SECRET_KEY"] = None
+        args = ("erase", "--email", "gone@m.de", "--as", "system", "--yes")
+        line = pg_run.error(*args, code=3)
+        assert line.endswith("set TEAMACCESS_PSEUDONYM_KEY to that instead")
+        pg_run.env["TEAMACCESS_PSEUDONYM_KEY"] = "the panel's pseudonym key"
+        assert "erased: 0 membership(s)" in pg_run(*args).stdout

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .._service import TeamAccess
 
 from .config import (
+    ConfigError,
     Settings,
     is_postgres,
     parse_mail,
@@ -299,6 +300,13 @@ def cli(
     """
     if not is_postgres(db) and ctx.get_parameter_source("schema") is COMMAND_LINE:
         raise click.UsageError("--schema goes with a PostgreSQL --db (postgresql://...)")
+    if not db.strip():
+        # Mostly --db "$VAR" with the variable unset: SQLite takes "" for a temporary
+        # database, and the command failed on it with a journaling error.
+        raise ConfigError(
+            "--db is empty: give the SQLite file's path or a postgresql:// URL (a shell "
+            'variable in --db "$VAR" may be unset); leave --db out for ./teamaccess.db'
+        )
     if db.startswith("file:"):
         raise refuse_sqlite_uri(db)
     lookalike = refuse_postgres_lookalike(db)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfigError",
     "MailSetting",
+    "MissingSecretKey",
     "Settings",
     "exists",
     "is_postgres",
@@ -97,6 +98,11 @@ class ConfigError(ValidationError):
 
     A ``ValidationError``: the public error tree stays as DESIGN.md draws it.
     """
+
+
+class MissingSecretKey(ConfigError):
+    """The command needs the panel's secret key and has none (a command that can do
+    without it, as ``erase`` with a pseudonym key, adds how)."""
 
 
 # -- the mail setting -------------------------------------------------------------------
@@ -614,10 +620,14 @@ class Settings:
                 # and a cron job or a support login need not hold the panel's key.
                 return secrets.token_urlsafe(32)
             # No file beside a server database, and every server must sign with one key.
-            raise ConfigError(
-                "with a PostgreSQL --db, set TEAMACCESS_SECRET_KEY (the same on every server "
-                "that shares the database), e.g. from: python -c 'import secrets; "
-                "print(secrets.token_urlsafe(32))'"
+            # The panel's key, not a new one: the database is usually the panel's, and a
+            # key made up here signs links the panel refuses as altered.
+            raise MissingSecretKey(
+                "with a PostgreSQL --db, set TEAMACCESS_SECRET_KEY to the key your panel "
+                "signs with (the newest of its TeamAccess(secret_key=...), the same on every "
+                "server that shares the database): links signed or checked with another key "
+                "do not open there. Only for a database no panel uses yet, make one: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         if self.db == ":memory:":
             return secrets.token_urlsafe(32)
@@ -640,7 +650,7 @@ class Settings:
         return load_or_create_secret(path, self.created)
 
     def _no_key_file(self, path: Path) -> ConfigError:
-        return ConfigError(
+        return MissingSecretKey(
             f"the database {self.db} has no key file {path} beside it: the program "
             "that made it keeps its secret key elsewhere. Set TEAMACCESS_SECRET_KEY to "
             "that key (links this command signed or checked with another would not open); "
