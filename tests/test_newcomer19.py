@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -229,3 +231,59 @@ class TestTheCommandsKeysOnPostgres:
         assert line.endswith("set TEAMACCESS_PSEUDONYM_KEY to that instead")
         pg_run.env["TEAMACCESS_PSEUDONYM_KEY"] = "the panel's pseudonym key"
         assert "erased: 0 membership(s)" in pg_run(*args).stdout
+
+
+#: run in a fresh interpreter where the named modules cannot be imported, as without the
+#: extra; prints the error's message and the module it names
+WITHOUT = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class Missing(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+sys.meta_path.insert(0, Missing())
+try:
+    {statement}
+except ModuleNotFoundError as exc:
+    print(exc, "|", exc.name)
+"""
+
+
+class TestAMissingExtra:
+    """Using an optional part without its extra names the extra to install."""
+
+    @pytest.mark.parametrize(
+        ("blocked", "statement", "said"),
+        [
+            (
+                {"psycopg", "psycopg_pool"},
+                "from teamaccess import PostgresStore",
+                "PostgresStore needs the postgres extra (psycopg 3 and psycopg-pool): "
+                "pip install 'teamaccess[postgres]' | psycopg",
+            ),
+            (
+                {"flask"},
+                "import teamaccess.web.flask",
+                "teamaccess.web.flask needs the web extra (Flask and Jinja2): "
+                "pip install 'teamaccess[web]' | flask",
+            ),
+            (
+                {"jinja2"},
+                "from teamaccess.web import environment; environment()",
+                "teamaccess.web's templates need the web extra (Jinja2): "
+                "pip install 'teamaccess[web]' | jinja2",
+            ),
+        ],
+        ids=["postgres", "flask", "jinja2"],
+    )
+    def test_the_error_names_the_extra(self, blocked: set[str], statement: str, said: str) -> None:
+        # Before: "No module named 'psycopg'", which names no extra.
+        code = WITHOUT.format(blocked=sorted(blocked), statement=statement)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False
+        )
+        assert (proc.stdout.strip(), proc.returncode) == (said, 0), proc.stderr
