@@ -287,3 +287,111 @@ class TestAMissingExtra:
             [sys.executable, "-c", code], capture_output=True, text=True, check=False
         )
         assert (proc.stdout.strip(), proc.returncode) == (said, 0), proc.stderr
+
+
+PANEL_MODULE = """
+from teamaccess import Catalog, Permission
+
+DEFAULT = Catalog.default()
+CATALOG = Catalog(
+    [*DEFAULT, Permission("dns.edit", "Edit DNS zones", "Domains", label_de="DNS bearbeiten")],
+    presets=DEFAULT.presets(),
+)
+
+
+def make_catalog():
+    return CATALOG
+
+
+NUMBER = 5
+
+
+def broken():
+    raise RuntimeError("settings missing")
+"""
+
+
+class TestTheCommandWithThePanelsCatalog:
+    """--catalog: the worker and the commands name the panel's own permissions."""
+
+    @pytest.fixture
+    def panel(self, run: Cli, monkeypatch: pytest.MonkeyPatch) -> Cli:
+        (run.folder / "newcomer19_panel.py").write_text(PANEL_MODULE, encoding="utf-8")
+        monkeypatch.syspath_prepend(str(run.folder))
+        return run
+
+    def test_the_worker_names_the_panels_permissions(self, panel: Cli) -> None:
+        # The panel queues an invitation with a permission of its own catalog ...
+        from newcomer19_panel import CATALOG  # type: ignore[import-not-found]
+
+        team = TeamAccess(
+            SQLiteStore(panel.folder / "panel.db"), None, secret_key="the panel's key",
+            catalog=CATALOG, delivery="queue", sender="Panel <noreply@panel.example>",
+        )  # fmt: skip
+        account = team.create_account(name="M", owner_id="max", owner_email="chef@muster.de")
+        wanted = PermissionSet.of("dns.edit", "billing.view")
+        team.invite(account.id, actor_id="max", email="dev@m.de", permissions=wanted)
+        team.close()
+        # ... and the command's worker, given that catalog, names it in the mail: with the
+        # default catalog it was left out, and the mail offered only "View invoices".
+        panel.env["TEAMACCESS_SECRET_KEY"] = "the panel's key"
+        panel.env["TEAMACCESS_CATALOG"] = "python:newcomer19_panel:CATALOG"
+        panel("--db", "panel.db", "--mail", "file:outbox", "deliver")
+        [mail] = (panel.folder / "outbox").glob("*.eml")
+        text = mail.read_text(encoding="utf-8")
+        assert "Edit DNS zones" in text
+        assert "View invoices" in text
+
+    @pytest.mark.parametrize("name", ["CATALOG", "make_catalog"])
+    def test_catalog_and_p_take_it(self, panel: Cli, name: str) -> None:
+        spec = ("--catalog", f"python:newcomer19_panel:{name}")
+        names = [p["name"] for p in panel.json(*spec, "catalog")["permissions"]]
+        assert names[-2:] == ["contracts.sign", "dns.edit"]
+        made = panel.json(
+            *spec, "accounts", "create", "--name", "M", "--owner-id", "max",
+            "--owner-email", "chef@muster.de",
+        )["id"]  # fmt: skip
+        invited = panel.json(*spec, "invite", made, "ops@m.de", "-p", "dns.edit", "--as", "max")
+        assert invited["permissions"] == ["dns.edit"]
+        # Without it the command knows only the built-in catalog.
+        assert "dns.edit" not in panel("catalog").stdout
+
+    @pytest.mark.parametrize(
+        ("spec", "said"),
+        [
+            (
+                "newcomer19_panel:CATALOG",
+                "--catalog takes python:MODULE:NAME, e.g. python:mypanel.team:CATALOG",
+            ),
+            (
+                "python:newcomer19_nowhere:CATALOG",
+                "--catalog python:newcomer19_nowhere:CATALOG: could not import "
+                "newcomer19_nowhere (ModuleNotFoundError: ",
+            ),
+            (
+                "python:newcomer19_panel:MISSING",
+                "--catalog python:newcomer19_panel:MISSING: newcomer19_panel has no MISSING; ",
+            ),
+            (
+                "python:newcomer19_panel:NUMBER",
+                "--catalog python:newcomer19_panel:NUMBER: NUMBER is int, not a "
+                "teamaccess.Catalog; ",
+            ),
+            (
+                "python:newcomer19_panel:broken",
+                "--catalog python:newcomer19_panel:broken: reading broken raised "
+                "RuntimeError: settings missing; ",
+            ),
+        ],
+        ids=["no-python", "no-module", "no-name", "not-a-catalog", "raises"],
+    )
+    def test_a_bad_catalog_is_refused(self, panel: Cli, spec: str, said: str) -> None:
+        line = panel.error("--catalog", spec, "catalog", code=3)
+        assert line.startswith(f"error: {said}")
+        assert not (panel.folder / "teamaccess.db").exists()
+        made = panel.json(
+            "accounts", "create", "--name", "M", "--owner-id", "max",
+            "--owner-email", "chef@muster.de",
+        )["id"]  # fmt: skip
+        line = panel.error("--catalog", spec, "members", made, code=3)
+        assert line.startswith(f"error: {said}")

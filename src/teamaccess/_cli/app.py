@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 from .config import (
     ConfigError,
     Settings,
+    check_catalog_spec,
     is_postgres,
     parse_mail,
     refuse_old_cleartext_login,
@@ -235,6 +236,15 @@ def _usage_message(exc: click.UsageError) -> str:
     "TEAMACCESS_SMTP_PASSWORD (env TEAMACCESS_MAIL).",
 )
 @click.option(
+    "--catalog",
+    "catalog_spec",
+    envvar="TEAMACCESS_CATALOG",
+    metavar="python:MODULE:NAME",
+    help="Your panel's permission catalog: a Catalog, or a function returning one, that "
+    "NAME names in MODULE; the mail, -p and 'catalog' use its permissions (default: the "
+    "built-in catalog; env TEAMACCESS_CATALOG).",
+)
+@click.option(
     "--delivery",
     envvar="TEAMACCESS_DELIVERY",
     type=click.Choice(["now", "queue"]),
@@ -283,6 +293,7 @@ def cli(
     db: str,
     schema: str,
     mail: str | None,
+    catalog_spec: str | None,
     delivery: Literal["now", "queue"],
     outbox: str,
     smtp_host: str | None,
@@ -312,6 +323,8 @@ def cli(
     lookalike = refuse_postgres_lookalike(db)
     if lookalike is not None:
         raise lookalike
+    if catalog_spec:
+        check_catalog_spec(catalog_spec)
     if mail is not None:
         old = [
             f"--{name.replace('_', '-')}"
@@ -344,6 +357,7 @@ def cli(
         sender=sender,
         delivery=delivery,
         mailer_factory=mailer_factory,
+        catalog_spec=catalog_spec or None,
     )
     ctx.obj = settings
     ctx.call_on_close(settings.close)
