@@ -2,7 +2,8 @@
 
 What a vendor's panel does with the library:
 
-* it keeps its own login: here ``/login`` puts a user id in Flask's session, and
+* it keeps its own login: here ``/login`` puts a user id in Flask's session and sends
+  the user back to ``next`` only if that is a path of this site (``local_path``), and
   ``USERS`` holds each user's verified address;
 * it mounts ``teamaccess.web.flask.blueprint`` under ``/team``, telling it who is logged
   in and where the login page is; the users page, the invitation link, contacts and
@@ -37,6 +38,19 @@ from teamaccess.web.flask import blueprint
 USERS = {"max": "chef@muster.de", "anna": "dev@agentur.de"}
 
 
+def local_path(next_path: str | None) -> str:
+    """*next_path* if it is a path of this site, else ``/``.
+
+    Anyone can write a login link with a ``next`` of their own: sending the user there
+    after the login would make the panel's login page a phishing aid. A browser reads
+    ``//evil.example`` and a backslash as in ``/\\evil.example`` as another site, and
+    drops a tab or a line break inside, so only printable ASCII after one ``/`` passes.
+    """
+    if next_path and re.fullmatch(r"/(?!/)[\x21-\x7e]*", next_path) and "\\" not in next_path:
+        return next_path
+    return "/"
+
+
 def build(base_url: str = "http://127.0.0.1:8000") -> tuple[flask.Flask, TeamAccess, str]:
     """The panel with one account: Max owns it."""
     team = TeamAccess(
@@ -63,7 +77,7 @@ def build(base_url: str = "http://127.0.0.1:8000") -> tuple[flask.Flask, TeamAcc
         # Stand-in for the panel's real login: pick a user, no password.
         if flask.request.method == "POST" and flask.request.form.get("user") in USERS:
             flask.session["user"] = flask.request.form["user"]
-            return flask.redirect(flask.request.args.get("next", "/"), 303)
+            return flask.redirect(local_path(flask.request.args.get("next")), 303)
         return "<form method=post><input name=user><button>Log in</button></form>"
 
     @app.route("/accounts/<account_id>/services")

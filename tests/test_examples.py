@@ -84,6 +84,28 @@ class TestPanelIntegration:
         assert len(team.mailer.outbox) == 1
         assert [i.email for i in team.pending_invitations(account)] == ["dev@agentur.de"]
 
+    @pytest.mark.parametrize(
+        "next_path",
+        [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example/",
+            "\\\\evil.example/",
+            "/\t/evil.example/",
+            "/\n/evil.example/",
+            "evil.example",
+        ],
+    )
+    def test_login_sends_on_only_within_the_site(self, panel: ModuleType, next_path: str) -> None:
+        # A vendor copies the example's login: its next must not be an open redirect.
+        app, _, account = panel.build()
+        client = app.test_client()
+        response = client.post("/login", query_string={"next": next_path}, data={"user": "max"})
+        assert (response.status_code, response.headers["Location"]) == (303, "/")
+        own = f"/team/accounts/{account}/users?lang=de"
+        response = client.post("/login", query_string={"next": own}, data={"user": "max"})
+        assert response.headers["Location"] == own
+
     def test_own_page_is_guarded(self, panel: ModuleType) -> None:
         app, _, account = panel.build()
         client = app.test_client()

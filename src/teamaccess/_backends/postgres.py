@@ -60,7 +60,17 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-import psycopg
+try:
+    import psycopg
+except ModuleNotFoundError as exc:
+    if exc.name != "psycopg":
+        raise
+    # The driver is an extra, not a dependency: say which one, not just the module's name.
+    raise ModuleNotFoundError(
+        "PostgresStore needs the postgres extra (psycopg 3 and psycopg-pool): "
+        "pip install 'teamaccess[postgres]'",
+        name=exc.name,
+    ) from exc
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 

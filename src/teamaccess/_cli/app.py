@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from .._service import TeamAccess
 
 from .config import (
+    ConfigError,
     Settings,
+    check_catalog_spec,
     is_postgres,
     parse_mail,
     refuse_old_cleartext_login,
@@ -234,6 +236,15 @@ def _usage_message(exc: click.UsageError) -> str:
     "TEAMACCESS_SMTP_PASSWORD (env TEAMACCESS_MAIL).",
 )
 @click.option(
+    "--catalog",
+    "catalog_spec",
+    envvar="TEAMACCESS_CATALOG",
+    metavar="python:MODULE:NAME",
+    help="Your panel's permission catalog: a Catalog, or a function returning one, that "
+    "NAME names in MODULE; the mail, -p and 'catalog' use its permissions (default: the "
+    "built-in catalog; env TEAMACCESS_CATALOG).",
+)
+@click.option(
     "--delivery",
     envvar="TEAMACCESS_DELIVERY",
     type=click.Choice(["now", "queue"]),
@@ -282,6 +293,7 @@ def cli(
     db: str,
     schema: str,
     mail: str | None,
+    catalog_spec: str | None,
     delivery: Literal["now", "queue"],
     outbox: str,
     smtp_host: str | None,
@@ -299,11 +311,20 @@ def cli(
     """
     if not is_postgres(db) and ctx.get_parameter_source("schema") is COMMAND_LINE:
         raise click.UsageError("--schema goes with a PostgreSQL --db (postgresql://...)")
+    if not db.strip():
+        # Mostly --db "$VAR" with the variable unset: SQLite takes "" for a temporary
+        # database, and the command failed on it with a journaling error.
+        raise ConfigError(
+            "--db is empty: give the SQLite file's path or a postgresql:// URL (a shell "
+            'variable in --db "$VAR" may be unset); leave --db out for ./teamaccess.db'
+        )
     if db.startswith("file:"):
         raise refuse_sqlite_uri(db)
     lookalike = refuse_postgres_lookalike(db)
     if lookalike is not None:
         raise lookalike
+    if catalog_spec:
+        check_catalog_spec(catalog_spec)
     if mail is not None:
         old = [
             f"--{name.replace('_', '-')}"
@@ -336,6 +357,7 @@ def cli(
         sender=sender,
         delivery=delivery,
         mailer_factory=mailer_factory,
+        catalog_spec=catalog_spec or None,
     )
     ctx.obj = settings
     ctx.call_on_close(settings.close)

@@ -20,15 +20,19 @@ from .._errors import (
 
 if TYPE_CHECKING:
     from .._domain import OutboxMessage
+    from .._permissions import Catalog
     from .._ports import Mailer, Store
     from .._service import TeamAccess
 
 __all__ = [
     "ConfigError",
     "MailSetting",
+    "MissingSecretKey",
     "Settings",
+    "check_catalog_spec",
     "exists",
     "is_postgres",
+    "load_catalog",
     "load_or_create_secret",
     "parse_mail",
     "refuse_postgres_lookalike",
@@ -97,6 +101,11 @@ class ConfigError(ValidationError):
 
     A ``ValidationError``: the public error tree stays as DESIGN.md draws it.
     """
+
+
+class MissingSecretKey(ConfigError):
+    """The command needs the panel's secret key and has none (a command that can do
+    without it, as ``erase`` with a pseudonym key, adds how)."""
 
 
 # -- the mail setting -------------------------------------------------------------------
@@ -545,6 +554,59 @@ def load_mailer(spec: str) -> Mailer:
     return cast("Mailer", mailer)
 
 
+def check_catalog_spec(spec: str) -> tuple[str, str]:
+    """``--catalog``'s module and name, checked before anything is opened."""
+    match = _FACTORY_FORM.fullmatch(spec)
+    if match is None:
+        raise ConfigError(
+            "--catalog takes python:MODULE:NAME, e.g. python:mypanel.team:CATALOG, naming "
+            "your panel's Catalog or a function that returns it (dotted Python names)"
+        )
+    return match[1], match[2]
+
+
+def load_catalog(spec: str) -> Catalog:
+    """``--catalog python:MODULE:NAME``: the panel's ``Catalog`` (NAME, or what NAME()
+    returns when called with no arguments); what goes wrong is a ``ConfigError``.
+
+    The command names permissions by this catalog: in the invitation mail it sends (the
+    worker's, too), ``-p``, ``check`` and ``catalog``.
+    """
+    import importlib
+
+    from .._permissions import Catalog
+
+    module_name, attribute = check_catalog_spec(spec)
+    try:
+        target: Any = importlib.import_module(module_name)
+    except (Exception, SystemExit) as exc:  # its own code may raise anything
+        raise ConfigError(
+            f"--catalog {spec}: could not import {module_name} ({_raised(exc)}); "
+            "install it or put its folder on PYTHONPATH"
+        ) from None
+    try:
+        for name in attribute.split("."):
+            target = getattr(target, name)
+        if callable(target) and not isinstance(target, Catalog):
+            target = target()
+    except AttributeError:
+        raise ConfigError(
+            f"--catalog {spec}: {module_name} has no {attribute}; name your panel's "
+            "Catalog or a function that returns it"
+        ) from None
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(
+            f"--catalog {spec}: reading {attribute} raised {_raised(exc)}; name your "
+            "panel's Catalog or a function that returns it"
+        ) from None
+    if not isinstance(target, Catalog):
+        raise ConfigError(
+            f"--catalog {spec}: {attribute} is {type(target).__name__}, not a "
+            "teamaccess.Catalog; name your panel's Catalog or a function that returns it"
+        )
+    return target
+
+
 def secret_key_fallbacks() -> list[str]:
     """The older keys of ``TEAMACCESS_SECRET_KEY_FALLBACKS`` (comma-separated, oldest
     first): they verify links during a rotation, and never sign."""
@@ -594,6 +656,8 @@ class Settings:
     delivery: Literal["now", "queue"] = "now"
     #: ``module:attribute`` of a callable that returns the vendor's own Mailer
     mailer_factory: str | None = None
+    #: ``--catalog``: ``python:module:name`` of the panel's Catalog (None: the default)
+    catalog_spec: str | None = None
     _team: TeamAccess | None = None
     #: recipients of the mail sent so far, to say where it went (never the bodies: tokens)
     sent: list[str] = attrs.field(factory=list)
@@ -614,10 +678,14 @@ class Settings:
                 # and a cron job or a support login need not hold the panel's key.
                 return secrets.token_urlsafe(32)
             # No file beside a server database, and every server must sign with one key.
-            raise ConfigError(
-                "with a PostgreSQL --db, set TEAMACCESS_SECRET_KEY (the same on every server "
-                "that shares the database), e.g. from: python -c 'import secrets; "
-                "print(secrets.token_urlsafe(32))'"
+            # The panel's key, not a new one: the database is usually the panel's, and a
+            # key made up here signs links the panel refuses as altered.
+            raise MissingSecretKey(
+                "with a PostgreSQL --db, set TEAMACCESS_SECRET_KEY to the key your panel "
+                "signs with (the newest of its TeamAccess(secret_key=...), the same on every "
+                "server that shares the database): links signed or checked with another key "
+                "do not open there. Only for a database no panel uses yet, make one: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         if self.db == ":memory:":
             return secrets.token_urlsafe(32)
@@ -640,7 +708,7 @@ class Settings:
         return load_or_create_secret(path, self.created)
 
     def _no_key_file(self, path: Path) -> ConfigError:
-        return ConfigError(
+        return MissingSecretKey(
             f"the database {self.db} has no key file {path} beside it: the program "
             "that made it keeps its secret key elsewhere. Set TEAMACCESS_SECRET_KEY to "
             "that key (links this command signed or checked with another would not open); "
@@ -782,6 +850,8 @@ class Settings:
                             "the example default must not reach real people"
                         )
             options: dict[str, Any] = {"language": self.language, "delivery": self.delivery}
+            if self.catalog_spec:
+                options["catalog"] = self.catalog()
             if self.accept_url:
                 options["accept_url"] = self.accept_url
             if self.sender:
@@ -806,6 +876,12 @@ class Settings:
             team._on_sent = self._note_sent
             self._team = team
         return self._team
+
+    def catalog(self) -> Catalog:
+        """The permissions the command names: ``--catalog``'s, else the default."""
+        from .._permissions import Catalog
+
+        return load_catalog(self.catalog_spec) if self.catalog_spec else Catalog.default()
 
     def _note_sent(self, row: OutboxMessage) -> None:
         self.sent.append(row.recipient)

@@ -18,6 +18,7 @@ from .app import (
     json_option,
     permission_options,
 )
+from .config import Settings
 from .output import _perms, emit_json, show_events, show_members, table
 
 __all__ = [
@@ -158,10 +159,13 @@ def permissions_set(
 @json_option
 def catalog(language: str, as_json: bool) -> None:
     """The permissions members can hold, and the mail categories."""
-    # The defaults the command runs with; no database is opened (or created) to show them.
-    from .._permissions import Catalog, Categories
+    # What the command runs with (--catalog's, else the default); no database is opened
+    # (or created) to show them.
+    from .._permissions import Categories
 
-    team_catalog, team_categories = Catalog.default(), Categories.default()
+    settings = click.get_current_context().find_object(Settings)
+    assert settings is not None
+    team_catalog, team_categories = settings.catalog(), Categories.default()
     perms = list(team_catalog)
     cats = list(team_categories)
     if as_json:

@@ -16,6 +16,7 @@ from .._domain import SYSTEM
 from .._errors import ScrubFailed
 from .._privacy import AccountDeletionReport, ErasureReport, PurgeReport, Retention
 from .app import Integer, _team, actor_option, cli, json_option
+from .config import MissingSecretKey
 from .output import emit_json
 
 __all__ = ["delete_account", "erase", "export", "purge"]
@@ -82,7 +83,15 @@ def erase(user_id: str | None, email: str | None, actor: str, yes: bool, as_json
             )
     # Pseudonyms come from the secret key unless they have a key of their own.
     own_key = bool(os.environ.get("TEAMACCESS_PSEUDONYM_KEY", "").strip())
-    team = _team(existing=True, signs=not own_key)
+    try:
+        team = _team(existing=True, signs=not own_key)
+    except MissingSecretKey as exc:
+        # Erasing signs no link: it needs a key only for the pseudonyms, which must be
+        # the panel's, so the panel's pseudonym key does as well.
+        raise MissingSecretKey(
+            f"{exc}; erase uses the key only for the pseudonyms: if your panel sets "
+            "TeamAccess(pseudonym_key=...), set TEAMACCESS_PSEUDONYM_KEY to that instead"
+        ) from None
     report, failed = _committed(
         lambda: team.erase_person(user_id=user_id, email=email, actor_id=actor), ErasureReport
     )

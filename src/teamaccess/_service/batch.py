@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, _GeneratorContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -168,14 +168,18 @@ class _Batching(_Delivery):
         else:
             state.deferred.append((batch, invitation, unbuilt))
 
-    def deliver_pending(self, *args: Any, **kwargs: Any) -> list[OutboxMessage]:
-        # Whatever its arguments, it sends mail, which must wait for the batch's commit.
+    def deliver_pending(
+        self, *, limit: int = 100, stop: Callable[[], bool] | None = None
+    ) -> list[OutboxMessage]:
+        # Spelled out, not (*args, **kwargs): help(), editors and type checkers read the
+        # public signature from here. Whatever its arguments, it sends mail, which must
+        # wait for the batch's commit.
         if self._batch_state() is not None:
             raise ValidationError(
                 "deliver_pending() sends mail, which must not leave before the batch "
                 "commits; call it after the with team.batch() block"
             )
-        return super().deliver_pending(*args, **kwargs)
+        return super().deliver_pending(limit=limit, stop=stop)
 
     deliver_pending.__doc__ = _Delivery.deliver_pending.__doc__
 

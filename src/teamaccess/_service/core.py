@@ -70,6 +70,21 @@ GIVE_UP_AFTER: Final = 12
 EXPIRE_AFTER: Final = timedelta(days=5)
 
 
+def _written_as_set(text: str) -> str:
+    """How to write the permissions *text* names as a ``PermissionSet``, for an error.
+
+    ``"*"`` and ``"all"`` mean every permission (``to_list()`` writes all() as ``"*"``),
+    and a comma-separated list is several names, as the command's ``-p`` takes them:
+    ``PermissionSet.of()`` of the string as given would only fail again.
+    """
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        return "PermissionSet.none()"
+    if len(names) == 1 and names[0].lower() in ("*", "all"):
+        return "PermissionSet.all()"
+    return f"PermissionSet.of({', '.join(repr(name) for name in names)})"
+
+
 class _Core:
     """Settings and plumbing every use case shares: the unit of work, audit, rule checks."""
 
@@ -430,7 +445,7 @@ class _Core:
         elif isinstance(permissions, str):
             raise ValidationError(
                 f"permissions must be a PermissionSet, not the string {permissions!r}; "
-                f"write PermissionSet.of({permissions!r})"
+                f"write {_written_as_set(permissions)}"
             )
         # A mapping would grant its keys whatever their values say ({"x": False}), and
         # bytes iterate as numbers: neither is a collection of names.

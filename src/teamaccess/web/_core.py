@@ -42,9 +42,37 @@ class User:
     compares it with the invited one.
     """
 
-    id: str
-    email: str
-    name: str = ""
+    id: str = attrs.field(validator=lambda _, attribute, value: _text(attribute.name, value))
+    email: str = attrs.field(validator=lambda _, attribute, value: _text(attribute.name, value))
+    name: str = attrs.field(
+        default="", validator=lambda _, attribute, value: _text(attribute.name, value)
+    )
+
+
+def _text(field: str, value: object) -> None:
+    # An ORM's user id is often a number: as one it reached the library's checks, whose
+    # refusal the pages showed the customer as "check your input", and told the
+    # developer nothing. Only the type is named: the value is personal data.
+    if not isinstance(value, str):
+        from .._errors import ValidationError
+
+        raise ValidationError(
+            f"User.{field} must be a str, not {type(value).__name__}; "
+            f"pass your panel's value as text, e.g. User(str(user.id), user.email)"
+        )
+
+
+def _user(_: object, __: attrs.Attribute[Any], value: object) -> None:
+    # What the adapter's current_user hook returned: anything else failed later, deep in
+    # a page, as an AttributeError. Only its type is named: a panel's user object may
+    # hold personal data, and the error goes to the server's log.
+    if value is not None and not isinstance(value, User):
+        from .._errors import ValidationError
+
+        raise ValidationError(
+            "the logged-in user (what the current_user hook returns) must be a "
+            f"teamaccess.web.User(id, email) or None, not {type(value).__name__}"
+        )
 
 
 def _lists(value: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
@@ -70,7 +98,7 @@ class Request:
     """
 
     method: str
-    user: User | None
+    user: User | None = attrs.field(validator=_user)
     language: str = "en"
     form: Mapping[str, list[str]] = attrs.field(factory=dict, converter=_lists)
     query: Mapping[str, list[str]] = attrs.field(factory=dict, converter=_lists)

@@ -26,7 +26,16 @@ def environment(*search_path: str | os.PathLike[str]) -> jinja2.Environment:
     A template of the same name in one of your folders (say ``teamaccess/base.html``)
     replaces the default one; the rest come from ``TEMPLATE_DIR``.
     """
-    import jinja2
+    try:
+        import jinja2
+    except ModuleNotFoundError as exc:
+        if exc.name != "jinja2":
+            raise
+        # Jinja2 is the web extra, not a dependency: say which one.
+        raise ModuleNotFoundError(
+            "teamaccess.web's templates need the web extra (Jinja2): pip install 'teamaccess[web]'",
+            name=exc.name,
+        ) from exc
 
     loaders: list[jinja2.BaseLoader] = []
     if search_path:

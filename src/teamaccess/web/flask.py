@@ -6,7 +6,7 @@
     from teamaccess.web.flask import blueprint
 
     app.register_blueprint(
-        blueprint(team, current_user=lambda: User(g.user.id, g.user.email),
+        blueprint(team, current_user=lambda: User(str(g.user.id), g.user.email),
                   login_url="/login?next={next}", register_url="/register?next={next}"),
         url_prefix="/team",
     )
@@ -24,7 +24,17 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import flask
+try:
+    import flask
+except ModuleNotFoundError as exc:
+    if exc.name != "flask":
+        raise
+    # Flask is the web extra, not a dependency: say which one, not just the module's name.
+    raise ModuleNotFoundError(
+        "teamaccess.web.flask needs the web extra (Flask and Jinja2): "
+        "pip install 'teamaccess[web]'",
+        name=exc.name,
+    ) from exc
 from werkzeug.wrappers import Response
 
 from .. import TeamAccess, ValidationError
