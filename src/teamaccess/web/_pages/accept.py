@@ -169,7 +169,7 @@ class AcceptPage(_PageBase):
             "groups": permission_groups(self.team.catalog, lang, only=inv.permissions),
             # grants on single services: without them an invitation to some servers only
             # read "No permissions"; by the names the vendor's hook gives them
-            "scopes": self._scopes(inv.permissions, lang, self._resource_names(inv.account_id)),
+            "scopes": self._scopes(inv.permissions, lang, self._invitee_names(inv)),
             "state": state,
             "error": error,
             "login_url": self._hook(self.login_url, back),
@@ -181,6 +181,20 @@ class AcceptPage(_PageBase):
         }
         return Render("teamaccess/accept.html", context, status, invitations=keep,
                       invitations_max_age=life)  # fmt: skip
+
+    def _invitee_names(self, inv: Invitation) -> dict[str, str] | None:
+        """The display names of the services *inv* grants on, for the invitee's page.
+
+        The vendor's hook is asked only for an invitation with such grants, and one that
+        lists ids no grant can be on leaves them named by id: the invitee cannot mend
+        the hook and must still be able to accept (the owner's pages name the fault).
+        """
+        if not inv.permissions.scopes:
+            return None
+        try:
+            return self._resource_names(inv.account_id)
+        except ValidationError:
+            return None
 
     def _kept(
         self, kept: Mapping[str, str], slot: str, token: str | None, inv: Invitation
