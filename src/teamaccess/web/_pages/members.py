@@ -62,7 +62,9 @@ class MemberPages(_PageBase):
                 except _BadChoice as exc:
                     error = str(exc)
                 except (ValidationError, Conflict, PermissionDenied) as exc:
-                    error = error_message(exc, lang, catalog=self.team.catalog)
+                    error = self._unlimitable(kept, lang) or error_message(
+                        exc, lang, catalog=self.team.catalog
+                    )
                 else:
                     notice = translate("The permissions of {email} are saved.", lang)
                     return Redirect(
@@ -113,6 +115,20 @@ class MemberPages(_PageBase):
                 if shown is None or r not in shown or p not in catalog or not catalog[p].scoped
             )
         )
+
+    def _unlimitable(self, kept: PermissionSet, lang: str) -> str:
+        """Why a save that keeps *kept* fails, if the reason is a kept grant on single
+        services of a permission the vendor's catalog no longer lets be limited to them
+        (the library refuses such a grant, and the form cannot take it away)."""
+        catalog = self.team.catalog
+        for name in sorted({p for p, _ in kept.scopes}):
+            if name in catalog and not catalog[name].scoped:
+                return translate(
+                    "“{label}” is held on single services, which it can no longer be limited "
+                    "to, so these permissions cannot be saved. Please contact support.",
+                    lang,
+                ).format(label=catalog[name].label_for(lang))
+        return ""
 
     def _suspend(self, request: Request, account_id: str, user_id: str) -> Result:
         user, account, me = self._membership(request, account_id)
