@@ -119,6 +119,8 @@ GERMAN: dict[str, str] = {
     "“{label}” names a service this account does not have. Reload the page and choose "
     "again.": "„{label}“ nennt einen Dienst, den dieses Konto nicht hat. Laden Sie die Seite "
     "neu und wählen Sie erneut.",
+    "Choose at least one kind of mail this contact receives.": "Wählen Sie mindestens eine "
+    "Art von E-Mails, die dieser Kontakt erhält.",
     "The chosen set of permissions is no longer offered. Reload the page and choose "
     "again.": "Die gewählte Zusammenstellung von Berechtigungen wird nicht mehr angeboten. "
     "Laden Sie die Seite neu und wählen Sie erneut.",
