@@ -119,6 +119,9 @@ GERMAN: dict[str, str] = {
     "“{label}” names a service this account does not have. Reload the page and choose "
     "again.": "„{label}“ nennt einen Dienst, den dieses Konto nicht hat. Laden Sie die Seite "
     "neu und wählen Sie erneut.",
+    "Nobody changes their own permissions or access. Ask the account owner or another user "
+    "who manages users.": "Niemand ändert seine eigenen Berechtigungen oder seinen eigenen "
+    "Zugriff. Bitten Sie den Kontoinhaber oder eine andere Person, die Benutzer verwaltet.",
     "Choose at least one kind of mail this contact receives.": "Wählen Sie mindestens eine "
     "Art von E-Mails, die dieser Kontakt erhält.",
     "The chosen set of permissions is no longer offered. Reload the page and choose "
