@@ -11,6 +11,7 @@ from tests.conftest import SECRET, add_member
 from teamaccess import (
     SYSTEM,
     Account,
+    AlreadyContact,
     Categories,
     Category,
     ContactNotFound,
@@ -140,7 +141,7 @@ class TestAddContact:
     def test_unknown_account(self, team: TeamAccess) -> None:
         with pytest.raises(LookupError, match="no account 'acc_nope'"):
             team.add_contact(
-                "acc_nope", actor_id=SYSTEM, name="A", email="a@example.org", categories=[]
+                "acc_nope", actor_id=SYSTEM, name="A", email="a@example.org", categories=["general"]
             )
 
 
@@ -322,12 +323,22 @@ class TestRecipients:
     ) -> None:
         add(team, account, "Owner again", "CHEF@Muster.DE", "billing")
         add(team, account, "B", "b@example.org", "billing")
-        add(team, account, "B again", "B@EXAMPLE.ORG", "billing")
         assert team.recipients(account.id, "billing") == ["chef@muster.de", "b@example.org"]
 
-    def test_duplicates_removed_across_idn_forms(self, team: TeamAccess, account: Account) -> None:
+    def test_a_second_contact_of_one_address_is_refused(
+        self, team: TeamAccess, account: Account
+    ) -> None:
+        # Its categories would add to the first one's: unticking one would not stop it.
+        first = add(team, account, "B", "b@example.org", "billing")
+        with pytest.raises(AlreadyContact, match="already contact") as caught:
+            add(team, account, "B again", "B@EXAMPLE.ORG", "support")
+        assert caught.value.contact_id == first.id
+        assert [c.id for c in team.contacts(account.id)] == [first.id]
+
+    def test_one_address_across_idn_forms(self, team: TeamAccess, account: Account) -> None:
         add(team, account, "Unicode", "info@müller.de", "billing")
-        add(team, account, "Punycode", "info@xn--mller-kva.de", "billing")
+        with pytest.raises(AlreadyContact):
+            add(team, account, "Punycode", "info@xn--mller-kva.de", "billing")
         assert team.recipients(account.id, "billing") == ["chef@muster.de", "info@müller.de"]
 
     def test_follows_the_owner(self, team: TeamAccess, account: Account) -> None:

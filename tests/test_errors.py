@@ -25,6 +25,7 @@ TREE: dict[str, tuple[str, type[Exception] | None]] = {
     "Conflict": ("TeamAccessError", None),
     "AlreadyMember": ("Conflict", None),
     "AlreadyInvited": ("Conflict", None),
+    "AlreadyContact": ("Conflict", None),
     "OwnershipRequired": ("Conflict", None),
     "InvitationError": ("TeamAccessError", None),
     "InvalidInvitation": ("InvitationError", None),

@@ -73,7 +73,8 @@ WRITES: list[tuple[str, Call]] = [
 # member had sent a pending invitation, which it revokes) and leave 7 (the same),
 # resend 10, revoke 4. Mail sent at once is read back before its send (one statement
 # a message: a deletion committed in between stops it), which added one to the resends
-# and two to notify (two recipients).
+# and two to notify (two recipients). add_contact reads whether another contact of the
+# account has the address (one contact per address), which added one.
 TRIPS = {
     "create_account": (3, 8),
     "rename_account": (3, 6),
@@ -81,7 +82,7 @@ TRIPS = {
     "suspend_member": (4, 7),
     "set_access_until": (4, 7),
     "forget_resource": (5, 7),
-    "add_contact": (3, 6),
+    "add_contact": (4, 7),
     "update_contact": (3, 6),
     "remove_contact": (3, 6),
     "notify": (12, 23),

@@ -469,6 +469,8 @@ class TeamMachine(RuleBasedStateMachine):
             error = MemberNotFound
         elif error is None and target == m.owner:
             error = OwnershipRequired
+        elif error is None and actor == target:
+            error = PermissionDenied  # nobody changes their own membership
         elif error is None:
             assert member is not None
             error = m.may_manage(actor, member.permissions, permissions)
@@ -558,6 +560,8 @@ class TeamMachine(RuleBasedStateMachine):
             error = MemberNotFound
         elif error is None and target == m.owner:
             error = OwnershipRequired
+        elif error is None and actor == target:
+            error = PermissionDenied  # nobody changes their own membership
         elif error is None:
             assert member is not None
             error = m.may_manage(actor, member.permissions)

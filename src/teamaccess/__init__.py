@@ -24,6 +24,7 @@ from ._domain import (
 from ._emails import Address, normalize_email
 from ._errors import (
     AccountNotFound,
+    AlreadyContact,
     AlreadyInvited,
     AlreadyMember,
     ClockError,
@@ -106,6 +107,7 @@ __all__ = [
     "AccountDeletionReport",
     "AccountNotFound",
     "Address",
+    "AlreadyContact",
     "AlreadyInvited",
     "AlreadyMember",
     "AuditEvent",

@@ -18,6 +18,7 @@ builtin it resembles, so ``except ValueError`` or ``except LookupError`` keep wo
     ├── Conflict
     │   ├── AlreadyMember
     │   ├── AlreadyInvited
+    │   ├── AlreadyContact
     │   └── OwnershipRequired
     ├── InvitationError
     │   ├── InvalidInvitation
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AccountNotFound",
+    "AlreadyContact",
     "AlreadyInvited",
     "AlreadyMember",
     "ClockError",
@@ -155,6 +157,19 @@ class AlreadyInvited(Conflict):
         super().__init__(message)
         #: the pending invitation for the address, if known
         self.invitation_id = invitation_id
+
+
+class AlreadyContact(Conflict):
+    """Another contact of the account has that address.
+
+    ``contact_id`` names it, so a page can link to it: one address is one contact, whose
+    categories say which mail it receives.
+    """
+
+    def __init__(self, message: str, *, contact_id: str | None = None) -> None:
+        super().__init__(message)
+        #: the account's contact with the address
+        self.contact_id = contact_id
 
 
 class OwnershipRequired(Conflict):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ._errors import (
     AccountNotFound,
+    AlreadyContact,
     AlreadyInvited,
     AlreadyMember,
     ClockError,
@@ -117,6 +118,12 @@ _MESSAGES: dict[type[TeamAccessError], tuple[str, str]] = {
         "open invitations.",
         "Für diese Adresse gibt es bereits eine offene Einladung. Senden Sie sie in der Liste "
         "der offenen Einladungen erneut oder ziehen Sie sie zurück.",
+    ),
+    AlreadyContact: (
+        "This address is already a contact of this customer account. Choose the kinds of "
+        "mail it receives on that contact instead.",
+        "Diese Adresse ist bereits ein Kontakt dieses Kundenkontos. Wählen Sie stattdessen "
+        "bei diesem Kontakt, welche E-Mails er erhält.",
     ),
     OwnershipRequired: (
         "Only the account owner may do this, and the owner always keeps every permission and "

@@ -37,6 +37,7 @@ import time
 import weakref
 from contextlib import AbstractContextManager, suppress
 from datetime import datetime
+from types import ModuleType
 from typing import Any, Final, Literal
 
 from .._domain import Account, Invitation, Member, OutboxMessage
@@ -195,13 +196,29 @@ def _file_id(conn: sqlite3.Connection) -> tuple[int, int] | None:
     return found.st_dev, found.st_ino
 
 
-def _keep_for_ever(obj: object) -> None:
-    """One reference to *obj* nothing ever drops: Python frees it at no time, exit included."""
+#: ctypes, imported in the parent as a store opens on a file (see _keep_for_ever)
+_CTYPES: list[ModuleType] = []
+
+
+def _import_ctypes() -> None:
+    """Import ctypes now, in the parent, for :func:`_keep_for_ever` in a child: an import
+    in a forked child hangs for ever if another thread of the parent was inside that
+    import at the fork (the child inherits its module lock, held by a thread it lacks).
+    Not at ``import teamaccess``: only a store on a file needs it."""
+    if _CTYPES:
+        return
     try:
-        import ctypes  # here, not at import: only a child that inherited a busy store needs it
+        import ctypes
     except ImportError:  # a Python built without ctypes: the list's reference is all
         return
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+    _CTYPES.append(ctypes)
+
+
+def _keep_for_ever(obj: object) -> None:
+    """One reference to *obj* nothing ever drops: Python frees it at no time, exit included.
+    Imports nothing: it runs in a forked child (see :func:`_import_ctypes`)."""
+    for ctypes in _CTYPES:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -379,6 +396,7 @@ class SQLiteStore:
         if conn.execute(on_file).fetchone()[0]:
             self._pid = os.getpid()
             self._file_id = file_id
+            _import_ctypes()  # before any fork that needs it: never in the child
             _STORES.add(self)
 
     def _forked_in_a_unit(self) -> StorageError:

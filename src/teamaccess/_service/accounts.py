@@ -186,7 +186,7 @@ class _Accounts(_Invitations):
         """Replace a member's permissions.
 
         Needs ``users.manage``; the actor grants only what it holds and changes only
-        members whose permissions are within its own.
+        members whose permissions are within its own, never its own (``PermissionDenied``).
         """
         _check_ids(account_id=account_id, user_id=user_id, actor_id=actor_id)
         wanted = self._permission_set(permissions)
@@ -201,6 +201,7 @@ class _Accounts(_Invitations):
                 raise OwnershipRequired(
                     "the owner always holds every permission; transfer ownership first"
                 )
+            self._not_oneself(account_id, actor_id, user_id, "change the permissions of")
             self._no_escalation(actor_id, held, target.permissions, f"change user {user_id!r}")
             self._no_escalation(actor_id, held, wanted, "grant these permissions")
             member = attrs.evolve(target, permissions=wanted, granted_by=actor_id)

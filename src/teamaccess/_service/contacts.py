@@ -22,6 +22,7 @@ from .._emails import (
     normalize_email,
 )
 from .._errors import (
+    AlreadyContact,
     ContactNotFound,
     TeamAccessError,
     ValidationError,
@@ -111,12 +112,13 @@ class _Contacts(_Delivery):
         address = normalize_email(
             email, check_deliverability=self.check_deliverability, what="email"
         )
-        cats = self.categories.check(categories)
+        cats = _some_categories(self.categories.check(categories))
         extra = self._contact_details(details, _CONTACT_FIELDS)
         with self._write() as work:
             _, actor = self._account_actor(work.uow, account_id, actor_id)
             held = self._held(account_id, actor_id, actor)
             self._require_held(held, account_id, actor_id, "contacts.manage")
+            _no_other_contact(work.uow, account_id, address.key, address.email)
             contact = Contact(
                 id=_new_id("con"),
                 account_id=account_id,
@@ -148,7 +150,9 @@ class _Contacts(_Delivery):
             ("name", "email", "categories", *_CONTACT_FIELDS),
         )
         if "categories" in changes:
-            fields_cats: frozenset[str] | None = self.categories.check(changes["categories"])
+            fields_cats: frozenset[str] | None = _some_categories(
+                self.categories.check(changes["categories"])
+            )
         else:
             fields_cats = None
         if "name" in fields:
@@ -169,6 +173,8 @@ class _Contacts(_Delivery):
             if updated == contact:
                 return contact  # nothing changed, so nothing to write or audit
             key = (address or normalize_email(contact.email)).key
+            if address is not None:
+                _no_other_contact(work.uow, contact.account_id, key, address.email, contact.id)
             with _together(work.uow):  # the change and its event, neither read back
                 work.uow.update_contact(updated, key)
                 self._audit(
@@ -351,3 +357,31 @@ class _Contacts(_Delivery):
 
 def _no_contact(contact_id: str) -> ContactNotFound:
     return ContactNotFound(f"no contact {contact_id!r}; contacts(account_id) lists them")
+
+
+def _some_categories(categories: frozenset[str]) -> frozenset[str]:
+    """*categories*, unless empty: a contact receives only the mail of its categories and
+    never logs in, so one without any would be an address nothing is sent to."""
+    if not categories:
+        raise ValidationError(
+            "a contact needs at least one mail category, e.g. categories=['general']: it "
+            "receives only the mail of its categories; to send it nothing, remove it "
+            "(remove_contact)"
+        )
+    return categories
+
+
+def _no_other_contact(
+    uow: UnitOfWork, account_id: str, key: str, email: str, contact_id: str | None = None
+) -> None:
+    """Refuse a second contact of the account with the address of *key*: its categories
+    would add to the first one's, so unticking a category on one of them would not stop
+    that mail. (Inside the write unit: writers of one account are serialised.)"""
+    for other in uow.contacts_with([key], accounts=[account_id]):
+        if other.id != contact_id:
+            raise AlreadyContact(
+                f"{email} is already contact {other.id} of account {account_id}; change "
+                f"that contact's categories instead (update_contact({other.id!r}, "
+                "categories=...))",
+                contact_id=other.id,
+            )

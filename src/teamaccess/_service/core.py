@@ -531,6 +531,21 @@ class _Core:
                 user_id=actor_id,
             )
 
+    @staticmethod
+    def _not_oneself(account_id: str, actor_id: str, user_id: str, what: str) -> None:
+        """Refuse a member changing its own membership: its own permissions, suspension or
+        end of access. Narrowing would be harmless, but a member whose access ends could
+        move its own end date out of the way of the owner's, and the pages never offer
+        it; leaving (``remove_member`` of oneself) stays open."""
+        if actor_id == user_id:
+            raise PermissionDenied(
+                f"user {actor_id!r} cannot {what} itself: nobody changes their own "
+                "permissions or access; ask the account owner or another member with "
+                "users.manage (to leave the account, remove_member() yourself)",
+                user_id=actor_id,
+                account_id=account_id,
+            )
+
     def _language(self, language: str | None) -> str:
         """The language a call asked for (``None``: the configured one), checked."""
         if language is None:

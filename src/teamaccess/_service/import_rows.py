@@ -36,7 +36,7 @@ from .._errors import (
 from .._permissions import PermissionSet
 from .._ports import add_each
 from .checks import _CONTACT_FIELDS, _check_id, _check_new_user, _check_until, _new_id, _Work
-from .contacts import _Contacts
+from .contacts import _Contacts, _some_categories
 
 if TYPE_CHECKING:
     from .core import _Core
@@ -409,6 +409,7 @@ class _Importer:
         self, i: int, ref: str | None, value: object, problems: _Problems
     ) -> list[_Entry]:
         entries: list[_Entry] = []
+        seen: set[str] = set()  # the row's contacts' address keys: one contact per address
         for j, raw in enumerate(self._items(i, ref, value, "contacts", problems)):
             try:
                 if not isinstance(raw, Mapping):
@@ -426,12 +427,18 @@ class _Importer:
                 address = normalize_email(
                     raw["email"], check_deliverability=self.team.check_deliverability, what="email"
                 )
-                categories = self.team.categories.check(raw["categories"])
+                categories = _some_categories(self.team.categories.check(raw["categories"]))
                 details = {k: raw[k] for k in _CONTACT_FIELDS if raw.get(k) is not None}
                 extra = _Contacts._contact_details(details, _CONTACT_FIELDS)
+                if address.key in seen:
+                    raise ValidationError(
+                        f"{address.email} is listed twice among the account's contacts; "
+                        "list it once, with all its categories"
+                    )
             except ValidationError as exc:
                 problems.add(i, "contact", exc, j, ref)
                 continue
+            seen.add(address.key)
             entries.append(_Entry(name, address.email, address.key, categories, extra))
         return entries
 

@@ -19,8 +19,8 @@ class _Lifecycle(_Core):
     """Suspend and reactivate members, and set when their access ends.
 
     Each needs the rights ``set_permissions`` needs: ``users.manage``, and a target whose
-    grants are within the actor's own. The owner is never suspended and its access never
-    ends.
+    grants are within the actor's own, other than the actor itself. The owner is never
+    suspended and its access never ends.
     """
 
     def suspend_member(self, account_id: str, user_id: str, *, actor_id: str) -> Member:
@@ -93,6 +93,7 @@ class _Lifecycle(_Core):
                 f"the owner's access cannot be suspended or ended (asked to {what} "
                 f"{user_id!r}); transfer ownership first"
             )
+        self._not_oneself(account_id, actor_id, user_id, what)
         self._no_escalation(actor_id, held, target.permissions, f"{what} user {user_id!r}")
         return target
 

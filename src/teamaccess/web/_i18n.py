@@ -119,6 +119,23 @@ GERMAN: dict[str, str] = {
     "“{label}” names a service this account does not have. Reload the page and choose "
     "again.": "„{label}“ nennt einen Dienst, den dieses Konto nicht hat. Laden Sie die Seite "
     "neu und wählen Sie erneut.",
+    "Nobody changes their own permissions or access. Ask the account owner or another user "
+    "who manages users.": "Niemand ändert seine eigenen Berechtigungen oder seinen eigenen "
+    "Zugriff. Bitten Sie den Kontoinhaber oder eine andere Person, die Benutzer verwaltet.",
+    "Choose at least one kind of mail this contact receives.": "Wählen Sie mindestens eine "
+    "Art von E-Mails, die dieser Kontakt erhält.",
+    "The chosen set of permissions is no longer offered. Reload the page and choose "
+    "again.": "Die gewählte Zusammenstellung von Berechtigungen wird nicht mehr angeboten. "
+    "Laden Sie die Seite neu und wählen Sie erneut.",
+    "The services of this customer account could not be listed, so nothing was changed. "
+    "Please try again later; if it keeps happening, contact support.": "Die Dienste dieses "
+    "Kundenkontos konnten nicht aufgelistet werden, daher wurde nichts geändert. Bitte "
+    "versuchen Sie es später erneut; wenn es wieder passiert, wenden Sie sich an den Support.",
+    "“{label}” is held on single services, which it can no longer be limited to, so these "
+    "permissions cannot be saved. Please contact support.": "„{label}“ ist auf einzelne "
+    "Dienste beschränkt vergeben, was für diese Berechtigung nicht mehr möglich ist; daher "
+    "können diese Berechtigungen nicht gespeichert werden. Bitte wenden Sie sich an den "
+    "Support.",
     "Access": "Zugriff",
     "This user is suspended: their permissions are kept, but they can use none of them.": (
         "Dieser Benutzer ist gesperrt: seine Berechtigungen bleiben erhalten, aber er kann "

@@ -258,6 +258,14 @@ def create_app(
         response.headers.update(HEADERS)
         return response
 
+    @app.after_request
+    def secured(response: Response) -> Response:
+        # The demo's redirects and Flask's own error pages (404, 405) too, not only the
+        # pages above: the demo shows a panel that sends them on every response.
+        for key, value in HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
+
     @app.route("/")
     def home() -> Response:
         user = current_user()

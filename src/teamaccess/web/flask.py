@@ -35,6 +35,8 @@ except ModuleNotFoundError as exc:
         "pip install 'teamaccess[web]'",
         name=exc.name,
     ) from exc
+from flask.blueprints import BlueprintSetupState
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from .. import TeamAccess, ValidationError
@@ -173,13 +175,60 @@ def blueprint(
                 response.delete_cookie(
                     cookie, path=path, secure=secure, httponly=True, samesite="Lax"
                 )
-        for key, value in page_headers.items():
-            response.headers.setdefault(key, value)
         return response
 
     for route in ROUTES:
         bp.add_url_rule(route.rule, route.endpoint, view, methods=list(route.methods))
+
+    def secured(response: Response) -> Response:
+        # setdefault: a page's own (the accept page's Referrer-Policy) stays
+        for key, value in page_headers.items():
+            response.headers.setdefault(key, value)
+        return response
+
+    # Every response of the blueprint's own endpoints: the pages, the stylesheet, and the
+    # error pages Flask makes for an error raised in a view (a form too large, 413).
+    bp.after_request(secured)
+
+    # Flask's 404 and 405 for a URL of the blueprint belong to no endpoint, so no handler
+    # of the blueprint's runs for them: they are recognised by the registration's prefix
+    # (404) or by the endpoint the URL has for another method (405).
+    prefixes: set[str] = set()
+    names: set[str] = set()
+
+    def remember(state: BlueprintSetupState) -> None:
+        names.add(f"{state.name_prefix}.{state.name}".lstrip("."))
+        if state.url_prefix and state.url_prefix.strip("/"):
+            prefixes.add(state.url_prefix.rstrip("/"))
+
+    bp.record(remember)
+
+    def routing_error(response: Response) -> Response:
+        req = flask.request
+        if req.url_rule is None and _routed_to(req, prefixes, names):
+            secured(response)
+        return response
+
+    bp.after_app_request(routing_error)
     return bp
+
+
+def _routed_to(req: flask.Request, prefixes: set[str], names: set[str]) -> bool:
+    """Whether *req*, which matched no rule, asked for a URL of one of the blueprint's
+    registrations (*names*, mounted under *prefixes*)."""
+    if any(req.path == p or req.path.startswith(f"{p}/") for p in prefixes):
+        return True
+    failed = req.routing_exception
+    if not isinstance(failed, MethodNotAllowed) or not failed.valid_methods:
+        return False
+    adapter = flask.current_app.create_url_adapter(req)
+    if adapter is None:
+        return False
+    try:
+        rule, _ = adapter.match(req.path, method=next(iter(failed.valid_methods)), return_rule=True)
+    except HTTPException:  # e.g. a redirect to the URL with a slash: not one of the pages
+        return False
+    return rule.endpoint.rpartition(".")[0] in names
 
 
 def csrf_token() -> str:

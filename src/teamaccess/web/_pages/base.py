@@ -89,6 +89,12 @@ class _BadChoice(Exception):
     form, or a service gone since): the message is in the user's language."""
 
 
+class _HookFailed(ValidationError):
+    """The vendor's ``resources`` hook returned what no form can offer: the vendor's bug,
+    told to the developer by its text and to the customer as a list that could not be
+    read (not as their input to check)."""
+
+
 class _PageBase:
     """What the page mixins share; :class:`Pages` sets the attributes."""
 
@@ -268,7 +274,7 @@ class _PageBase:
                     raise TypeError
                 if not _holdable(resource_id):
                     # Offered, it could never be granted: the save would fail instead.
-                    raise ValidationError(
+                    raise _HookFailed(
                         f"resources(account_id) listed a resource id no grant can be on, "
                         f"{resource_id[:40]!r}: ids are non-empty single lines of at most "
                         f"{RESOURCE_ID_MAX_LENGTH} characters, without surrounding spaces"
@@ -278,7 +284,7 @@ class _PageBase:
             if isinstance(exc, ValidationError):
                 raise
             # The vendor's bug, said as such rather than as a bare unpacking error.
-            raise ValidationError(
+            raise _HookFailed(
                 "resources(account_id) must return (resource id, display name) pairs of "
                 "strings, such as [('srv-1', 'Webhosting example.com')], or a mapping of "
                 "resource id to display name"
@@ -299,7 +305,13 @@ class _PageBase:
         if scope == "all":
             return PermissionSet.all()
         if scope.startswith("preset:"):
-            return self.team.catalog.preset(scope.partition(":")[2])
+            try:
+                return self.team.catalog.preset(scope.partition(":")[2])
+            except ValidationError:
+                # The vendor dropped it since the form was shown (or the form was altered).
+                raise _BadChoice(translate(
+                    "The chosen set of permissions is no longer offered. Reload the page "
+                    "and choose again.", request.language)) from None  # fmt: skip
         catalog = self.team.catalog
         chosen = PermissionSet.none()
         for name in request.values("permission"):

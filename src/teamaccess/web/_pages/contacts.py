@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ... import (
+    AlreadyContact,
     Conflict,
     ContactNotFound,
     InvalidEmail,
@@ -59,6 +60,11 @@ class ContactPages(_PageBase):
             errors["name"] = translate("Please enter a name.", lang)
         if not form["email"]:
             errors["email"] = translate("Please enter an email address.", lang)
+        if not form["categories"]:
+            # Said at the boxes: a contact receives only the mail ticked here.
+            errors["categories"] = translate(
+                "Choose at least one kind of mail this contact receives.", lang
+            )
         for field in ("name", "company", "phone", "role"):
             if len(form[field]) > NAME_LIMIT:
                 # Said at the field, with the limit: the library's error names no field.
@@ -69,7 +75,7 @@ class ContactPages(_PageBase):
 
     @staticmethod
     def _contact_field(exc: TeamAccessError) -> str:
-        if isinstance(exc, InvalidEmail):
+        if isinstance(exc, InvalidEmail | AlreadyContact):
             return "email"
         if isinstance(exc, UnknownCategory):
             return "categories"

@@ -23,7 +23,7 @@ from ... import (
 from .._core import Redirect, Render, Request, Result
 from .._i18n import translate
 from .._view import format_datetime
-from .base import _BadChoice, _PageBase
+from .base import _BadChoice, _Forbidden, _PageBase
 
 __all__ = ["MemberPages"]
 
@@ -45,6 +45,7 @@ class MemberPages(_PageBase):
         error = ""
         status = 200
         if request.method == "POST":
+            self._not_mine(user_id, me, lang)
             # Of the ids the form showed, not of those the hook lists now: a service
             # listed again meanwhile must not drop a grant the page said it keeps, nor
             # one gone from the list keep a grant the user took away. (A changed field
@@ -62,7 +63,9 @@ class MemberPages(_PageBase):
                 except _BadChoice as exc:
                     error = str(exc)
                 except (ValidationError, Conflict, PermissionDenied) as exc:
-                    error = error_message(exc, lang, catalog=self.team.catalog)
+                    error = self._unlimitable(kept, lang) or error_message(
+                        exc, lang, catalog=self.team.catalog
+                    )
                 else:
                     notice = translate("The permissions of {email} are saved.", lang)
                     return Redirect(
@@ -114,8 +117,33 @@ class MemberPages(_PageBase):
             )
         )
 
+    def _unlimitable(self, kept: PermissionSet, lang: str) -> str:
+        """Why a save that keeps *kept* fails, if the reason is a kept grant on single
+        services of a permission the vendor's catalog no longer lets be limited to them
+        (the library refuses such a grant, and the form cannot take it away)."""
+        catalog = self.team.catalog
+        for name in sorted({p for p, _ in kept.scopes}):
+            if name in catalog and not catalog[name].scoped:
+                return translate(
+                    "“{label}” is held on single services, which it can no longer be limited "
+                    "to, so these permissions cannot be saved. Please contact support.",
+                    lang,
+                ).format(label=catalog[name].label_for(lang))
+        return ""
+
+    @staticmethod
+    def _not_mine(user_id: str, me: Member, lang: str) -> None:
+        """Refuse a form about the user's own membership, as the library does: the
+        member page offers no form for it (a posted one was written by hand). The owner's
+        own is the library's ``OwnershipRequired``, as before."""
+        if user_id == me.user_id and not me.is_owner:
+            raise _Forbidden(translate(
+                "Nobody changes their own permissions or access. Ask the account owner or "
+                "another user who manages users.", lang))  # fmt: skip
+
     def _suspend(self, request: Request, account_id: str, user_id: str) -> Result:
         user, account, me = self._membership(request, account_id)
+        self._not_mine(user_id, me, request.language)
         if not self._confirmed(request):
             lang = request.language
             target = self._changeable(me, account, user_id, lang)
@@ -145,15 +173,17 @@ class MemberPages(_PageBase):
                         notice=notice.format(email=member.email))  # fmt: skip
 
     def _reactivate(self, request: Request, account_id: str, user_id: str) -> Result:
-        user, _, _ = self._membership(request, account_id)
+        user, _, me = self._membership(request, account_id)
+        self._not_mine(user_id, me, request.language)
         member = self.team.reactivate_member(account_id, user_id, actor_id=user.id)
         notice = translate("{email} is active again.", request.language)
         return Redirect("member", {"account_id": account_id, "user_id": user_id},
                         notice=notice.format(email=member.email))  # fmt: skip
 
     def _access_until(self, request: Request, account_id: str, user_id: str) -> Result:
-        user, _, _ = self._membership(request, account_id)
+        user, _, me = self._membership(request, account_id)
         lang = request.language
+        self._not_mine(user_id, me, lang)
         raw = "" if request.value("action") == "clear" else request.value("until")
         try:
             until = self._day(raw)

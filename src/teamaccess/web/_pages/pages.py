@@ -28,6 +28,7 @@ from .base import (
     ResourcesHook,
     UrlHook,
     _Forbidden,
+    _HookFailed,
     _LoginRequired,
     _PageBase,
     _status,
@@ -193,6 +194,12 @@ class Pages(UsersPages, MemberPages, AcceptPage, ContactPages, ActivityPage, _Pa
         title = {403: "Not allowed", 404: "Not found", 410: "Invitation not valid"}.get(
             status, "That did not work"
         )
-        return self._message(
-            request, status, title, error_message(exc, request.language, catalog=self.team.catalog)
-        )
+        text = error_message(exc, request.language, catalog=self.team.catalog)
+        if isinstance(exc, _HookFailed):
+            # Not "check your input": nothing the customer typed is wrong.
+            text = self._translate(
+                "The services of this customer account could not be listed, so nothing was "
+                "changed. Please try again later; if it keeps happening, contact support.",
+                request.language,
+            )
+        return self._message(request, status, title, text)
