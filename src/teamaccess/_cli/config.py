@@ -720,9 +720,15 @@ class Settings:
         """The database; a SQLite file this user may not write is opened read-only for a
         *read_only* command, and refused before opening for any other."""
         if is_postgres(self.db):
-            from .. import PostgresStore
+            try:
+                from .. import PostgresStore
 
-            return PostgresStore(self.db, schema=self.schema)
+                return PostgresStore(self.db, schema=self.schema)
+            except ModuleNotFoundError as exc:
+                if exc.name not in ("psycopg", "psycopg_pool"):
+                    raise
+                # The message names the extra; the command says it on one line.
+                raise ConfigError(str(exc)) from None
         from .. import SQLiteStore
         from .readonly import read_only_uri, refuse_writing, unwritable
 
