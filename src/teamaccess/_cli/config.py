@@ -585,15 +585,19 @@ def load_catalog(spec: str) -> Catalog:
             "install it or put its folder on PYTHONPATH"
         ) from None
     try:
-        for name in attribute.split("."):
-            target = getattr(target, name)
+        try:
+            for name in attribute.split("."):
+                target = getattr(target, name)
+        except AttributeError:
+            raise ConfigError(
+                f"--catalog {spec}: {module_name} has no {attribute}; name your panel's "
+                "Catalog or a function that returns it"
+            ) from None
+        # Outside the AttributeError above: one the function raises is its own failure.
         if callable(target) and not isinstance(target, Catalog):
             target = target()
-    except AttributeError:
-        raise ConfigError(
-            f"--catalog {spec}: {module_name} has no {attribute}; name your panel's "
-            "Catalog or a function that returns it"
-        ) from None
+    except ConfigError:
+        raise
     except (Exception, SystemExit) as exc:
         raise ConfigError(
             f"--catalog {spec}: reading {attribute} raised {_raised(exc)}; name your "
