@@ -97,6 +97,11 @@ __all__ = ["MIGRATIONS", "PostgresStore"]
 
 Connection = psycopg.Connection[Any]
 
+#: what a missing pool is told, as a missing driver is above: the extra to install
+_NEEDS_EXTRA: Final = (
+    "PostgresStore needs the postgres extra (psycopg 3 and psycopg-pool): "
+    "pip install 'teamaccess[postgres]'"
+)
 _SCHEMA_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # How long, in seconds, the answer to "does the server take a new connection?" is kept:
 # under a storm of pool timeouts, one direct connection per this many seconds, not one
@@ -238,7 +243,13 @@ class PostgresStore:
         # thread at a time, and so is its cursor.
         self._grant_cursors: dict[Connection, psycopg.Cursor[Any]] = {}
         self._sql = Statements(f'"{schema}"')
-        from psycopg_pool import ConnectionPool
+        try:
+            from psycopg_pool import ConnectionPool
+        except ModuleNotFoundError as exc:
+            if exc.name != "psycopg_pool":
+                raise
+            # psycopg installed on its own (as its docs say): the pool is the extra's too.
+            raise ModuleNotFoundError(_NEEDS_EXTRA, name=exc.name) from exc
 
         _STORES.add(self)
         if isinstance(conninfo_or_pool, ConnectionPool):

@@ -363,7 +363,12 @@ class SQLiteStore:
             _private_if_empty(file)
         if not is_uri and self.path not in ("", ":memory:"):
             _check_siblings(self.path)
-        elif is_uri and (file := _file_of_uri(self.path, ("rwc", "rw", "ro"))) is not None:
+        elif (
+            is_uri
+            # immutable: SQLite neither reads nor writes a file beside the database
+            and not _immutable(self.path)
+            and (file := _file_of_uri(self.path, ("rwc", "rw", "ro"))) is not None
+        ):
             _check_siblings(file)
         try:
             conn = sqlite3.connect(

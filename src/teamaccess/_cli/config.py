@@ -585,15 +585,19 @@ def load_catalog(spec: str) -> Catalog:
             "install it or put its folder on PYTHONPATH"
         ) from None
     try:
-        for name in attribute.split("."):
-            target = getattr(target, name)
+        try:
+            for name in attribute.split("."):
+                target = getattr(target, name)
+        except AttributeError:
+            raise ConfigError(
+                f"--catalog {spec}: {module_name} has no {attribute}; name your panel's "
+                "Catalog or a function that returns it"
+            ) from None
+        # Outside the AttributeError above: one the function raises is its own failure.
         if callable(target) and not isinstance(target, Catalog):
             target = target()
-    except AttributeError:
-        raise ConfigError(
-            f"--catalog {spec}: {module_name} has no {attribute}; name your panel's "
-            "Catalog or a function that returns it"
-        ) from None
+    except ConfigError:
+        raise
     except (Exception, SystemExit) as exc:
         raise ConfigError(
             f"--catalog {spec}: reading {attribute} raised {_raised(exc)}; name your "
@@ -720,9 +724,15 @@ class Settings:
         """The database; a SQLite file this user may not write is opened read-only for a
         *read_only* command, and refused before opening for any other."""
         if is_postgres(self.db):
-            from .. import PostgresStore
+            try:
+                from .. import PostgresStore
 
-            return PostgresStore(self.db, schema=self.schema)
+                return PostgresStore(self.db, schema=self.schema)
+            except ModuleNotFoundError as exc:
+                if exc.name not in ("psycopg", "psycopg_pool"):
+                    raise
+                # The message names the extra; the command says it on one line.
+                raise ConfigError(str(exc)) from None
         from .. import SQLiteStore
         from .readonly import read_only_uri, refuse_writing, unwritable
 
