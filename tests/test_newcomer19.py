@@ -158,12 +158,17 @@ class TestTheLoggedInUser:
         ok = _panel(team, lambda: User(str(42), "chef@muster.de")).test_client()
         assert ok.get(f"/team/accounts/{account.id}/users").status_code == 200
 
-    @pytest.mark.parametrize("field", ["id", "email", "name"])
-    def test_each_field_is_text(self, field: str) -> None:
+    @pytest.mark.parametrize(("field", "value"), [("id", None), ("email", None), ("name", 42)])
+    def test_each_field_is_text(self, field: str, value: object) -> None:
         values: dict[str, object] = {"id": "max", "email": "chef@muster.de", "name": "Max"}
-        values[field] = None
-        with pytest.raises(ValidationError, match=f"User.{field} must be a str, not NoneType"):
+        values[field] = value
+        kind = type(value).__name__
+        with pytest.raises(ValidationError, match=f"User.{field} must be a str, not {kind}"):
             User(**values)  # type: ignore[arg-type]
+
+    def test_no_name_is_an_empty_one(self) -> None:
+        # a panel's optional display name: the pages show the address instead
+        assert User("max", "chef@muster.de", None).name == ""  # type: ignore[arg-type]
 
     def test_request_takes_a_user_or_none(self) -> None:
         assert Request("GET", None).user is None

@@ -34,6 +34,10 @@ __all__ = [
 LANGUAGES = ("en", "de")
 
 
+def _no_name_is_empty(value: str | None) -> str:
+    return "" if value is None else value
+
+
 @attrs.frozen
 class User:
     """The logged-in person as the host application knows them.
@@ -44,8 +48,12 @@ class User:
 
     id: str = attrs.field(validator=lambda _, attribute, value: _text(attribute.name, value))
     email: str = attrs.field(validator=lambda _, attribute, value: _text(attribute.name, value))
+    #: ``None`` reads as no name (the pages show the address): a panel's display name is
+    #: often optional, and a refusal would surface only for the users without one.
     name: str = attrs.field(
-        default="", validator=lambda _, attribute, value: _text(attribute.name, value)
+        default="",
+        converter=_no_name_is_empty,
+        validator=lambda _, attribute, value: _text(attribute.name, value),
     )
 
 
