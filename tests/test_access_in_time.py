@@ -209,3 +209,28 @@ class TestSetPermissions:
         team.set_access_until(account.id, "other", ENDS, actor_id=temp)
         member = team.set_permissions(account.id, "other", P("billing.view"), actor_id=temp)
         assert member.permissions == P("billing.view")
+
+
+class TestTheCommand:
+    """The command passes the actor on (``--as``): the same rule, one clear line."""
+
+    def test_invite_and_access_until_by_a_limited_member(self, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        from tests.test_cli import Cli, member
+
+        monkeypatch.chdir(tmp_path)
+        run = Cli(tmp_path)
+        account = run.json(
+            "accounts", "create", "--name", "Muster GmbH", "--owner-id", "max",
+            "--owner-email", "chef@muster.example.com",
+        )["id"]  # fmt: skip
+        member(run, account, "temp", "temp@agentur.example", "users.manage,billing.view")
+        run("access-until", account, "temp", "2099-01-31", "--as", "max")
+        line = run.error("invite", account, "me2@agentur.example", "-p", "billing.view",
+                         "--as", "temp", code=5)  # fmt: skip
+        assert "give an end on or before 2099-01-31 00:00 UTC" in line
+        member(run, account, "other", "other@agentur.example", "billing.view")
+        line = run.error("access-until", account, "other", "never", "--as", "temp", code=5)
+        assert "on or before 2099-01-31 00:00 UTC" in line
+        data = run.json("invite", account, "me2@agentur.example", "-p", "billing.view",
+                        "--until", "2099-01-31", "--as", "temp")  # fmt: skip
+        assert data["access_until"] == "2099-01-31T00:00:00+00:00"
