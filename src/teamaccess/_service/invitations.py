@@ -126,7 +126,9 @@ class _Invitations(_Delivery):
         """Invite *email* with *permissions*; the returned invitation carries the token.
 
         Needs ``users.manage`` and every granted permission (on each resource for a scoped
-        grant). *access_until* ends the member's access at that instant; *note* is a short
+        grant). *access_until* ends the member's access at that instant; an actor whose own
+        access ends must give one on or before it (none, or a later one, is refused with
+        ``PermissionDenied``, not cut to the actor's end). *note* is a short
         personal note shown in the mail; *metadata* is the vendor's own small dict, carried
         to the member. The mail is written to the outbox in the same unit of work and sent
         at once; if the mailer fails the invitation stays pending and ``DeliveryFailed``
@@ -222,8 +224,9 @@ class _Invitations(_Delivery):
         """Send a new mail with a new token; the old link stops working.
 
         The lifetime starts again. Counts against the rate limit like a first send. The
-        actor becomes the inviter: it holds what the invitation grants (or this fails),
-        and acceptance re-checks the rights of whoever sent the link that is used.
+        actor becomes the inviter: it holds what the invitation grants, and its own access
+        ends no earlier than the access the invitation gives (or this fails), and
+        acceptance re-checks the rights of whoever sent the link that is used.
         """
         _check_ids(invitation_id=invitation_id, actor_id=actor_id)
         # Rendered before the write unit (see invite()), which checks everything afresh.
