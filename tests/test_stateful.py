@@ -86,6 +86,8 @@ permission_sets = st.one_of(
         st.frozensets(st.tuples(st.sampled_from(SCOPED), st.sampled_from(RESOURCES))),
     ),
 )
+#: ends of access, from now: none, soon, or later
+ends = st.sampled_from([None, timedelta(hours=1), timedelta(days=3), timedelta(days=30)])
 #: "owner" stands for whoever owns the account at that step
 actors = st.sampled_from(["owner", "owner", "owner", "u1", "u2", *USERS, SYSTEM])
 users = st.sampled_from(USERS)
@@ -109,6 +111,12 @@ class ModelInvitation:
     expires_at: datetime
     status: str = "pending"
     stale_tokens: list[str] = field(default_factory=list)
+    #: when the access it offers ends (None: never)
+    until: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        """Past its lifetime, or past the end of the access it offers."""
+        return now >= self.expires_at or (self.until is not None and now >= self.until)
 
 
 @dataclass
@@ -154,6 +162,14 @@ class TeamModel:
             return PermissionDenied
         return None
 
+    def within_own_end(self, actor: str, until: datetime | None) -> bool:
+        """Whether access until *until* (None: never) ends no later than *actor*'s own:
+        no escalation in time. SYSTEM and the owner have no end."""
+        member = self.members.get(actor)
+        if actor == SYSTEM or member is None or member.until is None:
+            return True
+        return until is not None and until <= member.until
+
     def live_pending(self, email_key: str) -> ModelInvitation | None:
         for inv in self.invitations:
             if inv.key == email_key and inv.status == "pending":
@@ -174,7 +190,12 @@ class TeamModel:
         if inv.inviter == SYSTEM:
             return False
         held = self.held(inv.inviter)
-        return held is None or "users.manage" not in held or not inv.permissions.issubset(held)
+        return (
+            held is None
+            or "users.manage" not in held
+            or not inv.permissions.issubset(held)
+            or not self.within_own_end(inv.inviter, inv.until)
+        )
 
 
 class TeamMachine(RuleBasedStateMachine):
@@ -267,21 +288,37 @@ class TeamMachine(RuleBasedStateMachine):
         # out of the rate-limit window of these two sends
         self.model.now = self.clock.advance(WINDOW)
 
-    @rule(actor=actors, invitee=invitees, spelling=st.integers(0, 2), permissions=permission_sets)
-    def invite(self, actor: str, invitee: str, spelling: int, permissions: PermissionSet) -> None:
+    @rule(
+        actor=actors,
+        invitee=invitees,
+        spelling=st.integers(0, 2),
+        permissions=permission_sets,
+        until=ends,
+    )
+    def invite(
+        self,
+        actor: str,
+        invitee: str,
+        spelling: int,
+        permissions: PermissionSet,
+        until: timedelta | datetime | None = None,
+    ) -> None:
         actor = self.who(actor)
         m = self.model
         spellings = SPELLINGS[invitee]
         address = spellings[spelling % len(spellings)]
         email_key = key(address)
+        instant = m.now + until if isinstance(until, timedelta) else until
         error = m.may_manage(actor, permissions)
+        if error is None and not m.within_own_end(actor, instant):
+            error = PermissionDenied  # no escalation in time
         expired: ModelInvitation | None = None
         replaced: ModelInvitation | None = None
         if error is None and m.member_with_key(email_key) is not None:
             error = AlreadyMember
         if error is None:
             existing = m.live_pending(email_key)
-            if existing is not None and m.now < existing.expires_at:
+            if existing is not None and not existing.expired(m.now):
                 if m.inviter_lost_rights(existing):
                     replaced = existing  # it counts as revoked; the new one replaces it
                 else:
@@ -293,7 +330,11 @@ class TeamMachine(RuleBasedStateMachine):
         inv = self.expect(
             error,
             lambda: self.team.invite(
-                self.account.id, actor_id=actor, email=address, permissions=permissions
+                self.account.id,
+                actor_id=actor,
+                email=address,
+                permissions=permissions,
+                access_until=instant,
             ),
             events=0 if error else 1 + (expired is not None) + (replaced is not None),
         )
@@ -306,8 +347,11 @@ class TeamMachine(RuleBasedStateMachine):
         assert inv.token is not None
         assert inv.expires_at == m.now + TTL
         m.sends.append(m.now)
+        assert inv.access_until == instant
         m.invitations.append(
-            ModelInvitation(inv.id, email_key, permissions, actor, inv.token, inv.expires_at)
+            ModelInvitation(
+                inv.id, email_key, permissions, actor, inv.token, inv.expires_at, until=instant
+            )
         )
 
     @rule(invitee=invitees, permissions=permission_sets)
@@ -331,7 +375,10 @@ class TeamMachine(RuleBasedStateMachine):
             if uid != self.model.owner and "users.manage" in m.permissions
         ]
         actor = managers[index % len(managers)]
-        self.invite(actor, invitee, index, permissions & self.model.members[actor].permissions)
+        mine = self.model.members[actor]
+        # within its own end too, mostly: the rule is exercised where it lets things pass
+        until = mine.until if index % 4 else None
+        self.invite(actor, invitee, index, permissions & mine.permissions, until)
 
     @precondition(has_invitations)
     @rule(
@@ -357,7 +404,7 @@ class TeamMachine(RuleBasedStateMachine):
             error = InvitationUsed
         elif inv.status in ("revoked", "declined"):
             error = InvitationRevoked
-        elif inv.status == "expired" or m.now >= inv.expires_at:
+        elif inv.status == "expired" or inv.expired(m.now):
             error = InvitationExpired
         elif key(address) != inv.key:
             error = EmailMismatch
@@ -378,8 +425,9 @@ class TeamMachine(RuleBasedStateMachine):
             return
         assert member.permissions == inv.permissions
         assert member.permissions.issubset(real_grantor_had)
+        assert member.access_until == inv.until
         inv.status = "accepted"
-        m.members[user] = ModelMember(inv.permissions, key(address), grantor_had)
+        m.members[user] = ModelMember(inv.permissions, key(address), grantor_had, until=inv.until)
 
     @precondition(has_invitations)
     @rule(index=st.integers(0, 50))
@@ -391,7 +439,7 @@ class TeamMachine(RuleBasedStateMachine):
             error = InvitationUsed
         elif inv.status in ("revoked", "declined"):
             error = InvitationRevoked
-        elif inv.status == "expired" or m.now >= inv.expires_at:
+        elif inv.status == "expired" or inv.expired(m.now):
             error = InvitationExpired
         result = self.expect(
             error, lambda: self.team.decline_invitation(inv.token), events=0 if error else 1
@@ -433,6 +481,8 @@ class TeamMachine(RuleBasedStateMachine):
         m = self.model
         inv = self.pick(index, pending=index % 3 != 0)
         error = m.may_manage(actor, inv.permissions)
+        if error is None and not m.within_own_end(actor, inv.until):
+            error = PermissionDenied  # the resender becomes the inviter
         if error is None and inv.status == "accepted":
             error = InvitationUsed
         elif error is None and inv.status in ("revoked", "declined"):
@@ -474,6 +524,12 @@ class TeamMachine(RuleBasedStateMachine):
         elif error is None:
             assert member is not None
             error = m.may_manage(actor, member.permissions, permissions)
+            if (
+                error is None
+                and not permissions.issubset(member.permissions)
+                and not m.within_own_end(actor, member.until)
+            ):
+                error = PermissionDenied  # more access than lasts as long as the actor's
         grantor_had = m.held(actor) or PermissionSet.none()
         real_grantor_had = self.team.permissions_of(actor, self.account.id)
         result = self.expect(
@@ -512,7 +568,7 @@ class TeamMachine(RuleBasedStateMachine):
             for inv in sent:
                 # One already past its end is closed as expired, as a new invitation to
                 # the address would close it; the rest as revoked.
-                inv.status = "expired" if m.now >= inv.expires_at else "revoked"
+                inv.status = "expired" if inv.expired(m.now) else "revoked"
 
     @rule(actor=actors, who=targets)
     def remove(self, actor: str, who: str | int) -> None:
@@ -574,6 +630,10 @@ class TeamMachine(RuleBasedStateMachine):
         error = self._change_member(actor, target)
         member = self.model.members.get(target)
         changes = member is not None and member.suspended != suspend
+        if error is None and changes and not suspend:
+            assert member is not None
+            if not self.model.within_own_end(actor, member.until):
+                error = PermissionDenied  # reactivating gives access until its end
         method = self.team.suspend_member if suspend else self.team.reactivate_member
         result = self.expect(
             error,
@@ -589,13 +649,15 @@ class TeamMachine(RuleBasedStateMachine):
     @rule(
         actor=actors,
         who=targets,
-        until=st.sampled_from([None, timedelta(hours=1), timedelta(days=3), timedelta(days=30)]),
+        until=ends,
     )
     def set_access_until(self, actor: str, who: str | int, until: timedelta | None) -> None:
         actor = self.who(actor)
         target = self.member_or_user(who)
         error = self._change_member(actor, target)
         instant = None if until is None else self.model.now + until
+        if error is None and not self.model.within_own_end(actor, instant):
+            error = PermissionDenied  # no escalation in time
         result = self.expect(
             error,
             lambda: self.team.set_access_until(self.account.id, target, instant, actor_id=actor),
@@ -708,7 +770,7 @@ class TeamMachine(RuleBasedStateMachine):
             inv.id
             for inv in self.model.invitations
             if inv.status == "pending"
-            and self.model.now < inv.expires_at
+            and not inv.expired(self.model.now)
             and not self.model.inviter_lost_rights(inv)
         }
         assert {inv.id for inv in pending} == expected

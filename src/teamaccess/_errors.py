@@ -123,7 +123,11 @@ class ContactNotFound(NotFound):
 
 
 class PermissionDenied(TeamAccessError):
-    """The actor lacks a permission the operation needs."""
+    """The actor lacks a permission the operation needs.
+
+    ``access_until`` is set when the refusal is about time: the actor's own end of
+    access, which any access it gives must not outlast (a page shows it at the date field).
+    """
 
     def __init__(
         self,
@@ -132,11 +136,13 @@ class PermissionDenied(TeamAccessError):
         user_id: str | None = None,
         account_id: str | None = None,
         permission: str | None = None,
+        access_until: datetime | None = None,
     ) -> None:
         super().__init__(message)
         self.user_id = user_id
         self.account_id = account_id
         self.permission = permission
+        self.access_until = access_until
 
 
 class Conflict(TeamAccessError):

@@ -216,7 +216,8 @@ def error_message(
 
     Any exception is accepted: one that is not a ``TeamAccessError`` reads as the root's
     "something went wrong", never as its own text. With *catalog*, a ``PermissionDenied``
-    names the missing permission's label.
+    names the missing permission's label; one about time (``access_until`` set) names the
+    actor's own end, which the access it gives must not outlast.
 
     >>> from teamaccess import InvitationExpired
     >>> error_message(InvitationExpired("expired on 2026-05-01"), "de")
@@ -235,6 +236,18 @@ def error_message(
             text = text.replace("später erneut.", f"nach {at:%d.%m.%Y, %H:%M} Uhr UTC erneut.")
         else:
             text = text.replace("later.", f"after {at:%Y-%m-%d %H:%M} UTC.")
+    own = getattr(exc, "access_until", None)
+    if isinstance(exc, PermissionDenied) and own is not None:
+        # Escalation in time: the access given would outlast the actor's own.
+        if language == "de":
+            return (
+                f"Ihr eigener Zugang endet am {own:%d.%m.%Y, %H:%M} Uhr UTC; der Zugang, den "
+                "Sie geben, endet spätestens dann. Wählen Sie ein Ende an diesem Tag oder davor."
+            )
+        return (
+            f"Your own access ends on {own:%Y-%m-%d %H:%M} UTC, and the access you give ends "
+            "no later. Choose an end on that day or before it."
+        )
     permission = getattr(exc, "permission", None)
     if isinstance(exc, PermissionDenied) and catalog is not None and permission in catalog:
         label = catalog[str(permission)].label_for(language)

@@ -187,6 +187,8 @@ class _Accounts(_Invitations):
 
         Needs ``users.manage``; the actor grants only what it holds and changes only
         members whose permissions are within its own, never its own (``PermissionDenied``).
+        An actor whose own access ends grants more only to a member whose access ends no
+        later; taking permissions away is always allowed.
         """
         _check_ids(account_id=account_id, user_id=user_id, actor_id=actor_id)
         wanted = self._permission_set(permissions)
@@ -204,6 +206,13 @@ class _Accounts(_Invitations):
             self._not_oneself(account_id, actor_id, user_id, "change the permissions of")
             self._no_escalation(actor_id, held, target.permissions, f"change user {user_id!r}")
             self._no_escalation(actor_id, held, wanted, "grant these permissions")
+            if not wanted.issubset(target.permissions):
+                # More permissions last until the member's end: no later than the actor's.
+                self._within_own_end(
+                    account_id, actor_id, actor, target.access_until,
+                    f"grant more permissions to user {user_id!r}, whose access has {{given}}",
+                    "first set its end with set_access_until()",
+                )  # fmt: skip
             member = attrs.evolve(target, permissions=wanted, granted_by=actor_id)
             with _together(uow):  # the change and its event, neither read back
                 uow.update_member(member)

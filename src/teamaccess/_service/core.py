@@ -532,6 +532,34 @@ class _Core:
             )
 
     @staticmethod
+    def _within_own_end(
+        account_id: str,
+        actor_id: str,
+        actor: Member | None,
+        until: datetime | None,
+        what: str,
+        todo: str = "give an end",
+    ) -> None:
+        """Refuse access that outlasts the actor's own: a member whose access the owner
+        limited gives none that ends later, or never (escalation in time, as
+        ``_no_escalation`` refuses it in permissions). *actor* is its membership as read;
+        ``None`` (SYSTEM) and the owner have no end and pass."""
+        own = None if actor is None or actor_id == SYSTEM else actor.access_until
+        if own is None or (until is not None and until <= own):
+            return
+        own_text = f"{own:%Y-%m-%d %H:%M} UTC"  # stored in UTC
+        given = "no end" if until is None else f"an end of {until:%Y-%m-%d %H:%M} UTC"
+        # "{given}" in *what* places it (no format(): an id may hold braces)
+        what = what.replace("{given}", given) if "{given}" in what else f"{what} with {given}"
+        raise PermissionDenied(
+            f"user {actor_id!r} cannot {what}: its own access ends on "
+            f"{own_text}, and access it gives ends no later; {todo} on or before {own_text}",
+            user_id=actor_id,
+            account_id=account_id,
+            access_until=own,
+        )
+
+    @staticmethod
     def _not_oneself(account_id: str, actor_id: str, user_id: str, what: str) -> None:
         """Refuse a member changing its own membership: its own permissions, suspension or
         end of access. Narrowing would be harmless, but a member whose access ends could
@@ -579,6 +607,11 @@ class _Core:
             or not inviter.is_active(self.now())
             or "users.manage" not in inviter.permissions
             or not inv.permissions.issubset(inviter.permissions)
+            # The inviter's own end moved before the access the invitation gives.
+            or (
+                inviter.access_until is not None
+                and (inv.access_until is None or inv.access_until > inviter.access_until)
+            )
         )
 
 

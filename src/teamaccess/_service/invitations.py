@@ -126,7 +126,9 @@ class _Invitations(_Delivery):
         """Invite *email* with *permissions*; the returned invitation carries the token.
 
         Needs ``users.manage`` and every granted permission (on each resource for a scoped
-        grant). *access_until* ends the member's access at that instant; *note* is a short
+        grant). *access_until* ends the member's access at that instant; an actor whose own
+        access ends must give one on or before it (none, or a later one, is refused with
+        ``PermissionDenied``, not cut to the actor's end). *note* is a short
         personal note shown in the mail; *metadata* is the vendor's own small dict, carried
         to the member. The mail is written to the outbox in the same unit of work and sent
         at once; if the mailer fails the invitation stays pending and ``DeliveryFailed``
@@ -150,7 +152,7 @@ class _Invitations(_Delivery):
         account, inviter = self._glance(account_id, actor_id)
         # That read already tells whether the actor may invite at all: a refusal costs no
         # template and no token. (The write unit decides, under the lock.)
-        self._may_invite(account_id, actor_id, inviter, wanted, "grant these permissions")
+        self._may_invite(account_id, actor_id, inviter, wanted, until, "grant these permissions")
         # SYSTEM (the vendor's staff) invites on the owner's behalf, so the mail names the owner.
         inviter_email = account.owner_email if inviter is None else inviter.email
         now = self.now()
@@ -176,7 +178,7 @@ class _Invitations(_Delivery):
         with self._write(now) as work:
             uow = work.uow
             account, actor = self._account_actor(uow, account_id, actor_id)
-            self._may_invite(account_id, actor_id, actor, wanted, "grant these permissions")
+            self._may_invite(account_id, actor_id, actor, wanted, until, "grant these permissions")
             is_member, existing = self._address_in_use(uow, account_id, address.key)
             if is_member:
                 raise AlreadyMember(
@@ -222,16 +224,18 @@ class _Invitations(_Delivery):
         """Send a new mail with a new token; the old link stops working.
 
         The lifetime starts again. Counts against the rate limit like a first send. The
-        actor becomes the inviter: it holds what the invitation grants (or this fails),
-        and acceptance re-checks the rights of whoever sent the link that is used.
+        actor becomes the inviter: it holds what the invitation grants, and its own access
+        ends no earlier than the access the invitation gives (or this fails), and
+        acceptance re-checks the rights of whoever sent the link that is used.
         """
         _check_ids(invitation_id=invitation_id, actor_id=actor_id)
         # Rendered before the write unit (see invite()), which checks everything afresh.
         seen, account, actor = self._glance_invitation(invitation_id, actor_id)
         # What that read shows refused is refused before any template or token work.
         self._may_invite(
-            seen.account_id, actor_id, actor, seen.permissions, "resend this invitation"
-        )
+            seen.account_id, actor_id, actor, seen.permissions, seen.access_until,
+            "resend this invitation",
+        )  # fmt: skip
         if seen.status != "pending":
             self._raise_closed(seen)  # a closed invitation never opens again
         # SYSTEM resends on the owner's behalf, so the mail names the owner.
@@ -250,11 +254,11 @@ class _Invitations(_Delivery):
         with self._write(now) as work:
             uow = work.uow
             inv, inviter = self._invitation_and_inviter(uow, invitation_id)
-            held = self._require_held(
-                self._held(inv.account_id, actor_id, self._actor(uow, inv, inviter, actor_id)),
-                inv.account_id, actor_id, "users.manage",
+            # The resender becomes the inviter: it must be able to give what it resends.
+            self._may_invite(
+                inv.account_id, actor_id, self._actor(uow, inv, inviter, actor_id),
+                inv.permissions, inv.access_until, "resend this invitation",
             )  # fmt: skip
-            self._no_escalation(actor_id, held, inv.permissions, "resend this invitation")
             if inv.status != "pending":
                 self._raise_closed(inv)
             if uow.member_by_email(inv.account_id, normalize_email(inv.email).key) is not None:
@@ -306,14 +310,17 @@ class _Invitations(_Delivery):
         actor_id: str,
         actor: Member | None,
         wanted: PermissionSet,
+        until: datetime | None,
         what: str,
     ) -> None:
         """Refuse unless *actor* (its membership as read, None for SYSTEM) holds
-        users.manage and every permission in *wanted*: one check for the read before
-        rendering and the write unit, so both refuse alike."""
+        users.manage and every permission in *wanted*, and *until* (the access the
+        invitation gives ends then; ``None``: never) ends no later than its own: one
+        check for the read before rendering and the write unit, so both refuse alike."""
         held = self._held(account_id, actor_id, actor)
         self._require_held(held, account_id, actor_id, "users.manage")
         self._no_escalation(actor_id, held, wanted, what)
+        self._within_own_end(account_id, actor_id, actor, until, what)
 
     def _glance_invitation(
         self, invitation_id: str, actor_id: str

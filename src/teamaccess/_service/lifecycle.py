@@ -20,7 +20,9 @@ class _Lifecycle(_Core):
 
     Each needs the rights ``set_permissions`` needs: ``users.manage``, and a target whose
     grants are within the actor's own, other than the actor itself. The owner is never
-    suspended and its access never ends.
+    suspended and its access never ends. An actor whose own access ends gives none that
+    ends later: it sets no later end (nor none) and reactivates only members whose access
+    ends no later than its own.
     """
 
     def suspend_member(self, account_id: str, user_id: str, *, actor_id: str) -> Member:
@@ -31,7 +33,11 @@ class _Lifecycle(_Core):
         return self._change_state(account_id, user_id, actor_id, "suspend")
 
     def reactivate_member(self, account_id: str, user_id: str, *, actor_id: str) -> Member:
-        """Lift a suspension; the member's grants apply again (unless its access ended)."""
+        """Lift a suspension; the member's grants apply again (unless its access ended).
+
+        An actor whose own access ends reactivates only a member whose access ends no
+        later (``PermissionDenied``: set the member's end first).
+        """
         return self._change_state(account_id, user_id, actor_id, "reactivate")
 
     def set_access_until(
@@ -42,12 +48,17 @@ class _Lifecycle(_Core):
 
         From that instant ``can()`` is false for the member, with no job having to run;
         ``Member.status`` reads ``"expired"``. Setting a later instant (or ``None``) gives
-        an expired member its access back.
+        an expired member its access back. An actor whose own access ends sets no end
+        later than its own, nor none (``PermissionDenied`` with ``access_until`` naming
+        the actor's end).
         """
         _check_ids(account_id=account_id, user_id=user_id, actor_id=actor_id)
         with self._write() as work:
             until = _check_until("until", until, work.now)
-            target = self._target(work, account_id, user_id, actor_id, "end the access of")
+            target, actor = self._target(work, account_id, user_id, actor_id, "end the access of")
+            self._within_own_end(
+                account_id, actor_id, actor, until, f"end the access of user {user_id!r}"
+            )
             member = attrs.evolve(target, access_until=until)
             with _together(work.uow):  # the change and its event, neither read back
                 work.uow.update_member(member)
@@ -66,11 +77,18 @@ class _Lifecycle(_Core):
         _check_ids(account_id=account_id, user_id=user_id, actor_id=actor_id)
         suspend = change == "suspend"
         with self._write() as work:
-            target = self._target(work, account_id, user_id, actor_id, change)
+            target, actor = self._target(work, account_id, user_id, actor_id, change)
             wanted: MemberStatus = "suspended" if suspend else "active"
             if target.status == wanted:
                 # Nothing to change, so nothing to audit: a retried request is harmless.
                 return self._member_now(target, work.now)
+            if not suspend:
+                # Reactivating gives access back, until the member's own end.
+                self._within_own_end(
+                    account_id, actor_id, actor, target.access_until,
+                    f"reactivate user {user_id!r}, whose access has {{given}}",
+                    "first set its end with set_access_until()",
+                )  # fmt: skip
             member = attrs.evolve(target, status=wanted)
             action = "member.suspended" if suspend else "member.reactivated"
             with _together(work.uow):  # the change and its event, neither read back
@@ -80,8 +98,9 @@ class _Lifecycle(_Core):
 
     def _target(
         self, work: _Work, account_id: str, user_id: str, actor_id: str, what: str
-    ) -> Member:
-        """The member *actor_id* may change, as stored; the same rules as set_permissions."""
+    ) -> tuple[Member, Member | None]:
+        """The member *actor_id* may change, as stored, and the actor's membership (``None``
+        for SYSTEM); the same rules as set_permissions."""
         uow = work.uow
         # the account and the actor's membership in one read where the unit can
         _, actor = self._account_actor(uow, account_id, actor_id)
@@ -95,7 +114,7 @@ class _Lifecycle(_Core):
             )
         self._not_oneself(account_id, actor_id, user_id, what)
         self._no_escalation(actor_id, held, target.permissions, f"{what} user {user_id!r}")
-        return target
+        return target, actor
 
 
 def _iso(value: datetime | None) -> Any:

@@ -104,6 +104,9 @@ GERMAN: dict[str, str] = {
     "Access ends on": "Zugriff endet am",
     "At the start of that day (UTC). Leave it empty for no end.": "Zu Beginn dieses Tages "
     "(UTC). Leer lassen für kein Ende.",
+    "At the start of that day (UTC). Your own access ends on {when}: choose that day or an "
+    "earlier one.": "Zu Beginn dieses Tages (UTC). Ihr eigener Zugang endet am {when}: "
+    "Wählen Sie diesen Tag oder einen früheren.",
     "Please enter a date such as 2026-12-31.": "Bitte geben Sie ein Datum wie 2026-12-31 ein.",
     "Choose a day in the future.": "Wählen Sie einen Tag in der Zukunft.",
     "On single resources": "Für einzelne Ressourcen",

@@ -175,7 +175,13 @@ class MemberPages(_PageBase):
     def _reactivate(self, request: Request, account_id: str, user_id: str) -> Result:
         user, _, me = self._membership(request, account_id)
         self._not_mine(user_id, me, request.language)
-        member = self.team.reactivate_member(account_id, user_id, actor_id=user.id)
+        try:
+            member = self.team.reactivate_member(account_id, user_id, actor_id=user.id)
+        except PermissionDenied as exc:
+            if exc.access_until is None:
+                raise
+            # The member's access outlasts the actor's: the end date is what to fix first.
+            return self._until_refused(request, account_id, user_id, "", exc)
         notice = translate("{email} is active again.", request.language)
         return Redirect("member", {"account_id": account_id, "user_id": user_id},
                         notice=notice.format(email=member.email))  # fmt: skip
@@ -190,18 +196,14 @@ class MemberPages(_PageBase):
             member = self.team.set_access_until(account_id, user_id, until, actor_id=user.id)
         except ClockError:
             raise  # a ValueError too, but the service's fault, not the form's
+        except PermissionDenied as exc:
+            if exc.access_until is None:
+                raise
+            # An end later than the actor's own, or none: said at the field.
+            return self._until_refused(request, account_id, user_id, raw, exc)
         except ValueError as exc:
             # A date the form could not read, or one the library refuses (not in the future).
-            page = self._member(attrs.evolve(request, method="GET"), account_id, user_id)
-            if isinstance(page, Render):
-                page.context.update(
-                    until=raw,
-                    until_error=translate("Choose a day in the future.", lang)
-                    if isinstance(exc, ValidationError)
-                    else translate("Please enter a date such as 2026-12-31.", lang),
-                )
-                return attrs.evolve(page, status=400)
-            return page
+            return self._until_refused(request, account_id, user_id, raw, exc)
         if member.access_until is None:
             notice = translate("The access of {email} no longer ends.", lang)
         else:
@@ -209,6 +211,24 @@ class MemberPages(_PageBase):
         day = format_datetime(member.access_until, lang)
         return Redirect("member", {"account_id": account_id, "user_id": user_id},
                         notice=notice.format(email=member.email, day=day))  # fmt: skip
+
+    def _until_refused(
+        self, request: Request, account_id: str, user_id: str, raw: str, exc: Exception
+    ) -> Result:
+        """The member page again, with why the end date (as typed: *raw*) was refused
+        next to its field."""
+        lang = request.language
+        if isinstance(exc, PermissionDenied):
+            text = error_message(exc, lang)
+        elif isinstance(exc, ValidationError):
+            text = translate("Choose a day in the future.", lang)
+        else:
+            text = translate("Please enter a date such as 2026-12-31.", lang)
+        page = self._member(attrs.evolve(request, method="GET"), account_id, user_id)
+        if isinstance(page, Render):
+            page.context.update(until=raw, until_error=text)
+            return attrs.evolve(page, status=400)
+        return page
 
     def _remove_member(self, request: Request, account_id: str, user_id: str) -> Result:
         leaving = request.user is not None and user_id == request.user.id

@@ -184,7 +184,7 @@ class UsersPages(_PageBase):
                                     notice=notice.format(email=form["email"]))  # fmt: skip
                 field = self._invite_field(exc, form)
                 errors[field] = error_message(exc, lang, catalog=self.team.catalog)
-                if field == "until":
+                if field == "until" and isinstance(exc, ValidationError):
                     errors[field] = translate("Choose a day in the future.", lang)
                 if isinstance(exc, AlreadyInvited) and exc.invitation_id:
                     form["pending_id"] = exc.invitation_id  # the page links to its row
@@ -212,6 +212,8 @@ class UsersPages(_PageBase):
     @staticmethod
     def _invite_field(exc: TeamAccessError, form: dict[str, Any]) -> str:
         """Which field of the invite form an error belongs next to."""
+        if isinstance(exc, PermissionDenied) and exc.access_until is not None:
+            return "until"  # an end later than the actor's own, or none
         if isinstance(exc, (UnknownPermission, PermissionDenied)):
             # A grant beyond the actor's own (a tampered form, or the actor's own
             # permissions changed meanwhile): the chooser is what to fix.
