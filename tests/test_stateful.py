@@ -43,6 +43,7 @@ from teamaccess import (
     Store,
     TeamAccess,
     TeamAccessError,
+    ValidationError,
     normalize_email,
 )
 from teamaccess.testing import FrozenClock
@@ -309,7 +310,12 @@ class TeamMachine(RuleBasedStateMachine):
         address = spellings[spelling % len(spellings)]
         email_key = key(address)
         instant = m.now + until if isinstance(until, timedelta) else until
-        error = m.may_manage(actor, permissions)
+        error: type[TeamAccessError] | None = None
+        if instant is not None and instant <= m.now:
+            # an end already past (a manager's own, after the clock moved) is bad input,
+            # refused before anyone's rights are read
+            error = ValidationError
+        error = error or m.may_manage(actor, permissions)
         if error is None and not m.within_own_end(actor, instant):
             error = PermissionDenied  # no escalation in time
         expired: ModelInvitation | None = None
@@ -825,3 +831,17 @@ class PostgresMachine(TeamMachine):
 
 
 TestStatefulPostgres = pytest.mark.postgres(PostgresMachine.TestCase)
+
+
+def test_a_manager_past_its_own_end_gives_it() -> None:
+    """Found by the machine: a manager whose access ended gives its own end, now past,
+    and the library refuses that input before it reads anyone's rights."""
+    state = MemoryMachine()
+    try:
+        everything = PermissionSet.all()
+        state.two_members(first=everything, second=everything)
+        state.set_access_until(actor="owner", until=timedelta(hours=1), who="u2")
+        state.advance_clock(delta=timedelta(days=2))
+        state.manager_invites(index=1, invitee="u0", permissions=everything)
+    finally:
+        state.teardown()
