@@ -31,13 +31,13 @@ if TYPE_CHECKING:
 from .config import (
     ConfigError,
     Settings,
-    check_catalog_spec,
     is_postgres,
     parse_mail,
     refuse_old_cleartext_login,
     refuse_postgres_lookalike,
     refuse_sqlite_uri,
 )
+from .loaders import check_catalog_spec, check_templates_spec
 from .words import for_operators
 
 __all__ = [
@@ -245,6 +245,15 @@ def _usage_message(exc: click.UsageError) -> str:
     "built-in catalog; env TEAMACCESS_CATALOG).",
 )
 @click.option(
+    "--templates",
+    "templates_spec",
+    envvar="TEAMACCESS_TEMPLATES",
+    metavar="python:MODULE:NAME",
+    help="Your panel's mail templates: a DefaultTemplates or your own Templates, or a "
+    "function returning them, that NAME names in MODULE; the mail the command builds (the "
+    "worker's too) is worded by them (default: the shipped ones; env TEAMACCESS_TEMPLATES).",
+)
+@click.option(
     "--delivery",
     envvar="TEAMACCESS_DELIVERY",
     type=click.Choice(["now", "queue"]),
@@ -294,6 +303,7 @@ def cli(
     schema: str,
     mail: str | None,
     catalog_spec: str | None,
+    templates_spec: str | None,
     delivery: Literal["now", "queue"],
     outbox: str,
     smtp_host: str | None,
@@ -325,6 +335,8 @@ def cli(
         raise lookalike
     if catalog_spec:
         check_catalog_spec(catalog_spec)
+    if templates_spec:
+        check_templates_spec(templates_spec)
     if mail is not None:
         old = [
             f"--{name.replace('_', '-')}"
@@ -358,6 +370,7 @@ def cli(
         delivery=delivery,
         mailer_factory=mailer_factory,
         catalog_spec=catalog_spec or None,
+        templates_spec=templates_spec or None,
     )
     ctx.obj = settings
     ctx.call_on_close(settings.close)

@@ -9,7 +9,7 @@ import shlex
 import stat
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -29,10 +29,8 @@ __all__ = [
     "MailSetting",
     "MissingSecretKey",
     "Settings",
-    "check_catalog_spec",
     "exists",
     "is_postgres",
-    "load_catalog",
     "load_or_create_secret",
     "parse_mail",
     "refuse_postgres_lookalike",
@@ -488,129 +486,6 @@ def _read_secret_file(path: Path) -> str:
     )
 
 
-def _raised(exc: BaseException) -> str:
-    """What *exc* says, even if its own ``__str__`` fails (the vendor's code is any code)."""
-    try:
-        text = str(exc)
-    except Exception:
-        text = "(its message cannot be read)"
-    if isinstance(exc, SystemExit):
-        return f"SystemExit: exit({exc.code!r}) was called"
-    return f"{type(exc).__name__}: {text}"
-
-
-def load_mailer(spec: str) -> Mailer:
-    """The Mailer that the callable named by *spec* (``module:attribute``) returns when
-    called with no arguments; what goes wrong is a ``ConfigError`` saying what to do."""
-    import importlib
-
-    module_name, _, attribute = spec.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-    # Its own code may raise anything while it loads, or call sys.exit() (which would end
-    # the command without a word).
-    except (Exception, SystemExit) as exc:
-        raise ConfigError(
-            f"--mail python:{spec}: could not import {module_name} "
-            f"({_raised(exc)}); install it or put its folder on PYTHONPATH"
-        ) from None
-    for name in attribute.split("."):
-        try:
-            target = getattr(target, name)
-        except AttributeError:
-            raise ConfigError(
-                f"--mail python:{spec}: {module_name} has no {attribute}; name a function "
-                "or class in it that returns a mailer"
-            ) from None
-        except Exception as exc:  # a module's __getattr__ or a property may raise anything
-            raise ConfigError(
-                f"--mail python:{spec}: reading {name} raised {_raised(exc)}; name a "
-                "function or class that returns a mailer"
-            ) from None
-    if not callable(target):
-        raise ConfigError(
-            f"--mail python:{spec}: {attribute} is not callable; name a function or class "
-            "that takes no arguments and returns a mailer"
-        )
-    try:
-        mailer = target()
-    except (Exception, SystemExit) as exc:
-        raise ConfigError(
-            f"--mail python:{spec}: {attribute}() raised {_raised(exc)}; fix "
-            "its settings (it is called with no arguments)"
-        ) from None
-    try:
-        send = getattr(mailer, "send", None)
-    except Exception as exc:  # a property named send
-        raise ConfigError(
-            f"--mail python:{spec}: reading send of what {attribute}() returned raised "
-            f"{_raised(exc)}; return a teamaccess Mailer"
-        ) from None
-    if not callable(send):
-        raise ConfigError(
-            f"--mail python:{spec}: {attribute}() returned {type(mailer).__name__}, which "
-            "has no send(message) method; return a teamaccess Mailer"
-        )
-    return cast("Mailer", mailer)
-
-
-def check_catalog_spec(spec: str) -> tuple[str, str]:
-    """``--catalog``'s module and name, checked before anything is opened."""
-    match = _FACTORY_FORM.fullmatch(spec)
-    if match is None:
-        raise ConfigError(
-            "--catalog takes python:MODULE:NAME, e.g. python:mypanel.team:CATALOG, naming "
-            "your panel's Catalog or a function that returns it (dotted Python names)"
-        )
-    return match[1], match[2]
-
-
-def load_catalog(spec: str) -> Catalog:
-    """``--catalog python:MODULE:NAME``: the panel's ``Catalog`` (NAME, or what NAME()
-    returns when called with no arguments); what goes wrong is a ``ConfigError``.
-
-    The command names permissions by this catalog: in the invitation mail it sends (the
-    worker's, too), ``-p``, ``check`` and ``catalog``.
-    """
-    import importlib
-
-    from .._permissions import Catalog
-
-    module_name, attribute = check_catalog_spec(spec)
-    try:
-        target: Any = importlib.import_module(module_name)
-    except (Exception, SystemExit) as exc:  # its own code may raise anything
-        raise ConfigError(
-            f"--catalog {spec}: could not import {module_name} ({_raised(exc)}); "
-            "install it or put its folder on PYTHONPATH"
-        ) from None
-    try:
-        try:
-            for name in attribute.split("."):
-                target = getattr(target, name)
-        except AttributeError:
-            raise ConfigError(
-                f"--catalog {spec}: {module_name} has no {attribute}; name your panel's "
-                "Catalog or a function that returns it"
-            ) from None
-        # Outside the AttributeError above: one the function raises is its own failure.
-        if callable(target) and not isinstance(target, Catalog):
-            target = target()
-    except ConfigError:
-        raise
-    except (Exception, SystemExit) as exc:
-        raise ConfigError(
-            f"--catalog {spec}: reading {attribute} raised {_raised(exc)}; name your "
-            "panel's Catalog or a function that returns it"
-        ) from None
-    if not isinstance(target, Catalog):
-        raise ConfigError(
-            f"--catalog {spec}: {attribute} is {type(target).__name__}, not a "
-            "teamaccess.Catalog; name your panel's Catalog or a function that returns it"
-        )
-    return target
-
-
 def secret_key_fallbacks() -> list[str]:
     """The older keys of ``TEAMACCESS_SECRET_KEY_FALLBACKS`` (comma-separated, oldest
     first): they verify links during a rotation, and never sign."""
@@ -662,6 +537,9 @@ class Settings:
     mailer_factory: str | None = None
     #: ``--catalog``: ``python:module:name`` of the panel's Catalog (None: the default)
     catalog_spec: str | None = None
+    #: ``--templates``: ``python:module:name`` of the panel's mail templates (None: the
+    #: shipped ones)
+    templates_spec: str | None = None
     _team: TeamAccess | None = None
     #: recipients of the mail sent so far, to say where it went (never the bodies: tokens)
     sent: list[str] = attrs.field(factory=list)
@@ -765,6 +643,8 @@ class Settings:
 
     def mailer(self) -> Mailer:
         if self.mailer_factory:
+            from .loaders import load_mailer
+
             return load_mailer(self.mailer_factory)
         if self.smtp_host:
             from .. import SmtpMailer
@@ -862,6 +742,10 @@ class Settings:
             options: dict[str, Any] = {"language": self.language, "delivery": self.delivery}
             if self.catalog_spec:
                 options["catalog"] = self.catalog()
+            if self.templates_spec:
+                from .loaders import load_templates
+
+                options["templates"] = load_templates(self.templates_spec)
             if self.accept_url:
                 options["accept_url"] = self.accept_url
             if self.sender:
@@ -890,6 +774,7 @@ class Settings:
     def catalog(self) -> Catalog:
         """The permissions the command names: ``--catalog``'s, else the default."""
         from .._permissions import Catalog
+        from .loaders import load_catalog
 
         return load_catalog(self.catalog_spec) if self.catalog_spec else Catalog.default()
 
