@@ -59,8 +59,6 @@ class _Sending(_Core):
     """Mail delivery, the send and record path, which both a call that sends its mail at
     once (``delivery="now"``) and a ``deliver_pending()`` run go through."""
 
-    """Mail delivery: the outbox, rendering invitation mail, sending, retrying."""
-
     #: Called with the outbox row of each message once it is recorded as sent (the command
     #: line says where mail went). A hook, not a wrapper around the mailer: the service
     #: sends through the mailer itself, so ``SmtpMailer`` keeps sending checked bytes and
