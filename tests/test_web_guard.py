@@ -375,3 +375,35 @@ def test_views_called_with_positional_arguments() -> None:
         assert view(p.account) == "the invoices"
     with p.app.test_request_context(headers={"X-User": "eve"}), pytest.raises(Denied):
         view(p.account)
+
+
+def test_a_ready_pages_and_headers_of_the_panels() -> None:
+    """Given a ``Pages``, its login page is the guard's; *headers* replace ``HEADERS``'."""
+    from teamaccess.web import Pages
+
+    team = TeamAccess(MemoryStore(), MemoryMailer(), secret_key="k")
+    account = team.create_account(name="Muster GmbH", owner_id="max", owner_email=USERS["max"])
+    app = flask.Flask(__name__)
+    app.secret_key = "test only"
+
+    def current_user() -> User | None:
+        uid = flask.request.headers.get("X-User")
+        return User(uid, USERS[uid]) if uid else None
+
+    pages = Pages(team, login_url="/signin?to={next}")
+    app.register_blueprint(blueprint(pages, current_user=current_user))
+    csp = "default-src 'self' https://cdn.example"
+    guard = Guard(pages, current_user=current_user, headers={"Content-Security-Policy": csp})
+
+    @app.route("/a/<account_id>")
+    @guard.require("billing.view")
+    def view(account_id: str) -> str:
+        return "ok"
+
+    client = app.test_client()
+    assert client.get(f"/a/{account.id}").headers["Location"] == (f"/signin?to=%2Fa%2F{account.id}")
+    refused = client.get(f"/a/{account.id}", headers={"X-User": "eve"})
+    assert refused.status_code == 403
+    assert refused.headers["Content-Security-Policy"] == csp
+    assert refused.headers["X-Frame-Options"] == "DENY"
+    team.close()

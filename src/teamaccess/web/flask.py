@@ -501,10 +501,11 @@ class Guard:
             account_id=account_id,
             resource=resource_id,
             language=language,
-            page=self._page,
+            # the user asked about, so the page does not ask the panel's hook again
+            page=lambda denied: self._page(denied, user),
         )
 
-    def _page(self, denied: Denied) -> Response:
+    def _page(self, denied: Denied, user: User) -> Response:
         """The pages' "Not allowed" page for *denied*, in its language."""
         if not flask.current_app.secret_key:
             raise ValidationError(
@@ -515,7 +516,7 @@ class Guard:
         query = req.query_string.decode("latin-1")
         request = Request(
             method=req.method,
-            user=self.current_user(),
+            user=user,
             language=denied.language,
             path=req.script_root + req.path + (f"?{query}" if query else ""),
             csrf_token=csrf_token(),
