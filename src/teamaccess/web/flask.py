@@ -16,6 +16,14 @@ The blueprint keeps three things in Flask's signed session (so the app needs a
 invitation links a browser opened go into a cookie of their own, signed with the same key,
 opened with it or any of ``SECRET_KEY_FALLBACKS`` (Flask's key rotation), and sent only
 to the accept page (``seal_invitations``).
+
+The panel's own views are guarded by :class:`Guard`, made with the same ``current_user``::
+
+    guard = Guard(team, current_user=current_user, login_url="/login?next={next}")
+
+    @app.route("/accounts/<account_id>/invoices")
+    @guard.require("billing.view")
+    def invoices(account_id: str) -> str: ...
 """
 
 from __future__ import annotations
