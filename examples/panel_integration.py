@@ -8,8 +8,10 @@ What a vendor's panel does with the library:
 * it mounts ``teamaccess.web.flask.blueprint`` under ``/team``, telling it who is logged
   in and where the login page is; the users page, the invitation link, contacts and
   activity come from there;
-* its own pages ask ``team.require(user, account, permission)`` first;
-  ``PermissionDenied`` becomes a 403 page in the customer's words (``error_message``).
+* its own pages are guarded by ``Guard.require(permission)`` (``teamaccess.web.flask``),
+  made once with the same ``current_user`` and login page: one ``team.can()`` before the
+  view runs, the login page for nobody logged in, and a 403 page in the customer's words
+  for a missing permission or an account that is not theirs.
 
 Run ``python examples/panel_integration.py`` to replay a session through Flask's test
 client (real requests through the WSGI stack), or ``python examples/panel_integration.py
@@ -24,15 +26,9 @@ import sys
 
 import flask
 
-from teamaccess import (
-    MemoryMailer,
-    MemoryStore,
-    PermissionDenied,
-    TeamAccess,
-    error_message,
-)
-from teamaccess.web import User, pick_language
-from teamaccess.web.flask import blueprint
+from teamaccess import MemoryMailer, MemoryStore, TeamAccess
+from teamaccess.web import User
+from teamaccess.web.flask import Guard, blueprint
 
 #: the panel's users: id -> the address the panel verified
 USERS = {"max": "chef@muster.de", "anna": "dev@agentur.de"}
@@ -80,18 +76,18 @@ def build(base_url: str = "http://127.0.0.1:8000") -> tuple[flask.Flask, TeamAcc
             return flask.redirect(local_path(flask.request.args.get("next")), 303)
         return "<form method=post><input name=user><button>Log in</button></form>"
 
+    guard = Guard(team, current_user=current_user, login_url="/login?next={next}")
+
     @app.route("/accounts/<account_id>/services")
-    def services(account_id: str) -> flask.typing.ResponseReturnValue:
-        # The panel's own page, guarded by the library.
-        user = current_user()
-        if user is None:
-            return flask.redirect(f"/login?next={flask.request.path}")
-        language = pick_language(flask.request.headers.get("Accept-Language"))
-        try:
-            team.require(user.id, account_id, "services.view")
-        except PermissionDenied as exc:
-            return error_message(exc, language, catalog=team.catalog), 403
+    @guard.require("services.view")
+    def services(account_id: str) -> str:
+        # The panel's own page: it runs only for a member holding services.view here.
         return "<h1>Your services</h1>"
+
+    @app.route("/accounts/<account_id>/billing")
+    @guard.require("billing.view")
+    def billing(account_id: str) -> str:
+        return "<h1>Your invoices</h1>"
 
     app.extensions["teamaccess"] = team
     return app, team, account.id
@@ -141,6 +137,10 @@ def replay() -> None:
     response = anna.get(f"/accounts/{account}/services")
     show("anna opens the services page", "GET", f"/accounts/{account}/services",
          response.status_code)  # fmt: skip
+    assert response.status_code == 200
+    response = anna.get(f"/accounts/{account}/billing")
+    show("anna opens the invoices", "GET", f"/accounts/{account}/billing", response.status_code)
+    assert response.status_code == 403
     # Her users page is read-only, without a form; the page that asks before she leaves
     # the account has one, and with it the session's CSRF token.
     page = anna.get(f"{users}/anna/remove").get_data(as_text=True)

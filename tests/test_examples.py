@@ -58,7 +58,7 @@ class TestPanelIntegration:
         proc = run_script("panel_integration.py", cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         statuses = [line.rsplit("-> ", 1)[1] for line in proc.stdout.splitlines()]
-        assert statuses == ["200", "303", "400", "200", "303", "200", "403", "200"]
+        assert statuses == ["200", "303", "400", "200", "303", "200", "403", "403", "200"]
 
     def test_pages_through_the_wsgi_checker(self, panel: ModuleType) -> None:
         app, team, account = panel.build()
@@ -112,7 +112,13 @@ class TestPanelIntegration:
         client.post("/login", data={"user": "anna"})
         response = client.get(f"/accounts/{account}/services", headers={"Accept-Language": "de"})
         assert response.status_code == 403
-        assert response.get_data(as_text=True).startswith("Dafür fehlt Ihnen die Berechtigung.")
+        assert "Diese Seite braucht die Berechtigung „Dienste einsehen“." in response.get_data(
+            as_text=True
+        )
+        assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+        # Not logged in: the login page, and back here afterwards.
+        response = app.test_client().get(f"/accounts/{account}/services")
+        assert response.headers["Location"] == f"/login?next=%2Faccounts%2F{account}%2Fservices"
 
     def test_user_values_are_escaped(self, panel: ModuleType) -> None:
         app, team, _ = panel.build()

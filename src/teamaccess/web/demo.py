@@ -5,8 +5,8 @@ password, but a real session cookie), a SQLite file and the file mailer, all in 
 folder (``./teamaccess-web-demo`` by default). The "Mails" page lists the mails sent, with
 their links, so the whole story — invite, open the link in a private window, register,
 accept — can be clicked through alone. The panel's own pages (invoices, access data,
-support) ask ``team.can()`` like a real panel would. Not for production: anyone can log
-in as anyone.
+support) are guarded by :class:`~teamaccess.web.flask.Guard`, one ``team.can()`` each,
+like a real panel's would be. Not for production: anyone can log in as anyone.
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ from werkzeug.wrappers import Response
 from .. import (
     FileMailer,
     InvalidEmail,
-    Member,
-    PermissionDenied,
     SQLiteStore,
     TeamAccess,
     ValidationError,
@@ -44,8 +42,7 @@ from .. import (
 from ._core import HEADERS, LANGUAGES, User, pick_language
 from ._i18n import translate
 from ._pages import ResourcesHook
-from ._view import format_datetime
-from .flask import blueprint, csrf_token
+from .flask import Guard, blueprint, csrf_token
 
 __all__ = ["DEMO_SERVICES", "DemoUsers", "create_app", "main", "serve"]
 
@@ -375,38 +372,33 @@ def create_app(
         _, account = found
         return page("demo/dashboard.html", account=account, pages=_PANEL_PAGES)
 
-    @app.route("/panel/<account_id>/<name>")
+    guard = Guard(team, current_user=current_user,
+                  login_url=lambda next_path: flask.url_for("login", next=next_path),
+                  translations={"de": _GERMAN})  # fmt: skip
+
     def panel_page(account_id: str, name: str) -> Response:
-        found = panel_account(account_id)
-        if isinstance(found, Response):
-            return found
-        user, account = found
-        if name not in _PANEL_PAGES:
-            flask.abort(404)
+        # The guard let the user in: a member of this account holding the page's permission.
         title, permission = _PANEL_PAGES[name]
         label = team.catalog[permission].label_for(language())
-        if not team.can(user.id, account.id, permission):
-            denied = PermissionDenied("denied", permission=permission)
-            message = error_message(denied, language(), catalog=team.catalog)
-            member = team.get_member(account.id, user.id)
-            if member.status != "active":
-                # Not "ask the owner to grant it": the permission is there, the access is not.
-                message = _inactive(member, account.name, language())
-            return page("demo/denied.html", 403, account=account, title=title, message=message)
-        return page("demo/panel_page.html", account=account, title=title, name=name,
-                    label=label)  # fmt: skip
+        return page("demo/panel_page.html", account=team.get_account(account_id), title=title,
+                    name=name, label=label)  # fmt: skip
+
+    @app.route("/panel/<account_id>/invoices")
+    @guard.require("billing.view")
+    def invoices(account_id: str) -> Response:
+        return panel_page(account_id, "invoices")
+
+    @app.route("/panel/<account_id>/access-data")
+    @guard.require("credentials.view")
+    def access_data(account_id: str) -> Response:
+        return panel_page(account_id, "access-data")
+
+    @app.route("/panel/<account_id>/support")
+    @guard.require("support.tickets")
+    def support(account_id: str) -> Response:
+        return panel_page(account_id, "support")
 
     return app
-
-
-def _inactive(member: Member, account_name: str, language: str) -> str:
-    """Why a suspended or expired member can use nothing, as the pages say it."""
-    if member.status == "suspended":
-        text = "Your access to {account} is suspended. The account owner can reactivate it."
-    else:
-        text = "Your access to {account} ended on {when}. The account owner can extend it."
-    when = format_datetime(member.access_until, language)
-    return translate(text, language).format(account=account_name, when=when)
 
 
 class _QuietHandler(WSGIRequestHandler):

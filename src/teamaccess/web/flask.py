@@ -16,13 +16,23 @@ The blueprint keeps three things in Flask's signed session (so the app needs a
 invitation links a browser opened go into a cookie of their own, signed with the same key,
 opened with it or any of ``SECRET_KEY_FALLBACKS`` (Flask's key rotation), and sent only
 to the accept page (``seal_invitations``).
+
+The panel's own views are guarded by :class:`Guard`, made with the same ``current_user``::
+
+    guard = Guard(team, current_user=current_user, login_url="/login?next={next}")
+
+    @app.route("/accounts/<account_id>/invoices")
+    @guard.require("billing.view")
+    def invoices(account_id: str) -> str: ...
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import secrets
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ParamSpec, TypeVar, cast
 
 try:
     import flask
@@ -36,10 +46,10 @@ except ModuleNotFoundError as exc:
         name=exc.name,
     ) from exc
 from flask.blueprints import BlueprintSetupState
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import Forbidden, HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from .. import TeamAccess, ValidationError
+from .. import NotFound, PermissionSet, TeamAccess, ValidationError
 from ._core import (
     HEADERS,
     INVITATION_COOKIE_MAX_AGE,
@@ -52,9 +62,11 @@ from ._core import (
     pick_language,
     seal_invitations,
 )
+from ._i18n import translate
 from ._pages import Pages, ResourcesHook, UrlHook
+from ._view import format_datetime
 
-__all__ = ["blueprint", "csrf_token"]
+__all__ = ["Denied", "Guard", "ViewValue", "blueprint", "csrf_token"]
 
 _CSRF = "teamaccess.csrf"
 _LANG = "teamaccess.lang"
@@ -85,11 +97,7 @@ def blueprint(
     """
     if not callable(current_user):
         raise ValidationError("current_user must be a callable returning a User or None")
-    sent = {**HEADERS, **(headers or {})}
-    for key, value in sent.items():
-        if value is not None and (not isinstance(value, str) or set(value) & set("\r\n\0")):
-            raise ValidationError(f"headers[{key!r}] must be one line of text or None")
-    page_headers = {key: value for key, value in sent.items() if value is not None}
+    page_headers = _page_headers(headers)
     pages = (
         team
         if isinstance(team, Pages)
@@ -213,6 +221,15 @@ def blueprint(
     return bp
 
 
+def _page_headers(headers: Mapping[str, str | None] | None) -> dict[str, str]:
+    """``HEADERS`` with *headers* over them, ``None`` dropping one."""
+    sent = {**HEADERS, **(headers or {})}
+    for key, value in sent.items():
+        if value is not None and (not isinstance(value, str) or set(value) & set("\r\n\0")):
+            raise ValidationError(f"headers[{key!r}] must be one line of text or None")
+    return {key: value for key, value in sent.items() if value is not None}
+
+
 def _routed_to(req: flask.Request, prefixes: set[str], names: set[str]) -> bool:
     """Whether *req*, which matched no rule, asked for a URL of one of the blueprint's
     registrations (*names*, mounted under *prefixes*)."""
@@ -275,3 +292,315 @@ def _shown_keys(value: object) -> str:
     if isinstance(value, list | tuple | set | frozenset):
         return "a list holding an empty key or one that is no string"
     return f"a {type(value).__name__}"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: where a guarded view's account id (or resource id) comes from: the name of one of the
+#: view's arguments, or a callable taking the view's arguments and returning the id
+#: (``None``: no account or resource of this user's, refused as one)
+ViewValue = str | Callable[[Mapping[str, Any]], str | None]
+
+
+class Denied(Forbidden):
+    """The 403 of a view :meth:`Guard.require` refused: a werkzeug ``Forbidden``.
+
+    ``description`` is the customer's message in their language, ``language`` that
+    language, and ``permission``, ``account_id``, ``resource`` what was asked. Without a
+    403 handler of the app's, Flask sends the pages' "Not allowed" page
+    (``teamaccess/error.html``) with ``HEADERS``; with one (``@app.errorhandler(403)``),
+    that handler answers instead.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permission: str,
+        account_id: str | None,
+        resource: str | None,
+        language: str,
+        page: Callable[[Denied], Response],
+    ) -> None:
+        super().__init__(description=message)
+        self.permission = permission
+        self.account_id = account_id
+        self.resource = resource
+        self.language = language
+        self._page = page
+
+    def get_response(self, environ: Any = None, scope: Any = None) -> Response:
+        return self._page(self)
+
+
+class Guard:
+    """Guards a panel's own views: ``team.can()`` answers before the view runs.
+
+    ::
+
+        guard = Guard(team, current_user=current_user, login_url="/login?next={next}")
+
+        @app.route("/accounts/<account_id>/invoices")
+        @guard.require("billing.view")
+        def invoices(account_id: str) -> str: ...
+
+    Made once, with the ``current_user`` and ``login_url`` the blueprint takes (or the
+    same ready :class:`Pages`); the blueprint named *name* must be registered, since the
+    403 page is the pages' own, with their layout and links. *headers* as for
+    :func:`blueprint`: the login redirect and the 403 page are sent with them.
+    """
+
+    def __init__(
+        self,
+        team: TeamAccess | Pages,
+        *,
+        current_user: Callable[[], User | None],
+        login_url: UrlHook = "/login?next={next}",
+        translations: Mapping[str, Mapping[str, str]] | None = None,
+        name: str = "teamaccess",
+        headers: Mapping[str, str | None] | None = None,
+    ) -> None:
+        if not callable(current_user):
+            raise ValidationError("current_user must be a callable returning a User or None")
+        self.pages = (
+            team if isinstance(team, Pages)
+            else Pages(team, login_url=login_url, translations=translations)
+        )  # fmt: skip
+        self.team = self.pages.team
+        self.current_user = current_user
+        self.name = name
+        self.headers = _page_headers(headers)
+
+    def require(
+        self,
+        permission: str,
+        *,
+        account: ViewValue = "account_id",
+        resource: ViewValue | None = None,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """A decorator: the view runs only if ``team.can(user, account, permission,
+        resource=...)`` says yes. Put it below ``@app.route`` (the route must register
+        the guarded view).
+
+        *account* and *resource* name the view's argument holding the id, or are a
+        callable taking the view's arguments. Nobody logged in: a redirect to
+        ``login_url`` with ``next``. Refused (no such permission, a suspended or expired
+        member, an account that is not the user's or does not exist, an id no account or
+        resource can have): :class:`Denied`. An unknown permission, a *resource* for a
+        permission the catalog does not mark ``scoped``, or a view without the named
+        argument is a ``ValidationError`` here, when the view is decorated.
+        """
+        catalog = self.team.catalog
+        if not isinstance(permission, str) or permission not in catalog:
+            raise catalog.unknown(permission)
+        if resource is not None and not catalog[permission].scoped:
+            raise ValidationError(
+                f"{permission!r} is granted account-wide only (the catalog does not mark it "
+                "scoped): guard the view without resource=, or mark the permission scoped"
+            )
+        for what, source in (("account", account), ("resource", resource)):
+            if source is not None and not isinstance(source, str) and not callable(source):
+                raise ValidationError(
+                    f"{what} must name an argument of the view or be a callable taking the "
+                    f"view's arguments, not {type(source).__name__}"
+                )
+
+        def decorate(view: Callable[P, R]) -> Callable[P, R]:
+            signature = inspect.signature(view)
+            for what, source in (("account", account), ("resource", resource)):
+                if isinstance(source, str):
+                    _check_argument(view, signature, what, source)
+
+            def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+                # Flask passes the URL's variables by keyword; a positional call is bound.
+                values = kwargs if not args else signature.bind_partial(*args, **kwargs).arguments
+                self._check(permission, account, resource, values)
+
+            if inspect.iscoroutinefunction(view):
+                run = cast(Callable[P, Awaitable[Any]], view)
+
+                @functools.wraps(view)
+                async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                    check(args, kwargs)
+                    return await run(*args, **kwargs)
+
+                return cast(Callable[P, R], guarded_async)
+
+            @functools.wraps(view)
+            def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+                check(args, kwargs)
+                return view(*args, **kwargs)
+
+            return guarded
+
+        return decorate
+
+    def _check(
+        self,
+        permission: str,
+        account: ViewValue,
+        resource: ViewValue | None,
+        values: Mapping[str, Any],
+    ) -> None:
+        # Every request, not only a refused one: a guard without its 403 page would
+        # otherwise be found out only when someone is refused.
+        if self.name not in flask.current_app.blueprints:
+            raise ValidationError(
+                f"Guard needs the blueprint named {self.name!r} registered on the app "
+                "(app.register_blueprint(blueprint(team, ...))): its 403 page is the pages' "
+                "own; or pass the blueprint's name as Guard(..., name=...)"
+            )
+        user = self.current_user()
+        if user is None:
+            req = flask.request
+            query = req.query_string.decode("latin-1")
+            path = req.script_root + req.path + (f"?{query}" if query else "")
+            response = flask.redirect(self.pages._hook(self.pages.login_url, path), 303)
+            response.headers.update(self.headers)
+            raise HTTPException(response=response)
+        if not isinstance(user, User):
+            raise ValidationError(
+                f"current_user must return a User or None, not {type(user).__name__}"
+            )
+        account_id = _view_value("account", account, values)
+        resource_id = None if resource is None else _view_value("resource", resource, values)
+        allowed = False
+        if (
+            account_id is not None
+            and _well_formed(account_id)
+            and (resource is None or (resource_id is not None and _holdable(resource_id)))
+        ):
+            # The one can() of the request. An id no account or grant can have (a line
+            # break, NUL, an empty one) is refused above without it, as a stranger's.
+            allowed = self.team.can(user.id, account_id, permission, resource=resource_id)
+        if not allowed:
+            raise self._denied(user, permission, account_id, resource_id)
+
+    def _denied(
+        self, user: User, permission: str, account_id: str | None, resource_id: str | None
+    ) -> Denied:
+        req = flask.request
+        chosen = req.args.get("lang")
+        language = pick_language(
+            req.headers.get("Accept-Language"),
+            chosen if chosen in LANGUAGES else flask.session.get(_LANG),
+        )
+        label = self.team.catalog[permission].label_for(language)
+        message = translate(
+            "This page needs the permission “{label}”. Ask the account owner to grant it.",
+            language,
+        ).format(label=label)
+        if account_id is not None and _well_formed(account_id):
+            # Refused only: a member whose access is suspended or over holds the
+            # permission and cannot use it, so "ask to grant it" would mislead. A stranger
+            # (no member, no account) gets the same words as a member without it.
+            try:
+                member = self.team.get_member(account_id, user.id)
+            except (NotFound, ValidationError):
+                member = None
+            if member is not None and member.status != "active":
+                account_name = self.team.get_account(account_id).name
+                message = _inactive_message(member.status, member.access_until, account_name,
+                                            language)  # fmt: skip
+        return Denied(
+            message,
+            permission=permission,
+            account_id=account_id,
+            resource=resource_id,
+            language=language,
+            # the user asked about, so the page does not ask the panel's hook again
+            page=lambda denied: self._page(denied, user),
+        )
+
+    def _page(self, denied: Denied, user: User) -> Response:
+        """The pages' "Not allowed" page for *denied*, in its language."""
+        if not flask.current_app.secret_key:
+            raise ValidationError(
+                "the Flask app needs a secret_key: the 403 page's layout carries the CSRF "
+                "token of the pages' forms, kept in its session"
+            )
+        req = flask.request
+        query = req.query_string.decode("latin-1")
+        request = Request(
+            method=req.method,
+            user=user,
+            language=denied.language,
+            path=req.script_root + req.path + (f"?{query}" if query else ""),
+            csrf_token=csrf_token(),
+        )
+        result = self.pages._message(request, 403, "Not allowed", str(denied.description))
+        self.pages._common(result.context, request)
+
+        def url(endpoint: str, **params: Any) -> str:
+            return flask.url_for(f"{self.name}.{endpoint}", **params)
+
+        html = flask.render_template(
+            result.template,
+            **result.context,
+            url=url,
+            static_url=url("static", filename="teamaccess.css"),
+        )
+        response = flask.make_response(html, 403)
+        response.headers.update(self.headers)
+        return response
+
+
+def _check_argument(
+    view: Callable[..., Any], signature: inspect.Signature, what: str, name: str
+) -> None:
+    """*view* takes an argument *name* (or any keyword), else a ``ValidationError``."""
+    params = signature.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    found = params.get(name)
+    if found is None or found.kind is inspect.Parameter.POSITIONAL_ONLY:
+        raise ValidationError(
+            f"the view {getattr(view, '__name__', view)!r} takes no argument {name!r} for the "
+            f"{what} id: pass {what}= the name of the URL variable that holds it, or a "
+            "callable taking the view's arguments"
+        )
+
+
+def _view_value(what: str, source: ViewValue, values: Mapping[str, Any]) -> str | None:
+    if isinstance(source, str):
+        if source not in values:
+            raise ValidationError(
+                f"the view was called without its argument {source!r} (the {what} id): "
+                "name a variable of its URL rule"
+            )
+        value = values[source]
+    else:
+        value = source(values)
+        if value is None:
+            return None
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"the {what} id must be a string, not {type(value).__name__}: with a converter "
+            f"such as <int:...>, pass {what}=lambda args: str(args[...])"
+        )
+    return value
+
+
+def _well_formed(account_id: str) -> bool:
+    """Whether *account_id* could name an account (one printable line, not blank)."""
+    return bool(account_id.strip()) and account_id.isprintable()
+
+
+def _holdable(resource_id: str) -> bool:
+    """Whether a grant can be on *resource_id* (the library's rule for resource ids)."""
+    try:
+        PermissionSet.on("resource", resource_id)
+    except ValidationError:
+        return False
+    return True
+
+
+def _inactive_message(status: str, until: Any, account_name: str, language: str) -> str:
+    """Why a suspended or expired member can use nothing, as the pages say it."""
+    if status == "suspended":
+        text = "Your access to {account} is suspended. The account owner can reactivate it."
+    else:
+        text = "Your access to {account} ended on {when}. The account owner can extend it."
+    when = format_datetime(until, language)
+    return translate(text, language).format(account=account_name, when=when)
