@@ -108,9 +108,9 @@ def replay() -> None:
     def show(title: str, method: str, path: str, status: int) -> None:
         print(f"{title:36} {method:4} {path.replace(account, 'ACC'):36} -> {status}")
 
-    page = max_.get(users)
-    show("max opens the users page", "GET", users, page.status_code)
-    token = csrf(page.get_data(as_text=True))
+    opened = max_.get(users)
+    show("max opens the users page", "GET", users, opened.status_code)
+    token = csrf(opened.get_data(as_text=True))
     invite = {"csrf_token": token, "email": "dev@agentur.de", "scope": "selected",
               "permission": ["services.view", "support.tickets"]}  # fmt: skip
     response = max_.post(f"{users}/invite", data=invite)
@@ -118,8 +118,10 @@ def replay() -> None:
     response = max_.post(f"{users}/invite", data={**invite, "scope": "all"})
     show("max invites the same address again", "POST", f"{users}/invite", response.status_code)
 
-    mail = team.mailer.outbox[-1]  # type: ignore[attr-defined]
-    link = re.search(r"http://127\.0\.0\.1:8000(\S+)", mail.get_body(("plain",)).get_content())
+    assert isinstance(team.mailer, MemoryMailer)
+    body = team.mailer.outbox[-1].get_body(("plain",))
+    assert body is not None
+    link = re.search(r"http://127\.0\.0\.1:8000(\S+)", body.get_content())
     assert link is not None
     accept = link.group(1)
     # The link's answer keeps the token in a cookie for the accept page and sends her on
