@@ -131,24 +131,28 @@ def _load_named(
             "install it or put its folder on PYTHONPATH"
         ) from None
     try:
-        try:
-            for name in attribute.split("."):
-                target = getattr(target, name)
-        except AttributeError:
-            raise ConfigError(
-                f"{option} {spec}: {module_name} has no {attribute}; name {wanted} or a "
-                "function that returns it"
-            ) from None
-        # Outside the AttributeError above: one the function raises is its own failure.
-        if callable(target) and not accepts(target):
-            target = target()
-    except ConfigError:
-        raise
-    except (Exception, SystemExit) as exc:
+        for name in attribute.split("."):
+            target = getattr(target, name)
+    except AttributeError:
+        raise ConfigError(
+            f"{option} {spec}: {module_name} has no {attribute}; name {wanted} or a "
+            "function that returns it"
+        ) from None
+    except (Exception, SystemExit) as exc:  # a module's __getattr__ or a property
         raise ConfigError(
             f"{option} {spec}: reading {attribute} raised {_raised(exc)}; name {wanted} "
             "or a function that returns it"
         ) from None
+    if callable(target) and not accepts(target):
+        # Its own failure, an AttributeError included, named as the call's (as --mail
+        # does): "reading NAME raised" sent the reader to a name that was there.
+        try:
+            target = target()
+        except (Exception, SystemExit) as exc:
+            raise ConfigError(
+                f"{option} {spec}: {attribute}() raised {_raised(exc)}; fix it (it is "
+                f"called with no arguments), or name {wanted}"
+            ) from None
     if not accepts(target):
         raise ConfigError(
             f"{option} {spec}: {attribute} is {type(target).__name__}, not {kind}; name "
