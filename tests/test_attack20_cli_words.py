@@ -44,10 +44,8 @@ class TestTheCommandsWords:
         line = operators_words(run.error("reactivate", account, "anna", "--as", temp, code=5))
         assert "first set its end with 'teamaccess access-until'" in line
         run("reactivate", account, "anna", "--as", "max")
-        line = operators_words(
-            run.error("permissions", "set", account, "anna", "-p", "billing.view,users.manage",
-                      "--as", temp, code=5)  # fmt: skip
-        )
+        more = ("permissions", "set", account, "anna", "-p", "billing.view,users.manage")
+        line = operators_words(run.error(*more, "--as", temp, code=5))
         assert "first set its end with 'teamaccess access-until'" in line
 
     def test_the_end_the_refusal_names_is_taken(self, run: Cli, account: str, temp: str) -> None:

@@ -44,8 +44,9 @@ def test_an_actors_end_between_minutes_is_written_exactly(
     add_member(team, account.id, "temp", P("users.manage", "billing.view"))
     own = ENDS + timedelta(seconds=45)
     team.set_access_until(account.id, "temp", own, actor_id="owner")
+    later = own + timedelta(seconds=5)
     with pytest.raises(PermissionDenied) as exc:
         team.invite(account.id, actor_id="temp", email="me2@example.org",
-                    permissions=P("billing.view"), access_until=own + timedelta(seconds=5))  # fmt: skip
+                    permissions=P("billing.view"), access_until=later)  # fmt: skip
     assert f"give an end on or before {own:%Y-%m-%d %H:%M:%S} UTC" in str(exc.value)
     assert f"with an end of {own:%Y-%m-%d %H:%M}:50 UTC" in str(exc.value)
