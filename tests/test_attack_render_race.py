@@ -96,6 +96,13 @@ CHANGES: dict[str, tuple[Change, type[TeamAccessError]]] = {
         PermissionDenied,
     ),
     "access ended": (lambda other, acc: _access_ends(other, acc, "admin"), PermissionDenied),
+    # The invitation gives access without an end, which now outlasts the inviter's own.
+    "an end of access set": (
+        lambda other, acc: other.set_access_until(
+            acc, "admin", START + timedelta(days=30), actor_id="boss"
+        ),
+        PermissionDenied,
+    ),
     "removed": (
         lambda other, acc: other.remove_member(acc, "admin", actor_id="boss"),
         PermissionDenied,
