@@ -61,3 +61,27 @@ class TestTheCommandsWords:
         line = run.error("access-until", account, "anna", "2026-12-30T18:00+01:00 UTC",
                          "--as", temp, code=2)  # fmt: skip
         assert "is not an ISO 8601 date or time" in line
+
+
+class TestOneContactPerAddress:
+    """The contact rules of the last round spoke Python to the operator too."""
+
+    def test_a_second_contact_of_an_address_names_the_command(self, run: Cli, account: str) -> None:
+        first = run.json("contacts", "add", account, "--name", "N", "--email", "n@example.com",
+                         "-c", "general", "--as", "max")["id"]  # fmt: skip
+        again = ("contacts", "add", account, "--name", "N", "--email", "N@EXAMPLE.com")
+        line = operators_words(run.error(*again, "-c", "billing", "--as", "max", code=6))
+        assert f"instead ('teamaccess contacts update {first} --category ...')" in line
+        other = run.json("contacts", "add", account, "--name", "M", "--email", "m@example.com",
+                         "-c", "general", "--as", "max")["id"]  # fmt: skip
+        onto = ("contacts", "update", other, "--email", "n@example.com")
+        line = operators_words(run.error(*onto, "--as", "max", code=6))
+        assert f"('teamaccess contacts update {first} --category ...')" in line
+
+    def test_no_category_names_the_options(self, run: Cli, account: str) -> None:
+        made = run.json("contacts", "add", account, "--name", "N", "--email", "n@example.com",
+                        "-c", "general", "--as", "max")["id"]  # fmt: skip
+        line = run.error("contacts", "update", made, "-c", ",", "--as", "max", code=3)
+        assert "categories=" not in line, line
+        assert "e.g. --category general" in line
+        assert "remove it ('teamaccess contacts remove')" in line
