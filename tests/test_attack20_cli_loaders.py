@@ -44,3 +44,19 @@ def test_the_failing_step_is_named(
                      "--owner-email", "chef@muster.de", code=3)  # fmt: skip
     assert line.startswith(f"error: {option} {spec}: {said}"), line
     assert not (run.folder / "teamaccess.db").exists()  # nothing written
+
+
+@pytest.mark.parametrize("option", ["--catalog", "--templates"])
+def test_an_empty_one_is_refused(run: Cli, option: str) -> None:
+    """``--catalog "$VAR"`` with the variable unset ran with the built-in catalog (or the
+    shipped wording) without a word: the worker's mail then left the panel's own
+    permissions out, what the option is there to prevent (``--db ""`` and ``--mail ""``
+    are refused alike). An empty environment variable is no option, as click reads it."""
+    line = run.error(option, "", "accounts", "create", "--name", "M", "--owner-id", "max",
+                     "--owner-email", "chef@muster.de", code=3)  # fmt: skip
+    assert line.startswith(f"error: {option} is empty: "), line
+    assert f"leave {option} out" in line
+    assert not (run.folder / "teamaccess.db").exists()  # nothing written
+    run.env[f"TEAMACCESS_{option[2:].upper()}"] = ""
+    run("accounts", "create", "--name", "M", "--owner-id", "max",
+        "--owner-email", "chef@muster.de")  # fmt: skip

@@ -89,9 +89,18 @@ def load_mailer(spec: str) -> Mailer:
     return cast("Mailer", mailer)
 
 
-def check_named_spec(option: str, spec: str, example: str, wanted: str) -> tuple[str, str]:
+def check_named_spec(
+    option: str, spec: str, example: str, wanted: str, default: str
+) -> tuple[str, str]:
     """A ``python:MODULE:NAME`` option's module and name, checked before anything is
     opened (``--catalog``, ``--templates``)."""
+    if not spec:
+        # Mostly --catalog "$VAR" with the variable unset: run without the panel's own,
+        # the worker's mail would leave them out without a word (as --db "" is refused).
+        raise ConfigError(
+            f"{option} is empty: give python:MODULE:NAME, e.g. {example} (a shell "
+            f'variable in {option} "$VAR" may be unset); leave {option} out for {default}'
+        )
     match = _FACTORY_FORM.fullmatch(spec)
     if match is None:
         raise ConfigError(
@@ -104,15 +113,17 @@ def check_named_spec(option: str, spec: str, example: str, wanted: str) -> tuple
 def check_catalog_spec(spec: str) -> tuple[str, str]:
     """``--catalog``'s module and name, checked before anything is opened."""
     return check_named_spec(
-        "--catalog", spec, "python:mypanel.team:CATALOG", "your panel's Catalog"
-    )
+        "--catalog", spec, "python:mypanel.team:CATALOG", "your panel's Catalog",
+        "the built-in catalog",
+    )  # fmt: skip
 
 
 def check_templates_spec(spec: str) -> tuple[str, str]:
     """``--templates``' module and name, checked before anything is opened."""
     return check_named_spec(
-        "--templates", spec, "python:mypanel.mail:TEMPLATES", "your panel's mail templates"
-    )
+        "--templates", spec, "python:mypanel.mail:TEMPLATES", "your panel's mail templates",
+        "the shipped wording",
+    )  # fmt: skip
 
 
 def _load_named(
