@@ -36,6 +36,8 @@ def test_a_hard_linked_sibling_is_refused(tmp_path: Path, suffix: str, existing:
     os.link(other, f"{path}{suffix}")
     with pytest.raises(StorageError, match=f"{suffix}, beside the database file .* hard link"):
         SQLiteStore(path)  # refused as it opens, before anything is written
+    with pytest.raises(StorageError, match="remove its other names"):
+        SQLiteStore(path)
     assert other.read_bytes() == NOTES
     assert stat.S_IMODE(other.stat().st_mode) == 0o660
     # Once it is removed, the store opens (the other file untouched).

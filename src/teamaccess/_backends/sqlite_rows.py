@@ -431,6 +431,7 @@ def _check_siblings(path: str) -> None:
         except (OSError, ValueError):
             continue
         why = ""
+        todo = "remove it once no process has the database open, and open the store again"
         if not stat.S_ISREG(st.st_mode):
             why = "is not a plain file (SQLite would write into what it points to)"
         elif st.st_nlink > 1:
@@ -438,13 +439,16 @@ def _check_siblings(path: str) -> None:
             # and SQLite would write the changes into it (a descriptor opened there
             # before keeps reading them).
             why = f"is a hard link (one file with {st.st_nlink} names: it changes under each)"
+            todo = (
+                "remove its other names (a copy made with cp -l or cp -al links the "
+                "files it copies), or this one once no process has the database open"
+            )
         elif not _may_use(st.st_uid, db):
             why = f"belongs to another user (uid {st.st_uid}) who may not read the database"
         if why:
             raise StorageError(
                 f"{name}, beside the database file {path}, {why}, so SQLite would write "
-                "the database's changes into it; remove it once no process has the "
-                "database open, and open the store again"
+                f"the database's changes into it; {todo}"
             )
         mode = stat.S_IMODE(st.st_mode)
         same_group = st.st_gid == db.st_gid
