@@ -96,6 +96,13 @@ CHANGES: dict[str, tuple[Change, type[TeamAccessError]]] = {
         PermissionDenied,
     ),
     "access ended": (lambda other, acc: _access_ends(other, acc, "admin"), PermissionDenied),
+    # The invitation gives access without an end, which now outlasts the inviter's own.
+    "an end of access set": (
+        lambda other, acc: other.set_access_until(
+            acc, "admin", START + timedelta(days=30), actor_id="boss"
+        ),
+        PermissionDenied,
+    ),
     "removed": (
         lambda other, acc: other.remove_member(acc, "admin", actor_id="boss"),
         PermissionDenied,
@@ -189,6 +196,8 @@ def test_an_inviter_who_lost_rights_after_the_invitation_makes_no_member(
         lambda o, acc, u: o.set_permissions(acc, u, P("billing.view"), actor_id="boss"),
         lambda o, acc, u: o.suspend_member(acc, u, actor_id="boss"),
         _access_ends,
+        # an end set before that of the access the invitation gives (none)
+        lambda o, acc, u: o.set_access_until(acc, u, START + timedelta(days=30), actor_id="boss"),
     ]
     for n, lose in enumerate(ways):
         # An account each: the rate limit of 3 holds for every account.

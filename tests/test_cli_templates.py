@@ -109,7 +109,7 @@ def test_an_invite_of_the_command_takes_them(panel: Cli, name: str) -> None:
         ),
         (
             "python:templates19_panel:broken",
-            "error: --templates python:templates19_panel:broken: reading broken raised "
+            "error: --templates python:templates19_panel:broken: broken() raised "
             "RuntimeError: settings missing",
         ),
     ],

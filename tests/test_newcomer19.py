@@ -384,7 +384,7 @@ class TestTheCommandWithThePanelsCatalog:
             ),
             (
                 "python:newcomer19_panel:broken",
-                "--catalog python:newcomer19_panel:broken: reading broken raised "
+                "--catalog python:newcomer19_panel:broken: broken() raised "
                 "RuntimeError: settings missing; ",
             ),
         ],

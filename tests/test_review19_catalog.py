@@ -24,7 +24,7 @@ def test_an_attribute_error_inside_the_function(run: Cli, monkeypatch: pytest.Mo
     line = run.error("--catalog", "python:review19_panel:from_settings", "catalog", code=3)
     # Before: "review19_panel has no from_settings", which it has.
     assert line == (
-        "error: --catalog python:review19_panel:from_settings: reading from_settings raised "
-        "AttributeError: 'types.SimpleNamespace' object has no attribute 'CATALOG'; name "
-        "your panel's Catalog or a function that returns it"
+        "error: --catalog python:review19_panel:from_settings: from_settings() raised "
+        "AttributeError: 'types.SimpleNamespace' object has no attribute 'CATALOG'; fix it "
+        "(it is called with no arguments), or name your panel's Catalog"
     )

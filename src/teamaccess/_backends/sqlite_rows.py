@@ -410,8 +410,9 @@ def _check_siblings(path: str) -> None:
     ``cp``), or one another local user made in a shared folder, a symlink included,
     received every change. A file of this process's user is given the database file's
     mode; one of another user who may not read the database, or that is not a plain
-    file, is refused before anything is written. A co-user's file (one who may read the
-    database) is left as it is, whatever its group: its creator's, as SQLite makes it.
+    file, or that has another name (a hard link), is refused before anything is written.
+    A co-user's file (one who may read the database) is left as it is, whatever its
+    group: its creator's, as SQLite makes it.
     """
     if os.name != "posix":
         return  # no Unix modes to compare
@@ -430,15 +431,24 @@ def _check_siblings(path: str) -> None:
         except (OSError, ValueError):
             continue
         why = ""
+        todo = "remove it once no process has the database open, and open the store again"
         if not stat.S_ISREG(st.st_mode):
             why = "is not a plain file (SQLite would write into what it points to)"
+        elif st.st_nlink > 1:
+            # A hard link: made private here, the other name's file would change mode,
+            # and SQLite would write the changes into it (a descriptor opened there
+            # before keeps reading them).
+            why = f"is a hard link (one file with {st.st_nlink} names: it changes under each)"
+            todo = (
+                "remove its other names (a copy made with cp -l or cp -al links the "
+                "files it copies), or this one once no process has the database open"
+            )
         elif not _may_use(st.st_uid, db):
             why = f"belongs to another user (uid {st.st_uid}) who may not read the database"
         if why:
             raise StorageError(
                 f"{name}, beside the database file {path}, {why}, so SQLite would write "
-                "the database's changes into it; remove it once no process has the "
-                "database open, and open the store again"
+                f"the database's changes into it; {todo}"
             )
         mode = stat.S_IMODE(st.st_mode)
         same_group = st.st_gid == db.st_gid

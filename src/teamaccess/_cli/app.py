@@ -333,9 +333,10 @@ def cli(
     lookalike = refuse_postgres_lookalike(db)
     if lookalike is not None:
         raise lookalike
-    if catalog_spec:
+    # "" only from the command line (click reads an empty variable as none): refused
+    if catalog_spec is not None:
         check_catalog_spec(catalog_spec)
-    if templates_spec:
+    if templates_spec is not None:
         check_templates_spec(templates_spec)
     if mail is not None:
         old = [

@@ -23,17 +23,24 @@ __all__ = [
 
 
 def parse_instant(value: str | None, what: str) -> datetime | None:
-    """An ISO 8601 instant from the command line; without a zone it is UTC. ``never`` or
-    an empty value is ``None``. A value of another form is a usage error (exit 2), as
-    click makes one of a number that is not one."""
+    """An ISO 8601 instant from the command line; without a zone it is UTC, and so it is
+    with " UTC" after it, as the command writes one ("2026-12-31 00:00 UTC": what
+    ``access-until`` prints, and the end a refusal says to give). ``never`` or an empty
+    value is ``None``. A value of another form is a usage error (exit 2), as click makes
+    one of a number that is not one."""
     if value is None or value.strip().lower() in ("", "never"):
         return None
+    text, named_utc = value.strip(), False
+    if text[-4:].upper() == " UTC":
+        text, named_utc = text[:-4].rstrip(), True
     try:
-        instant = datetime.fromisoformat(value.strip())
+        instant = datetime.fromisoformat(text)
+        if named_utc and instant.tzinfo is not None:
+            raise ValueError("two zones")
     except ValueError:
         raise click.UsageError(
-            f"{what} {value!r} is not an ISO 8601 date or time; write e.g. 2026-12-31 or "
-            "2026-12-31T18:00+01:00, or 'never'"
+            f"{what} {value!r} is not an ISO 8601 date or time; write e.g. 2026-12-31, "
+            "2026-12-31 18:00 UTC or 2026-12-31T18:00+01:00, or 'never'"
         ) from None
     return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
 

@@ -89,9 +89,18 @@ def load_mailer(spec: str) -> Mailer:
     return cast("Mailer", mailer)
 
 
-def check_named_spec(option: str, spec: str, example: str, wanted: str) -> tuple[str, str]:
+def check_named_spec(
+    option: str, spec: str, example: str, wanted: str, default: str
+) -> tuple[str, str]:
     """A ``python:MODULE:NAME`` option's module and name, checked before anything is
     opened (``--catalog``, ``--templates``)."""
+    if not spec:
+        # Mostly --catalog "$VAR" with the variable unset: run without the panel's own,
+        # the worker's mail would leave them out without a word (as --db "" is refused).
+        raise ConfigError(
+            f"{option} is empty: give python:MODULE:NAME, e.g. {example} (a shell "
+            f'variable in {option} "$VAR" may be unset); leave {option} out for {default}'
+        )
     match = _FACTORY_FORM.fullmatch(spec)
     if match is None:
         raise ConfigError(
@@ -104,15 +113,17 @@ def check_named_spec(option: str, spec: str, example: str, wanted: str) -> tuple
 def check_catalog_spec(spec: str) -> tuple[str, str]:
     """``--catalog``'s module and name, checked before anything is opened."""
     return check_named_spec(
-        "--catalog", spec, "python:mypanel.team:CATALOG", "your panel's Catalog"
-    )
+        "--catalog", spec, "python:mypanel.team:CATALOG", "your panel's Catalog",
+        "the built-in catalog",
+    )  # fmt: skip
 
 
 def check_templates_spec(spec: str) -> tuple[str, str]:
     """``--templates``' module and name, checked before anything is opened."""
     return check_named_spec(
-        "--templates", spec, "python:mypanel.mail:TEMPLATES", "your panel's mail templates"
-    )
+        "--templates", spec, "python:mypanel.mail:TEMPLATES", "your panel's mail templates",
+        "the shipped wording",
+    )  # fmt: skip
 
 
 def _load_named(
@@ -131,24 +142,28 @@ def _load_named(
             "install it or put its folder on PYTHONPATH"
         ) from None
     try:
-        try:
-            for name in attribute.split("."):
-                target = getattr(target, name)
-        except AttributeError:
-            raise ConfigError(
-                f"{option} {spec}: {module_name} has no {attribute}; name {wanted} or a "
-                "function that returns it"
-            ) from None
-        # Outside the AttributeError above: one the function raises is its own failure.
-        if callable(target) and not accepts(target):
-            target = target()
-    except ConfigError:
-        raise
-    except (Exception, SystemExit) as exc:
+        for name in attribute.split("."):
+            target = getattr(target, name)
+    except AttributeError:
+        raise ConfigError(
+            f"{option} {spec}: {module_name} has no {attribute}; name {wanted} or a "
+            "function that returns it"
+        ) from None
+    except (Exception, SystemExit) as exc:  # a module's __getattr__ or a property
         raise ConfigError(
             f"{option} {spec}: reading {attribute} raised {_raised(exc)}; name {wanted} "
             "or a function that returns it"
         ) from None
+    if callable(target) and not accepts(target):
+        # Its own failure, an AttributeError included, named as the call's (as --mail
+        # does): "reading NAME raised" sent the reader to a name that was there.
+        try:
+            target = target()
+        except (Exception, SystemExit) as exc:
+            raise ConfigError(
+                f"{option} {spec}: {attribute}() raised {_raised(exc)}; fix it (it is "
+                f"called with no arguments), or name {wanted}"
+            ) from None
     if not accepts(target):
         raise ConfigError(
             f"{option} {spec}: {attribute} is {type(target).__name__}, not {kind}; name "

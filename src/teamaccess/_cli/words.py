@@ -33,6 +33,15 @@ _REWRITES: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"\(transfer_ownership\(\)\)", "('teamaccess transfer')"),
         (r"\(delete_account\(\)\)", "('teamaccess delete-account')"),
         (r"use remove_member\(\)", "use 'teamaccess remove'"),
+        (r"\(to leave the account, remove_member\(\) yourself\)",
+         "(to leave the account: 'teamaccess remove ACCOUNT USER --as USER')"),
+        (r"first set its end with set_access_until\(\)",
+         "first set its end with 'teamaccess access-until'"),
+        # one contact per address, and at least one category
+        (r"\(update_contact\('?([^',]+)'?, categories=\.\.\.\)\)",
+         r"('teamaccess contacts update \1 --category ...')"),
+        (r"e\.g\. categories=\['general'\]", "e.g. --category general"),
+        (r"remove it \(remove_contact\)", "remove it ('teamaccess contacts remove')"),
         (r"the invitation (\S+) is saved and its mail will be retried by deliver_pending\(\) "
          r"\(or send it again with resend_invitation\(\)\)",
          r"the invitation \1 is saved and its mail will be retried by 'teamaccess deliver' "

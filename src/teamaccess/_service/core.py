@@ -547,8 +547,8 @@ class _Core:
         own = None if actor is None or actor_id == SYSTEM else actor.access_until
         if own is None or (until is not None and until <= own):
             return
-        own_text = f"{own:%Y-%m-%d %H:%M} UTC"  # stored in UTC
-        given = "no end" if until is None else f"an end of {until:%Y-%m-%d %H:%M} UTC"
+        own_text = _exact(own)
+        given = "no end" if until is None else f"an end of {_exact(until)}"
         # "{given}" in *what* places it (no format(): an id may hold braces)
         what = what.replace("{given}", given) if "{given}" in what else f"{what} with {given}"
         raise PermissionDenied(
@@ -613,6 +613,17 @@ class _Core:
                 and (inv.access_until is None or inv.access_until > inviter.access_until)
             )
         )
+
+
+def _exact(instant: datetime) -> str:
+    """*instant* (in UTC, as stored) to the minute, or to the second or below where the
+    minute would lose some: an end seconds after the actor's read as the same minute,
+    and a refusal told the actor to give the very end it had given."""
+    if instant.microsecond:
+        return f"{instant:%Y-%m-%d %H:%M:%S.%f} UTC"
+    if instant.second:
+        return f"{instant:%Y-%m-%d %H:%M:%S} UTC"
+    return f"{instant:%Y-%m-%d %H:%M} UTC"
 
 
 @functools.lru_cache(maxsize=32)
