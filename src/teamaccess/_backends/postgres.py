@@ -60,17 +60,19 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
+#: what a missing driver or pool is told: the extra to install, not just the module's name
+_NEEDS_EXTRA: Final = (
+    "PostgresStore needs the postgres extra (psycopg 3 and psycopg-pool): "
+    "pip install 'teamaccess[postgres]'"
+)
+
 try:
     import psycopg
 except ModuleNotFoundError as exc:
     if exc.name != "psycopg":
         raise
-    # The driver is an extra, not a dependency: say which one, not just the module's name.
-    raise ModuleNotFoundError(
-        "PostgresStore needs the postgres extra (psycopg 3 and psycopg-pool): "
-        "pip install 'teamaccess[postgres]'",
-        name=exc.name,
-    ) from exc
+    # The driver is an extra, not a dependency.
+    raise ModuleNotFoundError(_NEEDS_EXTRA, name=exc.name) from exc
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
@@ -97,11 +99,6 @@ __all__ = ["MIGRATIONS", "PostgresStore"]
 
 Connection = psycopg.Connection[Any]
 
-#: what a missing pool is told, as a missing driver is above: the extra to install
-_NEEDS_EXTRA: Final = (
-    "PostgresStore needs the postgres extra (psycopg 3 and psycopg-pool): "
-    "pip install 'teamaccess[postgres]'"
-)
 _SCHEMA_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # How long, in seconds, the answer to "does the server take a new connection?" is kept:
 # under a storm of pool timeouts, one direct connection per this many seconds, not one
