@@ -47,7 +47,8 @@ def refused(folder: Path, account: str) -> list[str]:
         proc = command(folder, *args)
         assert proc.returncode == 3, proc.stderr
         assert proc.stdout == ""
-        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert proc.stderr.count("\n") == 1
+        assert "Traceback" not in proc.stderr
         lines.append(proc.stderr)
     assert lines[0] == lines[1]
     return lines
@@ -69,7 +70,8 @@ def test_a_key_file_that_is_a_symbolic_link(tmp_path: Path) -> None:
         "owned by the user who runs the command), or delete it to generate a new key (open "
         "invitations then stop working), or set TEAMACCESS_SECRET_KEY\n"
     )
-    assert state(key) == before and elsewhere.read_bytes() == KEY
+    assert state(key) == before
+    assert elsewhere.read_bytes() == KEY
     # what it says to do works
     key.unlink()
     elsewhere.rename(key)

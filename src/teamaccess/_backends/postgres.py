@@ -60,19 +60,15 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-#: what a missing driver or pool is told: the extra to install, not just the module's name
-_NEEDS_EXTRA: Final = (
-    "PostgresStore needs the postgres extra (psycopg 3 and psycopg-pool): "
-    "pip install 'teamaccess[postgres]'"
-)
+from .postgres_schema import NEEDS_EXTRA
 
 try:
     import psycopg
 except ModuleNotFoundError as exc:
     if exc.name != "psycopg":
         raise
-    # The driver is an extra, not a dependency.
-    raise ModuleNotFoundError(_NEEDS_EXTRA, name=exc.name) from exc
+    # The driver is an extra, not a dependency: say which one, not just the module's name.
+    raise ModuleNotFoundError(NEEDS_EXTRA, name=exc.name) from exc
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
@@ -246,7 +242,7 @@ class PostgresStore:
             if exc.name != "psycopg_pool":
                 raise
             # psycopg installed on its own (as its docs say): the pool is the extra's too.
-            raise ModuleNotFoundError(_NEEDS_EXTRA, name=exc.name) from exc
+            raise ModuleNotFoundError(NEEDS_EXTRA, name=exc.name) from exc
 
         _STORES.add(self)
         if isinstance(conninfo_or_pool, ConnectionPool):

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MIGRATIONS", "TABLES", "Statements"]
+__all__ = ["MIGRATIONS", "NEEDS_EXTRA", "TABLES", "Statements"]
+
+#: what a missing driver or pool is told: the extra to install, not just the module's name
+#: (here, in a module that imports no driver, so postgres.py can say it before importing one)
+NEEDS_EXTRA: Final = (
+    "PostgresStore needs the postgres extra (psycopg 3 and psycopg-pool): "
+    "pip install 'teamaccess[postgres]'"
+)
 
 # -- the schema ---------------------------------------------------------------------------
 # Each entry upgrades a schema from version n to n + 1; "{s}" is the quoted schema name.
