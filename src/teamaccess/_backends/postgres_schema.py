@@ -153,12 +153,20 @@ _SCHEMA_LEASE: Final = (
     "UPDATE {s}.outbox SET leased_until = next_attempt_at WHERE status = 'pending'",
 )
 
+# An account's contact with an address: the duplicate-contact check of add_contact and
+# update_contact (AlreadyContact) read every contact of the account through
+# contacts_account. Address first: erasure looks the address up in every account too.
+_SCHEMA_CONTACT_EMAIL_INDEX: Final = (
+    "CREATE INDEX contacts_email_key ON {s}.contacts (email_key, account_id)",
+)
+
 MIGRATIONS: list[tuple[str, ...]] = [
     _SCHEMA_1,
     _SCHEMA_MEMBERS,
     _SCHEMA_RECIPIENT_INDEX,
     _SCHEMA_ACCEPTED_INDEX,
     _SCHEMA_LEASE,
+    _SCHEMA_CONTACT_EMAIL_INDEX,
 ]
 
 #: Tables every teamaccess schema has; a schema missing one is damaged.
