@@ -57,6 +57,20 @@ GERMAN: dict[str, str] = {
     "Sent": "Versendet",
     "sent {count} times": "{count}-mal versendet",
     "Valid until": "Gültig bis",
+    "without an end": "ohne Ende",
+    "until {when}": "bis {when}",
+    "You cannot send this invitation again: it gives access {given}, and your own access "
+    "ends on {own}. Revoke it and send a new invitation with an end on that day or before, "
+    "or ask the account owner to send it again.": "Sie können diese Einladung nicht erneut "
+    "senden: Sie gibt Zugang {given}, Ihr eigener Zugang endet aber am {own}. Ziehen Sie sie "
+    "zurück und senden Sie eine neue Einladung mit einem Ende an diesem Tag oder davor, oder "
+    "bitten Sie den Kontoinhaber, sie erneut zu senden.",
+    "You cannot send this invitation again: it grants permissions you do not hold yourself "
+    "({missing}). Ask the account owner to send it again, or revoke it and invite again with "
+    "permissions you hold.": "Sie können diese Einladung nicht erneut senden: Sie gibt "
+    "Berechtigungen, die Sie selbst nicht haben ({missing}). Bitten Sie den Kontoinhaber, sie "
+    "erneut zu senden, oder ziehen Sie sie zurück und laden Sie erneut mit Berechtigungen "
+    "ein, die Sie haben.",
     "invited by {who}": "eingeladen von {who}",
     "Resend": "Erneut senden",
     "Show the open invitation": "Die offene Einladung zeigen",
