@@ -148,6 +148,11 @@ GERMAN: dict[str, str] = {
     "Please try again later; if it keeps happening, contact support.": "Die Dienste dieses "
     "Kundenkontos konnten nicht aufgelistet werden, daher wurde nichts geändert. Bitte "
     "versuchen Sie es später erneut; wenn es wieder passiert, wenden Sie sich an den Support.",
+    "The services of this customer account cannot be listed right now, so this page cannot "
+    "be shown. Please try again later; if it keeps happening, contact support.": "Die "
+    "Dienste dieses Kundenkontos können gerade nicht aufgelistet werden, daher kann diese "
+    "Seite nicht angezeigt werden. Bitte versuchen Sie es später erneut; wenn es wieder "
+    "passiert, wenden Sie sich an den Support.",
     "“{label}” is held on single services, which it can no longer be limited to, so these "
     "permissions cannot be saved. Please contact support.": "„{label}“ ist auf einzelne "
     "Dienste beschränkt vergeben, was für diese Berechtigung nicht mehr möglich ist; daher "
