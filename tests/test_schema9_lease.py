@@ -71,7 +71,7 @@ class TestSQLiteVersion8:
         mailer.failing = False
         upgraded = TeamAccess(SQLiteStore(db), mailer, secret_key=SECRET, clock=clock,
                               delivery="queue")  # fmt: skip
-        assert upgraded.store.schema_version == 9  # type: ignore[attr-defined]
+        assert upgraded.store.schema_version == len(sqlite_backend.MIGRATIONS)  # type: ignore[attr-defined]
         stored = {m.recipient: m for m in upgraded.pending_messages()}
         # A version 8 file cannot say which of them a sender holds: each counts as leased
         # until it is due, so none is made due early.
@@ -126,6 +126,7 @@ class TestSQLiteVersion8:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         db = tmp_path / "team.db"
+        monkeypatch.setattr(sqlite_backend, "MIGRATIONS", sqlite_backend.MIGRATIONS[:9])
         SQLiteStore(db).close()
         before = db.read_bytes()
         monkeypatch.setattr(sqlite_backend, "MIGRATIONS", sqlite_backend.MIGRATIONS[:8])
@@ -177,7 +178,7 @@ class TestPostgresVersion4:
                  attempts),
             )  # fmt: skip
         store = PostgresStore(conninfo, schema=schema)
-        assert store.schema_version == 5
+        assert store.schema_version == len(pg_backend.MIGRATIONS)
         with store.read() as uow:
             got = {m.id: (m.next_attempt_at, m.leased_until) for m in uow.outbox()}
         assert got == {
@@ -195,6 +196,7 @@ class TestPostgresVersion4:
         self, pg: tuple[str, str, Any], monkeypatch: pytest.MonkeyPatch
     ) -> None:
         conninfo, schema, raw = pg
+        monkeypatch.setattr(pg_backend, "MIGRATIONS", pg_backend.MIGRATIONS[:5])
         PostgresStore(conninfo, schema=schema).close()
         monkeypatch.setattr(pg_backend, "MIGRATIONS", pg_backend.MIGRATIONS[:4])
         with pytest.raises(StorageError, match=r"version 5.*upgrade teamaccess"):

@@ -60,17 +60,15 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from .postgres_schema import NEEDS_EXTRA
+
 try:
     import psycopg
 except ModuleNotFoundError as exc:
     if exc.name != "psycopg":
         raise
     # The driver is an extra, not a dependency: say which one, not just the module's name.
-    raise ModuleNotFoundError(
-        "PostgresStore needs the postgres extra (psycopg 3 and psycopg-pool): "
-        "pip install 'teamaccess[postgres]'",
-        name=exc.name,
-    ) from exc
+    raise ModuleNotFoundError(NEEDS_EXTRA, name=exc.name) from exc
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
@@ -97,11 +95,6 @@ __all__ = ["MIGRATIONS", "PostgresStore"]
 
 Connection = psycopg.Connection[Any]
 
-#: what a missing pool is told, as a missing driver is above: the extra to install
-_NEEDS_EXTRA: Final = (
-    "PostgresStore needs the postgres extra (psycopg 3 and psycopg-pool): "
-    "pip install 'teamaccess[postgres]'"
-)
 _SCHEMA_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # How long, in seconds, the answer to "does the server take a new connection?" is kept:
 # under a storm of pool timeouts, one direct connection per this many seconds, not one
@@ -249,7 +242,7 @@ class PostgresStore:
             if exc.name != "psycopg_pool":
                 raise
             # psycopg installed on its own (as its docs say): the pool is the extra's too.
-            raise ModuleNotFoundError(_NEEDS_EXTRA, name=exc.name) from exc
+            raise ModuleNotFoundError(NEEDS_EXTRA, name=exc.name) from exc
 
         _STORES.add(self)
         if isinstance(conninfo_or_pool, ConnectionPool):

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MIGRATIONS", "TABLES", "Statements"]
+__all__ = ["MIGRATIONS", "NEEDS_EXTRA", "TABLES", "Statements"]
+
+#: what a missing driver or pool is told: the extra to install, not just the module's name
+#: (here, in a module that imports no driver, so postgres.py can say it before importing one)
+NEEDS_EXTRA: Final = (
+    "PostgresStore needs the postgres extra (psycopg 3 and psycopg-pool): "
+    "pip install 'teamaccess[postgres]'"
+)
 
 # -- the schema ---------------------------------------------------------------------------
 # Each entry upgrades a schema from version n to n + 1; "{s}" is the quoted schema name.
@@ -146,12 +153,20 @@ _SCHEMA_LEASE: Final = (
     "UPDATE {s}.outbox SET leased_until = next_attempt_at WHERE status = 'pending'",
 )
 
+# An account's contact with an address: the duplicate-contact check of add_contact and
+# update_contact (AlreadyContact) read every contact of the account through
+# contacts_account. Address first: erasure looks the address up in every account too.
+_SCHEMA_CONTACT_EMAIL_INDEX: Final = (
+    "CREATE INDEX contacts_email_key ON {s}.contacts (email_key, account_id)",
+)
+
 MIGRATIONS: list[tuple[str, ...]] = [
     _SCHEMA_1,
     _SCHEMA_MEMBERS,
     _SCHEMA_RECIPIENT_INDEX,
     _SCHEMA_ACCEPTED_INDEX,
     _SCHEMA_LEASE,
+    _SCHEMA_CONTACT_EMAIL_INDEX,
 ]
 
 #: Tables every teamaccess schema has; a schema missing one is damaged.

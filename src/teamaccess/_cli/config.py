@@ -9,7 +9,7 @@ import shlex
 import stat
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
@@ -456,24 +456,39 @@ def _file_mode(path: Path) -> str:
         info = path.stat()
     except OSError:
         return "mode unknown"
+    return f"mode {stat.S_IMODE(info.st_mode):03o}, owner {_owner_name(info.st_uid)}"
+
+
+def _owner_name(uid: int) -> str:
     try:
         import pwd
 
-        owner = pwd.getpwuid(info.st_uid).pw_name
+        return pwd.getpwuid(uid).pw_name
     except (ImportError, KeyError):
-        owner = f"uid {info.st_uid}"
-    return f"mode {stat.S_IMODE(info.st_mode):03o}, owner {owner}"
+        return f"uid {uid}"
 
 
 def _read_secret_file(path: Path) -> str:
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise ConfigError(
-            f"the secret key file {path} is readable by others (mode {mode:o}); "
-            f"run: chmod 600 {path}"
-        )
+    """The key in *path*, a regular file of the running user's that only it can read.
+
+    Opened without following a symbolic link, and checked on the open file, so what is
+    checked is what is read: a key someone else planted or can read (in a shared folder,
+    or for root anywhere) would sign links that person can forge.
+    """
     for _ in range(50):
-        key = path.read_text(encoding="ascii").strip()
+        try:
+            # O_NONBLOCK: a planted FIFO must not hang the command before it is refused.
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        except OSError as exc:
+            if _NOFOLLOW and os.path.islink(path):  # ELOOP, or EMLINK on some BSDs
+                raise _symlink_refused(path) from None
+            raise exc
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if not _NOFOLLOW and os.path.islink(path):  # no O_NOFOLLOW (Windows)
+                raise _symlink_refused(path)
+            _check_key_file(path, info)
+            key = fh.read().decode("ascii").strip()
         if key:
             return key
         # Another process created the file a moment ago and is writing the key.
@@ -484,6 +499,42 @@ def _read_secret_file(path: Path) -> str:
         f"the secret key file {path} is empty; delete it to generate a new key "
         "(open invitations then stop working) or set TEAMACCESS_SECRET_KEY"
     )
+
+
+_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _symlink_refused(path: Path) -> ConfigError:
+    return ConfigError(
+        f"the secret key file {path} is a symbolic link; the command uses only a file of "
+        f"its own there: replace the link with the key file itself (mode 600, owned by "
+        f"the user who runs the command), or delete it to generate a new key (open "
+        "invitations then stop working), or set TEAMACCESS_SECRET_KEY"
+    )
+
+
+def _check_key_file(path: Path, info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(
+            f"the secret key file {path} is not a regular file; put the key file there, "
+            "or set TEAMACCESS_SECRET_KEY"
+        )
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is not None and info.st_uid != geteuid():
+        # Root too: a key file another user made in a shared folder is that user's key.
+        owner, user = _owner_name(info.st_uid), _owner_name(geteuid())
+        raise ConfigError(
+            f"the secret key file {path} belongs to {owner}, not to {user} who runs the "
+            f"command; run the command as {owner}, or if the key is yours to use, take the "
+            f"file over (as root: chown {shlex.quote(user)} {shlex.quote(str(path))}), or "
+            "set TEAMACCESS_SECRET_KEY"
+        )
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"the secret key file {path} is readable by others (mode {mode:o}); "
+            f"run: chmod 600 {path}"
+        )
 
 
 def secret_key_fallbacks() -> list[str]:
@@ -573,7 +624,8 @@ class Settings:
             return secrets.token_urlsafe(32)
         path = secret_key_path(self.db)
         db = Path(self.db)
-        if read_only and not path.exists():
+        # lexists: a dangling link there is refused as a link, never written through.
+        if read_only and not os.path.lexists(path):
             if signs and _holds_data(db):
                 # Checking a link with a made-up key would call the panel's genuine
                 # links altered.
@@ -581,7 +633,7 @@ class Settings:
             # A command that only reads writes no key file; without one no token was
             # ever signed for this database, so a throwaway key reads the same.
             return secrets.token_urlsafe(32)
-        if db not in self.created and not path.exists() and _holds_data(db):
+        if db not in self.created and not os.path.lexists(path) and _holds_data(db):
             if not signs:
                 return secrets.token_urlsafe(32)
             # Made by another program (a panel) that keeps its key elsewhere: a key made

@@ -518,7 +518,11 @@ class _Core:
 
     @staticmethod
     def _no_escalation(
-        actor_id: str, held: PermissionSet, wanted: PermissionSet, what: str
+        actor_id: str,
+        held: PermissionSet,
+        wanted: PermissionSet,
+        what: str,
+        todo: str = "grant only permissions you hold",
     ) -> None:
         if not wanted.issubset(held):
             if wanted.is_all:
@@ -526,8 +530,7 @@ class _Core:
             else:
                 missing = ", ".join((wanted - held).to_list()) if not held.is_all else ""
             raise PermissionDenied(
-                f"user {actor_id!r} cannot {what}: it does not hold {missing} itself; "
-                "grant only permissions you hold",
+                f"user {actor_id!r} cannot {what}: it does not hold {missing} itself; {todo}",
                 user_id=actor_id,
             )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -51,6 +51,16 @@ from .checks import (
 from .delivery import _Delivery
 
 __all__ = ["_Invitations"]
+
+
+# What a refused resend says to do: a resend gives what the invitation gives, unchanged.
+_RESEND_GRANT: Final = (
+    "a member who holds them (the account owner holds all) can resend it, or revoke it "
+    "and invite again with permissions you hold"
+)
+_RESEND_END: Final = (
+    "the account owner can resend it as it is, or revoke it and send a new invitation with an end"
+)
 
 
 class _Invitations(_Delivery):
@@ -234,7 +244,7 @@ class _Invitations(_Delivery):
         # What that read shows refused is refused before any template or token work.
         self._may_invite(
             seen.account_id, actor_id, actor, seen.permissions, seen.access_until,
-            "resend this invitation",
+            "resend this invitation", resend=True,
         )  # fmt: skip
         if seen.status != "pending":
             self._raise_closed(seen)  # a closed invitation never opens again
@@ -257,7 +267,7 @@ class _Invitations(_Delivery):
             # The resender becomes the inviter: it must be able to give what it resends.
             self._may_invite(
                 inv.account_id, actor_id, self._actor(uow, inv, inviter, actor_id),
-                inv.permissions, inv.access_until, "resend this invitation",
+                inv.permissions, inv.access_until, "resend this invitation", resend=True,
             )  # fmt: skip
             if inv.status != "pending":
                 self._raise_closed(inv)
@@ -312,15 +322,23 @@ class _Invitations(_Delivery):
         wanted: PermissionSet,
         until: datetime | None,
         what: str,
+        *,
+        resend: bool = False,
     ) -> None:
         """Refuse unless *actor* (its membership as read, None for SYSTEM) holds
         users.manage and every permission in *wanted*, and *until* (the access the
         invitation gives ends then; ``None``: never) ends no later than its own: one
-        check for the read before rendering and the write unit, so both refuse alike."""
+        check for the read before rendering and the write unit, so both refuse alike.
+        A *resend* cannot change what the invitation gives, so its refusal says what
+        can be done instead."""
         held = self._held(account_id, actor_id, actor)
         self._require_held(held, account_id, actor_id, "users.manage")
-        self._no_escalation(actor_id, held, wanted, what)
-        self._within_own_end(account_id, actor_id, actor, until, what)
+        if resend:
+            self._no_escalation(actor_id, held, wanted, what, _RESEND_GRANT)
+            self._within_own_end(account_id, actor_id, actor, until, what, _RESEND_END)
+        else:
+            self._no_escalation(actor_id, held, wanted, what)
+            self._within_own_end(account_id, actor_id, actor, until, what)
 
     def _glance_invitation(
         self, invitation_id: str, actor_id: str

@@ -57,6 +57,20 @@ GERMAN: dict[str, str] = {
     "Sent": "Versendet",
     "sent {count} times": "{count}-mal versendet",
     "Valid until": "Gültig bis",
+    "without an end": "ohne Ende",
+    "until {when}": "bis {when}",
+    "You cannot send this invitation again: it gives access {given}, and your own access "
+    "ends on {own}. Revoke it and send a new invitation with an end on that day or before, "
+    "or ask the account owner to send it again.": "Sie können diese Einladung nicht erneut "
+    "senden: Sie gibt Zugang {given}, Ihr eigener Zugang endet aber am {own}. Ziehen Sie sie "
+    "zurück und senden Sie eine neue Einladung mit einem Ende an diesem Tag oder davor, oder "
+    "bitten Sie den Kontoinhaber, sie erneut zu senden.",
+    "You cannot send this invitation again: it grants permissions you do not hold yourself "
+    "({missing}). Ask the account owner to send it again, or revoke it and invite again with "
+    "permissions you hold.": "Sie können diese Einladung nicht erneut senden: Sie gibt "
+    "Berechtigungen, die Sie selbst nicht haben ({missing}). Bitten Sie den Kontoinhaber, sie "
+    "erneut zu senden, oder ziehen Sie sie zurück und laden Sie erneut mit Berechtigungen "
+    "ein, die Sie haben.",
     "invited by {who}": "eingeladen von {who}",
     "Resend": "Erneut senden",
     "Show the open invitation": "Die offene Einladung zeigen",
@@ -134,6 +148,11 @@ GERMAN: dict[str, str] = {
     "Please try again later; if it keeps happening, contact support.": "Die Dienste dieses "
     "Kundenkontos konnten nicht aufgelistet werden, daher wurde nichts geändert. Bitte "
     "versuchen Sie es später erneut; wenn es wieder passiert, wenden Sie sich an den Support.",
+    "The services of this customer account cannot be listed right now, so this page cannot "
+    "be shown. Please try again later; if it keeps happening, contact support.": "Die "
+    "Dienste dieses Kundenkontos können gerade nicht aufgelistet werden, daher kann diese "
+    "Seite nicht angezeigt werden. Bitte versuchen Sie es später erneut; wenn es wieder "
+    "passiert, wenden Sie sich an den Support.",
     "“{label}” is held on single services, which it can no longer be limited to, so these "
     "permissions cannot be saved. Please contact support.": "„{label}“ ist auf einzelne "
     "Dienste beschränkt vergeben, was für diese Berechtigung nicht mehr möglich ist; daher "

@@ -28,6 +28,7 @@ from ... import (
     TeamAccessError,
     ValidationError,
 )
+from ..._service.checks import _log
 from .._core import Render, Request, User
 from .._i18n import translate
 from .._view import format_datetime, permission_groups
@@ -40,11 +41,20 @@ UrlHook = str | Callable[[str], str]
 #: as a mapping of id to display name
 ResourcesHook = Callable[[str], Iterable[tuple[str, str]] | Mapping[str, str]]
 
+
+class _HookFailed(ValidationError):
+    """The vendor's ``resources`` hook raised, or returned what no form can offer: told
+    to the developer on the ``teamaccess`` logger and to the customer as a list that is
+    unavailable (not as their input to check)."""
+
+
 _STATUS: tuple[tuple[type[TeamAccessError], int], ...] = (
     (PermissionDenied, 403),
     (NotFound, 404),
     (InvitationError, 410),
     (Conflict, 409),
+    # before ValidationError: the vendor's hook failed, nothing the customer sent is wrong
+    (_HookFailed, 503),
     (ValidationError, 400),
     (RateLimited, 429),
     (StorageError, 503),
@@ -89,10 +99,38 @@ class _BadChoice(Exception):
     form, or a service gone since): the message is in the user's language."""
 
 
-class _HookFailed(ValidationError):
-    """The vendor's ``resources`` hook returned what no form can offer: the vendor's bug,
-    told to the developer by its text and to the customer as a list that could not be
-    read (not as their input to check)."""
+def _read_resources(listed: Any) -> dict[str, str]:
+    """The vendor's hook's answer *listed* as resource id to display name; ``_HookFailed``
+    for anything else."""
+    names: dict[str, str] = {}
+    try:
+        # A mapping is read as id to name; iterated, it would give its keys, and a
+        # key of two characters would unpack into an id and a name of one each.
+        pairs = listed.items() if isinstance(listed, Mapping) else listed
+        for pair in pairs:
+            if isinstance(pair, (str, bytes)):
+                raise TypeError
+            resource_id, name = pair
+            if not isinstance(resource_id, str) or not isinstance(name, str):
+                raise TypeError
+            if not _holdable(resource_id):
+                # Offered, it could never be granted: the save would fail instead.
+                raise _HookFailed(
+                    f"resources(account_id) listed a resource id no grant can be on, "
+                    f"{resource_id[:40]!r}: ids are non-empty single lines of at most "
+                    f"{RESOURCE_ID_MAX_LENGTH} characters, without surrounding spaces"
+                )
+            names[resource_id] = name
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ValidationError):
+            raise
+        # The vendor's bug, said as such rather than as a bare unpacking error.
+        raise _HookFailed(
+            "resources(account_id) must return (resource id, display name) pairs of "
+            "strings, such as [('srv-1', 'Webhosting example.com')], or a mapping of "
+            "resource id to display name"
+        ) from None
+    return names
 
 
 class _PageBase:
@@ -260,36 +298,27 @@ class _PageBase:
         without the hook (the forms then offer account-wide grants only)."""
         if self.resources is None:
             return None
-        listed = self.resources(account_id)
-        names: dict[str, str] = {}
         try:
-            # A mapping is read as id to name; iterated, it would give its keys, and a
-            # key of two characters would unpack into an id and a name of one each.
-            pairs = listed.items() if isinstance(listed, Mapping) else listed
-            for pair in pairs:
-                if isinstance(pair, (str, bytes)):
-                    raise TypeError
-                resource_id, name = pair
-                if not isinstance(resource_id, str) or not isinstance(name, str):
-                    raise TypeError
-                if not _holdable(resource_id):
-                    # Offered, it could never be granted: the save would fail instead.
-                    raise _HookFailed(
-                        f"resources(account_id) listed a resource id no grant can be on, "
-                        f"{resource_id[:40]!r}: ids are non-empty single lines of at most "
-                        f"{RESOURCE_ID_MAX_LENGTH} characters, without surrounding spaces"
-                    )
-                names[resource_id] = name
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, ValidationError):
-                raise
-            # The vendor's bug, said as such rather than as a bare unpacking error.
+            return _read_resources(self.resources(account_id))
+        except _HookFailed as exc:
+            # The customer's page says only that the list is unavailable; the developer
+            # reads here what is wrong with it.
+            _log().error(
+                "teamaccess.web: the resources hook's answer for account %s is unusable: %s",
+                account_id, exc,
+            )  # fmt: skip
+            raise
+        except Exception as exc:
+            # Raised by the vendor's hook (its service API down, a bug): logged with its
+            # traceback, and a page in the customer's language instead of a server error.
+            _log().error(
+                "teamaccess.web: the resources hook raised for account %s", account_id,
+                exc_info=True,
+            )  # fmt: skip
             raise _HookFailed(
-                "resources(account_id) must return (resource id, display name) pairs of "
-                "strings, such as [('srv-1', 'Webhosting example.com')], or a mapping of "
-                "resource id to display name"
-            ) from None
-        return names
+                f"resources(account_id) raised {type(exc).__name__}; the traceback is "
+                "logged on the 'teamaccess' logger"
+            ) from exc
 
     def _chosen(
         self, request: Request, resources: Mapping[str, str] | None = None

@@ -196,10 +196,19 @@ class Pages(UsersPages, MemberPages, AcceptPage, ContactPages, ActivityPage, _Pa
         )
         text = error_message(exc, request.language, catalog=self.team.catalog)
         if isinstance(exc, _HookFailed):
-            # Not "check your input": nothing the customer typed is wrong.
-            text = self._translate(
-                "The services of this customer account could not be listed, so nothing was "
-                "changed. Please try again later; if it keeps happening, contact support.",
-                request.language,
-            )
+            # Not "check your input": nothing the customer typed is wrong. The hook is
+            # asked before anything is saved, so a form sent is never half-saved.
+            if request.method == "POST":
+                said = (
+                    "The services of this customer account could not be listed, so nothing "
+                    "was changed. Please try again later; if it keeps happening, contact "
+                    "support."
+                )
+            else:
+                said = (
+                    "The services of this customer account cannot be listed right now, so "
+                    "this page cannot be shown. Please try again later; if it keeps "
+                    "happening, contact support."
+                )
+            text = self._translate(said, request.language)
         return self._message(request, status, title, text)

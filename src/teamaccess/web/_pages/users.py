@@ -17,6 +17,7 @@ from ... import (
     InvitationNotFound,
     InvitationRevoked,
     InvitationUsed,
+    Member,
     PermissionDenied,
     PermissionSet,
     RateLimited,
@@ -27,7 +28,7 @@ from ... import (
 )
 from .._core import Redirect, Render, Request, Result
 from .._i18n import translate
-from .._view import permission_groups, person
+from .._view import format_datetime, permission_groups, person
 from .base import _BadChoice, _PageBase
 
 __all__ = ["UsersPages"]
@@ -244,7 +245,52 @@ class UsersPages(_PageBase):
         except DeliveryFailed:
             return Redirect("users", {"account_id": account_id},
                             notice=error_message(DeliveryFailed(""), lang))  # fmt: skip
+        except PermissionDenied as exc:
+            why = self._resend_refused(exc, inv, me, lang)
+            if why is None:
+                raise  # users.manage itself gone meanwhile: the general page says so
+            # At the invitation's row, saying why: a resend gives what the invitation
+            # gives, which this member may not give (a general "not allowed" said neither).
+            errors = {f"invitation-{inv.id}": why}
+            return self._users(request, account_id, errors=errors, status=403)
         return Redirect("users", {"account_id": account_id}, notice=notice.format(email=inv.email))
+
+    def _resend_refused(
+        self, exc: PermissionDenied, inv: Invitation, me: Member, lang: str
+    ) -> str | None:
+        """Why *me* may not resend *inv*, in *lang*: the access it gives outlasts the
+        member's own, or it grants permissions the member lacks; None for another cause."""
+        if exc.access_until is not None:
+            if inv.access_until is None:
+                given = translate("without an end", lang)
+            else:
+                given = translate("until {when}", lang).format(
+                    when=format_datetime(inv.access_until, lang)
+                )
+            return translate(
+                "You cannot send this invitation again: it gives access {given}, and your own "
+                "access ends on {own}. Revoke it and send a new invitation with an end on that "
+                "day or before, or ask the account owner to send it again.",
+                lang,
+            ).format(given=given, own=format_datetime(exc.access_until, lang))
+        if inv.permissions.issubset(me.permissions):
+            return None
+        if inv.permissions.is_all:
+            missing = translate("All permissions", lang)
+        else:
+            catalog = self.team.catalog
+            missing = ", ".join(
+                catalog[name].label_for(lang) if name in catalog else name
+                for name in sorted(
+                    {p.partition("@")[0] for p in (inv.permissions - me.permissions).to_list()}
+                )
+            )
+        return translate(
+            "You cannot send this invitation again: it grants permissions you do not hold "
+            "yourself ({missing}). Ask the account owner to send it again, or revoke it and "
+            "invite again with permissions you hold.",
+            lang,
+        ).format(missing=missing)
 
     def _revoke(self, request: Request, account_id: str, invitation_id: str) -> Result:
         user, _, _ = self._membership(request, account_id)
