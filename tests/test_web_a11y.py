@@ -54,7 +54,10 @@ def contrast(page: Page, selector: str, what: str) -> float:
     return float(page.locator(selector).evaluate(
         """(el, what) => {
           const rgb = getComputedStyle(el)[what].match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number);
-          const lin = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+          const lin = c => {
+            c /= 255;
+            return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+          };
           const l = 0.2126 * lin(rgb[0]) + 0.7152 * lin(rgb[1]) + 0.0722 * lin(rgb[2]);
           return 1.05 / (l + 0.05);
         }""",
@@ -84,7 +87,7 @@ def test_a_failed_save_on_a_members_page_takes_the_focus_to_its_error(demo: Demo
 
 
 def test_a_permissions_error_marks_its_choice_invalid(demo: Demo) -> None:
-    """"Select permissions" with nothing ticked: the choice that takes the focus reads as
+    """“Select permissions” with nothing ticked: the choice that takes the focus reads as
     invalid, with the error, as every field with an error does."""
     page = window(demo, OWNER, "de")
     demo.users(page)
@@ -135,7 +138,8 @@ def test_permission_chips_stay_in_their_column(demo: Demo) -> None:
                      note="Hallo,\nbitte annehmen.")  # fmt: skip
     demo.team.invite(demo.account.id, actor_id=demo.account.owner_id,
                      email="technik@agentur.example",
-                     permissions=PermissionSet.of("credentials.view", "services.manage"))  # fmt: skip
+                     permissions=PermissionSet.of("credentials.view",
+                                                  "services.manage"))  # fmt: skip
     for language, width in [("en", 1200), ("de", 1200), ("de", 1001), ("de", 768)]:
         page = window(demo, OWNER, language, width)
         demo.users(page)
