@@ -181,3 +181,15 @@ def test_the_date_picker_offers_no_day_after_the_actors_own_end(demo: Demo) -> N
                 assert field.get_attribute("type") == "date"
                 assert field.get_attribute("max") == latest, (who, language, where)
             page.context.close()
+
+
+def test_the_demo_names_its_menu_in_the_pages_language(demo: Demo) -> None:
+    """The demo panel's own links are a navigation landmark named in the page's language
+    (a German screen reader announced "Panel")."""
+    for language, name in [("en", "Customer center"), ("de", "Kundencenter")]:
+        page = window(demo, OWNER, language)
+        demo.users(page)
+        expect(page.locator("html")).to_have_attribute("lang", language)
+        menu = page.get_by_role("navigation", name=name, exact=True)
+        expect(menu.get_by_role("link")).not_to_have_count(0)
+        page.context.close()
