@@ -108,10 +108,21 @@ def test_fields_and_the_focus_ring_stand_out_from_the_card(demo: Demo) -> None:
     page = window(demo, OWNER)
     demo.users(page)
     page.locator("details.ta-more summary").click()
-    for selector in ["#ta-email", "#ta-note", "#ta-until"]:
-        assert contrast(page, selector, "borderTopColor") >= 3, selector
-        page.locator(selector).focus()
-        assert contrast(page, selector, "outlineColor") >= 3, selector
+    page.locator("details.ta-more summary").focus()
+    # by the keyboard: Tab into each field, and through the date field's parts (day,
+    # month, year, the picker's button: on one of them the ring was missing)
+    stops = ["#ta-note", "#ta-until", "#ta-until", "#ta-until", "#ta-until"]
+    for i, selector in enumerate(stops):
+        page.keyboard.press("Tab")
+        field = page.locator(selector)
+        expect(field).to_be_focused()
+        assert contrast(page, selector, "borderTopColor") >= 3, (i, selector)
+        style = field.evaluate("el => getComputedStyle(el).outlineStyle")
+        assert style == "solid", (i, selector, style)
+        assert contrast(page, selector, "outlineColor") >= 3, (i, selector)
+    page.locator("#ta-email").focus()
+    assert contrast(page, "#ta-email", "borderTopColor") >= 3
+    assert contrast(page, "#ta-email", "outlineColor") >= 3
 
 
 def test_a_date_or_a_note_with_an_error_is_drawn_as_one(demo: Demo) -> None:
