@@ -85,6 +85,12 @@ class Demo:
 
     def close(self) -> None:
         for context in self.contexts:
+            # A test's route handler may still be fetching (a stylesheet the last page
+            # asked for) as its page closes: Playwright then raises "Response has been
+            # disposed" in whatever runs next, another test. Let such handlers end quietly.
+            for page in context.pages:
+                page.unroute_all(behavior="ignoreErrors")
+            context.unroute_all(behavior="ignoreErrors")
             context.close()
         self.server.shutdown()
         self.server.server_close()
