@@ -59,6 +59,11 @@ GERMAN: dict[str, str] = {
     "Valid until": "Gültig bis",
     "without an end": "ohne Ende",
     "until {when}": "bis {when}",
+    "The access of {email} lasts beyond your own, which ends on {own}. Give it an end on "
+    "that day or before it under “Access” first, then grant more permissions.": "Der "
+    "Zugang von {email} reicht über Ihren eigenen hinaus, der am {own} endet. Geben Sie ihm "
+    "zuerst unter „Zugriff“ ein Ende an diesem Tag oder davor, dann weitere "
+    "Berechtigungen.",
     "You cannot send this invitation again: it gives access {given}, and your own access "
     "ends on {own}. Revoke it and send a new invitation with an end on that day or before, "
     "or ask the account owner to send it again.": "Sie können diese Einladung nicht erneut "

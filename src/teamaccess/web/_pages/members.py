@@ -62,7 +62,9 @@ class MemberPages(_PageBase):
                     self.team.set_permissions(account_id, user_id, chosen, actor_id=user.id)
                 except _BadChoice as exc:
                     error = str(exc)
-                except (ValidationError, Conflict, PermissionDenied) as exc:
+                except PermissionDenied as exc:
+                    error = self._unlimitable(kept, lang) or self._grant_refused(exc, target, lang)
+                except (ValidationError, Conflict) as exc:
                     error = self._unlimitable(kept, lang) or error_message(
                         exc, lang, catalog=self.team.catalog
                     )
@@ -102,6 +104,19 @@ class MemberPages(_PageBase):
             until_error="",
         )
         return Render("teamaccess/member.html", context, status)
+
+    def _grant_refused(self, exc: PermissionDenied, target: Member, lang: str) -> str:
+        """Why a save of *target*'s permissions was refused; for access that would outlast
+        the actor's, what to do first: this form has no end date, the "Access" one does."""
+        if exc.access_until is None:
+            return error_message(exc, lang, catalog=self.team.catalog)
+        text = translate(
+            "The access of {email} lasts beyond your own, which ends on {own}. Give it an "
+            "end on that day or before it under “Access” first, then grant more "
+            "permissions.",
+            lang,
+        )
+        return text.format(email=target.email, own=format_datetime(exc.access_until, lang))
 
     def _unshown(self, target: Member, shown: Collection[str] | None) -> PermissionSet:
         """The member's grants on resources a form that shows *shown* does not show
