@@ -8,6 +8,7 @@ screenshotted in German and English into ``web-screenshots/`` (git ignores it;
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -42,6 +43,7 @@ if (_why := _missing()) is not None:
     pytest.skip(f"{_why}; {HOW}", allow_module_level=True)
 
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 
 from teamaccess import TeamAccess  # noqa: E402
 from teamaccess.web import ResourcesHook  # noqa: E402
@@ -88,9 +90,10 @@ class Demo:
             # A test's route handler may still be fetching (a stylesheet the last page
             # asked for) as its page closes: Playwright then raises "Response has been
             # disposed" in whatever runs next, another test. Let such handlers end quietly.
-            for page in context.pages:
-                page.unroute_all(behavior="ignoreErrors")
-            context.unroute_all(behavior="ignoreErrors")
+            with contextlib.suppress(PlaywrightError):  # a test may have closed it
+                for page in context.pages:
+                    page.unroute_all(behavior="ignoreErrors")
+                context.unroute_all(behavior="ignoreErrors")
             context.close()
         self.server.shutdown()
         self.server.server_close()

@@ -111,3 +111,26 @@ def test_a_personal_note_keeps_its_distance_from_the_buttons(demo: Demo) -> None
         assert button is not None
         assert button["y"] - (note["y"] + note["height"]) >= 12, (width, note, button)
         page.context.close()
+
+
+def test_the_users_page_between_tablet_and_desktop(demo: Demo) -> None:
+    """Above 1000 px the tables are tables again: a long address in a row of dates and
+    buttons must break rather than push the page sideways."""
+    team, a = demo.team, demo.account.id
+    users = demo.app.extensions["teamaccess.users"]
+    owner = demo.account.owner_id
+    dev = users.add(LONG, "Dev")
+    token = team.invite(a, actor_id=owner, email=LONG, permissions=PermissionSet.of(
+        "billing.view", "services.view", "credentials.view")).token  # fmt: skip
+    assert token is not None
+    team.accept_invitation(token, user_id=dev.id, email=LONG)
+    other = "x" + LONG
+    team.invite(a, actor_id=owner, email=other, permissions=PermissionSet.of(
+        "billing.view", "services.view", "credentials.view"))  # fmt: skip
+    for language in ("en", "de"):
+        page = demo.window(language)
+        demo.login(page, OWNER)
+        for width in (1001, 1100, 1250):
+            page.set_viewport_size({"width": width, "height": 900})
+            demo.users(page)
+            fits(page, f"{language} {width}")
