@@ -49,7 +49,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import Forbidden, HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from .. import NotFound, PermissionSet, TeamAccess, ValidationError
+from .. import NotFound, TeamAccess, ValidationError
 from ._core import (
     HEADERS,
     INVITATION_COOKIE_MAX_AGE,
@@ -64,7 +64,7 @@ from ._core import (
 )
 from ._i18n import translate
 from ._pages import Pages, ResourcesHook, UrlHook
-from ._view import format_datetime
+from ._pages.base import _holdable, _inactive_message
 
 __all__ = ["Denied", "Guard", "ViewValue", "blueprint", "csrf_token"]
 
@@ -585,22 +585,3 @@ def _view_value(what: str, source: ViewValue, values: Mapping[str, Any]) -> str 
 def _well_formed(account_id: str) -> bool:
     """Whether *account_id* could name an account (one printable line, not blank)."""
     return bool(account_id.strip()) and account_id.isprintable()
-
-
-def _holdable(resource_id: str) -> bool:
-    """Whether a grant can be on *resource_id* (the library's rule for resource ids)."""
-    try:
-        PermissionSet.on("resource", resource_id)
-    except ValidationError:
-        return False
-    return True
-
-
-def _inactive_message(status: str, until: Any, account_name: str, language: str) -> str:
-    """Why a suspended or expired member can use nothing, as the pages say it."""
-    if status == "suspended":
-        text = "Your access to {account} is suspended. The account owner can reactivate it."
-    else:
-        text = "Your access to {account} ended on {when}. The account owner can extend it."
-    when = format_datetime(until, language)
-    return translate(text, language).format(account=account_name, when=when)

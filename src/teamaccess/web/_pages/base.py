@@ -94,6 +94,16 @@ def _holdable(resource_id: str) -> bool:
     return True
 
 
+def _inactive_message(status: str, until: datetime | None, account_name: str, language: str) -> str:
+    """Why a suspended or expired member can use nothing (the pages and the guard)."""
+    if status == "suspended":
+        text = "Your access to {account} is suspended. The account owner can reactivate it."
+    else:
+        text = "Your access to {account} ended on {when}. The account owner can extend it."
+    when = format_datetime(until, language)
+    return translate(text, language).format(account=account_name, when=when)
+
+
 class _BadChoice(Exception):
     """The permission chooser's resources cannot be what the page offered (a tampered
     form, or a service gone since): the message is in the user's language."""
@@ -183,15 +193,9 @@ class _PageBase:
             # One answer for both: a stranger cannot probe which account ids exist.
             raise AccountNotFound(f"no account {account_id!r} for this user") from None
         if me.status != "active" and not leaving:
-            lang = request.language
-            if me.status == "suspended":
-                text = translate("Your access to {account} is suspended. The account owner "
-                                 "can reactivate it.", lang)  # fmt: skip
-            else:
-                text = translate("Your access to {account} ended on {when}. The account owner "
-                                 "can extend it.", lang)  # fmt: skip
-            when = format_datetime(me.access_until, lang)
-            raise _Forbidden(text.format(account=account.name, when=when))
+            raise _Forbidden(
+                _inactive_message(me.status, me.access_until, account.name, request.language)
+            )
         return user, account, me
 
     def _base(self, account: Account, me: Member, section: str) -> dict[str, Any]:
