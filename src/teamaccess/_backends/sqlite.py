@@ -243,7 +243,7 @@ class SQLiteStore:
     >>> from teamaccess import SQLiteStore
     >>> store = SQLiteStore(":memory:")
     >>> store.schema_version
-    9
+    10
     >>> store.close()
     """
 
