@@ -85,3 +85,12 @@ def test_a_handler_that_asks_for_the_pages_page_without_the_blueprint() -> None:
     app.testing = True
     with pytest.raises(ValidationError, match="blueprint named 'teamaccess'"):
         app.test_client().get(f"/api/{account}/invoices", headers={"X-User": "eve"})
+
+
+def test_account_none_is_refused_when_the_view_is_decorated() -> None:
+    """``account=None`` (a permission thought of as the panel's, with no account) is
+    said when the view is decorated, not a ``TypeError`` on every request."""
+    team = TeamAccess(MemoryStore(), MemoryMailer(), secret_key="k")
+    guard = Guard(team, current_user=lambda: None)
+    with pytest.raises(ValidationError, match="account must name an argument"):
+        guard.require("billing.view", account=None)  # type: ignore[arg-type]

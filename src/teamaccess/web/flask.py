@@ -401,7 +401,10 @@ class Guard:
                 "scoped): guard the view without resource=, or mark the permission scoped"
             )
         for what, source in (("account", account), ("resource", resource)):
-            if source is not None and not isinstance(source, str) and not callable(source):
+            # account=None too: every guarded view is about one account
+            if (source is not None or what == "account") and not (
+                isinstance(source, str) or callable(source)
+            ):
                 raise ValidationError(
                     f"{what} must name an argument of the view or be a callable taking the "
                     f"view's arguments, not {type(source).__name__}"
