@@ -115,12 +115,11 @@ def test_a_key_file_another_user_owns_is_refused_even_for_root(tmp_path: Path) -
     (line, _) = refused(tmp_path, account)
     assert line == (
         f"error: the secret key file team.db.secret belongs to {owner}, not to {ME} who "
-        f"runs the command; run the command as {owner}, or if the key is yours to use, "
-        f"take the file over (as root: chown {ME} team.db.secret), or set "
-        "TEAMACCESS_SECRET_KEY\n"
+        f"runs the command; run the command as {owner} (sudo -u {owner} teamaccess ...), "
+        "or set TEAMACCESS_SECRET_KEY\n"
     )
     assert state(key) == before
-    # what it says to do works
+    # a key file of the running user's is used
     os.chown(key, os.geteuid(), os.getegid())
     assert command(tmp_path, "members", account).returncode == 0
 

@@ -523,11 +523,18 @@ def _check_key_file(path: Path, info: os.stat_result) -> None:
     if geteuid is not None and info.st_uid != geteuid():
         # Root too: a key file another user made in a shared folder is that user's key.
         owner, user = _owner_name(info.st_uid), _owner_name(geteuid())
+        if geteuid() == 0:
+            # Not "take it over": chown root would take the key from the user whose
+            # database it is, and that user's own commands would then be refused it.
+            todo = f"run the command as {owner} (sudo -u {shlex.quote(owner)} teamaccess ...)"
+        else:
+            todo = (
+                f"run the command as {owner}, or if the key is yours to use, take the file "
+                f"over (as root: chown {shlex.quote(user)} {shlex.quote(str(path))})"
+            )
         raise ConfigError(
             f"the secret key file {path} belongs to {owner}, not to {user} who runs the "
-            f"command; run the command as {owner}, or if the key is yours to use, take the "
-            f"file over (as root: chown {shlex.quote(user)} {shlex.quote(str(path))}), or "
-            "set TEAMACCESS_SECRET_KEY"
+            f"command; {todo}, or set TEAMACCESS_SECRET_KEY"
         )
     mode = stat.S_IMODE(info.st_mode)
     if mode & 0o077:

@@ -347,7 +347,8 @@ class Guard:
 
     Made once, with the ``current_user`` and ``login_url`` the blueprint takes (or the
     same ready :class:`Pages`); the blueprint named *name* must be registered, since the
-    403 page is the pages' own, with their layout and links. *headers* as for
+    403 page is the pages' own, with their layout and links, unless the app answers 403
+    itself (``@app.errorhandler(403)``). *headers* as for
     :func:`blueprint`: the login redirect and the 403 page are sent with them.
     """
 
@@ -400,7 +401,10 @@ class Guard:
                 "scoped): guard the view without resource=, or mark the permission scoped"
             )
         for what, source in (("account", account), ("resource", resource)):
-            if source is not None and not isinstance(source, str) and not callable(source):
+            # account=None too: every guarded view is about one account
+            if (source is not None or what == "account") and not (
+                isinstance(source, str) or callable(source)
+            ):
                 raise ValidationError(
                     f"{what} must name an argument of the view or be a callable taking the "
                     f"view's arguments, not {type(source).__name__}"
@@ -444,13 +448,10 @@ class Guard:
         values: Mapping[str, Any],
     ) -> None:
         # Every request, not only a refused one: a guard without its 403 page would
-        # otherwise be found out only when someone is refused.
-        if self.name not in flask.current_app.blueprints:
-            raise ValidationError(
-                f"Guard needs the blueprint named {self.name!r} registered on the app "
-                "(app.register_blueprint(blueprint(team, ...))): its 403 page is the pages' "
-                "own; or pass the blueprint's name as Guard(..., name=...)"
-            )
+        # otherwise be found out only when someone is refused. A panel that answers 403
+        # itself (a JSON API, team pages in another app) needs no page of the blueprint's.
+        if self.name not in flask.current_app.blueprints and not _answers_403():
+            raise self._unmounted()
         user = self.current_user()
         if user is None:
             req = flask.request
@@ -513,8 +514,19 @@ class Guard:
             page=lambda denied: self._page(denied, user),
         )
 
+    def _unmounted(self) -> ValidationError:
+        return ValidationError(
+            f"Guard needs the blueprint named {self.name!r} registered on the app "
+            "(app.register_blueprint(blueprint(team, ...))): its 403 page is the pages' "
+            "own; or pass the blueprint's name as Guard(..., name=...), or answer 403 "
+            "yourself with @app.errorhandler(403)"
+        )
+
     def _page(self, denied: Denied, user: User) -> Response:
         """The pages' "Not allowed" page for *denied*, in its language."""
+        if self.name not in flask.current_app.blueprints:
+            # the panel's own 403 handler asked for it (denied.get_response())
+            raise self._unmounted()
         if not flask.current_app.secret_key:
             raise ValidationError(
                 "the Flask app needs a secret_key: the 403 page's layout carries the CSRF "
@@ -544,6 +556,19 @@ class Guard:
         response = flask.make_response(html, 403)
         response.headers.update(self.headers)
         return response
+
+
+def _answers_403() -> bool:
+    """Whether an error handler of the app's, or of a blueprint of this request's, would
+    answer a :class:`Denied`: looked up as Flask looks one up (by code 403, then by class,
+    along the exception's classes)."""
+    spec = flask.current_app.error_handler_spec
+    for name in (*flask.request.blueprints, None):
+        for code in (403, None):
+            handlers = spec.get(name, {}).get(code, {})
+            if any(cls in handlers for cls in Denied.__mro__):
+                return True
+    return False
 
 
 def _check_argument(
